@@ -1,0 +1,186 @@
+/* fam.h — libfam, the client library of Kodiak's fabric-attached memory.
+ *
+ * An OpenFAM-style API: a program connects to one or more memory servers
+ * (famd), creates or looks up regions, allocates named data items inside
+ * them and reads, writes and updates their bytes with one-sided RMA and
+ * atomics over libfabric. Control requests (create, lookup, permissions)
+ * go to famd as messages; famd checks every one of them.
+ *
+ * Every call returns 0 (or a count) on success and a negative FAM_E* code on
+ * failure. fam_strerror() names a code; fam_last_error() gives the message
+ * of the last failure in the calling thread ("item 'x' not found in region
+ * 'r'"). All calls are thread safe. */
+#ifndef FAM_FAM_H
+#define FAM_FAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FAM_NAME_MAX 255 /* longest region or item name, in bytes */
+
+/* Error codes. Every failing call returns one of these (negative). */
+enum fam_error {
+    FAM_OK = 0,
+    FAM_EINVAL = -1,       /* bad argument: NULL, empty name, zero size... */
+    FAM_ENOTFOUND = -2,    /* no region or item of that name or id */
+    FAM_EEXIST = -3,       /* the name is taken */
+    FAM_EPERM = -4,        /* the caller lacks the permission */
+    FAM_EOUTOFRANGE = -5,  /* offset or size past the end of the item */
+    FAM_ENOSPACE = -6,     /* region or pool full */
+    FAM_EUNREACHABLE = -7, /* memory server unreachable or connection lost */
+    FAM_EPROTO = -8,       /* malformed or unexpected message */
+    FAM_ENOMEM = -9,       /* out of local memory */
+    FAM_EFABRIC = -10,     /* libfabric reported an error */
+    FAM_ENOTSUP = -11,     /* operation not supported here */
+    FAM_EBUSY = -12,       /* resource in use */
+    FAM_EIO = -13,         /* file I/O failed or data damaged */
+    FAM_ETIMEOUT = -14,    /* the server did not answer in time */
+};
+
+typedef struct fam fam_t;               /* one connection to the memory servers */
+typedef struct fam_region fam_region_t; /* a region descriptor */
+typedef struct fam_item fam_item_t;     /* a data item descriptor */
+
+/* How to connect. Zeroed fields take their defaults. */
+typedef struct fam_options {
+    const char *servers;  /* "host:port[,host:port...]"; NULL: $FAM_SERVERS */
+    const char *provider; /* "shm" or "tcp"; NULL: $FAM_PROVIDER, else "shm" */
+    int timeout_ms;       /* control request timeout; 0: 30000 */
+} fam_options_t;
+
+typedef enum fam_memory_type {
+    FAM_MEMORY_DEFAULT = 0,    /* whatever the memory server's pool is */
+    FAM_MEMORY_VOLATILE = 1,   /* lost when the memory server restarts */
+    FAM_MEMORY_PERSISTENT = 2, /* kept across restarts (needs a pool file) */
+} fam_memory_type_t;
+
+typedef enum fam_interleave {
+    FAM_INTERLEAVE_DEFAULT = 0, /* as DISABLE */
+    FAM_INTERLEAVE_ENABLE = 1,  /* stripe items over all memory servers */
+    FAM_INTERLEAVE_DISABLE = 2, /* each item on one memory server */
+} fam_interleave_t;
+
+typedef struct fam_region_attr {
+    fam_memory_type_t memory_type;
+    fam_interleave_t interleave;
+    uint64_t stripe_size; /* bytes per stripe when interleaved; 0: default */
+} fam_region_attr_t;
+
+/* What fam_stat_region / fam_stat_item report. */
+typedef struct fam_stat {
+    char name[FAM_NAME_MAX + 1];
+    uint64_t size;     /* bytes: the region's limit or the item's size */
+    uint64_t used;     /* regions: bytes allocated to items; items: size */
+    uint64_t id;       /* region or item id on its first memory server */
+    uint64_t region_id;
+    uint32_t uid, gid; /* owner */
+    mode_t perm;       /* permission bits, as chmod */
+    fam_memory_type_t memory_type;
+    fam_interleave_t interleave;
+    uint64_t stripe_size;
+    uint32_t num_servers; /* memory servers the data is spread over */
+} fam_stat_t;
+
+/* ---- errors ---------------------------------------------------------- */
+const char *fam_strerror(int code);
+const char *fam_last_error(void); /* this thread's last failure message */
+
+/* ---- set-up ------------------------------------------------------------ */
+int fam_initialize(const fam_options_t *opts, fam_t **out);
+int fam_finalize(fam_t *f); /* waits for outstanding operations; frees f */
+int fam_num_servers(const fam_t *f);
+
+/* ---- regions ---------------------------------------------------------- */
+int fam_create_region(fam_t *f, const char *name, uint64_t size, mode_t perm,
+                      const fam_region_attr_t *attr, fam_region_t **out);
+int fam_lookup_region(fam_t *f, const char *name, fam_region_t **out);
+int fam_destroy_region(fam_t *f, fam_region_t *r); /* frees r, and its items */
+int fam_resize_region(fam_t *f, fam_region_t *r, uint64_t size);
+int fam_change_region_permissions(fam_t *f, fam_region_t *r, mode_t perm);
+int fam_stat_region(fam_t *f, fam_region_t *r, fam_stat_t *st);
+void fam_release_region(fam_region_t *r); /* forget a descriptor */
+
+/* ---- data items -------------------------------------------------------- */
+/* name may be NULL for an unnamed item. New items read as zeros. */
+int fam_allocate(fam_t *f, const char *name, uint64_t size, mode_t perm,
+                 fam_region_t *r, fam_item_t **out);
+int fam_lookup(fam_t *f, const char *item, const char *region, fam_item_t **out);
+int fam_deallocate(fam_t *f, fam_item_t *d); /* frees d */
+int fam_change_permissions(fam_t *f, fam_item_t *d, mode_t perm);
+int fam_stat(fam_t *f, fam_item_t *d, fam_stat_t *st);
+uint64_t fam_item_size(const fam_item_t *d);
+void fam_release(fam_item_t *d); /* forget a descriptor, keep the item */
+
+/* ---- put and get ------------------------------------------------------- */
+int fam_put_blocking(fam_t *f, const void *src, fam_item_t *d, uint64_t off,
+                     uint64_t n);
+int fam_get_blocking(fam_t *f, void *dst, fam_item_t *d, uint64_t off,
+                     uint64_t n);
+/* Non-blocking: buffers must stay untouched until fam_quiet() returns. */
+int fam_put_nonblocking(fam_t *f, const void *src, fam_item_t *d, uint64_t off,
+                        uint64_t n);
+int fam_get_nonblocking(fam_t *f, void *dst, fam_item_t *d, uint64_t off,
+                        uint64_t n);
+int fam_quiet(fam_t *f);    /* wait for all outstanding operations */
+int fam_fence(fam_t *f);    /* order operations before it before those after */
+int64_t fam_progress(fam_t *f); /* drive progress; returns ops outstanding */
+
+/* ---- atomics ------------------------------------------------------------
+ * For each type T in int32, int64, uint32, uint64, float, double:
+ *   fam_set_T, fam_add_T, fam_subtract_T, fam_min_T, fam_max_T
+ *   fam_fetch_T (atomic read), fam_swap_T, fam_compare_swap_T,
+ *   fam_fetch_add_T, fam_fetch_subtract_T, fam_fetch_min_T, fam_fetch_max_T
+ * and for the integer types also fam_and_T, fam_or_T, fam_xor_T and their
+ * fam_fetch_ variants. Every atomic returns once the memory server has
+ * applied it (fetching ones with the old value). Offsets must be aligned to
+ * the operand's size. */
+#define FAM_ATOMIC_DECLS_(T, N)                                                 \
+    int fam_set_##N(fam_t *f, fam_item_t *d, uint64_t off, T v);                 \
+    int fam_add_##N(fam_t *f, fam_item_t *d, uint64_t off, T v);                 \
+    int fam_subtract_##N(fam_t *f, fam_item_t *d, uint64_t off, T v);            \
+    int fam_min_##N(fam_t *f, fam_item_t *d, uint64_t off, T v);                 \
+    int fam_max_##N(fam_t *f, fam_item_t *d, uint64_t off, T v);                 \
+    int fam_fetch_##N(fam_t *f, fam_item_t *d, uint64_t off, T *old);            \
+    int fam_swap_##N(fam_t *f, fam_item_t *d, uint64_t off, T v, T *old);        \
+    int fam_compare_swap_##N(fam_t *f, fam_item_t *d, uint64_t off, T expected, \
+                             T desired, T *old);                                \
+    int fam_fetch_add_##N(fam_t *f, fam_item_t *d, uint64_t off, T v, T *old);   \
+    int fam_fetch_subtract_##N(fam_t *f, fam_item_t *d, uint64_t off, T v,       \
+                               T *old);                                         \
+    int fam_fetch_min_##N(fam_t *f, fam_item_t *d, uint64_t off, T v, T *old);   \
+    int fam_fetch_max_##N(fam_t *f, fam_item_t *d, uint64_t off, T v, T *old);
+#define FAM_ATOMIC_BIT_DECLS_(T, N)                                             \
+    int fam_and_##N(fam_t *f, fam_item_t *d, uint64_t off, T v);                 \
+    int fam_or_##N(fam_t *f, fam_item_t *d, uint64_t off, T v);                  \
+    int fam_xor_##N(fam_t *f, fam_item_t *d, uint64_t off, T v);                 \
+    int fam_fetch_and_##N(fam_t *f, fam_item_t *d, uint64_t off, T v, T *old);   \
+    int fam_fetch_or_##N(fam_t *f, fam_item_t *d, uint64_t off, T v, T *old);    \
+    int fam_fetch_xor_##N(fam_t *f, fam_item_t *d, uint64_t off, T v, T *old);
+
+FAM_ATOMIC_DECLS_(int32_t, int32)
+FAM_ATOMIC_DECLS_(int64_t, int64)
+FAM_ATOMIC_DECLS_(uint32_t, uint32)
+FAM_ATOMIC_DECLS_(uint64_t, uint64)
+FAM_ATOMIC_DECLS_(float, float)
+FAM_ATOMIC_DECLS_(double, double)
+FAM_ATOMIC_BIT_DECLS_(int32_t, int32)
+FAM_ATOMIC_BIT_DECLS_(int64_t, int64)
+FAM_ATOMIC_BIT_DECLS_(uint32_t, uint32)
+FAM_ATOMIC_BIT_DECLS_(uint64_t, uint64)
+
+/* 128-bit compare-and-swap at a 16-byte aligned offset; values are given as
+ * two 64-bit halves (lo = bytes 0..7, little-endian). Done by the memory
+ * server, atomically with respect to the other atomics. */
+int fam_compare_swap_int128(fam_t *f, fam_item_t *d, uint64_t off,
+                            const uint64_t expected[2],
+                            const uint64_t desired[2], uint64_t old[2]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FAM_FAM_H */

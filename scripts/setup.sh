@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# setup.sh — install the Debian packages Kodiak needs to build, test and run.
+#
+# Idempotent: packages already installed are skipped, and apt is not touched
+# at all when nothing is missing. Python code runs on /usr/bin/python3 with
+# Debian's packages (no PyPI on these machines).
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config
+  libfabric-dev libfabric-bin            # fabric transport (shm, tcp)
+  libopenmpi-dev openmpi-bin             # kodiakd's ranks
+  libzmq3-dev                            # client <-> kodiakd
+  libhdf5-dev                            # HDF5 virtual file driver
+  zlib1g-dev                             # CRC32 of metadata and backups
+  libcmocka-dev                          # C unit tests
+  python3 python3-numpy python3-pandas python3-zmq python3-pytest python3-tqdm
+  valgrind util-linux procps iproute2
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,421 @@
+/* fam_data.c — libfam's data path: put, get and atomics as libfabric RMA.
+ *
+ * One RDM endpoint per fam_t reaches every memory server. A blocking call
+ * posts its operation and reads the completion queue until that operation
+ * completes (spinning: the completion arrives within microseconds, and the
+ * software providers need the initiator to drive progress anyway).
+ * Non-blocking calls post and return; fam_quiet() reads completions until
+ * none are outstanding. One mutex serializes use of the endpoint, which
+ * makes every call thread safe.
+ *
+ * Bounds are checked here against the size famd reported, and enforced
+ * again by the provider against famd's registration of the item. A key
+ * famd has revoked (permissions changed) fails with a fabric error; the
+ * call then asks famd for a fresh key once and retries. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rdma/fi_atomic.h>
+#include <rdma/fi_cm.h>
+#include <rdma/fi_endpoint.h>
+#include <rdma/fi_errno.h>
+#include <rdma/fi_rma.h>
+
+#include "fam_internal.h"
+
+/* The context of one posted operation. */
+struct fam_op {
+    struct fi_context ctx; /* owned by the provider while in flight */
+    int nb;                /* 1: non-blocking, freed on completion */
+    volatile int done;     /* blocking: set when complete */
+    int err;               /* libfabric error (positive), 0 if none */
+};
+
+int fam_fabric_open(fam_t *f)
+{
+    struct fi_info *hints = fi_allocinfo();
+    if (!hints) return fam_fail(FAM_ENOMEM, "out of memory");
+    hints->ep_attr->type = FI_EP_RDM;
+    hints->caps = FI_RMA | FI_ATOMIC | FI_MSG | FI_READ | FI_WRITE | FI_SEND |
+                  FI_RECV;
+    hints->mode = FI_CONTEXT;
+    hints->domain_attr->mr_mode = FI_MR_VIRT_ADDR | FI_MR_ALLOCATED |
+                                  FI_MR_PROV_KEY | FI_MR_ENDPOINT;
+    hints->domain_attr->threading = FI_THREAD_DOMAIN; /* we hold flock */
+    hints->tx_attr->op_flags = FI_DELIVERY_COMPLETE;
+    hints->fabric_attr->prov_name =
+        strdup(strcmp(f->provider, "tcp") == 0 ? "tcp;ofi_rxm" : f->provider);
+    /* tcp: use the loopback interface when the servers are local, so no
+     * traffic leaves the machine */
+    const char *node = strcmp(f->provider, "shm") == 0 ? NULL : "127.0.0.1";
+    int rc = fi_getinfo(FI_VERSION(1, 17), node, NULL, node ? FI_SOURCE : 0,
+                        hints, &f->info);
+    if (rc == -FI_ENODATA) { /* provider without delivery-complete */
+        hints->tx_attr->op_flags = 0;
+        rc = fi_getinfo(FI_VERSION(1, 17), node, NULL, node ? FI_SOURCE : 0,
+                        hints, &f->info);
+    }
+    fi_freeinfo(hints);
+    if (rc)
+        return fam_fail(FAM_EFABRIC, "no libfabric provider '%s' with RMA and "
+                        "atomics: %s", f->provider, fi_strerror(-rc));
+    f->max_msg = f->info->ep_attr->max_msg_size;
+    if (f->max_msg > (1ull << 30)) f->max_msg = 1ull << 30;
+    struct fi_av_attr av_attr = {.type = FI_AV_TABLE};
+    struct fi_cq_attr cq_attr = {.format = FI_CQ_FORMAT_CONTEXT, .size = 4096};
+    if ((rc = fi_fabric(f->info->fabric_attr, &f->fabric, NULL)) ||
+        (rc = fi_domain(f->fabric, f->info, &f->domain, NULL)) ||
+        (rc = fi_av_open(f->domain, &av_attr, &f->av, NULL)) ||
+        (rc = fi_cq_open(f->domain, &cq_attr, &f->cq, NULL)) ||
+        (rc = fi_endpoint(f->domain, f->info, &f->ep, NULL)) ||
+        (rc = fi_ep_bind(f->ep, &f->av->fid, 0)) ||
+        (rc = fi_ep_bind(f->ep, &f->cq->fid, FI_TRANSMIT | FI_RECV)) ||
+        (rc = fi_enable(f->ep)))
+        return fam_fail(FAM_EFABRIC, "cannot open a '%s' fabric endpoint: %s",
+                        f->provider, fi_strerror(-rc));
+    return 0;
+}
+
+void fam_fabric_close(fam_t *f)
+{
+    if (f->ep) fi_close(&f->ep->fid);
+    if (f->cq) fi_close(&f->cq->fid);
+    if (f->av) fi_close(&f->av->fid);
+    if (f->domain) fi_close(&f->domain->fid);
+    if (f->fabric) fi_close(&f->fabric->fid);
+    if (f->info) fi_freeinfo(f->info);
+    f->ep = NULL;
+}
+
+int fam_fabric_getname(fam_t *f, void *addr, size_t *len)
+{
+    int rc = fi_getname(&f->ep->fid, addr, len);
+    return rc ? fam_fail(FAM_EFABRIC, "fi_getname: %s", fi_strerror(-rc)) : 0;
+}
+
+int fam_fabric_add_server(fam_t *f, struct fam_server *s, const void *addr,
+                          size_t len)
+{
+    (void)len;
+    int n = fi_av_insert(f->av, addr, 1, &s->addr, 0, NULL);
+    if (n != 1)
+        return fam_fail(FAM_EFABRIC, "cannot add memory server %s:%d to the "
+                        "address vector", s->host, s->port);
+    return 0;
+}
+
+/* ---- completions (call with flock held) --------------------------------- */
+
+static void complete(fam_t *f, struct fam_op *op, int err)
+{
+    if (op->nb) {
+        if (err && !f->nb_error) {
+            f->nb_error = FAM_EFABRIC;
+            snprintf(f->nb_msg, sizeof f->nb_msg, "%s", fi_strerror(err));
+        }
+        f->outstanding--;
+        free(op);
+    } else {
+        op->err = err;
+        op->done = 1;
+    }
+}
+
+static int drain(fam_t *f)
+{
+    struct fi_cq_entry e[16];
+    ssize_t n = fi_cq_read(f->cq, e, 16);
+    if (n > 0) {
+        for (ssize_t i = 0; i < n; i++) complete(f, e[i].op_context, 0);
+        return (int)n;
+    }
+    if (n == -FI_EAVAIL) {
+        struct fi_cq_err_entry err = {0};
+        if (fi_cq_readerr(f->cq, &err, 0) == 1 && err.op_context)
+            complete(f, err.op_context, err.err ? err.err : FI_EIO);
+        return 1;
+    }
+    return 0;
+}
+
+/* Post with `post` until it is accepted (the provider may say EAGAIN while
+ * its queues are full; reading completions makes room). */
+#define POST(f, r, call)                                 \
+    do {                                                 \
+        while (((r) = (call)) == -FI_EAGAIN) drain(f);   \
+    } while (0)
+
+static int wait_op(fam_t *f, struct fam_op *op)
+{
+    while (!op->done) drain(f);
+    return op->err;
+}
+
+/* ---- put and get -------------------------------------------------------- */
+
+static int check_range(fam_t *f, fam_item_t *d, uint64_t off, uint64_t n,
+                       const void *buf, const char *what)
+{
+    fam_clear_error();
+    if (!f || !d) return fam_fail(FAM_EINVAL, "%s: NULL fam_t or descriptor", what);
+    if (!buf && n) return fam_fail(FAM_EINVAL, "%s: buffer is NULL", what);
+    if (off > d->size || n > d->size - off)
+        return fam_fail(FAM_EOUTOFRANGE, "%s of %llu bytes at offset %llu is "
+                        "past the end of '%s' (%llu bytes)", what,
+                        (unsigned long long)n, (unsigned long long)off,
+                        d->name, (unsigned long long)d->size);
+    return 0;
+}
+
+static uint64_t raddr(fam_t *f, fam_item_t *d, uint64_t off)
+{
+    return (f->srv[d->server].virt_addr ? d->base : 0) + off;
+}
+
+/* Turn a failed completion into an error; refresh the key if famd revoked
+ * it. Returns 1 when the caller should retry with the new key. */
+static int rma_failed(fam_t *f, fam_item_t *d, int err, int *retried,
+                      const char *what, int *rc)
+{
+    if (!*retried) {
+        *retried = 1;
+        pthread_mutex_unlock(&f->flock);
+        int r = fam_item_refresh(f, d); /* EPERM or NOTFOUND says why */
+        pthread_mutex_lock(&f->flock);
+        if (r == 0) return 1;
+        *rc = r;
+        return 0;
+    }
+    *rc = fam_fail(FAM_EFABRIC, "%s on '%s' failed: %s", what, d->name,
+                   fi_strerror(err));
+    return 0;
+}
+
+static int rma(fam_t *f, int write, void *buf, fam_item_t *d, uint64_t off,
+               uint64_t n, int blocking)
+{
+    const char *what = write ? "put" : "get";
+    int rc = check_range(f, d, off, n, buf, what);
+    if (rc) return rc;
+    if (write && !d->writable)
+        return fam_fail(FAM_EPERM, "no permission to write item '%s' (it was "
+                        "opened read-only)", d->name);
+    if (n == 0) return 0;
+    pthread_mutex_lock(&f->flock);
+    int retried = 0;
+again:
+    rc = 0;
+    fi_addr_t dest = f->srv[d->server].addr;
+    /* split into at most max_msg pieces, all in flight at once */
+    uint64_t pieces = (n + f->max_msg - 1) / f->max_msg;
+    struct fam_op ops_local[4];
+    struct fam_op *ops = ops_local;
+    if (blocking && pieces > 4 && !(ops = calloc(pieces, sizeof *ops))) {
+        pthread_mutex_unlock(&f->flock);
+        return fam_fail(FAM_ENOMEM, "out of memory");
+    }
+    uint64_t posted = 0;
+    for (uint64_t i = 0; i < pieces; i++) {
+        uint64_t at = i * f->max_msg, len = n - at < f->max_msg ? n - at : f->max_msg;
+        struct fam_op *op = blocking ? &ops[i] : calloc(1, sizeof *op);
+        if (!op) { rc = fam_fail(FAM_ENOMEM, "out of memory"); break; }
+        memset(op, 0, sizeof *op);
+        op->nb = !blocking;
+        char *p = (char *)buf + at;
+        ssize_t r;
+        if (write)
+            POST(f, r, fi_write(f->ep, p, len, NULL, dest, raddr(f, d, off + at), d->key, op));
+        else
+            POST(f, r, fi_read(f->ep, p, len, NULL, dest, raddr(f, d, off + at), d->key, op));
+        if (r) {
+            if (!blocking) free(op);
+            rc = fam_fail(FAM_EFABRIC, "%s on '%s' could not be posted: %s",
+                          what, d->name, fi_strerror((int)-r));
+            break;
+        }
+        if (!blocking) f->outstanding++;
+        posted++;
+    }
+    if (blocking) {
+        int err = 0;
+        for (uint64_t i = 0; i < posted; i++) {
+            int e = wait_op(f, &ops[i]);
+            if (e && !err) err = e;
+        }
+        if (ops != ops_local) free(ops);
+        if (!rc && err) {
+            if (rma_failed(f, d, err, &retried, what, &rc)) goto again;
+        }
+    }
+    pthread_mutex_unlock(&f->flock);
+    return rc;
+}
+
+int fam_put_blocking(fam_t *f, const void *src, fam_item_t *d, uint64_t off,
+                     uint64_t n)
+{
+    return rma(f, 1, (void *)src, d, off, n, 1);
+}
+
+int fam_get_blocking(fam_t *f, void *dst, fam_item_t *d, uint64_t off, uint64_t n)
+{
+    return rma(f, 0, dst, d, off, n, 1);
+}
+
+int fam_put_nonblocking(fam_t *f, const void *src, fam_item_t *d, uint64_t off,
+                        uint64_t n)
+{
+    return rma(f, 1, (void *)src, d, off, n, 0);
+}
+
+int fam_get_nonblocking(fam_t *f, void *dst, fam_item_t *d, uint64_t off,
+                        uint64_t n)
+{
+    return rma(f, 0, dst, d, off, n, 0);
+}
+
+int fam_quiet(fam_t *f)
+{
+    fam_clear_error();
+    if (!f) return fam_fail(FAM_EINVAL, "fam_t is NULL");
+    pthread_mutex_lock(&f->flock);
+    while (f->outstanding > 0) drain(f);
+    int rc = 0;
+    if (f->nb_error) {
+        rc = fam_fail(f->nb_error, "a non-blocking operation failed: %s",
+                      f->nb_msg);
+        f->nb_error = 0;
+    }
+    pthread_mutex_unlock(&f->flock);
+    return rc;
+}
+
+/* Operations are not reordered across a fence: we simply wait for all that
+ * were issued before it, which is stronger than needed and always correct. */
+int fam_fence(fam_t *f) { return fam_quiet(f); }
+
+int64_t fam_progress(fam_t *f)
+{
+    if (!f) return fam_fail(FAM_EINVAL, "fam_t is NULL");
+    pthread_mutex_lock(&f->flock);
+    drain(f);
+    int64_t n = f->outstanding;
+    pthread_mutex_unlock(&f->flock);
+    return n;
+}
+
+/* ---- atomics ------------------------------------------------------------ */
+
+/* kind: 0 = no result, 1 = fetch, 2 = compare */
+static int atomic_op(fam_t *f, fam_item_t *d, uint64_t off, const void *val,
+                     const void *cmp, void *old, size_t size,
+                     enum fi_datatype dt, enum fi_op op, int kind,
+                     const char *what)
+{
+    int rc = check_range(f, d, off, size, val, what);
+    if (rc) return rc;
+    if (off % size)
+        return fam_fail(FAM_EINVAL, "%s at offset %llu of '%s': the offset "
+                        "must be a multiple of %zu", what,
+                        (unsigned long long)off, d->name, size);
+    if (kind && !old) return fam_fail(FAM_EINVAL, "%s: result pointer is NULL", what);
+    int reads_only = op == FI_ATOMIC_READ;
+    if (!reads_only && !d->writable)
+        return fam_fail(FAM_EPERM, "no permission to update item '%s' (it "
+                        "was opened read-only)", d->name);
+    pthread_mutex_lock(&f->flock);
+    int retried = 0;
+again:;
+    struct fam_op o = {0};
+    fi_addr_t dest = f->srv[d->server].addr;
+    uint64_t a = raddr(f, d, off);
+    uint8_t scratch[16];
+    ssize_t r;
+    if (kind == 0)
+        POST(f, r, fi_atomic(f->ep, val, 1, NULL, dest, a, d->key, dt, op, &o));
+    else if (kind == 1)
+        POST(f, r, fi_fetch_atomic(f->ep, reads_only ? scratch : val, 1, NULL,
+                                   old, NULL, dest, a, d->key, dt, op, &o));
+    else
+        POST(f, r, fi_compare_atomic(f->ep, val, 1, NULL, cmp, NULL, old, NULL,
+                                     dest, a, d->key, dt, op, &o));
+    if (r) {
+        pthread_mutex_unlock(&f->flock);
+        return fam_fail(FAM_EFABRIC, "%s on '%s' could not be posted: %s", what,
+                        d->name, fi_strerror((int)-r));
+    }
+    int err = wait_op(f, &o);
+    if (err && rma_failed(f, d, err, &retried, what, &rc)) goto again;
+    pthread_mutex_unlock(&f->flock);
+    return err ? rc : 0;
+}
+
+#define DEF_ATOMICS(T, N, DT, NEG)                                              \
+    int fam_set_##N(fam_t *f, fam_item_t *d, uint64_t off, T v)                 \
+    { return atomic_op(f, d, off, &v, NULL, NULL, sizeof(T), DT, FI_ATOMIC_WRITE, 0, "set"); } \
+    int fam_add_##N(fam_t *f, fam_item_t *d, uint64_t off, T v)                 \
+    { return atomic_op(f, d, off, &v, NULL, NULL, sizeof(T), DT, FI_SUM, 0, "add"); } \
+    int fam_subtract_##N(fam_t *f, fam_item_t *d, uint64_t off, T v)            \
+    { T n = NEG(v); return atomic_op(f, d, off, &n, NULL, NULL, sizeof(T), DT, FI_SUM, 0, "subtract"); } \
+    int fam_min_##N(fam_t *f, fam_item_t *d, uint64_t off, T v)                 \
+    { return atomic_op(f, d, off, &v, NULL, NULL, sizeof(T), DT, FI_MIN, 0, "min"); } \
+    int fam_max_##N(fam_t *f, fam_item_t *d, uint64_t off, T v)                 \
+    { return atomic_op(f, d, off, &v, NULL, NULL, sizeof(T), DT, FI_MAX, 0, "max"); } \
+    int fam_fetch_##N(fam_t *f, fam_item_t *d, uint64_t off, T *old)            \
+    { T z = 0; return atomic_op(f, d, off, &z, NULL, old, sizeof(T), DT, FI_ATOMIC_READ, 1, "fetch"); } \
+    int fam_swap_##N(fam_t *f, fam_item_t *d, uint64_t off, T v, T *old)        \
+    { return atomic_op(f, d, off, &v, NULL, old, sizeof(T), DT, FI_ATOMIC_WRITE, 1, "swap"); } \
+    int fam_compare_swap_##N(fam_t *f, fam_item_t *d, uint64_t off, T e, T v, T *old) \
+    { return atomic_op(f, d, off, &v, &e, old, sizeof(T), DT, FI_CSWAP, 2, "compare_swap"); } \
+    int fam_fetch_add_##N(fam_t *f, fam_item_t *d, uint64_t off, T v, T *old)   \
+    { return atomic_op(f, d, off, &v, NULL, old, sizeof(T), DT, FI_SUM, 1, "fetch_add"); } \
+    int fam_fetch_subtract_##N(fam_t *f, fam_item_t *d, uint64_t off, T v, T *old) \
+    { T n = NEG(v); return atomic_op(f, d, off, &n, NULL, old, sizeof(T), DT, FI_SUM, 1, "fetch_subtract"); } \
+    int fam_fetch_min_##N(fam_t *f, fam_item_t *d, uint64_t off, T v, T *old)   \
+    { return atomic_op(f, d, off, &v, NULL, old, sizeof(T), DT, FI_MIN, 1, "fetch_min"); } \
+    int fam_fetch_max_##N(fam_t *f, fam_item_t *d, uint64_t off, T v, T *old)   \
+    { return atomic_op(f, d, off, &v, NULL, old, sizeof(T), DT, FI_MAX, 1, "fetch_max"); }
+
+#define DEF_BIT_ATOMICS(T, N, DT)                                               \
+    int fam_and_##N(fam_t *f, fam_item_t *d, uint64_t off, T v)                 \
+    { return atomic_op(f, d, off, &v, NULL, NULL, sizeof(T), DT, FI_BAND, 0, "and"); } \
+    int fam_or_##N(fam_t *f, fam_item_t *d, uint64_t off, T v)                  \
+    { return atomic_op(f, d, off, &v, NULL, NULL, sizeof(T), DT, FI_BOR, 0, "or"); } \
+    int fam_xor_##N(fam_t *f, fam_item_t *d, uint64_t off, T v)                 \
+    { return atomic_op(f, d, off, &v, NULL, NULL, sizeof(T), DT, FI_BXOR, 0, "xor"); } \
+    int fam_fetch_and_##N(fam_t *f, fam_item_t *d, uint64_t off, T v, T *old)   \
+    { return atomic_op(f, d, off, &v, NULL, old, sizeof(T), DT, FI_BAND, 1, "fetch_and"); } \
+    int fam_fetch_or_##N(fam_t *f, fam_item_t *d, uint64_t off, T v, T *old)    \
+    { return atomic_op(f, d, off, &v, NULL, old, sizeof(T), DT, FI_BOR, 1, "fetch_or"); } \
+    int fam_fetch_xor_##N(fam_t *f, fam_item_t *d, uint64_t off, T v, T *old)   \
+    { return atomic_op(f, d, off, &v, NULL, old, sizeof(T), DT, FI_BXOR, 1, "fetch_xor"); }
+
+/* Subtraction is addition of the negation; for unsigned types that is the
+ * two's complement, which wraps exactly as subtraction does. */
+#define NEG_SIGNED(v) (T)(-(v))
+#define NEG_UNSIGNED(v) (T)(0ull - (uint64_t)(v))
+
+#define T int32_t
+DEF_ATOMICS(int32_t, int32, FI_INT32, NEG_UNSIGNED)
+DEF_BIT_ATOMICS(int32_t, int32, FI_INT32)
+#undef T
+#define T int64_t
+DEF_ATOMICS(int64_t, int64, FI_INT64, NEG_UNSIGNED)
+DEF_BIT_ATOMICS(int64_t, int64, FI_INT64)
+#undef T
+#define T uint32_t
+DEF_ATOMICS(uint32_t, uint32, FI_UINT32, NEG_UNSIGNED)
+DEF_BIT_ATOMICS(uint32_t, uint32, FI_UINT32)
+#undef T
+#define T uint64_t
+DEF_ATOMICS(uint64_t, uint64, FI_UINT64, NEG_UNSIGNED)
+DEF_BIT_ATOMICS(uint64_t, uint64, FI_UINT64)
+#undef T
+#define T float
+DEF_ATOMICS(float, float, FI_FLOAT, NEG_SIGNED)
+#undef T
+#define T double
+DEF_ATOMICS(double, double, FI_DOUBLE, NEG_SIGNED)
+#undef T

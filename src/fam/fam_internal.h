@@ -1,0 +1,82 @@
+/* fam_internal.h — libfam's private structures, shared by its files. */
+#ifndef FAM_INTERNAL_H
+#define FAM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <rdma/fabric.h>
+#include <rdma/fi_domain.h>
+
+#include "fam/fam.h"
+#include "fam_proto.h"
+
+/* One memory server this client talks to. */
+struct fam_server {
+    char host[256];
+    int port;
+    int fd;               /* control socket; -1 once it failed */
+    pthread_mutex_t lock; /* one control request at a time on fd */
+    uint32_t seq;         /* next request number */
+    fi_addr_t addr;       /* famd's endpoint in our address vector */
+    int virt_addr;        /* RMA addresses are virtual (base + offset) */
+    int persistent;       /* famd's pool survives restarts */
+    uint64_t pool_size;
+    uint32_t uid, gid;    /* who famd says we are */
+};
+
+/* A connection to all memory servers (fam_t). */
+struct fam {
+    int nservers;
+    struct fam_server *srv;
+    char provider[16];     /* "shm" or "tcp" */
+    int timeout_ms;        /* control request timeout */
+    /* fabric */
+    struct fi_info *info;
+    struct fid_fabric *fabric;
+    struct fid_domain *domain;
+    struct fid_av *av;
+    struct fid_cq *cq;
+    struct fid_ep *ep;
+    size_t max_msg;        /* largest single RMA transfer */
+    pthread_mutex_t flock; /* serializes use of the endpoint and CQ */
+    int64_t outstanding;   /* non-blocking operations in flight */
+    int nb_error;          /* first error of a non-blocking operation */
+    char nb_msg[256];      /* its message */
+};
+
+/* A region descriptor. */
+struct fam_region {
+    int server;           /* memory server holding the region's record */
+    uint64_t id;
+    char name[FAM_NAME_MAX + 1];
+};
+
+/* A data item descriptor. */
+struct fam_item {
+    int server;           /* memory server holding the bytes */
+    uint64_t id, region_id;
+    uint64_t size;        /* bytes */
+    uint64_t key;         /* remote key from famd */
+    uint64_t base;        /* added to offsets for RMA addresses */
+    int writable;         /* key allows writes and atomics */
+    char name[FAM_NAME_MAX + 1];
+};
+
+/* fam_error.c */
+int fam_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fam_clear_error(void);
+
+/* fam_core.c */
+int fam_rpc(fam_t *f, int server, uint16_t op, const struct famp_req *q,
+            struct famp_info *o);
+int fam_item_refresh(fam_t *f, fam_item_t *d);
+
+/* fam_data.c */
+int fam_fabric_open(fam_t *f);
+void fam_fabric_close(fam_t *f);
+int fam_fabric_add_server(fam_t *f, struct fam_server *s, const void *addr,
+                          size_t len);
+int fam_fabric_getname(fam_t *f, void *addr, size_t *len);
+
+#endif /* FAM_INTERNAL_H */

@@ -1,0 +1,147 @@
+/* famd.h — private declarations shared by the files of the memory server.
+ *
+ * famd is one process, one thread: an event loop (famd_main.c) reads control
+ * requests from sockets and answers them (famd_rpc.c) against one memory pool
+ * (famd_pool.c), whose bytes clients reach with one-sided RMA through the
+ * libfabric endpoint set up in famd_fabric.c. Being single-threaded, none of
+ * the state below needs a lock. */
+#ifndef FAMD_H
+#define FAMD_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fam/fam.h"
+#include "fam_proto.h"
+
+#define FAMD_PAGE 4096u
+#define FAMD_REC_SIZE 512u
+#define FAMD_MIN_POOL (16ull << 20)
+#define FAMD_SLOT_BITS 24 /* ids carry the record slot in their low bits */
+
+/* First 4 KiB of the pool. Written once when the pool is formatted, except
+ * next_id which grows with every new region or item. */
+struct famd_super {
+    char magic[16];     /* FAMD_SUPER_MAGIC */
+    uint64_t version;   /* layout version, 1 */
+    uint64_t pool_size; /* bytes of the whole pool, header included */
+    uint64_t nslots;    /* metadata records */
+    uint64_t meta_off;  /* first record's offset */
+    uint64_t data_off;  /* first byte handed out to items (page aligned) */
+    _Atomic uint64_t next_id; /* next id counter (shifted left by SLOT_BITS) */
+};
+#define FAMD_SUPER_MAGIC "KODIAK-FAMPOOL1"
+
+enum famd_rec_kind {
+    FAMD_REC_FREE = 0,
+    FAMD_REC_REGION = 0x4e474552u, /* "REGN" */
+    FAMD_REC_ITEM = 0x4d455449u,   /* "ITEM" */
+};
+
+/* One metadata record, FAMD_REC_SIZE bytes, in the pool itself. A record is
+ * written while its state is FREE and committed by one aligned 8-byte store
+ * of its kind into `state`; it is deleted by storing FREE. Later changes
+ * (mode, size) are single aligned stores too, so a kill -9 at any instant
+ * leaves every record either before or after a change, never half-made. */
+struct famd_rec {
+    _Atomic uint64_t state; /* enum famd_rec_kind; FREE = slot unused */
+    uint64_t id;            /* unique in this pool; low bits = slot */
+    uint64_t region_id;     /* items: the region they belong to */
+    uint64_t offset;        /* items: first byte in the pool */
+    _Atomic uint64_t size;  /* regions: limit; items: bytes asked for */
+    uint64_t stripe;        /* regions: stripe size for interleaving */
+    uint32_t uid, gid;      /* owner */
+    _Atomic uint32_t mode;  /* permission bits */
+    uint32_t memtype;       /* regions: fam_memory_type_t */
+    uint32_t interleave;    /* regions: fam_interleave_t */
+    uint32_t unnamed;       /* items: 1 if allocated without a name */
+    char name[FAM_NAME_MAX + 1];
+    uint8_t pad[FAMD_REC_SIZE - 72 - (FAM_NAME_MAX + 1)];
+};
+_Static_assert(sizeof(struct famd_rec) == FAMD_REC_SIZE, "record size");
+
+/* A run of free pool bytes. */
+struct famd_extent {
+    uint64_t off, len;
+};
+
+struct fid_mr;
+
+/* Run-time state of one record slot (not persisted). */
+struct famd_live {
+    int32_t next;          /* next slot in the same name-hash bucket, or -1 */
+    uint64_t used;         /* regions: bytes given to their items */
+    struct fid_mr *mr_rw;  /* items: registration allowing read+write */
+    struct fid_mr *mr_ro;  /* items: registration allowing read only */
+    uint64_t key_rw, key_ro;
+};
+
+/* Who sent a request, as learned from the kernel (see docs/SECURITY.md). */
+struct famd_cred {
+    uint32_t uid, gid;
+    uint32_t ngroups;
+    uint32_t groups[32]; /* supplementary groups */
+};
+
+struct famd_fabric; /* famd_fabric.c */
+
+struct famd {
+    /* pool */
+    int fd;                 /* pool file or memfd */
+    uint8_t *base;          /* the pool mapped */
+    uint64_t size;          /* bytes */
+    int persistent;         /* 1 if backed by --pool-file */
+    struct famd_super *sb;  /* == base */
+    struct famd_rec *recs;  /* nslots records */
+    uint64_t nslots;
+    /* index (rebuilt at start) */
+    int32_t *bucket;        /* nslots heads of name-hash chains, -1 = empty */
+    struct famd_live *live; /* nslots */
+    struct famd_extent *freelist; /* sorted by offset, merged */
+    size_t nfree, capfree;
+    uint64_t free_bytes;
+    /* fabric */
+    struct famd_fabric *fab;
+    /* last error of the request being handled */
+    char err[FAMP_MAX_ERRMSG];
+    int verbose;
+};
+
+/* famd_pool.c */
+int famd_fail(struct famd *d, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int famd_pool_open(struct famd *d, const char *path, uint64_t size);
+void famd_pool_close(struct famd *d);
+int32_t famd_find(struct famd *d, uint32_t kind, uint64_t region_id,
+                  const char *name);
+int32_t famd_slot_of(struct famd *d, uint32_t kind, uint64_t id);
+int famd_region_create(struct famd *d, const char *name, uint64_t size,
+                       const struct famd_cred *c, uint32_t mode,
+                       uint32_t memtype, uint32_t interleave, uint64_t stripe,
+                       int32_t *slot);
+int famd_region_destroy(struct famd *d, int32_t slot);
+int famd_region_resize(struct famd *d, int32_t slot, uint64_t size);
+int famd_item_alloc(struct famd *d, int32_t region_slot, const char *name,
+                    uint64_t size, const struct famd_cred *c, uint32_t mode,
+                    int32_t *slot);
+int famd_item_free(struct famd *d, int32_t slot);
+int famd_may(const struct famd_rec *r, const struct famd_cred *c, int want);
+#define FAMD_R 4
+#define FAMD_W 2
+
+/* famd_fabric.c */
+int famd_fabric_open(struct famd *d, const char *provider, const char *host);
+const char *famd_fabric_provider(struct famd *d);
+uint64_t famd_item_base(struct famd *d, int32_t slot);
+void famd_fabric_close(struct famd *d);
+int famd_fabric_getname(struct famd *d, uint8_t *addr, uint32_t *len);
+int famd_fabric_virt_addr(struct famd *d);
+int famd_fabric_wait_fd(struct famd *d);
+int famd_fabric_progress(struct famd *d);  /* returns events seen */
+int famd_fabric_trywait(struct famd *d);   /* 0 if it is safe to block */
+int famd_mr_get(struct famd *d, int32_t slot, int writable, uint64_t *key);
+void famd_mr_drop(struct famd *d, int32_t slot);
+
+#endif /* FAMD_H */

@@ -1,0 +1,232 @@
+/* famd_rpc.c — answers control requests, after checking every field.
+ *
+ * A request arrives as a fixed-size struct famp_req from a client whose
+ * identity famd learned from the kernel when it connected (famd_main.c).
+ * Nothing in the request is trusted: names must be NUL-terminated and
+ * printable, ids must name a live record of the right kind, sizes and
+ * offsets are checked for overflow, and permission bits are checked against
+ * the caller's identity before anything changes. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <string.h>
+
+#include "famd.h"
+
+/* A name field is valid if it ends within the field, and holds only
+ * printable characters. `empty_ok` allows "" (unnamed items). */
+static int check_name(struct famd *d, const char *name, const char *what,
+                      int empty_ok)
+{
+    const char *end = memchr(name, '\0', FAM_NAME_MAX + 1);
+    if (!end)
+        return famd_fail(d, FAM_EINVAL, "%s name is longer than %d bytes",
+                         what, FAM_NAME_MAX);
+    if (end == name && !empty_ok)
+        return famd_fail(d, FAM_EINVAL, "%s name is empty", what);
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return famd_fail(d, FAM_EINVAL, "%s name holds a control "
+                             "character", what);
+    return 0;
+}
+
+static void region_info(struct famd *d, int32_t s, struct famp_info *o)
+{
+    struct famd_rec *r = &d->recs[s];
+    o->id = r->id;
+    o->size = atomic_load(&r->size);
+    o->used = d->live[s].used;
+    o->stripe = r->stripe;
+    o->uid = r->uid;
+    o->gid = r->gid;
+    o->mode = atomic_load(&r->mode);
+    o->memtype = r->memtype;
+    o->interleave = r->interleave;
+    snprintf(o->name, sizeof o->name, "%s", r->name);
+}
+
+/* Fill an item's info, with the key the caller's rights allow. */
+static int item_info(struct famd *d, int32_t s, const struct famd_cred *c,
+                     int force_rw, struct famp_info *o)
+{
+    struct famd_rec *r = &d->recs[s];
+    int w = force_rw || famd_may(r, c, FAMD_W);
+    int rd = force_rw || famd_may(r, c, FAMD_R);
+    if (!w && !rd)
+        return famd_fail(d, FAM_EPERM, "no permission to access item '%s' "
+                         "(mode %03o, owner uid %u; you are uid %u)", r->name,
+                         atomic_load(&r->mode), r->uid, c->uid);
+    int rc = famd_mr_get(d, s, w, &o->key);
+    if (rc) return rc;
+    o->id = r->id;
+    o->region_id = r->region_id;
+    o->size = o->used = atomic_load(&r->size);
+    o->uid = r->uid;
+    o->gid = r->gid;
+    o->mode = atomic_load(&r->mode);
+    o->base = famd_item_base(d, s);
+    o->flags = w ? FAMP_F_WRITABLE : 0;
+    snprintf(o->name, sizeof o->name, "%s", r->name);
+    return 0;
+}
+
+static int region_by_id(struct famd *d, uint64_t id, int32_t *s)
+{
+    *s = famd_slot_of(d, FAMD_REC_REGION, id);
+    if (*s < 0)
+        return famd_fail(d, FAM_ENOTFOUND, "no region with id %llu (was it "
+                         "destroyed?)", (unsigned long long)id);
+    return 0;
+}
+
+static int item_by_id(struct famd *d, uint64_t id, int32_t *s)
+{
+    *s = famd_slot_of(d, FAMD_REC_ITEM, id);
+    if (*s < 0)
+        return famd_fail(d, FAM_ENOTFOUND, "no data item with id %llu (was it "
+                         "deallocated?)", (unsigned long long)id);
+    return 0;
+}
+
+static int owner_or_root(struct famd *d, struct famd_rec *r,
+                         const struct famd_cred *c, const char *what)
+{
+    if (c->uid == 0 || c->uid == r->uid) return 0;
+    return famd_fail(d, FAM_EPERM, "only the owner (uid %u) may change the "
+                     "permissions of %s '%s'", r->uid, what, r->name);
+}
+
+static int may_or_fail(struct famd *d, struct famd_rec *r,
+                       const struct famd_cred *c, int want, const char *verb,
+                       const char *what)
+{
+    if (famd_may(r, c, want)) return 0;
+    return famd_fail(d, FAM_EPERM, "no permission to %s %s '%s' (mode %03o, "
+                     "owner uid %u; you are uid %u)", verb, what, r->name,
+                     atomic_load(&r->mode), r->uid, c->uid);
+}
+
+int famd_rpc(struct famd *d, uint16_t op, const struct famp_req *q,
+             const struct famd_cred *c, struct famp_info *o)
+{
+    int32_t s, rs;
+    int rc;
+    memset(o, 0, sizeof *o);
+    d->err[0] = '\0';
+    switch (op) {
+    case FAMP_REGION_CREATE:
+        if ((rc = check_name(d, q->name, "region", 0))) return rc;
+        if (q->size == 0)
+            return famd_fail(d, FAM_EINVAL, "region size must be above 0");
+        if (q->mode > 0777)
+            return famd_fail(d, FAM_EINVAL, "bad permission bits %o", q->mode);
+        if (q->memtype > FAM_MEMORY_PERSISTENT ||
+            q->interleave > FAM_INTERLEAVE_DISABLE)
+            return famd_fail(d, FAM_EINVAL, "bad region attributes");
+        rc = famd_region_create(d, q->name, q->size, c, q->mode, q->memtype,
+                                q->interleave, q->stripe, &s);
+        if (rc) return rc;
+        region_info(d, s, o);
+        return 0;
+    case FAMP_REGION_LOOKUP:
+        if ((rc = check_name(d, q->name, "region", 0))) return rc;
+        if ((s = famd_find(d, FAMD_REC_REGION, 0, q->name)) < 0)
+            return famd_fail(d, FAM_ENOTFOUND, "region '%s' not found", q->name);
+        region_info(d, s, o);
+        return 0;
+    case FAMP_REGION_STAT:
+        if ((rc = region_by_id(d, q->id, &s))) return rc;
+        region_info(d, s, o);
+        return 0;
+    case FAMP_REGION_DESTROY:
+        if ((rc = region_by_id(d, q->id, &s)) ||
+            (rc = may_or_fail(d, &d->recs[s], c, FAMD_W, "destroy", "region")))
+            return rc;
+        return famd_region_destroy(d, s);
+    case FAMP_REGION_RESIZE:
+        if ((rc = region_by_id(d, q->id, &s)) ||
+            (rc = may_or_fail(d, &d->recs[s], c, FAMD_W, "resize", "region")))
+            return rc;
+        if (q->size == 0)
+            return famd_fail(d, FAM_EINVAL, "region size must be above 0");
+        if ((rc = famd_region_resize(d, s, q->size))) return rc;
+        region_info(d, s, o);
+        return 0;
+    case FAMP_REGION_CHMOD:
+        if ((rc = region_by_id(d, q->id, &s)) ||
+            (rc = owner_or_root(d, &d->recs[s], c, "region")))
+            return rc;
+        if (q->mode > 0777)
+            return famd_fail(d, FAM_EINVAL, "bad permission bits %o", q->mode);
+        atomic_store(&d->recs[s].mode, q->mode);
+        region_info(d, s, o);
+        return 0;
+    case FAMP_ITEM_ALLOC:
+        if ((rc = check_name(d, q->name, "item", 1))) return rc;
+        if ((rc = region_by_id(d, q->region_id, &rs)) ||
+            (rc = may_or_fail(d, &d->recs[rs], c, FAMD_W, "allocate in",
+                              "region")))
+            return rc;
+        if (q->size == 0)
+            return famd_fail(d, FAM_EINVAL, "item size must be above 0");
+        if (q->mode > 0777)
+            return famd_fail(d, FAM_EINVAL, "bad permission bits %o", q->mode);
+        if ((rc = famd_item_alloc(d, rs, q->name, q->size, c, q->mode, &s)))
+            return rc;
+        /* like open(O_CREAT), the creator may write whatever the mode says */
+        if ((rc = item_info(d, s, c, 1, o))) {
+            famd_item_free(d, s);
+            return rc;
+        }
+        return 0;
+    case FAMP_ITEM_LOOKUP:
+        if ((rc = check_name(d, q->name, "item", 0)) ||
+            (rc = check_name(d, q->name2, "region", 0)))
+            return rc;
+        if ((rs = famd_find(d, FAMD_REC_REGION, 0, q->name2)) < 0)
+            return famd_fail(d, FAM_ENOTFOUND, "region '%s' not found",
+                             q->name2);
+        if ((s = famd_find(d, FAMD_REC_ITEM, d->recs[rs].id, q->name)) < 0)
+            return famd_fail(d, FAM_ENOTFOUND, "item '%s' not found in region "
+                             "'%s'", q->name, q->name2);
+        return item_info(d, s, c, 0, o);
+    case FAMP_ITEM_STAT:
+        if ((rc = item_by_id(d, q->id, &s))) return rc;
+        return item_info(d, s, c, 0, o);
+    case FAMP_ITEM_FREE:
+        if ((rc = item_by_id(d, q->id, &s)) ||
+            (rc = may_or_fail(d, &d->recs[s], c, FAMD_W, "deallocate", "item")))
+            return rc;
+        return famd_item_free(d, s);
+    case FAMP_ITEM_CHMOD:
+        if ((rc = item_by_id(d, q->id, &s)) ||
+            (rc = owner_or_root(d, &d->recs[s], c, "item")))
+            return rc;
+        if (q->mode > 0777)
+            return famd_fail(d, FAM_EINVAL, "bad permission bits %o", q->mode);
+        atomic_store(&d->recs[s].mode, q->mode);
+        famd_mr_drop(d, s); /* every key handed out so far stops working */
+        return item_info(d, s, c, 0, o);
+    case FAMP_CAS128: {
+        if ((rc = item_by_id(d, q->id, &s)) ||
+            (rc = may_or_fail(d, &d->recs[s], c, FAMD_W, "update", "item")))
+            return rc;
+        uint64_t size = atomic_load(&d->recs[s].size);
+        if (q->off % 16 || q->off > size || size - q->off < 16)
+            return famd_fail(d, FAM_EOUTOFRANGE, "128-bit compare-swap at "
+                             "offset %llu: must be 16-byte aligned and inside "
+                             "'%s' (%llu bytes)", (unsigned long long)q->off,
+                             d->recs[s].name, (unsigned long long)size);
+        unsigned __int128 *p = (unsigned __int128 *)(void *)(d->base +
+                               d->recs[s].offset + q->off);
+        unsigned __int128 exp = (unsigned __int128)q->arg[1] << 64 | q->arg[0];
+        unsigned __int128 des = (unsigned __int128)q->arg[3] << 64 | q->arg[2];
+        unsigned __int128 old = __sync_val_compare_and_swap(p, exp, des);
+        o->arg[0] = (uint64_t)old;
+        o->arg[1] = (uint64_t)(old >> 64);
+        return 0;
+    }
+    default:
+        return famd_fail(d, FAM_EPROTO, "unknown request %u", op);
+    }
+}
