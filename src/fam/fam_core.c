@@ -119,6 +119,29 @@ out:
     return rc;
 }
 
+static uint64_t now_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+/* Keep famd polling while we do RMA on it: it may be asleep, and the shm
+ * provider cannot wake it. Cheap: one send() per spin_us/2 of activity. */
+void fam_wake(fam_t *f, int server)
+{
+    struct fam_server *s = &f->srv[server];
+    uint64_t now = now_us();
+    if (now - s->last_wake < s->spin_us / 2) return;
+    pthread_mutex_lock(&s->lock);
+    if (s->fd >= 0) {
+        struct famp_hdr h = {FAMP_MAGIC, FAMP_VERSION, FAMP_WAKE, 0, 0, 0};
+        if (send(s->fd, &h, sizeof h, MSG_NOSIGNAL | MSG_DONTWAIT) == sizeof h)
+            s->last_wake = now;
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
 /* ---- set-up ------------------------------------------------------------- */
 
 static int parse_servers(fam_t *f, const char *list)
@@ -197,6 +220,7 @@ int fam_initialize(const fam_options_t *opts, fam_t **out)
         s->pool_size = o.pool_size;
         s->uid = o.uid;
         s->gid = o.gid;
+        s->spin_us = o.spin_us;
         if ((rc = fam_fabric_add_server(f, s, o.addr, o.addrlen))) break;
     }
     if (rc) {

@@ -13,6 +13,7 @@
  * famd has revoked (permissions changed) fails with a fabric error; the
  * call then asks famd for a fresh key once and retries. */
 #define _GNU_SOURCE
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,9 +148,13 @@ static int drain(fam_t *f)
         while (((r) = (call)) == -FI_EAGAIN) drain(f);   \
     } while (0)
 
+/* Spin while the answer is likely microseconds away; after that yield the
+ * core between polls, so that on a machine with fewer cores than busy
+ * processes the memory server (and the other clients) get to run. */
 static int wait_op(fam_t *f, struct fam_op *op)
 {
-    while (!op->done) drain(f);
+    for (unsigned spins = 0; !op->done; spins++)
+        if (!drain(f) && spins > 64) sched_yield();
     return op->err;
 }
 
@@ -203,6 +208,7 @@ static int rma(fam_t *f, int write, void *buf, fam_item_t *d, uint64_t off,
         return fam_fail(FAM_EPERM, "no permission to write item '%s' (it was "
                         "opened read-only)", d->name);
     if (n == 0) return 0;
+    fam_wake(f, d->server);
     pthread_mutex_lock(&f->flock);
     int retried = 0;
 again:
@@ -281,7 +287,8 @@ int fam_quiet(fam_t *f)
     fam_clear_error();
     if (!f) return fam_fail(FAM_EINVAL, "fam_t is NULL");
     pthread_mutex_lock(&f->flock);
-    while (f->outstanding > 0) drain(f);
+    for (unsigned spins = 0; f->outstanding > 0; spins++)
+        if (!drain(f) && spins > 64) sched_yield();
     int rc = 0;
     if (f->nb_error) {
         rc = fam_fail(f->nb_error, "a non-blocking operation failed: %s",
@@ -325,6 +332,7 @@ static int atomic_op(fam_t *f, fam_item_t *d, uint64_t off, const void *val,
     if (!reads_only && !d->writable)
         return fam_fail(FAM_EPERM, "no permission to update item '%s' (it "
                         "was opened read-only)", d->name);
+    fam_wake(f, d->server);
     pthread_mutex_lock(&f->flock);
     int retried = 0;
 again:;

@@ -23,6 +23,8 @@ struct fam_server {
     int persistent;       /* famd's pool survives restarts */
     uint64_t pool_size;
     uint32_t uid, gid;    /* who famd says we are */
+    uint32_t spin_us;     /* famd stays awake this long after a WAKE */
+    uint64_t last_wake;   /* when we last sent a WAKE (us, monotonic) */
 };
 
 /* A connection to all memory servers (fam_t). */
@@ -71,6 +73,7 @@ void fam_clear_error(void);
 int fam_rpc(fam_t *f, int server, uint16_t op, const struct famp_req *q,
             struct famp_info *o);
 int fam_item_refresh(fam_t *f, fam_item_t *d);
+void fam_wake(fam_t *f, int server);
 
 /* fam_data.c */
 int fam_fabric_open(fam_t *f);

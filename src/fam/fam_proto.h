@@ -43,6 +43,7 @@ enum famp_op {
     FAMP_ITEM_CHMOD,    /* id, mode */
     FAMP_ITEM_STAT,     /* id */
     FAMP_CAS128,        /* id, off, arg[0..1] expected, arg[2..3] desired */
+    FAMP_WAKE,          /* no body, no reply: "I am about to do RMA" */
     FAMP_OP_END
 };
 
@@ -85,7 +86,7 @@ struct famp_info {
     uint32_t interleave;
     uint32_t flags;     /* FAMP_F_* */
     uint32_t addrlen;   /* HELLO: bytes of addr used */
-    uint32_t pad;
+    uint32_t spin_us;   /* HELLO: how long famd stays awake after a WAKE */
     char name[FAM_NAME_MAX + 1];
     uint8_t addr[FAMP_ADDR_MAX]; /* HELLO: famd's fabric address */
 };

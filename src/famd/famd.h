@@ -106,6 +106,7 @@ struct famd {
     struct famd_fabric *fab;
     /* last error of the request being handled */
     char err[FAMP_MAX_ERRMSG];
+    uint64_t spin_us;       /* busy-poll this long after activity */
     int verbose;
 };
 

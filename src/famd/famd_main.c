@@ -10,10 +10,13 @@
  * itself is believed); connections from other hosts act as "nobody". See
  * docs/SECURITY.md.
  *
- * Progress: after any activity (a request, a completion, a wake-up of the
- * fabric's wait fd) famd polls without sleeping for --spin-us microseconds,
- * so RMA runs at full speed; after that it blocks in poll() on the sockets
- * and the fabric's wait fd, so an idle famd costs no CPU. */
+ * Progress: the software providers move a client's RMA only while famd
+ * drives progress, and shm cannot wake a famd that sleeps (its wait fd fires
+ * late or not at all). So a client about to do RMA sends a one-way WAKE on
+ * its control socket, and again every spin_us/2 while it keeps going. After
+ * any activity (a request, a WAKE, a completion) famd polls without
+ * sleeping for --spin-us microseconds; after that it blocks in poll() on
+ * the sockets and the fabric's wait fd, so an idle famd costs no CPU. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -208,6 +211,8 @@ static void handle(struct famd *d, struct conn *c, const struct famp_hdr *h,
 {
     struct famp_req q;
     struct famp_info o;
+    if (h->op == FAMP_WAKE && h->len == 0)
+        return; /* its arrival already counted as activity */
     if (h->len != sizeof q) {
         reply_error(c, h, FAM_EPROTO, "request body has the wrong size");
         c->closing = 1;
@@ -231,6 +236,7 @@ static void handle(struct famd *d, struct conn *c, const struct famp_hdr *h,
         o.pool_size = d->size;
         o.uid = c->cred.uid;
         o.gid = c->cred.gid;
+        o.spin_us = (uint32_t)d->spin_us;
         o.flags = (d->persistent ? FAMP_F_PERSISTENT : 0) |
                   (famd_fabric_virt_addr(d) ? FAMP_F_VIRT_ADDR : 0);
         c->hello = 1;
@@ -388,6 +394,7 @@ int main(int argc, char **argv)
 
     static struct famd d;
     d.verbose = verbose;
+    d.spin_us = spin_us;
     if (famd_pool_open(&d, pool_file, pool_size) ||
         famd_fabric_open(&d, provider, host)) {
         fprintf(stderr, "famd: %s\n", d.err);
@@ -429,7 +436,7 @@ int main(int argc, char **argv)
             idx[np++] = i;
         }
         int timeout = 0;
-        if (now_us() - last >= spin_us) {
+        if (now_us() - last >= d.spin_us) {
             /* idle: block until a socket or the fabric wakes us */
             if (wfd >= 0 && famd_fabric_trywait(&d) == 0) {
                 pfd[np].fd = wfd; pfd[np].events = POLLIN; wslot = np;
