@@ -467,7 +467,7 @@ int fam_change_permissions(fam_t *f, fam_item_t *d, mode_t perm)
     if (perm & ~0777u) return fam_fail(FAM_EINVAL, "bad permission bits %o", perm);
     struct famp_info o;
     int rc = item_op(f, d, FAMP_ITEM_CHMOD, perm, &o);
-    if (!rc) set_item(d, d->server, &o); /* the old key was revoked */
+    if (!rc) set_item(d, d->server, &o);
     return rc;
 }
 

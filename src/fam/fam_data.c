@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rdma/fi_atomic.h>
 #include <rdma/fi_cm.h>
@@ -26,13 +27,22 @@
 
 #include "fam_internal.h"
 
-/* The context of one posted operation. */
+/* The context of one posted operation (always on the heap: a blocking call
+ * that gives up waiting leaves it to the provider, see wait_op). */
 struct fam_op {
     struct fi_context ctx; /* owned by the provider while in flight */
     int nb;                /* 1: non-blocking, freed on completion */
+    int abandoned;         /* 1: its caller timed out; free on completion */
     volatile int done;     /* blocking: set when complete */
     int err;               /* libfabric error (positive), 0 if none */
 };
+
+static struct fam_op *op_new(int nb)
+{
+    struct fam_op *op = calloc(1, sizeof *op);
+    if (op) op->nb = nb;
+    return op;
+}
 
 int fam_fabric_open(fam_t *f)
 {
@@ -111,7 +121,9 @@ int fam_fabric_add_server(fam_t *f, struct fam_server *s, const void *addr,
 
 static void complete(fam_t *f, struct fam_op *op, int err)
 {
-    if (op->nb) {
+    if (op->abandoned) {
+        free(op);
+    } else if (op->nb) {
         if (err && !f->nb_error) {
             f->nb_error = FAM_EFABRIC;
             snprintf(f->nb_msg, sizeof f->nb_msg, "%s", fi_strerror(err));
@@ -148,14 +160,37 @@ static int drain(fam_t *f)
         while (((r) = (call)) == -FI_EAGAIN) drain(f);   \
     } while (0)
 
-/* Spin while the answer is likely microseconds away; after that yield the
- * core between polls, so that on a machine with fewer cores than busy
- * processes the memory server (and the other clients) get to run. */
+static uint64_t now_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+/* Wait for a blocking operation. Spin while the answer is likely
+ * microseconds away; after that yield the core between polls, so that on a
+ * machine with fewer cores than busy processes the memory server (and the
+ * other clients) get to run. Returns 0, a libfabric error (positive), or -1
+ * after the timeout: then the op is abandoned (freed when it completes, if
+ * ever — the shm provider never answers RMA with a revoked key). */
 static int wait_op(fam_t *f, struct fam_op *op)
 {
-    for (unsigned spins = 0; !op->done; spins++)
-        if (!drain(f) && spins > 64) sched_yield();
-    return op->err;
+    uint64_t deadline = 0;
+    for (unsigned spins = 0; !op->done; spins++) {
+        if (drain(f) || spins < 64) continue;
+        sched_yield();
+        if ((spins & 1023) == 0) {
+            uint64_t now = now_us();
+            if (!deadline) deadline = now + (uint64_t)f->timeout_ms * 1000u;
+            else if (now > deadline) {
+                op->abandoned = 1;
+                return -1;
+            }
+        }
+    }
+    int err = op->err;
+    free(op);
+    return err;
 }
 
 /* ---- put and get -------------------------------------------------------- */
@@ -184,6 +219,14 @@ static uint64_t raddr(fam_t *f, fam_item_t *d, uint64_t off)
 static int rma_failed(fam_t *f, fam_item_t *d, int err, int *retried,
                       const char *what, int *rc)
 {
+    if (err < 0) { /* timed out: is the item still there? */
+        pthread_mutex_unlock(&f->flock);
+        int r = fam_item_refresh(f, d);
+        pthread_mutex_lock(&f->flock);
+        *rc = r ? r : fam_fail(FAM_ETIMEOUT, "%s on '%s' did not complete "
+                               "within %d ms", what, d->name, f->timeout_ms);
+        return 0;
+    }
     if (!*retried) {
         *retried = 1;
         pthread_mutex_unlock(&f->flock);
@@ -216,8 +259,8 @@ again:
     fi_addr_t dest = f->srv[d->server].addr;
     /* split into at most max_msg pieces, all in flight at once */
     uint64_t pieces = (n + f->max_msg - 1) / f->max_msg;
-    struct fam_op ops_local[4];
-    struct fam_op *ops = ops_local;
+    struct fam_op *ops_local[4];
+    struct fam_op **ops = ops_local;
     if (blocking && pieces > 4 && !(ops = calloc(pieces, sizeof *ops))) {
         pthread_mutex_unlock(&f->flock);
         return fam_fail(FAM_ENOMEM, "out of memory");
@@ -225,10 +268,8 @@ again:
     uint64_t posted = 0;
     for (uint64_t i = 0; i < pieces; i++) {
         uint64_t at = i * f->max_msg, len = n - at < f->max_msg ? n - at : f->max_msg;
-        struct fam_op *op = blocking ? &ops[i] : calloc(1, sizeof *op);
+        struct fam_op *op = op_new(!blocking);
         if (!op) { rc = fam_fail(FAM_ENOMEM, "out of memory"); break; }
-        memset(op, 0, sizeof *op);
-        op->nb = !blocking;
         char *p = (char *)buf + at;
         ssize_t r;
         if (write)
@@ -236,18 +277,18 @@ again:
         else
             POST(f, r, fi_read(f->ep, p, len, NULL, dest, raddr(f, d, off + at), d->key, op));
         if (r) {
-            if (!blocking) free(op);
+            free(op);
             rc = fam_fail(FAM_EFABRIC, "%s on '%s' could not be posted: %s",
                           what, d->name, fi_strerror((int)-r));
             break;
         }
-        if (!blocking) f->outstanding++;
+        if (blocking) ops[posted] = op; else f->outstanding++;
         posted++;
     }
     if (blocking) {
         int err = 0;
         for (uint64_t i = 0; i < posted; i++) {
-            int e = wait_op(f, &ops[i]);
+            int e = wait_op(f, ops[i]);
             if (e && !err) err = e;
         }
         if (ops != ops_local) free(ops);
@@ -336,25 +377,30 @@ static int atomic_op(fam_t *f, fam_item_t *d, uint64_t off, const void *val,
     pthread_mutex_lock(&f->flock);
     int retried = 0;
 again:;
-    struct fam_op o = {0};
+    struct fam_op *o = op_new(0);
+    if (!o) {
+        pthread_mutex_unlock(&f->flock);
+        return fam_fail(FAM_ENOMEM, "out of memory");
+    }
     fi_addr_t dest = f->srv[d->server].addr;
     uint64_t a = raddr(f, d, off);
     uint8_t scratch[16];
     ssize_t r;
     if (kind == 0)
-        POST(f, r, fi_atomic(f->ep, val, 1, NULL, dest, a, d->key, dt, op, &o));
+        POST(f, r, fi_atomic(f->ep, val, 1, NULL, dest, a, d->key, dt, op, o));
     else if (kind == 1)
         POST(f, r, fi_fetch_atomic(f->ep, reads_only ? scratch : val, 1, NULL,
-                                   old, NULL, dest, a, d->key, dt, op, &o));
+                                   old, NULL, dest, a, d->key, dt, op, o));
     else
         POST(f, r, fi_compare_atomic(f->ep, val, 1, NULL, cmp, NULL, old, NULL,
-                                     dest, a, d->key, dt, op, &o));
+                                     dest, a, d->key, dt, op, o));
     if (r) {
+        free(o);
         pthread_mutex_unlock(&f->flock);
         return fam_fail(FAM_EFABRIC, "%s on '%s' could not be posted: %s", what,
                         d->name, fi_strerror((int)-r));
     }
-    int err = wait_op(f, &o);
+    int err = wait_op(f, o);
     if (err && rma_failed(f, d, err, &retried, what, &rc)) goto again;
     pthread_mutex_unlock(&f->flock);
     return err ? rc : 0;

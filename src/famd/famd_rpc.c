@@ -204,9 +204,10 @@ int famd_rpc(struct famd *d, uint16_t op, const struct famp_req *q,
             return rc;
         if (q->mode > 0777)
             return famd_fail(d, FAM_EINVAL, "bad permission bits %o", q->mode);
+        /* like chmod on an open file: descriptors handed out earlier keep
+         * their access; later lookups see the new bits */
         atomic_store(&d->recs[s].mode, q->mode);
-        famd_mr_drop(d, s); /* every key handed out so far stops working */
-        return item_info(d, s, c, 0, o);
+        return item_info(d, s, c, 1, o);
     case FAMP_CAS128: {
         if ((rc = item_by_id(d, q->id, &s)) ||
             (rc = may_or_fail(d, &d->recs[s], c, FAMD_W, "update", "item")))

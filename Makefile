@@ -1,0 +1,34 @@
+# Kodiak — the two commands a new user types, and a few more.
+#   make demo   install what is missing, build, start two famd, run the demo, stop
+#   make test   install what is missing, build, run every test
+BUILD ?= build
+JOBS  ?= $(shell nproc)
+
+.PHONY: all setup build demo test check-asan bench clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	@bash scripts/demo.sh $(BUILD)
+
+test: build
+	@cd $(BUILD) && ctest --output-on-failure -j 2
+
+# The C tests again, built with AddressSanitizer and UBSan.
+check-asan: setup
+	@cmake -S . -B $(BUILD)-asan -DKODIAK_ASAN=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build $(BUILD)-asan -j $(JOBS)
+	@cd $(BUILD)-asan && ctest --output-on-failure -j 2
+
+bench: build
+	@$(BUILD)/bench/fam_bench
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-asan

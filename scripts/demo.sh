@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# demo.sh — start a local FAM of two famd processes, run the C demo against
+# them, and stop them again whatever happens.
+set -euo pipefail
+build=${1:-build}
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+servers=""
+for i in 0 1; do
+  "$build/famd" --port 0 --pool-size 256M >"$tmp/famd$i.out" 2>"$tmp/famd$i.err" &
+  pids+=($!)
+  for _ in $(seq 100); do grep -q ready "$tmp/famd$i.out" && break; sleep 0.05; done
+  addr=$(awk '/ready/ {print $3}' "$tmp/famd$i.out")
+  [ -n "$addr" ] || { echo "famd $i did not start:"; cat "$tmp/famd$i.err"; exit 1; }
+  echo "started famd #$i on $addr (pid ${pids[-1]})"
+  servers="${servers:+$servers,}$addr"
+done
+
+echo "--- demo ---"
+FAM_SERVERS="$servers" "$build/fam_demo" 4 20000
+echo "--- stopping famd ---"

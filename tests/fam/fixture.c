@@ -1,0 +1,128 @@
+/* fixture.c — see fixture.h. */
+#define _GNU_SOURCE
+#include "fixture.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char tmpdir[256];
+
+static void rm_tmpdir(void)
+{
+    if (!tmpdir[0]) return;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+
+const char *test_tmpdir(void)
+{
+    if (!tmpdir[0]) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/famtest.XXXXXX");
+        if (!mkdtemp(tmpdir)) { perror("mkdtemp"); exit(1); }
+        atexit(rm_tmpdir);
+    }
+    return tmpdir;
+}
+
+const char *test_provider(void)
+{
+    const char *p = getenv("FAM_TEST_PROVIDER");
+    return p && *p ? p : "shm";
+}
+
+static int spawn(struct famd_proc *p, uint64_t pool_size)
+{
+    int fds[2];
+    if (pipe(fds)) return -1;
+    char size[32], port[16];
+    snprintf(size, sizeof size, "%llu", (unsigned long long)pool_size);
+    snprintf(port, sizeof port, "%d", p->port);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fds[1], 1);
+        close(fds[0]);
+        const char *argv[16];
+        int n = 0;
+        argv[n++] = FAMD_BIN;
+        argv[n++] = "--port"; argv[n++] = port;
+        argv[n++] = "--pool-size"; argv[n++] = size;
+        argv[n++] = "--provider"; argv[n++] = p->provider;
+        if (p->pool_file[0]) { argv[n++] = "--pool-file"; argv[n++] = p->pool_file; }
+        if (p->data_dir[0]) { argv[n++] = "--data-dir"; argv[n++] = p->data_dir; }
+        argv[n] = NULL;
+        execv(FAMD_BIN, (char **)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    char line[256] = "";
+    int ok = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    char host[64];
+    int bound;
+    if (!ok || sscanf(line, "famd ready %63[^:]:%d", host, &bound) != 2) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    p->pid = pid;
+    p->port = bound;
+    snprintf(p->addr, sizeof p->addr, "%s:%d", host, bound);
+    return 0;
+}
+
+int famd_start(struct famd_proc *p, uint64_t pool_size, const char *pool_file)
+{
+    memset(p, 0, sizeof *p);
+    snprintf(p->provider, sizeof p->provider, "%s", test_provider());
+    if (pool_file) snprintf(p->pool_file, sizeof p->pool_file, "%s", pool_file);
+    p->port = 0;
+    return spawn(p, pool_size);
+}
+
+int famd_restart(struct famd_proc *p, uint64_t pool_size)
+{
+    /* the old port may linger in TIME_WAIT for a moment: retry briefly */
+    for (int i = 0; i < 50; i++) {
+        if (spawn(p, pool_size) == 0) return 0;
+        usleep(100000);
+    }
+    return -1;
+}
+
+static void reap(struct famd_proc *p, int sig)
+{
+    if (p->pid <= 0) return;
+    kill(p->pid, sig);
+    for (int i = 0; i < 100; i++) {
+        if (waitpid(p->pid, NULL, WNOHANG) == p->pid) { p->pid = 0; return; }
+        usleep(20000);
+    }
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, NULL, 0);
+    p->pid = 0;
+}
+
+void famd_stop(struct famd_proc *p) { reap(p, SIGTERM); }
+void famd_kill9(struct famd_proc *p) { reap(p, SIGKILL); }
+
+fam_t *client(const char *servers)
+{
+    fam_options_t o = {.servers = servers, .provider = test_provider(),
+                       .timeout_ms = 5000};
+    fam_t *f = NULL;
+    if (fam_initialize(&o, &f) != 0) {
+        fprintf(stderr, "fam_initialize(%s): %s\n", servers, fam_last_error());
+        return NULL;
+    }
+    return f;
+}
