@@ -130,6 +130,43 @@ int fam_quiet(fam_t *f);    /* wait for all outstanding operations */
 int fam_fence(fam_t *f);    /* order operations before it before those after */
 int64_t fam_progress(fam_t *f); /* drive progress; returns ops outstanding */
 
+/* ---- gather and scatter -------------------------------------------------
+ * Elements of `esize` bytes. Strided: elements first, first+stride, ... (in
+ * elements, not bytes). Indexed: the elements named by idx[0..n-1], in any
+ * order, duplicates allowed (a scatter with duplicates leaves one of the
+ * values). Every index is checked before anything moves: one out of range
+ * fails the whole call and writes nothing. `local` holds n packed elements.
+ * Non-blocking forms complete at fam_quiet(). */
+int fam_gather_blocking_stride(fam_t *f, void *local, fam_item_t *d, uint64_t n,
+                               uint64_t first, uint64_t stride, uint64_t esize);
+int fam_scatter_blocking_stride(fam_t *f, const void *local, fam_item_t *d,
+                                uint64_t n, uint64_t first, uint64_t stride,
+                                uint64_t esize);
+int fam_gather_blocking_index(fam_t *f, void *local, fam_item_t *d, uint64_t n,
+                              const uint64_t *idx, uint64_t esize);
+int fam_scatter_blocking_index(fam_t *f, const void *local, fam_item_t *d,
+                               uint64_t n, const uint64_t *idx, uint64_t esize);
+int fam_gather_nonblocking_stride(fam_t *f, void *local, fam_item_t *d,
+                                  uint64_t n, uint64_t first, uint64_t stride,
+                                  uint64_t esize);
+int fam_scatter_nonblocking_stride(fam_t *f, const void *local, fam_item_t *d,
+                                   uint64_t n, uint64_t first, uint64_t stride,
+                                   uint64_t esize);
+int fam_gather_nonblocking_index(fam_t *f, void *local, fam_item_t *d,
+                                 uint64_t n, const uint64_t *idx, uint64_t esize);
+int fam_scatter_nonblocking_index(fam_t *f, const void *local, fam_item_t *d,
+                                  uint64_t n, const uint64_t *idx,
+                                  uint64_t esize);
+
+/* ---- copy ----------------------------------------------------------------
+ * Copy n bytes between data items (same or different region or server).
+ * fam_copy starts the copy and gives a handle; fam_copy_wait finishes it
+ * and frees the handle. */
+typedef struct fam_copy fam_copy_t;
+int fam_copy(fam_t *f, fam_item_t *src, uint64_t src_off, fam_item_t *dst,
+             uint64_t dst_off, uint64_t n, fam_copy_t **handle);
+int fam_copy_wait(fam_t *f, fam_copy_t *handle);
+
 /* ---- atomics ------------------------------------------------------------
  * For each type T in int32, int64, uint32, uint64, float, double:
  *   fam_set_T, fam_add_T, fam_subtract_T, fam_min_T, fam_max_T
