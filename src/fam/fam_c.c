@@ -129,9 +129,16 @@ int c_fam_initialize(c_fam *fam_obj, const char *group_name, c_fam_options *o)
     const char *defaults[12] = {"Default", "127.0.0.1", "8787", prov,
                                 "FAM_THREAD_MULTIPLE", "rpc", "memory_server",
                                 "FAM_CONTEXT_DEFAULT", "1", "NONE", "volatile", ""};
-    for (int i = 0; i < 12; i++) c->opt[i] = strdup(given[i] ? given[i] : defaults[i]);
+    for (int i = 0; i < 12; i++) {
+        free(c->opt[i]);
+        c->opt[i] = strdup(given[i] ? given[i] : defaults[i]);
+    }
     const char *servers = getenv("FAM_SERVERS");
+    free(c->opt[12]);
     c->opt[12] = strdup(servers ? servers : "");
+    if (!servers || !*servers)
+        return cfail(FAM_ERR_MEMSERV_LIST_EMPTY, "no memory servers: set FAM_SERVERS "
+                     "to host:port[,host:port...]");
     fam_options_t fo = {.servers = servers, .provider = prov};
     int rc_;
     return RC(fam_initialize(&fo, &c->f));

@@ -213,11 +213,15 @@ int famd_rpc(struct famd *d, uint16_t op, const struct famp_req *q,
             (rc = may_or_fail(d, &d->recs[s], c, FAMD_W, "update", "item")))
             return rc;
         uint64_t size = atomic_load(&d->recs[s].size);
-        if (q->off % 16 || q->off > size || size - q->off < 16)
+        if (q->off % 16)
+            return famd_fail(d, FAM_EINVAL, "128-bit compare-swap at offset "
+                             "%llu: the offset must be a multiple of 16",
+                             (unsigned long long)q->off);
+        if (q->off > size || size - q->off < 16)
             return famd_fail(d, FAM_EOUTOFRANGE, "128-bit compare-swap at "
-                             "offset %llu: must be 16-byte aligned and inside "
-                             "'%s' (%llu bytes)", (unsigned long long)q->off,
-                             d->recs[s].name, (unsigned long long)size);
+                             "offset %llu is past the end of '%s' (%llu bytes)",
+                             (unsigned long long)q->off, d->recs[s].name,
+                             (unsigned long long)size);
         unsigned __int128 *p = (unsigned __int128 *)(void *)(d->base +
                                d->recs[s].offset + q->off);
         unsigned __int128 exp = (unsigned __int128)q->arg[1] << 64 | q->arg[0];
