@@ -158,6 +158,26 @@ int fam_scatter_nonblocking_index(fam_t *f, const void *local, fam_item_t *d,
                                   uint64_t n, const uint64_t *idx,
                                   uint64_t esize);
 
+/* ---- bulk atomics ----------------------------------------------------------
+ * For each i, element idx[i] of the item (elements of the type's size)
+ * becomes (element op values[i]), done by the memory server atomically per
+ * element: correct with duplicate indices and with other clients updating
+ * at the same time. SET stores values[i]. If `old` is not NULL, old[i]
+ * receives the value the element had just before its own update. An index
+ * out of range, or a bit operation on a floating-point type, fails the
+ * whole call and changes nothing. */
+typedef enum fam_dtype {
+    FAM_INT32 = 1, FAM_INT64, FAM_UINT32, FAM_UINT64, FAM_FLOAT, FAM_DOUBLE
+} fam_dtype_t;
+typedef enum fam_aop {
+    FAM_AOP_SET = 1, FAM_AOP_ADD, FAM_AOP_MIN, FAM_AOP_MAX,
+    FAM_AOP_AND, FAM_AOP_OR, FAM_AOP_XOR
+} fam_aop_t;
+int fam_atomic_index(fam_t *f, fam_item_t *d, fam_aop_t op, fam_dtype_t type,
+                     uint64_t n, const uint64_t *idx, const void *values,
+                     void *old);
+uint64_t fam_dtype_size(fam_dtype_t type); /* 0 for an unknown type */
+
 /* ---- copy ----------------------------------------------------------------
  * Copy n bytes between data items (same or different region or server).
  * fam_copy starts the copy and gives a handle; fam_copy_wait finishes it

@@ -1,15 +1,21 @@
-/* fam_bulk.c — gather, scatter and copy.
+/* fam_bulk.c — gather, scatter, bulk atomics and copy.
  *
- * This first version runs them from the client: one RMA per element
- * (pipelined, non-blocking) for gather/scatter, and a bounce through a
- * client buffer for copy. The arguments are fully checked first, so a bad
- * index fails the whole call before any byte moves. Moving indexed work
- * next to the memory (famd gathers locally from one request carrying the
- * whole index list) is the job of the bulk-operations issue. */
+ * Indexed and strided gather/scatter and bulk atomics are done by the
+ * memory server: the client checks every index, turns indices into byte
+ * offsets and sends them in chunks of up to FAMP_BULK_MAX bytes as fabric
+ * messages (fam_proto.h); famd gathers, scatters or updates against its
+ * own pool and answers with the data and a status. Elements larger than
+ * BULK_MAX_ESIZE move with one RMA each. Non-blocking forms complete before
+ * they return, which OpenFAM's semantics allow. */
 #define _GNU_SOURCE
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <rdma/fi_endpoint.h>
+#include <rdma/fi_errno.h>
+#include <rdma/fi_tagged.h>
 
 #include "fam_internal.h"
 
@@ -66,41 +72,289 @@ static int index_check(fam_t *f, fam_item_t *d, const void *local, uint64_t n,
     return 0;
 }
 
-/* Issue element i of a strided or indexed transfer. */
-static int one(fam_t *f, int write, char *local, fam_item_t *d, uint64_t at,
-               uint64_t esize)
+/* ---- bulk requests to famd ---------------------------------------------
+ *
+ * Indexed work is shipped to the memory server: a request carries a chunk
+ * of byte offsets (and for scatter and atomics, the values), famd does the
+ * work against its own pool and answers with the data and/or a status.
+ * Up to BULK_WINDOW requests of one call are in flight at once, so the
+ * client builds the next chunk while famd works on the previous one. */
+
+#define BULK_WINDOW 4
+#define BULK_HDR sizeof(struct famp_bulk)
+
+/* One request in flight. */
+struct breq {
+    struct fam_op *send, *data, *status; /* data is NULL without a reply */
+    uint8_t *msg;                        /* the request message */
+    struct famp_bstatus st;              /* the status lands here */
+    uint64_t seq;
+    int server;
+};
+
+/* Post one request (flock held). `reply` receives reply_len bytes. */
+static int breq_post(fam_t *f, struct breq *r, int server, uint8_t *msg,
+                     size_t len, void *reply, size_t reply_len)
 {
-    return write ? fam_put_nonblocking(f, local, d, at * esize, esize)
-                 : fam_get_nonblocking(f, local, d, at * esize, esize);
+    struct fam_server *s = &f->srv[server];
+    struct famp_bulk *h = (struct famp_bulk *)(void *)msg;
+    memset(r, 0, sizeof *r);
+    r->seq = ++f->bseq & FAMP_SEQ_MASK;
+    r->server = server;
+    r->msg = msg;
+    h->magic = FAMP_BULK_MAGIC;
+    h->version = FAMP_VERSION;
+    h->token = s->token;
+    h->seq = r->seq;
+    ssize_t rc;
+    if (!(r->status = fam_op_new(0)) || !(r->send = fam_op_new(0)) ||
+        (reply_len && !(r->data = fam_op_new(0)))) {
+        free(r->status); free(r->send); free(r->data);
+        return fam_fail(FAM_ENOMEM, "out of memory");
+    }
+    if (reply_len) {
+        while ((rc = fi_trecv(f->ep, reply, reply_len, NULL, s->addr, r->seq, 0,
+                              r->data)) == -FI_EAGAIN)
+            fam_drain(f);
+        if (rc) goto fail;
+    }
+    while ((rc = fi_trecv(f->ep, &r->st, sizeof r->st, NULL, s->addr,
+                          FAMP_TAG_STATUS | r->seq, 0, r->status)) == -FI_EAGAIN)
+        fam_drain(f);
+    if (rc) goto fail;
+    while ((rc = fi_tsend(f->ep, msg, len, NULL, s->addr, FAMP_TAG_REQ,
+                          r->send)) == -FI_EAGAIN)
+        fam_drain(f);
+    if (rc) goto fail;
+    return 0;
+fail:
+    /* a receive already posted is cancelled and left to complete */
+    if (r->data && rc) { fi_cancel(&f->ep->fid, r->data); r->data->abandoned = 1; }
+    r->status->abandoned = 1;
+    fi_cancel(&f->ep->fid, r->status);
+    free(r->send);
+    r->send = r->data = r->status = NULL;
+    return fam_fail(FAM_EFABRIC, "bulk request to memory server %s:%d could "
+                    "not be posted: %s", s->host, s->port, fi_strerror((int)-rc));
+}
+
+/* Wait for a posted request (flock held): 0, or the error famd or the
+ * fabric reported. Frees the request's resources. */
+static int breq_wait(fam_t *f, struct breq *r)
+{
+    uint64_t deadline = fam_now_us() + (uint64_t)f->timeout_ms * 1000u;
+    for (unsigned spins = 0;; spins++) {
+        int n = fam_drain(f);
+        if (r->status->done && r->send->done && (!r->data || r->data->done ||
+                                                 r->st.status || r->status->err))
+            break;
+        if (n || spins < 64) continue;
+        fam_wake(f, r->server);
+        sched_yield();
+        if ((spins & 255) == 0 && fam_now_us() > deadline) {
+            /* famd did not answer: leave the operations to the provider */
+            r->status->abandoned = r->send->abandoned = 1;
+            fi_cancel(&f->ep->fid, r->status);
+            if (r->data) {
+                r->data->abandoned = 1;
+                fi_cancel(&f->ep->fid, r->data);
+            }
+            struct fam_server *s = &f->srv[r->server];
+            return fam_fail(FAM_ETIMEOUT, "memory server %s:%d did not answer "
+                            "a bulk request within %d ms", s->host, s->port,
+                            f->timeout_ms);
+        }
+    }
+    int rc = 0;
+    if (r->send->err || r->status->err) {
+        struct fam_server *s = &f->srv[r->server];
+        rc = fam_fail(FAM_EFABRIC, "bulk request to memory server %s:%d "
+                      "failed: %s", s->host, s->port,
+                      fi_strerror(r->send->err ? r->send->err : r->status->err));
+    } else if (r->st.status) {
+        uint32_t ml = r->st.msglen < FAMP_MAX_ERRMSG ? r->st.msglen : FAMP_MAX_ERRMSG;
+        int code = r->st.status < 0 && r->st.status > -100 ? r->st.status : FAM_EPROTO;
+        rc = fam_fail(code, "%.*s", (int)ml, r->st.msg);
+    }
+    if (r->data && !r->data->done) { /* famd failed before sending data */
+        r->data->abandoned = 1;
+        fi_cancel(&f->ep->fid, r->data);
+    } else if (r->data) {
+        if (!rc && r->data->err)
+            rc = fam_fail(FAM_EFABRIC, "bulk reply failed: %s",
+                          fi_strerror(r->data->err));
+        free(r->data);
+    }
+    free(r->status);
+    free(r->send);
+    free(r->msg);
+    return rc;
+}
+
+/* A bulk call: the ops of one gather, scatter or atomic on one item. */
+struct bulk {
+    fam_t *f;
+    fam_item_t *d;
+    uint16_t op;         /* enum famp_bulk_op */
+    uint64_t esize;      /* bytes per element */
+    uint32_t aop, dtype; /* atomics */
+    const uint8_t *in;   /* scatter/atomic: n values */
+    uint8_t *out;        /* gather / fetched old values, or NULL */
+    struct breq win[BULK_WINDOW];
+    int head, count;     /* requests in flight, oldest at head */
+    int rc;              /* first error */
+};
+
+static void bulk_retire_one(struct bulk *b)
+{
+    int rc = breq_wait(b->f, &b->win[b->head]);
+    if (rc && !b->rc) b->rc = rc;
+    b->head = (b->head + 1) % BULK_WINDOW;
+    b->count--;
+}
+
+/* Send elements [from, from+n) of the call, whose item-byte offsets are
+ * off[0..n) (already in the message), to the item's memory server. */
+static void bulk_chunk(struct bulk *b, uint8_t *msg, uint64_t from, uint64_t n)
+{
+    fam_t *f = b->f;
+    fam_item_t *d = b->d;
+    struct famp_bulk *h = (struct famp_bulk *)(void *)msg;
+    h->op = b->op;
+    h->id = d->id;
+    h->key = d->key;
+    h->n = n;
+    h->esize = b->esize;
+    h->aop = b->aop;
+    h->dtype = b->dtype;
+    h->fetch = b->op == FAMP_B_ATOMIC && b->out;
+    size_t len = BULK_HDR + n * 8;
+    if (b->op != FAMP_B_GATHER) {
+        memcpy(msg + len, b->in + from * b->esize, n * b->esize);
+        len += n * b->esize;
+    }
+    if (b->count == BULK_WINDOW) bulk_retire_one(b);
+    if (b->rc) { free(msg); return; }
+    void *reply = b->out ? b->out + from * b->esize : NULL;
+    size_t rlen = b->out ? n * b->esize : 0;
+    struct breq *r = &b->win[(b->head + b->count) % BULK_WINDOW];
+    fam_wake(f, d->server);
+    int rc = breq_post(f, r, d->server, msg, len, reply, rlen);
+    if (rc) {
+        free(msg);
+        if (!b->rc) b->rc = rc;
+        return;
+    }
+    b->count++;
+}
+
+/* Run a bulk call over elements idx[0..n) (or first + i*stride when idx is
+ * NULL), all already checked to be in range. */
+static int bulk_run(struct bulk *b, uint64_t n, const uint64_t *idx,
+                    uint64_t first, uint64_t stride)
+{
+    fam_t *f = b->f;
+    uint64_t per = (FAMP_BULK_MAX - BULK_HDR) /
+                   (8 + (b->op == FAMP_B_GATHER ? 0 : b->esize));
+    if (b->out && per > FAMP_BULK_MAX / b->esize) per = FAMP_BULK_MAX / b->esize;
+    pthread_mutex_lock(&f->flock);
+    for (uint64_t at = 0; at < n && !b->rc; at += per) {
+        uint64_t k = n - at < per ? n - at : per;
+        uint8_t *msg = malloc(BULK_HDR + k * (8 + (b->op == FAMP_B_GATHER ? 0 : b->esize)));
+        if (!msg) { b->rc = fam_fail(FAM_ENOMEM, "out of memory"); break; }
+        memset(msg, 0, BULK_HDR);
+        uint64_t *off = (uint64_t *)(void *)(msg + BULK_HDR);
+        if (idx)
+            for (uint64_t i = 0; i < k; i++) off[i] = idx[at + i] * b->esize;
+        else
+            for (uint64_t i = 0; i < k; i++) off[i] = (first + (at + i) * stride) * b->esize;
+        bulk_chunk(b, msg, at, k);
+    }
+    while (b->count) bulk_retire_one(b);
+    pthread_mutex_unlock(&f->flock);
+    return b->rc;
+}
+
+/* Elements bigger than this move with one RMA each: a transfer that size
+ * is already efficient, and it keeps bulk messages small. */
+#define BULK_MAX_ESIZE (64u << 10)
+
+static int transfer(fam_t *f, int write, void *local, fam_item_t *d, uint64_t n,
+                    const uint64_t *idx, uint64_t first, uint64_t stride,
+                    uint64_t esize)
+{
+    int rc = 0;
+    if (esize > BULK_MAX_ESIZE) {
+        for (uint64_t i = 0; i < n && !rc; i++) {
+            uint64_t e = idx ? idx[i] : first + i * stride;
+            char *p = (char *)local + i * esize;
+            rc = write ? fam_put_nonblocking(f, p, d, e * esize, esize)
+                       : fam_get_nonblocking(f, p, d, e * esize, esize);
+        }
+        return rc ? rc : fam_quiet(f);
+    }
+    if (write && !d->writable)
+        return fam_fail(FAM_EPERM, "no permission to write item '%s' (it was "
+                        "opened read-only)", d->name);
+    struct bulk b = {.f = f, .d = d, .esize = esize,
+                     .op = write ? FAMP_B_SCATTER : FAMP_B_GATHER,
+                     .in = write ? local : NULL, .out = write ? NULL : local};
+    return bulk_run(&b, n, idx, first, stride);
 }
 
 static int strided(fam_t *f, int write, void *local, fam_item_t *d, uint64_t n,
                    uint64_t first, uint64_t stride, uint64_t esize, int blocking)
 {
+    (void)blocking; /* non-blocking calls complete before they return */
     const char *what = write ? "scatter" : "gather";
     int rc = stride_check(f, d, local, n, first, stride, esize, what);
     if (rc || n == 0) return rc;
     if (stride == 1 || n == 1) { /* contiguous: one transfer */
-        rc = write ? fam_put_nonblocking(f, local, d, first * esize, n * esize)
-                   : fam_get_nonblocking(f, local, d, first * esize, n * esize);
-    } else {
-        for (uint64_t i = 0; i < n && !rc; i++)
-            rc = one(f, write, (char *)local + i * esize, d, first + i * stride, esize);
+        return write ? fam_put_blocking(f, local, d, first * esize, n * esize)
+                     : fam_get_blocking(f, local, d, first * esize, n * esize);
     }
-    if (!rc && blocking) rc = fam_quiet(f);
-    return rc;
+    return transfer(f, write, local, d, n, NULL, first, stride, esize);
 }
 
 static int indexed(fam_t *f, int write, void *local, fam_item_t *d, uint64_t n,
                    const uint64_t *idx, uint64_t esize, int blocking)
 {
+    (void)blocking;
     const char *what = write ? "scatter" : "gather";
     int rc = index_check(f, d, local, n, idx, esize, what);
     if (rc || n == 0) return rc;
-    for (uint64_t i = 0; i < n && !rc; i++)
-        rc = one(f, write, (char *)local + i * esize, d, idx[i], esize);
-    if (!rc && blocking) rc = fam_quiet(f);
-    return rc;
+    return transfer(f, write, local, d, n, idx, 0, 0, esize);
+}
+
+uint64_t fam_dtype_size(fam_dtype_t t)
+{
+    switch (t) {
+    case FAM_INT32: case FAM_UINT32: case FAM_FLOAT: return 4;
+    case FAM_INT64: case FAM_UINT64: case FAM_DOUBLE: return 8;
+    default: return 0;
+    }
+}
+
+int fam_atomic_index(fam_t *f, fam_item_t *d, fam_aop_t op, fam_dtype_t type,
+                     uint64_t n, const uint64_t *idx, const void *values,
+                     void *old)
+{
+    uint64_t es = fam_dtype_size(type);
+    fam_clear_error();
+    if (!es) return fam_fail(FAM_EINVAL, "atomic: unknown type %d", (int)type);
+    if (op < FAM_AOP_SET || op > FAM_AOP_XOR)
+        return fam_fail(FAM_EINVAL, "atomic: unknown operation %d", (int)op);
+    if (op >= FAM_AOP_AND && (type == FAM_FLOAT || type == FAM_DOUBLE))
+        return fam_fail(FAM_EINVAL, "atomic: bit operations need an integer type");
+    int rc = index_check(f, d, values, n, idx, es, "atomic");
+    if (rc || n == 0) return rc;
+    if (!d->writable)
+        return fam_fail(FAM_EPERM, "no permission to update item '%s' (it was "
+                        "opened read-only)", d->name);
+    struct bulk b = {.f = f, .d = d, .esize = es, .op = FAMP_B_ATOMIC,
+                     .aop = (uint32_t)op, .dtype = (uint32_t)type,
+                     .in = values, .out = old};
+    return bulk_run(&b, n, idx, 0, 0);
 }
 
 int fam_gather_blocking_stride(fam_t *f, void *local, fam_item_t *d, uint64_t n,

@@ -221,6 +221,9 @@ int fam_initialize(const fam_options_t *opts, fam_t **out)
         s->uid = o.uid;
         s->gid = o.gid;
         s->spin_us = o.spin_us;
+        s->token = o.token;
+        memcpy(s->faddr, o.addr, o.addrlen);
+        s->faddrlen = o.addrlen;
         if ((rc = fam_fabric_add_server(f, s, o.addr, o.addrlen))) break;
     }
     if (rc) {

@@ -27,16 +27,6 @@
 
 #include "fam_internal.h"
 
-/* The context of one posted operation (always on the heap: a blocking call
- * that gives up waiting leaves it to the provider, see wait_op). */
-struct fam_op {
-    struct fi_context ctx; /* owned by the provider while in flight */
-    int nb;                /* 1: non-blocking, freed on completion */
-    int abandoned;         /* 1: its caller timed out; free on completion */
-    volatile int done;     /* blocking: set when complete */
-    int err;               /* libfabric error (positive), 0 if none */
-};
-
 static struct fam_op *op_new(int nb)
 {
     struct fam_op *op = calloc(1, sizeof *op);
@@ -44,13 +34,15 @@ static struct fam_op *op_new(int nb)
     return op;
 }
 
+struct fam_op *fam_op_new(int nb) { return op_new(nb); }
+
 int fam_fabric_open(fam_t *f)
 {
     struct fi_info *hints = fi_allocinfo();
     if (!hints) return fam_fail(FAM_ENOMEM, "out of memory");
     hints->ep_attr->type = FI_EP_RDM;
-    hints->caps = FI_RMA | FI_ATOMIC | FI_MSG | FI_READ | FI_WRITE | FI_SEND |
-                  FI_RECV;
+    hints->caps = FI_RMA | FI_ATOMIC | FI_MSG | FI_TAGGED | FI_READ | FI_WRITE |
+                  FI_SEND | FI_RECV;
     hints->mode = FI_CONTEXT;
     hints->domain_attr->mr_mode = FI_MR_VIRT_ADDR | FI_MR_ALLOCATED |
                                   FI_MR_PROV_KEY | FI_MR_ENDPOINT;
@@ -111,6 +103,11 @@ int fam_fabric_add_server(fam_t *f, struct fam_server *s, const void *addr,
 {
     (void)len;
     int n = fi_av_insert(f->av, addr, 1, &s->addr, 0, NULL);
+    if (n != 1 && strcmp(f->provider, "shm") == 0)
+        return fam_fail(FAM_EFABRIC, "cannot reach memory server %s:%d over "
+                        "shm: the shm provider only connects processes of the "
+                        "same user (or root); use the tcp provider",
+                        s->host, s->port);
     if (n != 1)
         return fam_fail(FAM_EFABRIC, "cannot add memory server %s:%d to the "
                         "address vector", s->host, s->port);
@@ -166,6 +163,9 @@ static uint64_t now_us(void)
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
 }
+
+uint64_t fam_now_us(void) { return now_us(); }
+int fam_drain(fam_t *f) { return drain(f); }
 
 /* Wait for a blocking operation. Spin while the answer is likely
  * microseconds away; after that yield the core between polls, so that on a

@@ -25,6 +25,9 @@ struct fam_server {
     uint32_t uid, gid;    /* who famd says we are */
     uint32_t spin_us;     /* famd stays awake this long after a WAKE */
     uint64_t last_wake;   /* when we last sent a WAKE (us, monotonic) */
+    uint64_t token;       /* our secret for bulk requests to this famd */
+    uint8_t faddr[FAMP_ADDR_MAX]; /* famd's fabric address (for copies) */
+    uint32_t faddrlen;
 };
 
 /* A connection to all memory servers (fam_t). */
@@ -45,6 +48,17 @@ struct fam {
     int64_t outstanding;   /* non-blocking operations in flight */
     int nb_error;          /* first error of a non-blocking operation */
     char nb_msg[256];      /* its message */
+    uint64_t bseq;         /* last bulk request number (under flock) */
+};
+
+/* The context of one posted fabric operation (always on the heap: a
+ * blocking call that gives up waiting leaves it to the provider). */
+struct fam_op {
+    struct fi_context ctx; /* owned by the provider while in flight */
+    int nb;                /* 1: non-blocking, freed on completion */
+    int abandoned;         /* 1: its caller timed out; free on completion */
+    volatile int done;     /* blocking: set when complete */
+    int err;               /* libfabric error (positive), 0 if none */
 };
 
 /* A region descriptor. */
@@ -81,5 +95,9 @@ void fam_fabric_close(fam_t *f);
 int fam_fabric_add_server(fam_t *f, struct fam_server *s, const void *addr,
                           size_t len);
 int fam_fabric_getname(fam_t *f, void *addr, size_t *len);
+/* with flock held: */
+struct fam_op *fam_op_new(int nb);
+int fam_drain(fam_t *f);   /* read completions; returns how many */
+uint64_t fam_now_us(void);
 
 #endif /* FAM_INTERNAL_H */

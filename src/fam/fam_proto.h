@@ -15,7 +15,7 @@
 #include "fam/fam.h"
 
 #define FAMP_MAGIC 0x314d464bu /* "KFM1" in little-endian bytes */
-#define FAMP_VERSION 1
+#define FAMP_VERSION 2
 #define FAMP_MAX_BODY (64u << 20) /* larger bodies close the connection */
 #define FAMP_MAX_ERRMSG 1024
 #define FAMP_ADDR_MAX 256 /* longest libfabric endpoint name we carry */
@@ -80,6 +80,7 @@ struct famp_info {
     uint64_t base;      /* items: address to add offsets to for RMA */
     uint64_t arg[2];    /* results (old value of a 128-bit swap) */
     uint64_t pool_size; /* HELLO: pool bytes */
+    uint64_t token;     /* HELLO: this connection's secret for bulk messages */
     uint32_t uid, gid;  /* owner; HELLO: who famd thinks the client is */
     uint32_t mode;      /* permission bits */
     uint32_t memtype;   /* fam_memory_type_t as stored */
@@ -89,6 +90,66 @@ struct famp_info {
     uint32_t spin_us;   /* HELLO: how long famd stays awake after a WAKE */
     char name[FAM_NAME_MAX + 1];
     uint8_t addr[FAMP_ADDR_MAX]; /* HELLO: famd's fabric address */
+};
+
+/* ---- bulk requests: libfabric tagged messages ---------------------------
+ *
+ * Bulk work (indexed gather/scatter, bulk atomics, copy) travels on the
+ * fabric itself, so its payload moves at fabric speed. A client sends a
+ * request with tag FAMP_TAG_REQ to famd's endpoint; famd answers on the
+ * endpoint whose address the client gave in HELLO: first, for a request
+ * that returns data (gather, fetching atomics), one message with the data
+ * tagged `seq`, then always one famp_bstatus tagged FAMP_TAG_STATUS | seq.
+ * A request names the item by id and carries the RMA key the client was
+ * given for it: the key is the capability (a read-only key allows gather
+ * only), exactly as for one-sided RMA. `token` says which connection the
+ * request belongs to and thus where the answer goes. */
+#define FAMP_TAG_REQ (1ull << 63)
+#define FAMP_TAG_STATUS (1ull << 62)
+#define FAMP_SEQ_MASK (FAMP_TAG_STATUS - 1)
+#define FAMP_BULK_MAX (4u << 20) /* largest request or reply message */
+#define FAMP_BULK_MAGIC 0x424d464bu /* "KFMB" */
+
+enum famp_bulk_op {
+    FAMP_B_GATHER = 1, /* n byte offsets -> n elements of esize bytes */
+    FAMP_B_SCATTER,    /* n byte offsets, n elements -> status */
+    FAMP_B_ATOMIC,     /* n byte offsets, n operands -> status (+ old values) */
+    FAMP_B_COPY,       /* src range -> a range of an item on dst famd */
+    FAMP_B_END
+};
+
+/* Header of a bulk request; the payload follows it in the same message:
+ * GATHER: n u64 byte offsets; SCATTER and ATOMIC: n u64 byte offsets, then
+ * n elements of esize bytes; COPY: nothing. */
+struct famp_bulk {
+    uint32_t magic;    /* FAMP_BULK_MAGIC */
+    uint16_t version;  /* FAMP_VERSION */
+    uint16_t op;       /* enum famp_bulk_op */
+    uint64_t token;    /* from the HELLO reply on the control connection */
+    uint64_t seq;      /* tag of the replies, below FAMP_TAG_STATUS */
+    uint64_t id;       /* the item (copy: the source item) */
+    uint64_t key;      /* the client's key for it */
+    uint64_t n;        /* elements */
+    uint64_t esize;    /* bytes per element */
+    uint32_t aop;      /* ATOMIC: fam_aop_t */
+    uint32_t dtype;    /* ATOMIC: fam_dtype_t */
+    uint32_t fetch;    /* ATOMIC: 1 to get the old values back */
+    uint32_t dst_addrlen; /* COPY: bytes of dst_addr used (0: same famd) */
+    uint64_t src_off;  /* COPY: first source byte */
+    uint64_t len;      /* COPY: bytes */
+    uint64_t dst_id;   /* COPY: destination item (same famd only) */
+    uint64_t dst_key;  /* COPY: its key (RMA key on the other famd) */
+    uint64_t dst_addr_rma; /* COPY: RMA address of the first dest byte */
+    uint64_t dst_off;  /* COPY: first destination byte */
+    uint8_t dst_addr[FAMP_ADDR_MAX]; /* COPY: the destination famd's address */
+};
+
+/* The status that ends every bulk request. */
+struct famp_bstatus {
+    uint64_t seq;     /* the request's */
+    int32_t status;   /* 0 or a FAM_E* code */
+    uint32_t msglen;  /* bytes of msg used */
+    char msg[FAMP_MAX_ERRMSG];
 };
 
 #endif /* FAM_PROTO_H */

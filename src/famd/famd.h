@@ -86,6 +86,7 @@ struct famd_cred {
 };
 
 struct famd_fabric; /* famd_fabric.c */
+struct famd_bulk;   /* famd_bulk.c */
 
 struct famd {
     /* pool */
@@ -104,6 +105,7 @@ struct famd {
     uint64_t free_bytes;
     /* fabric */
     struct famd_fabric *fab;
+    struct famd_bulk *bulk; /* bulk requests over fabric messages */
     /* last error of the request being handled */
     char err[FAMP_MAX_ERRMSG];
     uint64_t spin_us;       /* busy-poll this long after activity */
@@ -144,5 +146,17 @@ int famd_fabric_progress(struct famd *d);  /* returns events seen */
 int famd_fabric_trywait(struct famd *d);   /* 0 if it is safe to block */
 int famd_mr_get(struct famd *d, int32_t slot, int writable, uint64_t *key);
 void famd_mr_drop(struct famd *d, int32_t slot);
+struct fid_ep *famd_fabric_ep(struct famd *d);
+struct fid_av *famd_fabric_av(struct famd *d);
+size_t famd_fabric_max_msg(struct famd *d);
+
+/* famd_bulk.c */
+int famd_bulk_open(struct famd *d);
+void famd_bulk_close(struct famd *d); /* after famd_fabric_close */
+int famd_bulk_peer_add(struct famd *d, const uint8_t *addr, uint32_t len,
+                       uint64_t *token);
+void famd_bulk_peer_drop(struct famd *d, uint64_t token);
+void famd_bulk_done(struct famd *d, void *ctx, size_t len, int err);
+int famd_bulk_poll(struct famd *d); /* 1 while bulk work is pending */
 
 #endif /* FAMD_H */

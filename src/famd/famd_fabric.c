@@ -57,7 +57,7 @@ int famd_fabric_open(struct famd *d, const char *provider, const char *host)
     d->fab = fb;
     struct fi_info *hints = fi_allocinfo();
     hints->ep_attr->type = FI_EP_RDM;
-    hints->caps = FI_RMA | FI_ATOMIC | FI_MSG | FI_REMOTE_READ |
+    hints->caps = FI_RMA | FI_ATOMIC | FI_MSG | FI_TAGGED | FI_REMOTE_READ |
                   FI_REMOTE_WRITE | FI_READ | FI_WRITE | FI_SEND | FI_RECV;
     hints->mode = FI_CONTEXT;
     hints->domain_attr->mr_mode = FI_MR_VIRT_ADDR | FI_MR_ALLOCATED |
@@ -85,7 +85,7 @@ int famd_fabric_open(struct famd *d, const char *provider, const char *host)
     struct fi_av_attr av_attr = {.type = FI_AV_TABLE};
     if ((rc = fi_av_open(fb->domain, &av_attr, &fb->av, NULL)))
         return famd_fail(d, FAM_EFABRIC, "fi_av_open: %s", fi_strerror(-rc));
-    struct fi_cq_attr cq_attr = {.format = FI_CQ_FORMAT_CONTEXT,
+    struct fi_cq_attr cq_attr = {.format = FI_CQ_FORMAT_TAGGED,
                                  .wait_obj = FI_WAIT_FD, .size = 1024};
     if (fi_cq_open(fb->domain, &cq_attr, &fb->cq, NULL) == 0) {
         if (fi_control(&fb->cq->fid, FI_GETWAIT, &fb->wait_fd) != 0)
@@ -137,19 +137,26 @@ const char *famd_fabric_provider(struct famd *d)
 int famd_fabric_virt_addr(struct famd *d) { return d->fab->virt_addr; }
 int famd_fabric_wait_fd(struct famd *d) { return d->fab->wait_fd; }
 
-/* Drive the provider; returns the number of completions seen. famd posts
- * no operations of its own yet, so any completion or error is just drained. */
+/* Drive the provider; returns the number of completions seen. Completions
+ * are of famd's own operations (bulk receives, replies, copy writes): RMA
+ * that clients do to famd's memory produces none. */
 int famd_fabric_progress(struct famd *d)
 {
-    struct fi_cq_entry e[16];
+    struct fi_cq_tagged_entry e[16];
     ssize_t n = fi_cq_read(d->fab->cq, e, 16);
     if (n == -FI_EAVAIL) {
         struct fi_cq_err_entry err = {0};
-        fi_cq_readerr(d->fab->cq, &err, 0);
+        if (fi_cq_readerr(d->fab->cq, &err, 0) > 0)
+            famd_bulk_done(d, err.op_context, 0, err.err ? err.err : FI_EIO);
         return 1;
     }
+    for (ssize_t i = 0; i < n; i++) famd_bulk_done(d, e[i].op_context, e[i].len, 0);
     return n > 0 ? (int)n : 0;
 }
+
+struct fid_ep *famd_fabric_ep(struct famd *d) { return d->fab->ep; }
+struct fid_av *famd_fabric_av(struct famd *d) { return d->fab->av; }
+size_t famd_fabric_max_msg(struct famd *d) { return d->fab->info->ep_attr->max_msg_size; }
 
 /* 0 when no event is pending and famd may block on the wait fd. */
 int famd_fabric_trywait(struct famd *d)

@@ -53,6 +53,7 @@ struct conn {
     size_t outlen, outoff, outcap;
     int closing;            /* close once `out` is flushed */
     int hello;              /* 1 after a successful HELLO */
+    uint64_t token;         /* its secret for bulk messages (0: none yet) */
 };
 
 static volatile sig_atomic_t stop;
@@ -153,8 +154,9 @@ static void learn_identity(struct famd *d, struct conn *c)
 
 /* ---- connections ------------------------------------------------------- */
 
-static void conn_close(struct conn *c)
+static void conn_close(struct famd *d, struct conn *c)
 {
+    famd_bulk_peer_drop(d, c->token);
     close(c->fd);
     free(c->in);
     free(c->out);
@@ -232,6 +234,16 @@ static void handle(struct famd *d, struct conn *c, const struct famp_hdr *h,
             reply_error(c, h, FAM_ENOTSUP, msg);
             return;
         }
+        if (c->hello) {
+            reply_error(c, h, FAM_EPROTO, "HELLO was already said");
+            return;
+        }
+        int rc = famd_bulk_peer_add(d, q.addr, q.addrlen, &c->token);
+        if (rc) {
+            reply_error(c, h, rc, d->err);
+            return;
+        }
+        o.token = c->token;
         famd_fabric_getname(d, o.addr, &o.addrlen);
         o.pool_size = d->size;
         o.uid = c->cred.uid;
@@ -396,7 +408,7 @@ int main(int argc, char **argv)
     d.verbose = verbose;
     d.spin_us = spin_us;
     if (famd_pool_open(&d, pool_file, pool_size) ||
-        famd_fabric_open(&d, provider, host)) {
+        famd_fabric_open(&d, provider, host) || famd_bulk_open(&d)) {
         fprintf(stderr, "famd: %s\n", d.err);
         return 1;
     }
@@ -424,7 +436,7 @@ int main(int argc, char **argv)
     uint64_t last = now_us();
 
     while (!stop) {
-        if (famd_fabric_progress(&d) > 0) last = now_us();
+        if (famd_fabric_progress(&d) > 0 || famd_bulk_poll(&d)) last = now_us();
         int np = 0;
         pfd[np].fd = lfd; pfd[np].events = POLLIN; idx[np++] = -1;
         int wslot = -1;
@@ -473,13 +485,14 @@ int main(int argc, char **argv)
             struct conn *c = &conns[idx[k]];
             if (pfd[k].revents & (POLLIN | POLLHUP | POLLERR)) on_readable(&d, c);
             flush_out(c);
-            if (c->closing && c->outlen == 0) conn_close(c);
+            if (c->closing && c->outlen == 0) conn_close(&d, c);
         }
     }
     for (int i = 0; i < MAX_CONNS; i++)
-        if (conns[i].fd >= 0) conn_close(&conns[i]);
+        if (conns[i].fd >= 0) conn_close(&d, &conns[i]);
     close(lfd);
     famd_fabric_close(&d);
+    famd_bulk_close(&d);
     famd_pool_close(&d);
     if (verbose) fprintf(stderr, "famd: stopped\n");
     return 0;

@@ -1,0 +1,720 @@
+/* famd_bulk.c — bulk work done next to the memory: indexed gather and
+ * scatter, bulk atomics and copies, requested with fabric messages.
+ *
+ * One network operation per element runs at ~0.4 M ops/s here; a request
+ * that carries a whole list of offsets and lets famd touch its own pool
+ * runs at memory speed. The message formats are in fam_proto.h
+ * (struct famp_bulk, struct famp_bstatus) and docs/PROTOCOL.md.
+ *
+ * famd keeps FAMD_RX_BUFS receive buffers posted for requests. A request is
+ * checked completely before any byte of the pool changes: its size against
+ * its element count, the item id, the key (the capability the client got
+ * from a permitted lookup; read-only keys allow gather only) and every
+ * offset. Then it runs to completion inside this single-threaded event loop
+ * and its replies are queued for sending. A copy to another famd is the one
+ * request that waits: famd writes the bytes to the other famd with RMA and
+ * answers when every write has completed. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <rdma/fabric.h>
+#include <rdma/fi_domain.h>
+#include <rdma/fi_endpoint.h>
+#include <rdma/fi_errno.h>
+#include <rdma/fi_rma.h>
+#include <rdma/fi_tagged.h>
+
+#include "famd.h"
+
+#define FAMD_RX_BUFS 4         /* requests received at once */
+#define FAMD_COPY_CHUNK (1u << 20) /* bytes per RMA write of a copy */
+#define FAMD_COPY_DEPTH 8      /* RMA writes of one copy in flight */
+#define FAMD_COPY_TIMEOUT_US 60000000ull
+#define FAMD_MAX_REMOTES 64    /* other famds a copy may target */
+
+enum ctx_kind { CTX_RX = 1, CTX_TX, CTX_COPY };
+
+/* Every operation famd posts starts with this; the provider owns `fc`. */
+struct bctx {
+    struct fi_context fc;
+    enum ctx_kind kind;
+};
+
+/* A posted receive buffer for one request. */
+struct rxbuf {
+    struct bctx c;
+    int posted;      /* 1 while the provider holds it */
+    uint8_t *buf;    /* FAMP_BULK_MAX bytes */
+};
+
+/* A reply waiting to be sent or being sent; freed when the send completes. */
+struct txmsg {
+    struct bctx c;
+    struct txmsg *next; /* in the queue of replies not yet accepted */
+    fi_addr_t to;
+    uint64_t tag;
+    size_t len;
+    uint8_t data[];
+};
+
+/* One RMA write of a copy. */
+struct copyop {
+    struct bctx c;
+    struct copyjob *job;
+};
+
+/* A copy to another famd, in progress. */
+struct copyjob {
+    struct copyjob *next;  /* in the list of jobs */
+    fi_addr_t reply_to;    /* the client */
+    uint64_t seq;
+    fi_addr_t dst;         /* the other famd */
+    const uint8_t *src;    /* next source byte in our pool */
+    uint64_t dst_addr;     /* next destination RMA address */
+    uint64_t dst_key;
+    uint64_t left;         /* bytes not yet issued */
+    int inflight;          /* writes issued, not completed */
+    int status;            /* first error, or 0 */
+    int answered;          /* the client has its status (error or timeout) */
+    uint64_t deadline_us;
+    struct copyop ops[FAMD_COPY_DEPTH];
+    int opfree[FAMD_COPY_DEPTH]; /* 1: ops[i] is not in flight */
+};
+
+/* A connection allowed to send bulk requests. */
+struct peer {
+    uint64_t token;  /* secret handed out in HELLO; 0 = unused entry */
+    fi_addr_t addr;  /* its endpoint in our address vector */
+};
+
+/* Another famd we copy to. */
+struct remote {
+    uint32_t len;
+    uint8_t name[FAMP_ADDR_MAX];
+    fi_addr_t addr;
+};
+
+struct famd_bulk {
+    struct rxbuf rx[FAMD_RX_BUFS];
+    struct txmsg *txq, *txq_tail; /* replies the provider did not take yet */
+    int tx_inflight;              /* replies handed to the provider */
+    uint64_t tx_last_us;          /* when a reply was last sent or completed */
+    struct copyjob *jobs;
+    struct peer *peers;
+    size_t npeers;
+    struct remote remotes[FAMD_MAX_REMOTES];
+    int nremotes;
+};
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---- receive buffers and replies ------------------------------------- */
+
+static void post_rx(struct famd *d, struct rxbuf *b)
+{
+    if (b->posted) return;
+    ssize_t rc = fi_trecv(famd_fabric_ep(d), b->buf, FAMP_BULK_MAX, NULL,
+                          FI_ADDR_UNSPEC, FAMP_TAG_REQ, 0, &b->c.fc);
+    if (rc == 0) b->posted = 1; /* else retried by famd_bulk_poll */
+}
+
+static void tx_push(struct famd *d, struct txmsg *m)
+{
+    struct famd_bulk *B = d->bulk;
+    m->next = NULL;
+    if (B->txq_tail) B->txq_tail->next = m;
+    else B->txq = m;
+    B->txq_tail = m;
+}
+
+/* Hand queued replies to the provider, in order, until it says "later". */
+static void tx_flush(struct famd *d)
+{
+    struct famd_bulk *B = d->bulk;
+    while (B->txq) {
+        struct txmsg *m = B->txq;
+        ssize_t rc = fi_tsend(famd_fabric_ep(d), m->data, m->len, NULL, m->to,
+                              m->tag, &m->c.fc);
+        if (rc == -FI_EAGAIN) return;
+        B->txq = m->next;
+        if (!B->txq) B->txq_tail = NULL;
+        if (rc) {
+            if (d->verbose)
+                fprintf(stderr, "famd: bulk reply lost: %s\n", fi_strerror((int)-rc));
+            free(m);
+            continue;
+        }
+        B->tx_inflight++;
+        B->tx_last_us = now_us();
+    }
+}
+
+static struct txmsg *tx_new(fi_addr_t to, uint64_t tag, size_t len)
+{
+    struct txmsg *m = malloc(sizeof *m + (len ? len : 1));
+    if (!m) return NULL;
+    memset(&m->c, 0, sizeof m->c);
+    m->c.kind = CTX_TX;
+    m->to = to;
+    m->tag = tag;
+    m->len = len;
+    return m;
+}
+
+static void send_status(struct famd *d, fi_addr_t to, uint64_t seq, int status,
+                        const char *msg)
+{
+    size_t ml = status && msg ? strnlen(msg, FAMP_MAX_ERRMSG) : 0;
+    struct txmsg *m = tx_new(to, FAMP_TAG_STATUS | seq,
+                             offsetof(struct famp_bstatus, msg) + ml);
+    if (!m) return; /* the client times out */
+    struct famp_bstatus *st = (struct famp_bstatus *)m->data;
+    st->seq = seq;
+    st->status = status;
+    st->msglen = (uint32_t)ml;
+    memcpy(st->msg, msg ? msg : "", ml);
+    tx_push(d, m);
+}
+
+/* ---- peers (connections that said HELLO) ----------------------------- */
+
+int famd_bulk_peer_add(struct famd *d, const uint8_t *addr, uint32_t len,
+                       uint64_t *token)
+{
+    struct famd_bulk *B = d->bulk;
+    fi_addr_t fa;
+    if (len == 0 || len > FAMP_ADDR_MAX)
+        return famd_fail(d, FAM_EINVAL, "bad fabric address length %u", len);
+    if (fi_av_insert(famd_fabric_av(d), addr, 1, &fa, 0, NULL) != 1)
+        return famd_fail(d, FAM_EFABRIC, "cannot add the client's fabric "
+                         "address");
+    size_t i = 0;
+    while (i < B->npeers && B->peers[i].token) i++;
+    if (i == B->npeers) {
+        struct peer *p = realloc(B->peers, (B->npeers + 16) * sizeof *p);
+        if (!p) {
+            fi_av_remove(famd_fabric_av(d), &fa, 1, 0);
+            return famd_fail(d, FAM_ENOMEM, "out of memory");
+        }
+        memset(p + B->npeers, 0, 16 * sizeof *p);
+        B->peers = p;
+        B->npeers += 16;
+    }
+    uint64_t t = 0;
+    while (t == 0)
+        if (getrandom(&t, sizeof t, 0) != (ssize_t)sizeof t)
+            return famd_fail(d, FAM_EIO, "getrandom failed");
+    B->peers[i].token = t;
+    B->peers[i].addr = fa;
+    *token = t;
+    return 0;
+}
+
+void famd_bulk_peer_drop(struct famd *d, uint64_t token)
+{
+    struct famd_bulk *B = d->bulk;
+    if (!token || !B) return;
+    for (size_t i = 0; i < B->npeers; i++)
+        if (B->peers[i].token == token) {
+            /* replies already queued to it still hold its fi_addr; the
+             * address vector entry is removed with them unsent or not:
+             * a send to a removed address fails and is freed */
+            fi_av_remove(famd_fabric_av(d), &B->peers[i].addr, 1, 0);
+            B->peers[i].token = 0;
+            return;
+        }
+}
+
+static int peer_by_token(struct famd_bulk *B, uint64_t token, fi_addr_t *out)
+{
+    if (!token) return -1;
+    for (size_t i = 0; i < B->npeers; i++)
+        if (B->peers[i].token == token) {
+            *out = B->peers[i].addr;
+            return 0;
+        }
+    return -1;
+}
+
+/* ---- the work itself ---------------------------------------------------- */
+
+/* The item a request names, if its key grants `want` (FAMD_R or FAMD_W). */
+static int item_for(struct famd *d, uint64_t id, uint64_t key, int want,
+                    int32_t *slot)
+{
+    int32_t s = famd_slot_of(d, FAMD_REC_ITEM, id);
+    if (s < 0)
+        return famd_fail(d, FAM_ENOTFOUND, "no data item with id %llu (it "
+                         "may have been deallocated)", (unsigned long long)id);
+    struct famd_live *l = &d->live[s];
+    int ok = key != 0 && (key == l->key_rw || (want == FAMD_R && key == l->key_ro));
+    if (!ok)
+        return famd_fail(d, FAM_EPERM, "the descriptor of '%s' does not allow "
+                         "%s (look the item up again, or check its "
+                         "permissions)", d->recs[s].name,
+                         want == FAMD_R ? "reading" : "writing");
+    *slot = s;
+    return 0;
+}
+
+/* Every offset must leave room for one element inside the item, and be
+ * aligned to `align` bytes. */
+static int check_offsets(struct famd *d, int32_t s, const uint64_t *off,
+                         uint64_t n, uint64_t esize, uint64_t align)
+{
+    uint64_t size = atomic_load(&d->recs[s].size);
+    if (esize > size)
+        return famd_fail(d, FAM_EOUTOFRANGE, "elements of %llu bytes do not "
+                         "fit in '%s' (%llu bytes)", (unsigned long long)esize,
+                         d->recs[s].name, (unsigned long long)size);
+    uint64_t last = size - esize;
+    for (uint64_t i = 0; i < n; i++) {
+        if (off[i] > last)
+            return famd_fail(d, FAM_EOUTOFRANGE, "element %llu at byte %llu is "
+                             "past the end of '%s' (%llu bytes)",
+                             (unsigned long long)i, (unsigned long long)off[i],
+                             d->recs[s].name, (unsigned long long)size);
+        if (align > 1 && off[i] % align)
+            return famd_fail(d, FAM_EINVAL, "element %llu at byte %llu is not "
+                             "aligned to %llu bytes", (unsigned long long)i,
+                             (unsigned long long)off[i],
+                             (unsigned long long)align);
+    }
+    return 0;
+}
+
+static void do_gather(uint8_t *out, const uint8_t *item, const uint64_t *off,
+                      uint64_t n, uint64_t esize)
+{
+    if (esize == 8) {
+        uint64_t *o = (uint64_t *)(void *)out;
+        for (uint64_t i = 0; i < n; i++) memcpy(&o[i], item + off[i], 8);
+    } else if (esize == 4) {
+        uint32_t *o = (uint32_t *)(void *)out;
+        for (uint64_t i = 0; i < n; i++) memcpy(&o[i], item + off[i], 4);
+    } else {
+        for (uint64_t i = 0; i < n; i++) memcpy(out + i * esize, item + off[i], esize);
+    }
+}
+
+static void do_scatter(uint8_t *item, const uint8_t *in, const uint64_t *off,
+                       uint64_t n, uint64_t esize)
+{
+    if (esize == 8) {
+        for (uint64_t i = 0; i < n; i++) memcpy(item + off[i], in + 8 * i, 8);
+    } else {
+        for (uint64_t i = 0; i < n; i++) memcpy(item + off[i], in + i * esize, esize);
+    }
+}
+
+/* Atomic update of each element; `old` (n old values) may be NULL. Integers are updated
+ * with the CPU's atomic instructions (so they are atomic with respect to
+ * the same-host fast path and other requests), min/max and floating point
+ * with a compare-and-swap loop. */
+#define INT_AOP_(T, p, op, v, oldp)                                          \
+    do {                                                                     \
+        T o_;                                                                \
+        switch (op) {                                                        \
+        case FAM_AOP_SET: o_ = __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); break; \
+        case FAM_AOP_ADD: o_ = __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); break; \
+        case FAM_AOP_AND: o_ = __atomic_fetch_and(p, v, __ATOMIC_SEQ_CST); break; \
+        case FAM_AOP_OR: o_ = __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); break; \
+        case FAM_AOP_XOR: o_ = __atomic_fetch_xor(p, v, __ATOMIC_SEQ_CST); break; \
+        default: /* MIN, MAX */                                              \
+            o_ = __atomic_load_n(p, __ATOMIC_SEQ_CST);                       \
+            while ((op == FAM_AOP_MIN ? v < o_ : v > o_) &&                  \
+                   !__atomic_compare_exchange_n(p, &o_, v, 0, __ATOMIC_SEQ_CST, \
+                                                __ATOMIC_SEQ_CST)) {}        \
+        }                                                                    \
+        memcpy(oldp, &o_, sizeof o_);                              \
+    } while (0)
+
+#define FLT_AOP_(T, U, p, op, v, oldp)                                       \
+    do {                                                                     \
+        U *pu_ = (U *)(p);                                                   \
+        U ou_ = __atomic_load_n(pu_, __ATOMIC_SEQ_CST), nu_;                 \
+        for (;;) {                                                           \
+            T o_, n_;                                                        \
+            memcpy(&o_, &ou_, sizeof o_);                                    \
+            n_ = op == FAM_AOP_SET ? v : op == FAM_AOP_ADD ? o_ + v          \
+               : op == FAM_AOP_MIN ? (v < o_ ? v : o_) : (v > o_ ? v : o_);  \
+            memcpy(&nu_, &n_, sizeof n_);                                    \
+            if (__atomic_compare_exchange_n(pu_, &ou_, nu_, 0,               \
+                                            __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) \
+                break;                                                       \
+        }                                                                    \
+        memcpy(oldp, &ou_, sizeof ou_);                            \
+    } while (0)
+
+static void do_atomic(uint8_t *item, const uint64_t *off, const uint8_t *vals,
+                      uint8_t *old, uint64_t n, uint32_t op, uint32_t type)
+{
+    uint8_t scratch[8]; /* old values nobody asked for */
+    for (uint64_t i = 0; i < n; i++) {
+        void *p = item + off[i];
+        uint8_t *o4 = old ? old + 4 * i : scratch, *o8 = old ? old + 8 * i : scratch;
+        switch (type) {
+        case FAM_INT32: {
+            int32_t v; memcpy(&v, vals + 4 * i, 4);
+            if (op == FAM_AOP_MIN || op == FAM_AOP_MAX)
+                INT_AOP_(int32_t, (int32_t *)p, op, v, o4);
+            else
+                INT_AOP_(uint32_t, (uint32_t *)p, op, (uint32_t)v, o4);
+            break;
+        }
+        case FAM_UINT32: {
+            uint32_t v; memcpy(&v, vals + 4 * i, 4);
+            INT_AOP_(uint32_t, (uint32_t *)p, op, v, o4);
+            break;
+        }
+        case FAM_INT64: {
+            int64_t v; memcpy(&v, vals + 8 * i, 8);
+            if (op == FAM_AOP_MIN || op == FAM_AOP_MAX)
+                INT_AOP_(int64_t, (int64_t *)p, op, v, o8);
+            else
+                INT_AOP_(uint64_t, (uint64_t *)p, op, (uint64_t)v, o8);
+            break;
+        }
+        case FAM_UINT64: {
+            uint64_t v; memcpy(&v, vals + 8 * i, 8);
+            INT_AOP_(uint64_t, (uint64_t *)p, op, v, o8);
+            break;
+        }
+        case FAM_FLOAT: {
+            float v; memcpy(&v, vals + 4 * i, 4);
+            FLT_AOP_(float, uint32_t, p, op, v, o4);
+            break;
+        }
+        case FAM_DOUBLE: {
+            double v; memcpy(&v, vals + 8 * i, 8);
+            FLT_AOP_(double, uint64_t, p, op, v, o8);
+            break;
+        }
+        }
+    }
+}
+
+static uint64_t dtype_size(uint32_t t)
+{
+    switch (t) {
+    case FAM_INT32: case FAM_UINT32: case FAM_FLOAT: return 4;
+    case FAM_INT64: case FAM_UINT64: case FAM_DOUBLE: return 8;
+    default: return 0;
+    }
+}
+
+/* ---- copies to another famd -------------------------------------------- */
+
+static int remote_addr(struct famd *d, const uint8_t *name, uint32_t len,
+                       fi_addr_t *out)
+{
+    struct famd_bulk *B = d->bulk;
+    for (int i = 0; i < B->nremotes; i++)
+        if (B->remotes[i].len == len && !memcmp(B->remotes[i].name, name, len)) {
+            *out = B->remotes[i].addr;
+            return 0;
+        }
+    if (B->nremotes == FAMD_MAX_REMOTES)
+        return famd_fail(d, FAM_EBUSY, "too many memory servers to copy to");
+    fi_addr_t fa;
+    if (fi_av_insert(famd_fabric_av(d), name, 1, &fa, 0, NULL) != 1)
+        return famd_fail(d, FAM_EINVAL, "bad destination memory server "
+                         "address");
+    struct remote *r = &B->remotes[B->nremotes++];
+    r->len = len;
+    memcpy(r->name, name, len);
+    r->addr = fa;
+    *out = fa;
+    return 0;
+}
+
+/* Issue as many writes of `j` as its window allows. */
+static void copy_pump(struct famd *d, struct copyjob *j)
+{
+    size_t max = famd_fabric_max_msg(d);
+    if (max > FAMD_COPY_CHUNK) max = FAMD_COPY_CHUNK;
+    for (int i = 0; i < FAMD_COPY_DEPTH && j->left && !j->status; i++) {
+        if (!j->opfree[i]) continue;
+        size_t n = j->left < max ? (size_t)j->left : max;
+        ssize_t rc = fi_write(famd_fabric_ep(d), j->src, n, NULL, j->dst,
+                              j->dst_addr, j->dst_key, &j->ops[i].c.fc);
+        if (rc == -FI_EAGAIN) break;
+        if (rc) {
+            j->status = FAM_EFABRIC;
+            break;
+        }
+        j->opfree[i] = 0;
+        j->inflight++;
+        j->src += n;
+        j->dst_addr += n;
+        j->left -= n;
+    }
+}
+
+static void copy_finish_if_done(struct famd *d, struct copyjob *j)
+{
+    if (j->inflight) return;
+    if (!j->answered && (j->left == 0 || j->status))
+        send_status(d, j->reply_to, j->seq, j->status,
+                    j->status ? "copy to the destination memory server "
+                    "failed (its item may have been deallocated)" : NULL);
+    if (j->left && !j->status) return;
+    struct famd_bulk *B = d->bulk;
+    for (struct copyjob **pp = &B->jobs; *pp; pp = &(*pp)->next)
+        if (*pp == j) {
+            *pp = j->next;
+            break;
+        }
+    free(j);
+}
+
+static int start_copy(struct famd *d, fi_addr_t to, const struct famp_bulk *q)
+{
+    int32_t s, ds;
+    int rc = item_for(d, q->id, q->key, FAMD_R, &s);
+    if (rc) return rc;
+    uint64_t size = atomic_load(&d->recs[s].size);
+    if (q->src_off > size || q->len > size - q->src_off)
+        return famd_fail(d, FAM_EOUTOFRANGE, "copy of %llu bytes at %llu is past "
+                         "the end of '%s' (%llu bytes)", (unsigned long long)q->len,
+                         (unsigned long long)q->src_off, d->recs[s].name,
+                         (unsigned long long)size);
+    const uint8_t *src = d->base + d->recs[s].offset + q->src_off;
+    if (q->dst_addrlen == 0) { /* both items here */
+        if ((rc = item_for(d, q->dst_id, q->dst_key, FAMD_W, &ds))) return rc;
+        uint64_t dsize = atomic_load(&d->recs[ds].size);
+        if (q->dst_off > dsize || q->len > dsize - q->dst_off)
+            return famd_fail(d, FAM_EOUTOFRANGE, "copy of %llu bytes to %llu is "
+                             "past the end of '%s' (%llu bytes)",
+                             (unsigned long long)q->len,
+                             (unsigned long long)q->dst_off, d->recs[ds].name,
+                             (unsigned long long)dsize);
+        memmove(d->base + d->recs[ds].offset + q->dst_off, src, q->len);
+        send_status(d, to, q->seq, 0, NULL);
+        return 0;
+    }
+    if (q->dst_addrlen > FAMP_ADDR_MAX)
+        return famd_fail(d, FAM_EINVAL, "bad destination address length");
+    struct copyjob *j = calloc(1, sizeof *j);
+    if (!j) return famd_fail(d, FAM_ENOMEM, "out of memory");
+    if ((rc = remote_addr(d, q->dst_addr, q->dst_addrlen, &j->dst))) {
+        free(j);
+        return rc;
+    }
+    j->reply_to = to;
+    j->seq = q->seq;
+    j->src = src;
+    j->dst_addr = q->dst_addr_rma;
+    j->dst_key = q->dst_key;
+    j->left = q->len;
+    j->deadline_us = now_us() + FAMD_COPY_TIMEOUT_US;
+    for (int i = 0; i < FAMD_COPY_DEPTH; i++) {
+        j->ops[i].c.kind = CTX_COPY;
+        j->ops[i].job = j;
+        j->opfree[i] = 1;
+    }
+    j->next = d->bulk->jobs;
+    d->bulk->jobs = j;
+    copy_pump(d, j);
+    copy_finish_if_done(d, j);
+    return 0;
+}
+
+/* ---- one request -------------------------------------------------------- */
+
+static int run(struct famd *d, fi_addr_t to, const struct famp_bulk *q,
+               const uint8_t *payload, size_t plen)
+{
+    int32_t s;
+    int rc;
+    if (q->op == FAMP_B_COPY) {
+        if (plen) return famd_fail(d, FAM_EPROTO, "copy request with a payload");
+        return start_copy(d, to, q);
+    }
+    uint64_t n = q->n, esize = q->esize;
+    if (esize == 0 || esize > FAMP_BULK_MAX)
+        return famd_fail(d, FAM_EINVAL, "bad element size %llu",
+                         (unsigned long long)esize);
+    if (n > FAMP_BULK_MAX / 8 || n * esize > FAMP_BULK_MAX)
+        return famd_fail(d, FAM_EPROTO, "request of %llu elements is too large",
+                         (unsigned long long)n);
+    uint64_t want = n * 8 + (q->op == FAMP_B_GATHER ? 0 : n * esize);
+    if (plen != want)
+        return famd_fail(d, FAM_EPROTO, "request payload is %zu bytes; %llu "
+                         "elements need %llu", plen, (unsigned long long)n,
+                         (unsigned long long)want);
+    const uint64_t *off = (const uint64_t *)(const void *)payload;
+    const uint8_t *vals = payload + n * 8;
+    uint64_t align = 1;
+    if (q->op == FAMP_B_ATOMIC) {
+        align = dtype_size(q->dtype);
+        if (!align)
+            return famd_fail(d, FAM_EINVAL, "unknown atomic type %u", q->dtype);
+        if (esize != align)
+            return famd_fail(d, FAM_EINVAL, "element size %llu does not match "
+                             "the atomic type", (unsigned long long)esize);
+        if (q->aop < FAM_AOP_SET || q->aop > FAM_AOP_XOR)
+            return famd_fail(d, FAM_EINVAL, "unknown atomic operation %u", q->aop);
+        if (q->aop >= FAM_AOP_AND && (q->dtype == FAM_FLOAT || q->dtype == FAM_DOUBLE))
+            return famd_fail(d, FAM_EINVAL, "bit operations need an integer type");
+    }
+    int want_rights = q->op == FAMP_B_GATHER ? FAMD_R : FAMD_W;
+    if ((rc = item_for(d, q->id, q->key, want_rights, &s)) ||
+        (rc = check_offsets(d, s, off, n, esize, align)))
+        return rc;
+    uint8_t *item = d->base + d->recs[s].offset;
+    int returns_data = q->op == FAMP_B_GATHER || (q->op == FAMP_B_ATOMIC && q->fetch);
+    struct txmsg *m = NULL;
+    if (returns_data && n) {
+        if (!(m = tx_new(to, q->seq, n * esize)))
+            return famd_fail(d, FAM_ENOMEM, "out of memory");
+    }
+    switch (q->op) {
+    case FAMP_B_GATHER: do_gather(m ? m->data : NULL, item, off, n, esize); break;
+    case FAMP_B_SCATTER: do_scatter(item, vals, off, n, esize); break;
+    case FAMP_B_ATOMIC:
+        do_atomic(item, off, vals, m ? m->data : NULL, n, q->aop, q->dtype);
+        break;
+    }
+    if (m) tx_push(d, m);
+    send_status(d, to, q->seq, 0, NULL);
+    return 0;
+}
+
+static void on_request(struct famd *d, const uint8_t *buf, size_t len)
+{
+    struct famp_bulk q;
+    fi_addr_t to;
+    if (len < sizeof q) {
+        if (d->verbose) fprintf(stderr, "famd: short bulk request dropped\n");
+        return;
+    }
+    memcpy(&q, buf, sizeof q);
+    if (q.magic != FAMP_BULK_MAGIC || peer_by_token(d->bulk, q.token, &to) ||
+        q.seq >= FAMP_TAG_STATUS) {
+        /* nobody we can answer: not from a connection that said HELLO */
+        if (d->verbose) fprintf(stderr, "famd: bulk request with a bad magic, "
+                                "token or seq dropped\n");
+        return;
+    }
+    d->err[0] = '\0';
+    int rc;
+    if (q.version != FAMP_VERSION)
+        rc = famd_fail(d, FAM_EPROTO, "unsupported protocol version %u", q.version);
+    else if (q.op == 0 || q.op >= FAMP_B_END)
+        rc = famd_fail(d, FAM_EPROTO, "unknown bulk request %u", q.op);
+    else
+        rc = run(d, to, &q, buf + sizeof q, len - sizeof q);
+    if (rc) send_status(d, to, q.seq, rc, d->err[0] ? d->err : fam_strerror(rc));
+    if (d->verbose)
+        fprintf(stderr, "famd: bulk op %u n=%llu -> %d %s\n", q.op,
+                (unsigned long long)q.n, rc, rc ? d->err : "");
+}
+
+/* ---- event loop hooks ---------------------------------------------------- */
+
+int famd_bulk_open(struct famd *d)
+{
+    struct famd_bulk *B = calloc(1, sizeof *B);
+    if (!B) return famd_fail(d, FAM_ENOMEM, "out of memory");
+    d->bulk = B;
+    for (int i = 0; i < FAMD_RX_BUFS; i++) {
+        B->rx[i].c.kind = CTX_RX;
+        if (!(B->rx[i].buf = malloc(FAMP_BULK_MAX)))
+            return famd_fail(d, FAM_ENOMEM, "out of memory");
+        post_rx(d, &B->rx[i]);
+    }
+    return 0;
+}
+
+/* Called after the endpoint is closed, when nothing can complete any more. */
+void famd_bulk_close(struct famd *d)
+{
+    struct famd_bulk *B = d->bulk;
+    if (!B) return;
+    while (B->txq) {
+        struct txmsg *m = B->txq;
+        B->txq = m->next;
+        free(m);
+    }
+    while (B->jobs) {
+        struct copyjob *j = B->jobs;
+        B->jobs = j->next;
+        free(j);
+    }
+    for (int i = 0; i < FAMD_RX_BUFS; i++) free(B->rx[i].buf);
+    free(B->peers);
+    free(B);
+    d->bulk = NULL;
+}
+
+/* A completion (err = 0) or a failed operation (err = a positive FI_E*). */
+void famd_bulk_done(struct famd *d, void *ctx, size_t len, int err)
+{
+    struct bctx *c = ctx;
+    if (!c || !d->bulk) return;
+    switch (c->kind) {
+    case CTX_RX: {
+        struct rxbuf *b = (struct rxbuf *)c;
+        b->posted = 0;
+        if (!err) on_request(d, b->buf, len);
+        else if (d->verbose && err != FI_ECANCELED)
+            fprintf(stderr, "famd: bulk receive failed: %s\n", fi_strerror(err));
+        post_rx(d, b);
+        break;
+    }
+    case CTX_TX:
+        d->bulk->tx_inflight--;
+        d->bulk->tx_last_us = now_us();
+        free(c);
+        break;
+    case CTX_COPY: {
+        struct copyop *op = (struct copyop *)c;
+        struct copyjob *j = op->job;
+        op->job->opfree[op - j->ops] = 1;
+        j->inflight--;
+        if (err && !j->status) j->status = FAM_EFABRIC;
+        copy_pump(d, j);
+        copy_finish_if_done(d, j);
+        break;
+    }
+    }
+    tx_flush(d);
+}
+
+/* Work to do between completions: repost receives, send queued replies,
+ * answer copies that take too long. Returns 1 while work is pending, so the
+ * event loop keeps polling instead of sleeping. */
+int famd_bulk_poll(struct famd *d)
+{
+    struct famd_bulk *B = d->bulk;
+    if (!B) return 0;
+    for (int i = 0; i < FAMD_RX_BUFS; i++) post_rx(d, &B->rx[i]);
+    tx_flush(d);
+    uint64_t now = now_us();
+    int busy = B->txq != NULL;
+    for (struct copyjob *j = B->jobs; j; j = j->next) {
+        if (!j->answered && now > j->deadline_us) {
+            /* a write that never completes (e.g. a revoked key on shm):
+             * tell the client; the job stays until its writes finish */
+            send_status(d, j->reply_to, j->seq, FAM_ETIMEOUT,
+                        "copy to the destination memory server timed out");
+            j->answered = 1;
+            j->left = 0;
+        }
+        busy |= !j->answered;
+    }
+    /* a reply to a client that went away may never complete: stop
+     * polling for it after a while */
+    busy |= B->tx_inflight && now - B->tx_last_us < 2000000u;
+    return busy;
+}
