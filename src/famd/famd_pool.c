@@ -1,6 +1,6 @@
 /* famd_pool.c — the memory pool: layout, metadata records, allocation.
  *
- * Layout of a pool (a file with --pool-file, else an anonymous memfd):
+ * Layout of a pool (a file with --pool-file, else private anonymous memory):
  *   [0, 4 KiB)            superblock (struct famd_super)
  *   [4 KiB, data_off)     nslots metadata records of 512 bytes
  *   [data_off, size)      item extents, 4 KiB aligned
@@ -150,6 +150,17 @@ static uint64_t extent_take(struct famd *d, uint64_t len)
 static void zero_range(struct famd *d, uint64_t off, uint64_t len)
 {
     if (len == 0) return;
+    if (d->fd < 0) { /* anonymous memory: give the pages back, they read 0 */
+        uint64_t a = (off + FAMD_PAGE - 1) / FAMD_PAGE * FAMD_PAGE;
+        uint64_t b = (off + len) / FAMD_PAGE * FAMD_PAGE;
+        if (b > a && madvise(d->base + a, b - a, MADV_DONTNEED) == 0) {
+            memset(d->base + off, 0, a - off);
+            memset(d->base + b, 0, off + len - b);
+        } else {
+            memset(d->base + off, 0, len);
+        }
+        return;
+    }
     if (fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                   (off_t)off, (off_t)len) != 0)
         memset(d->base + off, 0, len);
@@ -290,21 +301,26 @@ int famd_pool_open(struct famd *d, const char *path, uint64_t size)
         }
         d->persistent = 1;
     } else {
-        d->fd = memfd_create("famd-pool", MFD_CLOEXEC);
-        if (d->fd < 0)
-            return famd_fail(d, FAM_EIO, "memfd_create: %s", strerror(errno));
+        /* volatile: private anonymous memory, which (unlike shared memory
+         * on this kernel's settings) may use transparent huge pages: random
+         * gathers over a large pool run about twice as fast with them */
         fresh = 1;
     }
     if (size < FAMD_MIN_POOL)
         return famd_fail(d, FAM_EINVAL, "pool size %llu is below the minimum "
                          "of 16 MiB", (unsigned long long)size);
     size = size / FAMD_PAGE * FAMD_PAGE;
-    if (fresh && ftruncate(d->fd, (off_t)size) != 0)
+    if (d->fd >= 0 && fresh && ftruncate(d->fd, (off_t)size) != 0)
         return famd_fail(d, FAM_EIO, "cannot size pool to %llu bytes: %s",
                          (unsigned long long)size, strerror(errno));
-    d->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, d->fd, 0);
+    if (d->fd >= 0)
+        d->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, d->fd, 0);
+    else
+        d->base = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (d->base == MAP_FAILED)
         return famd_fail(d, FAM_ENOMEM, "cannot map pool: %s", strerror(errno));
+    if (d->fd < 0) madvise(d->base, size, MADV_HUGEPAGE);
     d->size = size;
     d->sb = (struct famd_super *)d->base;
     if (fresh) format(d);
