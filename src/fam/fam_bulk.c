@@ -198,31 +198,54 @@ struct bulk {
     uint16_t op;         /* enum famp_bulk_op */
     uint64_t esize;      /* bytes per element */
     uint32_t aop, dtype; /* atomics */
+    const uint64_t *idx; /* element numbers, or NULL for first + i*stride */
+    uint64_t first, stride;
     const uint8_t *in;   /* scatter/atomic: n values */
     uint8_t *out;        /* gather / fetched old values, or NULL */
     struct breq win[BULK_WINDOW];
+    /* per request in the window: where its reply goes when it is not
+     * straight into `out` (striped items): tmp[i] -> out[pos[i]] */
+    uint8_t *tmp[BULK_WINDOW];
+    const uint64_t *pos[BULK_WINDOW];
+    uint64_t npos[BULK_WINDOW];
     int head, count;     /* requests in flight, oldest at head */
     int rc;              /* first error */
 };
 
+static inline uint64_t elem(const struct bulk *b, uint64_t i)
+{
+    return b->idx ? b->idx[i] : b->first + i * b->stride;
+}
+
 static void bulk_retire_one(struct bulk *b)
 {
-    int rc = breq_wait(b->f, &b->win[b->head]);
+    int h = b->head;
+    int rc = breq_wait(b->f, &b->win[h]);
     if (rc && !b->rc) b->rc = rc;
-    b->head = (b->head + 1) % BULK_WINDOW;
+    if (b->tmp[h]) {
+        if (!rc)
+            for (uint64_t i = 0; i < b->npos[h]; i++)
+                memcpy(b->out + b->pos[h][i] * b->esize, b->tmp[h] + i * b->esize,
+                       b->esize);
+        free(b->tmp[h]);
+        b->tmp[h] = NULL;
+    }
+    b->head = (h + 1) % BULK_WINDOW;
     b->count--;
 }
 
-/* Send elements [from, from+n) of the call, whose item-byte offsets are
- * off[0..n) (already in the message), to the item's memory server. */
-static void bulk_chunk(struct bulk *b, uint8_t *msg, uint64_t from, uint64_t n)
+/* Send n elements to part p. Element j of the request is element pos[j]
+ * of the call (pos NULL: element from + j), at part byte off[j] (already
+ * in the message). */
+static void bulk_chunk(struct bulk *b, int p, uint8_t *msg, uint64_t from,
+                       const uint64_t *pos, uint64_t n)
 {
     fam_t *f = b->f;
-    fam_item_t *d = b->d;
+    struct fam_part *part = &b->d->part[p];
     struct famp_bulk *h = (struct famp_bulk *)(void *)msg;
     h->op = b->op;
-    h->id = d->id;
-    h->key = d->key;
+    h->id = part->id;
+    h->key = part->key;
     h->n = n;
     h->esize = b->esize;
     h->aop = b->aop;
@@ -230,48 +253,128 @@ static void bulk_chunk(struct bulk *b, uint8_t *msg, uint64_t from, uint64_t n)
     h->fetch = b->op == FAMP_B_ATOMIC && b->out;
     size_t len = BULK_HDR + n * 8;
     if (b->op != FAMP_B_GATHER) {
-        memcpy(msg + len, b->in + from * b->esize, n * b->esize);
+        if (pos)
+            for (uint64_t j = 0; j < n; j++)
+                memcpy(msg + len + j * b->esize, b->in + pos[j] * b->esize, b->esize);
+        else
+            memcpy(msg + len, b->in + from * b->esize, n * b->esize);
         len += n * b->esize;
     }
     if (b->count == BULK_WINDOW) bulk_retire_one(b);
     if (b->rc) { free(msg); return; }
-    void *reply = b->out ? b->out + from * b->esize : NULL;
+    int slot = (b->head + b->count) % BULK_WINDOW;
+    uint8_t *reply = NULL;
     size_t rlen = b->out ? n * b->esize : 0;
-    struct breq *r = &b->win[(b->head + b->count) % BULK_WINDOW];
-    fam_wake(f, d->server);
-    int rc = breq_post(f, r, d->server, msg, len, reply, rlen);
+    if (b->out && pos) {
+        if (!(reply = b->tmp[slot] = malloc(rlen ? rlen : 1))) {
+            free(msg);
+            b->rc = fam_fail(FAM_ENOMEM, "out of memory");
+            return;
+        }
+        b->pos[slot] = pos;
+        b->npos[slot] = n;
+    } else if (b->out) {
+        reply = b->out + from * b->esize;
+    }
+    fam_wake(f, part->server);
+    int rc = breq_post(f, &b->win[slot], part->server, msg, len, reply, rlen);
     if (rc) {
         free(msg);
+        free(b->tmp[slot]);
+        b->tmp[slot] = NULL;
         if (!b->rc) b->rc = rc;
         return;
     }
     b->count++;
 }
 
-/* Run a bulk call over elements idx[0..n) (or first + i*stride when idx is
- * NULL), all already checked to be in range. */
-static int bulk_run(struct bulk *b, uint64_t n, const uint64_t *idx,
-                    uint64_t first, uint64_t stride)
+static uint8_t *new_msg(struct bulk *b, uint64_t k)
+{
+    uint8_t *msg = malloc(BULK_HDR + k * (8 + (b->op == FAMP_B_GATHER ? 0 : b->esize)));
+    if (msg) memset(msg, 0, BULK_HDR);
+    else if (!b->rc) b->rc = fam_fail(FAM_ENOMEM, "out of memory");
+    return msg;
+}
+
+/* Run a bulk call over n elements (b->idx, or first + i*stride), all
+ * already checked to be in range. */
+static int bulk_run(struct bulk *b, uint64_t n)
 {
     fam_t *f = b->f;
+    fam_item_t *d = b->d;
     uint64_t per = (FAMP_BULK_MAX - BULK_HDR) /
                    (8 + (b->op == FAMP_B_GATHER ? 0 : b->esize));
     if (b->out && per > FAMP_BULK_MAX / b->esize) per = FAMP_BULK_MAX / b->esize;
+    uint64_t *pos = NULL, *start = NULL;
+    if (d->nparts > 1) {
+        /* group the elements by part (a counting sort keeps their order) */
+        if (d->stripe % b->esize)
+            return fam_fail(FAM_EINVAL, "elements of %llu bytes do not divide "
+                            "the stripe size of '%s' (%llu bytes)",
+                            (unsigned long long)b->esize, d->name,
+                            (unsigned long long)d->stripe);
+        pos = malloc(n * sizeof *pos);
+        start = calloc((size_t)d->nparts + 1, sizeof *start);
+        if (!pos || !start) {
+            free(pos);
+            free(start);
+            return fam_fail(FAM_ENOMEM, "out of memory");
+        }
+        uint64_t per_stripe = d->stripe / b->esize;
+        for (uint64_t i = 0; i < n; i++)
+            start[(elem(b, i) / per_stripe) % (uint64_t)d->nparts + 1]++;
+        for (int p = 0; p < d->nparts; p++) start[p + 1] += start[p];
+        uint64_t *fill = malloc((size_t)d->nparts * sizeof *fill);
+        if (!fill) {
+            free(pos);
+            free(start);
+            return fam_fail(FAM_ENOMEM, "out of memory");
+        }
+        memcpy(fill, start, (size_t)d->nparts * sizeof *fill);
+        for (uint64_t i = 0; i < n; i++)
+            pos[fill[(elem(b, i) / per_stripe) % (uint64_t)d->nparts]++] = i;
+        free(fill);
+    }
     pthread_mutex_lock(&f->flock);
-    for (uint64_t at = 0; at < n && !b->rc; at += per) {
-        uint64_t k = n - at < per ? n - at : per;
-        uint8_t *msg = malloc(BULK_HDR + k * (8 + (b->op == FAMP_B_GATHER ? 0 : b->esize)));
-        if (!msg) { b->rc = fam_fail(FAM_ENOMEM, "out of memory"); break; }
-        memset(msg, 0, BULK_HDR);
-        uint64_t *off = (uint64_t *)(void *)(msg + BULK_HDR);
-        if (idx)
-            for (uint64_t i = 0; i < k; i++) off[i] = idx[at + i] * b->esize;
-        else
-            for (uint64_t i = 0; i < k; i++) off[i] = (first + (at + i) * stride) * b->esize;
-        bulk_chunk(b, msg, at, k);
+    if (!pos) {
+        for (uint64_t at = 0; at < n && !b->rc; at += per) {
+            uint64_t k = n - at < per ? n - at : per;
+            uint8_t *msg = new_msg(b, k);
+            if (!msg) break;
+            uint64_t *off = (uint64_t *)(void *)(msg + BULK_HDR);
+            for (uint64_t i = 0; i < k; i++) off[i] = elem(b, at + i) * b->esize;
+            bulk_chunk(b, 0, msg, at, NULL, k);
+        }
+    } else {
+        /* the parts' chunks in turn, so every server works at once */
+        uint64_t *next = malloc((size_t)d->nparts * sizeof *next);
+        if (!next) b->rc = fam_fail(FAM_ENOMEM, "out of memory");
+        else memcpy(next, start, (size_t)d->nparts * sizeof *next);
+        for (int more = 1; more && !b->rc;) {
+            more = 0;
+            for (int p = 0; p < d->nparts && !b->rc; p++) {
+                uint64_t at = next[p], end = start[p + 1];
+                if (at >= end) continue;
+                uint64_t k = end - at < per ? end - at : per;
+                uint8_t *msg = new_msg(b, k);
+                if (!msg) break;
+                uint64_t *off = (uint64_t *)(void *)(msg + BULK_HDR);
+                for (uint64_t j = 0; j < k; j++) {
+                    uint64_t local, run;
+                    fam_locate(d, elem(b, pos[at + j]) * b->esize, &local, &run);
+                    off[j] = local;
+                }
+                bulk_chunk(b, p, msg, 0, pos + at, k);
+                next[p] = at + k;
+                more |= next[p] < end;
+            }
+        }
+        free(next);
     }
     while (b->count) bulk_retire_one(b);
     pthread_mutex_unlock(&f->flock);
+    free(pos);
+    free(start);
     return b->rc;
 }
 
@@ -298,8 +401,9 @@ static int transfer(fam_t *f, int write, void *local, fam_item_t *d, uint64_t n,
                         "opened read-only)", d->name);
     struct bulk b = {.f = f, .d = d, .esize = esize,
                      .op = write ? FAMP_B_SCATTER : FAMP_B_GATHER,
+                     .idx = idx, .first = first, .stride = stride,
                      .in = write ? local : NULL, .out = write ? NULL : local};
-    return bulk_run(&b, n, idx, first, stride);
+    return bulk_run(&b, n);
 }
 
 static int strided(fam_t *f, int write, void *local, fam_item_t *d, uint64_t n,
@@ -353,8 +457,8 @@ int fam_atomic_index(fam_t *f, fam_item_t *d, fam_aop_t op, fam_dtype_t type,
                         "opened read-only)", d->name);
     struct bulk b = {.f = f, .d = d, .esize = es, .op = FAMP_B_ATOMIC,
                      .aop = (uint32_t)op, .dtype = (uint32_t)type,
-                     .in = values, .out = old};
-    return bulk_run(&b, n, idx, 0, 0);
+                     .idx = idx, .in = values, .out = old};
+    return bulk_run(&b, n);
 }
 
 int fam_gather_blocking_stride(fam_t *f, void *local, fam_item_t *d, uint64_t n,

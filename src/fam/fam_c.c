@@ -275,12 +275,8 @@ int c_fam_destroy_region(c_fam *fam_obj, c_fam_region_desc *rd)
     fam_t *f = conn(fam_obj);
     if (!f) return -1;
     if (!rd) return cfail(FAM_ERR_NULLPTR, "region descriptor is NULL");
-    fam_region_t *r = rd;
-    struct famp_req q = {0};
-    struct famp_info o;
-    q.id = r->id;
     int rc_;
-    return RC(fam_rpc(f, r->server, FAMP_REGION_DESTROY, &q, &o));
+    return RC(fam_region_destroy_keep(f, rd));
 }
 
 int c_fam_resize_region(c_fam *fam_obj, c_fam_region_desc *rd, uint64_t size)
@@ -364,12 +360,8 @@ int c_fam_deallocate(c_fam *fam_obj, c_fam_desc *desc)
     fam_t *f = conn(fam_obj);
     if (!f) return -1;
     if (!desc) return cfail(FAM_ERR_NULLPTR, "descriptor is NULL");
-    fam_item_t *d = desc;
-    struct famp_req q = {0};
-    struct famp_info o;
-    q.id = d->id;
     int rc_;
-    return RC(fam_rpc(f, d->server, FAMP_ITEM_FREE, &q, &o));
+    return RC(fam_deallocate_keep(f, desc));
 }
 
 int c_fam_close(c_fam *fam_obj, c_fam_desc *desc)

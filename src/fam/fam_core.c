@@ -2,9 +2,10 @@
  *
  * fam_initialize connects a control socket to every memory server, says
  * HELLO (learning the server's fabric address and who it thinks we are) and
- * opens the libfabric endpoint (fam_data.c). Region and item calls are one
- * request to one server each: a region lives on the server its name hashes
- * to, so every client finds it there; its items live on the same server. */
+ * opens the libfabric endpoint (fam_data.c). A region lives on the server
+ * its name hashes to (its home), so every client finds it there, and so do
+ * its items; an interleaved region has a part on every server, and each of
+ * its items a part on each server it is striped over. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netdb.h>
@@ -144,6 +145,13 @@ void fam_wake(fam_t *f, int server)
 
 /* ---- set-up ------------------------------------------------------------- */
 
+static int server_cmp(const void *a, const void *b)
+{
+    const struct fam_server *x = a, *y = b;
+    int c = strcmp(x->host, y->host);
+    return c ? c : (x->port > y->port) - (x->port < y->port);
+}
+
 static int parse_servers(fam_t *f, const char *list)
 {
     char *copy = strdup(list), *save = NULL;
@@ -172,6 +180,13 @@ static int parse_servers(fam_t *f, const char *list)
     free(copy);
     if (f->nservers == 0)
         return fam_fail(FAM_EINVAL, "no memory servers given");
+    /* every client must number the servers alike, whatever order it was
+     * given them in: regions are placed by that number */
+    qsort(f->srv, (size_t)f->nservers, sizeof *f->srv, server_cmp);
+    for (int i = 1; i < f->nservers; i++)
+        if (server_cmp(&f->srv[i - 1], &f->srv[i]) == 0)
+            return fam_fail(FAM_EINVAL, "memory server %s:%d is listed twice",
+                            f->srv[i].host, f->srv[i].port);
     return 0;
 }
 
@@ -266,7 +281,8 @@ static int check_name(const char *name, const char *what, int empty_ok)
     return 0;
 }
 
-/* The server a region of this name lives on: the same for every client. */
+/* The server a region of this name lives on: the same for every client
+ * that lists the same servers (in any order: the list is sorted). */
 static int home_of(fam_t *f, const char *name)
 {
     uint64_t h = 1469598103934665603ull;
@@ -275,21 +291,27 @@ static int home_of(fam_t *f, const char *name)
     return (int)(h % (uint64_t)f->nservers);
 }
 
-static fam_region_t *new_region(int server, const struct famp_info *o)
+static fam_region_t *region_new(int nparts)
 {
-    fam_region_t *r = calloc(1, sizeof *r);
+    fam_region_t *r = calloc(1, sizeof *r + (size_t)nparts * sizeof(uint64_t));
     if (!r) return NULL;
-    r->server = server;
-    r->id = o->id;
-    snprintf(r->name, sizeof r->name, "%s", o->name);
+    r->nparts = nparts;
+    r->pid = (uint64_t *)(void *)(r + 1);
     return r;
+}
+
+static fam_item_t *item_new(int nparts)
+{
+    fam_item_t *d = calloc(1, sizeof *d + (size_t)nparts * sizeof(struct fam_part));
+    if (d) d->nparts = nparts;
+    return d;
 }
 
 static void fill_stat(const struct famp_info *o, uint32_t nservers, fam_stat_t *st)
 {
     memset(st, 0, sizeof *st);
     snprintf(st->name, sizeof st->name, "%s", o->name);
-    st->size = o->size;
+    st->size = o->total ? o->total : o->size;
     st->used = o->used;
     st->id = o->id;
     st->region_id = o->region_id;
@@ -311,6 +333,33 @@ static void fill_stat(const struct famp_info *o, uint32_t nservers, fam_stat_t *
 
 /* ---- regions ------------------------------------------------------------ */
 
+/* The part of an interleaved region each server holds: an equal share of
+ * the size, rounded up to whole stripes, plus one stripe for the partial
+ * stripes items end with. */
+static uint64_t part_limit(uint64_t size, int n, uint64_t stripe)
+{
+    uint64_t per = (size + (uint64_t)n - 1) / (uint64_t)n;
+    return (per + stripe - 1) / stripe * stripe + stripe;
+}
+
+/* Ask every server other than the home one for its part of region `name`
+ * (lookup), filling r->pid. */
+static int lookup_parts(fam_t *f, fam_region_t *r)
+{
+    for (int i = 0; i < r->nparts; i++) {
+        if (i == r->server) { r->pid[i] = r->id; continue; }
+        struct famp_req q = {0};
+        struct famp_info o;
+        snprintf(q.name, sizeof q.name, "%s", r->name);
+        int rc = fam_rpc(f, i, FAMP_REGION_LOOKUP, &q, &o);
+        if (rc) return fam_fail(rc, "interleaved region '%s' has no part on "
+                                "memory server %s:%d: %s", r->name,
+                                f->srv[i].host, f->srv[i].port, fam_last_error());
+        r->pid[i] = o.id;
+    }
+    return 0;
+}
+
 int fam_create_region(fam_t *f, const char *name, uint64_t size, mode_t perm,
                       const fam_region_attr_t *attr, fam_region_t **out)
 {
@@ -324,14 +373,58 @@ int fam_create_region(fam_t *f, const char *name, uint64_t size, mode_t perm,
     snprintf(q.name, sizeof q.name, "%s", name);
     q.size = size;
     q.mode = perm;
+    int interleave = 0;
     if (attr) {
+        if ((unsigned)attr->memory_type > FAM_MEMORY_PERSISTENT ||
+            (unsigned)attr->interleave > FAM_INTERLEAVE_DISABLE)
+            return fam_fail(FAM_EINVAL, "bad region attributes");
         q.memtype = attr->memory_type;
         q.interleave = attr->interleave;
+        interleave = attr->interleave == FAM_INTERLEAVE_ENABLE;
         q.stripe = attr->stripe_size;
     }
-    int srv = home_of(f, name);
-    if ((rc = fam_rpc(f, srv, FAMP_REGION_CREATE, &q, &o))) return rc;
-    if (!(*out = new_region(srv, &o))) return fam_fail(FAM_ENOMEM, "out of memory");
+    int n = interleave ? f->nservers : 1;
+    if (interleave) {
+        if (!q.stripe) q.stripe = FAM_DEFAULT_STRIPE;
+        if (q.stripe < 4096 || q.stripe > (1ull << 30) || (q.stripe & (q.stripe - 1)))
+            return fam_fail(FAM_EINVAL, "stripe size %llu must be a power of two "
+                            "from 4 KiB to 1 GiB", (unsigned long long)q.stripe);
+        q.arg[0] = size;
+        q.arg[2] = (uint64_t)n;
+        q.size = part_limit(size, n, q.stripe);
+    }
+    fam_region_t *r = region_new(n);
+    if (!r) return fam_fail(FAM_ENOMEM, "out of memory");
+    r->server = home_of(f, name);
+    r->stripe = interleave ? q.stripe : 0;
+    snprintf(r->name, sizeof r->name, "%s", name);
+    /* home first: it says whether the name is taken */
+    if ((rc = fam_rpc(f, r->server, FAMP_REGION_CREATE, &q, &o))) {
+        free(r);
+        return rc;
+    }
+    r->id = o.id;
+    r->pid[interleave ? r->server : 0] = o.id;
+    for (int i = 0; interleave && i < n; i++) {
+        if (i == r->server) continue;
+        if ((rc = fam_rpc(f, i, FAMP_REGION_CREATE, &q, &o))) {
+            char keep[FAMP_MAX_ERRMSG];
+            snprintf(keep, sizeof keep, "%s", fam_last_error());
+            for (int j = 0; j < i; j++) { /* undo the parts made so far */
+                if (j == r->server) continue;
+                struct famp_req u = {.id = r->pid[j]};
+                fam_rpc(f, j, FAMP_REGION_DESTROY, &u, &o);
+            }
+            struct famp_req u = {.id = r->id};
+            fam_rpc(f, r->server, FAMP_REGION_DESTROY, &u, &o);
+            free(r);
+            return fam_fail(rc, "cannot create part of region '%s' on memory "
+                            "server %s:%d: %s", name, f->srv[i].host,
+                            f->srv[i].port, keep);
+        }
+        r->pid[i] = o.id;
+    }
+    *out = r;
     return 0;
 }
 
@@ -345,64 +438,141 @@ int fam_lookup_region(fam_t *f, const char *name, fam_region_t **out)
     snprintf(q.name, sizeof q.name, "%s", name);
     int srv = home_of(f, name);
     if ((rc = fam_rpc(f, srv, FAMP_REGION_LOOKUP, &q, &o))) return rc;
-    if (!(*out = new_region(srv, &o))) return fam_fail(FAM_ENOMEM, "out of memory");
+    int interleave = o.interleave == FAM_INTERLEAVE_ENABLE && o.nshards > 1;
+    if (interleave && o.nshards != (uint32_t)f->nservers)
+        return fam_fail(FAM_EINVAL, "region '%s' is interleaved over %u memory "
+                        "servers; this client knows %d (list the same servers)",
+                        name, o.nshards, f->nservers);
+    fam_region_t *r = region_new(interleave ? f->nservers : 1);
+    if (!r) return fam_fail(FAM_ENOMEM, "out of memory");
+    r->server = srv;
+    r->id = o.id;
+    r->pid[0] = o.id;
+    r->stripe = interleave ? o.stripe : 0;
+    snprintf(r->name, sizeof r->name, "%s", o.name);
+    if (interleave && (rc = lookup_parts(f, r))) {
+        free(r);
+        return rc;
+    }
+    *out = r;
     return 0;
 }
 
-static int region_op(fam_t *f, fam_region_t *r, uint16_t op, uint64_t size,
-                     uint32_t mode, struct famp_info *o)
+/* Run a request on every part of r (the home part last, so that a region
+ * stays findable until its other parts are gone). */
+static int region_all(fam_t *f, fam_region_t *r, uint16_t op, struct famp_req *q,
+                      struct famp_info *home_o)
+{
+    struct famp_info o;
+    int rc = 0;
+    for (int i = 0; i < r->nparts && !rc; i++) {
+        int srv = r->nparts > 1 ? i : r->server;
+        if (srv == r->server) continue;
+        q->id = r->pid[i];
+        rc = fam_rpc(f, srv, op, q, &o);
+    }
+    if (rc) return rc;
+    q->id = r->id;
+    return fam_rpc(f, r->server, op, q, home_o ? home_o : &o);
+}
+
+int fam_region_destroy_keep(fam_t *f, fam_region_t *r)
 {
     NEED(f, r, "region descriptor");
     struct famp_req q = {0};
-    struct famp_info tmp;
-    q.id = r->id;
-    q.size = size;
-    q.mode = mode;
-    return fam_rpc(f, r->server, op, &q, o ? o : &tmp);
+    return region_all(f, r, FAMP_REGION_DESTROY, &q, NULL);
 }
 
 int fam_destroy_region(fam_t *f, fam_region_t *r)
 {
-    int rc = region_op(f, r, FAMP_REGION_DESTROY, 0, 0, NULL);
+    int rc = fam_region_destroy_keep(f, r);
     if (!rc) free(r);
     return rc;
 }
 
 int fam_resize_region(fam_t *f, fam_region_t *r, uint64_t size)
 {
+    NEED(f, r, "region descriptor");
     if (size == 0) return fam_fail(FAM_EINVAL, "region size must be above 0");
-    return region_op(f, r, FAMP_REGION_RESIZE, size, 0, NULL);
+    struct famp_req q = {0};
+    q.size = size;
+    if (r->nparts > 1) {
+        q.arg[0] = size;
+        q.size = part_limit(size, r->nparts, r->stripe);
+    }
+    return region_all(f, r, FAMP_REGION_RESIZE, &q, NULL);
 }
 
 int fam_change_region_permissions(fam_t *f, fam_region_t *r, mode_t perm)
 {
+    NEED(f, r, "region descriptor");
     if (perm & ~0777u) return fam_fail(FAM_EINVAL, "bad permission bits %o", perm);
-    return region_op(f, r, FAMP_REGION_CHMOD, 0, perm, NULL);
+    struct famp_req q = {0};
+    q.mode = perm;
+    return region_all(f, r, FAMP_REGION_CHMOD, &q, NULL);
 }
 
 int fam_stat_region(fam_t *f, fam_region_t *r, fam_stat_t *st)
 {
+    NEED(f, r, "region descriptor");
     if (!st) return fam_fail(FAM_EINVAL, "stat buffer is NULL");
+    struct famp_req q = {0};
     struct famp_info o;
-    int rc = region_op(f, r, FAMP_REGION_STAT, 0, 0, &o);
-    if (!rc) fill_stat(&o, 1, st);
-    return rc;
+    q.id = r->id;
+    int rc = fam_rpc(f, r->server, FAMP_REGION_STAT, &q, &o);
+    if (rc) return rc;
+    fill_stat(&o, (uint32_t)r->nparts, st);
+    for (int i = 0; i < r->nparts && r->nparts > 1; i++) { /* sum of parts */
+        if (i == r->server) continue;
+        struct famp_info p;
+        q.id = r->pid[i];
+        if ((rc = fam_rpc(f, i, FAMP_REGION_STAT, &q, &p))) return rc;
+        st->used += p.used;
+    }
+    return 0;
 }
 
 void fam_release_region(fam_region_t *r) { free(r); }
 
 /* ---- data items --------------------------------------------------------- */
 
-static void set_item(fam_item_t *d, int server, const struct famp_info *o)
+static void set_part(fam_item_t *d, int i, int server, const struct famp_info *o)
 {
-    d->server = server;
-    d->id = o->id;
-    d->region_id = o->region_id;
-    d->size = o->size;
-    d->key = o->key;
-    d->base = o->base;
-    d->writable = (o->flags & FAMP_F_WRITABLE) != 0;
-    snprintf(d->name, sizeof d->name, "%s", o->name);
+    struct fam_part *p = &d->part[i];
+    p->server = server;
+    p->id = o->id;
+    p->size = o->size;
+    p->key = o->key;
+    p->base = o->base;
+    p->writable = (o->flags & FAMP_F_WRITABLE) != 0;
+    if (i == 0) {
+        d->region_id = o->region_id;
+        d->size = o->total ? o->total : o->size;
+        d->stripe = o->stripe;
+        snprintf(d->name, sizeof d->name, "%s", o->name);
+    }
+    d->writable = 1;
+    for (int j = 0; j <= i; j++) d->writable &= d->part[j].writable;
+}
+
+/* Bytes of a striped item of `size` that part j of n holds. */
+static uint64_t part_bytes(uint64_t size, uint64_t stripe, int n, int j)
+{
+    uint64_t full = size / stripe, rem = size % stripe;
+    uint64_t k = full / (uint64_t)n + ((uint64_t)j < full % (uint64_t)n);
+    return k * stripe + ((uint64_t)j == full % (uint64_t)n ? rem : 0);
+}
+
+static int free_parts(fam_t *f, fam_item_t *d, int upto)
+{
+    int rc = 0;
+    for (int i = 0; i < upto; i++) {
+        struct famp_req q = {.id = d->part[i].id};
+        struct famp_info o;
+        int r = fam_rpc(f, d->part[i].server, FAMP_ITEM_FREE, &q, &o);
+        if (r && !rc) rc = r;
+    }
+    return rc;
 }
 
 int fam_allocate(fam_t *f, const char *name, uint64_t size, mode_t perm,
@@ -414,16 +584,40 @@ int fam_allocate(fam_t *f, const char *name, uint64_t size, mode_t perm,
     if (rc) return rc;
     if (size == 0) return fam_fail(FAM_EINVAL, "item size must be above 0");
     if (perm & ~0777u) return fam_fail(FAM_EINVAL, "bad permission bits %o", perm);
-    struct famp_req q = {0};
-    struct famp_info o;
-    if (name) snprintf(q.name, sizeof q.name, "%s", name);
-    q.region_id = r->id;
-    q.size = size;
-    q.mode = perm;
-    if ((rc = fam_rpc(f, r->server, FAMP_ITEM_ALLOC, &q, &o))) return rc;
-    fam_item_t *d = calloc(1, sizeof *d);
+    /* a striped item has as many parts as it has stripes, up to one per
+     * server */
+    int n = 1;
+    if (r->nparts > 1) {
+        uint64_t stripes = (size + r->stripe - 1) / r->stripe;
+        n = stripes < (uint64_t)r->nparts ? (int)stripes : r->nparts;
+    }
+    fam_item_t *d = item_new(n);
     if (!d) return fam_fail(FAM_ENOMEM, "out of memory");
-    set_item(d, r->server, &o);
+    for (int i = 0; i < n; i++) {
+        struct famp_req q = {0};
+        struct famp_info o;
+        if (name) snprintf(q.name, sizeof q.name, "%s", name);
+        int srv = r->nparts > 1 ? i : r->server;
+        q.region_id = r->nparts > 1 ? r->pid[i] : r->id;
+        q.size = size;
+        q.mode = perm;
+        if (r->nparts > 1) {
+            q.size = part_bytes(size, r->stripe, n, i);
+            q.arg[0] = size;
+            q.arg[1] = (uint64_t)i;
+            q.arg[2] = (uint64_t)n;
+            q.stripe = r->stripe;
+        }
+        if ((rc = fam_rpc(f, srv, FAMP_ITEM_ALLOC, &q, &o))) {
+            char keep[FAMP_MAX_ERRMSG];
+            snprintf(keep, sizeof keep, "%s", fam_last_error());
+            free_parts(f, d, i);
+            free(d);
+            return fam_fail(rc, "%s", keep);
+        }
+        set_part(d, i, srv, &o);
+    }
+    d->size = size;
     *out = d;
     return 0;
 }
@@ -438,29 +632,70 @@ int fam_lookup(fam_t *f, const char *item, const char *region, fam_item_t **out)
     struct famp_info o;
     snprintf(q.name, sizeof q.name, "%s", item);
     snprintf(q.name2, sizeof q.name2, "%s", region);
-    int srv = home_of(f, region);
-    if ((rc = fam_rpc(f, srv, FAMP_ITEM_LOOKUP, &q, &o))) return rc;
-    fam_item_t *d = calloc(1, sizeof *d);
+    /* the region's home knows whether it is interleaved */
+    int home = home_of(f, region);
+    struct famp_req rq = {0};
+    snprintf(rq.name, sizeof rq.name, "%s", region);
+    if ((rc = fam_rpc(f, home, FAMP_REGION_LOOKUP, &rq, &o))) {
+        if (rc == FAM_ENOTFOUND)
+            return fam_fail(rc, "item '%s' not found: there is no region '%s'",
+                            item, region);
+        return rc;
+    }
+    int striped = o.interleave == FAM_INTERLEAVE_ENABLE && o.nshards > 1;
+    if (striped && o.nshards != (uint32_t)f->nservers)
+        return fam_fail(FAM_EINVAL, "region '%s' is interleaved over %u memory "
+                        "servers; this client knows %d", region, o.nshards,
+                        f->nservers);
+    int first = striped ? 0 : home;
+    if ((rc = fam_rpc(f, first, FAMP_ITEM_LOOKUP, &q, &o))) return rc;
+    int n = striped ? (int)o.nshards : 1;
+    if (n < 1 || n > f->nservers || o.shard != 0)
+        return fam_fail(FAM_EPROTO, "item '%s' has a bad stripe description", item);
+    fam_item_t *d = item_new(n);
     if (!d) return fam_fail(FAM_ENOMEM, "out of memory");
-    set_item(d, srv, &o);
+    set_part(d, 0, first, &o);
+    for (int i = 1; i < n; i++) {
+        if ((rc = fam_rpc(f, i, FAMP_ITEM_LOOKUP, &q, &o))) {
+            free(d);
+            return fam_fail(rc, "part %d of item '%s': %s", i, item, fam_last_error());
+        }
+        if (o.shard != (uint32_t)i || o.nshards != (uint32_t)n) {
+            free(d);
+            return fam_fail(FAM_EPROTO, "part %d of item '%s' does not match "
+                            "part 0", i, item);
+        }
+        set_part(d, i, i, &o);
+    }
     *out = d;
     return 0;
 }
 
-static int item_op(fam_t *f, fam_item_t *d, uint16_t op, uint32_t mode,
-                   struct famp_info *o)
+/* Run a request on every part of d; `o` gets part i's answer. */
+static int item_all(fam_t *f, fam_item_t *d, uint16_t op, uint32_t mode,
+                    int refresh)
 {
     NEED(f, d, "item descriptor");
-    struct famp_req q = {0};
-    struct famp_info tmp;
-    q.id = d->id;
-    q.mode = mode;
-    return fam_rpc(f, d->server, op, &q, o ? o : &tmp);
+    int rc = 0;
+    for (int i = d->nparts - 1; i >= 0 && !rc; i--) { /* part 0 last */
+        struct famp_req q = {0};
+        struct famp_info o;
+        q.id = d->part[i].id;
+        q.mode = mode;
+        rc = fam_rpc(f, d->part[i].server, op, &q, &o);
+        if (!rc && refresh) set_part(d, i, d->part[i].server, &o);
+    }
+    return rc;
+}
+
+int fam_deallocate_keep(fam_t *f, fam_item_t *d)
+{
+    return item_all(f, d, FAMP_ITEM_FREE, 0, 0);
 }
 
 int fam_deallocate(fam_t *f, fam_item_t *d)
 {
-    int rc = item_op(f, d, FAMP_ITEM_FREE, 0, NULL);
+    int rc = fam_deallocate_keep(f, d);
     if (!rc) free(d);
     return rc;
 }
@@ -468,30 +703,29 @@ int fam_deallocate(fam_t *f, fam_item_t *d)
 int fam_change_permissions(fam_t *f, fam_item_t *d, mode_t perm)
 {
     if (perm & ~0777u) return fam_fail(FAM_EINVAL, "bad permission bits %o", perm);
-    struct famp_info o;
-    int rc = item_op(f, d, FAMP_ITEM_CHMOD, perm, &o);
-    if (!rc) set_item(d, d->server, &o);
-    return rc;
+    return item_all(f, d, FAMP_ITEM_CHMOD, perm, 1);
 }
 
 int fam_stat(fam_t *f, fam_item_t *d, fam_stat_t *st)
 {
+    NEED(f, d, "item descriptor");
     if (!st) return fam_fail(FAM_EINVAL, "stat buffer is NULL");
+    struct famp_req q = {0};
     struct famp_info o;
-    int rc = item_op(f, d, FAMP_ITEM_STAT, 0, &o);
+    q.id = d->part[0].id;
+    int rc = fam_rpc(f, d->part[0].server, FAMP_ITEM_STAT, &q, &o);
     if (rc) return rc;
-    fill_stat(&o, 1, st);
-    set_item(d, d->server, &o);
+    set_part(d, 0, d->part[0].server, &o);
+    fill_stat(&o, (uint32_t)d->nparts, st);
+    if (d->nparts > 1) st->interleave = FAM_INTERLEAVE_ENABLE;
+    st->used = st->size;
     return 0;
 }
 
-/* Ask famd again for the item's key (after a key was revoked). */
+/* Ask famd again for the item's keys (after a key was revoked). */
 int fam_item_refresh(fam_t *f, fam_item_t *d)
 {
-    struct famp_info o;
-    int rc = item_op(f, d, FAMP_ITEM_STAT, 0, &o);
-    if (!rc) set_item(d, d->server, &o);
-    return rc;
+    return item_all(f, d, FAMP_ITEM_STAT, 0, 1);
 }
 
 uint64_t fam_item_size(const fam_item_t *d) { return d ? d->size : 0; }
@@ -504,15 +738,25 @@ int fam_compare_swap_int128(fam_t *f, fam_item_t *d, uint64_t off,
     NEED(f, d, "item descriptor");
     if (!expected || !desired || !old)
         return fam_fail(FAM_EINVAL, "128-bit operand is NULL");
+    if (off % 16)
+        return fam_fail(FAM_EINVAL, "128-bit compare-swap at offset %llu: the "
+                        "offset must be a multiple of 16", (unsigned long long)off);
+    if (off > d->size || d->size - off < 16)
+        return fam_fail(FAM_EOUTOFRANGE, "128-bit compare-swap at offset %llu "
+                        "is past the end of '%s' (%llu bytes)",
+                        (unsigned long long)off, d->name,
+                        (unsigned long long)d->size);
+    uint64_t local, run;
+    int p = fam_locate(d, off, &local, &run);
     struct famp_req q = {0};
     struct famp_info o;
-    q.id = d->id;
-    q.off = off;
+    q.id = d->part[p].id;
+    q.off = local;
     q.arg[0] = expected[0];
     q.arg[1] = expected[1];
     q.arg[2] = desired[0];
     q.arg[3] = desired[1];
-    int rc = fam_rpc(f, d->server, FAMP_CAS128, &q, &o);
+    int rc = fam_rpc(f, d->part[p].server, FAMP_CAS128, &q, &o);
     if (!rc) {
         old[0] = o.arg[0];
         old[1] = o.arg[1];

@@ -209,9 +209,10 @@ static int check_range(fam_t *f, fam_item_t *d, uint64_t off, uint64_t n,
     return 0;
 }
 
-static uint64_t raddr(fam_t *f, fam_item_t *d, uint64_t off)
+/* The RMA address of byte `local` of part p. */
+static uint64_t raddr(fam_t *f, const struct fam_part *p, uint64_t local)
 {
-    return (f->srv[d->server].virt_addr ? d->base : 0) + off;
+    return (f->srv[p->server].virt_addr ? p->base : 0) + local;
 }
 
 /* Turn a failed completion into an error; refresh the key if famd revoked
@@ -251,31 +252,38 @@ static int rma(fam_t *f, int write, void *buf, fam_item_t *d, uint64_t off,
         return fam_fail(FAM_EPERM, "no permission to write item '%s' (it was "
                         "opened read-only)", d->name);
     if (n == 0) return 0;
-    fam_wake(f, d->server);
+    for (int i = 0; i < d->nparts; i++) fam_wake(f, d->part[i].server);
     pthread_mutex_lock(&f->flock);
     int retried = 0;
 again:
     rc = 0;
-    fi_addr_t dest = f->srv[d->server].addr;
-    /* split into at most max_msg pieces, all in flight at once */
-    uint64_t pieces = (n + f->max_msg - 1) / f->max_msg;
-    struct fam_op *ops_local[4];
-    struct fam_op **ops = ops_local;
-    if (blocking && pieces > 4 && !(ops = calloc(pieces, sizeof *ops))) {
+    /* pieces: cut at stripe ends and at max_msg; all in flight at once */
+    size_t cap = 8, posted = 0;
+    struct fam_op **ops = blocking ? malloc(cap * sizeof *ops) : NULL;
+    if (blocking && !ops) {
         pthread_mutex_unlock(&f->flock);
         return fam_fail(FAM_ENOMEM, "out of memory");
     }
-    uint64_t posted = 0;
-    for (uint64_t i = 0; i < pieces; i++) {
-        uint64_t at = i * f->max_msg, len = n - at < f->max_msg ? n - at : f->max_msg;
+    for (uint64_t at = 0; at < n && !rc;) {
+        uint64_t local, run;
+        struct fam_part *p = &d->part[fam_locate(d, off + at, &local, &run)];
+        uint64_t len = n - at;
+        if (len > run) len = run;
+        if (len > f->max_msg) len = f->max_msg;
         struct fam_op *op = op_new(!blocking);
-        if (!op) { rc = fam_fail(FAM_ENOMEM, "out of memory"); break; }
-        char *p = (char *)buf + at;
+        if (!op || (blocking && posted == cap &&
+                    !(ops = realloc(ops, (cap *= 2) * sizeof *ops)))) {
+            free(op);
+            rc = fam_fail(FAM_ENOMEM, "out of memory");
+            break;
+        }
+        char *b = (char *)buf + at;
+        fi_addr_t dest = f->srv[p->server].addr;
         ssize_t r;
         if (write)
-            POST(f, r, fi_write(f->ep, p, len, NULL, dest, raddr(f, d, off + at), d->key, op));
+            POST(f, r, fi_write(f->ep, b, len, NULL, dest, raddr(f, p, local), p->key, op));
         else
-            POST(f, r, fi_read(f->ep, p, len, NULL, dest, raddr(f, d, off + at), d->key, op));
+            POST(f, r, fi_read(f->ep, b, len, NULL, dest, raddr(f, p, local), p->key, op));
         if (r) {
             free(op);
             rc = fam_fail(FAM_EFABRIC, "%s on '%s' could not be posted: %s",
@@ -284,14 +292,15 @@ again:
         }
         if (blocking) ops[posted] = op; else f->outstanding++;
         posted++;
+        at += len;
     }
     if (blocking) {
         int err = 0;
-        for (uint64_t i = 0; i < posted; i++) {
+        for (size_t i = 0; i < posted; i++) {
             int e = wait_op(f, ops[i]);
             if (e && !err) err = e;
         }
-        if (ops != ops_local) free(ops);
+        free(ops);
         if (!rc && err) {
             if (rma_failed(f, d, err, &retried, what, &rc)) goto again;
         }
@@ -373,7 +382,9 @@ static int atomic_op(fam_t *f, fam_item_t *d, uint64_t off, const void *val,
     if (!reads_only && !d->writable)
         return fam_fail(FAM_EPERM, "no permission to update item '%s' (it "
                         "was opened read-only)", d->name);
-    fam_wake(f, d->server);
+    uint64_t local, run;
+    struct fam_part *p = &d->part[fam_locate(d, off, &local, &run)];
+    fam_wake(f, p->server);
     pthread_mutex_lock(&f->flock);
     int retried = 0;
 again:;
@@ -382,18 +393,18 @@ again:;
         pthread_mutex_unlock(&f->flock);
         return fam_fail(FAM_ENOMEM, "out of memory");
     }
-    fi_addr_t dest = f->srv[d->server].addr;
-    uint64_t a = raddr(f, d, off);
+    fi_addr_t dest = f->srv[p->server].addr;
+    uint64_t a = raddr(f, p, local);
     uint8_t scratch[16];
     ssize_t r;
     if (kind == 0)
-        POST(f, r, fi_atomic(f->ep, val, 1, NULL, dest, a, d->key, dt, op, o));
+        POST(f, r, fi_atomic(f->ep, val, 1, NULL, dest, a, p->key, dt, op, o));
     else if (kind == 1)
         POST(f, r, fi_fetch_atomic(f->ep, reads_only ? scratch : val, 1, NULL,
-                                   old, NULL, dest, a, d->key, dt, op, o));
+                                   old, NULL, dest, a, p->key, dt, op, o));
     else
         POST(f, r, fi_compare_atomic(f->ep, val, 1, NULL, cmp, NULL, old, NULL,
-                                     dest, a, d->key, dt, op, o));
+                                     dest, a, p->key, dt, op, o));
     if (r) {
         free(o);
         pthread_mutex_unlock(&f->flock);

@@ -61,23 +61,59 @@ struct fam_op {
     int err;               /* libfabric error (positive), 0 if none */
 };
 
-/* A region descriptor. */
+#define FAM_DEFAULT_STRIPE (256u << 10) /* interleaved regions */
+
+/* A region descriptor. An interleaved region has a record on every memory
+ * server (part i on server i, the same name everywhere); any other region
+ * lives on its home server, chosen from its name. */
 struct fam_region {
-    int server;           /* memory server holding the region's record */
-    uint64_t id;
+    int server;           /* home server: where lookups by name go */
+    uint64_t id;          /* the region's id there */
+    int nparts;           /* 1, or the number of servers when interleaved */
+    uint64_t stripe;      /* interleaved: bytes per stripe */
+    uint64_t *pid;        /* interleaved: the region's id on server i */
     char name[FAM_NAME_MAX + 1];
 };
 
-/* A data item descriptor. */
-struct fam_item {
+/* One memory server's part of a data item. */
+struct fam_part {
     int server;           /* memory server holding the bytes */
-    uint64_t id, region_id;
-    uint64_t size;        /* bytes */
+    uint64_t id;          /* the part's id there */
+    uint64_t size;        /* bytes of this part */
     uint64_t key;         /* remote key from famd */
     uint64_t base;        /* added to offsets for RMA addresses */
     int writable;         /* key allows writes and atomics */
-    char name[FAM_NAME_MAX + 1];
 };
+
+/* A data item descriptor. A striped item is cut in stripes of `stripe`
+ * bytes dealt round-robin over its parts: stripe k is in part k % nparts,
+ * at offset (k / nparts) * stripe there. An item of one part is the plain
+ * case: byte b is byte b of part 0. */
+struct fam_item {
+    uint64_t region_id;   /* its region's id on the home server */
+    uint64_t size;        /* bytes of the whole item */
+    uint64_t stripe;      /* bytes per stripe when nparts > 1 */
+    int nparts;
+    int writable;         /* every part may be written */
+    char name[FAM_NAME_MAX + 1];
+    struct fam_part part[]; /* nparts */
+};
+
+/* Where byte `off` of d is: returns the part, sets *local to the offset in
+ * it and *run to the bytes from there to the end of its stripe. */
+static inline int fam_locate(const struct fam_item *d, uint64_t off,
+                             uint64_t *local, uint64_t *run)
+{
+    if (d->nparts == 1) {
+        *local = off;
+        *run = d->size - off;
+        return 0;
+    }
+    uint64_t k = off / d->stripe, in = off % d->stripe;
+    *local = (k / (uint64_t)d->nparts) * d->stripe + in;
+    *run = d->stripe - in;
+    return (int)(k % (uint64_t)d->nparts);
+}
 
 /* fam_error.c */
 int fam_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -87,6 +123,8 @@ void fam_clear_error(void);
 int fam_rpc(fam_t *f, int server, uint16_t op, const struct famp_req *q,
             struct famp_info *o);
 int fam_item_refresh(fam_t *f, fam_item_t *d);
+int fam_region_destroy_keep(fam_t *f, fam_region_t *r); /* descriptor kept */
+int fam_deallocate_keep(fam_t *f, fam_item_t *d);      /* descriptor kept */
 void fam_wake(fam_t *f, int server);
 
 /* fam_data.c */

@@ -19,6 +19,7 @@
 #define FAMP_MAX_BODY (64u << 20) /* larger bodies close the connection */
 #define FAMP_MAX_ERRMSG 1024
 #define FAMP_ADDR_MAX 256 /* longest libfabric endpoint name we carry */
+#define FAMP_MAX_SHARDS 256 /* most memory servers one item is striped over */
 
 struct famp_hdr {
     uint32_t magic;   /* FAMP_MAGIC */
@@ -31,13 +32,16 @@ struct famp_hdr {
 
 enum famp_op {
     FAMP_HELLO = 1,     /* exchange fabric addresses and identity */
-    FAMP_REGION_CREATE, /* name, size, mode, memtype, interleave, stripe */
+    FAMP_REGION_CREATE, /* name, size, mode, memtype, interleave, stripe,
+                           arg[2] nshards */
     FAMP_REGION_LOOKUP, /* name */
     FAMP_REGION_DESTROY,/* id */
     FAMP_REGION_RESIZE, /* id, size */
     FAMP_REGION_CHMOD,  /* id, mode */
     FAMP_REGION_STAT,   /* id */
-    FAMP_ITEM_ALLOC,    /* region_id, name ("" = unnamed), size, mode */
+    FAMP_ITEM_ALLOC,    /* region_id, name ("" = unnamed), size, mode;
+                           striped: arg[0] total, arg[1] shard,
+                           arg[2] nshards, stripe */
     FAMP_ITEM_LOOKUP,   /* name (item), name2 (region) */
     FAMP_ITEM_FREE,     /* id */
     FAMP_ITEM_CHMOD,    /* id, mode */
@@ -81,6 +85,9 @@ struct famp_info {
     uint64_t arg[2];    /* results (old value of a 128-bit swap) */
     uint64_t pool_size; /* HELLO: pool bytes */
     uint64_t token;     /* HELLO: this connection's secret for bulk messages */
+    uint64_t total;     /* items: bytes of the whole (striped) item */
+    uint32_t shard;     /* items: which part of a striped item this is */
+    uint32_t nshards;   /* regions, items: servers striped over */
     uint32_t uid, gid;  /* owner; HELLO: who famd thinks the client is */
     uint32_t mode;      /* permission bits */
     uint32_t memtype;   /* fam_memory_type_t as stored */

@@ -57,8 +57,12 @@ struct famd_rec {
     uint32_t memtype;       /* regions: fam_memory_type_t */
     uint32_t interleave;    /* regions: fam_interleave_t */
     uint32_t unnamed;       /* items: 1 if allocated without a name */
+    uint32_t shard;         /* striped items: which stripe set this is */
+    uint32_t nshards;       /* regions and items: memory servers striped
+                               over (0 in old pools: 1) */
+    uint64_t total;         /* striped items: bytes of the whole item */
     char name[FAM_NAME_MAX + 1];
-    uint8_t pad[FAMD_REC_SIZE - 72 - (FAM_NAME_MAX + 1)];
+    uint8_t pad[FAMD_REC_SIZE - 88 - (FAM_NAME_MAX + 1)];
 };
 _Static_assert(sizeof(struct famd_rec) == FAMD_REC_SIZE, "record size");
 
@@ -123,12 +127,18 @@ int32_t famd_slot_of(struct famd *d, uint32_t kind, uint64_t id);
 int famd_region_create(struct famd *d, const char *name, uint64_t size,
                        const struct famd_cred *c, uint32_t mode,
                        uint32_t memtype, uint32_t interleave, uint64_t stripe,
-                       int32_t *slot);
+                       uint32_t nshards, int32_t *slot);
 int famd_region_destroy(struct famd *d, int32_t slot);
 int famd_region_resize(struct famd *d, int32_t slot, uint64_t size);
+/* Where a striped item's part fits in the whole (nshards 1: not striped). */
+struct famd_shardinfo {
+    uint64_t total;   /* bytes of the whole item */
+    uint64_t stripe;  /* bytes per stripe */
+    uint32_t shard, nshards;
+};
 int famd_item_alloc(struct famd *d, int32_t region_slot, const char *name,
                     uint64_t size, const struct famd_cred *c, uint32_t mode,
-                    int32_t *slot);
+                    const struct famd_shardinfo *si, int32_t *slot);
 int famd_item_free(struct famd *d, int32_t slot);
 int famd_may(const struct famd_rec *r, const struct famd_cred *c, int want);
 #define FAMD_R 4

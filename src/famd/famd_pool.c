@@ -396,7 +396,7 @@ static uint64_t new_id(struct famd *d, int32_t slot)
 int famd_region_create(struct famd *d, const char *name, uint64_t size,
                        const struct famd_cred *c, uint32_t mode,
                        uint32_t memtype, uint32_t interleave, uint64_t stripe,
-                       int32_t *slot)
+                       uint32_t nshards, int32_t *slot)
 {
     if (famd_find(d, FAMD_REC_REGION, 0, name) >= 0)
         return famd_fail(d, FAM_EEXIST, "region '%s' already exists", name);
@@ -421,6 +421,7 @@ int famd_region_create(struct famd *d, const char *name, uint64_t size,
     atomic_store(&r->mode, mode & 0777);
     r->memtype = memtype;
     r->interleave = interleave;
+    r->nshards = nshards;
     snprintf(r->name, sizeof r->name, "%s", name);
     atomic_store(&r->state, FAMD_REC_REGION); /* commit */
     d->live[s].used = 0;
@@ -470,7 +471,7 @@ int famd_region_resize(struct famd *d, int32_t slot, uint64_t size)
 
 int famd_item_alloc(struct famd *d, int32_t region_slot, const char *name,
                     uint64_t size, const struct famd_cred *c, uint32_t mode,
-                    int32_t *slot)
+                    const struct famd_shardinfo *si, int32_t *slot)
 {
     struct famd_rec *reg = &d->recs[region_slot];
     if (*name && famd_find(d, FAMD_REC_ITEM, reg->id, name) >= 0)
@@ -505,6 +506,10 @@ int famd_item_alloc(struct famd *d, int32_t region_slot, const char *name,
     r->gid = c->gid;
     atomic_store(&r->mode, mode & 0777);
     r->unnamed = *name == '\0';
+    r->shard = si->shard;
+    r->nshards = si->nshards;
+    r->total = si->total;
+    r->stripe = si->stripe;
     snprintf(r->name, sizeof r->name, "%s", name);
     atomic_store(&r->state, FAMD_REC_ITEM); /* commit */
     d->live[region_slot].used += size;

@@ -30,6 +30,15 @@ static int check_name(struct famd *d, const char *name, const char *what,
     return 0;
 }
 
+/* Stripes are a power of two from 4 KiB to 1 GiB. */
+static int check_stripe(struct famd *d, uint64_t stripe)
+{
+    if (stripe < 4096 || stripe > (1ull << 30) || (stripe & (stripe - 1)))
+        return famd_fail(d, FAM_EINVAL, "stripe size %llu must be a power of "
+                         "two from 4 KiB to 1 GiB", (unsigned long long)stripe);
+    return 0;
+}
+
 static void region_info(struct famd *d, int32_t s, struct famp_info *o)
 {
     struct famd_rec *r = &d->recs[s];
@@ -42,6 +51,8 @@ static void region_info(struct famd *d, int32_t s, struct famp_info *o)
     o->mode = atomic_load(&r->mode);
     o->memtype = r->memtype;
     o->interleave = r->interleave;
+    o->nshards = r->nshards ? r->nshards : 1;
+    o->total = r->total ? r->total : o->size;
     snprintf(o->name, sizeof o->name, "%s", r->name);
 }
 
@@ -66,6 +77,10 @@ static int item_info(struct famd *d, int32_t s, const struct famd_cred *c,
     o->mode = atomic_load(&r->mode);
     o->base = famd_item_base(d, s);
     o->flags = w ? FAMP_F_WRITABLE : 0;
+    o->nshards = r->nshards ? r->nshards : 1;
+    o->shard = r->shard;
+    o->total = r->nshards > 1 ? r->total : o->size;
+    o->stripe = r->stripe;
     snprintf(o->name, sizeof o->name, "%s", r->name);
     return 0;
 }
@@ -123,8 +138,16 @@ int famd_rpc(struct famd *d, uint16_t op, const struct famp_req *q,
         if (q->memtype > FAM_MEMORY_PERSISTENT ||
             q->interleave > FAM_INTERLEAVE_DISABLE)
             return famd_fail(d, FAM_EINVAL, "bad region attributes");
+        if (q->arg[2] > FAMP_MAX_SHARDS)
+            return famd_fail(d, FAM_EINVAL, "a region can be striped over at "
+                             "most %d memory servers", FAMP_MAX_SHARDS);
+        if (q->interleave == FAM_INTERLEAVE_ENABLE &&
+            (rc = check_stripe(d, q->stripe)))
+            return rc;
         rc = famd_region_create(d, q->name, q->size, c, q->mode, q->memtype,
-                                q->interleave, q->stripe, &s);
+                                q->interleave, q->stripe,
+                                q->arg[2] ? (uint32_t)q->arg[2] : 1, &s);
+        if (!rc) d->recs[s].total = q->arg[0] ? q->arg[0] : q->size;
         if (rc) return rc;
         region_info(d, s, o);
         return 0;
@@ -150,6 +173,7 @@ int famd_rpc(struct famd *d, uint16_t op, const struct famp_req *q,
         if (q->size == 0)
             return famd_fail(d, FAM_EINVAL, "region size must be above 0");
         if ((rc = famd_region_resize(d, s, q->size))) return rc;
+        d->recs[s].total = q->arg[0] ? q->arg[0] : q->size;
         region_info(d, s, o);
         return 0;
     case FAMP_REGION_CHMOD:
@@ -171,7 +195,20 @@ int famd_rpc(struct famd *d, uint16_t op, const struct famp_req *q,
             return famd_fail(d, FAM_EINVAL, "item size must be above 0");
         if (q->mode > 0777)
             return famd_fail(d, FAM_EINVAL, "bad permission bits %o", q->mode);
-        if ((rc = famd_item_alloc(d, rs, q->name, q->size, c, q->mode, &s)))
+        struct famd_shardinfo si = {.total = q->arg[0], .shard = (uint32_t)q->arg[1],
+                                    .nshards = (uint32_t)q->arg[2],
+                                    .stripe = q->stripe};
+        if (si.nshards == 0) { /* not striped */
+            si.nshards = 1;
+            si.total = q->size;
+            si.shard = 0;
+            si.stripe = 0;
+        }
+        if (q->arg[2] > FAMP_MAX_SHARDS || q->arg[1] >= si.nshards ||
+            si.total < q->size)
+            return famd_fail(d, FAM_EINVAL, "bad stripe description");
+        if (si.nshards > 1 && (rc = check_stripe(d, si.stripe))) return rc;
+        if ((rc = famd_item_alloc(d, rs, q->name, q->size, c, q->mode, &si, &s)))
             return rc;
         /* like open(O_CREAT), the creator may write whatever the mode says */
         if ((rc = item_info(d, s, c, 1, o))) {
