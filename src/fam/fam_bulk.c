@@ -90,6 +90,7 @@ struct breq {
     struct famp_bstatus st;              /* the status lands here */
     uint64_t seq;
     int server;
+    int also_wake;                       /* copies: the destination server, or -1 */
 };
 
 /* Post one request (flock held). `reply` receives reply_len bytes. */
@@ -99,6 +100,7 @@ static int breq_post(fam_t *f, struct breq *r, int server, uint8_t *msg,
     struct fam_server *s = &f->srv[server];
     struct famp_bulk *h = (struct famp_bulk *)(void *)msg;
     memset(r, 0, sizeof *r);
+    r->also_wake = -1;
     r->seq = ++f->bseq & FAMP_SEQ_MASK;
     r->server = server;
     r->msg = msg;
@@ -150,6 +152,7 @@ static int breq_wait(fam_t *f, struct breq *r)
             break;
         if (n || spins < 64) continue;
         fam_wake(f, r->server);
+        if (r->also_wake >= 0) fam_wake(f, r->also_wake);
         sched_yield();
         if ((spins & 255) == 0 && fam_now_us() > deadline) {
             /* famd did not answer: leave the operations to the provider */
@@ -489,14 +492,75 @@ int fam_scatter_nonblocking_index(fam_t *f, const void *local, fam_item_t *d,
                                   uint64_t n, const uint64_t *idx, uint64_t esize)
 { return indexed(f, 1, (void *)local, d, n, idx, esize, 0); }
 
-/* ---- copy ----------------------------------------------------------------- */
+/* ---- copy -----------------------------------------------------------------
+ *
+ * A copy is cut where either item's stripes end; each piece is one request
+ * to the memory server holding its source bytes, which copies them itself:
+ * with memmove when the destination part is on the same server, else by
+ * RMA writes straight to the other server. The bytes never pass through
+ * the client. While a piece is in flight the client keeps both servers
+ * awake (WAKE), since the destination's provider needs its progress too. */
 
-/* A copy in progress (done at once in this version; the handle keeps its
- * result for fam_copy_wait). */
+#define COPY_WINDOW 16 /* pieces of one copy in flight */
+#define COPY_PIECE (64ull << 20) /* largest piece of an unstriped copy */
+
 struct fam_copy {
-    int rc;             /* result of the copy */
-    char msg[256];      /* its error message */
+    fam_item_t *src, *dst;
+    uint64_t src_off, dst_off, n;
+    uint64_t done;             /* bytes handed to requests so far */
+    struct breq win[COPY_WINDOW];
+    int head, count;           /* requests in flight */
+    int rc;                    /* first error */
+    char msg[FAMP_MAX_ERRMSG]; /* its message */
 };
+
+static void copy_fail(fam_copy_t *h, int rc)
+{
+    if (!h->rc) {
+        h->rc = rc;
+        snprintf(h->msg, sizeof h->msg, "%s", fam_last_error());
+    }
+}
+
+/* Post pieces until the window is full or the copy is all posted (flock). */
+static void copy_post(fam_t *f, fam_copy_t *h)
+{
+    while (h->count < COPY_WINDOW && h->done < h->n && !h->rc) {
+        uint64_t at = h->done, sl, sr, dl, dr;
+        struct fam_part *sp = &h->src->part[fam_locate(h->src, h->src_off + at, &sl, &sr)];
+        struct fam_part *dp = &h->dst->part[fam_locate(h->dst, h->dst_off + at, &dl, &dr)];
+        uint64_t len = h->n - at;
+        if (len > sr) len = sr;
+        if (len > dr) len = dr;
+        if (len > COPY_PIECE) len = COPY_PIECE;
+        uint8_t *msg = calloc(1, BULK_HDR);
+        if (!msg) { copy_fail(h, fam_fail(FAM_ENOMEM, "out of memory")); break; }
+        struct famp_bulk *q = (struct famp_bulk *)(void *)msg;
+        q->op = FAMP_B_COPY;
+        q->id = sp->id;
+        q->key = sp->key;
+        q->src_off = sl;
+        q->len = len;
+        q->dst_key = dp->key;
+        q->dst_off = dl;
+        if (dp->server == sp->server) {
+            q->dst_id = dp->id;
+        } else {
+            struct fam_server *ds = &f->srv[dp->server];
+            q->dst_addrlen = ds->faddrlen;
+            memcpy(q->dst_addr, ds->faddr, ds->faddrlen);
+            q->dst_addr_rma = (ds->virt_addr ? dp->base : 0) + dl;
+        }
+        struct breq *r = &h->win[(h->head + h->count) % COPY_WINDOW];
+        fam_wake(f, sp->server);
+        if (dp->server != sp->server) fam_wake(f, dp->server);
+        int rc = breq_post(f, r, sp->server, msg, BULK_HDR, NULL, 0);
+        if (rc) { free(msg); copy_fail(h, rc); break; }
+        r->also_wake = dp->server != sp->server ? dp->server : -1;
+        h->count++;
+        h->done += len;
+    }
+}
 
 int fam_copy(fam_t *f, fam_item_t *src, uint64_t src_off, fam_item_t *dst,
              uint64_t dst_off, uint64_t n, fam_copy_t **handle)
@@ -514,30 +578,36 @@ int fam_copy(fam_t *f, fam_item_t *src, uint64_t src_off, fam_item_t *dst,
                         "past the end of '%s' (%llu bytes)",
                         (unsigned long long)n, (unsigned long long)dst_off,
                         dst->name, (unsigned long long)dst->size);
+    if (!dst->writable)
+        return fam_fail(FAM_EPERM, "no permission to write item '%s' (it was "
+                        "opened read-only)", dst->name);
     fam_copy_t *h = calloc(1, sizeof *h);
-    size_t chunk = n < (4u << 20) ? n : (4u << 20);
-    char *buf = chunk ? malloc(chunk) : NULL;
-    if (!h || (chunk && !buf)) {
-        free(h);
-        free(buf);
-        return fam_fail(FAM_ENOMEM, "out of memory");
-    }
-    for (uint64_t at = 0; at < n && !h->rc; at += chunk) {
-        uint64_t len = n - at < chunk ? n - at : chunk;
-        h->rc = fam_get_blocking(f, buf, src, src_off + at, len);
-        if (!h->rc) h->rc = fam_put_blocking(f, buf, dst, dst_off + at, len);
-    }
-    if (h->rc) snprintf(h->msg, sizeof h->msg, "%s", fam_last_error());
-    free(buf);
+    if (!h) return fam_fail(FAM_ENOMEM, "out of memory");
+    h->src = src;
+    h->dst = dst;
+    h->src_off = src_off;
+    h->dst_off = dst_off;
+    h->n = n;
+    pthread_mutex_lock(&f->flock);
+    copy_post(f, h);
+    pthread_mutex_unlock(&f->flock);
     *handle = h;
     return 0;
 }
 
 int fam_copy_wait(fam_t *f, fam_copy_t *h)
 {
-    (void)f;
     fam_clear_error();
-    if (!h) return fam_fail(FAM_EINVAL, "copy handle is NULL");
+    if (!f || !h) return fam_fail(FAM_EINVAL, "copy: NULL fam_t or handle");
+    pthread_mutex_lock(&f->flock);
+    while (h->count) {
+        int rc = breq_wait(f, &h->win[h->head]);
+        if (rc) copy_fail(h, rc);
+        h->head = (h->head + 1) % COPY_WINDOW;
+        h->count--;
+        copy_post(f, h);
+    }
+    pthread_mutex_unlock(&f->flock);
     int rc = h->rc ? fam_fail(h->rc, "%s", h->msg) : 0;
     free(h);
     return rc;

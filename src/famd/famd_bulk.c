@@ -448,6 +448,9 @@ static void copy_pump(struct famd *d, struct copyjob *j)
         ssize_t rc = fi_write(famd_fabric_ep(d), j->src, n, NULL, j->dst,
                               j->dst_addr, j->dst_key, &j->ops[i].c.fc);
         if (rc == -FI_EAGAIN) break;
+        if (d->verbose)
+            fprintf(stderr, "famd: copy write of %zu bytes -> %s\n", n,
+                    rc ? fi_strerror((int)-rc) : "posted");
         if (rc) {
             j->status = FAM_EFABRIC;
             break;
@@ -683,6 +686,8 @@ void famd_bulk_done(struct famd *d, void *ctx, size_t len, int err)
         op->job->opfree[op - j->ops] = 1;
         j->inflight--;
         if (err && !j->status) j->status = FAM_EFABRIC;
+        if (d->verbose)
+            fprintf(stderr, "famd: copy write done: %s\n", err ? fi_strerror(err) : "ok");
         copy_pump(d, j);
         copy_finish_if_done(d, j);
         break;
@@ -702,7 +707,8 @@ int famd_bulk_poll(struct famd *d)
     tx_flush(d);
     uint64_t now = now_us();
     int busy = B->txq != NULL;
-    for (struct copyjob *j = B->jobs; j; j = j->next) {
+    for (struct copyjob *j = B->jobs, *next; j; j = next) {
+        next = j->next;
         if (!j->answered && now > j->deadline_us) {
             /* a write that never completes (e.g. a revoked key on shm):
              * tell the client; the job stays until its writes finish */
@@ -710,6 +716,11 @@ int famd_bulk_poll(struct famd *d)
                         "copy to the destination memory server timed out");
             j->answered = 1;
             j->left = 0;
+        } else if (j->left && !j->status && !j->answered) {
+            busy = 1; /* writes the provider said "later" to */
+            copy_pump(d, j);
+            copy_finish_if_done(d, j); /* may free j */
+            continue;
         }
         busy |= !j->answered;
     }

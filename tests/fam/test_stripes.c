@@ -294,6 +294,82 @@ static void test_bad_stripe_sizes_are_refused(void **state)
     CHECK_OK(fam_destroy_region(f, r));
 }
 
+static void copy_case(fam_item_t *a, fam_item_t *b, uint64_t aoff, uint64_t boff,
+                      uint64_t n)
+{
+    uint64_t asz = fam_item_size(a), bsz = fam_item_size(b);
+    uint8_t *abytes = malloc(asz), *bbytes = malloc(bsz), *got = malloc(bsz);
+    for (uint64_t i = 0; i < asz; i++) abytes[i] = (uint8_t)next_rand();
+    for (uint64_t i = 0; i < bsz; i++) bbytes[i] = (uint8_t)next_rand();
+    CHECK_OK(fam_put_blocking(f, abytes, a, 0, asz));
+    if (a == b) memcpy(bbytes, abytes, asz); /* a copy inside one item */
+    else CHECK_OK(fam_put_blocking(f, bbytes, b, 0, bsz));
+    fam_copy_t *h;
+    CHECK_OK(fam_copy(f, a, aoff, b, boff, n, &h));
+    CHECK_OK(fam_copy_wait(f, h));
+    memcpy(bbytes + boff, abytes + aoff, n);
+    CHECK_OK(fam_get_blocking(f, got, b, 0, bsz));
+    assert_memory_equal(got, bbytes, bsz);
+    free(abytes); free(bbytes); free(got);
+}
+
+/* The name of a region whose home is server `want` (of this client's
+ * sorted list), found by trying names. */
+static fam_region_t *plain_on(int want, const char *prefix, fam_item_t **item,
+                              uint64_t size)
+{
+    for (int i = 0; i < 1000; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s%d", prefix, i);
+        fam_region_t *r;
+        CHECK_OK(fam_create_region(f, name, 16 << 20, 0700, NULL, &r));
+        fam_stat_t st;
+        CHECK_OK(fam_allocate(f, "it", size, 0600, r, item));
+        CHECK_OK(fam_stat(f, *item, &st));
+        /* ids carry no server; ask which server answers a lookup */
+        fam_t *one = client(srv[want].addr);
+        fam_region_t *probe;
+        int found = fam_lookup_region(one, name, &probe) == 0;
+        if (found) fam_release_region(probe);
+        fam_finalize(one);
+        if (found) return r;
+        CHECK_OK(fam_destroy_region(f, r));
+    }
+    fail_msg("no region name lands on server %d", want);
+    return NULL;
+}
+
+static void test_copy_moves_bytes_between_servers(void **state)
+{
+    (void)state;
+    /* striped to striped, with different stripe sizes, at odd offsets */
+    fam_region_t *r1 = interleaved("c1", 16 << 20, 4096);
+    fam_region_t *r2 = interleaved("c2", 16 << 20, 16384);
+    fam_item_t *a, *b;
+    CHECK_OK(fam_allocate(f, "a", 300000, 0600, r1, &a));
+    CHECK_OK(fam_allocate(f, "b", 200000, 0600, r2, &b));
+    copy_case(a, b, 1234, 777, 150000);
+    copy_case(a, a, 0, 150000, 100000); /* within one item, across servers */
+    copy_case(b, a, 0, 0, 200000);
+    /* plain items on two different servers, and on the same one */
+    fam_item_t *p0, *p1, *p0b;
+    fam_region_t *q0 = plain_on(0, "cp0_", &p0, 5 << 20);
+    fam_region_t *q1 = plain_on(1, "cp1_", &p1, 5 << 20);
+    CHECK_OK(fam_allocate(f, "second", 1 << 20, 0600, q0, &p0b));
+    copy_case(p0, p1, 10, 20, (5 << 20) - 20);  /* several RMA writes */
+    copy_case(p1, p0, 0, 0, 4096);
+    copy_case(p0, p0b, 100, 0, 1 << 20);        /* same server: memmove */
+    copy_case(p0, b, 0, 0, 200000);             /* plain to striped */
+    /* errors: out of range at either end */
+    fam_copy_t *h;
+    assert_int_equal(fam_copy(f, a, 299999, b, 0, 2, &h), FAM_EOUTOFRANGE);
+    assert_int_equal(fam_copy(f, a, 0, b, 199999, 2, &h), FAM_EOUTOFRANGE);
+    CHECK_OK(fam_destroy_region(f, r1));
+    CHECK_OK(fam_destroy_region(f, r2));
+    CHECK_OK(fam_destroy_region(f, q0));
+    CHECK_OK(fam_destroy_region(f, q1));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -303,6 +379,7 @@ int main(void)
         cmocka_unit_test(test_atomics_on_every_server),
         cmocka_unit_test(test_other_client_finds_everything_whatever_the_server_order),
         cmocka_unit_test(test_bad_stripe_sizes_are_refused),
+        cmocka_unit_test(test_copy_moves_bytes_between_servers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
