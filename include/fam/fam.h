@@ -187,6 +187,34 @@ int fam_copy(fam_t *f, fam_item_t *src, uint64_t src_off, fam_item_t *dst,
              uint64_t dst_off, uint64_t n, fam_copy_t **handle);
 int fam_copy_wait(fam_t *f, fam_copy_t *handle);
 
+/* ---- backup and restore ----------------------------------------------------
+ * A backup is a copy of a data item's bytes and metadata that the memory
+ * servers keep in their --data-dir (one file per server the item is striped
+ * over), so it survives restarts. Names hold letters, digits, '.', '_' and
+ * '-'. Backing up needs read access to the item; a backup then carries the
+ * item's permission bits, with the caller as owner. Every restore first
+ * checks the backup's size and checksum: a damaged backup is an error
+ * (FAM_EIO) and the destination is not touched. fam_restore writes into an
+ * existing item of the same size (and striping); fam_restore_new creates a
+ * new item in region r. Each call returns when the work is done. */
+typedef struct fam_backup_info {
+    char name[FAM_NAME_MAX + 1];
+    uint64_t size;        /* bytes of the item that was backed up */
+    uint32_t uid, gid;    /* who made the backup */
+    mode_t perm;          /* the item's permission bits */
+    uint64_t time;        /* when it was made, seconds since 1970 */
+    uint32_t num_servers; /* servers holding a part of it */
+    uint64_t stripe_size; /* of the item, when striped */
+} fam_backup_info_t;
+int fam_backup(fam_t *f, fam_item_t *d, const char *name);
+int fam_restore(fam_t *f, const char *name, fam_item_t *d);
+int fam_restore_new(fam_t *f, const char *name, fam_region_t *r,
+                    const char *item, mode_t perm, fam_item_t **out);
+int fam_stat_backup(fam_t *f, const char *name, fam_backup_info_t *info);
+int fam_delete_backup(fam_t *f, const char *name);
+/* All backups the caller may read; *list is malloc'd (free it). */
+int fam_list_backups(fam_t *f, fam_backup_info_t **list, size_t *n);
+
 /* ---- atomics ------------------------------------------------------------
  * For each type T in int32, int64, uint32, uint64, float, double:
  *   fam_set_T, fam_add_T, fam_subtract_T, fam_min_T, fam_max_T

@@ -12,7 +12,7 @@
  *   - handles (c_fam, c_fam_context, descriptors) are void pointers, and a
  *     context may be passed wherever a c_fam is expected.
  * Not available here: c_fam_map/c_fam_unmap (the memory-server model has no
- * load/store mapping) and backup/restore, which fail with FAM_ERR_UNIMPL. */
+ * load/store mapping), which fail with FAM_ERR_UNIMPL. */
 #ifndef FAM_C_H_
 #define FAM_C_H_
 

@@ -83,18 +83,8 @@ static int index_check(fam_t *f, fam_item_t *d, const void *local, uint64_t n,
 #define BULK_WINDOW 4
 #define BULK_HDR sizeof(struct famp_bulk)
 
-/* One request in flight. */
-struct breq {
-    struct fam_op *send, *data, *status; /* data is NULL without a reply */
-    uint8_t *msg;                        /* the request message */
-    struct famp_bstatus st;              /* the status lands here */
-    uint64_t seq;
-    int server;
-    int also_wake;                       /* copies: the destination server, or -1 */
-};
-
 /* Post one request (flock held). `reply` receives reply_len bytes. */
-static int breq_post(fam_t *f, struct breq *r, int server, uint8_t *msg,
+int fam_breq_post(fam_t *f, struct breq *r, int server, uint8_t *msg,
                      size_t len, void *reply, size_t reply_len)
 {
     struct fam_server *s = &f->srv[server];
@@ -142,7 +132,7 @@ fail:
 
 /* Wait for a posted request (flock held): 0, or the error famd or the
  * fabric reported. Frees the request's resources. */
-static int breq_wait(fam_t *f, struct breq *r)
+int fam_breq_wait(fam_t *f, struct breq *r)
 {
     uint64_t deadline = fam_now_us() + (uint64_t)f->timeout_ms * 1000u;
     for (unsigned spins = 0;; spins++) {
@@ -223,7 +213,7 @@ static inline uint64_t elem(const struct bulk *b, uint64_t i)
 static void bulk_retire_one(struct bulk *b)
 {
     int h = b->head;
-    int rc = breq_wait(b->f, &b->win[h]);
+    int rc = fam_breq_wait(b->f, &b->win[h]);
     if (rc && !b->rc) b->rc = rc;
     if (b->tmp[h]) {
         if (!rc)
@@ -280,7 +270,7 @@ static void bulk_chunk(struct bulk *b, int p, uint8_t *msg, uint64_t from,
         reply = b->out + from * b->esize;
     }
     fam_wake(f, part->server);
-    int rc = breq_post(f, &b->win[slot], part->server, msg, len, reply, rlen);
+    int rc = fam_breq_post(f, &b->win[slot], part->server, msg, len, reply, rlen);
     if (rc) {
         free(msg);
         free(b->tmp[slot]);
@@ -554,7 +544,7 @@ static void copy_post(fam_t *f, fam_copy_t *h)
         struct breq *r = &h->win[(h->head + h->count) % COPY_WINDOW];
         fam_wake(f, sp->server);
         if (dp->server != sp->server) fam_wake(f, dp->server);
-        int rc = breq_post(f, r, sp->server, msg, BULK_HDR, NULL, 0);
+        int rc = fam_breq_post(f, r, sp->server, msg, BULK_HDR, NULL, 0);
         if (rc) { free(msg); copy_fail(h, rc); break; }
         r->also_wake = dp->server != sp->server ? dp->server : -1;
         h->count++;
@@ -601,7 +591,7 @@ int fam_copy_wait(fam_t *f, fam_copy_t *h)
     if (!f || !h) return fam_fail(FAM_EINVAL, "copy: NULL fam_t or handle");
     pthread_mutex_lock(&f->flock);
     while (h->count) {
-        int rc = breq_wait(f, &h->win[h->head]);
+        int rc = fam_breq_wait(f, &h->win[h->head]);
         if (rc) copy_fail(h, rc);
         h->head = (h->head + 1) % COPY_WINDOW;
         h->count--;

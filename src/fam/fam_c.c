@@ -476,23 +476,67 @@ int c_fam_copy_wait(c_fam *fam_obj, void *wait_obj)
     return !f ? -1 : RC(fam_copy_wait(f, wait_obj));
 }
 
-static void *no_backup(void)
+/* Backup, restore and delete do their work in the call; the wait object
+ * only remembers that it succeeded. A failure returns NULL at once, with
+ * c_fam_error() set (a missing backup is FAM_BACKUP_NOTFOUND). */
+#define CWAIT_MAGIC 0x57414954u
+struct cwait {
+    uint32_t magic;
+};
+
+static void *backup_result(int rc)
 {
-    cfail(FAM_ERR_UNIMPL, "backup and restore are not available yet");
-    return NULL;
+    if (rc < 0) {
+        failed(rc);
+        if (rc == FAM_ENOTFOUND && strstr(fam_last_error(), "backup"))
+            err_no = FAM_BACKUP_NOTFOUND;
+        return NULL;
+    }
+    struct cwait *w = malloc(sizeof *w);
+    if (!w) { cfail(FAM_ERR_MEMORY, "out of memory"); return NULL; }
+    w->magic = CWAIT_MAGIC;
+    return w;
+}
+
+static int backup_wait(void *w)
+{
+    struct cwait *c = w;
+    if (!c || c->magic != CWAIT_MAGIC) return cfail(FAM_ERR_INVALID, "not a wait object");
+    c->magic = 0;
+    free(c);
+    return 0;
 }
 
 void *c_fam_backup(c_fam *o, c_fam_desc *d, const char *n, c_fam_backup_options *b)
-{ (void)o; (void)d; (void)n; (void)b; return no_backup(); }
-int c_fam_backup_wait(c_fam *o, void *w) { (void)o; (void)w; no_backup(); return -1; }
+{
+    (void)b;
+    fam_t *f = conn(o);
+    return f ? backup_result(fam_backup(f, d, n)) : NULL;
+}
+int c_fam_backup_wait(c_fam *o, void *w) { (void)o; return backup_wait(w); }
 void *c_fam_restore(c_fam *o, const char *n, c_fam_desc *d)
-{ (void)o; (void)n; (void)d; return no_backup(); }
+{
+    fam_t *f = conn(o);
+    return f ? backup_result(fam_restore(f, n, d)) : NULL;
+}
 void *c_fam_restore_region(c_fam *o, const char *n, c_fam_region_desc *r,
                            const char *item, mode_t perm, c_fam_desc **d)
-{ (void)o; (void)n; (void)r; (void)item; (void)perm; (void)d; return no_backup(); }
-int c_fam_restore_wait(c_fam *o, void *w) { (void)o; (void)w; no_backup(); return -1; }
-void *c_fam_delete_backup(c_fam *o, const char *n) { (void)o; (void)n; return no_backup(); }
-int c_fam_delete_backup_wait(c_fam *o, void *w) { (void)o; (void)w; no_backup(); return -1; }
+{
+    fam_t *f = conn(o);
+    if (!f) return NULL;
+    if (!d) { cfail(FAM_ERR_NULLPTR, "descriptor pointer is NULL"); return NULL; }
+    fam_item_t *out = NULL;
+    void *w = backup_result(fam_restore_new(f, n, r, item, perm & 0777, &out));
+    if (w) *d = out;
+    return w;
+}
+int c_fam_restore_wait(c_fam *o, void *w) { (void)o; return backup_wait(w); }
+void *c_fam_delete_backup(c_fam *o, const char *n)
+{
+    fam_t *f = conn(o);
+    return f ? backup_result(fam_delete_backup(f, n)) : NULL;
+}
+int c_fam_delete_backup_wait(c_fam *o, void *w) { (void)o; return backup_wait(w); }
 
 /* ---- atomics ------------------------------------------------------------------------ */
 

@@ -127,6 +127,22 @@ int fam_region_destroy_keep(fam_t *f, fam_region_t *r); /* descriptor kept */
 int fam_deallocate_keep(fam_t *f, fam_item_t *d);      /* descriptor kept */
 void fam_wake(fam_t *f, int server);
 
+/* fam_bulk.c: one bulk request (fam_proto.h) in flight. */
+struct breq {
+    struct fam_op *send, *data, *status; /* data is NULL without a reply */
+    uint8_t *msg;                        /* the request message */
+    struct famp_bstatus st;              /* the status lands here */
+    uint64_t seq;
+    int server;
+    int also_wake;                       /* copies: the destination server, or -1 */
+};
+/* With flock held. Post sends msg (len bytes, a struct famp_bulk first,
+ * freed by wait) to `server`; a reply of reply_len bytes lands in `reply`.
+ * Wait returns 0 or the error famd or the fabric reported. */
+int fam_breq_post(fam_t *f, struct breq *r, int server, uint8_t *msg,
+                  size_t len, void *reply, size_t reply_len);
+int fam_breq_wait(fam_t *f, struct breq *r);
+
 /* fam_data.c */
 int fam_fabric_open(fam_t *f);
 void fam_fabric_close(fam_t *f);

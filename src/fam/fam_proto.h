@@ -48,6 +48,10 @@ enum famp_op {
     FAMP_ITEM_STAT,     /* id */
     FAMP_CAS128,        /* id, off, arg[0..1] expected, arg[2..3] desired */
     FAMP_WAKE,          /* no body, no reply: "I am about to do RMA" */
+    FAMP_BACKUP,        /* id (item part), name2 (backup name) */
+    FAMP_BACKUP_STAT,   /* name2 */
+    FAMP_BACKUP_DELETE, /* name2 */
+    FAMP_BACKUP_LIST,   /* off: index of the backup wanted (by name) */
     FAMP_OP_END
 };
 
@@ -122,12 +126,14 @@ enum famp_bulk_op {
     FAMP_B_SCATTER,    /* n byte offsets, n elements -> status */
     FAMP_B_ATOMIC,     /* n byte offsets, n operands -> status (+ old values) */
     FAMP_B_COPY,       /* src range -> a range of an item on dst famd */
+    FAMP_B_RESTORE,    /* backup `name` -> an item part here or on dst famd */
     FAMP_B_END
 };
 
 /* Header of a bulk request; the payload follows it in the same message:
  * GATHER: n u64 byte offsets; SCATTER and ATOMIC: n u64 byte offsets, then
- * n elements of esize bytes; COPY: nothing. */
+ * n elements of esize bytes; COPY and RESTORE: nothing (RESTORE uses the
+ * dst_* fields as COPY does, and `len` must be the backup's size). */
 struct famp_bulk {
     uint32_t magic;    /* FAMP_BULK_MAGIC */
     uint16_t version;  /* FAMP_VERSION */
@@ -149,6 +155,7 @@ struct famp_bulk {
     uint64_t dst_addr_rma; /* COPY: RMA address of the first dest byte */
     uint64_t dst_off;  /* COPY: first destination byte */
     uint8_t dst_addr[FAMP_ADDR_MAX]; /* COPY: the destination famd's address */
+    char name[FAM_NAME_MAX + 1];    /* RESTORE: the backup (NUL-terminated) */
 };
 
 /* The status that ends every bulk request. */

@@ -94,7 +94,7 @@ struct famd_bulk;   /* famd_bulk.c */
 
 struct famd {
     /* pool */
-    int fd;                 /* pool file or memfd */
+    int fd;                 /* pool file, or -1 (anonymous memory) */
     uint8_t *base;          /* the pool mapped */
     uint64_t size;          /* bytes */
     int persistent;         /* 1 if backed by --pool-file */
@@ -113,6 +113,7 @@ struct famd {
     /* last error of the request being handled */
     char err[FAMP_MAX_ERRMSG];
     uint64_t spin_us;       /* busy-poll this long after activity */
+    const char *data_dir;   /* --data-dir: where backups go, or NULL */
     int verbose;
 };
 
@@ -160,11 +161,39 @@ struct fid_ep *famd_fabric_ep(struct famd *d);
 struct fid_av *famd_fabric_av(struct famd *d);
 size_t famd_fabric_max_msg(struct famd *d);
 
+/* The header of a backup file (famd_backup.c), followed by `size` bytes. */
+struct famd_bak {
+    char magic[8];       /* "KFAMBAK1" */
+    uint32_t version;    /* 1 */
+    uint32_t hdr_crc;    /* CRC-32 of this header with hdr_crc = 0 */
+    uint64_t size;       /* data bytes in this file (one part of the item) */
+    uint64_t total;      /* bytes of the whole item */
+    uint64_t stripe;     /* striped items: bytes per stripe */
+    uint64_t time;       /* when it was made (seconds since 1970) */
+    uint32_t part, nparts; /* which part of a striped item, of how many */
+    uint32_t uid, gid;   /* who made the backup */
+    uint32_t mode;       /* the item's permission bits, applied to the backup */
+    uint32_t data_crc;   /* CRC-32 (zlib) of the data */
+    char item[FAM_NAME_MAX + 1]; /* the item's name */
+};
+
+/* famd_backup.c */
+int famd_backup_name_ok(struct famd *d, const char *name);
+int famd_backup_write(struct famd *d, int32_t slot, const char *name,
+                      const struct famd_cred *c);
+int famd_backup_stat(struct famd *d, const char *name, const struct famd_cred *c,
+                     struct famd_bak *h);
+int famd_backup_open(struct famd *d, const char *name, const struct famd_cred *c,
+                     struct famd_bak *h, int *fd);
+int famd_backup_delete(struct famd *d, const char *name, const struct famd_cred *c);
+int famd_backup_list(struct famd *d, uint64_t index, const struct famd_cred *c,
+                     struct famd_bak *h, char *name_out, size_t name_len);
+
 /* famd_bulk.c */
 int famd_bulk_open(struct famd *d);
 void famd_bulk_close(struct famd *d); /* after famd_fabric_close */
 int famd_bulk_peer_add(struct famd *d, const uint8_t *addr, uint32_t len,
-                       uint64_t *token);
+                       const struct famd_cred *c, uint64_t *token);
 void famd_bulk_peer_drop(struct famd *d, uint64_t token);
 void famd_bulk_done(struct famd *d, void *ctx, size_t len, int err);
 int famd_bulk_poll(struct famd *d); /* 1 while bulk work is pending */

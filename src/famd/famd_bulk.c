@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <rdma/fabric.h>
 #include <rdma/fi_domain.h>
@@ -74,6 +75,9 @@ struct copyjob {
     uint64_t seq;
     fi_addr_t dst;         /* the other famd */
     const uint8_t *src;    /* next source byte in our pool */
+    int fd;                /* restores: the backup file, else -1 */
+    uint64_t foff;         /* restores: next file offset to read */
+    uint8_t *stage;        /* restores: FAMD_COPY_DEPTH chunk buffers */
     uint64_t dst_addr;     /* next destination RMA address */
     uint64_t dst_key;
     uint64_t left;         /* bytes not yet issued */
@@ -89,6 +93,7 @@ struct copyjob {
 struct peer {
     uint64_t token;  /* secret handed out in HELLO; 0 = unused entry */
     fi_addr_t addr;  /* its endpoint in our address vector */
+    struct famd_cred cred; /* who it is (for backups) */
 };
 
 /* Another famd we copy to. */
@@ -188,7 +193,7 @@ static void send_status(struct famd *d, fi_addr_t to, uint64_t seq, int status,
 /* ---- peers (connections that said HELLO) ----------------------------- */
 
 int famd_bulk_peer_add(struct famd *d, const uint8_t *addr, uint32_t len,
-                       uint64_t *token)
+                       const struct famd_cred *c, uint64_t *token)
 {
     struct famd_bulk *B = d->bulk;
     fi_addr_t fa;
@@ -215,6 +220,7 @@ int famd_bulk_peer_add(struct famd *d, const uint8_t *addr, uint32_t len,
             return famd_fail(d, FAM_EIO, "getrandom failed");
     B->peers[i].token = t;
     B->peers[i].addr = fa;
+    B->peers[i].cred = *c;
     *token = t;
     return 0;
 }
@@ -234,15 +240,12 @@ void famd_bulk_peer_drop(struct famd *d, uint64_t token)
         }
 }
 
-static int peer_by_token(struct famd_bulk *B, uint64_t token, fi_addr_t *out)
+static struct peer *peer_by_token(struct famd_bulk *B, uint64_t token)
 {
-    if (!token) return -1;
+    if (!token) return NULL;
     for (size_t i = 0; i < B->npeers; i++)
-        if (B->peers[i].token == token) {
-            *out = B->peers[i].addr;
-            return 0;
-        }
-    return -1;
+        if (B->peers[i].token == token) return &B->peers[i];
+    return NULL;
 }
 
 /* ---- the work itself ---------------------------------------------------- */
@@ -437,6 +440,53 @@ static int remote_addr(struct famd *d, const uint8_t *name, uint32_t len,
     return 0;
 }
 
+static void copy_pump(struct famd *d, struct copyjob *j);
+static void copy_finish_if_done(struct famd *d, struct copyjob *j);
+
+static void job_free(struct copyjob *j)
+{
+    if (j->fd >= 0) close(j->fd);
+    free(j->stage);
+    free(j);
+}
+
+/* A new job writing to famd `dst_addr`; the caller sets its source. */
+static int job_new(struct famd *d, fi_addr_t to, const struct famp_bulk *q,
+                   struct copyjob **out)
+{
+    if (q->dst_addrlen > FAMP_ADDR_MAX)
+        return famd_fail(d, FAM_EINVAL, "bad destination address length");
+    struct copyjob *j = calloc(1, sizeof *j);
+    if (!j) return famd_fail(d, FAM_ENOMEM, "out of memory");
+    j->fd = -1;
+    int rc = remote_addr(d, q->dst_addr, q->dst_addrlen, &j->dst);
+    if (rc) {
+        free(j);
+        return rc;
+    }
+    j->reply_to = to;
+    j->seq = q->seq;
+    j->dst_addr = q->dst_addr_rma;
+    j->dst_key = q->dst_key;
+    j->left = q->len;
+    j->deadline_us = now_us() + FAMD_COPY_TIMEOUT_US;
+    for (int i = 0; i < FAMD_COPY_DEPTH; i++) {
+        j->ops[i].c.kind = CTX_COPY;
+        j->ops[i].job = j;
+        j->opfree[i] = 1;
+    }
+    *out = j;
+    return 0;
+}
+
+static void job_start(struct famd *d, struct copyjob *j)
+{
+    j->next = d->bulk->jobs;
+    d->bulk->jobs = j;
+    copy_pump(d, j);
+    copy_finish_if_done(d, j);
+}
+
 /* Issue as many writes of `j` as its window allows. */
 static void copy_pump(struct famd *d, struct copyjob *j)
 {
@@ -445,7 +495,16 @@ static void copy_pump(struct famd *d, struct copyjob *j)
     for (int i = 0; i < FAMD_COPY_DEPTH && j->left && !j->status; i++) {
         if (!j->opfree[i]) continue;
         size_t n = j->left < max ? (size_t)j->left : max;
-        ssize_t rc = fi_write(famd_fabric_ep(d), j->src, n, NULL, j->dst,
+        const uint8_t *from = j->src;
+        if (j->fd >= 0) { /* restore: stage the next chunk of the file */
+            uint8_t *buf = j->stage + (size_t)i * FAMD_COPY_CHUNK;
+            if (pread(j->fd, buf, n, (off_t)j->foff) != (ssize_t)n) {
+                j->status = FAM_EIO;
+                break;
+            }
+            from = buf;
+        }
+        ssize_t rc = fi_write(famd_fabric_ep(d), from, n, NULL, j->dst,
                               j->dst_addr, j->dst_key, &j->ops[i].c.fc);
         if (rc == -FI_EAGAIN) break;
         if (d->verbose)
@@ -457,6 +516,7 @@ static void copy_pump(struct famd *d, struct copyjob *j)
         }
         j->opfree[i] = 0;
         j->inflight++;
+        j->foff += n;
         j->src += n;
         j->dst_addr += n;
         j->left -= n;
@@ -477,7 +537,7 @@ static void copy_finish_if_done(struct famd *d, struct copyjob *j)
             *pp = j->next;
             break;
         }
-    free(j);
+    job_free(j);
 }
 
 static int start_copy(struct famd *d, fi_addr_t to, const struct famp_bulk *q)
@@ -505,43 +565,81 @@ static int start_copy(struct famd *d, fi_addr_t to, const struct famp_bulk *q)
         send_status(d, to, q->seq, 0, NULL);
         return 0;
     }
-    if (q->dst_addrlen > FAMP_ADDR_MAX)
-        return famd_fail(d, FAM_EINVAL, "bad destination address length");
-    struct copyjob *j = calloc(1, sizeof *j);
-    if (!j) return famd_fail(d, FAM_ENOMEM, "out of memory");
-    if ((rc = remote_addr(d, q->dst_addr, q->dst_addrlen, &j->dst))) {
-        free(j);
+    struct copyjob *j;
+    if ((rc = job_new(d, to, q, &j))) return rc;
+    j->src = src;
+    job_start(d, j);
+    return 0;
+}
+
+/* Restore backup q->name into a part of an item, here or on another famd.
+ * The backup is checked in full (famd_backup_open) before any byte moves. */
+static int start_restore(struct famd *d, fi_addr_t to, const struct peer *pr,
+                         const struct famp_bulk *q)
+{
+    struct famd_bak h;
+    int fd, rc;
+    if (!memchr(q->name, '\0', sizeof q->name))
+        return famd_fail(d, FAM_EINVAL, "backup name is not terminated");
+    if ((rc = famd_backup_open(d, q->name, &pr->cred, &h, &fd))) return rc;
+    if (q->len != h.size) {
+        close(fd);
+        return famd_fail(d, FAM_EINVAL, "backup '%s' holds %llu bytes here; "
+                         "the destination part has %llu", q->name,
+                         (unsigned long long)h.size, (unsigned long long)q->len);
+    }
+    if (q->dst_addrlen == 0) { /* into an item of this famd */
+        int32_t ds;
+        if ((rc = item_for(d, q->dst_id, q->dst_key, FAMD_W, &ds))) {
+            close(fd);
+            return rc;
+        }
+        uint64_t dsize = atomic_load(&d->recs[ds].size);
+        if (q->dst_off > dsize || q->len > dsize - q->dst_off) {
+            close(fd);
+            return famd_fail(d, FAM_EOUTOFRANGE, "restore of %llu bytes does "
+                             "not fit in '%s'", (unsigned long long)q->len,
+                             d->recs[ds].name);
+        }
+        uint8_t *at = d->base + d->recs[ds].offset + q->dst_off;
+        for (uint64_t done = 0; done < q->len;) {
+            ssize_t n = pread(fd, at + done, q->len - done, (off_t)(sizeof h + done));
+            if (n <= 0) {
+                close(fd);
+                return famd_fail(d, FAM_EIO, "reading backup '%s' failed", q->name);
+            }
+            done += (uint64_t)n;
+        }
+        close(fd);
+        send_status(d, to, q->seq, 0, NULL);
+        return 0;
+    }
+    struct copyjob *j;
+    if ((rc = job_new(d, to, q, &j))) {
+        close(fd);
         return rc;
     }
-    j->reply_to = to;
-    j->seq = q->seq;
-    j->src = src;
-    j->dst_addr = q->dst_addr_rma;
-    j->dst_key = q->dst_key;
-    j->left = q->len;
-    j->deadline_us = now_us() + FAMD_COPY_TIMEOUT_US;
-    for (int i = 0; i < FAMD_COPY_DEPTH; i++) {
-        j->ops[i].c.kind = CTX_COPY;
-        j->ops[i].job = j;
-        j->opfree[i] = 1;
+    j->fd = fd;
+    j->foff = sizeof h;
+    if (!(j->stage = malloc((size_t)FAMD_COPY_DEPTH * FAMD_COPY_CHUNK))) {
+        job_free(j);
+        return famd_fail(d, FAM_ENOMEM, "out of memory");
     }
-    j->next = d->bulk->jobs;
-    d->bulk->jobs = j;
-    copy_pump(d, j);
-    copy_finish_if_done(d, j);
+    job_start(d, j);
     return 0;
 }
 
 /* ---- one request -------------------------------------------------------- */
 
-static int run(struct famd *d, fi_addr_t to, const struct famp_bulk *q,
-               const uint8_t *payload, size_t plen)
+static int run(struct famd *d, fi_addr_t to, const struct peer *pr,
+               const struct famp_bulk *q, const uint8_t *payload, size_t plen)
 {
     int32_t s;
     int rc;
-    if (q->op == FAMP_B_COPY) {
+    if (q->op == FAMP_B_COPY || q->op == FAMP_B_RESTORE) {
         if (plen) return famd_fail(d, FAM_EPROTO, "copy request with a payload");
-        return start_copy(d, to, q);
+        return q->op == FAMP_B_COPY ? start_copy(d, to, q)
+                                    : start_restore(d, to, pr, q);
     }
     uint64_t n = q->n, esize = q->esize;
     if (esize == 0 || esize > FAMP_BULK_MAX)
@@ -596,13 +694,13 @@ static int run(struct famd *d, fi_addr_t to, const struct famp_bulk *q,
 static void on_request(struct famd *d, const uint8_t *buf, size_t len)
 {
     struct famp_bulk q;
-    fi_addr_t to;
+    struct peer *pr;
     if (len < sizeof q) {
         if (d->verbose) fprintf(stderr, "famd: short bulk request dropped\n");
         return;
     }
     memcpy(&q, buf, sizeof q);
-    if (q.magic != FAMP_BULK_MAGIC || peer_by_token(d->bulk, q.token, &to) ||
+    if (q.magic != FAMP_BULK_MAGIC || !(pr = peer_by_token(d->bulk, q.token)) ||
         q.seq >= FAMP_TAG_STATUS) {
         /* nobody we can answer: not from a connection that said HELLO */
         if (d->verbose) fprintf(stderr, "famd: bulk request with a bad magic, "
@@ -616,8 +714,8 @@ static void on_request(struct famd *d, const uint8_t *buf, size_t len)
     else if (q.op == 0 || q.op >= FAMP_B_END)
         rc = famd_fail(d, FAM_EPROTO, "unknown bulk request %u", q.op);
     else
-        rc = run(d, to, &q, buf + sizeof q, len - sizeof q);
-    if (rc) send_status(d, to, q.seq, rc, d->err[0] ? d->err : fam_strerror(rc));
+        rc = run(d, pr->addr, pr, &q, buf + sizeof q, len - sizeof q);
+    if (rc) send_status(d, pr->addr, q.seq, rc, d->err[0] ? d->err : fam_strerror(rc));
     if (d->verbose)
         fprintf(stderr, "famd: bulk op %u n=%llu -> %d %s\n", q.op,
                 (unsigned long long)q.n, rc, rc ? d->err : "");
@@ -652,7 +750,7 @@ void famd_bulk_close(struct famd *d)
     while (B->jobs) {
         struct copyjob *j = B->jobs;
         B->jobs = j->next;
-        free(j);
+        job_free(j);
     }
     for (int i = 0; i < FAMD_RX_BUFS; i++) free(B->rx[i].buf);
     free(B->peers);

@@ -67,8 +67,16 @@ int famd_fabric_open(struct famd *d, const char *provider, const char *host)
     /* tcp binds to an address: keep it on the one famd serves on, so that
      * nothing listens on (or sends to) other interfaces by accident */
     const char *node = strcmp(provider, "shm") == 0 ? NULL : host;
+    /* copies famd makes to another famd are answered "done" only when the
+     * bytes are there: ask for delivery-complete writes where offered */
+    hints->tx_attr->op_flags = FI_DELIVERY_COMPLETE;
     int rc = fi_getinfo(FI_VERSION(1, 17), node, NULL, node ? FI_SOURCE : 0,
                         hints, &fb->info);
+    if (rc == -FI_ENODATA) {
+        hints->tx_attr->op_flags = 0;
+        rc = fi_getinfo(FI_VERSION(1, 17), node, NULL, node ? FI_SOURCE : 0,
+                        hints, &fb->info);
+    }
     fi_freeinfo(hints);
     if (rc)
         return famd_fail(d, FAM_EFABRIC, "no libfabric provider '%s' with "

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -238,7 +239,7 @@ static void handle(struct famd *d, struct conn *c, const struct famp_hdr *h,
             reply_error(c, h, FAM_EPROTO, "HELLO was already said");
             return;
         }
-        int rc = famd_bulk_peer_add(d, q.addr, q.addrlen, &c->token);
+        int rc = famd_bulk_peer_add(d, q.addr, q.addrlen, &c->cred, &c->token);
         if (rc) {
             reply_error(c, h, rc, d->err);
             return;
@@ -402,11 +403,16 @@ int main(int argc, char **argv)
                 provider);
         return 2;
     }
-    (void)data_dir;
+    if (data_dir && mkdir(data_dir, 0700) && errno != EEXIST) {
+        fprintf(stderr, "famd: cannot create --data-dir %s: %s\n", data_dir,
+                strerror(errno));
+        return 1;
+    }
 
     static struct famd d;
     d.verbose = verbose;
     d.spin_us = spin_us;
+    d.data_dir = data_dir;
     if (famd_pool_open(&d, pool_file, pool_size) ||
         famd_fabric_open(&d, provider, host) || famd_bulk_open(&d)) {
         fprintf(stderr, "famd: %s\n", d.err);

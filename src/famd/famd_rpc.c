@@ -85,6 +85,21 @@ static int item_info(struct famd *d, int32_t s, const struct famd_cred *c,
     return 0;
 }
 
+static int bak_info(const struct famd_bak *h, const char *name, struct famp_info *o)
+{
+    o->size = h->size;
+    o->total = h->total;
+    o->shard = h->part;
+    o->nshards = h->nparts;
+    o->stripe = h->stripe;
+    o->uid = h->uid;
+    o->gid = h->gid;
+    o->mode = h->mode;
+    o->arg[0] = h->time;
+    snprintf(o->name, sizeof o->name, "%s", name);
+    return 0;
+}
+
 static int region_by_id(struct famd *d, uint64_t id, int32_t *s)
 {
     *s = famd_slot_of(d, FAMD_REC_REGION, id);
@@ -126,6 +141,7 @@ int famd_rpc(struct famd *d, uint16_t op, const struct famp_req *q,
 {
     int32_t s, rs;
     int rc;
+    struct famd_bak bak;
     memset(o, 0, sizeof *o);
     d->err[0] = '\0';
     switch (op) {
@@ -267,6 +283,29 @@ int famd_rpc(struct famd *d, uint16_t op, const struct famp_req *q,
         o->arg[0] = (uint64_t)old;
         o->arg[1] = (uint64_t)(old >> 64);
         return 0;
+    }
+    case FAMP_BACKUP:
+        if ((rc = item_by_id(d, q->id, &s)) ||
+            (rc = may_or_fail(d, &d->recs[s], c, FAMD_R, "back up", "item")) ||
+            (rc = check_name(d, q->name2, "backup", 0)) ||
+            (rc = famd_backup_write(d, s, q->name2, c)))
+            return rc;
+        return famd_backup_stat(d, q->name2, c, &bak) ? famd_fail(d, FAM_EIO,
+               "backup '%s' was written but cannot be read back", q->name2)
+             : bak_info(&bak, q->name2, o);
+    case FAMP_BACKUP_STAT:
+        if ((rc = check_name(d, q->name2, "backup", 0)) ||
+            (rc = famd_backup_stat(d, q->name2, c, &bak)))
+            return rc;
+        return bak_info(&bak, q->name2, o);
+    case FAMP_BACKUP_DELETE:
+        if ((rc = check_name(d, q->name2, "backup", 0))) return rc;
+        return famd_backup_delete(d, q->name2, c);
+    case FAMP_BACKUP_LIST: {
+        char name[FAM_NAME_MAX + 1];
+        if ((rc = famd_backup_list(d, q->off, c, &bak, name, sizeof name)))
+            return rc;
+        return bak_info(&bak, name, o);
     }
     default:
         return famd_fail(d, FAM_EPROTO, "unknown request %u", op);

@@ -89,6 +89,17 @@ int famd_start(struct famd_proc *p, uint64_t pool_size, const char *pool_file)
     return spawn(p, pool_size);
 }
 
+int famd_start_dir(struct famd_proc *p, uint64_t pool_size, const char *pool_file,
+                   const char *data_dir)
+{
+    memset(p, 0, sizeof *p);
+    snprintf(p->provider, sizeof p->provider, "%s", test_provider());
+    if (pool_file) snprintf(p->pool_file, sizeof p->pool_file, "%s", pool_file);
+    if (data_dir) snprintf(p->data_dir, sizeof p->data_dir, "%s", data_dir);
+    p->port = 0;
+    return spawn(p, pool_size);
+}
+
 int famd_restart(struct famd_proc *p, uint64_t pool_size)
 {
     /* the old port may linger in TIME_WAIT for a moment: retry briefly */

@@ -26,6 +26,9 @@ const char *test_provider(void);
 int famd_start(struct famd_proc *p, uint64_t pool_size, const char *pool_file);
 /* Start again on the same port and pool file (after a stop or kill). */
 int famd_restart(struct famd_proc *p, uint64_t pool_size);
+/* Start with a --data-dir for backups (and optionally a pool file). */
+int famd_start_dir(struct famd_proc *p, uint64_t pool_size, const char *pool_file,
+                   const char *data_dir);
 void famd_stop(struct famd_proc *p);  /* SIGTERM, then wait */
 void famd_kill9(struct famd_proc *p); /* SIGKILL, then wait */
 /* Connect a client to the given servers ("a,b"), with the test provider. */

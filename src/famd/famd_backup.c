@@ -1,0 +1,312 @@
+/* famd_backup.c — backups of data items in famd's --data-dir.
+ *
+ * A backup is one file, DIR/NAME.fambak: a header (struct famd_bak) with the
+ * item's metadata and a CRC-32 of the data (zlib), then the item's bytes.
+ * It is written to a temporary file, flushed with fsync and renamed into
+ * place, so a crash leaves either the old backup or the new one, never a
+ * half-written file under the name. A striped item's backup is one file per
+ * memory server, each holding that server's part; the header says which.
+ *
+ * A backup is checked before anything is restored from it: the header's
+ * own CRC, its fields, the file's length, and the CRC of all the data.
+ * A damaged backup is an error; no byte of the destination changes. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "famd.h"
+
+#define BAK_MAGIC "KFAMBAK1"
+#define BAK_SUFFIX ".fambak"
+#define BAK_IO (1u << 20) /* bytes per read or write */
+
+/* Backup names: letters, digits, '.', '_' and '-', not starting with '.',
+ * so a name is always one plain file inside the data directory. */
+int famd_backup_name_ok(struct famd *d, const char *name)
+{
+    const char *end = memchr(name, '\0', FAM_NAME_MAX + 1);
+    size_t n = end ? (size_t)(end - name) : FAM_NAME_MAX + 1;
+    if (n == 0 || n > 200)
+        return famd_fail(d, FAM_EINVAL, "backup name must have 1 to 200 characters");
+    if (name[0] == '.')
+        return famd_fail(d, FAM_EINVAL, "backup name may not start with '.'");
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+            return famd_fail(d, FAM_EINVAL, "backup name '%.*s' may hold only "
+                             "letters, digits, '.', '_' and '-'", (int)n, name);
+    }
+    return 0;
+}
+
+static int need_dir(struct famd *d)
+{
+    if (!d->data_dir)
+        return famd_fail(d, FAM_ENOTSUP, "this memory server was started "
+                         "without --data-dir: it keeps no backups");
+    return 0;
+}
+
+static void bak_path(struct famd *d, const char *name, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%s" BAK_SUFFIX, d->data_dir, name);
+}
+
+static uint32_t hdr_crc(const struct famd_bak *h)
+{
+    struct famd_bak c = *h;
+    c.hdr_crc = 0;
+    return (uint32_t)crc32(0L, (const Bytef *)&c, sizeof c);
+}
+
+/* May c read (want FAMD_R) or delete/replace (FAMD_W) backup h? As for the
+ * item it was made from: its owner and mode, saved in the header. */
+static int bak_may(struct famd *d, const struct famd_bak *h,
+                   const struct famd_cred *c, int want, const char *name)
+{
+    struct famd_rec r = {0};
+    r.uid = h->uid;
+    r.gid = h->gid;
+    atomic_store(&r.mode, h->mode);
+    if (famd_may(&r, c, want)) return 0;
+    return famd_fail(d, FAM_EPERM, "no permission to %s backup '%s' (mode %03o, "
+                     "owner uid %u; you are uid %u)",
+                     want == FAMD_R ? "read" : "replace or delete", name,
+                     h->mode, h->uid, c->uid);
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+    const char *b = p;
+    while (n) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int read_all(int fd, void *p, size_t n)
+{
+    char *b = p;
+    while (n) {
+        ssize_t r = read(fd, b, n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        b += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* Open backup `name` and check everything but the data's CRC; on success
+ * *fd is positioned at the first data byte. */
+static int bak_open_hdr(struct famd *d, const char *name, struct famd_bak *h, int *fd)
+{
+    char path[4200];
+    int rc;
+    if ((rc = need_dir(d)) || (rc = famd_backup_name_ok(d, name))) return rc;
+    bak_path(d, name, path, sizeof path);
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0)
+        return famd_fail(d, errno == ENOENT ? FAM_ENOTFOUND : FAM_EIO,
+                         "backup '%s' %s", name, errno == ENOENT ?
+                         "not found" : strerror(errno));
+    struct stat st;
+    if (read_all(*fd, h, sizeof *h) || memcmp(h->magic, BAK_MAGIC, 8) ||
+        h->version != 1 || hdr_crc(h) != h->hdr_crc || fstat(*fd, &st) ||
+        (uint64_t)st.st_size != sizeof *h + h->size || h->nparts == 0 ||
+        h->part >= h->nparts || h->size > h->total ||
+        !memchr(h->item, '\0', sizeof h->item)) {
+        close(*fd);
+        *fd = -1;
+        return famd_fail(d, FAM_EIO, "backup '%s' is damaged (bad header or "
+                         "length)", name);
+    }
+    return 0;
+}
+
+int famd_backup_stat(struct famd *d, const char *name, const struct famd_cred *c,
+                     struct famd_bak *h)
+{
+    int fd, rc = bak_open_hdr(d, name, h, &fd);
+    if (rc) return rc;
+    close(fd);
+    return bak_may(d, h, c, FAMD_R, name);
+}
+
+/* Open a backup for restoring: header checked, permission checked, and the
+ * CRC of all its data verified. *fd is left at the first data byte. */
+int famd_backup_open(struct famd *d, const char *name, const struct famd_cred *c,
+                     struct famd_bak *h, int *fd)
+{
+    int rc = bak_open_hdr(d, name, h, fd);
+    if (rc) return rc;
+    if ((rc = bak_may(d, h, c, FAMD_R, name))) goto fail;
+    uint8_t *buf = malloc(BAK_IO);
+    if (!buf) { rc = famd_fail(d, FAM_ENOMEM, "out of memory"); goto fail; }
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (uint64_t left = h->size; left;) {
+        size_t n = left < BAK_IO ? (size_t)left : BAK_IO;
+        if (read_all(*fd, buf, n)) {
+            free(buf);
+            rc = famd_fail(d, FAM_EIO, "backup '%s' is damaged (short)", name);
+            goto fail;
+        }
+        crc = crc32(crc, buf, (uInt)n);
+        left -= n;
+    }
+    free(buf);
+    if ((uint32_t)crc != h->data_crc) {
+        rc = famd_fail(d, FAM_EIO, "backup '%s' is damaged (its data does not "
+                       "match its checksum)", name);
+        goto fail;
+    }
+    lseek(*fd, (off_t)sizeof *h, SEEK_SET);
+    return 0;
+fail:
+    close(*fd);
+    *fd = -1;
+    return rc;
+}
+
+int famd_backup_write(struct famd *d, int32_t slot, const char *name,
+                      const struct famd_cred *c)
+{
+    int rc;
+    if ((rc = need_dir(d)) || (rc = famd_backup_name_ok(d, name))) return rc;
+    struct famd_rec *r = &d->recs[slot];
+    struct famd_bak h = {0}, old;
+    char path[4200], tmp[4300];
+    bak_path(d, name, path, sizeof path);
+    int ofd;
+    if (bak_open_hdr(d, name, &old, &ofd) == 0) { /* replacing: must be allowed */
+        close(ofd);
+        if ((rc = bak_may(d, &old, c, FAMD_W, name))) return rc;
+    }
+    d->err[0] = '\0';
+    memcpy(h.magic, BAK_MAGIC, 8);
+    h.version = 1;
+    h.size = atomic_load(&r->size);
+    h.nparts = r->nshards ? r->nshards : 1;
+    h.part = r->shard;
+    h.total = h.nparts > 1 ? r->total : h.size;
+    h.stripe = r->stripe;
+    h.uid = c->uid; /* the backup belongs to whoever made it */
+    h.gid = c->gid;
+    h.mode = atomic_load(&r->mode);
+    h.time = (uint64_t)time(NULL);
+    snprintf(h.item, sizeof h.item, "%s", r->name);
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (uint64_t at = 0; at < h.size;) {
+        uint64_t n = h.size - at < BAK_IO ? h.size - at : BAK_IO;
+        crc = crc32(crc, d->base + r->offset + at, (uInt)n);
+        at += n;
+    }
+    h.data_crc = (uint32_t)crc;
+    h.hdr_crc = hdr_crc(&h);
+    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return famd_fail(d, FAM_EIO, "cannot write backup '%s': %s", name,
+                         strerror(errno));
+    if (write_all(fd, &h, sizeof h) ||
+        write_all(fd, d->base + r->offset, h.size) || fsync(fd)) {
+        rc = famd_fail(d, FAM_EIO, "cannot write backup '%s': %s", name,
+                       strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return rc;
+    }
+    close(fd);
+    if (rename(tmp, path)) {
+        rc = famd_fail(d, FAM_EIO, "cannot write backup '%s': %s", name,
+                       strerror(errno));
+        unlink(tmp);
+        return rc;
+    }
+    int dfd = open(d->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd); /* the rename itself survives a crash */
+        close(dfd);
+    }
+    return 0;
+}
+
+int famd_backup_delete(struct famd *d, const char *name, const struct famd_cred *c)
+{
+    struct famd_bak h;
+    int fd, rc = bak_open_hdr(d, name, &h, &fd);
+    if (rc == FAM_EIO && d->data_dir) { /* a damaged backup may be deleted by root */
+        if (c->uid != 0) return rc;
+    } else if (rc) {
+        return rc;
+    } else {
+        close(fd);
+        if ((rc = bak_may(d, &h, c, FAMD_W, name))) return rc;
+    }
+    char path[4200];
+    bak_path(d, name, path, sizeof path);
+    if (unlink(path))
+        return famd_fail(d, FAM_EIO, "cannot delete backup '%s': %s", name,
+                         strerror(errno));
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The index-th backup (by name) that c may read, in *h and *name_out. */
+int famd_backup_list(struct famd *d, uint64_t index, const struct famd_cred *c,
+                     struct famd_bak *h, char *name_out, size_t name_len)
+{
+    int rc = need_dir(d);
+    if (rc) return rc;
+    DIR *dir = opendir(d->data_dir);
+    if (!dir)
+        return famd_fail(d, FAM_EIO, "cannot read %s: %s", d->data_dir,
+                         strerror(errno));
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    for (struct dirent *e; (e = readdir(dir));) {
+        size_t l = strlen(e->d_name), sl = strlen(BAK_SUFFIX);
+        if (l <= sl || strcmp(e->d_name + l - sl, BAK_SUFFIX)) continue;
+        if (n == cap) {
+            char **nn = realloc(names, (cap = cap ? 2 * cap : 64) * sizeof *nn);
+            if (!nn) break;
+            names = nn;
+        }
+        if ((names[n] = strndup(e->d_name, l - sl))) n++;
+    }
+    closedir(dir);
+    qsort(names, n, sizeof *names, cmp_str);
+    rc = famd_fail(d, FAM_ENOTFOUND, "no more backups");
+    uint64_t seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct famd_bak b;
+        if (famd_backup_stat(d, names[i], c, &b)) continue; /* damaged or not ours */
+        if (seen++ == index) {
+            *h = b;
+            snprintf(name_out, name_len, "%s", names[i]);
+            d->err[0] = '\0';
+            rc = 0;
+            break;
+        }
+    }
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    return rc;
+}
