@@ -140,10 +140,11 @@ int fam_breq_wait(fam_t *f, struct breq *r)
         if (r->status->done && r->send->done && (!r->data || r->data->done ||
                                                  r->st.status || r->status->err))
             break;
-        if (n || spins < 64) continue;
+        if (n) { spins = 0; continue; }
+        if (spins < 64) continue;
         fam_wake(f, r->server);
         if (r->also_wake >= 0) fam_wake(f, r->also_wake);
-        sched_yield();
+        fam_backoff(spins);
         if ((spins & 255) == 0 && fam_now_us() > deadline) {
             /* famd did not answer: leave the operations to the provider */
             r->status->abandoned = r->send->abandoned = 1;

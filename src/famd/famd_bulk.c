@@ -36,6 +36,7 @@
 #define FAMD_COPY_DEPTH 8      /* RMA writes of one copy in flight */
 #define FAMD_COPY_TIMEOUT_US 60000000ull
 #define FAMD_MAX_REMOTES 64    /* other famds a copy may target */
+#define FAMD_PEER_LINGER_US 10000000ull
 
 enum ctx_kind { CTX_RX = 1, CTX_TX, CTX_COPY };
 
@@ -94,6 +95,8 @@ struct peer {
     uint64_t token;  /* secret handed out in HELLO; 0 = unused entry */
     fi_addr_t addr;  /* its endpoint in our address vector */
     struct famd_cred cred; /* who it is (for backups) */
+    uint64_t dead_since_us; /* closed at; 0 = live or free. Its address
+                               leaves the vector FAMD_PEER_LINGER_US later */
 };
 
 /* Another famd we copy to. */
@@ -203,7 +206,7 @@ int famd_bulk_peer_add(struct famd *d, const uint8_t *addr, uint32_t len,
         return famd_fail(d, FAM_EFABRIC, "cannot add the client's fabric "
                          "address");
     size_t i = 0;
-    while (i < B->npeers && B->peers[i].token) i++;
+    while (i < B->npeers && (B->peers[i].token || B->peers[i].dead_since_us)) i++;
     if (i == B->npeers) {
         struct peer *p = realloc(B->peers, (B->npeers + 16) * sizeof *p);
         if (!p) {
@@ -231,11 +234,12 @@ void famd_bulk_peer_drop(struct famd *d, uint64_t token)
     if (!token || !B) return;
     for (size_t i = 0; i < B->npeers; i++)
         if (B->peers[i].token == token) {
-            /* replies already queued to it still hold its fi_addr; the
-             * address vector entry is removed with them unsent or not:
-             * a send to a removed address fails and is freed */
-            fi_av_remove(famd_fabric_av(d), &B->peers[i].addr, 1, 0);
+            /* its address stays in the address vector for a while: the
+             * shm provider may still hold messages from it, and removing
+             * the address under them crashes the provider (seen with
+             * libfabric 1.17); famd_bulk_poll removes it later */
             B->peers[i].token = 0;
+            B->peers[i].dead_since_us = now_us();
             return;
         }
 }
@@ -805,6 +809,12 @@ int famd_bulk_poll(struct famd *d)
     tx_flush(d);
     uint64_t now = now_us();
     int busy = B->txq != NULL;
+    for (size_t i = 0; i < B->npeers; i++)
+        if (B->peers[i].dead_since_us &&
+            now - B->peers[i].dead_since_us > FAMD_PEER_LINGER_US) {
+            fi_av_remove(famd_fabric_av(d), &B->peers[i].addr, 1, 0);
+            B->peers[i].dead_since_us = 0;
+        }
     for (struct copyjob *j = B->jobs, *next; j; j = next) {
         next = j->next;
         if (!j->answered && now > j->deadline_us) {
