@@ -51,6 +51,12 @@ typedef struct fam_options {
     const char *servers;  /* "host:port[,host:port...]"; NULL: $FAM_SERVERS */
     const char *provider; /* "shm" or "tcp"; NULL: $FAM_PROVIDER, else "shm" */
     int timeout_ms;       /* control request timeout; 0: 30000 */
+    /* "memory_server" (default): all data moves over the fabric.
+     * "shared_memory": where a memory server's pool is a file on this host
+     * that this process may open, map it and do put/get, gather/scatter,
+     * copies and atomics as memory operations (control still goes to famd).
+     * NULL: $FAM_MODEL, else "memory_server". */
+    const char *model;
 } fam_options_t;
 
 typedef enum fam_memory_type {
@@ -94,6 +100,9 @@ const char *fam_last_error(void); /* this thread's last failure message */
 int fam_initialize(const fam_options_t *opts, fam_t **out);
 int fam_finalize(fam_t *f); /* waits for outstanding operations; frees f */
 int fam_num_servers(const fam_t *f);
+/* How many memory servers this client reaches through the same-host fast
+ * path (their pools mapped into this process). */
+int fam_num_local_servers(const fam_t *f);
 
 /* ---- regions ---------------------------------------------------------- */
 int fam_create_region(fam_t *f, const char *name, uint64_t size, mode_t perm,
@@ -180,8 +189,11 @@ uint64_t fam_dtype_size(fam_dtype_t type); /* 0 for an unknown type */
 
 /* ---- copy ----------------------------------------------------------------
  * Copy n bytes between data items (same or different region or server).
- * fam_copy starts the copy and gives a handle; fam_copy_wait finishes it
- * and frees the handle. */
+ * The memory servers move the bytes (famd to famd); they do not pass
+ * through the client. fam_copy starts the copy and gives a handle;
+ * fam_copy_wait finishes it and frees the handle. Both descriptors must
+ * stay valid until then. Overlapping source and destination ranges give
+ * an undefined result, as in OpenFAM. */
 typedef struct fam_copy fam_copy_t;
 int fam_copy(fam_t *f, fam_item_t *src, uint64_t src_off, fam_item_t *dst,
              uint64_t dst_off, uint64_t n, fam_copy_t **handle);

@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -145,6 +148,33 @@ void fam_wake(fam_t *f, int server)
 
 /* ---- set-up ------------------------------------------------------------- */
 
+/* Same-host fast path: map famd's pool file if it is here and ours to
+ * open, and check it is the pool famd is serving now (the instance number
+ * famd drew at start is in the file's superblock). Any failure just leaves
+ * the server on the fabric path. */
+static void map_pool(struct fam_server *s, const struct famp_info *o)
+{
+    if (!o->name[0] || !memchr(o->name, '\0', sizeof o->name)) return;
+    int fd = open(o->name, O_RDWR | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat st;
+    if (fstat(fd, &st) || (uint64_t)st.st_size != o->pool_size) {
+        close(fd);
+        return;
+    }
+    void *m = mmap(NULL, o->pool_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) return;
+    uint64_t inst;
+    memcpy(&inst, (uint8_t *)m + FAMP_POOL_INSTANCE_OFF, 8);
+    if (memcmp(m, FAMP_POOL_MAGIC, sizeof FAMP_POOL_MAGIC) || inst != o->pool_off) {
+        munmap(m, o->pool_size);
+        return;
+    }
+    s->map = m;
+    s->map_size = o->pool_size;
+}
+
 static int server_cmp(const void *a, const void *b)
 {
     const struct fam_server *x = a, *y = b;
@@ -208,6 +238,13 @@ int fam_initialize(const fam_options_t *opts, fam_t **out)
     snprintf(f->provider, sizeof f->provider, "%s", prov);
     f->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 30000;
     pthread_mutex_init(&f->flock, NULL);
+    const char *model = opts && opts->model ? opts->model : getenv("FAM_MODEL");
+    int shared = model && !strcmp(model, "shared_memory");
+    if (model && *model && !shared && strcmp(model, "memory_server")) {
+        free(f);
+        return fam_fail(FAM_EINVAL, "unknown FAM model '%s' (use memory_server "
+                        "or shared_memory)", model);
+    }
     int rc = parse_servers(f, servers);
     if (!rc) rc = fam_fabric_open(f);
     for (int i = 0; !rc && i < f->nservers; i++) {
@@ -237,6 +274,7 @@ int fam_initialize(const fam_options_t *opts, fam_t **out)
         s->gid = o.gid;
         s->spin_us = o.spin_us;
         s->token = o.token;
+        if (shared) map_pool(s, &o);
         memcpy(s->faddr, o.addr, o.addrlen);
         s->faddrlen = o.addrlen;
         if ((rc = fam_fabric_add_server(f, s, o.addr, o.addrlen))) break;
@@ -258,6 +296,7 @@ int fam_finalize(fam_t *f)
     fam_fabric_close(f);
     for (int i = 0; i < f->nservers; i++) {
         if (f->srv[i].fd >= 0) close(f->srv[i].fd);
+        if (f->srv[i].map) munmap(f->srv[i].map, f->srv[i].map_size);
         pthread_mutex_destroy(&f->srv[i].lock);
     }
     free(f->srv);
@@ -267,6 +306,13 @@ int fam_finalize(fam_t *f)
 }
 
 int fam_num_servers(const fam_t *f) { return f ? f->nservers : 0; }
+
+int fam_num_local_servers(const fam_t *f)
+{
+    int n = 0;
+    for (int i = 0; f && i < f->nservers; i++) n += f->srv[i].map != NULL;
+    return n;
+}
 
 /* ---- names -------------------------------------------------------------- */
 
@@ -545,6 +591,7 @@ static void set_part(fam_item_t *d, int i, int server, const struct famp_info *o
     p->key = o->key;
     p->base = o->base;
     p->writable = (o->flags & FAMP_F_WRITABLE) != 0;
+    p->pool_off = o->pool_off;
     if (i == 0) {
         d->region_id = o->region_id;
         d->size = o->total ? o->total : o->size;
@@ -748,6 +795,18 @@ int fam_compare_swap_int128(fam_t *f, fam_item_t *d, uint64_t off,
                         (unsigned long long)d->size);
     uint64_t local, run;
     int p = fam_locate(d, off, &local, &run);
+    uint8_t *lp = FAM_LOCAL(f, &d->part[p], local);
+    if (lp) { /* fast path: the same instruction famd uses */
+        if (!d->writable)
+            return fam_fail(FAM_EPERM, "no permission to update item '%s'", d->name);
+        unsigned __int128 e = (unsigned __int128)expected[1] << 64 | expected[0];
+        unsigned __int128 n = (unsigned __int128)desired[1] << 64 | desired[0];
+        unsigned __int128 was = __sync_val_compare_and_swap(
+            (unsigned __int128 *)(void *)lp, e, n);
+        old[0] = (uint64_t)was;
+        old[1] = (uint64_t)(was >> 64);
+        return 0;
+    }
     struct famp_req q = {0};
     struct famp_info o;
     q.id = d->part[p].id;

@@ -26,6 +26,7 @@
 #include <rdma/fi_rma.h>
 
 #include "fam_internal.h"
+#include "fam_cpu_atomic.h"
 
 static struct fam_op *op_new(int nb)
 {
@@ -265,7 +266,8 @@ static int rma(fam_t *f, int write, void *buf, fam_item_t *d, uint64_t off,
         return fam_fail(FAM_EPERM, "no permission to write item '%s' (it was "
                         "opened read-only)", d->name);
     if (n == 0) return 0;
-    for (int i = 0; i < d->nparts; i++) fam_wake(f, d->part[i].server);
+    for (int i = 0; i < d->nparts; i++)
+        if (!f->srv[d->part[i].server].map) fam_wake(f, d->part[i].server);
     pthread_mutex_lock(&f->flock);
     int retried = 0;
 again:
@@ -282,6 +284,13 @@ again:
         struct fam_part *p = &d->part[fam_locate(d, off + at, &local, &run)];
         uint64_t len = n - at;
         if (len > run) len = run;
+        uint8_t *lp = FAM_LOCAL(f, p, local);
+        if (lp) { /* same-host fast path */
+            if (write) memcpy(lp, (char *)buf + at, len);
+            else memcpy((char *)buf + at, lp, len);
+            at += len;
+            continue;
+        }
         if (len > f->max_msg) len = f->max_msg;
         struct fam_op *op = op_new(!blocking);
         if (!op || (blocking && posted == cap &&
@@ -379,6 +388,43 @@ int64_t fam_progress(fam_t *f)
 
 /* ---- atomics ------------------------------------------------------------ */
 
+/* The fast path's atomics: the CPU's, as famd's bulk atomics use. */
+static int local_atomic(uint8_t *p, const void *val, const void *cmp, void *old,
+                        size_t size, enum fi_datatype dt, enum fi_op op, int kind)
+{
+    uint8_t scratch[8];
+    if (op == FI_ATOMIC_READ) {
+        if (size == 4) { uint32_t v = __atomic_load_n((uint32_t *)(void *)p, __ATOMIC_SEQ_CST); memcpy(old, &v, 4); }
+        else { uint64_t v = __atomic_load_n((uint64_t *)(void *)p, __ATOMIC_SEQ_CST); memcpy(old, &v, 8); }
+        return 0;
+    }
+    if (op == FI_CSWAP) { /* compares bit patterns */
+        if (size == 4) {
+            uint32_t e, n;
+            memcpy(&e, cmp, 4); memcpy(&n, val, 4);
+            __atomic_compare_exchange_n((uint32_t *)(void *)p, &e, n, 0,
+                                        __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+            memcpy(old, &e, 4);
+        } else {
+            uint64_t e, n;
+            memcpy(&e, cmp, 8); memcpy(&n, val, 8);
+            __atomic_compare_exchange_n((uint64_t *)(void *)p, &e, n, 0,
+                                        __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+            memcpy(old, &e, 8);
+        }
+        return 0;
+    }
+    uint32_t t = dt == FI_INT32 ? FAM_INT32 : dt == FI_INT64 ? FAM_INT64
+               : dt == FI_UINT32 ? FAM_UINT32 : dt == FI_UINT64 ? FAM_UINT64
+               : dt == FI_FLOAT ? FAM_FLOAT : FAM_DOUBLE;
+    uint32_t a = op == FI_SUM ? FAM_AOP_ADD : op == FI_MIN ? FAM_AOP_MIN
+               : op == FI_MAX ? FAM_AOP_MAX : op == FI_BAND ? FAM_AOP_AND
+               : op == FI_BOR ? FAM_AOP_OR : op == FI_BXOR ? FAM_AOP_XOR
+               : FAM_AOP_SET;
+    fam_cpu_atomic(p, t, a, val, kind ? old : scratch);
+    return 0;
+}
+
 /* kind: 0 = no result, 1 = fetch, 2 = compare */
 static int atomic_op(fam_t *f, fam_item_t *d, uint64_t off, const void *val,
                      const void *cmp, void *old, size_t size,
@@ -398,6 +444,8 @@ static int atomic_op(fam_t *f, fam_item_t *d, uint64_t off, const void *val,
                         "was opened read-only)", d->name);
     uint64_t local, run;
     struct fam_part *p = &d->part[fam_locate(d, off, &local, &run)];
+    uint8_t *lp = FAM_LOCAL(f, p, local);
+    if (lp) return local_atomic(lp, val, cmp, old, size, dt, op, kind);
     fam_wake(f, p->server);
     pthread_mutex_lock(&f->flock);
     int retried = 0;

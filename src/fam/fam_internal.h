@@ -28,6 +28,8 @@ struct fam_server {
     uint64_t token;       /* our secret for bulk requests to this famd */
     uint8_t faddr[FAMP_ADDR_MAX]; /* famd's fabric address (for copies) */
     uint32_t faddrlen;
+    uint8_t *map;         /* fast path: famd's pool mapped here, or NULL */
+    uint64_t map_size;
 };
 
 /* A connection to all memory servers (fam_t). */
@@ -83,6 +85,7 @@ struct fam_part {
     uint64_t key;         /* remote key from famd */
     uint64_t base;        /* added to offsets for RMA addresses */
     int writable;         /* key allows writes and atomics */
+    uint64_t pool_off;    /* first byte in famd's pool (fast path) */
 };
 
 /* A data item descriptor. A striped item is cut in stripes of `stripe`
@@ -98,6 +101,12 @@ struct fam_item {
     char name[FAM_NAME_MAX + 1];
     struct fam_part part[]; /* nparts */
 };
+
+/* Fast path: where byte `local` of part p is in this process, or NULL if
+ * its server's pool is not mapped. */
+#define FAM_LOCAL(f, p, local)                                              \
+    ((f)->srv[(p)->server].map ? (f)->srv[(p)->server].map + (p)->pool_off + \
+                                 (local) : NULL)
 
 /* Where byte `off` of d is: returns the part, sets *local to the offset in
  * it and *run to the bytes from there to the end of its stripe. */

@@ -20,6 +20,10 @@
 #define FAMP_MAX_ERRMSG 1024
 #define FAMP_ADDR_MAX 256 /* longest libfabric endpoint name we carry */
 #define FAMP_MAX_SHARDS 256 /* most memory servers one item is striped over */
+/* Same-host fast path: a pool file starts with this magic, and holds the
+ * instance number famd drew at start (HELLO's pool_off) at this offset. */
+#define FAMP_POOL_MAGIC "KODIAK-FAMPOOL1"
+#define FAMP_POOL_INSTANCE_OFF 64
 
 struct famp_hdr {
     uint32_t magic;   /* FAMP_MAGIC */
@@ -92,6 +96,8 @@ struct famp_info {
     uint64_t total;     /* items: bytes of the whole (striped) item */
     uint32_t shard;     /* items: which part of a striped item this is */
     uint32_t nshards;   /* regions, items: servers striped over */
+    uint64_t pool_off;  /* items: first byte in famd's pool (fast path);
+                           HELLO: the pool's instance number */
     uint32_t uid, gid;  /* owner; HELLO: who famd thinks the client is */
     uint32_t mode;      /* permission bits */
     uint32_t memtype;   /* fam_memory_type_t as stored */
@@ -99,7 +105,7 @@ struct famp_info {
     uint32_t flags;     /* FAMP_F_* */
     uint32_t addrlen;   /* HELLO: bytes of addr used */
     uint32_t spin_us;   /* HELLO: how long famd stays awake after a WAKE */
-    char name[FAM_NAME_MAX + 1];
+    char name[FAM_NAME_MAX + 1]; /* HELLO: the pool file ("" if none) */
     uint8_t addr[FAMP_ADDR_MAX]; /* HELLO: famd's fabric address */
 };
 

@@ -31,8 +31,12 @@ struct famd_super {
     uint64_t meta_off;  /* first record's offset */
     uint64_t data_off;  /* first byte handed out to items (page aligned) */
     _Atomic uint64_t next_id; /* next id counter (shifted left by SLOT_BITS) */
+    uint64_t instance;  /* random, drawn at each start: a client that maps
+                           the pool file checks it is this famd's live pool */
 };
-#define FAMD_SUPER_MAGIC "KODIAK-FAMPOOL1"
+#define FAMD_SUPER_MAGIC FAMP_POOL_MAGIC
+_Static_assert(offsetof(struct famd_super, instance) == FAMP_POOL_INSTANCE_OFF,
+               "libfam finds the instance number here");
 
 enum famd_rec_kind {
     FAMD_REC_FREE = 0,
@@ -98,6 +102,7 @@ struct famd {
     uint8_t *base;          /* the pool mapped */
     uint64_t size;          /* bytes */
     int persistent;         /* 1 if backed by --pool-file */
+    char path[FAM_NAME_MAX + 1]; /* the pool file's absolute path, or "" */
     struct famd_super *sb;  /* == base */
     struct famd_rec *recs;  /* nslots records */
     uint64_t nslots;

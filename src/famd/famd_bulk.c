@@ -30,6 +30,7 @@
 #include <rdma/fi_tagged.h>
 
 #include "famd.h"
+#include "fam_cpu_atomic.h"
 
 #define FAMD_RX_BUFS 4         /* requests received at once */
 #define FAMD_COPY_CHUNK (1u << 20) /* bytes per RMA write of a copy */
@@ -323,91 +324,16 @@ static void do_scatter(uint8_t *item, const uint8_t *in, const uint64_t *off,
     }
 }
 
-/* Atomic update of each element; `old` (n old values) may be NULL. Integers are updated
- * with the CPU's atomic instructions (so they are atomic with respect to
- * the same-host fast path and other requests), min/max and floating point
- * with a compare-and-swap loop. */
-#define INT_AOP_(T, p, op, v, oldp)                                          \
-    do {                                                                     \
-        T o_;                                                                \
-        switch (op) {                                                        \
-        case FAM_AOP_SET: o_ = __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); break; \
-        case FAM_AOP_ADD: o_ = __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); break; \
-        case FAM_AOP_AND: o_ = __atomic_fetch_and(p, v, __ATOMIC_SEQ_CST); break; \
-        case FAM_AOP_OR: o_ = __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); break; \
-        case FAM_AOP_XOR: o_ = __atomic_fetch_xor(p, v, __ATOMIC_SEQ_CST); break; \
-        default: /* MIN, MAX */                                              \
-            o_ = __atomic_load_n(p, __ATOMIC_SEQ_CST);                       \
-            while ((op == FAM_AOP_MIN ? v < o_ : v > o_) &&                  \
-                   !__atomic_compare_exchange_n(p, &o_, v, 0, __ATOMIC_SEQ_CST, \
-                                                __ATOMIC_SEQ_CST)) {}        \
-        }                                                                    \
-        memcpy(oldp, &o_, sizeof o_);                              \
-    } while (0)
-
-#define FLT_AOP_(T, U, p, op, v, oldp)                                       \
-    do {                                                                     \
-        U *pu_ = (U *)(p);                                                   \
-        U ou_ = __atomic_load_n(pu_, __ATOMIC_SEQ_CST), nu_;                 \
-        for (;;) {                                                           \
-            T o_, n_;                                                        \
-            memcpy(&o_, &ou_, sizeof o_);                                    \
-            n_ = op == FAM_AOP_SET ? v : op == FAM_AOP_ADD ? o_ + v          \
-               : op == FAM_AOP_MIN ? (v < o_ ? v : o_) : (v > o_ ? v : o_);  \
-            memcpy(&nu_, &n_, sizeof n_);                                    \
-            if (__atomic_compare_exchange_n(pu_, &ou_, nu_, 0,               \
-                                            __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) \
-                break;                                                       \
-        }                                                                    \
-        memcpy(oldp, &ou_, sizeof ou_);                            \
-    } while (0)
-
+/* Atomic update of each element (fam_cpu_atomic.h); `old` (n old values)
+ * may be NULL. */
 static void do_atomic(uint8_t *item, const uint64_t *off, const uint8_t *vals,
                       uint8_t *old, uint64_t n, uint32_t op, uint32_t type)
 {
+    uint64_t es = type == FAM_INT32 || type == FAM_UINT32 || type == FAM_FLOAT ? 4 : 8;
     uint8_t scratch[8]; /* old values nobody asked for */
-    for (uint64_t i = 0; i < n; i++) {
-        void *p = item + off[i];
-        uint8_t *o4 = old ? old + 4 * i : scratch, *o8 = old ? old + 8 * i : scratch;
-        switch (type) {
-        case FAM_INT32: {
-            int32_t v; memcpy(&v, vals + 4 * i, 4);
-            if (op == FAM_AOP_MIN || op == FAM_AOP_MAX)
-                INT_AOP_(int32_t, (int32_t *)p, op, v, o4);
-            else
-                INT_AOP_(uint32_t, (uint32_t *)p, op, (uint32_t)v, o4);
-            break;
-        }
-        case FAM_UINT32: {
-            uint32_t v; memcpy(&v, vals + 4 * i, 4);
-            INT_AOP_(uint32_t, (uint32_t *)p, op, v, o4);
-            break;
-        }
-        case FAM_INT64: {
-            int64_t v; memcpy(&v, vals + 8 * i, 8);
-            if (op == FAM_AOP_MIN || op == FAM_AOP_MAX)
-                INT_AOP_(int64_t, (int64_t *)p, op, v, o8);
-            else
-                INT_AOP_(uint64_t, (uint64_t *)p, op, (uint64_t)v, o8);
-            break;
-        }
-        case FAM_UINT64: {
-            uint64_t v; memcpy(&v, vals + 8 * i, 8);
-            INT_AOP_(uint64_t, (uint64_t *)p, op, v, o8);
-            break;
-        }
-        case FAM_FLOAT: {
-            float v; memcpy(&v, vals + 4 * i, 4);
-            FLT_AOP_(float, uint32_t, p, op, v, o4);
-            break;
-        }
-        case FAM_DOUBLE: {
-            double v; memcpy(&v, vals + 8 * i, 8);
-            FLT_AOP_(double, uint64_t, p, op, v, o8);
-            break;
-        }
-        }
-    }
+    for (uint64_t i = 0; i < n; i++)
+        fam_cpu_atomic(item + off[i], type, op, vals + es * i,
+                       old ? old + es * i : scratch);
 }
 
 static uint64_t dtype_size(uint32_t t)

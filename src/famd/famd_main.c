@@ -247,6 +247,8 @@ static void handle(struct famd *d, struct conn *c, const struct famp_hdr *h,
         o.token = c->token;
         famd_fabric_getname(d, o.addr, &o.addrlen);
         o.pool_size = d->size;
+        o.pool_off = d->sb->instance;
+        snprintf(o.name, sizeof o.name, "%s", d->path);
         o.uid = c->cred.uid;
         o.gid = c->cred.gid;
         o.spin_us = (uint32_t)d->spin_us;

@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "famd.h"
@@ -300,6 +302,7 @@ int famd_pool_open(struct famd *d, const char *path, uint64_t size)
             size = sb.pool_size;
         }
         d->persistent = 1;
+        if (!realpath(path, d->path)) d->path[0] = '\0';
     } else {
         /* volatile: private anonymous memory, which (unlike shared memory
          * on this kernel's settings) may use transparent huge pages: random
@@ -329,6 +332,8 @@ int famd_pool_open(struct famd *d, const char *path, uint64_t size)
         d->sb->data_off < FAMD_PAGE + d->sb->nslots * FAMD_REC_SIZE)
         return famd_fail(d, FAM_EIO, "pool superblock is damaged");
     d->nslots = d->sb->nslots;
+    if (getrandom(&d->sb->instance, sizeof d->sb->instance, 0) != 8)
+        d->sb->instance = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     d->recs = (struct famd_rec *)(d->base + d->sb->meta_off);
     d->bucket = malloc(d->nslots * sizeof *d->bucket);
     d->live = calloc(d->nslots, sizeof *d->live);

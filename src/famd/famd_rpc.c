@@ -77,6 +77,7 @@ static int item_info(struct famd *d, int32_t s, const struct famd_cred *c,
     o->mode = atomic_load(&r->mode);
     o->base = famd_item_base(d, s);
     o->flags = w ? FAMP_F_WRITABLE : 0;
+    o->pool_off = r->offset;
     o->nshards = r->nshards ? r->nshards : 1;
     o->shard = r->shard;
     o->total = r->nshards > 1 ? r->total : o->size;
