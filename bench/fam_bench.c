@@ -35,7 +35,9 @@
  *
  *   fam_bench [--providers shm,tcp] [--sizes 8,64,4K,64K,1M,4M]
  *             [--max-size 4M] [--time-ms 400] [--iters 20000] [--window 32]
- *             [--trials 3] [--idle-sec 3] [--famd PATH] [--quick] */
+ *             [--trials 3] [--idle-sec 3] [--famd PATH] [--quick]
+ *             [--bulk-only | --no-bulk] [--bulk-bytes 1G] [--bulk-n 10M]
+ * and then the bulk table of fam_bench_bulk.c (gather/scatter, GUPS, copy). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
@@ -51,6 +53,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "fam_bench_bulk.h"
 
 #include <rdma/fabric.h>
 #include <rdma/fi_atomic.h>
@@ -768,7 +772,11 @@ static void usage(FILE *to)
         "  --trials N         alternating kodiak/bare trials per cell (default 3)\n"
         "  --idle-sec S       famd idle time for the CPU reading (default 3)\n"
         "  --famd PATH        famd binary (default %s)\n"
-        "  --quick            --time-ms 60 --iters 3000 --idle-sec 1\n",
+        "  --quick            --time-ms 60 --iters 3000 --idle-sec 1, small bulk run\n"
+        "  --bulk-only        only the bulk table (gather/scatter, GUPS, copy)\n"
+        "  --no-bulk          only the put/get/atomic table\n"
+        "  --bulk-bytes SIZE  item size for the bulk table (default 1G)\n"
+        "  --bulk-n N         random indices (default 10M)\n",
         FAMD_BIN);
 }
 
@@ -784,8 +792,15 @@ int main(int argc, char **argv)
     opt.trials = 3;
     opt.idle_s = 3;
     opt.famd = FAMD_BIN;
-    int quick = 0;
+    int quick = 0, bulk = 1, basic = 1;
+    struct bulk_opts bo = {.providers = "shm,tcp", .bytes = 1ull << 30,
+                           .n = 10000000, .naive = 200000,
+                           .copy_bytes = 256ull << 20, .trials = 3};
     static const struct option lo[] = {
+        {"bulk-only", no_argument, 0, 'B'},
+        {"no-bulk", no_argument, 0, 'N'},
+        {"bulk-bytes", required_argument, 0, 'b'},
+        {"bulk-n", required_argument, 0, 'n'},
         {"providers", required_argument, 0, 'p'},
         {"sizes", required_argument, 0, 's'},
         {"max-size", required_argument, 0, 'm'},
@@ -805,6 +820,11 @@ int main(int argc, char **argv)
         opt.time_ms = 60;
         opt.iters = 3000;
         opt.idle_s = 1;
+        bo.bytes = 128ull << 20;
+        bo.n = 1000000;
+        bo.naive = 20000;
+        bo.copy_bytes = 64ull << 20;
+        bo.trials = 1;
     }
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -819,6 +839,10 @@ int main(int argc, char **argv)
         case 'I': opt.idle_s = atof(optarg); break;
         case 'f': opt.famd = optarg; break;
         case 'q': break;
+        case 'B': basic = 0; break;
+        case 'N': bulk = 0; break;
+        case 'b': bo.bytes = parse_size(optarg); break;
+        case 'n': bo.n = parse_size(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -859,12 +883,18 @@ int main(int argc, char **argv)
     printf("%-10s %-8s %-8s %-10s %12s %15s %7s  %s\n", "op", "provider",
            "size", "mode", "kodiak", "bare libfabric", "ratio", "target");
     double t0 = now_s();
-    for (int p = 0; p < opt.nproviders; p++) run_provider(opt.providers[p], largest);
+    for (int p = 0; basic && p < opt.nproviders; p++) run_provider(opt.providers[p], largest);
     printf("# targets (1 MiB bandwidth >= %.2f x bare, 8-byte get latency <= "
            "%.2f x bare): %s\n", BW_TARGET, LAT_TARGET,
            misses ? "MISSED" : "met");
     if (misses) printf("%s", summary);
     if (noisy) printf("# the machine was busy with other work: rerun for final figures\n");
+    if (bulk) {
+        bo.famd = opt.famd;
+        bo.providers = providers;
+        if (bo.bytes < (1 << 20) || bo.n == 0) die("bad --bulk-bytes or --bulk-n");
+        fam_bench_bulk(&bo);
+    }
     printf("# total %.0f s\n", now_s() - t0);
     return 0;
 }
