@@ -312,6 +312,21 @@ static int bulk_local(struct bulk *b, uint64_t n)
             for (uint64_t i = 0; i < n; i++) memcpy(base + elem(b, i) * 8, b->in + 8 * i, 8);
             return 1;
         }
+        if (b->op == FAMP_B_ATOMIC && b->dtype == FAM_UINT64 && b->aop == FAM_AOP_XOR &&
+            !b->out) { /* GUPS's update */
+            const uint64_t *v = (const uint64_t *)(const void *)b->in;
+            for (uint64_t i = 0; i < n; i++)
+                __atomic_fetch_xor((uint64_t *)(void *)(base + elem(b, i) * 8), v[i],
+                                   __ATOMIC_RELAXED);
+            return 1;
+        }
+        if (b->op == FAMP_B_ATOMIC) {
+            uint8_t scratch[8];
+            for (uint64_t i = 0; i < n; i++)
+                fam_cpu_atomic(base + elem(b, i) * es, b->dtype, b->aop, b->in + i * es,
+                               b->out ? b->out + i * es : scratch);
+            return 1;
+        }
     }
     uint8_t scratch[8];
     for (uint64_t i = 0; i < n; i++) {
