@@ -25,7 +25,7 @@ test: build
 check-asan: setup
 	@cmake -S . -B $(BUILD)-asan -DKODIAK_ASAN=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@cmake --build $(BUILD)-asan -j $(JOBS)
-	@cd $(BUILD)-asan && ctest --output-on-failure -j 2
+	@cd $(BUILD)-asan && ctest --output-on-failure -j 2 -E install
 
 bench: build
 	@$(BUILD)/bench/fam_bench

@@ -197,9 +197,10 @@ static int parse_servers(fam_t *f, const char *list)
         long port = colon ? strtol(colon + 1, &end, 10) : -1;
         if (!colon || colon == t || *end || port <= 0 || port > 65535 ||
             (size_t)(colon - t) >= sizeof f->srv[0].host) {
+            int rc = fam_fail(FAM_EINVAL, "bad memory server '%s' (want "
+                              "host:port)", t);
             free(copy);
-            return fam_fail(FAM_EINVAL, "bad memory server '%s' (want "
-                            "host:port)", t);
+            return rc;
         }
         struct fam_server *s = &f->srv[f->nservers++];
         memcpy(s->host, t, (size_t)(colon - t));

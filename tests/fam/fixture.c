@@ -48,6 +48,9 @@ static int spawn(struct famd_proc *p, uint64_t pool_size)
     pid_t pid = fork();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        /* sanitizer builds: famd is checked for leaks even where the test
+         * program itself is not (see tests/CMakeLists.txt) */
+        setenv("ASAN_OPTIONS", "detect_leaks=1", 1);
         dup2(fds[1], 1);
         close(fds[0]);
         const char *argv[16];
@@ -115,7 +118,18 @@ static void reap(struct famd_proc *p, int sig)
     if (p->pid <= 0) return;
     kill(p->pid, sig);
     for (int i = 0; i < 100; i++) {
-        if (waitpid(p->pid, NULL, WNOHANG) == p->pid) { p->pid = 0; return; }
+        int st;
+        if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+            p->pid = 0;
+            /* a famd asked to stop must exit cleanly: under the sanitizers
+             * a leak or memory error shows here as a non-zero status */
+            if (sig == SIGTERM && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+                fprintf(stderr, "famd did not exit cleanly on SIGTERM "
+                        "(status 0x%x)\n", st);
+                exit(1);
+            }
+            return;
+        }
         usleep(20000);
     }
     kill(p->pid, SIGKILL);
