@@ -27,6 +27,7 @@
 
 #include "fam_internal.h"
 #include "fam_cpu_atomic.h"
+#include "fam_shm_name.h"
 
 static struct fam_op *op_new(int nb)
 {
@@ -36,6 +37,16 @@ static struct fam_op *op_new(int nb)
 }
 
 struct fam_op *fam_op_new(int nb) { return op_new(nb); }
+
+/* shm: a unique endpoint name (fam_shm_name.h). */
+static int shm_name(fam_t *f)
+{
+    if (strcmp(f->provider, "shm")) return 0;
+    fam_shm_clean();
+    char name[64];
+    fam_shm_name(name, sizeof name);
+    return fi_setname(&f->ep->fid, name, strlen(name) + 1);
+}
 
 int fam_fabric_open(fam_t *f)
 {
@@ -76,6 +87,7 @@ int fam_fabric_open(fam_t *f)
         (rc = fi_endpoint(f->domain, f->info, &f->ep, NULL)) ||
         (rc = fi_ep_bind(f->ep, &f->av->fid, 0)) ||
         (rc = fi_ep_bind(f->ep, &f->cq->fid, FI_TRANSMIT | FI_RECV)) ||
+        (rc = shm_name(f)) ||
         (rc = fi_enable(f->ep)))
         return fam_fail(FAM_EFABRIC, "cannot open a '%s' fabric endpoint: %s",
                         f->provider, fi_strerror(-rc));

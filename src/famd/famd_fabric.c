@@ -27,6 +27,7 @@
 #include <rdma/fi_rma.h>
 
 #include "famd.h"
+#include "fam_shm_name.h"
 
 struct famd_fabric {
     struct fi_info *info;      /* the provider libfabric chose */
@@ -106,8 +107,16 @@ int famd_fabric_open(struct famd *d, const char *provider, const char *host)
     }
     if ((rc = fi_endpoint(fb->domain, info, &fb->ep, NULL)) ||
         (rc = fi_ep_bind(fb->ep, &fb->av->fid, 0)) ||
-        (rc = fi_ep_bind(fb->ep, &fb->cq->fid, FI_TRANSMIT | FI_RECV)) ||
-        (rc = fi_enable(fb->ep)))
+        (rc = fi_ep_bind(fb->ep, &fb->cq->fid, FI_TRANSMIT | FI_RECV)))
+        return famd_fail(d, FAM_EFABRIC, "cannot open fabric endpoint: %s",
+                         fi_strerror(-rc));
+    if (strcmp(provider, "shm") == 0) { /* see fam_shm_name.h */
+        char name[64];
+        fam_shm_clean();
+        fam_shm_name(name, sizeof name);
+        rc = fi_setname(&fb->ep->fid, name, strlen(name) + 1);
+    }
+    if (rc || (rc = fi_enable(fb->ep)))
         return famd_fail(d, FAM_EFABRIC, "cannot open fabric endpoint: %s",
                          fi_strerror(-rc));
     return 0;
