@@ -684,18 +684,36 @@ int fam_lookup(fam_t *f, const char *item, const char *region, fam_item_t **out)
     int home = home_of(f, region);
     struct famp_req rq = {0};
     snprintf(rq.name, sizeof rq.name, "%s", region);
-    if ((rc = fam_rpc(f, home, FAMP_REGION_LOOKUP, &rq, &o))) {
-        if (rc == FAM_ENOTFOUND)
-            return fam_fail(rc, "item '%s' not found: there is no region '%s'",
-                            item, region);
+    int striped, first = home;
+    rc = fam_rpc(f, home, FAMP_REGION_LOOKUP, &rq, &o);
+    if (rc == FAM_ENOTFOUND)
+        return fam_fail(rc, "item '%s' not found: there is no region '%s'",
+                        item, region);
+    if (rc == FAM_EPERM) {
+        /* the region is not ours to read, but an item is judged by its own
+         * bits (as in OpenFAM): the item itself says where it is, from its
+         * part on the home server or else (interleaved region) server 0 */
+        rc = fam_rpc(f, home, FAMP_ITEM_LOOKUP, &q, &o);
+        if (rc == FAM_ENOTFOUND && home != 0) {
+            char keep[FAMP_MAX_ERRMSG];
+            snprintf(keep, sizeof keep, "%s", fam_last_error());
+            first = 0;
+            rc = fam_rpc(f, 0, FAMP_ITEM_LOOKUP, &q, &o) ? fam_fail(rc, "%s", keep)
+                                                         : 0;
+        }
+        if (rc) return rc;
+        striped = o.nshards > 1;
+        if (striped) first = 0; /* where part 0 is */
+    } else if (rc) {
         return rc;
+    } else {
+        striped = o.interleave == FAM_INTERLEAVE_ENABLE && o.nshards > 1;
+        if (striped && o.nshards != (uint32_t)f->nservers)
+            return fam_fail(FAM_EINVAL, "region '%s' is interleaved over %u "
+                            "memory servers; this client knows %d", region,
+                            o.nshards, f->nservers);
+        if (striped) first = 0;
     }
-    int striped = o.interleave == FAM_INTERLEAVE_ENABLE && o.nshards > 1;
-    if (striped && o.nshards != (uint32_t)f->nservers)
-        return fam_fail(FAM_EINVAL, "region '%s' is interleaved over %u memory "
-                        "servers; this client knows %d", region, o.nshards,
-                        f->nservers);
-    int first = striped ? 0 : home;
     if ((rc = fam_rpc(f, first, FAMP_ITEM_LOOKUP, &q, &o))) return rc;
     int n = striped ? (int)o.nshards : 1;
     if (n < 1 || n > f->nservers || o.shard != 0)

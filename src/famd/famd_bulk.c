@@ -115,6 +115,7 @@ struct famd_bulk {
     struct copyjob *jobs;
     struct peer *peers;
     size_t npeers;
+    size_t ndead;                 /* peers whose address still lingers */
     struct remote remotes[FAMD_MAX_REMOTES];
     int nremotes;
 };
@@ -241,6 +242,7 @@ void famd_bulk_peer_drop(struct famd *d, uint64_t token)
              * libfabric 1.17); famd_bulk_poll removes it later */
             B->peers[i].token = 0;
             B->peers[i].dead_since_us = now_us();
+            B->ndead++;
             return;
         }
 }
@@ -731,6 +733,11 @@ int famd_bulk_poll(struct famd *d)
 {
     struct famd_bulk *B = d->bulk;
     if (!B) return 0;
+    /* called on every turn of the event loop: cheap when there is nothing
+     * to do, which keeps famd's RMA latency low */
+    int idle = !B->txq && !B->jobs && !B->tx_inflight && !B->ndead;
+    for (int i = 0; idle && i < FAMD_RX_BUFS; i++) idle = B->rx[i].posted;
+    if (idle) return 0;
     for (int i = 0; i < FAMD_RX_BUFS; i++) post_rx(d, &B->rx[i]);
     tx_flush(d);
     uint64_t now = now_us();
@@ -740,6 +747,7 @@ int famd_bulk_poll(struct famd *d)
             now - B->peers[i].dead_since_us > FAMD_PEER_LINGER_US) {
             fi_av_remove(famd_fabric_av(d), &B->peers[i].addr, 1, 0);
             B->peers[i].dead_since_us = 0;
+            B->ndead--;
         }
     for (struct copyjob *j = B->jobs, *next; j; j = next) {
         next = j->next;

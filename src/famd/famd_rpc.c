@@ -172,10 +172,14 @@ int famd_rpc(struct famd *d, uint16_t op, const struct famp_req *q,
         if ((rc = check_name(d, q->name, "region", 0))) return rc;
         if ((s = famd_find(d, FAMD_REC_REGION, 0, q->name)) < 0)
             return famd_fail(d, FAM_ENOTFOUND, "region '%s' not found", q->name);
+        if ((rc = may_or_fail(d, &d->recs[s], c, FAMD_R, "look up", "region")))
+            return rc;
         region_info(d, s, o);
         return 0;
     case FAMP_REGION_STAT:
-        if ((rc = region_by_id(d, q->id, &s))) return rc;
+        if ((rc = region_by_id(d, q->id, &s)) ||
+            (rc = may_or_fail(d, &d->recs[s], c, FAMD_R, "stat", "region")))
+            return rc;
         region_info(d, s, o);
         return 0;
     case FAMP_REGION_DESTROY:
