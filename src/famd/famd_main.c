@@ -445,6 +445,15 @@ int main(int argc, char **argv)
 
     while (!stop) {
         if (famd_fabric_progress(&d) > 0 || famd_bulk_poll(&d)) last = now_us();
+        if (now_us() - last < d.spin_us) {
+            /* busy: drive the fabric for ~20 us between two poll() calls
+             * on the sockets; a system call per turn would add its cost to
+             * every client RMA waiting on us */
+            uint64_t until = now_us() + 20;
+            do {
+                if (famd_fabric_progress(&d) > 0) last = now_us();
+            } while (now_us() < until && !stop);
+        }
         int np = 0;
         pfd[np].fd = lfd; pfd[np].events = POLLIN; idx[np++] = -1;
         int wslot = -1;
