@@ -135,17 +135,17 @@ fail:
  * fabric reported. Frees the request's resources. */
 int fam_breq_wait(fam_t *f, struct breq *r)
 {
-    uint64_t deadline = fam_now_us() + (uint64_t)f->timeout_ms * 1000u;
+    uint64_t deadline = fam_now_us() + (uint64_t)f->timeout_ms * 1000u, since = 0;
     for (unsigned spins = 0;; spins++) {
         int n = fam_drain(f);
         if (r->status->done && r->send->done && (!r->data || r->data->done ||
                                                  r->st.status || r->status->err))
             break;
-        if (n) { spins = 0; continue; }
+        if (n) { spins = 0; since = 0; continue; }
         if (spins < 64) continue;
         fam_wake(f, r->server);
         if (r->also_wake >= 0) fam_wake(f, r->also_wake);
-        fam_backoff(spins);
+        fam_backoff(spins, &since);
         if ((spins & 255) == 0 && fam_now_us() > deadline) {
             /* famd did not answer: leave the operations to the provider */
             r->status->abandoned = r->send->abandoned = 1;

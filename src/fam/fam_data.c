@@ -183,11 +183,17 @@ uint64_t fam_now_us(void) { return now_us(); }
  * usually microseconds away), then yield, then sleep briefly. On a machine
  * with fewer cores than busy processes the memory server must get a core to
  * make progress; waiters that keep spinning take it away (4 clients and
- * famd on 2 cores ran 50x slower with yield alone). */
-void fam_backoff(unsigned spins)
+ * famd on 2 cores ran 50x slower with yield alone). Sleeping only after a
+ * millisecond keeps long transfers, whose progress the waiter drives, fast. */
+void fam_backoff(unsigned spins, uint64_t *since)
 {
     if (spins < 64) return;
-    if (spins < 512) { sched_yield(); return; }
+    uint64_t now = now_us();
+    if (!*since) *since = now;
+    if (now - *since < 1000) { /* the first millisecond: stay on the core */
+        sched_yield();
+        return;
+    }
     struct timespec ts = {0, 20000}; /* 20 us */
     nanosleep(&ts, NULL);
 }
@@ -201,10 +207,10 @@ int fam_drain(fam_t *f) { return drain(f); }
  * ever — the shm provider never answers RMA with a revoked key). */
 static int wait_op(fam_t *f, struct fam_op *op)
 {
-    uint64_t deadline = 0;
+    uint64_t deadline = 0, since = 0;
     for (unsigned spins = 0; !op->done; spins++) {
-        if (drain(f)) { spins = 0; continue; }
-        fam_backoff(spins);
+        if (drain(f)) { spins = 0; since = 0; continue; }
+        fam_backoff(spins, &since);
         if ((spins & 1023) == 0) {
             uint64_t now = now_us();
             if (!deadline) deadline = now + (uint64_t)f->timeout_ms * 1000u;
@@ -371,9 +377,10 @@ int fam_quiet(fam_t *f)
     fam_clear_error();
     if (!f) return fam_fail(FAM_EINVAL, "fam_t is NULL");
     pthread_mutex_lock(&f->flock);
+    uint64_t since = 0;
     for (unsigned spins = 0; f->outstanding > 0; spins++)
-        if (drain(f)) spins = 0;
-        else fam_backoff(spins);
+        if (drain(f)) spins = since = 0;
+        else fam_backoff(spins, &since);
     int rc = 0;
     if (f->nb_error) {
         rc = fam_fail(f->nb_error, "a non-blocking operation failed: %s",

@@ -162,6 +162,8 @@ int fam_fabric_getname(fam_t *f, void *addr, size_t *len);
 struct fam_op *fam_op_new(int nb);
 int fam_drain(fam_t *f);   /* read completions; returns how many */
 uint64_t fam_now_us(void);
-void fam_backoff(unsigned spins); /* wait a little before polling again */
+/* Wait a little before polling again; *since (0 at first) tracks how long
+ * the caller has been waiting. */
+void fam_backoff(unsigned spins, uint64_t *since);
 
 #endif /* FAM_INTERNAL_H */

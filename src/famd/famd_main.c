@@ -312,6 +312,14 @@ static void on_readable(struct famd *d, struct conn *c)
             c->closing = 1;
             break;
         }
+        /* every request has a body of one fixed size (WAKE: none), so a
+         * wrong length is refused now: waiting for the body would let any
+         * client make famd buffer up to FAMP_MAX_BODY bytes per connection */
+        if (h.len != (h.op == FAMP_WAKE ? 0 : sizeof(struct famp_req))) {
+            reply_error(c, &h, FAM_EPROTO, "request body has the wrong size");
+            c->closing = 1;
+            break;
+        }
         if (c->inlen - at - sizeof h < h.len) break; /* wait for the rest */
         handle(d, c, &h, c->in + at + sizeof h);
         at += sizeof h + h.len;
@@ -442,13 +450,15 @@ int main(int argc, char **argv)
     int idx[MAX_CONNS + 2];
     int wfd = famd_fabric_wait_fd(&d);
     uint64_t last = now_us();
+    int shm = strcmp(provider, "shm") == 0;
 
     while (!stop) {
         if (famd_fabric_progress(&d) > 0 || famd_bulk_poll(&d)) last = now_us();
-        if (now_us() - last < d.spin_us) {
+        if (shm && now_us() - last < d.spin_us) {
             /* busy: drive the fabric for ~20 us between two poll() calls
              * on the sockets; a system call per turn would add its cost to
-             * every client RMA waiting on us */
+             * every client RMA waiting on us (shm only: tcp has a progress
+             * thread of its own, which spinning here would slow down) */
             uint64_t until = now_us() + 20;
             do {
                 if (famd_fabric_progress(&d) > 0) last = now_us();
