@@ -199,7 +199,9 @@ int famd_bulk_open(struct famd *d);
 void famd_bulk_close(struct famd *d); /* after famd_fabric_close */
 int famd_bulk_peer_add(struct famd *d, const uint8_t *addr, uint32_t len,
                        const struct famd_cred *c, uint64_t *token);
-void famd_bulk_peer_drop(struct famd *d, uint64_t token);
+/* The connection that said HELLO with this token closed; woke: it sent a
+ * WAKE (so it may have fabric traffic with us). */
+void famd_bulk_peer_drop(struct famd *d, uint64_t token, int woke);
 void famd_bulk_done(struct famd *d, void *ctx, size_t len, int err);
 int famd_bulk_poll(struct famd *d); /* 1 while bulk work is pending */
 

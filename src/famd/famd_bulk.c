@@ -98,6 +98,7 @@ struct peer {
     struct famd_cred cred; /* who it is (for backups) */
     uint64_t dead_since_us; /* closed at; 0 = live or free. Its address
                                leaves the vector FAMD_PEER_LINGER_US later */
+    int used;        /* it sent a bulk request: fabric traffic with us */
 };
 
 /* Another famd we copy to. */
@@ -226,16 +227,27 @@ int famd_bulk_peer_add(struct famd *d, const uint8_t *addr, uint32_t len,
     B->peers[i].token = t;
     B->peers[i].addr = fa;
     B->peers[i].cred = *c;
+    B->peers[i].used = 0;
     *token = t;
     return 0;
 }
 
-void famd_bulk_peer_drop(struct famd *d, uint64_t token)
+void famd_bulk_peer_drop(struct famd *d, uint64_t token, int woke)
 {
     struct famd_bulk *B = d->bulk;
     if (!token || !B) return;
     for (size_t i = 0; i < B->npeers; i++)
         if (B->peers[i].token == token) {
+            if (!woke && !B->peers[i].used) {
+                /* it never did fabric traffic with us (libfam sends a WAKE
+                 * before any): nothing of it can be queued, so its address
+                 * goes now. Kept for the linger, a burst of abandoned
+                 * connections filled the vector (shm holds 256 peers) and
+                 * famd refused every new client until the linger ran out */
+                fi_av_remove(famd_fabric_av(d), &B->peers[i].addr, 1, 0);
+                B->peers[i].token = 0;
+                return;
+            }
             /* its address stays in the address vector for a while: the
              * shm provider may still hold messages from it, and removing
              * the address under them crashes the provider (seen with
@@ -639,6 +651,7 @@ static void on_request(struct famd *d, const uint8_t *buf, size_t len)
                                 "token or seq dropped\n");
         return;
     }
+    pr->used = 1; /* its address must now linger after it closes */
     d->err[0] = '\0';
     int rc;
     if (q.version != FAMP_VERSION)

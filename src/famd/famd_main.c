@@ -55,6 +55,7 @@ struct conn {
     int closing;            /* close once `out` is flushed */
     int hello;              /* 1 after a successful HELLO */
     uint64_t token;         /* its secret for bulk messages (0: none yet) */
+    int woke;               /* 1 after a WAKE: it does RMA or bulk with us */
 };
 
 static volatile sig_atomic_t stop;
@@ -157,7 +158,7 @@ static void learn_identity(struct famd *d, struct conn *c)
 
 static void conn_close(struct famd *d, struct conn *c)
 {
-    famd_bulk_peer_drop(d, c->token);
+    famd_bulk_peer_drop(d, c->token, c->woke);
     close(c->fd);
     free(c->in);
     free(c->out);
@@ -214,8 +215,10 @@ static void handle(struct famd *d, struct conn *c, const struct famp_hdr *h,
 {
     struct famp_req q;
     struct famp_info o;
-    if (h->op == FAMP_WAKE && h->len == 0)
+    if (h->op == FAMP_WAKE && h->len == 0) {
+        c->woke = 1;
         return; /* its arrival already counted as activity */
+    }
     if (h->len != sizeof q) {
         reply_error(c, h, FAM_EPROTO, "request body has the wrong size");
         c->closing = 1;
