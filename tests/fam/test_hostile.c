@@ -535,8 +535,7 @@ static void unknown_ids_are_not_found(void **state)
     uint16_t ops[] = {FAMP_REGION_DESTROY, FAMP_REGION_RESIZE, FAMP_REGION_CHMOD,
                       FAMP_REGION_STAT, FAMP_ITEM_FREE, FAMP_ITEM_CHMOD,
                       FAMP_ITEM_STAT, FAMP_CAS128, FAMP_BACKUP, FAMP_ITEM_ALLOC};
-    /* random ids; ids of a live slot with the wrong counter (a stale id);
-     * an item's id used as a region's and the other way round */
+    /* random ids, and ids of a live slot with the wrong counter (stale) */
     uint64_t slot_mask = (1ull << 24) - 1;
     uint64_t ids[8 + 300];
     size_t n = 0;
@@ -546,8 +545,8 @@ static void unknown_ids_are_not_found(void **state)
     ids[n++] = known_id & slot_mask;
     ids[n++] = vault_id + (1ull << 24);
     ids[n++] = target_id - (1ull << 24);
-    ids[n++] = known_id; /* as a region */
-    ids[n++] = vault_id; /* as an item */
+    ids[n++] = target_id + 1;
+    ids[n++] = scratch_id ^ (1ull << 63);
     while (n < sizeof ids / sizeof *ids) ids[n++] = rnd();
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < sizeof ops / sizeof *ops; k++) {
@@ -563,7 +562,22 @@ static void unknown_ids_are_not_found(void **state)
             snprintf(q.name2, sizeof q.name2, "bak");
             expect_error(fd, op, &q, FAM_ENOTFOUND);
         }
+    /* a live item's id where a region's belongs, and the other way round:
+     * the kind is checked, not just the slot (the target would suffer) */
+    for (size_t k = 0; k < sizeof ops / sizeof *ops; k++) {
+        uint16_t op = ops[k];
+        int region_op = op == FAMP_REGION_DESTROY || op == FAMP_REGION_RESIZE ||
+                        op == FAMP_REGION_CHMOD || op == FAMP_REGION_STAT ||
+                        op == FAMP_ITEM_ALLOC;
+        struct famp_req q = {0};
+        q.id = q.region_id = region_op ? target_id : scratch_id;
+        q.size = 64;
+        q.mode = 0600;
+        snprintf(q.name2, sizeof q.name2, "bak");
+        expect_error(fd, op, &q, FAM_ENOTFOUND);
+    }
     close(fd);
+    assert_target_intact();
     assert_famd_healthy();
 }
 
@@ -921,8 +935,8 @@ static int fuzz_invalidate(uint16_t op, struct famp_req *q)
             break;
         case 5: /* an offset outside the item or not 16-aligned */
             if (op != FAMP_CAS128) break;
-            /* past the largest item the fuzz makes (64 KiB) */
-            q->off = below(2) ? UINT64_MAX - below(64) : (1u << 16) + 16 * below(1000);
+            /* past the end of any item: beyond the whole pool */
+            q->off = below(2) ? UINT64_MAX - below(64) : (64ull << 20) + 16 * below(1000);
             if (below(2)) q->off |= 1 + below(15);
             return 1;
         }
