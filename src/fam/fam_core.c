@@ -131,9 +131,16 @@ static uint64_t now_us(void)
 }
 
 /* Keep famd polling while we do RMA on it: it may be asleep, and the shm
- * provider cannot wake it. Cheap: one send() per spin_us/2 of activity. */
+ * provider cannot wake it. Cheap: one send() per spin_us/2 of activity.
+ * Not with tcp: there our request itself wakes famd (its socket makes the
+ * fabric's wait fd readable), and a WAKE arriving during a large transfer
+ * stalled it: with WAKEs every millisecond, 1 in 5 blocking 1 MiB gets
+ * took ~0.8 ms instead of ~0.2 ms, even with famd never sleeping
+ * (bench/fam_bench: blocking get at 0.36-0.77 of bare libfabric; without
+ * WAKEs 0.9-1.2). */
 void fam_wake(fam_t *f, int server)
 {
+    if (strcmp(f->provider, "tcp") == 0) return;
     struct fam_server *s = &f->srv[server];
     uint64_t now = now_us();
     if (now - s->last_wake < s->spin_us / 2) return;

@@ -32,7 +32,10 @@
 static struct fam_op *op_new(int nb)
 {
     struct fam_op *op = calloc(1, sizeof *op);
-    if (op) op->nb = nb;
+    if (op) {
+        op->nb = nb;
+        op->server = -1;
+    }
     return op;
 }
 
@@ -139,6 +142,7 @@ static void complete(fam_t *f, struct fam_op *op, int err)
             snprintf(f->nb_msg, sizeof f->nb_msg, "%s", fi_strerror(err));
         }
         f->outstanding--;
+        if (op->server >= 0) f->srv[op->server].inflight--;
         free(op);
     } else {
         op->err = err;
@@ -204,12 +208,18 @@ int fam_drain(fam_t *f) { return drain(f); }
  * machine with fewer cores than busy processes the memory server (and the
  * other clients) get to run. Returns 0, a libfabric error (positive), or -1
  * after the timeout: then the op is abandoned (freed when it completes, if
- * ever — the shm provider never answers RMA with a revoked key). */
+ * ever — the shm provider never answers RMA with a revoked key).
+ *
+ * While waiting, keep the target famd awake (fam_wake: shm only): our RMA
+ * makes no event famd can see, so a transfer that outlasts spin_us/2 after
+ * the WAKE sent when it was posted would find famd asleep, and shm cannot
+ * wake it. Between two WAKEs, fam_wake costs one clock reading. */
 static int wait_op(fam_t *f, struct fam_op *op)
 {
     uint64_t deadline = 0, since = 0;
     for (unsigned spins = 0; !op->done; spins++) {
         if (drain(f)) { spins = 0; since = 0; continue; }
+        if (spins >= 64 && op->server >= 0) fam_wake(f, op->server);
         fam_backoff(spins, &since);
         if ((spins & 1023) == 0) {
             uint64_t now = now_us();
@@ -330,7 +340,12 @@ again:
                           what, d->name, fi_strerror((int)-r));
             break;
         }
-        if (blocking) ops[posted] = op; else f->outstanding++;
+        op->server = p->server;
+        if (blocking) ops[posted] = op;
+        else {
+            f->outstanding++;
+            f->srv[p->server].inflight++;
+        }
         posted++;
         at += len;
     }
@@ -378,9 +393,13 @@ int fam_quiet(fam_t *f)
     if (!f) return fam_fail(FAM_EINVAL, "fam_t is NULL");
     pthread_mutex_lock(&f->flock);
     uint64_t since = 0;
-    for (unsigned spins = 0; f->outstanding > 0; spins++)
-        if (drain(f)) spins = since = 0;
-        else fam_backoff(spins, &since);
+    for (unsigned spins = 0; f->outstanding > 0; spins++) {
+        if (drain(f)) { spins = since = 0; continue; }
+        if (spins >= 64) /* keep their famd awake, as in wait_op */
+            for (int i = 0; i < f->nservers; i++)
+                if (f->srv[i].inflight > 0) fam_wake(f, i);
+        fam_backoff(spins, &since);
+    }
     int rc = 0;
     if (f->nb_error) {
         rc = fam_fail(f->nb_error, "a non-blocking operation failed: %s",
@@ -474,6 +493,7 @@ again:;
         pthread_mutex_unlock(&f->flock);
         return fam_fail(FAM_ENOMEM, "out of memory");
     }
+    o->server = p->server;
     fi_addr_t dest = f->srv[p->server].addr;
     uint64_t a = raddr(f, p, local);
     uint8_t scratch[16];

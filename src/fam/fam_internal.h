@@ -25,6 +25,7 @@ struct fam_server {
     uint32_t uid, gid;    /* who famd says we are */
     uint32_t spin_us;     /* famd stays awake this long after a WAKE */
     uint64_t last_wake;   /* when we last sent a WAKE (us, monotonic) */
+    int64_t inflight;     /* non-blocking RMA to it not yet complete (flock) */
     uint64_t token;       /* our secret for bulk requests to this famd */
     uint8_t faddr[FAMP_ADDR_MAX]; /* famd's fabric address (for copies) */
     uint32_t faddrlen;
@@ -61,6 +62,8 @@ struct fam_op {
     int abandoned;         /* 1: its caller timed out; free on completion */
     volatile int done;     /* blocking: set when complete */
     int err;               /* libfabric error (positive), 0 if none */
+    int server;            /* memory server it targets, kept awake while we
+                            * wait; -1 when the waiter wakes it itself */
 };
 
 #define FAM_DEFAULT_STRIPE (256u << 10) /* interleaved regions */
