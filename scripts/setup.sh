@@ -11,6 +11,7 @@ packages=(
   libfabric-dev libfabric-bin            # fabric transport (shm, tcp)
   libopenmpi-dev openmpi-bin             # kodiakd's ranks
   libzmq3-dev                            # client <-> kodiakd
+  libjson-c-dev                          # kodiakd's JSON request headers
   libhdf5-dev                            # HDF5 virtual file driver
   zlib1g-dev                             # CRC32 of metadata and backups
   libcmocka-dev                          # C unit tests

@@ -1,0 +1,163 @@
+"""client.py — the connection to kodiakd and the request/reply exchange.
+
+One request is a multipart ZeroMQ message: a JSON header
+{"cmd": name, "args": {...}, "free": [names]} and raw little-endian binary
+frames. The reply is a JSON header {"ok": true, "result": {...}} or
+{"ok": false, "error": {"type": "ValueError", "message": "..."}} and binary
+frames. See docs/PROTOCOL.md.
+
+Arrays whose Python objects are garbage-collected are not deleted from
+inside __del__ (that could interleave with a request in flight); their names
+are queued here and ride along in the "free" list of the next request."""
+import builtins
+import json
+import os
+import threading
+
+import zmq
+
+PROTOCOL_VERSION = 1
+
+
+class KodiakError(RuntimeError):
+    """A server-side failure with no more specific Python exception."""
+
+
+_EXCEPTIONS = {
+    "ValueError": ValueError, "TypeError": TypeError, "IndexError": IndexError,
+    "KeyError": KeyError, "MemoryError": MemoryError,
+    "ZeroDivisionError": ZeroDivisionError, "RuntimeError": KodiakError,
+    "NotImplementedError": NotImplementedError, "OverflowError": OverflowError,
+}
+
+
+class _Connection:
+    """The one connection of this Python process (Arkouda has one too)."""
+
+    def __init__(self):
+        self.ctx = None
+        self.sock = None
+        self.endpoint = None
+        self.info = {}
+        self.pending_free = []
+        self.lock = threading.RLock()
+
+
+_conn = _Connection()
+
+
+def default_connect_file():
+    """Where `kodiak up` and ak.start() write the connect file."""
+    env = os.environ.get("KODIAK_CONNECT_FILE")
+    if env:
+        return env
+    return os.path.join(state_dir(), "connect.json")
+
+
+def state_dir():
+    """The launcher's directory: $KODIAK_HOME, else ~/.kodiak."""
+    return os.environ.get("KODIAK_HOME") or os.path.join(os.path.expanduser("~"), ".kodiak")
+
+
+def connect(server=None, port=None, connect_file=None, timeout=10.0):
+    """Connect to a kodiakd. With no arguments, read the connect file that
+    `kodiak up` / ak.start() wrote. Returns the server's info dict."""
+    if server is None and port is None:
+        path = connect_file or default_connect_file()
+        try:
+            with open(path) as f:
+                cf = json.load(f)
+        except FileNotFoundError:
+            raise ConnectionError(f"no running kodiak cluster: connect file {path} not found "
+                                  f"(start one with `kodiak up` or ak.start(), or give "
+                                  f"server and port)") from None
+        server, port = cf["host"], cf["port"]
+    server = server or "127.0.0.1"
+    if port is None:
+        port = 5555
+    disconnect()
+    with _conn.lock:
+        _conn.ctx = zmq.Context.instance()
+        _conn.sock = _conn.ctx.socket(zmq.REQ)
+        _conn.sock.setsockopt(zmq.LINGER, 0)
+        _conn.endpoint = f"tcp://{server}:{port}"
+        _conn.sock.connect(_conn.endpoint)
+        try:
+            _conn.info = generic_msg("connect", {"version": PROTOCOL_VERSION},
+                                     timeout=timeout)[0]
+        except Exception:
+            _close()
+            raise
+    return dict(_conn.info)
+
+
+def _close():
+    if _conn.sock is not None:
+        _conn.sock.close(0)
+    _conn.sock = None
+    _conn.endpoint = None
+    _conn.info = {}
+    _conn.pending_free.clear()
+
+
+def disconnect():
+    """Forget the connection (the server and its arrays stay)."""
+    with _conn.lock:
+        _close()
+
+
+def connected():
+    return _conn.sock is not None
+
+
+def server_info():
+    """What the server said on connect: version, ranks, memory_limit, pid."""
+    return dict(_conn.info)
+
+
+def shutdown():
+    """Stop the server (all its arrays are lost) and disconnect."""
+    try:
+        generic_msg("shutdown")
+    finally:
+        disconnect()
+
+
+def queue_free(name):
+    """Called from pdarray.__del__: delete `name` with the next request."""
+    if _conn.sock is not None:
+        _conn.pending_free.append(name)
+
+
+def generic_msg(cmd, args=None, frames=(), timeout=None):
+    """Send one command; return (result dict, list of reply frames as
+    memoryviews). Raises the server's error as a Python exception."""
+    with _conn.lock:
+        if _conn.sock is None:
+            raise ConnectionError("not connected to a kodiak server: call ak.connect() "
+                                  "or ak.start() first")
+        hdr = {"cmd": cmd, "args": args or {}}
+        if _conn.pending_free:
+            hdr["free"] = _conn.pending_free[:]
+            _conn.pending_free.clear()
+        parts = [json.dumps(hdr).encode()]
+        parts.extend(frames)
+        _conn.sock.send_multipart(parts, copy=False)
+        waited = 0.0
+        while not _conn.sock.poll(1000):
+            waited += 1.0
+            if timeout is not None and waited >= timeout:
+                ep = _conn.endpoint
+                _close()
+                raise ConnectionError(f"no answer from kodiak server at {ep} within "
+                                      f"{timeout:g} s")
+        reply = _conn.sock.recv_multipart(copy=False)
+    head = json.loads(bytes(reply[0].buffer))
+    if not head.get("ok"):
+        err = head.get("error") or {}
+        exc = _EXCEPTIONS.get(err.get("type"), KodiakError)
+        msg = err.get("message", "server error")
+        if exc is builtins.KeyError:
+            raise KeyError(msg)
+        raise exc(msg)
+    return head.get("result") or {}, [f.buffer for f in reply[1:]]

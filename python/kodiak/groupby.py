@@ -1,0 +1,2 @@
+"""groupby.py — (being written)."""
+__all__ = []

@@ -1,0 +1,5 @@
+"""indexing.py — pdarray[...] and pdarray[...] = ... (being written)."""
+
+
+class _IndexMixin:
+    pass

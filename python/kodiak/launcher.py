@@ -1,0 +1,2 @@
+"""launcher.py — (being written)."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""numeric.py — (being written)."""
+__all__ = []

@@ -1,0 +1,105 @@
+"""pdarray.py — the client-side proxy of an array held by kodiakd's ranks.
+
+A pdarray knows only its server name, dtype and size; every operation is a
+command to the server. Operators and methods live in mixins (ops.py,
+indexing.py) so each family of commands keeps its Python and its C side
+together."""
+import numpy as np
+
+from . import client
+from .dtypes import DTYPE_NAMES, dtype_name, resolve_dtype
+from .indexing import _IndexMixin
+from .ops import _OpsMixin
+
+
+class pdarray(_OpsMixin, _IndexMixin):
+    """A one-dimensional array distributed over the ranks of kodiakd."""
+
+    # NumPy must hand `ndarray OP pdarray` to our reflected operators
+    __array_ufunc__ = None
+    __array_priority__ = 1000
+
+    def __init__(self, name, dtype, size):
+        self.name = name
+        self.dtype = resolve_dtype(dtype)
+        self.size = int(size)
+        self._endpoint = client._conn.endpoint
+
+    # ---- shape and size, as NumPy --------------------------------------------------
+    @property
+    def ndim(self):
+        return 1
+
+    @property
+    def shape(self):
+        return (self.size,)
+
+    @property
+    def itemsize(self):
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self):
+        return self.size * self.dtype.itemsize
+
+    def __len__(self):
+        return self.size
+
+    def __del__(self):
+        try:
+            if self._endpoint is not None and self._endpoint == client._conn.endpoint:
+                client.queue_free(self.name)
+        except Exception:  # interpreter shutdown: nothing left to free
+            pass
+
+    # ---- data to the client ---------------------------------------------------------
+    def to_ndarray(self):
+        """A NumPy copy of the whole array."""
+        _, frames = client.generic_msg("to_ndarray", {"array": self.name})
+        # copy: the frame's memory belongs to ZeroMQ
+        return np.frombuffer(frames[0], dtype=self.dtype, count=self.size).copy()
+
+    def tolist(self):
+        return self.to_ndarray().tolist()
+
+    def __iter__(self):
+        return iter(self.to_ndarray())
+
+    def __array__(self, dtype=None):
+        a = self.to_ndarray()
+        return a if dtype is None else a.astype(dtype)
+
+    def __bool__(self):
+        if self.size != 1:
+            raise ValueError("The truth value of an array with more than one element is "
+                             "ambiguous. Use a.any() or a.all()")
+        return bool(self.to_ndarray()[0])
+
+    # ---- printing like NumPy, fetching only what is shown ------------------------------
+    def _printable(self):
+        """A small ndarray that NumPy prints as it would print this array."""
+        opts = np.get_printoptions()
+        if self.size <= opts["threshold"]:
+            return self.to_ndarray()
+        k = opts["edgeitems"]
+        head = self[:k].to_ndarray()
+        tail = self[self.size - k:].to_ndarray()
+        # NumPy formats only the edge items of a summarised array, so the
+        # filler in the middle never shows and does not change widths
+        filler = np.repeat(head[:1], opts["threshold"] + 1)
+        return np.concatenate([head, filler, tail])
+
+    def __repr__(self):
+        return np.array_repr(self._printable())
+
+    def __str__(self):
+        return np.array_str(self._printable())
+
+    def info(self):
+        return f"pdarray '{self.name}': {self.size} x {dtype_name(self.dtype)}"
+
+
+def create_pdarray(result, key="array"):
+    """The pdarray a command's result names."""
+    d = result[key]
+    return pdarray(d["name"], DTYPE_NAMES[d["dtype"]], d["size"])

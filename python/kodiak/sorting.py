@@ -1,0 +1,2 @@
+"""sorting.py — (being written)."""
+__all__ = []

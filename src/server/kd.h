@@ -1,0 +1,183 @@
+/* kd.h — kodiakd's private interface: pdarrays, the symbol table, and how a
+ * command handler reads its arguments and builds its reply.
+ *
+ * kodiakd is SPMD. Rank 0 receives a request over ZeroMQ (a JSON header and
+ * binary frames), broadcasts the header to every rank, and then every rank
+ * runs the same handler on its own block of each array. A handler must make
+ * the same collective MPI calls in the same order on every rank, so:
+ *
+ *   - checks that depend only on the arguments and the symbol table (which
+ *     are identical on every rank) may fail at once with kd_fail();
+ *   - a failure that may happen on some ranks only (a local index out of
+ *     bounds, an allocation) must go through kd_agree() before the next
+ *     collective, so that all ranks fail together.
+ *
+ * The reply is built on rank 0 only (c->rank == 0); other ranks may call the
+ * kd_result_* functions too, they are no-ops there. */
+#ifndef KD_H
+#define KD_H
+
+#include <json-c/json.h>
+#include <mpi.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KD_PROTOCOL_VERSION 1
+#define KD_NAME_MAX 63
+
+/* ---- dtypes --------------------------------------------------------------- */
+
+typedef enum { KD_INT64 = 0, KD_UINT64, KD_FLOAT64, KD_BOOL, KD_NDTYPES } kd_dtype;
+
+const char *kd_dtype_name(kd_dtype t);          /* "int64", ... */
+int kd_dtype_parse(const char *s, kd_dtype *t); /* 0 or -1 */
+size_t kd_dtype_size(kd_dtype t);               /* 8, 8, 8, 1 */
+MPI_Datatype kd_dtype_mpi(kd_dtype t);
+
+/* A scalar argument, kept in its own dtype. */
+typedef struct {
+    kd_dtype dtype;
+    union { int64_t i; uint64_t u; double f; bool b; } v;
+} kd_scalar;
+
+/* ---- pdarrays ------------------------------------------------------------- */
+
+/* A block-distributed array. Rank r holds global elements [lo, lo + n). */
+typedef struct kd_array {
+    char name[KD_NAME_MAX + 1]; /* symbol-table name, "" while unregistered */
+    kd_dtype dtype;
+    int64_t size;               /* global number of elements */
+    int64_t lo;                 /* first global index held by this rank */
+    int64_t n;                  /* number of elements held by this rank */
+    void *data;                 /* n * kd_dtype_size(dtype) bytes */
+    size_t bytes;               /* bytes charged to the memory limit */
+    struct kd_array *next;      /* symbol-table chain or temp list */
+} kd_array;
+
+/* Global [lo, hi) of rank r's block of an array of `size` elements. */
+void kd_block(int64_t size, int nranks, int rank, int64_t *lo, int64_t *hi);
+/* Which rank holds global index i. */
+int kd_owner(int64_t size, int nranks, int64_t i);
+
+/* ---- the server ----------------------------------------------------------- */
+
+typedef struct {
+    int rank, nranks;
+    MPI_Comm comm;
+    uint64_t mem_limit;        /* bytes per rank for arrays */
+    uint64_t mem_used;         /* bytes per rank held by arrays */
+    uint64_t next_id;          /* names are "id_<n>", same on every rank */
+    kd_array *table[1024];     /* symbol table buckets */
+    int64_t narrays;
+} kd_server;
+
+extern kd_server kd_srv;
+
+/* ---- one command in flight ------------------------------------------------ */
+
+#define KD_MAX_FRAMES 64
+
+typedef struct {
+    int rank, nranks;
+    MPI_Comm comm;
+    const char *cmd;              /* command name */
+    json_object *args;            /* the request's "args" object (may be NULL) */
+    /* binary frames of the request: meaningful on rank 0 only */
+    int nframes;
+    const void *frame[KD_MAX_FRAMES];
+    size_t frame_len[KD_MAX_FRAMES];
+    /* error state */
+    int failed;
+    char err_type[32];            /* Python exception name: ValueError, ... */
+    char err_msg[1024];
+    /* reply, built on rank 0 */
+    json_object *result;          /* becomes the reply's "result" */
+    int nout;
+    void *out[KD_MAX_FRAMES];     /* owned by the command; freed after sending */
+    size_t out_len[KD_MAX_FRAMES];
+    bool shutdown;                /* the server stops after replying */
+    kd_array *temps;              /* arrays created but not (yet) registered */
+} kd_cmd;
+
+typedef int (*kd_handler)(kd_cmd *c);
+
+/* Register a command under a name. Called from the kd_register_* functions. */
+void kd_register(const char *name, kd_handler fn);
+/* Each command file defines one of these; kd_main.c calls them all. */
+void kd_register_core(void);
+void kd_register_ops(void);
+void kd_register_index(void);
+void kd_register_sort(void);
+
+/* ---- errors ---------------------------------------------------------------- */
+
+/* Record an error and return -1. type is a Python exception name
+ * ("ValueError", "TypeError", "IndexError", "KeyError", "MemoryError",
+ * "RuntimeError"). */
+int kd_fail(kd_cmd *c, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Collective: returns 0 on every rank if rc == 0 on every rank, else -1 on
+ * every rank, with the first failing rank's error copied to rank 0. */
+int kd_agree(kd_cmd *c, int rc);
+
+/* ---- arguments (missing or wrong-typed arguments fail with a TypeError) ---- */
+
+int kd_arg_i64(kd_cmd *c, const char *key, int64_t *v);
+int kd_arg_f64(kd_cmd *c, const char *key, double *v);
+int kd_arg_bool(kd_cmd *c, const char *key, bool *v);
+int kd_arg_str(kd_cmd *c, const char *key, const char **v);
+int kd_arg_dtype(kd_cmd *c, const char *key, kd_dtype *t);
+/* {"dtype": "...", "value": "<decimal text>"} */
+int kd_arg_scalar(kd_cmd *c, const char *key, kd_scalar *s);
+/* The name of a registered array; unknown names fail with a KeyError. */
+int kd_arg_array(kd_cmd *c, const char *key, kd_array **a);
+/* A JSON array of array names. *n gets the count; *out is malloc'd. */
+int kd_arg_array_list(kd_cmd *c, const char *key, kd_array ***out, int *n);
+bool kd_has_arg(kd_cmd *c, const char *key);
+/* kd_scalar -> given dtype, NumPy's casting rules (bool: != 0). */
+void kd_scalar_cast(const kd_scalar *s, kd_dtype t, void *out);
+
+/* ---- arrays and the symbol table ------------------------------------------ */
+
+/* Collective: allocate an unregistered array of `size` elements (block of
+ * this rank, uninitialised). Fails (MemoryError, on every rank) if any rank
+ * would go over its memory limit. It is freed at the end of the command
+ * unless kd_result_array() registers it. */
+kd_array *kd_new_array(kd_cmd *c, kd_dtype t, int64_t size);
+/* Register `a` (if not already) and add {"name","dtype","size"} as result
+ * key `key` ("array" for the usual one-array result). */
+void kd_result_array(kd_cmd *c, const char *key, kd_array *a);
+kd_array *kd_lookup(const char *name);
+int kd_delete(const char *name); /* 0, or -1 if unknown */
+void kd_symtab_insert(kd_array *a);
+void kd_symtab_clear(void);
+void kd_array_free(kd_array *a);  /* unregistered arrays only */
+/* Every registered array, in name order; *out is malloc'd. */
+int kd_symtab_list(kd_array ***out, int64_t *n);
+/* Memory for array data and big temporaries: 64-byte aligned, huge pages
+ * where the kernel allows. NULL when out of memory. Never charged. */
+void *kd_alloc_bytes(size_t bytes);
+void kd_free_bytes(void *p, size_t bytes);
+
+/* ---- reply ------------------------------------------------------------------ */
+
+void kd_result_set(kd_cmd *c, const char *key, json_object *v); /* takes v */
+void kd_result_i64(kd_cmd *c, const char *key, int64_t v);
+void kd_result_f64(kd_cmd *c, const char *key, double v);
+/* A scalar as {"dtype","value"} with value as decimal text (exact). */
+void kd_result_scalar(kd_cmd *c, const char *key, const kd_scalar *s);
+/* Attach a malloc'd binary frame to the reply (rank 0); freed after sending. */
+void kd_result_frame(kd_cmd *c, void *buf, size_t len);
+
+/* ---- data movement helpers ------------------------------------------------- */
+
+/* Collective: rank 0's request frame `idx` (a raw little-endian array of
+ * a->size elements of a->dtype) is scattered into a's blocks. Checks the
+ * frame's length. */
+int kd_scatter_frame(kd_cmd *c, int idx, kd_array *a);
+/* Collective: gather a's blocks on rank 0 into one malloc'd buffer (NULL
+ * elsewhere). Returns 0 or -1 (MemoryError). */
+int kd_gather_all(kd_cmd *c, kd_array *a, void **buf);
+
+#endif

@@ -1,0 +1,377 @@
+/* kd_cmd_core.c — the server's own commands (connect, shutdown, symbols,
+ * memory) and the creation of pdarrays: from the client's bytes, constants,
+ * ranges, and random numbers.
+ *
+ * Random numbers are counter based: element i of randint(..., seed=s) is a
+ * hash of (s, i), so an array is the same whatever the number of ranks. */
+#include "kd.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- server commands ------------------------------------------------------------ */
+
+static int cmd_connect(kd_cmd *c)
+{
+    int64_t v;
+    if (kd_arg_i64(c, "version", &v))
+        return -1;
+    if (v != KD_PROTOCOL_VERSION)
+        return kd_fail(c, "RuntimeError", "client speaks protocol version %lld but this "
+                       "kodiakd speaks version %d: use the kodiak package of the same "
+                       "release as the server", (long long)v, KD_PROTOCOL_VERSION);
+    kd_result_i64(c, "version", KD_PROTOCOL_VERSION);
+    kd_result_i64(c, "ranks", c->nranks);
+    kd_result_i64(c, "memory_limit", (int64_t)kd_srv.mem_limit);
+    kd_result_i64(c, "pid", (int64_t)getpid());
+    return 0;
+}
+
+static int cmd_shutdown(kd_cmd *c)
+{
+    c->shutdown = true;
+    return 0;
+}
+
+static int cmd_list_symbols(kd_cmd *c)
+{
+    kd_array **v;
+    int64_t n;
+    if (kd_symtab_list(&v, &n))
+        return kd_fail(c, "MemoryError", "out of memory");
+    json_object *list = json_object_new_array();
+    for (int64_t i = 0; i < n; i++) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(v[i]->name));
+        json_object_object_add(o, "dtype", json_object_new_string(kd_dtype_name(v[i]->dtype)));
+        json_object_object_add(o, "size", json_object_new_int64(v[i]->size));
+        json_object_array_add(list, o);
+    }
+    free(v);
+    kd_result_set(c, "symbols", list);
+    return 0;
+}
+
+static int cmd_delete(kd_cmd *c)
+{
+    const char *name;
+    if (kd_arg_str(c, "name", &name))
+        return -1;
+    if (kd_delete(name))
+        return kd_fail(c, "KeyError", "unknown array name '%.80s'", name);
+    return 0;
+}
+
+/* bytes used and limit of every rank: [{rank, used, limit, available}] */
+static int cmd_memory(kd_cmd *c)
+{
+    uint64_t mine[3] = {kd_srv.mem_used, kd_srv.mem_limit, 0};
+    long av = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    mine[2] = av > 0 ? (uint64_t)av * (uint64_t)psz : 0;
+    uint64_t *all = c->rank == 0 ? malloc(sizeof mine * (size_t)c->nranks) : NULL;
+    int rc = (c->rank == 0 && !all) ? kd_fail(c, "MemoryError", "out of memory") : 0;
+    if (kd_agree(c, rc))
+        return -1;
+    MPI_Gather(mine, 3, MPI_UINT64_T, all, 3, MPI_UINT64_T, 0, c->comm);
+    if (c->rank == 0) {
+        json_object *list = json_object_new_array();
+        for (int r = 0; r < c->nranks; r++) {
+            json_object *o = json_object_new_object();
+            json_object_object_add(o, "rank", json_object_new_int(r));
+            json_object_object_add(o, "used", json_object_new_int64((int64_t)all[3 * r]));
+            json_object_object_add(o, "limit", json_object_new_int64((int64_t)all[3 * r + 1]));
+            json_object_object_add(o, "available", json_object_new_int64((int64_t)all[3 * r + 2]));
+            json_object_array_add(list, o);
+        }
+        kd_result_set(c, "ranks", list);
+    }
+    free(all);
+    return 0;
+}
+
+/* ---- moving whole arrays ------------------------------------------------------------ */
+
+/* array(dtype, size) + one frame of raw little-endian elements */
+static int cmd_array(kd_cmd *c)
+{
+    kd_dtype t;
+    int64_t size;
+    if (kd_arg_dtype(c, "dtype", &t) || kd_arg_i64(c, "size", &size))
+        return -1;
+    kd_array *a = kd_new_array(c, t, size);
+    if (!a || kd_scatter_frame(c, 0, a))
+        return -1;
+    kd_result_array(c, "array", a);
+    return 0;
+}
+
+static int cmd_to_ndarray(kd_cmd *c)
+{
+    kd_array *a;
+    void *buf;
+    if (kd_arg_array(c, "array", &a) || kd_gather_all(c, a, &buf))
+        return -1;
+    if (c->rank == 0)
+        kd_result_frame(c, buf, (size_t)a->size * kd_dtype_size(a->dtype));
+    return 0;
+}
+
+/* ---- constants and ranges -------------------------------------------------------------- */
+
+static void fill(kd_array *a, const void *value)
+{
+    size_t w = kd_dtype_size(a->dtype);
+    if (w == 1) {
+        memset(a->data, *(const uint8_t *)value, (size_t)a->n);
+        return;
+    }
+    uint64_t v;
+    memcpy(&v, value, 8);
+    uint64_t *p = a->data;
+    for (int64_t i = 0; i < a->n; i++)
+        p[i] = v;
+}
+
+/* full(dtype, size, value) */
+static int cmd_full(kd_cmd *c)
+{
+    kd_dtype t;
+    int64_t size;
+    kd_scalar s;
+    if (kd_arg_dtype(c, "dtype", &t) || kd_arg_i64(c, "size", &size) ||
+        kd_arg_scalar(c, "value", &s))
+        return -1;
+    if (size < 0)
+        return kd_fail(c, "ValueError", "negative dimensions are not allowed");
+    uint64_t v = 0;
+    kd_scalar_cast(&s, t, &v);
+    kd_array *a = kd_new_array(c, t, size);
+    if (!a)
+        return -1;
+    fill(a, &v);
+    kd_result_array(c, "array", a);
+    return 0;
+}
+
+/* arange(start, stop, step, dtype): like numpy.arange for integers */
+static int cmd_arange(kd_cmd *c)
+{
+    int64_t start, stop, step;
+    kd_dtype t = KD_INT64;
+    if (kd_arg_i64(c, "start", &start) || kd_arg_i64(c, "stop", &stop) ||
+        kd_arg_i64(c, "step", &step))
+        return -1;
+    if (kd_has_arg(c, "dtype") && kd_arg_dtype(c, "dtype", &t))
+        return -1;
+    if (step == 0)
+        return kd_fail(c, "ZeroDivisionError", "arange: step must not be zero");
+    __int128 span = (__int128)stop - start, n;
+    if (step > 0)
+        n = span <= 0 ? 0 : (span + step - 1) / step;
+    else
+        n = span >= 0 ? 0 : (-span + (-(__int128)step) - 1) / (-(__int128)step);
+    if (n > INT64_MAX / 16)
+        return kd_fail(c, "ValueError", "arange: too many elements");
+    kd_array *a = kd_new_array(c, t, (int64_t)n);
+    if (!a)
+        return -1;
+    for (int64_t i = 0; i < a->n; i++) {
+        int64_t v = (int64_t)((uint64_t)start + (uint64_t)(a->lo + i) * (uint64_t)step);
+        switch (t) {
+        case KD_FLOAT64: ((double *)a->data)[i] = (double)v; break;
+        case KD_BOOL: ((uint8_t *)a->data)[i] = v != 0; break;
+        default: ((int64_t *)a->data)[i] = v; break;
+        }
+    }
+    kd_result_array(c, "array", a);
+    return 0;
+}
+
+/* linspace(start, stop, num, endpoint): numpy.linspace's arithmetic */
+static int cmd_linspace(kd_cmd *c)
+{
+    double start, stop;
+    int64_t num;
+    bool endpoint = true;
+    if (kd_arg_f64(c, "start", &start) || kd_arg_f64(c, "stop", &stop) ||
+        kd_arg_i64(c, "num", &num))
+        return -1;
+    if (kd_has_arg(c, "endpoint") && kd_arg_bool(c, "endpoint", &endpoint))
+        return -1;
+    if (num < 0)
+        return kd_fail(c, "ValueError", "Number of samples, %lld, must be non-negative.",
+                       (long long)num);
+    kd_array *a = kd_new_array(c, KD_FLOAT64, num);
+    if (!a)
+        return -1;
+    int64_t div = endpoint ? num - 1 : num;
+    double delta = stop - start, *y = a->data;
+    double step = div > 0 ? delta / (double)div : NAN;
+    for (int64_t i = 0; i < a->n; i++) {
+        double k = (double)(a->lo + i);
+        if (div > 0 && step != 0)
+            y[i] = k * step + start;
+        else if (div > 0)
+            y[i] = k / (double)div * delta + start;
+        else
+            y[i] = k * delta + start; /* num == 1 (or 0): numpy gives start */
+        if (endpoint && num > 1 && a->lo + i == num - 1)
+            y[i] = stop;
+    }
+    kd_result_array(c, "array", a);
+    return 0;
+}
+
+/* ---- random numbers ------------------------------------------------------------------ */
+
+static inline uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* the i-th 64-bit random number of the stream `key` */
+static inline uint64_t rnd(uint64_t key, uint64_t i)
+{
+    return mix64(key + (i + 1) * 0x9e3779b97f4a7c15ull);
+}
+
+/* a double in [0, 1) */
+static inline double rnd01(uint64_t key, uint64_t i)
+{
+    return (double)(rnd(key, i) >> 11) * 0x1.0p-53;
+}
+
+static int seed_key(kd_cmd *c, uint64_t *key)
+{
+    int64_t seed;
+    if (kd_arg_i64(c, "seed", &seed))
+        return -1;
+    *key = mix64((uint64_t)seed ^ 0x6a09e667f3bcc909ull);
+    return 0;
+}
+
+/* randint(low, high, size, dtype, seed): integers in [low, high); float64
+ * gives uniform reals, bool gives True/False */
+static int cmd_randint(kd_cmd *c)
+{
+    kd_dtype t;
+    int64_t size;
+    kd_scalar lo_s, hi_s;
+    uint64_t key;
+    if (kd_arg_dtype(c, "dtype", &t) || kd_arg_i64(c, "size", &size) ||
+        kd_arg_scalar(c, "low", &lo_s) || kd_arg_scalar(c, "high", &hi_s) || seed_key(c, &key))
+        return -1;
+    if (size < 0)
+        return kd_fail(c, "ValueError", "negative dimensions are not allowed");
+    double flo = 0, fhi = 0;
+    int64_t ilo = 0, ihi = 0;
+    uint64_t ulo = 0, uhi = 0;
+    kd_scalar_cast(&lo_s, KD_FLOAT64, &flo);
+    kd_scalar_cast(&hi_s, KD_FLOAT64, &fhi);
+    kd_scalar_cast(&lo_s, KD_INT64, &ilo);
+    kd_scalar_cast(&hi_s, KD_INT64, &ihi);
+    kd_scalar_cast(&lo_s, KD_UINT64, &ulo);
+    kd_scalar_cast(&hi_s, KD_UINT64, &uhi);
+    bool empty_range = false;
+    if (t == KD_INT64)
+        empty_range = ilo >= ihi;
+    else if (t == KD_UINT64)
+        empty_range = ulo >= uhi || (lo_s.dtype == KD_INT64 && lo_s.v.i < 0);
+    else if (t == KD_FLOAT64)
+        empty_range = !(flo < fhi) && !(flo == fhi);
+    if (empty_range && size > 0)
+        return kd_fail(c, "ValueError", "randint: low >= high");
+    kd_array *a = kd_new_array(c, t, size);
+    if (!a)
+        return -1;
+    for (int64_t i = 0; i < a->n; i++) {
+        uint64_t g = (uint64_t)(a->lo + i);
+        switch (t) {
+        case KD_INT64: {
+            uint64_t span = (uint64_t)ihi - (uint64_t)ilo;
+            uint64_t off = (uint64_t)(((unsigned __int128)rnd(key, g) * span) >> 64);
+            ((int64_t *)a->data)[i] = (int64_t)((uint64_t)ilo + off);
+            break;
+        }
+        case KD_UINT64: {
+            uint64_t span = uhi - ulo;
+            ((uint64_t *)a->data)[i] = ulo + (uint64_t)(((unsigned __int128)rnd(key, g) * span) >> 64);
+            break;
+        }
+        case KD_FLOAT64:
+            ((double *)a->data)[i] = flo + (fhi - flo) * rnd01(key, g);
+            break;
+        default:
+            ((uint8_t *)a->data)[i] = (uint8_t)(rnd(key, g) >> 63);
+            break;
+        }
+    }
+    kd_result_array(c, "array", a);
+    return 0;
+}
+
+/* uniform(low, high, size, seed): float64 in [low, high) */
+static int cmd_uniform(kd_cmd *c)
+{
+    double lo, hi;
+    int64_t size;
+    uint64_t key;
+    if (kd_arg_f64(c, "low", &lo) || kd_arg_f64(c, "high", &hi) ||
+        kd_arg_i64(c, "size", &size) || seed_key(c, &key))
+        return -1;
+    if (size < 0)
+        return kd_fail(c, "ValueError", "negative dimensions are not allowed");
+    kd_array *a = kd_new_array(c, KD_FLOAT64, size);
+    if (!a)
+        return -1;
+    double *y = a->data;
+    for (int64_t i = 0; i < a->n; i++)
+        y[i] = lo + (hi - lo) * rnd01(key, (uint64_t)(a->lo + i));
+    kd_result_array(c, "array", a);
+    return 0;
+}
+
+/* standard_normal(size, seed): Box-Muller on two numbers of the stream */
+static int cmd_standard_normal(kd_cmd *c)
+{
+    int64_t size;
+    uint64_t key;
+    if (kd_arg_i64(c, "size", &size) || seed_key(c, &key))
+        return -1;
+    if (size < 0)
+        return kd_fail(c, "ValueError", "negative dimensions are not allowed");
+    kd_array *a = kd_new_array(c, KD_FLOAT64, size);
+    if (!a)
+        return -1;
+    double *y = a->data;
+    for (int64_t i = 0; i < a->n; i++) {
+        uint64_t g = (uint64_t)(a->lo + i);
+        double u1 = 1.0 - rnd01(key, 2 * g); /* (0, 1]: log is finite */
+        double u2 = rnd01(key, 2 * g + 1);
+        y[i] = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+    }
+    kd_result_array(c, "array", a);
+    return 0;
+}
+
+void kd_register_core(void)
+{
+    kd_register("connect", cmd_connect);
+    kd_register("shutdown", cmd_shutdown);
+    kd_register("list_symbols", cmd_list_symbols);
+    kd_register("delete", cmd_delete);
+    kd_register("memory", cmd_memory);
+    kd_register("array", cmd_array);
+    kd_register("to_ndarray", cmd_to_ndarray);
+    kd_register("full", cmd_full);
+    kd_register("arange", cmd_arange);
+    kd_register("linspace", cmd_linspace);
+    kd_register("randint", cmd_randint);
+    kd_register("uniform", cmd_uniform);
+    kd_register("standard_normal", cmd_standard_normal);
+}

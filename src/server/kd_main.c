@@ -1,0 +1,550 @@
+/* kd_main.c — kodiakd's entry point: options, MPI start-up, rank 0's ZeroMQ
+ * front end, the idle wait of the other ranks, and running one command on
+ * every rank.
+ *
+ * Rank 0 owns a ROUTER socket. A request is [identity, "", header, frames...]
+ * (the client uses a REQ socket). Rank 0 checks that the header is a JSON
+ * object naming a known command, then broadcasts the header text to every
+ * rank; all ranks run the handler; rank 0 sends the reply. Binary frames stay
+ * on rank 0: a handler scatters them itself (kd_scatter_frame).
+ *
+ * Idle must be idle: a rank waiting in a blocking MPI_Bcast burns a whole
+ * core with Open MPI, so ranks other than 0 wait for the next command in a
+ * non-blocking broadcast that they test with a growing sleep (spin 200 us,
+ * then sleep 20 us doubling to 2 ms). Rank 0 waits in zmq_poll, which sleeps
+ * in the kernel. */
+#define _GNU_SOURCE
+#include "kd.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+/* ---- the command registry -------------------------------------------------- */
+
+#define KD_MAX_COMMANDS 256
+
+static struct {
+    const char *name;
+    kd_handler fn;
+} commands[KD_MAX_COMMANDS];
+static int ncommands;
+
+void kd_register(const char *name, kd_handler fn)
+{
+    if (ncommands == KD_MAX_COMMANDS) {
+        fprintf(stderr, "kodiakd: too many commands (raise KD_MAX_COMMANDS)\n");
+        abort(); /* a programming error, found at start-up */
+    }
+    commands[ncommands].name = name;
+    commands[ncommands].fn = fn;
+    ncommands++;
+}
+
+static kd_handler find_command(const char *name)
+{
+    for (int i = 0; i < ncommands; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return commands[i].fn;
+    return NULL;
+}
+
+/* ---- signals ------------------------------------------------------------------ */
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* ---- options ------------------------------------------------------------------ */
+
+struct kd_options {
+    const char *host;          /* address rank 0 binds, loopback by default */
+    int port;                  /* 0: any free port */
+    const char *connect_file;  /* written by rank 0 once ready, removed at exit */
+    uint64_t memory_limit;     /* bytes per rank; 0: physical memory / ranks */
+};
+
+static int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    uint64_t mul = 1;
+    switch (*end) {
+    case 'k': case 'K': mul = 1ull << 10; end++; break;
+    case 'm': case 'M': mul = 1ull << 20; end++; break;
+    case 'g': case 'G': mul = 1ull << 30; end++; break;
+    case 't': case 'T': mul = 1ull << 40; end++; break;
+    default: break;
+    }
+    if (*end == 'i' || *end == 'B')
+        end++;
+    if (*end == 'B')
+        end++;
+    if (*end != '\0' || (v && mul > UINT64_MAX / v))
+        return -1;
+    *out = v * mul;
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: [mpirun -np N] kodiakd [--host H] [--port P] [--connect-file F]\n"
+        "                              [--memory-limit BYTES]\n"
+        "  --host H           address to listen on (default 127.0.0.1)\n"
+        "  --port P           TCP port (default 5555; 0 picks a free one)\n"
+        "  --connect-file F   write host, port and ranks as JSON to F when ready\n"
+        "  --memory-limit B   bytes of arrays per rank (K/M/G suffixes; default:\n"
+        "                     physical memory divided by the number of ranks)\n");
+}
+
+static int parse_options(int argc, char **argv, struct kd_options *o)
+{
+    static const struct option longopts[] = {
+        {"host", required_argument, 0, 'h'},
+        {"port", required_argument, 0, 'p'},
+        {"connect-file", required_argument, 0, 'c'},
+        {"memory-limit", required_argument, 0, 'm'},
+        {"help", no_argument, 0, 'H'},
+        {0, 0, 0, 0}};
+    o->host = "127.0.0.1";
+    o->port = 5555;
+    o->connect_file = NULL;
+    o->memory_limit = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        char *end;
+        switch (ch) {
+        case 'h': o->host = optarg; break;
+        case 'p':
+            o->port = (int)strtol(optarg, &end, 10);
+            if (*end || o->port < 0 || o->port > 65535) {
+                fprintf(stderr, "kodiakd: bad --port '%s'\n", optarg);
+                return -1;
+            }
+            break;
+        case 'c': o->connect_file = optarg; break;
+        case 'm':
+            if (parse_size(optarg, &o->memory_limit) || o->memory_limit == 0) {
+                fprintf(stderr, "kodiakd: bad --memory-limit '%s' (bytes, "
+                                "optionally with K, M, G or T)\n", optarg);
+                return -1;
+            }
+            break;
+        case 'H': usage(stdout); exit(0);
+        default: usage(stderr); return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "kodiakd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- running one command on every rank -------------------------------------- */
+
+static void free_temps(kd_cmd *c, bool keep_registered)
+{
+    kd_array *a = c->temps;
+    while (a) {
+        kd_array *next = a->next;
+        if (keep_registered && a->name[0]) {
+            a->next = NULL;
+            kd_symtab_insert(a);
+        } else {
+            kd_array_free(a);
+        }
+        a = next;
+    }
+    c->temps = NULL;
+}
+
+static json_object *error_reply(const char *type, const char *msg)
+{
+    json_object *r = json_object_new_object();
+    json_object_object_add(r, "ok", json_object_new_boolean(0));
+    json_object *e = json_object_new_object();
+    json_object_object_add(e, "type", json_object_new_string(type));
+    json_object_object_add(e, "message", json_object_new_string(msg));
+    json_object_object_add(r, "error", e);
+    return r;
+}
+
+/* Run the command in `hdr` (already broadcast) on this rank. On rank 0 the
+ * reply header is returned and c->out holds the reply frames. */
+static json_object *run_command(kd_cmd *c, const char *hdr, size_t len)
+{
+    json_tokener *tok = json_tokener_new();
+    json_object *req = json_tokener_parse_ex(tok, hdr, (int)len);
+    json_tokener_free(tok);
+    /* rank 0 checked the header before broadcasting it */
+    json_object *cmd = NULL, *args = NULL, *freed = NULL;
+    json_object_object_get_ex(req, "cmd", &cmd);
+    json_object_object_get_ex(req, "args", &args);
+    c->rank = kd_srv.rank;
+    c->nranks = kd_srv.nranks;
+    c->comm = kd_srv.comm;
+    c->cmd = json_object_get_string(cmd);
+    c->args = json_object_is_type(args, json_type_object) ? args : NULL;
+    c->result = json_object_new_object();
+
+    /* arrays whose Python objects were garbage-collected ride along */
+    if (json_object_object_get_ex(req, "free", &freed) &&
+        json_object_is_type(freed, json_type_array)) {
+        size_t n = json_object_array_length(freed);
+        for (size_t i = 0; i < n; i++) {
+            const char *name = json_object_get_string(json_object_array_get_idx(freed, i));
+            if (name)
+                kd_delete(name);
+        }
+    }
+
+    kd_handler fn = find_command(c->cmd);
+    int rc = fn(c);
+    rc = kd_agree(c, rc);
+    free_temps(c, rc == 0);
+
+    json_object *reply = NULL;
+    if (c->rank == 0) {
+        if (rc == 0) {
+            reply = json_object_new_object();
+            json_object_object_add(reply, "ok", json_object_new_boolean(1));
+            json_object_object_add(reply, "result", c->result);
+            c->result = NULL;
+        } else {
+            reply = error_reply(c->err_type[0] ? c->err_type : "RuntimeError",
+                                c->err_msg[0] ? c->err_msg : "command failed");
+            for (int i = 0; i < c->nout; i++)
+                free(c->out[i]);
+            c->nout = 0;
+        }
+    }
+    if (c->result)
+        json_object_put(c->result);
+    json_object_put(req);
+    return reply;
+}
+
+/* ---- the idle wait ---------------------------------------------------------------- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Wait for the next command's length from rank 0 without burning a core. */
+static int64_t wait_for_length(void)
+{
+    int64_t len = 0;
+    MPI_Request rq;
+    MPI_Ibcast(&len, 1, MPI_INT64_T, 0, kd_srv.comm, &rq);
+    double start = now_s();
+    long sleep_ns = 20000;
+    for (;;) {
+        int done = 0;
+        MPI_Test(&rq, &done, MPI_STATUS_IGNORE);
+        if (done)
+            return len;
+        if (now_s() - start < 200e-6)
+            continue;
+        struct timespec ts = {0, sleep_ns};
+        nanosleep(&ts, NULL);
+        if (sleep_ns < 2000000)
+            sleep_ns *= 2;
+    }
+}
+
+static void send_length(int64_t len)
+{
+    MPI_Request rq;
+    MPI_Ibcast(&len, 1, MPI_INT64_T, 0, kd_srv.comm, &rq);
+    MPI_Wait(&rq, MPI_STATUS_IGNORE);
+}
+
+static void worker_loop(void)
+{
+    for (;;) {
+        int64_t len = wait_for_length();
+        char *hdr = malloc((size_t)len + 1);
+        if (!hdr)
+            MPI_Abort(kd_srv.comm, 1);
+        MPI_Bcast(hdr, (int)len, MPI_CHAR, 0, kd_srv.comm);
+        hdr[len] = '\0';
+        kd_cmd c;
+        memset(&c, 0, sizeof c);
+        run_command(&c, hdr, (size_t)len);
+        free(hdr);
+        if (c.shutdown)
+            return;
+    }
+}
+
+/* ---- rank 0: the ZeroMQ front end ---------------------------------------------- */
+
+static void free_frame(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+static void send_reply(void *sock, zmq_msg_t *ident, json_object *reply, kd_cmd *c)
+{
+    const char *text = json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN);
+    int more = c && c->nout > 0 ? ZMQ_SNDMORE : 0;
+    zmq_msg_send(ident, sock, ZMQ_SNDMORE);
+    zmq_send(sock, "", 0, ZMQ_SNDMORE);
+    zmq_send(sock, text, strlen(text), more);
+    if (c) {
+        for (int i = 0; i < c->nout; i++) {
+            zmq_msg_t m;
+            zmq_msg_init_data(&m, c->out[i], c->out_len[i], free_frame, NULL);
+            zmq_msg_send(&m, sock, i + 1 < c->nout ? ZMQ_SNDMORE : 0);
+        }
+        c->nout = 0;
+    }
+    json_object_put(reply);
+}
+
+/* Broadcast `hdr` and run it everywhere; returns true if the server stops. */
+static bool dispatch(void *sock, zmq_msg_t *ident, const char *hdr, size_t len,
+                     zmq_msg_t *frames, int nframes)
+{
+    send_length((int64_t)len);
+    MPI_Bcast((void *)hdr, (int)len, MPI_CHAR, 0, kd_srv.comm);
+    kd_cmd c;
+    memset(&c, 0, sizeof c);
+    c.nframes = nframes;
+    for (int i = 0; i < nframes; i++) {
+        c.frame[i] = zmq_msg_data(&frames[i]);
+        c.frame_len[i] = zmq_msg_size(&frames[i]);
+    }
+    json_object *reply = run_command(&c, hdr, len);
+    if (ident)
+        send_reply(sock, ident, reply, &c);
+    else
+        json_object_put(reply);
+    return c.shutdown;
+}
+
+#define KD_MAX_PARTS (3 + KD_MAX_FRAMES)
+
+/* Check a request header on rank 0: a JSON object with a known "cmd". */
+static const char *check_header(const char *hdr, size_t len, char *why, size_t whylen)
+{
+    if (len > (64u << 20)) {
+        snprintf(why, whylen, "request header of %zu bytes is too large (limit 64 MiB)", len);
+        return "ValueError";
+    }
+    json_tokener *tok = json_tokener_new();
+    json_object *req = json_tokener_parse_ex(tok, hdr, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    size_t used = json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+    const char *type = NULL;
+    json_object *cmd = NULL;
+    if (!req || jerr != json_tokener_success || used != len) {
+        snprintf(why, whylen, "request header is not valid JSON");
+        type = "ValueError";
+    } else if (!json_object_is_type(req, json_type_object) ||
+               !json_object_object_get_ex(req, "cmd", &cmd) ||
+               !json_object_is_type(cmd, json_type_string)) {
+        snprintf(why, whylen, "request header must be a JSON object with a \"cmd\" string");
+        type = "ValueError";
+    } else if (!find_command(json_object_get_string(cmd))) {
+        snprintf(why, whylen, "unknown command '%.100s'", json_object_get_string(cmd));
+        type = "ValueError";
+    }
+    if (req)
+        json_object_put(req);
+    return type;
+}
+
+static void front_end(void *sock)
+{
+    zmq_msg_t parts[KD_MAX_PARTS];
+    zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+    for (;;) {
+        if (stop_requested) {
+            const char *bye = "{\"cmd\":\"shutdown\"}";
+            dispatch(sock, NULL, bye, strlen(bye), NULL, 0);
+            return;
+        }
+        int r = zmq_poll(&item, 1, 1000);
+        if (r <= 0)
+            continue; /* timeout or EINTR: look at stop_requested again */
+        int n = 0, more = 1;
+        bool too_many = false;
+        while (more) {
+            zmq_msg_t scratch;
+            zmq_msg_t *m = n < KD_MAX_PARTS ? &parts[n] : &scratch;
+            zmq_msg_init(m);
+            if (zmq_msg_recv(m, sock, 0) < 0) {
+                zmq_msg_close(m);
+                break;
+            }
+            more = zmq_msg_more(m);
+            if (n < KD_MAX_PARTS)
+                n++;
+            else {
+                too_many = true;
+                zmq_msg_close(m);
+            }
+        }
+        char why[256];
+        const char *etype = NULL;
+        if (n < 3 || zmq_msg_size(&parts[1]) != 0) {
+            /* not from a REQ socket: nothing sensible to answer to */
+            for (int i = 0; i < n; i++)
+                zmq_msg_close(&parts[i]);
+            continue;
+        }
+        if (too_many) {
+            snprintf(why, sizeof why, "request has more than %d binary frames", KD_MAX_FRAMES);
+            etype = "ValueError";
+        } else {
+            etype = check_header(zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]),
+                                 why, sizeof why);
+        }
+        bool stop = false;
+        if (etype) {
+            send_reply(sock, &parts[0], error_reply(etype, why), NULL);
+        } else {
+            /* the header is text for every rank: copy it NUL-terminated */
+            size_t len = zmq_msg_size(&parts[2]);
+            char *hdr = malloc(len + 1);
+            if (!hdr) {
+                send_reply(sock, &parts[0], error_reply("MemoryError", "out of memory"), NULL);
+            } else {
+                memcpy(hdr, zmq_msg_data(&parts[2]), len);
+                hdr[len] = '\0';
+                stop = dispatch(sock, &parts[0], hdr, len, &parts[3], n - 3);
+                free(hdr);
+            }
+        }
+        for (int i = 0; i < n; i++)
+            zmq_msg_close(&parts[i]);
+        if (stop)
+            return;
+    }
+}
+
+static int write_connect_file(const char *path, const char *host, int port)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "{\"host\": \"%s\", \"port\": %d, \"ranks\": %d, \"pid\": %d, "
+               "\"version\": %d}\n",
+            host, port, kd_srv.nranks, (int)getpid(), KD_PROTOCOL_VERSION);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct kd_options opt;
+    int provided;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+    MPI_Comm_dup(MPI_COMM_WORLD, &kd_srv.comm);
+    MPI_Comm_rank(kd_srv.comm, &kd_srv.rank);
+    MPI_Comm_size(kd_srv.comm, &kd_srv.nranks);
+
+    int ok = parse_options(argc, argv, &opt) == 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    kd_srv.mem_limit = opt.memory_limit;
+    if (!kd_srv.mem_limit) {
+        long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+        kd_srv.mem_limit = (uint64_t)pages * (uint64_t)psz / (uint64_t)kd_srv.nranks;
+    }
+    kd_register_core();
+    kd_register_ops();
+    kd_register_index();
+    kd_register_sort();
+
+    void *ctx = NULL, *sock = NULL;
+    int port = 0;
+    if (kd_srv.rank == 0 && ok) {
+        ctx = zmq_ctx_new();
+        sock = zmq_socket(ctx, ZMQ_ROUTER);
+        int linger = 0;
+        zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+        /* one message may carry a whole array, but not more than the
+         * arrays this server may hold */
+        int64_t maxmsg = (int64_t)(kd_srv.mem_limit < (1ull << 62) ? kd_srv.mem_limit
+                                                                      : (1ull << 62));
+        zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+        char ep[512];
+        if (opt.port)
+            snprintf(ep, sizeof ep, "tcp://%s:%d", opt.host, opt.port);
+        else
+            snprintf(ep, sizeof ep, "tcp://%s:*", opt.host);
+        if (zmq_bind(sock, ep) != 0) {
+            fprintf(stderr, "kodiakd: cannot listen on %s: %s\n", ep, zmq_strerror(errno));
+            ok = 0;
+        } else {
+            char last[512];
+            size_t ll = sizeof last;
+            zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, last, &ll);
+            const char *colon = strrchr(last, ':');
+            port = colon ? atoi(colon + 1) : opt.port;
+            if (opt.connect_file && write_connect_file(opt.connect_file, opt.host, port)) {
+                fprintf(stderr, "kodiakd: cannot write connect file %s: %s\n",
+                        opt.connect_file, strerror(errno));
+                ok = 0;
+            }
+        }
+    }
+    /* every rank learns whether rank 0 came up */
+    MPI_Bcast(&ok, 1, MPI_INT, 0, kd_srv.comm);
+    if (!ok) {
+        if (sock)
+            zmq_close(sock);
+        if (ctx)
+            zmq_ctx_term(ctx);
+        MPI_Finalize();
+        return 2;
+    }
+    if (kd_srv.rank == 0) {
+        printf("kodiakd ready tcp://%s:%d ranks %d memory-limit %llu\n", opt.host, port,
+               kd_srv.nranks, (unsigned long long)kd_srv.mem_limit);
+        fflush(stdout);
+        front_end(sock);
+        zmq_close(sock);
+        zmq_ctx_term(ctx);
+        if (opt.connect_file)
+            unlink(opt.connect_file);
+    } else {
+        worker_loop();
+    }
+    kd_symtab_clear();
+    MPI_Comm_free(&kd_srv.comm);
+    MPI_Finalize();
+    return 0;
+}

@@ -1,0 +1,645 @@
+/* kd_util.c — what every command handler uses: dtypes, block distribution,
+ * errors agreed between ranks, argument parsing, the symbol table, array
+ * memory, reply building, and moving a request frame to the ranks and back.
+ *
+ * Array memory comes from mmap with huge pages when large; freed large
+ * buffers are kept in a small cache and handed out again, because touching
+ * fresh pages (a page fault per 4 KiB, zeroing) costs more than the
+ * arithmetic of an element-wise operation. */
+#define _GNU_SOURCE
+#include "kd.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+kd_server kd_srv;
+
+/* ---- dtypes ------------------------------------------------------------------- */
+
+static const char *dtype_names[KD_NDTYPES] = {"int64", "uint64", "float64", "bool"};
+
+const char *kd_dtype_name(kd_dtype t)
+{
+    return (unsigned)t < KD_NDTYPES ? dtype_names[t] : "?";
+}
+
+int kd_dtype_parse(const char *s, kd_dtype *t)
+{
+    for (int i = 0; i < KD_NDTYPES; i++)
+        if (s && strcmp(s, dtype_names[i]) == 0) {
+            *t = (kd_dtype)i;
+            return 0;
+        }
+    return -1;
+}
+
+size_t kd_dtype_size(kd_dtype t)
+{
+    return t == KD_BOOL ? 1 : 8;
+}
+
+MPI_Datatype kd_dtype_mpi(kd_dtype t)
+{
+    switch (t) {
+    case KD_INT64: return MPI_INT64_T;
+    case KD_UINT64: return MPI_UINT64_T;
+    case KD_FLOAT64: return MPI_DOUBLE;
+    default: return MPI_UINT8_T;
+    }
+}
+
+/* ---- distribution ---------------------------------------------------------------- */
+
+void kd_block(int64_t size, int nranks, int rank, int64_t *lo, int64_t *hi)
+{
+    *lo = (int64_t)((__int128)size * rank / nranks);
+    *hi = (int64_t)((__int128)size * (rank + 1) / nranks);
+}
+
+int kd_owner(int64_t size, int nranks, int64_t i)
+{
+    /* the r with lo(r) <= i < lo(r+1); start from the estimate and fix it */
+    int r = size ? (int)((__int128)i * nranks / size) : 0;
+    int64_t lo, hi;
+    for (;;) {
+        kd_block(size, nranks, r, &lo, &hi);
+        if (i < lo)
+            r--;
+        else if (i >= hi && r < nranks - 1)
+            r++;
+        else
+            return r;
+    }
+}
+
+/* ---- errors ------------------------------------------------------------------------ */
+
+int kd_fail(kd_cmd *c, const char *type, const char *fmt, ...)
+{
+    if (!c->failed) { /* keep the first error: it is the cause */
+        c->failed = 1;
+        snprintf(c->err_type, sizeof c->err_type, "%s", type);
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->err_msg, sizeof c->err_msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+int kd_agree(kd_cmd *c, int rc)
+{
+    int mine = rc ? c->rank : c->nranks, first;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, c->comm);
+    if (first == c->nranks)
+        return 0;
+    if (first != 0) {
+        char buf[sizeof c->err_type + sizeof c->err_msg];
+        if (c->rank == first) {
+            memcpy(buf, c->err_type, sizeof c->err_type);
+            memcpy(buf + sizeof c->err_type, c->err_msg, sizeof c->err_msg);
+            MPI_Send(buf, sizeof buf, MPI_CHAR, 0, 77, c->comm);
+        } else if (c->rank == 0) {
+            MPI_Recv(buf, sizeof buf, MPI_CHAR, first, 77, c->comm, MPI_STATUS_IGNORE);
+            memcpy(c->err_type, buf, sizeof c->err_type);
+            memcpy(c->err_msg, buf + sizeof c->err_type, sizeof c->err_msg);
+            c->err_type[sizeof c->err_type - 1] = '\0';
+            c->err_msg[sizeof c->err_msg - 1] = '\0';
+        }
+    }
+    c->failed = 1;
+    return -1;
+}
+
+/* ---- arguments ------------------------------------------------------------------------ */
+
+bool kd_has_arg(kd_cmd *c, const char *key)
+{
+    json_object *v;
+    return c->args && json_object_object_get_ex(c->args, key, &v) && v != NULL;
+}
+
+static json_object *arg(kd_cmd *c, const char *key, json_type want, const char *what)
+{
+    json_object *v = NULL;
+    if (!c->args || !json_object_object_get_ex(c->args, key, &v) || !v) {
+        kd_fail(c, "TypeError", "%s: missing argument '%s'", c->cmd, key);
+        return NULL;
+    }
+    if (!json_object_is_type(v, want) &&
+        !(want == json_type_double && json_object_is_type(v, json_type_int))) {
+        kd_fail(c, "TypeError", "%s: argument '%s' must be %s", c->cmd, key, what);
+        return NULL;
+    }
+    return v;
+}
+
+int kd_arg_i64(kd_cmd *c, const char *key, int64_t *v)
+{
+    json_object *o = arg(c, key, json_type_int, "an integer");
+    if (!o)
+        return -1;
+    errno = 0;
+    *v = json_object_get_int64(o);
+    if (errno)
+        return kd_fail(c, "ValueError", "%s: argument '%s' is out of range", c->cmd, key);
+    return 0;
+}
+
+int kd_arg_f64(kd_cmd *c, const char *key, double *v)
+{
+    json_object *o = arg(c, key, json_type_double, "a number");
+    if (!o)
+        return -1;
+    *v = json_object_get_double(o);
+    return 0;
+}
+
+int kd_arg_bool(kd_cmd *c, const char *key, bool *v)
+{
+    json_object *o = arg(c, key, json_type_boolean, "true or false");
+    if (!o)
+        return -1;
+    *v = json_object_get_boolean(o);
+    return 0;
+}
+
+int kd_arg_str(kd_cmd *c, const char *key, const char **v)
+{
+    json_object *o = arg(c, key, json_type_string, "a string");
+    if (!o)
+        return -1;
+    *v = json_object_get_string(o);
+    return 0;
+}
+
+int kd_arg_dtype(kd_cmd *c, const char *key, kd_dtype *t)
+{
+    const char *s;
+    if (kd_arg_str(c, key, &s))
+        return -1;
+    if (kd_dtype_parse(s, t))
+        return kd_fail(c, "TypeError", "%s: unsupported dtype '%.40s' (int64, uint64, "
+                       "float64 or bool)", c->cmd, s);
+    return 0;
+}
+
+static int parse_scalar_text(const char *txt, kd_dtype t, kd_scalar *s)
+{
+    char *end;
+    errno = 0;
+    s->dtype = t;
+    switch (t) {
+    case KD_INT64:
+        s->v.i = strtoll(txt, &end, 10);
+        break;
+    case KD_UINT64:
+        if (strchr(txt, '-'))
+            return -1;
+        s->v.u = strtoull(txt, &end, 10);
+        break;
+    case KD_FLOAT64:
+        s->v.f = strtod(txt, &end);
+        if (errno == ERANGE)
+            errno = 0; /* overflow gives inf, underflow 0: what Python has */
+        break;
+    default:
+        if (!strcmp(txt, "True") || !strcmp(txt, "true") || !strcmp(txt, "1"))
+            s->v.b = true;
+        else if (!strcmp(txt, "False") || !strcmp(txt, "false") || !strcmp(txt, "0"))
+            s->v.b = false;
+        else
+            return -1;
+        return 0;
+    }
+    return (errno || end == txt || *end) ? -1 : 0;
+}
+
+int kd_arg_scalar(kd_cmd *c, const char *key, kd_scalar *s)
+{
+    json_object *o = arg(c, key, json_type_object, "a scalar {dtype, value}");
+    if (!o)
+        return -1;
+    json_object *dt, *val;
+    kd_dtype t;
+    if (!json_object_object_get_ex(o, "dtype", &dt) || !json_object_object_get_ex(o, "value", &val) ||
+        !json_object_is_type(val, json_type_string) ||
+        kd_dtype_parse(json_object_get_string(dt), &t))
+        return kd_fail(c, "TypeError", "%s: argument '%s' must be a scalar {dtype, value}",
+                       c->cmd, key);
+    if (parse_scalar_text(json_object_get_string(val), t, s))
+        return kd_fail(c, "ValueError", "%s: '%.40s' is not a valid %s", c->cmd,
+                       json_object_get_string(val), kd_dtype_name(t));
+    return 0;
+}
+
+int kd_arg_array(kd_cmd *c, const char *key, kd_array **a)
+{
+    const char *name;
+    if (kd_arg_str(c, key, &name))
+        return -1;
+    *a = kd_lookup(name);
+    if (!*a)
+        return kd_fail(c, "KeyError", "unknown array name '%.80s' (deleted, or from "
+                       "another server?)", name);
+    return 0;
+}
+
+int kd_arg_array_list(kd_cmd *c, const char *key, kd_array ***out, int *n)
+{
+    json_object *o = arg(c, key, json_type_array, "a list of array names");
+    if (!o)
+        return -1;
+    size_t len = json_object_array_length(o);
+    if (len > 1024)
+        return kd_fail(c, "ValueError", "%s: at most 1024 arrays in '%s'", c->cmd, key);
+    kd_array **v = calloc(len ? len : 1, sizeof *v);
+    if (!v)
+        return kd_fail(c, "MemoryError", "out of memory");
+    for (size_t i = 0; i < len; i++) {
+        const char *name = json_object_get_string(json_object_array_get_idx(o, i));
+        v[i] = name ? kd_lookup(name) : NULL;
+        if (!v[i]) {
+            free(v);
+            return kd_fail(c, "KeyError", "unknown array name '%.80s'", name ? name : "?");
+        }
+    }
+    *out = v;
+    *n = (int)len;
+    return 0;
+}
+
+void kd_scalar_cast(const kd_scalar *s, kd_dtype t, void *out)
+{
+    int64_t i = 0;
+    uint64_t u = 0;
+    double f = 0;
+    bool b = false;
+    switch (s->dtype) {
+    case KD_INT64: i = s->v.i; u = (uint64_t)i; f = (double)i; b = i != 0; break;
+    case KD_UINT64: u = s->v.u; i = (int64_t)u; f = (double)u; b = u != 0; break;
+    case KD_FLOAT64:
+        f = s->v.f;
+        /* out-of-range float to int is undefined in C; NumPy gives INT64_MIN */
+        i = (f >= -9.2233720368547758e18 && f < 9.2233720368547758e18) ? (int64_t)f : INT64_MIN;
+        u = (f >= 0 && f < 1.8446744073709552e19) ? (uint64_t)f : (uint64_t)i;
+        b = f != 0;
+        break;
+    default: b = s->v.b; i = b; u = b; f = b; break;
+    }
+    switch (t) {
+    case KD_INT64: *(int64_t *)out = i; break;
+    case KD_UINT64: *(uint64_t *)out = u; break;
+    case KD_FLOAT64: *(double *)out = f; break;
+    default: *(uint8_t *)out = b; break;
+    }
+}
+
+/* ---- memory ------------------------------------------------------------------------------ */
+
+#define KD_BIG (2u << 20)
+#define KD_CACHE 8
+
+/* freed big buffers kept for reuse: size (a multiple of 2 MiB) and address */
+static struct { void *p; size_t bytes; } cache[KD_CACHE];
+static size_t cache_bytes;
+
+static size_t round_big(size_t bytes)
+{
+    return (bytes + KD_BIG - 1) / KD_BIG * KD_BIG;
+}
+
+void *kd_alloc_bytes(size_t bytes)
+{
+    if (bytes < KD_BIG) {
+        void *p = NULL;
+        if (posix_memalign(&p, 64, bytes ? bytes : 64))
+            return NULL;
+        return p;
+    }
+    size_t want = round_big(bytes);
+    for (int i = 0; i < KD_CACHE; i++)
+        if (cache[i].p && cache[i].bytes == want) {
+            void *p = cache[i].p;
+            cache[i].p = NULL;
+            cache_bytes -= want;
+            return p;
+        }
+    void *p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    madvise(p, want, MADV_HUGEPAGE);
+    return p;
+}
+
+void kd_free_bytes(void *p, size_t bytes)
+{
+    if (!p)
+        return;
+    if (bytes < KD_BIG) {
+        free(p);
+        return;
+    }
+    size_t have = round_big(bytes);
+    /* keep it if the cache has room and stays under a quarter of the limit */
+    if (cache_bytes + have <= kd_srv.mem_limit / 4) {
+        for (int i = 0; i < KD_CACHE; i++)
+            if (!cache[i].p) {
+                cache[i].p = p;
+                cache[i].bytes = have;
+                cache_bytes += have;
+                return;
+            }
+    }
+    munmap(p, have);
+}
+
+static void cache_drop(void)
+{
+    for (int i = 0; i < KD_CACHE; i++)
+        if (cache[i].p) {
+            munmap(cache[i].p, cache[i].bytes);
+            cache[i].p = NULL;
+        }
+    cache_bytes = 0;
+}
+
+/* ---- arrays and the symbol table ---------------------------------------------------------- */
+
+static unsigned bucket_of(const char *name)
+{
+    unsigned h = 2166136261u; /* FNV-1a */
+    for (const char *p = name; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % (sizeof kd_srv.table / sizeof kd_srv.table[0]);
+}
+
+kd_array *kd_lookup(const char *name)
+{
+    for (kd_array *a = kd_srv.table[bucket_of(name)]; a; a = a->next)
+        if (strcmp(a->name, name) == 0)
+            return a;
+    return NULL;
+}
+
+void kd_symtab_insert(kd_array *a)
+{
+    unsigned b = bucket_of(a->name);
+    a->next = kd_srv.table[b];
+    kd_srv.table[b] = a;
+    kd_srv.narrays++;
+}
+
+void kd_array_free(kd_array *a)
+{
+    kd_free_bytes(a->data, a->n * kd_dtype_size(a->dtype));
+    kd_srv.mem_used -= a->bytes;
+    free(a);
+}
+
+int kd_delete(const char *name)
+{
+    kd_array **pp = &kd_srv.table[bucket_of(name)];
+    for (; *pp; pp = &(*pp)->next)
+        if (strcmp((*pp)->name, name) == 0) {
+            kd_array *a = *pp;
+            *pp = a->next;
+            kd_srv.narrays--;
+            kd_array_free(a);
+            return 0;
+        }
+    return -1;
+}
+
+void kd_symtab_clear(void)
+{
+    for (size_t b = 0; b < sizeof kd_srv.table / sizeof kd_srv.table[0]; b++)
+        while (kd_srv.table[b]) {
+            kd_array *a = kd_srv.table[b];
+            kd_srv.table[b] = a->next;
+            kd_array_free(a);
+        }
+    kd_srv.narrays = 0;
+    cache_drop();
+}
+
+static int by_name(const void *x, const void *y)
+{
+    const kd_array *a = *(kd_array *const *)x, *b = *(kd_array *const *)y;
+    /* id_<n> names sort by n */
+    size_t la = strlen(a->name), lb = strlen(b->name);
+    if (la != lb)
+        return la < lb ? -1 : 1;
+    return strcmp(a->name, b->name);
+}
+
+int kd_symtab_list(kd_array ***out, int64_t *n)
+{
+    kd_array **v = malloc(sizeof *v * (size_t)(kd_srv.narrays ? kd_srv.narrays : 1));
+    if (!v)
+        return -1;
+    int64_t k = 0;
+    for (size_t b = 0; b < sizeof kd_srv.table / sizeof kd_srv.table[0]; b++)
+        for (kd_array *a = kd_srv.table[b]; a; a = a->next)
+            v[k++] = a;
+    qsort(v, (size_t)k, sizeof *v, by_name);
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+kd_array *kd_new_array(kd_cmd *c, kd_dtype t, int64_t size)
+{
+    int rc = 0;
+    kd_array *a = NULL;
+    if (size < 0 || size > (INT64_MAX / 16)) {
+        rc = kd_fail(c, "ValueError", "array size %lld is invalid", (long long)size);
+    } else {
+        int64_t lo, hi;
+        kd_block(size, c->nranks, c->rank, &lo, &hi);
+        size_t bytes = (size_t)(hi - lo) * kd_dtype_size(t);
+        if (kd_srv.mem_used + bytes > kd_srv.mem_limit) {
+            rc = kd_fail(c, "MemoryError",
+                         "cannot allocate %lld %s elements: rank %d would hold %llu bytes "
+                         "of arrays, over its memory limit of %llu bytes (%llu in use)",
+                         (long long)size, kd_dtype_name(t), c->rank,
+                         (unsigned long long)(kd_srv.mem_used + bytes),
+                         (unsigned long long)kd_srv.mem_limit,
+                         (unsigned long long)kd_srv.mem_used);
+        } else if (!(a = calloc(1, sizeof *a)) || !(a->data = kd_alloc_bytes(bytes))) {
+            free(a);
+            a = NULL;
+            rc = kd_fail(c, "MemoryError", "rank %d is out of memory for %zu bytes",
+                         c->rank, bytes);
+        } else {
+            a->dtype = t;
+            a->size = size;
+            a->lo = lo;
+            a->n = hi - lo;
+            a->bytes = bytes;
+            kd_srv.mem_used += bytes;
+            a->next = c->temps;
+            c->temps = a;
+        }
+    }
+    if (kd_agree(c, rc)) {
+        /* it stays on c->temps and is freed with the failed command */
+        return NULL;
+    }
+    return a;
+}
+
+static json_object *array_json(const kd_array *a)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "name", json_object_new_string(a->name));
+    json_object_object_add(o, "dtype", json_object_new_string(kd_dtype_name(a->dtype)));
+    json_object_object_add(o, "size", json_object_new_int64(a->size));
+    return o;
+}
+
+void kd_result_array(kd_cmd *c, const char *key, kd_array *a)
+{
+    if (!a->name[0]) /* a temp: it gets a name now and is registered on success */
+        snprintf(a->name, sizeof a->name, "id_%llu", (unsigned long long)++kd_srv.next_id);
+    kd_result_set(c, key, array_json(a));
+}
+
+/* ---- reply ----------------------------------------------------------------------------------- */
+
+void kd_result_set(kd_cmd *c, const char *key, json_object *v)
+{
+    if (c->rank != 0 || !c->result) {
+        json_object_put(v);
+        return;
+    }
+    json_object_object_add(c->result, key, v);
+}
+
+void kd_result_i64(kd_cmd *c, const char *key, int64_t v)
+{
+    kd_result_set(c, key, json_object_new_int64(v));
+}
+
+void kd_result_f64(kd_cmd *c, const char *key, double v)
+{
+    kd_result_set(c, key, json_object_new_double(v));
+}
+
+void kd_result_scalar(kd_cmd *c, const char *key, const kd_scalar *s)
+{
+    char txt[64];
+    switch (s->dtype) {
+    case KD_INT64: snprintf(txt, sizeof txt, "%lld", (long long)s->v.i); break;
+    case KD_UINT64: snprintf(txt, sizeof txt, "%llu", (unsigned long long)s->v.u); break;
+    case KD_FLOAT64: snprintf(txt, sizeof txt, "%.17g", s->v.f); break;
+    default: snprintf(txt, sizeof txt, "%s", s->v.b ? "True" : "False"); break;
+    }
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "dtype", json_object_new_string(kd_dtype_name(s->dtype)));
+    json_object_object_add(o, "value", json_object_new_string(txt));
+    kd_result_set(c, key, o);
+}
+
+void kd_result_frame(kd_cmd *c, void *buf, size_t len)
+{
+    if (c->rank != 0 || c->nout == KD_MAX_FRAMES) {
+        free(buf);
+        return;
+    }
+    c->out[c->nout] = buf;
+    c->out_len[c->nout] = len;
+    c->nout++;
+}
+
+/* ---- frames to blocks and back ---------------------------------------------------------------- */
+
+/* per-rank counts and displacements in elements; fails if one is over INT_MAX */
+static int block_layout(kd_cmd *c, int64_t size, int **counts, int **displs)
+{
+    int *cn = malloc(sizeof(int) * (size_t)c->nranks), *ds = malloc(sizeof(int) * (size_t)c->nranks);
+    if (!cn || !ds) {
+        free(cn);
+        free(ds);
+        return kd_fail(c, "MemoryError", "out of memory");
+    }
+    for (int r = 0; r < c->nranks; r++) {
+        int64_t lo, hi;
+        kd_block(size, c->nranks, r, &lo, &hi);
+        if (hi > INT32_MAX) {
+            free(cn);
+            free(ds);
+            return kd_fail(c, "ValueError", "arrays over 2^31 elements cannot be moved "
+                           "to or from the client in one message");
+        }
+        cn[r] = (int)(hi - lo);
+        ds[r] = (int)lo;
+    }
+    *counts = cn;
+    *displs = ds;
+    return 0;
+}
+
+int kd_scatter_frame(kd_cmd *c, int idx, kd_array *a)
+{
+    int rc = 0;
+    size_t want = (size_t)a->size * kd_dtype_size(a->dtype);
+    if (c->rank == 0) {
+        if (idx >= c->nframes)
+            rc = kd_fail(c, "ValueError", "%s: binary frame %d is missing", c->cmd, idx);
+        else if (c->frame_len[idx] != want)
+            rc = kd_fail(c, "ValueError", "%s: binary frame of %zu bytes does not hold "
+                         "%lld %s elements (%zu bytes)", c->cmd, c->frame_len[idx],
+                         (long long)a->size, kd_dtype_name(a->dtype), want);
+    }
+    int *counts = NULL, *displs = NULL;
+    if (!rc)
+        rc = block_layout(c, a->size, &counts, &displs);
+    if (kd_agree(c, rc)) {
+        free(counts);
+        free(displs);
+        return -1;
+    }
+    MPI_Scatterv(c->rank == 0 ? c->frame[idx] : NULL, counts, displs, kd_dtype_mpi(a->dtype),
+                 a->data, (int)a->n, kd_dtype_mpi(a->dtype), 0, c->comm);
+    free(counts);
+    free(displs);
+    /* bool frames from the client may hold any byte: normalise to 0/1 */
+    if (a->dtype == KD_BOOL) {
+        uint8_t *p = a->data;
+        for (int64_t i = 0; i < a->n; i++)
+            p[i] = p[i] != 0;
+    }
+    return 0;
+}
+
+int kd_gather_all(kd_cmd *c, kd_array *a, void **buf)
+{
+    int rc = 0;
+    void *out = NULL;
+    if (c->rank == 0) {
+        out = malloc((size_t)a->size * kd_dtype_size(a->dtype) + 1);
+        if (!out)
+            rc = kd_fail(c, "MemoryError", "rank 0 is out of memory for %lld elements",
+                         (long long)a->size);
+    }
+    int *counts = NULL, *displs = NULL;
+    if (!rc)
+        rc = block_layout(c, a->size, &counts, &displs);
+    if (kd_agree(c, rc)) {
+        free(out);
+        free(counts);
+        free(displs);
+        return -1;
+    }
+    MPI_Gatherv(a->data, (int)a->n, kd_dtype_mpi(a->dtype), out, counts, displs,
+                kd_dtype_mpi(a->dtype), 0, c->comm);
+    free(counts);
+    free(displs);
+    *buf = out;
+    return 0;
+}
