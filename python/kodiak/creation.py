@@ -41,6 +41,12 @@ def _as_ndarray(a, dtype=None):
 def array(a, dtype=None):
     """A pdarray with the contents of a NumPy array, list or pdarray."""
     nd = _as_ndarray(a, dtype)
+    vm = client.memory_path(nd.ctypes.data, nd.nbytes)
+    if vm is not None:
+        res, _ = client.generic_msg("array", {"dtype": dtype_name(nd.dtype), "size": nd.size,
+                                              "vm": vm})
+        if res.get("vm", True):
+            return create_pdarray(res)
     res, _ = client.generic_msg("array", {"dtype": dtype_name(nd.dtype), "size": nd.size},
                                 frames=[memoryview(nd).cast("B")])
     return create_pdarray(res)

@@ -70,6 +70,8 @@ typedef struct {
     uint64_t next_id;          /* names are "id_<n>", same on every rank */
     kd_array *table[1024];     /* symbol table buckets */
     int64_t narrays;
+    char token[33];            /* secret of the connect file (0600): a client
+                                  that knows it may use the memory path */
 } kd_server;
 
 extern kd_server kd_srv;

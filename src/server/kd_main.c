@@ -17,8 +17,10 @@
 #include "kd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -449,12 +451,17 @@ static int write_connect_file(const char *path, const char *host, int port)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f)
+    /* 0600: the token in it lets a client use the same-host memory path */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
         return -1;
+    }
     fprintf(f, "{\"host\": \"%s\", \"port\": %d, \"ranks\": %d, \"pid\": %d, "
-               "\"version\": %d}\n",
-            host, port, kd_srv.nranks, (int)getpid(), KD_PROTOCOL_VERSION);
+               "\"version\": %d, \"token\": \"%s\"}\n",
+            host, port, kd_srv.nranks, (int)getpid(), KD_PROTOCOL_VERSION, kd_srv.token);
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         unlink(tmp);
         return -1;
@@ -478,6 +485,15 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
+    /* the same-host token: random on rank 0, known to every rank */
+    if (kd_srv.rank == 0) {
+        unsigned char raw[16] = {0};
+        if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+            ok = 0;
+        for (int i = 0; i < 16; i++)
+            snprintf(kd_srv.token + 2 * i, 3, "%02x", raw[i]);
+    }
+    MPI_Bcast(kd_srv.token, sizeof kd_srv.token, MPI_CHAR, 0, kd_srv.comm);
     kd_srv.mem_limit = opt.memory_limit;
     if (!kd_srv.mem_limit) {
         long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);

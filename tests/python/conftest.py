@@ -90,6 +90,6 @@ def server(request):
 def ak(server):
     """The kodiak module, connected to the session's server."""
     if kodiak.client._conn.endpoint != f"tcp://127.0.0.1:{server.port}":
-        kodiak.connect("127.0.0.1", server.port)
+        kodiak.connect(connect_file=server.connect_file)
     yield kodiak
     assert server.alive(), f"kodiakd died: {server.output()}"

@@ -94,3 +94,36 @@ def test_random_arrays_do_not_depend_on_the_rank_count(ak, server):
 def test_randint_refuses_an_empty_range(ak):
     with pytest.raises(ValueError):
         ak.randint(5, 5, 10)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.float64, np.bool_])
+def test_memory_path_and_frames_give_the_same_array(ak, server, dtype):
+    # connected through the connect file, big arrays move by the memory path;
+    # connected by host and port (no token), they travel as ZeroMQ frames
+    nd = (np.random.default_rng(3).standard_normal(300001) > 0.3).astype(dtype)
+    via_vm = ak.array(nd)
+    back_vm = via_vm.to_ndarray()
+    ak.connect("127.0.0.1", server.port)
+    try:
+        assert ak.client._conn.token is None
+        via_frames = ak.array(nd)
+        np.testing.assert_array_equal(via_frames.to_ndarray(), nd)
+        np.testing.assert_array_equal(ak.array(back_vm).to_ndarray(), nd)
+    finally:
+        ak.connect(connect_file=server.connect_file)
+    np.testing.assert_array_equal(back_vm, nd)
+    assert back_vm.flags.writeable and back_vm.flags.owndata
+
+
+def test_memory_path_needs_the_connect_files_token(ak):
+    nd = np.arange(100000, dtype=np.int64)
+    vm = ak.client.memory_path(nd.ctypes.data, nd.nbytes)
+    assert vm is not None
+    res, _ = ak.client.generic_msg("array", {"dtype": "int64", "size": nd.size, "vm": vm})
+    assert "vm" not in res  # done by the memory path
+    good = ak.pdarray(res["array"]["name"], ak.int64, nd.size)
+    np.testing.assert_array_equal(good.to_ndarray(), nd)
+    for bad in ({"token": "0" * 32}, {"boot_id": "another-host"}, {"pid": -5}, {"addr": 8}):
+        res, _ = ak.client.generic_msg("array", {"dtype": "int64", "size": nd.size,
+                                                 "vm": dict(vm, **bad)})
+        assert res == {"vm": False}, bad
