@@ -19,6 +19,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,21 @@ typedef struct {
     uint64_t k; /* key word */
     int64_t i;  /* global index of the element in the original order */
 } ks_pair;
+
+/* KD_SORT_TRACE=1 in the environment: rank 0 prints the time of each phase */
+static void trace(kd_cmd *c, const char *what)
+{
+    static int on = -1;
+    static double t0;
+    if (on < 0)
+        on = getenv("KD_SORT_TRACE") != NULL;
+    if (!on || c->rank != 0)
+        return;
+    double t = MPI_Wtime();
+    if (what[0] == '[')
+        t0 = t;
+    fprintf(stderr, "sort %8.3f s  %s\n", t - t0, what);
+}
 
 /* ---- key words ----------------------------------------------------------------- */
 
@@ -390,8 +406,10 @@ static bool pass_positions(ks_scratch *s, int p, int64_t nbk, int64_t N)
             const int64_t nbk = (int64_t)1 << width;                                        \
             int64_t *h = s.hist;                                                            \
             memset(h, 0, (size_t)nbk * 8);                                                  \
+            trace(c, "pass");                                                               \
             for (int64_t i = 0; i < n; i++)                                                 \
                 h[(KEY(a[i]) >> shift) & mask]++;                                           \
+            trace(c, "histogram");                                                          \
             if (p == 1) {                                                                   \
                 bool trivial = false;                                                       \
                 int64_t off = 0;                                                            \
@@ -426,7 +444,9 @@ static bool pass_positions(ks_scratch *s, int p, int64_t nbk, int64_t N)
                 T e = a[i];                                                                 \
                 b[h[(KEY(e) >> shift) & mask]++] = e;                                       \
             }                                                                               \
+            trace(c, "scatter");                                                            \
             MPI_Alltoallv(b, s.scnt, s.sdsp, mt, rb, s.rcnt, s.rdsp, mt, c->comm);          \
+            trace(c, "alltoallv");                                                          \
             const int64_t mylo = s.blo[me], myhi = s.blo[me + 1];                           \
             for (int src = 0; src < p; src++) {                                             \
                 int64_t cur = s.rdsp[src];                                                  \
@@ -441,6 +461,7 @@ static bool pass_positions(ks_scratch *s, int p, int64_t nbk, int64_t N)
                 }                                                                           \
             }                                                                               \
         }                                                                                   \
+        trace(c, "passes done");                                                            \
     done:                                                                                   \
         *pa = a;                                                                            \
         kd_free_bytes(b, (size_t)n * sizeof(T));                                        \
@@ -536,6 +557,7 @@ int ks_run(kd_cmd *c, const ks_plan *pl, int64_t **pidx, uint64_t **words)
                                                        c->cmd) : 0;
     if (kd_agree(c, rc))
         goto fail;
+    trace(c, "[alloc");
     for (int64_t i = 0; i < n; i++)
         idx[i] = pl->lo + i;
     for (int s = 0; s < S; s++) {
@@ -546,8 +568,10 @@ int ks_run(kd_cmd *c, const ks_plan *pl, int64_t **pidx, uint64_t **words)
             if (ks_gather(c, cw, 8, pl->N, idx, n, w, false))
                 goto fail;
         }
+        trace(c, "stage words");
         if (sort_stage(c, pl, &w, idx, pl->stage_bits[s]))
             goto fail;
+        trace(c, "stage sorted");
     }
     if (words) {
         words[S > 0 ? S - 1 : 0] = S > 0 ? w : NULL;
