@@ -529,9 +529,11 @@ int ks_run(kd_cmd *c, const ks_plan *pl, int64_t **pidx, uint64_t **words)
 {
     const int64_t n = pl->n;
     const int S = pl->nstages;
-    if (n > INT_MAX)
-        return kd_fail(c, "ValueError", "%s: %lld elements per rank is over the 2^31 an MPI "
-                       "message can carry; use more ranks", c->cmd, (long long)n);
+    /* blocks differ by one element at most: agree, so no rank is left alone */
+    if (kd_agree(c, n > INT_MAX ? kd_fail(c, "ValueError", "%s: %lld elements per rank is "
+                                          "over the 2^31 an MPI message can carry; use more "
+                                          "ranks", c->cmd, (long long)n) : 0))
+        return -1;
     if (words)
         for (int s = 0; s < S; s++)
             words[s] = NULL;
