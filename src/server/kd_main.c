@@ -421,6 +421,10 @@ static const char *check_header(const char *hdr, size_t len, char *why, size_t w
                !json_object_is_type(cmd, json_type_string)) {
         snprintf(why, whylen, "request header must be a JSON object with a \"cmd\" string");
         type = "ValueError";
+    } else if ((size_t)json_object_get_string_len(cmd) != strlen(json_object_get_string(cmd))) {
+        /* "shutdown\u0000x" must not pass for "shutdown" */
+        snprintf(why, whylen, "command name contains a NUL character");
+        type = "ValueError";
     } else if (!find_command(json_object_get_string(cmd))) {
         snprintf(why, whylen, "unknown command '%.100s'", json_object_get_string(cmd));
         type = "ValueError";
