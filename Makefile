@@ -1,10 +1,10 @@
 # Kodiak — the two commands a new user types, and a few more.
-#   make demo   install what is missing, build, start two famd, run the demo, stop
+#   make demo   install what is missing, build, start a local cluster, run the demos, stop
 #   make test   install what is missing, build, run every test
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 
-.PHONY: all setup build demo test check-asan bench clean
+.PHONY: all setup build install-dev demo test check-asan bench clean
 
 all: build
 
@@ -14,6 +14,12 @@ setup:
 build: setup
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
+	@$(MAKE) -s --no-print-directory install-dev
+
+# `import kodiak` and the `kodiak` command for /usr/bin/python3 from anywhere,
+# pointing at this checkout (root only; otherwise prints what to export).
+install-dev:
+	@bash scripts/install-dev.sh
 
 demo: build
 	@bash scripts/demo.sh $(BUILD)

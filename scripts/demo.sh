@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# demo.sh — start a local FAM of two famd processes, run the C demo against
-# them, and stop them again whatever happens.
+# demo.sh — two demos, each stopping what it started whatever happens:
+#   1. C: start two famd processes and run fam_demo (libfam) against them;
+#   2. Python: examples/demo.py starts a local cluster with the launcher
+#      (two famd, kodiakd with two MPI ranks), computes on distributed
+#      arrays, checks the results against NumPy, and stops the cluster.
 set -euo pipefail
 build=${1:-build}
 tmp=$(mktemp -d)
@@ -23,6 +26,13 @@ for i in 0 1; do
   servers="${servers:+$servers,}$addr"
 done
 
-echo "--- demo ---"
+echo "--- C demo (libfam) ---"
 FAM_SERVERS="$servers" "$build/fam_demo" 4 20000
 echo "--- stopping famd ---"
+cleanup
+pids=()
+trap - EXIT
+
+echo
+echo "=== Python demo (import kodiak as ak) ==="
+KODIAK_BUILD=$(cd "$build" && pwd) /usr/bin/python3 "$(dirname "$0")/../examples/demo.py"

@@ -1,2 +1,590 @@
-"""launcher.py — (being written)."""
-__all__ = []
+"""launcher.py — start, inspect and stop a local Kodiak cluster: N famd
+memory servers and a kodiakd of R MPI ranks under mpirun, all detached from
+the terminal (their own session, logs in the state directory).
+
+    kodiak up [--fam-servers 2] [--ranks 2] ...   |  ak.start(fam_servers=2, ranks=2, ...)
+    kodiak status                                 |  ak.cluster_status()
+    kodiak down                                   |  ak.stop()
+
+Files, in the state directory ($KODIAK_HOME, default ~/.kodiak):
+
+- cluster.json: what the launcher started and how to recognise it again:
+  every pid with its start time (so a reused pid is never taken for ours),
+  addresses, options and log paths. `status` and `down` read only this.
+- connect.json (or $KODIAK_CONNECT_FILE): written by kodiakd when it is
+  ready ({host, port, ranks, pid, version}); the launcher then adds
+  "fam_servers" (["127.0.0.1:port", ...]), "fam_provider", "famd_pids",
+  "mpirun_pid" and "state_file". ak.connect() with no arguments reads it.
+  kodiakd removes it when it stops.
+- kodiakd.log, famd<i>.log: the programs' output (kept after `down`).
+- famd<i>/: each famd's --data-dir (its backups; kept after `down`).
+- lock: held while `up` or `down` runs, so two cannot interleave.
+
+Stopping kodiakd: the shutdown command first (every rank stops cleanly),
+then SIGTERM to mpirun (kodiakd stops cleanly too, but Open MPI's mpirun
+always exits with status 1 after a signal), then SIGKILL to everything in
+mpirun's session after `timeout` seconds. famd: SIGTERM, then SIGKILL."""
+import errno
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+from . import client
+
+__all__ = ["start", "stop", "cluster_status", "LaunchError", "ClusterRunning"]
+
+STATE_VERSION = 1
+
+
+class LaunchError(RuntimeError):
+    """A cluster could not be started (the message quotes the log)."""
+
+
+class ClusterRunning(LaunchError):
+    """`up` / ak.start() found a cluster already running."""
+
+
+# Popen objects of the processes this Python process started, so that
+# stop() in the same process reaps them (no zombies in a notebook).
+_children = []
+
+
+# ---- small helpers --------------------------------------------------------------------
+
+def parse_size(value, what="size"):
+    """Bytes from an int or text such as 1G, 512M, 64KiB, 1000000."""
+    if isinstance(value, bool):
+        raise TypeError(f"{what} must be a number of bytes, not {value!r}")
+    if isinstance(value, int):
+        n = value
+    else:
+        text = str(value).strip()
+        units = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+        num = text.rstrip("bB").rstrip("iI")
+        unit = ""
+        if num and num[-1].lower() in units:
+            unit, num = num[-1].lower(), num[:-1]
+        if not num.isdigit():
+            raise ValueError(f"{what} {value!r} is not a number of bytes (e.g. 1G, 512M, "
+                             f"1048576)")
+        n = int(num) * units[unit]
+    if n <= 0:
+        raise ValueError(f"{what} must be positive, got {value!r}")
+    return n
+
+
+def find_binary(name):
+    """$KODIAK_BUILD/name, else <repo>/build/name, else name on PATH."""
+    env = os.environ.get("KODIAK_BUILD")
+    if env:
+        path = os.path.join(env, name)
+        if os.access(path, os.X_OK):
+            return path
+        raise LaunchError(f"{name} not found in KODIAK_BUILD={env}")
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.normpath(os.path.join(here, "..", "..", "build", name))
+    if os.access(path, os.X_OK):
+        return path
+    found = shutil.which(name)
+    if found:
+        return found
+    raise LaunchError(f"cannot find {name}: not in {os.path.dirname(path)} and not on "
+                      f"PATH (build with `make build`, or set KODIAK_BUILD)")
+
+
+def _proc_stat(pid):
+    """The fields of /proc/<pid>/stat after the command name, with the
+    command name itself as field 'comm'; None if there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    head, _, rest = text.rpartition(")")
+    fields = rest.split()
+    # rest starts at field 3 (state); ppid is 4, session 6, utime 14,
+    # stime 15, starttime 22
+    return {"comm": head.partition("(")[2], "state": fields[0], "ppid": int(fields[1]),
+            "session": int(fields[3]), "utime": int(fields[11]), "stime": int(fields[12]),
+            "start": int(fields[19])}
+
+
+def _start_time(pid):
+    st = _proc_stat(pid)
+    return st["start"] if st else None
+
+
+def _alive(pid, start=None):
+    """True if `pid` runs (not a zombie) and, when given, started at `start`
+    (clock ticks after boot): a pid reused by another program is not ours."""
+    if not pid:
+        return False
+    st = _proc_stat(pid)
+    if st is None or st["state"] in ("Z", "X"):
+        return False
+    return start is None or st["start"] == start
+
+
+def _reap():
+    """Collect the exit status of our own children that have finished."""
+    for p in list(_children):
+        if p.poll() is not None:
+            _children.remove(p)
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process in seconds (None if it is gone)."""
+    st = _proc_stat(pid)
+    if st is None:
+        return None
+    return (st["utime"] + st["stime"]) / os.sysconf("SC_CLK_TCK")
+
+
+def session_pids(sid):
+    """Every live process of session `sid` (mpirun is its leader; the
+    kodiakd ranks stay in it even after mpirun is gone)."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            st = _proc_stat(int(d))
+            if st and st["session"] == sid and st["state"] not in ("Z", "X"):
+                pids.append(int(d))
+    return sorted(pids)
+
+
+def rank_pids(mpirun_pid):
+    """The kodiakd processes mpirun started, rank order unknown (sorted by pid)."""
+    out = []
+    for pid in session_pids(mpirun_pid):
+        st = _proc_stat(pid)
+        if st and st["comm"] == "kodiakd":
+            out.append(pid)
+    return out
+
+
+def _write_json(path, obj):
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _tail(path, lines=15):
+    try:
+        with open(path, errors="replace") as f:
+            text = f.read().splitlines()[-lines:]
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join("    " + line for line in text) or "    (empty)"
+
+
+def state_file():
+    return os.path.join(client.state_dir(), "cluster.json")
+
+
+class _Lock:
+    """An exclusive lock on <state dir>/lock while up or down runs."""
+
+    def __enter__(self):
+        d = client.state_dir()
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        self.f = open(os.path.join(d, "lock"), "w")
+        try:
+            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            self.f.close()
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                raise LaunchError(f"another `kodiak up` or `kodiak down` is running on "
+                                  f"{d}") from None
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def _request(host, port, cmd, args=None, timeout=5.0):
+    """One request on a socket of its own (the client's connection, if any,
+    is left alone). Returns the result dict; raises TimeoutError if kodiakd
+    does not answer, RuntimeError if it answers with an error."""
+    import zmq
+    sock = zmq.Context.instance().socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.connect(f"tcp://{host}:{port}")
+        sock.send(json.dumps({"cmd": cmd, "args": args or {}}).encode())
+        if not sock.poll(int(timeout * 1000)):
+            raise TimeoutError(f"kodiakd at {host}:{port} did not answer '{cmd}' within "
+                               f"{timeout:g} s")
+        head = json.loads(sock.recv())
+    finally:
+        sock.close(0)
+    if not head.get("ok"):
+        err = head.get("error") or {}
+        raise RuntimeError(f"{err.get('type')}: {err.get('message')}")
+    return head.get("result") or {}
+
+
+def _mpi_env(fam_servers, provider):
+    env = dict(os.environ)
+    if os.geteuid() == 0:  # Open MPI refuses root without these
+        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    # the memory servers, for kodiakd's libfam (FAM arrays)
+    env["FAM_SERVERS"] = ",".join(fam_servers)
+    env["FAM_PROVIDER"] = provider
+    return env
+
+
+def _spawn(cmd, log_path, env=None):
+    """Start `cmd` in a session of its own, output to log_path."""
+    with open(log_path, "w") as log:
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                             stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                             cwd=client.state_dir(), close_fds=True)
+    _children.append(p)
+    return p
+
+
+def _terminate(pid, start, timeout, also=()):
+    """SIGTERM pid, wait up to timeout, then SIGKILL pid and `also` (pids).
+    Returns "SIGTERM" or "SIGKILL" (how it ended)."""
+    how = "SIGTERM"
+    if _alive(pid, start):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while _alive(pid, start) and time.monotonic() < deadline:
+            _reap()
+            time.sleep(0.05)
+    if _alive(pid, start):
+        how = "SIGKILL"
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for q in also:
+        try:
+            os.kill(q, signal.SIGKILL)
+            how = "SIGKILL"
+        except ProcessLookupError:
+            pass
+    _reap()
+    return how
+
+
+# ---- up -------------------------------------------------------------------------------------
+
+def _running_parts(state):
+    """The parts of a recorded cluster that still run, for people."""
+    parts = []
+    m = state.get("mpirun") or {}
+    ranks = [r for r in state.get("kodiakd") or [] if _alive(r.get("pid"), r.get("start"))]
+    if _alive(m.get("pid"), m.get("start")) or ranks:
+        parts.append(f"kodiakd at {state.get('host')}:{state.get('port')} "
+                     f"({len(ranks)} ranks, mpirun pid {m.get('pid')})")
+    famd = [f for f in state.get("famd") or [] if _alive(f.get("pid"), f.get("start"))]
+    if famd:
+        parts.append(f"{len(famd)} famd ({', '.join(str(f.get('address')) for f in famd)})")
+    return parts
+
+
+def _check_nothing_runs():
+    """Refuse if a cluster (or a kodiakd writing our connect file) runs;
+    clear the files of one that died."""
+    path = state_file()
+    state = _read_json(path)
+    if state is not None:
+        parts = _running_parts(state)
+        if parts:
+            raise ClusterRunning(
+                f"a kodiak cluster is already running: {'; '.join(parts)}; state in "
+                f"{path}. Use it with ak.connect(), or stop it first with `kodiak down` "
+                f"/ ak.stop()")
+        _unlink(path)  # everything it names is dead
+    cf_path = client.default_connect_file()
+    cf = _read_json(cf_path)
+    if cf is not None:
+        pid = cf.get("pid")
+        if _alive(pid) and (_proc_stat(pid) or {}).get("comm") == "kodiakd":
+            raise ClusterRunning(
+                f"a kodiakd (pid {pid}, port {cf.get('port')}) is running and owns the "
+                f"connect file {cf_path}: stop it, or set KODIAK_HOME / "
+                f"KODIAK_CONNECT_FILE to start another cluster")
+    _unlink(cf_path)
+
+
+def _wait_famd(p, log_path, deadline):
+    """The address famd prints on its ready line ("famd ready ADDR ...")."""
+    while True:
+        try:
+            with open(log_path, errors="replace") as f:
+                for line in f:
+                    words = line.split()
+                    if len(words) >= 3 and words[1] == "ready":
+                        return words[2]
+        except FileNotFoundError:
+            pass
+        if p.poll() is not None:
+            raise LaunchError(f"famd exited with status {p.returncode} before it was "
+                              f"ready; its log {log_path}:\n{_tail(log_path)}")
+        if time.monotonic() > deadline:
+            raise LaunchError(f"famd did not get ready in time; its log {log_path}:\n"
+                              f"{_tail(log_path)}")
+        time.sleep(0.02)
+
+
+def _wait_kodiakd(p, cf_path, log_path, deadline):
+    """The connect file kodiakd writes once rank 0 listens, then an answer
+    to 'connect' (all ranks up and serving)."""
+    while True:
+        cf = _read_json(cf_path)
+        if cf and cf.get("port"):
+            break
+        if p.poll() is not None:
+            raise LaunchError(f"mpirun/kodiakd exited with status {p.returncode} before it "
+                              f"was ready; its log {log_path}:\n{_tail(log_path)}")
+        if time.monotonic() > deadline:
+            raise LaunchError(f"kodiakd did not get ready in time; its log {log_path}:\n"
+                              f"{_tail(log_path)}")
+        time.sleep(0.05)
+    left = max(1.0, deadline - time.monotonic())
+    try:
+        info = _request(cf["host"], cf["port"], "connect",
+                        {"version": client.PROTOCOL_VERSION}, timeout=left)
+    except (TimeoutError, RuntimeError) as e:
+        raise LaunchError(f"kodiakd does not answer: {e}; its log {log_path}:\n"
+                          f"{_tail(log_path)}") from None
+    return cf, info
+
+
+def up(fam_servers=2, ranks=2, memory_limit=None, pool_size="1G", provider="shm", port=0,
+       host="127.0.0.1", timeout=60.0):
+    """Start famd x fam_servers and kodiakd x ranks; return the state dict
+    (also written to cluster.json). Raises ClusterRunning if one runs."""
+    if isinstance(fam_servers, bool) or not isinstance(fam_servers, int) or fam_servers < 0:
+        raise ValueError(f"fam_servers must be an integer >= 0, got {fam_servers!r}")
+    if isinstance(ranks, bool) or not isinstance(ranks, int) or ranks < 1:
+        raise ValueError(f"ranks must be an integer >= 1, got {ranks!r}")
+    if provider not in ("shm", "tcp"):
+        raise ValueError(f"provider must be 'shm' or 'tcp', got {provider!r}")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be 0..65535 (0: any free port), got {port!r}")
+    pool_bytes = parse_size(pool_size, "pool_size")
+    limit = parse_size(memory_limit, "memory_limit") if memory_limit is not None else None
+    kodiakd = find_binary("kodiakd")
+    famd = find_binary("famd") if fam_servers else None
+    mpirun = shutil.which("mpirun")
+    if not mpirun:
+        raise LaunchError("mpirun not found on PATH (Debian: apt-get install openmpi-bin)")
+
+    sdir = client.state_dir()
+    with _Lock():
+        _check_nothing_runs()
+        cf_path = client.default_connect_file()
+        os.makedirs(os.path.dirname(os.path.abspath(cf_path)), exist_ok=True)
+        state = {"version": STATE_VERSION, "started": time.time(), "state_dir": sdir,
+                 "connect_file": os.path.abspath(cf_path), "host": host, "port": None,
+                 "ranks": ranks, "memory_limit": limit, "provider": provider,
+                 "pool_size": pool_bytes, "famd": [], "mpirun": None, "kodiakd": []}
+        procs = []
+        deadline = time.monotonic() + timeout
+        try:
+            for i in range(fam_servers):
+                log = os.path.join(sdir, f"famd{i}.log")
+                cmd = [famd, "--host", host, "--port", "0", "--pool-size", str(pool_bytes),
+                       "--provider", provider, "--data-dir", os.path.join(sdir, f"famd{i}")]
+                p = _spawn(cmd, log)
+                procs.append(p)
+                state["famd"].append({"pid": p.pid, "start": _start_time(p.pid), "log": log,
+                                      "address": None})
+            for i, f in enumerate(state["famd"]):
+                f["address"] = _wait_famd(procs[i], f["log"], deadline)
+            addrs = [f["address"] for f in state["famd"]]
+
+            log = os.path.join(sdir, "kodiakd.log")
+            cmd = [mpirun, "-np", str(ranks), "--oversubscribe", "--bind-to", "none",
+                   "-x", "FAM_SERVERS", "-x", "FAM_PROVIDER",
+                   kodiakd, "--host", host, "--port", str(port), "--connect-file",
+                   state["connect_file"]]
+            if limit is not None:
+                cmd += ["--memory-limit", str(limit)]
+            p = _spawn(cmd, log, env=_mpi_env(addrs, provider))
+            procs.append(p)
+            state["mpirun"] = {"pid": p.pid, "start": _start_time(p.pid), "log": log}
+            cf, info = _wait_kodiakd(p, state["connect_file"], log, deadline)
+            state["port"] = cf["port"]
+            state["memory_limit"] = info.get("memory_limit")
+            state["kodiakd"] = [{"pid": q, "start": _start_time(q)} for q in rank_pids(p.pid)]
+            _write_json(state_file(), state)
+            cf.update({"fam_servers": addrs, "fam_provider": provider,
+                       "famd_pids": [f["pid"] for f in state["famd"]],
+                       "mpirun_pid": p.pid, "state_file": state_file()})
+            _write_json(state["connect_file"], cf)
+            if not _alive(p.pid):  # died meanwhile: kodiakd could not remove it
+                raise LaunchError(f"kodiakd stopped right after starting; its log {log}:\n"
+                                  f"{_tail(log)}")
+        except BaseException:
+            _stop_state(state, timeout=5.0)
+            _unlink(state_file())
+            _unlink(state["connect_file"])
+            raise
+    return state
+
+
+# ---- down ---------------------------------------------------------------------------------
+
+def _stop_state(state, timeout):
+    """Stop every process `state` names; return what was done, one line each."""
+    done = []
+    m = state.get("mpirun") or {}
+    mpid, mstart = m.get("pid"), m.get("start")
+    if mpid and _alive(mpid, mstart):
+        ranks = [r["pid"] for r in state.get("kodiakd") or []
+                 if _alive(r.get("pid"), r.get("start"))]
+        how = None
+        if state.get("port"):
+            try:
+                _request(state["host"], state["port"], "shutdown",
+                         timeout=min(5.0, timeout))
+                deadline = time.monotonic() + timeout
+                while _alive(mpid, mstart) and time.monotonic() < deadline:
+                    _reap()
+                    time.sleep(0.05)
+                if not _alive(mpid, mstart):
+                    how = "shutdown command"
+            except (TimeoutError, RuntimeError):
+                pass
+        if how is None:
+            # everything still in mpirun's session dies with it at the end
+            how = _terminate(mpid, mstart, timeout)
+            left = [q for q in session_pids(mpid) if q in ranks or q == mpid]
+            if left:
+                how = _terminate(mpid, mstart, 0, also=left)
+        done.append(f"stopped kodiakd ({len(ranks)} ranks, mpirun pid {mpid}) by {how}")
+    elif mpid:
+        done.append(f"kodiakd (mpirun pid {mpid}) was not running")
+    # ranks outliving mpirun (it was killed): still ours, by pid and start time
+    for r in state.get("kodiakd") or []:
+        if _alive(r.get("pid"), r.get("start")):
+            _terminate(r["pid"], r["start"], min(2.0, timeout))
+    for i, f in enumerate(state.get("famd") or []):
+        if _alive(f.get("pid"), f.get("start")):
+            how = _terminate(f["pid"], f["start"], timeout)
+            done.append(f"stopped famd #{i} ({f.get('address')}, pid {f['pid']}) by {how}")
+        elif f.get("pid"):
+            done.append(f"famd #{i} (pid {f['pid']}) was not running")
+    _reap()
+    return done
+
+
+def down(timeout=10.0):
+    """Stop the cluster of the state directory and remove its state files.
+    Safe when nothing runs. Returns a list of lines saying what was done."""
+    with _Lock():
+        state = _read_json(state_file())
+        cf_path = client.default_connect_file()
+        if state is None:
+            cf = _read_json(cf_path)
+            if cf is not None and not _alive(cf.get("pid")):
+                _unlink(cf_path)  # left by a kodiakd that died
+            return []
+        done = _stop_state(state, timeout)
+        cf_path = state.get("connect_file") or cf_path
+        cf = _read_json(cf_path)
+        if cf is not None and not _alive(cf.get("pid")):
+            _unlink(cf_path)
+        _unlink(state_file())
+        return done
+
+
+# ---- status ---------------------------------------------------------------------------------
+
+def cluster_status(timeout=5.0):
+    """What the state directory's cluster runs: None if nothing was started,
+    else {"running": all parts alive and kodiakd answering, "state_file",
+    "connect_file", "host", "port", "ranks", "provider", "mpirun": {pid,
+    alive}, "kodiakd": [{rank, pid, alive, used, limit}], "famd": [{address,
+    pid, alive}], "answering": bool, "error": why kodiakd did not answer}."""
+    state = _read_json(state_file())
+    if state is None:
+        return None
+    _reap()
+    m = state.get("mpirun") or {}
+    out = {"state_file": state_file(), "connect_file": state.get("connect_file"),
+           "host": state.get("host"), "port": state.get("port"),
+           "ranks": state.get("ranks"), "provider": state.get("provider"),
+           "pool_size": state.get("pool_size"), "logs": client.state_dir(),
+           "mpirun": {"pid": m.get("pid"), "alive": _alive(m.get("pid"), m.get("start"))},
+           "kodiakd": [], "famd": [], "answering": False, "error": None}
+    memory = []
+    if out["mpirun"]["alive"]:
+        try:
+            memory = _request(state["host"], state["port"], "memory", timeout=timeout)["ranks"]
+            out["answering"] = True
+        except (TimeoutError, RuntimeError, KeyError, ValueError) as e:
+            out["error"] = str(e)
+    pids = state.get("kodiakd") or []
+    for r in range(max(len(pids), len(memory))):
+        entry = {"rank": r, "pid": None, "alive": None, "used": None, "limit": None}
+        if r < len(memory):
+            entry.update(used=memory[r]["used"], limit=memory[r]["limit"])
+        out["kodiakd"].append(entry)
+    # pids are known per process, ranks per message: rank 0's pid is in the
+    # connect file, the others follow in pid order
+    cf = _read_json(state.get("connect_file") or "") or {}
+    ordered = sorted(pids, key=lambda q: (q.get("pid") != cf.get("pid"), q.get("pid")))
+    for entry, q in zip(out["kodiakd"], ordered):
+        entry["pid"] = q.get("pid")
+        entry["alive"] = _alive(q.get("pid"), q.get("start"))
+    for f in state.get("famd") or []:
+        out["famd"].append({"address": f.get("address"), "pid": f.get("pid"),
+                            "alive": _alive(f.get("pid"), f.get("start"))})
+    out["running"] = (out["answering"] and all(e["alive"] for e in out["kodiakd"]) and
+                      all(f["alive"] for f in out["famd"]))
+    return out
+
+
+# ---- the Python face --------------------------------------------------------------------------
+
+def start(fam_servers=2, ranks=2, memory_limit=None, pool_size="1G", provider="shm", port=0,
+          timeout=60.0):
+    """Start a local cluster (as `kodiak up`) and connect to it. Returns the
+    server's info (version, ranks, memory_limit, pid). Raises ClusterRunning
+    if one already runs: ak.connect() uses that one."""
+    state = up(fam_servers=fam_servers, ranks=ranks, memory_limit=memory_limit,
+               pool_size=pool_size, provider=provider, port=port, timeout=timeout)
+    try:
+        return client.connect(connect_file=state["connect_file"])
+    except BaseException:
+        down()
+        raise
+
+
+def stop(timeout=10.0):
+    """Disconnect and stop the cluster ak.start() / `kodiak up` started (its
+    arrays are lost). Safe when nothing runs. Returns what was done."""
+    client.disconnect()
+    return down(timeout=timeout)

@@ -59,12 +59,35 @@ static kd_handler find_command(const char *name)
 
 /* ---- signals ------------------------------------------------------------------ */
 
-static volatile sig_atomic_t stop_requested;
+/* SIGTERM/SIGINT set the flag and write a byte to a pipe that rank 0's
+ * zmq_poll watches, so rank 0 wakes at once whichever thread the signal
+ * lands on (ZeroMQ's I/O threads may take it, leaving zmq_poll asleep).
+ * Other ranks ignore the flag: they stop when rank 0 broadcasts shutdown.
+ *
+ * A signal from our parent (mpirun, or its orted) means the launcher is
+ * tearing the job down: Open MPI's mpirun sends SIGTERM, and SIGKILL one
+ * second later, and no longer answers the fence inside MPI_Finalize, which
+ * would then hang until the SIGKILL. So after such a signal the ranks stop
+ * cleanly (shutdown broadcast, connect file removed) and leave with exit
+ * code 0 without MPI_Finalize. A SIGTERM from anyone else (kill of rank 0's
+ * pid) gets the full MPI_Finalize. */
+static volatile sig_atomic_t stop_requested, stop_by_launcher;
+static int stop_pipe[2] = {-1, -1};
 
-static void on_signal(int sig)
+static void on_signal(int sig, siginfo_t *info, void *uctx)
 {
     (void)sig;
+    (void)uctx;
+    int saved = errno;
     stop_requested = 1;
+    if (info && info->si_pid == getppid())
+        stop_by_launcher = 1;
+    if (stop_pipe[1] >= 0) {
+        char b = 1;
+        ssize_t w = write(stop_pipe[1], &b, 1);
+        (void)w; /* a full pipe already wakes the poll */
+    }
+    errno = saved;
 }
 
 /* ---- options ------------------------------------------------------------------ */
@@ -176,8 +199,37 @@ static void free_temps(kd_cmd *c, bool keep_registered)
     c->temps = NULL;
 }
 
+/* Replace every byte that is not part of valid UTF-8 with '?', in place.
+ * Error messages quote names and values from the request, which may hold
+ * any bytes (or be cut in the middle of a character by %.80s); the client
+ * decodes the reply as UTF-8 and must always be able to. */
+static void utf8_sanitise(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2
+              : (*p & 0xf8) == 0xf0 ? 3 : -1;
+        bool ok = n >= 0 && !(n == 1 && *p < 0xc2) && !(n == 3 && *p > 0xf4);
+        for (int k = 1; ok && k <= n; k++)
+            ok = (p[k] & 0xc0) == 0x80;
+        if (ok && n == 2) /* no overlong forms, no UTF-16 surrogates */
+            ok = !(p[0] == 0xe0 && p[1] < 0xa0) && !(p[0] == 0xed && p[1] >= 0xa0);
+        if (ok && n == 3)
+            ok = !(p[0] == 0xf0 && p[1] < 0x90) && !(p[0] == 0xf4 && p[1] >= 0x90);
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += n + 1;
+    }
+}
+
 static json_object *error_reply(const char *type, const char *msg)
 {
+    char clean[1024];
+    snprintf(clean, sizeof clean, "%s", msg);
+    utf8_sanitise(clean);
+    msg = clean;
     json_object *r = json_object_new_object();
     json_object_object_add(r, "ok", json_object_new_boolean(0));
     json_object *e = json_object_new_object();
@@ -317,7 +369,8 @@ static void send_reply(void *sock, zmq_msg_t *ident, json_object *reply, kd_cmd 
         for (int i = 0; i < c->nout; i++) {
             zmq_msg_t m;
             zmq_msg_init_data(&m, c->out[i], c->out_len[i], free_frame, NULL);
-            zmq_msg_send(&m, sock, i + 1 < c->nout ? ZMQ_SNDMORE : 0);
+            if (zmq_msg_send(&m, sock, i + 1 < c->nout ? ZMQ_SNDMORE : 0) < 0)
+                zmq_msg_close(&m); /* not sent: its buffer is freed here */
         }
         c->nout = 0;
     }
@@ -369,6 +422,10 @@ static const char *check_header(const char *hdr, size_t len, char *why, size_t w
                !json_object_is_type(cmd, json_type_string)) {
         snprintf(why, whylen, "request header must be a JSON object with a \"cmd\" string");
         type = "ValueError";
+    } else if ((size_t)json_object_get_string_len(cmd) != strlen(json_object_get_string(cmd))) {
+        /* "shutdown\u0000x" must not pass for "shutdown" */
+        snprintf(why, whylen, "command name contains a NUL character");
+        type = "ValueError";
     } else if (!find_command(json_object_get_string(cmd))) {
         snprintf(why, whylen, "unknown command '%.100s'", json_object_get_string(cmd));
         type = "ValueError";
@@ -381,16 +438,18 @@ static const char *check_header(const char *hdr, size_t len, char *why, size_t w
 static void front_end(void *sock)
 {
     zmq_msg_t parts[KD_MAX_PARTS];
-    zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+    zmq_pollitem_t items[2] = {{sock, 0, ZMQ_POLLIN, 0}, {NULL, stop_pipe[0], ZMQ_POLLIN, 0}};
+    int nitems = stop_pipe[0] >= 0 ? 2 : 1;
     for (;;) {
         if (stop_requested) {
             const char *bye = "{\"cmd\":\"shutdown\"}";
             dispatch(sock, NULL, bye, strlen(bye), NULL, 0);
             return;
         }
-        int r = zmq_poll(&item, 1, 1000);
-        if (r <= 0)
-            continue; /* timeout or EINTR: look at stop_requested again */
+        /* without the pipe, wake once a second to look at the flag */
+        int r = zmq_poll(items, nitems, nitems == 2 ? -1 : 1000);
+        if (r <= 0 || !(items[0].revents & ZMQ_POLLIN))
+            continue; /* timeout, EINTR or the stop pipe: look at the flag again */
         int n = 0, more = 1;
         bool too_many = false;
         while (more) {
@@ -479,9 +538,12 @@ int main(int argc, char **argv)
     MPI_Comm_size(kd_srv.comm, &kd_srv.nranks);
 
     int ok = parse_options(argc, argv, &opt) == 0;
+    if (kd_srv.rank == 0 && pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+        stop_pipe[0] = stop_pipe[1] = -1; /* fall back to a 1 s poll timeout */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
+    sa.sa_sigaction = on_signal;
+    sa.sa_flags = SA_SIGINFO;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
@@ -512,9 +574,12 @@ int main(int argc, char **argv)
         int linger = 0;
         zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
         /* one message may carry a whole array, but not more than the
-         * arrays this server may hold */
-        int64_t maxmsg = (int64_t)(kd_srv.mem_limit < (1ull << 62) ? kd_srv.mem_limit
-                                                                      : (1ull << 62));
+         * arrays this server may hold: the limit of all ranks together (an
+         * array that fits spread over the ranks arrives in one frame). A
+         * bigger message makes ZeroMQ drop the connection, unread. */
+        uint64_t total = kd_srv.mem_limit > (1ull << 62) / (uint64_t)kd_srv.nranks
+                             ? (1ull << 62) : kd_srv.mem_limit * (uint64_t)kd_srv.nranks;
+        int64_t maxmsg = (int64_t)total;
         zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
         char ep[512];
         if (opt.port)
@@ -559,8 +624,22 @@ int main(int argc, char **argv)
     } else {
         worker_loop();
     }
+    /* rank 0 decides for everyone whether the launcher is stopping us */
+    int quick = kd_srv.rank == 0 && stop_by_launcher;
+    MPI_Bcast(&quick, 1, MPI_INT, 0, kd_srv.comm);
+    if (quick) {
+        if (kd_srv.rank == 0)
+            printf("kodiakd stopped (signal from mpirun)\n");
+        fflush(stdout);
+        _exit(0);
+    }
     kd_symtab_clear();
     MPI_Comm_free(&kd_srv.comm);
     MPI_Finalize();
+    if (kd_srv.rank == 0) {
+        /* every rank got through MPI_Finalize: a clean stop, for the log */
+        printf("kodiakd stopped\n");
+        fflush(stdout);
+    }
     return 0;
 }

@@ -145,7 +145,9 @@ int kd_arg_i64(kd_cmd *c, const char *key, int64_t *v)
         return -1;
     errno = 0;
     *v = json_object_get_int64(o);
-    if (errno)
+    /* json-c clamps numbers past int64 to INT64_MAX (keeping up to
+     * UINT64_MAX as uint64): 2^63 or 10^30 must not pass for INT64_MAX */
+    if (errno || (*v == INT64_MAX && json_object_get_uint64(o) != (uint64_t)INT64_MAX))
         return kd_fail(c, "ValueError", "%s: argument '%s' is out of range", c->cmd, key);
     return 0;
 }
@@ -174,6 +176,10 @@ int kd_arg_str(kd_cmd *c, const char *key, const char **v)
     if (!o)
         return -1;
     *v = json_object_get_string(o);
+    /* a \u0000 inside would make C see a shorter, different string */
+    if ((size_t)json_object_get_string_len(o) != strlen(*v))
+        return kd_fail(c, "ValueError", "%s: argument '%s' contains a NUL character",
+                       c->cmd, key);
     return 0;
 }
 
@@ -231,7 +237,8 @@ int kd_arg_scalar(kd_cmd *c, const char *key, kd_scalar *s)
         kd_dtype_parse(json_object_get_string(dt), &t))
         return kd_fail(c, "TypeError", "%s: argument '%s' must be a scalar {dtype, value}",
                        c->cmd, key);
-    if (parse_scalar_text(json_object_get_string(val), t, s))
+    if ((size_t)json_object_get_string_len(val) != strlen(json_object_get_string(val)) ||
+        parse_scalar_text(json_object_get_string(val), t, s))
         return kd_fail(c, "ValueError", "%s: '%.40s' is not a valid %s", c->cmd,
                        json_object_get_string(val), kd_dtype_name(t));
     return 0;
