@@ -51,10 +51,13 @@ static inline int64_t f_to_i64(double f)
     return (f >= -9.2233720368547758e18 && f < 9.2233720368547758e18) ? (int64_t)f : INT64_MIN;
 }
 
-/* NumPy: in [0, 2^64) exact; otherwise through int64 (-1.0 gives 2^64 - 1) */
+/* NumPy (gcc's conversion on x86-64): [0, 2^64) exact, 2^64 and up (and inf)
+ * give 0, everything else goes through int64 (-1.0 gives 2^64 - 1, NaN 2^63) */
 static inline uint64_t f_to_u64(double f)
 {
-    return (f >= 0 && f < 1.8446744073709552e19) ? (uint64_t)f : (uint64_t)f_to_i64(f);
+    if (f >= 9.2233720368547758e18)
+        return f < 1.8446744073709552e19 ? (uint64_t)f : 0;
+    return (uint64_t)f_to_i64(f);
 }
 
 #define CAST_LOOP(ST, DT, EXPR)                  \
