@@ -680,22 +680,24 @@ static int cmd_setitem_mask(kd_cmd *c)
 
 /* ---- integer index arrays: gather and scatter ------------------------------------------------ */
 
-/* Where each global index of the target lives. */
+/* Where each global index of the target lives. The owner of i is within
+ * two above est(i) = floor(i * mul / 2^64), mul = floor(2^64 * nranks / size):
+ * est(i) <= floor(i * nranks / size) <= owner(i) <= floor(i * nranks / size) + 1
+ * and est(i) falls short of floor(i * nranks / size) by at most one. Two
+ * branch-free comparisons with the block starts finish the job. */
 typedef struct {
     int nranks;
-    double scale;  /* nranks / size: i * scale is the owner, give or take one */
-    int64_t *bnd;  /* nranks + 1 block starts; bnd[nranks] = size */
+    uint64_t mul;  /* floor(2^64 * nranks / size); 0 when size <= nranks */
+    int64_t *bnd;  /* nranks + 2 entries: block starts, then size, then INT64_MAX */
 } owner_map;
 
 static inline int owner_of(const owner_map *m, int64_t i)
 {
-    int r = (int)((double)i * m->scale);
-    if (r > m->nranks - 1)
-        r = m->nranks - 1;
-    while (i < m->bnd[r])
-        r--;
-    while (i >= m->bnd[r + 1])
-        r++;
+    if (!m->mul) /* tiny arrays: a walk over the blocks */
+        return kd_owner(m->bnd[m->nranks], m->nranks, i);
+    int r = (int)(((unsigned __int128)(uint64_t)i * m->mul) >> 64);
+    r += i >= m->bnd[r + 1];
+    r += i >= m->bnd[r + 1];
     return r;
 }
 
@@ -720,8 +722,8 @@ static int xchg_init(kd_cmd *c, xchg *x, const kd_array *a)
         return kd_agree(c, kd_fail(c, "ValueError", "%s: index arrays need at most 65535 "
                                    "ranks", c->cmd));
     x->map.nranks = P;
-    x->map.scale = a->size ? (double)P / (double)a->size : 0;
-    x->map.bnd = malloc(sizeof(int64_t) * (size_t)(P + 1));
+    x->map.mul = a->size > P ? (uint64_t)(((unsigned __int128)P << 64) / (uint64_t)a->size) : 0;
+    x->map.bnd = malloc(sizeof(int64_t) * (size_t)(P + 2));
     x->cnt = malloc(sizeof(int) * 5 * (size_t)P);
     int rc = (x->map.bnd && x->cnt) ? 0 : fail_oom(c, (size_t)P * 28);
     if (!rc) {
@@ -733,6 +735,7 @@ static int xchg_init(kd_cmd *c, xchg *x, const kd_array *a)
                 most = hi - lo;
         }
         x->map.bnd[P] = a->size;
+        x->map.bnd[P + 1] = INT64_MAX;
         x->wide = most > (int64_t)UINT32_MAX;
         x->ow = x->wide ? 8 : 4;
     }
