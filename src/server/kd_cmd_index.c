@@ -660,15 +660,17 @@ static int cmd_setitem_mask(kd_cmd *c)
             const uint64_t *s = buf;
             uint64_t *d = a->data;
             for (int64_t k = 0; k < a->n; k++) {
-                d[k] = mb[k] ? s[t] : d[k];
-                t += mb[k] != 0;
+                uint8_t on = mb[k] != 0; /* before the write: the mask may be the array */
+                d[k] = on ? s[t] : d[k];
+                t += on;
             }
         } else {
             const uint8_t *s = buf;
             uint8_t *d = a->data;
             for (int64_t k = 0; k < a->n; k++) {
-                d[k] = mb[k] ? s[t] : d[k];
-                t += mb[k] != 0;
+                uint8_t on = mb[k] != 0; /* before the write: the mask may be the array */
+                d[k] = on ? s[t] : d[k];
+                t += on;
             }
         }
     }
@@ -1026,10 +1028,30 @@ static int cmd_setitem_scatter(kd_cmd *c)
     if (v.arr && rhs_local(c, a, &v, &tmp, &tcap, &vals))
         return -1;
     if (c->nranks == 1) {
+        /* a[a] = ... or a[i] = a: read the indices and values as they were
+         * before the first write, as NumPy does */
+        void *copy = NULL;
+        size_t ccap = 0;
+        bool alias_ix = idx == a, alias_vals = vals == a->data;
+        if ((alias_ix || alias_vals) &&
+            grow(c, &copy, &ccap, (size_t)n * (alias_ix ? 8 : 0) + (size_t)n * w + 1)) {
+            release(&tmp, &tcap);
+            return -1;
+        }
+        if (alias_ix) {
+            memcpy(copy, ix, (size_t)n * 8);
+            ix = copy;
+        }
+        if (alias_vals) {
+            void *vcopy = (char *)copy + (alias_ix ? (size_t)n * 8 : 0);
+            memcpy(vcopy, vals, (size_t)n * w);
+            vals = vcopy;
+        }
         if (w == 8)
             LOCAL_SCATTER_LOOP(uint64_t);
         else
             LOCAL_SCATTER_LOOP(uint8_t);
+        release(&copy, &ccap);
         release(&tmp, &tcap);
         return 0;
     }

@@ -383,6 +383,9 @@ def test_mask_assignment_with_the_wrong_count_is_numpys_value_error(ak):
 def test_a_bool_array_masked_by_itself(ak):
     nd = random_values(1000, np.bool_, 12)
     a = ak.array(nd)
+    vals = np.arange(nd.sum()) % 2 == 1  # False, True, False, ...
+    a[a] = ak.array(vals)
+    assert_same(a, numpy_assign(nd, nd.copy(), vals))
     a[a] = False
     assert not a.to_ndarray().any()
 
@@ -455,6 +458,16 @@ def test_scatter_with_the_wrong_number_of_values_is_numpys_value_error(ak):
     a[[]] = ak.array([5])
     a[ak.array([1, 3])] = ak.array([9])
     assert_same(a, numpy_assign(nd, [1, 3], 9))
+
+
+def test_scatter_with_the_array_as_its_own_index_and_values(ak):
+    nd = np.random.default_rng(15).permutation(1000)  # every index once
+    a = ak.array(nd)
+    a[a] = a  # NumPy reads index and values before writing
+    assert_same(a, numpy_assign(nd, nd.copy(), nd.copy()))
+    b = ak.array(nd)
+    b[b] = ak.arange(1000)
+    assert_same(b, numpy_assign(nd, nd.copy(), np.arange(1000)))
 
 
 def test_scatter_into_an_empty_array(ak):
