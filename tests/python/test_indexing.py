@@ -476,3 +476,24 @@ def test_scatter_into_an_empty_array(ak):
     assert a.size == 0
     with pytest.raises(IndexError, match="index 0 is out of bounds for axis 0 with size 0"):
         a[[0]] = True
+
+
+def test_server_refuses_requests_the_client_would_never_send(ak):
+    from kodiak import client
+    a = ak.arange(10)
+    f = ak.zeros(3)
+    for args, exc in (({"start": -5, "stop": 20, "step": 1}, IndexError),
+                      ({"start": 0, "stop": 2**62, "step": 2**61}, IndexError),
+                      ({"start": 9, "stop": -2**63, "step": -2**63}, IndexError),
+                      ({"start": 0, "stop": 5, "step": 0}, ValueError)):
+        with pytest.raises(exc):
+            client.generic_msg("index_slice", {"array": a.name, **args})
+    with pytest.raises(IndexError, match="integer \\(or boolean\\) type"):
+        client.generic_msg("index_gather", {"array": a.name, "index": f.name})
+    with pytest.raises(TypeError, match="must be a bool array"):
+        client.generic_msg("setitem_mask", {"array": a.name, "mask": a.name,
+                                            "value": {"dtype": "int64", "value": "1"}})
+    with pytest.raises(KeyError):
+        client.generic_msg("setitem_scatter", {"array": a.name, "index": "id_999999",
+                                               "value": {"dtype": "int64", "value": "1"}})
+    assert a.tolist() == list(range(10))
