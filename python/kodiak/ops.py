@@ -78,8 +78,10 @@ def wire_scalar(x):
 
 
 def proto(x):
-    """What stands for an operand when NumPy works out a dtype."""
-    return np.ones(1, x.dtype) if is_pdarray(x) else x
+    """What stands for an operand when NumPy works out a dtype: one element
+    (none for an empty pdarray: NumPy checks values, as in int ** -1, only
+    when there are elements)."""
+    return np.ones(builtins.min(x.size, 1), x.dtype) if is_pdarray(x) else x
 
 
 def check_sizes(x, y, what="operands could not be broadcast together"):
@@ -138,7 +140,7 @@ def inplace(x, y, op):
         wire_scalar(y)
     px, py = proto(x), proto(y)
     _numpy_says(INPLACE[op], px, py)  # raises where NumPy would
-    ct = pdarray_dtype(_numpy_says(BINARY[op], np.ones(1, x.dtype), py).dtype)
+    ct = pdarray_dtype(_numpy_says(BINARY[op], proto(x), py).dtype)
     args = {"op": op, "ct": dtype_name(ct), "rt": dtype_name(x.dtype), "a": x.name,
             "out": x.name}
     operand_args(args, "b", y)

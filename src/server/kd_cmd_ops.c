@@ -453,7 +453,7 @@ static int cmd_binop(kd_cmd *c)
         return kd_fail(c, "TypeError", "in-place '%s': the target is %lld x %s but the "
                        "result is %lld x %s", op_names[op], (long long)out->size,
                        kd_dtype_name(out->dtype), (long long)size, kd_dtype_name(rt));
-    if (op == OP_POW && ct == KD_INT64 &&
+    if (op == OP_POW && ct == KD_INT64 && size > 0 &&
         kd_agree(c, has_negative_exponent(&y) ? kd_fail(c, "ValueError", "Integers to "
                  "negative integer powers are not allowed.") : 0))
         return -1;
