@@ -291,7 +291,8 @@ class _OpsMixin:
         return reduce(self, "std", ddof=_ddof(ddof))
 
     def is_sorted(self):
-        """True if every element is <= the next (NaN anywhere but alone: False)."""
+        """True if every element is <= the next (so a NaN beside any element makes
+        it False, as numpy.all(a[:-1] <= a[1:]))."""
         return reduce(self, "is_sorted")
 
     # ---- scans ----------------------------------------------------------------------

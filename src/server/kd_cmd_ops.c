@@ -677,6 +677,15 @@ static kd_dtype red_dtype(int r, kd_dtype t)
     }
 }
 
+/* any NaN in a float64 block (a branch-free pass the compiler vectorises) */
+static bool has_nan(const double *x, int64_t n)
+{
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++)
+        bad |= x[i] != x[i];
+    return bad != 0;
+}
+
 /* first NaN of a float64 block, or -1 */
 static int64_t first_nan(const double *x, int64_t n)
 {
@@ -745,35 +754,53 @@ static void local_part(int r, const kd_array *a, part *p)
     case R_MIN: case R_MAX: case R_ARGMIN: case R_ARGMAX: {
         if (n == 0)
             break;
-        bool want_min = r == R_MIN || r == R_ARGMIN;
-        int64_t best = 0;
-        if (a->dtype == KD_FLOAT64 && (p->idx = first_nan(d, n)) >= 0) {
+        bool want_min = r == R_MIN || r == R_ARGMIN, arg = r == R_ARGMIN || r == R_ARGMAX;
+        if (a->dtype == KD_FLOAT64 && has_nan(d, n)) {
             p->flag = 1;
             p->v.f = NAN;
-            p->idx += a->lo;
+            p->idx = a->lo + first_nan(d, n);
             break;
         }
-#define BEST(T, FIELD)                                                              \
+        /* The extreme value in 8 independent lanes (branch-free, so the
+         * compiler vectorises it), then, for arg*, the first index holding
+         * it: ties keep the first occurrence, as NumPy. */
+#define BEST(T, FIELD, BETTER)                                                      \
     do {                                                                            \
         const T *x = d;                                                             \
-        T bv = x[0];                                                                \
-        if (want_min) {                                                             \
-            for (int64_t i = 1; i < n; i++)                                         \
-                if (x[i] < bv) { bv = x[i]; best = i; }                             \
-        } else {                                                                    \
-            for (int64_t i = 1; i < n; i++)                                         \
-                if (x[i] > bv) { bv = x[i]; best = i; }                             \
-        }                                                                           \
+        T lane[8], bv;                                                              \
+        int64_t i = 0;                                                              \
+        for (int k = 0; k < 8; k++)                                                 \
+            lane[k] = x[0];                                                         \
+        for (; i + 8 <= n; i += 8)                                                  \
+            for (int k = 0; k < 8; k++)                                             \
+                lane[k] = BETTER(x[i + k], lane[k]) ? x[i + k] : lane[k];           \
+        bv = lane[0];                                                               \
+        for (int k = 1; k < 8; k++)                                                 \
+            bv = BETTER(lane[k], bv) ? lane[k] : bv;                                \
+        for (; i < n; i++)                                                          \
+            bv = BETTER(x[i], bv) ? x[i] : bv;                                      \
         p->v.FIELD = bv;                                                            \
+        if (arg) {                                                                  \
+            for (i = 0; i < n && x[i] != bv; i++)                                   \
+                ;                                                                   \
+            p->idx = a->lo + i;                                                     \
+        }                                                                           \
     } while (0)
-        switch (a->dtype) {
-        case KD_INT64: BEST(int64_t, i); break;
-        case KD_UINT64: BEST(uint64_t, u); break;
-        case KD_FLOAT64: BEST(double, f); break;
-        default: BEST(uint8_t, u); break;
+#define LESS(u, v) ((u) < (v))
+#define MORE(u, v) ((u) > (v))
+        switch (a->dtype * 2 + want_min) {
+        case KD_INT64 * 2 + 1: BEST(int64_t, i, LESS); break;
+        case KD_INT64 * 2: BEST(int64_t, i, MORE); break;
+        case KD_UINT64 * 2 + 1: BEST(uint64_t, u, LESS); break;
+        case KD_UINT64 * 2: BEST(uint64_t, u, MORE); break;
+        case KD_FLOAT64 * 2 + 1: BEST(double, f, LESS); break;
+        case KD_FLOAT64 * 2: BEST(double, f, MORE); break;
+        case KD_BOOL * 2 + 1: BEST(uint8_t, u, LESS); break;
+        default: BEST(uint8_t, u, MORE); break;
         }
 #undef BEST
-        p->idx = a->lo + best;
+#undef LESS
+#undef MORE
         break;
     }
     case R_VAR:
@@ -1083,11 +1110,13 @@ static int cmd_where(kd_cmd *c)
             uint8_t *o = dst;
             for (int64_t i = 0; i < m; i++)
                 o[i] = cp[i] ? xa[i] : ya[i];
-        } else {
+        } else { /* a mask select, branch-free so that it vectorises */
             const uint64_t *xa = xp, *ya = yp;
             uint64_t *o = dst;
-            for (int64_t i = 0; i < m; i++)
-                o[i] = cp[i] ? xa[i] : ya[i];
+            for (int64_t i = 0; i < m; i++) {
+                uint64_t mask = 0 - (uint64_t)(cp[i] != 0);
+                o[i] = (xa[i] & mask) | (ya[i] & ~mask);
+            }
         }
     }
     kd_result_array(c, "array", res);
