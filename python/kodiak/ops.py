@@ -1,5 +1,305 @@
-"""ops.py — operators, astype and the element-wise methods of pdarray (being written)."""
+"""ops.py — operators, astype, reductions and scans of pdarray (the mixin
+_OpsMixin, a base of pdarray), and the helpers numeric.py shares.
+
+How result dtypes are found. NumPy's promotion rules (with NumPy 1.24's
+value-based casting of Python and NumPy scalars) are reproduced exactly by
+running the same operation on one-element NumPy arrays of the operands'
+dtypes, with the scalars themselves: its dtype is the result dtype, and its
+errors (bool - bool, int64 ** -1, int64 += 1.5, float64 & 1, ...) are raised
+as they are. The server is told the dtype to compute in (`ct`, NumPy's
+inner-loop dtype) and the result dtype (`rt`); kd_cmd_ops.c does the rest.
+
+pdarrays hold int64, uint64, float64 and bool only. Where NumPy's result
+would be a smaller type (bool // bool is int8, bool + np.float32(1) is
+float32), the result is the pdarray dtype of the same kind (int64, uint64,
+float64): for bool operands the values are the same."""
+import builtins
+import operator
+import warnings
+
+import numpy as np
+
+from . import client
+from .dtypes import bool_, dtype_name, encode_scalar, float64, int64, resolve_dtype, uint64
+
+BINARY = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+    "//": operator.floordiv, "%": operator.mod, "**": operator.pow,
+    "&": operator.and_, "|": operator.or_, "^": operator.xor,
+    "<<": operator.lshift, ">>": operator.rshift,
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "==": operator.eq, "!=": operator.ne,
+}
+INPLACE = {
+    "+": operator.iadd, "-": operator.isub, "*": operator.imul, "/": operator.itruediv,
+    "//": operator.ifloordiv, "%": operator.imod, "**": operator.ipow,
+    "&": operator.iand, "|": operator.ior, "^": operator.ixor,
+    "<<": operator.ilshift, ">>": operator.irshift,
+}
+COMPARISONS = frozenset(("<", "<=", ">", ">=", "==", "!="))
+
+
+def _new(result):
+    from .pdarray import create_pdarray  # pdarray.py imports this module
+    return create_pdarray(result)
+
+
+def is_pdarray(x):
+    return isinstance(x, _OpsMixin)
+
+
+def pdarray_dtype(dt):
+    """The pdarray dtype for a NumPy result dtype: itself, or the one of the
+    same kind (int8 -> int64, float32 -> float64)."""
+    dt = np.dtype(dt)
+    kind = {"b": bool_, "i": int64, "u": uint64, "f": float64}.get(dt.kind)
+    if kind is None:
+        raise TypeError(f"the result would have dtype {dt}, which a pdarray cannot hold")
+    return kind
+
+
+def as_scalar(x):
+    """x as a scalar NumPy promotes like x, or None if x is not a number."""
+    if isinstance(x, np.ndarray) and x.ndim == 0:
+        x = x[()]
+    if isinstance(x, (builtins.bool, builtins.int, builtins.float)):
+        return x
+    if isinstance(x, np.generic) and x.dtype.kind in "biuf":
+        return x
+    return None
+
+
+def wire_scalar(x):
+    """{"dtype","value"} of a scalar operand (its exact value; the server
+    casts it to the dtype it computes in)."""
+    if isinstance(x, np.generic):
+        x = x.item()
+    return encode_scalar(x)
+
+
+def proto(x):
+    """What stands for an operand when NumPy works out a dtype: one element
+    (none for an empty pdarray: NumPy checks values, as in int ** -1, only
+    when there are elements)."""
+    return np.ones(builtins.min(x.size, 1), x.dtype) if is_pdarray(x) else x
+
+
+def check_sizes(x, y, what="operands could not be broadcast together"):
+    if is_pdarray(x) and is_pdarray(y) and x.size != y.size:
+        raise ValueError(f"{what}: sizes {x.size} and {y.size}")
+
+
+def operand_args(args, key, x):
+    """Put operand x into a request as an array name (key) or scalar (s+key)."""
+    if is_pdarray(x):
+        args[key] = x.name
+    else:
+        args["s" + key] = wire_scalar(x)
+
+
+def _numpy_says(fn, *args):
+    """fn(*args) under NumPy, with its exceptions as plain Python ones."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return fn(*args)
+        except TypeError as e:  # UFuncTypeError and friends
+            raise TypeError(str(e)) from None
+
+
+def binop(x, y, op):
+    """x OP y where x or y is a pdarray and the other a pdarray or scalar;
+    NotImplemented for operands of other kinds."""
+    for v in (x, y):
+        if not is_pdarray(v) and as_scalar(v) is None:
+            return NotImplemented
+    x = x if is_pdarray(x) else as_scalar(x)
+    y = y if is_pdarray(y) else as_scalar(y)
+    check_sizes(x, y)
+    for v in (x, y):
+        if not is_pdarray(v):
+            wire_scalar(v)  # OverflowError for ints beyond uint64, before NumPy guesses
+    px, py = proto(x), proto(y)
+    rt = pdarray_dtype(_numpy_says(BINARY[op], px, py).dtype)
+    ct = pdarray_dtype(np.result_type(px, py)) if op in COMPARISONS else rt
+    args = {"op": op, "ct": dtype_name(ct), "rt": dtype_name(rt)}
+    operand_args(args, "a", x)
+    operand_args(args, "b", y)
+    res, _ = client.generic_msg("binop", args)
+    return _new(res)
+
+
+def inplace(x, y, op):
+    """x OP= y: the result keeps x's dtype and name (NumPy's same_kind rule
+    decides what is allowed)."""
+    if not is_pdarray(y) and as_scalar(y) is None:
+        return NotImplemented
+    y = y if is_pdarray(y) else as_scalar(y)
+    check_sizes(x, y)
+    if not is_pdarray(y):
+        wire_scalar(y)
+    px, py = proto(x), proto(y)
+    _numpy_says(INPLACE[op], px, py)  # raises where NumPy would
+    ct = pdarray_dtype(_numpy_says(BINARY[op], proto(x), py).dtype)
+    args = {"op": op, "ct": dtype_name(ct), "rt": dtype_name(x.dtype), "a": x.name,
+            "out": x.name}
+    operand_args(args, "b", y)
+    client.generic_msg("binop", args)
+    return x
+
+
+def unop(x, op):
+    res, _ = client.generic_msg("unop", {"op": op, "array": x.name})
+    return _new(res)
+
+
+def reduce(x, op, **kw):
+    res, _ = client.generic_msg("reduce", {"op": op, "array": x.name, **kw})
+    from .dtypes import decode_scalar
+    return decode_scalar(res["value"])
+
+
+def _ddof(ddof):
+    if isinstance(ddof, (builtins.bool, np.bool_)) or not isinstance(
+            ddof, (builtins.int, builtins.float, np.integer, np.floating)):
+        raise TypeError(f"ddof must be a number, not {type(ddof).__name__}")
+    return float(ddof)
+
+
+def _binary(op):
+    def fwd(self, other):
+        return binop(self, other, op)
+
+    def rev(self, other):
+        return binop(other, self, op)
+
+    def inp(self, other):
+        return inplace(self, other, op)
+    return fwd, rev, inp
 
 
 class _OpsMixin:
-    pass
+    """Operators and element-wise/reduction methods of pdarray."""
+
+    __add__, __radd__, __iadd__ = _binary("+")
+    __sub__, __rsub__, __isub__ = _binary("-")
+    __mul__, __rmul__, __imul__ = _binary("*")
+    __truediv__, __rtruediv__, __itruediv__ = _binary("/")
+    __floordiv__, __rfloordiv__, __ifloordiv__ = _binary("//")
+    __mod__, __rmod__, __imod__ = _binary("%")
+    __pow__, __rpow__, __ipow__ = _binary("**")
+    __and__, __rand__, __iand__ = _binary("&")
+    __or__, __ror__, __ior__ = _binary("|")
+    __xor__, __rxor__, __ixor__ = _binary("^")
+    __lshift__, __rlshift__, __ilshift__ = _binary("<<")
+    __rshift__, __rrshift__, __irshift__ = _binary(">>")
+
+    def __lt__(self, other):
+        return binop(self, other, "<")
+
+    def __le__(self, other):
+        return binop(self, other, "<=")
+
+    def __gt__(self, other):
+        return binop(self, other, ">")
+
+    def __ge__(self, other):
+        return binop(self, other, ">=")
+
+    def __eq__(self, other):
+        return binop(self, other, "==")
+
+    def __ne__(self, other):
+        return binop(self, other, "!=")
+
+    __hash__ = None  # like ndarray: == is element-wise
+
+    def __divmod__(self, other):
+        q = binop(self, other, "//")
+        return NotImplemented if q is NotImplemented else (q, binop(self, other, "%"))
+
+    def __rdivmod__(self, other):
+        q = binop(other, self, "//")
+        return NotImplemented if q is NotImplemented else (q, binop(other, self, "%"))
+
+    # ---- unary --------------------------------------------------------------------
+    def __neg__(self):
+        if self.dtype == bool_:
+            raise TypeError("The numpy boolean negative, the `-` operator, is not supported, "
+                            "use the `~` operator or the logical_not function instead.")
+        return unop(self, "neg")
+
+    def __invert__(self):
+        if self.dtype == float64:
+            raise TypeError("ufunc 'invert' not supported for the input types, and the inputs "
+                            "could not be safely coerced to any supported types according to "
+                            "the casting rule ''safe''")
+        return unop(self, "invert")
+
+    def __abs__(self):
+        return unop(self, "abs")
+
+    def __pos__(self):
+        return self.astype(self.dtype)
+
+    # ---- casts ----------------------------------------------------------------------
+    def astype(self, dtype):
+        """A copy cast to dtype, with NumPy's rules (float -> int truncates;
+        NaN and out-of-range floats give what NumPy gives on x86-64)."""
+        res, _ = client.generic_msg("astype", {"array": self.name,
+                                               "dtype": dtype_name(resolve_dtype(dtype))})
+        return _new(res)
+
+    # ---- reductions (NumPy scalars, NumPy's dtypes) -----------------------------------
+    def sum(self):
+        return reduce(self, "sum")
+
+    def prod(self):
+        return reduce(self, "prod")
+
+    def min(self):
+        return reduce(self, "min")
+
+    def max(self):
+        return reduce(self, "max")
+
+    def argmin(self):
+        return reduce(self, "argmin")
+
+    def argmax(self):
+        return reduce(self, "argmax")
+
+    def any(self):
+        return reduce(self, "any")
+
+    def all(self):
+        return reduce(self, "all")
+
+    def mean(self):
+        if self.size == 0:
+            warnings.warn("Mean of empty slice.", RuntimeWarning, stacklevel=2)
+        return reduce(self, "mean")
+
+    def var(self, ddof=0):
+        if self.size == 0:
+            warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
+        return reduce(self, "var", ddof=_ddof(ddof))
+
+    def std(self, ddof=0):
+        if self.size == 0:
+            warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
+        return reduce(self, "std", ddof=_ddof(ddof))
+
+    def is_sorted(self):
+        """True if every element is <= the next (so a NaN beside any element makes
+        it False, as numpy.all(a[:-1] <= a[1:]))."""
+        return reduce(self, "is_sorted")
+
+    # ---- scans ----------------------------------------------------------------------
+    def cumsum(self):
+        res, _ = client.generic_msg("scan", {"op": "cumsum", "array": self.name})
+        return _new(res)
+
+    def cumprod(self):
+        res, _ = client.generic_msg("scan", {"op": "cumprod", "array": self.name})
+        return _new(res)
