@@ -15,6 +15,7 @@ float32), the result is the pdarray dtype of the same kind (int64, uint64,
 float64): for bool operands the values are the same."""
 import builtins
 import operator
+import sys
 import warnings
 
 import numpy as np
@@ -107,9 +108,21 @@ def _numpy_says(fn, *args):
             raise TypeError(str(e)) from None
 
 
-def binop(x, y, op):
+# Temporary elision, as NumPy does it: in `a + b * 3.0` the array `b * 3.0`
+# is referenced by nothing but the expression, so the sum may be written
+# into it instead of into a new array (one fewer allocation, and the result
+# is written to memory the server has just read). Only for arrays of at
+# least ELIDE_BYTES, as NumPy.
+ELIDE_BYTES = 1 << 18
+# references a temporary has inside an operator method: the caller's
+# value stack, the method's parameter and getrefcount's own argument
+_TEMP_REFS = 3
+
+
+def binop(x, y, op, spare=()):
     """x OP y where x or y is a pdarray and the other a pdarray or scalar;
-    NotImplemented for operands of other kinds."""
+    NotImplemented for operands of other kinds. `spare` lists operands that
+    are temporaries: the result may take one's place on the server."""
     for v in (x, y):
         if not is_pdarray(v) and as_scalar(v) is None:
             return NotImplemented
@@ -125,7 +138,17 @@ def binop(x, y, op):
     args = {"op": op, "ct": dtype_name(ct), "rt": dtype_name(rt)}
     operand_args(args, "a", x)
     operand_args(args, "b", y)
+    size = x.size if is_pdarray(x) else y.size
+    reuse = None
+    for t in spare:
+        if t.dtype == rt and t.size == size and t.nbytes >= ELIDE_BYTES and \
+                t._endpoint == client._conn.endpoint:
+            reuse = t
+            args["out"] = t.name
+            break
     res, _ = client.generic_msg("binop", args)
+    if reuse is not None:
+        reuse._endpoint = None  # its server array now belongs to the result
     return _new(res)
 
 
@@ -168,10 +191,16 @@ def _ddof(ddof):
 
 def _binary(op):
     def fwd(self, other):
-        return binop(self, other, op)
+        spare = []
+        if sys.getrefcount(self) == _TEMP_REFS:
+            spare.append(self)
+        if is_pdarray(other) and sys.getrefcount(other) == _TEMP_REFS:
+            spare.append(other)
+        return binop(self, other, op, spare)
 
     def rev(self, other):
-        return binop(other, self, op)
+        spare = [self] if sys.getrefcount(self) == _TEMP_REFS else []
+        return binop(other, self, op, spare)
 
     def inp(self, other):
         return inplace(self, other, op)

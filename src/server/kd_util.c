@@ -292,8 +292,15 @@ void kd_scalar_cast(const kd_scalar *s, kd_dtype t, void *out)
     case KD_FLOAT64:
         f = s->v.f;
         /* out-of-range float to int is undefined in C; NumPy gives INT64_MIN */
-        i = (f >= -9.2233720368547758e18 && f < 9.2233720368547758e18) ? (int64_t)f : INT64_MIN;
-        u = (f >= 0 && f < 1.8446744073709552e19) ? (uint64_t)f : (uint64_t)i;
+        i = (f >= -0x1p63 && f < 0x1p63) ? (int64_t)f : INT64_MIN;
+        /* as x86-64 code (NumPy's cast loop): from 2^63 on through f - 2^63,
+         * so 1e20 and inf give 0, NaN gives 2^63, -1.0 gives 2^64 - 1 */
+        if (f >= 0x1p63) {
+            double g = f - 0x1p63;
+            u = (uint64_t)((g >= -0x1p63 && g < 0x1p63) ? (int64_t)g : INT64_MIN) ^ (1ull << 63);
+        } else {
+            u = (uint64_t)i;
+        }
         b = f != 0;
         break;
     default: b = s->v.b; i = b; u = b; f = b; break;

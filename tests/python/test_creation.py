@@ -127,3 +127,12 @@ def test_memory_path_needs_the_connect_files_token(ak):
         res, _ = ak.client.generic_msg("array", {"dtype": "int64", "size": nd.size,
                                                  "vm": dict(vm, **bad)})
         assert res == {"vm": False}, bad
+
+
+@pytest.mark.parametrize("value", [1e20, float("inf"), -1.0, 2.0**63, 3.5, float("nan")])
+def test_full_casts_a_float_to_uint64_as_numpy(ak, value):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = np.full(3, value, dtype=np.float64).astype(np.uint64)
+    np.testing.assert_array_equal(ak.full(3, value, ak.uint64).to_ndarray(), want)

@@ -432,3 +432,37 @@ def test_server_casts_the_result_when_asked_for_another_dtype(ak, stream):
     with np.errstate(all="ignore"):
         exp = (x * y).astype(np.uint64)
     np.testing.assert_array_equal(create_pdarray(res).to_ndarray(), exp)
+
+
+def test_temporaries_are_reused_and_named_arrays_never_are(ak):
+    # NumPy-style temporary elision: `a + b * 3.0` may write into `b * 3.0`
+    n = 100003  # 800 KB: above the elision threshold
+    na, nb = np.random.default_rng(5).random((2, n))
+    a, b = ak.array(na), ak.array(nb)
+    before = len(ak.list_symbols())
+
+    def serial():  # server names are id_<n>, n counting every array made
+        return int(ak.zeros(1).name.split("_")[1])
+    s0 = serial()
+    c = a + b * 3.0
+    assert serial() - s0 == 2  # b * 3.0, then the probe: the sum made no array
+    d = (b - 1.0) * (a + 2.0) - a / (b + 1.0)
+    e = 2.0 - (a * 4.0)
+    np.testing.assert_allclose(c.to_ndarray(), na + nb * 3.0, rtol=0, atol=0)
+    np.testing.assert_allclose(d.to_ndarray(), (nb - 1.0) * (na + 2.0) - na / (nb + 1.0),
+                               rtol=0, atol=0)
+    np.testing.assert_allclose(e.to_ndarray(), 2.0 - na * 4.0, rtol=0, atol=0)
+    # named operands are untouched
+    np.testing.assert_array_equal(a.to_ndarray(), na)
+    np.testing.assert_array_equal(b.to_ndarray(), nb)
+    t = b * 3.0
+    f = a + t  # t is named: it must survive
+    np.testing.assert_array_equal(t.to_ndarray(), nb * 3.0)
+    np.testing.assert_array_equal(f.to_ndarray(), na + nb * 3.0)
+    # three results plus t and f are alive; the elided temporaries are gone
+    assert len(ak.list_symbols()) == before + 5
+    # a temporary of another dtype is not reused
+    i = ak.array(np.arange(n))
+    g = a + (i * 2)
+    np.testing.assert_array_equal(g.to_ndarray(), na + np.arange(n) * 2)
+    assert g.dtype == np.float64
