@@ -159,6 +159,7 @@ class _IndexMixin:
     def __setitem__(self, key, value):
         kind, k = self._key(key)
         args, keep = self._value(kind, value)
+        self._before_write()
         args["array"] = self.name
         if kind == "int":
             args["index"] = k

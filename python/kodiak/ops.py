@@ -17,6 +17,7 @@ import builtins
 import operator
 import sys
 import warnings
+import weakref
 
 import numpy as np
 
@@ -119,6 +120,48 @@ ELIDE_BYTES = 1 << 18
 _TEMP_REFS = 3
 
 
+# Deferred scalar multiplies, for STREAM's triad. `b * alpha` on a large
+# float64 array is not sent at once: the pdarray it returns holds the
+# command and sends it the first time anything uses its name. If the first
+# use is `a + (b * alpha)` (or a - ..., or ... - a) while the product is
+# still a temporary, the client sends one fused command (axpy): one pass
+# over memory instead of two, with the same rounding as the two operations.
+# A deferred array keeps its operand alive, and the operand computes its
+# deferred dependents before it is written to (in-place operators,
+# __setitem__), so a deferred array always has the value it had when made.
+def defer(result_dtype, size, cmd, args, base):
+    from .pdarray import pdarray
+    p = pdarray(None, result_dtype, size)
+    p._pending = (cmd, args)
+    p._base = base
+    p._alpha = args.get("sb") or args.get("sa")
+    if base._dependents is None:
+        base._dependents = {}
+    base._dependents[id(p)] = weakref.ref(p)  # pdarrays are not hashable (== is elementwise)
+    return p
+
+
+def _fusable(p):
+    """p is a deferred float64 `base * alpha` not yet sent."""
+    return is_pdarray(p) and p._pending is not None and p._pending[0] == "binop" and \
+        p._pending[1]["op"] == "*" and p.dtype == float64
+
+
+def fused_axpy(x, y, op, spare):
+    """a + b*alpha, a - b*alpha, b*alpha - a as one command, or None."""
+    if op not in ("+", "-") or not (is_pdarray(x) and is_pdarray(y)):
+        return None
+    for p, other, form in ((y, x, "x+ay" if op == "+" else "x-ay"),
+                           (x, y, "x+ay" if op == "+" else "ay-x")):
+        if any(p is t for t in spare) and _fusable(p) and other.dtype == float64 and other.size == p.size \
+                and p._base.dtype == float64 and p._alpha["dtype"] == "float64":
+            res, _ = client.generic_msg("axpy", {"x": other.name, "y": p._base.name,
+                                                 "alpha": p._alpha, "form": form})
+            p._pending = None  # never needed: it was only a temporary
+            return _new(res)
+    return None
+
+
 def binop(x, y, op, spare=()):
     """x OP y where x or y is a pdarray and the other a pdarray or scalar;
     NotImplemented for operands of other kinds. `spare` lists operands that
@@ -135,10 +178,17 @@ def binop(x, y, op, spare=()):
     px, py = proto(x), proto(y)
     rt = pdarray_dtype(_numpy_says(BINARY[op], px, py).dtype)
     ct = pdarray_dtype(np.result_type(px, py)) if op in COMPARISONS else rt
+    fused = fused_axpy(x, y, op, spare)
+    if fused is not None:
+        return fused
     args = {"op": op, "ct": dtype_name(ct), "rt": dtype_name(rt)}
     operand_args(args, "a", x)
     operand_args(args, "b", y)
     size = x.size if is_pdarray(x) else y.size
+    arr = x if is_pdarray(x) else y
+    if op == "*" and rt == float64 and arr.dtype == float64 and \
+            not (is_pdarray(x) and is_pdarray(y)) and arr.nbytes >= ELIDE_BYTES:
+        return defer(rt, size, "binop", args, arr)
     reuse = None
     for t in spare:
         if t.dtype == rt and t.size == size and t.nbytes >= ELIDE_BYTES and \
@@ -163,6 +213,7 @@ def inplace(x, y, op):
         wire_scalar(y)
     px, py = proto(x), proto(y)
     _numpy_says(INPLACE[op], px, py)  # raises where NumPy would
+    x._before_write()
     ct = pdarray_dtype(_numpy_says(BINARY[op], proto(x), py).dtype)
     args = {"op": op, "ct": dtype_name(ct), "rt": dtype_name(x.dtype), "a": x.name,
             "out": x.name}

@@ -20,10 +20,37 @@ class pdarray(_OpsMixin, _IndexMixin):
     __array_priority__ = 1000
 
     def __init__(self, name, dtype, size):
-        self.name = name
+        self._name = name
         self.dtype = resolve_dtype(dtype)
         self.size = int(size)
         self._endpoint = client._conn.endpoint
+        self._pending = None     # deferred command (see ops.py): sent on first use
+        self._dependents = None  # deferred arrays computed from this one
+
+    @property
+    def name(self):
+        """The server's name for this array (a deferred array is computed
+        now: see ops.defer)."""
+        if self._pending is not None:
+            cmd, args = self._pending
+            res, _ = client.generic_msg(cmd, args)
+            self._name = res["array"]["name"]
+            self._pending = None
+        return self._name
+
+    @name.setter
+    def name(self, value):
+        self._name = value
+
+    def _before_write(self):
+        """Deferred arrays computed from this one see its current values:
+        compute them before it changes."""
+        if self._dependents:
+            for ref in list(self._dependents.values()):
+                d = ref()
+                if d is not None:
+                    d.name  # noqa: B018 — computes it
+            self._dependents = None
 
     # ---- shape and size, as NumPy --------------------------------------------------
     @property
@@ -47,8 +74,9 @@ class pdarray(_OpsMixin, _IndexMixin):
 
     def __del__(self):
         try:
-            if self._endpoint is not None and self._endpoint == client._conn.endpoint:
-                client.queue_free(self.name)
+            if self._name is not None and self._endpoint is not None and \
+                    self._endpoint == client._conn.endpoint:
+                client.queue_free(self._name)
         except Exception:  # interpreter shutdown: nothing left to free
             pass
 

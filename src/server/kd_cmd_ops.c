@@ -19,6 +19,9 @@
  *   scan    {op: cumsum|cumprod, array}       -> array
  *   where   {cond, a|sa, b|sb, rt}            -> array
  *   concatenate {arrays: [names], rt}         -> array
+ *   axpy    {x, y, alpha, form: "x+ay"|"x-ay"|"ay-x"} -> array (float64;
+ *           the client's fusion of `a + b * alpha`: one pass, each element
+ *           rounded exactly as the two separate operations round it)
  *
  * Speed. Element-wise work runs in chunks of CH elements: an operand whose
  * dtype is not ct is converted into a small buffer that stays in L1, a scalar
@@ -529,6 +532,53 @@ static int cmd_binop(kd_cmd *c)
             src = cbuf;
         }
         stream_out(dst, src, (size_t)m * rw);
+    }
+    if (stream)
+        stream_done();
+    kd_result_array(c, "array", res);
+    return 0;
+}
+
+/* ---- fused multiply by a scalar and add (STREAM's triad) ------------------------ */
+
+static int cmd_axpy(kd_cmd *c)
+{
+    kd_array *x, *y;
+    kd_scalar sa;
+    const char *form;
+    double alpha;
+    if (kd_arg_array(c, "x", &x) || kd_arg_array(c, "y", &y) ||
+        kd_arg_scalar(c, "alpha", &sa) || kd_arg_str(c, "form", &form))
+        return -1;
+    int f = !strcmp(form, "x+ay") ? 0 : !strcmp(form, "x-ay") ? 1 : !strcmp(form, "ay-x") ? 2 : -1;
+    if (f < 0)
+        return kd_fail(c, "ValueError", "axpy: form must be x+ay, x-ay or ay-x");
+    if (x->dtype != KD_FLOAT64 || y->dtype != KD_FLOAT64 || sa.dtype != KD_FLOAT64)
+        return kd_fail(c, "TypeError", "axpy works on float64 arrays and a float64 scalar");
+    if (x->size != y->size)
+        return kd_fail(c, "ValueError", "operands could not be broadcast together: sizes "
+                       "%lld and %lld", (long long)x->size, (long long)y->size);
+    alpha = sa.v.f;
+    kd_array *res = kd_new_array(c, KD_FLOAT64, x->size);
+    if (!res)
+        return -1;
+    const double *xp = x->data, *yp = y->data;
+    double *out = res->data;
+    bool stream = (size_t)res->n * 8 >= STREAM_MIN;
+    _Alignas(64) double buf[CH];
+    for (int64_t off = 0; off < res->n; off += CH) {
+        int64_t m = res->n - off < CH ? res->n - off : CH;
+        double *d = stream ? buf : out + off;
+        const double *a = xp + off, *b = yp + off;
+        /* t = b * alpha is rounded before the sum, as in two operations */
+        if (f == 0)
+            for (int64_t i = 0; i < m; i++) { double t = b[i] * alpha; d[i] = a[i] + t; }
+        else if (f == 1)
+            for (int64_t i = 0; i < m; i++) { double t = b[i] * alpha; d[i] = a[i] - t; }
+        else
+            for (int64_t i = 0; i < m; i++) { double t = b[i] * alpha; d[i] = t - a[i]; }
+        if (stream)
+            stream_out(out + off, buf, (size_t)m * 8);
     }
     if (stream)
         stream_done();
@@ -1217,6 +1267,7 @@ static int cmd_concatenate(kd_cmd *c)
 void kd_register_ops(void)
 {
     kd_register("binop", cmd_binop);
+    kd_register("axpy", cmd_axpy);
     kd_register("unop", cmd_unop);
     kd_register("astype", cmd_astype);
     kd_register("reduce", cmd_reduce);

@@ -466,3 +466,36 @@ def test_temporaries_are_reused_and_named_arrays_never_are(ak):
     g = a + (i * 2)
     np.testing.assert_array_equal(g.to_ndarray(), na + np.arange(n) * 2)
     assert g.dtype == np.float64
+
+
+def test_deferred_multiply_fuses_into_a_triad_and_keeps_numpys_rounding(ak):
+    n = 100003  # large enough to be deferred and fused
+    rng = np.random.default_rng(9)
+    na, nb = rng.standard_normal((2, n)) * 1e3
+    a, b = ak.array(na), ak.array(nb)
+
+    def serial():
+        return int(ak.zeros(1).name.split("_")[1])
+    for expr in (lambda x, y: x + y * 3.1, lambda x, y: x - y * 3.1,
+                 lambda x, y: y * 3.1 - x, lambda x, y: y * 3.1 + x,
+                 lambda x, y: x + 0.7 * y, lambda x, y: 0.7 * y - x):
+        s0 = serial()
+        got = expr(a, b)
+        assert serial() - s0 == 2  # one command made one array (then the probe)
+        np.testing.assert_array_equal(got.to_ndarray(), expr(na, nb))  # bit for bit
+
+
+def test_a_deferred_product_keeps_the_value_its_operand_had(ak):
+    n = 100003
+    nb = np.arange(n, dtype=np.float64)
+    b = ak.array(nb)
+    t = b * 2.0          # deferred
+    b += 1.0             # b changes before t is ever used
+    b[0:10] = -5.0
+    np.testing.assert_array_equal(t.to_ndarray(), nb * 2.0)
+    u = b * 3.0
+    b[:] = 0.0
+    np.testing.assert_array_equal((u + b).to_ndarray(), (nb + 1.0) * 3.0 *
+                                  np.where(np.arange(n) < 10, 0, 1) +
+                                  np.where(np.arange(n) < 10, -15.0, 0.0))
+    np.testing.assert_array_equal(b.to_ndarray(), np.zeros(n))
