@@ -42,7 +42,7 @@ uint64_t fa_dtype_size(fa_dtype_t t);
 
 /* Create array `name` of `size` elements in region `region` (which must
  * exist), zero-filled, with permission bits `mode`. FAM_EEXIST if the name
- * is taken, FAM_ENOSPC (or what libfam says) if the region is full. */
+ * is taken, FAM_ENOSPACE if the region is full. */
 int fa_create(fam_t *f, const char *region, const char *name, fa_dtype_t dtype,
               uint64_t size, mode_t mode, fa_array_t **out);
 /* Open an existing array; FAM_ENOTFOUND if there is none, FAM_EINVAL if
