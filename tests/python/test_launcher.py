@@ -318,7 +318,11 @@ def test_install_dev_writes_a_pth_and_a_symlink_once(tmp_path):
                             check=True)
     assert second.stdout == ""  # idempotent: nothing to do the second time
     # the .pth makes `import kodiak` work for a python that knows nothing else
-    r = subprocess.run([sys.executable, "-c", f"import site; site.addsitedir({str(site)!r}); "
+    # (-S: not the machine's own site dirs, whose kodiak.pth may name
+    # another checkout; Debian's dist-packages for numpy and zmq)
+    r = subprocess.run([sys.executable, "-S", "-c", "import site; "
+                        "site.addsitedir('/usr/lib/python3/dist-packages'); "
+                        f"site.addsitedir({str(site)!r}); "
                         "import kodiak, os; print(os.path.realpath(kodiak.__file__))"],
                        capture_output=True, text=True, cwd="/",
                        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
