@@ -60,9 +60,20 @@ def state_dir():
     return os.environ.get("KODIAK_HOME") or os.path.join(os.path.expanduser("~"), ".kodiak")
 
 
-def connect(server=None, port=None, connect_file=None, timeout=10.0):
+def connect(server=None, port=None, connect_file=None, timeout=10.0, connect_url=None):
     """Connect to a kodiakd. With no arguments, read the connect file that
-    `kodiak up` / ak.start() wrote. Returns the server's info dict."""
+    `kodiak up` / ak.start() wrote. Arkouda's forms work too:
+    connect("localhost", 5555) and connect(connect_url="tcp://host:port").
+    timeout: seconds to wait for the server's answer (0 or None: no limit).
+    Returns the server's info dict."""
+    if connect_url is not None:
+        url = connect_url[len("tcp://"):] if connect_url.startswith("tcp://") else connect_url
+        server, _, p = url.rpartition(":")
+        if not server or not p.isdigit():
+            raise ValueError(f"connect_url must look like tcp://host:port, not {connect_url!r}")
+        port = int(p)
+    if timeout == 0:
+        timeout = None
     if server is None and port is None:
         path = connect_file or default_connect_file()
         try:

@@ -241,3 +241,16 @@ def test_an_idle_two_rank_server_uses_under_5_percent_of_a_core():
     finally:
         kodiak.disconnect()
         s.stop()
+
+
+def test_connect_takes_arkoudas_forms(ak, server):
+    try:
+        info = ak.connect(connect_url=f"tcp://127.0.0.1:{server.port}", timeout=0)
+        assert info["ranks"] == server.nranks
+        assert ak.arange(5).tolist() == [0, 1, 2, 3, 4]
+        info = ak.connect("localhost", server.port)
+        assert info["ranks"] == server.nranks
+        with pytest.raises(ValueError):
+            ak.connect(connect_url="not-a-url")
+    finally:
+        ak.connect(connect_file=server.connect_file)
