@@ -124,6 +124,13 @@ int fam_change_permissions(fam_t *f, fam_item_t *d, mode_t perm);
 int fam_stat(fam_t *f, fam_item_t *d, fam_stat_t *st);
 uint64_t fam_item_size(const fam_item_t *d);
 void fam_release(fam_item_t *d); /* forget a descriptor, keep the item */
+/* Names of the named data items in region r, sorted, each once (an item
+ * striped over several memory servers is listed once). Needs read
+ * permission on the region (as `ls` needs it on a directory); the items'
+ * own bits still decide who may open them. *names is a malloc'd array of
+ * *n malloc'd strings (NULL when *n is 0): free it with fam_free_names. */
+int fam_list_items(fam_t *f, fam_region_t *r, char ***names, size_t *n);
+void fam_free_names(char **names, size_t n);
 
 /* ---- put and get ------------------------------------------------------- */
 int fam_put_blocking(fam_t *f, const void *src, fam_item_t *d, uint64_t off,
