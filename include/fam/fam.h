@@ -95,6 +95,15 @@ typedef struct fam_stat {
 /* ---- errors ---------------------------------------------------------- */
 const char *fam_strerror(int code);
 const char *fam_last_error(void); /* this thread's last failure message */
+/* For libraries built on libfam (libfamarray...): make `fmt` this thread's
+ * last-error message and return `code`, so their callers read one message
+ * in fam_last_error() whichever layer failed. fmt NULL clears it. */
+#if defined(__GNUC__)
+int fam_set_error(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+#else
+int fam_set_error(int code, const char *fmt, ...);
+#endif
 
 /* ---- set-up ------------------------------------------------------------ */
 int fam_initialize(const fam_options_t *opts, fam_t **out);
