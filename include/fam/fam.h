@@ -95,6 +95,15 @@ typedef struct fam_stat {
 /* ---- errors ---------------------------------------------------------- */
 const char *fam_strerror(int code);
 const char *fam_last_error(void); /* this thread's last failure message */
+/* For libraries built on libfam (libfamarray...): make `fmt` this thread's
+ * last-error message and return `code`, so their callers read one message
+ * in fam_last_error() whichever layer failed. fmt NULL clears it. */
+#if defined(__GNUC__)
+int fam_set_error(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+#else
+int fam_set_error(int code, const char *fmt, ...);
+#endif
 
 /* ---- set-up ------------------------------------------------------------ */
 int fam_initialize(const fam_options_t *opts, fam_t **out);
@@ -124,6 +133,13 @@ int fam_change_permissions(fam_t *f, fam_item_t *d, mode_t perm);
 int fam_stat(fam_t *f, fam_item_t *d, fam_stat_t *st);
 uint64_t fam_item_size(const fam_item_t *d);
 void fam_release(fam_item_t *d); /* forget a descriptor, keep the item */
+/* Names of the named data items in region r, sorted, each once (an item
+ * striped over several memory servers is listed once). Needs read
+ * permission on the region (as `ls` needs it on a directory); the items'
+ * own bits still decide who may open them. *names is a malloc'd array of
+ * *n malloc'd strings (NULL when *n is 0): free it with fam_free_names. */
+int fam_list_items(fam_t *f, fam_region_t *r, char ***names, size_t *n);
+void fam_free_names(char **names, size_t n);
 
 /* ---- put and get ------------------------------------------------------- */
 int fam_put_blocking(fam_t *f, const void *src, fam_item_t *d, uint64_t off,

@@ -801,6 +801,82 @@ int fam_item_refresh(fam_t *f, fam_item_t *d)
     return item_all(f, d, FAMP_ITEM_STAT, 0, 1);
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void fam_free_names(char **names, size_t n)
+{
+    for (size_t i = 0; names && i < n; i++) free(names[i]);
+    free(names);
+}
+
+/* famd pages through a region's items by metadata slot (ITEM_LIST). An
+ * interleaved region's items keep part 0 on server 0 (fam_allocate), so
+ * listing that server's part 0s names every item once; any other region
+ * lives on its home server. */
+int fam_list_items(fam_t *f, fam_region_t *r, char ***names, size_t *n)
+{
+    NEED(f, r, "region descriptor");
+    if (!names || !n) return fam_fail(FAM_EINVAL, "list_items: NULL argument");
+    *names = NULL;
+    *n = 0;
+    int srv = r->nparts > 1 ? 0 : r->server;
+    uint64_t rid = r->nparts > 1 ? r->pid[0] : r->id;
+    char **v = NULL;
+    size_t k = 0, cap = 0;
+    for (uint64_t slot = 0;;) {
+        struct famp_req q = {0};
+        struct famp_info o;
+        q.id = rid;
+        q.off = slot;
+        int rc = fam_rpc(f, srv, FAMP_ITEM_LIST, &q, &o);
+        if (rc == FAM_ENOTFOUND) {
+            /* the end of the list, unless the region itself is gone */
+            struct famp_req sq = {.id = rid};
+            struct famp_info so;
+            if ((rc = fam_rpc(f, srv, FAMP_REGION_STAT, &sq, &so)) == 0) break;
+        }
+        if (rc) {
+            fam_free_names(v, k);
+            return rc;
+        }
+        if (o.arg[0] < slot) {
+            fam_free_names(v, k);
+            return fam_fail(FAM_EPROTO, "list_items: memory server went back "
+                            "from slot %llu to %llu", (unsigned long long)slot,
+                            (unsigned long long)o.arg[0]);
+        }
+        slot = o.arg[0] + 1;
+        if (o.shard != 0) continue; /* a later part of a striped item */
+        if (k == cap) {
+            char **nv = realloc(v, (cap = cap ? 2 * cap : 16) * sizeof *nv);
+            if (!nv) {
+                fam_free_names(v, k);
+                return fam_fail(FAM_ENOMEM, "out of memory");
+            }
+            v = nv;
+        }
+        o.name[FAM_NAME_MAX] = '\0';
+        if (!(v[k] = strdup(o.name))) {
+            fam_free_names(v, k);
+            return fam_fail(FAM_ENOMEM, "out of memory");
+        }
+        k++;
+    }
+    if (k) qsort(v, k, sizeof *v, cmp_name);
+    size_t u = 0; /* each name once */
+    for (size_t i = 0; i < k; i++) {
+        if (u && strcmp(v[u - 1], v[i]) == 0) free(v[i]);
+        else v[u++] = v[i];
+    }
+    *names = v;
+    *n = u;
+    fam_clear_error();
+    return 0;
+}
+
 uint64_t fam_item_size(const fam_item_t *d) { return d ? d->size : 0; }
 void fam_release(fam_item_t *d) { free(d); }
 

@@ -41,3 +41,13 @@ int fam_fail(int code, const char *fmt, ...)
 }
 
 void fam_clear_error(void) { last_error[0] = '\0'; }
+
+int fam_set_error(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (fmt) vsnprintf(last_error, sizeof last_error, fmt, ap);
+    else last_error[0] = '\0';
+    va_end(ap);
+    return code;
+}

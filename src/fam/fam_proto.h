@@ -56,6 +56,9 @@ enum famp_op {
     FAMP_BACKUP_STAT,   /* name2 */
     FAMP_BACKUP_DELETE, /* name2 */
     FAMP_BACKUP_LIST,   /* off: index of the backup wanted (by name) */
+    FAMP_ITEM_LIST,     /* id (region), off: first metadata slot to look at;
+                           reply: the next named item there, arg[0] = its
+                           slot (ask again from arg[0] + 1) */
     FAMP_OP_END
 };
 

@@ -312,6 +312,34 @@ int famd_rpc(struct famd *d, uint16_t op, const struct famp_req *q,
             return rc;
         return bak_info(&bak, name, o);
     }
+    case FAMP_ITEM_LIST:
+        /* like ls: reading a region's names needs read permission on the
+         * region; the items' own bits still guard their bytes */
+        if ((rc = region_by_id(d, q->id, &rs)) ||
+            (rc = may_or_fail(d, &d->recs[rs], c, FAMD_R, "list the items of",
+                              "region")))
+            return rc;
+        for (uint64_t i = q->off; i < d->nslots; i++) {
+            const struct famd_rec *r = &d->recs[i];
+            if (atomic_load(&r->state) != FAMD_REC_ITEM || r->unnamed ||
+                r->region_id != q->id || !r->name[0])
+                continue;
+            o->id = r->id;
+            o->region_id = r->region_id;
+            o->size = o->used = atomic_load(&r->size);
+            o->uid = r->uid;
+            o->gid = r->gid;
+            o->mode = atomic_load(&r->mode);
+            o->nshards = r->nshards ? r->nshards : 1;
+            o->shard = r->shard;
+            o->total = r->nshards > 1 ? r->total : o->size;
+            o->stripe = r->stripe;
+            o->arg[0] = i;
+            snprintf(o->name, sizeof o->name, "%s", r->name);
+            return 0;
+        }
+        return famd_fail(d, FAM_ENOTFOUND, "no more items in region '%s'",
+                         d->recs[rs].name);
     default:
         return famd_fail(d, FAM_EPROTO, "unknown request %u", op);
     }

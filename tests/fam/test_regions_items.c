@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -183,6 +184,136 @@ static void pool_full_is_an_error_and_space_comes_back(void **state)
     CHECK_OK(fam_destroy_region(f, r));
 }
 
+/* ---- fam_list_items ------------------------------------------------------ */
+
+static void expect_names(fam_region_t *r, const char *const *want, size_t nwant)
+{
+    char **names = (char **)1;
+    size_t n = 99;
+    CHECK_OK(fam_list_items(f, r, &names, &n));
+    assert_int_equal(n, nwant);
+    for (size_t i = 0; i < n; i++) assert_string_equal(names[i], want[i]);
+    if (n == 0) assert_null(names);
+    fam_free_names(names, n);
+}
+
+static void list_items_gives_named_items_sorted(void **state)
+{
+    (void)state;
+    fam_region_t *r, *other;
+    fam_item_t *b, *a, *c, *u, *x;
+    CHECK_OK(fam_create_region(f, "lst", 1 << 20, 0600, NULL, &r));
+    CHECK_OK(fam_create_region(f, "lst-other", 1 << 20, 0600, NULL, &other));
+    expect_names(r, NULL, 0); /* empty region: no names, NULL array */
+    CHECK_OK(fam_allocate(f, "b", 100, 0600, r, &b));
+    CHECK_OK(fam_allocate(f, "a", 100, 0600, r, &a));
+    CHECK_OK(fam_allocate(f, NULL, 100, 0600, r, &u));    /* unnamed: not listed */
+    CHECK_OK(fam_allocate(f, "c", 100, 0000, r, &c));     /* no access: listed */
+    CHECK_OK(fam_allocate(f, "x", 100, 0600, other, &x)); /* other region */
+    const char *abc[] = {"a", "b", "c"};
+    expect_names(r, abc, 3);
+    const char *xs[] = {"x"};
+    expect_names(other, xs, 1);
+    CHECK_OK(fam_deallocate(f, b));
+    const char *ac[] = {"a", "c"};
+    expect_names(r, ac, 2);
+    fam_release(a);
+    fam_release(c);
+    fam_release(u);
+    fam_release(x);
+    CHECK_OK(fam_destroy_region(f, r));
+    CHECK_OK(fam_destroy_region(f, other));
+}
+
+static void list_items_many_items_page_through(void **state)
+{
+    (void)state;
+    fam_region_t *r;
+    CHECK_OK(fam_create_region(f, "lst-many", 1 << 20, 0600, NULL, &r));
+    enum { K = 150 };
+    for (int i = K - 1; i >= 0; i--) {
+        char name[16];
+        fam_item_t *d;
+        snprintf(name, sizeof name, "it%03d", i);
+        CHECK_OK(fam_allocate(f, name, 8, 0600, r, &d));
+        fam_release(d);
+    }
+    char **names;
+    size_t n;
+    CHECK_OK(fam_list_items(f, r, &names, &n));
+    assert_int_equal(n, K);
+    for (int i = 0; i < K; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "it%03d", i);
+        assert_string_equal(names[i], name);
+    }
+    fam_free_names(names, n);
+    CHECK_OK(fam_destroy_region(f, r));
+}
+
+static void list_items_errors(void **state)
+{
+    (void)state;
+    fam_region_t *r, *stale;
+    char **names;
+    size_t n;
+    CHECK_OK(fam_create_region(f, "lst-err", 1 << 20, 0600, NULL, &r));
+    assert_int_equal(fam_list_items(NULL, r, &names, &n), FAM_EINVAL);
+    assert_int_equal(fam_list_items(f, NULL, &names, &n), FAM_EINVAL);
+    assert_int_equal(fam_list_items(f, r, NULL, &n), FAM_EINVAL);
+    assert_int_equal(fam_list_items(f, r, &names, NULL), FAM_EINVAL);
+    CHECK_OK(fam_lookup_region(f, "lst-err", &stale));
+    CHECK_OK(fam_destroy_region(f, r));
+    /* a destroyed region is an error, not an empty list */
+    assert_int_equal(fam_list_items(f, stale, &names, &n), FAM_ENOTFOUND);
+    fam_release_region(stale);
+    fam_free_names(NULL, 0); /* harmless */
+}
+
+/* Interleaved over two memory servers: a striped item has a part on each,
+ * and is listed once; a one-stripe item lives on one server only. */
+static void list_items_interleaved_lists_each_item_once(void **state)
+{
+    (void)state;
+    struct famd_proc s2;
+    assert_int_equal(famd_start(&s2, 64 << 20, NULL), 0);
+    char both[200];
+    snprintf(both, sizeof both, "%s,%s", srv.addr, s2.addr);
+    fam_t *g = client(both);
+    assert_non_null(g);
+    fam_region_attr_t at = {.interleave = FAM_INTERLEAVE_ENABLE, .stripe_size = 4096};
+    fam_region_t *r, *r2;
+    fam_item_t *big, *small, *mid;
+    CHECK_OK(fam_create_region(g, "lst-il", 8 << 20, 0600, &at, &r));
+    CHECK_OK(fam_allocate(g, "striped", 10 * 4096 + 5, 0600, r, &big));
+    CHECK_OK(fam_allocate(g, "small", 100, 0600, r, &small));
+    CHECK_OK(fam_allocate(g, "mid", 4096 + 1, 0600, r, &mid));
+    fam_stat_t st;
+    CHECK_OK(fam_stat(g, big, &st));
+    assert_int_equal(st.num_servers, 2);
+    const char *want[] = {"mid", "small", "striped"};
+    char **names;
+    size_t n;
+    CHECK_OK(fam_list_items(g, r, &names, &n));
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) assert_string_equal(names[i], want[i]);
+    fam_free_names(names, n);
+    /* a descriptor from a lookup lists the same */
+    CHECK_OK(fam_lookup_region(g, "lst-il", &r2));
+    CHECK_OK(fam_deallocate(g, big));
+    CHECK_OK(fam_list_items(g, r2, &names, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(names[0], "mid");
+    assert_string_equal(names[1], "small");
+    fam_free_names(names, n);
+    fam_release(small);
+    fam_release(mid);
+    fam_release_region(r2);
+    CHECK_OK(fam_destroy_region(g, r));
+    fam_finalize(g);
+    famd_stop(&s2);
+}
+
 static void bad_initialize_arguments(void **state)
 {
     (void)state;
@@ -210,6 +341,10 @@ int main(void)
         cmocka_unit_test(item_allocate_lookup_stat_deallocate),
         cmocka_unit_test(item_errors),
         cmocka_unit_test(pool_full_is_an_error_and_space_comes_back),
+        cmocka_unit_test(list_items_gives_named_items_sorted),
+        cmocka_unit_test(list_items_many_items_page_through),
+        cmocka_unit_test(list_items_errors),
+        cmocka_unit_test(list_items_interleaved_lists_each_item_once),
         cmocka_unit_test(bad_initialize_arguments),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
