@@ -520,7 +520,8 @@ static int cmd_fam_delete(kd_cmd *c)
     int rc = 0;
     if (c->rank == 0) {
         struct fam_slot *s = cache_find(region, name);
-        s->a = NULL; /* fa_destroy frees the handle */
+        if (s)
+            s->a = NULL; /* fa_destroy frees the handle */
         int e = fa_destroy(a);
         if (e) {
             char what[600];
@@ -813,7 +814,9 @@ static int cmd_fam_from_pdarray(kd_cmd *c)
     if (kd_agree(c, rc)) {
         /* leave no half-written array behind */
         if (c->rank == 0) {
-            cache_find(region, name)->a = NULL;
+            struct fam_slot *s = cache_find(region, name);
+            if (s)
+                s->a = NULL;
             fa_destroy(a);
         } else {
             cache_drop(region, name);
