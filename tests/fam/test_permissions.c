@@ -615,6 +615,50 @@ static void closed_region_child(const struct ctx *c)
     close(fd);
 }
 
+/* Listing names is reading the region: refused on a 0700 region; on an
+ * open one the other user sees every name (a 0600 item's too, as `ls`
+ * shows files it cannot open) and gets no key with them. */
+static void list_child(const struct ctx *c)
+{
+    int fd = raw_open();
+    struct famp_req q = {0};
+    struct famp_info o;
+    q.id = c->region_id; /* the 0700 region */
+    EXPECT(raw_req(fd, FAMP_ITEM_LIST, &q, &o) == FAM_EPERM);
+    q.id = c->item_id;   /* the 0755 region */
+    EXPECT(raw_req(fd, FAMP_ITEM_LIST, &q, &o) == 0);
+    EXPECT(strcmp(o.name, "listed") == 0 && o.key == 0);
+    q.off = o.arg[0] + 1;
+    EXPECT(raw_req(fd, FAMP_ITEM_LIST, &q, &o) == FAM_ENOTFOUND);
+    close(fd);
+    fam_t *g = nobody_client();
+    if (g) {
+        fam_region_t *r;
+        char **names;
+        size_t n;
+        EXPECT(fam_lookup_region(g, "p-list-open", &r) == 0);
+        EXPECT(fam_list_items(g, r, &names, &n) == 0 && n == 1 &&
+               strcmp(names[0], "listed") == 0);
+        fam_free_names(names, n);
+        fam_release_region(r);
+        fam_finalize(g);
+    }
+}
+
+static void listing_items_needs_read_permission_on_the_region(void **state)
+{
+    (void)state;
+    fam_region_t *closed = mkregion("p-list", 0700), *open = mkregion("p-list-open", 0755);
+    fam_item_t *a = mkitem(closed, "hidden", 0644, 1), *b = mkitem(open, "listed", 0600, 2);
+    struct ctx c = {.region_id = stat_region(closed).id,
+                    .item_id = stat_region(open).id};
+    as_nobody(list_child, &c);
+    fam_release(a);
+    fam_release(b);
+    CHECK_OK(fam_destroy_region(f, closed));
+    CHECK_OK(fam_destroy_region(f, open));
+}
+
 static void a_0700_region_cannot_be_read_or_allocated_in_by_others(void **state)
 {
     (void)state;
@@ -750,6 +794,7 @@ int main(void)
         cmocka_unit_test(only_the_owner_changes_permissions),
         cmocka_unit_test(without_write_permission_others_cannot_free_destroy_or_allocate),
         cmocka_unit_test(a_0700_region_cannot_be_read_or_allocated_in_by_others),
+        cmocka_unit_test(listing_items_needs_read_permission_on_the_region),
         cmocka_unit_test(items_of_a_closed_interleaved_region_are_found_by_their_own_bits),
         cmocka_unit_test(other_users_cannot_map_the_pool_file),
         cmocka_unit_test(libfam_serves_other_users_on_tcp_and_shm_refuses_them),

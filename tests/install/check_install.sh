@@ -35,4 +35,33 @@ out=$(LD_LIBRARY_PATH=$(pkg-config --variable=libdir libfam) \
 echo "$out"
 echo "$out" | grep -q "0 of 1024 values wrong, counter 10" || { echo "FAIL: wrong output"; exit 1; }
 echo "$out" | grep -q "error 8 (FAM_ERR_NOTFOUND is 8)" || { echo "FAIL: wrong error"; exit 1; }
+# libfamarray: its header and pkg-config file build a program from the
+# installed tree alone; it creates an array in FAM and reads it back
+[ -e "$tmp/prefix/include/kodiak/famarray.h" ] || { echo "FAIL: famarray.h not installed"; exit 1; }
+cat > "$tmp/fa.c" <<'EOF2'
+#include <stdio.h>
+#include <kodiak/famarray.h>
+int main(void)
+{
+    fam_t *f;
+    fam_region_t *r;
+    fa_array_t *a;
+    double v[3] = {1.5, 2.5, 3.5}, g[3];
+    if (fam_initialize(NULL, &f) || fam_create_region(f, "far", 1 << 20, 0700, NULL, &r) ||
+        fa_create(f, "far", "x", FA_FLOAT64, 3, 0600, &a) || fa_put(a, 0, 3, v) ||
+        fa_get(a, 0, 3, g)) {
+        printf("error: %s\n", fam_last_error());
+        return 1;
+    }
+    printf("famarray %s %g\n", fa_dtype_name(fa_dtype(a)), g[0] + g[1] + g[2]);
+    fa_close(a);
+    fam_release_region(r);
+    return fam_finalize(f);
+}
+EOF2
+cc -std=c11 -Wall -Wextra -Werror "$tmp/fa.c" $(pkg-config --cflags --libs libfamarray) -o "$tmp/fa"
+out=$(LD_LIBRARY_PATH=$(pkg-config --variable=libdir libfam) \
+      FAM_SERVERS=$addr FAM_PROVIDER=$provider "$tmp/fa")
+echo "$out"
+[ "$out" = "famarray float64 7.5" ] || { echo "FAIL: wrong famarray output"; exit 1; }
 echo "install OK"
