@@ -11,5 +11,6 @@ from .numeric import *  # noqa: F401,F403
 from .sorting import *  # noqa: F401,F403
 from .groupby import *  # noqa: F401,F403
 from .launcher import *  # noqa: F401,F403
+from .famarray import *  # noqa: F401,F403
 
 __version__ = "0.1.0"

@@ -28,6 +28,8 @@ _EXCEPTIONS = {
     "KeyError": KeyError, "MemoryError": MemoryError,
     "ZeroDivisionError": ZeroDivisionError, "RuntimeError": KodiakError,
     "NotImplementedError": NotImplementedError, "OverflowError": OverflowError,
+    "FileExistsError": FileExistsError, "PermissionError": PermissionError,
+    "ConnectionError": ConnectionError,
 }
 
 

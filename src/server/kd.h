@@ -111,6 +111,7 @@ void kd_register_core(void);
 void kd_register_ops(void);
 void kd_register_index(void);
 void kd_register_sort(void);
+void kd_register_fam(void);
 
 /* ---- errors ---------------------------------------------------------------- */
 

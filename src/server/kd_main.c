@@ -565,6 +565,7 @@ int main(int argc, char **argv)
     kd_register_ops();
     kd_register_index();
     kd_register_sort();
+    kd_register_fam();
 
     void *ctx = NULL, *sock = NULL;
     int port = 0;

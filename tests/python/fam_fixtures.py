@@ -1,0 +1,124 @@
+"""fam_fixtures.py — memory servers (famd) and kodiakd servers attached to
+them, for the FAM array tests.
+
+FamServers starts N famd processes on free loopback ports (volatile pools,
+or persistent ones in given files) and reads each one's ready line
+("famd ready ADDR ..."). FamCluster is those famds plus a kodiakd under
+mpirun whose ranks get FAM_SERVERS in their environment. Everything is
+stopped at the end, also when a test fails."""
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+from conftest import BUILD, Server
+
+FAMD = os.path.join(BUILD, "famd")
+
+
+class FamServers:
+    """famd x n. pool_files: one path per famd for persistent pools."""
+
+    def __init__(self, n, pool_size="256M", pool_files=None, ports=None):
+        self.dir = tempfile.mkdtemp(prefix="kodiak-famd-")
+        self.procs, self.addresses, self.logs = [], [], []
+        try:
+            for i in range(n):
+                port = str(ports[i]) if ports else "0"
+                cmd = [FAMD, "--port", port, "--pool-size", pool_size]
+                if pool_files:
+                    cmd += ["--pool-file", pool_files[i]]
+                log = open(os.path.join(self.dir, f"famd{i}.log"), "w+")
+                self.logs.append(log)
+                self.procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                                   start_new_session=True))
+            for i, p in enumerate(self.procs):
+                self.addresses.append(self._ready(p, self.logs[i]))
+        except BaseException:
+            self.stop()
+            raise
+
+    @staticmethod
+    def _ready(p, log):
+        deadline = time.time() + 30
+        while True:
+            log.flush()
+            log.seek(0)
+            for line in log.read().splitlines():
+                if line.startswith("famd ready "):
+                    return line.split()[2]
+            if p.poll() is not None or time.time() > deadline:
+                log.seek(0)
+                raise RuntimeError(f"famd did not start: {log.read()}")
+            time.sleep(0.05)
+
+    @property
+    def servers(self):
+        """The FAM_SERVERS value."""
+        return ",".join(self.addresses)
+
+    @property
+    def ports(self):
+        return [int(a.rsplit(":", 1)[1]) for a in self.addresses]
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for log in self.logs:
+            log.close()
+        self.procs = []
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def start_kodiakd(nranks, fam_servers, provider=None):
+    """A kodiakd (conftest.Server) whose ranks reach `fam_servers` (None:
+    no FAM_SERVERS at all)."""
+    saved = {k: os.environ.get(k) for k in ("FAM_SERVERS", "FAM_PROVIDER")}
+    try:
+        os.environ.pop("FAM_SERVERS", None)
+        if fam_servers is not None:
+            os.environ["FAM_SERVERS"] = fam_servers
+        if provider:
+            os.environ["FAM_PROVIDER"] = provider
+        return Server(nranks)  # mpirun passes its environment to the ranks
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class FamCluster:
+    """famd x nfamd + kodiakd x nranks."""
+
+    def __init__(self, nranks, nfamd):
+        self.nranks, self.nfamd = nranks, nfamd
+        self.famd = FamServers(nfamd)
+        try:
+            self.server = start_kodiakd(nranks, self.famd.servers)
+        except BaseException:
+            self.famd.stop()
+            raise
+
+    def stop(self):
+        try:
+            self.server.stop()
+        finally:
+            self.famd.stop()
+
+
+def connect(kodiak, server):
+    """Point the kodiak module at `server` (if it is not already)."""
+    if kodiak.client._conn.endpoint != f"tcp://127.0.0.1:{server.port}":
+        kodiak.connect(connect_file=server.connect_file)
+    return kodiak

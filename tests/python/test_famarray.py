@@ -1,0 +1,454 @@
+"""FAM arrays (ak.fam_region, FamArray) against NumPy, with kodiakd at 1, 2
+and 3 ranks and 1 or 2 memory servers.
+
+Arrays of ~100k int64 elements span several 256 KiB stripes (32768 int64),
+so slices and index lists cross stripe and server boundaries."""
+import itertools
+import types
+
+import numpy as np
+import pytest
+
+import kodiak
+from fam_fixtures import FamCluster, connect, start_kodiakd
+
+N = 100_003  # > 3 stripes of int64, not divisible by 2 or 3
+DTYPES = [np.int64, np.uint64, np.float64, np.bool_]
+_regions = itertools.count()
+
+
+@pytest.fixture(scope="session", params=[(1, 2), (2, 1), (3, 2)],
+                ids=lambda p: f"{p[0]}rank-{p[1]}famd")
+def fam_cluster(request):
+    c = FamCluster(*request.param)
+    try:
+        yield c
+    finally:
+        kodiak.disconnect()
+        c.stop()
+
+
+@pytest.fixture
+def fam(fam_cluster):
+    """The kodiak module connected to the cluster, and a fresh region."""
+    ak = connect(kodiak, fam_cluster.server)
+    reg = ak.fam_region(f"t{next(_regions)}")
+    yield types.SimpleNamespace(ak=ak, region=reg, cluster=fam_cluster)
+    assert fam_cluster.server.alive(), f"kodiakd died: {fam_cluster.server.output()}"
+    reg.destroy()
+
+
+def random_values(rng, dtype, n):
+    if dtype == np.bool_:
+        return rng.integers(0, 2, n).astype(np.bool_)
+    if dtype == np.float64:
+        return rng.standard_normal(n) * 1e6
+    if dtype == np.uint64:
+        return rng.integers(0, 2**63, n, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    return rng.integers(-2**62, 2**62, n)
+
+
+def filled(fam, name, nd):
+    """A FamArray holding nd (written through a pdarray)."""
+    return fam.ak.fam_array(fam.ak.array(nd), fam.region, name)
+
+
+# ---- creating, finding, deleting ---------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_create_gives_a_zero_filled_array_with_its_metadata(fam, dtype):
+    fa = fam.region.create("z", dtype, N)
+    assert (fa.name, fa.dtype, fa.size, len(fa)) == ("z", np.dtype(dtype), N, N)
+    assert fa.region.name == fam.region.name
+    np.testing.assert_array_equal(fa.to_pdarray().to_ndarray(), np.zeros(N, dtype))
+
+
+def test_repr_says_where_the_array_lives(fam):
+    fa = fam.region.create("aName", fam.ak.int64, 1000)
+    assert repr(fa) == f"FamArray('aName', region='{fam.region.name}', dtype=int64, size=1000)"
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_empty_and_single_element_arrays(fam, n):
+    fa = fam.region.create("small", fam.ak.float64, n)
+    assert fa.to_pdarray().size == n
+    fa[0:n] = fam.ak.array(np.full(n, 2.5))
+    np.testing.assert_array_equal(fa.to_ndarray(), np.full(n, 2.5))
+    np.testing.assert_array_equal(fa[fam.ak.array(np.zeros(n, np.int64))].to_ndarray(),
+                                  np.full(n, 2.5))
+
+
+def test_lookup_finds_the_same_array(fam):
+    nd = np.arange(N) * 3
+    filled(fam, "a", nd)
+    fb = fam.region.lookup("a")
+    assert (fb.dtype, fb.size) == (np.dtype(np.int64), N)
+    np.testing.assert_array_equal(fb.to_ndarray(), nd)
+
+
+def test_region_list_names_its_arrays_sorted(fam):
+    for name in ("b", "a", "c"):
+        fam.region.create(name, fam.ak.int64, 10)
+    assert fam.region.list() == ["a", "b", "c"]
+
+
+def test_fam_region_looks_up_an_existing_region(fam):
+    fam.region.create("x", fam.ak.int64, 5)
+    again = fam.ak.fam_region(fam.region.name, create=False)
+    assert again == fam.region and again.lookup("x").size == 5
+
+
+def test_delete_removes_the_array_and_frees_the_name(fam):
+    fa = fam.region.create("d", fam.ak.int64, 10)
+    fa.delete()
+    with pytest.raises(KeyError):
+        fam.region.lookup("d")
+    fb = fam.region.create("d", fam.ak.float64, 3)
+    assert fb.dtype == np.float64 and fb.to_ndarray().tolist() == [0, 0, 0]
+
+
+def test_region_destroy_removes_its_arrays(fam):
+    reg = fam.ak.fam_region(fam.region.name + "_gone")
+    reg.create("x", fam.ak.int64, 10)
+    reg.destroy()
+    with pytest.raises(KeyError):
+        fam.ak.fam_region(reg.name, create=False)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fam_array_copies_a_pdarray_and_to_pdarray_brings_it_back(fam, dtype):
+    nd = random_values(np.random.default_rng(1), dtype, N)
+    fa = filled(fam, "copy", nd)
+    assert fa.dtype == np.dtype(dtype) and fa.size == N
+    np.testing.assert_array_equal(fa.to_pdarray().to_ndarray(), nd)
+
+
+# ---- gather and scatter ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gather_with_random_and_repeated_indices_matches_numpy(fam, dtype):
+    rng = np.random.default_rng(2)
+    nd = random_values(rng, dtype, N)
+    fa = filled(fam, "g", nd)
+    idx = rng.integers(0, N, 30_011)
+    idx[::7] = idx[0]  # repeats
+    got = fa[fam.ak.array(idx)]
+    assert got.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(got.to_ndarray(), nd[idx])
+
+
+def test_gather_with_negative_and_uint64_indices(fam):
+    nd = np.arange(N) * 2
+    fa = filled(fam, "neg", nd)
+    idx = np.array([-1, -N, 0, 5, -7])
+    np.testing.assert_array_equal(fa[fam.ak.array(idx)].to_ndarray(), nd[idx])
+    uidx = np.array([N - 1, 0, 77], dtype=np.uint64)
+    np.testing.assert_array_equal(fa[fam.ak.array(uidx)].to_ndarray(), nd[uidx])
+
+
+def test_gather_with_a_list_or_a_mask(fam):
+    nd = np.arange(1000) % 17
+    fa = filled(fam, "m", nd)
+    np.testing.assert_array_equal(fa[[3, 1, 3]].to_ndarray(), nd[[3, 1, 3]])
+    mask = nd > 10
+    np.testing.assert_array_equal(fa[fam.ak.array(mask)].to_ndarray(), nd[mask])
+
+
+def test_scatter_of_distinct_indices_matches_numpy(fam):
+    rng = np.random.default_rng(3)
+    fa = fam.region.create("s", fam.ak.int64, N)
+    idx = rng.permutation(N)[:40_000]
+    vals = rng.integers(-10**12, 10**12, idx.size)
+    fa[fam.ak.array(idx)] = fam.ak.array(vals)
+    want = np.zeros(N, np.int64)
+    want[idx] = vals
+    np.testing.assert_array_equal(fa.to_ndarray(), want)
+
+
+def test_scatter_with_repeated_indices_keeps_one_of_the_values(fam):
+    """NumPy keeps the last; here the last within one rank's block, and any
+    of them when repeats fall in different ranks' blocks (see famarray.py)."""
+    rng = np.random.default_rng(4)
+    fa = fam.region.create("dup", fam.ak.int64, N)
+    idx = rng.integers(0, 5000, 30_000)  # many repeats, spread over all blocks
+    vals = np.arange(1, idx.size + 1)  # distinct, nonzero: the winner is identifiable
+    fa[fam.ak.array(idx)] = fam.ak.array(vals)
+    got = fa.to_ndarray()
+    candidates = {}
+    for i, v in zip(idx, vals):
+        candidates.setdefault(int(i), set()).add(int(v))
+    untouched = np.ones(N, bool)
+    untouched[idx] = False
+    assert not got[untouched].any()
+    for i, vs in candidates.items():
+        assert got[i] in vs
+    if fam.cluster.nranks == 1:  # one writer: the last wins, as NumPy
+        want = np.zeros(N, np.int64)
+        want[idx] = vals
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_scatter_a_scalar(fam, dtype):
+    fa = fam.region.create("sc", dtype, N)
+    idx = np.random.default_rng(5).integers(0, N, 9000)
+    fa[fam.ak.array(idx)] = 1
+    want = np.zeros(N, dtype)
+    want[idx] = 1
+    np.testing.assert_array_equal(fa.to_ndarray(), want)
+
+
+def test_scatter_casts_values_as_numpy_assignment(fam):
+    fa = fam.region.create("cast", fam.ak.int64, 100)
+    idx = np.array([1, 2, 3, 4])
+    vals = np.array([2.7, -2.7, 1e3, 0.5])
+    fa[fam.ak.array(idx)] = fam.ak.array(vals)
+    fa[[10, 11]] = [7.9, True]
+    want = np.zeros(100, np.int64)
+    want[idx] = vals
+    want[[10, 11]] = [7.9, True]
+    np.testing.assert_array_equal(fa.to_ndarray(), want)
+    fb = fam.region.create("castb", fam.ak.bool, 10)
+    fb[fam.ak.array([0, 1, 2])] = fam.ak.array([0.0, 2.5, -1.0])
+    assert fb.to_ndarray().tolist() == [False, True, True] + [False] * 7
+
+
+def test_scatter_with_empty_and_single_index(fam):
+    fa = filled(fam, "e", np.arange(50))
+    fa[fam.ak.array(np.zeros(0, np.int64))] = fam.ak.array(np.zeros(0, np.int64))
+    fa[fam.ak.array([49])] = fam.ak.array([-1])
+    want = np.arange(50)
+    want[49] = -1
+    np.testing.assert_array_equal(fa.to_ndarray(), want)
+    assert fa[fam.ak.array(np.zeros(0, np.int64))].size == 0
+
+
+def test_the_issue_example(fam):
+    ak = fam.ak
+    fa = fam.region.create("aName", ak.int64, 1_000_000)
+    p1 = ak.randint(0, 1_000_000, 10_000)
+    p2 = ak.arange(0, 10_000, 1)
+    fa[p1] = p2
+    i1 = p1.to_ndarray()
+    got = fa.to_ndarray()
+    # p2 is arange: the value at each written position is the number of an
+    # assignment aimed at that very position
+    np.testing.assert_array_equal(i1[got[i1]], i1)
+    untouched = np.ones(fa.size, bool)
+    untouched[i1] = False
+    assert not got[untouched].any()
+    np.testing.assert_array_equal(fa[p1].to_ndarray(), got[i1])
+
+
+# ---- slices and elements ---------------------------------------------------------------------------
+
+SLICES = [slice(None), slice(10, 20), slice(32760, 32780), slice(30000, 70000, 3),
+          slice(None, None, -1), slice(90000, 1000, -7), slice(5, 5), slice(-100, None),
+          slice(N - 1, None), slice(65530, 98310, 32768)]
+
+
+@pytest.mark.parametrize("sl", SLICES, ids=str)
+def test_get_slice_matches_numpy(fam, sl):
+    nd = np.arange(N, dtype=np.float64) * 0.5
+    fa = filled(fam, "sl", nd)
+    got = fa[sl]
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got.to_ndarray(), nd[sl])
+
+
+@pytest.mark.parametrize("sl", SLICES, ids=str)
+def test_put_slice_matches_numpy(fam, sl):
+    want = np.arange(N)
+    fa = filled(fam, "ps", want)
+    vals = -np.arange(len(range(*sl.indices(N)))) - 1
+    fa[sl] = fam.ak.array(vals)
+    want[sl] = vals
+    np.testing.assert_array_equal(fa.to_ndarray(), want)
+
+
+def test_put_slice_with_a_scalar_and_a_bool_array(fam):
+    fa = fam.region.create("pb", fam.ak.bool, N)
+    fa[100:70000:5] = True
+    want = np.zeros(N, bool)
+    want[100:70000:5] = True
+    np.testing.assert_array_equal(fa.to_ndarray(), want)
+    fu = fam.region.create("pu", fam.ak.uint64, 40000)
+    fu[32000:33000] = 2**64 - 1
+    wu = np.zeros(40000, np.uint64)
+    wu[32000:33000] = 2**64 - 1
+    np.testing.assert_array_equal(fu.to_ndarray(), wu)
+
+
+def test_put_slice_of_the_wrong_length_is_a_value_error(fam):
+    fa = filled(fam, "len", np.arange(100))
+    with pytest.raises(ValueError):
+        fa[0:10] = fam.ak.arange(9)
+    np.testing.assert_array_equal(fa.to_ndarray(), np.arange(100))
+
+
+def test_single_elements_read_and_write_as_numpy(fam):
+    nd = np.arange(N) * 11
+    fa = filled(fam, "el", nd)
+    assert fa[0] == nd[0] and fa[-1] == nd[-1] and fa[32768] == nd[32768]
+    assert isinstance(fa[5], np.int64)
+    fa[7] = 2.9
+    fa[-2] = -5
+    nd[7] = 2.9
+    nd[-2] = -5
+    np.testing.assert_array_equal(fa.to_ndarray(), nd)
+    with pytest.raises(IndexError):
+        fa[N]
+    with pytest.raises(IndexError):
+        fa[-N - 1] = 1
+
+
+# ---- atomics -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint64, np.float64])
+def test_add_with_repeated_indices_matches_np_add_at(fam, dtype):
+    rng = np.random.default_rng(6)
+    start = (rng.integers(0, 1000, N)).astype(dtype)
+    fa = filled(fam, "add", start)
+    idx = rng.integers(0, 3000, 50_000)  # heavy repeats
+    vals = rng.integers(0, 1000, idx.size).astype(dtype)  # exact in float64 too
+    fa.add(fam.ak.array(idx), fam.ak.array(vals))
+    want = start.copy()
+    np.add.at(want, idx, vals)
+    np.testing.assert_array_equal(fa.to_ndarray(), want)
+
+
+def test_add_of_a_scalar_and_negative_numbers(fam):
+    fa = fam.region.create("adds", fam.ak.int64, 100)
+    idx = np.array([1, 1, 1, 5, -1])
+    fa.add(fam.ak.array(idx), 3)
+    fa.add(fam.ak.array([5]), fam.ak.array([-10]))
+    want = np.zeros(100, np.int64)
+    np.add.at(want, idx, 3)
+    want[5] -= 10
+    np.testing.assert_array_equal(fa.to_ndarray(), want)
+
+
+def test_fetch_add_returns_previous_values_consistent_with_the_updates(fam):
+    rng = np.random.default_rng(7)
+    start = rng.integers(0, 100, 2000)
+    fa = filled(fam, "fadd", start)
+    idx = rng.integers(0, 2000, 20_000)
+    vals = rng.integers(1, 50, idx.size)  # positive: a chain of olds increases
+    old = fam.ak.array(idx)
+    old = fa.fetch_add(old, fam.ak.array(vals)).to_ndarray()
+    assert old.dtype == np.int64 and old.size == idx.size
+    final = fa.to_ndarray()
+    want = start.copy()
+    np.add.at(want, idx, vals)
+    np.testing.assert_array_equal(final, want)
+    # per element: the updates applied one after the other, each saw the last
+    order = np.lexsort((old, idx))
+    for j in np.unique(idx):
+        sel = order[idx[order] == j]
+        o, v = old[sel], vals[sel]
+        assert o[0] == start[j]
+        np.testing.assert_array_equal(o[1:], o[:-1] + v[:-1])
+        assert final[j] == o[-1] + v[-1]
+
+
+def test_fetch_add_of_one_everywhere_hands_out_distinct_tickets(fam):
+    fa = fam.region.create("ticket", fam.ak.int64, 1)
+    old = fa.fetch_add(fam.ak.zeros(5000, fam.ak.int64), 1).to_ndarray()
+    np.testing.assert_array_equal(np.sort(old), np.arange(5000))
+    assert fa[0] == 5000
+
+
+# ---- errors leave the data as it was ----------------------------------------------------------------------
+
+def test_out_of_range_index_on_any_rank_writes_nothing(fam):
+    nd = np.arange(N)
+    fa = filled(fam, "oor", nd)
+    idx = np.arange(0, N, 3)
+    idx[-1] = N  # in the last rank's block
+    for op in (lambda k: fa.__setitem__(k, fam.ak.zeros(idx.size, fam.ak.int64)),
+               lambda k: fa.add(k, 1), lambda k: fa.fetch_add(k, 1), lambda k: fa[k]):
+        with pytest.raises(IndexError):
+            op(fam.ak.array(idx))
+    with pytest.raises(IndexError):
+        fa[fam.ak.array([-N - 1, 0])] = 5
+    np.testing.assert_array_equal(fa.to_ndarray(), nd)
+
+
+def test_non_integer_indices_are_an_index_error(fam):
+    fa = filled(fam, "fi", np.arange(10))
+    with pytest.raises(IndexError):
+        fa[fam.ak.array([1.0, 2.0])]
+    with pytest.raises(IndexError):
+        fa[fam.ak.array([1.0])] = 3
+
+
+def test_length_mismatch_is_a_value_error_and_writes_nothing(fam):
+    fa = filled(fam, "lm", np.arange(100))
+    with pytest.raises(ValueError):
+        fa[fam.ak.array([1, 2, 3])] = fam.ak.array([9, 9])
+    with pytest.raises(ValueError):
+        fa.add(fam.ak.array([1, 2, 3]), fam.ak.array([9, 9]))
+    np.testing.assert_array_equal(fa.to_ndarray(), np.arange(100))
+
+
+def test_add_to_a_bool_array_is_a_type_error(fam):
+    fa = fam.region.create("bo", fam.ak.bool, 10)
+    with pytest.raises(TypeError):
+        fa.add(fam.ak.array([1]), True)
+
+
+def test_unknown_names_are_key_errors(fam):
+    with pytest.raises(KeyError):
+        fam.region.lookup("nope")
+    with pytest.raises(KeyError):
+        fam.ak.fam_region("no_such_region_xyz", create=False)
+    with pytest.raises(KeyError):
+        fam.ak.fam_region("no_such_region_xyz", create=False).create("a", fam.ak.int64, 1)
+    gone = fam.region.create("gone", fam.ak.int64, 4)
+    gone.delete()
+    with pytest.raises(KeyError):
+        gone.delete()
+
+
+def test_a_taken_name_is_a_file_exists_error(fam):
+    fa = filled(fam, "taken", np.arange(10))
+    with pytest.raises(FileExistsError):
+        fam.region.create("taken", fam.ak.float64, 5)
+    with pytest.raises(FileExistsError):
+        fam.ak.fam_array(fam.ak.arange(3), fam.region, "taken")
+    np.testing.assert_array_equal(fa.to_ndarray(), np.arange(10))
+
+
+def test_a_full_region_is_a_memory_error(fam):
+    small = fam.ak.fam_region(fam.region.name + "_small", size=1 << 20)
+    try:
+        with pytest.raises(MemoryError):
+            small.create("big", fam.ak.int64, 1 << 20)  # 8 MiB > 1 MiB
+        with pytest.raises(MemoryError):
+            fam.region.create("huge", fam.ak.int64, 1 << 40)
+        assert "big" not in small.list()
+    finally:
+        small.destroy()
+
+
+def test_bad_names_and_sizes_are_refused(fam):
+    with pytest.raises(ValueError):
+        fam.region.create("", fam.ak.int64, 1)
+    with pytest.raises(ValueError):
+        fam.region.create("x" * 300, fam.ak.int64, 1)
+    with pytest.raises(ValueError):
+        fam.region.create("neg", fam.ak.int64, -1)
+    with pytest.raises(TypeError):
+        fam.region.create("str", "int32", 1)
+
+
+def test_a_server_without_memory_servers_says_so(fam_cluster):
+    s = start_kodiakd(1, None)
+    try:
+        kodiak.connect(connect_file=s.connect_file)
+        with pytest.raises(kodiak.KodiakError, match="FAM_SERVERS"):
+            kodiak.fam_region("x")
+        assert kodiak.arange(3).tolist() == [0, 1, 2]  # and it still serves
+    finally:
+        kodiak.disconnect()
+        s.stop()
