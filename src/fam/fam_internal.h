@@ -25,7 +25,7 @@ struct fam_server {
     uint32_t uid, gid;    /* who famd says we are */
     uint32_t spin_us;     /* famd stays awake this long after a WAKE */
     uint64_t last_wake;   /* when we last sent a WAKE (us, monotonic) */
-    int64_t inflight;     /* non-blocking RMA to it not yet complete (flock) */
+    int64_t inflight;     /* RMA and atomics to it not yet complete (flock) */
     uint64_t token;       /* our secret for bulk requests to this famd */
     uint8_t faddr[FAMP_ADDR_MAX]; /* famd's fabric address (for copies) */
     uint32_t faddrlen;
