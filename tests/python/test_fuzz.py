@@ -42,6 +42,7 @@ ALLOWED = (ValueError, TypeError, IndexError, KeyError, MemoryError, ZeroDivisio
            kodiak.KodiakError)
 SANITIZER_MARKS = ("runtime error", "AddressSanitizer", "LeakSanitizer")
 DTYPES = ["int64", "uint64", "float64", "bool"]
+SIZES = [0, 1, 2, 3, 5, 10, 17, 64, 100, 1000]
 NP = {"int64": np.int64, "uint64": np.uint64, "float64": np.float64, "bool": np.bool_}
 I64_MIN, I64_MAX = -2**63, 2**63 - 1
 
@@ -168,7 +169,7 @@ def wrong_type_kind(kind):
 
 
 def make_array(nd):
-    """A server array from NumPy data: (name, dtype, size)."""
+    """A server array from NumPy data; returns its name."""
     res, _ = client.generic_msg("array", {"dtype": str(nd.dtype), "size": int(nd.size)},
                                 frames=[nd.tobytes()] if nd.size else [b""])
     return res["array"]["name"]
@@ -195,8 +196,9 @@ class Fuzzer:
         self.server = server
         self.rng = rng
         self.sentinels = {}   # name -> NumPy contents (never written by the fuzzer)
+        self.meta = {}        # name -> (dtype, size) of every array the fuzzer knows
         self.pool = []        # names the fuzzer may read, write and delete
-        self.gb = []          # (permutation, segments, nrows) of successful groupbys
+        self.gb = []          # (permutation, segments, nrows, ngroups) of successful groupbys
         self.history = []     # the last requests, for failure messages
         self.mismatches = []  # single-fault requests that failed with the wrong kind
         self.count = 0
@@ -208,14 +210,109 @@ class Fuzzer:
         for dt in DTYPES:
             for size in (0, 1, 7, 100, 1001):
                 nd = random_nd(rng, dt, size)
-                self.sentinels[make_array(nd)] = nd
+                name = make_array(nd)
+                self.sentinels[name] = nd
+                self.meta[name] = (dt, size)
         self.refill()
 
     def refill(self):
         while len(self.pool) < 40:
             dt = self.rng.choice(DTYPES)
-            size = self.rng.choice([0, 1, 2, 3, 5, 10, 17, 64, 100, 1000])
-            self.pool.append(make_array(random_nd(self.rng, dt, size)))
+            size = self.rng.choice(SIZES)
+            name = make_array(random_nd(self.rng, dt, size))
+            self.pool.append(name)
+            self.meta[name] = (dt, size)
+
+    def arr(self, size=None, dtype=None, writable=False):
+        """A known array of this size and dtype (made when there is none)."""
+        names = self.pool if writable else self.pool + list(self.sentinels)
+        fit = [n for n in names if n in self.meta and (size is None or self.meta[n][1] == size)
+               and (dtype is None or self.meta[n][0] == dtype)]
+        if fit:
+            return self.rng.choice(fit)
+        dt = dtype or self.rng.choice(DTYPES)
+        size = self.rng.choice(SIZES) if size is None else size
+        nd = random_nd(self.rng, dt, size)
+        if dt in ("int64", "uint64") and size and self.rng.random() < 0.7:
+            nd = np.array([self.rng.randint(-size - 2, size + 1) for _ in range(size)],
+                          dtype=np.int64).astype(dt)
+        name = make_array(nd)
+        self.pool.append(name)
+        self.meta[name] = (dt, size)
+        return name
+
+    def smart(self, cmd, writable):
+        """Arguments that make sense together (same sizes, fitting dtypes,
+        indices mostly in range), so that the deep paths run."""
+        rng = self.rng
+        S = rng.choice(SIZES)
+        dt = lambda: rng.choice(DTYPES)  # noqa: E731
+        scalar = lambda: self.valid("scalar", "", False)  # noqa: E731
+
+        def operand(akey, skey, size, dtype=None):
+            if rng.random() < 0.65:
+                return {akey: self.arr(size if rng.random() < 0.9 else 1, dtype)}
+            return {skey: scalar()}
+
+        def index(n):
+            return rng.randint(-n - 2, n + 1) if rng.random() < 0.9 else rng.choice(BIG_INTS)
+
+        if cmd == "binop":
+            op = rng.choice(BINOPS)
+            ct = dt()
+            rt = "bool" if op in BINOPS[12:] else ("float64" if op == "/" else ct)
+            a = {"op": op, "ct": ct, "rt": rt, **operand("a", "sa", S), **operand("b", "sb", S)}
+            if rng.random() < 0.3:
+                a["out"] = self.arr(S, rt if rng.random() < 0.8 else None, writable=True)
+            if rng.random() < 0.2:
+                a["stream"] = True
+            return a
+        if cmd == "axpy":
+            return {"x": self.arr(S, "float64"), "y": self.arr(S, "float64"),
+                    "alpha": rng.choice([0.5, -2.0, 1e308, float("nan"), 0.0]),
+                    "form": rng.choice(["x+ay", "x-ay", "ay-x"])}
+        if cmd == "where":
+            return {"cond": self.arr(S, "bool"), **operand("a", "sa", S),
+                    **operand("b", "sb", S), "rt": dt()}
+        if cmd in ("index_mask", "setitem_mask"):
+            a = {"array": self.arr(S, writable=cmd.startswith("set")), "mask": self.arr(S, "bool")}
+        elif cmd in ("index_gather", "setitem_scatter"):
+            a = {"array": self.arr(S, writable=cmd.startswith("set")),
+                 "index": self.arr(rng.choice(SIZES), rng.choice(["int64", "uint64", "bool"]))}
+        elif cmd in ("index_int", "setitem_int"):
+            a = {"array": self.arr(S, writable=cmd.startswith("set")), "index": index(S)}
+        elif cmd in ("index_slice", "setitem_slice"):
+            a = {"array": self.arr(S, writable=cmd.startswith("set")), "start": index(S),
+                 "stop": index(S), "step": rng.choice([1, 1, 2, -1, -3, 7, 0, I64_MIN, I64_MAX])}
+        elif cmd == "in1d":
+            t1, t2 = dt(), dt()
+            common = str(np.result_type(NP[t1], NP[t2]))
+            return {"a": self.arr(None, t1), "b": self.arr(None, t2),
+                    "dtype": common if common in NP else "float64", "invert": rng.random() < .5}
+        elif cmd == "concatenate":
+            names = [self.arr() for _ in range(rng.choice([1, 2, 3, 10]))]
+            rt = np.result_type(*[NP[self.meta[n][0]] for n in names])
+            return {"arrays": names, "rt": str(rt) if str(rt) in NP else "float64"}
+        elif cmd in ("groupby", "coargsort"):
+            names = [self.arr(S) for _ in range(rng.choice([1, 1, 2, 3]))]
+            return {"keys" if cmd == "groupby" else "arrays": names, "dropna": rng.random() < .5} \
+                if cmd == "groupby" else {"arrays": names}
+        elif cmd in ("groupby_reduce", "groupby_broadcast") and self.gb:
+            perm, seg, nrows, ngroups = rng.choice(self.gb)
+            if cmd == "groupby_reduce":
+                return {"permutation": perm, "segments": seg, "values": self.arr(nrows),
+                        "op": rng.choice(GB_OPS)}
+            return {"permutation": perm, "segments": seg, "values": self.arr(ngroups),
+                    "permute": rng.random() < 0.5,
+                    "length": nrows if rng.random() < 0.9 else rng.choice(SIZES)}
+        else:
+            return None
+        if cmd.startswith("setitem"):
+            if rng.random() < 0.5:
+                a["value"] = scalar()
+            else:
+                a["values"] = self.arr(rng.choice([1, S, rng.choice(SIZES)]))
+        return a
 
     def any_name(self, writable):
         names = self.pool if writable or self.rng.random() < 0.6 else list(self.sentinels)
@@ -333,6 +430,22 @@ class Fuzzer:
             return [b"\x01" * rng.choice([0, 1, 8, 100])] * rng.choice([1, 2, 65])
         return []
 
+    def generic(self, spec, writable):
+        """Each argument valid on its own (but maybe not with the others)."""
+        args = {}
+        for key, kind, req in spec:
+            if not req and self.rng.random() < 0.5:
+                continue
+            if "|" in key:
+                akey, skey = key.split("|")
+                if self.rng.random() < 0.5:
+                    args[akey] = self.valid("array", akey, writable)
+                else:
+                    args[skey] = self.valid("scalar", skey, writable)
+                continue
+            args[key] = self.valid(kind, key, writable)
+        return args
+
     def build(self, cmd):
         """(args, frames, expected, clean): a random request; `expected` is
         the exception type a single deliberate fault calls for (else None)
@@ -340,19 +453,10 @@ class Fuzzer:
         rng = self.rng
         spec = SPECS[cmd]
         writable = cmd.startswith("setitem") or cmd in ("delete",)
-        args = {}
         single = rng.random() < 0.3
-        for key, kind, req in spec:
-            if not req and rng.random() < 0.5:
-                continue
-            if "|" in key:
-                akey, skey = key.split("|")
-                if rng.random() < 0.5:
-                    args[akey] = self.valid("array", akey, writable)
-                else:
-                    args[skey] = self.valid("scalar", skey, writable)
-                continue
-            args[key] = self.valid(kind, key, writable)
+        args = self.smart(cmd, writable) if rng.random() < 0.5 else None
+        if args is None:
+            args = self.generic(spec, writable)
         if not single:
             for key in list(args):
                 if rng.random() < 0.15:
@@ -464,10 +568,18 @@ class Fuzzer:
             assert args["name"] not in self.sentinels, f"sentinel deleted\n{self.context()}"
             if args["name"] in self.pool:
                 self.pool.remove(args["name"])
+            self.meta.pop(args["name"], None)
+            self.gb = [g for g in self.gb if args["name"] not in g[:2]]
+        if cmd == "binop" and isinstance(args.get("out"), str):
+            self.meta.pop(args["out"], None)  # now the result's (maybe another dtype)
+            if args["out"] in self.pool:
+                self.pool.remove(args["out"])
         arrays = [v for v in res.values() if isinstance(v, dict) and "name" in v]
+        for a in arrays:
+            self.meta[a["name"]] = (a["dtype"], a["size"])
         if "permutation" in res and "segments" in res:
             self.gb.append((res["permutation"]["name"], res["segments"]["name"],
-                            res["permutation"]["size"]))
+                            res["permutation"]["size"], res["segments"]["size"]))
             del self.gb[:-5]
             return  # keep them all (the unique keys too: cheap, and they get freed later)
         for a in arrays:
@@ -491,6 +603,7 @@ class Fuzzer:
             junk = rng.choice([["id_999999"], [5, None, [], {}], [""] * 10, ["x" * 1000]])
             if rng.random() < 0.3 and len(self.pool) > 10:
                 victim = self.pool.pop(rng.randrange(len(self.pool)))
+                self.meta.pop(victim, None)
                 junk = junk + [victim, victim]
             client._conn.pending_free.extend(junk)
         cmd = rng.choice(list(SPECS))
@@ -586,3 +699,26 @@ def test_integer_below_int64_is_refused(ak):
     # digits inside strings are not numbers
     with pytest.raises(KeyError):
         client.generic_msg("to_ndarray", {"array": "-99999999999999999999"})
+
+
+def test_scalar_text_with_leading_space_is_refused(ak):
+    """strtoll/strtod skip leading blanks: " 1" passed for 1 while "1 " did not."""
+    for dt, txt in (("int64", " 1"), ("uint64", "\t7"), ("float64", " 1.5"),
+                    ("int64", "\n-3")):
+        with pytest.raises(ValueError, match="not a valid"):
+            client.generic_msg("full", {"dtype": "int64", "size": 3,
+                                        "value": {"dtype": dt, "value": txt}})
+    res, _ = client.generic_msg("full", {"dtype": "int64", "size": 3,
+                                         "value": {"dtype": "int64", "value": "-3"}})
+    _, fr = client.generic_msg("to_ndarray", {"array": res["array"]["name"]})
+    np.testing.assert_array_equal(np.frombuffer(fr[0], dtype=np.int64), [-3, -3, -3])
+
+
+def test_groupby_size_checks_the_values_name(ak):
+    """groupby_reduce(op="size") ignored an unknown "values" name."""
+    g = ak.GroupBy(ak.array(np.array([3, 1, 3, 2], dtype=np.int64)))
+    args = {"permutation": g.permutation.name, "segments": g.segments.name, "op": "size"}
+    with pytest.raises(KeyError):
+        client.generic_msg("groupby_reduce", {**args, "values": "id_999999"})
+    _, counts = g.size()
+    np.testing.assert_array_equal(counts.to_ndarray(), [1, 1, 2])
