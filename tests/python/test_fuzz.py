@@ -92,7 +92,7 @@ SPECS = {
     "binop": [("op", ("op", BINOPS), True), ("ct", "dtype", True), ("rt", "dtype", True),
               ("a|sa", "operand", True), ("b|sb", "operand", True), ("out", "marray", False),
               ("stream", "bool", False)],
-    "axpy": [("x", "array", True), ("y", "array", True), ("alpha", "float", True),
+    "axpy": [("x", "array", True), ("y", "array", True), ("alpha", "scalar", True),
              ("form", ("op", ["x+ay", "x-ay", "ay-x"]), True)],
     "unop": [("op", ("op", ["neg", "invert", "abs"]), True), ("array", "array", True)],
     "astype": [("array", "array", True), ("dtype", "dtype", True)],
@@ -150,6 +150,7 @@ WRONG_TYPES = {
 BIG_INTS = [I64_MAX, I64_MIN, -1, 2**40, 2**31, 2**31 - 1, 2**32, 2**59, 2**62, -2**40,
             I64_MIN + 1]
 PAST_INT64 = [2**63, 2**64, 2**64 - 1, 10**30, -2**63 - 1]
+NEAR_LIMIT = [2**20, 3 * 10**6, 8 * 2**20, 8 * 2**20 + 1, 2**24 + 3]  # 64M per rank
 BAD_SCALAR_TEXT = {"int64": ["abc", "", "1.5", "9223372036854775808", "0x10", " 1", "1 ",
                              "1e3", "\u0000", "-"],
                    "uint64": ["-1", "18446744073709551616", "abc", "", "1.0"],
@@ -269,7 +270,7 @@ class Fuzzer:
             return a
         if cmd == "axpy":
             return {"x": self.arr(S, "float64"), "y": self.arr(S, "float64"),
-                    "alpha": rng.choice([0.5, -2.0, 1e308, float("nan"), 0.0]),
+                    "alpha": {"dtype": "float64", "value": repr(rng.choice([0.5, -2.0, 1e308, float("nan"), 0.0]))},
                     "form": rng.choice(["x+ay", "x-ay", "ay-x"])}
         if cmd == "where":
             return {"cond": self.arr(S, "bool"), **operand("a", "sa", S),
@@ -379,7 +380,7 @@ class Fuzzer:
             return rng.choice([None, "", "\u0000", "id_1\u0000", "x" * 5000,
                                nested(rng.randint(1, 40))])
         if kind in ("int", "size", "index", "seed", "bins"):
-            return rng.choice(BIG_INTS + PAST_INT64)
+            return rng.choice(BIG_INTS + PAST_INT64 + NEAR_LIMIT)
         if kind == "float":
             return rng.choice([float("nan"), float("inf"), -float("inf"), 1e308, -0.0,
                                5e-324, 2**64, I64_MIN])
@@ -610,6 +611,8 @@ class Fuzzer:
         args, frames, expected, clean = self.build(cmd)
         res, err = self.send(cmd, args, frames)
         self.stats.setdefault(cmd, [0, 0])[err is not None] += 1
+        if err is not None and os.environ.get("KODIAK_FUZZ_DEBUG") == cmd:
+            print(f"{cmd} {short(args, 200)} -> {type(err).__name__}: {err}")
         if err is None:
             self.absorb(cmd, args, res)
         if expected is not None and not isinstance(err, expected):
@@ -678,6 +681,60 @@ def test_fuzz_every_command(ak, server):
     # the fuzzer reached every command, with successes and failures
     for cmd in SPECS:
         assert cmd in fz.stats, f"{cmd} never sent"
+
+
+def raw_request(parts):
+    """Send raw message parts (header bytes first) on the client's socket;
+    return the reply header as a dict."""
+    with client._conn.lock:
+        client._conn.sock.send_multipart(parts)
+        assert client._conn.sock.poll(TIMEOUT * 1000), "no answer to a raw request"
+        reply = client._conn.sock.recv_multipart()
+    return json.loads(reply[0])
+
+
+@pytest.mark.parametrize("header", [
+    b"", b"{", b"[]", b"null", b"42", b'"connect"', b"{}", b'{"cmd": 5}', b'{"cmd": null}',
+    b'{"cmd": ["list_symbols"]}', b'{"cmd": "list_symbols"} x', b'{"cmd": "list_symbols"}{}',
+    b'{"cmd": "fam_put", "args": {}}', rb'{"cmd": "list_symbols\u0000"}',
+    b'{"cmd": "nosuch"}', b"\xff\xfe{}", b'{"cmd": "memory", "args": 5}',
+    b'{"cmd": "memory", "args": [1]}', b'{"cmd": "memory", "free": "id_1"}',
+    b'{"cmd": "memory", "free": {"a": 1}}', b'{"cmd": "list_symbols", "cmd": "nosuch"}',
+    b'{"cmd": "delete", "args": {"name": "id_1", "name": "id_999999"}}',
+    b"{" * 40 + b"}" * 40, b'{"cmd": "memory", "args": {"a": ' + b"[" * 40 + b"]" * 40 + b"}}",
+    b'{"cmd": "memory", "args": {"x": 1e999, "y": -1e999, "z": NaN}}',
+    b'{"cmd": "arange", "args": {"start": 0, "stop": 3, "step": 1.0}}',
+    b'{"cmd": "arange", "args": {"start": 0, "stop": 3, "step": 1e0}}',
+    b'{"cmd": "arange", "args": {"start": -0, "stop": 3, "step": 00001}}',
+], ids=lambda h: h[:30].decode("latin-1"))
+def test_raw_headers(ak, server, header):
+    """Malformed headers: an error reply (ValueError, TypeError or KeyError)
+    or a success, and the server keeps answering."""
+    head = raw_request([header])
+    assert head.get("ok") in (True, False)
+    if not head["ok"]:
+        assert head["error"]["type"] in ("ValueError", "TypeError", "KeyError"), head
+        assert head["error"]["message"]
+    assert client.generic_msg("memory")[0]["ranks"]
+    log = server.output()
+    assert not any(m in log for m in SANITIZER_MARKS), log[-4000:]
+
+
+def test_raw_frames(ak, server):
+    """Binary frames in excess or of odd sizes, on commands that take none."""
+    hdr = json.dumps({"cmd": "list_symbols"}).encode()
+    assert raw_request([hdr] + [b"x"] * 64)["ok"]
+    head = raw_request([hdr] + [b""] * 65)
+    assert not head["ok"] and head["error"]["type"] == "ValueError"
+    hdr = json.dumps({"cmd": "array", "args": {"dtype": "int64", "size": 2}}).encode()
+    for frames in ([b"\x00" * 15], [b"\x00" * 17], [], [b"\x00" * 16, b"\x00" * 16]):
+        head = raw_request([hdr] + frames)
+        if len(frames) == 2:  # an extra frame is ignored
+            assert head["ok"], head
+            client.queue_free(head["result"]["array"]["name"])
+        else:
+            assert not head["ok"] and head["error"]["type"] == "ValueError", head
+    assert client.generic_msg("memory")[0]["ranks"]
 
 
 # ---- regressions: bugs the fuzzer found ----------------------------------------------------
