@@ -133,7 +133,8 @@ SPECS = {
 # registered but not fuzzed: shutdown (it would end the run; test_server.py covers it)
 # names that are not commands (kodiakd has no FAM commands; they must be refused clearly)
 UNKNOWN_CMDS = ["fam_put", "fam_get", "fam_create", "fam_attach", "nosuch", "", "CONNECT",
-                "connect ", "list_symbols\u0000", "x" * 300, "\u00e9t\u00e9"]
+                "connect ", "list_symbols\u0000", "x" * 300, "\u00e9t\u00e9", "\ud800",
+                "\U0001f600" * 60, "\ud83d" + "x" * 98, "x" + "\U0001f600" * 60]
 
 # JSON values of the wrong type for each kind of argument
 WRONG_TYPES = {
@@ -150,6 +151,8 @@ WRONG_TYPES = {
 BIG_INTS = [I64_MAX, I64_MIN, -1, 2**40, 2**31, 2**31 - 1, 2**32, 2**59, 2**62, -2**40,
             I64_MIN + 1]
 PAST_INT64 = [2**63, 2**64, 2**64 - 1, 10**30, -2**63 - 1]
+EDGE_FLOATS = [float("nan"), float("inf"), -float("inf"), 1e308, -1e308, 5e-324, -0.0, 0.0,
+               2.0**63, -2.0**63, 2.0**64]
 NEAR_LIMIT = [2**20, 3 * 10**6, 8 * 2**20, 8 * 2**20 + 1, 2**24 + 3]  # 64M per rank
 BAD_SCALAR_TEXT = {"int64": ["abc", "", "1.5", "9223372036854775808", "0x10", " 1", "1 ",
                              "1e3", "\u0000", "-"],
@@ -204,6 +207,7 @@ class Fuzzer:
         self.mismatches = []  # single-fault requests that failed with the wrong kind
         self.count = 0
         self.stats = {}
+        self.extreme = False  # this request: every number at an edge
 
     # -- arrays --
     def setup(self):
@@ -256,7 +260,9 @@ class Fuzzer:
             return {skey: scalar()}
 
         def index(n):
-            return rng.randint(-n - 2, n + 1) if rng.random() < 0.9 else rng.choice(BIG_INTS)
+            if self.extreme or rng.random() < 0.1:
+                return rng.choice(BIG_INTS + [0, -1, n, -n, n - 1, -n - 1])
+            return rng.randint(-n - 2, n + 1)
 
         if cmd == "binop":
             op = rng.choice(BINOPS)
@@ -284,7 +290,8 @@ class Fuzzer:
             a = {"array": self.arr(S, writable=cmd.startswith("set")), "index": index(S)}
         elif cmd in ("index_slice", "setitem_slice"):
             a = {"array": self.arr(S, writable=cmd.startswith("set")), "start": index(S),
-                 "stop": index(S), "step": rng.choice([1, 1, 2, -1, -3, 7, 0, I64_MIN, I64_MAX])}
+                 "stop": index(S), "step": rng.choice([1, 1, 2, -1, -3, 7, 0, I64_MIN, I64_MAX,
+                                                       I64_MIN + 1, 2**62, S, -S])}
         elif cmd == "in1d":
             t1, t2 = dt(), dt()
             common = str(np.result_type(NP[t1], NP[t2]))
@@ -322,6 +329,10 @@ class Fuzzer:
     # -- values --
     def valid(self, kind, key, writable_cmd):
         rng = self.rng
+        if self.extreme and kind in ("int", "size", "index", "seed", "bins"):
+            return rng.choice(BIG_INTS + [0, 1, -1, 2])
+        if self.extreme and kind == "float":
+            return rng.choice(EDGE_FLOATS)
         if kind in ("array", "marray"):
             return self.any_name(kind == "marray" or writable_cmd)
         if kind == "gbperm" or kind == "gbseg":
@@ -399,10 +410,13 @@ class Fuzzer:
             return [self.any_name(False) for _ in range(k)]
         if kind in ("array", "marray", "gbperm", "gbseg"):
             return rng.choice(["id_999999", "id_-1", "id_", "id_0", "id_1x", "ID_1",
-                               "\u00e9", "a" * 100, " id_1", "id_18446744073709551616"])
+                               "\u00e9", "a" * 100, " id_1", "id_18446744073709551616",
+                               "\ud800", "id_\udfff\ud800x", "\U0001f600" * 50,
+                               "x" + "\U0001f600" * 50, "xy" + "\u00e9" * 60])
         if kind == "dtype":
             return rng.choice(["int32", "float32", "object", "str", "", "Int64", "int64 ",
-                               "uint8", "bool_", "float"])
+                               "uint8", "bool_", "float", "\udcff" * 20,
+                               "\u00e9" * 30, "x" + "\u00e9" * 30])
         if kind == "bool":
             return rng.choice([None, 2, "False"])
         return rng.choice(["", "nope", "+-", "x" * 100, "sum ", "SUM", "cumsum\u0000"])
@@ -455,6 +469,7 @@ class Fuzzer:
         spec = SPECS[cmd]
         writable = cmd.startswith("setitem") or cmd in ("delete",)
         single = rng.random() < 0.3
+        self.extreme = not single and rng.random() < 0.15
         args = self.smart(cmd, writable) if rng.random() < 0.5 else None
         if args is None:
             args = self.generic(spec, writable)
@@ -599,6 +614,7 @@ class Fuzzer:
             res, err = self.send(cmd, args, [])
             assert isinstance(err, ValueError) and "command" in str(err), f"{cmd!r}: {err!r}"
             return
+        victim = None
         if r < 0.04:
             # junk (and sometimes real) names in the "free" list
             junk = rng.choice([["id_999999"], [5, None, [], {}], [""] * 10, ["x" * 1000]])
@@ -609,6 +625,12 @@ class Fuzzer:
             client._conn.pending_free.extend(junk)
         cmd = rng.choice(list(SPECS))
         args, frames, expected, clean = self.build(cmd)
+        if victim and isinstance(args, dict) and isinstance(args.get("array"), str):
+            # freed before the command runs: the command must not see it
+            args["array"], expected, clean = victim, None, None
+            res, err = self.send(cmd, args, frames)
+            assert err is not None, f"{cmd} ran on a freed array\n{self.context()}"
+            return
         res, err = self.send(cmd, args, frames)
         self.stats.setdefault(cmd, [0, 0])[err is not None] += 1
         if err is not None and os.environ.get("KODIAK_FUZZ_DEBUG") == cmd:
@@ -622,7 +644,7 @@ class Fuzzer:
         """A single-fault request failed differently than its fault calls for:
         fine if the request without the fault is refused the same way (a
         check that comes first)."""
-        if err is not None:
+        if err is not None and clean is not None:
             res, cerr = self.send(cmd, clean, self.good_frames(cmd, clean))
             if res is not None:
                 self.absorb(cmd, clean, res)
