@@ -400,6 +400,49 @@ static bool dispatch(void *sock, zmq_msg_t *ident, const char *hdr, size_t len,
 
 #define KD_MAX_PARTS (3 + KD_MAX_FRAMES)
 
+/* The first integer literal of the JSON text `hdr` that json-c would clamp
+ * without a word (below -2^63, or above 2^64 - 1): its start, else NULL.
+ * -9223372036854775809 would otherwise pass for INT64_MIN. Strings are
+ * skipped; numbers with a fraction or exponent are doubles, never clamped. */
+static const char *clamped_integer(const char *hdr, size_t len, size_t *toklen)
+{
+    bool in_str = false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = hdr[i];
+        if (in_str) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                in_str = false;
+            continue;
+        }
+        if (ch == '"') {
+            in_str = true;
+            continue;
+        }
+        if (ch != '-' && (ch < '0' || ch > '9'))
+            continue;
+        size_t start = i, d;
+        bool neg = ch == '-';
+        if (neg)
+            i++;
+        while (i < len && hdr[i] == '0')
+            i++;
+        d = i;
+        while (i < len && hdr[i] >= '0' && hdr[i] <= '9')
+            i++;
+        size_t nd = i - d;
+        bool fraction = i < len && (hdr[i] == '.' || hdr[i] == 'e' || hdr[i] == 'E');
+        const char *lim = neg ? "9223372036854775808" : "18446744073709551615";
+        if (!fraction && (nd > strlen(lim) || (nd == strlen(lim) && memcmp(hdr + d, lim, nd) > 0))) {
+            *toklen = i - start;
+            return hdr + start;
+        }
+        i--; /* the loop's i++ lands on the character after the number */
+    }
+    return NULL;
+}
+
 /* Check a request header on rank 0: a JSON object with a known "cmd". */
 static const char *check_header(const char *hdr, size_t len, char *why, size_t whylen)
 {
@@ -412,10 +455,15 @@ static const char *check_header(const char *hdr, size_t len, char *why, size_t w
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t used = json_tokener_get_parse_end(tok);
     json_tokener_free(tok);
-    const char *type = NULL;
+    const char *type = NULL, *bad;
+    size_t badlen;
     json_object *cmd = NULL;
     if (!req || jerr != json_tokener_success || used != len) {
         snprintf(why, whylen, "request header is not valid JSON");
+        type = "ValueError";
+    } else if ((bad = clamped_integer(hdr, len, &badlen))) {
+        snprintf(why, whylen, "integer %.*s in the request is out of range (int64 or uint64)",
+                 badlen > 40 ? 40 : (int)badlen, bad);
         type = "ValueError";
     } else if (!json_object_is_type(req, json_type_object) ||
                !json_object_object_get_ex(req, "cmd", &cmd) ||

@@ -506,10 +506,11 @@ static int cmd_groupby_reduce(kd_cmd *c)
                        "min, max, count, size, first, nunique)", opname);
     if (perm->dtype != KD_INT64 || seg->dtype != KD_INT64)
         return kd_fail(c, "TypeError", "groupby: permutation and segments must be int64");
-    if (op != OP_SIZE) {
-        if (kd_arg_array(c, "values", &values))
-            return -1;
-    }
+    /* size reads no values, but a name given must still name an array */
+    if ((op != OP_SIZE || kd_has_arg(c, "values")) && kd_arg_array(c, "values", &values))
+        return -1;
+    if (op == OP_SIZE)
+        values = NULL;
     kd_dtype t = values ? values->dtype : KD_INT64;
     uint8_t *gs = NULL;
     void *pv = NULL;

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "kd.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -199,6 +200,8 @@ static int parse_scalar_text(const char *txt, kd_dtype t, kd_scalar *s)
     char *end;
     errno = 0;
     s->dtype = t;
+    if (isspace((unsigned char)txt[0])) /* strtoll and strtod would skip it */
+        return -1;
     switch (t) {
     case KD_INT64:
         s->v.i = strtoll(txt, &end, 10);
