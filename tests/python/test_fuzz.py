@@ -131,8 +131,8 @@ SPECS = {
                           ("length", "size", True)],
 }
 # registered but not fuzzed: shutdown (it would end the run; test_server.py covers it)
-# names that are not commands (kodiakd has no FAM commands; they must be refused clearly)
-UNKNOWN_CMDS = ["fam_put", "fam_get", "fam_create", "fam_attach", "nosuch", "", "CONNECT",
+# names that are not commands (they must be refused clearly)
+UNKNOWN_CMDS = ["fam_put", "fam_get", "fam_attach", "nosuch", "", "CONNECT",
                 "connect ", "list_symbols\u0000", "x" * 300, "\u00e9t\u00e9", "\ud800",
                 "\U0001f600" * 60, "\ud83d" + "x" * 98, "x" + "\U0001f600" * 60]
 
@@ -801,3 +801,21 @@ def test_groupby_size_checks_the_values_name(ak):
         client.generic_msg("groupby_reduce", {**args, "values": "id_999999"})
     _, counts = g.size()
     np.testing.assert_array_equal(counts.to_ndarray(), [1, 1, 2])
+
+
+FAM_COMMANDS = ["fam_region", "fam_region_list", "fam_region_destroy", "fam_create",
+                "fam_lookup", "fam_delete", "fam_from_pdarray", "fam_to_pdarray",
+                "fam_scatter", "fam_gather", "fam_get_item", "fam_get_slice",
+                "fam_put_slice", "fam_add", "fam_fetch_add"]
+
+
+def test_fam_commands_without_memory_servers_say_what_is_missing(ak, server):
+    # this server has no FAM_SERVERS: every FAM command is a clear error
+    a = ak.arange(10)
+    base = {"region": "r", "name": "x", "dtype": "int64", "size": 10, "array": a.name,
+            "index": a.name, "values": a.name, "start": 0, "stop": 5, "step": 1}
+    for cmd in FAM_COMMANDS:
+        with pytest.raises(ak.KodiakError, match="FAM_SERVERS"):
+            ak.client.generic_msg(cmd, dict(base))
+    assert ak.arange(3).tolist() == [0, 1, 2]
+    assert a.tolist() == list(range(10))
