@@ -34,15 +34,19 @@ def mpi_env():
 class Server:
     """One kodiakd under mpirun, on a free loopback port."""
 
-    def __init__(self, nranks, args=()):
+    def __init__(self, nranks, args=(), prefix=(), env=None):
+        """prefix: a command to run mpirun under (e.g. setpriv as another
+        user); env: variables added to mpirun's (and the ranks') environment."""
         self.nranks = nranks
         self.dir = tempfile.mkdtemp(prefix="kodiak-test-")
+        if prefix:  # the server may run as another user: let it write here
+            os.chmod(self.dir, 0o777)
         self.connect_file = os.path.join(self.dir, "connect.json")
-        cmd = ["mpirun", "-np", str(nranks), "--oversubscribe", "--bind-to", "none",
+        cmd = [*prefix, "mpirun", "-np", str(nranks), "--oversubscribe", "--bind-to", "none",
                KODIAKD, "--port", "0", "--connect-file", self.connect_file, *args]
         self.log = open(os.path.join(self.dir, "kodiakd.log"), "w+")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=mpi_env(), start_new_session=True)
+                                     env={**mpi_env(), **(env or {})}, start_new_session=True)
         deadline = time.time() + 60
         while not os.path.exists(self.connect_file):
             if self.proc.poll() is not None or time.time() > deadline:

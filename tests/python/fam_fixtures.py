@@ -21,13 +21,15 @@ FAMD = os.path.join(BUILD, "famd")
 class FamServers:
     """famd x n. pool_files: one path per famd for persistent pools."""
 
-    def __init__(self, n, pool_size="256M", pool_files=None, ports=None):
+    def __init__(self, n, pool_size="256M", pool_files=None, ports=None, provider=None):
         self.dir = tempfile.mkdtemp(prefix="kodiak-famd-")
         self.procs, self.addresses, self.logs = [], [], []
         try:
             for i in range(n):
                 port = str(ports[i]) if ports else "0"
                 cmd = [FAMD, "--port", port, "--pool-size", pool_size]
+                if provider:
+                    cmd += ["--provider", provider]
                 if pool_files:
                     cmd += ["--pool-file", pool_files[i]]
                 log = open(os.path.join(self.dir, f"famd{i}.log"), "w+")

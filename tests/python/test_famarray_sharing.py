@@ -199,3 +199,38 @@ def test_a_c_program_reads_what_python_wrote(famds, tmp_path):
     lines = out.stdout.split()
     assert lines[:2] == ["int64", str(nd.size)]
     np.testing.assert_array_equal(np.array(lines[2:], dtype=np.int64), nd)
+
+
+def test_another_user_reads_but_may_not_write_and_gets_permissionerror():
+    # famd over tcp (shm serves one user); arrays are created 0644 in a 0755
+    # region: the owner writes, another uid reads and is refused writes
+    from conftest import Server
+    famds = FamServers(1, provider="tcp")
+    mine = other = None
+    try:
+        mine = start_kodiakd(1, famds.servers, provider="tcp")
+        connect(kodiak, mine)
+        fa = kodiak.fam_region("perm").create("owned", kodiak.int64, 1000)
+        fa[0:1000] = kodiak.arange(1000)
+        other = Server(1, prefix=["setpriv", "--reuid", "65534", "--regid", "65534",
+                                  "--clear-groups"],
+                       env={"FAM_SERVERS": famds.servers, "FAM_PROVIDER": "tcp",
+                            "HOME": "/tmp"})
+        connect(kodiak, other)
+        fb = kodiak.fam_region("perm").lookup("owned")
+        np.testing.assert_array_equal(fb.to_ndarray(), np.arange(1000))
+        with pytest.raises(PermissionError):
+            fb[0:10] = 5
+        with pytest.raises(PermissionError):
+            fb.add(kodiak.array([1, 2]), 1)
+        with pytest.raises(PermissionError):
+            kodiak.fam_region("perm").lookup("owned").delete()
+        assert other.alive()
+        connect(kodiak, mine)
+        np.testing.assert_array_equal(fa.to_ndarray(), np.arange(1000))
+    finally:
+        kodiak.disconnect()
+        for s in (other, mine):
+            if s is not None:
+                s.stop()
+        famds.stop()
