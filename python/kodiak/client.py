@@ -159,6 +159,22 @@ def memory_path(addr, nbytes):
     return {"pid": os.getpid(), "addr": int(addr), "boot_id": boot, "token": _conn.token}
 
 
+# A command that runs longer than this (seconds) shows a tqdm bar with the
+# time it has taken, until the server answers; KODIAK_PROGRESS=0 turns it off.
+PROGRESS_AFTER = 2.0
+
+
+def _progress_bar(cmd):
+    if os.environ.get("KODIAK_PROGRESS", "1") == "0":
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(desc=f"kodiak: {cmd}", bar_format="{desc} running for {elapsed}",
+                leave=False)
+
+
 def queue_free(name):
     """Called from pdarray.__del__: delete `name` with the next request."""
     if _conn.sock is not None:
@@ -180,13 +196,22 @@ def generic_msg(cmd, args=None, frames=(), timeout=None):
         parts.extend(frames)
         _conn.sock.send_multipart(parts, copy=False)
         waited = 0.0
-        while not _conn.sock.poll(1000):
-            waited += 1.0
-            if timeout is not None and waited >= timeout:
-                ep = _conn.endpoint
-                _close()
-                raise ConnectionError(f"no answer from kodiak server at {ep} within "
-                                      f"{timeout:g} s")
+        bar = None
+        try:
+            while not _conn.sock.poll(500):
+                waited += 0.5
+                if timeout is not None and waited >= timeout:
+                    ep = _conn.endpoint
+                    _close()
+                    raise ConnectionError(f"no answer from kodiak server at {ep} within "
+                                          f"{timeout:g} s")
+                if bar is None and waited >= PROGRESS_AFTER:
+                    bar = _progress_bar(cmd)
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
         reply = _conn.sock.recv_multipart(copy=False)
     head = json.loads(bytes(reply[0].buffer))
     if not head.get("ok"):

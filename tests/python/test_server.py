@@ -254,3 +254,32 @@ def test_connect_takes_arkoudas_forms(ak, server):
             ak.connect(connect_url="not-a-url")
     finally:
         ak.connect(connect_file=server.connect_file)
+
+
+def test_a_long_command_shows_a_progress_bar(capsys, monkeypatch):
+    # the client side only: a REP socket that answers "slow" after 1.5 s
+    import json
+    import threading
+    import zmq
+    import kodiak
+    ctx = zmq.Context.instance()
+    rep = ctx.socket(zmq.REP)
+    port = rep.bind_to_random_port("tcp://127.0.0.1")
+
+    def serve():
+        for delay in (0.0, 1.5):
+            rep.recv_multipart()
+            time.sleep(delay)
+            rep.send(json.dumps({"ok": True, "result": {"version": 1, "ranks": 1}}).encode())
+    t = threading.Thread(target=serve)
+    t.start()
+    monkeypatch.setattr(kodiak.client, "PROGRESS_AFTER", 0.5)
+    try:
+        kodiak.connect("127.0.0.1", port)
+        kodiak.client.generic_msg("slow")
+        err = capsys.readouterr().err
+        assert "kodiak: slow running for" in err
+    finally:
+        t.join()
+        kodiak.disconnect()
+        rep.close(0)
