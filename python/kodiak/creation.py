@@ -109,8 +109,11 @@ def arange(*args, dtype=int64, **kwargs):
     return create_pdarray(res)
 
 
-def linspace(start, stop, num=50, endpoint=True):
-    """num evenly spaced float64 values over [start, stop], as numpy.linspace."""
+def linspace(start, stop, num=50, endpoint=True, length=None):
+    """num evenly spaced float64 values over [start, stop], as numpy.linspace
+    (Arkouda calls num `length`: both are accepted)."""
+    if length is not None:
+        num = length
     res, _ = client.generic_msg("linspace", {"start": float(start), "stop": float(stop),
                                              "num": _size(num), "endpoint": bool(endpoint)})
     return create_pdarray(res)

@@ -15,12 +15,13 @@ servers) open the same array by region and name.
 
 Semantics are NumPy's where they apply: negative indices count from the
 end, values are converted to the array's dtype as NumPy's assignment does,
-an out-of-range index raises IndexError and writes nothing. One difference:
-with repeated indices in fa[idx] = values, the value kept is the last one
-in idx among those held by one rank, but when the repeats fall in the blocks
-of different ranks (which write concurrently) it is any one of them; NumPy
-keeps the last. fa.add / fa.fetch_add are exact with repeats (atomic in the
-memory server), as np.add.at."""
+an out-of-range index raises IndexError and writes nothing. With repeated
+indices in fa[idx] = values the last one wins, as in NumPy: with several
+ranks (which write their shares at the same time) the client first keeps
+only each index's last occurrence (a stable argsort of the indices).
+Another program writing the same elements at the same time may interleave.
+fa.add / fa.fetch_add are exact with repeats (atomic in the memory server),
+as np.add.at."""
 import numbers
 
 import numpy as np
@@ -62,6 +63,8 @@ class FamRegion:
         return f"FamRegion({self.name!r})"
 
     def __eq__(self, other):
+        if isinstance(other, str):  # fa.region == "demo"
+            return other == self.name
         return isinstance(other, FamRegion) and other.name == self.name
 
     def __hash__(self):
@@ -124,8 +127,13 @@ def fam_region(name, size=None, create=True):
     return FamRegion(res["region"], res.get("size"))
 
 
-def fam_array(pda, region, name):
-    """A new FamArray `name` in `region` holding a copy of pdarray `pda`."""
+def fam_array(pda, region=None, name=None, reg=None):
+    """A new FamArray `name` in `region` (also spelled `reg`, as in
+    `ak.fam_array(pda, reg, name)`) holding a copy of pdarray `pda`."""
+    if region is None:
+        region = reg
+    if region is None or name is None:
+        raise TypeError("fam_array needs a region and a name")
     pdarray = _pdarray_type()
     if not isinstance(pda, pdarray):
         raise TypeError(f"fam_array takes a pdarray, not {type(pda).__name__}")
@@ -258,8 +266,29 @@ class FamArray(_IndexMixin):
         if kind == "mask":
             k = self._index(k)
         args, keep = self._rhs(value, k.size)
+        if kind == "index" and "values" in args and k.size > 1 and keep.size == k.size \
+                and client.server_info().get("ranks", 1) > 1:
+            k, keep = self._last_wins(k, keep)
+            args = {"values": keep.name}
         client.generic_msg("fam_scatter", self._args(index=k.name, **args))
         del keep
+
+    def _last_wins(self, k, values):
+        """Only the last occurrence of each index, and its value: the ranks
+        write their shares at the same time, so a repeated index held by two
+        ranks would otherwise keep either value, where NumPy keeps the last.
+        (One stable argsort of the indices; one rank needs none of this.)"""
+        from .creation import ones, zeros
+        from .numeric import concatenate, where
+        from .sorting import argsort
+        kk = k if k.dtype == np.int64 else k.astype(np.int64)  # uint64 as intp, as NumPy
+        norm = where(kk < 0, kk + self.size, kk)
+        perm = argsort(norm)
+        s = norm[perm]
+        last = concatenate([s[:-1] != s[1:], ones(1, np.bool_)])
+        keep = zeros(k.size, np.bool_)
+        keep[perm] = last
+        return k[keep], values[keep]
 
     def add(self, idx, values):
         """fa[idx[i]] += values[i] for every i, atomically: exact with repeated

@@ -167,6 +167,11 @@ def binop(x, y, op, spare=()):
     NotImplemented for operands of other kinds. `spare` lists operands that
     are temporaries: the result may take one's place on the server."""
     for v in (x, y):
+        if isinstance(v, (np.ndarray, list, tuple)) and not (
+                isinstance(v, np.ndarray) and v.ndim == 0):
+            # == would otherwise fall back to identity and say False
+            raise TypeError(f"pdarray {op} {type(v).__name__}: convert it with ak.array() "
+                            f"first (the data of a pdarray stays on the server)")
         if not is_pdarray(v) and as_scalar(v) is None:
             return NotImplemented
     x = x if is_pdarray(x) else as_scalar(x)

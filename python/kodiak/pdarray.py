@@ -96,6 +96,14 @@ class pdarray(_OpsMixin, _IndexMixin):
     def tolist(self):
         return self.to_ndarray().tolist()
 
+    def to_list(self):
+        """Arkouda's spelling of tolist()."""
+        return self.tolist()
+
+    def copy(self):
+        """A new pdarray with the same values."""
+        return self[:]
+
     def __iter__(self):
         return iter(self.to_ndarray())
 

@@ -136,3 +136,15 @@ def test_full_casts_a_float_to_uint64_as_numpy(ak, value):
         warnings.simplefilter("ignore")
         want = np.full(3, value, dtype=np.float64).astype(np.uint64)
     np.testing.assert_array_equal(ak.full(3, value, ak.uint64).to_ndarray(), want)
+
+
+def test_arkouda_spellings(ak):
+    np.testing.assert_array_equal(ak.linspace(0, 1, length=5).to_ndarray(), np.linspace(0, 1, 5))
+    a = ak.arange(4)
+    assert a.to_list() == [0, 1, 2, 3]
+    b = a.copy()
+    b[0] = 9
+    assert a.tolist() == [0, 1, 2, 3] and b.tolist() == [9, 1, 2, 3]
+    assert ak.int64(5) == 5 and isinstance(a[0], ak.int64)
+    assert a.dtype == ak.int64 and ak.zeros(2, ak.bool).dtype == ak.bool
+    assert ak.array([1.5]).dtype == ak.float64 and ak.array([1], ak.uint64).dtype == ak.uint64

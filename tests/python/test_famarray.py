@@ -165,27 +165,23 @@ def test_scatter_of_distinct_indices_matches_numpy(fam):
     np.testing.assert_array_equal(fa.to_ndarray(), want)
 
 
-def test_scatter_with_repeated_indices_keeps_one_of_the_values(fam):
-    """NumPy keeps the last; here the last within one rank's block, and any
-    of them when repeats fall in different ranks' blocks (see famarray.py)."""
+def test_scatter_with_repeated_indices_keeps_the_last_as_numpy(fam):
     rng = np.random.default_rng(4)
     fa = fam.region.create("dup", fam.ak.int64, N)
     idx = rng.integers(0, 5000, 30_000)  # many repeats, spread over all blocks
-    vals = np.arange(1, idx.size + 1)  # distinct, nonzero: the winner is identifiable
+    idx[-5:] = [-1, N - 1, -1, 7, 7]     # negative and positive spellings repeat too
+    vals = np.arange(1, idx.size + 1)
     fa[fam.ak.array(idx)] = fam.ak.array(vals)
-    got = fa.to_ndarray()
-    candidates = {}
-    for i, v in zip(idx, vals):
-        candidates.setdefault(int(i), set()).add(int(v))
-    untouched = np.ones(N, bool)
-    untouched[idx] = False
-    assert not got[untouched].any()
-    for i, vs in candidates.items():
-        assert got[i] in vs
-    if fam.cluster.nranks == 1:  # one writer: the last wins, as NumPy
-        want = np.zeros(N, np.int64)
-        want[idx] = vals
-        np.testing.assert_array_equal(got, want)
+    want = np.zeros(N, np.int64)
+    want[idx] = vals
+    np.testing.assert_array_equal(fa.to_ndarray(), want)
+    # the seed's example: same indices everywhere, the last value wins
+    fa[fam.ak.array(np.full(20, 5))] = fam.ak.arange(20)
+    assert fa[5] == 19
+    # repeats and a float array: cast as NumPy, still the last wins
+    fb = fam.region.create("dupf", fam.ak.float64, 10)
+    fb[fam.ak.array([3, 3, 3])] = fam.ak.array([1.5, 2.5, 3.5])
+    assert fb[3] == 3.5
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -452,3 +448,9 @@ def test_a_server_without_memory_servers_says_so(fam_cluster):
     finally:
         kodiak.disconnect()
         s.stop()
+
+
+def test_fam_array_takes_the_issues_spelling_and_region_compares_to_its_name(fam):
+    fa = fam.ak.fam_array(pda=fam.ak.arange(4), reg=fam.region, name="spelled")
+    assert fa.to_ndarray().tolist() == [0, 1, 2, 3]
+    assert fa.region == fam.region.name and fa.region == fam.region

@@ -499,3 +499,13 @@ def test_a_deferred_product_keeps_the_value_its_operand_had(ak):
                                   np.where(np.arange(n) < 10, 0, 1) +
                                   np.where(np.arange(n) < 10, -15.0, 0.0))
     np.testing.assert_array_equal(b.to_ndarray(), np.zeros(n))
+
+
+@pytest.mark.parametrize("other", [np.arange(3), [0, 1, 2], (0, 1, 2)])
+def test_an_ndarray_or_list_operand_is_a_clear_type_error(ak, other):
+    a = ak.arange(3)
+    for f in (lambda: a == other, lambda: a != other, lambda: a + other, lambda: other + a,
+              lambda: other == a, lambda: a < other):
+        with pytest.raises(TypeError, match="ak.array"):
+            f()
+    assert (a == ak.array(np.arange(3))).all()
