@@ -300,6 +300,26 @@ static void finish(const part *q, kd_dtype t, int op, void *out)
     }
 }
 
+/* Continue the float accumulation of a group's first piece (rows 0.. up to
+ * the next group start) from acc, with reduce_pieces' rules for sum/mean. */
+static double continue_sum(const void *pv, kd_dtype t, const uint8_t *gs, int64_t n, double acc)
+{
+    for (int64_t i = 0; i < n && (i == 0 || !gs[i]); i++) {
+        switch (t) {
+        case KD_INT64: acc += (double)((const int64_t *)pv)[i]; break;
+        case KD_UINT64: acc += (double)((const uint64_t *)pv)[i]; break;
+        case KD_FLOAT64: {
+            double x = ((const double *)pv)[i];
+            if (x == x)
+                acc += x;
+            break;
+        }
+        default: acc += ((const uint8_t *)pv)[i]; break;
+        }
+    }
+    return acc;
+}
+
 /* Collective: reduce the permuted values pv (this rank's block of Nk rows;
  * NULL for sizes) per group, where gs marks the rows that start a group
  * (block layout) and G is the number of groups; result into out (G items). */
@@ -323,6 +343,33 @@ static int segmented_reduce(kd_cmd *c, const void *pv, kd_dtype t, int op, const
     if (c->rank == 0)
         before = 0;
     int64_t gfirst = n > 0 ? (gs[0] ? before : before - 1) : -1;
+    /* Float sums (sum of float64, and every mean) must not depend on the
+     * number of ranks: a group's rows are added in order from its first
+     * row, across rank boundaries. Each rank continues the group it starts
+     * in from the running value the previous rank hands it (a chain of
+     * small messages), so its first piece holds the running value so far,
+     * and the group's owner takes the last such value instead of adding
+     * partials. */
+    bool chained = p > 1 && ((op == OP_SUM && t == KD_FLOAT64) || op == OP_MEAN);
+    if (chained) {
+        int64_t carry[3] = {-1, 0, 0}, send[3]; /* group id, value bits, valid */
+        if (c->rank > 0)
+            MPI_Recv(carry, 3, MPI_INT64_T, c->rank - 1, 78, c->comm, MPI_STATUS_IGNORE);
+        if (np && carry[2] && carry[0] == gfirst && !gs[0]) {
+            double acc;
+            memcpy(&acc, &carry[1], sizeof acc);
+            pt[0].v.f = continue_sum(pv, t, gs, n, acc);
+        }
+        if (np) {
+            send[0] = gfirst + np - 1;
+            memcpy(&send[1], &pt[np - 1].v.f, sizeof(double));
+            send[2] = 1;
+        } else {
+            memcpy(send, carry, sizeof send);
+        }
+        if (c->rank < p - 1)
+            MPI_Send(send, 3, MPI_INT64_T, c->rank + 1, 78, c->comm);
+    }
     memset(rec, 0, sizeof rec);
     rec[0] = np;
     if (np) {
@@ -352,7 +399,12 @@ static int segmented_reduce(kd_cmd *c, const void *pv, kd_dtype t, int op, const
                 part b;
                 b.v.i = all[7 * r + 2];
                 b.cnt = all[7 * r + 3];
-                combine(&pt[np - 1], &b, t, op);
+                if (chained) { /* b holds the running value: it replaces */
+                    pt[np - 1].v = b.v;
+                    pt[np - 1].cnt += b.cnt;
+                } else {
+                    combine(&pt[np - 1], &b, t, op);
+                }
                 if (all[7 * r] > 1)
                     break;
             }

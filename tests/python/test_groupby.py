@@ -237,3 +237,31 @@ def test_server_checks_segments_and_permutation_it_is_given(ak):
                                                       "segments": seg.name,
                                                       "values": vals.name, "op": "sum"})
     assert ak.pdarray(res["array"]["name"], "int64", 2).tolist() == [1, 9]
+
+
+def test_float_sums_and_means_are_the_same_for_every_rank_count(ak):
+    # a group's rows are added in order from its first row, whatever ranks
+    # hold them: the result equals a plain sequential loop per group
+    rng = np.random.default_rng(21)
+    n = 20011
+    k = rng.integers(0, 5, n)
+    v = rng.standard_normal(n) * 10.0 ** rng.integers(-8, 9, n)
+    v[::97] = np.nan
+    g = ak.GroupBy(ak.array(k))
+    _, s = g.sum(ak.array(v))
+    _, m = g.mean(ak.array(v))
+    _, mi = g.mean(ak.array(k * 3))
+    want_s, want_m, want_mi = [], [], []
+    for key in range(5):
+        acc, cnt, acci = 0.0, 0, 0.0
+        for x, kk in zip(v[k == key], k[k == key]):
+            acci += float(kk * 3)
+            if x == x:
+                acc += x
+                cnt += 1
+        want_s.append(acc)
+        want_m.append(acc / cnt)
+        want_mi.append(acci / (k == key).sum())
+    assert s.to_ndarray().tolist() == want_s
+    assert m.to_ndarray().tolist() == want_m
+    assert mi.to_ndarray().tolist() == want_mi
