@@ -135,11 +135,18 @@ def server_info():
 
 
 def shutdown():
-    """Stop the server (all its arrays are lost) and disconnect."""
+    """Stop the server (all its arrays are lost) and disconnect. If it is the
+    kodiakd of the local cluster `kodiak up` / ak.start() launched, the rest
+    of that cluster (its famd processes) is stopped too, as `kodiak down`."""
+    ep = _conn.endpoint
     try:
         generic_msg("shutdown")
     finally:
         disconnect()
+        from . import launcher
+        state = launcher._read_json(launcher.state_file())
+        if state and ep and state.get("port") and ep.endswith(f":{state['port']}"):
+            launcher.down()
 
 
 _MEMORY_PATH_MIN = 1 << 16

@@ -340,3 +340,18 @@ def test_install_dev_as_another_user_only_says_what_to_export(tmp_path):
                                 KODIAK_BIN_DIR=str(tmp_path / "b")))
     assert r.returncode == 0 and "PYTHONPATH=" in r.stdout
     assert not (tmp_path / "s").exists() and not (tmp_path / "b").exists()
+
+
+def test_shutdown_of_a_launched_cluster_stops_its_famds_too(home):
+    up("--fam-servers", "2", "--ranks", "1")
+    st = state(home)
+    pids = all_pids(st)
+    kodiak.connect()
+    assert kodiak.arange(3).tolist() == [0, 1, 2]
+    kodiak.shutdown()
+    assert wait_gone(pids)
+    assert not (home / "cluster.json").exists()
+    assert run("status").returncode == 1
+    info = kodiak.start(fam_servers=1, ranks=1, pool_size="32M")  # a new one starts at once
+    assert info["ranks"] == 1
+    kodiak.stop()
