@@ -65,6 +65,22 @@ def session(n):
     check("GroupBy(a % 10).sum(b): keys", uk, np.arange(10))
     check("GroupBy(a % 10).sum(b): sums", sums, np.bincount(na % 10, weights=nb).astype(np.int64))
 
+    print("--- a FAM array: data in the memory servers, outliving kodiakd ---")
+    reg = ak.fam_region("demo")
+    fa = reg.create("aName", ak.int64, 10 * n)  # zero-filled, striped over the famds
+    print("fa =", repr(fa))
+    idx = ak.randint(0, 10 * n, n, seed=7)
+    fa[idx] = b                                 # each rank scatters its share
+    ref = np.zeros(10 * n, np.int64)
+    ni = idx.to_ndarray()
+    ref[ni] = nb
+    check("fa[idx] = b, then fa[idx]", fa[idx], ref[ni])
+    fa.add(idx, 1)                              # atomic, exact with repeated indices
+    np.add.at(ref, ni, 1)
+    check("fa.add(idx, 1)", fa.to_pdarray(), ref)
+    print(f"  region 'demo' holds {reg.list()}")
+    fa.delete()
+
     print("--- what the server holds ---")
     names = ak.list_symbols()
     print(f"  {len(names)} arrays: {', '.join(names[:8])}{' ...' if len(names) > 8 else ''}")
