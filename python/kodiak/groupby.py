@@ -8,6 +8,7 @@ pandas and Arkouda)."""
 import numpy as np
 
 from . import client
+from .dtypes import bool_
 from .pdarray import create_pdarray, pdarray
 
 __all__ = ["GroupBy", "GROUPBY_REDUCTION_TYPES"]
@@ -94,6 +95,19 @@ class GroupBy:
     def first(self, values):
         """The value of each group's first row (in the original order)."""
         return self._reduce(values, "first")
+
+    def any(self, values):
+        """(unique_keys, bool): whether any value of the group is nonzero."""
+        return self._reduce(self._truth(values), "max")
+
+    def all(self, values):
+        """(unique_keys, bool): whether every value of the group is nonzero."""
+        return self._reduce(self._truth(values), "min")
+
+    def _truth(self, values):
+        if not isinstance(values, pdarray):
+            raise TypeError(f"values must be a pdarray, not {type(values).__name__}")
+        return values if values.dtype == bool_ else values != 0
 
     def aggregate(self, values, operator, skipna=True):
         op = str(operator).lower()

@@ -265,3 +265,19 @@ def test_float_sums_and_means_are_the_same_for_every_rank_count(ak):
     assert s.to_ndarray().tolist() == want_s
     assert m.to_ndarray().tolist() == want_m
     assert mi.to_ndarray().tolist() == want_mi
+
+
+@pytest.mark.parametrize("vdtype", [np.int64, np.float64, np.bool_])
+def test_any_and_all_match_pandas(ak, vdtype):
+    rng = np.random.default_rng(8)
+    k = rng.integers(0, 30, 2000)
+    v = (rng.integers(0, 4, 2000) == 0).astype(vdtype) if vdtype != np.float64 else \
+        np.where(rng.integers(0, 4, 2000) == 0, 0.0, 1.5)
+    g = ak.GroupBy(ak.array(k))
+    df = pd.DataFrame({"k": k, "v": v != 0})
+    for op in ("any", "all"):
+        keys, got = getattr(g, op)(ak.array(v))
+        want = getattr(df.groupby("k")["v"], op)()
+        np.testing.assert_array_equal(keys.to_ndarray(), want.index.to_numpy())
+        np.testing.assert_array_equal(got.to_ndarray(), want.to_numpy())
+        assert got.dtype == np.bool_
