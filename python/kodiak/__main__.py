@@ -57,6 +57,9 @@ def main(argv=None):
                    help="volatile pool of each famd (default 1G, minimum 16M)")
     u.add_argument("--provider", choices=("shm", "tcp"), default="shm",
                    help="libfabric provider of famd (default shm)")
+    u.add_argument("--persistent", action="store_true",
+                   help="famd pools in files under $KODIAK_HOME that survive `kodiak down` "
+                        "(each famd comes back on the same port)")
     u.add_argument("--port", type=int, default=0, metavar="P",
                    help="kodiakd's port (default 0: any free port)")
     u.add_argument("--timeout", type=float, default=60.0, metavar="S",
@@ -72,7 +75,7 @@ def main(argv=None):
         try:
             launcher.up(fam_servers=a.fam_servers, ranks=a.ranks, memory_limit=a.memory_limit,
                         pool_size=a.pool_size, provider=a.provider, port=a.port,
-                        timeout=a.timeout)
+                        timeout=a.timeout, persistent=a.persistent)
         except (launcher.LaunchError, ValueError, TypeError) as e:
             print(f"kodiak up: {e}", file=sys.stderr)
             return 1

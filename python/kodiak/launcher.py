@@ -381,9 +381,14 @@ def _wait_kodiakd(p, cf_path, log_path, deadline):
 
 
 def up(fam_servers=2, ranks=2, memory_limit=None, pool_size="1G", provider="shm", port=0,
-       host="127.0.0.1", timeout=60.0):
+       host="127.0.0.1", timeout=60.0, persistent=False):
     """Start famd x fam_servers and kodiakd x ranks; return the state dict
-    (also written to cluster.json). Raises ClusterRunning if one runs."""
+    (also written to cluster.json). Raises ClusterRunning if one runs.
+
+    persistent: each famd keeps its pool in $KODIAK_HOME/famd<i>.pool, which
+    `down` leaves in place, and comes back on the port it had the first
+    time (recorded in famd-ports.json): libfam finds a striped array's parts
+    by the servers' addresses, so they must not change."""
     if isinstance(fam_servers, bool) or not isinstance(fam_servers, int) or fam_servers < 0:
         raise ValueError(f"fam_servers must be an integer >= 0, got {fam_servers!r}")
     if isinstance(ranks, bool) or not isinstance(ranks, int) or ranks < 1:
@@ -412,10 +417,15 @@ def up(fam_servers=2, ranks=2, memory_limit=None, pool_size="1G", provider="shm"
         procs = []
         deadline = time.monotonic() + timeout
         try:
+            ports_path = os.path.join(sdir, "famd-ports.json")
+            ports = (_read_json(ports_path) or {}) if persistent else {}
             for i in range(fam_servers):
                 log = os.path.join(sdir, f"famd{i}.log")
-                cmd = [famd, "--host", host, "--port", "0", "--pool-size", str(pool_bytes),
+                cmd = [famd, "--host", host, "--port", str(ports.get(str(i), 0)),
+                       "--pool-size", str(pool_bytes),
                        "--provider", provider, "--data-dir", os.path.join(sdir, f"famd{i}")]
+                if persistent:
+                    cmd += ["--pool-file", os.path.join(sdir, f"famd{i}.pool")]
                 p = _spawn(cmd, log)
                 procs.append(p)
                 state["famd"].append({"pid": p.pid, "start": _start_time(p.pid), "log": log,
@@ -423,6 +433,9 @@ def up(fam_servers=2, ranks=2, memory_limit=None, pool_size="1G", provider="shm"
             for i, f in enumerate(state["famd"]):
                 f["address"] = _wait_famd(procs[i], f["log"], deadline)
             addrs = [f["address"] for f in state["famd"]]
+            if persistent:
+                _write_json(ports_path, {str(i): int(a.rsplit(":", 1)[1])
+                                         for i, a in enumerate(addrs)})
 
             log = os.path.join(sdir, "kodiakd.log")
             cmd = [mpirun, "-np", str(ranks), "--oversubscribe", "--bind-to", "none",
@@ -570,12 +583,13 @@ def cluster_status(timeout=5.0):
 # ---- the Python face --------------------------------------------------------------------------
 
 def start(fam_servers=2, ranks=2, memory_limit=None, pool_size="1G", provider="shm", port=0,
-          timeout=60.0):
+          timeout=60.0, persistent=False):
     """Start a local cluster (as `kodiak up`) and connect to it. Returns the
     server's info (version, ranks, memory_limit, pid). Raises ClusterRunning
     if one already runs: ak.connect() uses that one."""
     state = up(fam_servers=fam_servers, ranks=ranks, memory_limit=memory_limit,
-               pool_size=pool_size, provider=provider, port=port, timeout=timeout)
+               pool_size=pool_size, provider=provider, port=port, timeout=timeout,
+               persistent=persistent)
     try:
         return client.connect(connect_file=state["connect_file"])
     except BaseException:

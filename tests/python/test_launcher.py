@@ -355,3 +355,19 @@ def test_shutdown_of_a_launched_cluster_stops_its_famds_too(home):
     info = kodiak.start(fam_servers=1, ranks=1, pool_size="32M")  # a new one starts at once
     assert info["ranks"] == 1
     kodiak.stop()
+
+
+def test_persistent_pools_keep_fam_arrays_across_down_and_up(home):
+    up("--fam-servers", "2", "--ranks", "1", "--persistent")
+    first = [f["address"] for f in state(home)["famd"]]
+    kodiak.connect()
+    fa = kodiak.fam_region("keep").create("kept", kodiak.int64, 100_003)
+    fa[0:100_003] = kodiak.arange(100_003) * 3
+    kodiak.disconnect()
+    run("down", check=0)
+    assert (home / "famd0.pool").exists() and (home / "famd1.pool").exists()
+    up("--fam-servers", "2", "--ranks", "2", "--persistent")
+    assert [f["address"] for f in state(home)["famd"]] == first
+    kodiak.connect()
+    got = kodiak.fam_region("keep").lookup("kept").to_ndarray()
+    np.testing.assert_array_equal(got, np.arange(100_003) * 3)
