@@ -83,10 +83,106 @@ def test_var_and_std_with_ddof(ak, dt, ddof):
 
 
 def test_var_is_accurate_with_a_large_offset(ak):
-    # a naive sum of squares loses every digit here; Chan's merge does not
+    # a naive sum of squares loses every digit here; the two-pass formula does not
     x = 1e9 + np.random.default_rng(1).standard_normal(100003)
     np.testing.assert_allclose(ak.array(x).var(), x.var(), rtol=1e-9)
     np.testing.assert_allclose(ak.std(ak.array(x), ddof=1), x.std(ddof=1), rtol=1e-9)
+
+
+# ---- float64 results that do not depend on the number of ranks -------------------------
+# The server sums (and multiplies) float64 values in fixed chunks of 65536
+# elements of the global array: each chunk left to right from its first
+# element, then the chunk values left to right. The reference below computes
+# that definition with NumPy's sequential np.cumsum/np.cumprod, so equality
+# must be exact, for 1, 2 and 3 ranks alike.
+
+FCHUNK = 65536
+EXACT_SIZES = [0, 1, 7, 65535, 65537, 200003]
+
+
+def spread(n, seed):
+    """float64 values spanning 16 orders of magnitude, both signs"""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(n) * 10.0 ** rng.integers(-8, 9, n)
+
+
+def near_one(n, seed):
+    """float64 values whose product over 2e5 elements stays finite"""
+    rng = np.random.default_rng(seed)
+    return 1 + rng.standard_normal(n) * 10.0 ** rng.integers(-8, -2, n)
+
+
+def chunked(x, prod=False):
+    acc = np.cumprod if prod else np.cumsum
+    vals = [acc(x[k:k + FCHUNK])[-1] for k in range(0, len(x), FCHUNK)]
+    if not vals:
+        return np.float64(1.0 if prod else 0.0)
+    return acc(np.array(vals))[-1]
+
+
+def ref_var(x, ddof=0):
+    n = len(x)
+    if n == 0:
+        return np.float64(np.nan)
+    d = x - chunked(x) / np.float64(n)
+    return chunked(d * d) / np.float64(max(n - ddof, 0))
+
+
+def same(got, exp):
+    assert type(got) is np.float64
+    assert got == exp or (np.isnan(got) and np.isnan(exp)), (got, exp, got - exp)
+
+
+@pytest.mark.parametrize("n", EXACT_SIZES)
+def test_float_sum_and_mean_are_the_fixed_chunk_sum_exactly(ak, n):
+    x = spread(n, 60 + n)
+    a = ak.array(x)
+    same(a.sum(), chunked(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        same(a.mean(), chunked(x) / np.float64(n) if n else np.float64(np.nan))
+
+
+@pytest.mark.parametrize("n", EXACT_SIZES)
+def test_float_var_and_std_are_the_fixed_chunk_two_pass_formula_exactly(ak, n):
+    x = spread(n, 70 + n)
+    a = ak.array(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for ddof in (0, 1):
+            same(a.var(ddof=ddof), ref_var(x, ddof))
+            same(a.std(ddof=ddof), np.sqrt(ref_var(x, ddof)))
+
+
+@pytest.mark.parametrize("n", EXACT_SIZES)
+def test_float_prod_is_the_fixed_chunk_product_exactly(ak, n):
+    x = near_one(n, 80 + n)
+    same(ak.array(x).prod(), chunked(x, prod=True))
+
+
+@pytest.mark.parametrize("n", [2 * FCHUNK, 3 * FCHUNK + 1, 24 * FCHUNK + 777])
+def test_float_sums_are_exact_at_chunk_multiples_and_many_chunks_per_rank(ak, n):
+    # 24 chunks and more: every rank takes the path that runs 8 chunks at once
+    x = spread(n, n % 1000)
+    a = ak.array(x)
+    same(a.sum(), chunked(x))
+    same(a.var(), ref_var(x))
+
+
+def test_integer_mean_and_var_use_the_same_fixed_chunks(ak):
+    x = np.random.default_rng(90).integers(-2**60, 2**60, 200003)
+    xf = x.astype(np.float64)
+    a = ak.array(x)
+    same(a.mean(), chunked(xf) / np.float64(len(x)))
+    same(a.var(), ref_var(xf))
+
+
+def test_float_sum_propagates_nan_and_inf_across_chunks(ak):
+    x = spread(200003, 91)
+    x[150000] = np.nan
+    assert np.isnan(ak.array(x).sum()) and np.isnan(ak.array(x).var())
+    x[150000] = np.inf
+    assert ak.array(x).sum() == np.inf and np.isnan(ak.array(x).var())
 
 
 def test_empty_arrays_reduce_like_numpy(ak):
@@ -181,6 +277,20 @@ def test_scans_match_numpy(ak, name, dt):
                 np.testing.assert_allclose(got.to_ndarray(), exp, rtol=1e-9)
             else:
                 np.testing.assert_array_equal(got.to_ndarray(), exp)
+
+
+@pytest.mark.parametrize("name", ["cumsum", "cumprod"])
+def test_float_scans_equal_numpys_sequential_scan_exactly(ak, name):
+    for n in EXACT_SIZES:
+        x = near_one(n, 100 + n) if name == "cumprod" else spread(n, 100 + n)
+        got = getattr(ak.array(x), name)().to_ndarray()
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, getattr(np, name)(x))
+
+
+def test_float_cumsum_keeps_a_leading_negative_zero(ak):
+    got = ak.array(np.array([-0.0, -0.0])).cumsum().to_ndarray()
+    assert np.signbit(got).all()
 
 
 # ---- where -------------------------------------------------------------------------
