@@ -167,12 +167,19 @@ def memory_path(addr, nbytes):
 
 
 # A command that runs longer than this (seconds) shows a tqdm bar with the
-# time it has taken, until the server answers; KODIAK_PROGRESS=0 turns it off.
+# time it has taken, until the server answers: in a terminal or a Jupyter
+# kernel; KODIAK_PROGRESS=1 shows it anywhere, KODIAK_PROGRESS=0 nowhere.
 PROGRESS_AFTER = 2.0
 
 
 def _progress_bar(cmd):
-    if os.environ.get("KODIAK_PROGRESS", "1") == "0":
+    setting = os.environ.get("KODIAK_PROGRESS", "auto")
+    if setting == "0":
+        return None
+    # "auto": in a terminal or a Jupyter kernel, not in logs and pipes
+    import sys
+    if setting != "1" and not ("ipykernel" in sys.modules or
+                               (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())):
         return None
     try:
         from tqdm.auto import tqdm

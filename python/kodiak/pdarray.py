@@ -90,8 +90,10 @@ class pdarray(_OpsMixin, _IndexMixin):
             if res.get("vm"):
                 return out
         _, frames = client.generic_msg("to_ndarray", {"array": self.name})
-        # copy: the frame's memory belongs to ZeroMQ
-        return np.frombuffer(frames[0], dtype=self.dtype, count=self.size).copy()
+        # no copy: the array keeps the received frame (writable, ours alone)
+        # alive through its buffer
+        out = np.frombuffer(frames[0], dtype=self.dtype, count=self.size)
+        return out if out.flags.writeable and out.flags.aligned else out.copy()
 
     def tolist(self):
         return self.to_ndarray().tolist()

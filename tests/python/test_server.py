@@ -274,6 +274,7 @@ def test_a_long_command_shows_a_progress_bar(capsys, monkeypatch):
     t = threading.Thread(target=serve)
     t.start()
     monkeypatch.setattr(kodiak.client, "PROGRESS_AFTER", 0.5)
+    monkeypatch.setenv("KODIAK_PROGRESS", "1")  # pytest captures stderr: not a terminal
     try:
         kodiak.connect("127.0.0.1", port)
         kodiak.client.generic_msg("slow")
