@@ -43,6 +43,8 @@ class _Connection:
         self.info = {}
         self.pending_free = []
         self.token = None      # from the connect file: enables the memory path
+        self.monitor = None    # ZeroMQ monitor of sock: tells when the server goes away
+        self.peer_up = False   # the monitor's last word: connected (True) or not
         self.lock = threading.RLock()
 
 
@@ -95,10 +97,8 @@ def connect(server=None, port=None, connect_file=None, timeout=10.0, connect_url
     disconnect()
     with _conn.lock:
         _conn.ctx = zmq.Context.instance()
-        _conn.sock = _conn.ctx.socket(zmq.REQ)
-        _conn.sock.setsockopt(zmq.LINGER, 0)
         _conn.endpoint = f"tcp://{server}:{port}"
-        _conn.sock.connect(_conn.endpoint)
+        _open_socket()
         _conn.token = token
         try:
             _conn.info = generic_msg("connect", {"version": PROTOCOL_VERSION},
@@ -109,10 +109,51 @@ def connect(server=None, port=None, connect_file=None, timeout=10.0, connect_url
     return dict(_conn.info)
 
 
-def _close():
+def _open_socket():
+    """A REQ socket to _conn.endpoint, with a monitor that reports when the
+    server accepts or drops the connection."""
+    _conn.sock = _conn.ctx.socket(zmq.REQ)
+    _conn.sock.setsockopt(zmq.LINGER, 0)
+    _conn.monitor = _conn.sock.get_monitor_socket(
+        zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
+    _conn.peer_up = False
+    _conn.sock.connect(_conn.endpoint)
+
+
+def _close_socket():
     if _conn.sock is not None:
+        _conn.sock.disable_monitor()
+        _conn.monitor.close(0)
         _conn.sock.close(0)
     _conn.sock = None
+    _conn.monitor = None
+
+
+def _peer_events():
+    """Read the monitor's pending events; True if the server dropped the
+    connection among them."""
+    from zmq.utils.monitor import recv_monitor_message
+    dropped = False
+    while _conn.monitor.poll(0):
+        ev = recv_monitor_message(_conn.monitor)["event"]
+        if ev == zmq.EVENT_CONNECTED:
+            _conn.peer_up = True
+        elif ev == zmq.EVENT_DISCONNECTED:
+            _conn.peer_up = False
+            dropped = True
+    return dropped
+
+
+def _lost(msg):
+    """The request in flight has no answer coming: give the connection a new
+    socket (a REQ socket cannot send again before it receives) and raise."""
+    _close_socket()
+    _open_socket()
+    raise ConnectionError(msg)
+
+
+def _close():
+    _close_socket()
     _conn.endpoint = None
     _conn.info = {}
     _conn.token = None
@@ -189,6 +230,25 @@ def _progress_bar(cmd):
                 leave=False)
 
 
+# A request waits this long (seconds) for a server that is not there (it
+# stopped, or never listened) before it raises ConnectionError.
+UNREACHABLE_AFTER = 10.0
+
+
+def _check_size(cmd, parts):
+    """kodiakd refuses (drops, unread) a message larger than all its ranks
+    may hold together; say so here instead of sending it."""
+    limit = _conn.info.get("memory_limit")
+    ranks = _conn.info.get("ranks")
+    if not limit or not ranks:
+        return
+    nbytes = sum(memoryview(p).nbytes for p in parts)
+    if nbytes > limit * ranks:
+        raise MemoryError(f"'{cmd}' would send {nbytes} bytes, more than the server's "
+                          f"{ranks} rank(s) may hold together ({limit} bytes each, "
+                          f"--memory-limit)")
+
+
 def queue_free(name):
     """Called from pdarray.__del__: delete `name` with the next request."""
     if _conn.sock is not None:
@@ -208,12 +268,28 @@ def generic_msg(cmd, args=None, frames=(), timeout=None):
             _conn.pending_free.clear()
         parts = [json.dumps(hdr).encode()]
         parts.extend(frames)
+        _check_size(cmd, parts)
+        _peer_events()
         _conn.sock.send_multipart(parts, copy=False)
         waited = 0.0
+        down_for = 0.0
         bar = None
+        poller = zmq.Poller()
+        poller.register(_conn.sock, zmq.POLLIN)
+        poller.register(_conn.monitor, zmq.POLLIN)
         try:
-            while not _conn.sock.poll(500):
-                waited += 0.5
+            while not _conn.sock.poll(0):
+                if not poller.poll(500):
+                    waited += 0.5
+                if _peer_events():
+                    _lost(f"the kodiak server at {_conn.endpoint} closed the connection "
+                          f"during '{cmd}' (it stopped, or refused a message of "
+                          f"{sum(memoryview(p).nbytes for p in parts)} bytes): no answer "
+                          f"will come")
+                down_for = 0.0 if _conn.peer_up else down_for + 0.5
+                if down_for >= UNREACHABLE_AFTER and cmd != "connect":
+                    _lost(f"the kodiak server at {_conn.endpoint} cannot be reached "
+                          f"(nothing listens there for {UNREACHABLE_AFTER:g} s)")
                 if timeout is not None and waited >= timeout:
                     ep = _conn.endpoint
                     _close()

@@ -503,3 +503,43 @@ def test_huge_sizes_are_memoryerrors_from_the_memory_limit(small_ak):
     with pytest.raises(MemoryError):
         ak.randint(0, 10, 10**7)
     np.testing.assert_array_equal(a.to_ndarray(), np.arange(100))
+
+
+def test_uploading_more_than_all_ranks_may_hold_is_a_memoryerror_not_a_hang(small_ak):
+    """Connected by host and port (no memory path), the array travels as one
+    frame; the client refuses it before ZeroMQ would drop the connection."""
+    ak = small_ak
+    a = ak.arange(10)
+    t0 = time.time()
+    with pytest.raises(MemoryError, match="more than the server's 2 rank"):
+        ak.array(np.zeros(3 * 2**20 // 8))
+    assert time.time() - t0 < 5
+    assert (a + 1).tolist() == list(range(1, 11))
+
+
+def test_a_message_the_server_drops_is_a_connectionerror_and_the_next_works(small_ak,
+                                                                          monkeypatch):
+    ak = small_ak
+    a = ak.arange(10)
+    monkeypatch.setitem(kodiak.client._conn.info, "memory_limit", None)  # skip the check
+    t0 = time.time()
+    with pytest.raises(ConnectionError, match="closed the connection during 'array'"):
+        ak.array(np.zeros(3 * 2**20 // 8))
+    assert time.time() - t0 < 5
+    assert a.sum() == 45 and ak.array(np.arange(5)).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_a_server_that_stops_gives_connectionerror_not_a_hang(monkeypatch):
+    s = Server(1)
+    try:
+        kodiak.connect("127.0.0.1", s.port)
+        a = kodiak.arange(10)
+        s.stop()
+        monkeypatch.setattr(kodiak.client, "UNREACHABLE_AFTER", 2.0)
+        t0 = time.time()
+        with pytest.raises(ConnectionError, match="cannot be reached|closed the connection"):
+            a.sum()
+        assert time.time() - t0 < 10
+    finally:
+        kodiak.disconnect()
+        s.stop()
