@@ -125,3 +125,63 @@ def concatenate(arrays, ordered=True):
     res, _ = client.generic_msg("concatenate", {"arrays": [a.name for a in arrays],
                                                 "rt": dtype_name(rt)})
     return _new(res)
+
+
+# ---- element-wise math (the server's efunc command) ------------------------------------
+
+# NumPy's names; the result is float64 (bool for the predicates; sign and
+# square keep the dtype, bool square gives int64).
+EFUNCS = ["sqrt", "cbrt", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p",
+          "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
+          "arcsinh", "arccosh", "arctanh", "floor", "ceil", "trunc", "rint",
+          "isnan", "isinf", "isfinite", "logical_not", "sign", "square"]
+
+
+def _efunc(name):
+    def fn(pda):
+        _need(pda, name)
+        res, _ = client.generic_msg("efunc", {"op": name, "array": pda.name})
+        return _new(res)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"Element-wise numpy.{name} of a pdarray."
+    return fn
+
+
+for _name in EFUNCS:
+    globals()[_name] = _efunc(_name)
+__all__ += EFUNCS + ["round", "power", "count_nonzero"]
+
+
+def round(pda, decimals=0):  # noqa: A001 — NumPy's and Arkouda's name
+    """numpy.round: halves to even, at `decimals` digits (negative: left of
+    the point). Integer arrays are returned unchanged for decimals >= 0."""
+    _need(pda, "round")
+    if isinstance(decimals, (builtins.bool, np.bool_)) or not isinstance(
+            decimals, (builtins.int, np.integer)):
+        raise TypeError(f"decimals must be an integer, not {type(decimals).__name__}")
+    decimals = builtins.int(decimals)
+    if pda.dtype != np.float64:
+        if decimals >= 0:
+            return pda[:]
+        raise NotImplementedError("round of an integer array to decimals < 0")
+    if decimals == 0:
+        return rint(pda)  # noqa: F821 — made by the loop above
+    # NumPy's own recipe: scale, round to even, scale back
+    if decimals > 0:
+        f = 10.0 ** decimals
+        return rint(pda * f) / f  # noqa: F821
+    f = 10.0 ** -decimals
+    return rint(pda / f) * f  # noqa: F821
+
+
+def power(x1, x2):
+    """numpy.power: x1 ** x2 (one of them a pdarray)."""
+    if not (is_pdarray(x1) or is_pdarray(x2)):
+        raise TypeError("ak.power needs a pdarray operand")
+    return x1 ** x2
+
+
+def count_nonzero(pda):
+    """How many elements are not zero (not False)."""
+    _need(pda, "count_nonzero")
+    return builtins.int((pda != 0).sum()) if pda.dtype != np.bool_ else builtins.int(pda.sum())

@@ -207,6 +207,13 @@ def binop(x, y, op, spare=()):
     return _new(res)
 
 
+def _unlike(x, value):
+    """x == obj / x != obj for an obj no element can equal (None, a string):
+    as NumPy, every element compares unequal."""
+    from .creation import full
+    return full(x.size, value, dtype=bool_)
+
+
 def inplace(x, y, op):
     """x OP= y: the result keeps x's dtype and name (NumPy's same_kind rule
     decides what is allowed)."""
@@ -292,10 +299,12 @@ class _OpsMixin:
         return binop(self, other, ">=")
 
     def __eq__(self, other):
-        return binop(self, other, "==")
+        r = binop(self, other, "==")
+        return _unlike(self, False) if r is NotImplemented else r
 
     def __ne__(self, other):
-        return binop(self, other, "!=")
+        r = binop(self, other, "!=")
+        return _unlike(self, True) if r is NotImplemented else r
 
     __hash__ = None  # like ndarray: == is element-wise
 
@@ -326,6 +335,14 @@ class _OpsMixin:
 
     def __pos__(self):
         return self.astype(self.dtype)
+
+    def round(self, decimals=0):
+        """As ndarray.round (and Python's round(a)): see ak.round."""
+        from .numeric import round as _round
+        return _round(self, decimals)
+
+    def __round__(self, ndigits=None):
+        return self.round(0 if ndigits is None else ndigits)
 
     # ---- casts ----------------------------------------------------------------------
     def astype(self, dtype):

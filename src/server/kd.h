@@ -112,6 +112,7 @@ void kd_register_ops(void);
 void kd_register_index(void);
 void kd_register_sort(void);
 void kd_register_fam(void);
+void kd_register_math(void);
 
 /* ---- errors ---------------------------------------------------------------- */
 

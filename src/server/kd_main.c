@@ -614,6 +614,7 @@ int main(int argc, char **argv)
     kd_register_index();
     kd_register_sort();
     kd_register_fam();
+    kd_register_math();
 
     void *ctx = NULL, *sock = NULL;
     int port = 0;
