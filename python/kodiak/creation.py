@@ -103,6 +103,9 @@ def arange(*args, dtype=int64, **kwargs):
     for v in (start, stop, step):
         if isinstance(v, (float, np.floating)):
             raise TypeError("ak.arange takes integers; use ak.linspace for floats")
+    if resolve_dtype(dtype) == bool_ and len(range(int(start), int(stop), int(step))) > 2:
+        raise TypeError("arange() is only supported for booleans when the result has at "
+                        "most length 2 (as NumPy)")
     res, _ = client.generic_msg("arange", {"start": int(start), "stop": int(stop),
                                            "step": int(step),
                                            "dtype": dtype_name(dtype)})
@@ -135,10 +138,16 @@ def randint(low, high, size=1, dtype=int64, seed=None):
         raise ValueError(f"randint: low ({low}) must be less than high ({high})")
     if dt == uint64 and low < 0:
         raise ValueError("randint: low must be >= 0 for uint64")
+    extra = {}
+    top = {int64: 2**63, uint64: 2**64}.get(dt)
+    if top is not None and int(low) < top and int(high) == top:
+        # NumPy allows high one past the largest value; the wire cannot
+        # carry it, so send the largest value and say it is included
+        high, extra = top - 1, {"closed": True}
     res, _ = client.generic_msg("randint", {
         "low": encode_scalar(low, float64 if dt == float64 else None),
         "high": encode_scalar(high, float64 if dt == float64 else None),
-        "size": size, "dtype": dtype_name(dt), "seed": _seed(seed)})
+        "size": size, "dtype": dtype_name(dt), "seed": _seed(seed), **extra})
     return create_pdarray(res)
 
 

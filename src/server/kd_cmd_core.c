@@ -382,11 +382,19 @@ static int cmd_randint(kd_cmd *c)
     kd_scalar_cast(&hi_s, KD_INT64, &ihi);
     kd_scalar_cast(&lo_s, KD_UINT64, &ulo);
     kd_scalar_cast(&hi_s, KD_UINT64, &uhi);
+    /* "closed": high itself may come out. The client sends high - 1 with it
+     * when high is one past the dtype's largest value (2**64 for uint64,
+     * 2**63 for int64), which the wire's scalars cannot carry. */
+    bool closed = false;
+    if (kd_has_arg(c, "closed") && kd_arg_bool(c, "closed", &closed))
+        return -1;
+    if (closed && t != KD_INT64 && t != KD_UINT64)
+        return kd_fail(c, "ValueError", "randint: 'closed' is for integer dtypes");
     bool empty_range = false;
     if (t == KD_INT64)
-        empty_range = ilo >= ihi;
+        empty_range = closed ? ilo > ihi : ilo >= ihi;
     else if (t == KD_UINT64)
-        empty_range = ulo >= uhi || (lo_s.dtype == KD_INT64 && lo_s.v.i < 0);
+        empty_range = (closed ? ulo > uhi : ulo >= uhi) || (lo_s.dtype == KD_INT64 && lo_s.v.i < 0);
     else if (t == KD_FLOAT64)
         empty_range = !(flo < fhi) && !(flo == fhi);
     if (empty_range && size > 0)
@@ -398,14 +406,16 @@ static int cmd_randint(kd_cmd *c)
         uint64_t g = (uint64_t)(a->lo + i);
         switch (t) {
         case KD_INT64: {
-            uint64_t span = (uint64_t)ihi - (uint64_t)ilo;
-            uint64_t off = (uint64_t)(((unsigned __int128)rnd(key, g) * span) >> 64);
+            uint64_t span = (uint64_t)ihi - (uint64_t)ilo + closed; /* 0: all 2^64 values */
+            uint64_t r = rnd(key, g);
+            uint64_t off = span ? (uint64_t)(((unsigned __int128)r * span) >> 64) : r;
             ((int64_t *)a->data)[i] = (int64_t)((uint64_t)ilo + off);
             break;
         }
         case KD_UINT64: {
-            uint64_t span = uhi - ulo;
-            ((uint64_t *)a->data)[i] = ulo + (uint64_t)(((unsigned __int128)rnd(key, g) * span) >> 64);
+            uint64_t span = uhi - ulo + closed;
+            uint64_t r = rnd(key, g);
+            ((uint64_t *)a->data)[i] = ulo + (span ? (uint64_t)(((unsigned __int128)r * span) >> 64) : r);
             break;
         }
         case KD_FLOAT64:

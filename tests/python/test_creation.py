@@ -148,3 +148,23 @@ def test_arkouda_spellings(ak):
     assert ak.int64(5) == 5 and isinstance(a[0], ak.int64)
     assert a.dtype == ak.int64 and ak.zeros(2, ak.bool).dtype == ak.bool
     assert ak.array([1.5]).dtype == ak.float64 and ak.array([1], ak.uint64).dtype == ak.uint64
+
+
+def test_randint_takes_high_one_past_the_largest_value_as_numpy(ak):
+    u = ak.randint(0, 2**64, 20000, dtype=ak.uint64, seed=5).to_ndarray()
+    assert u.dtype == np.uint64
+    assert u.max() > 2**63 and u.min() < 2**62  # spread over the whole range
+    i = ak.randint(-2**63, 2**63, 20000, dtype=ak.int64, seed=5).to_ndarray()
+    assert i.min() < -2**61 and i.max() > 2**61
+    top = ak.randint(2**64 - 3, 2**64, 3000, dtype=ak.uint64, seed=1).to_ndarray()
+    assert set(top.tolist()) == {2**64 - 3, 2**64 - 2, 2**64 - 1}
+    top = ak.randint(2**63 - 2, 2**63, 3000, dtype=ak.int64, seed=1).to_ndarray()
+    assert set(top.tolist()) == {2**63 - 2, 2**63 - 1}
+
+
+def test_arange_of_bool_is_refused_past_two_elements_as_numpy(ak):
+    assert ak.arange(2, dtype=ak.bool).tolist() == np.arange(2, dtype=bool).tolist()
+    with pytest.raises(TypeError, match="at most length 2"):
+        np.arange(5, dtype=bool)
+    with pytest.raises(TypeError, match="at most length 2"):
+        ak.arange(5, dtype=ak.bool)

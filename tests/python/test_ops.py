@@ -525,3 +525,12 @@ def test_an_ndarray_or_list_operand_is_a_clear_type_error(ak, other):
         with pytest.raises(TypeError, match="ak.array"):
             f()
     assert (a == ak.array(np.arange(3))).all()
+
+
+def test_comparing_with_none_is_element_wise_as_numpy(ak):
+    x = np.array([1.0, np.nan, 0.0])
+    a = ak.array(x)
+    for got, exp in ((a == None, x == None), (a != None, x != None),  # noqa: E711
+                     (a == "text", np.array([False] * 3)), (a != "text", np.array([True] * 3))):
+        assert got.dtype == np.bool_
+        np.testing.assert_array_equal(got.to_ndarray(), exp)
