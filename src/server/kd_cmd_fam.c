@@ -33,9 +33,12 @@
  *   fam_to_pdarray    {region, name}              -> array
  * (start, stop, step) are already normalised as Python's slice.indices().
  *
- * A caveat of the handle cache: if another program deletes an array and
- * creates a new one under the same name, this server keeps using its old
- * handle until the client looks the name up again (fam_lookup reopens). */
+ * The handle cache is checked before each use (one stat round trip): if
+ * another program deleted the array, the name is opened again (it may name
+ * a new array now) or the command fails with KeyError. A transport error
+ * (a memory server restarted, an RMA that never completed) makes the rank
+ * drop its connection and open a new one: at once when a cached handle's
+ * check finds it, else at the next FAM command. */
 #define _GNU_SOURCE
 #include "kd.h"
 
@@ -135,15 +138,48 @@ static const char *fam_pytype(int rc)
     }
 }
 
+/* Set when a libfam call of this rank failed at the transport: a memory
+ * server restarted (its connection is closed), an operation never completed
+ * (the shm provider does not answer RMA with a revoked key, and that
+ * connection serves nothing after it), or the fabric reported an error. The
+ * next FAM command drops the connection and opens a new one. */
+static bool kd_fam_broken;
+
+static bool transport_error(int rc)
+{
+    return rc == FAM_EUNREACHABLE || rc == FAM_ETIMEOUT || rc == FAM_EFABRIC;
+}
+
 static int fam_fail_rc(kd_cmd *c, int rc, const char *what)
 {
+    if (transport_error(rc)) {
+        kd_fam_broken = true;
+        return kd_fail(c, fam_pytype(rc), "%s: %s (rank %d reconnects to the memory "
+                       "servers at the next FAM command)", what, fam_last_error(), c->rank);
+    }
     return kd_fail(c, fam_pytype(rc), "%s: %s", what, fam_last_error());
 }
 
-/* Collective: connect this rank to the memory servers if it is not yet. */
-static int fam_ready(kd_cmd *c)
+/* Forget this rank's connection and every handle opened through it. */
+static void fam_reset(void)
+{
+    for (int i = 0; i < FAM_CACHE; i++)
+        if (cache[i].a) {
+            fa_close(cache[i].a);
+            cache[i].a = NULL;
+        }
+    fam_finalize(kd_fam);
+    kd_fam = NULL;
+    kd_fam_broken = false;
+}
+
+/* Connect this rank to the memory servers if it is not yet (or again, after
+ * a transport error). Not collective: 0 or -1 with the error recorded. */
+static int fam_init_rank(kd_cmd *c)
 {
     int rc = 0;
+    if (kd_fam && kd_fam_broken)
+        fam_reset();
     if (!kd_fam) {
         const char *servers = getenv("FAM_SERVERS");
         if (!servers || !*servers) {
@@ -163,7 +199,13 @@ static int fam_ready(kd_cmd *c)
             }
         }
     }
-    return kd_agree(c, rc);
+    return rc;
+}
+
+/* Collective: every rank connected, or all fail. */
+static int fam_ready(kd_cmd *c)
+{
+    return kd_agree(c, fam_init_rank(c));
 }
 
 /* ---- arguments ----------------------------------------------------------------------- */
@@ -211,8 +253,24 @@ static int array_arg(kd_cmd *c, bool fresh, fa_array_t **out, const char **regio
     int rc = 0;
     struct fam_slot *s = fresh ? NULL : cache_find(*region, *name);
     if (s) {
-        *out = s->a;
-    } else {
+        /* Is it still the array this handle opened? Another program may have
+         * deleted it (and made a new one under the name): RMA with the old
+         * key would never complete over shm. One stat round trip. */
+        fam_stat_t st;
+        int r = fam_stat(kd_fam, fa_item(s->a), &st);
+        if (r && transport_error(r)) { /* a memory server restarted: reconnect once */
+            fam_reset();
+            if (fam_init_rank(c) == 0)
+                r = FAM_ENOTFOUND; /* reopen below, on the new connection */
+            else
+                rc = -1;
+        }
+        if (r == 0)
+            *out = s->a;
+        else
+            s = NULL;
+    }
+    if (!s && !rc) {
         cache_drop(*region, *name);
         fa_array_t *a = NULL;
         int r = fa_open(kd_fam, *region, *name, &a);
@@ -568,23 +626,34 @@ static int indexed_write(kd_cmd *c, enum fam_op op)
     if ((neg && cap && !ibuf) || (!v.arr && cap && !vbuf))
         rc = kd_fail(c, "MemoryError", "rank %d is out of memory", c->rank);
     bool filled = false;
-    for (int64_t k0 = 0; k0 < n && !rc; k0 += FAM_CHUNK) {
-        int64_t m = n - k0 < FAM_CHUNK ? n - k0 : FAM_CHUNK;
-        const uint64_t *ix = index_chunk(idx, neg, size, k0, m, ibuf);
-        const void *vals = values_chunk(&v, t, k0, m, vbuf, &filled);
-        int e;
-        if (op == OP_SCATTER)
-            e = fa_scatter(a, (uint64_t)m, ix, vals);
-        else if (op == OP_ADD)
-            e = fa_add(a, (uint64_t)m, ix, vals);
-        else
-            e = fa_fetch_add(a, (uint64_t)m, ix, vals, (char *)old->data + (size_t)k0 * w);
-        if (e) {
-            char what[600];
-            snprintf(what, sizeof what, "%s into FAM array '%.255s' (rank %d)", c->cmd,
-                     name, c->rank);
-            rc = fam_fail_rc(c, e, what);
+    /* fetch_add returns what a sequential loop over the whole index list
+     * would see, as NumPy's order of updates: with repeated indices in the
+     * blocks of several ranks, the ranks take turns in rank order (each
+     * rank's own updates are applied in its index order by the memory
+     * servers). add and scatter need no order: their ranks run at once. */
+    int turns = op == OP_FETCH_ADD ? c->nranks : 1;
+    for (int turn = 0; turn < turns; turn++) {
+        bool mine = turns == 1 || turn == c->rank;
+        for (int64_t k0 = 0; mine && k0 < n && !rc; k0 += FAM_CHUNK) {
+            int64_t m = n - k0 < FAM_CHUNK ? n - k0 : FAM_CHUNK;
+            const uint64_t *ix = index_chunk(idx, neg, size, k0, m, ibuf);
+            const void *vals = values_chunk(&v, t, k0, m, vbuf, &filled);
+            int e;
+            if (op == OP_SCATTER)
+                e = fa_scatter(a, (uint64_t)m, ix, vals);
+            else if (op == OP_ADD)
+                e = fa_add(a, (uint64_t)m, ix, vals);
+            else
+                e = fa_fetch_add(a, (uint64_t)m, ix, vals, (char *)old->data + (size_t)k0 * w);
+            if (e) {
+                char what[600];
+                snprintf(what, sizeof what, "%s into FAM array '%.255s' (rank %d)", c->cmd,
+                         name, c->rank);
+                rc = fam_fail_rc(c, e, what);
+            }
         }
+        if (turns > 1)
+            MPI_Barrier(c->comm);
     }
     free(ibuf);
     free(vbuf);

@@ -82,6 +82,71 @@ def test_two_compute_servers_see_each_others_arrays(famds):
         b.stop()
 
 
+@pytest.mark.parametrize("provider", ["shm", "tcp"])
+def test_an_array_another_server_deleted_is_a_keyerror_and_its_new_namesake_is_used(provider):
+    """a has the array open (cached handles on each rank); b deletes it and
+    makes a new one under the same name. a's next use must not send RMA with
+    the revoked key (over shm it would never complete and wedge the rank)."""
+    f = FamServers(2, provider=provider)
+    a = start_kodiakd(2, f.servers, provider=provider)
+    b = start_kodiakd(1, f.servers, provider=provider)
+    try:
+        connect(kodiak, a)
+        fa = kodiak.fam_region("swap").create("x", kodiak.int64, 1000)
+        fa[0:3] = 5
+        connect(kodiak, b)
+        kodiak.fam_region("swap").lookup("x").delete()
+        connect(kodiak, a)
+        with pytest.raises(KeyError, match="'x' not found"):
+            fa[0:3] = 7
+        with pytest.raises(KeyError):
+            fa.to_ndarray()
+        connect(kodiak, b)
+        kodiak.fam_region("swap").create("x", kodiak.float64, 10)[0:10] = 2.5
+        connect(kodiak, a)
+        y = kodiak.fam_region("swap").create("y", kodiak.int64, 4)  # the rank still works
+        y[0:4] = 9
+        assert y.to_ndarray().tolist() == [9, 9, 9, 9]
+        got = kodiak.fam_region("swap").lookup("x")
+        assert (got.dtype, got.size) == (np.dtype(np.float64), 10)
+        assert got.to_ndarray().tolist() == [2.5] * 10
+        assert a.alive() and b.alive()
+    finally:
+        kodiak.disconnect()
+        a.stop()
+        b.stop()
+        f.stop()
+
+
+@pytest.mark.parametrize("provider", ["shm", "tcp"])
+def test_a_running_kodiakd_reconnects_after_its_memory_servers_restart(provider):
+    d = tempfile.mkdtemp(prefix="kodiak-pool-")
+    pools = [os.path.join(d, f"pool{i}") for i in range(2)]
+    nd = np.random.default_rng(3).integers(-2**62, 2**62, N)
+    s = None
+    try:
+        f = FamServers(2, pool_files=pools, provider=provider)
+        ports = f.ports
+        s = start_kodiakd(2, f.servers, provider=provider)
+        connect(kodiak, s)
+        fa = kodiak.fam_array(kodiak.array(nd), kodiak.fam_region("bounce"), "p")
+        f.stop()
+        f = FamServers(2, pool_files=pools, ports=ports, provider=provider)
+        try:
+            np.testing.assert_array_equal(fa.to_ndarray(), nd)  # the cached handle
+            fa[0:2] = -1
+            assert kodiak.fam_region("bounce", create=False).list() == ["p"]
+            assert fa[0:3].tolist() == [-1, -1, int(nd[2])]
+            assert s.alive()
+        finally:
+            f.stop()
+    finally:
+        kodiak.disconnect()
+        if s:
+            s.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_with_persistent_pools_an_array_outlives_a_famd_restart():
     d = tempfile.mkdtemp(prefix="kodiak-pool-")
     pools = [os.path.join(d, f"pool{i}") for i in range(2)]
