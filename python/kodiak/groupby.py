@@ -13,7 +13,11 @@ from .pdarray import create_pdarray, pdarray
 
 __all__ = ["GroupBy", "GROUPBY_REDUCTION_TYPES"]
 
-GROUPBY_REDUCTION_TYPES = frozenset(["sum", "mean", "min", "max", "count", "nunique", "first"])
+# The server's reductions, and those made of them here (any, all, var, std,
+# argmin, argmax).
+_SERVER_REDUCTIONS = frozenset(["sum", "mean", "min", "max", "count", "nunique", "first"])
+GROUPBY_REDUCTION_TYPES = _SERVER_REDUCTIONS | frozenset(["any", "all", "var", "std",
+                                                          "argmin", "argmax"])
 
 
 class GroupBy:
@@ -109,11 +113,55 @@ class GroupBy:
             raise TypeError(f"values must be a pdarray, not {type(values).__name__}")
         return values if values.dtype == bool_ else values != 0
 
+    def var(self, values, ddof=1):
+        """Variance per group as float64 (pandas' default ddof=1; NaN
+        skipped; NaN where a group has ddof or fewer values). Two passes, as
+        NumPy: the mean of each group, then the squares about it."""
+        from .numeric import isnan, where
+        v = self._float(values)
+        _, mean = self._reduce(v, "mean")
+        _, n = self._reduce(v, "count")
+        d = v - self.broadcast(mean)
+        _, ss = self._reduce(where(isnan(d), 0.0, d * d), "sum")
+        return self.unique_keys, where(n > ddof, ss / (n - ddof), np.nan)
+
+    def std(self, values, ddof=1):
+        """Standard deviation per group (see var)."""
+        from .numeric import sqrt
+        keys, v = self.var(values, ddof=ddof)
+        return keys, sqrt(v)
+
+    def argmin(self, values):
+        """(unique_keys, int64): the index (in values) of each group's first
+        minimum, NaN skipped (pandas' idxmin; -1 for a group of NaNs)."""
+        return self._arg(values, "min")
+
+    def argmax(self, values):
+        """(unique_keys, int64): the index of each group's first maximum."""
+        return self._arg(values, "max")
+
+    def _arg(self, values, op):
+        from .creation import arange
+        from .numeric import where
+        _, best = self._reduce(values, op)
+        rows = where(values == self.broadcast(best), arange(self.length), self.length)
+        _, first = self._reduce(rows, "min")
+        return self.unique_keys, where(first == self.length, -1, first)
+
+    def _float(self, values):
+        if not isinstance(values, pdarray):
+            raise TypeError(f"values must be a pdarray, not {type(values).__name__}")
+        if values.dtype == bool_:
+            raise TypeError("var/std of bool values is not supported")
+        return values.astype(np.float64)
+
     def aggregate(self, values, operator, skipna=True):
         op = str(operator).lower()
         if op not in self.Reductions:
             raise ValueError(f"Unsupported reduction: {operator}\nMust be one of "
                              f"{sorted(self.Reductions)}")
+        if op not in _SERVER_REDUCTIONS:
+            return getattr(self, op)(values)
         return self._reduce(values, op)
 
     agg = aggregate

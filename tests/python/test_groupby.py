@@ -281,3 +281,40 @@ def test_any_and_all_match_pandas(ak, vdtype):
         np.testing.assert_array_equal(keys.to_ndarray(), want.index.to_numpy())
         np.testing.assert_array_equal(got.to_ndarray(), want.to_numpy())
         assert got.dtype == np.bool_
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 1000, 100003])
+@pytest.mark.parametrize("vdtype", [np.int64, np.uint64, np.float64])
+def test_var_std_argmin_argmax_match_pandas(ak, n, vdtype):
+    k = keys_of(n, "dups", seed=4)
+    v = values_of(n, vdtype, 5)
+    if vdtype == np.float64 and n > 10:
+        v[k == 2] = np.nan  # a group with no values at all
+        v[:n // 3] += 1e6   # squares about the mean, not about zero
+    g = ak.GroupBy(ak.array(k))
+    a = ak.array(v)
+    s = pd.Series(v).groupby(k, sort=True)
+    for ddof in (1, 0):
+        keys, var = g.var(a, ddof=ddof)
+        np.testing.assert_array_equal(keys.to_ndarray(), s.var(ddof=ddof).index.to_numpy())
+        np.testing.assert_allclose(var.to_ndarray(), s.var(ddof=ddof).to_numpy(),
+                                   rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(g.std(a, ddof=ddof)[1].to_ndarray(),
+                                   s.std(ddof=ddof).to_numpy(), rtol=1e-9, atol=1e-9)
+    for op, pdop in (("argmin", "idxmin"), ("argmax", "idxmax")):
+        _, got = getattr(g, op)(a)
+        assert got.dtype == np.int64
+        want = np.array([getattr(grp.dropna(), pdop)() if grp.notna().any() else -1
+                         for _, grp in s], dtype=np.int64)
+        np.testing.assert_array_equal(got.to_ndarray(), want)
+        np.testing.assert_array_equal(g.aggregate(a, op)[1].to_ndarray(), want)
+    np.testing.assert_allclose(g.aggregate(a, "var")[1].to_ndarray(), s.var().to_numpy(),
+                               rtol=1e-9, atol=1e-9)
+
+
+def test_aggregate_takes_any_and_all(ak):
+    k = np.array([1, 1, 2, 3, 3])
+    v = np.array([0, 0, 5, 1, 0])
+    g = ak.GroupBy(ak.array(k))
+    assert g.aggregate(ak.array(v), "any")[1].tolist() == [False, True, True]
+    assert g.aggregate(ak.array(v), "all")[1].tolist() == [False, True, False]
