@@ -530,7 +530,13 @@ again:;
     uint8_t scratch[16];
     ssize_t r;
     if (kind == 0)
-        POST(f, r, fi_atomic(f->ep, val, 1, NULL, dest, a, p->key, dt, op, o));
+        /* a non-fetching update goes as a fetching one, its old value
+         * dropped: libfabric 1.17's shm provider applied plain fi_atomic
+         * from two or more processes wrongly (lost and garbled updates) and
+         * could crash famd in fi_cq_read; fetching atomics are right. We
+         * wait for the completion either way, so it costs nothing more. */
+        POST(f, r, fi_fetch_atomic(f->ep, val, 1, NULL, scratch, NULL, dest, a, p->key,
+                                   dt, op, o));
     else if (kind == 1)
         POST(f, r, fi_fetch_atomic(f->ep, reads_only ? scratch : val, 1, NULL,
                                    old, NULL, dest, a, p->key, dt, op, o));

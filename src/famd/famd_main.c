@@ -455,9 +455,13 @@ int main(int argc, char **argv)
     int wfd = famd_fabric_wait_fd(&d);
     uint64_t last = now_us();
     int shm = strcmp(provider, "shm") == 0;
+    unsigned refused = 0; /* trywaits refused in a row while idle */
 
     while (!stop) {
-        if (famd_fabric_progress(&d) > 0 || famd_bulk_poll(&d)) last = now_us();
+        if (famd_fabric_progress(&d) > 0 || famd_bulk_poll(&d)) {
+            last = now_us();
+            refused = 0;
+        }
         if (shm && now_us() - last < d.spin_us) {
             /* busy: drive the fabric for ~20 us between two poll() calls
              * on the sockets; a system call per turn would add its cost to
@@ -494,8 +498,14 @@ int main(int argc, char **argv)
                 pfd[np].fd = wfd; pfd[np].events = POLLIN; wslot = np;
                 idx[np++] = -2;
                 timeout = 1000;
+                refused = 0;
             } else {
-                timeout = wfd >= 0 ? 0 : 1; /* no wait fd: poll every ms */
+                /* no wait fd: poll every ms. A refused trywait usually means
+                 * a completion just arrived (poll again at once), but the shm
+                 * provider refuses it for good while an RMA it cannot serve
+                 * (a revoked key) sits in its queue: after 64 refusals in a
+                 * row with nothing to do, poll every ms instead of spinning */
+                timeout = wfd < 0 || ++refused > 64 ? 1 : 0;
             }
         }
         int n = poll(pfd, (nfds_t)np, timeout);

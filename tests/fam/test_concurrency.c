@@ -81,6 +81,51 @@ static void four_processes_fetch_add_give_the_exact_total(void **state)
     fam_finalize(f);
 }
 
+/* Non-fetching atomics (add, set, ...) from several processes at once: a
+ * shared int64, int32 and double counter, and each process's own word set
+ * and added to and read back. (libfabric 1.17's shm lost and garbled plain
+ * fi_atomic updates from two or more processes, and could crash famd.) */
+enum { PLAIN = 5000 };
+
+static void plain_updater(fam_t *f, int id)
+{
+    fam_item_t *c;
+    if (fam_lookup(f, "plain", "plainr", &c)) _exit(4);
+    uint64_t own = 64 + 8 * (uint64_t)id;
+    for (int i = 0; i < PLAIN; i++) {
+        int64_t back;
+        if (fam_add_int64(f, c, 0, 1) || fam_add_int32(f, c, 8, 2) ||
+            fam_add_double(f, c, 16, 0.5) || fam_set_int64(f, c, own, i) ||
+            fam_add_int64(f, c, own, 3) || fam_fetch_int64(f, c, own, &back))
+            _exit(5);
+        if (back != i + 3) _exit(6);
+    }
+    fam_release(c);
+}
+
+static void processes_doing_plain_atomics_lose_no_update(void **state)
+{
+    (void)state;
+    fam_t *f = client(srv.addr);
+    fam_region_t *r;
+    fam_item_t *c;
+    CHECK_OK(fam_create_region(f, "plainr", 1 << 20, 0600, NULL, &r));
+    CHECK_OK(fam_allocate(f, "plain", 64 + 8 * PROCS, 0600, r, &c));
+    assert_int_equal(in_processes(PROCS, plain_updater), 0);
+    int64_t total;
+    int32_t total32;
+    double totald;
+    CHECK_OK(fam_fetch_int64(f, c, 0, &total));
+    CHECK_OK(fam_fetch_int32(f, c, 8, &total32));
+    CHECK_OK(fam_fetch_double(f, c, 16, &totald));
+    assert_int_equal(total, (int64_t)PROCS * PLAIN);
+    assert_int_equal(total32, 2 * PROCS * PLAIN);
+    assert_true(totald == 0.5 * PROCS * PLAIN);
+    CHECK_OK(fam_destroy_region(f, r));
+    fam_release(c);
+    fam_finalize(f);
+}
+
 /* Lock word at offset 0, a sum at offset 8 updated with plain get/put:
  * only the lock keeps increments from being lost. */
 static void locker(fam_t *f, int id)
@@ -167,6 +212,7 @@ static void threads_share_one_connection_safely(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(processes_doing_plain_atomics_lose_no_update),
         cmocka_unit_test(four_processes_fetch_add_give_the_exact_total),
         cmocka_unit_test(compare_swap_spin_lock_protects_a_shared_sum),
         cmocka_unit_test(threads_share_one_connection_safely),
