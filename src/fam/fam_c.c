@@ -90,6 +90,29 @@ static const char *opt_names[13] = {
     "FAM_CONTEXT_MODEL", "NUM_CONSUMER", "RUNTIME", "FAM_DEFAULT_MEMORY_TYPE",
     "IF_DEVICE", "MEMORY_SERVERS"};
 
+/* c_fam_list_options' names, in OpenFAM's order (VERSION first), then our
+ * MEMORY_SERVERS. VERSION, PE_COUNT and PE_ID are computed on request. */
+static const char *list_names[] = {
+    "VERSION", "DEFAULT_REGION_NAME", "CIS_SERVER", "GRPC_PORT", "LIBFABRIC_PROVIDER",
+    "FAM_THREAD_MODEL", "CIS_INTERFACE_TYPE", "OPENFAM_MODEL", "FAM_CONTEXT_MODEL",
+    "PE_COUNT", "PE_ID", "RUNTIME", "NUM_CONSUMER", "FAM_DEFAULT_MEMORY_TYPE",
+    "IF_DEVICE", "MEMORY_SERVERS"};
+#define N_LIST (sizeof list_names / sizeof list_names[0])
+#define CFAM_VERSION "0.1.0"
+
+/* This process's place among cooperating processes, as an MPI or PMI
+ * launcher tells it (OpenFAM's PE_ID / PE_COUNT); 0 of 1 when alone. */
+static int pe_value(int count)
+{
+    const char *keys[2][3] = {{"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"},
+                              {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", NULL}};
+    for (int i = 0; i < 3; i++) {
+        const char *v = keys[count][i] ? getenv(keys[count][i]) : NULL;
+        if (v && *v) return atoi(v);
+    }
+    return count ? 1 : 0;
+}
+
 c_fam *c_fam_create(void)
 {
     struct cfam *c = calloc(1, sizeof *c);
@@ -105,7 +128,10 @@ int c_fam_initialize(c_fam *fam_obj, const char *group_name, c_fam_options *o)
     if (!c || c->magic != CFAM_MAGIC) return cfail(FAM_ERR_NULLPTR, "not a c_fam handle");
     if (c->is_context) return cfail(FAM_ERR_NOPERM, "cannot initialize a context");
     if (c->f) return 0; /* already initialized */
-    const char *prov = o && o->libfabricProvider && *o->libfabricProvider
+    /* "sockets" is OpenFAM's default provider, which famd does not serve:
+     * it means "whatever the memory servers use" (FAM_PROVIDER, else shm) */
+    const char *prov = o && o->libfabricProvider && *o->libfabricProvider &&
+                       strcmp(o->libfabricProvider, "sockets") != 0
                        ? o->libfabricProvider : getenv("FAM_PROVIDER");
     if (!prov || !*prov) prov = "shm";
     if (strncmp(prov, "tcp", 3) == 0) prov = "tcp"; /* "tcp;ofi_rxm" */
@@ -175,14 +201,14 @@ int c_fam_abort(c_fam *fam_obj, int status)
 const char **c_fam_list_options(c_fam *fam_obj)
 {
     (void)fam_obj;
-    size_t n = 13, bytes = (n + 1) * sizeof(char *);
-    for (size_t i = 0; i < n; i++) bytes += strlen(opt_names[i]) + 1;
+    size_t n = N_LIST, bytes = (n + 1) * sizeof(char *);
+    for (size_t i = 0; i < n; i++) bytes += strlen(list_names[i]) + 1;
     char **list = malloc(bytes); /* one block: the caller frees it once */
     if (!list) { cfail(FAM_ERR_MEMORY, "out of memory"); return NULL; }
     char *p = (char *)(list + n + 1);
     for (size_t i = 0; i < n; i++) {
         list[i] = p;
-        p = stpcpy(p, opt_names[i]) + 1;
+        p = stpcpy(p, list_names[i]) + 1;
     }
     list[n] = NULL;
     return (const char **)list;
@@ -196,6 +222,13 @@ const void *c_fam_get_option(c_fam *fam_obj, const char *name)
         return NULL;
     }
     if (c->is_context) c = c->parent;
+    if (strcmp(name, "VERSION") == 0) return strdup(CFAM_VERSION);
+    if (strcmp(name, "PE_COUNT") == 0 || strcmp(name, "PE_ID") == 0) {
+        int *v = malloc(sizeof *v); /* the caller frees it, as OpenFAM's */
+        if (!v) { cfail(FAM_ERR_MEMORY, "out of memory"); return NULL; }
+        *v = pe_value(strcmp(name, "PE_COUNT") == 0);
+        return v;
+    }
     for (int i = 0; i < 13; i++)
         if (strcmp(name, opt_names[i]) == 0) {
             if (!c->opt[i]) break;
@@ -602,6 +635,21 @@ int c_fam_compare_swap_int128(c_fam *fam_obj, c_fam_desc *d, uint64_t off,
 
 int c_fam_fetch_int128(c_fam *fam_obj, c_fam_desc *d, uint64_t off, int128_t *value)
 {
+    fam_t *f = conn(fam_obj);
+    if (!f) return -1;
+    fam_item_t *item = d;
+    if (item && !item->writable) {
+        /* opened read-only: a compare-and-swap needs write permission, so
+         * read the 16 aligned bytes instead (one RMA; a reader racing a
+         * 128-bit update may see one half of it) */
+        if (!value) return cfail(FAM_ERR_NULLPTR, "result pointer is NULL");
+        if (off % 16) return cfail(FAM_ERR_INVALID, "int128 offset must be a multiple of 16");
+        uint64_t o[2];
+        int rc_;
+        if (RC(fam_get_blocking(f, o, item, off, 16))) return -1;
+        *value = join(o);
+        return 0;
+    }
     /* compare-and-swap 0 with 0 returns the value and changes nothing */
     return c_fam_compare_swap_int128(fam_obj, d, off, 0, 0, value);
 }

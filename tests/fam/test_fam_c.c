@@ -117,6 +117,52 @@ static void test_options_report_provider_and_servers(void **state)
     assert_int_equal(c_fam_error(), FAM_ERR_INVALID);
 }
 
+static void test_options_are_listed_in_openfams_order_and_each_has_a_value(void **state)
+{
+    struct world *w = *state;
+    const char **names = c_fam_list_options(w->fam);
+    assert_non_null(names);
+    assert_string_equal(names[0], "VERSION");
+    assert_string_equal(names[1], "DEFAULT_REGION_NAME");
+    for (int i = 0; names[i]; i++) {
+        void *v = (void *)c_fam_get_option(w->fam, names[i]);
+        assert_non_null(v);
+        free(v);
+    }
+    free(names);
+    int *id = (int *)c_fam_get_option(w->fam, "PE_ID");
+    int *count = (int *)c_fam_get_option(w->fam, "PE_COUNT");
+    assert_non_null(id);
+    assert_non_null(count);
+    assert_true(*id >= 0 && *id < *count);
+    free(id);
+    free(count);
+}
+
+static void test_the_sockets_provider_of_openfams_defaults_reaches_the_servers(void **state)
+{
+    (void)state;
+    c_fam *f = c_fam_create();
+    Fam_Options opts;
+    memset(&opts, 0, sizeof opts);
+    opts.libfabricProvider = (char *)"sockets";
+    setenv("FAM_PROVIDER", test_provider(), 1);
+    assert_int_equal(c_fam_initialize(f, "g", &opts), 0);
+    c_fam_region_desc *r = c_fam_create_region(f, "sockets_reg", 1 << 20, 0700, NULL);
+    assert_non_null(r);
+    c_fam_desc *d = c_fam_allocate_named(f, "x", 8, 0600, r);
+    assert_non_null(d);
+    int64_t v = 41, got = 0, old = 0;
+    assert_int_equal(c_fam_put_blocking(f, &v, d, 0, 8), 0);
+    assert_int_equal(c_fam_fetch_add_int64(f, d, 0, 1, &old), 0);
+    assert_int_equal(old, 41);
+    assert_int_equal(c_fam_get_blocking(f, &got, d, 0, 8), 0);
+    assert_int_equal(got, 42);
+    assert_int_equal(c_fam_destroy_region(f, r), 0);
+    c_fam_finalize(f, "g");
+    c_fam_delete(f);
+}
+
 static void test_region_lookup_stat_resize_and_errors(void **state)
 {
     struct world *w = *state;
@@ -407,6 +453,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_initialize_without_servers_reports_empty_server_list),
         cmocka_unit_test_setup_teardown(test_options_report_provider_and_servers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_options_are_listed_in_openfams_order_and_each_has_a_value, setup, teardown),
+        cmocka_unit_test(test_the_sockets_provider_of_openfams_defaults_reaches_the_servers),
         cmocka_unit_test_setup_teardown(test_region_lookup_stat_resize_and_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_named_item_put_get_stat_lookup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_item_errors_set_fam_error, setup, teardown),

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
+#include "fam/fam_c.h"
 /* the wire format, to send requests libfam would never send, and the
  * descriptor layout, to play a client that ignores its read-only flag */
 #include "../../src/fam/fam_internal.h"
@@ -397,6 +398,20 @@ static void read_only_child(const struct ctx *c)
         EXPECT(fam_fetch_uint64(g, d, 16, &v) == 0 && memcmp(&v, want + 16, 8) == 0);
         fam_release(d);
         fam_finalize(g);
+        /* OpenFAM's c_fam_fetch_int128 is a read too */
+        setenv("FAM_SERVERS", srv.addr, 1);
+        setenv("FAM_PROVIDER", test_provider(), 1);
+        c_fam *cf = c_fam_create();
+        Fam_Options opts;
+        memset(&opts, 0, sizeof opts);
+        EXPECT(c_fam_initialize(cf, "g", &opts) == 0);
+        c_fam_desc *cd = c_fam_lookup(cf, c->item, c->region);
+        EXPECT(cd != NULL);
+        int128_t v128 = 0;
+        EXPECT(cd && c_fam_fetch_int128(cf, cd, 0, &v128) == 0 &&
+               memcmp(&v128, want, 16) == 0);
+        c_fam_finalize(cf, "g");
+        c_fam_delete(cf);
     }
     int fd = raw_open();
     struct famp_info o;
