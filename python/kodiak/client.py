@@ -281,7 +281,13 @@ def generic_msg(cmd, args=None, frames=(), timeout=None):
             while not _conn.sock.poll(0):
                 if not poller.poll(500):
                     waited += 0.5
-                if _peer_events():
+                if _peer_events() and not _conn.sock.poll(100):
+                    # (the reply may come just before the close: a stopping
+                    # server answers 'shutdown' and goes)
+                    if cmd == "shutdown":
+                        _close_socket()
+                        _open_socket()
+                        return {}, []
                     _lost(f"the kodiak server at {_conn.endpoint} closed the connection "
                           f"during '{cmd}' (it stopped, or refused a message of "
                           f"{sum(memoryview(p).nbytes for p in parts)} bytes): no answer "
