@@ -6,6 +6,9 @@
  *     of --window fam_*_nonblocking calls, then fam_quiet);
  *   - latency of an 8-byte blocking get and of an int64 fetch_add (median
  *     of --iters single operations, each timed on its own);
+ *   - blocking put and get of 64 MiB interleaved over two famds, beside
+ *     the same stripe-sized pieces sent by bare libfabric to two bare
+ *     targets (--no-striped leaves these rows out);
  *   - famd's CPU use while idle: utime+stime from /proc/PID/stat over
  *     --idle-sec seconds after the last client operation, as % of one core.
  *
@@ -34,15 +37,17 @@
  * the share of CPU time other processes took meanwhile, from /proc/stat.
  *
  *   fam_bench [--providers shm,tcp] [--sizes 8,64,4K,64K,1M,4M]
- *             [--max-size 4M] [--time-ms 400] [--iters 20000] [--window 32]
- *             [--trials 3] [--idle-sec 3] [--famd PATH] [--quick]
- *             [--bulk-only | --no-bulk] [--bulk-bytes 1G] [--bulk-n 10M]
+ *             [--max-size 4M] [--time-ms 1000] [--iters 20000] [--window 32]
+ *             [--trials 5] [--idle-sec 3] [--famd PATH] [--quick]
+ *             [--bulk-only | --no-bulk] [--no-striped] [--bulk-bytes 1G]
+ *             [--bulk-n 10M]
  * and then the bulk table of fam_bench_bulk.c (gather/scatter, GUPS, copy). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -89,6 +94,7 @@ static struct {
     int trials;           /* alternating kodiak/bare trials per cell */
     double idle_s;        /* how long famd sits idle for the CPU reading */
     const char *famd;     /* famd binary */
+    int striped;          /* also the rows striped over two famds */
 } opt;
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -210,7 +216,7 @@ static void bare_close(struct bare *b)
 /* The target process: register `size` bytes, say where they are, then
  * drive progress while told 'g' and rest (blocked in read) after 'r'.
  * Exits when its stdin closes. */
-static int bare_server_main(const char *provider, uint64_t size)
+static int bare_server_main(const char *provider, uint64_t size, int yield)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     struct bare b;
@@ -247,12 +253,16 @@ static int bare_server_main(const char *provider, uint64_t size)
         if (write(1, &ack, 1) != 1) break;
         if (c != 'g') continue;
         struct pollfd p = {.fd = 0, .events = POLLIN};
+        unsigned empty = 0;
         for (unsigned i = 1;; i++) {
             struct fi_cq_tagged_entry e[16];
-            if (fi_cq_read(b.cq, e, 16) == -FI_EAVAIL) {
+            ssize_t n = fi_cq_read(b.cq, e, 16);
+            if (n == -FI_EAVAIL) {
                 struct fi_cq_err_entry err = {0};
                 fi_cq_readerr(b.cq, &err, 0);
             }
+            if (n > 0 || n == -FI_EAVAIL) empty = 0;
+            else if (yield && ++empty >= 32) sched_yield();
             if ((i & 255) == 0 && poll(&p, 1, 0) > 0) break;
         }
     }
@@ -384,12 +394,14 @@ static void start_famd(struct child *c, const char *provider, uint64_t pool)
     snprintf(c->addr, sizeof c->addr, "%s:%d", host, port);
 }
 
+/* yield: the target yields its core after 32 empty polls, as famd does */
 static void start_bare(struct child *c, struct bare *b, const char *provider,
-                       uint64_t size)
+                       uint64_t size, int yield)
 {
     char sz[32];
     snprintf(sz, sizeof sz, "%" PRIu64, size);
-    char *argv[] = {"/proc/self/exe", "--bare-server", (char *)provider, sz, NULL};
+    char *argv[] = {"/proc/self/exe", "--bare-server", (char *)provider, sz,
+                    yield ? "yield" : NULL, NULL};
     spawn(c, argv, 1);
     char line[1024], hex[700];
     if (read_line(c->from, line, sizeof line) ||
@@ -629,6 +641,8 @@ static void note_target(char *note, size_t cap, int ok, const char *what)
     if (!ok) misses++;
 }
 
+static void run_striped(const char *provider);
+
 static void run_provider(const char *provider, uint64_t max_size)
 {
     struct env e;
@@ -642,7 +656,7 @@ static void run_provider(const char *provider, uint64_t max_size)
     start_famd(&e.famd, provider, region + (32u << 20));
     e.famd.to = -1;
     bare_open(&e.b, provider, 0);
-    start_bare(&e.target, &e.b, provider, max_size);
+    start_bare(&e.target, &e.b, provider, max_size, 0);
 
     fam_options_t o = {.servers = e.famd.addr, .provider = provider,
                        .timeout_ms = 30000};
@@ -738,6 +752,145 @@ static void run_provider(const char *provider, uint64_t max_size)
     bare_close(&e.b);
     stop_child(&e.famd, SIGTERM);
     free(e.buf);
+    if (opt.striped) run_striped(provider);
+}
+
+/* ---- striped over two memory servers ------------------------------------ */
+
+#define STRIPED_BYTES (64ull << 20)
+#define STRIPED_WINDOW 16 /* as libfam's blocking RMA window */
+
+/* Everything the striped rows need: an interleaved item on two famds, and
+ * two bare targets with one bare initiator endpoint each. */
+struct striped {
+    fam_t *f;
+    fam_item_t *item;
+    uint64_t stripe;     /* the item's stripe size; bare splits the same */
+    struct bare b[2];
+    struct child famd[2], target[2];
+    char *buf;
+};
+
+/* One blocking transfer of STRIPED_BYTES by the bare side: stripe-sized
+ * pieces, piece i to target i % 2 at offset (i / 2) * stripe, at most
+ * STRIPED_WINDOW in flight, as libfam cuts an interleaved item. */
+static void bare_striped(struct striped *x, int write)
+{
+    uint64_t pieces = STRIPED_BYTES / x->stripe;
+    for (uint64_t i = 0; i < pieces; i++) {
+        while (x->b[0].pending + x->b[1].pending >= STRIPED_WINDOW)
+            if (!bare_drain(&x->b[0])) bare_drain(&x->b[1]);
+        struct bare *b = &x->b[i % 2];
+        char *p = x->buf + i * x->stripe;
+        uint64_t at = (i / 2) * x->stripe;
+        struct fi_context *ctx = &b->ctx[(size_t)i % MAX_WINDOW];
+        if (write)
+            BARE_POST(b, fi_write(b->ep, p, x->stripe, NULL, b->peer,
+                                  b->base + at, b->key, ctx));
+        else
+            BARE_POST(b, fi_read(b->ep, p, x->stripe, NULL, b->peer,
+                                 b->base + at, b->key, ctx));
+    }
+    bare_wait_all(&x->b[0]);
+    bare_wait_all(&x->b[1]);
+}
+
+static double striped_trial(struct striped *x, enum side s, int write, double secs)
+{
+    uint64_t calls = 0;
+    double t0 = 0, t;
+    for (int i = -2;; i++) { /* two warm-up transfers */
+        if (i == 0) t0 = now_s();
+        if (s == BARE) bare_striped(x, write);
+        else if (write) FAM_CHECK(fam_put_blocking(x->f, x->buf, x->item, 0, STRIPED_BYTES));
+        else FAM_CHECK(fam_get_blocking(x->f, x->buf, x->item, 0, STRIPED_BYTES));
+        if (i >= 0) calls++;
+        if (i >= 0 && (t = now_s()) - t0 >= secs) break;
+    }
+    return (double)(calls * STRIPED_BYTES) / (t - t0);
+}
+
+/* Blocking put and get of 64 MiB interleaved over two famds, beside bare
+ * libfabric doing the same pieces to two bare targets. Both famds and the
+ * client share the machine's two cores, which is where famd's progress
+ * model shows: a famd that does not yield, or that sleeps in poll(), slows
+ * the other famd's half down. */
+static void run_striped(const char *provider)
+{
+    struct striped x;
+    memset(&x, 0, sizeof x);
+    long long busy0 = machine_busy_ticks(), self0 = cpu_ticks(getpid());
+    double t_start = now_s();
+    uint64_t half = STRIPED_BYTES / 2;
+    for (int i = 0; i < 2; i++) {
+        start_famd(&x.famd[i], provider, half + (64u << 20));
+        x.famd[i].to = -1;
+        bare_open(&x.b[i], provider, 0);
+        start_bare(&x.target[i], &x.b[i], provider, half, 1);
+    }
+    char servers[200];
+    snprintf(servers, sizeof servers, "%s,%s", x.famd[0].addr, x.famd[1].addr);
+    fam_options_t o = {.servers = servers, .provider = provider, .timeout_ms = 30000};
+    FAM_CHECK(fam_initialize(&o, &x.f));
+    fam_region_attr_t attr = {.interleave = FAM_INTERLEAVE_ENABLE};
+    fam_region_t *r;
+    FAM_CHECK(fam_create_region(x.f, "striped", STRIPED_BYTES + (16u << 20), 0600,
+                                &attr, &r));
+    FAM_CHECK(fam_allocate(x.f, "data", STRIPED_BYTES, 0600, r, &x.item));
+    fam_stat_t st;
+    FAM_CHECK(fam_stat(x.f, x.item, &st));
+    if (st.num_servers != 2 || !st.stripe_size || STRIPED_BYTES % (2 * st.stripe_size))
+        die("striped item: %u servers, stripe %" PRIu64, st.num_servers, st.stripe_size);
+    x.stripe = st.stripe_size;
+    if (!(x.buf = aligned_alloc(4096, STRIPED_BYTES))) die("out of memory");
+    memset(x.buf, 0x5a, STRIPED_BYTES);
+
+    double secs = opt.time_ms / 1000.0 / opt.trials;
+    for (int write = 1; write >= 0; write--) {
+        double kv[MAX_TRIALS], bv[MAX_TRIALS];
+        for (int t = 0; t < opt.trials; t++) {
+            for (int j = 0; j < 2; j++) {
+                enum side s = (enum side)((t + j) % 2);
+                if (s == BARE) {
+                    usleep(10000);
+                    bare_cmd(&x.target[0], 'g');
+                    bare_cmd(&x.target[1], 'g');
+                }
+                double v = striped_trial(&x, s, write, secs);
+                if (s == BARE) {
+                    bare_cmd(&x.target[0], 'r');
+                    bare_cmd(&x.target[1], 'r');
+                }
+                (s == KODIAK ? kv : bv)[t] = v;
+            }
+        }
+        double k = median(kv, opt.trials), b = median(bv, opt.trials);
+        char kb[32], bb[32];
+        fmt_bw(kb, sizeof kb, k);
+        fmt_bw(bb, sizeof bb, b);
+        row(write ? "put" : "get", provider, "64 MiB", "2 famd", kb, bb, k / b,
+            "(striped, blocking)");
+    }
+    long long ours = cpu_ticks(getpid()) - self0;
+    for (int i = 0; i < 2; i++)
+        ours += cpu_ticks(x.famd[i].pid) + cpu_ticks(x.target[i].pid);
+    long long others = machine_busy_ticks() - busy0 - ours;
+    double cap = (now_s() - t_start) * (double)sysconf(_SC_CLK_TCK) *
+                 (double)sysconf(_SC_NPROCESSORS_ONLN);
+    double pct = busy0 < 0 || others < 0 ? 0 : 100.0 * (double)others / cap;
+    printf("# %s striped: other processes used %.0f%% of the machine's CPU time "
+           "during these rows%s\n", provider, pct,
+           pct > 10 ? " -- figures unreliable, rerun on a quiet machine" : "");
+    if (pct > 10) noisy = 1;
+    fam_release(x.item);
+    FAM_CHECK(fam_destroy_region(x.f, r));
+    FAM_CHECK(fam_finalize(x.f));
+    for (int i = 0; i < 2; i++) {
+        stop_child(&x.target[i], 0);
+        bare_close(&x.b[i]);
+        stop_child(&x.famd[i], SIGTERM);
+    }
+    free(x.buf);
 }
 
 /* ---- command line -------------------------------------------------------- */
@@ -766,15 +919,16 @@ static void usage(FILE *to)
         "  --providers LIST   comma-separated, of shm and tcp (default shm,tcp)\n"
         "  --sizes LIST       transfer sizes (default 8,64,4K,64K,1M,4M)\n"
         "  --max-size SIZE    skip sizes above SIZE (default: the largest)\n"
-        "  --time-ms N        time per bandwidth cell and side (default 400)\n"
+        "  --time-ms N        time per bandwidth cell and side (default 1000)\n"
         "  --iters N          latency samples per side (default 20000)\n"
         "  --window N         non-blocking operations in flight (default 32)\n"
-        "  --trials N         alternating kodiak/bare trials per cell (default 3)\n"
+        "  --trials N         alternating kodiak/bare trials per cell (default 5)\n"
         "  --idle-sec S       famd idle time for the CPU reading (default 3)\n"
         "  --famd PATH        famd binary (default %s)\n"
         "  --quick            --time-ms 60 --iters 3000 --idle-sec 1, small bulk run\n"
         "  --bulk-only        only the bulk table (gather/scatter, GUPS, copy)\n"
         "  --no-bulk          only the put/get/atomic table\n"
+        "  --no-striped       without the 64 MiB rows striped over two famds\n"
         "  --bulk-bytes SIZE  item size for the bulk table (default 1G)\n"
         "  --bulk-n N         random indices (default 10M)\n",
         FAMD_BIN);
@@ -782,16 +936,17 @@ static void usage(FILE *to)
 
 int main(int argc, char **argv)
 {
-    if (argc == 4 && strcmp(argv[1], "--bare-server") == 0)
-        return bare_server_main(argv[2], parse_size(argv[3]));
+    if ((argc == 4 || argc == 5) && strcmp(argv[1], "--bare-server") == 0)
+        return bare_server_main(argv[2], parse_size(argv[3]), argc == 5);
     signal(SIGPIPE, SIG_IGN);
     const char *providers = "shm,tcp", *sizes = "8,64,4K,64K,1M,4M";
-    opt.time_ms = 400;
+    opt.time_ms = 1000;
     opt.iters = 20000;
     opt.window = 32;
-    opt.trials = 3;
+    opt.trials = 5;
     opt.idle_s = 3;
     opt.famd = FAMD_BIN;
+    opt.striped = 1;
     int quick = 0, bulk = 1, basic = 1;
     struct bulk_opts bo = {.providers = "shm,tcp", .bytes = 1ull << 30,
                            .n = 10000000, .naive = 200000,
@@ -799,6 +954,7 @@ int main(int argc, char **argv)
     static const struct option lo[] = {
         {"bulk-only", no_argument, 0, 'B'},
         {"no-bulk", no_argument, 0, 'N'},
+        {"no-striped", no_argument, 0, 'S'},
         {"bulk-bytes", required_argument, 0, 'b'},
         {"bulk-n", required_argument, 0, 'n'},
         {"providers", required_argument, 0, 'p'},
@@ -818,6 +974,7 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "--quick") == 0) quick = 1;
     if (quick) {
         opt.time_ms = 60;
+        opt.trials = 3;
         opt.iters = 3000;
         opt.idle_s = 1;
         bo.bytes = 128ull << 20;
@@ -841,6 +998,7 @@ int main(int argc, char **argv)
         case 'q': break;
         case 'B': basic = 0; break;
         case 'N': bulk = 0; break;
+        case 'S': opt.striped = 0; break;
         case 'b': bo.bytes = parse_size(optarg); break;
         case 'n': bo.n = parse_size(optarg); break;
         case 'h': usage(stdout); return 0;

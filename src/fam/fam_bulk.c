@@ -100,6 +100,8 @@ int fam_breq_post(fam_t *f, struct breq *r, int server, uint8_t *msg,
     h->token = s->token;
     h->seq = r->seq;
     ssize_t rc;
+    unsigned spins = 0;
+    uint64_t since = 0;
     if (!(r->status = fam_op_new(0)) || !(r->send = fam_op_new(0)) ||
         (reply_len && !(r->data = fam_op_new(0)))) {
         free(r->status); free(r->send); free(r->data);
@@ -108,16 +110,16 @@ int fam_breq_post(fam_t *f, struct breq *r, int server, uint8_t *msg,
     if (reply_len) {
         while ((rc = fi_trecv(f->ep, reply, reply_len, NULL, s->addr, r->seq, 0,
                               r->data)) == -FI_EAGAIN)
-            fam_drain(f);
+            fam_post_full(f, spins++, &since);
         if (rc) goto fail;
     }
     while ((rc = fi_trecv(f->ep, &r->st, sizeof r->st, NULL, s->addr,
                           FAMP_TAG_STATUS | r->seq, 0, r->status)) == -FI_EAGAIN)
-        fam_drain(f);
+        fam_post_full(f, spins++, &since);
     if (rc) goto fail;
     while ((rc = fi_tsend(f->ep, msg, len, NULL, s->addr, FAMP_TAG_REQ,
                           r->send)) == -FI_EAGAIN)
-        fam_drain(f);
+        fam_post_full(f, spins++, &since);
     if (rc) goto fail;
     return 0;
 fail:

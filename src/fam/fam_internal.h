@@ -168,5 +168,8 @@ uint64_t fam_now_us(void);
 /* Wait a little before polling again; *since (0 at first) tracks how long
  * the caller has been waiting. */
 void fam_backoff(unsigned spins, uint64_t *since);
+/* A post was refused with -FI_EAGAIN for the spins-th time in a row: make
+ * room (drain, wake famds) and back off; since as for fam_backoff. */
+void fam_post_full(fam_t *f, unsigned spins, uint64_t *since);
 
 #endif /* FAM_INTERNAL_H */

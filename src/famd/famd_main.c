@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "famd.h"
+#include "fam_crowd.h"
 
 int famd_rpc(struct famd *d, uint16_t op, const struct famp_req *q,
              const struct famd_cred *c, struct famp_info *o);
@@ -455,6 +456,7 @@ int main(int argc, char **argv)
     int wfd = famd_fabric_wait_fd(&d);
     uint64_t last = now_us();
     unsigned refused = 0; /* trywaits refused in a row while idle */
+    struct fam_crowd crowd = {0};
 
     while (!stop) {
         if (famd_fabric_progress(&d) > 0 || famd_bulk_poll(&d)) {
@@ -468,15 +470,16 @@ int main(int argc, char **argv)
              * went from 0.84-0.86 to 0.92 of bare libfabric with this spin
              * (fam_bench, 15 trials; docs/PERFORMANCE.md) */
             uint64_t until = now_us() + 20;
-            /* after 32 empty polls in a row, yield: a waiting client or
-             * another famd may need this core (two famds and a client on
-             * two cores read a striped item 10x slower without it) */
+            /* after 32 empty polls in a row, yield if the machine is
+             * crowded (fam_crowd.h): a waiting client or another famd may
+             * need this core (two famds and a client on two cores read a
+             * striped item 10x slower without it) */
             unsigned empty = 0;
             do {
                 if (famd_fabric_progress(&d) > 0) {
                     last = now_us();
                     empty = 0;
-                } else if (++empty >= 32) {
+                } else if (++empty >= 32 && fam_crowded(&crowd, now_us())) {
                     sched_yield();
                 }
             } while (now_us() < until && !stop);
