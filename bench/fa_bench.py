@@ -55,7 +55,8 @@ def bare_bandwidth(build):
     exe = os.path.join(build, "bench", "fam_bench")
     try:
         out = subprocess.run([exe, "--no-bulk", "--sizes", "1M", "--providers", "shm",
-                              "--trials", "3", "--idle-sec", "0", "--time-ms", "300"],
+                              "--trials", "3", "--idle-sec", "0", "--time-ms", "300",
+                              "--no-striped"],
                              capture_output=True, text=True, timeout=300).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None

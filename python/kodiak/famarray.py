@@ -266,29 +266,8 @@ class FamArray(_IndexMixin):
         if kind == "mask":
             k = self._index(k)
         args, keep = self._rhs(value, k.size)
-        if kind == "index" and "values" in args and k.size > 1 and keep.size == k.size \
-                and client.server_info().get("ranks", 1) > 1:
-            k, keep = self._last_wins(k, keep)
-            args = {"values": keep.name}
         client.generic_msg("fam_scatter", self._args(index=k.name, **args))
         del keep
-
-    def _last_wins(self, k, values):
-        """Only the last occurrence of each index, and its value: the ranks
-        write their shares at the same time, so a repeated index held by two
-        ranks would otherwise keep either value, where NumPy keeps the last.
-        (One stable argsort of the indices; one rank needs none of this.)"""
-        from .creation import ones, zeros
-        from .numeric import concatenate, where
-        from .sorting import argsort
-        kk = k if k.dtype == np.int64 else k.astype(np.int64)  # uint64 as intp, as NumPy
-        norm = where(kk < 0, kk + self.size, kk)
-        perm = argsort(norm)
-        s = norm[perm]
-        last = concatenate([s[:-1] != s[1:], ones(1, np.bool_)])
-        keep = zeros(k.size, np.bool_)
-        keep[perm] = last
-        return k[keep], values[keep]
 
     def add(self, idx, values):
         """fa[idx[i]] += values[i] for every i, atomically: exact with repeated

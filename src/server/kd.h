@@ -124,6 +124,10 @@ int kd_fail(kd_cmd *c, const char *type, const char *fmt, ...)
 /* Collective: returns 0 on every rank if rc == 0 on every rank, else -1 on
  * every rank, with the first failing rank's error copied to rank 0. */
 int kd_agree(kd_cmd *c, int rc);
+/* MPI_Barrier that sleeps instead of spinning while it waits (a rank
+ * waiting for its turn must leave the cores to the ranks and memory
+ * servers doing the work). */
+void kd_quiet_barrier(MPI_Comm comm);
 
 /* ---- arguments (missing or wrong-typed arguments fail with a TypeError) ---- */
 

@@ -627,11 +627,16 @@ static int indexed_write(kd_cmd *c, enum fam_op op)
         rc = kd_fail(c, "MemoryError", "rank %d is out of memory", c->rank);
     bool filled = false;
     /* fetch_add returns what a sequential loop over the whole index list
-     * would see, as NumPy's order of updates: with repeated indices in the
-     * blocks of several ranks, the ranks take turns in rank order (each
-     * rank's own updates are applied in its index order by the memory
-     * servers). add and scatter need no order: their ranks run at once. */
-    int turns = op == OP_FETCH_ADD ? c->nranks : 1;
+     * would see, as NumPy's order of updates, and a scatter of values keeps
+     * the last value of a repeated index, as NumPy: with repeated indices
+     * in the blocks of several ranks, the ranks take turns in rank order
+     * (each rank's own writes are applied in its index order by the memory
+     * servers). add, and a scatter of one scalar, need no order: their
+     * ranks run at once. Taking turns costs little here: the memory servers
+     * do the work, and a turn keeps both of them busy (10^7 indices over
+     * 2 famds: 0.49-0.57 s in turns at 2 ranks, against 0.9-1.4 s when the
+     * client first removed the repeats with an argsort). */
+    int turns = op == OP_FETCH_ADD || (op == OP_SCATTER && v.arr) ? c->nranks : 1;
     for (int turn = 0; turn < turns; turn++) {
         bool mine = turns == 1 || turn == c->rank;
         for (int64_t k0 = 0; mine && k0 < n && !rc; k0 += FAM_CHUNK) {
@@ -653,7 +658,7 @@ static int indexed_write(kd_cmd *c, enum fam_op op)
             }
         }
         if (turns > 1)
-            MPI_Barrier(c->comm);
+            kd_quiet_barrier(c->comm);
     }
     free(ibuf);
     free(vbuf);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 kd_server kd_srv;
 
@@ -90,6 +91,25 @@ int kd_fail(kd_cmd *c, const char *type, const char *fmt, ...)
         va_end(ap);
     }
     return -1;
+}
+
+void kd_quiet_barrier(MPI_Comm comm)
+{
+    MPI_Request rq;
+    MPI_Ibarrier(comm, &rq);
+    long sleep_ns = 10000;
+    for (int spins = 0;; spins++) {
+        int done = 0;
+        MPI_Test(&rq, &done, MPI_STATUS_IGNORE);
+        if (done)
+            return;
+        if (spins < 100)
+            continue;
+        struct timespec ts = {0, sleep_ns};
+        nanosleep(&ts, NULL);
+        if (sleep_ns < 500000)
+            sleep_ns *= 2;
+    }
 }
 
 int kd_agree(kd_cmd *c, int rc)
