@@ -64,10 +64,21 @@ def state_dir():
     return os.environ.get("KODIAK_HOME") or os.path.join(os.path.expanduser("~"), ".kodiak")
 
 
+def _port_open(host, port, wait=0.5):
+    """Whether something accepts TCP connections at host:port."""
+    import socket
+    try:
+        with socket.create_connection((host, port), timeout=wait):
+            return True
+    except OSError:
+        return False
+
+
 def connect(server=None, port=None, connect_file=None, timeout=10.0, connect_url=None):
     """Connect to a kodiakd. With no arguments, read the connect file that
-    `kodiak up` / ak.start() wrote. Arkouda's forms work too:
-    connect("localhost", 5555) and connect(connect_url="tcp://host:port").
+    `kodiak up` / ak.start() wrote; without one, try localhost:5555, as
+    Arkouda does. Arkouda's forms work too: connect("localhost", 5555) and
+    connect(connect_url="tcp://host:port").
     timeout: seconds to wait for the server's answer (0 or None: no limit).
     Returns the server's info dict."""
     if connect_url is not None:
@@ -84,9 +95,12 @@ def connect(server=None, port=None, connect_file=None, timeout=10.0, connect_url
             with open(path) as f:
                 cf = json.load(f)
         except FileNotFoundError:
-            raise ConnectionError(f"no running kodiak cluster: connect file {path} not found "
-                                  f"(start one with `kodiak up` or ak.start(), or give "
-                                  f"server and port)") from None
+            if connect_file is not None or not _port_open("127.0.0.1", 5555):
+                raise ConnectionError(f"no running kodiak cluster: connect file {path} not "
+                                      f"found and nothing listens on localhost:5555 (start "
+                                      f"one with `kodiak up` or ak.start(), or give server "
+                                      f"and port)") from None
+            cf = {"host": "127.0.0.1", "port": 5555}
         server, port = cf["host"], cf["port"]
         token = cf.get("token")
     else:

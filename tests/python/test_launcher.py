@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import BUILD, REPO
+from conftest import BUILD, REPO, Server
 
 import kodiak
 from kodiak import client, launcher
@@ -276,6 +276,27 @@ def test_start_connects_and_stop_stops(home):
     assert kodiak.stop() == []
     with pytest.raises(ConnectionError, match="no running kodiak cluster"):
         kodiak.connect()
+
+
+def test_connect_without_a_connect_file_tries_localhost_5555_as_arkouda(home):
+    if client._port_open("127.0.0.1", 5555):
+        pytest.skip("something else listens on localhost:5555")
+    with pytest.raises(ConnectionError, match="nothing listens on localhost:5555"):
+        kodiak.connect()
+    s = Server(2, args=("--port", "5555"))
+    try:
+        assert s.port == 5555
+        os.remove(s.connect_file)  # as a kodiakd someone started by hand
+        info = kodiak.connect()
+        assert info["ranks"] == 2
+        assert client._conn.endpoint == "tcp://127.0.0.1:5555"
+        np.testing.assert_array_equal(kodiak.arange(10).to_ndarray(), np.arange(10))
+        # a connect file named on purpose is not replaced by the default port
+        with pytest.raises(ConnectionError, match="connect file"):
+            kodiak.connect(connect_file=str(home / "nowhere.json"))
+    finally:
+        kodiak.disconnect()
+        s.stop()
 
 
 def test_start_with_bad_arguments_starts_nothing(home):
