@@ -1,5 +1,6 @@
 """sorting.py — sorting and set functions on pdarrays, with NumPy's results:
-sort, argsort, coargsort, unique, value_counts, in1d and histogram.
+sort, argsort, coargsort, unique, value_counts, in1d, histogram and the
+set functions intersect1d, union1d, setdiff1d and setxor1d.
 
 The server sorts with a distributed stable radix sort, so argsort equals
 numpy.argsort(a, kind="stable") and coargsort equals numpy.lexsort(keys[::-1])
@@ -12,7 +13,7 @@ from .dtypes import dtype_name
 from .pdarray import create_pdarray, pdarray
 
 __all__ = ["sort", "argsort", "coargsort", "unique", "value_counts", "in1d", "isin",
-           "histogram"]
+           "histogram", "intersect1d", "union1d", "setdiff1d", "setxor1d"]
 
 
 def _check(a, what="argument"):
@@ -88,6 +89,59 @@ def in1d(pda1, pda2, assume_unique=False, invert=False):
 def isin(element, test_elements, invert=False):
     """numpy.isin for one-dimensional pdarrays."""
     return in1d(element, test_elements, invert=invert)
+
+
+def _set_args(pda1, pda2):
+    """Both operands as pdarrays of their common dtype (lists and NumPy
+    arrays are sent to the server)."""
+    from .creation import array
+    a = pda1 if isinstance(pda1, pdarray) else array(pda1)
+    b = pda2 if isinstance(pda2, pdarray) else array(pda2)
+    common = np.result_type(a.dtype, b.dtype)
+    if a.dtype != common:
+        a = a.astype(common)
+    if b.dtype != common:
+        b = b.astype(common)
+    return a, b
+
+
+def intersect1d(pda1, pda2, assume_unique=False):
+    """The sorted values found in both pda1 and pda2 (numpy.intersect1d).
+    assume_unique: the caller says neither holds repeats (a repeat then
+    stays a repeat, as in NumPy)."""
+    a, b = _set_args(pda1, pda2)
+    if not assume_unique:
+        a, b = unique(a), unique(b)
+        return a[in1d(a, b)]
+    return sort(a[in1d(a, b)])
+
+
+def union1d(pda1, pda2):
+    """The sorted distinct values found in pda1 or pda2 (numpy.union1d)."""
+    from .numeric import concatenate
+    a, b = _set_args(pda1, pda2)
+    return unique(concatenate([a, b]))
+
+
+def setdiff1d(pda1, pda2, assume_unique=False):
+    """The distinct values of pda1 not found in pda2, sorted, of pda1's
+    dtype (numpy.setdiff1d); with assume_unique, in pda1's order."""
+    from .creation import array
+    a = pda1 if isinstance(pda1, pdarray) else array(pda1)
+    b = pda2 if isinstance(pda2, pdarray) else array(pda2)
+    if not assume_unique:
+        a = unique(a)
+    return a[in1d(a, b, invert=True)]  # pda1's dtype, as NumPy
+
+
+def setxor1d(pda1, pda2, assume_unique=False):
+    """The sorted values found in exactly one of pda1 and pda2
+    (numpy.setxor1d)."""
+    from .numeric import concatenate
+    a, b = _set_args(pda1, pda2)
+    if not assume_unique:
+        a, b = unique(a), unique(b)
+    return sort(concatenate([a[in1d(a, b, invert=True)], b[in1d(b, a, invert=True)]]))
 
 
 def histogram(pda, bins=10):

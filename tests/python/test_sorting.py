@@ -1,5 +1,6 @@
-"""sort, argsort, coargsort, unique, value_counts, in1d and histogram
-against NumPy, on random data of every dtype, at 1, 2 and 3 ranks."""
+"""sort, argsort, coargsort, unique, value_counts, in1d, histogram and the set
+functions (intersect1d, union1d, setdiff1d, setxor1d) against NumPy, on random
+data of every dtype, at 1, 2 and 3 ranks."""
 import numpy as np
 import pytest
 
@@ -238,3 +239,49 @@ def test_server_refuses_a_sort_of_an_unknown_array(ak):
     with pytest.raises(TypeError):  # bins missing
         ak.client.generic_msg("histogram", {"array": a.name})
     assert ak.sort(a).tolist() == [0, 1, 2, 3, 4]  # still serving
+
+
+# ---- set functions ---------------------------------------------------------------------------
+
+SETOPS = ["intersect1d", "union1d", "setdiff1d", "setxor1d"]
+
+
+@pytest.mark.parametrize("op", SETOPS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [0, 1, 1000, 20011])
+def test_set_functions_are_numpys(ak, op, dtype, n):
+    x = data(n, dtype, "dups", seed=1)
+    y = data(n // 2 + 3, dtype, "dups", seed=2)
+    got = getattr(ak, op)(ak.array(x), ak.array(y))
+    want = getattr(np, op)(x, y)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got.to_ndarray(), want)
+
+
+@pytest.mark.parametrize("op", ["intersect1d", "setdiff1d", "setxor1d"])
+def test_set_functions_with_assume_unique_are_numpys(ak, op):
+    rng = np.random.default_rng(7)
+    x = rng.permutation(5000)[:3000].astype(np.int64)  # distinct, unsorted
+    y = rng.permutation(5000)[:2000].astype(np.int64)
+    got = getattr(ak, op)(ak.array(x), ak.array(y), assume_unique=True)
+    want = getattr(np, op)(x, y, assume_unique=True)
+    np.testing.assert_array_equal(got.to_ndarray(), want)  # setdiff1d keeps x's order
+
+
+@pytest.mark.parametrize("op", SETOPS)
+@pytest.mark.parametrize("da,db", [(np.int64, np.float64), (np.int64, np.uint64),
+                                   (np.bool_, np.int64)])
+def test_set_functions_promote_types_as_numpy(ak, op, da, db):
+    x = np.array([3, 1, 2, 2, 0, 5], dtype=da) if da != np.bool_ else np.array([True, False])
+    y = np.array([2, 5, 7, 1, 1], dtype=db)
+    got = getattr(ak, op)(ak.array(x), ak.array(y))
+    want = getattr(np, op)(x, y)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got.to_ndarray(), want)
+
+
+def test_set_functions_take_lists_and_refuse_garbage(ak):
+    np.testing.assert_array_equal(ak.union1d([3, 1], ak.array([2, 3])).to_ndarray(), [1, 2, 3])
+    np.testing.assert_array_equal(ak.intersect1d(ak.array([3, 1, 3]), [3, 4]).to_ndarray(), [3])
+    with pytest.raises(TypeError):
+        ak.setdiff1d(ak.array([1, 2]), {"a": 1})
