@@ -15,7 +15,8 @@ __all__ = ["GroupBy", "GROUPBY_REDUCTION_TYPES"]
 
 # The server's reductions, and those made of them here (any, all, var, std,
 # argmin, argmax).
-_SERVER_REDUCTIONS = frozenset(["sum", "mean", "min", "max", "count", "nunique", "first"])
+_SERVER_REDUCTIONS = frozenset(["sum", "prod", "mean", "min", "max", "count", "nunique",
+                                "first"])
 GROUPBY_REDUCTION_TYPES = _SERVER_REDUCTIONS | frozenset(["any", "all", "var", "std",
                                                           "argmin", "argmax"])
 
@@ -25,7 +26,7 @@ class GroupBy:
 
     Attributes: keys, nkeys, permutation (int64: the rows in group order),
     segments (int64: where each group starts in permuted order), unique_keys
-    (a pdarray, or a list of pdarrays for several keys, ascending), ngroups,
+    (a pdarray, or a tuple of pdarrays for several keys, ascending), ngroups,
     length (rows of the keys). size() gives the rows per group."""
 
     Reductions = GROUPBY_REDUCTION_TYPES
@@ -51,7 +52,7 @@ class GroupBy:
         self.segments = create_pdarray(res, "segments")
         self.ngroups = int(res["ngroups"])
         uk = [create_pdarray(res, f"key_{j}") for j in range(self.nkeys)]
-        self.unique_keys = uk[0] if single else uk
+        self.unique_keys = uk[0] if single else tuple(uk)  # a tuple, as Arkouda
 
     # ---- reductions ----------------------------------------------------------------
     def _reduce(self, values, op):
@@ -81,6 +82,11 @@ class GroupBy:
     def sum(self, values, skipna=True):
         """Sum per group (NaN skipped; bool counts Trues as int64)."""
         return self._reduce(values, "sum")
+
+    def prod(self, values, skipna=True):
+        """Product per group, multiplied in row order (NaN skipped, 1 for an
+        empty product; integers wrap; bool gives int64), as pandas."""
+        return self._reduce(values, "prod")
 
     def mean(self, values, skipna=True):
         """Mean per group as float64 (NaN skipped; NaN for a group of NaNs)."""

@@ -148,9 +148,10 @@ out:
 
 /* ---- reductions ------------------------------------------------------------------------------ */
 
-enum { OP_SUM, OP_MEAN, OP_MIN, OP_MAX, OP_COUNT, OP_SIZE, OP_FIRST, OP_NUNIQUE, OP_N };
+enum { OP_SUM, OP_MEAN, OP_MIN, OP_MAX, OP_COUNT, OP_SIZE, OP_FIRST, OP_NUNIQUE, OP_PROD,
+       OP_N };
 static const char *op_names[OP_N] = {"sum", "mean", "min", "max", "count", "size", "first",
-                                     "nunique"};
+                                     "nunique", "prod"};
 
 /* The reduction of one piece of a group (the rows of the group one rank
  * holds), or of several pieces combined. */
@@ -165,6 +166,9 @@ static int64_t reduce_pieces(const void *pv, kd_dtype t, int op, const uint8_t *
                              part *pt)
 {
     int64_t k = -1;
+    const double one = 1.0;
+    uint64_t one_bits;
+    memcpy(&one_bits, &one, sizeof one_bits);
 #define PIECES(T, STEP)                                         \
     do {                                                        \
         const T *x = pv;                                        \
@@ -172,6 +176,8 @@ static int64_t reduce_pieces(const void *pv, kd_dtype t, int op, const uint8_t *
             if (i == 0 || gs[i]) {                              \
                 k++;                                            \
                 pt[k].v.u = 0;                                  \
+                if (op == OP_PROD) /* the empty product: 1 */   \
+                    pt[k].v.u = t == KD_FLOAT64 ? one_bits : 1; \
                 pt[k].cnt = 0;                                  \
             }                                                   \
             part *q = &pt[k];                                   \
@@ -220,6 +226,10 @@ static int64_t reduce_pieces(const void *pv, kd_dtype t, int op, const uint8_t *
                  (xv == xv ? ((q->cnt == 0 || xv > q->v.f) ? (q->v.f = xv) : 0, q->cnt++) : 0),
                  ((q->cnt == 0 || xv > q->v.u) ? (q->v.u = xv) : 0, q->cnt++));
         break;
+    case OP_PROD: /* integers wrap, as NumPy's and pandas' int64 */
+        BY_DTYPE((q->v.u *= (uint64_t)xv, q->cnt++), (q->v.u *= xv, q->cnt++),
+                 (xv == xv ? (q->v.f *= xv, q->cnt++) : 0), (q->v.u *= xv, q->cnt++));
+        break;
     case OP_COUNT:
         BY_DTYPE(q->cnt++, q->cnt++, q->cnt += xv == xv, q->cnt++);
         break;
@@ -246,6 +256,12 @@ static void combine(part *a, const part *b, kd_dtype t, int op)
         break;
     case OP_MEAN:
         a->v.f += b->v.f;
+        break;
+    case OP_PROD:
+        if (t == KD_FLOAT64)
+            a->v.f *= b->v.f;
+        else
+            a->v.u *= b->v.u;
         break;
     case OP_MIN:
     case OP_MAX:
@@ -274,7 +290,7 @@ static void combine(part *a, const part *b, kd_dtype t, int op)
 static kd_dtype result_dtype(int op, kd_dtype t)
 {
     switch (op) {
-    case OP_SUM: return t == KD_BOOL ? KD_INT64 : t;
+    case OP_SUM: case OP_PROD: return t == KD_BOOL ? KD_INT64 : t;
     case OP_MEAN: return KD_FLOAT64;
     case OP_MIN: case OP_MAX: case OP_FIRST: return t;
     default: return KD_INT64;
@@ -292,7 +308,7 @@ static void finish(const part *q, kd_dtype t, int op, void *out)
     } else if (op == OP_MEAN) {
         *(double *)out = q->cnt ? q->v.f / (double)q->cnt : NAN;
     } else if (rt == KD_FLOAT64) {
-        *(double *)out = (q->cnt || op == OP_SUM) ? q->v.f : NAN;
+        *(double *)out = (q->cnt || op == OP_SUM || op == OP_PROD) ? q->v.f : NAN;
     } else if (rt == KD_BOOL) {
         *(uint8_t *)out = (uint8_t)(q->v.u != 0);
     } else {
@@ -301,21 +317,25 @@ static void finish(const part *q, kd_dtype t, int op, void *out)
 }
 
 /* Continue the float accumulation of a group's first piece (rows 0.. up to
- * the next group start) from acc, with reduce_pieces' rules for sum/mean. */
-static double continue_sum(const void *pv, kd_dtype t, const uint8_t *gs, int64_t n, double acc)
+ * the next group start) from acc, with reduce_pieces' rules for sum/mean
+ * (prod: multiply). */
+static double continue_acc(const void *pv, kd_dtype t, int op, const uint8_t *gs, int64_t n,
+                           double acc)
 {
     for (int64_t i = 0; i < n && (i == 0 || !gs[i]); i++) {
+        double x;
         switch (t) {
-        case KD_INT64: acc += (double)((const int64_t *)pv)[i]; break;
-        case KD_UINT64: acc += (double)((const uint64_t *)pv)[i]; break;
-        case KD_FLOAT64: {
-            double x = ((const double *)pv)[i];
-            if (x == x)
-                acc += x;
-            break;
+        case KD_INT64: x = (double)((const int64_t *)pv)[i]; break;
+        case KD_UINT64: x = (double)((const uint64_t *)pv)[i]; break;
+        case KD_FLOAT64: x = ((const double *)pv)[i]; break;
+        default: x = ((const uint8_t *)pv)[i]; break;
         }
-        default: acc += ((const uint8_t *)pv)[i]; break;
-        }
+        if (x != x)
+            continue;
+        if (op == OP_PROD)
+            acc *= x;
+        else
+            acc += x;
     }
     return acc;
 }
@@ -343,14 +363,15 @@ static int segmented_reduce(kd_cmd *c, const void *pv, kd_dtype t, int op, const
     if (c->rank == 0)
         before = 0;
     int64_t gfirst = n > 0 ? (gs[0] ? before : before - 1) : -1;
-    /* Float sums (sum of float64, and every mean) must not depend on the
+    /* Float sums and products (of float64, and every mean) must not depend on the
      * number of ranks: a group's rows are added in order from its first
      * row, across rank boundaries. Each rank continues the group it starts
      * in from the running value the previous rank hands it (a chain of
      * small messages), so its first piece holds the running value so far,
      * and the group's owner takes the last such value instead of adding
      * partials. */
-    bool chained = p > 1 && ((op == OP_SUM && t == KD_FLOAT64) || op == OP_MEAN);
+    bool chained = p > 1 && (((op == OP_SUM || op == OP_PROD) && t == KD_FLOAT64) ||
+                             op == OP_MEAN);
     if (chained) {
         int64_t carry[3] = {-1, 0, 0}, send[3]; /* group id, value bits, valid */
         if (c->rank > 0)
@@ -358,7 +379,7 @@ static int segmented_reduce(kd_cmd *c, const void *pv, kd_dtype t, int op, const
         if (np && carry[2] && carry[0] == gfirst && !gs[0]) {
             double acc;
             memcpy(&acc, &carry[1], sizeof acc);
-            pt[0].v.f = continue_sum(pv, t, gs, n, acc);
+            pt[0].v.f = continue_acc(pv, t, op, gs, n, acc);
         }
         if (np) {
             send[0] = gfirst + np - 1;

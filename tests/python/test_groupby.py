@@ -33,7 +33,7 @@ def expected(keys, vals, op):
     cols["v"] = vals
     df = pd.DataFrame(cols)
     g = df.groupby([f"k{j}" for j in range(len(keys))], sort=True)["v"]
-    r = {"sum": g.sum, "mean": g.mean, "min": g.min, "max": g.max, "count": g.count,
+    r = {"sum": g.sum, "prod": g.prod, "mean": g.mean, "min": g.min, "max": g.max, "count": g.count,
          "nunique": g.nunique, "first": lambda: g.nth(0), "size": g.size}[op]()
     if op == "first":  # nth(0) keeps the rows' index: rebuild keys from the rows
         firsts = df.groupby([f"k{j}" for j in range(len(keys))], sort=True).head(1)
@@ -48,12 +48,13 @@ def expected(keys, vals, op):
 
 
 def check(got_keys, got_vals, exp_keys, exp_vals, op, vdtype):
-    got_keys = got_keys if isinstance(got_keys, list) else [got_keys]
+    got_keys = list(got_keys) if isinstance(got_keys, tuple) else [got_keys]
     assert len(got_keys) == len(exp_keys)
     for g, e in zip(got_keys, exp_keys):
         np.testing.assert_array_equal(g.to_ndarray(), e.astype(g.dtype))
     v = got_vals.to_ndarray()
     want_dtype = {"sum": np.int64 if vdtype in (np.int64, np.bool_) else vdtype,
+                  "prod": np.int64 if vdtype in (np.int64, np.bool_) else vdtype,
                   "mean": np.float64, "count": np.int64, "size": np.int64,
                   "nunique": np.int64}.get(op, vdtype)
     assert v.dtype == np.dtype(want_dtype), (op, v.dtype)
@@ -119,7 +120,7 @@ def test_multi_key_groupby_with_mixed_dtypes_matches_pandas(ak, n):
     keys = [k1, k2, k3, k4]
     v = values_of(n, np.float64, 9)
     g = ak.GroupBy([ak.array(k) for k in keys])
-    assert isinstance(g.unique_keys, list) and len(g.unique_keys) == 4
+    assert isinstance(g.unique_keys, tuple) and len(g.unique_keys) == 4
     for op in ("sum", "mean", "min", "max", "count", "nunique"):
         gk, gv = g.aggregate(ak.array(v), op)
         ek, ev = expected(keys, v, op)
@@ -177,6 +178,52 @@ def test_mean_and_min_of_an_all_nan_group_are_nan_and_sum_is_zero(ak):
     np.testing.assert_array_equal(g.min(ak.array(v))[1].to_ndarray(), [np.nan, 1.0])
     np.testing.assert_array_equal(g.sum(ak.array(v))[1].to_ndarray(), [0.0, 1.0])
     np.testing.assert_array_equal(g.count(ak.array(v))[1].to_ndarray(), [0, 1])
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 1000, 100003])
+@pytest.mark.parametrize("vdtype", [np.int64, np.uint64, np.float64, np.bool_])
+def test_prod_matches_pandas(ak, n, vdtype):
+    # values whose products stay exact in int64 and finite in float64:
+    # mostly 1, some -1 and 2 (ints), or 1 +- 1e-3 with NaNs (floats)
+    rng = np.random.default_rng(n + 5)
+    k = rng.integers(0, 40, n)
+    if vdtype == np.float64:
+        v = 1.0 + (rng.random(n) - 0.5) * 2e-3
+        v[rng.random(n) < 0.1] = np.nan
+    elif vdtype == np.bool_:
+        v = rng.random(n) < 0.9
+    else:
+        v = rng.choice(np.array([1, 1, 1, 1, 1, 1, 1, 1, 2, -1 if vdtype == np.int64 else 3]),
+                       n).astype(vdtype)
+        v[rng.random(n) < 0.9] = 1
+    g = ak.GroupBy(ak.array(k))
+    gk, gv = g.prod(ak.array(v))
+    ek, ev = expected([k], v, "prod")
+    check(gk, gv, ek, ev, "prod", vdtype)
+    np.testing.assert_array_equal(g.aggregate(ak.array(v), "prod")[1].to_ndarray(),
+                                  gv.to_ndarray())
+
+
+def test_float_prods_are_the_same_for_every_rank_count(ak):
+    # as sums: multiplied in row order from the group's first row
+    rng = np.random.default_rng(22)
+    n = 20011
+    k = rng.integers(0, 5, n)
+    v = 1.0 + (rng.random(n) - 0.5) * 1e-2
+    v[::89] = np.nan
+    _, p = ak.GroupBy(ak.array(k)).prod(ak.array(v))
+    want = []
+    for key in range(5):
+        acc = 1.0
+        for x in v[k == key]:
+            if x == x:
+                acc *= x
+        want.append(acc)
+    assert p.to_ndarray().tolist() == want
+    # an integer product wraps as int64 arithmetic does
+    big = np.full(10, 2**40, np.int64)
+    _, q = ak.GroupBy(ak.zeros(10, ak.int64)).prod(ak.array(big))
+    assert q.to_ndarray().tolist() == [int(np.prod(big))]
 
 
 @pytest.mark.parametrize("n", [1, 7, 1000, 100003])
