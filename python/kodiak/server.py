@@ -29,3 +29,26 @@ def get_mem_used():
 def get_mem_avail():
     """Bytes the ranks may still allocate under their memory limits."""
     return sum(max(0, r["limit"] - r["used"]) for r in get_mem_status())
+
+
+def get_config():
+    """The server's configuration, with Arkouda's keys where they apply:
+    numLocales (kodiakd ranks), numPUs and maxTaskPar (cores of this host),
+    physicalMemory (bytes of this host), serverHostname and ServerPort (what
+    the client is connected to), arkoudaVersion and kodiakVersion (this
+    client's version; the protocol version is serverProtocol), memoryLimit
+    (bytes of arrays per rank) and serverPid."""
+    import os
+    from . import __version__
+    info = client.server_info()
+    host, _, port = (client._conn.endpoint or "tcp://:0")[len("tcp://"):].rpartition(":")
+    try:
+        phys = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        phys = 0
+    cores = os.cpu_count() or 1
+    return {"numLocales": int(info["ranks"]), "numPUs": cores, "maxTaskPar": cores,
+            "physicalMemory": int(phys), "serverHostname": host, "ServerPort": int(port),
+            "arkoudaVersion": __version__, "kodiakVersion": __version__,
+            "serverProtocol": int(info["version"]),
+            "memoryLimit": int(info["memory_limit"]), "serverPid": int(info["pid"])}

@@ -102,6 +102,16 @@ def test_memory_status_has_one_entry_per_rank(ak, server):
         assert r["limit"] > 0 and 0 <= r["used"] <= r["limit"] and r["available"] > 0
 
 
+def test_get_config_says_ranks_port_and_limit_as_arkouda_keys(ak, server):
+    cfg = ak.get_config()
+    assert cfg["numLocales"] == server.nranks
+    assert cfg["ServerPort"] == server.port and cfg["serverHostname"] == "127.0.0.1"
+    assert cfg["memoryLimit"] == ak.get_mem_status()[0]["limit"]
+    assert cfg["serverPid"] == server.info["pid"]  # rank 0, as in the connect file
+    assert cfg["numPUs"] >= 1 and cfg["physicalMemory"] > 0
+    assert cfg["arkoudaVersion"] == ak.__version__
+
+
 @pytest.fixture(scope="module")
 def limited():
     """kodiakd with 2 ranks and --memory-limit 1M."""
