@@ -122,6 +122,7 @@ int fam_restore(fam_t *f, const char *name, fam_item_t *d)
     if (!r) { rc = fam_fail(FAM_ENOMEM, "out of memory"); goto out; }
     int posted = 0;
     pthread_mutex_lock(&f->flock);
+    rc = fam_fabric_ready(f);
     for (int p = 0; p < d->nparts && !rc; p++) {
         struct fam_part *dp = &d->part[p];
         int hs = fd->srv_of[p];

@@ -110,19 +110,20 @@ int fam_breq_post(fam_t *f, struct breq *r, int server, uint8_t *msg,
     if (reply_len) {
         while ((rc = fi_trecv(f->ep, reply, reply_len, NULL, s->addr, r->seq, 0,
                               r->data)) == -FI_EAGAIN)
-            fam_post_full(f, spins++, &since);
+            if (fam_post_full(f, spins++, &since)) { rc = -FI_ETIMEDOUT; break; }
         if (rc) goto fail;
     }
     while ((rc = fi_trecv(f->ep, &r->st, sizeof r->st, NULL, s->addr,
                           FAMP_TAG_STATUS | r->seq, 0, r->status)) == -FI_EAGAIN)
-        fam_post_full(f, spins++, &since);
+        if (fam_post_full(f, spins++, &since)) { rc = -FI_ETIMEDOUT; break; }
     if (rc) goto fail;
     while ((rc = fi_tsend(f->ep, msg, len, NULL, s->addr, FAMP_TAG_REQ,
                           r->send)) == -FI_EAGAIN)
-        fam_post_full(f, spins++, &since);
+        if (fam_post_full(f, spins++, &since)) { rc = -FI_ETIMEDOUT; break; }
     if (rc) goto fail;
     return 0;
 fail:
+    f->broken = 1;
     /* a receive already posted is cancelled and left to complete */
     if (r->data && rc) { fi_cancel(&f->ep->fid, r->data); r->data->abandoned = 1; }
     r->status->abandoned = 1;
@@ -149,7 +150,9 @@ int fam_breq_wait(fam_t *f, struct breq *r)
         if (r->also_wake >= 0) fam_wake(f, r->also_wake);
         fam_backoff(spins, &since);
         if ((spins & 255) == 0 && fam_now_us() > deadline) {
-            /* famd did not answer: leave the operations to the provider */
+            /* famd did not answer: leave the operations to the provider,
+             * and rebuild the endpoint before the next operation */
+            f->broken = 1;
             r->status->abandoned = r->send->abandoned = 1;
             fi_cancel(&f->ep->fid, r->status);
             if (r->data) {
@@ -386,6 +389,7 @@ static int bulk_run(struct bulk *b, uint64_t n)
         free(fill);
     }
     pthread_mutex_lock(&f->flock);
+    if (!b->rc) b->rc = fam_fabric_ready(f);
     if (!pos) {
         for (uint64_t at = 0; at < n && !b->rc; at += per) {
             uint64_t k = n - at < per ? n - at : per;
@@ -642,6 +646,12 @@ int fam_copy(fam_t *f, fam_item_t *src, uint64_t src_off, fam_item_t *dst,
     h->dst_off = dst_off;
     h->n = n;
     pthread_mutex_lock(&f->flock);
+    int rc = fam_fabric_ready(f);
+    if (rc) {
+        pthread_mutex_unlock(&f->flock);
+        free(h);
+        return rc;
+    }
     copy_post(f, h);
     pthread_mutex_unlock(&f->flock);
     *handle = h;

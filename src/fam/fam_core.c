@@ -228,6 +228,87 @@ static int parse_servers(fam_t *f, const char *list)
     return 0;
 }
 
+/* Connect the control socket of every memory server, say HELLO (with our
+ * endpoint's fabric address) and put the server's endpoint in our address
+ * vector. Used at start and when the fabric endpoint is rebuilt. */
+static int hello_all(fam_t *f)
+{
+    int rc = 0;
+    for (int i = 0; !rc && i < f->nservers; i++) {
+        struct fam_server *s = &f->srv[i];
+        int fd = connect_to(s->host, s->port, f->timeout_ms);
+        pthread_mutex_lock(&s->lock);
+        s->fd = fd;
+        pthread_mutex_unlock(&s->lock);
+        if (fd < 0) {
+            rc = fam_fail(FAM_EUNREACHABLE, "cannot connect to memory server "
+                          "%s:%d: %s", s->host, s->port, strerror(errno));
+            break;
+        }
+        struct famp_req q = {0};
+        struct famp_info o;
+        snprintf(q.provider, sizeof q.provider, "%s", f->provider);
+        size_t alen = sizeof q.addr;
+        if ((rc = fam_fabric_getname(f, q.addr, &alen))) break;
+        q.addrlen = (uint32_t)alen;
+        if ((rc = fam_rpc(f, i, FAMP_HELLO, &q, &o))) break;
+        if (o.addrlen == 0 || o.addrlen > sizeof o.addr) {
+            rc = fam_fail(FAM_EPROTO, "memory server %s:%d sent a bad fabric "
+                          "address", s->host, s->port);
+            break;
+        }
+        s->virt_addr = (o.flags & FAMP_F_VIRT_ADDR) != 0;
+        s->persistent = (o.flags & FAMP_F_PERSISTENT) != 0;
+        s->pool_size = o.pool_size;
+        s->uid = o.uid;
+        s->gid = o.gid;
+        s->spin_us = o.spin_us;
+        s->token = o.token;
+        if (f->shared && !s->map) map_pool(s, &o);
+        memcpy(s->faddr, o.addr, o.addrlen);
+        s->faddrlen = o.addrlen;
+        if ((rc = fam_fabric_add_server(f, s, o.addr, o.addrlen))) break;
+    }
+    return rc;
+}
+
+/* The fabric endpoint is broken (an RMA timed out: the shm provider keeps
+ * it queued and lets nothing after it through; or tcp;ofi_rxm closed the
+ * connection after an error): rebuild it, and the control connections, so
+ * that this fam_t and its descriptors keep working. With flock held. */
+int fam_fabric_reset(fam_t *f)
+{
+    for (int i = 0; i < f->nservers; i++) {
+        struct fam_server *s = &f->srv[i];
+        pthread_mutex_lock(&s->lock);
+        if (s->fd >= 0) close(s->fd);
+        s->fd = -1;
+        s->inflight = 0;
+        pthread_mutex_unlock(&s->lock);
+    }
+    fam_fabric_close(f);
+    /* non-blocking operations of calls that returned success are lost:
+     * the next fam_quiet says so (those of failed calls were reported) */
+    if (f->outstanding > f->orphans && !f->nb_error) {
+        f->nb_error = FAM_EFABRIC;
+        snprintf(f->nb_msg, sizeof f->nb_msg, "%lld lost when the fabric "
+                 "endpoint was rebuilt after an error",
+                 (long long)(f->outstanding - f->orphans));
+    }
+    f->outstanding = 0;
+    f->orphans = 0;
+    int rc = fam_fabric_open(f);
+    if (!rc) rc = hello_all(f);
+    f->broken = rc != 0;
+    if (rc) {
+        char keep[1024];
+        snprintf(keep, sizeof keep, "%s", fam_last_error());
+        return fam_fail(rc, "cannot reconnect to the memory servers after a "
+                        "fabric error: %s", keep);
+    }
+    return 0;
+}
+
 int fam_initialize(const fam_options_t *opts, fam_t **out)
 {
     fam_clear_error();
@@ -253,40 +334,10 @@ int fam_initialize(const fam_options_t *opts, fam_t **out)
         return fam_fail(FAM_EINVAL, "unknown FAM model '%s' (use memory_server "
                         "or shared_memory)", model);
     }
+    f->shared = shared;
     int rc = parse_servers(f, servers);
     if (!rc) rc = fam_fabric_open(f);
-    for (int i = 0; !rc && i < f->nservers; i++) {
-        struct fam_server *s = &f->srv[i];
-        s->fd = connect_to(s->host, s->port, f->timeout_ms);
-        if (s->fd < 0) {
-            rc = fam_fail(FAM_EUNREACHABLE, "cannot connect to memory server "
-                          "%s:%d: %s", s->host, s->port, strerror(errno));
-            break;
-        }
-        struct famp_req q = {0};
-        struct famp_info o;
-        snprintf(q.provider, sizeof q.provider, "%s", prov);
-        size_t alen = sizeof q.addr;
-        if ((rc = fam_fabric_getname(f, q.addr, &alen))) break;
-        q.addrlen = (uint32_t)alen;
-        if ((rc = fam_rpc(f, i, FAMP_HELLO, &q, &o))) break;
-        if (o.addrlen == 0 || o.addrlen > sizeof o.addr) {
-            rc = fam_fail(FAM_EPROTO, "memory server %s:%d sent a bad fabric "
-                          "address", s->host, s->port);
-            break;
-        }
-        s->virt_addr = (o.flags & FAMP_F_VIRT_ADDR) != 0;
-        s->persistent = (o.flags & FAMP_F_PERSISTENT) != 0;
-        s->pool_size = o.pool_size;
-        s->uid = o.uid;
-        s->gid = o.gid;
-        s->spin_us = o.spin_us;
-        s->token = o.token;
-        if (shared) map_pool(s, &o);
-        memcpy(s->faddr, o.addr, o.addrlen);
-        s->faddrlen = o.addrlen;
-        if ((rc = fam_fabric_add_server(f, s, o.addr, o.addrlen))) break;
-    }
+    if (!rc) rc = hello_all(f);
     if (rc) {
         char keep[1024];
         snprintf(keep, sizeof keep, "%s", fam_last_error());

@@ -133,17 +133,29 @@ int fam_fabric_add_server(fam_t *f, struct fam_server *s, const void *addr,
 
 /* ---- completions (call with flock held) --------------------------------- */
 
+/* An operation failed with libfabric error err (positive), or timed out
+ * (err < 0): over tcp;ofi_rxm an error completion closes the connection
+ * (every later operation then fails with "not connected"), and over shm a
+ * timed-out operation stays queued ahead of everything else. Either way
+ * the endpoint is rebuilt before the next operation (fam_fabric_ready). */
+void fam_note_failure(fam_t *f, int err)
+{
+    if (err < 0 || strcmp(f->provider, "tcp") == 0) f->broken = 1;
+}
+
 static void complete(fam_t *f, struct fam_op *op, int err)
 {
     if (op->server >= 0) f->srv[op->server].inflight--;
     if (op->abandoned) {
         free(op);
     } else if (op->nb) {
+        if (err) fam_note_failure(f, err);
         if (err && !f->nb_error) {
             f->nb_error = FAM_EFABRIC;
             snprintf(f->nb_msg, sizeof f->nb_msg, "%s", fi_strerror(err));
         }
         f->outstanding--;
+        if (f->orphans > f->outstanding) f->orphans = f->outstanding;
         free(op);
     } else {
         op->err = err;
@@ -176,7 +188,10 @@ static int drain(fam_t *f)
         unsigned spins_ = 0;                             \
         uint64_t since_ = 0;                             \
         while (((r) = (call)) == -FI_EAGAIN)             \
-            fam_post_full(f, spins_++, &since_);         \
+            if (fam_post_full(f, spins_++, &since_)) {   \
+                (r) = -FI_ETIMEDOUT;                     \
+                break;                                   \
+            }                                            \
     } while (0)
 
 static uint64_t now_us(void)
@@ -218,17 +233,25 @@ int fam_drain(fam_t *f) { return drain(f); }
  * servers waited ~0.1 s here on a full queue to one of them), and back off
  * as a waiter does. Spinning here without yielding starved the famds on 2
  * cores: a 64 MiB get striped over two famds over shm stalled for 20-640
- * ms in one transfer out of ten (0.1-1.3 GB/s instead of 7-8). */
-void fam_post_full(fam_t *f, unsigned spins, uint64_t *since)
+ * ms in one transfer out of ten (0.1-1.3 GB/s instead of 7-8). Returns 1
+ * when the queue has stayed full for the timeout. */
+int fam_post_full(fam_t *f, unsigned spins, uint64_t *since)
 {
     if (drain(f)) {
         *since = 0;
-        return;
+        return 0;
     }
     if (spins >= 64 && (spins & 63) == 0)
         for (int i = 0; i < f->nservers; i++)
             if (f->srv[i].inflight > 0) fam_wake(f, i);
     fam_backoff(spins, since);
+    /* the queue stayed full for the whole timeout: nothing we posted is
+     * moving (an operation stuck ahead of ours) */
+    if (*since && now_us() - *since > (uint64_t)f->timeout_ms * 1000u) {
+        f->broken = 1;
+        return 1;
+    }
+    return 0;
 }
 
 /* Wait for a blocking operation. Spin while the answer is likely
@@ -249,6 +272,10 @@ static int wait_op(fam_t *f, struct fam_op *op)
 {
     uint64_t deadline = 0, since = 0;
     for (unsigned spins = 0; !op->done; spins++) {
+        if (f->broken) { /* lost with the endpoint: do not wait for it */
+            op->abandoned = 1;
+            return -1;
+        }
         if (drain(f)) { spins = 0; since = 0; continue; }
         if (spins >= 64) /* every famd with RMA of ours in flight */
             for (int i = 0; i < f->nservers; i++)
@@ -259,6 +286,7 @@ static int wait_op(fam_t *f, struct fam_op *op)
             if (!deadline) deadline = now + (uint64_t)f->timeout_ms * 1000u;
             else if (now > deadline) {
                 op->abandoned = 1;
+                f->broken = 1; /* shm lets nothing pass a stuck operation */
                 return -1;
             }
         }
@@ -334,7 +362,10 @@ static int rma(fam_t *f, int write, void *buf, fam_item_t *d, uint64_t off,
     pthread_mutex_lock(&f->flock);
     int retried = 0;
 again:
-    rc = 0;
+    if ((rc = fam_fabric_ready(f))) {
+        pthread_mutex_unlock(&f->flock);
+        return rc;
+    }
     /* pieces: cut at stripe ends and at max_msg; all in flight at once */
     size_t cap = 8, posted = 0;
     struct fam_op **ops = blocking ? malloc(cap * sizeof *ops) : NULL;
@@ -343,7 +374,7 @@ again:
         return fam_fail(FAM_ENOMEM, "out of memory");
     }
     size_t waited = 0; /* blocking: ops[0..waited) are complete */
-    int werr = 0;
+    int werr = 0, post_timeout = 0;
     for (uint64_t at = 0; at < n && !rc;) {
         /* blocking: at most RMA_WINDOW pieces in flight. Posting every
          * piece of a large striped transfer at once overfills the shm
@@ -381,6 +412,11 @@ again:
             POST(f, r, fi_read(f->ep, b, len, NULL, dest, raddr(f, p, local), p->key, op));
         if (r) {
             free(op);
+            f->broken = 1;
+            if (r == -FI_ETIMEDOUT) { /* explained below, as a timeout */
+                post_timeout = 1;
+                break;
+            }
             rc = fam_fail(FAM_EFABRIC, "%s on '%s' could not be posted: %s",
                           what, d->name, fi_strerror((int)-r));
             break;
@@ -399,9 +435,17 @@ again:
             if (e && !err) err = e;
         }
         free(ops);
+        if (err) fam_note_failure(f, err);
+        if (!rc && post_timeout) err = -1;
         if (!rc && err) {
             if (rma_failed(f, d, err, &retried, what, &rc)) goto again;
         }
+    } else if (rc || post_timeout) {
+        /* a failed non-blocking call: the pieces it posted are its own
+         * loss, already reported here, not a later fam_quiet's */
+        f->orphans += (int64_t)posted;
+        if (f->orphans > f->outstanding) f->orphans = f->outstanding;
+        if (!rc) rma_failed(f, d, -1, &retried, what, &rc);
     }
     pthread_mutex_unlock(&f->flock);
     return rc;
@@ -435,16 +479,31 @@ int fam_quiet(fam_t *f)
     fam_clear_error();
     if (!f) return fam_fail(FAM_EINVAL, "fam_t is NULL");
     pthread_mutex_lock(&f->flock);
-    uint64_t since = 0;
+    uint64_t since = 0, idle_from = now_us();
+    int rc = 0;
     for (unsigned spins = 0; f->outstanding > 0; spins++) {
-        if (drain(f)) { spins = since = 0; continue; }
+        if (f->broken) { /* what is in flight is lost with the endpoint */
+            rc = fam_fabric_reset(f);
+            break;
+        }
+        if (drain(f)) { spins = since = 0; idle_from = now_us(); continue; }
         if (spins >= 64) /* keep their famd awake, as in wait_op */
             for (int i = 0; i < f->nservers; i++)
                 if (f->srv[i].inflight > 0) fam_wake(f, i);
         fam_backoff(spins, &since);
+        if ((spins & 1023) == 0 &&
+            now_us() - idle_from > (uint64_t)f->timeout_ms * 1000u) {
+            /* nothing completed for the whole timeout: give them up */
+            rc = fam_fail(FAM_ETIMEOUT, "%lld non-blocking operations did not "
+                          "complete within %d ms", (long long)f->outstanding,
+                          f->timeout_ms);
+            f->outstanding = 0;
+            f->nb_error = 0;
+            f->broken = 1;
+            break;
+        }
     }
-    int rc = 0;
-    if (f->nb_error) {
+    if (!rc && f->nb_error) {
         rc = fam_fail(f->nb_error, "a non-blocking operation failed: %s",
                       f->nb_msg);
         f->nb_error = 0;
@@ -531,6 +590,10 @@ static int atomic_op(fam_t *f, fam_item_t *d, uint64_t off, const void *val,
     pthread_mutex_lock(&f->flock);
     int retried = 0;
 again:;
+    if ((rc = fam_fabric_ready(f))) {
+        pthread_mutex_unlock(&f->flock);
+        return rc;
+    }
     struct fam_op *o = op_new(0);
     if (!o) {
         pthread_mutex_unlock(&f->flock);
@@ -557,12 +620,14 @@ again:;
                                      dest, a, p->key, dt, op, o));
     if (r) {
         free(o);
+        f->broken = 1;
         pthread_mutex_unlock(&f->flock);
         return fam_fail(FAM_EFABRIC, "%s on '%s' could not be posted: %s", what,
                         d->name, fi_strerror((int)-r));
     }
     f->srv[p->server].inflight++;
     int err = wait_op(f, o);
+    if (err) fam_note_failure(f, err);
     if (err && rma_failed(f, d, err, &retried, what, &rc)) goto again;
     pthread_mutex_unlock(&f->flock);
     return err ? rc : 0;

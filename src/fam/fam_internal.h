@@ -49,9 +49,13 @@ struct fam {
     size_t max_msg;        /* largest single RMA transfer */
     pthread_mutex_t flock; /* serializes use of the endpoint and CQ */
     int64_t outstanding;   /* non-blocking operations in flight */
+    int64_t orphans;       /* of those, pieces of calls that failed */
     int nb_error;          /* first error of a non-blocking operation */
     char nb_msg[256];      /* its message */
     uint64_t bseq;         /* last bulk request number (under flock) */
+    int shared;            /* "shared_memory" model: map local pools */
+    int broken;            /* the endpoint must be rebuilt before the next
+                            * operation (fam_fabric_reset; under flock) */
 };
 
 /* The context of one posted fabric operation (always on the heap: a
@@ -162,6 +166,12 @@ int fam_fabric_add_server(fam_t *f, struct fam_server *s, const void *addr,
                           size_t len);
 int fam_fabric_getname(fam_t *f, void *addr, size_t *len);
 /* with flock held: */
+int fam_fabric_reset(fam_t *f); /* rebuild endpoint and control sockets */
+/* 0 if the endpoint is usable, rebuilding it first if it is broken */
+static inline int fam_fabric_ready(fam_t *f)
+{
+    return f->broken ? fam_fabric_reset(f) : 0;
+}
 struct fam_op *fam_op_new(int nb);
 int fam_drain(fam_t *f);   /* read completions; returns how many */
 uint64_t fam_now_us(void);
@@ -169,7 +179,11 @@ uint64_t fam_now_us(void);
  * the caller has been waiting. */
 void fam_backoff(unsigned spins, uint64_t *since);
 /* A post was refused with -FI_EAGAIN for the spins-th time in a row: make
- * room (drain, wake famds) and back off; since as for fam_backoff. */
-void fam_post_full(fam_t *f, unsigned spins, uint64_t *since);
+ * room (drain, wake famds) and back off; since as for fam_backoff. Returns
+ * 1 (and marks the endpoint broken) once that has lasted the timeout. */
+int fam_post_full(fam_t *f, unsigned spins, uint64_t *since); /* 1: timed out */
+/* An operation failed (err > 0, libfabric) or timed out (err < 0): mark the
+ * endpoint for rebuilding where that breaks it. */
+void fam_note_failure(fam_t *f, int err);
 
 #endif /* FAM_INTERNAL_H */
