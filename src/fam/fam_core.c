@@ -69,10 +69,18 @@ static int io_all(int fd, void *buf, size_t n, int sending, int timeout_ms)
 
 /* One request, one reply. On failure the server's message becomes this
  * thread's last error. */
+static int hello_server(fam_t *f, int i);
+
 int fam_rpc(fam_t *f, int server, uint16_t op, const struct famp_req *q,
             struct famp_info *o)
 {
     struct fam_server *s = &f->srv[server];
+    if (s->fd < 0 && op != FAMP_HELLO) {
+        /* the connection was lost (famd restarted?): connect again */
+        pthread_mutex_lock(&f->flock);
+        if (s->fd < 0 && f->ep) hello_server(f, server);
+        pthread_mutex_unlock(&f->flock);
+    }
     pthread_mutex_lock(&s->lock);
     int rc;
     if (s->fd < 0) {
@@ -112,6 +120,7 @@ int fam_rpc(fam_t *f, int server, uint16_t op, const struct famp_req *q,
 broken:
     close(s->fd);
     s->fd = -1;
+    f->broken = 1; /* famd is gone or restarting: rebuild the fabric side too */
     rc = fam_fail(rc == FAM_ETIMEOUT ? FAM_ETIMEOUT : rc == FAM_EPROTO ? FAM_EPROTO
                   : FAM_EUNREACHABLE,
                   "memory server %s:%d %s", s->host, s->port,
@@ -228,48 +237,62 @@ static int parse_servers(fam_t *f, const char *list)
     return 0;
 }
 
-/* Connect the control socket of every memory server, say HELLO (with our
- * endpoint's fabric address) and put the server's endpoint in our address
- * vector. Used at start and when the fabric endpoint is rebuilt. */
-static int hello_all(fam_t *f)
+/* Connect server i's control socket, say HELLO (with our endpoint's fabric
+ * address) and put the server's endpoint in our address vector. A famd
+ * that restarted since we last said HELLO (its pool instance changed)
+ * holds new keys for everything: the server's epoch moves on, and data
+ * calls refresh descriptors of an older epoch before using them. At start,
+ * when the endpoint is rebuilt, and when a control connection was lost
+ * (with flock held then). */
+static int hello_server(fam_t *f, int i)
 {
-    int rc = 0;
-    for (int i = 0; !rc && i < f->nservers; i++) {
-        struct fam_server *s = &f->srv[i];
-        int fd = connect_to(s->host, s->port, f->timeout_ms);
-        pthread_mutex_lock(&s->lock);
-        s->fd = fd;
-        pthread_mutex_unlock(&s->lock);
-        if (fd < 0) {
-            rc = fam_fail(FAM_EUNREACHABLE, "cannot connect to memory server "
-                          "%s:%d: %s", s->host, s->port, strerror(errno));
-            break;
-        }
-        struct famp_req q = {0};
-        struct famp_info o;
-        snprintf(q.provider, sizeof q.provider, "%s", f->provider);
-        size_t alen = sizeof q.addr;
-        if ((rc = fam_fabric_getname(f, q.addr, &alen))) break;
-        q.addrlen = (uint32_t)alen;
-        if ((rc = fam_rpc(f, i, FAMP_HELLO, &q, &o))) break;
-        if (o.addrlen == 0 || o.addrlen > sizeof o.addr) {
-            rc = fam_fail(FAM_EPROTO, "memory server %s:%d sent a bad fabric "
-                          "address", s->host, s->port);
-            break;
-        }
-        s->virt_addr = (o.flags & FAMP_F_VIRT_ADDR) != 0;
-        s->persistent = (o.flags & FAMP_F_PERSISTENT) != 0;
-        s->pool_size = o.pool_size;
-        s->uid = o.uid;
-        s->gid = o.gid;
-        s->spin_us = o.spin_us;
-        s->token = o.token;
-        if (f->shared && !s->map) map_pool(s, &o);
-        memcpy(s->faddr, o.addr, o.addrlen);
-        s->faddrlen = o.addrlen;
-        if ((rc = fam_fabric_add_server(f, s, o.addr, o.addrlen))) break;
+    struct fam_server *s = &f->srv[i];
+    int fd = connect_to(s->host, s->port, f->timeout_ms);
+    pthread_mutex_lock(&s->lock);
+    if (s->fd >= 0) close(s->fd);
+    s->fd = fd;
+    pthread_mutex_unlock(&s->lock);
+    if (fd < 0)
+        return fam_fail(FAM_EUNREACHABLE, "cannot connect to memory server "
+                        "%s:%d: %s", s->host, s->port, strerror(errno));
+    struct famp_req q = {0};
+    struct famp_info o;
+    snprintf(q.provider, sizeof q.provider, "%s", f->provider);
+    size_t alen = sizeof q.addr;
+    int rc = fam_fabric_getname(f, q.addr, &alen);
+    if (rc) return rc;
+    q.addrlen = (uint32_t)alen;
+    if ((rc = fam_rpc(f, i, FAMP_HELLO, &q, &o))) return rc;
+    if (o.addrlen == 0 || o.addrlen > sizeof o.addr)
+        return fam_fail(FAM_EPROTO, "memory server %s:%d sent a bad fabric "
+                        "address", s->host, s->port);
+    if (s->instance && o.pool_off != s->instance) s->epoch++;
+    s->instance = o.pool_off;
+    s->virt_addr = (o.flags & FAMP_F_VIRT_ADDR) != 0;
+    s->persistent = (o.flags & FAMP_F_PERSISTENT) != 0;
+    s->pool_size = o.pool_size;
+    s->uid = o.uid;
+    s->gid = o.gid;
+    s->spin_us = o.spin_us;
+    s->token = o.token;
+    if (f->shared && !s->map) map_pool(s, &o);
+    memcpy(s->faddr, o.addr, o.addrlen);
+    s->faddrlen = o.addrlen;
+    return fam_fabric_add_server(f, s, o.addr, o.addrlen);
+}
+
+/* hello_server for every server: at start, stop at the first failure; when
+ * rebuilding, try them all (one famd down must not cut off the others) and
+ * return the first failure. */
+static int hello_all(fam_t *f, int stop_at_error)
+{
+    int first = 0;
+    for (int i = 0; i < f->nservers; i++) {
+        int rc = hello_server(f, i);
+        if (rc && !first) first = rc;
+        if (rc && stop_at_error) break;
     }
-    return rc;
+    return first;
 }
 
 /* The fabric endpoint is broken (an RMA timed out: the shm provider keeps
@@ -298,8 +321,8 @@ int fam_fabric_reset(fam_t *f)
     f->outstanding = 0;
     f->orphans = 0;
     int rc = fam_fabric_open(f);
-    if (!rc) rc = hello_all(f);
-    f->broken = rc != 0;
+    if (!rc) rc = hello_all(f, 0);
+    f->broken = f->ep == NULL; /* a famd that is down is retried later */
     if (rc) {
         char keep[1024];
         snprintf(keep, sizeof keep, "%s", fam_last_error());
@@ -337,7 +360,7 @@ int fam_initialize(const fam_options_t *opts, fam_t **out)
     f->shared = shared;
     int rc = parse_servers(f, servers);
     if (!rc) rc = fam_fabric_open(f);
-    if (!rc) rc = hello_all(f);
+    if (!rc) rc = hello_all(f, 1);
     if (rc) {
         char keep[1024];
         snprintf(keep, sizeof keep, "%s", fam_last_error());
@@ -641,10 +664,12 @@ void fam_release_region(fam_region_t *r) { free(r); }
 
 /* ---- data items --------------------------------------------------------- */
 
-static void set_part(fam_item_t *d, int i, int server, const struct famp_info *o)
+static void set_part(fam_t *f, fam_item_t *d, int i, int server,
+                     const struct famp_info *o)
 {
     struct fam_part *p = &d->part[i];
     p->server = server;
+    p->epoch = f->srv[server].epoch;
     p->id = o->id;
     p->size = o->size;
     p->key = o->key;
@@ -721,7 +746,7 @@ int fam_allocate(fam_t *f, const char *name, uint64_t size, mode_t perm,
             free(d);
             return fam_fail(rc, "%s", keep);
         }
-        set_part(d, i, srv, &o);
+        set_part(f, d, i, srv, &o);
     }
     d->size = size;
     *out = d;
@@ -778,7 +803,7 @@ int fam_lookup(fam_t *f, const char *item, const char *region, fam_item_t **out)
         return fam_fail(FAM_EPROTO, "item '%s' has a bad stripe description", item);
     fam_item_t *d = item_new(n);
     if (!d) return fam_fail(FAM_ENOMEM, "out of memory");
-    set_part(d, 0, first, &o);
+    set_part(f, d, 0, first, &o);
     for (int i = 1; i < n; i++) {
         if ((rc = fam_rpc(f, i, FAMP_ITEM_LOOKUP, &q, &o))) {
             free(d);
@@ -789,7 +814,7 @@ int fam_lookup(fam_t *f, const char *item, const char *region, fam_item_t **out)
             return fam_fail(FAM_EPROTO, "part %d of item '%s' does not match "
                             "part 0", i, item);
         }
-        set_part(d, i, i, &o);
+        set_part(f, d, i, i, &o);
     }
     *out = d;
     return 0;
@@ -807,7 +832,7 @@ static int item_all(fam_t *f, fam_item_t *d, uint16_t op, uint32_t mode,
         q.id = d->part[i].id;
         q.mode = mode;
         rc = fam_rpc(f, d->part[i].server, op, &q, &o);
-        if (!rc && refresh) set_part(d, i, d->part[i].server, &o);
+        if (!rc && refresh) set_part(f, d, i, d->part[i].server, &o);
     }
     return rc;
 }
@@ -839,7 +864,7 @@ int fam_stat(fam_t *f, fam_item_t *d, fam_stat_t *st)
     q.id = d->part[0].id;
     int rc = fam_rpc(f, d->part[0].server, FAMP_ITEM_STAT, &q, &o);
     if (rc) return rc;
-    set_part(d, 0, d->part[0].server, &o);
+    set_part(f, d, 0, d->part[0].server, &o);
     fill_stat(&o, (uint32_t)d->nparts, st);
     if (d->nparts > 1) st->interleave = FAM_INTERLEAVE_ENABLE;
     st->used = st->size;

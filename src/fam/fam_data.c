@@ -318,6 +318,16 @@ static uint64_t raddr(fam_t *f, const struct fam_part *p, uint64_t local)
     return (f->srv[p->server].virt_addr ? p->base : 0) + local;
 }
 
+/* Were d's keys handed out by a famd that has restarted since? (Its new
+ * instance holds new keys; an RMA with an old one never completes over
+ * shm.) */
+static int keys_stale(fam_t *f, const fam_item_t *d)
+{
+    for (int i = 0; i < d->nparts; i++)
+        if (d->part[i].epoch != f->srv[d->part[i].server].epoch) return 1;
+    return 0;
+}
+
 /* Turn a failed completion into an error; refresh the key if famd revoked
  * it. Returns 1 when the caller should retry with the new key. */
 static int rma_failed(fam_t *f, fam_item_t *d, int err, int *retried,
@@ -365,6 +375,12 @@ again:
     if ((rc = fam_fabric_ready(f))) {
         pthread_mutex_unlock(&f->flock);
         return rc;
+    }
+    if (keys_stale(f, d)) {
+        pthread_mutex_unlock(&f->flock);
+        if ((rc = fam_item_refresh(f, d))) return rc;
+        pthread_mutex_lock(&f->flock);
+        goto again;
     }
     /* pieces: cut at stripe ends and at max_msg; all in flight at once */
     size_t cap = 8, posted = 0;
@@ -593,6 +609,12 @@ again:;
     if ((rc = fam_fabric_ready(f))) {
         pthread_mutex_unlock(&f->flock);
         return rc;
+    }
+    if (keys_stale(f, d)) {
+        pthread_mutex_unlock(&f->flock);
+        if ((rc = fam_item_refresh(f, d))) return rc;
+        pthread_mutex_lock(&f->flock);
+        goto again;
     }
     struct fam_op *o = op_new(0);
     if (!o) {

@@ -29,6 +29,8 @@ struct fam_server {
     uint64_t token;       /* our secret for bulk requests to this famd */
     uint8_t faddr[FAMP_ADDR_MAX]; /* famd's fabric address (for copies) */
     uint32_t faddrlen;
+    uint64_t instance;    /* famd's pool instance at our last HELLO */
+    uint32_t epoch;       /* +1 each time that instance changed (a restart) */
     uint8_t *map;         /* fast path: famd's pool mapped here, or NULL */
     uint64_t map_size;
 };
@@ -93,6 +95,7 @@ struct fam_part {
     uint64_t base;        /* added to offsets for RMA addresses */
     int writable;         /* key allows writes and atomics */
     uint64_t pool_off;    /* first byte in famd's pool (fast path) */
+    uint32_t epoch;       /* its server's epoch when key was handed out */
 };
 
 /* A data item descriptor. A striped item is cut in stripes of `stripe`

@@ -1,6 +1,7 @@
 /* test_persistence.c — a pool file keeps regions, items, names,
  * permissions and contents across a clean stop and across kill -9; a
- * volatile pool (or a volatile region) is empty after a restart; a file
+ * volatile pool (or a volatile region) is empty after a restart; a client
+ * kept open across a restart carries on with its old descriptors; a file
  * that is not a pool is refused, not overwritten. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -74,6 +75,79 @@ static void write_kill_restart(int hard)
     famd_stop(&srv);
     free(data);
     free(back);
+}
+
+/* One client, kept open across a kill -9 and restart of its famd: its
+ * descriptors from before still work (libfam reconnects, and refreshes the
+ * keys the new famd handed out), through control calls first or data
+ * calls first. */
+static void one_client_outlives_a_famd_restart(int data_first)
+{
+    struct famd_proc srv;
+    char path[300];
+    snprintf(path, sizeof path, "%s/pool-same-%d", test_tmpdir(), data_first);
+    assert_int_equal(famd_start(&srv, 64 << 20, path), 0);
+    fam_options_t o = {.servers = srv.addr, .provider = test_provider(),
+                       .timeout_ms = 2000};
+    fam_t *f;
+    CHECK_OK(fam_initialize(&o, &f));
+    enum { N = 256 << 10 };
+    uint8_t *data = malloc(N), *back = malloc(N);
+    fill(data, N, 7 + data_first);
+    fam_region_t *r;
+    fam_item_t *a;
+    CHECK_OK(fam_create_region(f, "same", 8 << 20, 0600, NULL, &r));
+    CHECK_OK(fam_allocate(f, "a", N, 0600, r, &a));
+    CHECK_OK(fam_put_blocking(f, data, a, 0, N));
+    CHECK_OK(fam_set_int64(f, a, 0, 1000));
+    memcpy(data, &(int64_t){1000}, 8);
+
+    famd_kill9(&srv);
+    assert_int_equal(famd_restart(&srv, 64 << 20), 0);
+
+    int64_t old = 0;
+    int tries = 0, rc;
+    if (data_first) {
+        /* the first data call may report the lost connection; the next
+         * ones must work */
+        while ((rc = fam_get_blocking(f, back, a, 0, N)) != 0 && ++tries < 3) {}
+        CHECK_OK(rc);
+    } else {
+        fam_stat_t st;
+        while ((rc = fam_stat_region(f, r, &st)) != 0 && ++tries < 3) {}
+        CHECK_OK(rc);
+        assert_int_equal(st.size, 8 << 20);
+        CHECK_OK(fam_get_blocking(f, back, a, 0, N));
+    }
+    assert_memory_equal(data, back, N);
+    CHECK_OK(fam_fetch_add_int64(f, a, 0, 5, &old));
+    assert_int_equal(old, 1000);
+    memset(data + 8, 0x3c, 4096);
+    CHECK_OK(fam_put_blocking(f, data + 8, a, 8, 4096));
+    CHECK_OK(fam_get_blocking(f, back, a, 0, N));
+    memcpy(data, &(int64_t){1005}, 8);
+    assert_memory_equal(data, back, N);
+    fam_item_t *b;
+    CHECK_OK(fam_lookup(f, "a", "same", &b)); /* names are served again */
+    fam_release(b);
+    fam_release(a);
+    CHECK_OK(fam_destroy_region(f, r));
+    fam_finalize(f);
+    famd_stop(&srv);
+    free(data);
+    free(back);
+}
+
+static void one_client_outlives_a_restart_control_call_first(void **state)
+{
+    (void)state;
+    one_client_outlives_a_famd_restart(0);
+}
+
+static void one_client_outlives_a_restart_data_call_first(void **state)
+{
+    (void)state;
+    one_client_outlives_a_famd_restart(1);
 }
 
 static void data_survives_a_clean_restart(void **state)
@@ -156,6 +230,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(data_survives_a_clean_restart),
         cmocka_unit_test(data_survives_kill_9),
+        cmocka_unit_test(one_client_outlives_a_restart_control_call_first),
+        cmocka_unit_test(one_client_outlives_a_restart_data_call_first),
         cmocka_unit_test(volatile_pool_is_empty_after_restart),
         cmocka_unit_test(volatile_region_on_a_persistent_pool_goes_away),
         cmocka_unit_test(a_file_that_is_not_a_pool_is_refused),
