@@ -14,11 +14,11 @@ from .pdarray import create_pdarray, pdarray
 __all__ = ["GroupBy", "GROUPBY_REDUCTION_TYPES"]
 
 # The server's reductions, and those made of them here (any, all, var, std,
-# argmin, argmax).
+# argmin, argmax, median).
 _SERVER_REDUCTIONS = frozenset(["sum", "prod", "mean", "min", "max", "count", "nunique",
                                 "first"])
 GROUPBY_REDUCTION_TYPES = _SERVER_REDUCTIONS | frozenset(["any", "all", "var", "std",
-                                                          "argmin", "argmax"])
+                                                          "argmin", "argmax", "median"])
 
 
 class GroupBy:
@@ -137,6 +137,26 @@ class GroupBy:
         keys, v = self.var(values, ddof=ddof)
         return keys, sqrt(v)
 
+    def median(self, values, skipna=True):
+        """Median per group as float64 (NaN skipped; NaN for a group of
+        NaNs), as pandas: the rows of each group sorted by value (one
+        coargsort of group number and value), then the middle one, or the
+        mean of the middle two."""
+        from .creation import arange, zeros
+        from .numeric import where
+        from .sorting import coargsort
+        v = self._float(values)
+        _, n = self._reduce(v, "count")                          # non-NaN per group
+        if self.ngroups == 0:
+            return self.unique_keys, zeros(0, np.float64)
+        pv = v[self.permutation]                                 # grouped order
+        gid = self.broadcast(arange(self.ngroups), permute=False)
+        sv = pv[coargsort([gid, pv])]                            # NaN last in a group
+        start = self.segments
+        lo = where(n > 0, start + (n - 1) // 2, 0)
+        hi = where(n > 0, start + n // 2, 0)
+        return self.unique_keys, where(n > 0, (sv[lo] + sv[hi]) / 2.0, np.nan)
+
     def argmin(self, values):
         """(unique_keys, int64): the index (in values) of each group's first
         minimum, NaN skipped (pandas' idxmin; -1 for a group of NaNs)."""
@@ -158,7 +178,7 @@ class GroupBy:
         if not isinstance(values, pdarray):
             raise TypeError(f"values must be a pdarray, not {type(values).__name__}")
         if values.dtype == bool_:
-            raise TypeError("var/std of bool values is not supported")
+            raise TypeError("var/std/median of bool values is not supported")
         return values.astype(np.float64)
 
     def aggregate(self, values, operator, skipna=True):

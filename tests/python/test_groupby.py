@@ -204,6 +204,38 @@ def test_prod_matches_pandas(ak, n, vdtype):
                                   gv.to_ndarray())
 
 
+@pytest.mark.parametrize("n", [0, 1, 7, 1000, 100003])
+@pytest.mark.parametrize("kind", ["dups", "distinct"])
+@pytest.mark.parametrize("vdtype", [np.int64, np.uint64, np.float64])
+def test_median_matches_pandas(ak, n, kind, vdtype):
+    k = keys_of(n, kind, seed=9)
+    v = values_of(n, vdtype, n + 11)
+    if vdtype == np.float64 and n:
+        v[k == k.min()] = np.nan  # one group of NaNs only: its median is NaN
+    g = ak.GroupBy(ak.array(k))
+    gk, gv = g.median(ak.array(v))
+    want = pd.DataFrame({"k": k, "v": v}).groupby("k")["v"].median()
+    np.testing.assert_array_equal(gk.to_ndarray(), want.index.to_numpy())
+    assert gv.dtype == np.float64
+    np.testing.assert_array_equal(gv.to_ndarray(), want.to_numpy(np.float64))
+    np.testing.assert_array_equal(g.aggregate(ak.array(v), "median")[1].to_ndarray(),
+                                  gv.to_ndarray())
+
+
+def test_median_of_two_keys_and_its_errors(ak):
+    rng = np.random.default_rng(31)
+    k1, k2 = rng.integers(0, 4, 5000), rng.integers(0, 3, 5000)
+    v = rng.standard_normal(5000)
+    _, got = ak.GroupBy([ak.array(k1), ak.array(k2)]).median(ak.array(v))
+    want = pd.DataFrame({"a": k1, "b": k2, "v": v}).groupby(["a", "b"])["v"].median()
+    np.testing.assert_array_equal(got.to_ndarray(), want.to_numpy())
+    g = ak.GroupBy(ak.array(k1))
+    with pytest.raises(TypeError):
+        g.median(ak.array(v > 0))
+    with pytest.raises(ValueError):
+        g.median(ak.arange(3))
+
+
 def test_float_prods_are_the_same_for_every_rank_count(ak):
     # as sums: multiplied in row order from the group's first row
     rng = np.random.default_rng(22)
