@@ -413,9 +413,18 @@ again:
         }
         if (len > f->max_msg) len = f->max_msg;
         struct fam_op *op = op_new(!blocking);
-        if (!op || (blocking && posted == cap &&
-                    !(ops = realloc(ops, (cap *= 2) * sizeof *ops)))) {
-            free(op);
+        if (op && blocking && posted == cap) {
+            /* on failure ops stays as it was: the posted pieces are waited for */
+            struct fam_op **more = realloc(ops, cap * 2 * sizeof *ops);
+            if (more) {
+                ops = more;
+                cap *= 2;
+            } else {
+                free(op);
+                op = NULL;
+            }
+        }
+        if (!op) {
             rc = fam_fail(FAM_ENOMEM, "out of memory");
             break;
         }
