@@ -97,8 +97,10 @@ static int cmd_sort(kd_cmd *c)
 static int run_lengths(kd_cmd *c, const int64_t *st, int64_t k, int64_t limit, int64_t *len)
 {
     int64_t first = k ? st[0] : -1, *all = malloc(8 * (size_t)c->nranks);
-    if (kd_agree(c, all ? 0 : kd_fail(c, "MemoryError", "out of memory")))
+    if (kd_agree(c, all ? 0 : kd_fail(c, "MemoryError", "out of memory"))) {
+        free(all); /* another rank failed */
         return -1;
+    }
     MPI_Allgather(&first, 1, MPI_INT64_T, all, 1, MPI_INT64_T, c->comm);
     int64_t next = limit;
     for (int r = c->rank + 1; r < c->nranks; r++)
@@ -342,8 +344,10 @@ static int cmd_in1d(kd_cmd *c)
         scnt = cnt[0], sdsp = cnt[1], rcnt = cnt[2], rdsp = cnt[3];
     } else {
         buf = malloc(sizeof(int) * 4 * (size_t)p);
-        if (kd_agree(c, buf ? 0 : kd_fail(c, "MemoryError", "out of memory")))
+        if (kd_agree(c, buf ? 0 : kd_fail(c, "MemoryError", "out of memory"))) {
+            free(buf); /* another rank failed */
             return -1;
+        }
         scnt = buf, sdsp = buf + p, rcnt = buf + 2 * p, rdsp = buf + 3 * p;
     }
     int rc = -1;
