@@ -641,6 +641,19 @@ static void note_target(char *note, size_t cap, int ok, const char *what)
     if (!ok) misses++;
 }
 
+/* The share of the machine's CPU time that processes other than ours took
+ * since t_start (others: their clock ticks; < 0 when unknown). */
+static void report_others(const char *what, long long others, double t_start)
+{
+    double cap = (now_s() - t_start) * (double)sysconf(_SC_CLK_TCK) *
+                 (double)sysconf(_SC_NPROCESSORS_ONLN);
+    double pct = others < 0 ? 0 : 100.0 * (double)others / cap;
+    printf("# %s: other processes used %.0f%% of the machine's CPU time during "
+           "these rows%s\n", what, pct,
+           pct > 10 ? " -- figures unreliable, rerun on a quiet machine" : "");
+    if (pct > 10) noisy = 1;
+}
+
 static void run_striped(const char *provider);
 
 static void run_provider(const char *provider, uint64_t max_size)
@@ -738,12 +751,7 @@ static void run_provider(const char *provider, uint64_t max_size)
            "-", mode, kv, bv, "-", "(famd / resting bare target)");
     long long busy1 = machine_busy_ticks(), self1 = cpu_ticks(getpid());
     long long others = (busy1 - busy0) - (self1 - self0) - f1 - b1;
-    double cap = (now_s() - t_start) * hz * (double)sysconf(_SC_NPROCESSORS_ONLN);
-    double pct = busy0 < 0 || busy1 < 0 || others < 0 ? 0 : 100.0 * (double)others / cap;
-    printf("# %s: other processes used %.0f%% of the machine's CPU time during "
-           "these rows%s\n", provider, pct,
-           pct > 10 ? " -- figures unreliable, rerun on a quiet machine" : "");
-    if (pct > 10) noisy = 1;
+    report_others(provider, busy0 < 0 || busy1 < 0 ? -1 : others, t_start);
 
     fam_release(e.item);
     FAM_CHECK(fam_destroy_region(e.f, r));
@@ -875,13 +883,9 @@ static void run_striped(const char *provider)
     for (int i = 0; i < 2; i++)
         ours += cpu_ticks(x.famd[i].pid) + cpu_ticks(x.target[i].pid);
     long long others = machine_busy_ticks() - busy0 - ours;
-    double cap = (now_s() - t_start) * (double)sysconf(_SC_CLK_TCK) *
-                 (double)sysconf(_SC_NPROCESSORS_ONLN);
-    double pct = busy0 < 0 || others < 0 ? 0 : 100.0 * (double)others / cap;
-    printf("# %s striped: other processes used %.0f%% of the machine's CPU time "
-           "during these rows%s\n", provider, pct,
-           pct > 10 ? " -- figures unreliable, rerun on a quiet machine" : "");
-    if (pct > 10) noisy = 1;
+    char what[32];
+    snprintf(what, sizeof what, "%s striped", provider);
+    report_others(what, busy0 < 0 ? -1 : others, t_start);
     fam_release(x.item);
     FAM_CHECK(fam_destroy_region(x.f, r));
     FAM_CHECK(fam_finalize(x.f));

@@ -328,6 +328,23 @@ static int keys_stale(fam_t *f, const fam_item_t *d)
     return 0;
 }
 
+/* With flock held: make the endpoint usable and d's keys current. Returns
+ * 0 with flock still held, or an error with flock released. */
+static int ready_for(fam_t *f, fam_item_t *d)
+{
+    for (;;) {
+        int rc = fam_fabric_ready(f);
+        if (rc) {
+            pthread_mutex_unlock(&f->flock);
+            return rc;
+        }
+        if (!keys_stale(f, d)) return 0;
+        pthread_mutex_unlock(&f->flock);
+        if ((rc = fam_item_refresh(f, d))) return rc;
+        pthread_mutex_lock(&f->flock);
+    }
+}
+
 /* Turn a failed completion into an error; refresh the key if famd revoked
  * it. Returns 1 when the caller should retry with the new key. */
 static int rma_failed(fam_t *f, fam_item_t *d, int err, int *retried,
@@ -372,16 +389,7 @@ static int rma(fam_t *f, int write, void *buf, fam_item_t *d, uint64_t off,
     pthread_mutex_lock(&f->flock);
     int retried = 0;
 again:
-    if ((rc = fam_fabric_ready(f))) {
-        pthread_mutex_unlock(&f->flock);
-        return rc;
-    }
-    if (keys_stale(f, d)) {
-        pthread_mutex_unlock(&f->flock);
-        if ((rc = fam_item_refresh(f, d))) return rc;
-        pthread_mutex_lock(&f->flock);
-        goto again;
-    }
+    if ((rc = ready_for(f, d))) return rc;
     /* pieces: cut at stripe ends and at max_msg; all in flight at once */
     size_t cap = 8, posted = 0;
     struct fam_op **ops = blocking ? malloc(cap * sizeof *ops) : NULL;
@@ -615,16 +623,7 @@ static int atomic_op(fam_t *f, fam_item_t *d, uint64_t off, const void *val,
     pthread_mutex_lock(&f->flock);
     int retried = 0;
 again:;
-    if ((rc = fam_fabric_ready(f))) {
-        pthread_mutex_unlock(&f->flock);
-        return rc;
-    }
-    if (keys_stale(f, d)) {
-        pthread_mutex_unlock(&f->flock);
-        if ((rc = fam_item_refresh(f, d))) return rc;
-        pthread_mutex_lock(&f->flock);
-        goto again;
-    }
+    if ((rc = ready_for(f, d))) return rc;
     struct fam_op *o = op_new(0);
     if (!o) {
         pthread_mutex_unlock(&f->flock);
