@@ -119,8 +119,7 @@ int fam_rpc(fam_t *f, int server, uint16_t op, const struct famp_req *q,
     goto out;
 broken:
     close(s->fd);
-    s->fd = -1;
-    f->broken = 1; /* famd is gone or restarting: rebuild the fabric side too */
+    s->fd = -1; /* the next request connects again (hello_server) */
     rc = fam_fail(rc == FAM_ETIMEOUT ? FAM_ETIMEOUT : rc == FAM_EPROTO ? FAM_EPROTO
                   : FAM_EUNREACHABLE,
                   "memory server %s:%d %s", s->host, s->port,

@@ -142,7 +142,10 @@ static const char *fam_pytype(int rc)
  * server restarted (its connection is closed), an operation never completed
  * (the shm provider does not answer RMA with a revoked key, and that
  * connection serves nothing after it), or the fabric reported an error. The
- * next FAM command drops the connection and opens a new one. */
+ * next FAM command drops the connection and opens a new one. (libfam
+ * reconnects by itself too, but one server at a time, as each is next used:
+ * after a restart of several famds a command would still meet the others'
+ * dead connections. A fresh fam_t has them all at once.) */
 static bool kd_fam_broken;
 
 static bool transport_error(int rc)
