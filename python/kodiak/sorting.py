@@ -91,12 +91,15 @@ def isin(element, test_elements, invert=False):
     return in1d(element, test_elements, invert=invert)
 
 
-def _set_args(pda1, pda2):
-    """Both operands as pdarrays of their common dtype (lists and NumPy
-    arrays are sent to the server)."""
+def _as_pdarray(x):
+    """x, or x (a list or NumPy array) sent to the server."""
     from .creation import array
-    a = pda1 if isinstance(pda1, pdarray) else array(pda1)
-    b = pda2 if isinstance(pda2, pdarray) else array(pda2)
+    return x if isinstance(x, pdarray) else array(x)
+
+
+def _set_args(pda1, pda2):
+    """Both operands as pdarrays of their common dtype."""
+    a, b = _as_pdarray(pda1), _as_pdarray(pda2)
     common = np.result_type(a.dtype, b.dtype)
     if a.dtype != common:
         a = a.astype(common)
@@ -126,9 +129,7 @@ def union1d(pda1, pda2):
 def setdiff1d(pda1, pda2, assume_unique=False):
     """The distinct values of pda1 not found in pda2, sorted, of pda1's
     dtype (numpy.setdiff1d); with assume_unique, in pda1's order."""
-    from .creation import array
-    a = pda1 if isinstance(pda1, pdarray) else array(pda1)
-    b = pda2 if isinstance(pda2, pdarray) else array(pda2)
+    a, b = _as_pdarray(pda1), _as_pdarray(pda2)
     if not assume_unique:
         a = unique(a)
     return a[in1d(a, b, invert=True)]  # pda1's dtype, as NumPy
