@@ -37,14 +37,15 @@
 /* Test hook: with FAM_TEST_KILL_AT=OP:K in the environment, the process
  * kills itself (SIGKILL, as a crash would) at step K of the multi-server
  * operation OP ("allocate" or "create_region"), to prove that
- * famd rolls back what it leaves. Steps are numbered from 1 in the order
- * the requests go out. */
+ * famd rolls back what it leaves; OP:K:stop stops it instead (SIGSTOP),
+ * so a test can kill famd while the client holds its connections. Steps
+ * are numbered from 1 in the order the requests go out. */
 static void kill_point(const char *op, int step)
 {
     const char *at = getenv("FAM_TEST_KILL_AT");
     size_t n = strlen(op);
     if (at && !strncmp(at, op, n) && at[n] == ':' && atoi(at + n + 1) == step)
-        raise(SIGKILL);
+        raise(strstr(at + n + 1, ":stop") ? SIGSTOP : SIGKILL);
 }
 
 /* ---- sockets ------------------------------------------------------------ */
