@@ -136,6 +136,9 @@ struct famd {
     /* durability (famd_pool.c, famd_backup.c) */
     uint64_t conn;          /* token of the connection whose request is
                                being handled (set by famd_main.c) */
+    int32_t *pend;          /* slots of pending records (so that a closing
+                               connection costs no scan of every record) */
+    size_t npend, cappend;
     struct famd_stage *stage; /* staged backup parts, FAMD_MAX_STAGED */
     uint64_t stage_serial;  /* makes staged file names unique */
     /* per-uid quotas (0: no limit; root is exempt, docs/SECURITY.md) */

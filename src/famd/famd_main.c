@@ -419,14 +419,21 @@ int main(int argc, char **argv)
         case 'S': spin_us = strtoull(optarg, NULL, 10); break;
         case 'v': verbose = 1; break;
         case 'Q':
-        case 'B': {
+        case 'B': { /* a count (Q) or a size (B), or a percentage P% */
             size_t l = strlen(optarg);
-            int pct = l > 1 && optarg[l - 1] == '%';
+            int pct = l > 1 && optarg[l - 1] == '%', ok;
             char *end;
-            uint64_t v = pct ? strtoull(optarg, &end, 10) : 0;
-            if (pct ? (*end != '%' || v > 100)
-                    : ch == 'Q' ? (v = strtoull(optarg, &end, 10), *end != '\0')
-                                : (!(v = parse_size(optarg)) && strcmp(optarg, "0"))) {
+            uint64_t v;
+            if (pct || ch == 'Q') {
+                errno = 0;
+                v = strtoull(optarg, &end, 10);
+                ok = !errno && end != optarg && *end == (pct ? '%' : '\0') &&
+                     (!pct || v <= 100);
+            } else {
+                v = parse_size(optarg);
+                ok = v || !strcmp(optarg, "0");
+            }
+            if (!ok) {
                 fprintf(stderr, "famd: bad --quota-%s '%s'\n",
                         ch == 'Q' ? "objects" : "bytes", optarg);
                 return 2;

@@ -140,6 +140,34 @@ int32_t famd_slot_of(struct famd *d, uint32_t kind, uint64_t id)
     return (int32_t)slot;
 }
 
+/* ---- pending records ------------------------------------------------- */
+
+/* Room for one more pending slot, taken before anything changes so that
+ * recording it cannot fail afterwards. */
+static int pend_room(struct famd *d)
+{
+    if (d->npend == d->cappend) {
+        size_t cap = d->cappend ? d->cappend * 2 : 64;
+        int32_t *n = realloc(d->pend, cap * sizeof *n);
+        if (!n) return famd_fail(d, FAM_ENOMEM, "out of memory");
+        d->pend = n;
+        d->cappend = cap;
+    }
+    return 0;
+}
+
+/* The record in `slot` is no longer pending (committed or freed). */
+static void pend_drop(struct famd *d, int32_t slot)
+{
+    atomic_store(&d->recs[slot].pending, 0);
+    d->live[slot].owner = 0;
+    for (size_t i = 0; i < d->npend; i++)
+        if (d->pend[i] == slot) {
+            d->pend[i] = d->pend[--d->npend];
+            return;
+        }
+}
+
 /* ---- per-uid usage and quotas ------------------------------------------ */
 
 static struct famd_usage *usage_of(struct famd *d, uint32_t uid, int add)
@@ -474,6 +502,7 @@ void famd_pool_close(struct famd *d)
     free(d->live);
     free(d->freelist);
     free(d->usage);
+    free(d->pend);
     famd_backup_clean(d);
 }
 
@@ -533,6 +562,7 @@ int famd_region_create(struct famd *d, const char *name, uint64_t size,
                          : "is being created by another client");
     int rc = quota_check(d, c, 0, "region", name);
     if (rc) return rc;
+    if (pending && (rc = pend_room(d))) return rc;
     if (memtype == FAM_MEMORY_DEFAULT)
         memtype = d->persistent ? FAM_MEMORY_PERSISTENT : FAM_MEMORY_VOLATILE;
     if (memtype == FAM_MEMORY_PERSISTENT && !d->persistent)
@@ -559,6 +589,7 @@ int famd_region_create(struct famd *d, const char *name, uint64_t size,
     r->home_id = home_id;
     atomic_store(&r->pending, pending ? 1 : 0);
     d->live[s].owner = pending ? d->conn : 0;
+    if (pending) d->pend[d->npend++] = s;
     atomic_store(&r->state, FAMD_REC_REGION); /* commit */
     d->live[s].used = 0;
     index_add(d, s);
@@ -575,8 +606,7 @@ int famd_item_free(struct famd *d, int32_t slot)
     famd_mr_drop(d, slot); /* revoke every client's access first */
     if (!r->unnamed) index_remove(d, slot);
     atomic_store(&r->state, FAMD_REC_FREE); /* commit */
-    atomic_store(&r->pending, 0);
-    d->live[slot].owner = 0;
+    if (atomic_load(&r->pending)) pend_drop(d, slot);
     usage_add(d, r->uid, len, -1);
     if (rs >= 0) d->live[rs].used -= r->size;
     zero_range(d, r->offset, len);
@@ -591,8 +621,7 @@ int famd_region_destroy(struct famd *d, int32_t slot)
     /* commit point: with the region gone, its items are orphans that
      * recovery would drop anyway; free them now */
     atomic_store(&reg->state, FAMD_REC_FREE);
-    atomic_store(&reg->pending, 0);
-    d->live[slot].owner = 0;
+    if (atomic_load(&reg->pending)) pend_drop(d, slot);
     usage_add(d, reg->uid, 0, -1);
     for (uint64_t s = 0; s < d->nslots; s++)
         if (d->recs[s].state == FAMD_REC_ITEM && d->recs[s].region_id == rid)
@@ -633,6 +662,7 @@ int famd_item_alloc(struct famd *d, int32_t region_slot, const char *name,
     if (len < size) return famd_fail(d, FAM_EINVAL, "size too large");
     int rc = quota_check(d, c, len, "item", *name ? name : "(unnamed)");
     if (rc) return rc;
+    if (pending && (rc = pend_room(d))) return rc;
     int32_t s = free_slot(d);
     if (s < 0)
         return famd_fail(d, FAM_ENOSPACE, "memory server metadata is full "
@@ -662,6 +692,7 @@ int famd_item_alloc(struct famd *d, int32_t region_slot, const char *name,
     r->home_id = home_id;
     atomic_store(&r->pending, pending ? 1 : 0);
     d->live[s].owner = pending ? d->conn : 0;
+    if (pending) d->pend[d->npend++] = s;
     atomic_store(&r->state, FAMD_REC_ITEM); /* commit */
     usage_add(d, c->uid, len, +1);
     d->live[region_slot].used += size;
@@ -676,8 +707,8 @@ int famd_item_alloc(struct famd *d, int32_t region_slot, const char *name,
 
 /* Make a pending record of the calling connection visible: one aligned
  * store, so a kill -9 leaves it either pending (dropped at start) or
- * committed. A region's items made while it was pending are committed
- * with it. */
+ * committed. Items its creator made in a region while the region was
+ * pending become visible with it (and go with it on a rollback). */
 int famd_commit(struct famd *d, uint64_t id)
 {
     uint64_t slot = id & ((1ull << FAMD_SLOT_BITS) - 1);
@@ -690,8 +721,7 @@ int famd_commit(struct famd *d, uint64_t id)
     if (d->live[slot].owner != d->conn)
         return famd_fail(d, FAM_EPERM, "'%s' is being created by another "
                          "connection; only it may commit it", r->name);
-    atomic_store(&r->pending, 0);
-    d->live[slot].owner = 0;
+    pend_drop(d, (int32_t)slot);
     return 0;
 }
 
@@ -700,15 +730,20 @@ int famd_commit(struct famd *d, uint64_t id)
 void famd_conn_gone(struct famd *d, uint64_t conn)
 {
     if (!conn) return;
-    for (uint64_t s = 0; s < d->nslots; s++) {
+    for (size_t i = 0; i < d->npend;) {
+        int32_t s = d->pend[i];
         struct famd_rec *r = &d->recs[s];
-        if (r->state == FAMD_REC_FREE || !atomic_load(&r->pending) ||
-            d->live[s].owner != conn)
+        if (d->live[s].owner != conn) {
+            i++;
             continue;
+        }
         if (d->verbose)
             fprintf(stderr, "famd: rolling back uncommitted '%s'\n", r->name);
-        if (r->state == FAMD_REC_ITEM) famd_item_free(d, (int32_t)s);
-        else famd_region_destroy(d, (int32_t)s);
+        /* both take s out of pend (and a region its pending items too):
+         * look at index i again, and never past the end */
+        if (r->state == FAMD_REC_ITEM) famd_item_free(d, s);
+        else famd_region_destroy(d, s);
+        if (i > d->npend) i = d->npend;
     }
     famd_backup_conn_gone(d, conn);
 }
