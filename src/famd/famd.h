@@ -238,7 +238,8 @@ struct famd_bak {
 int famd_backup_name_ok(struct famd *d, const char *name);
 int famd_backup_write(struct famd *d, int32_t slot, const char *name,
                       const struct famd_cred *c, int staged);
-int famd_backup_commit(struct famd *d, const char *name, int abort);
+int famd_backup_commit(struct famd *d, const char *name,
+                       const struct famd_cred *c, int abort);
 void famd_backup_conn_gone(struct famd *d, uint64_t conn);
 void famd_backup_clean(struct famd *d); /* leftover temporaries, at start/stop */
 int famd_backup_stat(struct famd *d, const char *name, const struct famd_cred *c,

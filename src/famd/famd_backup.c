@@ -296,7 +296,8 @@ int famd_backup_write(struct famd *d, int32_t slot, const char *name,
 
 /* Put the part this connection staged for backup `name` in place, or
  * (abort) remove it. */
-int famd_backup_commit(struct famd *d, const char *name, int abort)
+int famd_backup_commit(struct famd *d, const char *name,
+                       const struct famd_cred *c, int abort)
 {
     int rc;
     if ((rc = need_dir(d)) || (rc = famd_backup_name_ok(d, name))) return rc;
@@ -313,6 +314,18 @@ int famd_backup_commit(struct famd *d, const char *name, int abort)
         stage_unlink(d, st);
         return 0;
     }
+    /* checked when staged; again, in case a backup of that name appeared
+     * since (another user's, which we may not replace) */
+    struct famd_bak old;
+    int ofd;
+    if (bak_open_hdr(d, name, &old, &ofd) == 0) {
+        close(ofd);
+        if ((rc = bak_may(d, &old, c, FAMD_W, name))) {
+            stage_unlink(d, st);
+            return rc;
+        }
+    }
+    d->err[0] = '\0';
     char path[4200], tmp[4400];
     bak_path(d, name, path, sizeof path);
     snprintf(tmp, sizeof tmp, "%s/%s", d->data_dir, st->tmp);

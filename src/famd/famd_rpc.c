@@ -384,7 +384,7 @@ int famd_rpc(struct famd *d, uint16_t op, const struct famp_req *q,
     case FAMP_BACKUP_COMMIT:
     case FAMP_BACKUP_ABORT:
         if ((rc = check_name(d, q->name2, "backup", 0)) ||
-            (rc = famd_backup_commit(d, q->name2, op == FAMP_BACKUP_ABORT)))
+            (rc = famd_backup_commit(d, q->name2, c, op == FAMP_BACKUP_ABORT)))
             return rc;
         if (op == FAMP_BACKUP_ABORT) return 0;
         return famd_backup_stat(d, q->name2, c, &bak) ? famd_fail(d, FAM_EIO,
