@@ -10,7 +10,8 @@
  *    restarted on their pool files while the client is stopped mid-way;
  *  - per-uid quotas: uid 65534 is stopped by its quota of records and of
  *    bytes with a message naming the quota, root can still create, and
- *    freeing gives the quota back (tcp: another uid cannot use libfam
+ *    freeing gives the quota back, with the default shares and with
+ *    --quota-objects / --quota-bytes (tcp: another uid cannot use libfam
  *    over shm, see test_permissions.c). */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -28,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -499,6 +501,103 @@ static void per_uid_quotas_stop_one_user_and_not_the_others(void **state)
     famd_stop(&p);
 }
 
+/* famd with quota options (the fixture starts famd with defaults only):
+ * returns its pid, fills addr. */
+static pid_t spawn_with(const char *opt1, const char *opt2, char *addr, size_t n)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* dies with the test, even failed */
+        dup2(fds[1], 1);
+        close(fds[0]);
+        execl(FAMD_BIN, FAMD_BIN, "--port", "0", "--pool-size", "64M",
+              "--provider", test_provider(), opt1, opt2, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *fp = fdopen(fds[0], "r");
+    char line[256] = "", host[64];
+    int port;
+    if (!fgets(line, sizeof line, fp) ||
+        sscanf(line, "famd ready %63[^:]:%d", host, &port) != 2) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        fail_msg("famd %s %s did not start: %s", opt1, opt2, line);
+    }
+    fclose(fp);
+    snprintf(addr, n, "%s:%d", host, port);
+    return pid;
+}
+
+static void nobody_hits_explicit_quotas(const char *addr)
+{
+    fam_t *g = client(addr);
+    CEXPECT(g != NULL);
+    fam_region_t *pub, *mine;
+    fam_item_t *d[8];
+    CEXPECT(fam_lookup_region(g, "pub", &pub) == 0);
+    /* 3 MiB of bytes: three 1 MiB items, not a fourth */
+    for (int i = 0; i < 3; i++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "b%d", i);
+        CEXPECT(fam_allocate(g, nm, 1 << 20, 0600, pub, &d[i]) == 0);
+    }
+    CEXPECT(fam_allocate(g, "b3", 1 << 20, 0600, pub, &d[3]) == FAM_ENOSPACE);
+    CEXPECT(strstr(fam_last_error(), "--quota-bytes") != NULL);
+    CEXPECT(fam_allocate(g, "b3", 4096, 0600, pub, &d[3]) == FAM_ENOSPACE);
+    CEXPECT(fam_deallocate(g, d[2]) == 0); /* gives 1 MiB back */
+    CEXPECT(fam_allocate(g, "b2", 1 << 20, 0600, pub, &d[2]) == 0);
+    /* 5 records: 3 items + 2 regions, not a third */
+    CEXPECT(fam_create_region(g, "n1", 1 << 20, 0700, NULL, &mine) == 0);
+    CEXPECT(fam_create_region(g, "n2", 1 << 20, 0700, NULL, &mine) == 0);
+    CEXPECT(fam_create_region(g, "n3", 1 << 20, 0700, NULL, &mine) == FAM_ENOSPACE);
+    CEXPECT(strstr(fam_last_error(), "--quota-objects 5") != NULL);
+    _exit(0);
+}
+
+static void quotas_set_on_the_command_line_are_exact(void **state)
+{
+    (void)state;
+    if (strcmp(test_provider(), "tcp") != 0) {
+        print_message("another uid cannot use libfam over shm: tcp only\n");
+        skip();
+    }
+    char addr[96];
+    pid_t famd = spawn_with("--quota-objects=5", "--quota-bytes=3M", addr,
+                            sizeof addr);
+    fam_t *f = client(addr);
+    assert_non_null(f);
+    fam_region_t *pub;
+    CHECK_OK(fam_create_region(f, "pub", 32 << 20, 0777, NULL, &pub));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
+            setresuid(NOBODY, NOBODY, NOBODY))
+            _exit(2);
+        nobody_hits_explicit_quotas(addr);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("the other user's checks failed (status 0x%x)", st);
+    /* root: past both quotas */
+    fam_item_t *d[6];
+    for (int i = 0; i < 6; i++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "r%d", i);
+        CHECK_OK(fam_allocate(f, nm, 1 << 20, 0600, pub, &d[i]));
+    }
+    for (int i = 0; i < 6; i++) CHECK_OK(fam_deallocate(f, d[i]));
+    fam_finalize(f);
+    kill(famd, SIGTERM);
+    assert_int_equal(waitpid(famd, &st, 0), famd);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 int main(void)
 {
     if (getuid() != 0) {
@@ -512,6 +611,7 @@ int main(void)
         cmocka_unit_test(a_client_killed_at_each_step_of_an_interleaved_region_create),
         cmocka_unit_test(famds_killed_while_a_create_is_half_done),
         cmocka_unit_test(per_uid_quotas_stop_one_user_and_not_the_others),
+        cmocka_unit_test(quotas_set_on_the_command_line_are_exact),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     unmount_tmpfs();
