@@ -151,8 +151,10 @@ struct famd {
 /* A backup part written to a temporary file by a staged FAMP_BACKUP and not
  * yet committed (renamed into place) or aborted. */
 #define FAMD_MAX_STAGED 64
+#define FAMD_MAX_STAGED_UID 16 /* so that one uid cannot take every entry */
 struct famd_stage {
     uint64_t conn;                  /* owning connection's token; 0: unused */
+    uint32_t uid;                   /* who staged it */
     char name[FAM_NAME_MAX + 1];    /* the backup's name */
     char tmp[FAM_NAME_MAX + 64];    /* the temporary file, in data_dir */
 };

@@ -257,6 +257,13 @@ int famd_backup_write(struct famd *d, int32_t slot, const char *name,
             stage_unlink(d, st);
             st->conn = 0;
         }
+        int mine = 0;
+        for (int i = 0; i < FAMD_MAX_STAGED; i++)
+            mine += d->stage[i].conn && d->stage[i].uid == c->uid;
+        if (mine >= FAMD_MAX_STAGED_UID)
+            return famd_fail(d, FAM_ENOSPACE, "cannot stage backup '%s': uid "
+                             "%u is writing %d backups to this memory server "
+                             "already", name, c->uid, mine);
         for (int i = 0; i < FAMD_MAX_STAGED && !st; i++)
             if (!d->stage[i].conn) st = &d->stage[i];
         if (!st)
@@ -280,6 +287,7 @@ int famd_backup_write(struct famd *d, int32_t slot, const char *name,
     close(fd);
     if (staged) {
         st->conn = d->conn;
+        st->uid = c->uid;
         snprintf(st->name, sizeof st->name, "%s", name);
         snprintf(st->tmp, sizeof st->tmp, "%s", leaf);
         return 0;
