@@ -144,7 +144,8 @@ void fam_free_names(char **names, size_t n);
  * and striped items: parts on one server whose home part is gone (they are
  * invisible and block no name, but hold memory and metadata slots). Looks
  * at the caller's own parts (root: everyone's); *removed (may be NULL)
- * counts the parts removed. All servers must be up. docs/PROTOCOL.md. */
+ * counts the parts removed. All servers must be up, and listed as for the
+ * regions concerned (the same servers). docs/PROTOCOL.md. */
 int fam_cleanup(fam_t *f, size_t *removed);
 
 /* ---- put and get ------------------------------------------------------- */

@@ -1098,9 +1098,21 @@ int fam_cleanup(fam_t *f, size_t *removed)
             slot = o.arg[0] + 1;
             int region = (o.flags & FAMP_F_REGION) != 0;
             /* a region part's home is on its name's home server; an item
-             * part's, part 0, on server 0 (fam_allocate) */
+             * part's, part 0, on server 0 (fam_allocate). Both hold only
+             * for the server list the object was made with: judge only
+             * parts of regions interleaved over as many servers as this
+             * client knows (every client of a region must list the same
+             * servers, or it could not find the region either) */
             int hs = region ? home_of(f, o.name) : 0;
             if (hs == i) continue; /* not a part this client can judge */
+            uint32_t width = o.nshards;
+            if (!region) { /* the item part's region part, here */
+                struct famp_req rq = {.id = o.region_id};
+                struct famp_info ro;
+                if (fam_rpc(f, i, FAMP_REGION_STAT, &rq, &ro)) continue;
+                width = ro.nshards;
+            }
+            if (width != (uint32_t)f->nservers) continue;
             int alive = home_alive(f, hs, region, o.arg[1], o.name);
             if (alive < 0 && !first) {
                 first = alive;
