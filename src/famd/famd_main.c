@@ -373,10 +373,11 @@ static void usage(FILE *f)
         "  --host ADDR       address to serve on (default 127.0.0.1)\n"
         "  --data-dir DIR    directory for backups\n"
         "  --spin-us N       busy-poll N us after activity (default 2000)\n"
-        "  --quota-objects N|P%%  regions + items one uid (not root) may hold\n"
-        "                    here: a count, or a share of the metadata slots\n"
+        "  --quota-objects N|P%%  regions + items one uid may hold here\n"
+        "                    (root and famd's own uid: no limit): a count,\n"
+        "                    or a share of the metadata slots\n"
         "                    (default 50%%; 0: no limit)\n"
-        "  --quota-bytes SIZE|P%%  item bytes one uid (not root) may hold\n"
+        "  --quota-bytes SIZE|P%%  item bytes one uid may hold\n"
         "                    here (default 50%% of the pool; 0: no limit)\n");
 }
 

@@ -202,11 +202,13 @@ static void usage_add(struct famd *d, uint32_t uid, uint64_t bytes, int sign)
 
 /* May uid c make one more record holding `bytes`? root is exempt, as the
  * blocks a file system reserves for root: the administrator can always
- * clean up. */
+ * clean up. So is the uid famd runs as: it owns the pool (file) anyway,
+ * and a user's own `kodiak up` cluster must not stop that user at half
+ * of the pool. */
 static int quota_check(struct famd *d, const struct famd_cred *c,
                        uint64_t bytes, const char *what, const char *name)
 {
-    if (c->uid == 0) return 0;
+    if (c->uid == 0 || c->uid == (uint32_t)geteuid()) return 0;
     struct famd_usage *u = usage_of(d, c->uid, 0);
     uint64_t objs = u ? u->objects : 0, used = u ? u->bytes : 0;
     if (d->quota_objects && objs >= d->quota_objects)
