@@ -140,6 +140,13 @@ void fam_release(fam_item_t *d); /* forget a descriptor, keep the item */
  * *n malloc'd strings (NULL when *n is 0): free it with fam_free_names. */
 int fam_list_items(fam_t *f, fam_region_t *r, char ***names, size_t *n);
 void fam_free_names(char **names, size_t n);
+/* Remove what a crash or an unreachable server left of interleaved regions
+ * and striped items: parts on one server whose home part is gone (they are
+ * invisible and block no name, but hold memory and metadata slots). Looks
+ * at the caller's own parts (root: everyone's); *removed (may be NULL)
+ * counts the parts removed. All servers must be up, and listed as for the
+ * regions concerned (the same servers). docs/PROTOCOL.md. */
+int fam_cleanup(fam_t *f, size_t *removed);
 
 /* ---- put and get ------------------------------------------------------- */
 int fam_put_blocking(fam_t *f, const void *src, fam_item_t *d, uint64_t off,

@@ -68,28 +68,57 @@ static int find_backup(fam_t *f, const char *name, struct found *fd)
     return 0;
 }
 
+/* One part: written in place at once (famd writes a temporary file and
+ * renames it, so the old backup or the new one is there, never half).
+ * Several parts: each server stages its part (written and fsync'd under a
+ * temporary name); only when all succeeded does each put its part in
+ * place, so a failure anywhere (a full disk on one server) leaves the old
+ * backup whole. docs/PROTOCOL.md, "Backups". */
 int fam_backup(fam_t *f, fam_item_t *d, const char *name)
 {
     int rc = check_backup_name(name);
     if (rc) return rc;
     if (!f || !d) return fam_fail(FAM_EINVAL, "backup: NULL fam_t or descriptor");
-    for (int i = 0; i < d->nparts; i++) {
-        struct famp_req q = {0};
-        struct famp_info o;
-        q.id = d->part[i].id;
-        snprintf(q.name2, sizeof q.name2, "%s", name);
-        if ((rc = fam_rpc(f, d->part[i].server, FAMP_BACKUP, &q, &o))) {
-            char keep[FAMP_MAX_ERRMSG];
-            snprintf(keep, sizeof keep, "%s", fam_last_error());
-            for (int j = 0; j < i; j++) { /* no half backups */
-                struct famp_req u = {0};
-                snprintf(u.name2, sizeof u.name2, "%s", name);
-                fam_rpc(f, d->part[j].server, FAMP_BACKUP_DELETE, &u, &o);
-            }
-            return fam_fail(rc, "%s", keep);
-        }
+    struct famp_req q = {0};
+    struct famp_info o;
+    snprintf(q.name2, sizeof q.name2, "%s", name);
+    if (d->nparts == 1) {
+        q.id = d->part[0].id;
+        return fam_rpc(f, d->part[0].server, FAMP_BACKUP, &q, &o);
     }
-    return 0;
+    int staged = 0;
+    q.arg[0] = FAMP_BK_STAGE;
+    for (; staged < d->nparts; staged++) {
+        q.id = d->part[staged].id;
+        if ((rc = fam_rpc(f, d->part[staged].server, FAMP_BACKUP, &q, &o)))
+            break;
+    }
+    int committed = 0;
+    if (!rc) {
+        q.id = 0;
+        q.arg[0] = 0;
+        for (; committed < d->nparts; committed++)
+            if ((rc = fam_rpc(f, d->part[committed].server, FAMP_BACKUP_COMMIT,
+                              &q, &o)))
+                break;
+    }
+    if (!rc) return 0;
+    char keep[FAMP_MAX_ERRMSG];
+    snprintf(keep, sizeof keep, "%s", fam_last_error());
+    struct famp_req u = {0};
+    snprintf(u.name2, sizeof u.name2, "%s", name);
+    for (int j = committed; j < staged; j++) /* drop what is not in place */
+        fam_rpc(f, d->part[j].server, FAMP_BACKUP_ABORT, &u, &o);
+    if (committed == 0)
+        return fam_fail(rc, "backup '%s' not made (any older backup of that "
+                        "name is unchanged): part %d of %d on memory server "
+                        "%s:%d: %s", name, staged, d->nparts,
+                        f->srv[d->part[staged].server].host,
+                        f->srv[d->part[staged].server].port, keep);
+    /* a rename failed after others succeeded: the parts now differ */
+    return fam_fail(rc, "backup '%s' is damaged: part %d of %d could not be "
+                    "put in place (%s); delete it and back up again", name,
+                    committed, d->nparts, keep);
 }
 
 int fam_restore(fam_t *f, const char *name, fam_item_t *d)

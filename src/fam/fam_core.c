@@ -5,7 +5,16 @@
  * opens the libfabric endpoint (fam_data.c). A region lives on the server
  * its name hashes to (its home), so every client finds it there, and so do
  * its items; an interleaved region has a part on every server, and each of
- * its items a part on each server it is striped over. */
+ * its items a part on each server it is striped over.
+ *
+ * Creating something on several servers is two-phase (docs/PROTOCOL.md,
+ * "Multi-server creates"): every part is made pending (invisible, rolled
+ * back by famd if this client's connection closes first), then committed,
+ * the home part last; it is the one lookups start from, so the object
+ * appears whole or not at all. Destroying goes the other way: the home
+ * part first. What a crash leaves behind (the other parts of an object
+ * whose home part is gone) is invisible, blocks no name, and is removed by
+ * fam_cleanup. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netdb.h>
@@ -16,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -23,6 +33,20 @@
 #include <unistd.h>
 
 #include "fam_internal.h"
+
+/* Test hook: with FAM_TEST_KILL_AT=OP:K in the environment, the process
+ * kills itself (SIGKILL, as a crash would) at step K of the multi-server
+ * operation OP ("allocate" or "create_region"), to prove that
+ * famd rolls back what it leaves; OP:K:stop stops it instead (SIGSTOP),
+ * so a test can kill famd while the client holds its connections. Steps
+ * are numbered from 1 in the order the requests go out. */
+static void kill_point(const char *op, int step)
+{
+    const char *at = getenv("FAM_TEST_KILL_AT");
+    size_t n = strlen(op);
+    if (at && !strncmp(at, op, n) && at[n] == ':' && atoi(at + n + 1) == step)
+        raise(strstr(at + n + 1, ":stop") ? SIGSTOP : SIGKILL);
+}
 
 /* ---- sockets ------------------------------------------------------------ */
 
@@ -478,6 +502,7 @@ static int lookup_parts(fam_t *f, fam_region_t *r)
         struct famp_req q = {0};
         struct famp_info o;
         snprintf(q.name, sizeof q.name, "%s", r->name);
+        q.id = r->id; /* the part of this region, not an orphan of another */
         int rc = fam_rpc(f, i, FAMP_REGION_LOOKUP, &q, &o);
         if (rc) return fam_fail(rc, "interleaved region '%s' has no part on "
                                 "memory server %s:%d: %s", r->name,
@@ -525,31 +550,52 @@ int fam_create_region(fam_t *f, const char *name, uint64_t size, mode_t perm,
     r->server = home_of(f, name);
     r->stripe = interleave ? q.stripe : 0;
     snprintf(r->name, sizeof r->name, "%s", name);
-    /* home first: it says whether the name is taken */
+    /* home first: it says whether the name is taken. An interleaved
+     * region's parts are all made pending and committed once all exist,
+     * the home part last (see the top of this file) */
+    if (interleave) q.arg[3] = FAMP_C_PENDING;
     if ((rc = fam_rpc(f, r->server, FAMP_REGION_CREATE, &q, &o))) {
         free(r);
         return rc;
     }
     r->id = o.id;
     r->pid[interleave ? r->server : 0] = o.id;
-    for (int i = 0; interleave && i < n; i++) {
+    if (!interleave) {
+        *out = r;
+        return 0;
+    }
+    int step = 1, made = 0; /* parts other than home made so far: 0..made-1 */
+    kill_point("create_region", step++);
+    q.id = r->id;
+    for (int i = 0; i < n && !rc; i++, made = i) {
         if (i == r->server) continue;
-        if ((rc = fam_rpc(f, i, FAMP_REGION_CREATE, &q, &o))) {
-            char keep[FAMP_MAX_ERRMSG];
-            snprintf(keep, sizeof keep, "%s", fam_last_error());
-            for (int j = 0; j < i; j++) { /* undo the parts made so far */
-                if (j == r->server) continue;
-                struct famp_req u = {.id = r->pid[j]};
-                fam_rpc(f, j, FAMP_REGION_DESTROY, &u, &o);
-            }
-            struct famp_req u = {.id = r->id};
-            fam_rpc(f, r->server, FAMP_REGION_DESTROY, &u, &o);
-            free(r);
-            return fam_fail(rc, "cannot create part of region '%s' on memory "
-                            "server %s:%d: %s", name, f->srv[i].host,
-                            f->srv[i].port, keep);
-        }
+        if ((rc = fam_rpc(f, i, FAMP_REGION_CREATE, &q, &o))) break;
         r->pid[i] = o.id;
+        kill_point("create_region", step++);
+    }
+    for (int i = 0; i < n && !rc; i++) { /* commit: the other parts, home */
+        int k = (r->server + 1 + i) % n;
+        struct famp_req c = {.id = r->pid[k]};
+        if ((rc = fam_rpc(f, k, FAMP_COMMIT, &c, &o))) made = n;
+        else kill_point("create_region", step++);
+    }
+    if (rc) {
+        char keep[FAMP_MAX_ERRMSG];
+        snprintf(keep, sizeof keep, "%s", fam_last_error());
+        int bad = made < n ? made : -1; /* the server that refused a create */
+        struct famp_req u = {.id = r->id}; /* undo, home first */
+        fam_rpc(f, r->server, FAMP_REGION_DESTROY, &u, &o);
+        for (int j = 0; j < made && j < n; j++) {
+            if (j == r->server) continue;
+            u.id = r->pid[j];
+            fam_rpc(f, j, FAMP_REGION_DESTROY, &u, &o);
+        }
+        free(r);
+        if (bad < 0)
+            return fam_fail(rc, "cannot commit region '%s': %s", name, keep);
+        return fam_fail(rc, "cannot create part of region '%s' on memory "
+                        "server %s:%d: %s", name, f->srv[bad].host,
+                        f->srv[bad].port, keep);
     }
     *out = r;
     return 0;
@@ -603,11 +649,32 @@ static int region_all(fam_t *f, fam_region_t *r, uint16_t op, struct famp_req *q
     return fam_rpc(f, r->server, op, q, home_o ? home_o : &o);
 }
 
+/* The home part first: once it is gone the name is free and lookups find
+ * nothing, whatever happens to the other parts (a server down or a crash
+ * in between leaves them as orphans for fam_cleanup, never a region that
+ * is listed but cannot be opened). */
 int fam_region_destroy_keep(fam_t *f, fam_region_t *r)
 {
     NEED(f, r, "region descriptor");
-    struct famp_req q = {0};
-    return region_all(f, r, FAMP_REGION_DESTROY, &q, NULL);
+    struct famp_req q = {.id = r->id};
+    struct famp_info o;
+    int rc = fam_rpc(f, r->server, FAMP_REGION_DESTROY, &q, &o);
+    if (rc || r->nparts == 1) return rc;
+    int first = 0;
+    char keep[FAMP_MAX_ERRMSG] = "";
+    for (int i = 0; i < r->nparts; i++) {
+        if (i == r->server) continue;
+        q.id = r->pid[i];
+        int e = fam_rpc(f, i, FAMP_REGION_DESTROY, &q, &o);
+        if (e && e != FAM_ENOTFOUND && !first) {
+            first = e;
+            snprintf(keep, sizeof keep, "%s", fam_last_error());
+        }
+    }
+    if (first)
+        return fam_fail(first, "region '%s' is destroyed, but a part was left "
+                        "behind (fam_cleanup removes it): %s", r->name, keep);
+    return 0;
 }
 
 int fam_destroy_region(fam_t *f, fam_region_t *r)
@@ -723,6 +790,9 @@ int fam_allocate(fam_t *f, const char *name, uint64_t size, mode_t perm,
     }
     fam_item_t *d = item_new(n);
     if (!d) return fam_fail(FAM_ENOMEM, "out of memory");
+    /* a striped item: every part pending, then committed with part 0 (the
+     * one lookups and lists start from) last; see the top of this file */
+    int step = 1, made = 0;
     for (int i = 0; i < n; i++) {
         struct famp_req q = {0};
         struct famp_info o;
@@ -738,14 +808,28 @@ int fam_allocate(fam_t *f, const char *name, uint64_t size, mode_t perm,
             q.arg[2] = (uint64_t)n;
             q.stripe = r->stripe;
         }
-        if ((rc = fam_rpc(f, srv, FAMP_ITEM_ALLOC, &q, &o))) {
-            char keep[FAMP_MAX_ERRMSG];
-            snprintf(keep, sizeof keep, "%s", fam_last_error());
-            free_parts(f, d, i);
-            free(d);
-            return fam_fail(rc, "%s", keep);
+        if (n > 1) {
+            q.arg[3] = FAMP_C_PENDING;
+            q.id = i ? d->part[0].id : 0; /* which item this is a part of */
         }
+        if ((rc = fam_rpc(f, srv, FAMP_ITEM_ALLOC, &q, &o))) break;
         set_part(f, d, i, srv, &o);
+        made = i + 1;
+        if (n > 1) kill_point("allocate", step++);
+    }
+    for (int k = 1; k <= n && n > 1 && !rc; k++) {
+        int i = k % n; /* parts 1..n-1, then part 0 */
+        struct famp_req q = {.id = d->part[i].id};
+        struct famp_info o;
+        if ((rc = fam_rpc(f, d->part[i].server, FAMP_COMMIT, &q, &o))) break;
+        kill_point("allocate", step++);
+    }
+    if (rc) {
+        char keep[FAMP_MAX_ERRMSG];
+        snprintf(keep, sizeof keep, "%s", fam_last_error());
+        free_parts(f, d, made);
+        free(d);
+        return fam_fail(rc, "%s", keep);
     }
     d->size = size;
     *out = d;
@@ -803,6 +887,7 @@ int fam_lookup(fam_t *f, const char *item, const char *region, fam_item_t **out)
     fam_item_t *d = item_new(n);
     if (!d) return fam_fail(FAM_ENOMEM, "out of memory");
     set_part(f, d, 0, first, &o);
+    q.id = o.id; /* the parts of this item, not an orphan of an older one */
     for (int i = 1; i < n; i++) {
         if ((rc = fam_rpc(f, i, FAMP_ITEM_LOOKUP, &q, &o))) {
             free(d);
@@ -836,9 +921,30 @@ static int item_all(fam_t *f, fam_item_t *d, uint16_t op, uint32_t mode,
     return rc;
 }
 
+/* Part 0 first: once it is gone the item is gone for every lookup and
+ * list, whatever happens to the other parts (left as orphans for
+ * fam_cleanup if a server is down or we die in between). */
 int fam_deallocate_keep(fam_t *f, fam_item_t *d)
 {
-    return item_all(f, d, FAMP_ITEM_FREE, 0, 0);
+    NEED(f, d, "item descriptor");
+    struct famp_req q = {.id = d->part[0].id};
+    struct famp_info o;
+    int rc = fam_rpc(f, d->part[0].server, FAMP_ITEM_FREE, &q, &o);
+    if (rc || d->nparts == 1) return rc;
+    int first = 0;
+    char keep[FAMP_MAX_ERRMSG] = "";
+    for (int i = 1; i < d->nparts; i++) {
+        q.id = d->part[i].id;
+        int e = fam_rpc(f, d->part[i].server, FAMP_ITEM_FREE, &q, &o);
+        if (e && e != FAM_ENOTFOUND && !first) {
+            first = e;
+            snprintf(keep, sizeof keep, "%s", fam_last_error());
+        }
+    }
+    if (first)
+        return fam_fail(first, "item '%s' is deallocated, but a part was left "
+                        "behind (fam_cleanup removes it): %s", d->name, keep);
+    return 0;
 }
 
 int fam_deallocate(fam_t *f, fam_item_t *d)
@@ -949,6 +1055,82 @@ int fam_list_items(fam_t *f, fam_region_t *r, char ***names, size_t *n)
     *names = v;
     *n = u;
     fam_clear_error();
+    return 0;
+}
+
+/* Is the home part `home` of a part named `name` still there? 1 yes, 0 no
+ * (the part is an orphan), < 0 error (then it is left alone). */
+static int home_alive(fam_t *f, int server, int region, uint64_t home,
+                      const char *name)
+{
+    struct famp_req q = {.id = home};
+    struct famp_info o;
+    int rc = fam_rpc(f, server, region ? FAMP_REGION_STAT : FAMP_ITEM_STAT,
+                     &q, &o);
+    if (rc == FAM_ENOTFOUND) return 0;
+    if (rc == FAM_EPERM || rc == FAM_EBUSY) return 1; /* there (or being made) */
+    if (rc) return rc;
+    /* ids are unique within a pool's life; a volatile famd that restarted
+     * may hand one out again: then the name tells */
+    return strcmp(o.name, name) == 0;
+}
+
+int fam_cleanup(fam_t *f, size_t *removed)
+{
+    fam_clear_error();
+    if (!f) return fam_fail(FAM_EINVAL, "fam_t is NULL");
+    size_t gone = 0;
+    int first = 0;
+    char keep[FAMP_MAX_ERRMSG] = "";
+    for (int i = 0; i < f->nservers; i++) {
+        for (uint64_t slot = 0;;) {
+            struct famp_req q = {.off = slot};
+            struct famp_info o;
+            int rc = fam_rpc(f, i, FAMP_PART_LIST, &q, &o);
+            if (rc == FAM_ENOTFOUND) break;
+            if (rc) {
+                if (!first) {
+                    first = rc;
+                    snprintf(keep, sizeof keep, "%s", fam_last_error());
+                }
+                break;
+            }
+            slot = o.arg[0] + 1;
+            int region = (o.flags & FAMP_F_REGION) != 0;
+            /* a region part's home is on its name's home server; an item
+             * part's, part 0, on server 0 (fam_allocate). Both hold only
+             * for the server list the object was made with: judge only
+             * parts of regions interleaved over as many servers as this
+             * client knows (every client of a region must list the same
+             * servers, or it could not find the region either) */
+            int hs = region ? home_of(f, o.name) : 0;
+            if (hs == i) continue; /* not a part this client can judge */
+            uint32_t width = o.nshards;
+            if (!region) { /* the item part's region part, here */
+                struct famp_req rq = {.id = o.region_id};
+                struct famp_info ro;
+                if (fam_rpc(f, i, FAMP_REGION_STAT, &rq, &ro)) continue;
+                width = ro.nshards;
+            }
+            if (width != (uint32_t)f->nservers) continue;
+            int alive = home_alive(f, hs, region, o.arg[1], o.name);
+            if (alive < 0 && !first) {
+                first = alive;
+                snprintf(keep, sizeof keep, "%s", fam_last_error());
+            }
+            if (alive) continue;
+            struct famp_req u = {.id = o.id};
+            rc = fam_rpc(f, i, region ? FAMP_REGION_DESTROY : FAMP_ITEM_FREE,
+                         &u, &o);
+            if (!rc) gone++;
+            else if (rc != FAM_ENOTFOUND && !first) {
+                first = rc;
+                snprintf(keep, sizeof keep, "%s", fam_last_error());
+            }
+        }
+    }
+    if (removed) *removed = gone;
+    if (first) return fam_fail(first, "cleanup: %s", keep);
     return 0;
 }
 

@@ -59,6 +59,16 @@ enum famp_op {
     FAMP_ITEM_LIST,     /* id (region), off: first metadata slot to look at;
                            reply: the next named item there, arg[0] = its
                            slot (ask again from arg[0] + 1) */
+    /* multi-server creates and staged backups (docs/PROTOCOL.md) */
+    FAMP_COMMIT,        /* id: a pending region or item part of this
+                           connection becomes visible */
+    FAMP_BACKUP_COMMIT, /* name2: the part staged by this connection
+                           replaces backup name2 */
+    FAMP_BACKUP_ABORT,  /* name2: the staged part is removed */
+    FAMP_PART_LIST,     /* off: first metadata slot; reply: the next
+                           non-home part (home_id != 0) the caller owns
+                           (root: any), arg[0] = its slot, arg[1] = its
+                           home id, flags FAMP_F_REGION for a region part */
     FAMP_OP_END
 };
 
@@ -83,6 +93,17 @@ struct famp_req {
 #define FAMP_F_WRITABLE 1u   /* items: key allows writes and atomics */
 #define FAMP_F_PERSISTENT 2u /* HELLO: the pool survives restarts */
 #define FAMP_F_VIRT_ADDR 4u  /* HELLO: RMA addresses are virtual (add base) */
+#define FAMP_F_REGION 8u     /* PART_LIST: the part is a region's */
+
+/* REGION_CREATE and ITEM_ALLOC, arg[3]: create the part pending (invisible,
+ * rolled back when this connection closes uncommitted; COMMIT makes it
+ * visible). `id` = the home part's id for the other parts of a
+ * multi-server region or item (0: this is the home part), and for
+ * REGION_LOOKUP and ITEM_LOOKUP the home part whose part is wanted (0:
+ * any). BACKUP, arg[0]: write the part to a temporary file only (staged),
+ * to be put in place by BACKUP_COMMIT or removed by BACKUP_ABORT. */
+#define FAMP_C_PENDING 1u
+#define FAMP_BK_STAGE 1u
 
 /* The body of every successful control reply. */
 struct famp_info {

@@ -66,7 +66,18 @@ struct famd_rec {
                                over (0 in old pools: 1) */
     uint64_t total;         /* striped items: bytes of the whole item */
     char name[FAM_NAME_MAX + 1];
-    uint8_t pad[FAMD_REC_SIZE - 88 - (FAM_NAME_MAX + 1)];
+    /* Added after the name, out of what was padding (zero in older pools,
+     * which thus read as "home part, committed"): */
+    uint64_t home_id;       /* a part of a multi-server object other than
+                               its home part: the home part's id (on the
+                               region's home server for region parts, on
+                               server 0 for item parts); 0: home/single */
+    _Atomic uint32_t pending; /* 1 while a multi-server create is not yet
+                               committed: invisible to lookups and lists,
+                               dropped when its connection closes or famd
+                               starts (docs/PROTOCOL.md) */
+    uint32_t pad0;
+    uint8_t pad[FAMD_REC_SIZE - 88 - (FAM_NAME_MAX + 1) - 16];
 };
 _Static_assert(sizeof(struct famd_rec) == FAMD_REC_SIZE, "record size");
 
@@ -84,6 +95,8 @@ struct famd_live {
     struct fid_mr *mr_rw;  /* items: registration allowing read+write */
     struct fid_mr *mr_ro;  /* items: registration allowing read only */
     uint64_t key_rw, key_ro;
+    uint64_t owner;        /* pending records: token of the connection that
+                              made them (it alone may commit or free them) */
 };
 
 /* Who sent a request, as learned from the kernel (see docs/SECURITY.md). */
@@ -120,6 +133,37 @@ struct famd {
     uint64_t spin_us;       /* busy-poll this long after activity */
     const char *data_dir;   /* --data-dir: where backups go, or NULL */
     int verbose;
+    /* durability (famd_pool.c, famd_backup.c) */
+    uint64_t conn;          /* token of the connection whose request is
+                               being handled (set by famd_main.c) */
+    int32_t *pend;          /* slots of pending records (so that a closing
+                               connection costs no scan of every record) */
+    size_t npend, cappend;
+    struct famd_stage *stage; /* staged backup parts, FAMD_MAX_STAGED */
+    uint64_t stage_serial;  /* makes staged file names unique */
+    /* per-uid quotas (0: no limit; root is exempt, docs/SECURITY.md) */
+    uint64_t quota_objects; /* regions + items one uid may hold */
+    uint64_t quota_bytes;   /* item bytes one uid may hold */
+    struct famd_usage *usage; /* one entry per uid holding something */
+    size_t nusage, capusage;
+};
+
+/* A backup part written to a temporary file by a staged FAMP_BACKUP and not
+ * yet committed (renamed into place) or aborted. */
+#define FAMD_MAX_STAGED 64
+#define FAMD_MAX_STAGED_UID 16 /* so that one uid cannot take every entry */
+struct famd_stage {
+    uint64_t conn;                  /* owning connection's token; 0: unused */
+    uint32_t uid;                   /* who staged it */
+    char name[FAM_NAME_MAX + 1];    /* the backup's name */
+    char tmp[FAM_NAME_MAX + 64];    /* the temporary file, in data_dir */
+};
+
+/* What one uid holds in this famd (rebuilt from the records at start). */
+struct famd_usage {
+    uint32_t uid;
+    uint64_t objects;       /* region and item records */
+    uint64_t bytes;         /* bytes of its items (page-rounded) */
 };
 
 /* famd_pool.c */
@@ -129,11 +173,14 @@ int famd_pool_open(struct famd *d, const char *path, uint64_t size);
 void famd_pool_close(struct famd *d);
 int32_t famd_find(struct famd *d, uint32_t kind, uint64_t region_id,
                   const char *name);
+int32_t famd_lookup(struct famd *d, uint32_t kind, uint64_t region_id,
+                    const char *name, uint64_t home);
 int32_t famd_slot_of(struct famd *d, uint32_t kind, uint64_t id);
 int famd_region_create(struct famd *d, const char *name, uint64_t size,
                        const struct famd_cred *c, uint32_t mode,
                        uint32_t memtype, uint32_t interleave, uint64_t stripe,
-                       uint32_t nshards, int32_t *slot);
+                       uint32_t nshards, uint64_t home_id, int pending,
+                       int32_t *slot);
 int famd_region_destroy(struct famd *d, int32_t slot);
 int famd_region_resize(struct famd *d, int32_t slot, uint64_t size);
 /* Where a striped item's part fits in the whole (nshards 1: not striped). */
@@ -144,8 +191,15 @@ struct famd_shardinfo {
 };
 int famd_item_alloc(struct famd *d, int32_t region_slot, const char *name,
                     uint64_t size, const struct famd_cred *c, uint32_t mode,
-                    const struct famd_shardinfo *si, int32_t *slot);
+                    const struct famd_shardinfo *si, uint64_t home_id,
+                    int pending, int32_t *slot);
 int famd_item_free(struct famd *d, int32_t slot);
+/* Multi-server creates: mark a new record pending for connection d->conn,
+ * commit it, and drop what a closed connection left pending. */
+int famd_commit(struct famd *d, uint64_t id);
+void famd_conn_gone(struct famd *d, uint64_t conn);
+/* 1 if the caller (d->conn) may see the record: committed, or its own */
+int famd_visible(struct famd *d, int32_t slot);
 int famd_may(const struct famd_rec *r, const struct famd_cred *c, int want);
 #define FAMD_R 4
 #define FAMD_W 2
@@ -185,7 +239,11 @@ struct famd_bak {
 /* famd_backup.c */
 int famd_backup_name_ok(struct famd *d, const char *name);
 int famd_backup_write(struct famd *d, int32_t slot, const char *name,
-                      const struct famd_cred *c);
+                      const struct famd_cred *c, int staged);
+int famd_backup_commit(struct famd *d, const char *name,
+                       const struct famd_cred *c, int abort);
+void famd_backup_conn_gone(struct famd *d, uint64_t conn);
+void famd_backup_clean(struct famd *d); /* leftover temporaries, at start/stop */
 int famd_backup_stat(struct famd *d, const char *name, const struct famd_cred *c,
                      struct famd_bak *h);
 int famd_backup_open(struct famd *d, const char *name, const struct famd_cred *c,

@@ -7,6 +7,15 @@
  * half-written file under the name. A striped item's backup is one file per
  * memory server, each holding that server's part; the header says which.
  *
+ * Replacing a striped backup is two-phase (docs/PROTOCOL.md, "Backups"):
+ * each server first stages its part in a temporary file (fsync'd) and only
+ * when every server succeeded does the client ask each to rename its part
+ * into place; a failure anywhere removes the staged parts and the old
+ * backup stays whole. A staged part belongs to the control connection
+ * that made it and goes when that connection closes. Temporary files are
+ * named .NAME.PID-N.fambak-tmp (a backup name never starts with '.'); the
+ * ones a crash left behind are removed when famd starts and stops.
+ *
  * A backup is checked before anything is restored from it: the header's
  * own CRC, its fields, the file's length, and the CRC of all the data.
  * A damaged backup is an error; no byte of the destination changes. */
@@ -27,6 +36,7 @@
 #define BAK_MAGIC "KFAMBAK1"
 #define BAK_SUFFIX ".fambak"
 #define BAK_IO (1u << 20) /* bytes per read or write */
+#define BAK_TMP_SUFFIX ".fambak-tmp"
 
 /* Backup names: letters, digits, '.', '_' and '-', not starting with '.',
  * so a name is always one plain file inside the data directory. */
@@ -181,14 +191,30 @@ fail:
     return rc;
 }
 
+static void sync_dir(struct famd *d)
+{
+    int dfd = open(d->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd); /* the rename itself survives a crash */
+        close(dfd);
+    }
+}
+
+static void stage_unlink(struct famd *d, const struct famd_stage *st)
+{
+    char tmp[4400];
+    snprintf(tmp, sizeof tmp, "%s/%s", d->data_dir, st->tmp);
+    unlink(tmp);
+}
+
 int famd_backup_write(struct famd *d, int32_t slot, const char *name,
-                      const struct famd_cred *c)
+                      const struct famd_cred *c, int staged)
 {
     int rc;
     if ((rc = need_dir(d)) || (rc = famd_backup_name_ok(d, name))) return rc;
     struct famd_rec *r = &d->recs[slot];
     struct famd_bak h = {0}, old;
-    char path[4200], tmp[4300];
+    char path[4200], tmp[4400];
     bak_path(d, name, path, sizeof path);
     int ofd;
     if (bak_open_hdr(d, name, &old, &ofd) == 0) { /* replacing: must be allowed */
@@ -216,32 +242,143 @@ int famd_backup_write(struct famd *d, int32_t slot, const char *name,
     }
     h.data_crc = (uint32_t)crc;
     h.hdr_crc = hdr_crc(&h);
-    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+    char leaf[FAM_NAME_MAX + 64];
+    snprintf(leaf, sizeof leaf, ".%s.%d-%llu" BAK_TMP_SUFFIX, name,
+             (int)getpid(), (unsigned long long)++d->stage_serial);
+    snprintf(tmp, sizeof tmp, "%s/%s", d->data_dir, leaf);
+    struct famd_stage *st = NULL;
+    if (staged) { /* a place to remember it, replacing an earlier one */
+        if (!d->stage && !(d->stage = calloc(FAMD_MAX_STAGED, sizeof *d->stage)))
+            return famd_fail(d, FAM_ENOMEM, "out of memory");
+        for (int i = 0; i < FAMD_MAX_STAGED && !st; i++)
+            if (d->stage[i].conn == d->conn && !strcmp(d->stage[i].name, name))
+                st = &d->stage[i];
+        if (st) {
+            stage_unlink(d, st);
+            st->conn = 0;
+        }
+        int mine = 0;
+        for (int i = 0; i < FAMD_MAX_STAGED; i++)
+            mine += d->stage[i].conn && d->stage[i].uid == c->uid;
+        if (mine >= FAMD_MAX_STAGED_UID)
+            return famd_fail(d, FAM_ENOSPACE, "cannot stage backup '%s': uid "
+                             "%u is writing %d backups to this memory server "
+                             "already", name, c->uid, mine);
+        for (int i = 0; i < FAMD_MAX_STAGED && !st; i++)
+            if (!d->stage[i].conn) st = &d->stage[i];
+        if (!st)
+            return famd_fail(d, FAM_ENOSPACE, "cannot stage backup '%s': %d "
+                             "backups are being written to this memory server "
+                             "already", name, FAMD_MAX_STAGED);
+    }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
-        return famd_fail(d, FAM_EIO, "cannot write backup '%s': %s", name,
-                         strerror(errno));
+        return famd_fail(d, FAM_EIO, "cannot write backup '%s' in %s: %s", name,
+                         d->data_dir, strerror(errno));
     if (write_all(fd, &h, sizeof h) ||
         write_all(fd, d->base + r->offset, h.size) || fsync(fd)) {
-        rc = famd_fail(d, FAM_EIO, "cannot write backup '%s': %s", name,
-                       strerror(errno));
+        rc = famd_fail(d, FAM_EIO, "cannot write backup '%s' (%llu bytes) in "
+                       "%s: %s", name, (unsigned long long)(sizeof h + h.size),
+                       d->data_dir, strerror(errno));
         close(fd);
         unlink(tmp);
         return rc;
     }
     close(fd);
+    if (staged) {
+        st->conn = d->conn;
+        st->uid = c->uid;
+        snprintf(st->name, sizeof st->name, "%s", name);
+        snprintf(st->tmp, sizeof st->tmp, "%s", leaf);
+        return 0;
+    }
     if (rename(tmp, path)) {
         rc = famd_fail(d, FAM_EIO, "cannot write backup '%s': %s", name,
                        strerror(errno));
         unlink(tmp);
         return rc;
     }
-    int dfd = open(d->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd); /* the rename itself survives a crash */
-        close(dfd);
-    }
+    sync_dir(d);
     return 0;
+}
+
+/* Put the part this connection staged for backup `name` in place, or
+ * (abort) remove it. */
+int famd_backup_commit(struct famd *d, const char *name,
+                       const struct famd_cred *c, int abort)
+{
+    int rc;
+    if ((rc = need_dir(d)) || (rc = famd_backup_name_ok(d, name))) return rc;
+    struct famd_stage *st = NULL;
+    for (int i = 0; d->stage && i < FAMD_MAX_STAGED && !st; i++)
+        if (d->stage[i].conn && d->stage[i].conn == d->conn &&
+            !strcmp(d->stage[i].name, name))
+            st = &d->stage[i];
+    if (!st)
+        return famd_fail(d, FAM_ENOTFOUND, "no part of backup '%s' is staged "
+                         "by this connection", name);
+    st->conn = 0;
+    if (abort) {
+        stage_unlink(d, st);
+        return 0;
+    }
+    /* checked when staged; again, in case a backup of that name appeared
+     * since (another user's, which we may not replace) */
+    struct famd_bak old;
+    int ofd;
+    if (bak_open_hdr(d, name, &old, &ofd) == 0) {
+        close(ofd);
+        if ((rc = bak_may(d, &old, c, FAMD_W, name))) {
+            stage_unlink(d, st);
+            return rc;
+        }
+    }
+    d->err[0] = '\0';
+    char path[4200], tmp[4400];
+    bak_path(d, name, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s/%s", d->data_dir, st->tmp);
+    if (rename(tmp, path)) {
+        rc = famd_fail(d, FAM_EIO, "cannot put backup '%s' in place: %s", name,
+                       strerror(errno));
+        unlink(tmp);
+        return rc;
+    }
+    sync_dir(d);
+    return 0;
+}
+
+/* A control connection closed: its staged parts go. */
+void famd_backup_conn_gone(struct famd *d, uint64_t conn)
+{
+    for (int i = 0; d->stage && i < FAMD_MAX_STAGED; i++)
+        if (d->stage[i].conn == conn) {
+            stage_unlink(d, &d->stage[i]);
+            d->stage[i].conn = 0;
+        }
+}
+
+/* Remove the temporary files of backups a famd left in data_dir when it
+ * was killed while writing one (also those named as older famds named
+ * them, NAME.fambak.tmpPID). At start, and at stop (after every connection
+ * closed, so nothing staged is still wanted). */
+void famd_backup_clean(struct famd *d)
+{
+    free(d->stage);
+    d->stage = NULL;
+    if (!d->data_dir) return;
+    DIR *dir = opendir(d->data_dir);
+    if (!dir) return;
+    int dfd = dirfd(dir), n = 0;
+    for (struct dirent *e; (e = readdir(dir));) {
+        size_t l = strlen(e->d_name), sl = strlen(BAK_TMP_SUFFIX);
+        int ours = (l > sl && !strcmp(e->d_name + l - sl, BAK_TMP_SUFFIX)) ||
+                   strstr(e->d_name, BAK_SUFFIX ".tmp") != NULL;
+        if (ours && unlinkat(dfd, e->d_name, 0) == 0) n++;
+    }
+    closedir(dir);
+    if (n)
+        fprintf(stderr, "famd: removed %d unfinished backup file(s) from %s\n",
+                n, d->data_dir);
 }
 
 int famd_backup_delete(struct famd *d, const char *name, const struct famd_cred *c)

@@ -2,6 +2,7 @@
  *
  *   famd --port P --pool-size SIZE [--pool-file PATH] [--provider shm|tcp]
  *        [--host ADDR] [--data-dir DIR] [--spin-us N] [--verbose]
+ *        [--quota-objects N|P%] [--quota-bytes SIZE|P%]
  *
  * Clients connect to host:port over TCP for control requests; the data path
  * is libfabric RMA (famd_fabric.c). famd learns who a client is when it
@@ -160,6 +161,7 @@ static void learn_identity(struct famd *d, struct conn *c)
 
 static void conn_close(struct famd *d, struct conn *c)
 {
+    famd_conn_gone(d, c->token); /* roll back what it left uncommitted */
     famd_bulk_peer_drop(d, c->token, c->woke);
     close(c->fd);
     free(c->in);
@@ -268,6 +270,7 @@ static void handle(struct famd *d, struct conn *c, const struct famp_hdr *h,
         c->closing = 1;
         return;
     }
+    d->conn = c->token; /* pending creates and staged backups are its */
     int rc = famd_rpc(d, h->op, &q, &c->cred, &o);
     if (rc < 0)
         reply_error(c, h, rc, d->err[0] ? d->err : fam_strerror(rc));
@@ -369,7 +372,13 @@ static void usage(FILE *f)
         "  --provider NAME   libfabric provider: shm (one host) or tcp\n"
         "  --host ADDR       address to serve on (default 127.0.0.1)\n"
         "  --data-dir DIR    directory for backups\n"
-        "  --spin-us N       busy-poll N us after activity (default 2000)\n");
+        "  --spin-us N       busy-poll N us after activity (default 2000)\n"
+        "  --quota-objects N|P%%  regions + items one uid may hold here\n"
+        "                    (root and famd's own uid: no limit): a count,\n"
+        "                    or a share of the metadata slots\n"
+        "                    (default 50%%; 0: no limit)\n"
+        "  --quota-bytes SIZE|P%%  item bytes one uid may hold\n"
+        "                    here (default 50%% of the pool; 0: no limit)\n");
 }
 
 int main(int argc, char **argv)
@@ -383,13 +392,19 @@ int main(int argc, char **argv)
         {"data-dir", required_argument, 0, 'd'},
         {"spin-us", required_argument, 0, 'S'},
         {"verbose", no_argument, 0, 'v'},
+        {"quota-objects", required_argument, 0, 'Q'},
+        {"quota-bytes", required_argument, 0, 'B'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int port = -1, verbose = 0;
     uint64_t pool_size = 0, spin_us = 2000;
     const char *pool_file = NULL, *provider = "shm", *host = "127.0.0.1";
     const char *data_dir = NULL;
-    for (int ch; (ch = getopt_long(argc, argv, "p:s:f:P:H:d:S:vh", opts, NULL)) != -1;) {
+    /* per-uid quotas (famd_pool.c): an absolute value, or a percentage of
+     * the metadata slots / pool bytes, known once the pool is open */
+    uint64_t q_objs = 50, q_bytes = 50;
+    int q_objs_pct = 1, q_bytes_pct = 1;
+    for (int ch; (ch = getopt_long(argc, argv, "p:s:f:P:H:d:S:vhQ:B:", opts, NULL)) != -1;) {
         switch (ch) {
         case 'p': port = atoi(optarg); break;
         case 's':
@@ -404,6 +419,30 @@ int main(int argc, char **argv)
         case 'd': data_dir = optarg; break;
         case 'S': spin_us = strtoull(optarg, NULL, 10); break;
         case 'v': verbose = 1; break;
+        case 'Q':
+        case 'B': { /* a count (Q) or a size (B), or a percentage P% */
+            size_t l = strlen(optarg);
+            int pct = l > 1 && optarg[l - 1] == '%', ok;
+            char *end;
+            uint64_t v;
+            if (pct || ch == 'Q') {
+                errno = 0;
+                v = strtoull(optarg, &end, 10);
+                ok = !errno && end != optarg && *end == (pct ? '%' : '\0') &&
+                     (!pct || v <= 100);
+            } else {
+                v = parse_size(optarg);
+                ok = v || !strcmp(optarg, "0");
+            }
+            if (!ok) {
+                fprintf(stderr, "famd: bad --quota-%s '%s'\n",
+                        ch == 'Q' ? "objects" : "bytes", optarg);
+                return 2;
+            }
+            if (ch == 'Q') { q_objs = v; q_objs_pct = pct; }
+            else { q_bytes = v; q_bytes_pct = pct; }
+            break;
+        }
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -433,6 +472,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "famd: %s\n", d.err);
         return 1;
     }
+    d.quota_objects = q_objs_pct ? d.nslots * q_objs / 100 : q_objs;
+    d.quota_bytes = q_bytes_pct ? (d.size - d.sb->data_off) / 100 * q_bytes
+                                : q_bytes;
+    if (q_objs_pct && q_objs && !d.quota_objects) d.quota_objects = 1;
+    if (q_bytes_pct && q_bytes && !d.quota_bytes) d.quota_bytes = FAMD_PAGE;
     int bound, lfd = listen_on(host, port, &bound);
     if (lfd < 0) {
         fprintf(stderr, "famd: cannot listen on %s:%d: %s\n", host, port,

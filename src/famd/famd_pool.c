@@ -8,7 +8,15 @@
  * and each region's usage are rebuilt from them at start. Because a record
  * becomes visible with a single aligned store (see struct famd_rec), a
  * kill -9 at any point leaves a consistent pool. Freed extents are punched
- * out of the file so that a new item always reads as zeros. */
+ * out of the file so that a new item always reads as zeros.
+ *
+ * A part of a region or item that spans several memory servers is created
+ * "pending" (docs/PROTOCOL.md, "Multi-server creates"): invisible to
+ * lookups and lists, owned by the control connection that made it, until
+ * that connection commits it. famd drops the pending records of a
+ * connection that closes, and every pending record when it starts, so a
+ * client or famd that dies half-way leaves nothing behind here. Per-uid
+ * quotas on records and item bytes (docs/SECURITY.md) are checked here. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -81,6 +89,48 @@ int32_t famd_find(struct famd *d, uint32_t kind, uint64_t region_id,
     return -1;
 }
 
+int famd_visible(struct famd *d, int32_t slot)
+{
+    return !atomic_load(&d->recs[slot].pending) ||
+           (d->conn && d->live[slot].owner == d->conn);
+}
+
+/* The record named `name` that the caller may see, whose home_id is
+ * `home` (0: any). Several parts of one name may sit on one server when a
+ * crash left an orphan (a committed part whose home part is gone): the
+ * home id tells them apart. */
+int32_t famd_lookup(struct famd *d, uint32_t kind, uint64_t region_id,
+                    const char *name, uint64_t home)
+{
+    uint64_t rid = kind == FAMD_REC_ITEM ? region_id : 0;
+    int32_t s = d->bucket[name_hash(kind, rid, name) % d->nslots];
+    for (; s != -1; s = d->live[s].next) {
+        const struct famd_rec *r = &d->recs[s];
+        if (r->state == kind && !r->unnamed && strcmp(r->name, name) == 0 &&
+            (kind != FAMD_REC_ITEM || r->region_id == region_id) &&
+            (!home || r->home_id == home) && famd_visible(d, s))
+            return s;
+    }
+    return -1;
+}
+
+/* A record that a new one of this name and home id would clash with: the
+ * same home id (0 for home parts), pending or not. */
+static int32_t clash(struct famd *d, uint32_t kind, uint64_t region_id,
+                     const char *name, uint64_t home)
+{
+    uint64_t rid = kind == FAMD_REC_ITEM ? region_id : 0;
+    int32_t s = d->bucket[name_hash(kind, rid, name) % d->nslots];
+    for (; s != -1; s = d->live[s].next) {
+        const struct famd_rec *r = &d->recs[s];
+        if (r->state == kind && !r->unnamed && strcmp(r->name, name) == 0 &&
+            (kind != FAMD_REC_ITEM || r->region_id == region_id) &&
+            r->home_id == home)
+            return s;
+    }
+    return -1;
+}
+
 int32_t famd_slot_of(struct famd *d, uint32_t kind, uint64_t id)
 {
     uint64_t slot = id & ((1ull << FAMD_SLOT_BITS) - 1);
@@ -88,6 +138,95 @@ int32_t famd_slot_of(struct famd *d, uint32_t kind, uint64_t id)
     const struct famd_rec *r = &d->recs[slot];
     if (r->state != kind || r->id != id) return -1;
     return (int32_t)slot;
+}
+
+/* ---- pending records ------------------------------------------------- */
+
+/* Room for one more pending slot, taken before anything changes so that
+ * recording it cannot fail afterwards. */
+static int pend_room(struct famd *d)
+{
+    if (d->npend == d->cappend) {
+        size_t cap = d->cappend ? d->cappend * 2 : 64;
+        int32_t *n = realloc(d->pend, cap * sizeof *n);
+        if (!n) return famd_fail(d, FAM_ENOMEM, "out of memory");
+        d->pend = n;
+        d->cappend = cap;
+    }
+    return 0;
+}
+
+/* The record in `slot` is no longer pending (committed or freed). */
+static void pend_drop(struct famd *d, int32_t slot)
+{
+    atomic_store(&d->recs[slot].pending, 0);
+    d->live[slot].owner = 0;
+    for (size_t i = 0; i < d->npend; i++)
+        if (d->pend[i] == slot) {
+            d->pend[i] = d->pend[--d->npend];
+            return;
+        }
+}
+
+/* ---- per-uid usage and quotas ------------------------------------------ */
+
+static struct famd_usage *usage_of(struct famd *d, uint32_t uid, int add)
+{
+    for (size_t i = 0; i < d->nusage; i++)
+        if (d->usage[i].uid == uid) return &d->usage[i];
+    if (!add) return NULL;
+    if (d->nusage == d->capusage) {
+        size_t cap = d->capusage ? d->capusage * 2 : 16;
+        struct famd_usage *n = realloc(d->usage, cap * sizeof *n);
+        if (!n) return NULL;
+        d->usage = n;
+        d->capusage = cap;
+    }
+    d->usage[d->nusage] = (struct famd_usage){.uid = uid};
+    return &d->usage[d->nusage++];
+}
+
+/* Account a record of uid holding `bytes` (sign +1 on create, -1 on free). */
+static void usage_add(struct famd *d, uint32_t uid, uint64_t bytes, int sign)
+{
+    struct famd_usage *u = usage_of(d, uid, sign > 0);
+    if (!u) return; /* out of memory: quotas are then not enforced for it */
+    if (sign > 0) {
+        u->objects++;
+        u->bytes += bytes;
+    } else {
+        u->objects -= u->objects ? 1 : 0;
+        u->bytes -= u->bytes >= bytes ? bytes : u->bytes;
+    }
+}
+
+/* May uid c make one more record holding `bytes`? root is exempt, as the
+ * blocks a file system reserves for root: the administrator can always
+ * clean up. So is the uid famd runs as: it owns the pool (file) anyway,
+ * and a user's own `kodiak up` cluster must not stop that user at half
+ * of the pool. */
+static int quota_check(struct famd *d, const struct famd_cred *c,
+                       uint64_t bytes, const char *what, const char *name)
+{
+    if (c->uid == 0 || c->uid == (uint32_t)geteuid()) return 0;
+    struct famd_usage *u = usage_of(d, c->uid, 0);
+    uint64_t objs = u ? u->objects : 0, used = u ? u->bytes : 0;
+    if (d->quota_objects && objs >= d->quota_objects)
+        return famd_fail(d, FAM_ENOSPACE, "cannot create %s '%s': uid %u "
+                         "holds %llu regions and items on this memory server, "
+                         "its quota (famd --quota-objects %llu)", what, name,
+                         c->uid, (unsigned long long)objs,
+                         (unsigned long long)d->quota_objects);
+    if (d->quota_bytes && (bytes > d->quota_bytes ||
+                           used > d->quota_bytes - bytes))
+        return famd_fail(d, FAM_ENOSPACE, "cannot create %s '%s' of %llu "
+                         "bytes: uid %u holds %llu bytes of items on this "
+                         "memory server and its quota is %llu (famd "
+                         "--quota-bytes)", what, name,
+                         (unsigned long long)bytes, c->uid,
+                         (unsigned long long)used,
+                         (unsigned long long)d->quota_bytes);
+    return 0;
 }
 
 /* ---- free extents ------------------------------------------------------ */
@@ -222,6 +361,12 @@ static int recover(struct famd *d)
             atomic_store(&r->state, FAMD_REC_FREE);
             continue;
         }
+        /* a multi-server create that was not committed before famd
+         * stopped: its client has lost the connection it belonged to */
+        if (atomic_load(&r->pending)) {
+            atomic_store(&r->state, FAMD_REC_FREE);
+            continue;
+        }
         /* a volatile region on a persistent pool does not outlive famd */
         if (r->state == FAMD_REC_REGION && r->memtype == FAM_MEMORY_VOLATILE) {
             atomic_store(&r->state, FAMD_REC_FREE);
@@ -265,9 +410,13 @@ static int recover(struct famd *d)
         extent_insert(d, at, d->size - at);
     }
     free(spans);
-    for (uint64_t s = 0; s < d->nslots; s++)
-        if (d->recs[s].state != FAMD_REC_FREE && !d->recs[s].unnamed)
-            index_add(d, (int32_t)s);
+    for (uint64_t s = 0; s < d->nslots; s++) {
+        struct famd_rec *r = &d->recs[s];
+        if (r->state == FAMD_REC_FREE) continue;
+        if (!r->unnamed) index_add(d, (int32_t)s);
+        usage_add(d, r->uid, r->state == FAMD_REC_ITEM ?
+                  align_up(r->size, FAMD_PAGE) : 0, +1);
+    }
     uint64_t next = (max_id >> FAMD_SLOT_BITS) + 1;
     if ((atomic_load(&sb->next_id) >> FAMD_SLOT_BITS) < next)
         atomic_store(&sb->next_id, next << FAMD_SLOT_BITS);
@@ -340,6 +489,7 @@ int famd_pool_open(struct famd *d, const char *path, uint64_t size)
     if (!d->bucket || !d->live) return famd_fail(d, FAM_ENOMEM, "out of memory");
     int rc = recover(d);
     if (rc) return famd_fail(d, rc, "out of memory");
+    famd_backup_clean(d); /* what a famd killed while writing one left */
     return 0;
 }
 
@@ -353,6 +503,9 @@ void famd_pool_close(struct famd *d)
     free(d->bucket);
     free(d->live);
     free(d->freelist);
+    free(d->usage);
+    free(d->pend);
+    famd_backup_clean(d);
 }
 
 /* ---- permissions ------------------------------------------------------- */
@@ -401,10 +554,17 @@ static uint64_t new_id(struct famd *d, int32_t slot)
 int famd_region_create(struct famd *d, const char *name, uint64_t size,
                        const struct famd_cred *c, uint32_t mode,
                        uint32_t memtype, uint32_t interleave, uint64_t stripe,
-                       uint32_t nshards, int32_t *slot)
+                       uint32_t nshards, uint64_t home_id, int pending,
+                       int32_t *slot)
 {
-    if (famd_find(d, FAMD_REC_REGION, 0, name) >= 0)
-        return famd_fail(d, FAM_EEXIST, "region '%s' already exists", name);
+    int32_t old = clash(d, FAMD_REC_REGION, 0, name, home_id);
+    if (old >= 0)
+        return famd_fail(d, FAM_EEXIST, "region '%s' %s", name,
+                         famd_visible(d, old) ? "already exists"
+                         : "is being created by another client");
+    int rc = quota_check(d, c, 0, "region", name);
+    if (rc) return rc;
+    if (pending && (rc = pend_room(d))) return rc;
     if (memtype == FAM_MEMORY_DEFAULT)
         memtype = d->persistent ? FAM_MEMORY_PERSISTENT : FAM_MEMORY_VOLATILE;
     if (memtype == FAM_MEMORY_PERSISTENT && !d->persistent)
@@ -428,9 +588,14 @@ int famd_region_create(struct famd *d, const char *name, uint64_t size,
     r->interleave = interleave;
     r->nshards = nshards;
     snprintf(r->name, sizeof r->name, "%s", name);
+    r->home_id = home_id;
+    atomic_store(&r->pending, pending ? 1 : 0);
+    d->live[s].owner = pending ? d->conn : 0;
+    if (pending) d->pend[d->npend++] = s;
     atomic_store(&r->state, FAMD_REC_REGION); /* commit */
     d->live[s].used = 0;
     index_add(d, s);
+    usage_add(d, c->uid, 0, +1);
     *slot = s;
     return 0;
 }
@@ -443,6 +608,8 @@ int famd_item_free(struct famd *d, int32_t slot)
     famd_mr_drop(d, slot); /* revoke every client's access first */
     if (!r->unnamed) index_remove(d, slot);
     atomic_store(&r->state, FAMD_REC_FREE); /* commit */
+    if (atomic_load(&r->pending)) pend_drop(d, slot);
+    usage_add(d, r->uid, len, -1);
     if (rs >= 0) d->live[rs].used -= r->size;
     zero_range(d, r->offset, len);
     return extent_insert(d, r->offset, len);
@@ -456,6 +623,8 @@ int famd_region_destroy(struct famd *d, int32_t slot)
     /* commit point: with the region gone, its items are orphans that
      * recovery would drop anyway; free them now */
     atomic_store(&reg->state, FAMD_REC_FREE);
+    if (atomic_load(&reg->pending)) pend_drop(d, slot);
+    usage_add(d, reg->uid, 0, -1);
     for (uint64_t s = 0; s < d->nslots; s++)
         if (d->recs[s].state == FAMD_REC_ITEM && d->recs[s].region_id == rid)
             famd_item_free(d, (int32_t)s);
@@ -476,12 +645,15 @@ int famd_region_resize(struct famd *d, int32_t slot, uint64_t size)
 
 int famd_item_alloc(struct famd *d, int32_t region_slot, const char *name,
                     uint64_t size, const struct famd_cred *c, uint32_t mode,
-                    const struct famd_shardinfo *si, int32_t *slot)
+                    const struct famd_shardinfo *si, uint64_t home_id,
+                    int pending, int32_t *slot)
 {
     struct famd_rec *reg = &d->recs[region_slot];
-    if (*name && famd_find(d, FAMD_REC_ITEM, reg->id, name) >= 0)
-        return famd_fail(d, FAM_EEXIST, "item '%s' already exists in region "
-                         "'%s'", name, reg->name);
+    int32_t old = *name ? clash(d, FAMD_REC_ITEM, reg->id, name, home_id) : -1;
+    if (old >= 0)
+        return famd_fail(d, FAM_EEXIST, "item '%s' %s in region '%s'", name,
+                         famd_visible(d, old) ? "already exists"
+                         : "is being created by another client", reg->name);
     uint64_t limit = atomic_load(&reg->size);
     if (size > limit || d->live[region_slot].used > limit - size)
         return famd_fail(d, FAM_ENOSPACE, "region '%s' is full: %llu of %llu "
@@ -490,6 +662,9 @@ int famd_item_alloc(struct famd *d, int32_t region_slot, const char *name,
                          (unsigned long long)limit, (unsigned long long)size);
     uint64_t len = align_up(size, FAMD_PAGE);
     if (len < size) return famd_fail(d, FAM_EINVAL, "size too large");
+    int rc = quota_check(d, c, len, "item", *name ? name : "(unnamed)");
+    if (rc) return rc;
+    if (pending && (rc = pend_room(d))) return rc;
     int32_t s = free_slot(d);
     if (s < 0)
         return famd_fail(d, FAM_ENOSPACE, "memory server metadata is full "
@@ -516,11 +691,61 @@ int famd_item_alloc(struct famd *d, int32_t region_slot, const char *name,
     r->total = si->total;
     r->stripe = si->stripe;
     snprintf(r->name, sizeof r->name, "%s", name);
+    r->home_id = home_id;
+    atomic_store(&r->pending, pending ? 1 : 0);
+    d->live[s].owner = pending ? d->conn : 0;
+    if (pending) d->pend[d->npend++] = s;
     atomic_store(&r->state, FAMD_REC_ITEM); /* commit */
+    usage_add(d, c->uid, len, +1);
     d->live[region_slot].used += size;
     d->live[s].mr_rw = d->live[s].mr_ro = NULL;
     d->live[s].next = -1;
     if (!r->unnamed) index_add(d, s);
     *slot = s;
     return 0;
+}
+
+/* ---- multi-server creates ------------------------------------------------ */
+
+/* Make a pending record of the calling connection visible: one aligned
+ * store, so a kill -9 leaves it either pending (dropped at start) or
+ * committed. Items its creator made in a region while the region was
+ * pending become visible with it (and go with it on a rollback). */
+int famd_commit(struct famd *d, uint64_t id)
+{
+    uint64_t slot = id & ((1ull << FAMD_SLOT_BITS) - 1);
+    struct famd_rec *r = slot < d->nslots ? &d->recs[slot] : NULL;
+    if (!r || r->id != id || (r->state != FAMD_REC_ITEM &&
+                              r->state != FAMD_REC_REGION))
+        return famd_fail(d, FAM_ENOTFOUND, "nothing with id %llu to commit "
+                         "(was it rolled back?)", (unsigned long long)id);
+    if (!atomic_load(&r->pending)) return 0; /* committed already */
+    if (d->live[slot].owner != d->conn)
+        return famd_fail(d, FAM_EPERM, "'%s' is being created by another "
+                         "connection; only it may commit it", r->name);
+    pend_drop(d, (int32_t)slot);
+    return 0;
+}
+
+/* A control connection closed: roll back every create it left pending
+ * (its client died or gave up before committing). */
+void famd_conn_gone(struct famd *d, uint64_t conn)
+{
+    if (!conn) return;
+    for (size_t i = 0; i < d->npend;) {
+        int32_t s = d->pend[i];
+        struct famd_rec *r = &d->recs[s];
+        if (d->live[s].owner != conn) {
+            i++;
+            continue;
+        }
+        if (d->verbose)
+            fprintf(stderr, "famd: rolling back uncommitted '%s'\n", r->name);
+        /* both take s out of pend (and a region its pending items too):
+         * look at index i again, and never past the end */
+        if (r->state == FAMD_REC_ITEM) famd_item_free(d, s);
+        else famd_region_destroy(d, s);
+        if (i > d->npend) i = d->npend;
+    }
+    famd_backup_conn_gone(d, conn);
 }

@@ -104,6 +104,9 @@ static int bak_info(const struct famd_bak *h, const char *name, struct famp_info
 static int region_by_id(struct famd *d, uint64_t id, int32_t *s)
 {
     *s = famd_slot_of(d, FAMD_REC_REGION, id);
+    if (*s >= 0 && !famd_visible(d, *s)) /* another connection's, pending */
+        return famd_fail(d, FAM_EBUSY, "region '%s' is being created by "
+                         "another client", d->recs[*s].name);
     if (*s < 0)
         return famd_fail(d, FAM_ENOTFOUND, "no region with id %llu (was it "
                          "destroyed?)", (unsigned long long)id);
@@ -113,6 +116,9 @@ static int region_by_id(struct famd *d, uint64_t id, int32_t *s)
 static int item_by_id(struct famd *d, uint64_t id, int32_t *s)
 {
     *s = famd_slot_of(d, FAMD_REC_ITEM, id);
+    if (*s >= 0 && !famd_visible(d, *s))
+        return famd_fail(d, FAM_EBUSY, "item '%s' is being created by "
+                         "another client", d->recs[*s].name);
     if (*s < 0)
         return famd_fail(d, FAM_ENOTFOUND, "no data item with id %llu (was it "
                          "deallocated?)", (unsigned long long)id);
@@ -132,9 +138,36 @@ static int may_or_fail(struct famd *d, struct famd_rec *r,
                        const char *what)
 {
     if (famd_may(r, c, want)) return 0;
+    /* the connection creating a part may roll it back whatever its bits */
+    int32_t s = (int32_t)(r - d->recs);
+    if (atomic_load(&r->pending) && d->conn && d->live[s].owner == d->conn)
+        return 0;
     return famd_fail(d, FAM_EPERM, "no permission to %s %s '%s' (mode %03o, "
                      "owner uid %u; you are uid %u)", verb, what, r->name,
                      atomic_load(&r->mode), r->uid, c->uid);
+}
+
+/* Item `name` in region `region` that the caller may see; with `home`, the
+ * part belonging to that home part. Several region parts of one name may
+ * sit here when a crash left an orphan part: the first one found is tried
+ * first, the others (a scan, rare) only if the item is not in it. */
+static int32_t find_item(struct famd *d, const char *name, const char *region,
+                         uint64_t home, int32_t *rs_out)
+{
+    int32_t rs = famd_lookup(d, FAMD_REC_REGION, 0, region, 0);
+    *rs_out = rs;
+    if (rs < 0) return -1;
+    int32_t it = famd_lookup(d, FAMD_REC_ITEM, d->recs[rs].id, name, home);
+    if (it >= 0 || !home) return it;
+    for (uint64_t s = 0; s < d->nslots; s++) {
+        const struct famd_rec *r = &d->recs[s];
+        if ((int32_t)s == rs || r->state != FAMD_REC_REGION ||
+            strcmp(r->name, region) || !famd_visible(d, (int32_t)s))
+            continue;
+        if ((it = famd_lookup(d, FAMD_REC_ITEM, r->id, name, home)) >= 0)
+            return it;
+    }
+    return -1;
 }
 
 int famd_rpc(struct famd *d, uint16_t op, const struct famp_req *q,
@@ -163,14 +196,15 @@ int famd_rpc(struct famd *d, uint16_t op, const struct famp_req *q,
             return rc;
         rc = famd_region_create(d, q->name, q->size, c, q->mode, q->memtype,
                                 q->interleave, q->stripe,
-                                q->arg[2] ? (uint32_t)q->arg[2] : 1, &s);
+                                q->arg[2] ? (uint32_t)q->arg[2] : 1, q->id,
+                                (q->arg[3] & FAMP_C_PENDING) != 0, &s);
         if (!rc) d->recs[s].total = q->arg[0] ? q->arg[0] : q->size;
         if (rc) return rc;
         region_info(d, s, o);
         return 0;
     case FAMP_REGION_LOOKUP:
         if ((rc = check_name(d, q->name, "region", 0))) return rc;
-        if ((s = famd_find(d, FAMD_REC_REGION, 0, q->name)) < 0)
+        if ((s = famd_lookup(d, FAMD_REC_REGION, 0, q->name, q->id)) < 0)
             return famd_fail(d, FAM_ENOTFOUND, "region '%s' not found", q->name);
         if ((rc = may_or_fail(d, &d->recs[s], c, FAMD_R, "look up", "region")))
             return rc;
@@ -229,7 +263,8 @@ int famd_rpc(struct famd *d, uint16_t op, const struct famp_req *q,
             si.total < q->size)
             return famd_fail(d, FAM_EINVAL, "bad stripe description");
         if (si.nshards > 1 && (rc = check_stripe(d, si.stripe))) return rc;
-        if ((rc = famd_item_alloc(d, rs, q->name, q->size, c, q->mode, &si, &s)))
+        if ((rc = famd_item_alloc(d, rs, q->name, q->size, c, q->mode, &si,
+                                  q->id, (q->arg[3] & FAMP_C_PENDING) != 0, &s)))
             return rc;
         /* like open(O_CREAT), the creator may write whatever the mode says */
         if ((rc = item_info(d, s, c, 1, o))) {
@@ -241,10 +276,11 @@ int famd_rpc(struct famd *d, uint16_t op, const struct famp_req *q,
         if ((rc = check_name(d, q->name, "item", 0)) ||
             (rc = check_name(d, q->name2, "region", 0)))
             return rc;
-        if ((rs = famd_find(d, FAMD_REC_REGION, 0, q->name2)) < 0)
+        s = find_item(d, q->name, q->name2, q->id, &rs);
+        if (rs < 0)
             return famd_fail(d, FAM_ENOTFOUND, "region '%s' not found",
                              q->name2);
-        if ((s = famd_find(d, FAMD_REC_ITEM, d->recs[rs].id, q->name)) < 0)
+        if (s < 0)
             return famd_fail(d, FAM_ENOTFOUND, "item '%s' not found in region "
                              "'%s'", q->name, q->name2);
         return item_info(d, s, c, 0, o);
@@ -293,8 +329,10 @@ int famd_rpc(struct famd *d, uint16_t op, const struct famp_req *q,
         if ((rc = item_by_id(d, q->id, &s)) ||
             (rc = may_or_fail(d, &d->recs[s], c, FAMD_R, "back up", "item")) ||
             (rc = check_name(d, q->name2, "backup", 0)) ||
-            (rc = famd_backup_write(d, s, q->name2, c)))
+            (rc = famd_backup_write(d, s, q->name2, c,
+                                    (q->arg[0] & FAMP_BK_STAGE) != 0)))
             return rc;
+        if (q->arg[0] & FAMP_BK_STAGE) return 0; /* described at commit */
         return famd_backup_stat(d, q->name2, c, &bak) ? famd_fail(d, FAM_EIO,
                "backup '%s' was written but cannot be read back", q->name2)
              : bak_info(&bak, q->name2, o);
@@ -322,7 +360,8 @@ int famd_rpc(struct famd *d, uint16_t op, const struct famp_req *q,
         for (uint64_t i = q->off; i < d->nslots; i++) {
             const struct famd_rec *r = &d->recs[i];
             if (atomic_load(&r->state) != FAMD_REC_ITEM || r->unnamed ||
-                r->region_id != q->id || !r->name[0])
+                r->region_id != q->id || !r->name[0] ||
+                !famd_visible(d, (int32_t)i))
                 continue;
             o->id = r->id;
             o->region_id = r->region_id;
@@ -340,6 +379,41 @@ int famd_rpc(struct famd *d, uint16_t op, const struct famp_req *q,
         }
         return famd_fail(d, FAM_ENOTFOUND, "no more items in region '%s'",
                          d->recs[rs].name);
+    case FAMP_COMMIT:
+        return famd_commit(d, q->id);
+    case FAMP_BACKUP_COMMIT:
+    case FAMP_BACKUP_ABORT:
+        if ((rc = check_name(d, q->name2, "backup", 0)) ||
+            (rc = famd_backup_commit(d, q->name2, c, op == FAMP_BACKUP_ABORT)))
+            return rc;
+        if (op == FAMP_BACKUP_ABORT) return 0;
+        return famd_backup_stat(d, q->name2, c, &bak) ? famd_fail(d, FAM_EIO,
+               "backup '%s' was written but cannot be read back", q->name2)
+             : bak_info(&bak, q->name2, o);
+    case FAMP_PART_LIST:
+        /* the other parts of multi-server regions and items, for the
+         * clean-up of orphans (fam_cleanup): the caller's own, or all for
+         * root; anyone may remove only what the bits let them */
+        for (uint64_t i = q->off; i < d->nslots; i++) {
+            const struct famd_rec *r = &d->recs[i];
+            uint64_t st = atomic_load(&r->state);
+            if ((st != FAMD_REC_ITEM && st != FAMD_REC_REGION) || !r->home_id ||
+                atomic_load(&r->pending) || (c->uid != 0 && c->uid != r->uid))
+                continue;
+            o->id = r->id;
+            o->region_id = st == FAMD_REC_ITEM ? r->region_id : 0;
+            o->uid = r->uid;
+            o->gid = r->gid;
+            o->mode = atomic_load(&r->mode);
+            o->shard = r->shard;
+            o->nshards = r->nshards ? r->nshards : 1;
+            o->flags = st == FAMD_REC_REGION ? FAMP_F_REGION : 0;
+            o->arg[0] = i;
+            o->arg[1] = r->home_id;
+            snprintf(o->name, sizeof o->name, "%s", r->name);
+            return 0;
+        }
+        return famd_fail(d, FAM_ENOTFOUND, "no more parts");
     default:
         return famd_fail(d, FAM_EPROTO, "unknown request %u", op);
     }
