@@ -532,9 +532,12 @@ static void accept_all(struct famd *d, int lfd, int local)
             errno != ENOMEM)
             return; /* EAGAIN: nothing more waits */
         int err = errno;
-        if (!accept_paused_until || d->verbose)
+        static uint64_t warned; /* at most one line per 10 s in the log */
+        if (!warned || now_us() - warned > 10000000 || d->verbose) {
+            warned = now_us();
             fprintf(stderr, "famd: cannot accept connections: %s; refusing "
                     "them until descriptors are free\n", strerror(err));
+        }
         if (spare_fd >= 0) {
             close(spare_fd);
             for (int k = 0; k < 64; k++) {
