@@ -59,9 +59,12 @@ static int setup(void **state)
     fam_region_t *r;
     fam_item_t *d;
     fam_stat_t st;
+    fam_item_t *g;
     if (fam_create_region(f, "vault", 1 << 20, 0600, NULL, &r) ||
-        fam_allocate(f, "secret", 4096, 0600, r, &d) || fam_stat(f, d, &st))
+        fam_allocate(f, "secret", 4096, 0600, r, &d) || fam_stat(f, d, &st) ||
+        fam_allocate(f, "grouped", 4096, 0640, r, &g)) /* group 0 may read */
         return -1;
+    fam_release(g);
     vault_id = st.region_id;
     secret_id = st.id;
     fam_release(d);
@@ -166,13 +169,13 @@ static int say_hello(int fd, unsigned n, struct famp_info *o)
 
 /* Run fn as uid/gid 65534 without supplementary groups in a child that
  * drops root first; fn returns 0 or a line number. Fails the test with it. */
-static void as_nobody(int (*fn)(void))
+static void in_child(int (*fn)(void), int drop)
 {
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
-            setresuid(NOBODY, NOBODY, NOBODY) || setuid(0) == 0)
+        if (drop && (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
+                     setresuid(NOBODY, NOBODY, NOBODY) || setuid(0) == 0))
             _exit(2);
         _exit(fn()); /* _exit: root's libfam state is not ours to tear down */
     }
@@ -191,8 +194,40 @@ static void as_nobody(int (*fn)(void))
     fail_msg("the other user's part did not finish within 60 s");
 }
 
+static void as_nobody(int (*fn)(void)) { in_child(fn, 1); }
+
 /* In the child: a failed check exits with its line number (mod 256). */
 #define CHILD_CHECK(cond) do { if (!(cond)) return __LINE__ % 256 ? __LINE__ % 256 : 1; } while (0)
+
+/* ITEM_LOOKUP of root's "grouped" (0640, group 0) on the Unix socket as
+ * 65534, with group 0 as a supplementary group or without. */
+static int lookup_grouped(int with_group0)
+{
+    gid_t zero = 0;
+    if (setgroups(with_group0 ? 1 : 0, &zero) || setresgid(NOBODY, NOBODY, NOBODY) ||
+        setresuid(NOBODY, NOBODY, NOBODY))
+        return 2;
+    int fd = unix_open(srv.port);
+    struct famp_info o;
+    CHILD_CHECK(fd >= 0 && say_hello(fd, 5, &o) == 0 && o.uid == NOBODY);
+    struct famp_req q = {0};
+    snprintf(q.name, sizeof q.name, "grouped");
+    snprintf(q.name2, sizeof q.name2, "vault");
+    uint8_t buf[sizeof(struct famp_hdr) + sizeof q];
+    size_t n = 0;
+    put_req(buf, &n, FAMP_ITEM_LOOKUP, 2, &q);
+    struct famp_hdr r;
+    static uint8_t body[FAMP_MAX_ERRMSG + sizeof(struct famp_info)];
+    CHILD_CHECK(io_all(fd, buf, n, 1) == 0 && io_all(fd, &r, sizeof r, 0) == 0);
+    CHILD_CHECK(r.len <= sizeof body && io_all(fd, body, r.len, 0) == 0);
+    if (with_group0) CHILD_CHECK(r.status == 0);
+    else CHILD_CHECK(r.status == FAM_EPERM);
+    close(fd);
+    return 0;
+}
+
+static int grouped_with_group0(void) { return lookup_grouped(1); }
+static int grouped_without_group0(void) { return lookup_grouped(0); }
 
 /* The attack: TCP, HELLO + chmod + chmod + lookup, close at once. */
 static int attack_over_tcp(void)
@@ -280,6 +315,15 @@ static void the_uid_in_hello_is_the_kernels_on_the_unix_socket_and_nobody_over_t
     as_nobody(hello_as_nobody);
 }
 
+/* Groups are the connecting process's own, as the kernel recorded them at
+ * connect() (SO_PEERGROUPS), not the passwd entry's. */
+static void supplementary_groups_are_the_connecting_processs(void **state)
+{
+    (void)state;
+    in_child(grouped_with_group0, 0);    /* drops to 65534 itself */
+    in_child(grouped_without_group0, 0);
+}
+
 /* libfam picks the Unix socket for a famd on this host (famd says root),
  * TCP when told to (famd says nobody). */
 static void libfam_uses_the_unix_socket_unless_told_tcp(void **state)
@@ -351,6 +395,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_tcp_client_that_closes_at_once_never_acts_as_root),
         cmocka_unit_test(the_uid_in_hello_is_the_kernels_on_the_unix_socket_and_nobody_over_tcp),
+        cmocka_unit_test(supplementary_groups_are_the_connecting_processs),
         cmocka_unit_test(libfam_uses_the_unix_socket_unless_told_tcp),
         cmocka_unit_test(a_refused_connection_is_reported_as_refused),
     };
