@@ -50,28 +50,105 @@ static void kill_point(const char *op, int step)
 
 /* ---- sockets ------------------------------------------------------------ */
 
-static int connect_to(const char *host, int port, int timeout_ms)
+/* The control socket is the Unix one (a famd on this host), else TCP:
+ * FAM_CONTROL=tcp|unix|auto (docs/PROTOCOL.md). */
+enum { CTL_AUTO, CTL_TCP, CTL_UNIX };
+
+/* A famd on this host, on its Unix socket (fam_proto.h): there the kernel
+ * tells famd our uid. connect() waits up to timeout_ms for room in famd's
+ * queue. The fd, or -1 with errno. */
+static int connect_unix(int port, int timeout_ms)
 {
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res;
-    char ps[16];
-    snprintf(ps, sizeof ps, "%d", port);
-    if (getaddrinfo(host, ps, &hints, &res) != 0) return -1;
+    struct sockaddr_un a;
+    socklen_t al = famp_unix_addr(&a, port);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&a, al) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e == EAGAIN || e == EINPROGRESS ? ETIMEDOUT : e;
+        return -1;
+    }
+    tv = (struct timeval){0, 0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    return fd;
+}
+
+/* TCP to a. The fd, or -1 with errno saying why: the connect's own error
+ * (SO_ERROR: "Connection refused", ...), or ETIMEDOUT. */
+static int connect_tcp(const struct sockaddr_in *a, int timeout_ms)
+{
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) { freeaddrinfo(res); return -1; }
-    int rc = connect(fd, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
+    if (fd < 0) return -1;
+    int rc = connect(fd, (const struct sockaddr *)a, sizeof *a);
     if (rc != 0 && errno == EINPROGRESS) {
         struct pollfd p = {fd, POLLOUT, 0};
-        int err = 0;
+        int err = 0, n;
         socklen_t el = sizeof err;
-        if (poll(&p, 1, timeout_ms) == 1 &&
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0)
-            rc = 0;
+        while ((n = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR) {}
+        if (n == 0) err = ETIMEDOUT;
+        else if (n < 0) err = errno;
+        else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0) err = errno;
+        rc = err ? -1 : 0;
+        errno = err;
     }
-    if (rc != 0) { close(fd); return -1; }
+    if (rc != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
+}
+
+/* The control connection to the famd at host:port: its Unix socket when
+ * host is an address of this machine, TCP otherwise (where famd takes us
+ * for nobody). With FAM_CONTROL unset or "auto", a local host whose Unix
+ * name nobody holds is tried over TCP (a port forwarded to a famd
+ * elsewhere); "tcp" always uses TCP (tests play a remote client so);
+ * "unix" never does. Returns the fd, or -1 with the reason in why. */
+static int connect_to(const char *host, int port, int timeout_ms, char *why,
+                      size_t whylen)
+{
+    const char *mode = getenv("FAM_CONTROL");
+    int ctl = !mode || !*mode || !strcmp(mode, "auto") ? CTL_AUTO
+              : !strcmp(mode, "tcp") ? CTL_TCP
+              : !strcmp(mode, "unix") ? CTL_UNIX : -1;
+    if (ctl < 0) {
+        snprintf(why, whylen, "FAM_CONTROL='%s' is not tcp, unix or auto",
+                 mode);
+        return -1;
+    }
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res;
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    int gai = getaddrinfo(host, ps, &hints, &res);
+    if (gai != 0) {
+        snprintf(why, whylen, "cannot resolve '%s': %s", host,
+                 gai_strerror(gai));
+        return -1;
+    }
+    struct sockaddr_in a;
+    memcpy(&a, res->ai_addr, sizeof a);
+    freeaddrinfo(res);
+    int fd;
+    if (ctl == CTL_UNIX ||
+        (ctl == CTL_AUTO && famp_address_is_local(a.sin_addr.s_addr))) {
+        if ((fd = connect_unix(port, timeout_ms)) >= 0) return fd;
+        if (ctl == CTL_UNIX || errno != ECONNREFUSED) {
+            snprintf(why, whylen, "local control socket @" FAMP_UNIX_NAME
+                     ": %s", port, strerror(errno));
+            return -1;
+        }
+    }
+    if ((fd = connect_tcp(&a, timeout_ms)) >= 0) return fd;
+    snprintf(why, whylen, "%s", strerror(errno));
+    return -1;
 }
 
 static int io_all(int fd, void *buf, size_t n, int sending, int timeout_ms)
@@ -112,13 +189,18 @@ int fam_rpc(fam_t *f, int server, uint16_t op, const struct famp_req *q,
                       "(connection lost)", s->host, s->port);
         goto out;
     }
-    struct famp_hdr h = {FAMP_MAGIC, FAMP_VERSION, op, ++s->seq, 0, sizeof *q};
+    if (++s->seq == 0) s->seq = 1; /* seq 0 is famd's goodbye (below) */
+    struct famp_hdr h = {FAMP_MAGIC, FAMP_VERSION, op, s->seq, 0, sizeof *q};
     if ((rc = io_all(s->fd, &h, sizeof h, 1, f->timeout_ms)) ||
         (rc = io_all(s->fd, (void *)q, sizeof *q, 1, f->timeout_ms)))
         goto broken;
     struct famp_hdr r;
     if ((rc = io_all(s->fd, &r, sizeof r, 0, f->timeout_ms))) goto broken;
-    if (r.magic != FAMP_MAGIC || r.seq != h.seq || r.len > FAMP_MAX_BODY) {
+    /* an error with seq 0 answers no request: famd refuses the connection
+     * (a limit, no HELLO in time) and closes it after this message */
+    int goodbye = r.magic == FAMP_MAGIC && r.seq == 0 && r.status < 0;
+    if (r.magic != FAMP_MAGIC || (r.seq != h.seq && !goodbye) ||
+        r.len > FAMP_MAX_BODY) {
         rc = FAM_EPROTO;
         goto broken;
     }
@@ -132,6 +214,13 @@ int fam_rpc(fam_t *f, int server, uint16_t op, const struct famp_req *q,
             size_t k = left < sizeof junk ? left : sizeof junk;
             if ((rc = io_all(s->fd, junk, k, 0, f->timeout_ms))) goto broken;
             left -= k;
+        }
+        if (goodbye) {
+            close(s->fd);
+            s->fd = -1; /* the next request connects again */
+            rc = fam_fail(r.status, "memory server %s:%d closed the "
+                          "connection: %s", s->host, s->port, msg);
+            goto out;
         }
         rc = fam_fail(r.status, "%s", msg);
         goto out;
@@ -270,14 +359,15 @@ static int parse_servers(fam_t *f, const char *list)
 static int hello_server(fam_t *f, int i)
 {
     struct fam_server *s = &f->srv[i];
-    int fd = connect_to(s->host, s->port, f->timeout_ms);
+    char why[512];
+    int fd = connect_to(s->host, s->port, f->timeout_ms, why, sizeof why);
     pthread_mutex_lock(&s->lock);
     if (s->fd >= 0) close(s->fd);
     s->fd = fd;
     pthread_mutex_unlock(&s->lock);
     if (fd < 0)
         return fam_fail(FAM_EUNREACHABLE, "cannot connect to memory server "
-                        "%s:%d: %s", s->host, s->port, strerror(errno));
+                        "%s:%d: %s", s->host, s->port, why);
     struct famp_req q = {0};
     struct famp_info o;
     snprintf(q.provider, sizeof q.provider, "%s", f->provider);

@@ -10,7 +10,14 @@
 #ifndef FAM_PROTO_H
 #define FAM_PROTO_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "fam/fam.h"
 
@@ -24,6 +31,38 @@
  * instance number famd drew at start (HELLO's pool_off) at this offset. */
 #define FAMP_POOL_MAGIC "KODIAK-FAMPOOL1"
 #define FAMP_POOL_INSTANCE_OFF 64
+
+/* The local control socket: famd listening on TCP port P also listens on
+ * the Unix socket "@kodiak-famd/port:P" in Linux's abstract namespace (no
+ * file; the name goes when famd's socket closes), where the kernel tells it
+ * the client's uid (SO_PEERCRED). Keyed by the port alone, not the address:
+ * at most one famd per port on a host can hold the name, and a famd that
+ * cannot take it refuses to start, so a client that reaches port P over
+ * TCP on this host and the Unix name of port P reach the same famd
+ * (docs/SECURITY.md). Fills *a; returns the address length for bind/connect. */
+#define FAMP_UNIX_NAME "kodiak-famd/port:%d"
+static inline socklen_t famp_unix_addr(struct sockaddr_un *a, int port)
+{
+    memset(a, 0, sizeof *a);
+    a->sun_family = AF_UNIX;
+    /* sun_path[0] stays '\0': the abstract namespace */
+    int n = snprintf(a->sun_path + 1, sizeof a->sun_path - 1, FAMP_UNIX_NAME,
+                     port);
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+/* Is IPv4 address a (network byte order) one of this host's own? Only a
+ * local address can be bound, so try binding a UDP socket to it. */
+static inline int famp_address_is_local(uint32_t a)
+{
+    if ((ntohl(a) >> 24) == 127) return 1;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = a};
+    int ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return ok;
+}
 
 struct famp_hdr {
     uint32_t magic;   /* FAMP_MAGIC */

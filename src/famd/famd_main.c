@@ -3,13 +3,24 @@
  *   famd --port P --pool-size SIZE [--pool-file PATH] [--provider shm|tcp]
  *        [--host ADDR] [--data-dir DIR] [--spin-us N] [--verbose]
  *        [--quota-objects N|P%] [--quota-bytes SIZE|P%]
+ *        [--max-conns N] [--max-conns-per-user N] [--conn-buffer SIZE]
+ *        [--hello-timeout SEC]
  *
- * Clients connect to host:port over TCP for control requests; the data path
- * is libfabric RMA (famd_fabric.c). famd learns who a client is when it
- * connects, from the kernel: for a loopback connection it reads the owner
- * uid of the client's socket in /proc/net/tcp (nothing the client says about
- * itself is believed); connections from other hosts act as "nobody". See
- * docs/SECURITY.md.
+ * Clients send control requests on one of two sockets: the Unix socket
+ * "@kodiak-famd/port:P" (abstract namespace, fam_proto.h) for clients on
+ * this host, and TCP host:port for anyone. famd learns who a client is when
+ * it accepts the connection, from the kernel, and nothing the client says
+ * about itself is believed: on the Unix socket the peer's uid, gid and
+ * groups come from SO_PEERCRED / SO_PEERGROUPS (fixed at connect() for the
+ * life of the connection); every TCP client, loopback included, is an
+ * unauthenticated remote client and acts as "nobody". See docs/SECURITY.md.
+ *
+ * Nothing a client does can make famd hold more than the limits allow:
+ * connections (in all, and per uid or per client host), bytes buffered per
+ * connection (famd stops reading a client whose replies it does not take),
+ * time to say HELLO; when the process runs out of file descriptors famd
+ * refuses new connections with a message and pauses accepting instead of
+ * spinning on accept().
  *
  * Progress: the software providers move a client's RMA only while famd
  * drives progress, and shm cannot wake a famd that sleeps (its wait fd fires
@@ -24,12 +35,10 @@
 #include <sched.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,13 +54,29 @@
 int famd_rpc(struct famd *d, uint16_t op, const struct famp_req *q,
              const struct famd_cred *c, struct famp_info *o);
 
-#define MAX_CONNS 1024
+/* What one client may make famd hold (docs/SECURITY.md, "Limits"). */
+struct limits {
+    int max_conns;      /* connections at once, all clients together */
+    int max_per_user;   /* of those, per uid (Unix socket) or per client
+                           host (TCP; this host's own addresses count as
+                           one host): below max_conns, so one user cannot
+                           lock everyone else out */
+    size_t conn_buffer; /* per connection: bytes of requests read ahead,
+                           and of replies not yet taken by the client,
+                           before famd stops reading from it */
+    uint64_t hello_us;  /* a connection must say HELLO within this */
+};
 
 /* One client connection. */
 struct conn {
     int fd;                 /* -1 when the slot is unused */
     struct famd_cred cred;  /* who the kernel says the peer is */
-    uint8_t *in;            /* bytes received, not yet handled */
+    int local;              /* 1: came on the Unix socket (cred from
+                               SO_PEERCRED); 0: TCP, cred is nobody */
+    uint64_t who;           /* what max_per_user counts: see conn_who() */
+    uint64_t hello_by;      /* HELLO is due by then (monotonic us); 0 after */
+    uint8_t *in;            /* bytes received, not yet handled (incap =
+                               limits.conn_buffer bytes, made at first read) */
     size_t inlen, incap;
     uint8_t *out;           /* reply bytes not yet sent */
     size_t outlen, outoff, outcap;
@@ -60,6 +85,9 @@ struct conn {
     uint64_t token;         /* its secret for bulk messages (0: none yet) */
     int woke;               /* 1 after a WAKE: it does RMA or bulk with us */
 };
+
+static struct limits lim;  /* set once from the command line */
+static struct conn *conns; /* lim.max_conns slots */
 
 static volatile sig_atomic_t stop;
 static void on_signal(int sig) { (void)sig; stop = 1; }
@@ -93,68 +121,67 @@ static uint64_t parse_size(const char *s)
 
 /* ---- identity ---------------------------------------------------------- */
 
-static void cred_for_uid(struct famd_cred *c, uint32_t uid)
+#define NOBODY 65534u
+
+/* The key max_per_user counts a connection under: the uid for a Unix
+ * socket client; for TCP the client's host, with all of this host's own
+ * addresses as one (a local user could otherwise connect from 127.0.0.1,
+ * 127.0.0.2, ... and from every interface address, each a new "host"). */
+#define WHO_TCP_HOST (1ull << 32)
+#define WHO_TCP_LOCAL (2ull << 32)
+static uint64_t conn_who(int fd, int local, uint32_t uid)
 {
-    c->uid = uid;
-    c->gid = 65534;
-    c->ngroups = 0;
-    struct passwd pw, *res = NULL;
-    char buf[4096];
-    if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res) {
-        c->gid = pw.pw_gid;
-        gid_t groups[32];
-        int n = 32;
-        if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) >= 0)
-            for (int i = 0; i < n && i < 32; i++) c->groups[c->ngroups++] = groups[i];
-    } else if (uid == 65534) {
-        c->gid = 65534;
-    }
+    if (local) return uid;
+    struct sockaddr_in peer;
+    socklen_t pl = sizeof peer;
+    if (getpeername(fd, (struct sockaddr *)&peer, &pl) != 0 ||
+        peer.sin_family != AF_INET)
+        return WHO_TCP_LOCAL; /* cannot tell: count it with the local ones */
+    if (famp_address_is_local(peer.sin_addr.s_addr)) return WHO_TCP_LOCAL;
+    return WHO_TCP_HOST | ntohl(peer.sin_addr.s_addr);
 }
 
-/* The uid owning the peer's end of a loopback TCP connection, from
- * /proc/net/tcp, where the kernel lists every socket with its owner. */
-static int loopback_peer_uid(const struct sockaddr_in *peer,
-                             const struct sockaddr_in *self, uint32_t *uid)
+/* Who the peer of a just-accepted connection is. On the Unix socket the
+ * kernel recorded the connecting process's effective uid and gid, and its
+ * supplementary groups, at connect() (SO_PEERCRED, SO_PEERGROUPS): they
+ * hold for the whole connection whatever the process does afterwards.
+ * Any TCP client is nobody: from another host nothing proves who it is,
+ * and over loopback the kernel offers no such guarantee (the owner famd
+ * used to read from /proc/net/tcp was gone or wrong - root - for a
+ * client that had already closed). Returns 0, or -1 to refuse. */
+static int learn_identity(struct famd *d, struct conn *c)
 {
-    char want_local[32], want_rem[32], line[512];
-    snprintf(want_local, sizeof want_local, "%08X:%04X", peer->sin_addr.s_addr,
-             ntohs(peer->sin_port));
-    snprintf(want_rem, sizeof want_rem, "%08X:%04X", self->sin_addr.s_addr,
-             ntohs(self->sin_port));
-    FILE *f = fopen("/proc/net/tcp", "r");
-    if (!f) return -1;
-    int found = -1;
-    while (fgets(line, sizeof line, f)) {
-        char local[64], rem[64];
-        unsigned st, u;
-        if (sscanf(line, " %*d: %63s %63s %x %*s %*s %*s %u", local, rem, &st,
-                   &u) != 4)
-            continue;
-        if (strcmp(local, want_local) == 0 && strcmp(rem, want_rem) == 0) {
-            *uid = u;
-            found = 0;
-            break;
+    struct famd_cred *cr = &c->cred;
+    memset(cr, 0, sizeof *cr);
+    cr->uid = cr->gid = NOBODY;
+    if (c->local) {
+        struct ucred uc;
+        socklen_t ul = sizeof uc;
+        if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) != 0 ||
+            ul != sizeof uc)
+            return -1;
+        cr->uid = uc.uid;
+        cr->gid = uc.gid;
+        /* the peer's groups; with more than we keep, the first ones (a
+         * missing group can only deny, never grant) */
+        gid_t g[64], *gp = g;
+        socklen_t gl = sizeof g;
+        int rc = getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, g, &gl);
+        if (rc != 0 && errno == ERANGE && (gp = malloc(gl)))
+            rc = getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, gp, &gl);
+        if (rc == 0) {
+            size_t n = gl / sizeof(gid_t), max = sizeof cr->groups /
+                                                  sizeof cr->groups[0];
+            for (size_t i = 0; i < n && i < max; i++)
+                cr->groups[cr->ngroups++] = gp[i];
         }
+        if (gp && gp != g) free(gp);
     }
-    fclose(f);
-    return found;
-}
-
-static void learn_identity(struct famd *d, struct conn *c)
-{
-    struct sockaddr_in peer, self;
-    socklen_t pl = sizeof peer, sl = sizeof self;
-    uint32_t uid = 65534;
-    if (getpeername(c->fd, (struct sockaddr *)&peer, &pl) == 0 &&
-        getsockname(c->fd, (struct sockaddr *)&self, &sl) == 0 &&
-        peer.sin_family == AF_INET &&
-        (ntohl(peer.sin_addr.s_addr) >> 24) == 127) {
-        if (loopback_peer_uid(&peer, &self, &uid) != 0) uid = 65534;
-    }
-    cred_for_uid(&c->cred, uid);
+    c->who = conn_who(c->fd, c->local, cr->uid);
     if (d->verbose)
-        fprintf(stderr, "famd: client fd %d is uid %u gid %u\n", c->fd,
-                c->cred.uid, c->cred.gid);
+        fprintf(stderr, "famd: client fd %d (%s) is uid %u gid %u\n", c->fd,
+                c->local ? "unix socket" : "tcp", cr->uid, cr->gid);
+    return 0;
 }
 
 /* ---- connections ------------------------------------------------------- */
@@ -207,11 +234,42 @@ static void flush_out(struct conn *c)
         ssize_t n = send(c->fd, c->out + c->outoff, c->outlen - c->outoff,
                          MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) { c->outoff += (size_t)n; continue; }
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
         c->closing = 1; /* peer gone */
         c->outoff = c->outlen;
     }
-    c->outoff = c->outlen = 0;
+    /* keep what is left at the start: appending after a partly sent tail
+     * would let `out` grow without bound under a client that reads slowly
+     * but never quite catches up */
+    memmove(c->out, c->out + c->outoff, c->outlen - c->outoff);
+    c->outlen -= c->outoff;
+    c->outoff = 0;
+}
+
+/* Bytes of replies famd holds for the client. */
+static size_t out_pending(const struct conn *c) { return c->outlen - c->outoff; }
+
+/* Tell a client why famd is about to close its connection, without one of
+ * its requests to answer: an error reply with seq 0 (docs/PROTOCOL.md).
+ * Best effort and never blocking. What the client already sent is read and
+ * dropped first: closing a socket with unread bytes resets the connection,
+ * and the client could lose the message. */
+static void say_goodbye(int fd, int status, const char *fmt, ...)
+{
+    char msg[FAMP_MAX_ERRMSG];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    size_t n = strlen(msg);
+    struct famp_hdr h = {FAMP_MAGIC, FAMP_VERSION, 0, 0, status, n};
+    uint8_t buf[sizeof h + FAMP_MAX_ERRMSG];
+    memcpy(buf, &h, sizeof h);
+    memcpy(buf + sizeof h, msg, n);
+    if (send(fd, buf, sizeof h + n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) return;
+    shutdown(fd, SHUT_WR);
+    char junk[4096];
+    for (int i = 0; i < 64 && recv(fd, junk, sizeof junk, MSG_DONTWAIT) > 0; i++) {}
 }
 
 static void handle(struct famd *d, struct conn *c, const struct famp_hdr *h,
@@ -262,6 +320,7 @@ static void handle(struct famd *d, struct conn *c, const struct famp_hdr *h,
         o.flags = (d->persistent ? FAMP_F_PERSISTENT : 0) |
                   (famd_fabric_virt_addr(d) ? FAMP_F_VIRT_ADDR : 0);
         c->hello = 1;
+        c->hello_by = 0; /* no deadline any more */
         reply(c, h, 0, &o, sizeof o);
         return;
     }
@@ -281,30 +340,14 @@ static void handle(struct famd *d, struct conn *c, const struct famp_hdr *h,
                 c->cred.uid, rc, rc ? d->err : "");
 }
 
-/* Read what the socket has; handle each complete message. */
-static void on_readable(struct famd *d, struct conn *c)
+/* Handle each complete message in `in`, until famd holds conn_buffer
+ * bytes of replies the client has not taken: then the rest waits (and famd
+ * stops reading from the socket) until the client reads its replies. */
+static void handle_input(struct famd *d, struct conn *c)
 {
-    for (;;) {
-        if (c->incap - c->inlen < 65536) {
-            size_t cap = c->incap ? c->incap * 2 : 65536;
-            uint8_t *n = realloc(c->in, cap);
-            if (!n) { c->closing = 1; return; }
-            c->in = n;
-            c->incap = cap;
-        }
-        ssize_t n = recv(c->fd, c->in + c->inlen, c->incap - c->inlen,
-                         MSG_DONTWAIT);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-            c->closing = 1;
-            c->outlen = c->outoff = 0; /* nobody to answer */
-            return;
-        }
-        if (n < 0) break;
-        c->inlen += (size_t)n;
-        if ((size_t)n < c->incap - c->inlen) break;
-    }
     size_t at = 0;
-    while (!c->closing && c->inlen - at >= sizeof(struct famp_hdr)) {
+    while (!c->closing && out_pending(c) < lim.conn_buffer &&
+           c->inlen - at >= sizeof(struct famp_hdr)) {
         struct famp_hdr h;
         memcpy(&h, c->in + at, sizeof h);
         if (h.magic != FAMP_MAGIC || h.version != FAMP_VERSION) {
@@ -336,6 +379,41 @@ static void on_readable(struct famd *d, struct conn *c)
     c->inlen -= at;
 }
 
+/* Does famd want more bytes from this client now? Not while its input
+ * buffer is full or its replies pile up unread: the kernel's socket
+ * buffers fill, and TCP or the Unix socket make the client wait. */
+static int wants_input(const struct conn *c)
+{
+    return !c->closing && c->inlen < lim.conn_buffer &&
+           out_pending(c) < lim.conn_buffer;
+}
+
+/* Read what the socket has, up to conn_buffer bytes in all; handle each
+ * complete message. */
+static void on_readable(struct famd *d, struct conn *c)
+{
+    if (!c->in) {
+        if (!(c->in = malloc(lim.conn_buffer))) { c->closing = 1; return; }
+        c->incap = lim.conn_buffer;
+    }
+    while (wants_input(c)) {
+        ssize_t n = recv(c->fd, c->in + c->inlen, c->incap - c->inlen,
+                         MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            c->closing = 1;
+            c->outlen = c->outoff = 0; /* nobody to answer */
+            return;
+        }
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        c->inlen += (size_t)n;
+        if (c->inlen < c->incap) break; /* a short read: the socket is empty */
+    }
+    handle_input(d, c);
+}
+
 static int listen_on(const char *host, int port, int *bound_port)
 {
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM,
@@ -359,13 +437,171 @@ static int listen_on(const char *host, int port, int *bound_port)
     return fd;
 }
 
+/* The local control socket (fam_proto.h), or -1 with a message in err:
+ * famd does not start without it, so that no other process can hold the
+ * name clients of this port look for. */
+static int listen_unix(int port, char *err, size_t errlen)
+{
+    struct sockaddr_un a;
+    socklen_t al = famp_unix_addr(&a, port);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, al) ||
+        listen(fd, SOMAXCONN)) {
+        int e = errno;
+        snprintf(err, errlen, "cannot listen on the local control socket "
+                 "@" FAMP_UNIX_NAME ": %s%s", port, strerror(e),
+                 e == EADDRINUSE ? " (another famd serves this port, or a "
+                 "process holds the name: local clients would talk to it)"
+                 : "");
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* ---- accepting ----------------------------------------------------------- */
+
+static int spare_fd = -1; /* /dev/null held open: when the process is out of
+                             file descriptors it is closed for a moment, so
+                             that waiting connections can be accepted and
+                             told why they are refused */
+static uint64_t accept_paused_until; /* monotonic us; 0: accepting */
+static uint64_t next_hello_due;      /* earliest hello_by of a connection */
+
+/* Put an accepted connection in the table, or refuse it with a reason. */
+static void admit(struct famd *d, int fd, int local)
+{
+    struct conn c = {.fd = fd, .local = local};
+    if (!local) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    if (learn_identity(d, &c) != 0) {
+        say_goodbye(fd, FAM_EPERM, "famd cannot learn who you are "
+                    "(SO_PEERCRED: %s)", strerror(errno));
+        close(fd);
+        return;
+    }
+    int slot = -1, mine = 0;
+    for (int i = 0; i < lim.max_conns; i++) {
+        if (conns[i].fd < 0) { if (slot < 0) slot = i; }
+        else mine += conns[i].who == c.who;
+    }
+    if (slot < 0 || mine >= lim.max_per_user) {
+        char whom[64];
+        if (c.local) snprintf(whom, sizeof whom, "uid %u", c.cred.uid);
+        else if (c.who == WHO_TCP_LOCAL) snprintf(whom, sizeof whom,
+                                                  "this host over TCP");
+        else {
+            struct in_addr ia = {htonl((uint32_t)c.who)};
+            snprintf(whom, sizeof whom, "host %s", inet_ntoa(ia));
+        }
+        if (slot < 0)
+            say_goodbye(fd, FAM_EBUSY, "famd serves %d connections already, "
+                        "its limit (famd --max-conns)", lim.max_conns);
+        else
+            say_goodbye(fd, FAM_EBUSY, "too many connections to famd from "
+                        "%s: %d, the limit per user (famd "
+                        "--max-conns-per-user)", whom, mine);
+        if (d->verbose)
+            fprintf(stderr, "famd: refused a connection from %s: %s\n", whom,
+                    slot < 0 ? "table full" : "per-user limit");
+        close(fd);
+        return;
+    }
+    c.hello_by = now_us() + lim.hello_us;
+    if (!next_hello_due || c.hello_by < next_hello_due)
+        next_hello_due = c.hello_by;
+    conns[slot] = c;
+}
+
+/* Accept what waits on listening socket lfd (a bounded number per turn, so
+ * that a flood of connections cannot starve the clients already in). When
+ * the process or system is out of file descriptors (or kernel memory),
+ * accept() fails and the connection stays queued, so poll() would report
+ * the socket ready at once forever: famd would spin. Instead it refuses
+ * what is queued, with a message, using its spare descriptor, and stops
+ * accepting for 100 ms; connections resume once descriptors are free. */
+static void accept_all(struct famd *d, int lfd, int local)
+{
+    for (int n = 0; n < 256; n++) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd >= 0) {
+            admit(d, fd, local);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno != EMFILE && errno != ENFILE && errno != ENOBUFS &&
+            errno != ENOMEM)
+            return; /* EAGAIN: nothing more waits */
+        int err = errno;
+        static uint64_t warned; /* at most one line per 10 s in the log */
+        if (!warned || now_us() - warned > 10000000 || d->verbose) {
+            warned = now_us();
+            fprintf(stderr, "famd: cannot accept connections: %s; refusing "
+                    "them until descriptors are free\n", strerror(err));
+        }
+        if (spare_fd >= 0) {
+            close(spare_fd);
+            for (int k = 0; k < 64; k++) {
+                int x = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (x < 0) break;
+                say_goodbye(x, FAM_EBUSY, "famd cannot serve more "
+                            "connections now: %s (try again later)",
+                            strerror(err));
+                close(x);
+            }
+            spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        }
+        accept_paused_until = now_us() + 100000;
+        return;
+    }
+}
+
+/* Close the connections that did not say HELLO in time (idle ones would
+ * otherwise hold their slot for good), and note when the next is due. */
+static void expire_hellos(struct famd *d)
+{
+    uint64_t now = now_us(), next = 0;
+    for (int i = 0; i < lim.max_conns; i++) {
+        struct conn *c = &conns[i];
+        if (c->fd < 0 || !c->hello_by) continue;
+        if (now >= c->hello_by) {
+            say_goodbye(c->fd, FAM_ETIMEOUT, "no HELLO within %.3g s: famd "
+                        "closes the connection (famd --hello-timeout)",
+                        (double)lim.hello_us / 1e6);
+            if (d->verbose)
+                fprintf(stderr, "famd: fd %d said no HELLO in time\n", c->fd);
+            conn_close(d, c);
+        } else if (!next || c->hello_by < next) {
+            next = c->hello_by;
+        }
+    }
+    next_hello_due = next;
+}
+
+/* A poll() timeout (ms, -1 = none) shortened so that famd wakes for the
+ * next HELLO deadline and the end of an accept pause. */
+static int limit_timeout(int timeout)
+{
+    uint64_t due = next_hello_due, now = now_us();
+    if (accept_paused_until && (!due || accept_paused_until < due))
+        due = accept_paused_until;
+    if (!due) return timeout;
+    uint64_t ms = due <= now ? 0 : (due - now + 999) / 1000;
+    if (ms > INT32_MAX) ms = INT32_MAX;
+    return timeout < 0 || (int)ms < timeout ? (int)ms : timeout;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
         "usage: famd --port P --pool-size SIZE [--pool-file PATH]\n"
         "            [--provider shm|tcp] [--host ADDR] [--data-dir DIR]\n"
-        "            [--spin-us N] [--verbose]\n"
-        "  --port P          control port (0: pick a free one)\n"
+        "            [--spin-us N] [--max-conns N] [--max-conns-per-user N]\n"
+        "            [--conn-buffer SIZE] [--hello-timeout SEC] [--verbose]\n"
+        "  --port P          control port (0: pick a free one); local clients\n"
+        "                    use the Unix socket @kodiak-famd/port:P instead\n"
         "  --pool-size SIZE  pool bytes, e.g. 1G, 256M (minimum 16M)\n"
         "  --pool-file PATH  keep the pool in this file (persistent); else\n"
         "                    the pool is volatile memory\n"
@@ -378,7 +614,15 @@ static void usage(FILE *f)
         "                    or a share of the metadata slots\n"
         "                    (default 50%%; 0: no limit)\n"
         "  --quota-bytes SIZE|P%%  item bytes one uid may hold\n"
-        "                    here (default 50%% of the pool; 0: no limit)\n");
+        "                    here (default 50%% of the pool; 0: no limit)\n"
+        "  --max-conns N     client connections at once (default 1024)\n"
+        "  --max-conns-per-user N\n"
+        "                    of those, per uid, or per client host over TCP\n"
+        "                    (default 256; at most --max-conns)\n"
+        "  --conn-buffer SIZE  per connection: requests read ahead and\n"
+        "                    replies the client has not taken (default 64K)\n"
+        "  --hello-timeout SEC  close a connection that says no HELLO in\n"
+        "                    this time (default 10)\n");
 }
 
 int main(int argc, char **argv)
@@ -391,9 +635,13 @@ int main(int argc, char **argv)
         {"host", required_argument, 0, 'H'},
         {"data-dir", required_argument, 0, 'd'},
         {"spin-us", required_argument, 0, 'S'},
+        {"max-conns", required_argument, 0, 'C'},
+        {"max-conns-per-user", required_argument, 0, 'U'},
+        {"conn-buffer", required_argument, 0, 'B'},
+        {"hello-timeout", required_argument, 0, 'T'},
         {"verbose", no_argument, 0, 'v'},
         {"quota-objects", required_argument, 0, 'Q'},
-        {"quota-bytes", required_argument, 0, 'B'},
+        {"quota-bytes", required_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int port = -1, verbose = 0;
@@ -404,7 +652,15 @@ int main(int argc, char **argv)
      * the metadata slots / pool bytes, known once the pool is open */
     uint64_t q_objs = 50, q_bytes = 50;
     int q_objs_pct = 1, q_bytes_pct = 1;
-    for (int ch; (ch = getopt_long(argc, argv, "p:s:f:P:H:d:S:vhQ:B:", opts, NULL)) != -1;) {
+    /* limits: 1024 connections as before, a quarter per user (a kodiakd
+     * opens one per rank and famd); 64 KiB holds ~70 pipelined requests,
+     * where libfam sends one at a time; an honest client says HELLO in
+     * microseconds, 10 s leaves room for a loaded machine */
+    lim = (struct limits){.max_conns = 1024, .max_per_user = 256,
+                          .conn_buffer = 64 << 10, .hello_us = 10000000};
+    double hello_s = 10;
+    char *end;
+    for (int ch; (ch = getopt_long(argc, argv, "p:s:f:P:H:d:S:C:U:B:T:vhQ:q:", opts, NULL)) != -1;) {
         switch (ch) {
         case 'p': port = atoi(optarg); break;
         case 's':
@@ -418,9 +674,39 @@ int main(int argc, char **argv)
         case 'H': host = optarg; break;
         case 'd': data_dir = optarg; break;
         case 'S': spin_us = strtoull(optarg, NULL, 10); break;
+        case 'C': case 'U':
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (errno || *end || v < 1 || v > 1000000) {
+                fprintf(stderr, "famd: bad --%s '%s' (want 1 to 1000000)\n",
+                        ch == 'C' ? "max-conns" : "max-conns-per-user", optarg);
+                return 2;
+            }
+            *(ch == 'C' ? &lim.max_conns : &lim.max_per_user) = (int)v;
+            break;
+        case 'B':
+            lim.conn_buffer = parse_size(optarg);
+            /* one request must fit; more than 64 MiB per connection is
+             * no limit */
+            if (lim.conn_buffer < 4096 || lim.conn_buffer > (64u << 20)) {
+                fprintf(stderr, "famd: bad --conn-buffer '%s' (want 4K to "
+                        "64M)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'T':
+            errno = 0;
+            hello_s = strtod(optarg, &end);
+            if (errno || *end || !(hello_s >= 0.001 && hello_s <= 86400)) {
+                fprintf(stderr, "famd: bad --hello-timeout '%s' (want "
+                        "seconds, 0.001 to 86400)\n", optarg);
+                return 2;
+            }
+            lim.hello_us = (uint64_t)(hello_s * 1e6);
+            break;
         case 'v': verbose = 1; break;
         case 'Q':
-        case 'B': { /* a count (Q) or a size (B), or a percentage P% */
+        case 'q': { /* a count (Q) or a size (q), or a percentage P% */
             size_t l = strlen(optarg);
             int pct = l > 1 && optarg[l - 1] == '%', ok;
             char *end;
@@ -451,6 +737,11 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (lim.max_per_user > lim.max_conns) {
+        fprintf(stderr, "famd: --max-conns-per-user %d is above --max-conns "
+                "%d\n", lim.max_per_user, lim.max_conns);
+        return 2;
+    }
     if (strcmp(provider, "shm") && strcmp(provider, "tcp") &&
         strcmp(provider, "sockets")) {
         fprintf(stderr, "famd: unknown provider '%s' (use shm or tcp)\n",
@@ -477,26 +768,46 @@ int main(int argc, char **argv)
                                 : q_bytes;
     if (q_objs_pct && q_objs && !d.quota_objects) d.quota_objects = 1;
     if (q_bytes_pct && q_bytes && !d.quota_bytes) d.quota_bytes = FAMD_PAGE;
-    int bound, lfd = listen_on(host, port, &bound);
-    if (lfd < 0) {
-        fprintf(stderr, "famd: cannot listen on %s:%d: %s\n", host, port,
-                strerror(errno));
-        return 1;
+    /* TCP first (port 0 picks one), then the Unix socket of that port; a
+     * port picked for us whose Unix name is taken (a famd on another
+     * address of this host has that port) is given back for another */
+    int bound, lfd, ufd = -1;
+    char uerr[256];
+    for (int tries = 0;; tries++) {
+        lfd = listen_on(host, port, &bound);
+        if (lfd < 0) {
+            fprintf(stderr, "famd: cannot listen on %s:%d: %s\n", host, port,
+                    strerror(errno));
+            return 1;
+        }
+        if ((ufd = listen_unix(bound, uerr, sizeof uerr)) >= 0) break;
+        close(lfd);
+        if (port != 0 || errno != EADDRINUSE || tries == 20) {
+            fprintf(stderr, "famd: %s\n", uerr);
+            return 1;
+        }
     }
+    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    printf("famd ready %s:%d provider=%s pool=%llu persistent=%d pid=%d\n",
+    printf("famd ready %s:%d provider=%s pool=%llu persistent=%d pid=%d "
+           "local=@" FAMP_UNIX_NAME "\n",
            host, bound, provider, (unsigned long long)d.size, d.persistent,
-           (int)getpid());
+           (int)getpid(), bound);
     fflush(stdout);
 
-    static struct conn conns[MAX_CONNS];
-    for (int i = 0; i < MAX_CONNS; i++) conns[i].fd = -1;
-    struct pollfd pfd[MAX_CONNS + 2];
-    int idx[MAX_CONNS + 2];
+    conns = calloc((size_t)lim.max_conns, sizeof *conns);
+    struct pollfd *pfd = calloc((size_t)lim.max_conns + 3, sizeof *pfd);
+    int *idx = calloc((size_t)lim.max_conns + 3, sizeof *idx);
+    if (!conns || !pfd || !idx) {
+        fprintf(stderr, "famd: out of memory for %d connections\n",
+                lim.max_conns);
+        return 1;
+    }
+    for (int i = 0; i < lim.max_conns; i++) conns[i].fd = -1;
     int wfd = famd_fabric_wait_fd(&d);
     uint64_t last = now_us();
     unsigned refused = 0; /* trywaits refused in a row while idle */
@@ -528,14 +839,21 @@ int main(int argc, char **argv)
                 }
             } while (now_us() < until && !stop);
         }
-        int np = 0;
-        pfd[np].fd = lfd; pfd[np].events = POLLIN; idx[np++] = -1;
+        /* limits: HELLO deadlines, the end of an accept pause */
+        if (next_hello_due && now_us() >= next_hello_due) expire_hellos(&d);
+        if (accept_paused_until && now_us() >= accept_paused_until)
+            accept_paused_until = 0;
+        int np = 0, accepting = !accept_paused_until;
+        /* a negative fd is left out by poll(): not accepting for now */
+        pfd[np].fd = accepting ? lfd : -1; pfd[np].events = POLLIN; idx[np++] = -1;
+        pfd[np].fd = accepting ? ufd : -1; pfd[np].events = POLLIN; idx[np++] = -3;
         int wslot = -1;
-        for (int i = 0; i < MAX_CONNS; i++) {
+        for (int i = 0; i < lim.max_conns; i++) {
             struct conn *c = &conns[i];
             if (c->fd < 0) continue;
             pfd[np].fd = c->fd;
-            pfd[np].events = (c->closing ? 0 : POLLIN) | (c->outlen ? POLLOUT : 0);
+            pfd[np].events = (wants_input(c) ? POLLIN : 0) |
+                             (out_pending(c) ? POLLOUT : 0);
             idx[np++] = i;
         }
         int timeout = 0;
@@ -555,6 +873,7 @@ int main(int argc, char **argv)
                 timeout = wfd < 0 || ++refused > 64 ? 1 : 0;
             }
         }
+        timeout = limit_timeout(timeout);
         int n = poll(pfd, (nfds_t)np, timeout);
         if (n < 0) {
             if (errno == EINTR) continue;
@@ -564,29 +883,29 @@ int main(int argc, char **argv)
         if (n == 0) continue;
         last = now_us();
         if (wslot >= 0 && pfd[wslot].revents) famd_fabric_progress(&d);
-        if (pfd[0].revents & POLLIN) {
-            for (;;) {
-                int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-                if (fd < 0) break;
-                int i = 0;
-                while (i < MAX_CONNS && conns[i].fd >= 0) i++;
-                if (i == MAX_CONNS) { close(fd); continue; }
-                int one = 1;
-                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-                conns[i].fd = fd;
-                learn_identity(&d, &conns[i]);
-            }
-        }
-        for (int k = 1; k < np; k++) {
+        if (pfd[0].revents & POLLIN) accept_all(&d, lfd, 0);
+        if (pfd[1].revents & POLLIN) accept_all(&d, ufd, 1);
+        for (int k = 2; k < np; k++) {
             if (idx[k] < 0 || !pfd[k].revents) continue;
             struct conn *c = &conns[idx[k]];
             if (pfd[k].revents & (POLLIN | POLLHUP | POLLERR)) on_readable(&d, c);
             flush_out(c);
+            /* requests held back while replies piled up: the client took
+             * some, so go on with them */
+            if (c->inlen && !c->closing && out_pending(c) < lim.conn_buffer) {
+                handle_input(&d, c);
+                flush_out(c);
+            }
             if (c->closing && c->outlen == 0) conn_close(&d, c);
         }
     }
-    for (int i = 0; i < MAX_CONNS; i++)
+    for (int i = 0; i < lim.max_conns; i++)
         if (conns[i].fd >= 0) conn_close(&d, &conns[i]);
+    free(conns);
+    free(pfd);
+    free(idx);
+    if (spare_fd >= 0) close(spare_fd);
+    close(ufd);
     close(lfd);
     famd_fabric_close(&d);
     famd_bulk_close(&d);

@@ -65,15 +65,16 @@ static void rnd_bytes(void *p, size_t n)
 
 /* ---- raw connections -------------------------------------------------------- */
 
+/* famd's local control socket: the requests below come from root, as
+ * the kernel tells famd there (over TCP they would come from nobody, and
+ * be refused for that before famd looked at what is wrong with them) */
 static int raw_connect(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct sockaddr_un a;
+    socklen_t al = famp_unix_addr(&a, srv.port);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, al), 0);
     return fd;
 }
 
