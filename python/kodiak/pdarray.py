@@ -102,6 +102,13 @@ class pdarray(_OpsMixin, _IndexMixin):
         """Arkouda's spelling of tolist()."""
         return self.tolist()
 
+    def fill(self, value):
+        """Set every element to value, converted to this array's dtype as
+        ndarray.fill converts it."""
+        t = np.empty(1, dtype=self.dtype)
+        t.fill(value)
+        self[:] = t[0]
+
     def copy(self):
         """A new pdarray with the same values."""
         return self[:]
