@@ -423,6 +423,46 @@ def test_unknown_names_are_key_errors(fam):
         gone.delete()
 
 
+def test_not_found_says_what_is_missing_once(fam):
+    with pytest.raises(KeyError) as e:
+        fam.region.lookup("nope")
+    msg = str(e.value)
+    assert "'nope'" in msg and f"'{fam.region.name}'" in msg
+    assert msg.count("nope") == 1 and msg.count(fam.region.name) == 1, msg
+    with pytest.raises(KeyError) as e:
+        fam.ak.fam_region("no_such_region_xyz", create=False).lookup("a")
+    assert "no_such_region_xyz" in str(e.value)
+    assert str(e.value).count("no_such_region_xyz") == 1, str(e.value)
+
+
+def _minor_faults(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])  # field 10: minflt
+
+
+def test_writing_one_element_touches_little_memory():
+    """fa[i] = v writes one element: rank 0 (which holds the one-element
+    slice) must not fill a whole chunk for it (8 MiB, ~2048 fresh pages,
+    before the fix). A cluster of its own, so no earlier test has left a
+    free chunk of that size in rank 0's heap."""
+    c = FamCluster(1, 1)
+    try:
+        ak = connect(kodiak, c.server)
+        fa = ak.fam_region("one").create("one", ak.int64, 1000)
+        pid = c.server.info["pid"]
+        before = _minor_faults(pid)
+        for i in range(20):
+            fa[i] = 5 + i
+        faults = _minor_faults(pid) - before
+        got = fa.to_ndarray()
+        kodiak.disconnect()
+    finally:
+        c.stop()
+    assert faults < 1000, f"20 single-element writes took {faults} page faults on rank 0"
+    np.testing.assert_array_equal(got[:20], np.arange(5, 25))
+    assert not got[20:].any()
+
+
 def test_a_taken_name_is_a_file_exists_error(fam):
     fa = filled(fam, "taken", np.arange(10))
     with pytest.raises(FileExistsError):
