@@ -611,6 +611,49 @@ static int cmd_index_mask(kd_cmd *c)
     return 0;
 }
 
+/* flatnonzero(mask) -> int64 array of the positions of mask's True
+ * elements, in order (NumPy's flatnonzero of a bool array): the index a
+ * mask stands for, made without an index of the whole array first. */
+static int cmd_flatnonzero(kd_cmd *c)
+{
+    kd_array *m;
+    plan p;
+    if (kd_arg_array(c, "mask", &m))
+        return -1;
+    if (m->dtype != KD_BOOL)
+        return kd_fail(c, "TypeError", "flatnonzero: the mask must be a bool array, not %s",
+                       kd_dtype_name(m->dtype));
+    if (plan_init(c, &p))
+        return -1;
+    int64_t total = mask_runs(c, m, &p);
+    kd_array *r = kd_new_array(c, KD_INT64, total);
+    if (!r) {
+        plan_free(&p);
+        return -1;
+    }
+    plan_blocks(c, p.to, total);
+    void *buf = NULL;
+    size_t cap = 0;
+    int rc = grow(c, &buf, &cap, (size_t)(p.n[c->rank] + 1) * 8); /* +1: branch-free pack */
+    if (kd_agree(c, rc)) {
+        plan_free(&p);
+        return -1;
+    }
+    const uint8_t *mb = m->data;
+    int64_t *d = buf, t = 0;
+    for (int64_t k = 0; k < m->n; k++) {
+        d[t] = m->lo + k;
+        t += mb[k] != 0;
+    }
+    rc = plan_move(c, &p, KD_INT64, buf, r->data);
+    release(&buf, &cap);
+    plan_free(&p);
+    if (rc)
+        return -1;
+    kd_result_array(c, "array", r);
+    return 0;
+}
+
 /* setitem_mask(array, mask, value | values): values has mask.sum() elements */
 static int cmd_setitem_mask(kd_cmd *c)
 {
@@ -1090,6 +1133,7 @@ void kd_register_index(void)
     kd_register("index_int", cmd_index_int);
     kd_register("index_slice", cmd_index_slice);
     kd_register("index_mask", cmd_index_mask);
+    kd_register("flatnonzero", cmd_flatnonzero);
     kd_register("index_gather", cmd_index_gather);
     kd_register("setitem_int", cmd_setitem_int);
     kd_register("setitem_slice", cmd_setitem_slice);

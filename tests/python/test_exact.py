@@ -143,3 +143,18 @@ def test_groupby_refuses_a_second_array_as_a_flag(ak):
         ak.GroupBy(keys, dropna="yes")
     g = ak.GroupBy([keys, other])
     assert g.ngroups == 3
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.int64, np.uint64, np.float64])
+@pytest.mark.parametrize("n", [0, 1, 7, 1000, 100003])
+def test_flatnonzero_and_nonzero_match_numpy(ak, dtype, n):
+    rng = np.random.default_rng(n)
+    x = (rng.integers(0, 3, n) * (rng.random(n) < 0.3)).astype(dtype)
+    if dtype == np.float64 and n > 3:
+        x[:3] = [np.nan, -0.0, 0.5]
+    a = ak.array(x)
+    got = ak.flatnonzero(a).to_ndarray()
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, np.flatnonzero(x))
+    (nz,) = a.nonzero()
+    np.testing.assert_array_equal(nz.to_ndarray(), np.nonzero(x)[0])
