@@ -168,6 +168,22 @@ static int io_all(int fd, void *buf, size_t n, int sending, int timeout_ms)
     return 0;
 }
 
+/* Whether famd closed the control connection fd while it was idle (famd
+ * stopped or restarted since our last request): end of file or an error
+ * on it, and nothing left to read. Bytes waiting (a goodbye message) are
+ * not a close: fam_rpc reads them as the answer, as before. */
+static int peer_closed(int fd)
+{
+    struct pollfd pf = {fd, POLLIN | POLLRDHUP, 0};
+    if (poll(&pf, 1, 0) <= 0) return 0; /* nothing happened: still open */
+    if (pf.revents & POLLNVAL) return 1;
+    char b;
+    ssize_t k = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (k > 0) return 0;
+    if (k == 0) return 1;
+    return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}
+
 /* One request, one reply. On failure the server's message becomes this
  * thread's last error. */
 static int hello_server(fam_t *f, int i);
@@ -176,17 +192,35 @@ int fam_rpc(fam_t *f, int server, uint16_t op, const struct famp_req *q,
             struct famp_info *o)
 {
     struct fam_server *s = &f->srv[server];
+    if (op != FAMP_HELLO) {
+        /* A control connection that famd closed while we were idle (it
+         * restarted) is dropped here, before anything is sent on it, and
+         * connected again below: the request has not gone out, so sending
+         * it on the new connection is safe whatever it is. A close that
+         * races with the send still fails this request (the next one
+         * reconnects). */
+        pthread_mutex_lock(&s->lock);
+        if (s->fd >= 0 && peer_closed(s->fd)) {
+            close(s->fd);
+            s->fd = -1;
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    char why[1024] = "";
     if (s->fd < 0 && op != FAMP_HELLO) {
         /* the connection was lost (famd restarted?): connect again */
         pthread_mutex_lock(&f->flock);
-        if (s->fd < 0 && f->ep) hello_server(f, server);
+        if (s->fd < 0 && f->ep && hello_server(f, server))
+            snprintf(why, sizeof why, ": %s", fam_last_error());
         pthread_mutex_unlock(&f->flock);
     }
     pthread_mutex_lock(&s->lock);
     int rc;
     if (s->fd < 0) {
-        rc = fam_fail(FAM_EUNREACHABLE, "memory server %s:%d is unreachable "
-                      "(connection lost)", s->host, s->port);
+        /* why: the reconnect's own error, which already names the server */
+        rc = why[0] ? fam_fail(FAM_EUNREACHABLE, "%s", why + 2)
+                    : fam_fail(FAM_EUNREACHABLE, "memory server %s:%d is unreachable "
+                               "(connection lost)", s->host, s->port);
         goto out;
     }
     if (++s->seq == 0) s->seq = 1; /* seq 0 is famd's goodbye (below) */
@@ -594,9 +628,13 @@ static int lookup_parts(fam_t *f, fam_region_t *r)
         snprintf(q.name, sizeof q.name, "%s", r->name);
         q.id = r->id; /* the part of this region, not an orphan of another */
         int rc = fam_rpc(f, i, FAMP_REGION_LOOKUP, &q, &o);
-        if (rc) return fam_fail(rc, "interleaved region '%s' has no part on "
-                                "memory server %s:%d: %s", r->name,
-                                f->srv[i].host, f->srv[i].port, fam_last_error());
+        if (rc) {
+            char keep[1024]; /* fam_fail writes the buffer fam_last_error reads */
+            snprintf(keep, sizeof keep, "%s", fam_last_error());
+            return fam_fail(rc, "interleaved region '%s' has no part on "
+                            "memory server %s:%d: %s", r->name,
+                            f->srv[i].host, f->srv[i].port, keep);
+        }
         r->pid[i] = o.id;
     }
     return 0;
@@ -980,8 +1018,10 @@ int fam_lookup(fam_t *f, const char *item, const char *region, fam_item_t **out)
     q.id = o.id; /* the parts of this item, not an orphan of an older one */
     for (int i = 1; i < n; i++) {
         if ((rc = fam_rpc(f, i, FAMP_ITEM_LOOKUP, &q, &o))) {
+            char keep[1024]; /* fam_fail writes the buffer fam_last_error reads */
+            snprintf(keep, sizeof keep, "%s", fam_last_error());
             free(d);
-            return fam_fail(rc, "part %d of item '%s': %s", i, item, fam_last_error());
+            return fam_fail(rc, "part %d of item '%s': %s", i, item, keep);
         }
         if (o.shard != (uint32_t)i || o.nshards != (uint32_t)n) {
             free(d);

@@ -25,6 +25,9 @@
 
 #define KD_PROTOCOL_VERSION 1
 #define KD_NAME_MAX 63
+/* Seconds a client waits for each answer unless told otherwise
+ * (kodiakd --request-timeout, ak.connect(timeout=)); docs/PROTOCOL.md. */
+#define KD_REQUEST_TIMEOUT_DEFAULT 600
 
 /* ---- dtypes --------------------------------------------------------------- */
 
@@ -70,6 +73,8 @@ typedef struct {
     uint64_t next_id;          /* names are "id_<n>", same on every rank */
     kd_array *table[1024];     /* symbol table buckets */
     int64_t narrays;
+    double request_timeout;    /* seconds per request clients are told to
+                                  wait (0: no limit), --request-timeout */
     char token[33];            /* secret of the connect file (0600): a client
                                   that knows it may use the memory path */
 } kd_server;

@@ -12,13 +12,27 @@
  * core with Open MPI, so ranks other than 0 wait for the next command in a
  * non-blocking broadcast that they test with a growing sleep (spin 200 us,
  * then sleep 20 us doubling to 2 ms). Rank 0 waits in zmq_poll, which sleeps
- * in the kernel. */
+ * in the kernel.
+ *
+ * Liveness: while a command runs, rank 0's main thread is inside MPI and
+ * does not read the socket. If a rank is stopped (SIGSTOP, a debugger) the
+ * command never ends, and a client would wait for good. So rank 0 has a
+ * watcher thread: once a command has run for KD_BUSY_AFTER_MS, it takes the
+ * socket (the main thread hands it over under sock_mu, and takes it back
+ * when the command ends) and answers every request that arrives with a
+ * ServerBusyError naming the command and how long it has run. The client
+ * has a deadline per request (docs/PROTOCOL.md, "Deadlines"); after it, its
+ * next request gets this answer at once instead of hanging. Every reply
+ * echoes the request's "id", so a late reply is never taken for the answer
+ * to a later request. */
 #define _GNU_SOURCE
 #include "kd.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/random.h>
 #include <stdio.h>
@@ -97,6 +111,8 @@ struct kd_options {
     int port;                  /* 0: any free port */
     const char *connect_file;  /* written by rank 0 once ready, removed at exit */
     uint64_t memory_limit;     /* bytes per rank; 0: physical memory / ranks */
+    double request_timeout;    /* seconds clients wait per request (advertised
+                                  in the connect reply); 0: no limit */
 };
 
 static int parse_size(const char *s, uint64_t *out)
@@ -128,12 +144,15 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: [mpirun -np N] kodiakd [--host H] [--port P] [--connect-file F]\n"
-        "                              [--memory-limit BYTES]\n"
+        "                              [--memory-limit BYTES] [--request-timeout S]\n"
         "  --host H           address to listen on (default 127.0.0.1)\n"
         "  --port P           TCP port (default 5555; 0 picks a free one)\n"
         "  --connect-file F   write host, port and ranks as JSON to F when ready\n"
         "  --memory-limit B   bytes of arrays per rank (K/M/G suffixes; default:\n"
-        "                     physical memory divided by the number of ranks)\n");
+        "                     physical memory divided by the number of ranks)\n"
+        "  --request-timeout S  seconds a client waits for each answer before it\n"
+        "                     raises TimeoutError (told to clients on connect;\n"
+        "                     default %d; 0: no limit)\n", KD_REQUEST_TIMEOUT_DEFAULT);
 }
 
 static int parse_options(int argc, char **argv, struct kd_options *o)
@@ -143,12 +162,14 @@ static int parse_options(int argc, char **argv, struct kd_options *o)
         {"port", required_argument, 0, 'p'},
         {"connect-file", required_argument, 0, 'c'},
         {"memory-limit", required_argument, 0, 'm'},
+        {"request-timeout", required_argument, 0, 't'},
         {"help", no_argument, 0, 'H'},
         {0, 0, 0, 0}};
     o->host = "127.0.0.1";
     o->port = 5555;
     o->connect_file = NULL;
     o->memory_limit = 0;
+    o->request_timeout = KD_REQUEST_TIMEOUT_DEFAULT;
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         char *end;
@@ -166,6 +187,16 @@ static int parse_options(int argc, char **argv, struct kd_options *o)
             if (parse_size(optarg, &o->memory_limit) || o->memory_limit == 0) {
                 fprintf(stderr, "kodiakd: bad --memory-limit '%s' (bytes, "
                                 "optionally with K, M, G or T)\n", optarg);
+                return -1;
+            }
+            break;
+        case 't':
+            errno = 0;
+            o->request_timeout = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !isfinite(o->request_timeout) ||
+                o->request_timeout < 0) {
+                fprintf(stderr, "kodiakd: bad --request-timeout '%s' (seconds, 0 for "
+                                "no limit)\n", optarg);
                 return -1;
             }
             break;
@@ -358,8 +389,18 @@ static void free_frame(void *data, void *hint)
     free(data);
 }
 
-static void send_reply(void *sock, zmq_msg_t *ident, json_object *reply, kd_cmd *c)
+/* The request id a reply echoes (docs/PROTOCOL.md): an integer "id" in the
+ * request header, else none. */
+typedef struct {
+    bool has;                  /* the request carried an integer "id" */
+    int64_t v;                 /* its value */
+} kd_req_id;
+
+static void send_reply(void *sock, zmq_msg_t *ident, json_object *reply, kd_cmd *c,
+                       kd_req_id id)
 {
+    if (id.has)
+        json_object_object_add(reply, "id", json_object_new_int64(id.v));
     const char *text = json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN);
     int more = c && c->nout > 0 ? ZMQ_SNDMORE : 0;
     zmq_msg_send(ident, sock, ZMQ_SNDMORE);
@@ -377,10 +418,139 @@ static void send_reply(void *sock, zmq_msg_t *ident, json_object *reply, kd_cmd 
     json_object_put(reply);
 }
 
+/* ---- rank 0: answering while a command runs ----------------------------------- */
+
+/* A command running longer than this has the watcher answer for rank 0. */
+#define KD_BUSY_AFTER_MS 200
+
+/* Who uses the ROUTER socket: the main thread holds watch.mu all the time
+ * except while a command runs; then the watcher thread may take it (after
+ * KD_BUSY_AFTER_MS). To take the socket back the main thread sets
+ * want_back and writes to the wake pipe, which the watcher's zmq_poll
+ * watches, then locks mu. ZeroMQ allows a socket to move between threads
+ * across a full memory barrier, which the mutex is. */
+static struct {
+    pthread_mutex_t mu;        /* held by the thread that may use the socket */
+    pthread_cond_t cv;         /* signalled when a command starts, and at exit */
+    void *sock;                /* rank 0's ROUTER socket */
+    int wake[2];               /* pipe: main thread -> watcher, "give it back" */
+    _Atomic bool want_back;    /* the main thread waits for mu: release it */
+    bool running;              /* a command runs on the ranks (under mu) */
+    bool quit;                 /* the front end stops: the watcher ends */
+    double since;              /* monotonic time the running command started */
+    char cmd[64];              /* the running command's name */
+    pthread_t thread;          /* the watcher */
+    bool started;              /* the watcher thread exists */
+} watch = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .wake = {-1, -1}};
+
+static double now_s(void);
+static int recv_request(void *sock, zmq_msg_t *parts, bool *too_many);
+static const char *check_header(const char *hdr, size_t len, char *why, size_t whylen,
+                                kd_req_id *id, char *cmd, size_t cmdlen);
+
+/* Answer one request that arrived while a command runs: busy. */
+static void answer_busy(void *sock)
+{
+    zmq_msg_t parts[3 + KD_MAX_FRAMES];
+    bool too_many;
+    int n = recv_request(sock, parts, &too_many);
+    if (n >= 3 && zmq_msg_size(&parts[1]) == 0) {
+        char why[256], name[64];
+        kd_req_id id = {false, 0};
+        check_header(zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]), why, sizeof why,
+                     &id, name, sizeof name);
+        char msg[512];
+        snprintf(msg, sizeof msg, "kodiakd is still running '%s' since %.0f s; a rank may "
+                 "be stopped (or the command is long): try again later", watch.cmd,
+                 now_s() - watch.since);
+        send_reply(sock, &parts[0], error_reply("ServerBusyError", msg), NULL, id);
+    }
+    for (int i = 0; i < n; i++)
+        zmq_msg_close(&parts[i]);
+}
+
+static void *watcher(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&watch.mu);
+    for (;;) {
+        while ((!watch.running || watch.want_back) && !watch.quit)
+            pthread_cond_wait(&watch.cv, &watch.mu);
+        if (watch.quit)
+            break;
+        double left = watch.since + KD_BUSY_AFTER_MS * 1e-3 - now_s();
+        zmq_pollitem_t items[2] = {{NULL, watch.wake[0], ZMQ_POLLIN, 0},
+                                   {watch.sock, 0, ZMQ_POLLIN, 0}};
+        /* before KD_BUSY_AFTER_MS only the wake pipe, with a timeout */
+        int r = zmq_poll(items, left > 0 ? 1 : 2, left > 0 ? (long)(left * 1e3) + 1 : -1);
+        if (r > 0 && left <= 0 && (items[1].revents & ZMQ_POLLIN) && !watch.want_back)
+            answer_busy(watch.sock);
+    }
+    pthread_mutex_unlock(&watch.mu);
+    return NULL;
+}
+
+/* The main thread, holding mu: hand the socket to the watcher while `cmd`
+ * runs. */
+static void watch_start(const char *cmd)
+{
+    if (!watch.started)
+        return;
+    watch.running = true;
+    watch.since = now_s();
+    snprintf(watch.cmd, sizeof watch.cmd, "%s", cmd);
+    pthread_cond_signal(&watch.cv);
+    pthread_mutex_unlock(&watch.mu);
+}
+
+/* The command ended: take the socket back. */
+static void watch_end(void)
+{
+    if (!watch.started)
+        return;
+    watch.want_back = true;
+    char b = 1;
+    ssize_t w = write(watch.wake[1], &b, 1);
+    (void)w; /* a full pipe wakes the watcher as well */
+    pthread_mutex_lock(&watch.mu);
+    watch.running = false;
+    watch.want_back = false;
+    char junk[64];
+    while (read(watch.wake[0], junk, sizeof junk) > 0) {}
+}
+
+/* Start the watcher; the calling (main) thread then holds mu. Without it
+ * (no thread, no pipe) the server works as before, without busy answers. */
+static void watch_init(void *sock)
+{
+    pthread_mutex_lock(&watch.mu);
+    watch.sock = sock;
+    if (pipe2(watch.wake, O_CLOEXEC | O_NONBLOCK) != 0)
+        return;
+    watch.started = pthread_create(&watch.thread, NULL, watcher, NULL) == 0;
+    if (!watch.started)
+        fprintf(stderr, "kodiakd: no watcher thread: requests during a long command "
+                        "wait for it instead of being answered busy\n");
+}
+
+static void watch_stop(void)
+{
+    if (watch.started) {
+        watch.quit = true;
+        pthread_cond_signal(&watch.cv);
+        pthread_mutex_unlock(&watch.mu);
+        pthread_join(watch.thread, NULL);
+        watch.started = false;
+    } else {
+        pthread_mutex_unlock(&watch.mu);
+    }
+}
+
 /* Broadcast `hdr` and run it everywhere; returns true if the server stops. */
 static bool dispatch(void *sock, zmq_msg_t *ident, const char *hdr, size_t len,
-                     zmq_msg_t *frames, int nframes)
+                     zmq_msg_t *frames, int nframes, const char *name, kd_req_id id)
 {
+    watch_start(name);
     send_length((int64_t)len);
     MPI_Bcast((void *)hdr, (int)len, MPI_CHAR, 0, kd_srv.comm);
     kd_cmd c;
@@ -391,8 +561,9 @@ static bool dispatch(void *sock, zmq_msg_t *ident, const char *hdr, size_t len,
         c.frame_len[i] = zmq_msg_size(&frames[i]);
     }
     json_object *reply = run_command(&c, hdr, len);
+    watch_end();
     if (ident)
-        send_reply(sock, ident, reply, &c);
+        send_reply(sock, ident, reply, &c, id);
     else
         json_object_put(reply);
     return c.shutdown;
@@ -444,8 +615,11 @@ static const char *clamped_integer(const char *hdr, size_t len, size_t *toklen)
 }
 
 /* Check a request header on rank 0: a JSON object with a known "cmd". */
-static const char *check_header(const char *hdr, size_t len, char *why, size_t whylen)
+static const char *check_header(const char *hdr, size_t len, char *why, size_t whylen,
+                                kd_req_id *id, char *name, size_t namelen)
 {
+    id->has = false;
+    name[0] = '\0';
     if (len > (64u << 20)) {
         snprintf(why, whylen, "request header of %zu bytes is too large (limit 64 MiB)", len);
         return "ValueError";
@@ -477,10 +651,43 @@ static const char *check_header(const char *hdr, size_t len, char *why, size_t w
     } else if (!find_command(json_object_get_string(cmd))) {
         snprintf(why, whylen, "unknown command '%.100s'", json_object_get_string(cmd));
         type = "ValueError";
+    } else {
+        snprintf(name, namelen, "%s", json_object_get_string(cmd));
+    }
+    json_object *idv;
+    if (req && json_object_is_type(req, json_type_object) &&
+        json_object_object_get_ex(req, "id", &idv) && json_object_is_type(idv, json_type_int)) {
+        id->has = true;
+        id->v = json_object_get_int64(idv);
     }
     if (req)
         json_object_put(req);
     return type;
+}
+
+/* Receive one multipart request into parts (at most KD_MAX_PARTS kept; the
+ * rest is read and dropped, *too_many says so). Returns the count kept. */
+static int recv_request(void *sock, zmq_msg_t *parts, bool *too_many)
+{
+    int n = 0, more = 1;
+    *too_many = false;
+    while (more) {
+        zmq_msg_t scratch;
+        zmq_msg_t *m = n < KD_MAX_PARTS ? &parts[n] : &scratch;
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, sock, 0) < 0) {
+            zmq_msg_close(m);
+            break;
+        }
+        more = zmq_msg_more(m);
+        if (n < KD_MAX_PARTS)
+            n++;
+        else {
+            *too_many = true;
+            zmq_msg_close(m);
+        }
+    }
+    return n;
 }
 
 static void front_end(void *sock)
@@ -488,70 +695,57 @@ static void front_end(void *sock)
     zmq_msg_t parts[KD_MAX_PARTS];
     zmq_pollitem_t items[2] = {{sock, 0, ZMQ_POLLIN, 0}, {NULL, stop_pipe[0], ZMQ_POLLIN, 0}};
     int nitems = stop_pipe[0] >= 0 ? 2 : 1;
+    watch_init(sock);
     for (;;) {
         if (stop_requested) {
             const char *bye = "{\"cmd\":\"shutdown\"}";
-            dispatch(sock, NULL, bye, strlen(bye), NULL, 0);
-            return;
+            dispatch(sock, NULL, bye, strlen(bye), NULL, 0, "shutdown", (kd_req_id){0});
+            break;
         }
         /* without the pipe, wake once a second to look at the flag */
         int r = zmq_poll(items, nitems, nitems == 2 ? -1 : 1000);
         if (r <= 0 || !(items[0].revents & ZMQ_POLLIN))
             continue; /* timeout, EINTR or the stop pipe: look at the flag again */
-        int n = 0, more = 1;
-        bool too_many = false;
-        while (more) {
-            zmq_msg_t scratch;
-            zmq_msg_t *m = n < KD_MAX_PARTS ? &parts[n] : &scratch;
-            zmq_msg_init(m);
-            if (zmq_msg_recv(m, sock, 0) < 0) {
-                zmq_msg_close(m);
-                break;
-            }
-            more = zmq_msg_more(m);
-            if (n < KD_MAX_PARTS)
-                n++;
-            else {
-                too_many = true;
-                zmq_msg_close(m);
-            }
-        }
-        char why[256];
+        bool too_many;
+        int n = recv_request(sock, parts, &too_many);
+        char why[256], name[64];
         const char *etype = NULL;
+        kd_req_id id = {false, 0};
         if (n < 3 || zmq_msg_size(&parts[1]) != 0) {
             /* not from a REQ socket: nothing sensible to answer to */
             for (int i = 0; i < n; i++)
                 zmq_msg_close(&parts[i]);
             continue;
         }
+        etype = check_header(zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]),
+                             why, sizeof why, &id, name, sizeof name);
         if (too_many) {
             snprintf(why, sizeof why, "request has more than %d binary frames", KD_MAX_FRAMES);
             etype = "ValueError";
-        } else {
-            etype = check_header(zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]),
-                                 why, sizeof why);
         }
         bool stop = false;
         if (etype) {
-            send_reply(sock, &parts[0], error_reply(etype, why), NULL);
+            send_reply(sock, &parts[0], error_reply(etype, why), NULL, id);
         } else {
             /* the header is text for every rank: copy it NUL-terminated */
             size_t len = zmq_msg_size(&parts[2]);
             char *hdr = malloc(len + 1);
             if (!hdr) {
-                send_reply(sock, &parts[0], error_reply("MemoryError", "out of memory"), NULL);
+                send_reply(sock, &parts[0], error_reply("MemoryError", "out of memory"),
+                           NULL, id);
             } else {
                 memcpy(hdr, zmq_msg_data(&parts[2]), len);
                 hdr[len] = '\0';
-                stop = dispatch(sock, &parts[0], hdr, len, &parts[3], n - 3);
+                stop = dispatch(sock, &parts[0], hdr, len, &parts[3], n - 3, name, id);
                 free(hdr);
             }
         }
         for (int i = 0; i < n; i++)
             zmq_msg_close(&parts[i]);
         if (stop)
-            return;
+            break;
     }
+    watch_stop();
 }
 
 static int write_connect_file(const char *path, const char *host, int port)
@@ -605,6 +799,7 @@ int main(int argc, char **argv)
     }
     MPI_Bcast(kd_srv.token, sizeof kd_srv.token, MPI_CHAR, 0, kd_srv.comm);
     kd_srv.mem_limit = opt.memory_limit;
+    kd_srv.request_timeout = opt.request_timeout;
     if (!kd_srv.mem_limit) {
         long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
         kd_srv.mem_limit = (uint64_t)pages * (uint64_t)psz / (uint64_t)kd_srv.nranks;
