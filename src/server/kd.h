@@ -151,6 +151,27 @@ bool kd_has_arg(kd_cmd *c, const char *key);
 /* kd_scalar -> given dtype, NumPy's casting rules (bool: != 0). */
 void kd_scalar_cast(const kd_scalar *s, kd_dtype t, void *out);
 
+/* NumPy's casts (ndarray.astype, unsafe), as its loops run on x86-64.
+ * float64 -> int64 as cvttsd2si: NaN and out of range give INT64_MIN. */
+static inline int64_t kd_f64_to_i64(double f)
+{
+    return (f >= -0x1p63 && f < 0x1p63) ? (int64_t)f : INT64_MIN;
+}
+
+/* float64 -> uint64 as GCC's x86-64 code: below 2^63 through int64, from
+ * 2^63 on by subtracting 2^63 first. So -1.0 gives 2^64 - 1, NaN 2^63, and
+ * 1e20 or inf give 0. */
+static inline uint64_t kd_f64_to_u64(double f)
+{
+    if (f >= 0x1p63)
+        return (uint64_t)kd_f64_to_i64(f - 0x1p63) ^ (1ull << 63);
+    return (uint64_t)kd_f64_to_i64(f);
+}
+
+/* n elements of dtype st at src as dtype dt at dst, with those rules (any
+ * number to bool is != 0; src and dst may overlap only when st == dt) */
+void kd_cast(const void *src, kd_dtype st, void *dst, kd_dtype dt, int64_t n);
+
 /* ---- arrays and the symbol table ------------------------------------------ */
 
 /* Collective: allocate an unregistered array of `size` elements (block of

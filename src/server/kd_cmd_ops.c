@@ -41,7 +41,7 @@
  *   - float64 array ** scalar 0.5 is sqrt (NumPy's fast path: sqrt(-0.0) is
  *     -0.0 and sqrt(-inf) is nan where pow would give 0.0 and inf);
  *   - float to int casts out of range (and NaN) give INT64_MIN; to uint64
- *     they follow the x86 code NumPy runs (see f2u). */
+ *     they follow the x86 code NumPy runs (see kd_f64_to_u64 in kd.h). */
 #include "kd.h"
 
 #include <limits.h>
@@ -55,76 +55,6 @@
 
 /* elements per chunk: three chunk buffers of 8-byte elements fit in L1 */
 #define CH 1024
-
-/* ---- casts --------------------------------------------------------------------- */
-
-/* float64 -> int64 as cvttsd2si: out of range and NaN give INT64_MIN */
-static inline int64_t f2i(double f)
-{
-    return (f >= -0x1p63 && f < 0x1p63) ? (int64_t)f : INT64_MIN;
-}
-
-/* float64 -> uint64 as GCC's x86-64 code (what NumPy's cast loop does):
- * below 2^63 through int64, from 2^63 on by subtracting 2^63 first. So -1.0
- * gives 2^64-1, NaN 2^63, and 1e20 or inf give 0. */
-static inline uint64_t f2u(double f)
-{
-    if (f >= 0x1p63)
-        return (uint64_t)f2i(f - 0x1p63) ^ (1ull << 63);
-    return (uint64_t)f2i(f);
-}
-
-/* n elements of dtype st at src -> dtype dt at dst (NumPy's casting) */
-static void cast_block(const void *src, kd_dtype st, void *dst, kd_dtype dt, int64_t n)
-{
-#define CAST(ST, DT, EXPR)                                                          \
-    do {                                                                            \
-        const ST *s_ = src;                                                         \
-        DT *d_ = dst;                                                               \
-        for (int64_t i = 0; i < n; i++) {                                           \
-            ST v = s_[i];                                                           \
-            d_[i] = (EXPR);                                                         \
-        }                                                                           \
-    } while (0)
-    if (st == dt) {
-        memmove(dst, src, (size_t)n * kd_dtype_size(st));
-        return;
-    }
-    switch (st * KD_NDTYPES + dt) {
-    case KD_INT64 * KD_NDTYPES + KD_UINT64: CAST(int64_t, uint64_t, (uint64_t)v); break;
-    case KD_INT64 * KD_NDTYPES + KD_FLOAT64: CAST(int64_t, double, (double)v); break;
-    case KD_INT64 * KD_NDTYPES + KD_BOOL: CAST(int64_t, uint8_t, v != 0); break;
-    case KD_UINT64 * KD_NDTYPES + KD_INT64: CAST(uint64_t, int64_t, (int64_t)v); break;
-    case KD_UINT64 * KD_NDTYPES + KD_FLOAT64: CAST(uint64_t, double, (double)v); break;
-    case KD_UINT64 * KD_NDTYPES + KD_BOOL: CAST(uint64_t, uint8_t, v != 0); break;
-    case KD_FLOAT64 * KD_NDTYPES + KD_INT64: CAST(double, int64_t, f2i(v)); break;
-    case KD_FLOAT64 * KD_NDTYPES + KD_UINT64: CAST(double, uint64_t, f2u(v)); break;
-    case KD_FLOAT64 * KD_NDTYPES + KD_BOOL: CAST(double, uint8_t, v != 0); break;
-    case KD_BOOL * KD_NDTYPES + KD_INT64: CAST(uint8_t, int64_t, v != 0); break;
-    case KD_BOOL * KD_NDTYPES + KD_UINT64: CAST(uint8_t, uint64_t, v != 0); break;
-    case KD_BOOL * KD_NDTYPES + KD_FLOAT64: CAST(uint8_t, double, v != 0); break;
-    default: break;
-    }
-#undef CAST
-}
-
-/* a scalar in dtype t, with the same rules as cast_block (8 bytes or 1) */
-static void scalar_to(const kd_scalar *s, kd_dtype t, void *out)
-{
-    uint64_t bits = 0;
-    switch (s->dtype) {
-    case KD_INT64: memcpy(&bits, &s->v.i, 8); break;
-    case KD_UINT64: memcpy(&bits, &s->v.u, 8); break;
-    case KD_FLOAT64: memcpy(&bits, &s->v.f, 8); break;
-    default: bits = s->v.b ? 1 : 0; break;
-    }
-    if (s->dtype == KD_BOOL) {
-        uint8_t b = (uint8_t)bits;
-        cast_block(&b, KD_BOOL, out, t, 1);
-    } else {
-        cast_block(&bits, s->dtype, out, t, 1);
-    }
-}
 
 /* A result bigger than this (bytes per rank) is written with streaming
  * stores: it would not stay in the last-level cache anyway, and a normal
@@ -183,7 +113,7 @@ static const void *chunk_of(const operand *o, kd_dtype t, int64_t off, int64_t m
     const char *p = (const char *)o->arr->data + (size_t)off * w;
     if (o->arr->dtype == t)
         return p;
-    cast_block(p, o->arr->dtype, buf, t, m);
+    kd_cast(p, o->arr->dtype, buf, t, m);
     return buf;
 }
 
@@ -194,11 +124,11 @@ static void prepare(const operand *o, kd_dtype t, void *buf)
         return;
     if (kd_dtype_size(t) == 1) {
         uint8_t v;
-        scalar_to(&o->s, t, &v);
+        kd_scalar_cast(&o->s, t, &v);
         memset(buf, v, CH);
     } else {
         uint64_t v, *p = buf;
-        scalar_to(&o->s, t, &v);
+        kd_scalar_cast(&o->s, t, &v);
         for (int i = 0; i < CH; i++)
             p[i] = v;
     }
@@ -448,7 +378,7 @@ static bool has_negative_exponent(const operand *y)
 {
     if (!y->arr) {
         int64_t e;
-        scalar_to(&y->s, KD_INT64, &e);
+        kd_scalar_cast(&y->s, KD_INT64, &e);
         return e < 0;
     }
     if (y->arr->dtype != KD_INT64 && y->arr->dtype != KD_UINT64)
@@ -497,7 +427,7 @@ static int cmd_binop(kd_cmd *c)
     /* NumPy's fast path: float64 array ** 0.5 is sqrt */
     if (op == OP_POW && ct == KD_FLOAT64 && x.arr && x.arr->dtype == KD_FLOAT64 && !y.arr) {
         double e;
-        scalar_to(&y.s, KD_FLOAT64, &e);
+        kd_scalar_cast(&y.s, KD_FLOAT64, &e);
         if (e == 0.5)
             op = OP_SQRT;
     }
@@ -523,12 +453,12 @@ static int cmd_binop(kd_cmd *c)
         }
         kernel(op, ct, xp, yp, obuf, m);
         if (!stream) { /* here kt != rt */
-            cast_block(obuf, kt, dst, rt, m);
+            kd_cast(obuf, kt, dst, rt, m);
             continue;
         }
         const void *src = obuf;
         if (kt != rt) {
-            cast_block(obuf, kt, cbuf, rt, m);
+            kd_cast(obuf, kt, cbuf, rt, m);
             src = cbuf;
         }
         stream_out(dst, src, (size_t)m * rw);
@@ -646,7 +576,7 @@ static int cmd_astype(kd_cmd *c)
     kd_array *r = kd_new_array(c, t, a->size);
     if (!r)
         return -1;
-    cast_block(a->data, a->dtype, r->data, t, a->n);
+    kd_cast(a->data, a->dtype, r->data, t, a->n);
     kd_result_array(c, "array", r);
     return 0;
 }
@@ -953,7 +883,7 @@ static void local_part(int r, const kd_array *a, part *p)
         int64_t any = 0, all = 1;
         for (int64_t off = 0; off < n; off += CH) {
             int64_t m = n - off < CH ? n - off : CH;
-            cast_block((const char *)d + (size_t)off * kd_dtype_size(a->dtype), a->dtype, buf,
+            kd_cast((const char *)d + (size_t)off * kd_dtype_size(a->dtype), a->dtype, buf,
                        KD_BOOL, m);
             for (int64_t i = 0; i < m; i++) {
                 any |= buf[i];
@@ -1371,7 +1301,7 @@ static int cmd_concatenate(kd_cmd *c)
             continue;
         const void *src = a->data;
         if (a->dtype != rt) {
-            cast_block(a->data, a->dtype, tmp, rt, a->n);
+            kd_cast(a->data, a->dtype, tmp, rt, a->n);
             src = tmp;
         }
         for (int r = 0; r < c->nranks; r++) {
