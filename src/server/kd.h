@@ -31,6 +31,15 @@
 
 /* ---- dtypes --------------------------------------------------------------- */
 
+/* Tags of the point-to-point MPI messages between ranks (collectives need
+ * none). Each kind of message has its own, so two can never be confused. */
+enum kd_tag {
+    KD_TAG_ERROR = 77, /* kd_agree: the failing rank's message to rank 0 */
+    KD_TAG_CARRY,      /* a scan's running value to the next rank (cumsum, cumprod) */
+    KD_TAG_SCAN,       /* a float scan's running value and compensation */
+    KD_TAG_SEGMENT,    /* group-by: the open segment's state to the next rank */
+};
+
 typedef enum { KD_INT64 = 0, KD_UINT64, KD_FLOAT64, KD_BOOL, KD_NDTYPES } kd_dtype;
 
 const char *kd_dtype_name(kd_dtype t);          /* "int64", ... */

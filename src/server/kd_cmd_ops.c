@@ -601,8 +601,6 @@ static int cmd_astype(kd_cmd *c)
  * for products), result = np.cumsum(chunk values)[-1]; an empty array gives
  * 0 (1 for a product). */
 #define FCHUNK 65536
-#define TAG_CARRY 78 /* point-to-point tags; kd_agree uses 77 */
-#define TAG_SCAN 79
 
 enum { FS_SUM, FS_PROD, FS_SQ }; /* s + v, s * v, s + (v - mean)^2 */
 
@@ -728,7 +726,7 @@ static int chunked(kd_cmd *c, const fsrc *f, double *out)
     if (send && !passing) {
         tail = hi / FCHUNK * FCHUNK - lo;
         double carry = seq1(f, tail, n, 0, true);
-        MPI_Send(&carry, 1, MPI_DOUBLE, c->rank + 1, TAG_CARRY, c->comm);
+        MPI_Send(&carry, 1, MPI_DOUBLE, c->rank + 1, KD_TAG_CARRY, c->comm);
     }
     /* the whole chunks in [head, tail), eight at a time while there are */
     int64_t k = head_ends ? 1 : 0, i = head;
@@ -745,10 +743,10 @@ static int chunked(kd_cmd *c, const fsrc *f, double *out)
     /* then the chunk that started before us */
     if (recv) {
         double carry;
-        MPI_Recv(&carry, 1, MPI_DOUBLE, c->rank - 1, TAG_CARRY, c->comm, MPI_STATUS_IGNORE);
+        MPI_Recv(&carry, 1, MPI_DOUBLE, c->rank - 1, KD_TAG_CARRY, c->comm, MPI_STATUS_IGNORE);
         carry = seq1(f, 0, head, carry, false);
         if (passing)
-            MPI_Send(&carry, 1, MPI_DOUBLE, c->rank + 1, TAG_CARRY, c->comm);
+            MPI_Send(&carry, 1, MPI_DOUBLE, c->rank + 1, KD_TAG_CARRY, c->comm);
         else
             vals[0] = carry;
     }
@@ -1112,7 +1110,7 @@ static void float_scan(kd_cmd *c, bool prod, const double *x, double *o, int64_t
 {
     double carry[2] = {0, 0}; /* running value, and 1 if there is one yet */
     if (c->rank > 0)
-        MPI_Recv(carry, 2, MPI_DOUBLE, c->rank - 1, TAG_SCAN, c->comm, MPI_STATUS_IGNORE);
+        MPI_Recv(carry, 2, MPI_DOUBLE, c->rank - 1, KD_TAG_SCAN, c->comm, MPI_STATUS_IGNORE);
     double s = carry[0];
     int64_t i = 0;
     if (carry[1] == 0 && n > 0) /* the first element starts the scan, as NumPy */
@@ -1126,7 +1124,7 @@ static void float_scan(kd_cmd *c, bool prod, const double *x, double *o, int64_t
     if (n > 0)
         carry[0] = s, carry[1] = 1;
     if (c->rank < c->nranks - 1)
-        MPI_Send(carry, 2, MPI_DOUBLE, c->rank + 1, TAG_SCAN, c->comm);
+        MPI_Send(carry, 2, MPI_DOUBLE, c->rank + 1, KD_TAG_SCAN, c->comm);
 }
 
 /* cumsum/cumprod. Integers: each rank totals its block, MPI_Exscan gives the

@@ -123,9 +123,9 @@ int kd_agree(kd_cmd *c, int rc)
         if (c->rank == first) {
             memcpy(buf, c->err_type, sizeof c->err_type);
             memcpy(buf + sizeof c->err_type, c->err_msg, sizeof c->err_msg);
-            MPI_Send(buf, sizeof buf, MPI_CHAR, 0, 77, c->comm);
+            MPI_Send(buf, sizeof buf, MPI_CHAR, 0, KD_TAG_ERROR, c->comm);
         } else if (c->rank == 0) {
-            MPI_Recv(buf, sizeof buf, MPI_CHAR, first, 77, c->comm, MPI_STATUS_IGNORE);
+            MPI_Recv(buf, sizeof buf, MPI_CHAR, first, KD_TAG_ERROR, c->comm, MPI_STATUS_IGNORE);
             memcpy(c->err_type, buf, sizeof c->err_type);
             memcpy(c->err_msg, buf + sizeof c->err_type, sizeof c->err_msg);
             c->err_type[sizeof c->err_type - 1] = '\0';
