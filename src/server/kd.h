@@ -123,6 +123,7 @@ void kd_register(const char *name, kd_handler fn);
 /* Each command file defines one of these; kd_main.c calls them all. */
 void kd_register_core(void);
 void kd_register_ops(void);
+void kd_register_reduce(void);
 void kd_register_index(void);
 void kd_register_sort(void);
 void kd_register_fam(void);

@@ -806,6 +806,7 @@ int main(int argc, char **argv)
     }
     kd_register_core();
     kd_register_ops();
+    kd_register_reduce();
     kd_register_index();
     kd_register_sort();
     kd_register_fam();
