@@ -184,9 +184,38 @@ static int peer_closed(int fd)
     return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
 }
 
+static int hello_server(fam_t *f, int i);
+
+/* famd `except` restarted; others often did too (a cluster restarts as a
+ * whole). Connect again, now, to every other famd that closed its control
+ * connection: HELLO tells libfam the server restarted (new epoch), so a
+ * data call to it refreshes its keys first instead of sending RMA to the
+ * old famd's address, which over shm never completes. */
+static void reconnect_others(fam_t *f, int except)
+{
+    pthread_mutex_lock(&f->flock);
+    for (int i = 0; i < f->nservers; i++) {
+        struct fam_server *o = &f->srv[i];
+        if (i == except) continue;
+        pthread_mutex_lock(&o->lock);
+        int closed = o->fd >= 0 && peer_closed(o->fd);
+        if (closed) {
+            close(o->fd);
+            o->fd = -1;
+        }
+        pthread_mutex_unlock(&o->lock);
+        if (closed && f->ep) {
+            char keep[1024]; /* not this request's error: keep the caller's */
+            snprintf(keep, sizeof keep, "%s", fam_last_error());
+            hello_server(f, i);
+            fam_set_error(0, "%s", keep);
+        }
+    }
+    pthread_mutex_unlock(&f->flock);
+}
+
 /* One request, one reply. On failure the server's message becomes this
  * thread's last error. */
-static int hello_server(fam_t *f, int i);
 
 int fam_rpc(fam_t *f, int server, uint16_t op, const struct famp_req *q,
             struct famp_info *o)
@@ -200,11 +229,13 @@ int fam_rpc(fam_t *f, int server, uint16_t op, const struct famp_req *q,
          * races with the send still fails this request (the next one
          * reconnects). */
         pthread_mutex_lock(&s->lock);
-        if (s->fd >= 0 && peer_closed(s->fd)) {
+        int closed = s->fd >= 0 && peer_closed(s->fd);
+        if (closed) {
             close(s->fd);
             s->fd = -1;
         }
         pthread_mutex_unlock(&s->lock);
+        if (closed) reconnect_others(f, server);
     }
     char why[1024] = "";
     if (s->fd < 0 && op != FAMP_HELLO) {

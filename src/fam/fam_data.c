@@ -42,6 +42,8 @@ static struct fam_op *op_new(int nb)
 
 struct fam_op *fam_op_new(int nb) { return op_new(nb); }
 
+int fam_shm_sweep(void) { return fam_shm_clean(); }
+
 /* shm: a unique endpoint name (fam_shm_name.h). */
 static int shm_name(fam_t *f)
 {

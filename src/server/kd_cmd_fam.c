@@ -178,6 +178,14 @@ static void fam_reset(void)
     kd_fam_broken = false;
 }
 
+/* At kodiakd's exit: close this rank's handles and its libfam connection,
+ * which also removes its shm endpoint's 16 MiB file under /dev/shm. */
+void kd_fam_shutdown(void)
+{
+    if (kd_fam)
+        fam_reset();
+}
+
 /* Connect this rank to the memory servers if it is not yet (or again, after
  * a transport error). Not collective: 0 or -1 with the error recorded. */
 static int fam_init_rank(kd_cmd *c)

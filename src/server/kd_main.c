@@ -28,6 +28,8 @@
 #define _GNU_SOURCE
 #include "kd.h"
 
+#include "fam/fam.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -804,6 +806,8 @@ int main(int argc, char **argv)
         long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
         kd_srv.mem_limit = (uint64_t)pages * (uint64_t)psz / (uint64_t)kd_srv.nranks;
     }
+    /* files a kill -9'd rank (of any Kodiak program of ours) left there */
+    fam_shm_sweep();
     kd_register_core();
     kd_register_ops();
     kd_register_reduce();
@@ -873,6 +877,9 @@ int main(int argc, char **argv)
     /* rank 0 decides for everyone whether the launcher is stopping us */
     int quick = kd_srv.rank == 0 && stop_by_launcher;
     MPI_Bcast(&quick, 1, MPI_INT, 0, kd_srv.comm);
+    /* libfam's shm endpoint keeps a 16 MiB file under /dev/shm until it
+     * is closed: close it on every way out */
+    kd_fam_shutdown();
     if (quick) {
         if (kd_srv.rank == 0)
             printf("kodiakd stopped (signal from mpirun)\n");
