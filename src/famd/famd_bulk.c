@@ -373,6 +373,8 @@ static struct peer *peer_by_token(struct famd_bulk *B, uint64_t token)
 static int item_for(struct famd *d, uint64_t id, uint64_t key, int want,
                     int32_t *slot)
 {
+    *slot = -1; /* set on every path: -O3 cannot tell that rc != 0 means
+                   the caller does not read it (maybe-uninitialized) */
     int32_t s = famd_slot_of(d, FAMD_REC_ITEM, id);
     if (s < 0)
         return famd_fail(d, FAM_ENOTFOUND, "no data item with id %llu (it "
