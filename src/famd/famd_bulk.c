@@ -98,6 +98,9 @@ struct peer {
     int used;        /* it sent a bulk request: fabric traffic with us */
     uint32_t alen;   /* its address as given in HELLO */
     uint8_t abytes[FAMP_ADDR_MAX];
+    int inflight;    /* replies to it handed to the provider, not done */
+    int zombie;      /* closed, but its address stays until `inflight`
+                        is 0 (famd_bulk_peer_drop); token is 0 */
 };
 
 /* Another famd we copy to. */
@@ -127,6 +130,15 @@ static uint64_t now_us(void)
 }
 
 /* ---- receive buffers and replies ------------------------------------- */
+
+/* The peer (live or closed) whose address is fa, or NULL. */
+static struct peer *peer_by_addr(struct famd_bulk *B, fi_addr_t fa)
+{
+    for (size_t i = 0; i < B->npeers; i++)
+        if ((B->peers[i].token || B->peers[i].zombie) && B->peers[i].addr == fa)
+            return &B->peers[i];
+    return NULL;
+}
 
 static void post_rx(struct famd *d, struct rxbuf *b)
 {
@@ -183,6 +195,8 @@ static void tx_flush(struct famd *d)
         }
         B->tx_inflight++;
         B->tx_last_us = now_us();
+        struct peer *p = peer_by_addr(B, m->to);
+        if (p) p->inflight++;
     }
 }
 
@@ -245,16 +259,22 @@ int famd_bulk_peer_add(struct famd *d, const uint8_t *addr, uint32_t len,
      * second insert of one shm name is counted as a peer of its own, and
      * the first remove unmaps the name whatever the count, under the
      * other one (libfabric 1.17) */
+    int inflight = 0;
     for (size_t k = 0; k < B->npeers && fa == FI_ADDR_NOTAVAIL; k++)
-        if (B->peers[k].token && B->peers[k].alen == len &&
-            !memcmp(B->peers[k].abytes, addr, len))
+        if ((B->peers[k].token || B->peers[k].zombie) &&
+            B->peers[k].alen == len && !memcmp(B->peers[k].abytes, addr, len)) {
             fa = B->peers[k].addr;
+            if (B->peers[k].zombie) { /* the new peer takes it over */
+                inflight = B->peers[k].inflight;
+                B->peers[k].zombie = 0;
+            }
+        }
     int shared = fa != FI_ADDR_NOTAVAIL;
     if (!shared && fi_av_insert(famd_fabric_av(d), addr, 1, &fa, 0, NULL) != 1)
         return famd_fail(d, FAM_EFABRIC, "cannot add the client's fabric "
                          "address (the provider refused it: too many clients?)");
     size_t i = 0;
-    while (i < B->npeers && B->peers[i].token) i++;
+    while (i < B->npeers && (B->peers[i].token || B->peers[i].zombie)) i++;
     if (i == B->npeers) {
         struct peer *p = realloc(B->peers, (B->npeers + 16) * sizeof *p);
         if (!p) {
@@ -277,6 +297,8 @@ int famd_bulk_peer_add(struct famd *d, const uint8_t *addr, uint32_t len,
     B->peers[i].used = 0;
     B->peers[i].alen = len;
     memcpy(B->peers[i].abytes, addr, len);
+    B->peers[i].inflight = inflight;
+    B->peers[i].zombie = 0;
     *token = t;
     return 0;
 }
@@ -323,6 +345,15 @@ void famd_bulk_peer_drop(struct famd *d, uint64_t token, int woke)
             for (struct copyjob *j = B->jobs; j; j = j->next)
                 if (j->reply_to == fa) j->answered = 1; /* nobody to tell */
         }
+        /* a reply the provider still holds (over shm, one larger than
+         * 4 KiB waits for the peer to read it) keeps the address: the
+         * provider looks the peer up again when it completes, and an
+         * unmapped peer crashes it. A peer that died before reading
+         * keeps it for good: one address vector entry (of 256 on shm) */
+        if (p->inflight) {
+            p->zombie = 1;
+            return;
+        }
         fi_av_remove(famd_fabric_av(d), &fa, 1, 0);
         return;
     }
@@ -342,6 +373,8 @@ static struct peer *peer_by_token(struct famd_bulk *B, uint64_t token)
 static int item_for(struct famd *d, uint64_t id, uint64_t key, int want,
                     int32_t *slot)
 {
+    *slot = -1; /* set on every path: -O3 cannot tell that rc != 0 means
+                   the caller does not read it (maybe-uninitialized) */
     int32_t s = famd_slot_of(d, FAMD_REC_ITEM, id);
     if (s < 0)
         return famd_fail(d, FAM_ENOTFOUND, "no data item with id %llu (it "
@@ -445,7 +478,7 @@ static int remote_addr(struct famd *d, const uint8_t *name, uint32_t len,
                                     "the destination memory server's");
     if (rc) return rc;
     fi_addr_t fa;
-    if (fi_av_insert(famd_fabric_av(d), name, 1, &fa, 0, NULL) != 1)
+    if (fi_av_insert(famd_fabric_copy_av(d), name, 1, &fa, 0, NULL) != 1)
         return famd_fail(d, FAM_EINVAL, "bad destination memory server "
                          "address");
     struct remote *r = &B->remotes[B->nremotes++];
@@ -520,8 +553,14 @@ static void copy_pump(struct famd *d, struct copyjob *j)
             }
             from = buf;
         }
-        ssize_t rc = fi_write(famd_fabric_ep(d), from, n, NULL, j->dst,
-                              j->dst_addr, j->dst_key, &j->ops[i].c.fc);
+        struct iovec iov = {(void *)from, n};
+        struct fi_rma_iov rma = {j->dst_addr, n, j->dst_key};
+        struct fi_msg_rma msg = {.msg_iov = &iov, .iov_count = 1,
+                                 .addr = j->dst, .rma_iov = &rma,
+                                 .rma_iov_count = 1,
+                                 .context = &j->ops[i].c.fc};
+        ssize_t rc = fi_writemsg(famd_fabric_copy_ep(d), &msg,
+                                 famd_fabric_write_flags(d));
         if (rc == -FI_EAGAIN) break;
         if (d->verbose)
             fprintf(stderr, "famd: copy write of %zu bytes -> %s\n", n,
@@ -790,11 +829,18 @@ void famd_bulk_done(struct famd *d, void *ctx, size_t len, int err)
         post_rx(d, b);
         break;
     }
-    case CTX_TX:
+    case CTX_TX: {
+        struct txmsg *m = (struct txmsg *)c;
+        struct peer *p = peer_by_addr(d->bulk, m->to);
         d->bulk->tx_inflight--;
         d->bulk->tx_last_us = now_us();
-        free(c);
+        if (p && p->inflight > 0 && --p->inflight == 0 && p->zombie) {
+            p->zombie = 0; /* famd_bulk_peer_drop left it for now */
+            fi_av_remove(famd_fabric_av(d), &p->addr, 1, 0);
+        }
+        free(m);
         break;
+    }
     case CTX_COPY: {
         struct copyop *op = (struct copyop *)c;
         struct copyjob *j = op->job;
