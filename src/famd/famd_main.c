@@ -894,15 +894,16 @@ int main(int argc, char **argv)
                 idx[np++] = -2;
                 timeout = 1000;
                 refused = 0;
-            } else if (wfd >= 0 && ++refused <= 64) {
+            } else if (wfd >= 0) {
                 /* a refused trywait usually means a completion just
                  * arrived: poll again at once. But a provider may refuse it
                  * for good while an RMA it cannot serve (a revoked key)
                  * sits in its queue: after 64 refusals in a row with
-                 * nothing to do, fall back to the idle tick below */
-                timeout = 0;
+                 * nothing to do, poll every ms instead of spinning (the
+                 * provider has work, so this is not idle) */
+                timeout = ++refused > 64 ? 1 : 0;
             } else {
-                timeout = idle_tick_ms(idle_us);
+                timeout = idle_tick_ms(idle_us); /* shm: no wait fd */
             }
         }
         timeout = limit_timeout(timeout);
