@@ -23,12 +23,15 @@
  * spinning on accept().
  *
  * Progress: the software providers move a client's RMA only while famd
- * drives progress, and shm cannot wake a famd that sleeps (its wait fd fires
- * late or not at all). So a client about to do RMA sends a one-way WAKE on
- * its control socket, and again every spin_us/2 while it keeps going. After
- * any activity (a request, a WAKE, a completion) famd polls without
- * sleeping for --spin-us microseconds; after that it blocks in poll() on
- * the sockets and the fabric's wait fd, so an idle famd costs no CPU. */
+ * drives progress, and shm cannot wake a famd that sleeps (it has no wait
+ * fd). So a client about to do RMA sends a one-way WAKE on its control
+ * socket, and again every spin_us/2 while it keeps going; its first
+ * operation after an idle gap waits for a WAKE_SYNC reply instead, so that
+ * famd is surely awake before the RMA (libfam's fam_wake_first). After any
+ * activity (a request, a WAKE, a completion) famd polls without sleeping
+ * for --spin-us microseconds; after that it blocks in poll() on the sockets
+ * and the fabric's wait fd (tcp), or on the sockets with a slow safety tick
+ * (shm: idle_tick_ms), so an idle famd costs almost no CPU. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -891,15 +894,16 @@ int main(int argc, char **argv)
                 idx[np++] = -2;
                 timeout = 1000;
                 refused = 0;
-            } else if (wfd >= 0 && ++refused <= 64) {
+            } else if (wfd >= 0) {
                 /* a refused trywait usually means a completion just
                  * arrived: poll again at once. But a provider may refuse it
                  * for good while an RMA it cannot serve (a revoked key)
                  * sits in its queue: after 64 refusals in a row with
-                 * nothing to do, fall back to the idle tick below */
-                timeout = 0;
+                 * nothing to do, poll every ms instead of spinning (the
+                 * provider has work, so this is not idle) */
+                timeout = ++refused > 64 ? 1 : 0;
             } else {
-                timeout = idle_tick_ms(idle_us);
+                timeout = idle_tick_ms(idle_us); /* shm: no wait fd */
             }
         }
         timeout = limit_timeout(timeout);

@@ -11,8 +11,12 @@
  * Idle must be idle: a rank waiting in a blocking MPI_Bcast burns a whole
  * core with Open MPI, so ranks other than 0 wait for the next command in a
  * non-blocking broadcast that they test with a growing sleep (spin 200 us,
- * then sleep 20 us doubling to 2 ms). Rank 0 waits in zmq_poll, which sleeps
- * in the kernel.
+ * then sleep 20 us doubling to 2 ms). After 100 ms without a command a rank
+ * on rank 0's host sleeps until rank 0 rings its doorbell (SIGURG sent with
+ * tgkill to the rank's main thread with each command; the rank keeps SIGURG
+ * blocked and takes it in sigtimedwait), or 1 s as a safety net; a rank on
+ * another host keeps the 2 ms sleeps. Rank 0 waits in zmq_poll, which
+ * sleeps in the kernel.
  *
  * Liveness: while a command runs, rank 0's main thread is inside MPI and
  * does not read the socket. If a rank is stopped (SIGSTOP, a debugger) the
@@ -37,6 +41,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,6 +341,68 @@ static double now_s(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* The doorbells: where rank 0 sends SIGURG when a command comes, so that
+ * ranks idle for long can sleep in the kernel instead of waking every 2 ms
+ * (2 ranks: 0.6% of a core for rank 1 alone, bench/idle_bench.py). */
+#define KD_BELL_SIG SIGURG        /* ignored by default, never sent by MPI */
+#define KD_BELL_AFTER_S 0.1       /* idle this long before waiting for it */
+#define KD_BELL_SAFETY_S 1        /* and look at MPI at least this often */
+struct kd_bell {
+    int32_t pid, tid; /* the rank's process and main thread */
+    int32_t host;     /* 1: same host as rank 0 (so tgkill reaches it) */
+};
+static struct kd_bell *bells; /* rank 0: one per rank */
+static int my_bell;           /* 1: this rank waits for rank 0's doorbell */
+
+/* Collective, at start-up: every rank tells rank 0 its pid, thread id and
+ * host; rank 0 keeps the ranks it can signal (same host name, kill(pid, 0)
+ * allowed: the same pid namespace and user) and tells each whether it will
+ * be rung. A rank that will be keeps KD_BELL_SIG blocked in its main thread
+ * (before ZeroMQ or fabric threads start, so they inherit the mask). */
+static void kd_bell_setup(void)
+{
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    struct kd_bell me = {(int32_t)getpid(), (int32_t)syscall(SYS_gettid), 0};
+    char *hosts = kd_srv.rank == 0 ? calloc((size_t)kd_srv.nranks, sizeof host) : NULL;
+    if (kd_srv.rank == 0)
+        bells = calloc((size_t)kd_srv.nranks, sizeof *bells);
+    if (kd_srv.rank == 0 && (!hosts || !bells))
+        MPI_Abort(kd_srv.comm, 1);
+    MPI_Gather(host, sizeof host, MPI_CHAR, hosts, sizeof host, MPI_CHAR, 0, kd_srv.comm);
+    MPI_Gather(&me, 3, MPI_INT32_T, bells, 3, MPI_INT32_T, 0, kd_srv.comm);
+    int *rung = NULL;
+    if (kd_srv.rank == 0) {
+        rung = calloc((size_t)kd_srv.nranks, sizeof *rung);
+        if (!rung)
+            MPI_Abort(kd_srv.comm, 1);
+        for (int r = 1; r < kd_srv.nranks; r++) {
+            bells[r].host = strcmp(hosts + (size_t)r * sizeof host, host) == 0 &&
+                            kill(bells[r].pid, 0) == 0;
+            rung[r] = bells[r].host;
+        }
+    }
+    MPI_Scatter(rung, 1, MPI_INT, &my_bell, 1, MPI_INT, 0, kd_srv.comm);
+    free(rung);
+    free(hosts);
+    if (my_bell) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, KD_BELL_SIG);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+    }
+}
+
+/* Rank 0, with each command: ring every rank that waits for its bell. A
+ * rank still in its short sleeps finds the signal pending at its next long
+ * wait, which then returns at once and looks again: harmless. */
+static void ring_bells(void)
+{
+    for (int r = 1; r < kd_srv.nranks; r++)
+        if (bells && bells[r].host)
+            syscall(SYS_tgkill, bells[r].pid, bells[r].tid, KD_BELL_SIG);
+}
+
 /* Wait for the next command's length from rank 0 without burning a core. */
 static int64_t wait_for_length(void)
 {
@@ -344,13 +411,24 @@ static int64_t wait_for_length(void)
     MPI_Ibcast(&len, 1, MPI_INT64_T, 0, kd_srv.comm, &rq);
     double start = now_s();
     long sleep_ns = 20000;
+    sigset_t bell;
+    sigemptyset(&bell);
+    sigaddset(&bell, KD_BELL_SIG);
     for (;;) {
         int done = 0;
         MPI_Test(&rq, &done, MPI_STATUS_IGNORE);
         if (done)
             return len;
-        if (now_s() - start < 200e-6)
+        double waited = now_s() - start;
+        if (waited < 200e-6)
             continue;
+        if (my_bell && waited >= KD_BELL_AFTER_S) {
+            /* long idle: sleep until the bell (or a stop signal, or the
+             * safety timeout), then test the broadcast again */
+            struct timespec ts = {KD_BELL_SAFETY_S, 0};
+            sigtimedwait(&bell, NULL, &ts);
+            continue;
+        }
         struct timespec ts = {0, sleep_ns};
         nanosleep(&ts, NULL);
         if (sleep_ns < 2000000)
@@ -362,6 +440,7 @@ static void send_length(int64_t len)
 {
     MPI_Request rq;
     MPI_Ibcast(&len, 1, MPI_INT64_T, 0, kd_srv.comm, &rq);
+    ring_bells();
     MPI_Wait(&rq, MPI_STATUS_IGNORE);
 }
 
@@ -800,6 +879,7 @@ int main(int argc, char **argv)
             snprintf(kd_srv.token + 2 * i, 3, "%02x", raw[i]);
     }
     MPI_Bcast(kd_srv.token, sizeof kd_srv.token, MPI_CHAR, 0, kd_srv.comm);
+    kd_bell_setup();
     kd_srv.mem_limit = opt.memory_limit;
     kd_srv.request_timeout = opt.request_timeout;
     if (!kd_srv.mem_limit) {
