@@ -75,6 +75,7 @@ class _Connection:
         self.peer_up = False   # the monitor's last word: connected (True) or not
         self.timeout = None    # seconds per request (None: no limit)
         self.next_id = 1       # "id" of the next request; the reply echoes it
+        self.interrupted = None  # the command a KeyboardInterrupt left running, if any
         self.lock = threading.RLock()
 
 
@@ -343,7 +344,46 @@ def generic_msg(cmd, args=None, frames=(), timeout=None):
     """Send one command; return (result dict, list of reply frames as
     memoryviews). Raises the server's error as a Python exception.
     timeout: seconds for this request (default: the connection's deadline,
-    see connect); past it, RequestTimeoutError."""
+    see connect); past it, RequestTimeoutError.
+
+    Ctrl-C (KeyboardInterrupt) while waiting gives the connection a fresh
+    socket, so the next call works and the interrupted command's answer is
+    never taken for another's; the server finishes that command, and the
+    next call waits for it (within its own deadline) instead of failing
+    with ServerBusyError."""
+    start = time.monotonic()
+    limit = _conn.timeout if timeout is None else (None if timeout == 0 else timeout)
+    pause = 0.02
+    while True:
+        left = None if limit is None else max(0.001, limit - (time.monotonic() - start))
+        try:
+            result = _request(cmd, args, frames, 0 if left is None else left)
+        except ServerBusyError:
+            if _conn.interrupted is None or (limit is not None and
+                                             time.monotonic() - start >= limit):
+                raise
+            time.sleep(pause)  # the interrupted command is still running
+            pause = min(0.5, pause * 2)
+            continue
+        _conn.interrupted = None
+        return result
+
+
+def _request(cmd, args, frames, timeout):
+    """One try of generic_msg: send, wait, return or raise."""
+    try:
+        return _exchange(cmd, args, frames, timeout)
+    except KeyboardInterrupt:
+        # the socket waits for an answer that now belongs to no one: a new
+        # socket, and the answer, when it comes, goes to the old one, gone
+        with _conn.lock:
+            if _conn.sock is not None:
+                _reset_socket()
+                _conn.interrupted = cmd
+        raise
+
+
+def _exchange(cmd, args, frames, timeout):
     with _conn.lock:
         if _conn.sock is None:
             raise ConnectionError("not connected to a kodiak server: call ak.connect() "

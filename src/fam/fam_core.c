@@ -326,9 +326,10 @@ static uint64_t now_us(void)
  * WAKEs 0.9-1.2). */
 void fam_wake(fam_t *f, int server)
 {
-    if (strcmp(f->provider, "tcp") == 0) return;
     struct fam_server *s = &f->srv[server];
     uint64_t now = now_us();
+    s->last_active = now;
+    if (strcmp(f->provider, "tcp") == 0) return;
     if (now - s->last_wake < s->spin_us / 2) return;
     pthread_mutex_lock(&s->lock);
     if (s->fd >= 0) {
@@ -337,6 +338,34 @@ void fam_wake(fam_t *f, int server)
             s->last_wake = now;
     }
     pthread_mutex_unlock(&s->lock);
+}
+
+/* Before an operation on server's memory (RMA, atomics, bulk requests),
+ * called without f->flock held. An idle famd blocks in poll() and its
+ * fabric cannot wake it on shm; on tcp the request wakes it, but the
+ * scheduler tends to run the woken famd on the core where this client is
+ * already spinning for the answer, so it waits for our time slice to end.
+ * Either way the first data operation after an idle gap took 2-8 ms
+ * (bench/idle_bench). So after a gap of spin_us/2 with this server (famd
+ * may have gone to sleep), wait for a WAKE_SYNC round trip first: it costs
+ * one control request (~50-150 us), we sleep in recv() meanwhile, and famd
+ * answers only once it is awake and polling. Otherwise, as before, a
+ * one-way WAKE when due (fam_wake). A failure is left to the operation
+ * itself to report. */
+void fam_wake_first(fam_t *f, int server)
+{
+    struct fam_server *s = &f->srv[server];
+    uint64_t now = now_us(), gap = s->spin_us / 2;
+    if (gap < 200) gap = 200;
+    if (now - s->last_active < gap || s->fd < 0) {
+        fam_wake(f, server);
+        return;
+    }
+    struct famp_req q;
+    struct famp_info o;
+    memset(&q, 0, sizeof q);
+    if (fam_rpc(f, server, FAMP_WAKE_SYNC, &q, &o) == 0) s->last_wake = now_us();
+    s->last_active = now_us();
 }
 
 /* ---- set-up ------------------------------------------------------------- */

@@ -219,6 +219,11 @@ void famd_mr_drop(struct famd *d, int32_t slot);
 struct fid_ep *famd_fabric_ep(struct famd *d);
 struct fid_av *famd_fabric_av(struct famd *d);
 size_t famd_fabric_max_msg(struct famd *d);
+/* 0 if addr is a well-formed fabric address of famd's provider, else
+ * FAM_EINVAL with d->err naming `whose` address it is ("the client's").
+ * uid: the client's, to check an shm endpoint is its own (0: skip). */
+int famd_fabric_addr_check(struct famd *d, const uint8_t *addr, uint32_t len,
+                           uint32_t uid, const char *whose);
 
 /* The header of a backup file (famd_backup.c), followed by `size` bytes. */
 struct famd_bak {

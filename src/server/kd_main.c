@@ -810,6 +810,7 @@ int main(int argc, char **argv)
     fam_shm_sweep();
     kd_register_core();
     kd_register_ops();
+    kd_register_reduce();
     kd_register_index();
     kd_register_sort();
     kd_register_fam();
