@@ -41,11 +41,11 @@ static void fill(uint8_t *p, size_t n, unsigned seed)
 
 /* famd on a pool file; a client writes; famd restarts (hard: kill -9);
  * every first call afterwards works, with no retry. */
-static void first_call_after_restart_works(int hard)
+static void first_call_after_restart_works(int hard, int data_first)
 {
     struct famd_proc srv;
     char path[300];
-    snprintf(path, sizeof path, "%s/pool-stale-%d", test_tmpdir(), hard);
+    snprintf(path, sizeof path, "%s/pool-stale-%d-%d", test_tmpdir(), hard, data_first);
     assert_int_equal(famd_start(&srv, 64 << 20, path), 0);
     fam_t *f = client(srv.addr);
     assert_non_null(f);
@@ -59,6 +59,14 @@ static void first_call_after_restart_works(int hard)
 
     if (hard) famd_kill9(&srv); else famd_stop(&srv);
     assert_int_equal(famd_restart(&srv, 64 << 20), 0);
+
+    if (data_first) {
+        /* a data call first, on the descriptor from before the restart */
+        memset(back, 0, N);
+        if (fam_get_blocking(f, back, a, 0, N) != 0)
+            fail_msg("first data call after a famd restart failed: %s", fam_last_error());
+        assert_memory_equal(data, back, N);
+    }
 
     /* the very first request goes on a new connection */
     fam_region_t *r2;
@@ -99,13 +107,19 @@ static void first_call_after_restart_works(int hard)
 static void first_call_after_a_clean_restart_works(void **state)
 {
     (void)state;
-    first_call_after_restart_works(0);
+    first_call_after_restart_works(0, 0);
 }
 
 static void first_call_after_a_kill9_restart_works(void **state)
 {
     (void)state;
-    first_call_after_restart_works(1);
+    first_call_after_restart_works(1, 0);
+}
+
+static void first_data_call_after_a_restart_works(void **state)
+{
+    (void)state;
+    first_call_after_restart_works(1, 1);
 }
 
 /* The error of a lookup that meets a famd that is down says why once. */
@@ -155,6 +169,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(first_call_after_a_clean_restart_works),
         cmocka_unit_test(first_call_after_a_kill9_restart_works),
+        cmocka_unit_test(first_data_call_after_a_restart_works),
         cmocka_unit_test(errors_built_from_errors_do_not_repeat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -202,3 +202,19 @@ def test_every_reply_echoes_the_request_id_busy_ones_too(two_ranks):
     os.kill(victim, signal.SIGCONT)
     stopped.remove(victim)
     assert until_not_busy(lambda: a.sum()) == 45
+
+
+def test_kodiak_up_request_timeout_reaches_clients(tmp_path, monkeypatch):
+    monkeypatch.setenv("KODIAK_HOME", str(tmp_path))
+    monkeypatch.delenv("KODIAK_CONNECT_FILE", raising=False)
+    with pytest.raises(ValueError, match="request_timeout"):
+        launcher.up(fam_servers=0, ranks=1, request_timeout=-1)
+    try:
+        launcher.up(fam_servers=0, ranks=1, request_timeout=7.5)
+        info = kodiak.connect()
+        assert info["request_timeout"] == 7.5 and kodiak.client.request_timeout() == 7.5
+        kodiak.connect(timeout=0)  # the client's own setting wins
+        assert kodiak.client.request_timeout() is None
+    finally:
+        kodiak.disconnect()
+        launcher.down()
