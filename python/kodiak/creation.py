@@ -15,6 +15,9 @@ from .pdarray import create_pdarray, pdarray
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, DTypeLike
 
+__all__ = ["arange", "array", "full", "full_like", "linspace", "ones", "ones_like", "randint",
+           "standard_normal", "uniform", "zeros", "zeros_like"]
+
 
 def _size(size):
     if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)):
