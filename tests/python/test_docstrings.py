@@ -4,8 +4,11 @@ every example in them is true: the docstrings are run with doctest against
 a real kodiakd (and, for famarray.py, one attached to a famd)."""
 import doctest
 import inspect
+import types
+import typing
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 import kodiak
@@ -51,6 +54,13 @@ def _public():
 
 PUBLIC = _public()
 
+# The names the hints use that the modules import only for type checkers
+# (`if TYPE_CHECKING:`, so that no import cycle is made). Key and
+# GroupResult are aliases made of the others.
+HINT_NAMES = {"pdarray": kodiak.pdarray, "DTypeLike": npt.DTypeLike,
+              "ArrayLike": npt.ArrayLike, "EllipsisType": types.EllipsisType,
+              "FamArray": famarray.FamArray, "Key": typing.Any, "GroupResult": tuple}
+
 
 def test_the_list_of_public_names_is_not_empty():
     names = {n for n, _ in PUBLIC}
@@ -86,6 +96,8 @@ def test_public_callable_has_numpy_style_docstring_and_hints(name, obj):
             assert "\nReturns\n-------\n" in doc or "\nYields\n------\n" in doc, \
                 f"{name}: no Returns section"
     assert "\nExamples\n--------\n" in doc and ">>> " in doc, f"{name}: no Examples section"
+    # every hint names a real type (a misspelt one fails here)
+    typing.get_type_hints(fn, localns=HINT_NAMES)
 
 
 def _run_doctests(modules, ak_module):
