@@ -201,7 +201,7 @@ class FamRegion:
         """
         return self.lookup(name)
 
-    def __contains__(self, name):
+    def __contains__(self, name: str) -> bool:
         return name in self.list()
 
     def list(self) -> list[str]:
@@ -392,23 +392,27 @@ class FamArray(_IndexMixin):
         return (f"FamArray({self.name!r}, region={self.region.name!r}, "
                 f"dtype={dtype_name(self.dtype)}, size={self.size})")
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.size
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int]:
+        """(size,), as ndarray.shape."""
         return (self.size,)
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
+        """1: FAM arrays are one-dimensional."""
         return 1
 
     @property
-    def itemsize(self):
+    def itemsize(self) -> int:
+        """Bytes per element."""
         return self.dtype.itemsize
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
+        """Bytes of the whole array (size * itemsize)."""
         return self.size * self.dtype.itemsize
 
     def _args(self, **kw):
@@ -528,7 +532,7 @@ class FamArray(_IndexMixin):
         """
         return self.to_pdarray().to_ndarray()
 
-    def __array__(self, dtype=None):
+    def __array__(self, dtype: Optional[DTypeLike] = None) -> np.ndarray:
         a = self.to_ndarray()
         return a if dtype is None else a.astype(dtype)
 
