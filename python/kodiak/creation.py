@@ -10,7 +10,7 @@ import numpy as np
 from . import client
 from .dtypes import bool_, dtype_name, encode_scalar, float64, int64, resolve_dtype, \
     scalar_dtype, uint64
-from .pdarray import create_pdarray, pdarray
+from .pdarrayclass import create_pdarray, pdarray
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, DTypeLike

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from . import client
+from . import client, pdarrayclass
 from .dtypes import DTYPE_NAMES, decode_scalar, dtype_name, encode_scalar, resolve_dtype
 from .indexing import _IndexMixin
 
@@ -37,19 +37,13 @@ if TYPE_CHECKING:
     from numpy.typing import DTypeLike
 
     from .indexing import Key
-    from .pdarray import pdarray
+    from .pdarrayclass import pdarray
 
 __all__ = ["FamRegion", "FamArray", "fam_region", "fam_array"]
 
 
 def _pdarray_type():
-    from .pdarray import pdarray
-    return pdarray
-
-
-def _created(result):
-    from .pdarray import create_pdarray
-    return create_pdarray(result)
+    return pdarrayclass.pdarray
 
 
 def _region_name(region):
@@ -493,11 +487,11 @@ class FamArray(_IndexMixin):
             start, stop, step = k
             res, _ = client.generic_msg("fam_get_slice", self._args(start=start, stop=stop,
                                                                      step=step))
-            return _created(res)
+            return pdarrayclass.create_pdarray(res)
         if kind == "mask":
             k = self._index(k)
         res, _ = client.generic_msg("fam_gather", self._args(index=k.name))
-        return _created(res)
+        return pdarrayclass.create_pdarray(res)
 
     def to_pdarray(self) -> pdarray:
         """The whole array, copied into a new pdarray.
@@ -514,7 +508,7 @@ class FamArray(_IndexMixin):
         >>> reg.destroy()
         """
         res, _ = client.generic_msg("fam_to_pdarray", self._args())
-        return _created(res)
+        return pdarrayclass.create_pdarray(res)
 
     def to_ndarray(self) -> np.ndarray:
         """The whole array, copied into a NumPy array.
@@ -664,7 +658,7 @@ class FamArray(_IndexMixin):
         args, keep = self._rhs(values, k.size)
         res, _ = client.generic_msg("fam_fetch_add", self._args(index=k.name, **args))
         del keep
-        return _created(res)
+        return pdarrayclass.create_pdarray(res)
 
     def delete(self) -> None:
         """Delete the array from FAM.

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import client
 from .dtypes import bool_
-from .pdarray import create_pdarray, pdarray
+from .pdarrayclass import create_pdarray, pdarray
 
 if TYPE_CHECKING:
     # what the reductions return: (unique_keys, one value per group)

@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
-from . import client
+from . import client, pdarrayclass  # pdarrayclass imports this module: use its names at call time
 from .dtypes import decode_scalar, encode_scalar
 
 if TYPE_CHECKING:
     from types import EllipsisType
 
-    from .pdarray import pdarray
+    from .pdarrayclass import pdarray
 
     # what a[key] accepts (see the module's doc)
     Key = Union[int, np.integer, slice, EllipsisType, pdarray, list, range, np.ndarray, tuple]
@@ -43,13 +43,7 @@ _BAD_KEY = ("only integers, slices (`:`), ellipsis (`...`), numpy.newaxis (`None
 
 
 def _pdarray_type():
-    from .pdarray import pdarray  # pdarray.py imports this module
-    return pdarray
-
-
-def _created(result):
-    from .pdarray import create_pdarray
-    return create_pdarray(result)
+    return pdarrayclass.pdarray
 
 
 def _to_pdarray(nd):
@@ -174,7 +168,7 @@ class _IndexMixin:
         else:
             res, _ = client.generic_msg("index_gather", {"array": self.name,
                                                          "index": k.name})
-        return _created(res)
+        return pdarrayclass.create_pdarray(res)
 
     def _value(self, kind, value):
         """The assignment's right-hand side as request arguments (and the

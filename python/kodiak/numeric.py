@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
-from . import client
+from . import client, pdarrayclass
 from .dtypes import dtype_name
-from .ops import _new, as_scalar, is_pdarray, operand_args, pdarray_dtype, proto, wire_scalar
+from .ops import as_scalar, is_pdarray, operand_args, pdarray_dtype, proto, wire_scalar
 
 if TYPE_CHECKING:
     from numpy.typing import DTypeLike
 
-    from .pdarray import pdarray
+    from .pdarrayclass import pdarray
 
 __all__ = ["abs", "all", "any", "argmax", "argmin", "cast", "concatenate", "cumprod",
            "cumsum", "is_sorted", "max", "mean", "min", "prod", "std", "sum", "var", "where"]
@@ -478,7 +478,7 @@ def where(condition: pdarray, A: pdarray | Any, B: pdarray | Any) -> pdarray:
     operand_args(args, "a", vals[0])
     operand_args(args, "b", vals[1])
     res, _ = client.generic_msg("where", args)
-    return _new(res)
+    return pdarrayclass.create_pdarray(res)
 
 
 def concatenate(arrays: Iterable[pdarray], ordered: bool = True) -> pdarray:
@@ -517,7 +517,7 @@ def concatenate(arrays: Iterable[pdarray], ordered: bool = True) -> pdarray:
     rt = pdarray_dtype(np.concatenate([np.zeros(0, a.dtype) for a in arrays]).dtype)
     res, _ = client.generic_msg("concatenate", {"arrays": [a.name for a in arrays],
                                                 "rt": dtype_name(rt)})
-    return _new(res)
+    return pdarrayclass.create_pdarray(res)
 
 
 # ---- element-wise math (the server's efunc command) ------------------------------------
@@ -572,7 +572,7 @@ def _efunc(name):
     def fn(pda: pdarray) -> pdarray:
         _need(pda, name)
         res, _ = client.generic_msg("efunc", {"op": name, "array": pda.name})
-        return _new(res)
+        return pdarrayclass.create_pdarray(res)
     fn.__name__ = fn.__qualname__ = name
     arg, out = _EFUNC_EXAMPLES[name]
     fn.__doc__ = f"""Element-wise numpy.{name} of a pdarray.
@@ -735,7 +735,7 @@ def flatnonzero(pda: pdarray) -> pdarray:
     _need(pda, "flatnonzero")
     mask = pda if pda.dtype == np.bool_ else pda != 0
     res, _ = client.generic_msg("flatnonzero", {"mask": mask.name})
-    return _new(res)
+    return pdarrayclass.create_pdarray(res)
 
 
 def nonzero(pda: pdarray) -> tuple[pdarray]:

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import client
+from . import client, pdarrayclass  # pdarrayclass imports ops: use its names at call time
 from .dtypes import bool_, dtype_name, encode_scalar, float64, int64, resolve_dtype, uint64
 
 if TYPE_CHECKING:
     from numpy.typing import DTypeLike
 
-    from .pdarray import pdarray
+    from .pdarrayclass import pdarray
 
 BINARY = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
@@ -46,11 +46,6 @@ INPLACE = {
     "<<": operator.ilshift, ">>": operator.irshift,
 }
 COMPARISONS = frozenset(("<", "<=", ">", ">=", "==", "!="))
-
-
-def _new(result):
-    from .pdarray import create_pdarray  # pdarray.py imports this module
-    return create_pdarray(result)
 
 
 def is_pdarray(x):
@@ -135,7 +130,7 @@ ELIDE_BYTES = 1 << 18
 # other temporary elision: telling a temporary from a live operand by its
 # reference count is a guess that explicit dunder calls defeat.)
 def defer(result_dtype, size, cmd, args, base):
-    from .pdarray import pdarray
+    from .pdarrayclass import pdarray
     p = pdarray(None, result_dtype, size)
     p._pending = (cmd, args)
     p._base = base
@@ -162,7 +157,7 @@ def fused_axpy(x, y, op):
                 and p._base.dtype == float64 and p._alpha["dtype"] == "float64":
             res, _ = client.generic_msg("axpy", {"x": other.name, "y": p._base.name,
                                                  "alpha": p._alpha, "form": form})
-            return _new(res)
+            return pdarrayclass.create_pdarray(res)
     return None
 
 
@@ -198,7 +193,7 @@ def binop(x, y, op):
             not (is_pdarray(x) and is_pdarray(y)) and arr.nbytes >= ELIDE_BYTES:
         return defer(rt, size, "binop", args, arr)
     res, _ = client.generic_msg("binop", args)
-    return _new(res)
+    return pdarrayclass.create_pdarray(res)
 
 
 def _unlike(x, value):
@@ -230,7 +225,7 @@ def inplace(x, y, op):
 
 def unop(x, op):
     res, _ = client.generic_msg("unop", {"op": op, "array": x.name})
-    return _new(res)
+    return pdarrayclass.create_pdarray(res)
 
 
 def reduce(x, op, **kw):
@@ -391,7 +386,7 @@ class _OpsMixin:
         """
         res, _ = client.generic_msg("astype", {"array": self.name,
                                                "dtype": dtype_name(resolve_dtype(dtype))})
-        return _new(res)
+        return pdarrayclass.create_pdarray(res)
 
     # ---- reductions (NumPy scalars, NumPy's dtypes) -----------------------------------
     def sum(self) -> np.generic:
@@ -651,7 +646,7 @@ class _OpsMixin:
         array([1, 1, 2])
         """
         res, _ = client.generic_msg("scan", {"op": "cumsum", "array": self.name})
-        return _new(res)
+        return pdarrayclass.create_pdarray(res)
 
     def cumprod(self) -> pdarray:
         """Running products, as ndarray.cumprod (NumPy's dtype: bool gives
@@ -667,4 +662,4 @@ class _OpsMixin:
         array([  1,   2,   6,  24, 120])
         """
         res, _ = client.generic_msg("scan", {"op": "cumprod", "array": self.name})
-        return _new(res)
+        return pdarrayclass.create_pdarray(res)

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import client
 from .dtypes import dtype_name
-from .pdarray import create_pdarray, pdarray
+from .pdarrayclass import create_pdarray, pdarray
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
