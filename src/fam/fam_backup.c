@@ -174,7 +174,8 @@ int fam_restore(fam_t *f, const char *name, fam_item_t *d)
             q->dst_addr_rma = ds->virt_addr ? dp->base : 0;
         }
         q->n = fam_budget_left_ms(deadline_us); /* famd answers by then */
-        fam_wake(f, hs);
+        q->esize = fam_wall_ms();               /* counted from now */
+        fam_wake_always(f, hs);
         if ((rc = fam_breq_post(f, &r[p], hs, msg, sizeof *q, NULL, 0))) {
             free(msg);
             break;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rdma/fi_endpoint.h>
 #include <rdma/fi_errno.h>
@@ -151,7 +152,7 @@ int fam_breq_wait(fam_t *f, struct breq *r)
         fam_wake(f, r->server);
         if (r->also_wake >= 0) fam_wake(f, r->also_wake);
         fam_backoff(spins, &since);
-        if ((spins & 15) == 0 && fam_now_us() > deadline) {
+        if (spins >= 64 && (spins & 15) == 0 && fam_now_us() > deadline) {
             /* famd did not answer: leave the operations to the provider,
              * and rebuild the endpoint before the next operation */
             f->broken = 1;
@@ -556,6 +557,13 @@ uint64_t fam_budget_left_ms(uint64_t deadline_us)
     return deadline_us > now + 1000 ? (deadline_us - now) / 1000 : 1;
 }
 
+uint64_t fam_wall_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
+
 int fam_xfer_fail(fam_t *f, const struct breq *r, int rc, const char *what,
                   uint64_t budget_ms)
 {
@@ -663,13 +671,24 @@ static void copy_post(fam_t *f, fam_copy_t *h)
             q->dst_addr_rma = (ds->virt_addr ? dp->base : 0) + dl;
         }
         q->n = fam_budget_left_ms(h->deadline_us); /* famd answers by then */
+        q->esize = fam_wall_ms();                   /* counted from now */
         struct breq *r = &h->win[(h->head + h->count) % COPY_WINDOW];
         fam_wake(f, sp->server);
         if (dp->server != sp->server) fam_wake(f, dp->server);
         int rc = fam_breq_post(f, r, sp->server, msg, BULK_HDR, NULL, 0);
-        if (rc) { free(msg); copy_fail(h, rc); break; }
+        if (rc) {
+            char was[FAMP_MAX_ERRMSG];
+            snprintf(was, sizeof was, "%s", fam_last_error());
+            struct fam_server *s = &f->srv[sp->server];
+            free(msg);
+            copy_fail(h, fam_fail(rc, "copy: memory server %s:%d (the "
+                                  "source) takes no requests: %s", s->host,
+                                  s->port, was));
+            break;
+        }
         r->also_wake = dp->server != sp->server ? dp->server : -1;
         r->deadline_us = h->deadline_us;
+        fam_wake_always(f, sp->server); /* famd counts from arrival */
         h->count++;
         h->done += len;
     }

@@ -145,6 +145,7 @@ int fam_item_refresh(fam_t *f, fam_item_t *d);
 int fam_region_destroy_keep(fam_t *f, fam_region_t *r); /* descriptor kept */
 int fam_deallocate_keep(fam_t *f, fam_item_t *d);      /* descriptor kept */
 void fam_wake(fam_t *f, int server);
+void fam_wake_always(fam_t *f, int server); /* tcp too */
 
 /* fam_bulk.c: one bulk request (fam_proto.h) in flight. */
 struct breq {
@@ -167,6 +168,9 @@ enum { FAM_BREQ_ANSWERED = 0, /* famd's status (0 or its error) */
 int fam_xfer_fail(fam_t *f, const struct breq *r, int rc, const char *what,
                   uint64_t budget_ms);
 uint64_t fam_budget_left_ms(uint64_t deadline_us);
+uint64_t fam_wall_ms(void); /* CLOCK_REALTIME in ms: famp_bulk.esize of a
+                               copy or restore (famd counts its deadline
+                               from the send) */
 /* With flock held. Post sends msg (len bytes, a struct famp_bulk first,
  * freed by wait) to `server`; a reply of reply_len bytes lands in `reply`.
  * Wait returns 0 or the error famd or the fabric reported. */

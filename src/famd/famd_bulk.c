@@ -520,11 +520,21 @@ static int job_new(struct famd *d, fi_addr_t to, const struct famp_bulk *q,
     j->dst_addr = q->dst_addr_rma;
     j->dst_key = q->dst_key;
     j->left = q->len;
-    /* the client gives its own deadline (ms left, in n): answer a little
-     * before it, so that the client hears which server failed instead of
-     * giving up on us */
+    /* the client gives its own deadline: n ms left when it sent the
+     * request at wall-clock time esize (ms since 1970). Answer when three
+     * quarters of that time are gone, so that the client hears which
+     * server failed instead of giving up on us. Counted from the send,
+     * not from here: over tcp a famd asleep in poll() may see a request
+     * up to a second late */
     uint64_t t = d->bulk->copy_timeout_us;
-    if (q->n && q->n < t / 1000) t = q->n * 1000 - q->n * 1000 / 8;
+    if (q->n && q->n < t / 1000) {
+        struct timespec rt;
+        clock_gettime(CLOCK_REALTIME, &rt);
+        uint64_t now_ms = (uint64_t)rt.tv_sec * 1000u + (uint64_t)rt.tv_nsec / 1000000u;
+        uint64_t gone = q->esize && now_ms > q->esize ? now_ms - q->esize : 0;
+        uint64_t answer_at = q->n - q->n / 4; /* ms after the send */
+        t = gone < answer_at ? (answer_at - gone) * 1000 : 0;
+    }
     j->deadline_us = now_us() + t;
     for (int i = 0; i < FAMD_COPY_DEPTH; i++) {
         j->ops[i].c.kind = CTX_COPY;
