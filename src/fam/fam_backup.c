@@ -150,6 +150,9 @@ int fam_restore(fam_t *f, const char *name, fam_item_t *d)
     struct breq *r = calloc((size_t)d->nparts, sizeof *r);
     if (!r) { rc = fam_fail(FAM_ENOMEM, "out of memory"); goto out; }
     int posted = 0;
+    /* one deadline for the whole restore, as for a copy (fam_bulk.c) */
+    uint64_t budget_ms = (uint64_t)f->timeout_ms;
+    uint64_t deadline_us = fam_now_us() + budget_ms * 1000u;
     pthread_mutex_lock(&f->flock);
     rc = fam_fabric_ready(f);
     for (int p = 0; p < d->nparts && !rc; p++) {
@@ -170,16 +173,21 @@ int fam_restore(fam_t *f, const char *name, fam_item_t *d)
             memcpy(q->dst_addr, ds->faddr, ds->faddrlen);
             q->dst_addr_rma = ds->virt_addr ? dp->base : 0;
         }
-        fam_wake_first(f, hs);
+        q->n = fam_budget_left_ms(deadline_us); /* famd answers by then */
+        q->esize = fam_wall_ms();               /* counted from now */
+        fam_wake_first(f, hs);                  /* famd awake after a long idle */
+        fam_wake_always(f, hs);                 /* and seeing this at once, tcp too */
         if ((rc = fam_breq_post(f, &r[p], hs, msg, sizeof *q, NULL, 0))) {
             free(msg);
             break;
         }
         r[p].also_wake = hs != dp->server ? dp->server : -1;
+        r[p].deadline_us = deadline_us;
         posted++;
     }
     for (int p = 0; p < posted; p++) {
         int e = fam_breq_wait(f, &r[p]);
+        if (e) e = fam_xfer_fail(f, &r[p], e, "restore", budget_ms);
         if (e && !rc) rc = e;
     }
     pthread_mutex_unlock(&f->flock);

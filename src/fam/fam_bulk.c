@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rdma/fi_endpoint.h>
 #include <rdma/fi_errno.h>
@@ -138,7 +139,9 @@ fail:
  * fabric reported. Frees the request's resources. */
 int fam_breq_wait(fam_t *f, struct breq *r)
 {
-    uint64_t deadline = fam_now_us() + (uint64_t)f->timeout_ms * 1000u, since = 0;
+    uint64_t deadline = r->deadline_us ? r->deadline_us
+                        : fam_now_us() + (uint64_t)f->timeout_ms * 1000u, since = 0;
+    r->failed_how = FAM_BREQ_ANSWERED;
     for (unsigned spins = 0;; spins++) {
         int n = fam_drain(f);
         if (r->status->done && r->send->done && (!r->data || r->data->done ||
@@ -149,7 +152,7 @@ int fam_breq_wait(fam_t *f, struct breq *r)
         fam_wake(f, r->server);
         if (r->also_wake >= 0) fam_wake(f, r->also_wake);
         fam_backoff(spins, &since);
-        if ((spins & 255) == 0 && fam_now_us() > deadline) {
+        if (spins >= 64 && (spins & 15) == 0 && fam_now_us() > deadline) {
             /* famd did not answer: leave the operations to the provider,
              * and rebuild the endpoint before the next operation */
             f->broken = 1;
@@ -160,6 +163,7 @@ int fam_breq_wait(fam_t *f, struct breq *r)
                 fi_cancel(&f->ep->fid, r->data);
             }
             struct fam_server *s = &f->srv[r->server];
+            r->failed_how = FAM_BREQ_TIMEOUT;
             return fam_fail(FAM_ETIMEOUT, "memory server %s:%d did not answer "
                             "a bulk request within %d ms", s->host, s->port,
                             f->timeout_ms);
@@ -168,6 +172,7 @@ int fam_breq_wait(fam_t *f, struct breq *r)
     int rc = 0;
     if (r->send->err || r->status->err) {
         struct fam_server *s = &f->srv[r->server];
+        r->failed_how = FAM_BREQ_FABRIC;
         rc = fam_fail(FAM_EFABRIC, "bulk request to memory server %s:%d "
                       "failed: %s", s->host, s->port,
                       fi_strerror(r->send->err ? r->send->err : r->status->err));
@@ -543,6 +548,53 @@ int fam_scatter_nonblocking_index(fam_t *f, const void *local, fam_item_t *d,
                                   uint64_t n, const uint64_t *idx, uint64_t esize)
 { return indexed(f, 1, (void *)local, d, n, idx, esize, 0); }
 
+/* Milliseconds left until deadline (at least 1): what a copy or restore
+ * request gives famd (famp_bulk.n), so that famd answers before the
+ * client stops waiting. */
+uint64_t fam_budget_left_ms(uint64_t deadline_us)
+{
+    uint64_t now = fam_now_us();
+    return deadline_us > now + 1000 ? (deadline_us - now) / 1000 : 1;
+}
+
+uint64_t fam_wall_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
+
+int fam_xfer_fail(fam_t *f, const struct breq *r, int rc, const char *what,
+                  uint64_t budget_ms)
+{
+    char was[FAMP_MAX_ERRMSG];
+    snprintf(was, sizeof was, "%s", fam_last_error());
+    const struct fam_server *s = &f->srv[r->server];
+    const struct fam_server *d = r->also_wake >= 0 ? &f->srv[r->also_wake] : NULL;
+    switch (r->failed_how) {
+    case FAM_BREQ_TIMEOUT:
+        return fam_fail(FAM_ETIMEOUT, "%s: memory server %s:%d (the source) "
+                        "stopped answering: no answer within the %llu ms the "
+                        "%s was given", what, s->host, s->port,
+                        (unsigned long long)budget_ms, what);
+    case FAM_BREQ_FABRIC:
+        return fam_fail(FAM_EUNREACHABLE, "%s: memory server %s:%d (the "
+                        "source) is unreachable: %s", what, s->host, s->port,
+                        was);
+    default: /* famd's own answer */
+        if (d && rc == FAM_ETIMEOUT)
+            return fam_fail(rc, "%s: memory server %s:%d (the destination) "
+                            "stopped answering memory server %s:%d, which "
+                            "writes to it: %s", what, d->host, d->port,
+                            s->host, s->port, was);
+        if (d && rc == FAM_EFABRIC)
+            return fam_fail(rc, "%s: memory server %s:%d could not write to "
+                            "memory server %s:%d (the destination): %s", what,
+                            s->host, s->port, d->host, d->port, was);
+        return rc; /* its message stands */
+    }
+}
+
 /* ---- copy -----------------------------------------------------------------
  *
  * A copy is cut where either item's stripes end; each piece is one request
@@ -550,7 +602,14 @@ int fam_scatter_nonblocking_index(fam_t *f, const void *local, fam_item_t *d,
  * with memmove when the destination part is on the same server, else by
  * RMA writes straight to the other server. The bytes never pass through
  * the client. While a piece is in flight the client keeps both servers
- * awake (WAKE), since the destination's provider needs its progress too. */
+ * awake (WAKE), since the destination's provider needs its progress too.
+ *
+ * The whole copy has one deadline, timeout_ms after fam_copy: each piece
+ * is waited for until then only (16 pieces in flight used to wait the full
+ * timeout each, in turn, behind a dead server), and each request tells
+ * famd how long it has, so that a source famd whose destination stopped
+ * answering says so before the client gives up. An error names the
+ * server that stopped answering (fam_xfer_fail). */
 
 #define COPY_WINDOW 16 /* pieces of one copy in flight */
 #define COPY_PIECE (64ull << 20) /* largest piece of an unstriped copy */
@@ -559,6 +618,9 @@ struct fam_copy {
     fam_item_t *src, *dst;
     uint64_t src_off, dst_off, n;
     uint64_t done;             /* bytes handed to requests so far */
+    uint64_t deadline_us;      /* the whole copy's (fam_now_us): every
+                                  piece is waited for until then only */
+    uint64_t budget_ms;        /* the time it was given (timeout_ms) */
     struct breq win[COPY_WINDOW];
     int head, count;           /* requests in flight */
     int rc;                    /* first error */
@@ -608,12 +670,25 @@ static void copy_post(fam_t *f, fam_copy_t *h)
             memcpy(q->dst_addr, ds->faddr, ds->faddrlen);
             q->dst_addr_rma = (ds->virt_addr ? dp->base : 0) + dl;
         }
+        q->n = fam_budget_left_ms(h->deadline_us); /* famd answers by then */
+        q->esize = fam_wall_ms();                   /* counted from now */
         struct breq *r = &h->win[(h->head + h->count) % COPY_WINDOW];
         fam_wake_first(f, sp->server);
         if (dp->server != sp->server) fam_wake_first(f, dp->server);
         int rc = fam_breq_post(f, r, sp->server, msg, BULK_HDR, NULL, 0);
-        if (rc) { free(msg); copy_fail(h, rc); break; }
+        if (rc) {
+            char was[FAMP_MAX_ERRMSG];
+            snprintf(was, sizeof was, "%s", fam_last_error());
+            struct fam_server *s = &f->srv[sp->server];
+            free(msg);
+            copy_fail(h, fam_fail(rc, "copy: memory server %s:%d (the "
+                                  "source) takes no requests: %s", s->host,
+                                  s->port, was));
+            break;
+        }
         r->also_wake = dp->server != sp->server ? dp->server : -1;
+        r->deadline_us = h->deadline_us;
+        fam_wake_always(f, sp->server); /* famd counts from arrival */
         h->count++;
         h->done += len;
     }
@@ -645,6 +720,8 @@ int fam_copy(fam_t *f, fam_item_t *src, uint64_t src_off, fam_item_t *dst,
     h->src_off = src_off;
     h->dst_off = dst_off;
     h->n = n;
+    h->budget_ms = (uint64_t)f->timeout_ms;
+    h->deadline_us = fam_now_us() + h->budget_ms * 1000u;
     pthread_mutex_lock(&f->flock);
     int rc = fam_fabric_ready(f);
     if (rc) {
@@ -664,8 +741,9 @@ int fam_copy_wait(fam_t *f, fam_copy_t *h)
     if (!f || !h) return fam_fail(FAM_EINVAL, "copy: NULL fam_t or handle");
     pthread_mutex_lock(&f->flock);
     while (h->count) {
-        int rc = fam_breq_wait(f, &h->win[h->head]);
-        if (rc) copy_fail(h, rc);
+        struct breq *r = &h->win[h->head];
+        int rc = fam_breq_wait(f, r);
+        if (rc) copy_fail(h, fam_xfer_fail(f, r, rc, "copy", h->budget_ms));
         h->head = (h->head + 1) % COPY_WINDOW;
         h->count--;
         copy_post(f, h);

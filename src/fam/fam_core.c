@@ -324,12 +324,22 @@ static uint64_t now_us(void)
  * took ~0.8 ms instead of ~0.2 ms, even with famd never sleeping
  * (bench/fam_bench: blocking get at 0.36-0.77 of bare libfabric; without
  * WAKEs 0.9-1.2). */
-void fam_wake(fam_t *f, int server)
+static void wake(fam_t *f, int server, int tcp_too);
+void fam_wake(fam_t *f, int server) { wake(f, server, 0); }
+
+/* The same, with tcp too: for a request famd must see at once because
+ * it counts time from its arrival (a copy's deadline); over tcp a famd
+ * asleep in poll() saw a bulk request only at its next 1 s wake-up now
+ * and then, and answered a copy whose destination was down after the
+ * client had given up. */
+void fam_wake_always(fam_t *f, int server) { wake(f, server, 1); }
+
+static void wake(fam_t *f, int server, int tcp_too)
 {
     struct fam_server *s = &f->srv[server];
     uint64_t now = now_us();
     s->last_active = now;
-    if (strcmp(f->provider, "tcp") == 0) return;
+    if (!tcp_too && strcmp(f->provider, "tcp") == 0) return;
     if (now - s->last_wake < s->spin_us / 2) return;
     pthread_mutex_lock(&s->lock);
     if (s->fd >= 0) {

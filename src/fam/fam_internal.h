@@ -148,6 +148,7 @@ int fam_region_destroy_keep(fam_t *f, fam_region_t *r); /* descriptor kept */
 int fam_deallocate_keep(fam_t *f, fam_item_t *d);      /* descriptor kept */
 void fam_wake(fam_t *f, int server);
 void fam_wake_first(fam_t *f, int server);
+void fam_wake_always(fam_t *f, int server); /* tcp too */
 
 /* fam_bulk.c: one bulk request (fam_proto.h) in flight. */
 struct breq {
@@ -157,7 +158,22 @@ struct breq {
     uint64_t seq;
     int server;
     int also_wake;                       /* copies: the destination server, or -1 */
+    uint64_t deadline_us;                /* give up then (fam_now_us); 0:
+                                            timeout_ms after the wait starts */
+    int failed_how;                      /* after wait: FAM_BREQ_* */
 };
+enum { FAM_BREQ_ANSWERED = 0, /* famd's status (0 or its error) */
+       FAM_BREQ_TIMEOUT,      /* no answer by the deadline */
+       FAM_BREQ_FABRIC };     /* the fabric failed the request */
+/* A copy or restore piece failed (rc from fam_breq_wait): the error again,
+ * naming the server that stopped answering or failed (host:port), and the
+ * role it had; `what` says what was being done ("copy"). */
+int fam_xfer_fail(fam_t *f, const struct breq *r, int rc, const char *what,
+                  uint64_t budget_ms);
+uint64_t fam_budget_left_ms(uint64_t deadline_us);
+uint64_t fam_wall_ms(void); /* CLOCK_REALTIME in ms: famp_bulk.esize of a
+                               copy or restore (famd counts its deadline
+                               from the send) */
 /* With flock held. Post sends msg (len bytes, a struct famp_bulk first,
  * freed by wait) to `server`; a reply of reply_len bytes lands in `reply`.
  * Wait returns 0 or the error famd or the fabric reported. */

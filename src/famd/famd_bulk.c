@@ -35,7 +35,7 @@
 #define FAMD_RX_BUFS 4         /* requests received at once */
 #define FAMD_COPY_CHUNK (1u << 20) /* bytes per RMA write of a copy */
 #define FAMD_COPY_DEPTH 8      /* RMA writes of one copy in flight */
-#define FAMD_COPY_TIMEOUT_US 60000000ull
+#define FAMD_COPY_TIMEOUT_US 60000000ull /* default; $FAMD_COPY_TIMEOUT_MS */
 #define FAMD_MAX_REMOTES 64    /* other famds a copy may target */
 
 enum ctx_kind { CTX_RX = 1, CTX_TX, CTX_COPY };
@@ -120,6 +120,8 @@ struct famd_bulk {
     size_t npeers;
     struct remote remotes[FAMD_MAX_REMOTES];
     int nremotes;
+    uint64_t copy_timeout_us;     /* longest a copy to another famd may
+                                     take (FAMD_COPY_TIMEOUT_MS) */
 };
 
 static uint64_t now_us(void)
@@ -518,7 +520,22 @@ static int job_new(struct famd *d, fi_addr_t to, const struct famp_bulk *q,
     j->dst_addr = q->dst_addr_rma;
     j->dst_key = q->dst_key;
     j->left = q->len;
-    j->deadline_us = now_us() + FAMD_COPY_TIMEOUT_US;
+    /* the client gives its own deadline: n ms left when it sent the
+     * request at wall-clock time esize (ms since 1970). Answer when three
+     * quarters of that time are gone, so that the client hears which
+     * server failed instead of giving up on us. Counted from the send,
+     * not from here: over tcp a famd asleep in poll() may see a request
+     * up to a second late */
+    uint64_t t = d->bulk->copy_timeout_us;
+    if (q->n && q->n < t / 1000) {
+        struct timespec rt;
+        clock_gettime(CLOCK_REALTIME, &rt);
+        uint64_t now_ms = (uint64_t)rt.tv_sec * 1000u + (uint64_t)rt.tv_nsec / 1000000u;
+        uint64_t gone = q->esize && now_ms > q->esize ? now_ms - q->esize : 0;
+        uint64_t answer_at = q->n - q->n / 4; /* ms after the send */
+        t = gone < answer_at ? (answer_at - gone) * 1000 : 0;
+    }
+    j->deadline_us = now_us() + t;
     for (int i = 0; i < FAMD_COPY_DEPTH; i++) {
         j->ops[i].c.kind = CTX_COPY;
         j->ops[i].job = j;
@@ -583,8 +600,8 @@ static void copy_finish_if_done(struct famd *d, struct copyjob *j)
     if (j->inflight) return;
     if (!j->answered && (j->left == 0 || j->status))
         send_status(d, j->reply_to, j->seq, j->status,
-                    j->status ? "copy to the destination memory server "
-                    "failed (its item may have been deallocated)" : NULL);
+                    j->status ? "its writes failed (it may be down, or the "
+                    "item deallocated)" : NULL);
     if (j->left && !j->status) return;
     struct famd_bulk *B = d->bulk;
     for (struct copyjob **pp = &B->jobs; *pp; pp = &(*pp)->next)
@@ -784,6 +801,16 @@ int famd_bulk_open(struct famd *d)
     struct famd_bulk *B = calloc(1, sizeof *B);
     if (!B) return famd_fail(d, FAM_ENOMEM, "out of memory");
     d->bulk = B;
+    B->copy_timeout_us = FAMD_COPY_TIMEOUT_US;
+    const char *ct = getenv("FAMD_COPY_TIMEOUT_MS"); /* docs/PROTOCOL.md */
+    if (ct && *ct) {
+        char *end;
+        unsigned long long ms = strtoull(ct, &end, 10);
+        if (*end || ms == 0 || ms > 86400000ull)
+            return famd_fail(d, FAM_EINVAL, "bad FAMD_COPY_TIMEOUT_MS '%s' "
+                             "(want milliseconds, 1 to 86400000)", ct);
+        B->copy_timeout_us = ms * 1000;
+    }
     for (int i = 0; i < FAMD_RX_BUFS; i++) {
         B->rx[i].c.kind = CTX_RX;
         if (!(B->rx[i].buf = malloc(FAMP_BULK_MAX)))
@@ -879,7 +906,8 @@ int famd_bulk_poll(struct famd *d)
             /* a write that never completes (e.g. a revoked key on shm):
              * tell the client; the job stays until its writes finish */
             send_status(d, j->reply_to, j->seq, FAM_ETIMEOUT,
-                        "copy to the destination memory server timed out");
+                        "its writes were not done in time (the copy's "
+                        "deadline passed)");
             j->answered = 1;
             j->left = 0;
         } else if (j->left && !j->status && !j->answered) {

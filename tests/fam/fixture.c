@@ -64,6 +64,7 @@ static int spawn(struct famd_proc *p, uint64_t pool_size)
         argv[n++] = "--provider"; argv[n++] = p->provider;
         if (p->pool_file[0]) { argv[n++] = "--pool-file"; argv[n++] = p->pool_file; }
         if (p->data_dir[0]) { argv[n++] = "--data-dir"; argv[n++] = p->data_dir; }
+        if (getenv("FAMD_TEST_VERBOSE")) argv[n++] = "--verbose"; /* debugging */
         argv[n] = NULL;
         execv(FAMD_BIN, (char **)argv);
         _exit(127);
