@@ -376,6 +376,10 @@ void fam_wake_first(fam_t *f, int server)
     memset(&q, 0, sizeof q);
     if (fam_rpc(f, server, FAMP_WAKE_SYNC, &q, &o) == 0) s->last_wake = now_us();
     s->last_active = now_us();
+    /* famd's reply woke us on famd's core, where famd now spins (a Unix
+     * socket wakes its reader where the writer runs): until one of the two
+     * moves, yield between polls so famd gets to serve our operation */
+    f->yield_until = s->last_active + 2000;
 }
 
 /* ---- set-up ------------------------------------------------------------- */

@@ -282,6 +282,10 @@ static int wait_op(fam_t *f, struct fam_op *op)
         if (spins >= 64) /* every famd with RMA of ours in flight */
             for (int i = 0; i < f->nservers; i++)
                 if (f->srv[i].inflight > 0) fam_wake(f, i);
+        if (f->yield_until && spins >= 4) { /* just after a WAKE_SYNC */
+            if (now_us() < f->yield_until) sched_yield();
+            else f->yield_until = 0;
+        }
         fam_backoff(spins, &since);
         if ((spins & 1023) == 0) {
             uint64_t now = now_us();

@@ -60,6 +60,8 @@ struct fam {
     int shared;            /* "shared_memory" model: map local pools */
     int broken;            /* the endpoint must be rebuilt before the next
                             * operation (fam_fabric_reset; under flock) */
+    uint64_t yield_until;  /* after a WAKE_SYNC: waiters give their core
+                            * away between polls until then (us; 0: no) */
 };
 
 /* The context of one posted fabric operation (always on the heap: a

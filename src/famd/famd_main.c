@@ -102,6 +102,10 @@ static uint64_t now_us(void)
     return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
 }
 
+/* After a WAKE_SYNC reply, famd's spin loop yields its core between polls
+ * until then (monotonic us), crowded machine or not. */
+static uint64_t yield_until;
+
 /* "64M", "1G", "4096" -> bytes; 0 on error. */
 static uint64_t parse_size(const char *s)
 {
@@ -335,8 +339,12 @@ static void handle(struct famd *d, struct conn *c, const struct famp_hdr *h,
     if (h->op == FAMP_WAKE_SYNC) {
         /* the event loop counted this request as activity: famd polls its
          * fabric without sleeping from now on for --spin-us, so the
-         * client's RMA that follows this reply finds it awake */
+         * client's RMA that follows this reply finds it awake. The reply
+         * wakes the client on famd's core (a Unix socket wakes its reader
+         * where the writer runs): famd yields between polls for a while so
+         * that the client gets to post its operation */
         c->woke = 1;
+        yield_until = now_us() + 2000;
         memset(&o, 0, sizeof o);
         reply(c, h, 0, &o, sizeof o);
         return;
@@ -863,7 +871,8 @@ int main(int argc, char **argv)
                 if (famd_fabric_progress(&d) > 0) {
                     last = now_us();
                     empty = 0;
-                } else if (++empty >= 32 && fam_crowded(&crowd, now_us())) {
+                } else if (++empty >= 32 && (now_us() < yield_until ||
+                                             fam_crowded(&crowd, now_us()))) {
                     sched_yield();
                 }
             } while (now_us() < until && !stop);
