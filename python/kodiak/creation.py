@@ -48,7 +48,7 @@ def array(a, dtype=None):
         if res.get("vm", True):
             return create_pdarray(res)
     res, _ = client.generic_msg("array", {"dtype": dtype_name(nd.dtype), "size": nd.size},
-                                frames=[memoryview(nd).cast("B")])
+                                frames=client.split_frames(memoryview(nd).cast("B")))
     return create_pdarray(res)
 
 

@@ -12,10 +12,12 @@ Files, in the state directory ($KODIAK_HOME, default ~/.kodiak):
   every pid with its start time (so a reused pid is never taken for ours),
   addresses, options and log paths. `status` and `down` read only this.
 - connect.json (or $KODIAK_CONNECT_FILE): written by kodiakd when it is
-  ready ({host, port, ranks, pid, version}); the launcher then adds
+  ready ({host, port, ranks, pid, version, token, ipc, boot_id}); the
+  launcher then adds
   "fam_servers" (["127.0.0.1:port", ...]), "fam_provider", "famd_pids",
   "mpirun_pid" and "state_file". ak.connect() with no arguments reads it.
-  kodiakd removes it when it stops.
+  kodiakd removes it when it stops. It holds kodiakd's access token, as
+  cluster.json does: both are written mode 0600, and rewritten so.
 - kodiakd.log, famd<i>.log: the programs' output (kept after `down`).
 - famd<i>/: each famd's --data-dir (its backups; kept after `down`).
 - lock: held while `up` or `down` runs, so two cannot interleave.
@@ -167,8 +169,14 @@ def rank_pids(mpirun_pid):
 
 
 def _write_json(path, obj):
+    """Write `obj` to `path` atomically, mode 0600 whatever the umask: the
+    connect file and cluster.json hold kodiakd's access token."""
     tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
+    _unlink(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(fd, 0o600)
         json.dump(obj, f, indent=1)
         f.write("\n")
     os.replace(tmp, path)
@@ -223,13 +231,16 @@ class _Lock:
         self.f.close()
 
 
-def _request(host, port, cmd, args=None, timeout=5.0):
+def _request(host, port, cmd, args=None, timeout=5.0, token=None):
     """One request on a socket of its own (the client's connection, if any,
-    is left alone). Returns the result dict; raises TimeoutError if kodiakd
-    does not answer, RuntimeError if it answers with an error."""
+    is left alone), presenting the access token. Returns the result dict;
+    raises TimeoutError if kodiakd does not answer (or refuses the token),
+    RuntimeError if it answers with an error."""
     import zmq
     sock = zmq.Context.instance().socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
+    sock.plain_username = b"kodiak"
+    sock.plain_password = (token or "-").encode()
     try:
         sock.connect(f"tcp://{host}:{port}")
         sock.send(json.dumps({"cmd": cmd, "args": args or {}}).encode())
@@ -373,7 +384,8 @@ def _wait_kodiakd(p, cf_path, log_path, deadline):
     left = max(1.0, deadline - time.monotonic())
     try:
         info = _request(cf["host"], cf["port"], "connect",
-                        {"version": client.PROTOCOL_VERSION}, timeout=left)
+                        {"version": client.PROTOCOL_VERSION}, timeout=left,
+                        token=cf.get("token"))
     except (TimeoutError, RuntimeError) as e:
         raise LaunchError(f"kodiakd does not answer: {e}; its log {log_path}:\n"
                           f"{_tail(log_path)}") from None
@@ -449,6 +461,7 @@ def up(fam_servers=2, ranks=2, memory_limit=None, pool_size="1G", provider="shm"
             state["mpirun"] = {"pid": p.pid, "start": _start_time(p.pid), "log": log}
             cf, info = _wait_kodiakd(p, state["connect_file"], log, deadline)
             state["port"] = cf["port"]
+            state["token"] = cf.get("token")  # cluster.json is 0600 too
             state["memory_limit"] = info.get("memory_limit")
             state["kodiakd"] = [{"pid": q, "start": _start_time(q)} for q in rank_pids(p.pid)]
             _write_json(state_file(), state)
@@ -481,7 +494,7 @@ def _stop_state(state, timeout):
         if state.get("port"):
             try:
                 _request(state["host"], state["port"], "shutdown",
-                         timeout=min(5.0, timeout))
+                         timeout=min(5.0, timeout), token=state.get("token"))
                 deadline = time.monotonic() + timeout
                 while _alive(mpid, mstart) and time.monotonic() < deadline:
                     _reap()
@@ -555,7 +568,8 @@ def cluster_status(timeout=5.0):
     memory = []
     if out["mpirun"]["alive"]:
         try:
-            memory = _request(state["host"], state["port"], "memory", timeout=timeout)["ranks"]
+            memory = _request(state["host"], state["port"], "memory", timeout=timeout,
+                              token=state.get("token"))["ranks"]
             out["answering"] = True
         except (TimeoutError, RuntimeError, KeyError, ValueError) as e:
             out["error"] = str(e)

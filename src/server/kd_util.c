@@ -624,14 +624,31 @@ static int block_layout(kd_cmd *c, int64_t size, int **counts, int **displs)
 int kd_scatter_frame(kd_cmd *c, int idx, kd_array *a)
 {
     int rc = 0;
-    size_t want = (size_t)a->size * kd_dtype_size(a->dtype);
+    size_t want = (size_t)a->size * kd_dtype_size(a->dtype), got = 0;
+    void *joined = NULL; /* rank 0: the frames in one buffer, if more than one */
+    const void *src = NULL;
     if (c->rank == 0) {
-        if (idx >= c->nframes)
+        for (int i = idx; i < c->nframes; i++)
+            got += c->frame_len[i];
+        if (idx >= c->nframes && want > 0)
             rc = kd_fail(c, "ValueError", "%s: binary frame %d is missing", c->cmd, idx);
-        else if (c->frame_len[idx] != want)
-            rc = kd_fail(c, "ValueError", "%s: binary frame of %zu bytes does not hold "
-                         "%lld %s elements (%zu bytes)", c->cmd, c->frame_len[idx],
+        else if (got != want)
+            rc = kd_fail(c, "ValueError", "%s: binary frames of %zu bytes do not hold "
+                         "%lld %s elements (%zu bytes)", c->cmd, got,
                          (long long)a->size, kd_dtype_name(a->dtype), want);
+        else if (c->nframes - idx == 1)
+            src = c->frame[idx];
+        else if (want > 0 && !(joined = malloc(want)))
+            rc = kd_fail(c, "MemoryError", "%s: out of memory joining %d frames of %zu "
+                         "bytes", c->cmd, c->nframes - idx, want);
+        else {
+            size_t off = 0;
+            for (int i = idx; i < c->nframes; i++) {
+                memcpy((char *)joined + off, c->frame[i], c->frame_len[i]);
+                off += c->frame_len[i];
+            }
+            src = joined;
+        }
     }
     int *counts = NULL, *displs = NULL;
     if (!rc)
@@ -639,12 +656,14 @@ int kd_scatter_frame(kd_cmd *c, int idx, kd_array *a)
     if (kd_agree(c, rc)) {
         free(counts);
         free(displs);
+        free(joined);
         return -1;
     }
-    MPI_Scatterv(c->rank == 0 ? c->frame[idx] : NULL, counts, displs, kd_dtype_mpi(a->dtype),
+    MPI_Scatterv(c->rank == 0 ? src : NULL, counts, displs, kd_dtype_mpi(a->dtype),
                  a->data, (int)a->n, kd_dtype_mpi(a->dtype), 0, c->comm);
     free(counts);
     free(displs);
+    free(joined);
     /* bool frames from the client may hold any byte: normalise to 0/1 */
     if (a->dtype == KD_BOOL) {
         uint8_t *p = a->data;

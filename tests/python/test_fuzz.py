@@ -367,17 +367,18 @@ class Fuzzer:
             k = rng.choice([1, 1, 2, 3, 4])
             return [self.any_name(writable_cmd) for _ in range(k)]
         if kind == "vm":
-            token = client._conn.token or "0" * 32
+            vm = client.memory_path(0, 1 << 20)
+            boot = vm["boot_id"] if vm else ""
             return rng.choice([
-                {}, None, 5, "vm", {"token": "x" * 32, "boot_id": "b", "pid": 1, "addr": 0},
-                {"token": token, "boot_id": "nope", "pid": os.getpid(), "addr": 16},
-                {"token": token, "boot_id": client.memory_path(0, 1 << 20)["boot_id"]
-                 if client.memory_path(0, 1 << 20) else "", "pid": rng.choice([1, 0, -5,
-                 2**31 - 1]), "addr": rng.choice([0, 16, -1, 2**62])},
-                {"token": token, "boot_id": client.memory_path(0, 1 << 20)["boot_id"]
-                 if client.memory_path(0, 1 << 20) else "", "pid": os.getpid(),
-                 "addr": rng.choice([0, 16, -1, 2**62, -2**63])},
-                {"token": token, "pid": "1", "addr": "0"}])
+                {}, None, 5, "vm", {"boot_id": "b", "pid": 1, "addr": 0, "nbytes": 8},
+                {"boot_id": "nope", "pid": os.getpid(), "addr": 16, "nbytes": 1 << 40},
+                {"boot_id": boot, "pid": rng.choice([1, 0, -5, 2**31 - 1]),
+                 "addr": rng.choice([0, 16, -1, 2**62]), "nbytes": 1 << 40},
+                {"boot_id": boot, "addr": rng.choice([0, 16, -1, 2**62, -2**63]),
+                 "nbytes": rng.choice([0, 8, 1 << 40, -1, 2**63 - 1])},
+                {"boot_id": boot, "pid": os.getpid(),
+                 "addr": rng.choice([0, 16, -1, 2**62, -2**63]), "nbytes": 1 << 40},
+                {"pid": "1", "addr": "0", "nbytes": "8"}])
         assert isinstance(kind, tuple)
         return rng.choice(kind[1])
 
