@@ -539,11 +539,15 @@ static void front_end(void *sock)
     /* identity, delimiter, header and the binary frames: at most enough
      * frames of KD_FRAME_MAX bytes for the largest request, plus one per
      * array of a request of many small arrays */
-    const uint64_t max_parts = 3 + KD_MAX_FRAMES + kd_srv.max_request / KD_FRAME_MAX + 1;
+    uint64_t max_parts = 3 + KD_MAX_FRAMES + kd_srv.max_request / KD_FRAME_MAX + 1;
+    if (max_parts > (1u << 30)) /* n below is an int */
+        max_parts = 1u << 30;
     size_t cap = 16;
     zmq_msg_t *parts = malloc(cap * sizeof *parts);
     if (!parts) {
-        fprintf(stderr, "kodiakd: out of memory\n");
+        fprintf(stderr, "kodiakd: out of memory at start\n");
+        const char *bye = "{\"cmd\":\"shutdown\"}";
+        dispatch(sock, NULL, bye, strlen(bye), NULL, 0, NULL);
         return;
     }
     zmq_pollitem_t items[2] = {{sock, 0, ZMQ_POLLIN, 0}, {NULL, stop_pipe[0], ZMQ_POLLIN, 0}};
