@@ -82,6 +82,7 @@ extern kd_server kd_srv;
 
 #define KD_MAX_FRAMES 64            /* reply frames; request arrays */
 #define KD_FRAME_MAX (1 << 20)       /* bytes in one request frame (ZMQ_MAXMSGSIZE) */
+#define KD_TAG_FRAMES 0x4b44        /* MPI tag: an array's block sent from its frames */
 
 typedef struct {
     int rank, nranks;
