@@ -34,6 +34,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -728,8 +729,14 @@ static int write_connect_file(const char *path, const char *host, int port, cons
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    /* 0600: the token in it lets a client use the same-host memory path */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    /* 0600: the access token in it lets a client act as this server's user */
+    unlink(tmp); /* a stale one may have other bits; O_EXCL then makes ours */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0 && fchmod(fd, 0600) != 0) { /* 0600 whatever the umask */
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f) {
         if (fd >= 0)
