@@ -12,7 +12,7 @@ setup:
 	@bash scripts/setup.sh
 
 build: setup
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKODIAK_WERROR=ON >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 	@$(MAKE) -s --no-print-directory install-dev
 
@@ -29,7 +29,7 @@ test: build
 
 # The C tests again, built with AddressSanitizer and UBSan.
 check-asan: setup
-	@cmake -S . -B $(BUILD)-asan -DKODIAK_ASAN=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake -S . -B $(BUILD)-asan -DKODIAK_ASAN=ON -DKODIAK_WERROR=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@cmake --build $(BUILD)-asan -j $(JOBS)
 	@cd $(BUILD)-asan && ctest --output-on-failure -j 2 -E install
 

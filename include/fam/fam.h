@@ -108,6 +108,13 @@ int fam_set_error(int code, const char *fmt, ...);
 /* ---- set-up ------------------------------------------------------------ */
 int fam_initialize(const fam_options_t *opts, fam_t **out);
 int fam_finalize(fam_t *f); /* waits for outstanding operations; frees f */
+/* Remove the /dev/shm files that shm endpoints of Kodiak processes of this
+ * user left behind when they died without fam_finalize (kill -9): only
+ * regular files named kodiak-<pid>-<16 hex digits>, owned by this
+ * process's effective uid, whose pid no longer exists. Returns how many
+ * were removed. fam_initialize (shm) and famd do it too; a program that may
+ * never open an endpoint (kodiakd) calls it at start. */
+int fam_shm_sweep(void);
 int fam_num_servers(const fam_t *f);
 /* How many memory servers this client reaches through the same-host fast
  * path (their pools mapped into this process). */

@@ -1,6 +1,7 @@
 """kodiak — NumPy-like distributed arrays held by a kodiakd compute server,
 with Arkouda's names: `import kodiak as ak`."""
-from .client import KodiakError, connect, connected, disconnect, server_info, shutdown  # noqa: F401
+from .client import (KodiakError, RequestTimeoutError, ServerBusyError, connect,  # noqa: F401
+                     connected, disconnect, server_info, shutdown)
 from .creation import (arange, array, full, full_like, linspace, ones, ones_like,  # noqa: F401
                        randint, standard_normal, uniform, zeros, zeros_like)
 from .pdarray import pdarray  # noqa: F401

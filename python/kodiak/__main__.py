@@ -64,6 +64,9 @@ def main(argv=None):
                    help="kodiakd's port (default 0: any free port)")
     u.add_argument("--timeout", type=float, default=60.0, metavar="S",
                    help="seconds to wait for everything to be ready (default 60)")
+    u.add_argument("--request-timeout", type=float, default=None, metavar="S",
+                   help="seconds a client waits for each answer of kodiakd before it "
+                        "raises TimeoutError (default 600; 0: no limit)")
     s = sub.add_parser("status", help="what runs; exit 1 if nothing, 2 if unhealthy")
     s.add_argument("--json", action="store_true", help="print the status as JSON")
     d = sub.add_parser("down", help="stop the cluster (safe when nothing runs)")
@@ -75,7 +78,8 @@ def main(argv=None):
         try:
             launcher.up(fam_servers=a.fam_servers, ranks=a.ranks, memory_limit=a.memory_limit,
                         pool_size=a.pool_size, provider=a.provider, port=a.port,
-                        timeout=a.timeout, persistent=a.persistent)
+                        timeout=a.timeout, persistent=a.persistent,
+                        request_timeout=a.request_timeout)
         except (launcher.LaunchError, ValueError, TypeError) as e:
             print(f"kodiak up: {e}", file=sys.stderr)
             return 1

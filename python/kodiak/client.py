@@ -6,6 +6,14 @@ frames. The reply is a JSON header {"ok": true, "result": {...}} or
 {"ok": false, "error": {"type": "ValueError", "message": "..."}} and binary
 frames. See docs/PROTOCOL.md.
 
+Every request has a deadline (DEFAULT_REQUEST_TIMEOUT, or what the server
+advertises from `kodiak up --request-timeout`, or ak.connect(timeout=)).
+Past it the client raises RequestTimeoutError (a TimeoutError) and opens a
+fresh socket, so the late answer, if it ever comes, goes nowhere; each
+request also carries an "id" that the reply echoes and the client checks.
+A server still busy with the command that timed out answers the next
+request at once with ServerBusyError.
+
 Arrays whose Python objects are garbage-collected are not deleted from
 inside __del__ (that could interleave with a request in flight); their names
 are queued here and ride along in the "free" list of the next request.
@@ -21,14 +29,34 @@ import builtins
 import json
 import os
 import threading
+import time
 
 import zmq
 
 PROTOCOL_VERSION = 2
 
 
+# Seconds to wait for each answer when neither ak.connect(timeout=) nor the
+# server (kodiakd --request-timeout) says otherwise; docs/PROTOCOL.md.
+DEFAULT_REQUEST_TIMEOUT = 600.0
+# The deadline of the 'connect' request itself when connect() is given none.
+CONNECT_TIMEOUT = 10.0
+
+
 class KodiakError(RuntimeError):
     """A server-side failure with no more specific Python exception."""
+
+
+class RequestTimeoutError(TimeoutError):
+    """The server did not answer a request within its deadline. The
+    connection stays usable: the next request works, or raises
+    ServerBusyError while the server is still stuck in this one."""
+
+
+class ServerBusyError(KodiakError):
+    """kodiakd is still running an earlier command (one that timed out, or
+    another client's) and answered this request without running it: the
+    server is unhealthy if this lasts (a rank may be stopped or hung)."""
 
 
 _EXCEPTIONS = {
@@ -37,7 +65,7 @@ _EXCEPTIONS = {
     "ZeroDivisionError": ZeroDivisionError, "RuntimeError": KodiakError,
     "NotImplementedError": NotImplementedError, "OverflowError": OverflowError,
     "FileExistsError": FileExistsError, "PermissionError": PermissionError,
-    "ConnectionError": ConnectionError,
+    "ConnectionError": ConnectionError, "ServerBusyError": ServerBusyError,
 }
 
 
@@ -54,6 +82,9 @@ class _Connection:
         self.token = None      # the access token sent as the PLAIN password
         self.monitor = None    # ZeroMQ monitor of sock: tells when the server goes away
         self.peer_up = False   # the monitor's last word: connected (True) or not
+        self.timeout = None    # seconds per request (None: no limit)
+        self.next_id = 1       # "id" of the next request; the reply echoes it
+        self.interrupted = None  # the command a KeyboardInterrupt left running, if any
         self.lock = threading.RLock()
 
 
@@ -119,7 +150,7 @@ def _parse_url(connect_url):
     return server, int(p), token
 
 
-def connect(server=None, port=None, connect_file=None, timeout=10.0, connect_url=None,
+def connect(server=None, port=None, connect_file=None, timeout=None, connect_url=None,
             access_token=None):
     """Connect to a kodiakd. With no arguments, read the connect file that
     `kodiak up` / ak.start() wrote; without one, try localhost:5555, as
@@ -128,14 +159,17 @@ def connect(server=None, port=None, connect_file=None, timeout=10.0, connect_url
     access_token: the "token" of the server's connect file; when not given,
     the connect file's is used if that file names the same server.
     A missing or wrong token raises PermissionError.
-    timeout: seconds to wait for the server's answer (0 or None: no limit).
+    timeout: seconds to wait for the answer to every request, this one and
+    all later ones (RequestTimeoutError past it); 0: no limit; None: what
+    the server advertises (`kodiak up --request-timeout`, default 600 s).
     Returns the server's info dict."""
     token = access_token
     if connect_url is not None:
         server, port, url_token = _parse_url(connect_url)
         token = token or url_token
-    if timeout == 0:
-        timeout = None
+    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
+        raise ValueError(f"timeout must be a number of seconds >= 0 (0: no limit), "
+                         f"not {timeout!r}")
     cf = {}
     if server is None and port is None:
         path = connect_file or default_connect_file()
@@ -174,13 +208,45 @@ def connect(server=None, port=None, connect_file=None, timeout=10.0, connect_url
                               else None) or _conn.endpoint
         _conn.token = token
         _open_socket()
+        # the first request: the given deadline, else CONNECT_TIMEOUT (the
+        # server's own is not known yet, and 'connect' itself is quick)
+        _conn.timeout = _deadline(CONNECT_TIMEOUT if timeout is None else timeout)
         try:
-            _conn.info = generic_msg("connect", {"version": PROTOCOL_VERSION},
-                                     timeout=timeout)[0]
+            _conn.info = generic_msg("connect", {"version": PROTOCOL_VERSION})[0]
         except Exception:
             _close()
             raise
+        if timeout is None:
+            _conn.timeout = _deadline(_conn.info.get("request_timeout",
+                                                     DEFAULT_REQUEST_TIMEOUT))
     return dict(_conn.info)
+
+
+def _deadline(seconds):
+    """A timeout setting as generic_msg wants it: None for no limit."""
+    return None if not seconds else float(seconds)
+
+
+def request_timeout():
+    """Seconds each request may wait for its answer (None: no limit)."""
+    return _conn.timeout
+
+
+def set_request_timeout(seconds):
+    """Change the deadline of every later request (0 or None: no limit)."""
+    if seconds is not None and (not isinstance(seconds, (int, float)) or seconds < 0):
+        raise ValueError(f"request timeout must be a number of seconds >= 0, not {seconds!r}")
+    _conn.timeout = _deadline(seconds)
+
+
+def _make_socket():
+    """A new REQ socket, not yet connected (every socket option is set here)."""
+    sock = _conn.ctx.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.plain_username = b"kodiak"
+    # no token: a password the server refuses, so the refusal is its own
+    sock.plain_password = (_conn.token or "-").encode()
+    return sock
 
 
 # what the socket monitor reports
@@ -193,11 +259,7 @@ def _open_socket():
     """A REQ socket to _conn.zmq_endpoint that presents the access token,
     with a monitor that reports when the server accepts, refuses or drops
     the connection."""
-    _conn.sock = _conn.ctx.socket(zmq.REQ)
-    _conn.sock.setsockopt(zmq.LINGER, 0)
-    _conn.sock.plain_username = b"kodiak"
-    # no token: a password the server refuses, so the refusal is its own
-    _conn.sock.plain_password = (_conn.token or "-").encode()
+    _conn.sock = _make_socket()
     _conn.monitor = _conn.sock.get_monitor_socket(_MONITORED)
     _conn.peer_up = False
     _conn.sock.connect(_conn.zmq_endpoint)
@@ -264,6 +326,7 @@ def _close():
     _conn.zmq_endpoint = None
     _conn.info = {}
     _conn.token = None
+    _conn.timeout = None
     _conn.pending_free.clear()
 
 
@@ -372,16 +435,72 @@ def queue_free(name):
         _conn.pending_free.append(name)
 
 
+def _reset_socket():
+    """Give the connection a new REQ socket: the old one is waiting for an
+    answer that may never come (a REQ socket cannot send again before it
+    receives), and an answer that comes late goes to the old socket, gone."""
+    _close_socket()
+    _open_socket()
+
+
 def generic_msg(cmd, args=None, frames=(), timeout=None):
     """Send one command; return (result dict, list of reply frames as
-    memoryviews). Raises the server's error as a Python exception."""
+    memoryviews). Raises the server's error as a Python exception.
+    timeout: seconds for this request (default: the connection's deadline,
+    see connect); past it, RequestTimeoutError.
+
+    Ctrl-C (KeyboardInterrupt) while waiting gives the connection a fresh
+    socket, so the next call works and the interrupted command's answer is
+    never taken for another's; the server finishes that command, and the
+    next call waits for it (within its own deadline) instead of failing
+    with ServerBusyError."""
+    start = time.monotonic()
+    limit = _conn.timeout if timeout is None else (None if timeout == 0 else timeout)
+    pause = 0.02
+    while True:
+        left = None if limit is None else max(0.001, limit - (time.monotonic() - start))
+        try:
+            result = _request(cmd, args, frames, 0 if left is None else left)
+        except ServerBusyError:
+            if _conn.interrupted is None or (limit is not None and
+                                             time.monotonic() - start >= limit):
+                raise
+            time.sleep(pause)  # the interrupted command is still running
+            pause = min(0.5, pause * 2)
+            continue
+        _conn.interrupted = None
+        return result
+
+
+def _request(cmd, args, frames, timeout):
+    """One try of generic_msg: send, wait, return or raise."""
+    try:
+        return _exchange(cmd, args, frames, timeout)
+    except KeyboardInterrupt:
+        # the socket waits for an answer that now belongs to no one: a new
+        # socket, and the answer, when it comes, goes to the old one, gone
+        with _conn.lock:
+            if _conn.sock is not None:
+                _reset_socket()
+                _conn.interrupted = cmd
+        raise
+
+
+def _exchange(cmd, args, frames, timeout):
     with _conn.lock:
         if _conn.sock is None:
             raise ConnectionError("not connected to a kodiak server: call ak.connect() "
                                   "or ak.start() first")
-        hdr = {"cmd": cmd, "args": args or {}}
-        if _conn.pending_free:
-            hdr["free"] = _conn.pending_free[:]
+        if timeout is None:
+            timeout = _conn.timeout
+        elif timeout == 0:
+            timeout = None
+        rid = _conn.next_id
+        _conn.next_id += 1
+        hdr = {"cmd": cmd, "args": args or {}, "id": rid}
+        freed = _conn.pending_free[:]
+        if freed:
+            hdr["free"] = freed
             _conn.pending_free.clear()
         parts = [json.dumps(hdr).encode()]
         parts.extend(frames)
@@ -394,30 +513,36 @@ def generic_msg(cmd, args=None, frames=(), timeout=None):
         poller = zmq.Poller()
         poller.register(_conn.sock, zmq.POLLIN)
         poller.register(_conn.monitor, zmq.POLLIN)
+        start = time.monotonic()
         try:
             while not _conn.sock.poll(0):
-                if not poller.poll(500):
-                    waited += 0.5
+                tick = 0.5 if timeout is None else max(0.0, min(0.5, start + timeout -
+                                                               time.monotonic()))
+                if not poller.poll(int(tick * 1000)):
+                    waited += tick
                 if _peer_events() and not _conn.sock.poll(100):
                     # (the reply may come just before the close: a stopping
                     # server answers 'shutdown' and goes)
                     if cmd == "shutdown":
-                        _close_socket()
-                        _open_socket()
+                        _reset_socket()
                         return {}, []
                     _lost(f"the kodiak server at {_conn.endpoint} closed the connection "
                           f"during '{cmd}' (it stopped, or refused a message of "
                           f"{sum(memoryview(p).nbytes for p in parts)} bytes): no answer "
                           f"will come")
-                down_for = 0.0 if _conn.peer_up else down_for + 0.5
-                if down_for >= UNREACHABLE_AFTER and cmd != "connect":
+                down_for = 0.0 if _conn.peer_up else down_for + tick
+                if down_for >= UNREACHABLE_AFTER:
                     _lost(f"the kodiak server at {_conn.endpoint} cannot be reached "
                           f"(nothing listens there for {UNREACHABLE_AFTER:g} s)")
-                if timeout is not None and waited >= timeout:
-                    ep = _conn.endpoint
-                    _close()
-                    raise ConnectionError(f"no answer from kodiak server at {ep} within "
-                                          f"{timeout:g} s")
+                if timeout is not None and time.monotonic() - start >= timeout:
+                    if _conn.sock.poll(0):
+                        break  # answered just in time
+                    _reset_socket()
+                    raise RequestTimeoutError(
+                        f"kodiak server at {_conn.endpoint} did not answer '{cmd}' within "
+                        f"{timeout:g} s (the request deadline: ak.connect(timeout=), "
+                        f"`kodiak up --request-timeout`); the server may be hung or a rank "
+                        f"stopped; the next request works, or says the server is busy")
                 if bar is None and waited >= PROGRESS_AFTER:
                     bar = _progress_bar(cmd)
                 if bar is not None:
@@ -426,7 +551,19 @@ def generic_msg(cmd, args=None, frames=(), timeout=None):
             if bar is not None:
                 bar.close()
         reply = _conn.sock.recv_multipart(copy=False)
-    head = json.loads(bytes(reply[0].buffer))
+        try:
+            head = json.loads(bytes(reply[0].buffer))
+        except ValueError:
+            head = None
+        if not isinstance(head, dict) or head.get("id", rid) != rid:
+            # never take another request's answer (or garbage) for this one's
+            _reset_socket()
+            raise ConnectionError(f"the kodiak server at {_conn.endpoint} sent a reply "
+                                  f"that does not answer '{cmd}' (request id {rid}, reply "
+                                  f"{str(head)[:80]}); the connection was reset")
+        if not head.get("ok") and (head.get("error") or {}).get("type") == "ServerBusyError":
+            # not run: the arrays to free ride along with the next request
+            _conn.pending_free[:0] = freed
     if not head.get("ok"):
         err = head.get("error") or {}
         exc = _EXCEPTIONS.get(err.get("type"), KodiakError)

@@ -17,19 +17,29 @@ def _size(size):
     return int(size)
 
 
+def _default_dtype(nd):
+    """nd with its dtype widened to the pdarray dtype of the same kind
+    (int8 -> int64, uint32 -> int64, float32 -> float64; an empty list is
+    float64, as NumPy's)."""
+    if nd.dtype.kind in "iu" and nd.dtype not in (np.dtype(np.int64), np.dtype(np.uint64)):
+        return nd.astype(np.int64 if nd.dtype.kind == "i" or nd.dtype.itemsize < 8 else np.uint64)
+    if nd.dtype.kind == "f" and nd.dtype != np.float64:
+        return nd.astype(np.float64)
+    if nd.size == 0 and nd.dtype.kind not in "iufb":
+        return nd.astype(np.float64)
+    return nd
+
+
 def _as_ndarray(a, dtype=None):
     """A C-contiguous little-endian ndarray of a supported dtype."""
     if isinstance(a, pdarray):
         a = a.to_ndarray()
-    nd = np.asarray(a)
     if dtype is not None:
-        nd = nd.astype(resolve_dtype(dtype))
-    elif nd.dtype.kind in "iu" and nd.dtype not in (np.dtype(np.int64), np.dtype(np.uint64)):
-        nd = nd.astype(np.int64 if nd.dtype.kind == "i" or nd.dtype.itemsize < 8 else np.uint64)
-    elif nd.dtype.kind == "f" and nd.dtype != np.float64:
-        nd = nd.astype(np.float64)
-    elif nd.size == 0 and nd.dtype.kind not in "iufb":
-        nd = nd.astype(np.float64)
+        # straight to the dtype, as np.array(a, dtype) does: a list of big
+        # Python ints must not pass through float64 on the way
+        nd = np.asarray(a, dtype=resolve_dtype(dtype))
+    else:
+        nd = _default_dtype(np.asarray(a))
     if nd.ndim != 1:
         if nd.ndim == 0:
             raise TypeError("ak.array needs a sequence, not a scalar")
@@ -54,9 +64,20 @@ def array(a, dtype=None):
 
 def full(size, fill_value, dtype=None):
     size = _size(size)
-    dt = resolve_dtype(dtype) if dtype is not None else scalar_dtype(fill_value)
+    if dtype is None:
+        dt = scalar_dtype(fill_value)
+        value = fill_value
+    else:
+        # np.full's own conversion of the value to the dtype (an unsafe
+        # copyto), so the result is exact: 2**64 - 1 stays itself as
+        # uint64, 2**64 is a float64, 1.9 is 1 as int64
+        dt = resolve_dtype(dtype)
+        t = np.empty(1, dtype=dt)
+        with np.errstate(all="ignore"):
+            np.copyto(t, fill_value, casting="unsafe")
+        value = t[0]
     res, _ = client.generic_msg("full", {"dtype": dtype_name(dt), "size": size,
-                                         "value": encode_scalar(fill_value)})
+                                         "value": encode_scalar(value, dt)})
     return create_pdarray(res)
 
 

@@ -194,8 +194,9 @@ class FamArray(_IndexMixin):
         positions they select)."""
         kind, k = self._key(idx)
         if kind == "mask":
-            from .creation import arange
-            return arange(self.size)[k]
+            # the positions the mask selects, and no index of the whole array
+            from .numeric import flatnonzero
+            return flatnonzero(k)
         if kind != "index":
             raise IndexError("FamArray.add and fetch_add take an array of indices")
         return k

@@ -32,6 +32,12 @@ class GroupBy:
     Reductions = GROUPBY_REDUCTION_TYPES
 
     def __init__(self, keys, assume_sorted=False, dropna=True):
+        for what, flag in (("assume_sorted", assume_sorted), ("dropna", dropna)):
+            if not isinstance(flag, (bool, np.bool_)):
+                hint = " (to group by several keys, pass them as a list: " \
+                       "ak.GroupBy([a, b]))" if isinstance(flag, pdarray) else ""
+                raise TypeError(f"GroupBy's {what} must be a bool, not "
+                                f"{type(flag).__name__}{hint}")
         single = isinstance(keys, pdarray)
         klist = [keys] if single else list(keys)
         if not klist:

@@ -393,14 +393,23 @@ def _wait_kodiakd(p, cf_path, log_path, deadline):
 
 
 def up(fam_servers=2, ranks=2, memory_limit=None, pool_size="1G", provider="shm", port=0,
-       host="127.0.0.1", timeout=60.0, persistent=False):
+       host="127.0.0.1", timeout=60.0, persistent=False, request_timeout=None):
     """Start famd x fam_servers and kodiakd x ranks; return the state dict
     (also written to cluster.json). Raises ClusterRunning if one runs.
 
     persistent: each famd keeps its pool in $KODIAK_HOME/famd<i>.pool, which
     `down` leaves in place, and comes back on the port it had the first
     time (recorded in famd-ports.json): libfam finds a striped array's parts
-    by the servers' addresses, so they must not change."""
+    by the servers' addresses, so they must not change.
+
+    request_timeout: seconds a client waits for each answer before it raises
+    TimeoutError (kodiakd tells clients on connect; None: kodiakd's default,
+    600; 0: no limit)."""
+    if request_timeout is not None and (isinstance(request_timeout, bool) or
+                                        not isinstance(request_timeout, (int, float)) or
+                                        not 0 <= request_timeout < float("inf")):
+        raise ValueError(f"request_timeout must be a number of seconds >= 0 (0: no limit), "
+                         f"got {request_timeout!r}")
     if isinstance(fam_servers, bool) or not isinstance(fam_servers, int) or fam_servers < 0:
         raise ValueError(f"fam_servers must be an integer >= 0, got {fam_servers!r}")
     if isinstance(ranks, bool) or not isinstance(ranks, int) or ranks < 1:
@@ -456,6 +465,8 @@ def up(fam_servers=2, ranks=2, memory_limit=None, pool_size="1G", provider="shm"
                    state["connect_file"]]
             if limit is not None:
                 cmd += ["--memory-limit", str(limit)]
+            if request_timeout is not None:
+                cmd += ["--request-timeout", repr(float(request_timeout))]
             p = _spawn(cmd, log, env=_mpi_env(addrs, provider))
             procs.append(p)
             state["mpirun"] = {"pid": p.pid, "start": _start_time(p.pid), "log": log}
@@ -597,13 +608,13 @@ def cluster_status(timeout=5.0):
 # ---- the Python face --------------------------------------------------------------------------
 
 def start(fam_servers=2, ranks=2, memory_limit=None, pool_size="1G", provider="shm", port=0,
-          timeout=60.0, persistent=False):
+          timeout=60.0, persistent=False, request_timeout=None):
     """Start a local cluster (as `kodiak up`) and connect to it. Returns the
     server's info (version, ranks, memory_limit, pid). Raises ClusterRunning
     if one already runs: ak.connect() uses that one."""
     state = up(fam_servers=fam_servers, ranks=ranks, memory_limit=memory_limit,
                pool_size=pool_size, provider=provider, port=port, timeout=timeout,
-               persistent=persistent)
+               persistent=persistent, request_timeout=request_timeout)
     try:
         return client.connect(connect_file=state["connect_file"])
     except BaseException:

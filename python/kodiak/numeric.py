@@ -149,7 +149,7 @@ def _efunc(name):
 
 for _name in EFUNCS:
     globals()[_name] = _efunc(_name)
-__all__ += EFUNCS + ["round", "power", "count_nonzero"]
+__all__ += EFUNCS + ["round", "power", "count_nonzero", "flatnonzero", "nonzero"]
 
 
 def round(pda, decimals=0):  # noqa: A001 — NumPy's and Arkouda's name
@@ -185,3 +185,18 @@ def count_nonzero(pda):
     """How many elements are not zero (not False)."""
     _need(pda, "count_nonzero")
     return builtins.int((pda != 0).sum()) if pda.dtype != np.bool_ else builtins.int(pda.sum())
+
+
+def flatnonzero(pda):
+    """The int64 positions of the elements that are not zero (not False),
+    in order, as numpy.flatnonzero."""
+    _need(pda, "flatnonzero")
+    mask = pda if pda.dtype == np.bool_ else pda != 0
+    res, _ = client.generic_msg("flatnonzero", {"mask": mask.name})
+    return _new(res)
+
+
+def nonzero(pda):
+    """A one-element tuple: the positions of the elements that are not zero,
+    as numpy.nonzero of a one-dimensional array."""
+    return (flatnonzero(pda),)

@@ -15,7 +15,6 @@ float32), the result is the pdarray dtype of the same kind (int64, uint64,
 float64): for bool operands the values are the same."""
 import builtins
 import operator
-import sys
 import warnings
 import weakref
 
@@ -109,26 +108,24 @@ def _numpy_says(fn, *args):
             raise TypeError(str(e)) from None
 
 
-# Temporary elision, as NumPy does it: in `a + b * 3.0` the array `b * 3.0`
-# is referenced by nothing but the expression, so the sum may be written
-# into it instead of into a new array (one fewer allocation, and the result
-# is written to memory the server has just read). Only for arrays of at
-# least ELIDE_BYTES, as NumPy.
+# Arrays at least this big get the deferred product below (smaller ones
+# are sent at once: one more round trip costs more than a pass over them).
 ELIDE_BYTES = 1 << 18
-# references a temporary has inside an operator method: the caller's
-# value stack, the method's parameter and getrefcount's own argument
-_TEMP_REFS = 3
 
 
 # Deferred scalar multiplies, for STREAM's triad. `b * alpha` on a large
 # float64 array is not sent at once: the pdarray it returns holds the
 # command and sends it the first time anything uses its name. If the first
-# use is `a + (b * alpha)` (or a - ..., or ... - a) while the product is
-# still a temporary, the client sends one fused command (axpy): one pass
-# over memory instead of two, with the same rounding as the two operations.
-# A deferred array keeps its operand alive, and the operand computes its
-# deferred dependents before it is written to (in-place operators,
-# __setitem__), so a deferred array always has the value it had when made.
+# use is `a + (b * alpha)` (or a - ..., or ... - a), the client sends one
+# fused command (axpy): one pass over memory instead of two, with the same
+# rounding as the two operations. The product itself stays deferred: if
+# anything uses it later it is computed then, from its operand, so fusing
+# needs no guess about whether the product was a temporary. A deferred
+# array keeps its operand alive, and the operand computes its deferred
+# dependents before it is written to (in-place operators, __setitem__), so
+# a deferred array always has the value it had when made. (There is no
+# other temporary elision: telling a temporary from a live operand by its
+# reference count is a guess that explicit dunder calls defeat.)
 def defer(result_dtype, size, cmd, args, base):
     from .pdarray import pdarray
     p = pdarray(None, result_dtype, size)
@@ -147,25 +144,23 @@ def _fusable(p):
         p._pending[1]["op"] == "*" and p.dtype == float64
 
 
-def fused_axpy(x, y, op, spare):
+def fused_axpy(x, y, op):
     """a + b*alpha, a - b*alpha, b*alpha - a as one command, or None."""
     if op not in ("+", "-") or not (is_pdarray(x) and is_pdarray(y)):
         return None
     for p, other, form in ((y, x, "x+ay" if op == "+" else "x-ay"),
                            (x, y, "x+ay" if op == "+" else "ay-x")):
-        if any(p is t for t in spare) and _fusable(p) and other.dtype == float64 and other.size == p.size \
+        if _fusable(p) and other.dtype == float64 and other.size == p.size \
                 and p._base.dtype == float64 and p._alpha["dtype"] == "float64":
             res, _ = client.generic_msg("axpy", {"x": other.name, "y": p._base.name,
                                                  "alpha": p._alpha, "form": form})
-            p._pending = None  # never needed: it was only a temporary
             return _new(res)
     return None
 
 
-def binop(x, y, op, spare=()):
+def binop(x, y, op):
     """x OP y where x or y is a pdarray and the other a pdarray or scalar;
-    NotImplemented for operands of other kinds. `spare` lists operands that
-    are temporaries: the result may take one's place on the server."""
+    NotImplemented for operands of other kinds."""
     for v in (x, y):
         if isinstance(v, (np.ndarray, list, tuple)) and not (
                 isinstance(v, np.ndarray) and v.ndim == 0):
@@ -183,7 +178,7 @@ def binop(x, y, op, spare=()):
     px, py = proto(x), proto(y)
     rt = pdarray_dtype(_numpy_says(BINARY[op], px, py).dtype)
     ct = pdarray_dtype(np.result_type(px, py)) if op in COMPARISONS else rt
-    fused = fused_axpy(x, y, op, spare)
+    fused = fused_axpy(x, y, op)
     if fused is not None:
         return fused
     args = {"op": op, "ct": dtype_name(ct), "rt": dtype_name(rt)}
@@ -194,16 +189,7 @@ def binop(x, y, op, spare=()):
     if op == "*" and rt == float64 and arr.dtype == float64 and \
             not (is_pdarray(x) and is_pdarray(y)) and arr.nbytes >= ELIDE_BYTES:
         return defer(rt, size, "binop", args, arr)
-    reuse = None
-    for t in spare:
-        if t.dtype == rt and t.size == size and t.nbytes >= ELIDE_BYTES and \
-                t._endpoint == client._conn.endpoint:
-            reuse = t
-            args["out"] = t.name
-            break
     res, _ = client.generic_msg("binop", args)
-    if reuse is not None:
-        reuse._endpoint = None  # its server array now belongs to the result
     return _new(res)
 
 
@@ -254,16 +240,10 @@ def _ddof(ddof):
 
 def _binary(op):
     def fwd(self, other):
-        spare = []
-        if sys.getrefcount(self) == _TEMP_REFS:
-            spare.append(self)
-        if is_pdarray(other) and sys.getrefcount(other) == _TEMP_REFS:
-            spare.append(other)
-        return binop(self, other, op, spare)
+        return binop(self, other, op)
 
     def rev(self, other):
-        spare = [self] if sys.getrefcount(self) == _TEMP_REFS else []
-        return binop(other, self, op, spare)
+        return binop(other, self, op)
 
     def inp(self, other):
         return inplace(self, other, op)
@@ -334,6 +314,10 @@ class _OpsMixin:
         return unop(self, "abs")
 
     def __pos__(self):
+        if self.dtype == bool_:
+            # NumPy 1.24 only warns that this is ill-defined; NumPy 2 raises
+            raise TypeError("unary + is not defined for a bool pdarray (NumPy's ufunc "
+                            "'positive' has no loop for bool)")
         return self.astype(self.dtype)
 
     def round(self, decimals=0):

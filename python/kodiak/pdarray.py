@@ -102,6 +102,19 @@ class pdarray(_OpsMixin, _IndexMixin):
         """Arkouda's spelling of tolist()."""
         return self.tolist()
 
+    def nonzero(self):
+        """As ndarray.nonzero: a tuple of one pdarray of the positions of the
+        elements that are not zero."""
+        from .numeric import nonzero
+        return nonzero(self)
+
+    def fill(self, value):
+        """Set every element to value, converted to this array's dtype as
+        ndarray.fill converts it."""
+        t = np.empty(1, dtype=self.dtype)
+        t.fill(value)
+        self[:] = t[0]
+
     def copy(self):
         """A new pdarray with the same values."""
         return self[:]

@@ -170,7 +170,7 @@ int fam_restore(fam_t *f, const char *name, fam_item_t *d)
             memcpy(q->dst_addr, ds->faddr, ds->faddrlen);
             q->dst_addr_rma = ds->virt_addr ? dp->base : 0;
         }
-        fam_wake(f, hs);
+        fam_wake_first(f, hs);
         if ((rc = fam_breq_post(f, &r[p], hs, msg, sizeof *q, NULL, 0))) {
             free(msg);
             break;

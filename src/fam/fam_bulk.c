@@ -276,7 +276,7 @@ static void bulk_chunk(struct bulk *b, int p, uint8_t *msg, uint64_t from,
     } else if (b->out) {
         reply = b->out + from * b->esize;
     }
-    fam_wake(f, part->server);
+    fam_wake_first(f, part->server);
     int rc = fam_breq_post(f, &b->win[slot], part->server, msg, len, reply, rlen);
     if (rc) {
         free(msg);
@@ -609,8 +609,8 @@ static void copy_post(fam_t *f, fam_copy_t *h)
             q->dst_addr_rma = (ds->virt_addr ? dp->base : 0) + dl;
         }
         struct breq *r = &h->win[(h->head + h->count) % COPY_WINDOW];
-        fam_wake(f, sp->server);
-        if (dp->server != sp->server) fam_wake(f, dp->server);
+        fam_wake_first(f, sp->server);
+        if (dp->server != sp->server) fam_wake_first(f, dp->server);
         int rc = fam_breq_post(f, r, sp->server, msg, BULK_HDR, NULL, 0);
         if (rc) { free(msg); copy_fail(h, rc); break; }
         r->also_wake = dp->server != sp->server ? dp->server : -1;

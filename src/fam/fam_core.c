@@ -168,25 +168,90 @@ static int io_all(int fd, void *buf, size_t n, int sending, int timeout_ms)
     return 0;
 }
 
+/* Whether famd closed the control connection fd while it was idle (famd
+ * stopped or restarted since our last request): end of file or an error
+ * on it, and nothing left to read. Bytes waiting (a goodbye message) are
+ * not a close: fam_rpc reads them as the answer, as before. */
+static int peer_closed(int fd)
+{
+    struct pollfd pf = {fd, POLLIN | POLLRDHUP, 0};
+    if (poll(&pf, 1, 0) <= 0) return 0; /* nothing happened: still open */
+    if (pf.revents & POLLNVAL) return 1;
+    char b;
+    ssize_t k = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (k > 0) return 0;
+    if (k == 0) return 1;
+    return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}
+
+static int hello_server(fam_t *f, int i);
+
+/* famd `except` restarted; others often did too (a cluster restarts as a
+ * whole). Connect again, now, to every other famd that closed its control
+ * connection: HELLO tells libfam the server restarted (new epoch), so a
+ * data call to it refreshes its keys first instead of sending RMA to the
+ * old famd's address, which over shm never completes. */
+static void reconnect_others(fam_t *f, int except)
+{
+    pthread_mutex_lock(&f->flock);
+    for (int i = 0; i < f->nservers; i++) {
+        struct fam_server *o = &f->srv[i];
+        if (i == except) continue;
+        pthread_mutex_lock(&o->lock);
+        int closed = o->fd >= 0 && peer_closed(o->fd);
+        if (closed) {
+            close(o->fd);
+            o->fd = -1;
+        }
+        pthread_mutex_unlock(&o->lock);
+        if (closed && f->ep) {
+            char keep[1024]; /* not this request's error: keep the caller's */
+            snprintf(keep, sizeof keep, "%s", fam_last_error());
+            hello_server(f, i);
+            fam_set_error(0, "%s", keep);
+        }
+    }
+    pthread_mutex_unlock(&f->flock);
+}
+
 /* One request, one reply. On failure the server's message becomes this
  * thread's last error. */
-static int hello_server(fam_t *f, int i);
 
 int fam_rpc(fam_t *f, int server, uint16_t op, const struct famp_req *q,
             struct famp_info *o)
 {
     struct fam_server *s = &f->srv[server];
+    if (op != FAMP_HELLO) {
+        /* A control connection that famd closed while we were idle (it
+         * restarted) is dropped here, before anything is sent on it, and
+         * connected again below: the request has not gone out, so sending
+         * it on the new connection is safe whatever it is. A close that
+         * races with the send still fails this request (the next one
+         * reconnects). */
+        pthread_mutex_lock(&s->lock);
+        int closed = s->fd >= 0 && peer_closed(s->fd);
+        if (closed) {
+            close(s->fd);
+            s->fd = -1;
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (closed) reconnect_others(f, server);
+    }
+    char why[1024] = "";
     if (s->fd < 0 && op != FAMP_HELLO) {
         /* the connection was lost (famd restarted?): connect again */
         pthread_mutex_lock(&f->flock);
-        if (s->fd < 0 && f->ep) hello_server(f, server);
+        if (s->fd < 0 && f->ep && hello_server(f, server))
+            snprintf(why, sizeof why, ": %s", fam_last_error());
         pthread_mutex_unlock(&f->flock);
     }
     pthread_mutex_lock(&s->lock);
     int rc;
     if (s->fd < 0) {
-        rc = fam_fail(FAM_EUNREACHABLE, "memory server %s:%d is unreachable "
-                      "(connection lost)", s->host, s->port);
+        /* why: the reconnect's own error, which already names the server */
+        rc = why[0] ? fam_fail(FAM_EUNREACHABLE, "%s", why + 2)
+                    : fam_fail(FAM_EUNREACHABLE, "memory server %s:%d is unreachable "
+                               "(connection lost)", s->host, s->port);
         goto out;
     }
     if (++s->seq == 0) s->seq = 1; /* seq 0 is famd's goodbye (below) */
@@ -261,9 +326,10 @@ static uint64_t now_us(void)
  * WAKEs 0.9-1.2). */
 void fam_wake(fam_t *f, int server)
 {
-    if (strcmp(f->provider, "tcp") == 0) return;
     struct fam_server *s = &f->srv[server];
     uint64_t now = now_us();
+    s->last_active = now;
+    if (strcmp(f->provider, "tcp") == 0) return;
     if (now - s->last_wake < s->spin_us / 2) return;
     pthread_mutex_lock(&s->lock);
     if (s->fd >= 0) {
@@ -272,6 +338,34 @@ void fam_wake(fam_t *f, int server)
             s->last_wake = now;
     }
     pthread_mutex_unlock(&s->lock);
+}
+
+/* Before an operation on server's memory (RMA, atomics, bulk requests),
+ * called without f->flock held. An idle famd blocks in poll() and its
+ * fabric cannot wake it on shm; on tcp the request wakes it, but the
+ * scheduler tends to run the woken famd on the core where this client is
+ * already spinning for the answer, so it waits for our time slice to end.
+ * Either way the first data operation after an idle gap took 2-8 ms
+ * (bench/idle_bench). So after a gap of spin_us/2 with this server (famd
+ * may have gone to sleep), wait for a WAKE_SYNC round trip first: it costs
+ * one control request (~50-150 us), we sleep in recv() meanwhile, and famd
+ * answers only once it is awake and polling. Otherwise, as before, a
+ * one-way WAKE when due (fam_wake). A failure is left to the operation
+ * itself to report. */
+void fam_wake_first(fam_t *f, int server)
+{
+    struct fam_server *s = &f->srv[server];
+    uint64_t now = now_us(), gap = s->spin_us / 2;
+    if (gap < 200) gap = 200;
+    if (now - s->last_active < gap || s->fd < 0) {
+        fam_wake(f, server);
+        return;
+    }
+    struct famp_req q;
+    struct famp_info o;
+    memset(&q, 0, sizeof q);
+    if (fam_rpc(f, server, FAMP_WAKE_SYNC, &q, &o) == 0) s->last_wake = now_us();
+    s->last_active = now_us();
 }
 
 /* ---- set-up ------------------------------------------------------------- */
@@ -594,9 +688,13 @@ static int lookup_parts(fam_t *f, fam_region_t *r)
         snprintf(q.name, sizeof q.name, "%s", r->name);
         q.id = r->id; /* the part of this region, not an orphan of another */
         int rc = fam_rpc(f, i, FAMP_REGION_LOOKUP, &q, &o);
-        if (rc) return fam_fail(rc, "interleaved region '%s' has no part on "
-                                "memory server %s:%d: %s", r->name,
-                                f->srv[i].host, f->srv[i].port, fam_last_error());
+        if (rc) {
+            char keep[1024]; /* fam_fail writes the buffer fam_last_error reads */
+            snprintf(keep, sizeof keep, "%s", fam_last_error());
+            return fam_fail(rc, "interleaved region '%s' has no part on "
+                            "memory server %s:%d: %s", r->name,
+                            f->srv[i].host, f->srv[i].port, keep);
+        }
         r->pid[i] = o.id;
     }
     return 0;
@@ -980,8 +1078,10 @@ int fam_lookup(fam_t *f, const char *item, const char *region, fam_item_t **out)
     q.id = o.id; /* the parts of this item, not an orphan of an older one */
     for (int i = 1; i < n; i++) {
         if ((rc = fam_rpc(f, i, FAMP_ITEM_LOOKUP, &q, &o))) {
+            char keep[1024]; /* fam_fail writes the buffer fam_last_error reads */
+            snprintf(keep, sizeof keep, "%s", fam_last_error());
             free(d);
-            return fam_fail(rc, "part %d of item '%s': %s", i, item, fam_last_error());
+            return fam_fail(rc, "part %d of item '%s': %s", i, item, keep);
         }
         if (o.shard != (uint32_t)i || o.nshards != (uint32_t)n) {
             free(d);

@@ -42,6 +42,8 @@ static struct fam_op *op_new(int nb)
 
 struct fam_op *fam_op_new(int nb) { return op_new(nb); }
 
+int fam_shm_sweep(void) { return fam_shm_clean(); }
+
 /* shm: a unique endpoint name (fam_shm_name.h). */
 static int shm_name(fam_t *f)
 {
@@ -385,7 +387,7 @@ static int rma(fam_t *f, int write, void *buf, fam_item_t *d, uint64_t off,
                         "opened read-only)", d->name);
     if (n == 0) return 0;
     for (int i = 0; i < d->nparts; i++)
-        if (!f->srv[d->part[i].server].map) fam_wake(f, d->part[i].server);
+        if (!f->srv[d->part[i].server].map) fam_wake_first(f, d->part[i].server);
     pthread_mutex_lock(&f->flock);
     int retried = 0;
 again:
@@ -619,7 +621,7 @@ static int atomic_op(fam_t *f, fam_item_t *d, uint64_t off, const void *val,
     struct fam_part *p = &d->part[fam_locate(d, off, &local, &run)];
     uint8_t *lp = FAM_LOCAL(f, p, local);
     if (lp) return local_atomic(lp, val, cmp, old, size, dt, op, kind);
-    fam_wake(f, p->server);
+    fam_wake_first(f, p->server);
     pthread_mutex_lock(&f->flock);
     int retried = 0;
 again:;

@@ -1,6 +1,7 @@
 /* fam_error.c — error codes and the per-thread last-error message. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "fam/fam.h"
 #include "fam_internal.h"
@@ -31,12 +32,18 @@ const char *fam_strerror(int code)
 
 const char *fam_last_error(void) { return last_error; }
 
+/* Both format into a scratch buffer first: an argument may be
+ * fam_last_error() itself ("...: %s", fam_last_error()), and vsnprintf
+ * into the buffer it reads from is undefined (seen: the message repeated
+ * three times). */
 int fam_fail(int code, const char *fmt, ...)
 {
+    char msg[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(last_error, msg, sizeof msg);
     return code;
 }
 
@@ -44,10 +51,12 @@ void fam_clear_error(void) { last_error[0] = '\0'; }
 
 int fam_set_error(int code, const char *fmt, ...)
 {
+    char msg[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    if (fmt) vsnprintf(last_error, sizeof last_error, fmt, ap);
-    else last_error[0] = '\0';
+    if (fmt) vsnprintf(msg, sizeof msg, fmt, ap);
+    else msg[0] = '\0';
     va_end(ap);
+    memcpy(last_error, msg, sizeof msg);
     return code;
 }

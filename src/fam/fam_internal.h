@@ -25,6 +25,8 @@ struct fam_server {
     uint32_t uid, gid;    /* who famd says we are */
     uint32_t spin_us;     /* famd stays awake this long after a WAKE */
     uint64_t last_wake;   /* when we last sent a WAKE (us, monotonic) */
+    uint64_t last_active; /* when we last started or waited on an operation
+                           * with it (us, monotonic; fam_wake_first) */
     int64_t inflight;     /* RMA and atomics to it not yet complete (flock) */
     uint64_t token;       /* our secret for bulk requests to this famd */
     uint8_t faddr[FAMP_ADDR_MAX]; /* famd's fabric address (for copies) */
@@ -145,6 +147,7 @@ int fam_item_refresh(fam_t *f, fam_item_t *d);
 int fam_region_destroy_keep(fam_t *f, fam_region_t *r); /* descriptor kept */
 int fam_deallocate_keep(fam_t *f, fam_item_t *d);      /* descriptor kept */
 void fam_wake(fam_t *f, int server);
+void fam_wake_first(fam_t *f, int server);
 
 /* fam_bulk.c: one bulk request (fam_proto.h) in flight. */
 struct breq {

@@ -108,6 +108,9 @@ enum famp_op {
                            non-home part (home_id != 0) the caller owns
                            (root: any), arg[0] = its slot, arg[1] = its
                            home id, flags FAMP_F_REGION for a region part */
+    FAMP_WAKE_SYNC,     /* body ignored; reply: an empty famp_info, sent
+                           once famd is awake and polling its fabric (the
+                           first operation after an idle gap waits for it) */
     FAMP_OP_END
 };
 

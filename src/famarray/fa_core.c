@@ -208,10 +208,14 @@ int fa_open(fam_t *f, const char *region, const char *name, fa_array_t **out)
     fam_item_t *item;
     rc = fam_lookup(f, name, region, &item);
     if (rc == FAM_ENOTFOUND) {
-        char keep[512];
-        snprintf(keep, sizeof keep, "%s", fam_last_error());
-        return fam_set_error(rc, "FAM array '%s' not found in region '%s' (%s)",
-                             name, region, keep);
+        /* say which is missing, the region or the array, once */
+        fam_region_t *r = NULL;
+        int e = fam_lookup_region(f, region, &r);
+        if (e == FAM_ENOTFOUND)
+            return fam_set_error(rc, "FAM array '%s' not found: there is no region '%s'",
+                                 name, region);
+        if (!e) fam_release_region(r);
+        return fam_set_error(rc, "FAM array '%s' not found in region '%s'", name, region);
     }
     if (rc) return rc;
     fa_dtype_t t;

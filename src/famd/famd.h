@@ -218,7 +218,17 @@ int famd_mr_get(struct famd *d, int32_t slot, int writable, uint64_t *key);
 void famd_mr_drop(struct famd *d, int32_t slot);
 struct fid_ep *famd_fabric_ep(struct famd *d);
 struct fid_av *famd_fabric_av(struct famd *d);
+/* famd's writes to other famds (copies, restores) use their own endpoint
+ * and address vector (famd_fabric.c says why) */
+struct fid_ep *famd_fabric_copy_ep(struct famd *d);
+struct fid_av *famd_fabric_copy_av(struct famd *d);
 size_t famd_fabric_max_msg(struct famd *d);
+uint64_t famd_fabric_write_flags(struct famd *d); /* for fi_writemsg */
+/* 0 if addr is a well-formed fabric address of famd's provider, else
+ * FAM_EINVAL with d->err naming `whose` address it is ("the client's").
+ * uid: the client's, to check an shm endpoint is its own (0: skip). */
+int famd_fabric_addr_check(struct famd *d, const uint8_t *addr, uint32_t len,
+                           uint32_t uid, const char *whose);
 
 /* The header of a backup file (famd_backup.c), followed by `size` bytes. */
 struct famd_bak {

@@ -37,7 +37,6 @@
 #define FAMD_COPY_DEPTH 8      /* RMA writes of one copy in flight */
 #define FAMD_COPY_TIMEOUT_US 60000000ull
 #define FAMD_MAX_REMOTES 64    /* other famds a copy may target */
-#define FAMD_PEER_LINGER_US 10000000ull
 
 enum ctx_kind { CTX_RX = 1, CTX_TX, CTX_COPY };
 
@@ -96,9 +95,12 @@ struct peer {
     uint64_t token;  /* secret handed out in HELLO; 0 = unused entry */
     fi_addr_t addr;  /* its endpoint in our address vector */
     struct famd_cred cred; /* who it is (for backups) */
-    uint64_t dead_since_us; /* closed at; 0 = live or free. Its address
-                               leaves the vector FAMD_PEER_LINGER_US later */
     int used;        /* it sent a bulk request: fabric traffic with us */
+    uint32_t alen;   /* its address as given in HELLO */
+    uint8_t abytes[FAMP_ADDR_MAX];
+    int inflight;    /* replies to it handed to the provider, not done */
+    int zombie;      /* closed, but its address stays until `inflight`
+                        is 0 (famd_bulk_peer_drop); token is 0 */
 };
 
 /* Another famd we copy to. */
@@ -116,7 +118,6 @@ struct famd_bulk {
     struct copyjob *jobs;
     struct peer *peers;
     size_t npeers;
-    size_t ndead;                 /* peers whose address still lingers */
     struct remote remotes[FAMD_MAX_REMOTES];
     int nremotes;
 };
@@ -129,6 +130,15 @@ static uint64_t now_us(void)
 }
 
 /* ---- receive buffers and replies ------------------------------------- */
+
+/* The peer (live or closed) whose address is fa, or NULL. */
+static struct peer *peer_by_addr(struct famd_bulk *B, fi_addr_t fa)
+{
+    for (size_t i = 0; i < B->npeers; i++)
+        if ((B->peers[i].token || B->peers[i].zombie) && B->peers[i].addr == fa)
+            return &B->peers[i];
+    return NULL;
+}
 
 static void post_rx(struct famd *d, struct rxbuf *b)
 {
@@ -147,17 +157,36 @@ static void tx_push(struct famd *d, struct txmsg *m)
     B->txq_tail = m;
 }
 
-/* Hand queued replies to the provider, in order, until it says "later". */
+/* Hand queued replies to the provider, in order for each client, until it
+ * says "later". A client that takes nothing (stopped, or dead and not yet
+ * noticed: its shm queue stays full) must not hold up the others' replies,
+ * so a refusal skips the rest of that client's replies only, for this
+ * pass; after FAMD_TX_BLOCKED refusals the provider itself is full. */
+#define FAMD_TX_BLOCKED 8
 static void tx_flush(struct famd *d)
 {
     struct famd_bulk *B = d->bulk;
-    while (B->txq) {
-        struct txmsg *m = B->txq;
-        ssize_t rc = fi_tsend(famd_fabric_ep(d), m->data, m->len, NULL, m->to,
-                              m->tag, &m->c.fc);
-        if (rc == -FI_EAGAIN) return;
-        B->txq = m->next;
-        if (!B->txq) B->txq_tail = NULL;
+    fi_addr_t blocked[FAMD_TX_BLOCKED];
+    int nblocked = 0;
+    struct txmsg **pp = &B->txq, *prev = NULL;
+    while (*pp) {
+        struct txmsg *m = *pp;
+        int skip = 0;
+        for (int i = 0; i < nblocked && !skip; i++) skip = blocked[i] == m->to;
+        ssize_t rc = skip ? -FI_EAGAIN
+                          : fi_tsend(famd_fabric_ep(d), m->data, m->len, NULL,
+                                     m->to, m->tag, &m->c.fc);
+        if (rc == -FI_EAGAIN) {
+            if (!skip) {
+                if (nblocked == FAMD_TX_BLOCKED) return;
+                blocked[nblocked++] = m->to;
+            }
+            prev = m;
+            pp = &m->next;
+            continue;
+        }
+        *pp = m->next; /* out of the queue */
+        if (B->txq_tail == m) B->txq_tail = prev;
         if (rc) {
             if (d->verbose)
                 fprintf(stderr, "famd: bulk reply lost: %s\n", fi_strerror((int)-rc));
@@ -166,6 +195,26 @@ static void tx_flush(struct famd *d)
         }
         B->tx_inflight++;
         B->tx_last_us = now_us();
+        struct peer *p = peer_by_addr(B, m->to);
+        if (p) p->inflight++;
+    }
+}
+
+/* Drop the queued replies to `to` (a client that went away). */
+static void tx_purge(struct famd *d, fi_addr_t to)
+{
+    struct famd_bulk *B = d->bulk;
+    struct txmsg **pp = &B->txq, *prev = NULL;
+    while (*pp) {
+        struct txmsg *m = *pp;
+        if (m->to != to) {
+            prev = m;
+            pp = &m->next;
+            continue;
+        }
+        *pp = m->next;
+        if (B->txq_tail == m) B->txq_tail = prev;
+        free(m);
     }
 }
 
@@ -202,18 +251,34 @@ int famd_bulk_peer_add(struct famd *d, const uint8_t *addr, uint32_t len,
                        const struct famd_cred *c, uint64_t *token)
 {
     struct famd_bulk *B = d->bulk;
-    fi_addr_t fa;
-    if (len == 0 || len > FAMP_ADDR_MAX)
-        return famd_fail(d, FAM_EINVAL, "bad fabric address length %u", len);
-    if (fi_av_insert(famd_fabric_av(d), addr, 1, &fa, 0, NULL) != 1)
+    fi_addr_t fa = FI_ADDR_NOTAVAIL;
+    int rc = famd_fabric_addr_check(d, addr, len, c->uid, "the client's");
+    if (rc) return rc;
+    /* the same address as a live peer's (a client that lost its control
+     * connection and says HELLO again on a new one): share its entry. A
+     * second insert of one shm name is counted as a peer of its own, and
+     * the first remove unmaps the name whatever the count, under the
+     * other one (libfabric 1.17) */
+    int inflight = 0;
+    for (size_t k = 0; k < B->npeers && fa == FI_ADDR_NOTAVAIL; k++)
+        if ((B->peers[k].token || B->peers[k].zombie) &&
+            B->peers[k].alen == len && !memcmp(B->peers[k].abytes, addr, len)) {
+            fa = B->peers[k].addr;
+            if (B->peers[k].zombie) { /* the new peer takes it over */
+                inflight = B->peers[k].inflight;
+                B->peers[k].zombie = 0;
+            }
+        }
+    int shared = fa != FI_ADDR_NOTAVAIL;
+    if (!shared && fi_av_insert(famd_fabric_av(d), addr, 1, &fa, 0, NULL) != 1)
         return famd_fail(d, FAM_EFABRIC, "cannot add the client's fabric "
-                         "address");
+                         "address (the provider refused it: too many clients?)");
     size_t i = 0;
-    while (i < B->npeers && (B->peers[i].token || B->peers[i].dead_since_us)) i++;
+    while (i < B->npeers && (B->peers[i].token || B->peers[i].zombie)) i++;
     if (i == B->npeers) {
         struct peer *p = realloc(B->peers, (B->npeers + 16) * sizeof *p);
         if (!p) {
-            fi_av_remove(famd_fabric_av(d), &fa, 1, 0);
+            if (!shared) fi_av_remove(famd_fabric_av(d), &fa, 1, 0);
             return famd_fail(d, FAM_ENOMEM, "out of memory");
         }
         memset(p + B->npeers, 0, 16 * sizeof *p);
@@ -222,41 +287,76 @@ int famd_bulk_peer_add(struct famd *d, const uint8_t *addr, uint32_t len,
     }
     uint64_t t = 0;
     while (t == 0)
-        if (getrandom(&t, sizeof t, 0) != (ssize_t)sizeof t)
+        if (getrandom(&t, sizeof t, 0) != (ssize_t)sizeof t) {
+            if (!shared) fi_av_remove(famd_fabric_av(d), &fa, 1, 0);
             return famd_fail(d, FAM_EIO, "getrandom failed");
+        }
     B->peers[i].token = t;
     B->peers[i].addr = fa;
     B->peers[i].cred = *c;
     B->peers[i].used = 0;
+    B->peers[i].alen = len;
+    memcpy(B->peers[i].abytes, addr, len);
+    B->peers[i].inflight = inflight;
+    B->peers[i].zombie = 0;
     *token = t;
     return 0;
 }
 
+/* The connection that said HELLO with this token closed: its client is
+ * gone (or has given up on us). Nothing more may be sent to its fabric
+ * address, and the address leaves the address vector at once, so that a
+ * burst of clients cannot fill it (shm holds 256 peers).
+ *
+ * Over shm, removing an address unmaps the peer's shared region, and the
+ * provider crashed famd (SIGSEGV in libfabric 1.17, in sending and in
+ * progress) when anything touched the peer after that: a reply queued to
+ * it, or a command it had posted into famd's queue before it died (a
+ * fetching atomic's answer is written into the peer's region). It used to
+ * linger for 10 s instead, but replies to a dead client stayed queued
+ * behind its full queue and went out after the removal. So, in order:
+ * drive progress until famd's own queue is drained of what the peer sent
+ * (its process is gone: the kernel closes a killed process's sockets
+ * after its memory, so nothing more can come), drop the replies queued to
+ * it, stop copies from answering it, and only then remove the address. */
 void famd_bulk_peer_drop(struct famd *d, uint64_t token, int woke)
 {
     struct famd_bulk *B = d->bulk;
     if (!token || !B) return;
-    for (size_t i = 0; i < B->npeers; i++)
-        if (B->peers[i].token == token) {
-            if (!woke && !B->peers[i].used) {
-                /* it never did fabric traffic with us (libfam sends a WAKE
-                 * before any): nothing of it can be queued, so its address
-                 * goes now. Kept for the linger, a burst of abandoned
-                 * connections filled the vector (shm holds 256 peers) and
-                 * famd refused every new client until the linger ran out */
-                fi_av_remove(famd_fabric_av(d), &B->peers[i].addr, 1, 0);
-                B->peers[i].token = 0;
+    for (size_t i = 0; i < B->npeers; i++) {
+        struct peer *p = &B->peers[i];
+        if (p->token != token) continue;
+        fi_addr_t fa = p->addr;
+        p->token = 0; /* its bulk requests are dropped from now on */
+        /* a live peer shares the address (famd_bulk_peer_add): the same
+         * client, still there; all goes when the last of them goes */
+        for (size_t k = 0; k < B->npeers; k++)
+            if (B->peers[k].token && B->peers[k].addr == fa) {
+                B->peers[k].used |= p->used | woke;
                 return;
             }
-            /* its address stays in the address vector for a while: the
-             * shm provider may still hold messages from it, and removing
-             * the address under them crashes the provider (seen with
-             * libfabric 1.17); famd_bulk_poll removes it later */
-            B->peers[i].token = 0;
-            B->peers[i].dead_since_us = now_us();
-            B->ndead++;
+        if (woke || p->used) {
+            /* famd_fabric_progress reads completions, and each call runs
+             * the provider over everything queued to famd; stop after a
+             * few quiet calls in a row */
+            for (int quiet = 0, n = 0; quiet < 4 && n < 1000; n++)
+                quiet = famd_fabric_progress(d) > 0 ? 0 : quiet + 1;
+            tx_purge(d, fa);
+            for (struct copyjob *j = B->jobs; j; j = j->next)
+                if (j->reply_to == fa) j->answered = 1; /* nobody to tell */
+        }
+        /* a reply the provider still holds (over shm, one larger than
+         * 4 KiB waits for the peer to read it) keeps the address: the
+         * provider looks the peer up again when it completes, and an
+         * unmapped peer crashes it. A peer that died before reading
+         * keeps it for good: one address vector entry (of 256 on shm) */
+        if (p->inflight) {
+            p->zombie = 1;
             return;
         }
+        fi_av_remove(famd_fabric_av(d), &fa, 1, 0);
+        return;
+    }
 }
 
 static struct peer *peer_by_token(struct famd_bulk *B, uint64_t token)
@@ -273,6 +373,8 @@ static struct peer *peer_by_token(struct famd_bulk *B, uint64_t token)
 static int item_for(struct famd *d, uint64_t id, uint64_t key, int want,
                     int32_t *slot)
 {
+    *slot = -1; /* set on every path: -O3 cannot tell that rc != 0 means
+                   the caller does not read it (maybe-uninitialized) */
     int32_t s = famd_slot_of(d, FAMD_REC_ITEM, id);
     if (s < 0)
         return famd_fail(d, FAM_ENOTFOUND, "no data item with id %llu (it "
@@ -372,8 +474,11 @@ static int remote_addr(struct famd *d, const uint8_t *name, uint32_t len,
         }
     if (B->nremotes == FAMD_MAX_REMOTES)
         return famd_fail(d, FAM_EBUSY, "too many memory servers to copy to");
+    int rc = famd_fabric_addr_check(d, name, len, 0,
+                                    "the destination memory server's");
+    if (rc) return rc;
     fi_addr_t fa;
-    if (fi_av_insert(famd_fabric_av(d), name, 1, &fa, 0, NULL) != 1)
+    if (fi_av_insert(famd_fabric_copy_av(d), name, 1, &fa, 0, NULL) != 1)
         return famd_fail(d, FAM_EINVAL, "bad destination memory server "
                          "address");
     struct remote *r = &B->remotes[B->nremotes++];
@@ -448,8 +553,14 @@ static void copy_pump(struct famd *d, struct copyjob *j)
             }
             from = buf;
         }
-        ssize_t rc = fi_write(famd_fabric_ep(d), from, n, NULL, j->dst,
-                              j->dst_addr, j->dst_key, &j->ops[i].c.fc);
+        struct iovec iov = {(void *)from, n};
+        struct fi_rma_iov rma = {j->dst_addr, n, j->dst_key};
+        struct fi_msg_rma msg = {.msg_iov = &iov, .iov_count = 1,
+                                 .addr = j->dst, .rma_iov = &rma,
+                                 .rma_iov_count = 1,
+                                 .context = &j->ops[i].c.fc};
+        ssize_t rc = fi_writemsg(famd_fabric_copy_ep(d), &msg,
+                                 famd_fabric_write_flags(d));
         if (rc == -FI_EAGAIN) break;
         if (d->verbose)
             fprintf(stderr, "famd: copy write of %zu bytes -> %s\n", n,
@@ -651,7 +762,7 @@ static void on_request(struct famd *d, const uint8_t *buf, size_t len)
                                 "token or seq dropped\n");
         return;
     }
-    pr->used = 1; /* its address must now linger after it closes */
+    pr->used = 1; /* it has fabric traffic with us (famd_bulk_peer_drop) */
     d->err[0] = '\0';
     int rc;
     if (q.version != FAMP_VERSION)
@@ -718,11 +829,18 @@ void famd_bulk_done(struct famd *d, void *ctx, size_t len, int err)
         post_rx(d, b);
         break;
     }
-    case CTX_TX:
+    case CTX_TX: {
+        struct txmsg *m = (struct txmsg *)c;
+        struct peer *p = peer_by_addr(d->bulk, m->to);
         d->bulk->tx_inflight--;
         d->bulk->tx_last_us = now_us();
-        free(c);
+        if (p && p->inflight > 0 && --p->inflight == 0 && p->zombie) {
+            p->zombie = 0; /* famd_bulk_peer_drop left it for now */
+            fi_av_remove(famd_fabric_av(d), &p->addr, 1, 0);
+        }
+        free(m);
         break;
+    }
     case CTX_COPY: {
         struct copyop *op = (struct copyop *)c;
         struct copyjob *j = op->job;
@@ -748,20 +866,13 @@ int famd_bulk_poll(struct famd *d)
     if (!B) return 0;
     /* called on every turn of the event loop: cheap when there is nothing
      * to do, which keeps famd's RMA latency low */
-    int idle = !B->txq && !B->jobs && !B->tx_inflight && !B->ndead;
+    int idle = !B->txq && !B->jobs && !B->tx_inflight;
     for (int i = 0; idle && i < FAMD_RX_BUFS; i++) idle = B->rx[i].posted;
     if (idle) return 0;
     for (int i = 0; i < FAMD_RX_BUFS; i++) post_rx(d, &B->rx[i]);
     tx_flush(d);
     uint64_t now = now_us();
     int busy = B->txq != NULL;
-    for (size_t i = 0; i < B->npeers; i++)
-        if (B->peers[i].dead_since_us &&
-            now - B->peers[i].dead_since_us > FAMD_PEER_LINGER_US) {
-            fi_av_remove(famd_fabric_av(d), &B->peers[i].addr, 1, 0);
-            B->peers[i].dead_since_us = 0;
-            B->ndead--;
-        }
     for (struct copyjob *j = B->jobs, *next; j; j = next) {
         next = j->next;
         if (!j->answered && now > j->deadline_us) {

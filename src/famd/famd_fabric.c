@@ -13,11 +13,16 @@
  * 64-bit numbers, so they cannot be guessed, and they are revoked (the
  * registration closed) when the item is freed or its permissions change. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <rdma/fabric.h>
 #include <rdma/fi_cm.h>
@@ -36,11 +41,17 @@ struct famd_fabric {
     struct fid_av *av;         /* needed to enable an RDM endpoint */
     struct fid_cq *cq;         /* completions; reading it drives progress */
     struct fid_ep *ep;         /* the endpoint clients target */
+    struct fid_av *cav;        /* copy_ep's: other famds only, never shrinks */
+    struct fid_ep *copy_ep;    /* famd's own RMA writes to other famds */
     int wait_fd;               /* fd that polls readable on activity, or -1 */
     int virt_addr;             /* 1: RMA addresses are virtual addresses */
     int prov_key;              /* 1: the provider chooses MR keys */
     int mr_endpoint;           /* 1: MRs must be bound to the endpoint */
     size_t key_size;           /* bytes of an MR key */
+    int shm;                   /* 1: the shm provider (names, not sockaddrs) */
+    uint64_t write_flags;      /* flags of a copy's RMA writes */
+    uint8_t name[FAMP_ADDR_MAX]; /* our own fabric address */
+    size_t namelen;
 };
 
 /* Map our provider names to libfabric's. */
@@ -83,6 +94,13 @@ int famd_fabric_open(struct famd *d, const char *provider, const char *host)
         return famd_fail(d, FAM_EFABRIC, "no libfabric provider '%s' with "
                          "RMA and atomics: %s", provider, fi_strerror(-rc));
     struct fi_info *info = fb->info;
+    /* delivery-complete for copy writes only (fi_writemsg flags): as the
+     * endpoint's default it made shm send every reply by its
+     * segmentation protocol, which waits for the peer: a reply to a client
+     * killed before it read it stayed at the head of famd's response
+     * queue, and no later reply of famd's to anyone went out */
+    fb->write_flags = FI_COMPLETION | (info->tx_attr->op_flags & FI_DELIVERY_COMPLETE);
+    info->tx_attr->op_flags &= ~(uint64_t)FI_DELIVERY_COMPLETE;
     fb->virt_addr = (info->domain_attr->mr_mode & FI_MR_VIRT_ADDR) != 0;
     fb->prov_key = (info->domain_attr->mr_mode & FI_MR_PROV_KEY) != 0;
     fb->mr_endpoint = (info->domain_attr->mr_mode & FI_MR_ENDPOINT) != 0;
@@ -119,6 +137,104 @@ int famd_fabric_open(struct famd *d, const char *provider, const char *host)
     if (rc || (rc = fi_enable(fb->ep)))
         return famd_fail(d, FAM_EFABRIC, "cannot open fabric endpoint: %s",
                          fi_strerror(-rc));
+    /* Copies to other famds go out on an endpoint of their own, whose
+     * address vector holds only those famds and never loses one. Over shm,
+     * removing an address (a client that left) does not clear what the
+     * endpoint remembers of the peer at that index (libfabric 1.17,
+     * smr_av_remove unmaps before it resets), and the next address given
+     * that index inherits it: a famd that wrote to another famd first
+     * skipped the handshake and wrote commands naming a stale index into
+     * the other famd's queue, which crashed it. Clients are safe on the
+     * main endpoint: they always send first, and that handshake sets the
+     * index right. A destination that dies then also stalls only this
+     * endpoint's queues, not the replies to clients. */
+    if ((rc = fi_av_open(fb->domain, &av_attr, &fb->cav, NULL)) ||
+        (rc = fi_endpoint(fb->domain, info, &fb->copy_ep, NULL)) ||
+        (rc = fi_ep_bind(fb->copy_ep, &fb->cav->fid, 0)) ||
+        (rc = fi_ep_bind(fb->copy_ep, &fb->cq->fid, FI_TRANSMIT | FI_RECV)))
+        return famd_fail(d, FAM_EFABRIC, "cannot open the copy endpoint: %s",
+                         fi_strerror(-rc));
+    if (strcmp(provider, "shm") == 0) {
+        char name[64];
+        fam_shm_name(name, sizeof name);
+        rc = fi_setname(&fb->copy_ep->fid, name, strlen(name) + 1);
+    }
+    if (rc || (rc = fi_enable(fb->copy_ep)))
+        return famd_fail(d, FAM_EFABRIC, "cannot open the copy endpoint: %s",
+                         fi_strerror(-rc));
+    fb->shm = strcmp(provider, "shm") == 0;
+    fb->namelen = sizeof fb->name;
+    if ((rc = fi_getname(&fb->ep->fid, fb->name, &fb->namelen)))
+        return famd_fail(d, FAM_EFABRIC, "fi_getname: %s", fi_strerror(-rc));
+    return 0;
+}
+
+/* Is `addr` (len bytes, from a client: HELLO, or a copy's destination) a
+ * well-formed fabric address of this provider? fi_av_insert takes no
+ * length and trusts what it is given: over tcp;ofi_rxm one address whose
+ * family it did not know set the address vector's address length to 0
+ * (libfabric 1.17, ofi_ip_av_insertv), and every later insert failed, so
+ * famd refused every client until it restarted. Over shm a name is the
+ * file /dev/shm/<name> that the provider maps and writes into; a name
+ * that does not exist left an entry in the provider's name map that
+ * removing the address never cleared. So: tcp takes an IPv4 sockaddr_in
+ * of exactly famd's own length and family, with a port and a unicast
+ * address; shm takes a Kodiak endpoint name (fam_shm_name.h) whose file
+ * exists, and, when the client's uid is known (`uid`, not root or nobody),
+ * belongs to it. Returns 0, or FAM_EINVAL with d->err saying why. */
+int famd_fabric_addr_check(struct famd *d, const uint8_t *addr, uint32_t len,
+                           uint32_t uid, const char *whose)
+{
+    struct famd_fabric *fb = d->fab;
+    if (len == 0 || len > FAMP_ADDR_MAX)
+        return famd_fail(d, FAM_EINVAL, "%s fabric address has a bad length "
+                         "(%u bytes)", whose, len);
+    if (!fb->shm) {
+        struct sockaddr_in a, me;
+        if (len != fb->namelen || len != sizeof a)
+            return famd_fail(d, FAM_EINVAL, "%s fabric address is %u bytes; "
+                             "this memory server's provider (%s) uses %zu",
+                             whose, len, famd_fabric_provider(d), fb->namelen);
+        memcpy(&a, addr, sizeof a);
+        memcpy(&me, fb->name, sizeof me);
+        uint32_t ip = ntohl(a.sin_addr.s_addr);
+        if (a.sin_family != me.sin_family)
+            return famd_fail(d, FAM_EINVAL, "%s fabric address is not an IPv4 "
+                             "address (family %u)", whose, a.sin_family);
+        if (a.sin_port == 0 || ip == 0 || ip == 0xffffffffu ||
+            (ip >> 28) == 0xe)
+            return famd_fail(d, FAM_EINVAL, "%s fabric address %s:%u is not "
+                             "one a reply can be sent to", whose,
+                             inet_ntoa(a.sin_addr), ntohs(a.sin_port));
+        return 0;
+    }
+    /* "kodiak-<pid>-<16 hex digits>" and its terminating NUL */
+    const char *n = (const char *)addr;
+    if (memchr(addr, '\0', len) != addr + len - 1)
+        return famd_fail(d, FAM_EINVAL, "%s fabric address is not one "
+                         "NUL-terminated endpoint name", whose);
+    int pid = 0, hex = 0, at = 0;
+    if (sscanf(n, "kodiak-%d-%n", &pid, &at) != 1 || at == 0 || pid <= 0)
+        return famd_fail(d, FAM_EINVAL, "%s fabric address '%.64s' is not a "
+                         "Kodiak shm endpoint name", whose, n);
+    for (const char *p = n + at; *p; p++, hex++)
+        if (!isxdigit((unsigned char)*p) || isupper((unsigned char)*p))
+            hex = 99;
+    if (hex != 16)
+        return famd_fail(d, FAM_EINVAL, "%s fabric address '%.64s' is not a "
+                         "Kodiak shm endpoint name", whose, n);
+    char path[FAMP_ADDR_MAX + 16];
+    struct stat st;
+    snprintf(path, sizeof path, "/dev/shm/%s", n);
+    /* a real endpoint's region is megabytes; an empty or short file is
+     * one the provider keeps a half-made entry for */
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 4096)
+        return famd_fail(d, FAM_EINVAL, "%s fabric address '%s' names no "
+                         "shm endpoint on this host", whose, n);
+    if (uid != 0 && uid != 65534u && st.st_uid != uid)
+        return famd_fail(d, FAM_EINVAL, "%s fabric address '%s' is the "
+                         "endpoint of uid %u, not of the client (uid %u)",
+                         whose, n, (unsigned)st.st_uid, uid);
     return 0;
 }
 
@@ -128,6 +244,8 @@ void famd_fabric_close(struct famd *d)
     if (!fb) return;
     for (uint64_t s = 0; d->live && s < d->nslots; s++) famd_mr_drop(d, (int32_t)s);
     if (fb->ep) fi_close(&fb->ep->fid);
+    if (fb->copy_ep) fi_close(&fb->copy_ep->fid);
+    if (fb->cav) fi_close(&fb->cav->fid);
     if (fb->cq) fi_close(&fb->cq->fid);
     if (fb->av) fi_close(&fb->av->fid);
     if (fb->domain) fi_close(&fb->domain->fid);
@@ -173,7 +291,10 @@ int famd_fabric_progress(struct famd *d)
 
 struct fid_ep *famd_fabric_ep(struct famd *d) { return d->fab->ep; }
 struct fid_av *famd_fabric_av(struct famd *d) { return d->fab->av; }
+struct fid_ep *famd_fabric_copy_ep(struct famd *d) { return d->fab->copy_ep; }
+struct fid_av *famd_fabric_copy_av(struct famd *d) { return d->fab->cav; }
 size_t famd_fabric_max_msg(struct famd *d) { return d->fab->info->ep_attr->max_msg_size; }
+uint64_t famd_fabric_write_flags(struct famd *d) { return d->fab->write_flags; }
 
 /* 0 when no event is pending and famd may block on the wait fd. */
 int famd_fabric_trywait(struct famd *d)

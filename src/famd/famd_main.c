@@ -23,12 +23,15 @@
  * spinning on accept().
  *
  * Progress: the software providers move a client's RMA only while famd
- * drives progress, and shm cannot wake a famd that sleeps (its wait fd fires
- * late or not at all). So a client about to do RMA sends a one-way WAKE on
- * its control socket, and again every spin_us/2 while it keeps going. After
- * any activity (a request, a WAKE, a completion) famd polls without
- * sleeping for --spin-us microseconds; after that it blocks in poll() on
- * the sockets and the fabric's wait fd, so an idle famd costs no CPU. */
+ * drives progress, and shm cannot wake a famd that sleeps (it has no wait
+ * fd). So a client about to do RMA sends a one-way WAKE on its control
+ * socket, and again every spin_us/2 while it keeps going; its first
+ * operation after an idle gap waits for a WAKE_SYNC reply instead, so that
+ * famd is surely awake before the RMA (libfam's fam_wake_first). After any
+ * activity (a request, a WAKE, a completion) famd polls without sleeping
+ * for --spin-us microseconds; after that it blocks in poll() on the sockets
+ * and the fabric's wait fd (tcp), or on the sockets with a slow safety tick
+ * (shm: idle_tick_ms), so an idle famd costs almost no CPU. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -329,6 +332,15 @@ static void handle(struct famd *d, struct conn *c, const struct famp_hdr *h,
         c->closing = 1;
         return;
     }
+    if (h->op == FAMP_WAKE_SYNC) {
+        /* the event loop counted this request as activity: famd polls its
+         * fabric without sleeping from now on for --spin-us, so the
+         * client's RMA that follows this reply finds it awake */
+        c->woke = 1;
+        memset(&o, 0, sizeof o);
+        reply(c, h, 0, &o, sizeof o);
+        return;
+    }
     d->conn = c->token; /* pending creates and staged backups are its */
     int rc = famd_rpc(d, h->op, &q, &c->cred, &o);
     if (rc < 0)
@@ -578,6 +590,23 @@ static void expire_hellos(struct famd *d)
         }
     }
     next_hello_due = next;
+}
+
+/* How long an idle famd without a fabric wait fd (shm) sleeps in poll()
+ * between two looks at its fabric, idle_us after its last activity. Clients
+ * wake it through the control socket before RMA (WAKE, WAKE_SYNC), so the
+ * tick is only a safety net for fabric work nobody announced: the
+ * destination of a copy that no client waits for (the source famd's RMA
+ * writes move only while this famd polls). It starts at 1 ms, so such a
+ * copy keeps its pace, and grows with the idle time (1/32 of it) up to
+ * FAMD_IDLE_TICK_MAX_MS: an idle famd wakes 4 times a second (~0.01% of a
+ * core; polling every ms cost 2-4%, bench/idle_bench). */
+#define FAMD_IDLE_TICK_MAX_MS 250
+static int idle_tick_ms(uint64_t idle_us)
+{
+    uint64_t ms = idle_us / 32000;
+    return ms < 1 ? 1 : ms > FAMD_IDLE_TICK_MAX_MS ? FAMD_IDLE_TICK_MAX_MS
+                                                   : (int)ms;
 }
 
 /* A poll() timeout (ms, -1 = none) shortened so that famd wakes for the
@@ -857,20 +886,24 @@ int main(int argc, char **argv)
             idx[np++] = i;
         }
         int timeout = 0;
-        if (now_us() - last >= d.spin_us) {
+        uint64_t idle_us = now_us() - last;
+        if (idle_us >= d.spin_us) {
             /* idle: block until a socket or the fabric wakes us */
             if (wfd >= 0 && famd_fabric_trywait(&d) == 0) {
                 pfd[np].fd = wfd; pfd[np].events = POLLIN; wslot = np;
                 idx[np++] = -2;
                 timeout = 1000;
                 refused = 0;
+            } else if (wfd >= 0) {
+                /* a refused trywait usually means a completion just
+                 * arrived: poll again at once. But a provider may refuse it
+                 * for good while an RMA it cannot serve (a revoked key)
+                 * sits in its queue: after 64 refusals in a row with
+                 * nothing to do, poll every ms instead of spinning (the
+                 * provider has work, so this is not idle) */
+                timeout = ++refused > 64 ? 1 : 0;
             } else {
-                /* no wait fd: poll every ms. A refused trywait usually means
-                 * a completion just arrived (poll again at once), but the shm
-                 * provider refuses it for good while an RMA it cannot serve
-                 * (a revoked key) sits in its queue: after 64 refusals in a
-                 * row with nothing to do, poll every ms instead of spinning */
-                timeout = wfd < 0 || ++refused > 64 ? 1 : 0;
+                timeout = idle_tick_ms(idle_us); /* shm: no wait fd */
             }
         }
         timeout = limit_timeout(timeout);

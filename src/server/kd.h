@@ -25,8 +25,20 @@
 
 #define KD_PROTOCOL_VERSION 2
 #define KD_NAME_MAX 63
+/* Seconds a client waits for each answer unless told otherwise
+ * (kodiakd --request-timeout, ak.connect(timeout=)); docs/PROTOCOL.md. */
+#define KD_REQUEST_TIMEOUT_DEFAULT 600
 
 /* ---- dtypes --------------------------------------------------------------- */
+
+/* Tags of the point-to-point MPI messages between ranks (collectives need
+ * none). Each kind of message has its own, so two can never be confused. */
+enum kd_tag {
+    KD_TAG_ERROR = 77, /* kd_agree: the failing rank's message to rank 0 */
+    KD_TAG_CARRY,      /* a scan's running value to the next rank (cumsum, cumprod) */
+    KD_TAG_SCAN,       /* a float scan's running value and compensation */
+    KD_TAG_SEGMENT,    /* group-by: the open segment's state to the next rank */
+};
 
 typedef enum { KD_INT64 = 0, KD_UINT64, KD_FLOAT64, KD_BOOL, KD_NDTYPES } kd_dtype;
 
@@ -71,6 +83,8 @@ typedef struct {
     uint64_t next_id;          /* names are "id_<n>", same on every rank */
     kd_array *table[1024];     /* symbol table buckets */
     int64_t narrays;
+    double request_timeout;    /* seconds per request clients are told to
+                                  wait (0: no limit), --request-timeout */
     char token[65];            /* access token of the connect file (0600): 32
                                   random bytes in hex; only clients that send it
                                   (ZeroMQ PLAIN password) are served */
@@ -119,10 +133,13 @@ void kd_register(const char *name, kd_handler fn);
 /* Each command file defines one of these; kd_main.c calls them all. */
 void kd_register_core(void);
 void kd_register_ops(void);
+void kd_register_reduce(void);
 void kd_register_index(void);
 void kd_register_sort(void);
 void kd_register_fam(void);
 void kd_register_math(void);
+/* Close this rank's libfam connection (if any) at exit. */
+void kd_fam_shutdown(void);
 
 /* ---- errors ---------------------------------------------------------------- */
 
@@ -155,6 +172,27 @@ int kd_arg_array_list(kd_cmd *c, const char *key, kd_array ***out, int *n);
 bool kd_has_arg(kd_cmd *c, const char *key);
 /* kd_scalar -> given dtype, NumPy's casting rules (bool: != 0). */
 void kd_scalar_cast(const kd_scalar *s, kd_dtype t, void *out);
+
+/* NumPy's casts (ndarray.astype, unsafe), as its loops run on x86-64.
+ * float64 -> int64 as cvttsd2si: NaN and out of range give INT64_MIN. */
+static inline int64_t kd_f64_to_i64(double f)
+{
+    return (f >= -0x1p63 && f < 0x1p63) ? (int64_t)f : INT64_MIN;
+}
+
+/* float64 -> uint64 as GCC's x86-64 code: below 2^63 through int64, from
+ * 2^63 on by subtracting 2^63 first. So -1.0 gives 2^64 - 1, NaN 2^63, and
+ * 1e20 or inf give 0. */
+static inline uint64_t kd_f64_to_u64(double f)
+{
+    if (f >= 0x1p63)
+        return (uint64_t)kd_f64_to_i64(f - 0x1p63) ^ (1ull << 63);
+    return (uint64_t)kd_f64_to_i64(f);
+}
+
+/* n elements of dtype st at src as dtype dt at dst, with those rules (any
+ * number to bool is != 0; src and dst may overlap only when st == dt) */
+void kd_cast(const void *src, kd_dtype st, void *dst, kd_dtype dt, int64_t n);
 
 /* ---- arrays and the symbol table ------------------------------------------ */
 

@@ -31,6 +31,7 @@ static int cmd_connect(kd_cmd *c)
     kd_result_i64(c, "memory_limit", (int64_t)kd_srv.mem_limit);
     kd_result_i64(c, "pid", (int64_t)getpid());
     kd_result_i64(c, "max_frame", KD_FRAME_MAX);
+    kd_result_f64(c, "request_timeout", kd_srv.request_timeout); /* seconds, 0: none */
     return 0;
 }
 

@@ -160,6 +160,8 @@ static int fam_fail_rc(kd_cmd *c, int rc, const char *what)
         return kd_fail(c, fam_pytype(rc), "%s: %s (rank %d reconnects to the memory "
                        "servers at the next FAM command)", what, fam_last_error(), c->rank);
     }
+    if (rc == FAM_ENOTFOUND) /* libfam's and libfamarray's say what is missing, and where */
+        return kd_fail(c, fam_pytype(rc), "%s", fam_last_error());
     return kd_fail(c, fam_pytype(rc), "%s: %s", what, fam_last_error());
 }
 
@@ -174,6 +176,14 @@ static void fam_reset(void)
     fam_finalize(kd_fam);
     kd_fam = NULL;
     kd_fam_broken = false;
+}
+
+/* At kodiakd's exit: close this rank's handles and its libfam connection,
+ * which also removes its shm endpoint's 16 MiB file under /dev/shm. */
+void kd_fam_shutdown(void)
+{
+    if (kd_fam)
+        fam_reset();
 }
 
 /* Connect this rank to the memory servers if it is not yet (or again, after
@@ -380,9 +390,11 @@ static int values_arg(kd_cmd *c, kd_dtype t, int64_t count, fam_values *v)
     return 0;
 }
 
-/* Values [k0, k0 + m) of this rank's block (the block itself, or the
- * scalar repeated into buf, which holds FAM_CHUNK elements). */
-static const void *values_chunk(const fam_values *v, kd_dtype t, int64_t k0, int64_t m,
+/* Values [k0, k0 + m) of this rank's block: the block itself, or the
+ * scalar repeated into buf, which holds cap elements (the largest m this
+ * rank asks for: the chunk, or fewer for a short range, so `fa[0] = 5`
+ * fills one element, not a whole chunk). */
+static const void *values_chunk(const fam_values *v, kd_dtype t, int64_t k0, int64_t cap,
                                 void *buf, bool *filled)
 {
     size_t w = kd_dtype_size(t);
@@ -390,13 +402,12 @@ static const void *values_chunk(const fam_values *v, kd_dtype t, int64_t k0, int
         return (const char *)v->arr->data + (size_t)k0 * w;
     if (!*filled) { /* the same scalar every time: fill once */
         if (w == 1)
-            memset(buf, v->bits[0], FAM_CHUNK);
+            memset(buf, v->bits[0], (size_t)cap);
         else
-            for (int64_t i = 0; i < FAM_CHUNK; i++)
+            for (int64_t i = 0; i < cap; i++)
                 memcpy((char *)buf + (size_t)i * 8, v->bits, 8);
         *filled = true;
     }
-    (void)m;
     return buf;
 }
 
@@ -624,7 +635,7 @@ static int indexed_write(kd_cmd *c, enum fam_op op)
     size_t w = kd_dtype_size(t);
     int64_t n = idx->n, cap = n < FAM_CHUNK ? n : FAM_CHUNK;
     uint64_t *ibuf = neg && cap ? malloc((size_t)cap * 8) : NULL;
-    void *vbuf = !v.arr && cap ? malloc((size_t)FAM_CHUNK * w) : NULL;
+    void *vbuf = !v.arr && cap ? malloc((size_t)cap * w) : NULL;
     int rc = 0;
     if ((neg && cap && !ibuf) || (!v.arr && cap && !vbuf))
         rc = kd_fail(c, "MemoryError", "rank %d is out of memory", c->rank);
@@ -645,7 +656,7 @@ static int indexed_write(kd_cmd *c, enum fam_op op)
         for (int64_t k0 = 0; mine && k0 < n && !rc; k0 += FAM_CHUNK) {
             int64_t m = n - k0 < FAM_CHUNK ? n - k0 : FAM_CHUNK;
             const uint64_t *ix = index_chunk(idx, neg, size, k0, m, ibuf);
-            const void *vals = values_chunk(&v, t, k0, m, vbuf, &filled);
+            const void *vals = values_chunk(&v, t, k0, cap, vbuf, &filled);
             int e;
             if (op == OP_SCATTER)
                 e = fa_scatter(a, (uint64_t)m, ix, vals);
@@ -830,14 +841,14 @@ static int put_range(kd_cmd *c, fa_array_t *a, const char *name, int64_t start, 
     size_t w = kd_dtype_size(t);
     int64_t cap = n < FAM_CHUNK ? n : FAM_CHUNK;
     uint64_t *ibuf = step != 1 && cap ? malloc((size_t)cap * 8) : NULL;
-    void *vbuf = !v->arr && cap ? malloc((size_t)FAM_CHUNK * w) : NULL;
+    void *vbuf = !v->arr && cap ? malloc((size_t)cap * w) : NULL;
     int rc = 0;
     if ((step != 1 && cap && !ibuf) || (!v->arr && cap && !vbuf))
         rc = kd_fail(c, "MemoryError", "rank %d is out of memory", c->rank);
     bool filled = false;
     for (int64_t k0 = 0; k0 < n && !rc; k0 += FAM_CHUNK) {
         int64_t m = n - k0 < FAM_CHUNK ? n - k0 : FAM_CHUNK;
-        const void *vals = values_chunk(v, t, k0, m, vbuf, &filled);
+        const void *vals = values_chunk(v, t, k0, cap, vbuf, &filled);
         int e;
         if (step == 1) {
             e = fa_put(a, (uint64_t)(start + lo + k0), (uint64_t)m, vals);

@@ -43,64 +43,6 @@
  * index) and keeps each rank's receive total under 2^31 */
 #define GATHER_CHUNK ((int64_t)1 << 22)
 
-/* ---- casting (ndarray.astype, unsafe) --------------------------------------------- */
-
-/* x86-64 and NumPy: NaN and out-of-range give INT64_MIN */
-static inline int64_t f_to_i64(double f)
-{
-    return (f >= -9.2233720368547758e18 && f < 9.2233720368547758e18) ? (int64_t)f : INT64_MIN;
-}
-
-/* NumPy (gcc's conversion on x86-64): [0, 2^64) exact, 2^64 and up (and inf)
- * give 0, everything else goes through int64 (-1.0 gives 2^64 - 1, NaN 2^63) */
-static inline uint64_t f_to_u64(double f)
-{
-    if (f >= 9.2233720368547758e18)
-        return f < 1.8446744073709552e19 ? (uint64_t)f : 0;
-    return (uint64_t)f_to_i64(f);
-}
-
-#define CAST_LOOP(ST, DT, EXPR)                  \
-    do {                                         \
-        const ST *s_ = src;                      \
-        DT *d_ = dst;                            \
-        for (int64_t k = 0; k < n; k++) {        \
-            ST x = s_[k];                        \
-            d_[k] = (DT)(EXPR);                  \
-        }                                        \
-    } while (0)
-
-/* n elements of dtype st at src, as dtype dt at dst */
-static void cast_block(const void *src, kd_dtype st, void *dst, kd_dtype dt, int64_t n)
-{
-    if (st == dt) {
-        memcpy(dst, src, (size_t)n * kd_dtype_size(st));
-        return;
-    }
-    switch (st) {
-    case KD_INT64:
-        if (dt == KD_UINT64) CAST_LOOP(int64_t, uint64_t, x);
-        else if (dt == KD_FLOAT64) CAST_LOOP(int64_t, double, x);
-        else CAST_LOOP(int64_t, uint8_t, x != 0);
-        break;
-    case KD_UINT64:
-        if (dt == KD_INT64) CAST_LOOP(uint64_t, int64_t, x);
-        else if (dt == KD_FLOAT64) CAST_LOOP(uint64_t, double, x);
-        else CAST_LOOP(uint64_t, uint8_t, x != 0);
-        break;
-    case KD_FLOAT64:
-        if (dt == KD_INT64) CAST_LOOP(double, int64_t, f_to_i64(x));
-        else if (dt == KD_UINT64) CAST_LOOP(double, uint64_t, f_to_u64(x));
-        else CAST_LOOP(double, uint8_t, x != 0);
-        break;
-    default:
-        if (dt == KD_INT64) CAST_LOOP(uint8_t, int64_t, x != 0);
-        else if (dt == KD_UINT64) CAST_LOOP(uint8_t, uint64_t, x != 0);
-        else CAST_LOOP(uint8_t, double, x != 0);
-        break;
-    }
-}
-
 /* ---- small helpers ----------------------------------------------------------------- */
 
 static int fail_oom(kd_cmd *c, size_t bytes)
@@ -385,7 +327,7 @@ static int rhs_fit(kd_cmd *c, const kd_array *target, rhs *v, int64_t want, enum
     if (have == 1) {
         uint64_t e = fetch_element(c, v->arr, 0);
         v->bits = 0;
-        cast_block(&e, v->arr->dtype, &v->bits, target->dtype, 1);
+        kd_cast(&e, v->arr->dtype, &v->bits, target->dtype, 1);
         v->arr = NULL;
         return 0;
     }
@@ -411,7 +353,7 @@ static int rhs_local(kd_cmd *c, const kd_array *target, const rhs *v, void **tmp
     int rc = grow(c, tmp, cap, (size_t)v->arr->n * kd_dtype_size(target->dtype));
     if (kd_agree(c, rc))
         return -1;
-    cast_block(v->arr->data, v->arr->dtype, *tmp, target->dtype, v->arr->n);
+    kd_cast(v->arr->data, v->arr->dtype, *tmp, target->dtype, v->arr->n);
     *out = *tmp;
     return 0;
 }
@@ -603,6 +545,49 @@ static int cmd_index_mask(kd_cmd *c)
         }
     }
     rc = plan_move(c, &p, a->dtype, buf, r->data);
+    release(&buf, &cap);
+    plan_free(&p);
+    if (rc)
+        return -1;
+    kd_result_array(c, "array", r);
+    return 0;
+}
+
+/* flatnonzero(mask) -> int64 array of the positions of mask's True
+ * elements, in order (NumPy's flatnonzero of a bool array): the index a
+ * mask stands for, made without an index of the whole array first. */
+static int cmd_flatnonzero(kd_cmd *c)
+{
+    kd_array *m;
+    plan p;
+    if (kd_arg_array(c, "mask", &m))
+        return -1;
+    if (m->dtype != KD_BOOL)
+        return kd_fail(c, "TypeError", "flatnonzero: the mask must be a bool array, not %s",
+                       kd_dtype_name(m->dtype));
+    if (plan_init(c, &p))
+        return -1;
+    int64_t total = mask_runs(c, m, &p);
+    kd_array *r = kd_new_array(c, KD_INT64, total);
+    if (!r) {
+        plan_free(&p);
+        return -1;
+    }
+    plan_blocks(c, p.to, total);
+    void *buf = NULL;
+    size_t cap = 0;
+    int rc = grow(c, &buf, &cap, (size_t)(p.n[c->rank] + 1) * 8); /* +1: branch-free pack */
+    if (kd_agree(c, rc)) {
+        plan_free(&p);
+        return -1;
+    }
+    const uint8_t *mb = m->data;
+    int64_t *d = buf, t = 0;
+    for (int64_t k = 0; k < m->n; k++) {
+        d[t] = m->lo + k;
+        t += mb[k] != 0;
+    }
+    rc = plan_move(c, &p, KD_INT64, buf, r->data);
     release(&buf, &cap);
     plan_free(&p);
     if (rc)
@@ -1090,6 +1075,7 @@ void kd_register_index(void)
     kd_register("index_int", cmd_index_int);
     kd_register("index_slice", cmd_index_slice);
     kd_register("index_mask", cmd_index_mask);
+    kd_register("flatnonzero", cmd_flatnonzero);
     kd_register("index_gather", cmd_index_gather);
     kd_register("setitem_int", cmd_setitem_int);
     kd_register("setitem_slice", cmd_setitem_slice);

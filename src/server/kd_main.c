@@ -11,8 +11,24 @@
  * Idle must be idle: a rank waiting in a blocking MPI_Bcast burns a whole
  * core with Open MPI, so ranks other than 0 wait for the next command in a
  * non-blocking broadcast that they test with a growing sleep (spin 200 us,
- * then sleep 20 us doubling to 2 ms). Rank 0 waits in zmq_poll, which sleeps
- * in the kernel.
+ * then sleep 20 us doubling to 2 ms). After 100 ms without a command a rank
+ * on rank 0's host sleeps until rank 0 rings its doorbell (SIGURG sent with
+ * tgkill to the rank's main thread with each command; the rank keeps SIGURG
+ * blocked and takes it in sigtimedwait), or 1 s as a safety net; a rank on
+ * another host keeps the 2 ms sleeps. Rank 0 waits in zmq_poll, which
+ * sleeps in the kernel.
+ *
+ * Liveness: while a command runs, rank 0's main thread is inside MPI and
+ * does not read the socket. If a rank is stopped (SIGSTOP, a debugger) the
+ * command never ends, and a client would wait for good. So rank 0 has a
+ * watcher thread: once a command has run for KD_BUSY_AFTER_MS, it takes the
+ * socket (the main thread hands it over under sock_mu, and takes it back
+ * when the command ends) and answers every request that arrives with a
+ * ServerBusyError naming the command and how long it has run. The client
+ * has a deadline per request (docs/PROTOCOL.md, "Deadlines"); after it, its
+ * next request gets this answer at once instead of hanging. Every reply
+ * echoes the request's "id", so a late reply is never taken for the answer
+ * to a later request.
  *
  * Only clients that hold the access token are served. The token (32 random
  * bytes, in hex) is made at start and written to the connect file (0600).
@@ -28,13 +44,17 @@
 #define _GNU_SOURCE
 #include "kd.h"
 
+#include "fam/fam.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +131,8 @@ struct kd_options {
     int port;                  /* 0: any free port */
     const char *connect_file;  /* written by rank 0 once ready, removed at exit */
     uint64_t memory_limit;     /* bytes per rank; 0: physical memory / ranks */
+    double request_timeout;    /* seconds clients wait per request (advertised
+                                  in the connect reply); 0: no limit */
 };
 
 static int parse_size(const char *s, uint64_t *out)
@@ -142,12 +164,15 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: [mpirun -np N] kodiakd [--host H] [--port P] [--connect-file F]\n"
-        "                              [--memory-limit BYTES]\n"
+        "                              [--memory-limit BYTES] [--request-timeout S]\n"
         "  --host H           address to listen on (default 127.0.0.1)\n"
         "  --port P           TCP port (default 5555; 0 picks a free one)\n"
         "  --connect-file F   write host, port and ranks as JSON to F when ready\n"
         "  --memory-limit B   bytes of arrays per rank (K/M/G suffixes; default:\n"
-        "                     physical memory divided by the number of ranks)\n");
+        "                     physical memory divided by the number of ranks)\n"
+        "  --request-timeout S  seconds a client waits for each answer before it\n"
+        "                     raises TimeoutError (told to clients on connect;\n"
+        "                     default %d; 0: no limit)\n", KD_REQUEST_TIMEOUT_DEFAULT);
 }
 
 static int parse_options(int argc, char **argv, struct kd_options *o)
@@ -157,12 +182,14 @@ static int parse_options(int argc, char **argv, struct kd_options *o)
         {"port", required_argument, 0, 'p'},
         {"connect-file", required_argument, 0, 'c'},
         {"memory-limit", required_argument, 0, 'm'},
+        {"request-timeout", required_argument, 0, 't'},
         {"help", no_argument, 0, 'H'},
         {0, 0, 0, 0}};
     o->host = "127.0.0.1";
     o->port = 5555;
     o->connect_file = NULL;
     o->memory_limit = 0;
+    o->request_timeout = KD_REQUEST_TIMEOUT_DEFAULT;
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         char *end;
@@ -180,6 +207,16 @@ static int parse_options(int argc, char **argv, struct kd_options *o)
             if (parse_size(optarg, &o->memory_limit) || o->memory_limit == 0) {
                 fprintf(stderr, "kodiakd: bad --memory-limit '%s' (bytes, "
                                 "optionally with K, M, G or T)\n", optarg);
+                return -1;
+            }
+            break;
+        case 't':
+            errno = 0;
+            o->request_timeout = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !isfinite(o->request_timeout) ||
+                o->request_timeout < 0) {
+                fprintf(stderr, "kodiakd: bad --request-timeout '%s' (seconds, 0 for "
+                                "no limit)\n", optarg);
                 return -1;
             }
             break;
@@ -317,6 +354,68 @@ static double now_s(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* The doorbells: where rank 0 sends SIGURG when a command comes, so that
+ * ranks idle for long can sleep in the kernel instead of waking every 2 ms
+ * (2 ranks: 0.6% of a core for rank 1 alone, bench/idle_bench.py). */
+#define KD_BELL_SIG SIGURG        /* ignored by default, never sent by MPI */
+#define KD_BELL_AFTER_S 0.1       /* idle this long before waiting for it */
+#define KD_BELL_SAFETY_S 1        /* and look at MPI at least this often */
+struct kd_bell {
+    int32_t pid, tid; /* the rank's process and main thread */
+    int32_t host;     /* 1: same host as rank 0 (so tgkill reaches it) */
+};
+static struct kd_bell *bells; /* rank 0: one per rank */
+static int my_bell;           /* 1: this rank waits for rank 0's doorbell */
+
+/* Collective, at start-up: every rank tells rank 0 its pid, thread id and
+ * host; rank 0 keeps the ranks it can signal (same host name, kill(pid, 0)
+ * allowed: the same pid namespace and user) and tells each whether it will
+ * be rung. A rank that will be keeps KD_BELL_SIG blocked in its main thread
+ * (before ZeroMQ or fabric threads start, so they inherit the mask). */
+static void kd_bell_setup(void)
+{
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    struct kd_bell me = {(int32_t)getpid(), (int32_t)syscall(SYS_gettid), 0};
+    char *hosts = kd_srv.rank == 0 ? calloc((size_t)kd_srv.nranks, sizeof host) : NULL;
+    if (kd_srv.rank == 0)
+        bells = calloc((size_t)kd_srv.nranks, sizeof *bells);
+    if (kd_srv.rank == 0 && (!hosts || !bells))
+        MPI_Abort(kd_srv.comm, 1);
+    MPI_Gather(host, sizeof host, MPI_CHAR, hosts, sizeof host, MPI_CHAR, 0, kd_srv.comm);
+    MPI_Gather(&me, 3, MPI_INT32_T, bells, 3, MPI_INT32_T, 0, kd_srv.comm);
+    int *rung = NULL;
+    if (kd_srv.rank == 0) {
+        rung = calloc((size_t)kd_srv.nranks, sizeof *rung);
+        if (!rung)
+            MPI_Abort(kd_srv.comm, 1);
+        for (int r = 1; r < kd_srv.nranks; r++) {
+            bells[r].host = strcmp(hosts + (size_t)r * sizeof host, host) == 0 &&
+                            kill(bells[r].pid, 0) == 0;
+            rung[r] = bells[r].host;
+        }
+    }
+    MPI_Scatter(rung, 1, MPI_INT, &my_bell, 1, MPI_INT, 0, kd_srv.comm);
+    free(rung);
+    free(hosts);
+    if (my_bell) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, KD_BELL_SIG);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+    }
+}
+
+/* Rank 0, with each command: ring every rank that waits for its bell. A
+ * rank still in its short sleeps finds the signal pending at its next long
+ * wait, which then returns at once and looks again: harmless. */
+static void ring_bells(void)
+{
+    for (int r = 1; r < kd_srv.nranks; r++)
+        if (bells && bells[r].host)
+            syscall(SYS_tgkill, bells[r].pid, bells[r].tid, KD_BELL_SIG);
+}
+
 /* Wait for the next command's length from rank 0 without burning a core. */
 static int64_t wait_for_length(void)
 {
@@ -325,13 +424,24 @@ static int64_t wait_for_length(void)
     MPI_Ibcast(&len, 1, MPI_INT64_T, 0, kd_srv.comm, &rq);
     double start = now_s();
     long sleep_ns = 20000;
+    sigset_t bell;
+    sigemptyset(&bell);
+    sigaddset(&bell, KD_BELL_SIG);
     for (;;) {
         int done = 0;
         MPI_Test(&rq, &done, MPI_STATUS_IGNORE);
         if (done)
             return len;
-        if (now_s() - start < 200e-6)
+        double waited = now_s() - start;
+        if (waited < 200e-6)
             continue;
+        if (my_bell && waited >= KD_BELL_AFTER_S) {
+            /* long idle: sleep until the bell (or a stop signal, or the
+             * safety timeout), then test the broadcast again */
+            struct timespec ts = {KD_BELL_SAFETY_S, 0};
+            sigtimedwait(&bell, NULL, &ts);
+            continue;
+        }
         struct timespec ts = {0, sleep_ns};
         nanosleep(&ts, NULL);
         if (sleep_ns < 2000000)
@@ -343,6 +453,7 @@ static void send_length(int64_t len)
 {
     MPI_Request rq;
     MPI_Ibcast(&len, 1, MPI_INT64_T, 0, kd_srv.comm, &rq);
+    ring_bells();
     MPI_Wait(&rq, MPI_STATUS_IGNORE);
 }
 
@@ -376,8 +487,18 @@ static void free_frame(void *data, void *hint)
     free(data);
 }
 
-static void send_reply(void *sock, zmq_msg_t *ident, json_object *reply, kd_cmd *c)
+/* The request id a reply echoes (docs/PROTOCOL.md): an integer "id" in the
+ * request header, else none. */
+typedef struct {
+    bool has;                  /* the request carried an integer "id" */
+    int64_t v;                 /* its value */
+} kd_req_id;
+
+static void send_reply(void *sock, zmq_msg_t *ident, json_object *reply, kd_cmd *c,
+                       kd_req_id id)
 {
+    if (id.has)
+        json_object_object_add(reply, "id", json_object_new_int64(id.v));
     const char *text = json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN);
     int more = c && c->nout > 0 ? ZMQ_SNDMORE : 0;
     zmq_msg_send(ident, sock, ZMQ_SNDMORE);
@@ -417,11 +538,149 @@ static void peer_of(zmq_msg_t *m, int *pid, unsigned *uid)
     }
 }
 
+/* ---- rank 0: answering while a command runs ----------------------------------- */
+
+/* A command running longer than this has the watcher answer for rank 0. */
+#define KD_BUSY_AFTER_MS 200
+
+/* Who uses the ROUTER socket: the main thread holds watch.mu all the time
+ * except while a command runs; then the watcher thread may take it (after
+ * KD_BUSY_AFTER_MS). To take the socket back the main thread sets
+ * want_back and writes to the wake pipe, which the watcher's zmq_poll
+ * watches, then locks mu. ZeroMQ allows a socket to move between threads
+ * across a full memory barrier, which the mutex is. */
+static struct {
+    pthread_mutex_t mu;        /* held by the thread that may use the socket */
+    pthread_cond_t cv;         /* signalled when a command starts, and at exit */
+    void *sock;                /* rank 0's ROUTER socket */
+    int wake[2];               /* pipe: main thread -> watcher, "give it back" */
+    _Atomic bool want_back;    /* the main thread waits for mu: release it */
+    bool running;              /* a command runs on the ranks (under mu) */
+    bool quit;                 /* the front end stops: the watcher ends */
+    double since;              /* monotonic time the running command started */
+    char cmd[64];              /* the running command's name */
+    pthread_t thread;          /* the watcher */
+    bool started;              /* the watcher thread exists */
+} watch = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .wake = {-1, -1}};
+
+static double now_s(void);
+/* A request's parts, in an array grown as they arrive (recv_request). */
+typedef struct {
+    zmq_msg_t *m;              /* parts received and kept */
+    size_t cap;                /* room in m */
+} kd_parts;
+
+static int recv_request(void *sock, kd_parts *p, bool *too_many, uint64_t *total);
+static const char *check_header(const char *hdr, size_t len, char *why, size_t whylen,
+                                kd_req_id *id, char *cmd, size_t cmdlen);
+
+/* Answer one request that arrived while a command runs: busy. */
+static void answer_busy(void *sock)
+{
+    static kd_parts req; /* the watcher's own */
+    bool too_many;
+    uint64_t total;
+    int n = recv_request(sock, &req, &too_many, &total);
+    zmq_msg_t *parts = req.m;
+    if (n >= 3 && zmq_msg_size(&parts[1]) == 0) {
+        char why[256], name[64];
+        kd_req_id id = {false, 0};
+        check_header(zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]), why, sizeof why,
+                     &id, name, sizeof name);
+        char msg[512];
+        snprintf(msg, sizeof msg, "kodiakd is still running '%s' since %.0f s; a rank may "
+                 "be stopped (or the command is long): try again later", watch.cmd,
+                 now_s() - watch.since);
+        send_reply(sock, &parts[0], error_reply("ServerBusyError", msg), NULL, id);
+    }
+    for (int i = 0; i < n; i++)
+        zmq_msg_close(&parts[i]);
+}
+
+static void *watcher(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&watch.mu);
+    for (;;) {
+        while ((!watch.running || watch.want_back) && !watch.quit)
+            pthread_cond_wait(&watch.cv, &watch.mu);
+        if (watch.quit)
+            break;
+        double left = watch.since + KD_BUSY_AFTER_MS * 1e-3 - now_s();
+        zmq_pollitem_t items[2] = {{NULL, watch.wake[0], ZMQ_POLLIN, 0},
+                                   {watch.sock, 0, ZMQ_POLLIN, 0}};
+        /* before KD_BUSY_AFTER_MS only the wake pipe, with a timeout */
+        int r = zmq_poll(items, left > 0 ? 1 : 2, left > 0 ? (long)(left * 1e3) + 1 : -1);
+        if (r > 0 && left <= 0 && (items[1].revents & ZMQ_POLLIN) && !watch.want_back)
+            answer_busy(watch.sock);
+    }
+    pthread_mutex_unlock(&watch.mu);
+    return NULL;
+}
+
+/* The main thread, holding mu: hand the socket to the watcher while `cmd`
+ * runs. */
+static void watch_start(const char *cmd)
+{
+    if (!watch.started)
+        return;
+    watch.running = true;
+    watch.since = now_s();
+    snprintf(watch.cmd, sizeof watch.cmd, "%s", cmd);
+    pthread_cond_signal(&watch.cv);
+    pthread_mutex_unlock(&watch.mu);
+}
+
+/* The command ended: take the socket back. */
+static void watch_end(void)
+{
+    if (!watch.started)
+        return;
+    watch.want_back = true;
+    char b = 1;
+    ssize_t w = write(watch.wake[1], &b, 1);
+    (void)w; /* a full pipe wakes the watcher as well */
+    pthread_mutex_lock(&watch.mu);
+    watch.running = false;
+    watch.want_back = false;
+    char junk[64];
+    while (read(watch.wake[0], junk, sizeof junk) > 0) {}
+}
+
+/* Start the watcher; the calling (main) thread then holds mu. Without it
+ * (no thread, no pipe) the server works as before, without busy answers. */
+static void watch_init(void *sock)
+{
+    pthread_mutex_lock(&watch.mu);
+    watch.sock = sock;
+    if (pipe2(watch.wake, O_CLOEXEC | O_NONBLOCK) != 0)
+        return;
+    watch.started = pthread_create(&watch.thread, NULL, watcher, NULL) == 0;
+    if (!watch.started)
+        fprintf(stderr, "kodiakd: no watcher thread: requests during a long command "
+                        "wait for it instead of being answered busy\n");
+}
+
+static void watch_stop(void)
+{
+    if (watch.started) {
+        watch.quit = true;
+        pthread_cond_signal(&watch.cv);
+        pthread_mutex_unlock(&watch.mu);
+        pthread_join(watch.thread, NULL);
+        watch.started = false;
+    } else {
+        pthread_mutex_unlock(&watch.mu);
+    }
+}
+
 /* Broadcast `hdr` and run it everywhere; returns true if the server stops.
  * `from` is a message of the request (its sender's credentials). */
 static bool dispatch(void *sock, zmq_msg_t *ident, const char *hdr, size_t len,
-                     zmq_msg_t *frames, int nframes, zmq_msg_t *from)
+                     zmq_msg_t *frames, int nframes, const char *name, kd_req_id id,
+                     zmq_msg_t *from)
 {
+    watch_start(name);
     send_length((int64_t)len);
     MPI_Bcast((void *)hdr, (int)len, MPI_CHAR, 0, kd_srv.comm);
     kd_cmd c;
@@ -443,8 +702,9 @@ static bool dispatch(void *sock, zmq_msg_t *ident, const char *hdr, size_t len,
     json_object *reply = run_command(&c, hdr, len);
     free(fp);
     free(fl);
+    watch_end();
     if (ident)
-        send_reply(sock, ident, reply, &c);
+        send_reply(sock, ident, reply, &c, id);
     else
         json_object_put(reply);
     return c.shutdown;
@@ -495,8 +755,11 @@ static const char *clamped_integer(const char *hdr, size_t len, size_t *toklen)
 }
 
 /* Check a request header on rank 0: a JSON object with a known "cmd". */
-static const char *check_header(const char *hdr, size_t len, char *why, size_t whylen)
+static const char *check_header(const char *hdr, size_t len, char *why, size_t whylen,
+                                kd_req_id *id, char *name, size_t namelen)
 {
+    id->has = false;
+    name[0] = '\0';
     if (len > KD_FRAME_MAX) { /* (ZeroMQ drops such a frame before we see it) */
         snprintf(why, whylen, "request header of %zu bytes is too large (limit %d bytes)",
                  len, KD_FRAME_MAX);
@@ -529,77 +792,102 @@ static const char *check_header(const char *hdr, size_t len, char *why, size_t w
     } else if (!find_command(json_object_get_string(cmd))) {
         snprintf(why, whylen, "unknown command '%.100s'", json_object_get_string(cmd));
         type = "ValueError";
+    } else {
+        snprintf(name, namelen, "%s", json_object_get_string(cmd));
+    }
+    json_object *idv;
+    if (req && json_object_is_type(req, json_type_object) &&
+        json_object_object_get_ex(req, "id", &idv) && json_object_is_type(idv, json_type_int)) {
+        id->has = true;
+        id->v = json_object_get_int64(idv);
     }
     if (req)
         json_object_put(req);
     return type;
 }
 
+/* Parts one request may have: identity, delimiter, header and enough binary
+ * frames of KD_FRAME_MAX bytes for the largest request, plus one per array
+ * of a request of many small arrays. */
+static uint64_t max_request_parts(void)
+{
+    uint64_t n = 3 + KD_MAX_FRAMES + kd_srv.max_request / KD_FRAME_MAX + 1;
+    return n > (1u << 30) ? (1u << 30) : n; /* counts are ints */
+}
+
+/* Receive every part of the next message into p (grown as needed). Parts
+ * past max_request_parts(), or once they add up to more than max_request,
+ * are closed at once (*too_many); *total counts the bytes of all of them.
+ * libzmq has already buffered the whole message when the first part can be
+ * read: what bounds that is ZMQ_MAXMSGSIZE per frame (see main). */
+static int recv_request(void *sock, kd_parts *p, bool *too_many, uint64_t *total)
+{
+    int n = 0, more = 1;
+    uint64_t max_parts = max_request_parts();
+    *too_many = false;
+    *total = 0;
+    while (more) {
+        zmq_msg_t scratch;
+        if ((size_t)n == p->cap && p->cap < max_parts) {
+            size_t want = p->cap ? p->cap * 2 : 16;
+            if (want > max_parts)
+                want = (size_t)max_parts;
+            zmq_msg_t *bigger = realloc(p->m, want * sizeof *bigger);
+            if (bigger) {
+                p->m = bigger;
+                p->cap = want;
+            }
+        }
+        zmq_msg_t *m = (size_t)n < p->cap ? &p->m[n] : &scratch;
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, sock, 0) < 0) {
+            zmq_msg_close(m);
+            break;
+        }
+        more = zmq_msg_more(m);
+        *total += zmq_msg_size(m);
+        if ((size_t)n < p->cap && (n < 3 || *total <= kd_srv.max_request))
+            n++;
+        else {
+            *too_many = true;
+            zmq_msg_close(m);
+        }
+    }
+    return n;
+}
+
 static void front_end(void *sock)
 {
-    /* identity, delimiter, header and the binary frames: at most enough
-     * frames of KD_FRAME_MAX bytes for the largest request, plus one per
-     * array of a request of many small arrays */
-    uint64_t max_parts = 3 + KD_MAX_FRAMES + kd_srv.max_request / KD_FRAME_MAX + 1;
-    if (max_parts > (1u << 30)) /* n below is an int */
-        max_parts = 1u << 30;
-    size_t cap = 16;
-    zmq_msg_t *parts = malloc(cap * sizeof *parts);
-    if (!parts) {
-        fprintf(stderr, "kodiakd: out of memory at start\n");
-        const char *bye = "{\"cmd\":\"shutdown\"}";
-        dispatch(sock, NULL, bye, strlen(bye), NULL, 0, NULL);
-        return;
-    }
+    kd_parts req = {NULL, 0}; /* the parts of the request being read */
     zmq_pollitem_t items[2] = {{sock, 0, ZMQ_POLLIN, 0}, {NULL, stop_pipe[0], ZMQ_POLLIN, 0}};
     int nitems = stop_pipe[0] >= 0 ? 2 : 1;
+    watch_init(sock);
     for (;;) {
         if (stop_requested) {
             const char *bye = "{\"cmd\":\"shutdown\"}";
-            dispatch(sock, NULL, bye, strlen(bye), NULL, 0, NULL);
-            free(parts);
-            return;
+            dispatch(sock, NULL, bye, strlen(bye), NULL, 0, "shutdown", (kd_req_id){0},
+                     NULL);
+            break;
         }
         /* without the pipe, wake once a second to look at the flag */
         int r = zmq_poll(items, nitems, nitems == 2 ? -1 : 1000);
         if (r <= 0 || !(items[0].revents & ZMQ_POLLIN))
             continue; /* timeout, EINTR or the stop pipe: look at the flag again */
-        int n = 0, more = 1;
-        bool too_many = false;
-        uint64_t total = 0; /* bytes of the whole request */
-        while (more) {
-            zmq_msg_t scratch;
-            if ((size_t)n == cap && cap < max_parts) {
-                size_t want = cap * 2 < max_parts ? cap * 2 : (size_t)max_parts;
-                zmq_msg_t *bigger = realloc(parts, want * sizeof *parts);
-                if (bigger) {
-                    parts = bigger;
-                    cap = want;
-                }
-            }
-            zmq_msg_t *m = (size_t)n < cap ? &parts[n] : &scratch;
-            zmq_msg_init(m);
-            if (zmq_msg_recv(m, sock, 0) < 0) {
-                zmq_msg_close(m);
-                break;
-            }
-            more = zmq_msg_more(m);
-            total += zmq_msg_size(m);
-            if ((size_t)n < cap && (n < 3 || total <= kd_srv.max_request))
-                n++;
-            else {
-                too_many = true;
-                zmq_msg_close(m);
-            }
-        }
-        char why[256];
+        bool too_many;
+        uint64_t total;
+        int n = recv_request(sock, &req, &too_many, &total);
+        zmq_msg_t *parts = req.m;
+        char why[256], name[64];
         const char *etype = NULL;
+        kd_req_id id = {false, 0};
         if (n < 3 || zmq_msg_size(&parts[1]) != 0) {
             /* not from a REQ socket: nothing sensible to answer to */
             for (int i = 0; i < n; i++)
                 zmq_msg_close(&parts[i]);
             continue;
         }
+        etype = check_header(zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]),
+                             why, sizeof why, &id, name, sizeof name);
         if (total > kd_srv.max_request) {
             snprintf(why, sizeof why, "request of %llu bytes is larger than this server's "
                      "ranks may hold together (%llu bytes, --memory-limit); its frames "
@@ -608,35 +896,34 @@ static void front_end(void *sock)
             etype = "MemoryError";
         } else if (too_many) {
             snprintf(why, sizeof why, "request has more than %llu binary frames",
-                     (unsigned long long)max_parts - 3);
+                     (unsigned long long)max_request_parts() - 3);
             etype = "ValueError";
-        } else {
-            etype = check_header(zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]),
-                                 why, sizeof why);
         }
         bool stop = false;
         if (etype) {
-            send_reply(sock, &parts[0], error_reply(etype, why), NULL);
+            send_reply(sock, &parts[0], error_reply(etype, why), NULL, id);
         } else {
             /* the header is text for every rank: copy it NUL-terminated */
             size_t len = zmq_msg_size(&parts[2]);
             char *hdr = malloc(len + 1);
             if (!hdr) {
-                send_reply(sock, &parts[0], error_reply("MemoryError", "out of memory"), NULL);
+                send_reply(sock, &parts[0], error_reply("MemoryError", "out of memory"),
+                           NULL, id);
             } else {
                 memcpy(hdr, zmq_msg_data(&parts[2]), len);
                 hdr[len] = '\0';
-                stop = dispatch(sock, &parts[0], hdr, len, &parts[3], n - 3, &parts[2]);
+                stop = dispatch(sock, &parts[0], hdr, len, &parts[3], n - 3, name, id,
+                                &parts[2]);
                 free(hdr);
             }
         }
         for (int i = 0; i < n; i++)
             zmq_msg_close(&parts[i]);
-        if (stop) {
-            free(parts);
-            return;
-        }
+        if (stop)
+            break;
     }
+    watch_stop();
+    free(req.m);
 }
 
 /* ---- rank 0: the ZAP handler (who may talk to us) ------------------------------------ */
@@ -797,13 +1084,18 @@ int main(int argc, char **argv)
             snprintf(ipc_name + k, sizeof ipc_name - (size_t)k, "%02x", raw[i]);
         explicit_bzero(raw, sizeof raw);
     }
+    kd_bell_setup();
     kd_srv.mem_limit = opt.memory_limit;
+    kd_srv.request_timeout = opt.request_timeout;
     if (!kd_srv.mem_limit) {
         long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
         kd_srv.mem_limit = (uint64_t)pages * (uint64_t)psz / (uint64_t)kd_srv.nranks;
     }
+    /* files a kill -9'd rank (of any Kodiak program of ours) left there */
+    fam_shm_sweep();
     kd_register_core();
     kd_register_ops();
+    kd_register_reduce();
     kd_register_index();
     kd_register_sort();
     kd_register_fam();
@@ -910,6 +1202,9 @@ int main(int argc, char **argv)
     /* rank 0 decides for everyone whether the launcher is stopping us */
     int quick = kd_srv.rank == 0 && stop_by_launcher;
     MPI_Bcast(&quick, 1, MPI_INT, 0, kd_srv.comm);
+    /* libfam's shm endpoint keeps a 16 MiB file under /dev/shm until it
+     * is closed: close it on every way out */
+    kd_fam_shutdown();
     if (quick) {
         if (kd_srv.rank == 0)
             printf("kodiakd stopped (signal from mpirun)\n");

@@ -487,23 +487,55 @@ static void free_words(void *p, int64_t n)
     kd_free_bytes(p, (size_t)n * 8);
 }
 
-/* sort the words w (and the indices idx, same order) by the low sb bits */
-static int sort_stage(kd_cmd *c, const ks_plan *pl, uint64_t **pw, int64_t *idx, int sb)
+/* sort the words w (and the indices idx, same order) by the low sb bits.
+ * orig: this stage's words in the original order (before any stage moved
+ * them), or NULL; need_words: w must hold the sorted words afterwards.
+ *
+ * A key and an index that fit in 64 bits together travel as one word. A
+ * wider key (full-range int64 or float64 with millions of elements) is
+ * sorted in two halves, each packed with the index: its low bits first,
+ * then, after the words are fetched again in that order from orig, its
+ * high bits (LSD, so the result is the same stable order). Every element
+ * then moves as 8 bytes, not as a 16-byte key/index pair, and the cost
+ * grows with the key's bits as a radix sort's does. Without orig, or when
+ * the high half and the index would not fit either, pairs are used. */
+static int sort_packed(kd_cmd *c, const ks_plan *pl, uint64_t **pw, int64_t *idx, int lo,
+                       int hi, int ib)
+{
+    const int64_t n = pl->n;
+    const uint64_t im = (1ull << ib) - 1; /* ib < 64: N - 1 < 2^63 */
+    const uint64_t km = hi - lo >= 64 ? ~0ull : (1ull << (hi - lo)) - 1;
+    uint64_t *w = *pw;
+    for (int64_t i = 0; i < n; i++)
+        w[i] = (((w[i] >> lo) & km) << ib) | (uint64_t)idx[i];
+    int rc = radix_u64(c, pw, n, pl->N, ib, ib + (hi - lo), MPI_UINT64_T);
+    w = *pw;
+    for (int64_t i = 0; i < n; i++)
+        idx[i] = (int64_t)(w[i] & im);
+    return rc;
+}
+
+static int sort_stage(kd_cmd *c, const ks_plan *pl, uint64_t **pw, int64_t *idx, int sb,
+                      const uint64_t *orig, bool need_words)
 {
     const int64_t n = pl->n;
     const int ib = bit_width((uint64_t)(pl->N - 1));
     uint64_t *w = *pw;
     if (sb + ib <= 64) { /* one word: key above, index below */
-        const uint64_t im = (1ull << ib) - 1; /* ib < 64: N - 1 < 2^63 */
-        for (int64_t i = 0; i < n; i++)
-            w[i] = (w[i] << ib) | (uint64_t)idx[i];
-        int rc = radix_u64(c, pw, n, pl->N, ib, ib + sb, MPI_UINT64_T);
+        if (sort_packed(c, pl, pw, idx, 0, sb, ib))
+            return -1;
         w = *pw;
-        for (int64_t i = 0; i < n; i++) {
-            idx[i] = (int64_t)(w[i] & im);
+        for (int64_t i = 0; i < n; i++)
             w[i] >>= ib;
-        }
-        return rc;
+        return 0;
+    }
+    const int low = 64 - ib; /* bits of the first half */
+    if (orig && (sb - low) + ib <= 64) {
+        if (sort_packed(c, pl, pw, idx, 0, low, ib) ||
+            ks_gather(c, orig, 8, pl->N, idx, n, *pw, false) ||
+            sort_packed(c, pl, pw, idx, low, sb, ib))
+            return -1;
+        return need_words ? ks_gather(c, orig, 8, pl->N, idx, n, *pw, false) : 0;
     }
     ks_pair *pr = kd_alloc_bytes((size_t)n * sizeof *pr);
     if (kd_agree(c, pr ? 0 : kd_fail(c, "MemoryError", "%s: out of memory", c->cmd)))
@@ -554,24 +586,34 @@ int ks_run(kd_cmd *c, const ks_plan *pl, int64_t **pidx, uint64_t **words)
         return 0;
     }
     int64_t *idx = kd_alloc_bytes((size_t)n * 8);
-    uint64_t *w = alloc_words(n), *cw = S > 1 ? alloc_words(n) : NULL;
-    int rc = (!idx || !w || (S > 1 && !cw)) ? kd_fail(c, "MemoryError", "%s: out of memory",
-                                                       c->cmd) : 0;
+    /* cw: a stage's words in the original order, for the stages after the
+     * first and for splitting a key too wide to pack with the index */
+    const bool need_cw = S > 1 || (S == 1 && pl->stage_bits[0] +
+                                   bit_width((uint64_t)(pl->N - 1)) > 64);
+    uint64_t *w = alloc_words(n), *cw = need_cw ? alloc_words(n) : NULL;
+    int rc = (!idx || !w || (need_cw && !cw)) ? kd_fail(c, "MemoryError", "%s: out of memory",
+                                                         c->cmd) : 0;
     if (kd_agree(c, rc))
         goto fail;
     trace(c, "[alloc");
     for (int64_t i = 0; i < n; i++)
         idx[i] = pl->lo + i;
     for (int s = 0; s < S; s++) {
+        const uint64_t *orig = NULL; /* the stage's words in the original order */
         if (s == 0) {
             fill_stage(pl, 0, w);
+            if (cw) {
+                memcpy(cw, w, (size_t)n * 8);
+                orig = cw;
+            }
         } else { /* this stage's words, fetched for the current order */
             fill_stage(pl, s, cw);
+            orig = cw;
             if (ks_gather(c, cw, 8, pl->N, idx, n, w, false))
                 goto fail;
         }
         trace(c, "stage words");
-        if (sort_stage(c, pl, &w, idx, pl->stage_bits[s]))
+        if (sort_stage(c, pl, &w, idx, pl->stage_bits[s], orig, words && s == S - 1))
             goto fail;
         trace(c, "stage sorted");
     }

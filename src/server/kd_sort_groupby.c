@@ -375,7 +375,7 @@ static int segmented_reduce(kd_cmd *c, const void *pv, kd_dtype t, int op, const
     if (chained) {
         int64_t carry[3] = {-1, 0, 0}, send[3]; /* group id, value bits, valid */
         if (c->rank > 0)
-            MPI_Recv(carry, 3, MPI_INT64_T, c->rank - 1, 78, c->comm, MPI_STATUS_IGNORE);
+            MPI_Recv(carry, 3, MPI_INT64_T, c->rank - 1, KD_TAG_SEGMENT, c->comm, MPI_STATUS_IGNORE);
         if (np && carry[2] && carry[0] == gfirst && !gs[0]) {
             double acc;
             memcpy(&acc, &carry[1], sizeof acc);
@@ -389,7 +389,7 @@ static int segmented_reduce(kd_cmd *c, const void *pv, kd_dtype t, int op, const
             memcpy(send, carry, sizeof send);
         }
         if (c->rank < p - 1)
-            MPI_Send(send, 3, MPI_INT64_T, c->rank + 1, 78, c->comm);
+            MPI_Send(send, 3, MPI_INT64_T, c->rank + 1, KD_TAG_SEGMENT, c->comm);
     }
     memset(rec, 0, sizeof rec);
     rec[0] = np;

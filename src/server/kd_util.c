@@ -123,9 +123,9 @@ int kd_agree(kd_cmd *c, int rc)
         if (c->rank == first) {
             memcpy(buf, c->err_type, sizeof c->err_type);
             memcpy(buf + sizeof c->err_type, c->err_msg, sizeof c->err_msg);
-            MPI_Send(buf, sizeof buf, MPI_CHAR, 0, 77, c->comm);
+            MPI_Send(buf, sizeof buf, MPI_CHAR, 0, KD_TAG_ERROR, c->comm);
         } else if (c->rank == 0) {
-            MPI_Recv(buf, sizeof buf, MPI_CHAR, first, 77, c->comm, MPI_STATUS_IGNORE);
+            MPI_Recv(buf, sizeof buf, MPI_CHAR, first, KD_TAG_ERROR, c->comm, MPI_STATUS_IGNORE);
             memcpy(c->err_type, buf, sizeof c->err_type);
             memcpy(c->err_msg, buf + sizeof c->err_type, sizeof c->err_msg);
             c->err_type[sizeof c->err_type - 1] = '\0';
@@ -314,16 +314,8 @@ void kd_scalar_cast(const kd_scalar *s, kd_dtype t, void *out)
     case KD_UINT64: u = s->v.u; i = (int64_t)u; f = (double)u; b = u != 0; break;
     case KD_FLOAT64:
         f = s->v.f;
-        /* out-of-range float to int is undefined in C; NumPy gives INT64_MIN */
-        i = (f >= -0x1p63 && f < 0x1p63) ? (int64_t)f : INT64_MIN;
-        /* as x86-64 code (NumPy's cast loop): from 2^63 on through f - 2^63,
-         * so 1e20 and inf give 0, NaN gives 2^63, -1.0 gives 2^64 - 1 */
-        if (f >= 0x1p63) {
-            double g = f - 0x1p63;
-            u = (uint64_t)((g >= -0x1p63 && g < 0x1p63) ? (int64_t)g : INT64_MIN) ^ (1ull << 63);
-        } else {
-            u = (uint64_t)i;
-        }
+        i = kd_f64_to_i64(f);
+        u = kd_f64_to_u64(f);
         b = f != 0;
         break;
     default: b = s->v.b; i = b; u = b; f = b; break;
@@ -334,6 +326,39 @@ void kd_scalar_cast(const kd_scalar *s, kd_dtype t, void *out)
     case KD_FLOAT64: *(double *)out = f; break;
     default: *(uint8_t *)out = b; break;
     }
+}
+
+void kd_cast(const void *src, kd_dtype st, void *dst, kd_dtype dt, int64_t n)
+{
+#define CAST(ST, DT, EXPR)                                                          \
+    do {                                                                            \
+        const ST *s_ = src;                                                         \
+        DT *d_ = dst;                                                               \
+        for (int64_t i = 0; i < n; i++) {                                           \
+            ST v = s_[i];                                                           \
+            d_[i] = (EXPR);                                                         \
+        }                                                                           \
+    } while (0)
+    if (st == dt) {
+        memmove(dst, src, (size_t)n * kd_dtype_size(st));
+        return;
+    }
+    switch (st * KD_NDTYPES + dt) {
+    case KD_INT64 * KD_NDTYPES + KD_UINT64: CAST(int64_t, uint64_t, (uint64_t)v); break;
+    case KD_INT64 * KD_NDTYPES + KD_FLOAT64: CAST(int64_t, double, (double)v); break;
+    case KD_INT64 * KD_NDTYPES + KD_BOOL: CAST(int64_t, uint8_t, v != 0); break;
+    case KD_UINT64 * KD_NDTYPES + KD_INT64: CAST(uint64_t, int64_t, (int64_t)v); break;
+    case KD_UINT64 * KD_NDTYPES + KD_FLOAT64: CAST(uint64_t, double, (double)v); break;
+    case KD_UINT64 * KD_NDTYPES + KD_BOOL: CAST(uint64_t, uint8_t, v != 0); break;
+    case KD_FLOAT64 * KD_NDTYPES + KD_INT64: CAST(double, int64_t, kd_f64_to_i64(v)); break;
+    case KD_FLOAT64 * KD_NDTYPES + KD_UINT64: CAST(double, uint64_t, kd_f64_to_u64(v)); break;
+    case KD_FLOAT64 * KD_NDTYPES + KD_BOOL: CAST(double, uint8_t, v != 0); break;
+    case KD_BOOL * KD_NDTYPES + KD_INT64: CAST(uint8_t, int64_t, v != 0); break;
+    case KD_BOOL * KD_NDTYPES + KD_UINT64: CAST(uint8_t, uint64_t, v != 0); break;
+    case KD_BOOL * KD_NDTYPES + KD_FLOAT64: CAST(uint8_t, double, v != 0); break;
+    default: break;
+    }
+#undef CAST
 }
 
 /* ---- memory ------------------------------------------------------------------------------ */

@@ -2,7 +2,10 @@
 #define _GNU_SOURCE
 #include "fixture.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,4 +153,31 @@ fam_t *client(const char *servers)
         return NULL;
     }
     return f;
+}
+
+uint32_t test_fabric_addr(uint8_t *addr, size_t max, unsigned n)
+{
+    if (strcmp(test_provider(), "tcp") == 0) {
+        struct sockaddr_in me = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)(20000 + n % 20000))};
+        me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (max < sizeof me) return 0;
+        memcpy(addr, &me, sizeof me);
+        return sizeof me;
+    }
+    static char name[256]; /* /dev/shm/kodiak-<our pid>-<hex> (fam_shm_name.h) */
+    if (!name[0]) {
+        char prefix[64];
+        int pl = snprintf(prefix, sizeof prefix, "kodiak-%d-", (int)getpid());
+        DIR *dir = opendir("/dev/shm");
+        for (struct dirent *e; dir && (e = readdir(dir));)
+            if (!strncmp(e->d_name, prefix, (size_t)pl))
+                snprintf(name, sizeof name, "%s", e->d_name);
+        if (dir) closedir(dir);
+        if (!name[0]) {
+            fprintf(stderr, "test_fabric_addr: this test has no shm endpoint\n");
+            exit(1);
+        }
+    }
+    return (uint32_t)snprintf((char *)addr, max, "%s", name) + 1;
 }

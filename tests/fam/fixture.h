@@ -33,6 +33,12 @@ void famd_stop(struct famd_proc *p);  /* SIGTERM, then wait */
 void famd_kill9(struct famd_proc *p); /* SIGKILL, then wait */
 /* Connect a client to the given servers ("a,b"), with the test provider. */
 fam_t *client(const char *servers);
+/* A fabric address famd accepts in a raw HELLO, for tests that speak the
+ * protocol themselves (famd sends to it only for bulk requests): for tcp
+ * a loopback sockaddr_in with a port picked from n; for shm the name of
+ * an existing Kodiak endpoint of this test (famd takes no other), so call
+ * it once after client() made one, before any fork. Returns the length. */
+uint32_t test_fabric_addr(uint8_t *addr, size_t max, unsigned n);
 /* A fresh temporary directory for this test, removed at exit. */
 const char *test_tmpdir(void);
 

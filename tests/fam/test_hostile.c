@@ -196,21 +196,11 @@ static int request(int fd, uint16_t op, const struct famp_req *q,
     return a.status;
 }
 
-/* A fabric address famd can record: a sockaddr_in for tcp, an endpoint
- * name for shm. famd sends to it only for bulk requests, never made here. */
+/* A fabric address famd can record (fixture.h). */
 static void fake_addr(struct famp_req *q, unsigned n)
 {
     snprintf(q->provider, sizeof q->provider, "%s", test_provider());
-    if (strcmp(test_provider(), "tcp") == 0) {
-        struct sockaddr_in me = {.sin_family = AF_INET,
-                                 .sin_port = htons((uint16_t)(20000 + n % 20000))};
-        me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        memcpy(q->addr, &me, sizeof me);
-        q->addrlen = sizeof me;
-    } else {
-        q->addrlen = (uint32_t)snprintf((char *)q->addr, sizeof q->addr,
-                                        "famtest-hostile-%d-%u", (int)getpid(), n) + 1;
-    }
+    q->addrlen = test_fabric_addr(q->addr, sizeof q->addr, n);
 }
 
 static int hello(int fd, unsigned n)
@@ -249,6 +239,8 @@ static int setup(void **state)
     snprintf(dir, sizeof dir, "%s/backups", test_tmpdir());
     if (famd_start_dir(&srv, 64 << 20, NULL, dir) != 0) return -1;
     if (!(f = client(srv.addr))) return -1;
+    uint8_t a[FAMP_ADDR_MAX];
+    test_fabric_addr(a, sizeof a, 0); /* names f's endpoint (fixture.h) */
     fam_region_t *vault, *scratch;
     fam_stat_t st;
     rnd_bytes(kref, sizeof kref);

@@ -56,6 +56,8 @@ static int setup(void **state)
     unsetenv("FAM_CONTROL");
     if (famd_start(&srv, 64 << 20, NULL) != 0 || !(f = client(srv.addr)))
         return -1;
+    uint8_t a[FAMP_ADDR_MAX];
+    test_fabric_addr(a, sizeof a, 0); /* before the forks (fixture.h) */
     fam_region_t *r;
     fam_item_t *d;
     fam_stat_t st;
@@ -118,16 +120,7 @@ static void hello_req(struct famp_req *q, unsigned n)
 {
     memset(q, 0, sizeof *q);
     snprintf(q->provider, sizeof q->provider, "%s", test_provider());
-    if (strcmp(test_provider(), "tcp") == 0) {
-        struct sockaddr_in me = {.sin_family = AF_INET,
-                                 .sin_port = htons((uint16_t)(20000 + n % 20000))};
-        me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        memcpy(q->addr, &me, sizeof me);
-        q->addrlen = sizeof me;
-    } else {
-        q->addrlen = (uint32_t)snprintf((char *)q->addr, sizeof q->addr,
-                                        "famtest-ident-%d-%u", (int)getpid(), n) + 1;
-    }
+    q->addrlen = test_fabric_addr(q->addr, sizeof q->addr, n);
 }
 
 static int io_all(int fd, void *p, size_t n, int sending)

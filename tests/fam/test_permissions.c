@@ -56,7 +56,10 @@ static int setup(void **state)
     }
     if (famd_start(&srv, 64 << 20, NULL) != 0) return -1;
     f = client(srv.addr);
-    return f ? 0 : -1;
+    if (!f) return -1;
+    uint8_t a[FAMP_ADDR_MAX];
+    test_fabric_addr(a, sizeof a, 0); /* names f's endpoint, before forks */
+    return 0;
 }
 
 static int teardown(void **state)
@@ -250,15 +253,7 @@ static int raw_open(void)
     struct famp_req q = {0};
     struct famp_info o;
     snprintf(q.provider, sizeof q.provider, "%s", test_provider());
-    if (is_tcp()) { /* a sockaddr_in, as the tcp provider's names are */
-        struct sockaddr_in me = {.sin_family = AF_INET, .sin_port = htons(9)};
-        me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        memcpy(q.addr, &me, sizeof me);
-        q.addrlen = sizeof me;
-    } else { /* an shm endpoint name */
-        q.addrlen = (uint32_t)snprintf((char *)q.addr, sizeof q.addr,
-                                       "famtest-raw-%d", (int)getpid()) + 1;
-    }
+    q.addrlen = test_fabric_addr(q.addr, sizeof q.addr, 9); /* fixture.h */
     EXPECT(raw_req(fd, FAMP_HELLO, &q, &o) == 0);
     EXPECT(o.uid == NOBODY && o.gid == NOBODY); /* famd knows who we are */
     return fd;

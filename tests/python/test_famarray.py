@@ -423,6 +423,80 @@ def test_unknown_names_are_key_errors(fam):
         gone.delete()
 
 
+def test_not_found_says_what_is_missing_once(fam):
+    with pytest.raises(KeyError) as e:
+        fam.region.lookup("nope")
+    msg = str(e.value)
+    assert "'nope'" in msg and f"'{fam.region.name}'" in msg
+    assert msg.count("nope") == 1 and msg.count(fam.region.name) == 1, msg
+    with pytest.raises(KeyError) as e:
+        fam.ak.fam_region("no_such_region_xyz", create=False).lookup("a")
+    assert "no_such_region_xyz" in str(e.value)
+    assert str(e.value).count("no_such_region_xyz") == 1, str(e.value)
+
+
+def _peak_rss(pid):
+    """VmHWM of a process, in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM for pid {pid}")
+
+
+def _minor_faults(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])  # field 10: minflt
+
+
+@pytest.fixture(scope="module")
+def fresh():
+    """A cluster of its own (1 rank, 1 famd), so that no earlier test has
+    left free memory in rank 0's heap that would hide an allocation."""
+    c = FamCluster(1, 1)
+    try:
+        yield c
+    finally:
+        kodiak.disconnect()
+        c.stop()
+
+
+def test_writing_one_element_touches_little_memory(fresh):
+    """fa[i] = v writes one element: rank 0 must not fill a whole chunk for
+    it (8 MiB, ~2048 fresh pages, before the fix)."""
+    ak = connect(kodiak, fresh.server)
+    fa = ak.fam_region("one").create("one", ak.int64, 1000)
+    pid = fresh.server.info["pid"]
+    before = _minor_faults(pid)
+    for i in range(20):
+        fa[i] = 5 + i
+    faults = _minor_faults(pid) - before
+    assert faults < 1000, f"20 single-element writes took {faults} page faults on rank 0"
+    got = fa.to_ndarray()
+    np.testing.assert_array_equal(got[:20], np.arange(5, 25))
+    assert not got[20:].any()
+
+
+def test_a_mask_builds_no_index_of_the_whole_array(fresh):
+    """fa[mask] and fa[mask] = v select a few of 4M elements: no 32 MiB
+    index of every position (rank 0's peak memory grew by 2 x 32 MiB
+    before the fix)."""
+    ak = connect(kodiak, fresh.server)
+    n = 1 << 22
+    fa = ak.fam_region("mask").create("m", ak.int64, n)
+    nmask = np.zeros(n, dtype=bool)
+    nmask[[3, 77, 4096, n // 2, n - 1]] = True
+    mask = ak.array(nmask)
+    pid = fresh.server.info["pid"]
+    before = _peak_rss(pid)
+    fa[mask] = 7
+    got = fa[mask]
+    grew = _peak_rss(pid) - before
+    assert grew < 16 << 20, f"a 5-element masked write and read raised rank 0's peak by {grew} B"
+    np.testing.assert_array_equal(got.to_ndarray(), [7] * 5)
+    assert int(fa.to_pdarray().sum()) == 35
+
+
 def test_a_taken_name_is_a_file_exists_error(fam):
     fa = filled(fam, "taken", np.arange(10))
     with pytest.raises(FileExistsError):

@@ -558,7 +558,7 @@ class Fuzzer:
         t0 = time.time()
         try:
             res, _ = client.generic_msg(cmd, args, frames=frames, timeout=TIMEOUT)
-        except ConnectionError as e:
+        except (ConnectionError, TimeoutError) as e:
             pytest.fail(f"no answer (hang?) after {time.time() - t0:.1f} s: {e}\n"
                         f"{self.context()}")
         except ALLOWED as e:

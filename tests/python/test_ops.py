@@ -302,6 +302,8 @@ def test_unary_operators_match_numpy(ak, dt, n):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             exp, err = numpy_result(lambda v, _: ref(v), x, None)
+        if name == "pos" and dt == np.bool_:
+            err = TypeError  # NumPy 1.24 warns that +bool is ill-defined; NumPy 2 raises
         if err:
             with pytest.raises(err):
                 fn(a)

@@ -31,6 +31,30 @@ def data(n, dtype, kind, seed=0):
     return rng.integers(lo, hi, n, dtype=np.int64)
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.uint64, np.float64])
+@pytest.mark.parametrize("low_same", [False, True])
+def test_wide_keys_sorted_in_two_halves_keep_the_stable_order(ak, dtype, low_same):
+    """Keys too wide to share a word with the index are sorted low half
+    first, then high half: repeated wide keys, and keys equal in their low
+    bits but not their high ones, must come out in NumPy's stable order."""
+    rng = np.random.default_rng(5)
+    n = 100003
+    vals = rng.integers(-2**63, 2**63 - 1, 997, dtype=np.int64).view(dtype)
+    if dtype == np.float64:
+        vals = vals[np.isfinite(vals)]
+    x = vals[rng.integers(0, vals.size, n)]
+    if low_same:  # the same low 40 bits everywhere: only the high bits order them
+        u = x.view(np.uint64)
+        u[:] = (u & ~np.uint64(2**40 - 1)) | np.uint64(12345)
+    k = ak.array(x)
+    np.testing.assert_array_equal(ak.argsort(k).to_ndarray(), np.argsort(x, kind="stable"))
+    np.testing.assert_array_equal(ak.sort(k).to_ndarray(), np.sort(x, kind="stable"))
+    uniq, counts = ak.unique(k, return_counts=True)
+    nu, nc = np.unique(x, return_counts=True)
+    np.testing.assert_array_equal(uniq.to_ndarray(), nu)
+    np.testing.assert_array_equal(counts.to_ndarray(), nc)
+
+
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", ["dups", "distinct"])
