@@ -38,6 +38,7 @@ enum kd_tag {
     KD_TAG_CARRY,      /* a scan's running value to the next rank (cumsum, cumprod) */
     KD_TAG_SCAN,       /* a float scan's running value and compensation */
     KD_TAG_SEGMENT,    /* group-by: the open segment's state to the next rank */
+    KD_TAG_FRAMES,     /* kd_scatter_frame: a rank's block, sent from rank 0's frames */
 };
 
 typedef enum { KD_INT64 = 0, KD_UINT64, KD_FLOAT64, KD_BOOL, KD_NDTYPES } kd_dtype;
@@ -96,7 +97,6 @@ extern kd_server kd_srv;
 
 #define KD_MAX_FRAMES 64            /* reply frames; request arrays */
 #define KD_FRAME_MAX (1 << 20)       /* bytes in one request frame (ZMQ_MAXMSGSIZE) */
-#define KD_TAG_FRAMES 0x4b44        /* MPI tag: an array's block sent from its frames */
 
 typedef struct {
     int rank, nranks;
