@@ -4,7 +4,7 @@ from .client import (KodiakError, RequestTimeoutError, ServerBusyError, connect,
                      connected, disconnect, server_info, shutdown)
 from .creation import (arange, array, full, full_like, linspace, ones, ones_like,  # noqa: F401
                        randint, standard_normal, uniform, zeros, zeros_like)
-from .pdarray import pdarray  # noqa: F401
+from .pdarrayclass import pdarray  # noqa: F401
 from .server import (get_config, get_mem_avail, get_mem_status, get_mem_used,  # noqa: F401
                      list_symbols)
 from .numeric import *  # noqa: F401,F403

@@ -22,25 +22,28 @@ only each index's last occurrence (a stable argsort of the indices).
 Another program writing the same elements at the same time may interleave.
 fa.add / fa.fetch_add are exact with repeats (atomic in the memory server),
 as np.add.at."""
+from __future__ import annotations
+
 import numbers
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from . import client
+from . import client, pdarrayclass
 from .dtypes import DTYPE_NAMES, decode_scalar, dtype_name, encode_scalar, resolve_dtype
 from .indexing import _IndexMixin
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
+
+    from .indexing import Key
+    from .pdarrayclass import pdarray
 
 __all__ = ["FamRegion", "FamArray", "fam_region", "fam_array"]
 
 
 def _pdarray_type():
-    from .pdarray import pdarray
-    return pdarray
-
-
-def _created(result):
-    from .pdarray import create_pdarray
-    return create_pdarray(result)
+    return pdarrayclass.pdarray
 
 
 def _region_name(region):
@@ -53,9 +56,27 @@ def _region_name(region):
 
 class FamRegion:
     """A region of FAM that holds FAM arrays (interleaved: every array in it
-    is striped over all memory servers)."""
+    is striped over all memory servers).
 
-    def __init__(self, name, size=None):
+    A proxy that holds only the name: make or find the region itself with
+    fam_region.
+
+    Parameters
+    ----------
+    name : str
+        The region's name.
+    size : int, optional
+        Its size limit in bytes, as the server reported it.
+
+    Examples
+    --------
+    >>> reg = ak.fam_region("doc_FamRegion")
+    >>> reg, reg == "doc_FamRegion", reg == ak.FamRegion("doc_FamRegion")
+    (FamRegion('doc_FamRegion'), True, True)
+    >>> reg.destroy()
+    """
+
+    def __init__(self, name: str, size: Optional[int] = None) -> None:
         self.name = name
         self.size = size  # the region's size limit in bytes, as the server said
 
@@ -70,34 +91,150 @@ class FamRegion:
     def __hash__(self):
         return hash(("FamRegion", self.name))
 
-    def create(self, name, dtype, size):
-        """A new zero-filled FamArray `name` of `size` elements of `dtype`
-        (int64, uint64, float64, bool). FileExistsError if the name is taken,
-        MemoryError if the region or the memory servers are full."""
+    def create(self, name: str, dtype: DTypeLike, size: int) -> FamArray:
+        """A new zero-filled FamArray in this region.
+
+        Parameters
+        ----------
+        name : str
+            The array's name, unique in the region.
+        dtype : dtype-like
+            int64, uint64, float64 or bool.
+        size : int
+            Number of elements.
+
+        Returns
+        -------
+        FamArray
+
+        Raises
+        ------
+        FileExistsError
+            The name is taken.
+        MemoryError
+            The region or the memory servers are full.
+        TypeError
+            `name` is not a str, `size` not an integer, or the dtype not one
+            a FAM array holds.
+        ValueError
+            `size` is negative.
+
+        Examples
+        --------
+        >>> reg = ak.fam_region("doc_create")
+        >>> reg.create("x", ak.float64, 3)
+        FamArray('x', region='doc_create', dtype=float64, size=3)
+        >>> reg.create("x", ak.int64, 3)
+        Traceback (most recent call last):
+        ...
+        FileExistsError: ...
+        >>> reg.destroy()
+        """
         size = _size(size)
         res, _ = client.generic_msg("fam_create", {"region": self.name, "name": _name(name),
                                                    "dtype": dtype_name(resolve_dtype(dtype)),
                                                    "size": size})
         return FamArray._from_result(res["fam"], self)
 
-    def lookup(self, name):
-        """The existing FamArray `name` (KeyError if there is none)."""
+    def lookup(self, name: str) -> FamArray:
+        """The existing FamArray `name` of this region (also reg[name]).
+
+        Parameters
+        ----------
+        name : str
+
+        Returns
+        -------
+        FamArray
+
+        Raises
+        ------
+        KeyError
+            There is no such array.
+        TypeError
+            `name` is not a str.
+
+        Examples
+        --------
+        >>> reg = ak.fam_region("doc_lookup")
+        >>> _ = reg.create("x", ak.int64, 4)
+        >>> reg.lookup("x").size
+        4
+        >>> reg.lookup("nope")
+        Traceback (most recent call last):
+        ...
+        KeyError: ...
+        >>> reg.destroy()
+        """
         res, _ = client.generic_msg("fam_lookup", {"region": self.name, "name": _name(name)})
         return FamArray._from_result(res["fam"], self)
 
-    def __getitem__(self, name):
+    def __getitem__(self, name: str) -> FamArray:
+        """reg[name]: the existing FamArray `name` (see lookup).
+
+        Parameters
+        ----------
+        name : str
+
+        Returns
+        -------
+        FamArray
+
+        Raises
+        ------
+        KeyError
+            There is no such array.
+
+        Examples
+        --------
+        >>> reg = ak.fam_region("doc_region_getitem")
+        >>> _ = reg.create("x", ak.bool, 2)
+        >>> reg["x"]
+        FamArray('x', region='doc_region_getitem', dtype=bool, size=2)
+        >>> reg.destroy()
+        """
         return self.lookup(name)
 
-    def __contains__(self, name):
+    def __contains__(self, name: str) -> bool:
         return name in self.list()
 
-    def list(self):
-        """The names of the FAM arrays in this region, sorted."""
+    def list(self) -> list[str]:
+        """The names of the FAM arrays in this region, sorted (also
+        `name in reg`).
+
+        Returns
+        -------
+        list of str
+
+        Examples
+        --------
+        >>> reg = ak.fam_region("doc_list")
+        >>> _ = reg.create("b", ak.int64, 1); _ = reg.create("a", ak.int64, 1)
+        >>> reg.list(), "a" in reg
+        (['a', 'b'], True)
+        >>> reg.destroy()
+        """
         res, _ = client.generic_msg("fam_region_list", {"region": self.name})
         return list(res["names"])
 
-    def destroy(self):
-        """Delete the region and every array in it."""
+    def destroy(self) -> None:
+        """Delete the region and every array in it.
+
+        Raises
+        ------
+        KeyError
+            There is no such region.
+
+        Examples
+        --------
+        >>> reg = ak.fam_region("doc_destroy")
+        >>> _ = reg.create("x", ak.int64, 10)
+        >>> reg.destroy()
+        >>> ak.fam_region("doc_destroy", create=False)
+        Traceback (most recent call last):
+        ...
+        KeyError: ...
+        """
         client.generic_msg("fam_region_destroy", {"region": self.name})
 
 
@@ -116,10 +253,37 @@ def _size(size):
     return size
 
 
-def fam_region(name, size=None, create=True):
-    """Create the FAM region `name` (size: its limit in bytes, default 1 GiB)
-    or look it up if it exists. create=False: look up only (KeyError if it
-    does not exist)."""
+def fam_region(name: str, size: Optional[int] = None, create: bool = True) -> FamRegion:
+    """Create the FAM region `name`, or look it up if it exists.
+
+    Parameters
+    ----------
+    name : str
+    size : int, optional
+        Its limit in bytes when created (default 1 GiB).
+    create : bool, optional
+        False: look up only.
+
+    Returns
+    -------
+    FamRegion
+
+    Raises
+    ------
+    KeyError
+        create=False and there is no such region.
+    TypeError
+        `name` is not a str, or `size` not an integer.
+    ValueError
+        `size` is negative.
+
+    Examples
+    --------
+    >>> reg = ak.fam_region("doc_fam_region", size=1 << 20)
+    >>> ak.fam_region("doc_fam_region", create=False)
+    FamRegion('doc_fam_region')
+    >>> reg.destroy()
+    """
     args = {"region": _name(name), "create": bool(create)}
     if size is not None:
         args["size"] = _size(size)
@@ -127,9 +291,46 @@ def fam_region(name, size=None, create=True):
     return FamRegion(res["region"], res.get("size"))
 
 
-def fam_array(pda, region=None, name=None, reg=None):
-    """A new FamArray `name` in `region` (also spelled `reg`, as in
-    `ak.fam_array(pda, reg, name)`) holding a copy of pdarray `pda`."""
+def fam_array(pda: pdarray, region: FamRegion | str | None = None,
+              name: Optional[str] = None, reg: FamRegion | str | None = None) -> FamArray:
+    """A new FamArray holding a copy of a pdarray.
+
+    Parameters
+    ----------
+    pda : pdarray
+        The data.
+    region : FamRegion or str
+        The region (it must exist), or its name.
+    name : str
+        The new array's name.
+    reg : FamRegion or str, optional
+        Another spelling of `region`.
+
+    Returns
+    -------
+    FamArray
+
+    Raises
+    ------
+    TypeError
+        No region or name, or `pda` is not a pdarray.
+    FileExistsError
+        The name is taken.
+    KeyError
+        There is no such region.
+    MemoryError
+        The region or the memory servers are full.
+
+    Examples
+    --------
+    >>> reg = ak.fam_region("doc_fam_array")
+    >>> fa = ak.fam_array(ak.arange(5), reg, "a")
+    >>> fa
+    FamArray('a', region='doc_fam_array', dtype=int64, size=5)
+    >>> fa.to_ndarray()
+    array([0, 1, 2, 3, 4])
+    >>> reg.destroy()
+    """
     if region is None:
         region = reg
     if region is None or name is None:
@@ -144,9 +345,32 @@ def fam_array(pda, region=None, name=None, reg=None):
 
 
 class FamArray(_IndexMixin):
-    """A typed one-dimensional array in FAM (see the module's doc)."""
+    """A typed one-dimensional array in FAM (see the module's doc).
 
-    def __init__(self, name, region, dtype, size):
+    A proxy: make one with FamRegion.create or fam_array, find one with
+    FamRegion.lookup.
+
+    Parameters
+    ----------
+    name : str
+        The array's name in its region.
+    region : FamRegion or str
+    dtype : dtype-like
+    size : int
+        Number of elements.
+
+    Examples
+    --------
+    >>> reg = ak.fam_region("doc_FamArray")
+    >>> fa = reg.create("x", ak.int64, 4)
+    >>> fa[1:3] = 5
+    >>> fa[fa.to_pdarray() == 0], len(fa), fa.nbytes
+    (array([0, 0]), 4, 32)
+    >>> reg.destroy()
+    """
+
+    def __init__(self, name: str, region: FamRegion | str, dtype: DTypeLike,
+                 size: int) -> None:
         self.name = name
         self.region = region if isinstance(region, FamRegion) else FamRegion(region)
         self.dtype = resolve_dtype(dtype)
@@ -162,23 +386,27 @@ class FamArray(_IndexMixin):
         return (f"FamArray({self.name!r}, region={self.region.name!r}, "
                 f"dtype={dtype_name(self.dtype)}, size={self.size})")
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.size
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int]:
+        """(size,), as ndarray.shape."""
         return (self.size,)
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
+        """1: FAM arrays are one-dimensional."""
         return 1
 
     @property
-    def itemsize(self):
+    def itemsize(self) -> int:
+        """Bytes per element."""
         return self.dtype.itemsize
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
+        """Bytes of the whole array (size * itemsize)."""
         return self.size * self.dtype.itemsize
 
     def _args(self, **kw):
@@ -217,7 +445,40 @@ class FamArray(_IndexMixin):
         return args, keep
 
     # ---- reading -----------------------------------------------------------------------
-    def __getitem__(self, key):
+    def __getitem__(self, key: Key) -> pdarray | np.generic:
+        """fa[key]: elements read from FAM, as NumPy indexes.
+
+        Parameters
+        ----------
+        key : int, slice, Ellipsis, pdarray, list, range or numpy.ndarray
+            The keys a pdarray takes: an integer (negative counts from the
+            end), a slice, a bool mask of fa's size, or int64/uint64
+            positions (lists and NumPy arrays too).
+
+        Returns
+        -------
+        numpy scalar
+            For an integer key.
+        pdarray
+            For any other key: the elements, now in kodiakd's memory.
+
+        Raises
+        ------
+        IndexError
+            An index out of range or a mask of another size.
+
+        Examples
+        --------
+        >>> reg = ak.fam_region("doc_fa_getitem")
+        >>> fa = ak.fam_array(ak.arange(10, 15), reg, "x")
+        >>> fa[-1], fa[1:3], fa[ak.array([4, 0])]
+        (14, array([11, 12]), array([14, 10]))
+        >>> fa[5]
+        Traceback (most recent call last):
+        ...
+        IndexError: ...
+        >>> reg.destroy()
+        """
         kind, k = self._key(key)
         if kind == "int":
             res, _ = client.generic_msg("fam_get_item", self._args(index=k))
@@ -226,26 +487,82 @@ class FamArray(_IndexMixin):
             start, stop, step = k
             res, _ = client.generic_msg("fam_get_slice", self._args(start=start, stop=stop,
                                                                      step=step))
-            return _created(res)
+            return pdarrayclass.create_pdarray(res)
         if kind == "mask":
             k = self._index(k)
         res, _ = client.generic_msg("fam_gather", self._args(index=k.name))
-        return _created(res)
+        return pdarrayclass.create_pdarray(res)
 
-    def to_pdarray(self):
-        """The whole array, paged into a new pdarray."""
+    def to_pdarray(self) -> pdarray:
+        """The whole array, copied into a new pdarray.
+
+        Returns
+        -------
+        pdarray
+
+        Examples
+        --------
+        >>> reg = ak.fam_region("doc_to_pdarray")
+        >>> reg.create("x", ak.float64, 3).to_pdarray()
+        array([0., 0., 0.])
+        >>> reg.destroy()
+        """
         res, _ = client.generic_msg("fam_to_pdarray", self._args())
-        return _created(res)
+        return pdarrayclass.create_pdarray(res)
 
-    def to_ndarray(self):
+    def to_ndarray(self) -> np.ndarray:
+        """The whole array, copied into a NumPy array.
+
+        Returns
+        -------
+        numpy.ndarray
+
+        Examples
+        --------
+        >>> reg = ak.fam_region("doc_to_ndarray")
+        >>> ak.fam_array(ak.array([True, False]), reg, "x").to_ndarray()
+        array([ True, False])
+        >>> reg.destroy()
+        """
         return self.to_pdarray().to_ndarray()
 
-    def __array__(self, dtype=None):
+    def __array__(self, dtype: Optional[DTypeLike] = None) -> np.ndarray:
         a = self.to_ndarray()
         return a if dtype is None else a.astype(dtype)
 
     # ---- writing ------------------------------------------------------------------------
-    def __setitem__(self, key, value):
+    def __setitem__(self, key: Key, value: Any) -> None:
+        """fa[key] = value: write elements in FAM, as NumPy assigns.
+
+        Parameters
+        ----------
+        key : int, slice, Ellipsis, pdarray, list, range or numpy.ndarray
+            The keys __getitem__ takes.
+        value : scalar, pdarray, numpy.ndarray or list
+            One value for every selected element, or one for all; converted
+            to fa's dtype as NumPy's assignment converts it. With repeated
+            indices the last value wins (but see the module's doc).
+
+        Raises
+        ------
+        IndexError
+            An index out of range (nothing is written).
+        ValueError
+            A value array of the wrong size, or a value NumPy cannot convert.
+        TypeError
+            A value that is not a number or an array of numbers.
+
+        Examples
+        --------
+        >>> reg = ak.fam_region("doc_fa_setitem")
+        >>> fa = reg.create("x", ak.int64, 6)
+        >>> fa[0] = 9
+        >>> fa[1:3] = ak.array([1, 2])
+        >>> fa[ak.array([5, 5])] = ak.array([7, 8])
+        >>> fa.to_ndarray()
+        array([9, 1, 2, 0, 0, 8])
+        >>> reg.destroy()
+        """
         kind, k = self._key(key)
         if kind == "int":
             i = k + self.size if k < 0 else k
@@ -270,23 +587,94 @@ class FamArray(_IndexMixin):
         client.generic_msg("fam_scatter", self._args(index=k.name, **args))
         del keep
 
-    def add(self, idx, values):
-        """fa[idx[i]] += values[i] for every i, atomically: exact with repeated
-        indices and with other ranks or programs adding at once (np.add.at)."""
+    def add(self, idx: pdarray | Any, values: pdarray | Any) -> None:
+        """fa[idx[i]] += values[i] for every i, atomically, as np.add.at:
+        exact with repeated indices and with other ranks or programs adding
+        at once.
+
+        Parameters
+        ----------
+        idx : pdarray, list or numpy.ndarray
+            int64/uint64 positions, or a bool mask of fa's size.
+        values : scalar or pdarray, list or numpy.ndarray
+            One value per index, or one for all, converted to fa's dtype.
+
+        Raises
+        ------
+        IndexError
+            `idx` is not an index array or mask, or an index is out of
+            range (nothing is added).
+        ValueError
+            `values` has the wrong size.
+
+        Examples
+        --------
+        >>> reg = ak.fam_region("doc_add")
+        >>> fa = reg.create("x", ak.int64, 3)
+        >>> fa.add(ak.array([0, 2, 2, 2]), 1)
+        >>> fa.to_ndarray()
+        array([1, 0, 3])
+        >>> reg.destroy()
+        """
         k = self._index(idx)
         args, keep = self._rhs(values, k.size)
         client.generic_msg("fam_add", self._args(index=k.name, **args))
         del keep
 
-    def fetch_add(self, idx, values):
-        """As add, and return a pdarray of each element's value just before
-        its own update."""
+    def fetch_add(self, idx: pdarray | Any, values: pdarray | Any) -> pdarray:
+        """As add, and return each element's value just before its own
+        update.
+
+        Parameters
+        ----------
+        idx : pdarray, list or numpy.ndarray
+            int64/uint64 positions, or a bool mask of fa's size.
+        values : scalar or pdarray, list or numpy.ndarray
+            One value per index, or one for all.
+
+        Returns
+        -------
+        pdarray
+            The old values, one per index, in fa's dtype.
+
+        Raises
+        ------
+        IndexError
+            `idx` is not an index array or mask, or an index is out of range.
+        ValueError
+            `values` has the wrong size.
+
+        Examples
+        --------
+        >>> reg = ak.fam_region("doc_fetch_add")
+        >>> fa = ak.fam_array(ak.array([10, 20]), reg, "x")
+        >>> fa.fetch_add(ak.array([1, 0]), ak.array([5, 6]))
+        array([20, 10])
+        >>> fa.to_ndarray()
+        array([16, 25])
+        >>> reg.destroy()
+        """
         k = self._index(idx)
         args, keep = self._rhs(values, k.size)
         res, _ = client.generic_msg("fam_fetch_add", self._args(index=k.name, **args))
         del keep
-        return _created(res)
+        return pdarrayclass.create_pdarray(res)
 
-    def delete(self):
-        """Delete the array from FAM."""
+    def delete(self) -> None:
+        """Delete the array from FAM.
+
+        Raises
+        ------
+        KeyError
+            The array no longer exists.
+
+        Examples
+        --------
+        >>> reg = ak.fam_region("doc_delete")
+        >>> fa = reg.create("x", ak.int64, 2)
+        >>> fa.delete()
+        >>> reg.list()
+        []
+        >>> reg.destroy()
+        """
         client.generic_msg("fam_delete", self._args())

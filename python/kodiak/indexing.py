@@ -20,25 +20,30 @@ through an ndarray assignment (unsafe casting: 2.7 -> 2), and a pdarray is
 cast on the server as ndarray.astype does. A value array must have as many
 elements as the key selects, or one (broadcast). With repeated indices in
 a[idx] = values the value that comes last in idx is kept, as NumPy does."""
+from __future__ import annotations
+
 import numbers
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
-from . import client
+from . import client, pdarrayclass  # pdarrayclass imports this module: use its names at call time
 from .dtypes import decode_scalar, encode_scalar
+
+if TYPE_CHECKING:
+    from types import EllipsisType
+
+    from .pdarrayclass import pdarray
+
+    # what a[key] accepts (see the module's doc)
+    Key = Union[int, np.integer, slice, EllipsisType, pdarray, list, range, np.ndarray, tuple]
 
 _BAD_KEY = ("only integers, slices (`:`), ellipsis (`...`), numpy.newaxis (`None`) and "
             "integer or boolean arrays are valid indices")
 
 
 def _pdarray_type():
-    from .pdarray import pdarray  # pdarray.py imports this module
-    return pdarray
-
-
-def _created(result):
-    from .pdarray import create_pdarray
-    return create_pdarray(result)
+    return pdarrayclass.pdarray
 
 
 def _to_pdarray(nd):
@@ -108,7 +113,48 @@ class _IndexMixin:
             return "index", key
         raise IndexError("arrays used as indices must be of integer (or boolean) type")
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Key) -> pdarray | np.generic:
+        """a[key], as NumPy indexes a one-dimensional array.
+
+        Parameters
+        ----------
+        key : int, slice, Ellipsis, pdarray, list, range or numpy.ndarray
+            An integer (negative counts from the end); a slice (any step);
+            ``...`` (the whole array); a bool pdarray of a's size (a mask);
+            an int64/uint64 pdarray of positions (a gather); or a list,
+            range or NumPy array, used as the pdarray they make.
+
+        Returns
+        -------
+        numpy scalar
+            For an integer key.
+        pdarray
+            For any other key: a new array (a copy; pdarrays have no views).
+
+        Raises
+        ------
+        IndexError
+            An index out of range, a mask of another size, a float array,
+            more than one index, None or a bool scalar (all as NumPy).
+        TypeError
+            A slice of non-integers (as Python's).
+
+        Examples
+        --------
+        >>> a = ak.arange(10, 15)
+        >>> a[-1]
+        14
+        >>> a[1:4], a[::-2]
+        (array([11, 12, 13]), array([14, 12, 10]))
+        >>> a[a % 2 == 0]
+        array([10, 12, 14])
+        >>> a[ak.array([4, 0, 4])], a[[1, 2]]
+        (array([14, 10, 14]), array([11, 12]))
+        >>> a[5]
+        Traceback (most recent call last):
+        ...
+        IndexError: index 5 is out of bounds for axis 0 with size 5
+        """
         kind, k = self._key(key)
         if kind == "int":
             res, _ = client.generic_msg("index_int", {"array": self.name, "index": k})
@@ -122,7 +168,7 @@ class _IndexMixin:
         else:
             res, _ = client.generic_msg("index_gather", {"array": self.name,
                                                          "index": k.name})
-        return _created(res)
+        return pdarrayclass.create_pdarray(res)
 
     def _value(self, kind, value):
         """The assignment's right-hand side as request arguments (and the
@@ -156,7 +202,40 @@ class _IndexMixin:
         v = _to_pdarray(t)
         return {"values": v.name}, v
 
-    def __setitem__(self, key, value):
+    def __setitem__(self, key: Key, value: Any) -> None:
+        """a[key] = value, as NumPy assigns into a one-dimensional array.
+
+        Parameters
+        ----------
+        key : int, slice, Ellipsis, pdarray, list, range or numpy.ndarray
+            The keys __getitem__ takes.
+        value : scalar, pdarray, numpy.ndarray or list
+            One value for every selected element, or one value for all;
+            converted to a's dtype as NumPy's assignment converts it. With
+            repeated indices the value that comes last is kept.
+
+        Raises
+        ------
+        IndexError
+            As __getitem__ (nothing is written).
+        ValueError
+            A value array of the wrong size, or a value NumPy cannot convert
+            (NaN into an integer array).
+        TypeError
+            A value that is not a number or an array of numbers.
+
+        Examples
+        --------
+        >>> a = ak.zeros(5, dtype=ak.int64)
+        >>> a[0] = 7
+        >>> a[1:3] = 2.9
+        >>> a[ak.array([4, 4])] = ak.array([8, 9])
+        >>> a
+        array([7, 2, 2, 0, 9])
+        >>> a[a == 2] = -1
+        >>> a
+        array([ 7, -1, -1,  0,  9])
+        """
         kind, k = self._key(key)
         args, keep = self._value(kind, value)
         self._before_write()

@@ -1,13 +1,21 @@
 """numeric.py — NumPy/Arkouda-style functions on pdarrays: abs, cast,
 reductions (sum ... std, is_sorted), scans, where and concatenate. The
 element-wise machinery and the methods live in ops.py."""
+from __future__ import annotations
+
 import builtins
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
-from . import client
+from . import client, pdarrayclass
 from .dtypes import dtype_name
-from .ops import _new, as_scalar, is_pdarray, operand_args, pdarray_dtype, proto, wire_scalar
+from .ops import as_scalar, is_pdarray, operand_args, pdarray_dtype, proto, wire_scalar
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
+
+    from .pdarrayclass import pdarray
 
 __all__ = ["abs", "all", "any", "argmax", "argmin", "cast", "concatenate", "cumprod",
            "cumsum", "is_sorted", "max", "mean", "min", "prod", "std", "sum", "var", "where"]
@@ -19,76 +27,437 @@ def _need(pda, fn):
     return pda
 
 
-def abs(pda):  # noqa: A001 — Arkouda's name
-    """Element-wise absolute value (the dtype is kept, as NumPy)."""
+def abs(pda: pdarray) -> pdarray:  # noqa: A001 — Arkouda's name
+    """Element-wise absolute value, as numpy.abs (the dtype is kept).
+
+    Parameters
+    ----------
+    pda : pdarray
+
+    Returns
+    -------
+    pdarray
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray.
+
+    Examples
+    --------
+    >>> ak.abs(ak.array([-1.5, 2.0]))
+    array([1.5, 2. ])
+    """
     return builtins.abs(_need(pda, "abs"))
 
 
-def cast(pda, dt):
-    """pda.astype(dt)."""
+def cast(pda: pdarray, dt: DTypeLike) -> pdarray:
+    """A copy of `pda` cast to `dt`: pda.astype(dt), with NumPy's rules.
+
+    Parameters
+    ----------
+    pda : pdarray
+    dt : dtype-like
+        int64, uint64, float64 or bool (or a spelling of one).
+
+    Returns
+    -------
+    pdarray
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray, or `dt` is not a dtype a pdarray holds.
+
+    Examples
+    --------
+    >>> ak.cast(ak.array([1.7, -2.2]), ak.int64)
+    array([ 1, -2])
+    """
     return _need(pda, "cast").astype(dt)
 
 
-def sum(pda):  # noqa: A001
+def sum(pda: pdarray) -> np.generic:  # noqa: A001
+    """Sum of the elements, as numpy.sum (see pdarray.sum).
+
+    Parameters
+    ----------
+    pda : pdarray
+
+    Returns
+    -------
+    numpy scalar
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray.
+
+    Examples
+    --------
+    >>> ak.sum(ak.arange(5))
+    10
+    """
     return _need(pda, "sum").sum()
 
 
-def prod(pda):
+def prod(pda: pdarray) -> np.generic:
+    """Product of the elements, as numpy.prod (see pdarray.prod).
+
+    Parameters
+    ----------
+    pda : pdarray
+
+    Returns
+    -------
+    numpy scalar
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray.
+
+    Examples
+    --------
+    >>> ak.prod(ak.array([2, 3, 4]))
+    24
+    """
     return _need(pda, "prod").prod()
 
 
-def min(pda):  # noqa: A001
+def min(pda: pdarray) -> np.generic:  # noqa: A001
+    """Smallest element, as numpy.min (see pdarray.min).
+
+    Parameters
+    ----------
+    pda : pdarray
+
+    Returns
+    -------
+    numpy scalar
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray.
+    ValueError
+        `pda` is empty.
+
+    Examples
+    --------
+    >>> ak.min(ak.array([3, -1, 2]))
+    -1
+    """
     return _need(pda, "min").min()
 
 
-def max(pda):  # noqa: A001
+def max(pda: pdarray) -> np.generic:  # noqa: A001
+    """Largest element, as numpy.max (see pdarray.max).
+
+    Parameters
+    ----------
+    pda : pdarray
+
+    Returns
+    -------
+    numpy scalar
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray.
+    ValueError
+        `pda` is empty.
+
+    Examples
+    --------
+    >>> ak.max(ak.array([3.5, -1.0]))
+    3.5
+    """
     return _need(pda, "max").max()
 
 
-def argmin(pda):
+def argmin(pda: pdarray) -> np.int64:
+    """Position of the first smallest element, as numpy.argmin (see pdarray.argmin).
+
+    Parameters
+    ----------
+    pda : pdarray
+
+    Returns
+    -------
+    numpy.int64
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray.
+    ValueError
+        `pda` is empty.
+
+    Examples
+    --------
+    >>> ak.argmin(ak.array([3, -1, -1]))
+    1
+    """
     return _need(pda, "argmin").argmin()
 
 
-def argmax(pda):
+def argmax(pda: pdarray) -> np.int64:
+    """Position of the first largest element, as numpy.argmax (see pdarray.argmax).
+
+    Parameters
+    ----------
+    pda : pdarray
+
+    Returns
+    -------
+    numpy.int64
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray.
+    ValueError
+        `pda` is empty.
+
+    Examples
+    --------
+    >>> ak.argmax(ak.array([3, 7, 7]))
+    1
+    """
     return _need(pda, "argmax").argmax()
 
 
-def any(pda):  # noqa: A001
+def any(pda: pdarray) -> np.bool_:  # noqa: A001
+    """Whether any element is nonzero, as numpy.any (see pdarray.any).
+
+    Parameters
+    ----------
+    pda : pdarray
+
+    Returns
+    -------
+    numpy.bool_
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray.
+
+    Examples
+    --------
+    >>> ak.any(ak.array([0, 0, 1]))
+    True
+    """
     return _need(pda, "any").any()
 
 
-def all(pda):  # noqa: A001
+def all(pda: pdarray) -> np.bool_:  # noqa: A001
+    """Whether every element is nonzero, as numpy.all (see pdarray.all).
+
+    Parameters
+    ----------
+    pda : pdarray
+
+    Returns
+    -------
+    numpy.bool_
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray.
+
+    Examples
+    --------
+    >>> ak.all(ak.array([1, 0, 1]))
+    False
+    """
     return _need(pda, "all").all()
 
 
-def mean(pda):
+def mean(pda: pdarray) -> np.float64:
+    """Arithmetic mean as float64, as numpy.mean (see pdarray.mean).
+
+    Parameters
+    ----------
+    pda : pdarray
+
+    Returns
+    -------
+    numpy.float64
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray.
+
+    Examples
+    --------
+    >>> ak.mean(ak.array([1, 2, 3, 4]))
+    2.5
+    """
     return _need(pda, "mean").mean()
 
 
-def var(pda, ddof=0):
+def var(pda: pdarray, ddof: int | float = 0) -> np.float64:
+    """Variance as float64, as numpy.var (see pdarray.var).
+
+    Parameters
+    ----------
+    pda : pdarray
+    ddof : int or float, optional
+        Delta degrees of freedom: the divisor is size - ddof (default 0).
+
+    Returns
+    -------
+    numpy.float64
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray, or `ddof` is not a number.
+
+    Examples
+    --------
+    >>> ak.var(ak.array([1, 2, 3]))
+    0.6666666666666666
+    """
     return _need(pda, "var").var(ddof=ddof)
 
 
-def std(pda, ddof=0):
+def std(pda: pdarray, ddof: int | float = 0) -> np.float64:
+    """Standard deviation as float64, as numpy.std (see pdarray.std).
+
+    Parameters
+    ----------
+    pda : pdarray
+    ddof : int or float, optional
+        Delta degrees of freedom: the divisor is size - ddof (default 0).
+
+    Returns
+    -------
+    numpy.float64
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray, or `ddof` is not a number.
+
+    Examples
+    --------
+    >>> ak.std(ak.array([1.0, 2.0, 4.0]), ddof=1)
+    1.5275252316519465
+    """
     return _need(pda, "std").std(ddof=ddof)
 
 
-def is_sorted(pda):
-    """True if pda[i] <= pda[i + 1] for every i."""
+def is_sorted(pda: pdarray) -> np.bool_:
+    """Whether every element is <= the next (see pdarray.is_sorted).
+
+    Parameters
+    ----------
+    pda : pdarray
+
+    Returns
+    -------
+    numpy.bool_
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray.
+
+    Examples
+    --------
+    >>> ak.is_sorted(ak.array([1, 1, 2]))
+    True
+    """
     return _need(pda, "is_sorted").is_sorted()
 
 
-def cumsum(pda):
+def cumsum(pda: pdarray) -> pdarray:
+    """Running sums, as numpy.cumsum (see pdarray.cumsum).
+
+    Parameters
+    ----------
+    pda : pdarray
+
+    Returns
+    -------
+    pdarray
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray.
+
+    Examples
+    --------
+    >>> ak.cumsum(ak.array([1, 2, 3]))
+    array([1, 3, 6])
+    """
     return _need(pda, "cumsum").cumsum()
 
 
-def cumprod(pda):
+def cumprod(pda: pdarray) -> pdarray:
+    """Running products, as numpy.cumprod (see pdarray.cumprod).
+
+    Parameters
+    ----------
+    pda : pdarray
+
+    Returns
+    -------
+    pdarray
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray.
+
+    Examples
+    --------
+    >>> ak.cumprod(ak.array([1, 2, 3, 4]))
+    array([ 1,  2,  6, 24])
+    """
     return _need(pda, "cumprod").cumprod()
 
 
-def where(condition, A, B):
-    """Element-wise A where condition is true, else B, as numpy.where: A and
-    B are pdarrays of condition's size or scalars; the dtype is NumPy's."""
+def where(condition: pdarray, A: pdarray | Any, B: pdarray | Any) -> pdarray:
+    """Element-wise A where condition is true, else B, as numpy.where.
+
+    Parameters
+    ----------
+    condition : pdarray
+        Usually bool; other dtypes count nonzero as true.
+    A, B : pdarray or scalar
+        pdarrays of condition's size, or scalars.
+
+    Returns
+    -------
+    pdarray
+        Of the dtype numpy.where would give.
+
+    Raises
+    ------
+    TypeError
+        `condition` is not a pdarray, or A or B is neither a pdarray nor a
+        number.
+    ValueError
+        A or B has a size other than condition's.
+    OverflowError
+        A Python int beyond uint64.
+
+    Examples
+    --------
+    >>> a = ak.array([1, 2, 3, 4])
+    >>> ak.where(a > 2, a, 0)
+    array([0, 0, 3, 4])
+    >>> ak.where(ak.array([True, False]), 1, 0.5)
+    array([1. , 0.5])
+    """
     _need(condition, "where")
     vals = []
     for v in (A, B):
@@ -109,12 +478,36 @@ def where(condition, A, B):
     operand_args(args, "a", vals[0])
     operand_args(args, "b", vals[1])
     res, _ = client.generic_msg("where", args)
-    return _new(res)
+    return pdarrayclass.create_pdarray(res)
 
 
-def concatenate(arrays, ordered=True):
-    """One pdarray holding the given pdarrays one after the other; the dtype
-    is numpy.concatenate's. (`ordered` is Arkouda's: order is always kept.)"""
+def concatenate(arrays: Iterable[pdarray], ordered: bool = True) -> pdarray:
+    """One pdarray holding the given pdarrays one after the other, as
+    numpy.concatenate.
+
+    Parameters
+    ----------
+    arrays : iterable of pdarray
+    ordered : bool, optional
+        Arkouda's flag; the order is always kept.
+
+    Returns
+    -------
+    pdarray
+        Of numpy.concatenate's dtype for the arrays' dtypes.
+
+    Raises
+    ------
+    ValueError
+        `arrays` is empty.
+    TypeError
+        An element of `arrays` is not a pdarray.
+
+    Examples
+    --------
+    >>> ak.concatenate([ak.array([1, 2]), ak.array([0.5])])
+    array([1. , 2. , 0.5])
+    """
     arrays = list(arrays)
     if not arrays:
         raise ValueError("need at least one array to concatenate")
@@ -124,7 +517,7 @@ def concatenate(arrays, ordered=True):
     rt = pdarray_dtype(np.concatenate([np.zeros(0, a.dtype) for a in arrays]).dtype)
     res, _ = client.generic_msg("concatenate", {"arrays": [a.name for a in arrays],
                                                 "rt": dtype_name(rt)})
-    return _new(res)
+    return pdarrayclass.create_pdarray(res)
 
 
 # ---- element-wise math (the server's efunc command) ------------------------------------
@@ -137,13 +530,73 @@ EFUNCS = ["sqrt", "cbrt", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p
           "isnan", "isinf", "isfinite", "logical_not", "sign", "square"]
 
 
+# An example for each (input, what NumPy prints); the doctests check them.
+_EFUNC_EXAMPLES = {
+    "sqrt": ("[1.0, 4.0, 9.0]", "array([1., 2., 3.])"),
+    "cbrt": ("[1.0, 8.0, -27.0]", "array([ 1.,  2., -3.])"),
+    "exp": ("[0.0, 1.0]", "array([1.        , 2.71828183])"),
+    "exp2": ("[0, 3, 5]", "array([ 1.,  8., 32.])"),
+    "expm1": ("[0.0, 1e-10]", "array([0.e+00, 1.e-10])"),
+    "log": ("[1.0, np.e]", "array([0., 1.])"),
+    "log2": ("[1, 8, 1024]", "array([ 0.,  3., 10.])"),
+    "log10": ("[1, 10, 1000]", "array([0., 1., 3.])"),
+    "log1p": ("[0.0, 1e-10]", "array([0.e+00, 1.e-10])"),
+    "sin": ("[0.0, np.pi / 2]", "array([0., 1.])"),
+    "cos": ("[0.0, np.pi]", "array([ 1., -1.])"),
+    "tan": ("[0.0, np.pi / 4]", "array([0., 1.])"),
+    "arcsin": ("[0.0, 1.0]", "array([0.        , 1.57079633])"),
+    "arccos": ("[1.0, -1.0]", "array([0.        , 3.14159265])"),
+    "arctan": ("[0.0, 1.0]", "array([0.        , 0.78539816])"),
+    "sinh": ("[0.0, 1.0]", "array([0.        , 1.17520119])"),
+    "cosh": ("[0.0, 1.0]", "array([1.        , 1.54308063])"),
+    "tanh": ("[0.0, 1.0]", "array([0.        , 0.76159416])"),
+    "arcsinh": ("[0.0, 1.0]", "array([0.        , 0.88137359])"),
+    "arccosh": ("[1.0, 2.0]", "array([0.       , 1.3169579])"),
+    "arctanh": ("[0.0, 0.5]", "array([0.        , 0.54930614])"),
+    "floor": ("[-1.5, 1.5, 2.0]", "array([-2.,  1.,  2.])"),
+    "ceil": ("[-1.5, 1.5, 2.0]", "array([-1.,  2.,  2.])"),
+    "trunc": ("[-1.7, 1.7]", "array([-1.,  1.])"),
+    "rint": ("[0.5, 1.5, 2.5]", "array([0., 2., 2.])"),
+    "isnan": ("[1.0, np.nan, np.inf]", "array([False,  True, False])"),
+    "isinf": ("[1.0, np.nan, -np.inf]", "array([False, False,  True])"),
+    "isfinite": ("[1.0, np.nan, np.inf]", "array([ True, False, False])"),
+    "logical_not": ("[0, 1, 2]", "array([ True, False, False])"),
+    "sign": ("[-5, 0, 3]", "array([-1,  0,  1])"),
+    "square": ("[-3, 2]", "array([9, 4])"),
+}
+_EFUNC_DTYPES = {"isnan": "bool", "isinf": "bool", "isfinite": "bool", "logical_not": "bool",
+                 "sign": "pda's dtype", "square": "pda's dtype (int64 for bool)"}
+
+
 def _efunc(name):
-    def fn(pda):
+    def fn(pda: pdarray) -> pdarray:
         _need(pda, name)
         res, _ = client.generic_msg("efunc", {"op": name, "array": pda.name})
-        return _new(res)
+        return pdarrayclass.create_pdarray(res)
     fn.__name__ = fn.__qualname__ = name
-    fn.__doc__ = f"Element-wise numpy.{name} of a pdarray."
+    arg, out = _EFUNC_EXAMPLES[name]
+    fn.__doc__ = f"""Element-wise numpy.{name} of a pdarray.
+
+    Parameters
+    ----------
+    pda : pdarray
+
+    Returns
+    -------
+    pdarray
+        {_EFUNC_DTYPES.get(name, "float64")}, as NumPy (where NumPy would
+        give a smaller type, the pdarray dtype of the same kind).
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray.
+
+    Examples
+    --------
+    >>> ak.{name}(ak.array({arg}))
+    {out}
+    """
     return fn
 
 
@@ -152,9 +605,35 @@ for _name in EFUNCS:
 __all__ += EFUNCS + ["round", "power", "count_nonzero", "flatnonzero", "nonzero"]
 
 
-def round(pda, decimals=0):  # noqa: A001 — NumPy's and Arkouda's name
-    """numpy.round: halves to even, at `decimals` digits (negative: left of
-    the point). Integer arrays are returned unchanged for decimals >= 0."""
+def round(pda: pdarray, decimals: int = 0) -> pdarray:  # noqa: A001 — NumPy's name
+    """Round to `decimals` digits, halves to even, as numpy.round (NumPy's
+    recipe: scale, round, scale back).
+
+    Parameters
+    ----------
+    pda : pdarray
+    decimals : int, optional
+        Digits after the point (default 0; negative: left of it).
+
+    Returns
+    -------
+    pdarray
+        Same dtype; integer arrays are returned unchanged for decimals >= 0.
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray, or `decimals` is not an integer.
+    NotImplementedError
+        An integer array with decimals < 0.
+
+    Examples
+    --------
+    >>> ak.round(ak.array([0.5, 1.5, 2.5]))
+    array([0., 2., 2.])
+    >>> ak.round(ak.array([1234.0, 5678.0]), -2)
+    array([1200., 5700.])
+    """
     _need(pda, "round")
     if isinstance(decimals, (builtins.bool, np.bool_)) or not isinstance(
             decimals, (builtins.int, np.integer)):
@@ -174,29 +653,112 @@ def round(pda, decimals=0):  # noqa: A001 — NumPy's and Arkouda's name
     return rint(pda / f) * f  # noqa: F821
 
 
-def power(x1, x2):
-    """numpy.power: x1 ** x2 (one of them a pdarray)."""
+def power(x1: pdarray | Any, x2: pdarray | Any) -> pdarray:
+    """x1 ** x2 element-wise, as numpy.power (NumPy's dtypes and errors).
+
+    Parameters
+    ----------
+    x1, x2 : pdarray or scalar
+        At least one is a pdarray; two pdarrays must have the same size.
+
+    Returns
+    -------
+    pdarray
+
+    Raises
+    ------
+    TypeError
+        Neither operand is a pdarray.
+    ValueError
+        Integers to a negative integer power (as NumPy), or sizes differ.
+
+    Examples
+    --------
+    >>> ak.power(ak.array([1, 2, 3]), 2)
+    array([1, 4, 9])
+    >>> ak.power(2, ak.array([0, 1, 3]))
+    array([1, 2, 8])
+    """
     if not (is_pdarray(x1) or is_pdarray(x2)):
         raise TypeError("ak.power needs a pdarray operand")
     return x1 ** x2
 
 
-def count_nonzero(pda):
-    """How many elements are not zero (not False)."""
+def count_nonzero(pda: pdarray) -> int:
+    """How many elements are not zero (not False), as numpy.count_nonzero.
+
+    Parameters
+    ----------
+    pda : pdarray
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray.
+
+    Examples
+    --------
+    >>> ak.count_nonzero(ak.array([0, 3, 0, -1]))
+    2
+    """
     _need(pda, "count_nonzero")
     return builtins.int((pda != 0).sum()) if pda.dtype != np.bool_ else builtins.int(pda.sum())
 
 
-def flatnonzero(pda):
-    """The int64 positions of the elements that are not zero (not False),
-    in order, as numpy.flatnonzero."""
+def flatnonzero(pda: pdarray) -> pdarray:
+    """The positions of the elements that are not zero (not False), in
+    order, as numpy.flatnonzero.
+
+    Parameters
+    ----------
+    pda : pdarray
+
+    Returns
+    -------
+    pdarray
+        int64.
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray.
+
+    Examples
+    --------
+    >>> ak.flatnonzero(ak.array([0, 3, 0, -1]))
+    array([1, 3])
+    """
     _need(pda, "flatnonzero")
     mask = pda if pda.dtype == np.bool_ else pda != 0
     res, _ = client.generic_msg("flatnonzero", {"mask": mask.name})
-    return _new(res)
+    return pdarrayclass.create_pdarray(res)
 
 
-def nonzero(pda):
-    """A one-element tuple: the positions of the elements that are not zero,
-    as numpy.nonzero of a one-dimensional array."""
+def nonzero(pda: pdarray) -> tuple[pdarray]:
+    """The positions of the elements that are not zero, in a one-element
+    tuple, as numpy.nonzero of a one-dimensional array.
+
+    Parameters
+    ----------
+    pda : pdarray
+
+    Returns
+    -------
+    tuple of one pdarray
+        int64 positions.
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray.
+
+    Examples
+    --------
+    >>> ak.nonzero(ak.array([True, False, True]))
+    (array([0, 2]),)
+    """
     return (flatnonzero(pda),)

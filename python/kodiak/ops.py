@@ -13,15 +13,23 @@ pdarrays hold int64, uint64, float64 and bool only. Where NumPy's result
 would be a smaller type (bool // bool is int8, bool + np.float32(1) is
 float32), the result is the pdarray dtype of the same kind (int64, uint64,
 float64): for bool operands the values are the same."""
+from __future__ import annotations
+
 import builtins
 import operator
 import warnings
 import weakref
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import client
+from . import client, pdarrayclass  # pdarrayclass imports ops: use its names at call time
 from .dtypes import bool_, dtype_name, encode_scalar, float64, int64, resolve_dtype, uint64
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
+
+    from .pdarrayclass import pdarray
 
 BINARY = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
@@ -38,11 +46,6 @@ INPLACE = {
     "<<": operator.ilshift, ">>": operator.irshift,
 }
 COMPARISONS = frozenset(("<", "<=", ">", ">=", "==", "!="))
-
-
-def _new(result):
-    from .pdarray import create_pdarray  # pdarray.py imports this module
-    return create_pdarray(result)
 
 
 def is_pdarray(x):
@@ -127,7 +130,7 @@ ELIDE_BYTES = 1 << 18
 # other temporary elision: telling a temporary from a live operand by its
 # reference count is a guess that explicit dunder calls defeat.)
 def defer(result_dtype, size, cmd, args, base):
-    from .pdarray import pdarray
+    from .pdarrayclass import pdarray
     p = pdarray(None, result_dtype, size)
     p._pending = (cmd, args)
     p._base = base
@@ -154,7 +157,7 @@ def fused_axpy(x, y, op):
                 and p._base.dtype == float64 and p._alpha["dtype"] == "float64":
             res, _ = client.generic_msg("axpy", {"x": other.name, "y": p._base.name,
                                                  "alpha": p._alpha, "form": form})
-            return _new(res)
+            return pdarrayclass.create_pdarray(res)
     return None
 
 
@@ -190,7 +193,7 @@ def binop(x, y, op):
             not (is_pdarray(x) and is_pdarray(y)) and arr.nbytes >= ELIDE_BYTES:
         return defer(rt, size, "binop", args, arr)
     res, _ = client.generic_msg("binop", args)
-    return _new(res)
+    return pdarrayclass.create_pdarray(res)
 
 
 def _unlike(x, value):
@@ -222,7 +225,7 @@ def inplace(x, y, op):
 
 def unop(x, op):
     res, _ = client.generic_msg("unop", {"op": op, "array": x.name})
-    return _new(res)
+    return pdarrayclass.create_pdarray(res)
 
 
 def reduce(x, op, **kw):
@@ -320,8 +323,34 @@ class _OpsMixin:
                             "'positive' has no loop for bool)")
         return self.astype(self.dtype)
 
-    def round(self, decimals=0):
-        """As ndarray.round (and Python's round(a)): see ak.round."""
+    def round(self, decimals: int = 0) -> pdarray:
+        """Round to `decimals` digits, halves to even, as ndarray.round (and
+        Python's round(a)); see ak.round.
+
+        Parameters
+        ----------
+        decimals : int, optional
+            Digits after the point (default 0; negative: left of it).
+
+        Returns
+        -------
+        pdarray
+            Same dtype; integer arrays come back unchanged for decimals >= 0.
+
+        Raises
+        ------
+        TypeError
+            `decimals` is not an integer.
+        NotImplementedError
+            An integer array with decimals < 0.
+
+        Examples
+        --------
+        >>> ak.array([0.25, 1.35, -0.45]).round(1)
+        array([ 0.2,  1.4, -0.4])
+        >>> round(ak.array([0.5, 1.5, -2.5]))
+        array([ 0.,  2., -2.])
+        """
         from .numeric import round as _round
         return _round(self, decimals)
 
@@ -329,63 +358,308 @@ class _OpsMixin:
         return self.round(0 if ndigits is None else ndigits)
 
     # ---- casts ----------------------------------------------------------------------
-    def astype(self, dtype):
-        """A copy cast to dtype, with NumPy's rules (float -> int truncates;
-        NaN and out-of-range floats give what NumPy gives on x86-64)."""
+    def astype(self, dtype: DTypeLike) -> pdarray:
+        """A copy cast to `dtype`, with ndarray.astype's rules (float -> int
+        truncates toward zero; NaN and out-of-range floats give what NumPy
+        gives on x86-64).
+
+        Parameters
+        ----------
+        dtype : dtype-like
+            int64, uint64, float64 or bool (or a spelling of one).
+
+        Returns
+        -------
+        pdarray
+
+        Raises
+        ------
+        TypeError
+            The dtype is not one a pdarray can hold.
+
+        Examples
+        --------
+        >>> ak.array([1.9, -1.9, 0.0]).astype(ak.int64)
+        array([ 1, -1,  0])
+        >>> ak.array([0, 2]).astype("bool")
+        array([False,  True])
+        """
         res, _ = client.generic_msg("astype", {"array": self.name,
                                                "dtype": dtype_name(resolve_dtype(dtype))})
-        return _new(res)
+        return pdarrayclass.create_pdarray(res)
 
     # ---- reductions (NumPy scalars, NumPy's dtypes) -----------------------------------
-    def sum(self):
+    def sum(self) -> np.generic:
+        """Sum of the elements, as ndarray.sum: a NumPy scalar of NumPy's
+        dtype (int64 for bool and int64, uint64, float64; integers wrap).
+
+        Returns
+        -------
+        numpy scalar
+
+        Examples
+        --------
+        >>> ak.arange(5).sum()
+        10
+        >>> ak.array([True, True, False]).sum()
+        2
+        >>> ak.zeros(0).sum()
+        0.0
+        """
         return reduce(self, "sum")
 
-    def prod(self):
+    def prod(self) -> np.generic:
+        """Product of the elements, as ndarray.prod (NumPy's dtype; 1 for
+        an empty array; integers wrap).
+
+        Returns
+        -------
+        numpy scalar
+
+        Examples
+        --------
+        >>> ak.arange(1, 6).prod()
+        120
+        >>> ak.array([0.5, 4.0]).prod()
+        2.0
+        """
         return reduce(self, "prod")
 
-    def min(self):
+    def min(self) -> np.generic:
+        """Smallest element, as ndarray.min (NaN if any element is NaN).
+
+        Returns
+        -------
+        numpy scalar
+            Of the array's dtype.
+
+        Raises
+        ------
+        ValueError
+            The array is empty.
+
+        Examples
+        --------
+        >>> ak.array([3, -1, 2]).min()
+        -1
+        >>> ak.array([1.0, np.nan]).min()
+        nan
+        """
         return reduce(self, "min")
 
-    def max(self):
+    def max(self) -> np.generic:
+        """Largest element, as ndarray.max (NaN if any element is NaN).
+
+        Returns
+        -------
+        numpy scalar
+            Of the array's dtype.
+
+        Raises
+        ------
+        ValueError
+            The array is empty.
+
+        Examples
+        --------
+        >>> ak.array([3, -1, 2]).max()
+        3
+        """
         return reduce(self, "max")
 
-    def argmin(self):
+    def argmin(self) -> np.generic:
+        """Position of the first smallest element, as ndarray.argmin (of the
+        first NaN if there is one).
+
+        Returns
+        -------
+        numpy.int64
+
+        Raises
+        ------
+        ValueError
+            The array is empty.
+
+        Examples
+        --------
+        >>> ak.array([3, -1, 2, -1]).argmin()
+        1
+        """
         return reduce(self, "argmin")
 
-    def argmax(self):
+    def argmax(self) -> np.generic:
+        """Position of the first largest element, as ndarray.argmax (of the
+        first NaN if there is one).
+
+        Returns
+        -------
+        numpy.int64
+
+        Raises
+        ------
+        ValueError
+            The array is empty.
+
+        Examples
+        --------
+        >>> ak.array([3, 5, 2, 5]).argmax()
+        1
+        """
         return reduce(self, "argmax")
 
-    def any(self):
+    def any(self) -> np.generic:
+        """Whether any element is nonzero (True, NaN count), as ndarray.any;
+        False for an empty array.
+
+        Returns
+        -------
+        numpy.bool_
+
+        Examples
+        --------
+        >>> ak.array([0, 0, 3]).any()
+        True
+        >>> ak.zeros(0).any()
+        False
+        """
         return reduce(self, "any")
 
-    def all(self):
+    def all(self) -> np.generic:
+        """Whether every element is nonzero, as ndarray.all; True for an
+        empty array.
+
+        Returns
+        -------
+        numpy.bool_
+
+        Examples
+        --------
+        >>> ak.array([1, 2, 0]).all()
+        False
+        """
         return reduce(self, "all")
 
-    def mean(self):
+    def mean(self) -> np.float64:
+        """Arithmetic mean as float64, as ndarray.mean (NaN, with NumPy's
+        RuntimeWarning, for an empty array).
+
+        Returns
+        -------
+        numpy.float64
+
+        Examples
+        --------
+        >>> ak.arange(5).mean()
+        2.0
+        """
         if self.size == 0:
             warnings.warn("Mean of empty slice.", RuntimeWarning, stacklevel=2)
         return reduce(self, "mean")
 
-    def var(self, ddof=0):
+    def var(self, ddof: int | float = 0) -> np.float64:
+        """Variance as float64, as ndarray.var: the mean of the squared
+        deviations from the mean, divided by size - ddof.
+
+        Parameters
+        ----------
+        ddof : int or float, optional
+            Delta degrees of freedom (default 0, NumPy's).
+
+        Returns
+        -------
+        numpy.float64
+            NaN with NumPy's RuntimeWarning for an empty array.
+
+        Raises
+        ------
+        TypeError
+            `ddof` is not a number.
+
+        Examples
+        --------
+        >>> ak.array([1.0, 2.0, 3.0, 4.0]).var()
+        1.25
+        >>> ak.array([1.0, 2.0, 3.0, 4.0]).var(ddof=1)
+        1.6666666666666667
+        """
         if self.size == 0:
             warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
         return reduce(self, "var", ddof=_ddof(ddof))
 
-    def std(self, ddof=0):
+    def std(self, ddof: int | float = 0) -> np.float64:
+        """Standard deviation as float64: the square root of var(ddof), as
+        ndarray.std.
+
+        Parameters
+        ----------
+        ddof : int or float, optional
+            Delta degrees of freedom (default 0, NumPy's).
+
+        Returns
+        -------
+        numpy.float64
+
+        Raises
+        ------
+        TypeError
+            `ddof` is not a number.
+
+        Examples
+        --------
+        >>> ak.array([1.0, 3.0]).std()
+        1.0
+        """
         if self.size == 0:
             warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
         return reduce(self, "std", ddof=_ddof(ddof))
 
-    def is_sorted(self):
-        """True if every element is <= the next (so a NaN beside any element makes
-        it False, as numpy.all(a[:-1] <= a[1:]))."""
+    def is_sorted(self) -> np.bool_:
+        """Whether every element is <= the next, as numpy.all(a[:-1] <= a[1:])
+        (so a NaN beside any element makes it False).
+
+        Returns
+        -------
+        numpy.bool_
+
+        Examples
+        --------
+        >>> ak.array([1, 2, 2, 5]).is_sorted()
+        True
+        >>> ak.array([1.0, np.nan, 2.0]).is_sorted()
+        False
+        """
         return reduce(self, "is_sorted")
 
     # ---- scans ----------------------------------------------------------------------
-    def cumsum(self):
-        res, _ = client.generic_msg("scan", {"op": "cumsum", "array": self.name})
-        return _new(res)
+    def cumsum(self) -> pdarray:
+        """Running sums, as ndarray.cumsum (NumPy's dtype: bool gives int64).
 
-    def cumprod(self):
+        Returns
+        -------
+        pdarray
+
+        Examples
+        --------
+        >>> ak.arange(1, 6).cumsum()
+        array([ 1,  3,  6, 10, 15])
+        >>> ak.array([True, False, True]).cumsum()
+        array([1, 1, 2])
+        """
+        res, _ = client.generic_msg("scan", {"op": "cumsum", "array": self.name})
+        return pdarrayclass.create_pdarray(res)
+
+    def cumprod(self) -> pdarray:
+        """Running products, as ndarray.cumprod (NumPy's dtype: bool gives
+        int64).
+
+        Returns
+        -------
+        pdarray
+
+        Examples
+        --------
+        >>> ak.arange(1, 6).cumprod()
+        array([  1,   2,   6,  24, 120])
+        """
         res, _ = client.generic_msg("scan", {"op": "cumprod", "array": self.name})
-        return _new(res)
+        return pdarrayclass.create_pdarray(res)

@@ -6,11 +6,18 @@ The server sorts with a distributed stable radix sort, so argsort equals
 numpy.argsort(a, kind="stable") and coargsort equals numpy.lexsort(keys[::-1])
 whatever the number of ranks. Floats sort as NumPy sorts them: -0.0 equals
 0.0 and NaN comes last."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, Sequence
+
 import numpy as np
 
 from . import client
 from .dtypes import dtype_name
-from .pdarray import create_pdarray, pdarray
+from .pdarrayclass import create_pdarray, pdarray
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["sort", "argsort", "coargsort", "unique", "value_counts", "in1d", "isin",
            "histogram", "intersect1d", "union1d", "setdiff1d", "setxor1d"]
@@ -22,25 +29,102 @@ def _check(a, what="argument"):
     return a
 
 
-def sort(pda):
-    """A sorted copy of pda (ascending; NaN last, as numpy.sort)."""
+def sort(pda: pdarray) -> pdarray:
+    """A sorted copy of `pda`, ascending, NaN last, as numpy.sort.
+
+    Parameters
+    ----------
+    pda : pdarray
+
+    Returns
+    -------
+    pdarray
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray.
+
+    Examples
+    --------
+    >>> ak.sort(ak.array([3.0, np.nan, -1.0, 2.0]))
+    array([-1.,  2.,  3., nan])
+    """
     res, _ = client.generic_msg("sort", {"array": _check(pda, "pda").name})
     return create_pdarray(res)
 
 
-def argsort(pda, algorithm=None, ascending=True):
-    """The stable permutation that sorts pda: pda[argsort(pda)] is sorted and
-    equal values keep their order (numpy.argsort(pda, kind='stable'))."""
+def argsort(pda: pdarray, algorithm: Optional[str] = None,
+            ascending: bool = True) -> pdarray:
+    """The stable permutation that sorts `pda`, as
+    numpy.argsort(pda, kind='stable'): pda[argsort(pda)] is sorted and
+    equal values keep their order.
+
+    Parameters
+    ----------
+    pda : pdarray
+    algorithm : str, optional
+        Arkouda's choice of sort; ignored (always a stable radix sort).
+    ascending : bool, optional
+        Only True is supported.
+
+    Returns
+    -------
+    pdarray
+        int64 positions.
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray.
+    NotImplementedError
+        `ascending` is False.
+
+    Examples
+    --------
+    >>> ak.argsort(ak.array([3, 1, 2, 1]))
+    array([1, 3, 2, 0])
+    """
     if not ascending:
         raise NotImplementedError("argsort: only ascending order is supported")
     res, _ = client.generic_msg("argsort", {"array": _check(pda, "pda").name})
     return create_pdarray(res)
 
 
-def coargsort(arrays, algorithm=None, ascending=True):
-    """The stable permutation that sorts rows of several equal-size arrays
-    lexicographically, the first array most significant
-    (numpy.lexsort(arrays[::-1])). The arrays may differ in dtype."""
+def coargsort(arrays: Sequence[pdarray] | pdarray, algorithm: Optional[str] = None,
+              ascending: bool = True) -> pdarray:
+    """The stable permutation that sorts the rows of several equal-size
+    arrays lexicographically, the first array most significant, as
+    numpy.lexsort(arrays[::-1]) and Arkouda's coargsort.
+
+    Parameters
+    ----------
+    arrays : sequence of pdarray, or a pdarray
+        The keys; they may differ in dtype.
+    algorithm : str, optional
+        Arkouda's choice of sort; ignored.
+    ascending : bool, optional
+        Only True is supported.
+
+    Returns
+    -------
+    pdarray
+        int64 positions.
+
+    Raises
+    ------
+    TypeError
+        A key is not a pdarray.
+    ValueError
+        No keys, or keys of different sizes.
+    NotImplementedError
+        `ascending` is False.
+
+    Examples
+    --------
+    >>> ak.coargsort([ak.array([1, 1, 0]), ak.array([2, 1, 1])])
+    array([2, 1, 0])
+    """
     if isinstance(arrays, pdarray):
         arrays = [arrays]
     arrays = list(arrays)
@@ -56,9 +140,33 @@ def coargsort(arrays, algorithm=None, ascending=True):
     return create_pdarray(res)
 
 
-def unique(pda, return_counts=False):
-    """The sorted distinct values of pda (all NaNs count as one value, as
-    numpy.unique), and with return_counts how often each occurs (int64)."""
+def unique(pda: pdarray, return_counts: bool = False) -> pdarray | tuple[pdarray, pdarray]:
+    """The sorted distinct values of `pda`, as numpy.unique (all NaNs count
+    as one value, last).
+
+    Parameters
+    ----------
+    pda : pdarray
+    return_counts : bool, optional
+        Also return how often each value occurs.
+
+    Returns
+    -------
+    pdarray, or (pdarray, pdarray)
+        The values, and with return_counts the int64 counts.
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray.
+
+    Examples
+    --------
+    >>> ak.unique(ak.array([3.0, 1.0, 3.0, np.nan, np.nan]))
+    array([ 1.,  3., nan])
+    >>> ak.unique(ak.array([2, 1, 2]), return_counts=True)
+    (array([1, 2]), array([1, 2]))
+    """
     res, _ = client.generic_msg("unique", {"array": _check(pda, "pda").name,
                                            "return_counts": bool(return_counts)})
     u = create_pdarray(res)
@@ -67,14 +175,64 @@ def unique(pda, return_counts=False):
     return u
 
 
-def value_counts(pda):
-    """(distinct values, counts), sorted by value, as Arkouda's value_counts."""
+def value_counts(pda: pdarray) -> tuple[pdarray, pdarray]:
+    """The distinct values and how often each occurs, sorted by value, as
+    Arkouda's value_counts: unique(pda, return_counts=True).
+
+    Parameters
+    ----------
+    pda : pdarray
+
+    Returns
+    -------
+    (pdarray, pdarray)
+        The values and their int64 counts.
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray.
+
+    Examples
+    --------
+    >>> ak.value_counts(ak.array([5, 5, 7]))
+    (array([5, 7]), array([2, 1]))
+    """
     return unique(pda, return_counts=True)
 
 
-def in1d(pda1, pda2, assume_unique=False, invert=False):
-    """A bool pdarray: True where pda1's element occurs in pda2 (compared
-    after NumPy's type promotion; NaN occurs nowhere), negated by invert."""
+def in1d(pda1: pdarray, pda2: pdarray | ArrayLike, assume_unique: bool = False,
+         invert: bool = False) -> pdarray:
+    """Whether each element of `pda1` occurs in `pda2`, as numpy.in1d
+    (compared after NumPy's type promotion; NaN occurs nowhere).
+
+    Parameters
+    ----------
+    pda1 : pdarray
+    pda2 : pdarray or array_like
+        The values to look for (a list or NumPy array is sent first).
+    assume_unique : bool, optional
+        NumPy's hint; ignored.
+    invert : bool, optional
+        Whether each element does *not* occur.
+
+    Returns
+    -------
+    pdarray
+        bool, of pda1's size.
+
+    Raises
+    ------
+    TypeError
+        `pda1` is not a pdarray, or `pda2` cannot be a pdarray.
+
+    Examples
+    --------
+    >>> ak.in1d(ak.array([1, 2, 3]), ak.array([2, 5]))
+    array([False,  True, False])
+    >>> ak.in1d(ak.array([1, 2, 3]), [2, 5], invert=True)
+    array([ True, False,  True])
+    """
     _check(pda1, "pda1")
     if not isinstance(pda2, pdarray):
         from .creation import array
@@ -86,8 +244,33 @@ def in1d(pda1, pda2, assume_unique=False, invert=False):
     return create_pdarray(res)
 
 
-def isin(element, test_elements, invert=False):
-    """numpy.isin for one-dimensional pdarrays."""
+def isin(element: pdarray, test_elements: pdarray | ArrayLike,
+         invert: bool = False) -> pdarray:
+    """Whether each element occurs in `test_elements`: numpy.isin for
+    one-dimensional pdarrays (see in1d).
+
+    Parameters
+    ----------
+    element : pdarray
+    test_elements : pdarray or array_like
+    invert : bool, optional
+        Whether each element does *not* occur.
+
+    Returns
+    -------
+    pdarray
+        bool, of element's size.
+
+    Raises
+    ------
+    TypeError
+        `element` is not a pdarray.
+
+    Examples
+    --------
+    >>> ak.isin(ak.array([1.0, 2.5]), ak.array([2.5]))
+    array([False,  True])
+    """
     return in1d(element, test_elements, invert=invert)
 
 
@@ -108,10 +291,33 @@ def _set_args(pda1, pda2):
     return a, b
 
 
-def intersect1d(pda1, pda2, assume_unique=False):
-    """The sorted values found in both pda1 and pda2 (numpy.intersect1d).
-    assume_unique: the caller says neither holds repeats (a repeat then
-    stays a repeat, as in NumPy)."""
+def intersect1d(pda1: pdarray | ArrayLike, pda2: pdarray | ArrayLike,
+                assume_unique: bool = False) -> pdarray:
+    """The sorted values found in both operands, as numpy.intersect1d.
+
+    Parameters
+    ----------
+    pda1, pda2 : pdarray or array_like
+        Lists and NumPy arrays are sent to the server first.
+    assume_unique : bool, optional
+        The caller says neither holds repeats (a repeat then stays a
+        repeat, as in NumPy).
+
+    Returns
+    -------
+    pdarray
+        Of the operands' common dtype.
+
+    Raises
+    ------
+    TypeError
+        An operand cannot be a pdarray (e.g. strings, a scalar).
+
+    Examples
+    --------
+    >>> ak.intersect1d(ak.array([1, 2, 3, 3]), ak.array([3, 1, 7]))
+    array([1, 3])
+    """
     a, b = _set_args(pda1, pda2)
     if not assume_unique:
         a, b = unique(a), unique(b)
@@ -119,25 +325,95 @@ def intersect1d(pda1, pda2, assume_unique=False):
     return sort(a[in1d(a, b)])
 
 
-def union1d(pda1, pda2):
-    """The sorted distinct values found in pda1 or pda2 (numpy.union1d)."""
+def union1d(pda1: pdarray | ArrayLike, pda2: pdarray | ArrayLike) -> pdarray:
+    """The sorted distinct values found in either operand, as numpy.union1d.
+
+    Parameters
+    ----------
+    pda1, pda2 : pdarray or array_like
+        Lists and NumPy arrays are sent to the server first.
+
+    Returns
+    -------
+    pdarray
+        Of the operands' common dtype.
+
+    Raises
+    ------
+    TypeError
+        An operand cannot be a pdarray (e.g. strings, a scalar).
+
+    Examples
+    --------
+    >>> ak.union1d(ak.array([3, 1]), [2, 1])
+    array([1, 2, 3])
+    """
     from .numeric import concatenate
     a, b = _set_args(pda1, pda2)
     return unique(concatenate([a, b]))
 
 
-def setdiff1d(pda1, pda2, assume_unique=False):
-    """The distinct values of pda1 not found in pda2, sorted, of pda1's
-    dtype (numpy.setdiff1d); with assume_unique, in pda1's order."""
+def setdiff1d(pda1: pdarray | ArrayLike, pda2: pdarray | ArrayLike,
+              assume_unique: bool = False) -> pdarray:
+    """The distinct values of `pda1` not found in `pda2`, sorted, as
+    numpy.setdiff1d.
+
+    Parameters
+    ----------
+    pda1, pda2 : pdarray or array_like
+        Lists and NumPy arrays are sent to the server first.
+    assume_unique : bool, optional
+        The caller says pda1 holds no repeats; the result then keeps
+        pda1's order.
+
+    Returns
+    -------
+    pdarray
+        Of pda1's dtype.
+
+    Raises
+    ------
+    TypeError
+        An operand cannot be a pdarray (e.g. strings, a scalar).
+
+    Examples
+    --------
+    >>> ak.setdiff1d(ak.array([5, 1, 2, 5]), ak.array([2]))
+    array([1, 5])
+    """
     a, b = _as_pdarray(pda1), _as_pdarray(pda2)
     if not assume_unique:
         a = unique(a)
     return a[in1d(a, b, invert=True)]  # pda1's dtype, as NumPy
 
 
-def setxor1d(pda1, pda2, assume_unique=False):
-    """The sorted values found in exactly one of pda1 and pda2
-    (numpy.setxor1d)."""
+def setxor1d(pda1: pdarray | ArrayLike, pda2: pdarray | ArrayLike,
+             assume_unique: bool = False) -> pdarray:
+    """The sorted values found in exactly one of the operands, as
+    numpy.setxor1d.
+
+    Parameters
+    ----------
+    pda1, pda2 : pdarray or array_like
+        Lists and NumPy arrays are sent to the server first.
+    assume_unique : bool, optional
+        The caller says neither holds repeats.
+
+    Returns
+    -------
+    pdarray
+        Of the operands' common dtype.
+
+    Raises
+    ------
+    TypeError
+        An operand cannot be a pdarray (e.g. strings, a scalar).
+
+    Examples
+    --------
+    >>> ak.setxor1d(ak.array([1, 2, 3]), ak.array([2, 3, 4]))
+    array([1, 4])
+    """
     from .numeric import concatenate
     a, b = _set_args(pda1, pda2)
     if not assume_unique:
@@ -145,10 +421,35 @@ def setxor1d(pda1, pda2, assume_unique=False):
     return sort(concatenate([a[in1d(a, b, invert=True)], b[in1d(b, a, invert=True)]]))
 
 
-def histogram(pda, bins=10):
-    """(hist, bin_edges) as numpy.histogram(pda, bins): `bins` equal-width
-    bins between pda.min() and pda.max(), the last bin closed; hist is int64,
-    bin_edges float64 with bins + 1 values."""
+def histogram(pda: pdarray, bins: int = 10) -> tuple[pdarray, pdarray]:
+    """Counts of values in `bins` equal-width bins between pda.min() and
+    pda.max(), the last bin closed, as numpy.histogram(pda, bins).
+
+    Parameters
+    ----------
+    pda : pdarray
+    bins : int, optional
+        Number of bins (default 10).
+
+    Returns
+    -------
+    hist : pdarray
+        int64 counts, `bins` of them.
+    bin_edges : pdarray
+        float64, bins + 1 values.
+
+    Raises
+    ------
+    TypeError
+        `pda` is not a pdarray, or `bins` is not an integer.
+    ValueError
+        `bins` is less than 1.
+
+    Examples
+    --------
+    >>> ak.histogram(ak.array([1.0, 2.0, 2.5, 4.0]), bins=3)
+    (array([1, 2, 1]), array([1., 2., 3., 4.]))
+    """
     _check(pda, "pda")
     if isinstance(bins, (bool, np.bool_)) or not isinstance(bins, (int, np.integer)):
         raise TypeError("histogram: bins must be an integer number of equal-width bins")

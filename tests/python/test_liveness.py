@@ -54,6 +54,26 @@ def guard():
     signal.signal(signal.SIGALRM, old)
 
 
+def sigstop(pid):
+    """SIGSTOP pid and wait until every thread of it is stopped (kill()
+    returns before a thread running on another core has stopped, and a
+    request sent meanwhile could still be served)."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 10
+    while True:
+        states = []
+        for t in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{t}/stat") as f:
+                    states.append(f.read().rpartition(")")[2].split()[0])
+            except FileNotFoundError:
+                pass
+        if states and all(st in ("T", "t") for st in states):
+            return
+        assert time.monotonic() < deadline, f"pid {pid} did not stop: {states}"
+        time.sleep(0.01)
+
+
 def other_rank(server):
     """The pid of a kodiakd rank that is not rank 0 (the connect file has
     rank 0's pid)."""
@@ -85,7 +105,7 @@ def test_connect_timeout_covers_every_request_and_a_stopped_rank_recovers(two_ra
     a = ak.array(x)
     b = ak.arange(0, 1000, 1)
     victim = other_rank(server)
-    os.kill(victim, signal.SIGSTOP)
+    sigstop(victim)
     stopped.append(victim)
 
     t0 = time.monotonic()
@@ -123,7 +143,7 @@ def test_server_request_timeout_is_the_default_and_0_means_no_limit():
         assert kodiak.client.request_timeout() == 2.5
         a = kodiak.arange(0, 100, 1)
         stopped = other_rank(s)
-        os.kill(stopped, signal.SIGSTOP)
+        sigstop(stopped)
         t0 = time.monotonic()
         with pytest.raises(kodiak.RequestTimeoutError, match="within 2.5 s"):
             a.sum()
@@ -136,7 +156,7 @@ def test_server_request_timeout_is_the_default_and_0_means_no_limit():
         # timeout=0: no deadline; a request waits until the rank goes on
         kodiak.connect(connect_file=s.connect_file, timeout=0)
         assert kodiak.client.request_timeout() is None
-        os.kill(pid, signal.SIGSTOP)
+        sigstop(pid)
         stopped = pid
         threading.Timer(4.0, os.kill, (pid, signal.SIGCONT)).start()
         t0 = time.monotonic()
@@ -192,7 +212,7 @@ def test_every_reply_echoes_the_request_id_busy_ones_too(two_ranks):
     kodiak.connect(connect_file=server.connect_file, timeout=1)
     a = kodiak.arange(0, 10, 1)
     victim = other_rank(server)
-    os.kill(victim, signal.SIGSTOP)
+    sigstop(victim)
     stopped.append(victim)
     with pytest.raises(TimeoutError):
         a.sum()
@@ -219,3 +239,30 @@ def test_kodiak_up_request_timeout_reaches_clients(tmp_path, monkeypatch):
     finally:
         kodiak.disconnect()
         launcher.down()
+
+
+def test_a_stopped_rank_0_times_out_every_request_and_recovers():
+    """Rank 0 itself stopped: no watcher answers, so each request ends at
+    its own deadline (none hangs), and all works again after SIGCONT."""
+    s = Server(1)
+    pid = s.info["pid"]
+    stopped = False
+    try:
+        kodiak.connect(connect_file=s.connect_file, timeout=1.5)
+        a = kodiak.arange(0, 10, 1)
+        sigstop(pid)
+        stopped = True
+        for _ in range(2):
+            t0 = time.monotonic()
+            with pytest.raises(kodiak.RequestTimeoutError, match="within 1.5 s"):
+                a.sum()
+            assert 1.2 <= time.monotonic() - t0 < 1.5 + 10
+        os.kill(pid, signal.SIGCONT)
+        stopped = False
+        assert until_not_busy(lambda: a.sum()) == 45
+        assert (a * 3).to_ndarray().tolist() == [3 * i for i in range(10)]
+    finally:
+        if stopped:
+            os.kill(pid, signal.SIGCONT)
+        kodiak.disconnect()
+        s.stop()

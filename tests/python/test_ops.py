@@ -420,7 +420,7 @@ def test_streaming_store_path_gives_the_same_results(ak, op):
     """Results over 16 MiB per rank are written with streaming stores; the
     server takes that path on request, so small arrays test it here."""
     from kodiak import client
-    from kodiak.pdarray import create_pdarray
+    from kodiak.pdarrayclass import create_pdarray
     for dt in DTYPES:
         for n in SIZES + [1001]:
             x, y = data(dt, n, 11), data(dt, n, 12, small=True)
@@ -441,7 +441,7 @@ def test_server_casts_the_result_when_asked_for_another_dtype(ak, stream):
     """ct -> rt differing is not something NumPy's rules produce, but the
     server must still do it right: compute in float64, store as uint64."""
     from kodiak import client
-    from kodiak.pdarray import create_pdarray
+    from kodiak.pdarrayclass import create_pdarray
     x = np.array([1, -3, 2**62, 7] * 300)
     y = np.array([0.5, 0.25, 1.0, -9.5] * 300)
     a, b = ak.array(x), ak.array(y)

@@ -1,4 +1,6 @@
-"""pdarray.py — the client-side proxy of an array held by kodiakd's ranks.
+"""pdarrayclass.py — the client-side proxy of an array held by kodiakd's ranks
+(named as Arkouda's module; `kodiak.pdarray` is the class), and
+create_pdarray, the one place a command's result becomes a pdarray.
 
 A pdarray knows only its server name, dtype and size; every operation is a
 command to the server. Operators and methods live in mixins (ops.py,
@@ -156,7 +158,31 @@ class pdarray(_OpsMixin, _IndexMixin):
         return f"pdarray '{self.name}': {self.size} x {dtype_name(self.dtype)}"
 
 
-def create_pdarray(result, key="array"):
-    """The pdarray a command's result names."""
+def create_pdarray(result: dict, key: str = "array") -> pdarray:
+    """The pdarray a command's result names.
+
+    Parameters
+    ----------
+    result : dict
+        A reply's result; ``result[key]`` is ``{"name", "dtype", "size"}``.
+    key : str
+        Which entry of the result holds the array.
+
+    Returns
+    -------
+    pdarray
+        A proxy of the server's array (freed on the server when collected).
+
+    Raises
+    ------
+    KeyError
+        If the result has no such entry.
+
+    Examples
+    --------
+    >>> from kodiak.pdarrayclass import create_pdarray
+    >>> create_pdarray({"array": {"name": "id_1", "dtype": "int64", "size": 3}}).size
+    3
+    """
     d = result[key]
     return pdarray(d["name"], DTYPE_NAMES[d["dtype"]], d["size"])
