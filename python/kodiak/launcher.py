@@ -234,21 +234,32 @@ class _Lock:
 def _request(host, port, cmd, args=None, timeout=5.0, token=None):
     """One request on a socket of its own (the client's connection, if any,
     is left alone), presenting the access token. Returns the result dict;
-    raises TimeoutError if kodiakd does not answer (or refuses the token),
-    RuntimeError if it answers with an error."""
+    raises TimeoutError if kodiakd does not answer, RuntimeError if it
+    answers with an error or refuses the token."""
     import zmq
     sock = zmq.Context.instance().socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
     sock.plain_username = b"kodiak"
     sock.plain_password = (token or "-").encode()
+    monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH)
     try:
         sock.connect(f"tcp://{host}:{port}")
         sock.send(json.dumps({"cmd": cmd, "args": args or {}}).encode())
-        if not sock.poll(int(timeout * 1000)):
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
+        ready = dict(poller.poll(int(timeout * 1000)))
+        if monitor in ready and sock not in ready:
+            why = "none was recorded" if not token else "the one recorded is not its own"
+            raise RuntimeError(f"PermissionError: kodiakd at {host}:{port} refused the "
+                               f"access token ({why})")
+        if sock not in ready:
             raise TimeoutError(f"kodiakd at {host}:{port} did not answer '{cmd}' within "
                                f"{timeout:g} s")
         head = json.loads(sock.recv())
     finally:
+        sock.disable_monitor()
+        monitor.close(0)
         sock.close(0)
     if not head.get("ok"):
         err = head.get("error") or {}

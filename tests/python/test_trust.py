@@ -393,3 +393,16 @@ def test_the_memory_path_still_serves_its_own_user_over_the_unix_socket(srv, kep
     assert res == {"vm": True}
     np.testing.assert_array_equal(out, nd)
     np.testing.assert_array_equal(kodiak.array(nd).to_ndarray(), nd)
+
+
+def test_the_launchers_own_requests_say_at_once_when_the_token_is_refused(srv, kept):
+    """`kodiak status` / `down` talk to kodiakd with the token of cluster.json;
+    a missing or stale one is reported as a refusal, not as a hang."""
+    assert launcher._request("127.0.0.1", srv.port, "memory", token=srv.token)["ranks"]
+    for tok in (None, "0" * 64):
+        t0 = time.time()
+        with pytest.raises(RuntimeError, match="refused the access token"):
+            launcher._request("127.0.0.1", srv.port, "shutdown", token=tok, timeout=10)
+        assert time.time() - t0 < 5
+    assert srv.alive()
+    assert_intact(srv, kept)
