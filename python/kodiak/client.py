@@ -16,7 +16,15 @@ request at once with ServerBusyError.
 
 Arrays whose Python objects are garbage-collected are not deleted from
 inside __del__ (that could interleave with a request in flight); their names
-are queued here and ride along in the "free" list of the next request."""
+are queued here and ride along in the "free" list of the next request.
+
+kodiakd serves only clients that hold its access token (the "token" of its
+connect file, mode 0600): the socket sends it as its ZeroMQ PLAIN password
+and the server's ZAP handler checks it before any request is read. A
+refused token shows as a failed handshake on the socket monitor and is
+raised as PermissionError. On the server's own host the client connects to
+its Unix socket (the connect file's "ipc"), where the kernel tells kodiakd
+which process is asking: the memory path needs that."""
 import builtins
 import json
 import os
@@ -25,7 +33,7 @@ import time
 
 import zmq
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 # Seconds to wait for each answer when neither ak.connect(timeout=) nor the
@@ -67,10 +75,11 @@ class _Connection:
     def __init__(self):
         self.ctx = None
         self.sock = None
-        self.endpoint = None
+        self.endpoint = None   # tcp://host:port of the server, as people name it
+        self.zmq_endpoint = None  # what the socket connects to: endpoint or ipc://@...
         self.info = {}
         self.pending_free = []
-        self.token = None      # from the connect file: enables the memory path
+        self.token = None      # the access token sent as the PLAIN password
         self.monitor = None    # ZeroMQ monitor of sock: tells when the server goes away
         self.peer_up = False   # the monitor's last word: connected (True) or not
         self.timeout = None    # seconds per request (None: no limit)
@@ -105,24 +114,63 @@ def _port_open(host, port, wait=0.5):
         return False
 
 
-def connect(server=None, port=None, connect_file=None, timeout=None, connect_url=None):
+def _local_ipc(cf):
+    """The connect file's Unix-socket endpoint if this process can reach it
+    (same host, same network namespace), else None."""
+    ipc = cf.get("ipc")
+    if not ipc or not ipc.startswith("ipc://@"):
+        return None
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            if f.read().strip() != cf.get("boot_id"):
+                return None
+    except OSError:
+        return None
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect("\0" + ipc[len("ipc://@"):])
+        return ipc
+    except OSError:
+        return None
+    finally:
+        s.close()
+
+
+def _parse_url(connect_url):
+    """(host, port, token or None) of tcp://host:port[?token=...]."""
+    from urllib.parse import parse_qs
+    url, _, query = connect_url.partition("?")
+    url = url[len("tcp://"):] if url.startswith("tcp://") else url
+    server, _, p = url.rpartition(":")
+    if not server or not p.isdigit():
+        raise ValueError(f"connect_url must look like tcp://host:port[?token=...], not "
+                         f"{connect_url.split('?')[0]!r}")
+    token = parse_qs(query).get("token", [None])[0] if query else None
+    return server, int(p), token
+
+
+def connect(server=None, port=None, connect_file=None, timeout=None, connect_url=None,
+            access_token=None):
     """Connect to a kodiakd. With no arguments, read the connect file that
     `kodiak up` / ak.start() wrote; without one, try localhost:5555, as
-    Arkouda does. Arkouda's forms work too: connect("localhost", 5555) and
-    connect(connect_url="tcp://host:port").
+    Arkouda does. Arkouda's forms work too: connect("localhost", 5555,
+    access_token=...) and connect(connect_url="tcp://host:port?token=...").
+    access_token: the "token" of the server's connect file; when not given,
+    the connect file's is used if that file names the same server.
+    A missing or wrong token raises PermissionError.
     timeout: seconds to wait for the answer to every request, this one and
     all later ones (RequestTimeoutError past it); 0: no limit; None: what
     the server advertises (`kodiak up --request-timeout`, default 600 s).
     Returns the server's info dict."""
+    token = access_token
     if connect_url is not None:
-        url = connect_url[len("tcp://"):] if connect_url.startswith("tcp://") else connect_url
-        server, _, p = url.rpartition(":")
-        if not server or not p.isdigit():
-            raise ValueError(f"connect_url must look like tcp://host:port, not {connect_url!r}")
-        port = int(p)
+        server, port, url_token = _parse_url(connect_url)
+        token = token or url_token
     if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
         raise ValueError(f"timeout must be a number of seconds >= 0 (0: no limit), "
                          f"not {timeout!r}")
+    cf = {}
     if server is None and port is None:
         path = connect_file or default_connect_file()
         try:
@@ -136,9 +184,19 @@ def connect(server=None, port=None, connect_file=None, timeout=None, connect_url
                                       f"and port)") from None
             cf = {"host": "127.0.0.1", "port": 5555}
         server, port = cf["host"], cf["port"]
-        token = cf.get("token")
     else:
-        token = None
+        # the local cluster's connect file hands its token to a client that
+        # names the same server by host and port
+        try:
+            with open(connect_file or default_connect_file()) as f:
+                known = json.load(f)
+            if (known.get("host"), known.get("port")) == (server or "127.0.0.1",
+                                                          port or 5555):
+                cf = known
+        except (OSError, ValueError):
+            pass
+    if token is None:
+        token = cf.get("token")
     server = server or "127.0.0.1"
     if port is None:
         port = 5555
@@ -146,8 +204,10 @@ def connect(server=None, port=None, connect_file=None, timeout=None, connect_url
     with _conn.lock:
         _conn.ctx = zmq.Context.instance()
         _conn.endpoint = f"tcp://{server}:{port}"
-        _open_socket()
+        _conn.zmq_endpoint = (_local_ipc(cf) if token and token == cf.get("token")
+                              else None) or _conn.endpoint
         _conn.token = token
+        _open_socket()
         # the first request: the given deadline, else CONNECT_TIMEOUT (the
         # server's own is not known yet, and 'connect' itself is quick)
         _conn.timeout = _deadline(CONNECT_TIMEOUT if timeout is None else timeout)
@@ -183,17 +243,26 @@ def _make_socket():
     """A new REQ socket, not yet connected (every socket option is set here)."""
     sock = _conn.ctx.socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
+    sock.plain_username = b"kodiak"
+    # no token: a password the server refuses, so the refusal is its own
+    sock.plain_password = (_conn.token or "-").encode()
     return sock
 
 
+# what the socket monitor reports
+_MONITORED = (zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED |
+              zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL |
+              zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+
+
 def _open_socket():
-    """A REQ socket to _conn.endpoint, with a monitor that reports when the
-    server accepts or drops the connection."""
+    """A REQ socket to _conn.zmq_endpoint that presents the access token,
+    with a monitor that reports when the server accepts, refuses or drops
+    the connection."""
     _conn.sock = _make_socket()
-    _conn.monitor = _conn.sock.get_monitor_socket(
-        zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
+    _conn.monitor = _conn.sock.get_monitor_socket(_MONITORED)
     _conn.peer_up = False
-    _conn.sock.connect(_conn.endpoint)
+    _conn.sock.connect(_conn.zmq_endpoint)
 
 
 def _close_socket():
@@ -212,12 +281,35 @@ def _peer_events():
     dropped = False
     while _conn.monitor.poll(0):
         ev = recv_monitor_message(_conn.monitor)["event"]
+        if ev == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            _refused()
+        if ev in (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL):
+            ep = _conn.endpoint
+            _close_socket()
+            _open_socket()
+            raise ConnectionError(f"the handshake with the kodiak server at {ep} failed: "
+                                  f"is it a kodiakd of protocol version {PROTOCOL_VERSION} "
+                                  f"(with access tokens)?")
         if ev == zmq.EVENT_CONNECTED:
             _conn.peer_up = True
         elif ev == zmq.EVENT_DISCONNECTED:
             _conn.peer_up = False
             dropped = True
     return dropped
+
+
+def _refused():
+    """The server refused our access token: no request will be answered on
+    this connection. Give it a new socket and raise PermissionError."""
+    ep, had = _conn.endpoint, _conn.token is not None
+    _close_socket()
+    _open_socket()
+    why = ("the token given is not its token" if had else
+           "none was given, and no connect file names this server")
+    raise PermissionError(f"kodiakd at {ep} refused the access token ({why}). Connect with the connect file it wrote (ak.connect("
+                          f"connect_file=...)), or pass the file's \"token\" as "
+                          f"ak.connect(host, port, access_token=...) or connect_url="
+                          f"'tcp://host:port?token=...'")
 
 
 def _lost(msg):
@@ -231,6 +323,7 @@ def _lost(msg):
 def _close():
     _close_socket()
     _conn.endpoint = None
+    _conn.zmq_endpoint = None
     _conn.info = {}
     _conn.token = None
     _conn.timeout = None
@@ -272,16 +365,26 @@ _MEMORY_PATH_MIN = 1 << 16
 
 def memory_path(addr, nbytes):
     """The "vm" argument that lets the ranks copy an array straight from or
-    to this process's buffer at `addr` (same host, same user, a client that
-    read the connect file); None when the path cannot apply."""
-    if _conn.token is None or nbytes < _MEMORY_PATH_MIN or os.environ.get("KODIAK_NO_VM"):
+    to this process's buffer of `nbytes` bytes at `addr` (connected over the
+    server's Unix socket, same user); None when the path cannot apply. The
+    server learns which process we are from the kernel, not from us."""
+    if (not (_conn.zmq_endpoint or "").startswith("ipc://") or nbytes < _MEMORY_PATH_MIN
+            or os.environ.get("KODIAK_NO_VM")):
         return None
     try:
         with open("/proc/sys/kernel/random/boot_id") as f:
             boot = f.read().strip()
     except OSError:
         return None
-    return {"pid": os.getpid(), "addr": int(addr), "boot_id": boot, "token": _conn.token}
+    return {"addr": int(addr), "nbytes": int(nbytes), "boot_id": boot}
+
+
+def split_frames(data):
+    """`data` (a byte memoryview) cut into frames no larger than the server
+    reads (its "max_frame": ZMQ_MAXMSGSIZE, which also bounds what a client
+    without the token can make it buffer); always at least one frame."""
+    step = int(_conn.info.get("max_frame") or (1 << 20))
+    return [data[i:i + step] for i in range(0, len(data), step)] or [data]
 
 
 # A command that runs longer than this (seconds) shows a tqdm bar with the

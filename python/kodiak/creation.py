@@ -103,7 +103,7 @@ def array(a: ArrayLike | pdarray, dtype: Optional[DTypeLike] = None) -> pdarray:
         if res.get("vm", True):
             return create_pdarray(res)
     res, _ = client.generic_msg("array", {"dtype": dtype_name(nd.dtype), "size": nd.size},
-                                frames=[memoryview(nd).cast("B")])
+                                frames=client.split_frames(memoryview(nd).cast("B")))
     return create_pdarray(res)
 
 

@@ -12,10 +12,12 @@ Files, in the state directory ($KODIAK_HOME, default ~/.kodiak):
   every pid with its start time (so a reused pid is never taken for ours),
   addresses, options and log paths. `status` and `down` read only this.
 - connect.json (or $KODIAK_CONNECT_FILE): written by kodiakd when it is
-  ready ({host, port, ranks, pid, version}); the launcher then adds
+  ready ({host, port, ranks, pid, version, token, ipc, boot_id}); the
+  launcher then adds
   "fam_servers" (["127.0.0.1:port", ...]), "fam_provider", "famd_pids",
   "mpirun_pid" and "state_file". ak.connect() with no arguments reads it.
-  kodiakd removes it when it stops.
+  kodiakd removes it when it stops. It holds kodiakd's access token, as
+  cluster.json does: both are written mode 0600, and rewritten so.
 - kodiakd.log, famd<i>.log: the programs' output (kept after `down`).
 - famd<i>/: each famd's --data-dir (its backups; kept after `down`).
 - lock: held while `up` or `down` runs, so two cannot interleave.
@@ -167,8 +169,14 @@ def rank_pids(mpirun_pid):
 
 
 def _write_json(path, obj):
+    """Write `obj` to `path` atomically, mode 0600 whatever the umask: the
+    connect file and cluster.json hold kodiakd's access token."""
     tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
+    _unlink(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(fd, 0o600)
         json.dump(obj, f, indent=1)
         f.write("\n")
     os.replace(tmp, path)
@@ -223,21 +231,35 @@ class _Lock:
         self.f.close()
 
 
-def _request(host, port, cmd, args=None, timeout=5.0):
+def _request(host, port, cmd, args=None, timeout=5.0, token=None):
     """One request on a socket of its own (the client's connection, if any,
-    is left alone). Returns the result dict; raises TimeoutError if kodiakd
-    does not answer, RuntimeError if it answers with an error."""
+    is left alone), presenting the access token. Returns the result dict;
+    raises TimeoutError if kodiakd does not answer, RuntimeError if it
+    answers with an error or refuses the token."""
     import zmq
     sock = zmq.Context.instance().socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
+    sock.plain_username = b"kodiak"
+    sock.plain_password = (token or "-").encode()
+    monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH)
     try:
         sock.connect(f"tcp://{host}:{port}")
         sock.send(json.dumps({"cmd": cmd, "args": args or {}}).encode())
-        if not sock.poll(int(timeout * 1000)):
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
+        ready = dict(poller.poll(int(timeout * 1000)))
+        if monitor in ready and sock not in ready:
+            why = "none was recorded" if not token else "the one recorded is not its own"
+            raise RuntimeError(f"PermissionError: kodiakd at {host}:{port} refused the "
+                               f"access token ({why})")
+        if sock not in ready:
             raise TimeoutError(f"kodiakd at {host}:{port} did not answer '{cmd}' within "
                                f"{timeout:g} s")
         head = json.loads(sock.recv())
     finally:
+        sock.disable_monitor()
+        monitor.close(0)
         sock.close(0)
     if not head.get("ok"):
         err = head.get("error") or {}
@@ -373,7 +395,8 @@ def _wait_kodiakd(p, cf_path, log_path, deadline):
     left = max(1.0, deadline - time.monotonic())
     try:
         info = _request(cf["host"], cf["port"], "connect",
-                        {"version": client.PROTOCOL_VERSION}, timeout=left)
+                        {"version": client.PROTOCOL_VERSION}, timeout=left,
+                        token=cf.get("token"))
     except (TimeoutError, RuntimeError) as e:
         raise LaunchError(f"kodiakd does not answer: {e}; its log {log_path}:\n"
                           f"{_tail(log_path)}") from None
@@ -460,6 +483,7 @@ def up(fam_servers=2, ranks=2, memory_limit=None, pool_size="1G", provider="shm"
             state["mpirun"] = {"pid": p.pid, "start": _start_time(p.pid), "log": log}
             cf, info = _wait_kodiakd(p, state["connect_file"], log, deadline)
             state["port"] = cf["port"]
+            state["token"] = cf.get("token")  # cluster.json is 0600 too
             state["memory_limit"] = info.get("memory_limit")
             state["kodiakd"] = [{"pid": q, "start": _start_time(q)} for q in rank_pids(p.pid)]
             _write_json(state_file(), state)
@@ -492,7 +516,7 @@ def _stop_state(state, timeout):
         if state.get("port"):
             try:
                 _request(state["host"], state["port"], "shutdown",
-                         timeout=min(5.0, timeout))
+                         timeout=min(5.0, timeout), token=state.get("token"))
                 deadline = time.monotonic() + timeout
                 while _alive(mpid, mstart) and time.monotonic() < deadline:
                     _reap()
@@ -566,7 +590,8 @@ def cluster_status(timeout=5.0):
     memory = []
     if out["mpirun"]["alive"]:
         try:
-            memory = _request(state["host"], state["port"], "memory", timeout=timeout)["ranks"]
+            memory = _request(state["host"], state["port"], "memory", timeout=timeout,
+                              token=state.get("token"))["ranks"]
             out["answering"] = True
         except (TimeoutError, RuntimeError, KeyError, ValueError) as e:
             out["error"] = str(e)

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KD_PROTOCOL_VERSION 1
+#define KD_PROTOCOL_VERSION 2
 #define KD_NAME_MAX 63
 /* Seconds a client waits for each answer unless told otherwise
  * (kodiakd --request-timeout, ak.connect(timeout=)); docs/PROTOCOL.md. */
@@ -38,6 +38,7 @@ enum kd_tag {
     KD_TAG_CARRY,      /* a scan's running value to the next rank (cumsum, cumprod) */
     KD_TAG_SCAN,       /* a float scan's running value and compensation */
     KD_TAG_SEGMENT,    /* group-by: the open segment's state to the next rank */
+    KD_TAG_FRAMES,     /* kd_scatter_frame: a rank's block, sent from rank 0's frames */
 };
 
 typedef enum { KD_INT64 = 0, KD_UINT64, KD_FLOAT64, KD_BOOL, KD_NDTYPES } kd_dtype;
@@ -79,30 +80,39 @@ typedef struct {
     MPI_Comm comm;
     uint64_t mem_limit;        /* bytes per rank for arrays */
     uint64_t mem_used;         /* bytes per rank held by arrays */
+    uint64_t max_request;      /* bytes one request may carry: mem_limit x ranks */
     uint64_t next_id;          /* names are "id_<n>", same on every rank */
     kd_array *table[1024];     /* symbol table buckets */
     int64_t narrays;
     double request_timeout;    /* seconds per request clients are told to
                                   wait (0: no limit), --request-timeout */
-    char token[33];            /* secret of the connect file (0600): a client
-                                  that knows it may use the memory path */
+    char token[65];            /* access token of the connect file (0600): 32
+                                  random bytes in hex; only clients that send it
+                                  (ZeroMQ PLAIN password) are served */
 } kd_server;
 
 extern kd_server kd_srv;
 
 /* ---- one command in flight ------------------------------------------------ */
 
-#define KD_MAX_FRAMES 64
+#define KD_MAX_FRAMES 64            /* reply frames; request arrays */
+#define KD_FRAME_MAX (1 << 20)       /* bytes in one request frame (ZMQ_MAXMSGSIZE) */
 
 typedef struct {
     int rank, nranks;
     MPI_Comm comm;
     const char *cmd;              /* command name */
     json_object *args;            /* the request's "args" object (may be NULL) */
-    /* binary frames of the request: meaningful on rank 0 only */
+    /* binary frames of the request: meaningful on rank 0 only; each at
+     * most KD_FRAME_MAX bytes, so an array comes in one or more frames */
     int nframes;
-    const void *frame[KD_MAX_FRAMES];
-    size_t frame_len[KD_MAX_FRAMES];
+    const void **frame;
+    size_t *frame_len;
+    /* who sent the request, as the kernel says (SO_PEERCRED of the Unix
+     * socket, via ZeroMQ's Peer-Address): known on every rank; peer_pid is
+     * 0 for a request that came over TCP */
+    int peer_pid;
+    unsigned peer_uid;
     /* error state */
     int failed;
     char err_type[32];            /* Python exception name: ValueError, ... */
@@ -218,9 +228,10 @@ void kd_result_frame(kd_cmd *c, void *buf, size_t len);
 
 /* ---- data movement helpers ------------------------------------------------- */
 
-/* Collective: rank 0's request frame `idx` (a raw little-endian array of
- * a->size elements of a->dtype) is scattered into a's blocks. Checks the
- * frame's length. */
+/* Collective: rank 0's request frames idx, idx+1, ... to the last (which
+ * together hold a raw little-endian array of a->size elements of a->dtype,
+ * cut anywhere into frames of at most KD_FRAME_MAX bytes) are scattered
+ * into a's blocks. Checks their total length. */
 int kd_scatter_frame(kd_cmd *c, int idx, kd_array *a);
 /* Collective: gather a's blocks on rank 0 into one malloc'd buffer (NULL
  * elsewhere). Returns 0 or -1 (MemoryError). */

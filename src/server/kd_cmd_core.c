@@ -30,6 +30,7 @@ static int cmd_connect(kd_cmd *c)
     kd_result_i64(c, "ranks", c->nranks);
     kd_result_i64(c, "memory_limit", (int64_t)kd_srv.mem_limit);
     kd_result_i64(c, "pid", (int64_t)getpid());
+    kd_result_i64(c, "max_frame", KD_FRAME_MAX);
     kd_result_f64(c, "request_timeout", kd_srv.request_timeout); /* seconds, 0: none */
     return 0;
 }
@@ -98,71 +99,107 @@ static int cmd_memory(kd_cmd *c)
 
 /* ---- moving whole arrays ------------------------------------------------------------ */
 
-/* The same-host memory path. A client on this host that knows the connect
- * file's token names its process and the address of its NumPy buffer; each
- * rank then copies its own block straight from or to that buffer with
- * process_vm_readv/writev, in parallel and without passing through rank 0
- * or ZeroMQ. The kernel allows it only with ptrace rights over the client;
- * on top, the token proves the client could read the 0600 connect file and
- * the target process must belong to the server's own user. If any rank
- * cannot, nothing fails: the reply says {"vm": false} and the client sends
- * or asks for frames instead. */
-static bool vm_allowed(kd_cmd *c, json_object *vm, pid_t *pid, uint64_t *addr)
+/* The same-host memory path. A client connected to rank 0's Unix socket
+ * names the address and size of its NumPy buffer; each rank then copies its
+ * own block straight from or to that buffer with process_vm_readv/writev,
+ * in parallel and without passing through rank 0 or ZeroMQ.
+ *
+ * Which process is copied from or to comes only from the kernel: the pid
+ * SO_PEERCRED gave for the Unix-socket connection the request came on
+ * (c->peer_pid). A request cannot name another process: a "pid" in it that
+ * is not the sender's own is refused with a PermissionError. The sender
+ * must run as kodiakd's own user, and the process is looked at again just
+ * before the copy (all its uids must still be that user's, so a pid reused
+ * by someone else's process after the client left is not touched). The
+ * copy stays inside the buffer the request named (addr, nbytes).
+ * If any rank cannot copy (another host, no Unix socket, another user),
+ * nothing fails: the reply says {"vm": false} and the client sends or asks
+ * for frames instead. */
+static int vm_allowed(kd_cmd *c, json_object *vm, uint64_t need, pid_t *pid, uint64_t *addr)
 {
     json_object *o;
-    const char *token = NULL, *boot = NULL;
+    const char *boot = NULL;
     if (!json_object_is_type(vm, json_type_object))
-        return false;
-    if (json_object_object_get_ex(vm, "token", &o))
-        token = json_object_get_string(o);
+        return kd_fail(c, "TypeError", "argument 'vm' must be an object");
+    if (json_object_object_get_ex(vm, "pid", &o) &&
+        (!json_object_is_type(o, json_type_int) || c->peer_pid <= 0 ||
+         json_object_get_int64(o) != c->peer_pid)) {
+        if (c->peer_pid <= 0)
+            return kd_fail(c, "PermissionError", "the same-host memory path copies only "
+                           "to or from the requesting process, known from the Unix socket "
+                           "connection; this request came over TCP and may not name "
+                           "pid %.20s", json_object_get_string(o));
+        return kd_fail(c, "PermissionError", "the same-host memory path copies only to or "
+                       "from the requesting process (pid %d, from the Unix socket), not "
+                       "pid %.20s", c->peer_pid, json_object_get_string(o));
+    }
+    if (!json_object_object_get_ex(vm, "addr", &o) || !json_object_is_type(o, json_type_int))
+        return kd_fail(c, "TypeError", "argument 'vm' needs an integer 'addr'");
+    *addr = (uint64_t)json_object_get_int64(o);
+    if (!json_object_object_get_ex(vm, "nbytes", &o) || !json_object_is_type(o, json_type_int))
+        return kd_fail(c, "TypeError", "argument 'vm' needs an integer 'nbytes'");
+    int64_t nbytes = json_object_get_int64(o);
+    if (nbytes < 0 || (uint64_t)nbytes < need || *addr + need < *addr)
+        return kd_fail(c, "ValueError", "the buffer named for the memory path (%lld bytes "
+                       "at 0x%llx) cannot hold the %llu bytes of the array",
+                       (long long)nbytes, (unsigned long long)*addr,
+                       (unsigned long long)need);
     if (json_object_object_get_ex(vm, "boot_id", &o))
         boot = json_object_get_string(o);
-    if (!token || !boot || strlen(token) != 32 || strcmp(token, kd_srv.token) != 0)
-        return false;
-    if (!json_object_object_get_ex(vm, "pid", &o) || !json_object_is_type(o, json_type_int))
-        return false;
-    *pid = (pid_t)json_object_get_int64(o);
-    if (!json_object_object_get_ex(vm, "addr", &o) || !json_object_is_type(o, json_type_int))
-        return false;
-    *addr = (uint64_t)json_object_get_int64(o);
-    (void)c;
+    *pid = 0;
+    if (c->peer_pid <= 0 || c->peer_uid != (unsigned)geteuid() || !boot)
+        return 0; /* not for this client: frames instead */
     char mine[64] = "";
     FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
     if (!f)
-        return false;
+        return 0;
     if (!fgets(mine, sizeof mine, f))
         mine[0] = '\0';
     fclose(f);
     mine[strcspn(mine, "\n")] = '\0';
-    if (strcmp(mine, boot) != 0) /* another host */
-        return false;
-    /* the client process must run as the server's own user */
+    if (strcmp(mine, boot) != 0) /* this rank runs on another host */
+        return 0;
+    *pid = c->peer_pid;
+    return 0;
+}
+
+/* Whether every uid of process `pid` (real, effective, saved, fs) is ours. */
+static bool process_is_ours(pid_t pid)
+{
     char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)*pid);
-    if (*pid <= 0 || !(f = fopen(path, "r")))
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
         return false;
-    bool same_user = false;
+    bool ours = false;
     while (fgets(line, sizeof line, f))
         if (strncmp(line, "Uid:", 4) == 0) {
-            unsigned ruid, euid;
-            same_user = sscanf(line + 4, "%u %u", &ruid, &euid) == 2 &&
-                        ruid == (unsigned)geteuid() && euid == (unsigned)geteuid();
+            unsigned u[4];
+            unsigned me = (unsigned)geteuid();
+            ours = sscanf(line + 4, "%u %u %u %u", &u[0], &u[1], &u[2], &u[3]) == 4 &&
+                   u[0] == me && u[1] == me && u[2] == me && u[3] == me;
             break;
         }
     fclose(f);
-    return same_user;
+    return ours;
 }
 
 /* Copy this rank's block of `a` from (to_client false) or to the client's
- * buffer; collective; true if every rank did its part. */
-static bool vm_copy(kd_cmd *c, kd_array *a, bool to_client)
+ * buffer; collective. 1 if every rank did its part, 0 if the client must
+ * use frames, -1 (an error on every rank) if the request is refused. */
+static int vm_copy(kd_cmd *c, kd_array *a, bool to_client)
 {
     json_object *vm = NULL;
     int mine = 0, all = 0;
-    pid_t pid;
-    uint64_t addr;
-    if (c->args && json_object_object_get_ex(c->args, "vm", &vm) && vm_allowed(c, vm, &pid, &addr)) {
-        size_t w = kd_dtype_size(a->dtype), len = (size_t)a->n * w, done = 0;
+    pid_t pid = 0;
+    uint64_t addr = 0;
+    size_t w = kd_dtype_size(a->dtype);
+    json_object_object_get_ex(c->args, "vm", &vm);
+    /* the checks read only the request and the peer: the same on every rank */
+    if (vm_allowed(c, vm, (uint64_t)a->size * w, &pid, &addr))
+        return -1;
+    if (pid > 0 && process_is_ours(pid)) {
+        size_t len = (size_t)a->n * w, done = 0;
         mine = 1;
         while (done < len) {
             struct iovec local = {(char *)a->data + done, len - done};
@@ -192,7 +229,10 @@ static int cmd_array(kd_cmd *c)
     if (!a)
         return -1;
     if (kd_has_arg(c, "vm")) {
-        if (!vm_copy(c, a, false)) {
+        int rc = vm_copy(c, a, false);
+        if (rc < 0)
+            return -1;
+        if (rc == 0) {
             kd_result_set(c, "vm", json_object_new_boolean(0));
             return 0; /* the temp is freed; the client sends frames */
         }
@@ -215,7 +255,10 @@ static int cmd_to_ndarray(kd_cmd *c)
     if (kd_arg_array(c, "array", &a))
         return -1;
     if (kd_has_arg(c, "vm")) {
-        kd_result_set(c, "vm", json_object_new_boolean(vm_copy(c, a, true)));
+        int rc = vm_copy(c, a, true);
+        if (rc < 0)
+            return -1;
+        kd_result_set(c, "vm", json_object_new_boolean(rc));
         return 0;
     }
     if (kd_gather_all(c, a, &buf))

@@ -28,7 +28,19 @@
  * has a deadline per request (docs/PROTOCOL.md, "Deadlines"); after it, its
  * next request gets this answer at once instead of hanging. Every reply
  * echoes the request's "id", so a late reply is never taken for the answer
- * to a later request. */
+ * to a later request.
+ *
+ * Only clients that hold the access token are served. The token (32 random
+ * bytes, in hex) is made at start and written to the connect file (0600).
+ * The ROUTER socket is a ZeroMQ PLAIN server: a client sends the token as
+ * its PLAIN password and a ZAP handler thread on rank 0 compares it (in
+ * constant time) before ZeroMQ accepts a single message from that client;
+ * a wrong or missing token gets ZAP status 400, which the client sees as a
+ * failed handshake (Python raises PermissionError). A client on this host
+ * may also connect to rank 0's Unix socket (an abstract ipc:// name in the
+ * connect file): there ZeroMQ reports the peer's uid and pid from
+ * SO_PEERCRED, and that pid, never one named in a request, is the process
+ * the same-host memory path may read and write. */
 #define _GNU_SOURCE
 #include "kd.h"
 
@@ -41,6 +53,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -455,6 +468,10 @@ static void worker_loop(void)
         hdr[len] = '\0';
         kd_cmd c;
         memset(&c, 0, sizeof c);
+        int64_t peer[2];
+        MPI_Bcast(peer, 2, MPI_INT64_T, 0, kd_srv.comm);
+        c.peer_pid = (int)peer[0];
+        c.peer_uid = (unsigned)peer[1];
         run_command(&c, hdr, (size_t)len);
         free(hdr);
         if (c.shutdown)
@@ -499,6 +516,28 @@ static void send_reply(void *sock, zmq_msg_t *ident, json_object *reply, kd_cmd 
     json_object_put(reply);
 }
 
+/* Who sent a message, from its "Peer-Address" metadata: over ipc:// libzmq
+ * 4.3 reports "<addr>:uid:gid:pid" from SO_PEERCRED (addr is "localhost" or
+ * empty); over TCP an IP address, which never has that form. pid 0: not
+ * known (TCP, or a libzmq that does not say). */
+static void peer_of(zmq_msg_t *m, int *pid, unsigned *uid)
+{
+    *pid = 0;
+    *uid = (unsigned)-1;
+    const char *a = m ? zmq_msg_gets(m, "Peer-Address") : NULL;
+    if (!a)
+        return;
+    const char *p = strchr(a, ':');
+    if (!p || (p != a && strncmp(a, "localhost:", 10) != 0))
+        return;
+    unsigned u, g;
+    int id, used = 0;
+    if (sscanf(p, ":%u:%u:%d%n", &u, &g, &id, &used) == 3 && p[used] == '\0' && id > 0) {
+        *pid = id;
+        *uid = u;
+    }
+}
+
 /* ---- rank 0: answering while a command runs ----------------------------------- */
 
 /* A command running longer than this has the watcher answer for rank 0. */
@@ -525,16 +564,24 @@ static struct {
 } watch = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .wake = {-1, -1}};
 
 static double now_s(void);
-static int recv_request(void *sock, zmq_msg_t *parts, bool *too_many);
+/* A request's parts, in an array grown as they arrive (recv_request). */
+typedef struct {
+    zmq_msg_t *m;              /* parts received and kept */
+    size_t cap;                /* room in m */
+} kd_parts;
+
+static int recv_request(void *sock, kd_parts *p, bool *too_many, uint64_t *total);
 static const char *check_header(const char *hdr, size_t len, char *why, size_t whylen,
                                 kd_req_id *id, char *cmd, size_t cmdlen);
 
 /* Answer one request that arrived while a command runs: busy. */
 static void answer_busy(void *sock)
 {
-    zmq_msg_t parts[3 + KD_MAX_FRAMES];
+    static kd_parts req; /* the watcher's own */
     bool too_many;
-    int n = recv_request(sock, parts, &too_many);
+    uint64_t total;
+    int n = recv_request(sock, &req, &too_many, &total);
+    zmq_msg_t *parts = req.m;
     if (n >= 3 && zmq_msg_size(&parts[1]) == 0) {
         char why[256], name[64];
         kd_req_id id = {false, 0};
@@ -627,21 +674,34 @@ static void watch_stop(void)
     }
 }
 
-/* Broadcast `hdr` and run it everywhere; returns true if the server stops. */
+/* Broadcast `hdr` and run it everywhere; returns true if the server stops.
+ * `from` is a message of the request (its sender's credentials). */
 static bool dispatch(void *sock, zmq_msg_t *ident, const char *hdr, size_t len,
-                     zmq_msg_t *frames, int nframes, const char *name, kd_req_id id)
+                     zmq_msg_t *frames, int nframes, const char *name, kd_req_id id,
+                     zmq_msg_t *from)
 {
     watch_start(name);
     send_length((int64_t)len);
     MPI_Bcast((void *)hdr, (int)len, MPI_CHAR, 0, kd_srv.comm);
     kd_cmd c;
     memset(&c, 0, sizeof c);
+    peer_of(from, &c.peer_pid, &c.peer_uid);
+    int64_t peer[2] = {c.peer_pid, c.peer_uid};
+    MPI_Bcast(peer, 2, MPI_INT64_T, 0, kd_srv.comm);
     c.nframes = nframes;
-    for (int i = 0; i < nframes; i++) {
-        c.frame[i] = zmq_msg_data(&frames[i]);
-        c.frame_len[i] = zmq_msg_size(&frames[i]);
+    const void **fp = nframes ? calloc((size_t)nframes, sizeof *fp) : NULL;
+    size_t *fl = nframes ? calloc((size_t)nframes, sizeof *fl) : NULL;
+    if (nframes && (!fp || !fl))
+        c.nframes = 0; /* the command then reports its frames missing */
+    for (int i = 0; i < c.nframes; i++) {
+        fp[i] = zmq_msg_data(&frames[i]);
+        fl[i] = zmq_msg_size(&frames[i]);
     }
+    c.frame = fp;
+    c.frame_len = fl;
     json_object *reply = run_command(&c, hdr, len);
+    free(fp);
+    free(fl);
     watch_end();
     if (ident)
         send_reply(sock, ident, reply, &c, id);
@@ -650,7 +710,6 @@ static bool dispatch(void *sock, zmq_msg_t *ident, const char *hdr, size_t len,
     return c.shutdown;
 }
 
-#define KD_MAX_PARTS (3 + KD_MAX_FRAMES)
 
 /* The first integer literal of the JSON text `hdr` that json-c would clamp
  * without a word (below -2^63, or above 2^64 - 1): its start, else NULL.
@@ -701,8 +760,9 @@ static const char *check_header(const char *hdr, size_t len, char *why, size_t w
 {
     id->has = false;
     name[0] = '\0';
-    if (len > (64u << 20)) {
-        snprintf(why, whylen, "request header of %zu bytes is too large (limit 64 MiB)", len);
+    if (len > KD_FRAME_MAX) { /* (ZeroMQ drops such a frame before we see it) */
+        snprintf(why, whylen, "request header of %zu bytes is too large (limit %d bytes)",
+                 len, KD_FRAME_MAX);
         return "ValueError";
     }
     json_tokener *tok = json_tokener_new();
@@ -746,22 +806,47 @@ static const char *check_header(const char *hdr, size_t len, char *why, size_t w
     return type;
 }
 
-/* Receive one multipart request into parts (at most KD_MAX_PARTS kept; the
- * rest is read and dropped, *too_many says so). Returns the count kept. */
-static int recv_request(void *sock, zmq_msg_t *parts, bool *too_many)
+/* Parts one request may have: identity, delimiter, header and enough binary
+ * frames of KD_FRAME_MAX bytes for the largest request, plus one per array
+ * of a request of many small arrays. */
+static uint64_t max_request_parts(void)
+{
+    uint64_t n = 3 + KD_MAX_FRAMES + kd_srv.max_request / KD_FRAME_MAX + 1;
+    return n > (1u << 30) ? (1u << 30) : n; /* counts are ints */
+}
+
+/* Receive every part of the next message into p (grown as needed). Parts
+ * past max_request_parts(), or once they add up to more than max_request,
+ * are closed at once (*too_many); *total counts the bytes of all of them.
+ * libzmq has already buffered the whole message when the first part can be
+ * read: what bounds that is ZMQ_MAXMSGSIZE per frame (see main). */
+static int recv_request(void *sock, kd_parts *p, bool *too_many, uint64_t *total)
 {
     int n = 0, more = 1;
+    uint64_t max_parts = max_request_parts();
     *too_many = false;
+    *total = 0;
     while (more) {
         zmq_msg_t scratch;
-        zmq_msg_t *m = n < KD_MAX_PARTS ? &parts[n] : &scratch;
+        if ((size_t)n == p->cap && p->cap < max_parts) {
+            size_t want = p->cap ? p->cap * 2 : 16;
+            if (want > max_parts)
+                want = (size_t)max_parts;
+            zmq_msg_t *bigger = realloc(p->m, want * sizeof *bigger);
+            if (bigger) {
+                p->m = bigger;
+                p->cap = want;
+            }
+        }
+        zmq_msg_t *m = (size_t)n < p->cap ? &p->m[n] : &scratch;
         zmq_msg_init(m);
         if (zmq_msg_recv(m, sock, 0) < 0) {
             zmq_msg_close(m);
             break;
         }
         more = zmq_msg_more(m);
-        if (n < KD_MAX_PARTS)
+        *total += zmq_msg_size(m);
+        if ((size_t)n < p->cap && (n < 3 || *total <= kd_srv.max_request))
             n++;
         else {
             *too_many = true;
@@ -773,14 +858,15 @@ static int recv_request(void *sock, zmq_msg_t *parts, bool *too_many)
 
 static void front_end(void *sock)
 {
-    zmq_msg_t parts[KD_MAX_PARTS];
+    kd_parts req = {NULL, 0}; /* the parts of the request being read */
     zmq_pollitem_t items[2] = {{sock, 0, ZMQ_POLLIN, 0}, {NULL, stop_pipe[0], ZMQ_POLLIN, 0}};
     int nitems = stop_pipe[0] >= 0 ? 2 : 1;
     watch_init(sock);
     for (;;) {
         if (stop_requested) {
             const char *bye = "{\"cmd\":\"shutdown\"}";
-            dispatch(sock, NULL, bye, strlen(bye), NULL, 0, "shutdown", (kd_req_id){0});
+            dispatch(sock, NULL, bye, strlen(bye), NULL, 0, "shutdown", (kd_req_id){0},
+                     NULL);
             break;
         }
         /* without the pipe, wake once a second to look at the flag */
@@ -788,7 +874,9 @@ static void front_end(void *sock)
         if (r <= 0 || !(items[0].revents & ZMQ_POLLIN))
             continue; /* timeout, EINTR or the stop pipe: look at the flag again */
         bool too_many;
-        int n = recv_request(sock, parts, &too_many);
+        uint64_t total;
+        int n = recv_request(sock, &req, &too_many, &total);
+        zmq_msg_t *parts = req.m;
         char why[256], name[64];
         const char *etype = NULL;
         kd_req_id id = {false, 0};
@@ -800,8 +888,15 @@ static void front_end(void *sock)
         }
         etype = check_header(zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]),
                              why, sizeof why, &id, name, sizeof name);
-        if (too_many) {
-            snprintf(why, sizeof why, "request has more than %d binary frames", KD_MAX_FRAMES);
+        if (total > kd_srv.max_request) {
+            snprintf(why, sizeof why, "request of %llu bytes is larger than this server's "
+                     "ranks may hold together (%llu bytes, --memory-limit); its frames "
+                     "were dropped", (unsigned long long)total,
+                     (unsigned long long)kd_srv.max_request);
+            etype = "MemoryError";
+        } else if (too_many) {
+            snprintf(why, sizeof why, "request has more than %llu binary frames",
+                     (unsigned long long)max_request_parts() - 3);
             etype = "ValueError";
         }
         bool stop = false;
@@ -817,7 +912,8 @@ static void front_end(void *sock)
             } else {
                 memcpy(hdr, zmq_msg_data(&parts[2]), len);
                 hdr[len] = '\0';
-                stop = dispatch(sock, &parts[0], hdr, len, &parts[3], n - 3, name, id);
+                stop = dispatch(sock, &parts[0], hdr, len, &parts[3], n - 3, name, id,
+                                &parts[2]);
                 free(hdr);
             }
         }
@@ -827,23 +923,125 @@ static void front_end(void *sock)
             break;
     }
     watch_stop();
+    free(req.m);
 }
 
-static int write_connect_file(const char *path, const char *host, int port)
+/* ---- rank 0: the ZAP handler (who may talk to us) ------------------------------------ */
+
+/* Compare a PLAIN password with the token without a timing leak: every byte
+ * of the token is looked at whatever the password holds. */
+static bool token_matches(const void *pw, size_t len)
+{
+    const unsigned char *p = pw, *t = (const unsigned char *)kd_srv.token;
+    size_t tl = strlen(kd_srv.token);
+    unsigned diff = len != tl;
+    for (size_t i = 0; i < tl; i++)
+        diff |= t[i] ^ (i < len ? p[i] : 0);
+    return diff == 0;
+}
+
+/* The ZAP handler: a thread with a REP socket on inproc://zeromq.zap.01 of
+ * rank 0's context. libzmq asks it about every client that completes the
+ * PLAIN handshake (RFC 27: version, request id, domain, address, routing
+ * id, mechanism, username, password) and serves the client only on "200".
+ * It stops when the context is shut down. Refusals are logged at most once
+ * per 10 s, with how many there were. */
+static void *zap_thread(void *arg)
+{
+    void *zap = arg;
+    time_t last_log = 0;
+    unsigned long refused = 0;
+    for (;;) {
+        zmq_msg_t part[8];
+        int n = 0, more = 1;
+        bool lost = false;
+        while (more) {
+            zmq_msg_t scratch, *m = n < 8 ? &part[n] : &scratch;
+            zmq_msg_init(m);
+            if (zmq_msg_recv(m, zap, 0) < 0) {
+                zmq_msg_close(m);
+                lost = true; /* ETERM: the context is shutting down */
+                break;
+            }
+            more = zmq_msg_more(m);
+            if (n < 8)
+                n++;
+            else
+                zmq_msg_close(m);
+        }
+        if (lost) {
+            for (int i = 0; i < n; i++)
+                zmq_msg_close(&part[i]);
+            if (errno == ETERM)
+                break;
+            continue;
+        }
+        bool ok = n == 8 && zmq_msg_size(&part[0]) == 3 &&
+                  memcmp(zmq_msg_data(&part[0]), "1.0", 3) == 0 &&
+                  zmq_msg_size(&part[5]) == 5 &&
+                  memcmp(zmq_msg_data(&part[5]), "PLAIN", 5) == 0 &&
+                  token_matches(zmq_msg_data(&part[7]), zmq_msg_size(&part[7]));
+        if (n >= 2) { /* a reply needs the version and request id */
+            zmq_send(zap, "1.0", 3, ZMQ_SNDMORE);
+            zmq_send(zap, zmq_msg_data(&part[1]), zmq_msg_size(&part[1]), ZMQ_SNDMORE);
+            zmq_send(zap, ok ? "200" : "400", 3, ZMQ_SNDMORE);
+            const char *text = ok ? "OK" : "wrong access token";
+            zmq_send(zap, text, strlen(text), ZMQ_SNDMORE);
+            zmq_send(zap, ok ? "kodiak" : "", ok ? 6 : 0, ZMQ_SNDMORE);
+            zmq_send(zap, "", 0, 0);
+        }
+        if (!ok) {
+            refused++;
+            time_t now = time(NULL);
+            if (now - last_log >= 10) {
+                char addr[128] = "?";
+                if (n >= 4)
+                    snprintf(addr, sizeof addr, "%.*s", (int)zmq_msg_size(&part[3]) > 100
+                             ? 100 : (int)zmq_msg_size(&part[3]),
+                             (const char *)zmq_msg_data(&part[3]));
+                fprintf(stderr, "kodiakd: refused %lu client(s) without the access token "
+                                "(last from '%s')\n", refused, addr);
+                last_log = now;
+                refused = 0;
+            }
+        }
+        for (int i = 0; i < n; i++)
+            zmq_msg_close(&part[i]);
+    }
+    zmq_close(zap);
+    return NULL;
+}
+
+static int write_connect_file(const char *path, const char *host, int port, const char *ipc)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    /* 0600: the token in it lets a client use the same-host memory path */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    /* 0600: the access token in it lets a client act as this server's user */
+    unlink(tmp); /* a stale one may have other bits; O_EXCL then makes ours */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0 && fchmod(fd, 0600) != 0) { /* 0600 whatever the umask */
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f) {
         if (fd >= 0)
             close(fd);
         return -1;
     }
+    char boot[64] = "";
+    FILE *b = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (b) {
+        if (!fgets(boot, sizeof boot, b))
+            boot[0] = '\0';
+        fclose(b);
+    }
+    boot[strcspn(boot, "\n\"\\")] = '\0';
     fprintf(f, "{\"host\": \"%s\", \"port\": %d, \"ranks\": %d, \"pid\": %d, "
-               "\"version\": %d, \"token\": \"%s\"}\n",
-            host, port, kd_srv.nranks, (int)getpid(), KD_PROTOCOL_VERSION, kd_srv.token);
+               "\"version\": %d, \"token\": \"%s\", \"ipc\": \"%s\", \"boot_id\": \"%s\"}\n",
+            host, port, kd_srv.nranks, (int)getpid(), KD_PROTOCOL_VERSION, kd_srv.token,
+            ipc, boot);
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         unlink(tmp);
         return -1;
@@ -870,15 +1068,22 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
-    /* the same-host token: random on rank 0, known to every rank */
+    /* the access token, and a random name for rank 0's Unix socket (so no
+     * one can take it first): only rank 0 needs them */
+    char ipc_name[64] = "";
     if (kd_srv.rank == 0) {
-        unsigned char raw[16] = {0};
-        if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+        unsigned char raw[40] = {0};
+        if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+            fprintf(stderr, "kodiakd: getrandom failed: %s\n", strerror(errno));
             ok = 0;
-        for (int i = 0; i < 16; i++)
+        }
+        for (int i = 0; i < 32; i++)
             snprintf(kd_srv.token + 2 * i, 3, "%02x", raw[i]);
+        int k = snprintf(ipc_name, sizeof ipc_name, "ipc://@kodiakd-%d-", (int)getpid());
+        for (int i = 32; i < 40; i++, k += 2)
+            snprintf(ipc_name + k, sizeof ipc_name - (size_t)k, "%02x", raw[i]);
+        explicit_bzero(raw, sizeof raw);
     }
-    MPI_Bcast(kd_srv.token, sizeof kd_srv.token, MPI_CHAR, 0, kd_srv.comm);
     kd_bell_setup();
     kd_srv.mem_limit = opt.memory_limit;
     kd_srv.request_timeout = opt.request_timeout;
@@ -896,27 +1101,56 @@ int main(int argc, char **argv)
     kd_register_fam();
     kd_register_math();
 
-    void *ctx = NULL, *sock = NULL;
+    /* one message may carry a whole array, but not more than the arrays
+     * this server may hold: the limit of all ranks together (an array that
+     * fits spread over the ranks arrives in one frame) */
+    kd_srv.max_request = kd_srv.mem_limit > (1ull << 62) / (uint64_t)kd_srv.nranks
+                             ? (1ull << 62) : kd_srv.mem_limit * (uint64_t)kd_srv.nranks;
+
+    void *ctx = NULL, *sock = NULL, *zap = NULL;
+    pthread_t zap_tid;
+    bool zap_running = false;
     int port = 0;
     if (kd_srv.rank == 0 && ok) {
         ctx = zmq_ctx_new();
+        /* the ZAP handler must listen before the first client connects:
+         * without one, libzmq lets every PLAIN client in */
+        zap = zmq_socket(ctx, ZMQ_REP);
+        if (!zap || zmq_bind(zap, "inproc://zeromq.zap.01") != 0 ||
+            pthread_create(&zap_tid, NULL, zap_thread, zap) != 0) {
+            fprintf(stderr, "kodiakd: cannot start the ZAP handler: %s\n", zmq_strerror(errno));
+            if (zap)
+                zmq_close(zap);
+            ok = 0;
+        } else {
+            zap_running = true;
+        }
         sock = zmq_socket(ctx, ZMQ_ROUTER);
-        int linger = 0;
+        int linger = 0, one = 1;
         zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
-        /* one message may carry a whole array, but not more than the
-         * arrays this server may hold: the limit of all ranks together (an
-         * array that fits spread over the ranks arrives in one frame). A
-         * bigger message makes ZeroMQ drop the connection, unread. */
-        uint64_t total = kd_srv.mem_limit > (1ull << 62) / (uint64_t)kd_srv.nranks
-                             ? (1ull << 62) : kd_srv.mem_limit * (uint64_t)kd_srv.nranks;
-        int64_t maxmsg = (int64_t)total;
+        /* every client must present the token (PLAIN password, checked by
+         * the ZAP handler); no message is read from one that does not */
+        zmq_setsockopt(sock, ZMQ_PLAIN_SERVER, &one, sizeof one);
+        zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, "kodiakd", 7);
+        /* a frame over KD_FRAME_MAX makes ZeroMQ drop the connection as
+         * soon as it reads the frame's length. This also bounds what a
+         * client without the token can make us buffer: libzmq reads the
+         * PLAIN handshake's commands with the same limit, before the ZAP
+         * handler has looked at the token. Bigger arrays come in several
+         * frames; a request whose frames add up to more than max_request
+         * is refused (front_end). A handshake must end within 10 s. */
+        int64_t maxmsg = KD_FRAME_MAX;
         zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+        int hs = 10000;
+        zmq_setsockopt(sock, ZMQ_HANDSHAKE_IVL, &hs, sizeof hs);
         char ep[512];
         if (opt.port)
             snprintf(ep, sizeof ep, "tcp://%s:%d", opt.host, opt.port);
         else
             snprintf(ep, sizeof ep, "tcp://%s:*", opt.host);
-        if (zmq_bind(sock, ep) != 0) {
+        if (!ok) {
+            /* no ZAP handler: do not listen */
+        } else if (zmq_bind(sock, ep) != 0) {
             fprintf(stderr, "kodiakd: cannot listen on %s: %s\n", ep, zmq_strerror(errno));
             ok = 0;
         } else {
@@ -925,7 +1159,12 @@ int main(int argc, char **argv)
             zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, last, &ll);
             const char *colon = strrchr(last, ':');
             port = colon ? atoi(colon + 1) : opt.port;
-            if (opt.connect_file && write_connect_file(opt.connect_file, opt.host, port)) {
+            if (zmq_bind(sock, ipc_name) != 0) {
+                fprintf(stderr, "kodiakd: cannot listen on %s: %s\n", ipc_name,
+                        zmq_strerror(errno));
+                ok = 0;
+            } else if (opt.connect_file &&
+                       write_connect_file(opt.connect_file, opt.host, port, ipc_name)) {
                 fprintf(stderr, "kodiakd: cannot write connect file %s: %s\n",
                         opt.connect_file, strerror(errno));
                 ok = 0;
@@ -937,8 +1176,12 @@ int main(int argc, char **argv)
     if (!ok) {
         if (sock)
             zmq_close(sock);
-        if (ctx)
+        if (ctx) {
+            zmq_ctx_shutdown(ctx); /* wakes the ZAP handler, which leaves */
+            if (zap_running)
+                pthread_join(zap_tid, NULL);
             zmq_ctx_term(ctx);
+        }
         MPI_Finalize();
         return 2;
     }
@@ -948,6 +1191,8 @@ int main(int argc, char **argv)
         fflush(stdout);
         front_end(sock);
         zmq_close(sock);
+        zmq_ctx_shutdown(ctx);
+        pthread_join(zap_tid, NULL);
         zmq_ctx_term(ctx);
         if (opt.connect_file)
             unlink(opt.connect_file);

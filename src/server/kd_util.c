@@ -646,17 +646,65 @@ static int block_layout(kd_cmd *c, int64_t size, int **counts, int **displs)
     return 0;
 }
 
+/* Send rank r its block of an array that arrived in several frames, straight
+ * from the frames (an MPI datatype of absolute addresses: no joined copy on
+ * rank 0); rank 0 copies its own block. Bytes [lo, hi) of the array; len
+ * and at have room for one segment per frame. */
+static void send_block_from_frames(kd_cmd *c, int idx, int r, size_t lo, size_t hi,
+                                   kd_array *a, int *len, MPI_Aint *at)
+{
+    int nseg = 0;
+    size_t off = 0, done = 0;
+    for (int i = idx; i < c->nframes && off < hi; off += c->frame_len[i], i++) {
+        size_t fl = c->frame_len[i];
+        if (off + fl <= lo || fl == 0)
+            continue;
+        size_t s = lo > off ? lo - off : 0;              /* first byte in this frame */
+        size_t e = hi < off + fl ? hi - off : fl;        /* one past the last */
+        const char *p = (const char *)c->frame[i] + s;
+        if (r == 0) {
+            memcpy((char *)a->data + done, p, e - s);
+        } else {
+            len[nseg] = (int)(e - s);                    /* a frame is <= KD_FRAME_MAX */
+            MPI_Get_address(p, &at[nseg]);
+            nseg++;
+        }
+        done += e - s;
+    }
+    if (r != 0) {
+        MPI_Datatype t;
+        MPI_Type_create_hindexed(nseg, len, at, MPI_BYTE, &t);
+        MPI_Type_commit(&t);
+        MPI_Send(MPI_BOTTOM, 1, t, r, KD_TAG_FRAMES, c->comm);
+        MPI_Type_free(&t);
+    }
+}
+
 int kd_scatter_frame(kd_cmd *c, int idx, kd_array *a)
 {
     int rc = 0;
-    size_t want = (size_t)a->size * kd_dtype_size(a->dtype);
+    size_t w = kd_dtype_size(a->dtype);
+    size_t want = (size_t)a->size * w, got = 0;
+    int many = 0; /* the array came in more than one frame */
+    int *len = NULL;      /* rank 0, many: segment lengths and addresses */
+    MPI_Aint *at = NULL;
     if (c->rank == 0) {
-        if (idx >= c->nframes)
+        for (int i = idx; i < c->nframes; i++)
+            got += c->frame_len[i];
+        if (idx >= c->nframes && want > 0)
             rc = kd_fail(c, "ValueError", "%s: binary frame %d is missing", c->cmd, idx);
-        else if (c->frame_len[idx] != want)
-            rc = kd_fail(c, "ValueError", "%s: binary frame of %zu bytes does not hold "
-                         "%lld %s elements (%zu bytes)", c->cmd, c->frame_len[idx],
+        else if (got != want)
+            rc = kd_fail(c, "ValueError", "%s: binary frames of %zu bytes do not hold "
+                         "%lld %s elements (%zu bytes)", c->cmd, got,
                          (long long)a->size, kd_dtype_name(a->dtype), want);
+        many = c->nframes - idx > 1;
+        if (!rc && many) {
+            len = malloc(sizeof *len * (size_t)(c->nframes - idx));
+            at = malloc(sizeof *at * (size_t)(c->nframes - idx));
+            if (!len || !at)
+                rc = kd_fail(c, "MemoryError", "%s: out of memory for %d frames", c->cmd,
+                             c->nframes - idx);
+        }
     }
     int *counts = NULL, *displs = NULL;
     if (!rc)
@@ -664,12 +712,32 @@ int kd_scatter_frame(kd_cmd *c, int idx, kd_array *a)
     if (kd_agree(c, rc)) {
         free(counts);
         free(displs);
+        free(len);
+        free(at);
         return -1;
     }
-    MPI_Scatterv(c->rank == 0 ? c->frame[idx] : NULL, counts, displs, kd_dtype_mpi(a->dtype),
-                 a->data, (int)a->n, kd_dtype_mpi(a->dtype), 0, c->comm);
+    MPI_Bcast(&many, 1, MPI_INT, 0, c->comm);
+    if (!many) {
+        MPI_Scatterv(c->rank == 0 && c->nframes > idx ? c->frame[idx] : NULL, counts, displs,
+                     kd_dtype_mpi(a->dtype), a->data, (int)a->n, kd_dtype_mpi(a->dtype), 0,
+                     c->comm);
+    } else if (c->rank == 0) {
+        for (int r = c->nranks - 1; r >= 0; r--) { /* own block last */
+            int64_t lo, hi;
+            kd_block(a->size, c->nranks, r, &lo, &hi);
+            send_block_from_frames(c, idx, r, (size_t)lo * w, (size_t)hi * w, a, len, at);
+        }
+    } else {
+        MPI_Datatype elt;
+        MPI_Type_contiguous((int)w, MPI_BYTE, &elt);
+        MPI_Type_commit(&elt);
+        MPI_Recv(a->data, (int)a->n, elt, 0, KD_TAG_FRAMES, c->comm, MPI_STATUS_IGNORE);
+        MPI_Type_free(&elt);
+    }
     free(counts);
     free(displs);
+    free(len);
+    free(at);
     /* bool frames from the client may hold any byte: normalise to 0/1 */
     if (a->dtype == KD_BOOL) {
         uint8_t *p = a->data;

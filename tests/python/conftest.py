@@ -56,6 +56,7 @@ class Server:
         with open(self.connect_file) as f:
             self.info = json.load(f)
         self.port = self.info["port"]
+        self.token = self.info["token"]  # the access token clients must present
 
     def output(self):
         self.log.flush()
@@ -80,6 +81,13 @@ class Server:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def plain(sock, token):
+    """Make a raw ZeroMQ socket present kodiakd's access token (PLAIN)."""
+    sock.plain_username = b"kodiak"
+    sock.plain_password = token.encode()
+    return sock
+
+
 @pytest.fixture(scope="session", params=[1, 2, 3], ids=lambda n: f"{n}rank")
 def server(request):
     s = Server(request.param)
@@ -93,7 +101,9 @@ def server(request):
 @pytest.fixture
 def ak(server):
     """The kodiak module, connected to the session's server."""
-    if kodiak.client._conn.endpoint != f"tcp://127.0.0.1:{server.port}":
-        kodiak.connect(connect_file=server.connect_file)
+    c = kodiak.client._conn
+    if c.endpoint != f"tcp://127.0.0.1:{server.port}" or \
+            not (c.zmq_endpoint or "").startswith("ipc://"):
+        kodiak.connect(connect_file=server.connect_file)  # over its Unix socket
     yield kodiak
     assert server.alive(), f"kodiakd died: {server.output()}"

@@ -1,4 +1,6 @@
 """Creating pdarrays and bringing them back, against NumPy."""
+import os
+
 import numpy as np
 import pytest
 
@@ -98,14 +100,17 @@ def test_randint_refuses_an_empty_range(ak):
 
 @pytest.mark.parametrize("dtype", [np.int64, np.float64, np.bool_])
 def test_memory_path_and_frames_give_the_same_array(ak, server, dtype):
-    # connected through the connect file, big arrays move by the memory path;
-    # connected by host and port (no token), they travel as ZeroMQ frames
+    # connected through the connect file, the client reaches rank 0's Unix
+    # socket and big arrays move by the memory path; connected by host and
+    # port (TCP), they travel as ZeroMQ frames
+    assert ak.client._conn.zmq_endpoint.startswith("ipc://")
     nd = (np.random.default_rng(3).standard_normal(300001) > 0.3).astype(dtype)
     via_vm = ak.array(nd)
     back_vm = via_vm.to_ndarray()
-    ak.connect("127.0.0.1", server.port)
+    ak.connect("127.0.0.1", server.port, access_token=server.token)
     try:
-        assert ak.client._conn.token is None
+        assert ak.client._conn.zmq_endpoint.startswith("tcp://")
+        assert ak.client.memory_path(back_vm.ctypes.data, back_vm.nbytes) is None
         via_frames = ak.array(nd)
         np.testing.assert_array_equal(via_frames.to_ndarray(), nd)
         np.testing.assert_array_equal(ak.array(back_vm).to_ndarray(), nd)
@@ -115,15 +120,27 @@ def test_memory_path_and_frames_give_the_same_array(ak, server, dtype):
     assert back_vm.flags.writeable and back_vm.flags.owndata
 
 
-def test_memory_path_needs_the_connect_files_token(ak):
+def test_memory_path_copies_only_within_the_buffer_of_the_requesting_process(ak):
     nd = np.arange(100000, dtype=np.int64)
     vm = ak.client.memory_path(nd.ctypes.data, nd.nbytes)
-    assert vm is not None
+    assert vm is not None and "pid" not in vm  # the server asks the kernel
     res, _ = ak.client.generic_msg("array", {"dtype": "int64", "size": nd.size, "vm": vm})
     assert "vm" not in res  # done by the memory path
     good = ak.pdarray(res["array"]["name"], ak.int64, nd.size)
     np.testing.assert_array_equal(good.to_ndarray(), nd)
-    for bad in ({"token": "0" * 32}, {"boot_id": "another-host"}, {"pid": -5}, {"addr": 8}):
+    # our own pid may be named; another process's may not
+    res, _ = ak.client.generic_msg("array", {"dtype": "int64", "size": nd.size,
+                                             "vm": dict(vm, pid=os.getpid())})
+    assert "vm" not in res
+    for pid in (1, os.getppid(), -5):
+        with pytest.raises(PermissionError, match=f"requesting process .pid {os.getpid()}"):
+            ak.client.generic_msg("array", {"dtype": "int64", "size": nd.size,
+                                            "vm": dict(vm, pid=pid)})
+    # a buffer smaller than the array is refused before anything is copied
+    with pytest.raises(ValueError, match="cannot hold"):
+        ak.client.generic_msg("to_ndarray", {"array": good.name,
+                                             "vm": dict(vm, nbytes=nd.nbytes - 8)})
+    for bad in ({"boot_id": "another-host"}, {"addr": 8}):
         res, _ = ak.client.generic_msg("array", {"dtype": "int64", "size": nd.size,
                                                  "vm": dict(vm, **bad)})
         assert res == {"vm": False}, bad

@@ -3,7 +3,9 @@
 the server still answers and the arrays it held are unchanged.
 
 Raw requests go straight to kodiakd's port, with a plain ZeroMQ REQ socket
-and with a plain TCP socket speaking (or mangling) ZMTP 3.0 by hand."""
+and with a plain TCP socket speaking (or mangling) ZMTP 3.0 by hand; both
+present the access token (PLAIN), so that what is attacked is what comes
+after it."""
 import json
 import os
 import socket
@@ -14,7 +16,7 @@ import numpy as np
 import pytest
 import zmq
 
-from conftest import Server
+from conftest import Server, plain
 
 import kodiak
 from kodiak import client
@@ -43,13 +45,13 @@ def assert_intact(ak, kept):
         np.testing.assert_array_equal(got, nd[k])
 
 
-def raw_request(port, parts, timeout=5.0):
-    """Send `parts` on a fresh REQ socket; the reply's parts, or None if no
-    reply came within `timeout` seconds."""
-    sock = zmq.Context.instance().socket(zmq.REQ)
+def raw_request(srv, parts, timeout=5.0):
+    """Send `parts` to Server `srv` on a fresh REQ socket (with the token);
+    the reply's parts, or None if no reply came within `timeout` seconds."""
+    sock = plain(zmq.Context.instance().socket(zmq.REQ), srv.token)
     sock.setsockopt(zmq.LINGER, 0)
     try:
-        sock.connect(f"tcp://127.0.0.1:{port}")
+        sock.connect(f"tcp://127.0.0.1:{srv.port}")
         sock.send_multipart(parts)
         if not sock.poll(int(timeout * 1000)):
             return None
@@ -66,15 +68,21 @@ def error_of(reply):
     return head["error"]["type"], head["error"]["message"]
 
 
-# ZMTP 3.0 by hand (RFC 23): a 64-byte greeting, a READY command, then frames
-def greeting(mechanism=b"NULL"):
+# ZMTP 3.0 by hand (RFC 23): a 64-byte greeting, the PLAIN handshake (RFC 24:
+# HELLO, WELCOME, INITIATE, READY), then frames
+def greeting(mechanism=b"PLAIN"):
     return (b"\xff" + b"\0" * 8 + b"\x7f" + b"\x03\x00" + mechanism.ljust(20, b"\0") +
             b"\x00" + b"\0" * 31)
 
 
-def ready(socket_type=b"REQ"):
-    body = b"\x05READY" + bytes([11]) + b"Socket-Type" + struct.pack(">I", len(socket_type)) \
-        + socket_type
+def ready(socket_type=b"REQ", name=b"READY"):
+    body = bytes([len(name)]) + name + bytes([11]) + b"Socket-Type" + \
+        struct.pack(">I", len(socket_type)) + socket_type
+    return bytes([0x04, len(body)]) + body
+
+
+def hello(token, user=b"kodiak"):
+    body = b"\x05HELLO" + bytes([len(user)]) + user + bytes([len(token)]) + token.encode()
     return bytes([0x04, len(body)]) + body
 
 
@@ -107,14 +115,18 @@ def read_frame(s):
     return flags, recv_exact(s, size)
 
 
-def handshake(s, socket_type=b"REQ"):
-    """Greeting and READY, each after the server's (libzmq drops a peer that
-    sends its whole handshake before reading the server's greeting)."""
+def handshake(s, token, socket_type=b"REQ"):
+    """Greeting, HELLO with the token and INITIATE, each after the server's
+    greeting, WELCOME and READY (libzmq drops a peer that sends its whole
+    handshake before reading the server's greeting)."""
     s.sendall(greeting())
     recv_exact(s, 64)
-    s.sendall(ready(socket_type))
+    s.sendall(hello(token))
     flags, body = read_frame(s)
-    assert flags & 0x04 and body.startswith(b"\x05READY")
+    assert flags & 0x04 and body.startswith(b"\x07WELCOME"), body
+    s.sendall(ready(socket_type, name=b"INITIATE"))
+    flags, body = read_frame(s)
+    assert flags & 0x04 and body.startswith(b"\x05READY"), body
 
 
 def read_message(s):
@@ -213,11 +225,11 @@ def test_scalar_with_an_unknown_dtype_is_a_typeerror(ak, kept):
 
 def test_version_mismatch_on_connect_is_refused_with_both_versions(ak, server, monkeypatch):
     monkeypatch.setattr(client, "PROTOCOL_VERSION", 999)
-    with pytest.raises(kodiak.KodiakError, match="version 999.*version 1"):
-        kodiak.connect("127.0.0.1", server.port)
+    with pytest.raises(kodiak.KodiakError, match="version 999.*version 2"):
+        kodiak.connect("127.0.0.1", server.port, access_token=server.token)
     assert not kodiak.connected()  # a refused connection is not kept
     monkeypatch.undo()
-    info = kodiak.connect("127.0.0.1", server.port)
+    info = kodiak.connect("127.0.0.1", server.port, access_token=server.token)
     assert info["version"] == client.PROTOCOL_VERSION
     assert info["ranks"] == server.nranks
 
@@ -279,7 +291,7 @@ BAD_HEADERS = [
 @pytest.mark.parametrize("header,etype,text", BAD_HEADERS,
                          ids=[f"h{i}" for i in range(len(BAD_HEADERS))])
 def test_bad_header_gets_an_error_reply(ak, server, kept, header, etype, text):
-    got_type, msg = error_of(raw_request(server.port, [header]))
+    got_type, msg = error_of(raw_request(server, [header]))
     assert got_type == etype
     assert text in msg
     assert_intact(ak, kept)
@@ -287,10 +299,10 @@ def test_bad_header_gets_an_error_reply(ak, server, kept, header, etype, text):
 
 def test_a_free_list_of_junk_is_ignored(ak, server, kept):
     hdr = b'{"cmd": "list_symbols", "free": ["id_424242", 5, null, {}, [], "", "\xff"]}'
-    head = json.loads(raw_request(server.port, [hdr])[0])
+    head = json.loads(raw_request(server, [hdr])[0])
     assert head["ok"] is True
     assert_intact(ak, kept)
-    head = json.loads(raw_request(server.port, [b'{"cmd": "list_symbols", "free": 5}'])[0])
+    head = json.loads(raw_request(server, [b'{"cmd": "list_symbols", "free": 5}'])[0])
     assert head["ok"] is True
     assert_intact(ak, kept)
 
@@ -299,24 +311,14 @@ def test_a_free_list_of_junk_is_ignored(ak, server, kept):
 def test_array_frame_of_the_wrong_length_is_a_valueerror(ak, server, kept, nbytes):
     hdr = b'{"cmd": "array", "args": {"dtype": "int64", "size": 10}}'
     before = ak.list_symbols()
-    etype, msg = error_of(raw_request(server.port, [hdr, b"\x01" * nbytes]))
+    etype, msg = error_of(raw_request(server, [hdr, b"\x01" * nbytes]))
     assert etype == "ValueError" and f"{nbytes} bytes" in msg and "80 bytes" in msg
     assert ak.list_symbols() == before  # nothing half-made is left behind
     assert_intact(ak, kept)
 
 
-def test_too_many_frames_is_a_valueerror(ak, server, kept):
-    etype, msg = error_of(raw_request(server.port, [b'{"cmd": "list_symbols"}'] +
-                                      [b"x"] * 70))
-    assert etype == "ValueError" and "more than 64" in msg
-    # 64 frames are still a request (the command ignores them)
-    head = json.loads(raw_request(server.port, [b'{"cmd": "list_symbols"}'] + [b"x"] * 64)[0])
-    assert head["ok"] is True
-    assert_intact(ak, kept)
-
-
 def test_a_message_without_the_req_delimiter_is_dropped(ak, server, kept):
-    dealer = zmq.Context.instance().socket(zmq.DEALER)
+    dealer = plain(zmq.Context.instance().socket(zmq.DEALER), server.token)
     dealer.setsockopt(zmq.LINGER, 0)
     dealer.connect(f"tcp://127.0.0.1:{server.port}")
     try:
@@ -333,7 +335,7 @@ def test_a_message_without_the_req_delimiter_is_dropped(ak, server, kept):
 
 
 def test_a_client_that_leaves_before_the_reply_does_not_hurt(ak, server, kept):
-    sock = zmq.Context.instance().socket(zmq.REQ)
+    sock = plain(zmq.Context.instance().socket(zmq.REQ), server.token)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(f"tcp://127.0.0.1:{server.port}")
     sock.send(json.dumps({"cmd": "randint", "args": {
@@ -349,7 +351,7 @@ def test_hand_made_zmtp_request_is_answered(ak, server, kept):
     """The raw client below speaks enough ZMTP to be answered, so the
     attacks that follow are attacks on kodiakd and not on our own bytes."""
     with tcp(server.port) as s:
-        handshake(s)
+        handshake(s, server.token)
         s.sendall(frame(b"", more=True) + frame(b'{"cmd": "list_symbols"}'))
         frames = read_message(s)
     assert frames[0] == b""
@@ -398,7 +400,7 @@ def test_bad_handshake_command_closes_the_connection(ak, server, kept):
     with tcp(server.port) as s:
         s.sendall(greeting())
         recv_exact(s, 64)
-        s.sendall(bytes([0x04, 5]) + b"\x04HELO")
+        s.sendall(bytes([0x04, 5]) + b"\x04HELO")  # not HELLO
         assert closed_by_peer(s)
     assert_intact(ak, kept)
 
@@ -420,7 +422,7 @@ def test_truncated_greeting_then_close(ak, server, kept, cut):
 
 def test_truncated_frame_then_close(ak, server, kept):
     with tcp(server.port) as s:
-        handshake(s)
+        handshake(s, server.token)
         s.sendall(frame(b"", more=True) + bytes([0x00, 100]) + b'{"cmd": "li')  # 11 of 100
     assert_intact(ak, kept)
 
@@ -433,19 +435,19 @@ def test_a_stalled_half_handshake_does_not_block_other_clients(ak, server, kept)
         ak.arange(10)
         assert time.time() - t < 5
     with tcp(server.port) as s:  # stalled in the middle of a frame
-        handshake(s)
+        handshake(s, server.token)
         s.sendall(frame(b"", more=True) + bytes([0x00, 200]) + b"{")
         assert_intact(ak, kept)
 
 
 def test_a_frame_claiming_an_absurd_length_closes_the_connection(ak, server, kept):
     with tcp(server.port) as s:
-        handshake(s)
+        handshake(s, server.token)
         s.sendall(frame(b"", more=True) + bytes([0x02]) + struct.pack(">Q", 1 << 62) +
                   b"x" * 100)
         assert closed_by_peer(s)
     with tcp(server.port) as s:  # lengths >= 2^63 are negative as int64
-        handshake(s)
+        handshake(s, server.token)
         s.sendall(bytes([0x02]) + struct.pack(">Q", 2**64 - 8))
         assert closed_by_peer(s)
     assert_intact(ak, kept)
@@ -466,7 +468,7 @@ def small():
 
 @pytest.fixture
 def small_ak(small):
-    kodiak.connect("127.0.0.1", small.port)
+    kodiak.connect("127.0.0.1", small.port, access_token=small.token)
     yield kodiak
     kodiak.disconnect()
     assert small.alive(), small.output()
@@ -484,14 +486,38 @@ def test_an_oversized_message_drops_the_connection_and_nothing_else(small, small
     keep = np.arange(1000, dtype=np.int64) ** 2
     a = ak.array(keep)
     hdr = json.dumps({"cmd": "array", "args": {"dtype": "int64", "size": 3 * 2**20 // 8}})
-    assert raw_request(small.port, [hdr.encode(), b"\0" * (3 * 2**20)], timeout=3) is None
+    assert raw_request(small, [hdr.encode(), b"\0" * (3 * 2**20)], timeout=3) is None
     # a header alone over the limit is dropped the same way
-    assert raw_request(small.port, [b'{"cmd": "list_symbols", "x": "' + b"y" * (3 * 2**20) +
+    assert raw_request(small, [b'{"cmd": "list_symbols", "x": "' + b"y" * (3 * 2**20) +
                                     b'"}'], timeout=3) is None
     assert small.alive()
     assert a.name in ak.list_symbols()
     np.testing.assert_array_equal(a.to_ndarray(), keep)
     assert all(r["used"] <= r["limit"] for r in ak.get_mem_status())
+
+
+def test_too_many_frames_is_a_valueerror(small, small_ak):
+    # enough 1 MiB frames for the largest request (2 MiB here), plus 64 + 1
+    limit = 64 + 2 * 2**20 // small_ak.client.server_info()["max_frame"] + 1
+    a = small_ak.arange(10)
+    etype, msg = error_of(raw_request(small, [b'{"cmd": "list_symbols"}'] +
+                                      [b"x"] * (limit + 1)))
+    assert etype == "ValueError" and f"more than {limit}" in msg
+    head = json.loads(raw_request(small, [b'{"cmd": "list_symbols"}'] + [b"x"] * limit)[0])
+    assert head["ok"] is True
+    assert a.tolist() == list(range(10))
+
+
+def test_a_request_whose_frames_add_up_to_too_much_is_a_memoryerror(small, small_ak):
+    """Each frame fits in ZMQ_MAXMSGSIZE; together they are more than the
+    2 ranks of 1 MiB may hold: refused with a clear error, nothing made."""
+    a = small_ak.arange(10)
+    before = small_ak.list_symbols()
+    hdr = json.dumps({"cmd": "array", "args": {"dtype": "int64", "size": 3 * 2**17}})
+    etype, msg = error_of(raw_request(small, [hdr.encode()] + [b"\0" * 2**20] * 3))
+    assert etype == "MemoryError" and "larger than this server's ranks may hold" in msg
+    assert small_ak.list_symbols() == before
+    assert a.tolist() == list(range(10))
 
 
 def test_huge_sizes_are_memoryerrors_from_the_memory_limit(small_ak):
@@ -517,22 +543,35 @@ def test_uploading_more_than_all_ranks_may_hold_is_a_memoryerror_not_a_hang(smal
     assert (a + 1).tolist() == list(range(1, 11))
 
 
-def test_a_message_the_server_drops_is_a_connectionerror_and_the_next_works(small_ak,
-                                                                          monkeypatch):
+def test_a_message_over_what_the_ranks_hold_is_refused_by_the_server_and_the_next_works(
+        small_ak, monkeypatch):
     ak = small_ak
     a = ak.arange(10)
     monkeypatch.setitem(kodiak.client._conn.info, "memory_limit", None)  # skip the check
     t0 = time.time()
-    with pytest.raises(ConnectionError, match="closed the connection during 'array'"):
+    with pytest.raises(MemoryError, match="larger than this server's ranks may hold"):
         ak.array(np.zeros(3 * 2**20 // 8))
     assert time.time() - t0 < 5
+    assert a.sum() == 45 and ak.array(np.arange(5)).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_a_frame_over_max_frame_drops_the_connection_and_the_next_request_works(
+        small_ak, monkeypatch):
+    ak = small_ak
+    a = ak.arange(10)
+    monkeypatch.setattr(kodiak.client, "split_frames", lambda data: [data])  # one frame
+    t0 = time.time()
+    with pytest.raises(ConnectionError, match="closed the connection during 'array'"):
+        ak.array(np.zeros(2**20 // 8 + 1))
+    assert time.time() - t0 < 5
+    monkeypatch.undo()
     assert a.sum() == 45 and ak.array(np.arange(5)).tolist() == [0, 1, 2, 3, 4]
 
 
 def test_a_server_that_stops_gives_connectionerror_not_a_hang(monkeypatch):
     s = Server(1)
     try:
-        kodiak.connect("127.0.0.1", s.port)
+        kodiak.connect("127.0.0.1", s.port, access_token=s.token)
         a = kodiak.arange(10)
         s.stop()
         monkeypatch.setattr(kodiak.client, "UNREACHABLE_AFTER", 2.0)

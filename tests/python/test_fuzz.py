@@ -367,17 +367,18 @@ class Fuzzer:
             k = rng.choice([1, 1, 2, 3, 4])
             return [self.any_name(writable_cmd) for _ in range(k)]
         if kind == "vm":
-            token = client._conn.token or "0" * 32
+            vm = client.memory_path(0, 1 << 20)
+            boot = vm["boot_id"] if vm else ""
             return rng.choice([
-                {}, None, 5, "vm", {"token": "x" * 32, "boot_id": "b", "pid": 1, "addr": 0},
-                {"token": token, "boot_id": "nope", "pid": os.getpid(), "addr": 16},
-                {"token": token, "boot_id": client.memory_path(0, 1 << 20)["boot_id"]
-                 if client.memory_path(0, 1 << 20) else "", "pid": rng.choice([1, 0, -5,
-                 2**31 - 1]), "addr": rng.choice([0, 16, -1, 2**62])},
-                {"token": token, "boot_id": client.memory_path(0, 1 << 20)["boot_id"]
-                 if client.memory_path(0, 1 << 20) else "", "pid": os.getpid(),
-                 "addr": rng.choice([0, 16, -1, 2**62, -2**63])},
-                {"token": token, "pid": "1", "addr": "0"}])
+                {}, None, 5, "vm", {"boot_id": "b", "pid": 1, "addr": 0, "nbytes": 8},
+                {"boot_id": "nope", "pid": os.getpid(), "addr": 16, "nbytes": 1 << 40},
+                {"boot_id": boot, "pid": rng.choice([1, 0, -5, 2**31 - 1]),
+                 "addr": rng.choice([0, 16, -1, 2**62]), "nbytes": 1 << 40},
+                {"boot_id": boot, "addr": rng.choice([0, 16, -1, 2**62, -2**63]),
+                 "nbytes": rng.choice([0, 8, 1 << 40, -1, 2**63 - 1])},
+                {"boot_id": boot, "pid": os.getpid(),
+                 "addr": rng.choice([0, 16, -1, 2**62, -2**63]), "nbytes": 1 << 40},
+                {"pid": "1", "addr": "0", "nbytes": "8"}])
         assert isinstance(kind, tuple)
         return rng.choice(kind[1])
 
@@ -746,14 +747,18 @@ def test_raw_frames(ak, server):
     """Binary frames in excess or of odd sizes, on commands that take none."""
     hdr = json.dumps({"cmd": "list_symbols"}).encode()
     assert raw_request([hdr] + [b"x"] * 64)["ok"]
-    head = raw_request([hdr] + [b""] * 65)
+    info = client.server_info()  # frames enough for all ranks' memory, plus 65
+    limit = 64 + info["memory_limit"] * info["ranks"] // info["max_frame"] + 1
+    head = raw_request([hdr] + [b""] * (limit + 1))
     assert not head["ok"] and head["error"]["type"] == "ValueError"
     hdr = json.dumps({"cmd": "array", "args": {"dtype": "int64", "size": 2}}).encode()
-    for frames in ([b"\x00" * 15], [b"\x00" * 17], [], [b"\x00" * 16, b"\x00" * 16]):
+    for frames in ([b"\x00" * 15], [b"\x00" * 17], [], [b"\x00" * 16, b"\x00" * 16],
+                   [b"\x01" * 8, b"\x02" * 3, b"\x03" * 5], [b"\x01" * 8, b"", b"\x02" * 8]):
         head = raw_request([hdr] + frames)
-        if len(frames) == 2:  # an extra frame is ignored
+        if sum(map(len, frames)) == 16:  # the frames together hold the array
             assert head["ok"], head
-            client.queue_free(head["result"]["array"]["name"])
+            a = ak.pdarray(head["result"]["array"]["name"], ak.int64, 2)
+            assert a.to_ndarray().tobytes() == b"".join(frames)
         else:
             assert not head["ok"] and head["error"]["type"] == "ValueError", head
     assert client.generic_msg("memory")[0]["ranks"]

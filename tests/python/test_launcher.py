@@ -287,7 +287,10 @@ def test_connect_without_a_connect_file_tries_localhost_5555_as_arkouda(home):
     try:
         assert s.port == 5555
         os.remove(s.connect_file)  # as a kodiakd someone started by hand
-        info = kodiak.connect()
+        # it is tried, but without its connect file there is no token
+        with pytest.raises(PermissionError, match="127.0.0.1:5555 refused the access token"):
+            kodiak.connect()
+        info = kodiak.connect(access_token=s.token)
         assert info["ranks"] == 2
         assert client._conn.endpoint == "tcp://127.0.0.1:5555"
         np.testing.assert_array_equal(kodiak.arange(10).to_ndarray(), np.arange(10))

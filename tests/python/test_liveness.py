@@ -18,7 +18,7 @@ import pytest
 import zmq
 
 import kodiak
-from conftest import Server
+from conftest import Server, plain
 from kodiak import launcher
 
 # A hang must fail the test, not the whole run: each test body runs under
@@ -185,9 +185,10 @@ def test_the_default_deadline_is_documented_and_advertised():
         s.stop()
 
 
-def raw(port, hdr, timeout=10.0):
+def raw(server, hdr, timeout=10.0):
     ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.REQ)
+    sock = plain(ctx.socket(zmq.REQ), server.token)
+    port = server.port
     sock.setsockopt(zmq.LINGER, 0)
     try:
         sock.connect(f"tcp://127.0.0.1:{port}")
@@ -200,12 +201,12 @@ def raw(port, hdr, timeout=10.0):
 
 def test_every_reply_echoes_the_request_id_busy_ones_too(two_ranks):
     server, stopped = two_ranks
-    port = server.port
-    r = raw(port, {"cmd": "connect", "args": {"version": 1}, "id": 77})
+    version = kodiak.client.PROTOCOL_VERSION
+    r = raw(server, {"cmd": "connect", "args": {"version": version}, "id": 77})
     assert r["ok"] and r["id"] == 77
-    r = raw(port, {"cmd": "no_such_command", "args": {}, "id": 78})
+    r = raw(server, {"cmd": "no_such_command", "args": {}, "id": 78})
     assert not r["ok"] and r["id"] == 78
-    r = raw(port, {"cmd": "connect", "args": {"version": 1}})
+    r = raw(server, {"cmd": "connect", "args": {"version": version}})
     assert r["ok"] and "id" not in r  # no id asked, none given
 
     kodiak.connect(connect_file=server.connect_file, timeout=1)
@@ -216,7 +217,7 @@ def test_every_reply_echoes_the_request_id_busy_ones_too(two_ranks):
     with pytest.raises(TimeoutError):
         a.sum()
     t0 = time.monotonic()
-    r = raw(port, {"cmd": "list_symbols", "args": {}, "id": 79})
+    r = raw(server, {"cmd": "list_symbols", "args": {}, "id": 79})
     assert time.monotonic() - t0 < 5
     assert not r["ok"] and r["id"] == 79 and r["error"]["type"] == "ServerBusyError"
     os.kill(victim, signal.SIGCONT)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import zmq
 
-from conftest import Server
+from conftest import Server, plain
 
 import kodiak
 from kodiak import launcher
@@ -25,9 +25,9 @@ def used_per_rank(ak):
     return [r["used"] for r in ak.get_mem_status()]
 
 
-def symbols_seen_by_another_client(port):
+def symbols_seen_by_another_client(port, token):
     """list_symbols on a connection of its own: it carries no "free" list."""
-    sock = zmq.Context.instance().socket(zmq.REQ)
+    sock = plain(zmq.Context.instance().socket(zmq.REQ), token)
     sock.setsockopt(zmq.LINGER, 0)
     try:
         sock.connect(f"tcp://127.0.0.1:{port}")
@@ -57,9 +57,9 @@ def test_a_deleted_array_is_freed_with_the_next_request(ak, server):
     name = a.name
     del a
     # nothing was sent yet: another client still sees it
-    assert name in symbols_seen_by_another_client(server.port)
+    assert name in symbols_seen_by_another_client(server.port, server.token)
     ak.arange(3)  # any request carries the name in its "free" list
-    assert name not in symbols_seen_by_another_client(server.port)
+    assert name not in symbols_seen_by_another_client(server.port, server.token)
 
 
 def test_symbols_are_listed_oldest_first_with_dtype_and_size(ak):
@@ -125,7 +125,7 @@ def limited():
 
 @pytest.fixture
 def lak(limited):
-    kodiak.connect("127.0.0.1", limited.port)
+    kodiak.connect("127.0.0.1", limited.port, access_token=limited.token)
     yield kodiak
     kodiak.disconnect()
     assert limited.alive(), limited.output()
@@ -179,7 +179,7 @@ def test_shutdown_command_stops_every_rank_with_exit_code_0():
     try:
         ranks = launcher.rank_pids(s.proc.pid)
         assert len(ranks) == 2
-        kodiak.connect("127.0.0.1", s.port)
+        kodiak.connect("127.0.0.1", s.port, access_token=s.token)
         kodiak.shutdown()
         assert not kodiak.connected()
         assert s.proc.wait(20) == 0
@@ -229,7 +229,7 @@ def test_sigterm_to_rank_0_alone_stops_the_server_with_exit_code_0():
 def test_an_idle_two_rank_server_uses_under_5_percent_of_a_core():
     s = Server(2)
     try:
-        kodiak.connect("127.0.0.1", s.port)
+        kodiak.connect("127.0.0.1", s.port, access_token=s.token)
         kodiak.arange(1000).to_ndarray()  # some work first, then idle
         ranks = launcher.rank_pids(s.proc.pid)
         assert len(ranks) == 2
@@ -255,10 +255,11 @@ def test_an_idle_two_rank_server_uses_under_5_percent_of_a_core():
 
 def test_connect_takes_arkoudas_forms(ak, server):
     try:
-        info = ak.connect(connect_url=f"tcp://127.0.0.1:{server.port}", timeout=0)
+        info = ak.connect(connect_url=f"tcp://127.0.0.1:{server.port}?token={server.token}",
+                          timeout=0)
         assert info["ranks"] == server.nranks
         assert ak.arange(5).tolist() == [0, 1, 2, 3, 4]
-        info = ak.connect("localhost", server.port)
+        info = ak.connect("localhost", server.port, access_token=server.token)
         assert info["ranks"] == server.nranks
         with pytest.raises(ValueError):
             ak.connect(connect_url="not-a-url")
@@ -272,8 +273,13 @@ def test_a_long_command_shows_a_progress_bar(capsys, monkeypatch):
     import threading
     import zmq
     import kodiak
-    ctx = zmq.Context.instance()
+    from zmq.auth.thread import ThreadAuthenticator
+    ctx = zmq.Context()  # its own, with a ZAP handler that takes the token "t"
+    auth = ThreadAuthenticator(ctx)
+    auth.start()
+    auth.configure_plain(domain="*", passwords={"kodiak": "t"})
     rep = ctx.socket(zmq.REP)
+    rep.plain_server = True
     port = rep.bind_to_random_port("tcp://127.0.0.1")
 
     def serve():
@@ -286,7 +292,7 @@ def test_a_long_command_shows_a_progress_bar(capsys, monkeypatch):
     monkeypatch.setattr(kodiak.client, "PROGRESS_AFTER", 0.5)
     monkeypatch.setenv("KODIAK_PROGRESS", "1")  # pytest captures stderr: not a terminal
     try:
-        kodiak.connect("127.0.0.1", port)
+        kodiak.connect("127.0.0.1", port, access_token="t")
         kodiak.client.generic_msg("slow")
         err = capsys.readouterr().err
         assert "kodiak: slow running for" in err
@@ -294,3 +300,5 @@ def test_a_long_command_shows_a_progress_bar(capsys, monkeypatch):
         t.join()
         kodiak.disconnect()
         rep.close(0)
+        auth.stop()
+        ctx.term()
