@@ -26,7 +26,7 @@ def test_famd_version_in_framing_table():
 
 
 def test_kodiakd_version_matches_client_and_docs():
-    code = define("src/server/kd.h", "KD_PROTOCOL_VERSION")
+    code = define("src/kodiakd/kd.h", "KD_PROTOCOL_VERSION")
     m = re.search(r"^PROTOCOL_VERSION\s*=\s*(\d+)", read("python/kodiak/client.py"), re.M)
     assert m and int(m.group(1)) == code
     m = re.search(r"`client\.py`\s*\((\d+) now\)", read("docs/PROTOCOL.md"))
