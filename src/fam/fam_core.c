@@ -309,13 +309,6 @@ out:
     return rc;
 }
 
-static uint64_t now_us(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
-}
-
 /* Keep famd polling while we do RMA on it: it may be asleep, and the shm
  * provider cannot wake it. Cheap: one send() per spin_us/2 of activity.
  * Not with tcp: there our request itself wakes famd (its socket makes the
@@ -337,7 +330,7 @@ void fam_wake_always(fam_t *f, int server) { wake(f, server, 1); }
 static void wake(fam_t *f, int server, int tcp_too)
 {
     struct fam_server *s = &f->srv[server];
-    uint64_t now = now_us();
+    uint64_t now = fam_now_us();
     s->last_active = now;
     if (!tcp_too && strcmp(f->provider, "tcp") == 0) return;
     if (now - s->last_wake < s->spin_us / 2) return;
@@ -365,7 +358,7 @@ static void wake(fam_t *f, int server, int tcp_too)
 void fam_wake_first(fam_t *f, int server)
 {
     struct fam_server *s = &f->srv[server];
-    uint64_t now = now_us(), gap = s->spin_us / 2;
+    uint64_t now = fam_now_us(), gap = s->spin_us / 2;
     if (gap < 200) gap = 200;
     if (now - s->last_active < gap || s->fd < 0) {
         fam_wake(f, server);
@@ -374,8 +367,8 @@ void fam_wake_first(fam_t *f, int server)
     struct famp_req q;
     struct famp_info o;
     memset(&q, 0, sizeof q);
-    if (fam_rpc(f, server, FAMP_WAKE_SYNC, &q, &o) == 0) s->last_wake = now_us();
-    s->last_active = now_us();
+    if (fam_rpc(f, server, FAMP_WAKE_SYNC, &q, &o) == 0) s->last_wake = fam_now_us();
+    s->last_active = fam_now_us();
     /* famd's reply woke us on famd's core, where famd now spins (a Unix
      * socket wakes its reader where the writer runs): until one of the two
      * moves, yield between polls so famd gets to serve our operation */

@@ -196,15 +196,6 @@ static int drain(fam_t *f)
             }                                            \
     } while (0)
 
-static uint64_t now_us(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
-}
-
-uint64_t fam_now_us(void) { return now_us(); }
-
 /* Between polls of a completion that has not come: spin a little (it is
  * usually microseconds away), then yield, then sleep briefly. On a machine
  * with fewer cores than busy processes the memory server must get a core to
@@ -217,7 +208,7 @@ void fam_backoff(unsigned spins, uint64_t *since)
 {
     static _Thread_local struct fam_crowd crowd;
     if (spins < 64) return;
-    uint64_t now = now_us();
+    uint64_t now = fam_now_us();
     if (!*since) *since = now;
     int crowded = fam_crowded(&crowd, now);
     if (now - *since < (crowded ? 1000u : 10000u)) {
@@ -249,7 +240,7 @@ int fam_post_full(fam_t *f, unsigned spins, uint64_t *since)
     fam_backoff(spins, since);
     /* the queue stayed full for the whole timeout: nothing we posted is
      * moving (an operation stuck ahead of ours) */
-    if (*since && now_us() - *since > (uint64_t)f->timeout_ms * 1000u) {
+    if (*since && fam_now_us() - *since > (uint64_t)f->timeout_ms * 1000u) {
         f->broken = 1;
         return 1;
     }
@@ -283,12 +274,12 @@ static int wait_op(fam_t *f, struct fam_op *op)
             for (int i = 0; i < f->nservers; i++)
                 if (f->srv[i].inflight > 0) fam_wake(f, i);
         if (f->yield_until && spins >= 4) { /* just after a WAKE_SYNC */
-            if (now_us() < f->yield_until) sched_yield();
+            if (fam_now_us() < f->yield_until) sched_yield();
             else f->yield_until = 0;
         }
         fam_backoff(spins, &since);
         if ((spins & 1023) == 0) {
-            uint64_t now = now_us();
+            uint64_t now = fam_now_us();
             if (!deadline) deadline = now + (uint64_t)f->timeout_ms * 1000u;
             else if (now > deadline) {
                 op->abandoned = 1;
@@ -518,20 +509,20 @@ int fam_quiet(fam_t *f)
     fam_clear_error();
     if (!f) return fam_fail(FAM_EINVAL, "fam_t is NULL");
     pthread_mutex_lock(&f->flock);
-    uint64_t since = 0, idle_from = now_us();
+    uint64_t since = 0, idle_from = fam_now_us();
     int rc = 0;
     for (unsigned spins = 0; f->outstanding > 0; spins++) {
         if (f->broken) { /* what is in flight is lost with the endpoint */
             rc = fam_fabric_reset(f);
             break;
         }
-        if (drain(f)) { spins = since = 0; idle_from = now_us(); continue; }
+        if (drain(f)) { spins = since = 0; idle_from = fam_now_us(); continue; }
         if (spins >= 64) /* keep their famd awake, as in wait_op */
             for (int i = 0; i < f->nservers; i++)
                 if (f->srv[i].inflight > 0) fam_wake(f, i);
         fam_backoff(spins, &since);
         if ((spins & 1023) == 0 &&
-            now_us() - idle_from > (uint64_t)f->timeout_ms * 1000u) {
+            fam_now_us() - idle_from > (uint64_t)f->timeout_ms * 1000u) {
             /* nothing completed for the whole timeout: give them up */
             rc = fam_fail(FAM_ETIMEOUT, "%lld non-blocking operations did not "
                           "complete within %d ms", (long long)f->outstanding,

@@ -9,6 +9,7 @@
 #include <rdma/fi_domain.h>
 
 #include "fam/fam.h"
+#include "fam_common.h" /* fam_now_us */
 #include "fam_proto.h"
 
 /* One memory server this client talks to. */
@@ -198,7 +199,6 @@ static inline int fam_fabric_ready(fam_t *f)
 }
 struct fam_op *fam_op_new(int nb);
 int fam_drain(fam_t *f);   /* read completions; returns how many */
-uint64_t fam_now_us(void);
 /* Wait a little before polling again; *since (0 at first) tracks how long
  * the caller has been waiting. */
 void fam_backoff(unsigned spins, uint64_t *since);

@@ -19,7 +19,7 @@ def define(rel, name):
 
 
 def test_famd_version_in_framing_table():
-    code = define("src/fam/fam_proto.h", "FAMP_VERSION")
+    code = define("src/common/fam_proto.h", "FAMP_VERSION")
     m = re.search(r"^\|\s*4\s*\|\s*2\s*\|\s*`version`\s*\|\s*(\d+)", read("docs/PROTOCOL.md"), re.M)
     assert m, "PROTOCOL.md's framing table has no version row"
     assert int(m.group(1)) == code
