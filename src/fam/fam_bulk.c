@@ -213,6 +213,7 @@ struct bulk {
     uint8_t *tmp[BULK_WINDOW];
     const uint64_t *pos[BULK_WINDOW];
     uint64_t npos[BULK_WINDOW];
+    int part[BULK_WINDOW]; /* the item part each request in the window goes to */
     int head, count;     /* requests in flight, oldest at head */
     int rc;              /* first error */
 };
@@ -237,6 +238,14 @@ static void bulk_retire_one(struct bulk *b)
     }
     b->head = (h + 1) % BULK_WINDOW;
     b->count--;
+}
+
+/* Is a request to part p in the window? */
+static int part_in_flight(const struct bulk *b, int p)
+{
+    for (int k = 0; k < b->count; k++)
+        if (b->part[(b->head + k) % BULK_WINDOW] == p) return 1;
+    return 0;
 }
 
 /* Send n elements to part p. Element j of the request is element pos[j]
@@ -266,8 +275,15 @@ static void bulk_chunk(struct bulk *b, int p, uint8_t *msg, uint64_t from,
         len += n * b->esize;
     }
     if (b->count == BULK_WINDOW) bulk_retire_one(b);
+    if (b->op == FAMP_B_SCATTER)
+        /* a scatter's elements are written in index order (the last of
+         * repeated indices wins, as in NumPy): famd applies one message in
+         * order, and a part's next message waits until its previous one is
+         * done, so no two messages to one part are ever in flight at once */
+        while (b->count && !b->rc && part_in_flight(b, p)) bulk_retire_one(b);
     if (b->rc) { free(msg); return; }
     int slot = (b->head + b->count) % BULK_WINDOW;
+    b->part[slot] = p;
     uint8_t *reply = NULL;
     size_t rlen = b->out ? n * b->esize : 0;
     if (b->out && pos) {
@@ -450,7 +466,8 @@ static int transfer(fam_t *f, int write, void *local, fam_item_t *d, uint64_t n,
         for (uint64_t i = 0; i < n && !rc; i++) {
             uint64_t e = idx ? idx[i] : first + i * stride;
             char *p = (char *)local + i * esize;
-            rc = write ? fam_put_nonblocking(f, p, d, e * esize, esize)
+            /* writes one after the other: of repeated indices the last wins */
+            rc = write ? fam_put_blocking(f, p, d, e * esize, esize)
                        : fam_get_nonblocking(f, p, d, e * esize, esize);
         }
         return rc ? rc : fam_quiet(f);
