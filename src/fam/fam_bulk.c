@@ -89,6 +89,24 @@ static int index_check(fam_t *f, fam_item_t *d, const void *local, uint64_t n,
 int fam_breq_post(fam_t *f, struct breq *r, int server, uint8_t *msg,
                      size_t len, void *reply, size_t reply_len)
 {
+    return fam_breq_post_by(f, r, server, msg, len, reply, reply_len, 0);
+}
+
+/* A full queue is waited on until the operation's deadline (deadline_us,
+ * fam_now_us's clock), or for timeout_ms of no progress when it is 0. */
+static int post_stuck(fam_t *f, unsigned spins, uint64_t *since, uint64_t deadline_us)
+{
+    if (fam_post_full(f, spins, since)) return 1;
+    if (deadline_us && fam_now_us() > deadline_us) {
+        f->broken = 1;
+        return 1;
+    }
+    return 0;
+}
+
+int fam_breq_post_by(fam_t *f, struct breq *r, int server, uint8_t *msg, size_t len,
+                     void *reply, size_t reply_len, uint64_t deadline_us)
+{
     struct fam_server *s = &f->srv[server];
     struct famp_bulk *h = (struct famp_bulk *)(void *)msg;
     memset(r, 0, sizeof *r);
@@ -111,16 +129,16 @@ int fam_breq_post(fam_t *f, struct breq *r, int server, uint8_t *msg,
     if (reply_len) {
         while ((rc = fi_trecv(f->ep, reply, reply_len, NULL, s->addr, r->seq, 0,
                               r->data)) == -FI_EAGAIN)
-            if (fam_post_full(f, spins++, &since)) { rc = -FI_ETIMEDOUT; break; }
+            if (post_stuck(f, spins++, &since, deadline_us)) { rc = -FI_ETIMEDOUT; break; }
         if (rc) goto fail;
     }
     while ((rc = fi_trecv(f->ep, &r->st, sizeof r->st, NULL, s->addr,
                           FAMP_TAG_STATUS | r->seq, 0, r->status)) == -FI_EAGAIN)
-        if (fam_post_full(f, spins++, &since)) { rc = -FI_ETIMEDOUT; break; }
+        if (post_stuck(f, spins++, &since, deadline_us)) { rc = -FI_ETIMEDOUT; break; }
     if (rc) goto fail;
     while ((rc = fi_tsend(f->ep, msg, len, NULL, s->addr, FAMP_TAG_REQ,
                           r->send)) == -FI_EAGAIN)
-        if (fam_post_full(f, spins++, &since)) { rc = -FI_ETIMEDOUT; break; }
+        if (post_stuck(f, spins++, &since, deadline_us)) { rc = -FI_ETIMEDOUT; break; }
     if (rc) goto fail;
     return 0;
 fail:
@@ -692,7 +710,7 @@ static void copy_post(fam_t *f, fam_copy_t *h)
         struct breq *r = &h->win[(h->head + h->count) % COPY_WINDOW];
         fam_wake_first(f, sp->server);
         if (dp->server != sp->server) fam_wake_first(f, dp->server);
-        int rc = fam_breq_post(f, r, sp->server, msg, BULK_HDR, NULL, 0);
+        int rc = fam_breq_post_by(f, r, sp->server, msg, BULK_HDR, NULL, 0, h->deadline_us);
         if (rc) {
             char was[FAMP_MAX_ERRMSG];
             snprintf(was, sizeof was, "%s", fam_last_error());
