@@ -172,8 +172,9 @@ int64_t fam_progress(fam_t *f); /* drive progress; returns ops outstanding */
 /* ---- gather and scatter -------------------------------------------------
  * Elements of `esize` bytes. Strided: elements first, first+stride, ... (in
  * elements, not bytes). Indexed: the elements named by idx[0..n-1], in any
- * order, duplicates allowed (a scatter with duplicates leaves one of the
- * values). Every index is checked before anything moves: one out of range
+ * order, duplicates allowed: a scatter writes its elements in index order,
+ * so of repeated indices the last value wins (as NumPy's a[idx] = v), on
+ * every path (fabric, same-host mapping, striped items). Every index is checked before anything moves: one out of range
  * fails the whole call and writes nothing. `local` holds n packed elements.
  * Non-blocking forms complete at fam_quiet(). */
 int fam_gather_blocking_stride(fam_t *f, void *local, fam_item_t *d, uint64_t n,

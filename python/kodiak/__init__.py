@@ -1,7 +1,7 @@
 """kodiak — NumPy-like distributed arrays held by a kodiakd compute server,
 with Arkouda's names: `import kodiak as ak`."""
 from .client import (KodiakError, RequestTimeoutError, ServerBusyError, connect,  # noqa: F401
-                     connected, disconnect, server_info, shutdown)
+                     connected, disconnect, server_info)
 from .creation import (arange, array, full, full_like, linspace, ones, ones_like,  # noqa: F401
                        randint, standard_normal, uniform, zeros, zeros_like)
 from .pdarrayclass import pdarray  # noqa: F401
@@ -11,6 +11,7 @@ from .numeric import *  # noqa: F401,F403
 from .sorting import *  # noqa: F401,F403
 from .groupby import *  # noqa: F401,F403
 from .launcher import *  # noqa: F401,F403
+from .session import *  # noqa: F401,F403
 from .famarray import *  # noqa: F401,F403
 
 # The dtypes, as Arkouda spells them: NumPy's scalar types, so that

@@ -1,10 +1,9 @@
 """client.py — the connection to kodiakd and the request/reply exchange.
 
-One request is a multipart ZeroMQ message: a JSON header
-{"cmd": name, "args": {...}, "free": [names]} and raw little-endian binary
-frames. The reply is a JSON header {"ok": true, "result": {...}} or
-{"ok": false, "error": {"type": "ValueError", "message": "..."}} and binary
-frames. See docs/PROTOCOL.md.
+The format of requests and replies is wire.py's (docs/PROTOCOL.md); where
+the connect file lives is paths.py's. This module keeps the one connection
+of the process; it does not start or stop servers (launcher.py does, and
+session.py joins the two for ak.start, ak.stop and ak.shutdown).
 
 Every request has a deadline (DEFAULT_REQUEST_TIMEOUT, or what the server
 advertises from `kodiak up --request-timeout`, or ak.connect(timeout=)).
@@ -25,7 +24,6 @@ refused token shows as a failed handshake on the socket monitor and is
 raised as PermissionError. On the server's own host the client connects to
 its Unix socket (the connect file's "ipc"), where the kernel tells kodiakd
 which process is asking: the memory path needs that."""
-import builtins
 import json
 import os
 import threading
@@ -33,7 +31,11 @@ import time
 
 import zmq
 
-PROTOCOL_VERSION = 2
+from . import wire
+# re-exported: users and tests find them here
+from .paths import default_connect_file, state_dir  # noqa: F401
+from .wire import (PROTOCOL_VERSION, KodiakError, RequestTimeoutError,  # noqa: F401
+                   ServerBusyError)
 
 
 # Seconds to wait for each answer when neither ak.connect(timeout=) nor the
@@ -43,30 +45,8 @@ DEFAULT_REQUEST_TIMEOUT = 600.0
 CONNECT_TIMEOUT = 10.0
 
 
-class KodiakError(RuntimeError):
-    """A server-side failure with no more specific Python exception."""
-
-
-class RequestTimeoutError(TimeoutError):
-    """The server did not answer a request within its deadline. The
-    connection stays usable: the next request works, or raises
-    ServerBusyError while the server is still stuck in this one."""
-
-
-class ServerBusyError(KodiakError):
-    """kodiakd is still running an earlier command (one that timed out, or
-    another client's) and answered this request without running it: the
-    server is unhealthy if this lasts (a rank may be stopped or hung)."""
-
-
-_EXCEPTIONS = {
-    "ValueError": ValueError, "TypeError": TypeError, "IndexError": IndexError,
-    "KeyError": KeyError, "MemoryError": MemoryError,
-    "ZeroDivisionError": ZeroDivisionError, "RuntimeError": KodiakError,
-    "NotImplementedError": NotImplementedError, "OverflowError": OverflowError,
-    "FileExistsError": FileExistsError, "PermissionError": PermissionError,
-    "ConnectionError": ConnectionError, "ServerBusyError": ServerBusyError,
-}
+# the error type of a reply -> its exception (kept under its old name)
+_EXCEPTIONS = wire.ERROR_TYPES
 
 
 class _Connection:
@@ -89,19 +69,6 @@ class _Connection:
 
 
 _conn = _Connection()
-
-
-def default_connect_file():
-    """Where `kodiak up` and ak.start() write the connect file."""
-    env = os.environ.get("KODIAK_CONNECT_FILE")
-    if env:
-        return env
-    return os.path.join(state_dir(), "connect.json")
-
-
-def state_dir():
-    """The launcher's directory: $KODIAK_HOME, else ~/.kodiak."""
-    return os.environ.get("KODIAK_HOME") or os.path.join(os.path.expanduser("~"), ".kodiak")
 
 
 def _port_open(host, port, wait=0.5):
@@ -243,9 +210,8 @@ def _make_socket():
     """A new REQ socket, not yet connected (every socket option is set here)."""
     sock = _conn.ctx.socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.plain_username = b"kodiak"
     # no token: a password the server refuses, so the refusal is its own
-    sock.plain_password = (_conn.token or "-").encode()
+    wire.set_credentials(sock, _conn.token)
     return sock
 
 
@@ -345,20 +311,6 @@ def server_info():
     return dict(_conn.info)
 
 
-def shutdown():
-    """Stop the server (all its arrays are lost) and disconnect. If it is the
-    kodiakd of the local cluster `kodiak up` / ak.start() launched, the rest
-    of that cluster (its famd processes) is stopped too, as `kodiak down`."""
-    ep = _conn.endpoint
-    try:
-        generic_msg("shutdown")
-    finally:
-        disconnect()
-        from . import launcher
-        state = launcher._read_json(launcher.state_file())
-        if state and ep and state.get("port") and ep.endswith(f":{state['port']}"):
-            launcher.down()
-
 
 _MEMORY_PATH_MIN = 1 << 16
 
@@ -383,8 +335,7 @@ def split_frames(data):
     """`data` (a byte memoryview) cut into frames no larger than the server
     reads (its "max_frame": ZMQ_MAXMSGSIZE, which also bounds what a client
     without the token can make it buffer); always at least one frame."""
-    step = int(_conn.info.get("max_frame") or (1 << 20))
-    return [data[i:i + step] for i in range(0, len(data), step)] or [data]
+    return wire.split_frames(data, _conn.info.get("max_frame"))
 
 
 # A command that runs longer than this (seconds) shows a tqdm bar with the
@@ -497,12 +448,9 @@ def _exchange(cmd, args, frames, timeout):
             timeout = None
         rid = _conn.next_id
         _conn.next_id += 1
-        hdr = {"cmd": cmd, "args": args or {}, "id": rid}
         freed = _conn.pending_free[:]
-        if freed:
-            hdr["free"] = freed
-            _conn.pending_free.clear()
-        parts = [json.dumps(hdr).encode()]
+        _conn.pending_free.clear()
+        parts = [wire.request_header(cmd, args, rid, freed)]
         parts.extend(frames)
         _check_size(cmd, parts)
         _peer_events()
@@ -552,10 +500,10 @@ def _exchange(cmd, args, frames, timeout):
                 bar.close()
         reply = _conn.sock.recv_multipart(copy=False)
         try:
-            head = json.loads(bytes(reply[0].buffer))
+            head = wire.parse_header(reply[0].buffer)
         except ValueError:
             head = None
-        if not isinstance(head, dict) or head.get("id", rid) != rid:
+        if head is None or head.get("id", rid) != rid:
             # never take another request's answer (or garbage) for this one's
             _reset_socket()
             raise ConnectionError(f"the kodiak server at {_conn.endpoint} sent a reply "
@@ -565,10 +513,5 @@ def _exchange(cmd, args, frames, timeout):
             # not run: the arrays to free ride along with the next request
             _conn.pending_free[:0] = freed
     if not head.get("ok"):
-        err = head.get("error") or {}
-        exc = _EXCEPTIONS.get(err.get("type"), KodiakError)
-        msg = err.get("message", "server error")
-        if exc is builtins.KeyError:
-            raise KeyError(msg)
-        raise exc(msg)
+        raise wire.error_from_reply(head.get("error"))
     return head.get("result") or {}, [f.buffer for f in reply[1:]]

@@ -25,7 +25,12 @@ Files, in the state directory ($KODIAK_HOME, default ~/.kodiak):
 Stopping kodiakd: the shutdown command first (every rank stops cleanly),
 then SIGTERM to mpirun (kodiakd stops cleanly too, but Open MPI's mpirun
 always exits with status 1 after a signal), then SIGKILL to everything in
-mpirun's session after `timeout` seconds. famd: SIGTERM, then SIGKILL."""
+mpirun's session after `timeout` seconds. famd: SIGTERM, then SIGKILL.
+
+Where these files and the binaries are is paths.py's; the requests the
+launcher sends are in wire.py's format. It does not use the client's
+connection: ak.start() and ak.stop(), which connect and disconnect too, are
+in session.py."""
 import errno
 import fcntl
 import json
@@ -35,9 +40,10 @@ import signal
 import subprocess
 import time
 
-from . import client
+from . import paths, wire
+from .paths import state_file  # noqa: F401  (re-exported: launcher.state_file())
 
-__all__ = ["start", "stop", "cluster_status", "LaunchError", "ClusterRunning"]
+__all__ = ["cluster_status", "LaunchError", "ClusterRunning"]
 
 STATE_VERSION = 1
 
@@ -80,22 +86,12 @@ def parse_size(value, what="size"):
 
 
 def find_binary(name):
-    """$KODIAK_BUILD/name, else <repo>/build/name, else name on PATH."""
-    env = os.environ.get("KODIAK_BUILD")
-    if env:
-        path = os.path.join(env, name)
-        if os.access(path, os.X_OK):
-            return path
-        raise LaunchError(f"{name} not found in KODIAK_BUILD={env}")
-    here = os.path.dirname(os.path.abspath(__file__))
-    path = os.path.normpath(os.path.join(here, "..", "..", "build", name))
-    if os.access(path, os.X_OK):
-        return path
-    found = shutil.which(name)
-    if found:
-        return found
-    raise LaunchError(f"cannot find {name}: not in {os.path.dirname(path)} and not on "
-                      f"PATH (build with `make build`, or set KODIAK_BUILD)")
+    """$KODIAK_BUILD/name, else <repo>/build/name, else name on PATH
+    (paths.find_binary); LaunchError when it is not there."""
+    try:
+        return paths.find_binary(name)
+    except FileNotFoundError as e:
+        raise LaunchError(str(e)) from None
 
 
 def _proc_stat(pid):
@@ -206,15 +202,11 @@ def _tail(path, lines=15):
     return "\n".join("    " + line for line in text) or "    (empty)"
 
 
-def state_file():
-    return os.path.join(client.state_dir(), "cluster.json")
-
-
 class _Lock:
     """An exclusive lock on <state dir>/lock while up or down runs."""
 
     def __enter__(self):
-        d = client.state_dir()
+        d = paths.state_dir()
         os.makedirs(d, mode=0o700, exist_ok=True)
         self.f = open(os.path.join(d, "lock"), "w")
         try:
@@ -239,12 +231,11 @@ def _request(host, port, cmd, args=None, timeout=5.0, token=None):
     import zmq
     sock = zmq.Context.instance().socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.plain_username = b"kodiak"
-    sock.plain_password = (token or "-").encode()
+    wire.set_credentials(sock, token)
     monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH)
     try:
         sock.connect(f"tcp://{host}:{port}")
-        sock.send(json.dumps({"cmd": cmd, "args": args or {}}).encode())
+        sock.send(wire.request_header(cmd, args))
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(monitor, zmq.POLLIN)
@@ -256,7 +247,7 @@ def _request(host, port, cmd, args=None, timeout=5.0, token=None):
         if sock not in ready:
             raise TimeoutError(f"kodiakd at {host}:{port} did not answer '{cmd}' within "
                                f"{timeout:g} s")
-        head = json.loads(sock.recv())
+        head = wire.parse_header(sock.recv())
     finally:
         sock.disable_monitor()
         monitor.close(0)
@@ -283,7 +274,7 @@ def _spawn(cmd, log_path, env=None):
     with open(log_path, "w") as log:
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                              stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                             cwd=client.state_dir(), close_fds=True)
+                             cwd=paths.state_dir(), close_fds=True)
     _children.append(p)
     return p
 
@@ -346,7 +337,7 @@ def _check_nothing_runs():
                 f"{path}. Use it with ak.connect(), or stop it first with `kodiak down` "
                 f"/ ak.stop()")
         _unlink(path)  # everything it names is dead
-    cf_path = client.default_connect_file()
+    cf_path = paths.default_connect_file()
     cf = _read_json(cf_path)
     if cf is not None:
         pid = cf.get("pid")
@@ -395,7 +386,7 @@ def _wait_kodiakd(p, cf_path, log_path, deadline):
     left = max(1.0, deadline - time.monotonic())
     try:
         info = _request(cf["host"], cf["port"], "connect",
-                        {"version": client.PROTOCOL_VERSION}, timeout=left,
+                        {"version": wire.PROTOCOL_VERSION}, timeout=left,
                         token=cf.get("token"))
     except (TimeoutError, RuntimeError) as e:
         raise LaunchError(f"kodiakd does not answer: {e}; its log {log_path}:\n"
@@ -437,10 +428,10 @@ def up(fam_servers=2, ranks=2, memory_limit=None, pool_size="1G", provider="shm"
     if not mpirun:
         raise LaunchError("mpirun not found on PATH (Debian: apt-get install openmpi-bin)")
 
-    sdir = client.state_dir()
+    sdir = paths.state_dir()
     with _Lock():
         _check_nothing_runs()
-        cf_path = client.default_connect_file()
+        cf_path = paths.default_connect_file()
         os.makedirs(os.path.dirname(os.path.abspath(cf_path)), exist_ok=True)
         state = {"version": STATE_VERSION, "started": time.time(), "state_dir": sdir,
                  "connect_file": os.path.abspath(cf_path), "host": host, "port": None,
@@ -553,7 +544,7 @@ def down(timeout=10.0):
     Safe when nothing runs. Returns a list of lines saying what was done."""
     with _Lock():
         state = _read_json(state_file())
-        cf_path = client.default_connect_file()
+        cf_path = paths.default_connect_file()
         if state is None:
             cf = _read_json(cf_path)
             if cf is not None and not _alive(cf.get("pid")):
@@ -584,7 +575,7 @@ def cluster_status(timeout=5.0):
     out = {"state_file": state_file(), "connect_file": state.get("connect_file"),
            "host": state.get("host"), "port": state.get("port"),
            "ranks": state.get("ranks"), "provider": state.get("provider"),
-           "pool_size": state.get("pool_size"), "logs": client.state_dir(),
+           "pool_size": state.get("pool_size"), "logs": paths.state_dir(),
            "mpirun": {"pid": m.get("pid"), "alive": _alive(m.get("pid"), m.get("start"))},
            "kodiakd": [], "famd": [], "answering": False, "error": None}
     memory = []
@@ -615,26 +606,3 @@ def cluster_status(timeout=5.0):
                       all(f["alive"] for f in out["famd"]))
     return out
 
-
-# ---- the Python face --------------------------------------------------------------------------
-
-def start(fam_servers=2, ranks=2, memory_limit=None, pool_size="1G", provider="shm", port=0,
-          timeout=60.0, persistent=False, request_timeout=None):
-    """Start a local cluster (as `kodiak up`) and connect to it. Returns the
-    server's info (version, ranks, memory_limit, pid). Raises ClusterRunning
-    if one already runs: ak.connect() uses that one."""
-    state = up(fam_servers=fam_servers, ranks=ranks, memory_limit=memory_limit,
-               pool_size=pool_size, provider=provider, port=port, timeout=timeout,
-               persistent=persistent, request_timeout=request_timeout)
-    try:
-        return client.connect(connect_file=state["connect_file"])
-    except BaseException:
-        down()
-        raise
-
-
-def stop(timeout=10.0):
-    """Disconnect and stop the cluster ak.start() / `kodiak up` started (its
-    arrays are lost). Safe when nothing runs. Returns what was done."""
-    client.disconnect()
-    return down(timeout=timeout)

@@ -177,7 +177,7 @@ int fam_restore(fam_t *f, const char *name, fam_item_t *d)
         q->esize = fam_wall_ms();               /* counted from now */
         fam_wake_first(f, hs);                  /* famd awake after a long idle */
         fam_wake_always(f, hs);                 /* and seeing this at once, tcp too */
-        if ((rc = fam_breq_post(f, &r[p], hs, msg, sizeof *q, NULL, 0))) {
+        if ((rc = fam_breq_post_by(f, &r[p], hs, msg, sizeof *q, NULL, 0, deadline_us))) {
             free(msg);
             break;
         }

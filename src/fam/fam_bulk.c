@@ -89,6 +89,24 @@ static int index_check(fam_t *f, fam_item_t *d, const void *local, uint64_t n,
 int fam_breq_post(fam_t *f, struct breq *r, int server, uint8_t *msg,
                      size_t len, void *reply, size_t reply_len)
 {
+    return fam_breq_post_by(f, r, server, msg, len, reply, reply_len, 0);
+}
+
+/* A full queue is waited on until the operation's deadline (deadline_us,
+ * fam_now_us's clock), or for timeout_ms of no progress when it is 0. */
+static int post_stuck(fam_t *f, unsigned spins, uint64_t *since, uint64_t deadline_us)
+{
+    if (fam_post_full(f, spins, since)) return 1;
+    if (deadline_us && fam_now_us() > deadline_us) {
+        f->broken = 1;
+        return 1;
+    }
+    return 0;
+}
+
+int fam_breq_post_by(fam_t *f, struct breq *r, int server, uint8_t *msg, size_t len,
+                     void *reply, size_t reply_len, uint64_t deadline_us)
+{
     struct fam_server *s = &f->srv[server];
     struct famp_bulk *h = (struct famp_bulk *)(void *)msg;
     memset(r, 0, sizeof *r);
@@ -111,16 +129,16 @@ int fam_breq_post(fam_t *f, struct breq *r, int server, uint8_t *msg,
     if (reply_len) {
         while ((rc = fi_trecv(f->ep, reply, reply_len, NULL, s->addr, r->seq, 0,
                               r->data)) == -FI_EAGAIN)
-            if (fam_post_full(f, spins++, &since)) { rc = -FI_ETIMEDOUT; break; }
+            if (post_stuck(f, spins++, &since, deadline_us)) { rc = -FI_ETIMEDOUT; break; }
         if (rc) goto fail;
     }
     while ((rc = fi_trecv(f->ep, &r->st, sizeof r->st, NULL, s->addr,
                           FAMP_TAG_STATUS | r->seq, 0, r->status)) == -FI_EAGAIN)
-        if (fam_post_full(f, spins++, &since)) { rc = -FI_ETIMEDOUT; break; }
+        if (post_stuck(f, spins++, &since, deadline_us)) { rc = -FI_ETIMEDOUT; break; }
     if (rc) goto fail;
     while ((rc = fi_tsend(f->ep, msg, len, NULL, s->addr, FAMP_TAG_REQ,
                           r->send)) == -FI_EAGAIN)
-        if (fam_post_full(f, spins++, &since)) { rc = -FI_ETIMEDOUT; break; }
+        if (post_stuck(f, spins++, &since, deadline_us)) { rc = -FI_ETIMEDOUT; break; }
     if (rc) goto fail;
     return 0;
 fail:
@@ -213,6 +231,7 @@ struct bulk {
     uint8_t *tmp[BULK_WINDOW];
     const uint64_t *pos[BULK_WINDOW];
     uint64_t npos[BULK_WINDOW];
+    int part[BULK_WINDOW]; /* the item part each request in the window goes to */
     int head, count;     /* requests in flight, oldest at head */
     int rc;              /* first error */
 };
@@ -237,6 +256,14 @@ static void bulk_retire_one(struct bulk *b)
     }
     b->head = (h + 1) % BULK_WINDOW;
     b->count--;
+}
+
+/* Is a request to part p in the window? */
+static int part_in_flight(const struct bulk *b, int p)
+{
+    for (int k = 0; k < b->count; k++)
+        if (b->part[(b->head + k) % BULK_WINDOW] == p) return 1;
+    return 0;
 }
 
 /* Send n elements to part p. Element j of the request is element pos[j]
@@ -266,8 +293,15 @@ static void bulk_chunk(struct bulk *b, int p, uint8_t *msg, uint64_t from,
         len += n * b->esize;
     }
     if (b->count == BULK_WINDOW) bulk_retire_one(b);
+    if (b->op == FAMP_B_SCATTER)
+        /* a scatter's elements are written in index order (the last of
+         * repeated indices wins, as in NumPy): famd applies one message in
+         * order, and a part's next message waits until its previous one is
+         * done, so no two messages to one part are ever in flight at once */
+        while (b->count && !b->rc && part_in_flight(b, p)) bulk_retire_one(b);
     if (b->rc) { free(msg); return; }
     int slot = (b->head + b->count) % BULK_WINDOW;
+    b->part[slot] = p;
     uint8_t *reply = NULL;
     size_t rlen = b->out ? n * b->esize : 0;
     if (b->out && pos) {
@@ -450,7 +484,8 @@ static int transfer(fam_t *f, int write, void *local, fam_item_t *d, uint64_t n,
         for (uint64_t i = 0; i < n && !rc; i++) {
             uint64_t e = idx ? idx[i] : first + i * stride;
             char *p = (char *)local + i * esize;
-            rc = write ? fam_put_nonblocking(f, p, d, e * esize, esize)
+            /* writes one after the other: of repeated indices the last wins */
+            rc = write ? fam_put_blocking(f, p, d, e * esize, esize)
                        : fam_get_nonblocking(f, p, d, e * esize, esize);
         }
         return rc ? rc : fam_quiet(f);
@@ -675,7 +710,7 @@ static void copy_post(fam_t *f, fam_copy_t *h)
         struct breq *r = &h->win[(h->head + h->count) % COPY_WINDOW];
         fam_wake_first(f, sp->server);
         if (dp->server != sp->server) fam_wake_first(f, dp->server);
-        int rc = fam_breq_post(f, r, sp->server, msg, BULK_HDR, NULL, 0);
+        int rc = fam_breq_post_by(f, r, sp->server, msg, BULK_HDR, NULL, 0, h->deadline_us);
         if (rc) {
             char was[FAMP_MAX_ERRMSG];
             snprintf(was, sizeof was, "%s", fam_last_error());

@@ -232,6 +232,10 @@ uint64_t fam_wall_ms(void); /* CLOCK_REALTIME in ms: famp_bulk.esize of a
  * Wait returns 0 or the error famd or the fabric reported. */
 int fam_breq_post(fam_t *f, struct breq *r, int server, uint8_t *msg,
                   size_t len, void *reply, size_t reply_len);
+/* The same, giving up on a full queue at deadline_us (fam_now_us) rather
+ * than after timeout_ms without progress: a copy's or restore's pieces. */
+int fam_breq_post_by(fam_t *f, struct breq *r, int server, uint8_t *msg, size_t len,
+                     void *reply, size_t reply_len, uint64_t deadline_us);
 int fam_breq_wait(fam_t *f, struct breq *r);
 
 #endif /* FAM_INTERNAL_H */

@@ -23,12 +23,10 @@
 
 /* Indexed calls shift each index by the header's length in elements and
  * hand libfam a chunk at a time: the shifted copy stays small (512 KiB).
- * One chunk is also smaller than one libfam bulk message per memory server
- * (4 MiB: about 260 k elements of 8 bytes with their offsets), so each
- * server receives a chunk's elements in one message and applies them in
- * order; and each chunk is finished (blocking call) before the next one
- * starts. Together that makes "the last duplicate in index order wins"
- * hold for fa_scatter. tests/famarray checks it across chunk ends. */
+ * Each chunk is finished (blocking call) before the next one starts, and
+ * libfam promises that one indexed scatter writes in index order (fam.h),
+ * so "the last duplicate in index order wins" holds for fa_scatter
+ * whatever the chunk size. tests/famarray checks it across chunk ends. */
 #define FA_CHUNK 65536u
 
 /* An open FAM array (fa_array_t). */

@@ -318,6 +318,48 @@ static void test_concurrent_bulk_adds_from_four_processes_are_exact(void **state
     CHECK_OK(fam_deallocate(f, d));
 }
 
+/* libfam's promise (fam.h): an indexed scatter writes in index order, so
+ * of repeated indices the last value wins, also when the repeats fall in
+ * different bulk messages to one server (4 MiB each: ~260 k elements of 8
+ * bytes) and for elements big enough to go one RMA each. */
+static void test_scatter_repeats_in_many_messages_last_value_wins(void **state)
+{
+    (void)state;
+    const uint64_t count = 1000, n = 900000; /* over 3 messages, every index in each */
+    fam_item_t *d;
+    if (fam_allocate(f, "repeats", count * 8, 0600, region, &d)) fail_msg("%s", fam_last_error());
+    uint64_t *idx = malloc(n * 8), *vals = malloc(n * 8), want[1000], got[1000];
+    for (uint64_t i = 0; i < n; i++) {
+        idx[i] = (i * 7919) % count;
+        vals[i] = i;
+        want[idx[i]] = i;
+    }
+    CHECK_OK(fam_scatter_blocking_index(f, vals, d, n, idx, 8));
+    CHECK_OK(fam_get_blocking(f, got, d, 0, sizeof got));
+    assert_memory_equal(got, want, sizeof want);
+    CHECK_OK(fam_deallocate(f, d));
+    free(idx);
+    free(vals);
+
+    /* 80 KiB elements: one RMA each */
+    const uint64_t es = 80u << 10, m = 12;
+    if (fam_allocate(f, "bigrep", 3 * es, 0600, region, &d)) fail_msg("%s", fam_last_error());
+    uint8_t *big = malloc(m * es), *after = malloc(3 * es), *expect = malloc(3 * es);
+    uint64_t bidx[12];
+    for (uint64_t i = 0; i < m; i++) {
+        bidx[i] = i % 3;
+        memset(big + i * es, (int)(i + 1), es);
+        memset(expect + bidx[i] * es, (int)(i + 1), es);
+    }
+    CHECK_OK(fam_scatter_blocking_index(f, big, d, m, bidx, es));
+    CHECK_OK(fam_get_blocking(f, after, d, 0, 3 * es));
+    assert_memory_equal(after, expect, 3 * es);
+    CHECK_OK(fam_deallocate(f, d));
+    free(big);
+    free(after);
+    free(expect);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -328,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_errors_change_nothing),
         cmocka_unit_test(test_bulk_atomics_match_sequential_local_updates),
         cmocka_unit_test(test_concurrent_bulk_adds_from_four_processes_are_exact),
+        cmocka_unit_test(test_scatter_repeats_in_many_messages_last_value_wins),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

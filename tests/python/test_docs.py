@@ -1,6 +1,6 @@
 """test_docs.py — the protocol versions docs/PROTOCOL.md states are the ones
 the code speaks (famd's FAMP_VERSION, kodiakd's KD_PROTOCOL_VERSION and the
-Python client's PROTOCOL_VERSION), so the page cannot drift from the code."""
+Python client's PROTOCOL_VERSION, in wire.py), so the page cannot drift from the code."""
 import os
 import re
 
@@ -27,8 +27,8 @@ def test_famd_version_in_framing_table():
 
 def test_kodiakd_version_matches_client_and_docs():
     code = define("src/kodiakd/kd.h", "KD_PROTOCOL_VERSION")
-    m = re.search(r"^PROTOCOL_VERSION\s*=\s*(\d+)", read("python/kodiak/client.py"), re.M)
+    m = re.search(r"^PROTOCOL_VERSION\s*=\s*(\d+)", read("python/kodiak/wire.py"), re.M)
     assert m and int(m.group(1)) == code
-    m = re.search(r"`client\.py`\s*\((\d+) now\)", read("docs/PROTOCOL.md"))
+    m = re.search(r"`wire\.py`\s*\((\d+) now\)", read("docs/PROTOCOL.md"))
     assert m, "PROTOCOL.md does not state the kodiakd protocol version"
     assert int(m.group(1)) == code

@@ -12,15 +12,22 @@ import numpy.typing as npt
 import pytest
 
 import kodiak
-from kodiak import creation, dtypes, famarray, groupby, indexing, numeric, ops, sorting
+from kodiak import (creation, dtypes, famarray, groupby, indexing, numeric, ops, paths,
+                    session, sorting, wire)
 from fam_fixtures import FamCluster, connect
 
-MODULES = [creation, numeric, sorting, groupby, famarray, dtypes, ops, indexing]
+MODULES = [creation, numeric, sorting, groupby, famarray, dtypes, ops, indexing, wire, paths]
 # the modules whose examples need no FAM
-PLAIN_MODULES = [creation, numeric, sorting, groupby, dtypes, ops, indexing]
+PLAIN_MODULES = [creation, numeric, sorting, groupby, dtypes, ops, indexing, wire, paths]
 FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 PUBLIC_DTYPE_HELPERS = [dtypes.resolve_dtype, dtypes.dtype_name, dtypes.scalar_dtype,
                         dtypes.is_scalar]
+# the wire format and the paths both client.py and launcher.py use, and
+# what joins them (session.py's examples start clusters: they are skipped)
+PUBLIC_LAYOUT_HELPERS = [wire.set_credentials, wire.request_header, wire.parse_header,
+                         wire.error_from_reply, wire.split_frames, paths.state_dir,
+                         paths.default_connect_file, paths.state_file, paths.find_binary,
+                         session.start, session.stop, session.shutdown]
 
 
 def _methods(cls):
@@ -46,6 +53,7 @@ def _public():
             if callable(obj):
                 items.append((f"{mod.__name__}.{name}", obj))
     items += [(f"kodiak.dtypes.{f.__name__}", f) for f in PUBLIC_DTYPE_HELPERS]
+    items += [(f"{f.__module__}.{f.__name__}", f) for f in PUBLIC_LAYOUT_HELPERS]
     for cls in (ops._OpsMixin, indexing._IndexMixin, famarray.FamArray, famarray.FamRegion,
                 groupby.GroupBy):
         items += _methods(cls)
