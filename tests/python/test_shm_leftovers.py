@@ -93,12 +93,14 @@ def test_the_next_start_sweeps_a_killed_servers_files_only(famd):
         victim_ranks = launcher.rank_pids(victim.proc.pid)
         use_fam(victim, "victim")
         kodiak.disconnect()
-        assert len(shm_files(victim_ranks)) == 2
+        before = shm_files(victim_ranks)
+        assert len(before) == 2, before
         os.killpg(victim.proc.pid, signal.SIGKILL)
         victim.proc.wait(20)
         wait_gone(victim_ranks)
-        left = shm_files(victim_ranks)
-        assert len(left) == 2, left  # kill -9 leaves them
+        # kill -9 leaves them; another kodiakd started meanwhile (tests run
+        # in parallel) may already have swept them, so what must hold is
+        # only that they are gone once the next kodiakd has started
 
         # files of a finished (zombie) process: ours, with Kodiak's name, to
         # be removed; a name Kodiak did not make, and (as root) a file of
@@ -119,7 +121,7 @@ def test_the_next_start_sweeps_a_killed_servers_files_only(famd):
 
         nxt = Server(1)  # no FAM at all: the sweep is kodiakd's start
         try:
-            for f in left:
+            for f in before:
                 assert not os.path.exists(f), f"{f} of a killed rank is still there"
             assert len(shm_files(live_ranks)) == 2, "a live server's files were removed"
             assert not os.path.exists(ours), "a dead process's file was not swept"
