@@ -462,10 +462,6 @@ def up(fam_servers=2, ranks=2, memory_limit=None, pool_size="1G", provider="shm"
 
             log = os.path.join(sdir, "kodiakd.log")
             cmd = [mpirun, "-np", str(ranks), "--oversubscribe", "--bind-to", "none",
-                   # SIGKILL 10 s (not 1 s) after mpirun's SIGTERM: on a loaded
-                   # machine the ranks need more than a second to close their
-                   # shm endpoints and say "kodiakd stopped"
-                   "--mca", "odls_base_sigkill_timeout", "10",
                    "-x", "FAM_SERVERS", "-x", "FAM_PROVIDER",
                    kodiakd, "--host", host, "--port", str(port), "--connect-file",
                    state["connect_file"]]

@@ -43,7 +43,6 @@ class Server:
             os.chmod(self.dir, 0o777)
         self.connect_file = os.path.join(self.dir, "connect.json")
         cmd = [*prefix, "mpirun", "-np", str(nranks), "--oversubscribe", "--bind-to", "none",
-               "--mca", "odls_base_sigkill_timeout", "10",  # as the launcher does
                KODIAKD, "--port", "0", "--connect-file", self.connect_file, *args]
         self.log = open(os.path.join(self.dir, "kodiakd.log"), "w+")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
