@@ -1,9 +1,11 @@
-/* fam_data.c — libfam's data path: put, get and atomics as libfabric RMA.
+/* fam_data.c — libfam's data path: put, get and atomics as libfabric RMA
+ * on the endpoint of fam_fabric.c (or the CPU's own instructions on a
+ * pool mapped on the same host), fam_quiet and fam_progress.
  *
- * One RDM endpoint per fam_t reaches every memory server. A blocking call
- * posts its operation and reads the completion queue until that operation
- * completes (spinning: the completion arrives within microseconds, and the
- * software providers need the initiator to drive progress anyway).
+ * A blocking call posts its operation and reads the completion queue until
+ * that operation completes (spinning: the completion arrives within
+ * microseconds, and the software providers need the initiator to drive
+ * progress anyway).
  * Non-blocking calls post and return; fam_quiet() reads completions until
  * none are outstanding. One mutex serializes use of the endpoint, which
  * makes every call thread safe.
@@ -25,162 +27,8 @@
 #include <rdma/fi_errno.h>
 #include <rdma/fi_rma.h>
 
-#include "fam_crowd.h"
 #include "fam_internal.h"
 #include "fam_cpu_atomic.h"
-#include "fam_shm_name.h"
-
-static struct fam_op *op_new(int nb)
-{
-    struct fam_op *op = calloc(1, sizeof *op);
-    if (op) {
-        op->nb = nb;
-        op->server = -1;
-    }
-    return op;
-}
-
-struct fam_op *fam_op_new(int nb) { return op_new(nb); }
-
-int fam_shm_sweep(void) { return fam_shm_clean(); }
-
-/* shm: a unique endpoint name (fam_shm_name.h). */
-static int shm_name(fam_t *f)
-{
-    if (strcmp(f->provider, "shm")) return 0;
-    fam_shm_clean();
-    char name[64];
-    fam_shm_name(name, sizeof name);
-    return fi_setname(&f->ep->fid, name, strlen(name) + 1);
-}
-
-int fam_fabric_open(fam_t *f)
-{
-    struct fi_info *hints = fi_allocinfo();
-    if (!hints) return fam_fail(FAM_ENOMEM, "out of memory");
-    hints->ep_attr->type = FI_EP_RDM;
-    hints->caps = FI_RMA | FI_ATOMIC | FI_MSG | FI_TAGGED | FI_READ | FI_WRITE |
-                  FI_SEND | FI_RECV;
-    hints->mode = FI_CONTEXT;
-    hints->domain_attr->mr_mode = FI_MR_VIRT_ADDR | FI_MR_ALLOCATED |
-                                  FI_MR_PROV_KEY | FI_MR_ENDPOINT;
-    hints->domain_attr->threading = FI_THREAD_DOMAIN; /* we hold flock */
-    hints->tx_attr->op_flags = FI_DELIVERY_COMPLETE;
-    hints->fabric_attr->prov_name =
-        strdup(strcmp(f->provider, "tcp") == 0 ? "tcp;ofi_rxm" : f->provider);
-    /* tcp: use the loopback interface when the servers are local, so no
-     * traffic leaves the machine */
-    const char *node = strcmp(f->provider, "shm") == 0 ? NULL : "127.0.0.1";
-    int rc = fi_getinfo(FI_VERSION(1, 17), node, NULL, node ? FI_SOURCE : 0,
-                        hints, &f->info);
-    if (rc == -FI_ENODATA) { /* provider without delivery-complete */
-        hints->tx_attr->op_flags = 0;
-        rc = fi_getinfo(FI_VERSION(1, 17), node, NULL, node ? FI_SOURCE : 0,
-                        hints, &f->info);
-    }
-    fi_freeinfo(hints);
-    if (rc)
-        return fam_fail(FAM_EFABRIC, "no libfabric provider '%s' with RMA and "
-                        "atomics: %s", f->provider, fi_strerror(-rc));
-    f->max_msg = f->info->ep_attr->max_msg_size;
-    if (f->max_msg > (1ull << 30)) f->max_msg = 1ull << 30;
-    struct fi_av_attr av_attr = {.type = FI_AV_TABLE};
-    struct fi_cq_attr cq_attr = {.format = FI_CQ_FORMAT_CONTEXT, .size = 4096};
-    if ((rc = fi_fabric(f->info->fabric_attr, &f->fabric, NULL)) ||
-        (rc = fi_domain(f->fabric, f->info, &f->domain, NULL)) ||
-        (rc = fi_av_open(f->domain, &av_attr, &f->av, NULL)) ||
-        (rc = fi_cq_open(f->domain, &cq_attr, &f->cq, NULL)) ||
-        (rc = fi_endpoint(f->domain, f->info, &f->ep, NULL)) ||
-        (rc = fi_ep_bind(f->ep, &f->av->fid, 0)) ||
-        (rc = fi_ep_bind(f->ep, &f->cq->fid, FI_TRANSMIT | FI_RECV)) ||
-        (rc = shm_name(f)) ||
-        (rc = fi_enable(f->ep)))
-        return fam_fail(FAM_EFABRIC, "cannot open a '%s' fabric endpoint: %s",
-                        f->provider, fi_strerror(-rc));
-    return 0;
-}
-
-void fam_fabric_close(fam_t *f)
-{
-    if (f->ep) fi_close(&f->ep->fid);
-    if (f->cq) fi_close(&f->cq->fid);
-    if (f->av) fi_close(&f->av->fid);
-    if (f->domain) fi_close(&f->domain->fid);
-    if (f->fabric) fi_close(&f->fabric->fid);
-    if (f->info) fi_freeinfo(f->info);
-    f->ep = NULL;
-}
-
-int fam_fabric_getname(fam_t *f, void *addr, size_t *len)
-{
-    int rc = fi_getname(&f->ep->fid, addr, len);
-    return rc ? fam_fail(FAM_EFABRIC, "fi_getname: %s", fi_strerror(-rc)) : 0;
-}
-
-int fam_fabric_add_server(fam_t *f, struct fam_server *s, const void *addr,
-                          size_t len)
-{
-    (void)len;
-    int n = fi_av_insert(f->av, addr, 1, &s->addr, 0, NULL);
-    if (n != 1 && strcmp(f->provider, "shm") == 0)
-        return fam_fail(FAM_EFABRIC, "cannot reach memory server %s:%d over "
-                        "shm: the shm provider only connects processes of the "
-                        "same user (or root); use the tcp provider",
-                        s->host, s->port);
-    if (n != 1)
-        return fam_fail(FAM_EFABRIC, "cannot add memory server %s:%d to the "
-                        "address vector", s->host, s->port);
-    return 0;
-}
-
-/* ---- completions (call with flock held) --------------------------------- */
-
-/* An operation failed with libfabric error err (positive), or timed out
- * (err < 0): over tcp;ofi_rxm an error completion closes the connection
- * (every later operation then fails with "not connected"), and over shm a
- * timed-out operation stays queued ahead of everything else. Either way
- * the endpoint is rebuilt before the next operation (fam_fabric_ready). */
-void fam_note_failure(fam_t *f, int err)
-{
-    if (err < 0 || strcmp(f->provider, "tcp") == 0) f->broken = 1;
-}
-
-static void complete(fam_t *f, struct fam_op *op, int err)
-{
-    if (op->server >= 0) f->srv[op->server].inflight--;
-    if (op->abandoned) {
-        free(op);
-    } else if (op->nb) {
-        if (err) fam_note_failure(f, err);
-        if (err && !f->nb_error) {
-            f->nb_error = FAM_EFABRIC;
-            snprintf(f->nb_msg, sizeof f->nb_msg, "%s", fi_strerror(err));
-        }
-        f->outstanding--;
-        if (f->orphans > f->outstanding) f->orphans = f->outstanding;
-        free(op);
-    } else {
-        op->err = err;
-        op->done = 1;
-    }
-}
-
-static int drain(fam_t *f)
-{
-    struct fi_cq_entry e[16];
-    ssize_t n = fi_cq_read(f->cq, e, 16);
-    if (n > 0) {
-        for (ssize_t i = 0; i < n; i++) complete(f, e[i].op_context, 0);
-        return (int)n;
-    }
-    if (n == -FI_EAVAIL) {
-        struct fi_cq_err_entry err = {0};
-        if (fi_cq_readerr(f->cq, &err, 0) == 1 && err.op_context)
-            complete(f, err.op_context, err.err ? err.err : FI_EIO);
-        return 1;
-    }
-    return 0;
-}
 
 /* Post an operation; while the provider's queue is full (-FI_EAGAIN), drain
  * completions, keep the memory servers we wait on awake and back off
@@ -195,66 +43,6 @@ static int drain(fam_t *f)
                 break;                                   \
             }                                            \
     } while (0)
-
-static uint64_t now_us(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
-}
-
-uint64_t fam_now_us(void) { return now_us(); }
-
-/* Between polls of a completion that has not come: spin a little (it is
- * usually microseconds away), then yield, then sleep briefly. On a machine
- * with fewer cores than busy processes the memory server must get a core to
- * make progress; waiters that keep spinning take it away (4 clients and
- * famd on 2 cores ran 50x slower with yield alone). Sleeping only after a
- * millisecond keeps long transfers, whose progress the waiter drives, fast.
- * While every runnable task has a core (fam_crowd.h) there is nobody to
- * yield to: keep polling, and sleep only after 10 ms. */
-void fam_backoff(unsigned spins, uint64_t *since)
-{
-    static _Thread_local struct fam_crowd crowd;
-    if (spins < 64) return;
-    uint64_t now = now_us();
-    if (!*since) *since = now;
-    int crowded = fam_crowded(&crowd, now);
-    if (now - *since < (crowded ? 1000u : 10000u)) {
-        if (crowded) sched_yield(); /* stay on the core, but share it */
-        return;
-    }
-    struct timespec ts = {0, 20000}; /* 20 us */
-    nanosleep(&ts, NULL);
-}
-int fam_drain(fam_t *f) { return drain(f); }
-
-/* The provider's queue is full: what frees it is famd serving our earlier
- * operations, so drain, keep every famd with work of ours awake (shm
- * cannot wake a sleeping famd by itself: a striped get of 80 MiB over two
- * servers waited ~0.1 s here on a full queue to one of them), and back off
- * as a waiter does. Spinning here without yielding starved the famds on 2
- * cores: a 64 MiB get striped over two famds over shm stalled for 20-640
- * ms in one transfer out of ten (0.1-1.3 GB/s instead of 7-8). Returns 1
- * when the queue has stayed full for the timeout. */
-int fam_post_full(fam_t *f, unsigned spins, uint64_t *since)
-{
-    if (drain(f)) {
-        *since = 0;
-        return 0;
-    }
-    if (spins >= 64 && (spins & 63) == 0)
-        for (int i = 0; i < f->nservers; i++)
-            if (f->srv[i].inflight > 0) fam_wake(f, i);
-    fam_backoff(spins, since);
-    /* the queue stayed full for the whole timeout: nothing we posted is
-     * moving (an operation stuck ahead of ours) */
-    if (*since && now_us() - *since > (uint64_t)f->timeout_ms * 1000u) {
-        f->broken = 1;
-        return 1;
-    }
-    return 0;
-}
 
 /* Wait for a blocking operation. Spin while the answer is likely
  * microseconds away; after that yield the core between polls, so that on a
@@ -278,17 +66,17 @@ static int wait_op(fam_t *f, struct fam_op *op)
             op->abandoned = 1;
             return -1;
         }
-        if (drain(f)) { spins = 0; since = 0; continue; }
+        if (fam_drain(f)) { spins = 0; since = 0; continue; }
         if (spins >= 64) /* every famd with RMA of ours in flight */
             for (int i = 0; i < f->nservers; i++)
                 if (f->srv[i].inflight > 0) fam_wake(f, i);
         if (f->yield_until && spins >= 4) { /* just after a WAKE_SYNC */
-            if (now_us() < f->yield_until) sched_yield();
+            if (fam_now_us() < f->yield_until) sched_yield();
             else f->yield_until = 0;
         }
         fam_backoff(spins, &since);
         if ((spins & 1023) == 0) {
-            uint64_t now = now_us();
+            uint64_t now = fam_now_us();
             if (!deadline) deadline = now + (uint64_t)f->timeout_ms * 1000u;
             else if (now > deadline) {
                 op->abandoned = 1;
@@ -426,7 +214,7 @@ again:
             continue;
         }
         if (len > f->max_msg) len = f->max_msg;
-        struct fam_op *op = op_new(!blocking);
+        struct fam_op *op = fam_op_new(!blocking);
         if (op && blocking && posted == cap) {
             /* on failure ops stays as it was: the posted pieces are waited for */
             struct fam_op **more = realloc(ops, cap * 2 * sizeof *ops);
@@ -518,20 +306,20 @@ int fam_quiet(fam_t *f)
     fam_clear_error();
     if (!f) return fam_fail(FAM_EINVAL, "fam_t is NULL");
     pthread_mutex_lock(&f->flock);
-    uint64_t since = 0, idle_from = now_us();
+    uint64_t since = 0, idle_from = fam_now_us();
     int rc = 0;
     for (unsigned spins = 0; f->outstanding > 0; spins++) {
         if (f->broken) { /* what is in flight is lost with the endpoint */
             rc = fam_fabric_reset(f);
             break;
         }
-        if (drain(f)) { spins = since = 0; idle_from = now_us(); continue; }
+        if (fam_drain(f)) { spins = since = 0; idle_from = fam_now_us(); continue; }
         if (spins >= 64) /* keep their famd awake, as in wait_op */
             for (int i = 0; i < f->nservers; i++)
                 if (f->srv[i].inflight > 0) fam_wake(f, i);
         fam_backoff(spins, &since);
         if ((spins & 1023) == 0 &&
-            now_us() - idle_from > (uint64_t)f->timeout_ms * 1000u) {
+            fam_now_us() - idle_from > (uint64_t)f->timeout_ms * 1000u) {
             /* nothing completed for the whole timeout: give them up */
             rc = fam_fail(FAM_ETIMEOUT, "%lld non-blocking operations did not "
                           "complete within %d ms", (long long)f->outstanding,
@@ -559,7 +347,7 @@ int64_t fam_progress(fam_t *f)
 {
     if (!f) return fam_fail(FAM_EINVAL, "fam_t is NULL");
     pthread_mutex_lock(&f->flock);
-    drain(f);
+    fam_drain(f);
     int64_t n = f->outstanding;
     pthread_mutex_unlock(&f->flock);
     return n;
@@ -630,7 +418,7 @@ static int atomic_op(fam_t *f, fam_item_t *d, uint64_t off, const void *val,
     int retried = 0;
 again:;
     if ((rc = ready_for(f, d))) return rc;
-    struct fam_op *o = op_new(0);
+    struct fam_op *o = fam_op_new(0);
     if (!o) {
         pthread_mutex_unlock(&f->flock);
         return fam_fail(FAM_ENOMEM, "out of memory");
@@ -736,3 +524,48 @@ DEF_ATOMICS(float, float, FI_FLOAT, NEG_SIGNED)
 #define T double
 DEF_ATOMICS(double, double, FI_DOUBLE, NEG_SIGNED)
 #undef T
+
+int fam_compare_swap_int128(fam_t *f, fam_item_t *d, uint64_t off,
+                            const uint64_t expected[2],
+                            const uint64_t desired[2], uint64_t old[2])
+{
+    FAM_NEED(f, d, "item descriptor");
+    if (!expected || !desired || !old)
+        return fam_fail(FAM_EINVAL, "128-bit operand is NULL");
+    if (off % 16)
+        return fam_fail(FAM_EINVAL, "128-bit compare-swap at offset %llu: the "
+                        "offset must be a multiple of 16", (unsigned long long)off);
+    if (off > d->size || d->size - off < 16)
+        return fam_fail(FAM_EOUTOFRANGE, "128-bit compare-swap at offset %llu "
+                        "is past the end of '%s' (%llu bytes)",
+                        (unsigned long long)off, d->name,
+                        (unsigned long long)d->size);
+    uint64_t local, run;
+    int p = fam_locate(d, off, &local, &run);
+    uint8_t *lp = FAM_LOCAL(f, &d->part[p], local);
+    if (lp) { /* fast path: the same instruction famd uses */
+        if (!d->writable)
+            return fam_fail(FAM_EPERM, "no permission to update item '%s'", d->name);
+        unsigned __int128 e = (unsigned __int128)expected[1] << 64 | expected[0];
+        unsigned __int128 n = (unsigned __int128)desired[1] << 64 | desired[0];
+        unsigned __int128 was = __sync_val_compare_and_swap(
+            (unsigned __int128 *)(void *)lp, e, n);
+        old[0] = (uint64_t)was;
+        old[1] = (uint64_t)(was >> 64);
+        return 0;
+    }
+    struct famp_req q = {0};
+    struct famp_info o;
+    q.id = d->part[p].id;
+    q.off = local;
+    q.arg[0] = expected[0];
+    q.arg[1] = expected[1];
+    q.arg[2] = desired[0];
+    q.arg[3] = desired[1];
+    int rc = fam_rpc(f, d->part[p].server, FAMP_CAS128, &q, &o);
+    if (!rc) {
+        old[0] = o.arg[0];
+        old[1] = o.arg[1];
+    }
+    return rc;
+}

@@ -1,4 +1,5 @@
-/* fam_error.c — error codes and the per-thread last-error message. */
+/* fam_error.c — the per-thread last-error message (the text for each
+ * code, fam_strerror, is in src/common/fam_strerror.c: famd uses it too). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,28 +8,6 @@
 #include "fam_internal.h"
 
 static _Thread_local char last_error[1024];
-
-const char *fam_strerror(int code)
-{
-    switch (code) {
-    case FAM_OK: return "success";
-    case FAM_EINVAL: return "invalid argument";
-    case FAM_ENOTFOUND: return "not found";
-    case FAM_EEXIST: return "already exists";
-    case FAM_EPERM: return "permission denied";
-    case FAM_EOUTOFRANGE: return "out of range";
-    case FAM_ENOSPACE: return "no space left";
-    case FAM_EUNREACHABLE: return "memory server unreachable";
-    case FAM_EPROTO: return "protocol error";
-    case FAM_ENOMEM: return "out of memory";
-    case FAM_EFABRIC: return "fabric error";
-    case FAM_ENOTSUP: return "not supported";
-    case FAM_EBUSY: return "busy";
-    case FAM_EIO: return "I/O error or damaged data";
-    case FAM_ETIMEOUT: return "timed out";
-    default: return "unknown error";
-    }
-}
 
 const char *fam_last_error(void) { return last_error; }
 

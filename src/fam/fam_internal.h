@@ -9,6 +9,7 @@
 #include <rdma/fi_domain.h>
 
 #include "fam/fam.h"
+#include "fam_common.h" /* fam_now_us */
 #include "fam_proto.h"
 
 /* One memory server this client talks to. */
@@ -138,19 +139,69 @@ static inline int fam_locate(const struct fam_item *d, uint64_t off,
     return (int)(k % (uint64_t)d->nparts);
 }
 
+/* libfam's files, lowest layer first; each calls only those above it in
+ * this list (fam_error.c and src/common/ serve them all):
+ *   fam_fabric.c   the endpoint, completion queue and back-off
+ *   fam_control.c  control connections: HELLO, fam_rpc, reconnect, WAKE;
+ *                  rebuilding the endpoint with them (fam_fabric_reset)
+ *   fam_meta.c     names, regions, data items, cleanup
+ *   fam_data.c     put, get, atomics, fam_quiet
+ *   fam_bulk.c     gather/scatter, bulk atomics, copies (famd does the work)
+ *   fam_backup.c   backup and restore
+ *   fam_init.c     fam_initialize, fam_finalize
+ *   fam_c.c        OpenFAM's C API (c_fam_*) over all of the above */
+
 /* fam_error.c */
 int fam_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void fam_clear_error(void);
+/* the check that opens a public call: f and its argument x are not NULL */
+#define FAM_NEED(f, x, what)                                                \
+    do {                                                                  \
+        fam_clear_error();                                                \
+        if (!(f)) return fam_fail(FAM_EINVAL, "fam_t is NULL");           \
+        if (!(x)) return fam_fail(FAM_EINVAL, "%s is NULL", what);        \
+    } while (0)
 
-/* fam_core.c */
+/* fam_fabric.c (with flock held) */
+int fam_fabric_open(fam_t *f);
+void fam_fabric_close(fam_t *f);
+int fam_fabric_add_server(fam_t *f, struct fam_server *s, const void *addr,
+                          size_t len);
+int fam_fabric_getname(fam_t *f, void *addr, size_t *len);
+struct fam_op *fam_op_new(int nb);
+int fam_drain(fam_t *f);   /* read completions; returns how many */
+/* Wait a little before polling again; *since (0 at first) tracks how long
+ * the caller has been waiting. */
+void fam_backoff(unsigned spins, uint64_t *since);
+/* An operation failed (err > 0, libfabric) or timed out (err < 0): mark the
+ * endpoint for rebuilding where that breaks it. */
+void fam_note_failure(fam_t *f, int err);
+
+/* fam_control.c */
 int fam_rpc(fam_t *f, int server, uint16_t op, const struct famp_req *q,
             struct famp_info *o);
-int fam_item_refresh(fam_t *f, fam_item_t *d);
-int fam_region_destroy_keep(fam_t *f, fam_region_t *r); /* descriptor kept */
-int fam_deallocate_keep(fam_t *f, fam_item_t *d);      /* descriptor kept */
 void fam_wake(fam_t *f, int server);
 void fam_wake_first(fam_t *f, int server);
 void fam_wake_always(fam_t *f, int server); /* tcp too */
+/* HELLO to every server: at start (stop_at_error: stop at the first
+ * failure) and when rebuilding (try them all); the first failure */
+int fam_hello_all(fam_t *f, int stop_at_error);
+/* with flock held: */
+int fam_fabric_reset(fam_t *f); /* rebuild endpoint and control sockets */
+/* 0 if the endpoint is usable, rebuilding it first if it is broken */
+static inline int fam_fabric_ready(fam_t *f)
+{
+    return f->broken ? fam_fabric_reset(f) : 0;
+}
+/* A post was refused with -FI_EAGAIN for the spins-th time in a row: make
+ * room (drain, wake famds) and back off; since as for fam_backoff. Returns
+ * 1 (and marks the endpoint broken) once that has lasted the timeout. */
+int fam_post_full(fam_t *f, unsigned spins, uint64_t *since); /* 1: timed out */
+
+/* fam_meta.c */
+int fam_item_refresh(fam_t *f, fam_item_t *d);
+int fam_region_destroy_keep(fam_t *f, fam_region_t *r); /* descriptor kept */
+int fam_deallocate_keep(fam_t *f, fam_item_t *d);      /* descriptor kept */
 
 /* fam_bulk.c: one bulk request (fam_proto.h) in flight. */
 struct breq {
@@ -186,32 +237,5 @@ int fam_breq_post(fam_t *f, struct breq *r, int server, uint8_t *msg,
 int fam_breq_post_by(fam_t *f, struct breq *r, int server, uint8_t *msg, size_t len,
                      void *reply, size_t reply_len, uint64_t deadline_us);
 int fam_breq_wait(fam_t *f, struct breq *r);
-
-/* fam_data.c */
-int fam_fabric_open(fam_t *f);
-void fam_fabric_close(fam_t *f);
-int fam_fabric_add_server(fam_t *f, struct fam_server *s, const void *addr,
-                          size_t len);
-int fam_fabric_getname(fam_t *f, void *addr, size_t *len);
-/* with flock held: */
-int fam_fabric_reset(fam_t *f); /* rebuild endpoint and control sockets */
-/* 0 if the endpoint is usable, rebuilding it first if it is broken */
-static inline int fam_fabric_ready(fam_t *f)
-{
-    return f->broken ? fam_fabric_reset(f) : 0;
-}
-struct fam_op *fam_op_new(int nb);
-int fam_drain(fam_t *f);   /* read completions; returns how many */
-uint64_t fam_now_us(void);
-/* Wait a little before polling again; *since (0 at first) tracks how long
- * the caller has been waiting. */
-void fam_backoff(unsigned spins, uint64_t *since);
-/* A post was refused with -FI_EAGAIN for the spins-th time in a row: make
- * room (drain, wake famds) and back off; since as for fam_backoff. Returns
- * 1 (and marks the endpoint broken) once that has lasted the timeout. */
-int fam_post_full(fam_t *f, unsigned spins, uint64_t *since); /* 1: timed out */
-/* An operation failed (err > 0, libfabric) or timed out (err < 0): mark the
- * endpoint for rebuilding where that breaks it. */
-void fam_note_failure(fam_t *f, int err);
 
 #endif /* FAM_INTERNAL_H */

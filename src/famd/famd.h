@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "fam/fam.h"
+#include "fam_common.h" /* fam_now_us, fam_parse_size */
 #include "fam_proto.h"
 
 #define FAMD_PAGE 4096u

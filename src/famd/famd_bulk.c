@@ -124,13 +124,6 @@ struct famd_bulk {
                                      take (FAMD_COPY_TIMEOUT_MS) */
 };
 
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* ---- receive buffers and replies ------------------------------------- */
 
 /* The peer (live or closed) whose address is fa, or NULL. */
@@ -196,7 +189,7 @@ static void tx_flush(struct famd *d)
             continue;
         }
         B->tx_inflight++;
-        B->tx_last_us = now_us();
+        B->tx_last_us = fam_now_us();
         struct peer *p = peer_by_addr(B, m->to);
         if (p) p->inflight++;
     }
@@ -535,7 +528,7 @@ static int job_new(struct famd *d, fi_addr_t to, const struct famp_bulk *q,
         uint64_t answer_at = q->n - q->n / 4; /* ms after the send */
         t = gone < answer_at ? (answer_at - gone) * 1000 : 0;
     }
-    j->deadline_us = now_us() + t;
+    j->deadline_us = fam_now_us() + t;
     for (int i = 0; i < FAMD_COPY_DEPTH; i++) {
         j->ops[i].c.kind = CTX_COPY;
         j->ops[i].job = j;
@@ -860,7 +853,7 @@ void famd_bulk_done(struct famd *d, void *ctx, size_t len, int err)
         struct txmsg *m = (struct txmsg *)c;
         struct peer *p = peer_by_addr(d->bulk, m->to);
         d->bulk->tx_inflight--;
-        d->bulk->tx_last_us = now_us();
+        d->bulk->tx_last_us = fam_now_us();
         if (p && p->inflight > 0 && --p->inflight == 0 && p->zombie) {
             p->zombie = 0; /* famd_bulk_peer_drop left it for now */
             fi_av_remove(famd_fabric_av(d), &p->addr, 1, 0);
@@ -898,7 +891,7 @@ int famd_bulk_poll(struct famd *d)
     if (idle) return 0;
     for (int i = 0; i < FAMD_RX_BUFS; i++) post_rx(d, &B->rx[i]);
     tx_flush(d);
-    uint64_t now = now_us();
+    uint64_t now = fam_now_us();
     int busy = B->txq != NULL;
     for (struct copyjob *j = B->jobs, *next; j; j = next) {
         next = j->next;

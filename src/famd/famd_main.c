@@ -95,35 +95,16 @@ static struct conn *conns; /* lim.max_conns slots */
 static volatile sig_atomic_t stop;
 static void on_signal(int sig) { (void)sig; stop = 1; }
 
-static uint64_t now_us(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
-}
-
 /* After a WAKE_SYNC reply, famd's spin loop yields its core between polls
  * until then (monotonic us), crowded machine or not. */
 static uint64_t yield_until;
 
-/* "64M", "1G", "4096" -> bytes; 0 on error. */
+/* fam_parse_size, with 0 for an error (every caller but --quota-bytes
+ * refuses 0 anyway). */
 static uint64_t parse_size(const char *s)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s) return 0;
-    uint64_t mul = 1;
-    switch (*end) {
-    case 'k': case 'K': mul = 1ull << 10; end++; break;
-    case 'm': case 'M': mul = 1ull << 20; end++; break;
-    case 'g': case 'G': mul = 1ull << 30; end++; break;
-    case 't': case 'T': mul = 1ull << 40; end++; break;
-    }
-    if (*end == 'i' || *end == 'B') end++;
-    if (*end == 'B') end++;
-    if (*end || v > UINT64_MAX / mul) return 0;
-    return v * mul;
+    uint64_t v;
+    return fam_parse_size(s, &v) ? 0 : v;
 }
 
 /* ---- identity ---------------------------------------------------------- */
@@ -344,7 +325,7 @@ static void handle(struct famd *d, struct conn *c, const struct famp_hdr *h,
          * where the writer runs): famd yields between polls for a while so
          * that the client gets to post its operation */
         c->woke = 1;
-        yield_until = now_us() + 2000;
+        yield_until = fam_now_us() + 2000;
         memset(&o, 0, sizeof o);
         reply(c, h, 0, &o, sizeof o);
         return;
@@ -529,7 +510,7 @@ static void admit(struct famd *d, int fd, int local)
         close(fd);
         return;
     }
-    c.hello_by = now_us() + lim.hello_us;
+    c.hello_by = fam_now_us() + lim.hello_us;
     if (!next_hello_due || c.hello_by < next_hello_due)
         next_hello_due = c.hello_by;
     conns[slot] = c;
@@ -556,8 +537,8 @@ static void accept_all(struct famd *d, int lfd, int local)
             return; /* EAGAIN: nothing more waits */
         int err = errno;
         static uint64_t warned; /* at most one line per 10 s in the log */
-        if (!warned || now_us() - warned > 10000000 || d->verbose) {
-            warned = now_us();
+        if (!warned || fam_now_us() - warned > 10000000 || d->verbose) {
+            warned = fam_now_us();
             fprintf(stderr, "famd: cannot accept connections: %s; refusing "
                     "them until descriptors are free\n", strerror(err));
         }
@@ -573,7 +554,7 @@ static void accept_all(struct famd *d, int lfd, int local)
             }
             spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         }
-        accept_paused_until = now_us() + 100000;
+        accept_paused_until = fam_now_us() + 100000;
         return;
     }
 }
@@ -582,7 +563,7 @@ static void accept_all(struct famd *d, int lfd, int local)
  * otherwise hold their slot for good), and note when the next is due. */
 static void expire_hellos(struct famd *d)
 {
-    uint64_t now = now_us(), next = 0;
+    uint64_t now = fam_now_us(), next = 0;
     for (int i = 0; i < lim.max_conns; i++) {
         struct conn *c = &conns[i];
         if (c->fd < 0 || !c->hello_by) continue;
@@ -621,7 +602,7 @@ static int idle_tick_ms(uint64_t idle_us)
  * next HELLO deadline and the end of an accept pause. */
 static int limit_timeout(int timeout)
 {
-    uint64_t due = next_hello_due, now = now_us();
+    uint64_t due = next_hello_due, now = fam_now_us();
     if (accept_paused_until && (!due || accept_paused_until < due))
         due = accept_paused_until;
     if (!due) return timeout;
@@ -846,22 +827,22 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < lim.max_conns; i++) conns[i].fd = -1;
     int wfd = famd_fabric_wait_fd(&d);
-    uint64_t last = now_us();
+    uint64_t last = fam_now_us();
     unsigned refused = 0; /* trywaits refused in a row while idle */
     struct fam_crowd crowd = {0};
 
     while (!stop) {
         if (famd_fabric_progress(&d) > 0 || famd_bulk_poll(&d)) {
-            last = now_us();
+            last = fam_now_us();
             refused = 0;
         }
-        if (now_us() - last < d.spin_us) {
+        if (fam_now_us() - last < d.spin_us) {
             /* busy: drive the fabric for ~20 us between two poll() calls
              * on the sockets; a system call per turn would add its cost to
              * every client RMA waiting on us. tcp too: a 1 MiB blocking put
              * went from 0.84-0.86 to 0.92 of bare libfabric with this spin
              * (fam_bench, 15 trials; docs/PERFORMANCE.md) */
-            uint64_t until = now_us() + 20;
+            uint64_t until = fam_now_us() + 20;
             /* after 32 empty polls in a row, yield if the machine is
              * crowded (fam_crowd.h): a waiting client or another famd may
              * need this core (two famds and a client on two cores read a
@@ -869,17 +850,17 @@ int main(int argc, char **argv)
             unsigned empty = 0;
             do {
                 if (famd_fabric_progress(&d) > 0) {
-                    last = now_us();
+                    last = fam_now_us();
                     empty = 0;
-                } else if (++empty >= 32 && (now_us() < yield_until ||
-                                             fam_crowded(&crowd, now_us()))) {
+                } else if (++empty >= 32 && (fam_now_us() < yield_until ||
+                                             fam_crowded(&crowd, fam_now_us()))) {
                     sched_yield();
                 }
-            } while (now_us() < until && !stop);
+            } while (fam_now_us() < until && !stop);
         }
         /* limits: HELLO deadlines, the end of an accept pause */
-        if (next_hello_due && now_us() >= next_hello_due) expire_hellos(&d);
-        if (accept_paused_until && now_us() >= accept_paused_until)
+        if (next_hello_due && fam_now_us() >= next_hello_due) expire_hellos(&d);
+        if (accept_paused_until && fam_now_us() >= accept_paused_until)
             accept_paused_until = 0;
         int np = 0, accepting = !accept_paused_until;
         /* a negative fd is left out by poll(): not accepting for now */
@@ -895,7 +876,7 @@ int main(int argc, char **argv)
             idx[np++] = i;
         }
         int timeout = 0;
-        uint64_t idle_us = now_us() - last;
+        uint64_t idle_us = fam_now_us() - last;
         if (idle_us >= d.spin_us) {
             /* idle: block until a socket or the fabric wakes us */
             if (wfd >= 0 && famd_fabric_trywait(&d) == 0) {
@@ -923,7 +904,7 @@ int main(int argc, char **argv)
             break;
         }
         if (n == 0) continue;
-        last = now_us();
+        last = fam_now_us();
         if (wslot >= 0 && pfd[wslot].revents) famd_fabric_progress(&d);
         if (pfd[0].revents & POLLIN) accept_all(&d, lfd, 0);
         if (pfd[1].revents & POLLIN) accept_all(&d, ufd, 1);

@@ -36,7 +36,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
-#include "../../src/fam/fam_proto.h" /* the wire format under attack */
+#include "../../src/common/fam_proto.h" /* the wire format under attack */
 
 #define KSIZE (64u << 10) /* the known item */
 #define TSIZE 4096u       /* the target of range attacks */

@@ -41,7 +41,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
-#include "../../src/fam/fam_proto.h" /* the wire format, the Unix name */
+#include "../../src/common/fam_proto.h" /* the wire format, the Unix name */
 
 #define NOBODY 65534u
 

@@ -19,14 +19,14 @@ def define(rel, name):
 
 
 def test_famd_version_in_framing_table():
-    code = define("src/fam/fam_proto.h", "FAMP_VERSION")
+    code = define("src/common/fam_proto.h", "FAMP_VERSION")
     m = re.search(r"^\|\s*4\s*\|\s*2\s*\|\s*`version`\s*\|\s*(\d+)", read("docs/PROTOCOL.md"), re.M)
     assert m, "PROTOCOL.md's framing table has no version row"
     assert int(m.group(1)) == code
 
 
 def test_kodiakd_version_matches_client_and_docs():
-    code = define("src/server/kd.h", "KD_PROTOCOL_VERSION")
+    code = define("src/kodiakd/kd.h", "KD_PROTOCOL_VERSION")
     m = re.search(r"^PROTOCOL_VERSION\s*=\s*(\d+)", read("python/kodiak/wire.py"), re.M)
     assert m and int(m.group(1)) == code
     m = re.search(r"`wire\.py`\s*\((\d+) now\)", read("docs/PROTOCOL.md"))

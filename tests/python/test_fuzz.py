@@ -1,7 +1,7 @@
 """test_fuzz.py — a seeded random fuzzer against kodiakd: no request may
 crash, hang or corrupt the server.
 
-Every registered command (the kd_register calls of src/server/*.c) is sent,
+Every registered command (the kd_register calls of src/kodiakd/*.c) is sent,
 through kodiak.client.generic_msg, with arguments drawn from valid arrays of
 every dtype (empty and size 1 included), unknown names, wrong JSON types,
 extreme integers, NaN/inf, malformed scalars, missing and extra arguments,

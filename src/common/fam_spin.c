@@ -10,9 +10,10 @@
  * killed during atomics); the same for a famd killed while it held its own
  * lock, under another famd copying to it.
  *
- * libfam defines pthread_spin_lock and pthread_spin_trylock, and so
- * replaces glibc's for libfabric in every program linked with it (famd
- * too): both store the holder's process id in the lock word. glibc's
+ * This file (in kodiak_common, linked whole into libfam.so and into famd)
+ * defines pthread_spin_lock and pthread_spin_trylock, and so replaces
+ * glibc's for libfabric in famd and in every program linked with libfam:
+ * both store the holder's process id in the lock word. glibc's
  * pthread_spin_init and pthread_spin_unlock (kept) store the "free" value:
  * 1 on x86-64 (its lock decrements to 0), 0 in glibc's generic code (its
  * lock stores 1); a held lock then holds -pid, or pid, which both
@@ -35,6 +36,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "fam_common.h"
 
 /* A holder stopped this long (SIGSTOP, a debugger) is taken over too: a
  * famd stopped while it held its own queue lock otherwise froze every
@@ -88,12 +91,7 @@ static int fam_spin_holder_state(int pid)
     return p[2] == 'Z' || p[2] == 'X' ? 2 : p[2] == 'T' || p[2] == 't' ? 1 : 0;
 }
 
-static uint64_t fam_spin_now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
-}
+static uint64_t fam_spin_now_ms(void) { return fam_now_us() / 1000u; }
 
 int pthread_spin_trylock(pthread_spinlock_t *lock)
 {

@@ -45,6 +45,7 @@
 #include "kd.h"
 
 #include "fam/fam.h"
+#include "fam_common.h" /* fam_now_us, fam_parse_size */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -135,31 +136,6 @@ struct kd_options {
                                   in the connect reply); 0: no limit */
 };
 
-static int parse_size(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
-        return -1;
-    uint64_t mul = 1;
-    switch (*end) {
-    case 'k': case 'K': mul = 1ull << 10; end++; break;
-    case 'm': case 'M': mul = 1ull << 20; end++; break;
-    case 'g': case 'G': mul = 1ull << 30; end++; break;
-    case 't': case 'T': mul = 1ull << 40; end++; break;
-    default: break;
-    }
-    if (*end == 'i' || *end == 'B')
-        end++;
-    if (*end == 'B')
-        end++;
-    if (*end != '\0' || (v && mul > UINT64_MAX / v))
-        return -1;
-    *out = v * mul;
-    return 0;
-}
-
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -204,7 +180,7 @@ static int parse_options(int argc, char **argv, struct kd_options *o)
             break;
         case 'c': o->connect_file = optarg; break;
         case 'm':
-            if (parse_size(optarg, &o->memory_limit) || o->memory_limit == 0) {
+            if (fam_parse_size(optarg, &o->memory_limit) || o->memory_limit == 0) {
                 fprintf(stderr, "kodiakd: bad --memory-limit '%s' (bytes, "
                                 "optionally with K, M, G or T)\n", optarg);
                 return -1;
@@ -347,12 +323,7 @@ static json_object *run_command(kd_cmd *c, const char *hdr, size_t len)
 
 /* ---- the idle wait ---------------------------------------------------------------- */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+static double now_s(void) { return (double)fam_now_us() * 1e-6; }
 
 /* The doorbells: where rank 0 sends SIGURG when a command comes, so that
  * ranks idle for long can sleep in the kernel instead of waking every 2 ms

@@ -1,0 +1,200 @@
+/* fam_fabric.c — libfam's libfabric endpoint: opening and closing it,
+ * the address vector of memory servers, the completion queue and what a
+ * completion means for its operation, and how a waiter backs off between
+ * polls.
+ *
+ * One RDM endpoint per fam_t reaches every memory server. Everything here
+ * runs with f->flock held. The lowest layer of libfam: it calls nothing in
+ * the others (rebuilding a broken endpoint, which needs the control
+ * connections too, is fam_fabric_reset in fam_control.c). */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <rdma/fi_cm.h>
+#include <rdma/fi_endpoint.h>
+#include <rdma/fi_errno.h>
+
+#include "fam_crowd.h"
+#include "fam_internal.h"
+#include "fam_shm_name.h"
+
+static struct fam_op *op_new(int nb)
+{
+    struct fam_op *op = calloc(1, sizeof *op);
+    if (op) {
+        op->nb = nb;
+        op->server = -1;
+    }
+    return op;
+}
+
+struct fam_op *fam_op_new(int nb) { return op_new(nb); }
+
+int fam_shm_sweep(void) { return fam_shm_clean(); }
+
+/* shm: a unique endpoint name (fam_shm_name.h). */
+static int shm_name(fam_t *f)
+{
+    if (strcmp(f->provider, "shm")) return 0;
+    fam_shm_clean();
+    char name[64];
+    fam_shm_name(name, sizeof name);
+    return fi_setname(&f->ep->fid, name, strlen(name) + 1);
+}
+
+int fam_fabric_open(fam_t *f)
+{
+    struct fi_info *hints = fi_allocinfo();
+    if (!hints) return fam_fail(FAM_ENOMEM, "out of memory");
+    hints->ep_attr->type = FI_EP_RDM;
+    hints->caps = FI_RMA | FI_ATOMIC | FI_MSG | FI_TAGGED | FI_READ | FI_WRITE |
+                  FI_SEND | FI_RECV;
+    hints->mode = FI_CONTEXT;
+    hints->domain_attr->mr_mode = FI_MR_VIRT_ADDR | FI_MR_ALLOCATED |
+                                  FI_MR_PROV_KEY | FI_MR_ENDPOINT;
+    hints->domain_attr->threading = FI_THREAD_DOMAIN; /* we hold flock */
+    hints->tx_attr->op_flags = FI_DELIVERY_COMPLETE;
+    hints->fabric_attr->prov_name =
+        strdup(strcmp(f->provider, "tcp") == 0 ? "tcp;ofi_rxm" : f->provider);
+    /* tcp: use the loopback interface when the servers are local, so no
+     * traffic leaves the machine */
+    const char *node = strcmp(f->provider, "shm") == 0 ? NULL : "127.0.0.1";
+    int rc = fi_getinfo(FI_VERSION(1, 17), node, NULL, node ? FI_SOURCE : 0,
+                        hints, &f->info);
+    if (rc == -FI_ENODATA) { /* provider without delivery-complete */
+        hints->tx_attr->op_flags = 0;
+        rc = fi_getinfo(FI_VERSION(1, 17), node, NULL, node ? FI_SOURCE : 0,
+                        hints, &f->info);
+    }
+    fi_freeinfo(hints);
+    if (rc)
+        return fam_fail(FAM_EFABRIC, "no libfabric provider '%s' with RMA and "
+                        "atomics: %s", f->provider, fi_strerror(-rc));
+    f->max_msg = f->info->ep_attr->max_msg_size;
+    if (f->max_msg > (1ull << 30)) f->max_msg = 1ull << 30;
+    struct fi_av_attr av_attr = {.type = FI_AV_TABLE};
+    struct fi_cq_attr cq_attr = {.format = FI_CQ_FORMAT_CONTEXT, .size = 4096};
+    if ((rc = fi_fabric(f->info->fabric_attr, &f->fabric, NULL)) ||
+        (rc = fi_domain(f->fabric, f->info, &f->domain, NULL)) ||
+        (rc = fi_av_open(f->domain, &av_attr, &f->av, NULL)) ||
+        (rc = fi_cq_open(f->domain, &cq_attr, &f->cq, NULL)) ||
+        (rc = fi_endpoint(f->domain, f->info, &f->ep, NULL)) ||
+        (rc = fi_ep_bind(f->ep, &f->av->fid, 0)) ||
+        (rc = fi_ep_bind(f->ep, &f->cq->fid, FI_TRANSMIT | FI_RECV)) ||
+        (rc = shm_name(f)) ||
+        (rc = fi_enable(f->ep)))
+        return fam_fail(FAM_EFABRIC, "cannot open a '%s' fabric endpoint: %s",
+                        f->provider, fi_strerror(-rc));
+    return 0;
+}
+
+void fam_fabric_close(fam_t *f)
+{
+    if (f->ep) fi_close(&f->ep->fid);
+    if (f->cq) fi_close(&f->cq->fid);
+    if (f->av) fi_close(&f->av->fid);
+    if (f->domain) fi_close(&f->domain->fid);
+    if (f->fabric) fi_close(&f->fabric->fid);
+    if (f->info) fi_freeinfo(f->info);
+    f->ep = NULL;
+}
+
+int fam_fabric_getname(fam_t *f, void *addr, size_t *len)
+{
+    int rc = fi_getname(&f->ep->fid, addr, len);
+    return rc ? fam_fail(FAM_EFABRIC, "fi_getname: %s", fi_strerror(-rc)) : 0;
+}
+
+int fam_fabric_add_server(fam_t *f, struct fam_server *s, const void *addr,
+                          size_t len)
+{
+    (void)len;
+    int n = fi_av_insert(f->av, addr, 1, &s->addr, 0, NULL);
+    if (n != 1 && strcmp(f->provider, "shm") == 0)
+        return fam_fail(FAM_EFABRIC, "cannot reach memory server %s:%d over "
+                        "shm: the shm provider only connects processes of the "
+                        "same user (or root); use the tcp provider",
+                        s->host, s->port);
+    if (n != 1)
+        return fam_fail(FAM_EFABRIC, "cannot add memory server %s:%d to the "
+                        "address vector", s->host, s->port);
+    return 0;
+}
+
+/* ---- completions (call with flock held) --------------------------------- */
+
+/* An operation failed with libfabric error err (positive), or timed out
+ * (err < 0): over tcp;ofi_rxm an error completion closes the connection
+ * (every later operation then fails with "not connected"), and over shm a
+ * timed-out operation stays queued ahead of everything else. Either way
+ * the endpoint is rebuilt before the next operation (fam_fabric_ready). */
+void fam_note_failure(fam_t *f, int err)
+{
+    if (err < 0 || strcmp(f->provider, "tcp") == 0) f->broken = 1;
+}
+
+static void complete(fam_t *f, struct fam_op *op, int err)
+{
+    if (op->server >= 0) f->srv[op->server].inflight--;
+    if (op->abandoned) {
+        free(op);
+    } else if (op->nb) {
+        if (err) fam_note_failure(f, err);
+        if (err && !f->nb_error) {
+            f->nb_error = FAM_EFABRIC;
+            snprintf(f->nb_msg, sizeof f->nb_msg, "%s", fi_strerror(err));
+        }
+        f->outstanding--;
+        if (f->orphans > f->outstanding) f->orphans = f->outstanding;
+        free(op);
+    } else {
+        op->err = err;
+        op->done = 1;
+    }
+}
+
+static int drain(fam_t *f)
+{
+    struct fi_cq_entry e[16];
+    ssize_t n = fi_cq_read(f->cq, e, 16);
+    if (n > 0) {
+        for (ssize_t i = 0; i < n; i++) complete(f, e[i].op_context, 0);
+        return (int)n;
+    }
+    if (n == -FI_EAVAIL) {
+        struct fi_cq_err_entry err = {0};
+        if (fi_cq_readerr(f->cq, &err, 0) == 1 && err.op_context)
+            complete(f, err.op_context, err.err ? err.err : FI_EIO);
+        return 1;
+    }
+    return 0;
+}
+
+/* Between polls of a completion that has not come: spin a little (it is
+ * usually microseconds away), then yield, then sleep briefly. On a machine
+ * with fewer cores than busy processes the memory server must get a core to
+ * make progress; waiters that keep spinning take it away (4 clients and
+ * famd on 2 cores ran 50x slower with yield alone). Sleeping only after a
+ * millisecond keeps long transfers, whose progress the waiter drives, fast.
+ * While every runnable task has a core (fam_crowd.h) there is nobody to
+ * yield to: keep polling, and sleep only after 10 ms. */
+void fam_backoff(unsigned spins, uint64_t *since)
+{
+    static _Thread_local struct fam_crowd crowd;
+    if (spins < 64) return;
+    uint64_t now = fam_now_us();
+    if (!*since) *since = now;
+    int crowded = fam_crowded(&crowd, now);
+    if (now - *since < (crowded ? 1000u : 10000u)) {
+        if (crowded) sched_yield(); /* stay on the core, but share it */
+        return;
+    }
+    struct timespec ts = {0, 20000}; /* 20 us */
+    nanosleep(&ts, NULL);
+}
+int fam_drain(fam_t *f) { return drain(f); }
+
