@@ -45,6 +45,7 @@
 #define DS_REGION_LIMIT (1ull << 50)
 #define DS_COMMIT_DEADLINE_MS 120000 /* one commit, retries included */
 #define DS_READ_TRIES 1000           /* catalog reads racing with commits */
+#define DS_OPEN_CACHE 32             /* arrays kept open per store handle for ds_read */
 
 /* A column in the in-memory catalog. */
 struct ds_ccol {
@@ -90,6 +91,10 @@ struct ds_store {
     char name[DS_STORE_NAME_MAX + 1];
     char region[DS_STORE_NAME_MAX + sizeof DS_REGION_PREFIX];
     struct ds_cat *cache;     /* the last catalog read (owned), or NULL */
+    /* arrays ds_read opened lately, reused by name (names are never
+     * reused: a dropped array fails its next read with FAM_ENOTFOUND) */
+    fa_array_t *open[DS_OPEN_CACHE];
+    unsigned next_open;       /* the slot the next opened array takes */
 };
 
 /* A batch being written (ds_batch_t). */

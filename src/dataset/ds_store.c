@@ -296,6 +296,7 @@ void ds_close(ds_store_t *s)
     if (!s) return;
     if (s->head) fam_release(s->head);
     ds_cat_free(s->cache);
+    for (int i = 0; i < DS_OPEN_CACHE; i++) fa_close(s->open[i]);
     free(s);
 }
 
@@ -463,22 +464,39 @@ int ds_read(ds_store_t *s, const ds_info_t *info, size_t batch, size_t col,
                              (unsigned long long)start,
                              (unsigned long long)(start + count), batch, info->name,
                              (unsigned long long)b->rows);
-    fa_array_t *a;
-    if ((rc = fa_open(s->f, s->region, b->arrays[col], &a)))
-        return fam_set_error(rc, "cannot read column '%s' of batch %zu of dataset "
-                             "'%s': %s", info->cols[col].name, batch, info->name,
-                             fam_last_error());
-    if (fa_dtype(a) != ds_dtype_storage(info->cols[col].dtype) || fa_size(a) != b->rows) {
-        rc = fam_set_error(FAM_EIO, "array '%s' of dataset '%s' holds %llu %s, not "
-                           "the %llu %s its catalog entry says", b->arrays[col],
-                           info->name, (unsigned long long)fa_size(a),
-                           fa_dtype_name(fa_dtype(a)), (unsigned long long)b->rows,
-                           fa_dtype_name(ds_dtype_storage(info->cols[col].dtype)));
-        fa_close(a);
-        return rc;
+    fa_array_t *a = NULL;
+    int slot = -1;
+    for (int i = 0; i < DS_OPEN_CACHE && !a; i++)
+        if (s->open[i] && strcmp(fa_name(s->open[i]), b->arrays[col]) == 0) {
+            a = s->open[i];
+            slot = i;
+        }
+    if (!a) {
+        if ((rc = fa_open(s->f, s->region, b->arrays[col], &a)))
+            return fam_set_error(rc, "cannot read column '%s' of batch %zu of dataset "
+                                 "'%s': %s", info->cols[col].name, batch, info->name,
+                                 fam_last_error());
+        if (fa_dtype(a) != ds_dtype_storage(info->cols[col].dtype) || fa_size(a) != b->rows) {
+            rc = fam_set_error(FAM_EIO, "array '%s' of dataset '%s' holds %llu %s, not "
+                               "the %llu %s its catalog entry says", b->arrays[col],
+                               info->name, (unsigned long long)fa_size(a),
+                               fa_dtype_name(fa_dtype(a)), (unsigned long long)b->rows,
+                               fa_dtype_name(ds_dtype_storage(info->cols[col].dtype)));
+            fa_close(a);
+            return rc;
+        }
+        slot = (int)(s->next_open++ % DS_OPEN_CACHE);
+        fa_close(s->open[slot]);
+        s->open[slot] = a;
+    } else if (fa_dtype(a) != ds_dtype_storage(info->cols[col].dtype) || fa_size(a) != b->rows) {
+        return fam_set_error(FAM_EIO, "array '%s' of dataset '%s' does not match its "
+                             "catalog entry", b->arrays[col], info->name);
     }
     rc = count ? fa_get(a, start, count, buf) : 0;
-    fa_close(a);
+    if (rc == FAM_ENOTFOUND) { /* dropped meanwhile: forget it */
+        fa_close(a);
+        s->open[slot] = NULL;
+    }
     return rc;
 }
 
