@@ -450,6 +450,18 @@ static int check_cell(const ds_info_t *info, size_t batch, size_t col, const cha
     return 0;
 }
 
+/* Does the current catalog list batch `id` in dataset `name`? (An error
+ * reading the catalog counts as no.) */
+static int batch_listed(ds_store_t *s, const char *name, const char *id)
+{
+    const struct ds_cat *c;
+    if (ds_cat_current(s, &c)) return 0;
+    const struct ds_cset *d = ds_cat_find(c, name);
+    for (size_t i = 0; d && i < d->nb; i++)
+        if (memcmp(d->b[i].id, id, DS_BATCH_ID_LEN) == 0) return 1;
+    return 0;
+}
+
 int ds_read(ds_store_t *s, const ds_info_t *info, size_t batch, size_t col,
             uint64_t start, uint64_t count, void *buf)
 {
@@ -471,6 +483,16 @@ int ds_read(ds_store_t *s, const ds_info_t *info, size_t batch, size_t col,
             a = s->open[i];
             slot = i;
         }
+    /* An open handle on an array that a drop has freed does not fail at
+     * once: an RMA with a revoked key waits for libfam's timeout (over
+     * shm). A batch the current catalog still lists has its arrays (drops
+     * free them only after the commit), so reuse the handle only then;
+     * otherwise look the array up afresh, which fails at once if gone. */
+    if (a && !batch_listed(s, info->name, b->id)) {
+        fa_close(a);
+        s->open[slot] = NULL;
+        a = NULL;
+    }
     if (!a) {
         if ((rc = fa_open(s->f, s->region, b->arrays[col], &a)))
             return fam_set_error(rc, "cannot read column '%s' of batch %zu of dataset "
