@@ -57,7 +57,9 @@ extern "C" {
  * (ds_commit refuses older ones), so ds_reclaim with at least this age can
  * never free the arrays of a batch a live writer is still going to commit. */
 #define DS_BATCH_LIFETIME (24 * 3600)
-#define DS_RECLAIM_AGE DS_BATCH_LIFETIME /* the safe default age for ds_reclaim */
+/* The age at which ds_reclaim may free an uncommitted batch while writers
+ * run: the commit deadline plus an hour for clocks and slow commits. */
+#define DS_RECLAIM_AGE (DS_BATCH_LIFETIME + 3600)
 
 /* ---- types ----------------------------------------------------------------- */
 typedef enum ds_dtype {
@@ -265,7 +267,7 @@ typedef struct ds_reclaim_stats {
  * that the current catalog does not reference and that were created more
  * than min_age_seconds ago, and catalog snapshots older than the few kept
  * behind the head for slow readers. With min_age_seconds >=
- * DS_BATCH_LIFETIME it never frees a batch a live writer can still commit;
+ * DS_RECLAIM_AGE it never frees a batch a live writer can still commit;
  * smaller ages are for when no writer is running. stats may be NULL. */
 int ds_reclaim(ds_store_t *s, uint64_t min_age_seconds, ds_reclaim_stats_t *stats);
 
