@@ -177,6 +177,16 @@ void ds_free_names(char **names, size_t n);
  * the dataset is dropped. Free with ds_free_info. */
 int ds_info(ds_store_t *s, const char *name, ds_info_t **out);
 void ds_free_info(ds_info_t *info);
+/* One catalog version, held, to read several datasets consistently (a
+ * derived dataset and its base at the same version): ds_snapshot_list and
+ * ds_snapshot_info work as ds_list and ds_info on that version, whatever
+ * is committed meanwhile. */
+typedef struct ds_snapshot ds_snapshot_t;
+int ds_snapshot(ds_store_t *s, ds_snapshot_t **out);
+uint64_t ds_snapshot_version(const ds_snapshot_t *snap);
+int ds_snapshot_list(const ds_snapshot_t *snap, char ***names, size_t *n);
+int ds_snapshot_info(const ds_snapshot_t *snap, const char *name, ds_info_t **out);
+void ds_snapshot_free(ds_snapshot_t *snap);
 /* Elements [start, start + count) of column `col` of batch `batch` of the
  * dataset `info` describes, into buf (count elements of the column's
  * storage dtype). FAM_EOUTOFRANGE past the batch's rows. */

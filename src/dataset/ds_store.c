@@ -341,15 +341,10 @@ void ds_free_names(char **names, size_t n)
     free(names);
 }
 
-int ds_list(ds_store_t *s, char ***names, size_t *n)
+static int list_of(const struct ds_cat *c, char ***names, size_t *n)
 {
-    fam_set_error(0, NULL);
-    if (!s || !names || !n) return fam_set_error(FAM_EINVAL, "ds_list: NULL argument");
     *names = NULL;
     *n = 0;
-    const struct ds_cat *c;
-    int rc = ds_cat_current(s, &c);
-    if (rc) return rc;
     if (!c->nds) return 0;
     char **v = calloc(c->nds, sizeof *v);
     if (!v) return fam_set_error(FAM_ENOMEM, "out of memory");
@@ -361,6 +356,17 @@ int ds_list(ds_store_t *s, char ***names, size_t *n)
     *names = v;
     *n = c->nds;
     return 0;
+}
+
+int ds_list(ds_store_t *s, char ***names, size_t *n)
+{
+    fam_set_error(0, NULL);
+    if (!s || !names || !n) return fam_set_error(FAM_EINVAL, "ds_list: NULL argument");
+    *names = NULL;
+    *n = 0;
+    const struct ds_cat *c;
+    int rc = ds_cat_current(s, &c);
+    return rc ? rc : list_of(c, names, n);
 }
 
 void ds_free_info(ds_info_t *info)
@@ -383,18 +389,15 @@ void ds_free_info(ds_info_t *info)
     free(info);
 }
 
-int ds_info(ds_store_t *s, const char *name, ds_info_t **out)
+static int info_of(const struct ds_cat *c, const char *store, const char *name,
+                   ds_info_t **out)
 {
-    fam_set_error(0, NULL);
-    if (!s || !out) return fam_set_error(FAM_EINVAL, "ds_info: NULL argument");
     int rc = ds_check_name(name, DS_NAME_MAX, "dataset name");
     if (rc) return rc;
-    const struct ds_cat *c;
-    if ((rc = ds_cat_current(s, &c))) return rc;
     const struct ds_cset *d = ds_cat_find(c, name);
     if (!d)
         return fam_set_error(FAM_ENOTFOUND, "dataset store '%s' has no dataset '%s'",
-                             s->name, name);
+                             store, name);
     ds_info_t *in = calloc(1, sizeof *in);
     if (!in) return fam_set_error(FAM_ENOMEM, "out of memory");
     in->name = strdup(d->name);
@@ -436,6 +439,62 @@ int ds_info(ds_store_t *s, const char *name, ds_info_t **out)
 nomem:
     ds_free_info(in);
     return fam_set_error(FAM_ENOMEM, "out of memory");
+}
+
+int ds_info(ds_store_t *s, const char *name, ds_info_t **out)
+{
+    fam_set_error(0, NULL);
+    if (!s || !out) return fam_set_error(FAM_EINVAL, "ds_info: NULL argument");
+    const struct ds_cat *c;
+    int rc = ds_cat_current(s, &c);
+    return rc ? rc : info_of(c, s->name, name, out);
+}
+
+/* ---- snapshots: one catalog version, held ---------------------------------------------- */
+
+/* A catalog version kept for reading several datasets at once (ds_snapshot_t). */
+struct ds_snapshot {
+    struct ds_cat *cat; /* a private copy */
+    char store[DS_STORE_NAME_MAX + 1];
+};
+
+int ds_snapshot(ds_store_t *s, ds_snapshot_t **out)
+{
+    fam_set_error(0, NULL);
+    if (!s || !out) return fam_set_error(FAM_EINVAL, "ds_snapshot: NULL argument");
+    ds_snapshot_t *sn = calloc(1, sizeof *sn);
+    if (!sn) return fam_set_error(FAM_ENOMEM, "out of memory");
+    int rc = ds_cat_load_copy(s, &sn->cat);
+    if (rc) {
+        free(sn);
+        return rc;
+    }
+    snprintf(sn->store, sizeof sn->store, "%s", s->name);
+    *out = sn;
+    return 0;
+}
+
+uint64_t ds_snapshot_version(const ds_snapshot_t *sn) { return sn ? sn->cat->version : 0; }
+
+int ds_snapshot_list(const ds_snapshot_t *sn, char ***names, size_t *n)
+{
+    fam_set_error(0, NULL);
+    if (!sn || !names || !n) return fam_set_error(FAM_EINVAL, "ds_snapshot_list: NULL argument");
+    return list_of(sn->cat, names, n);
+}
+
+int ds_snapshot_info(const ds_snapshot_t *sn, const char *name, ds_info_t **out)
+{
+    fam_set_error(0, NULL);
+    if (!sn || !out) return fam_set_error(FAM_EINVAL, "ds_snapshot_info: NULL argument");
+    return info_of(sn->cat, sn->store, name, out);
+}
+
+void ds_snapshot_free(ds_snapshot_t *sn)
+{
+    if (!sn) return;
+    ds_cat_free(sn->cat);
+    free(sn);
 }
 
 static int check_cell(const ds_info_t *info, size_t batch, size_t col, const char *what)

@@ -9,7 +9,9 @@
  * writers killed with SIGKILL in the middle of a batch, of a commit and of
  * a drop leaving a consistent store whose leftovers ds_reclaim frees (and
  * only those); damaged and hostile catalogs giving errors, not crashes;
- * the limits. Each test uses its own store. */
+ * the limits; a snapshot holding one version; a store that outlives kill -9
+ * and restart of its (persistent) memory servers. Each test uses its own
+ * store. */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -868,6 +870,105 @@ static void damaged_or_hostile_catalogs_give_errors_not_crashes(void **state)
     assert_non_null(strstr(ds_last_error(), "not a dataset store"));
 }
 
+/* ---- snapshots and persistence -------------------------------------------------------- */
+
+static void a_snapshot_reads_several_datasets_at_one_version(void **state)
+{
+    (void)state;
+    ds_store_t *s = open_store("snap");
+    make_T(s);
+    const ds_column_def_t ic[] = {{"index", DS_INT64}};
+    CHECK_OK(ds_create_dataset(s, "I", 1, ic));
+    ds_batch_t *b = fill_batch(s, "T", 1, 10);
+    CHECK_OK(ds_commit(s, "T", 1, &b));
+    ds_batch_close(b);
+    ds_snapshot_t *sn;
+    CHECK_OK(ds_snapshot(s, &sn));
+    uint64_t v = ds_snapshot_version(sn);
+    /* changes after it: another batch, a drop, a new dataset */
+    b = fill_batch(s, "T", 2, 10);
+    CHECK_OK(ds_commit(s, "T", 1, &b));
+    ds_batch_close(b);
+    CHECK_OK(ds_drop(s, "I"));
+    CHECK_OK(ds_create_dataset(s, "J", 1, ic));
+    uint64_t now;
+    CHECK_OK(ds_version(s, &now));
+    assert_int_equal(now, v + 3);
+    char **names;
+    size_t n;
+    CHECK_OK(ds_snapshot_list(sn, &names, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(names[0], "T");
+    assert_string_equal(names[1], "I");
+    ds_free_names(names, n);
+    ds_info_t *in;
+    CHECK_OK(ds_snapshot_info(sn, "T", &in));
+    assert_int_equal(in->nbatches, 1);
+    assert_int_equal(in->version, v);
+    int64_t tag;
+    assert_null(check_batch(s, in, 0, &tag));
+    ds_free_info(in);
+    CHECK_OK(ds_snapshot_info(sn, "I", &in));
+    ds_free_info(in);
+    assert_int_equal(ds_snapshot_info(sn, "J", &in), FAM_ENOTFOUND);
+    ds_snapshot_free(sn);
+    CHECK_OK(ds_list(s, &names, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(names[0], "T");
+    assert_string_equal(names[1], "J");
+    ds_free_names(names, n);
+    ds_close(s);
+}
+
+static void a_store_outlives_kill9_and_restart_of_its_memory_servers(void **state)
+{
+    (void)state;
+    struct famd_proc p[2];
+    char list[200] = "";
+    for (int i = 0; i < nsrv; i++) {
+        char pool[300];
+        snprintf(pool, sizeof pool, "%s/ds-pool%d", test_tmpdir(), i);
+        assert_int_equal(famd_start(&p[i], 32 << 20, pool), 0);
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? "," : "", p[i].addr);
+    }
+    fam_t *g = client(list);
+    assert_non_null(g);
+    ds_store_t *s;
+    CHECK_OK(ds_open(g, "kept", DS_CREATE, 0600, &s));
+    CHECK_OK(ds_create_dataset(s, "T", TNCOLS, tcols));
+    ds_batch_t *b[2];
+    assert_non_null(b[0] = fill_batch(s, "T", 11, 3000));
+    assert_non_null(b[1] = fill_batch(s, "T", 12, 70000));
+    CHECK_OK(ds_commit(s, "T", 2, b));
+    ds_batch_close(b[0]);
+    ds_batch_close(b[1]);
+    ds_close(s);
+    fam_finalize(g);
+    for (int i = 0; i < nsrv; i++) famd_kill9(&p[i]);
+    for (int i = 0; i < nsrv; i++) assert_int_equal(famd_restart(&p[i], 32 << 20), 0);
+    g = client(list);
+    assert_non_null(g);
+    CHECK_OK(ds_open(g, "kept", 0, 0, &s));
+    ds_info_t *in;
+    CHECK_OK(ds_info(s, "T", &in));
+    assert_int_equal(in->nbatches, 2);
+    for (size_t i = 0; i < 2; i++) {
+        int64_t tag;
+        const char *why = check_batch(s, in, i, &tag);
+        if (why) fail_msg("batch %zu after the restart: %s", i, why);
+        assert_int_equal(tag, 11 + (int64_t)i);
+    }
+    ds_free_info(in);
+    /* and it takes appends again */
+    ds_batch_t *c = fill_batch(s, "T", 13, 10);
+    assert_non_null(c);
+    CHECK_OK(ds_commit(s, "T", 1, &c));
+    ds_batch_close(c);
+    ds_close(s);
+    fam_finalize(g);
+    for (int i = 0; i < nsrv; i++) famd_stop(&p[i]);
+}
+
 /* ---- limits and argument errors -------------------------------------------------------- */
 
 static void names_limits_and_arguments_are_checked(void **state)
@@ -943,6 +1044,8 @@ int main(void)
         cmocka_unit_test(a_writer_killed_mid_batch_or_mid_commit_leaves_the_store_consistent),
         cmocka_unit_test(damaged_or_hostile_catalogs_give_errors_not_crashes),
         cmocka_unit_test(names_limits_and_arguments_are_checked),
+        cmocka_unit_test(a_snapshot_reads_several_datasets_at_one_version),
+        cmocka_unit_test(a_store_outlives_kill9_and_restart_of_its_memory_servers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
