@@ -45,6 +45,8 @@
 #define DS_REGION_LIMIT (1ull << 50)
 #define DS_COMMIT_DEADLINE_MS 120000 /* one commit, retries included */
 #define DS_READ_TRIES 1000           /* catalog reads racing with commits */
+#define DS_SNAPSHOT_GRACE 60         /* s: least age of a snapshot above the head that
+                                      * ds_reclaim frees (a commit may be in flight) */
 #define DS_OPEN_CACHE 32             /* arrays kept open per store handle for ds_read */
 
 /* A column in the in-memory catalog. */

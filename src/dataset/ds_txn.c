@@ -654,8 +654,12 @@ int ds_reclaim(ds_store_t *s, uint64_t min_age, ds_reclaim_stats_t *stats)
             int kept = 0;
             for (size_t k = 0; k < nkeep; k++) kept |= keep_v[k] == v && keep_n[k] == nn;
             if (kept) continue;
-            /* a version above the head may be a commit in flight: only by age */
-            if (v > head_v && now < (nn >> 32) + min_age) {
+            /* a version above the head may be a commit in flight (its CAS
+             * not yet done): only by age, and never younger than
+             * DS_SNAPSHOT_GRACE whatever min_age says, or the CAS could
+             * land on a deleted snapshot */
+            uint64_t age = min_age > DS_SNAPSHOT_GRACE ? min_age : DS_SNAPSHOT_GRACE;
+            if (v > head_v && now < (nn >> 32) + age) {
                 st.kept_young++;
                 continue;
             }

@@ -657,19 +657,28 @@ static void a_writer_killed_mid_batch_or_mid_commit_leaves_the_store_consistent(
     assert_int_equal(st.arrays + st.categories + st.snapshots, 0);
     assert_int_equal(st.kept_young, 2 * TNCOLS + 1 + 1); /* arrays, 1 category, 1 snapshot */
     assert_int_equal(count_items(s, "b."), 3 * TNCOLS);
-    /* with age 0 (no writer running) they go; the committed batch stays */
+    /* with age 0 (no writer running) the batches go, the committed one
+     * stays; the snapshot above the head stays for DS_SNAPSHOT_GRACE (a
+     * commit could be about to swing the head to it) */
     CHECK_OK(ds_reclaim(s, 0, &st));
     assert_int_equal(st.arrays, 2 * TNCOLS);
     assert_int_equal(st.categories, 1);
-    assert_int_equal(st.snapshots, 1);
+    assert_int_equal(st.snapshots, 0);
+    assert_int_equal(st.kept_young, 1);
     assert_int_equal(count_items(s, "b."), TNCOLS);
     assert_int_equal(count_items(s, "k."), 1);
-    assert_int_equal(count_items(s, "c."), snaps0);
+    assert_int_equal(count_items(s, "c."), snaps0 + 1);
 
-    /* killed after swinging the head: the commit happened, whole */
+    /* killed after swinging the head: the commit happened, whole; the
+     * dead writer's snapshot of the same version can no longer become the
+     * head, so reclaim frees it at once */
     crashing_writer("crash", 4, "publish:2");
     CHECK_OK(ds_version(s, &v));
     assert_int_equal(v, v0 + 1);
+    CHECK_OK(ds_reclaim(s, 0, &st));
+    assert_int_equal(st.snapshots, 1);
+    assert_int_equal(st.arrays + st.categories + st.kept_young, 0);
+    assert_int_equal(count_items(s, "c."), snaps0 + 1); /* one more kept behind the head */
     CHECK_OK(ds_info(s, "T", &in));
     assert_int_equal(in->nbatches, 2);
     assert_null(check_batch(s, in, 1, &tag));
