@@ -544,7 +544,7 @@ static int cat_read(ds_store_t *s, struct ds_cat **out)
     char why[400] = "";
     uint64_t pv = UINT64_MAX, pn = 0;
     for (int tries = 0; tries < DS_READ_TRIES; tries++) {
-        uint64_t v, n;
+        uint64_t v = 0, n = 0;
         int rc = ds_head_read(s, &v, &n);
         if (rc) return rc;
         if (s->cache && s->cache->version == v && s->cache->nonce == n) {

@@ -328,7 +328,7 @@ int ds_version(ds_store_t *s, uint64_t *version)
 {
     fam_set_error(0, NULL);
     if (!s || !version) return fam_set_error(FAM_EINVAL, "ds_version: NULL argument");
-    uint64_t n;
+    uint64_t n = 0;
     return ds_head_read(s, version, &n);
 }
 

@@ -143,7 +143,7 @@ int ds_txn_create(ds_txn_t *t, const ds_dataset_def_t *def)
     fam_set_error(0, NULL);
     if (!t || !def) return fam_set_error(FAM_EINVAL, "ds_txn_create: NULL argument");
     int rc = check_def(def);
-    struct ds_op *o;
+    struct ds_op *o = NULL;
     if (rc || (rc = op_add(t, OP_CREATE, def->name, &o))) return rc;
     o->kind = def->kind ? def->kind : DS_KIND_BASE;
     o->base = strdup(def->base ? def->base : "");
@@ -176,7 +176,7 @@ int ds_txn_append(ds_txn_t *t, const char *dataset, size_t n, const ds_batch_ref
         int rc = ds_check_id(refs[i].id);
         if (rc) return rc;
     }
-    struct ds_op *o;
+    struct ds_op *o = NULL;
     int rc = op_add(t, OP_APPEND, dataset, &o);
     if (rc) return rc;
     o->n = n;
@@ -205,7 +205,7 @@ int ds_txn_set_progress(ds_txn_t *t, const char *dataset, uint64_t base_batches)
     if (base_batches > DS_MAX_BATCHES)
         return fam_set_error(FAM_EINVAL, "base_batches %llu is above the limit %d",
                              (unsigned long long)base_batches, DS_MAX_BATCHES);
-    struct ds_op *o;
+    struct ds_op *o = NULL;
     int rc = op_add(t, OP_PROGRESS, dataset, &o);
     if (!rc) o->value = base_batches;
     return rc;
@@ -215,7 +215,7 @@ int ds_txn_expect_batches(ds_txn_t *t, const char *dataset, uint64_t nbatches)
 {
     fam_set_error(0, NULL);
     if (!t) return fam_set_error(FAM_EINVAL, "ds_txn_expect_batches: NULL argument");
-    struct ds_op *o;
+    struct ds_op *o = NULL;
     int rc = op_add(t, OP_EXPECT, dataset, &o);
     if (!rc) o->value = nbatches;
     return rc;
@@ -225,7 +225,7 @@ int ds_txn_drop(ds_txn_t *t, const char *dataset)
 {
     fam_set_error(0, NULL);
     if (!t) return fam_set_error(FAM_EINVAL, "ds_txn_drop: NULL argument");
-    struct ds_op *o;
+    struct ds_op *o = NULL;
     return op_add(t, OP_DROP, dataset, &o);
 }
 
@@ -520,7 +520,7 @@ int ds_txn_commit(ds_txn_t *t, uint64_t *version)
 
 int ds_create_dataset(ds_store_t *s, const char *name, size_t ncols, const ds_column_def_t *cols)
 {
-    ds_txn_t *t;
+    ds_txn_t *t = NULL;
     int rc = ds_txn_begin(s, &t);
     if (rc) return rc;
     ds_dataset_def_t def = {.name = name, .kind = DS_KIND_BASE, .ncols = ncols, .cols = cols};
@@ -533,7 +533,7 @@ int ds_create_dataset(ds_store_t *s, const char *name, size_t ncols, const ds_co
 
 int ds_drop(ds_store_t *s, const char *name)
 {
-    ds_txn_t *t;
+    ds_txn_t *t = NULL;
     int rc = ds_txn_begin(s, &t);
     if (rc) return rc;
     if ((rc = ds_txn_drop(t, name))) {
@@ -545,7 +545,7 @@ int ds_drop(ds_store_t *s, const char *name)
 
 int ds_commit_refs(ds_store_t *s, const char *dataset, size_t n, const ds_batch_ref_t *refs)
 {
-    ds_txn_t *t;
+    ds_txn_t *t = NULL;
     int rc = ds_txn_begin(s, &t);
     if (rc) return rc;
     if ((rc = ds_txn_append(t, dataset, n, refs))) {
