@@ -217,6 +217,14 @@ int ds_batch_begin(ds_store_t *s, const char *dataset, uint64_t rows,
 /* A handle on a batch another process began (its arrays opened). */
 int ds_batch_attach(ds_store_t *s, const char *dataset, const ds_batch_ref_t *ref,
                     ds_batch_t **out);
+/* The same for columns of these dtypes, for a dataset that is not in the
+ * catalog yet: an ingest into a new dataset begins its batches this way
+ * and commits ds_txn_create + ds_txn_append in one transaction, so a
+ * failed ingest leaves no trace, not even an empty dataset. */
+int ds_batch_begin_dtypes(ds_store_t *s, size_t ncols, const ds_dtype_t *dtypes,
+                          uint64_t rows, ds_batch_t **out);
+int ds_batch_attach_dtypes(ds_store_t *s, size_t ncols, const ds_dtype_t *dtypes,
+                           const ds_batch_ref_t *ref, ds_batch_t **out);
 fa_array_t *ds_batch_array(ds_batch_t *b, size_t col); /* NULL if col is out of range */
 const char *ds_batch_array_name(const ds_batch_t *b, size_t col);
 const char *ds_batch_id(const ds_batch_t *b);

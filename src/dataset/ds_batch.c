@@ -29,51 +29,72 @@ static void batch_free(ds_batch_t *b)
     free(b);
 }
 
-/* A handle for `dataset`'s columns (arrays not yet open). */
-static int batch_new(ds_store_t *s, const char *dataset, const char *id, uint64_t rows,
-                     ds_batch_t **out)
+/* A handle for columns of these dtypes (arrays not yet open). */
+static int batch_of(ds_store_t *s, size_t ncols, const ds_dtype_t *dtypes, const char *id,
+                    uint64_t rows, ds_batch_t **out)
 {
-    const struct ds_cat *c;
-    int rc = ds_cat_current(s, &c);
-    if (rc) return rc;
-    const struct ds_cset *d = ds_cat_find(c, dataset);
-    if (!d)
-        return fam_set_error(FAM_ENOTFOUND, "dataset store '%s' has no dataset '%s' "
-                             "(create it before appending)", s->name, dataset);
+    if (ncols < 1 || ncols > DS_MAX_COLUMNS || !dtypes)
+        return fam_set_error(FAM_EINVAL, "a batch has 1 to %d columns, not %zu",
+                             DS_MAX_COLUMNS, ncols);
+    for (size_t i = 0; i < ncols; i++)
+        if (!ds_dtype_name(dtypes[i]))
+            return fam_set_error(FAM_EINVAL, "column %zu has unknown dtype %d", i,
+                                 (int)dtypes[i]);
     ds_batch_t *b = calloc(1, sizeof *b);
     if (!b) return fam_set_error(FAM_ENOMEM, "out of memory");
     b->s = s;
     b->rows = rows;
-    b->ncols = d->ncols;
+    b->ncols = ncols;
     memcpy(b->id, id, DS_BATCH_ID_LEN + 1);
-    b->dtypes = calloc(d->ncols, sizeof *b->dtypes);
-    b->arrays = calloc(d->ncols, sizeof *b->arrays);
-    b->names = calloc(d->ncols, sizeof *b->names);
+    b->dtypes = calloc(ncols, sizeof *b->dtypes);
+    b->arrays = calloc(ncols, sizeof *b->arrays);
+    b->names = calloc(ncols, sizeof *b->names);
     if (!b->dtypes || !b->arrays || !b->names) {
         batch_free(b);
         return fam_set_error(FAM_ENOMEM, "out of memory");
     }
-    for (size_t i = 0; i < d->ncols; i++) {
-        b->dtypes[i] = d->cols[i].dtype;
+    for (size_t i = 0; i < ncols; i++) {
+        b->dtypes[i] = dtypes[i];
         ds_array_name(b->names[i], sizeof b->names[i], id, i);
     }
     *out = b;
     return 0;
 }
 
-int ds_batch_begin(ds_store_t *s, const char *dataset, uint64_t rows, ds_batch_t **out)
+/* The dtypes of `dataset`'s columns (malloc'd) from the current catalog. */
+static int dataset_dtypes(ds_store_t *s, const char *dataset, ds_dtype_t **dtypes,
+                          size_t *ncols)
+{
+    int rc = ds_check_name(dataset, DS_NAME_MAX, "dataset name");
+    if (rc) return rc;
+    const struct ds_cat *c;
+    if ((rc = ds_cat_current(s, &c))) return rc;
+    const struct ds_cset *d = ds_cat_find(c, dataset);
+    if (!d)
+        return fam_set_error(FAM_ENOTFOUND, "dataset store '%s' has no dataset '%s' "
+                             "(create it before appending, or begin the batch with "
+                             "ds_batch_begin_dtypes and create it in the same "
+                             "transaction)", s->name, dataset);
+    if (!(*dtypes = malloc(d->ncols * sizeof **dtypes)))
+        return fam_set_error(FAM_ENOMEM, "out of memory");
+    for (size_t i = 0; i < d->ncols; i++) (*dtypes)[i] = d->cols[i].dtype;
+    *ncols = d->ncols;
+    return 0;
+}
+
+int ds_batch_begin_dtypes(ds_store_t *s, size_t ncols, const ds_dtype_t *dtypes,
+                          uint64_t rows, ds_batch_t **out)
 {
     fam_set_error(0, NULL);
     if (!s || !out) return fam_set_error(FAM_EINVAL, "ds_batch_begin: NULL argument");
-    int rc = ds_check_name(dataset, DS_NAME_MAX, "dataset name");
-    if (rc) return rc;
     if (rows > DS_MAX_ROWS)
         return fam_set_error(FAM_EINVAL, "ds_batch_begin: %llu rows are more than a "
                              "batch may hold (2^56)", (unsigned long long)rows);
     char id[DS_BATCH_ID_LEN + 1];
     snprintf(id, sizeof id, "%08" PRIx32 "%016" PRIx64, (uint32_t)ds_now(), ds_random64());
     ds_batch_t *b;
-    if ((rc = batch_new(s, dataset, id, rows, &b))) return rc;
+    int rc = batch_of(s, ncols, dtypes, id, rows, &b);
+    if (rc) return rc;
     for (size_t i = 0; i < b->ncols; i++) {
         rc = fa_create(s->f, s->region, b->names[i], ds_dtype_storage(b->dtypes[i]),
                        rows, s->mode, &b->arrays[i]);
@@ -85,8 +106,53 @@ int ds_batch_begin(ds_store_t *s, const char *dataset, uint64_t rows, ds_batch_t
                 b->arrays[k] = NULL;
             }
             batch_free(b);
-            return fam_set_error(rc, "cannot begin a batch of %llu rows of dataset "
-                                 "'%s': %s", (unsigned long long)rows, dataset, keep);
+            return fam_set_error(rc, "cannot begin a batch of %llu rows: %s",
+                                 (unsigned long long)rows, keep);
+        }
+    }
+    *out = b;
+    return 0;
+}
+
+int ds_batch_begin(ds_store_t *s, const char *dataset, uint64_t rows, ds_batch_t **out)
+{
+    fam_set_error(0, NULL);
+    if (!s || !out) return fam_set_error(FAM_EINVAL, "ds_batch_begin: NULL argument");
+    ds_dtype_t *dt;
+    size_t n;
+    int rc = dataset_dtypes(s, dataset, &dt, &n);
+    if (rc) return rc;
+    rc = ds_batch_begin_dtypes(s, n, dt, rows, out);
+    free(dt);
+    if (rc)
+        return fam_set_error(rc, "dataset '%s': %s", dataset, fam_last_error());
+    return 0;
+}
+
+int ds_batch_attach_dtypes(ds_store_t *s, size_t ncols, const ds_dtype_t *dtypes,
+                           const ds_batch_ref_t *ref, ds_batch_t **out)
+{
+    fam_set_error(0, NULL);
+    if (!s || !ref || !out) return fam_set_error(FAM_EINVAL, "ds_batch_attach: NULL argument");
+    int rc = ds_check_id(ref->id);
+    if (rc) return rc;
+    ds_batch_t *b;
+    if ((rc = batch_of(s, ncols, dtypes, ref->id, ref->rows, &b))) return rc;
+    for (size_t i = 0; i < b->ncols; i++) {
+        rc = fa_open(s->f, s->region, b->names[i], &b->arrays[i]);
+        if (!rc && (fa_dtype(b->arrays[i]) != ds_dtype_storage(b->dtypes[i]) ||
+                    fa_size(b->arrays[i]) != ref->rows))
+            rc = fam_set_error(FAM_EINVAL, "array '%s' holds %llu %s, not the %llu "
+                               "%s column %zu needs", b->names[i],
+                               (unsigned long long)fa_size(b->arrays[i]),
+                               fa_dtype_name(fa_dtype(b->arrays[i])),
+                               (unsigned long long)ref->rows,
+                               fa_dtype_name(ds_dtype_storage(b->dtypes[i])), i);
+        if (rc) {
+            char keep[600];
+            snprintf(keep, sizeof keep, "%s", fam_last_error());
+            batch_free(b);
+            return fam_set_error(rc, "cannot attach to batch %s: %s", ref->id, keep);
         }
     }
     *out = b;
@@ -98,29 +164,14 @@ int ds_batch_attach(ds_store_t *s, const char *dataset, const ds_batch_ref_t *re
 {
     fam_set_error(0, NULL);
     if (!s || !ref || !out) return fam_set_error(FAM_EINVAL, "ds_batch_attach: NULL argument");
-    int rc = ds_check_name(dataset, DS_NAME_MAX, "dataset name");
-    if (rc || (rc = ds_check_id(ref->id))) return rc;
-    ds_batch_t *b;
-    if ((rc = batch_new(s, dataset, ref->id, ref->rows, &b))) return rc;
-    for (size_t i = 0; i < b->ncols; i++) {
-        rc = fa_open(s->f, s->region, b->names[i], &b->arrays[i]);
-        if (!rc && (fa_dtype(b->arrays[i]) != ds_dtype_storage(b->dtypes[i]) ||
-                    fa_size(b->arrays[i]) != ref->rows))
-            rc = fam_set_error(FAM_EINVAL, "array '%s' holds %llu %s, not the %llu "
-                               "%s column %zu of dataset '%s' needs",
-                               b->names[i], (unsigned long long)fa_size(b->arrays[i]),
-                               fa_dtype_name(fa_dtype(b->arrays[i])),
-                               (unsigned long long)ref->rows,
-                               fa_dtype_name(ds_dtype_storage(b->dtypes[i])), i, dataset);
-        if (rc) {
-            char keep[600];
-            snprintf(keep, sizeof keep, "%s", fam_last_error());
-            batch_free(b);
-            return fam_set_error(rc, "cannot attach to batch %s of dataset '%s': %s",
-                                 ref->id, dataset, keep);
-        }
-    }
-    *out = b;
+    ds_dtype_t *dt;
+    size_t n;
+    int rc = dataset_dtypes(s, dataset, &dt, &n);
+    if (rc) return rc;
+    rc = ds_batch_attach_dtypes(s, n, dt, ref, out);
+    free(dt);
+    if (rc)
+        return fam_set_error(rc, "dataset '%s': %s", dataset, fam_last_error());
     return 0;
 }
 

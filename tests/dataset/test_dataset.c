@@ -460,6 +460,43 @@ static void a_transaction_creates_appends_and_records_lineage_at_once(void **sta
     assert_memory_equal(got, idx, sizeof idx);
     ds_free_info(in);
     ds_batch_close(ib);
+    /* an ingest into a new dataset: batches begun by dtypes, the dataset
+     * created and the batches appended in one commit */
+    const ds_dtype_t dts[TNCOLS] = {DS_INT64, DS_INT64, DS_FLOAT64, DS_TEXT};
+    ds_dataset_def_t nd = {.name = "New", .ncols = TNCOLS, .cols = tcols};
+    ds_batch_t *nb;
+    CHECK_OK(ds_batch_begin_dtypes(s, TNCOLS, dts, 3, &nb));
+    ds_batch_ref_t nref;
+    ds_batch_ref(nb, &nref);
+    CHECK_OK(ds_txn_begin(s, &t));
+    CHECK_OK(ds_txn_create(t, &nd));
+    CHECK_OK(ds_txn_append(t, "New", 1, &nref));
+    assert_int_equal(ds_txn_commit(t, NULL), FAM_EINVAL); /* no categories yet */
+    assert_int_equal(ds_info(s, "New", &in), FAM_ENOTFOUND); /* not even empty */
+    const char *one[] = {"only"};
+    CHECK_OK(ds_batch_set_categories(nb, 3, 1, one));
+    ds_batch_t *other;
+    CHECK_OK(ds_batch_attach_dtypes(s, TNCOLS, dts, &nref, &other)); /* "another rank" */
+    int64_t vals[3] = {5, 6, 7};
+    CHECK_OK(fa_put(ds_batch_array(other, 1), 0, 3, vals));
+    ds_batch_close(other);
+    uint64_t before;
+    CHECK_OK(ds_version(s, &before));
+    CHECK_OK(ds_txn_begin(s, &t));
+    CHECK_OK(ds_txn_create(t, &nd));
+    CHECK_OK(ds_txn_append(t, "New", 1, &nref));
+    CHECK_OK(ds_txn_commit(t, &v2));
+    assert_int_equal(v2, before + 1);
+    CHECK_OK(ds_info(s, "New", &in));
+    assert_int_equal(in->nbatches, 1);
+    assert_int_equal(in->batches[0].ncat[3], 1);
+    CHECK_OK(ds_read(s, in, 0, 1, 0, 3, got));
+    assert_memory_equal(got, vals, sizeof vals);
+    ds_free_info(in);
+    ds_batch_close(nb);
+    const ds_dtype_t baddt[1] = {(ds_dtype_t)42};
+    assert_int_equal(ds_batch_begin_dtypes(s, 1, baddt, 3, &nb), FAM_EINVAL);
+    assert_int_equal(ds_batch_begin_dtypes(s, 0, dts, 3, &nb), FAM_EINVAL);
     /* definitions that are refused */
     CHECK_OK(ds_txn_begin(s, &t));
     ds_dataset_def_t nobase = def;
