@@ -907,6 +907,40 @@ static void damaged_or_hostile_catalogs_give_errors_not_crashes(void **state)
     CHECK_OK(ds_list(s, &names, &n));
     assert_int_equal(n, 0);
     make_T(s);
+    /* damaged categories and an array swapped for one of another shape */
+    ds_batch_t *cb = fill_batch(s, "T", 4, 10);
+    assert_non_null(cb);
+    CHECK_OK(ds_commit(s, "T", 1, &cb));
+    ds_info_t *in;
+    CHECK_OK(ds_info(s, "T", &in));
+    char kname[64];
+    snprintf(kname, sizeof kname, "k.%s.3", in->batches[0].id);
+    fam_item_t *k;
+    CHECK_OK(fam_lookup(f, kname, "ds.bad", &k));
+    uint64_t big = 1ull << 40, was;
+    CHECK_OK(fam_get_blocking(f, &was, k, 32, 8)); /* the first end offset */
+    CHECK_OK(fam_put_blocking(f, &big, k, 32, 8));
+    char **cats;
+    size_t nc;
+    assert_int_equal(ds_read_categories(s, in, 0, 3, &cats, &nc), FAM_EIO);
+    assert_non_null(strstr(ds_last_error(), kname));
+    CHECK_OK(fam_put_blocking(f, &was, k, 32, 8));
+    CHECK_OK(ds_read_categories(s, in, 0, 3, &cats, &nc));
+    ds_free_names(cats, nc);
+    fam_release(k);
+    fa_array_t *a;
+    CHECK_OK(fa_open(f, "ds.bad", in->batches[0].arrays[2], &a));
+    CHECK_OK(fa_destroy(a));
+    CHECK_OK(fa_create(f, "ds.bad", in->batches[0].arrays[2], FA_INT64, 10, 0600, &a));
+    fa_close(a);
+    ds_store_t *fresh;
+    CHECK_OK(ds_open(f, "bad", 0, 0, &fresh));
+    double xv[10];
+    assert_int_equal(ds_read(fresh, in, 0, 2, 0, 10, xv), FAM_EIO);
+    assert_non_null(strstr(ds_last_error(), "catalog"));
+    ds_close(fresh);
+    ds_free_info(in);
+    ds_batch_close(cb);
     ds_close(s);
     /* a region that is not a store */
     fam_region_t *r;
