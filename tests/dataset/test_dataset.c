@@ -1049,6 +1049,103 @@ static void a_store_outlives_kill9_and_restart_of_its_memory_servers(void **stat
     for (int i = 0; i < nsrv; i++) famd_stop(&p[i]);
 }
 
+/* Random damage to a valid catalog (bytes changed, the checksum made to
+ * match): every read is either right or FAM_EIO, never a crash (run under
+ * AddressSanitizer by `make check-asan`). */
+static void random_damage_to_a_catalog_is_an_error_or_harmless(void **state)
+{
+    (void)state;
+    ds_store_t *s = open_store("fuzz");
+    make_T(s);
+    const ds_column_def_t c2[] = {{"a", DS_BOOL}, {"b", DS_UINT64}};
+    CHECK_OK(ds_create_dataset(s, "Two", 2, c2));
+    for (int i = 0; i < 3; i++) {
+        ds_batch_t *b = fill_batch(s, "T", i, 5);
+        assert_non_null(b);
+        CHECK_OK(ds_commit(s, "T", 1, &b));
+        ds_batch_close(b);
+    }
+    fam_item_t *head;
+    CHECK_OK(fam_lookup(f, "head", "ds.fuzz", &head));
+    uint64_t h[2];
+    CHECK_OK(fam_get_blocking(f, h, head, 0, 16));
+    fam_release(head);
+    char name[64];
+    snprintf(name, sizeof name, "c.%016" PRIx64 ".%016" PRIx64, h[0], h[1]);
+    fam_item_t *snap;
+    CHECK_OK(fam_lookup(f, name, "ds.fuzz", &snap));
+    uint64_t size = fam_item_size(snap);
+    char *orig = malloc(size + 1), *body = malloc(size + 64);
+    CHECK_OK(fam_get_blocking(f, orig, snap, 0, size));
+    fam_release(snap);
+    uint64_t len;
+    memcpy(&len, orig + 24, 8);
+    assert_true(len + 64 <= size);
+    orig[64 + len] = '\0';
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    int errors = 0, fine = 0;
+    for (int round = 0; round < 150; round++) {
+        memcpy(body, orig + 64, len + 1);
+        int nmut = 1 + round % 4;
+        for (int m = 0; m < nmut; m++) {
+            seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
+            size_t at = (size_t)(seed % len);
+            if (round % 3 == 0) { /* a number changed: counts, rows, dtypes stay JSON */
+                while (at < len && (body[at] < '0' || body[at] > '9')) at++;
+                if (at == len) continue;
+                body[at] = (char)('0' + (seed >> 40) % 10);
+                continue;
+            }
+            const char pick[] = "0123456789-\"{}[],:ae \\";
+            body[at] = (seed >> 32) & 1 ? pick[(seed >> 40) % (sizeof pick - 1)]
+                                        : (char)(seed >> 48);
+            if (!body[at]) body[at] = '1';
+        }
+        /* keep the version in the body right half the time, so that the
+         * checks after it are reached */
+        char ver[64], *vp = strstr(body, "\"version\":");
+        fam_item_t *hd;
+        CHECK_OK(fam_lookup(f, "head", "ds.fuzz", &hd));
+        uint64_t cur[2];
+        CHECK_OK(fam_get_blocking(f, cur, hd, 0, 16));
+        fam_release(hd);
+        snprintf(ver, sizeof ver, "\"version\":%" PRIu64, cur[0] + 1);
+        if (vp && round % 2 == 0) {
+            char *end = vp + 10;
+            while (*end >= '0' && *end <= '9') end++;
+            char *tmp = malloc(len + 64);
+            snprintf(tmp, len + 64, "%.*s%s%s", (int)(vp - body), body, ver, end);
+            free(body);
+            body = tmp;
+        }
+        plant_catalog(s, body);
+        ds_store_t *r;
+        CHECK_OK(ds_open(f, "fuzz", 0, 0, &r));
+        char **names;
+        size_t n;
+        int rc = ds_list(r, &names, &n);
+        if (rc == 0) {
+            fine++;
+            for (size_t i = 0; i < n; i++) {
+                ds_info_t *in;
+                int e = ds_info(r, names[i], &in);
+                assert_int_equal(e, 0);
+                ds_free_info(in);
+            }
+            ds_free_names(names, n);
+        } else {
+            if (rc != FAM_EIO) fail_msg("round %d: %d (%s)", round, rc, ds_last_error());
+            errors++;
+        }
+        ds_close(r);
+    }
+    assert_true(errors > 0); /* the damage was seen */
+    fprintf(stderr, "# random damage: %d catalogs refused, %d read\n", errors, fine);
+    free(orig);
+    free(body);
+    ds_close(s);
+}
+
 /* ---- limits and argument errors -------------------------------------------------------- */
 
 static void names_limits_and_arguments_are_checked(void **state)
@@ -1123,6 +1220,7 @@ int main(void)
         cmocka_unit_test(concurrent_appends_lose_nothing_and_readers_see_whole_batches),
         cmocka_unit_test(a_writer_killed_mid_batch_or_mid_commit_leaves_the_store_consistent),
         cmocka_unit_test(damaged_or_hostile_catalogs_give_errors_not_crashes),
+        cmocka_unit_test(random_damage_to_a_catalog_is_an_error_or_harmless),
         cmocka_unit_test(names_limits_and_arguments_are_checked),
         cmocka_unit_test(a_snapshot_reads_several_datasets_at_one_version),
         cmocka_unit_test(a_store_outlives_kill9_and_restart_of_its_memory_servers),
