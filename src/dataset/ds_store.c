@@ -205,11 +205,16 @@ static int open_region(ds_store_t *s, int create)
 {
     fam_region_t *r;
     int rc = fam_lookup_region(s->f, s->region, &r);
-    if (rc == FAM_ENOTFOUND && create) {
+    /* another process may be creating it: an interleaved region is
+     * invisible until all its parts exist (EEXIST to us, ENOTFOUND to a
+     * lookup), so try again for a while */
+    for (int tries = 0; rc == FAM_ENOTFOUND && create && tries < 200; tries++) {
         fam_region_attr_t at = {.interleave = FAM_INTERLEAVE_ENABLE};
         rc = fam_create_region(s->f, s->region, DS_REGION_LIMIT, s->mode, &at, &r);
-        if (rc == FAM_EEXIST) /* another process made it just now */
+        if (rc == FAM_EEXIST) {
             rc = fam_lookup_region(s->f, s->region, &r);
+            if (rc == FAM_ENOTFOUND) ds_sleep_ms(10);
+        }
     }
     if (rc == FAM_ENOTFOUND)
         return fam_set_error(rc, "there is no dataset store '%s' (no FAM region "

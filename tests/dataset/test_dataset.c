@@ -612,6 +612,47 @@ static void concurrent_appends_lose_nothing_and_readers_see_whole_batches(void *
     ds_close(s);
 }
 
+/* Several processes creating the same store and dataset at once: all
+ * succeed, and there is one store with one dataset. */
+static void concurrent_creators_of_one_store_all_succeed(void **state)
+{
+    (void)state;
+    enum { NP = 4 };
+    pid_t pids[NP];
+    for (int p = 0; p < NP; p++)
+        if ((pids[p] = fork()) == 0) {
+            fam_t *g = client(servers);
+            ds_store_t *gs;
+            if (!g) _exit(2);
+            if (ds_open(g, "race", DS_CREATE, 0600, &gs)) {
+                fprintf(stderr, "creator %d: %s\n", p, ds_last_error());
+                _exit(3);
+            }
+            if (ds_create_dataset(gs, "T", TNCOLS, tcols)) {
+                fprintf(stderr, "creator %d: %s\n", p, ds_last_error());
+                _exit(4);
+            }
+            ds_close(gs);
+            _exit(fam_finalize(g) ? 5 : 0);
+        }
+    for (int p = 0; p < NP; p++) {
+        int st;
+        assert_int_equal(waitpid(pids[p], &st, 0), pids[p]);
+        if (!WIFEXITED(st) || WEXITSTATUS(st)) fail_msg("creator %d: status %#x", p, st);
+    }
+    ds_store_t *s;
+    CHECK_OK(ds_open(f, "race", 0, 0, &s));
+    char **names;
+    size_t n;
+    CHECK_OK(ds_list(s, &names, &n));
+    assert_int_equal(n, 1);
+    ds_free_names(names, n);
+    uint64_t v;
+    CHECK_OK(ds_version(s, &v));
+    assert_int_equal(v, 1); /* one create; the others found it made */
+    ds_close(s);
+}
+
 /* ---- crashes -------------------------------------------------------------------------- */
 
 /* A child that appends a batch of tag `tag` and dies where `kill_at` says
@@ -1218,6 +1259,7 @@ int main(void)
         cmocka_unit_test(a_commit_with_one_bad_batch_changes_nothing),
         cmocka_unit_test(a_transaction_creates_appends_and_records_lineage_at_once),
         cmocka_unit_test(concurrent_appends_lose_nothing_and_readers_see_whole_batches),
+        cmocka_unit_test(concurrent_creators_of_one_store_all_succeed),
         cmocka_unit_test(a_writer_killed_mid_batch_or_mid_commit_leaves_the_store_consistent),
         cmocka_unit_test(damaged_or_hostile_catalogs_give_errors_not_crashes),
         cmocka_unit_test(random_damage_to_a_catalog_is_an_error_or_harmless),
