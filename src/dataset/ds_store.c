@@ -200,7 +200,7 @@ static int check_store_name(const char *store)
     return 0;
 }
 
-/* Find or make the region; 0 with *created telling which. */
+/* Find or make the region and its head item (s->head). */
 static int open_region(ds_store_t *s, int create)
 {
     fam_region_t *r;
@@ -223,16 +223,22 @@ static int open_region(ds_store_t *s, int create)
     if (rc)
         return fam_set_error(rc, "cannot open dataset store '%s' (region '%s'): %s",
                              s->name, s->region, fam_last_error());
-    if (create && !s->head) {
+    /* the head: found, or made; a head being made by another process is
+     * invisible to lookups until done, as the region was */
+    for (int tries = 0; !s->head && tries < 200; tries++) {
+        rc = fam_lookup(s->f, DS_HEAD_ITEM, s->region, &s->head);
+        if (rc != FAM_ENOTFOUND || !create) break;
         rc = fam_allocate(s->f, DS_HEAD_ITEM, DS_HEAD_BYTES, s->mode, r, &s->head);
-        if (rc == FAM_EEXIST) rc = 0; /* looked up below */
-        else if (rc) {
-            fam_release_region(r);
-            return fam_set_error(rc, "cannot make the head of dataset store '%s': %s",
-                                 s->name, fam_last_error());
-        }
+        if (rc == FAM_EEXIST) ds_sleep_ms(10);
+        else if (rc) break;
     }
     fam_release_region(r);
+    if (rc == FAM_ENOTFOUND)
+        return fam_set_error(FAM_EINVAL, "FAM region '%s' exists but is not a dataset "
+                             "store (it has no head item)", s->region);
+    if (rc)
+        return fam_set_error(rc, "cannot open the head of dataset store '%s': %s",
+                             s->name, fam_last_error());
     return 0;
 }
 
@@ -253,12 +259,6 @@ int ds_open(fam_t *f, const char *store, int flags, mode_t mode, ds_store_t **ou
     snprintf(s->region, sizeof s->region, DS_REGION_PREFIX "%s", store);
     int create = (flags & DS_CREATE) != 0;
     if ((rc = open_region(s, create))) goto fail;
-    if (!s->head && (rc = fam_lookup(f, DS_HEAD_ITEM, s->region, &s->head))) {
-        if (rc == FAM_ENOTFOUND)
-            rc = fam_set_error(FAM_EINVAL, "FAM region '%s' exists but is not a "
-                               "dataset store (it has no head item)", s->region);
-        goto fail;
-    }
     if (fam_item_size(s->head) != DS_HEAD_BYTES) {
         rc = fam_set_error(FAM_EINVAL, "FAM region '%s' is not a dataset store (its "
                            "head item has %llu bytes, not %d)", s->region,
