@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Kodiak — the two commands a new user types, and a few more.
 #   make demo   install what is missing, build, start a local cluster, run the demos, stop
 #   make test   install what is missing, build, run every test

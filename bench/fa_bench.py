@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """fa_bench.py — FAM array rates (ak.fam_region / FamArray) beside baselines
 measured in the same run.
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_bench.c — libfam's data path beside a bare libfabric program.
  *
  * What it measures, for each provider (shm, and tcp = tcp;ofi_rxm):

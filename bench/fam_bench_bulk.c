@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_bench_bulk.c — bulk work at memory speed: indexed gather and scatter
  * of 8-byte elements, GUPS and copy, each beside a plain C loop on local
  * memory measured in the same run. Called by fam_bench (--bulk).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_bench_bulk.h — the bulk part of fam_bench (fam_bench_bulk.c). */
 #ifndef FAM_BENCH_BULK_H
 #define FAM_BENCH_BULK_H

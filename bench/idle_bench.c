@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* idle_bench.c — what an idle famd costs, and how fast it answers again.
  *
  * For each provider (shm, tcp) it starts one real famd on loopback, connects

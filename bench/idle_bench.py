@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """idle_bench.py — what an idle `kodiak up` cluster costs, and how fast it
 answers again.
 

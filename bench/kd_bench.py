@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """kd_bench.py — Arkouda-style rates of kodiakd beside NumPy in the same run.
 
 For each operation the table gives the bytes it counts, kodiak's best time of

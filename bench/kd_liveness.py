@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """kd_liveness.py — what a client sees when a kodiakd rank stops (SIGSTOP).
 
 Starts a local kodiakd (no famd) with 2 ranks under a temporary

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* stream_triad.c — the C baseline of kd_bench's stream row: STREAM's triad
  * a[i] = b[i] + alpha * c[i] over N float64 split in blocks over MPI ranks
  * (the same cores and layout kodiakd uses), best of --trials, printed as

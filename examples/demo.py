@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """demo.py — a short Python session with Kodiak: start a local cluster
 (two famd, a kodiakd of two ranks), make distributed arrays, compute on them,
 check every result against NumPy, and stop the cluster whatever happens.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fa_mpi_example.c — an MPI program that leaves its results in FAM arrays,
  * for any other program (kodiakd, Python, another C program) to read.
  *

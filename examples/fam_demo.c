@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_demo.c — a tour of libfam: region, named items, put/get, atomics
  * from several processes at once.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* openfam_c_example.c — a program written only against OpenFAM's C API
  * (fam_c.h), as it would be for OpenFAM itself: it builds with
  * `cc openfam_c_example.c $(pkg-config --cflags --libs libfam)` and runs

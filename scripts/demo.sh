@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # demo.sh — two demos, each stopping what it started whatever happens:
 #   1. C: start two famd processes and run fam_demo (libfam) against them;
 #   2. Python: examples/demo.py starts a local cluster with the launcher

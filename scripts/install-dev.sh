@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # install-dev.sh — make `import kodiak` and the `kodiak` command work for
 # /usr/bin/python3 from anywhere, from this checkout (as `pip install -e`
 # would): a kodiak.pth in Python's site directory pointing at python/, and a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # setup.sh — install the Debian packages Kodiak needs to build, test and run.
 #
 # Idempotent: packages already installed are skipped, and apt is not touched

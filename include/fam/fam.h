@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam.h — libfam, the client library of Kodiak's fabric-attached memory.
  *
  * An OpenFAM-style API: a program connects to one or more memory servers

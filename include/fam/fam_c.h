@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_c.h — OpenFAM's C API (the c_fam_* functions) on top of libfam.
  *
  * Programs written for OpenFAM's C interface compile against this header

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* famarray.h — typed one-dimensional arrays that live in FAM (libfamarray).
  *
  * A FAM array is one libfam data item in a region (interleaved regions

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """kodiak — NumPy-like distributed arrays held by a kodiakd compute server,
 with Arkouda's names: `import kodiak as ak`."""
 from .client import (KodiakError, RequestTimeoutError, ServerBusyError, connect,  # noqa: F401

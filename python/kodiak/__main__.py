@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """__main__.py — the `kodiak` command (also `python3 -m kodiak`): up, status
 and down of a local cluster (see launcher.py for what runs and where its
 files are)."""

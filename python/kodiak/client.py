@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """client.py — the connection to kodiakd and the request/reply exchange.
 
 The format of requests and replies is wire.py's (docs/PROTOCOL.md); where

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """creation.py — making pdarrays: from NumPy or lists, constants, ranges and
 random numbers (counter-based on the server: the same seed gives the same
 array whatever the number of ranks)."""

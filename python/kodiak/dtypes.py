@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """dtypes.py — the four dtypes a pdarray may have, and how scalars travel.
 
 A scalar crosses the wire as {"dtype": name, "value": text}: decimal text

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """famarray.py — FAM regions and FAM arrays: typed one-dimensional arrays
 that live in fabric-attached memory, striped over the memory servers, and
 outlive the compute server.

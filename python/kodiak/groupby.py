@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """groupby.py — GroupBy: group the rows of one or more key arrays and reduce
 other arrays per group, with Arkouda's names and pandas' results.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """indexing.py — pdarray[...] and pdarray[...] = ..., with NumPy's semantics.
 
 Keys a pdarray understands (anything else is NumPy's IndexError):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """launcher.py — start, inspect and stop a local Kodiak cluster: N famd
 memory servers and a kodiakd of R MPI ranks under mpirun, all detached from
 the terminal (their own session, logs in the state directory).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """numeric.py — NumPy/Arkouda-style functions on pdarrays: abs, cast,
 reductions (sum ... std, is_sorted), scans, where and concatenate. The
 element-wise machinery and the methods live in ops.py."""

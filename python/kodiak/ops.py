@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """ops.py — operators, astype, reductions and scans of pdarray (the mixin
 _OpsMixin, a base of pdarray), and the helpers numeric.py shares.
 

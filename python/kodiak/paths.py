@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """paths.py — where Kodiak's files and programs are: the state directory
 ($KODIAK_HOME, default ~/.kodiak), the connect file ($KODIAK_CONNECT_FILE,
 default <state dir>/connect.json), cluster.json, and the kodiakd and famd

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """pdarrayclass.py — the client-side proxy of an array held by kodiakd's ranks
 (named as Arkouda's module; `kodiak.pdarray` is the class), and
 create_pdarray, the one place a command's result becomes a pdarray.

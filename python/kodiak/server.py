@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """server.py — what the server holds: its symbol table and memory per rank."""
 from . import client
 

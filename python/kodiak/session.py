@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """session.py — what joins the client's connection (client.py) to the local
 cluster the launcher runs (launcher.py): ak.start(), ak.stop() and
 ak.shutdown(). It imports both, so that neither imports the other."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """sorting.py — sorting and set functions on pdarrays, with NumPy's results:
 sort, argsort, coargsort, unique, value_counts, in1d, histogram and the
 set functions intersect1d, union1d, setdiff1d and setxor1d.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """wire.py — the format of kodiakd's requests and replies, with no socket
 state: what client.py (the connection) and launcher.py (its one-shot
 requests) both speak. See docs/PROTOCOL.md.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_common.c — sizes on command lines ("256M"), parsed the same way by
  * famd (--pool-size, --conn-buffer, --quota-bytes) and kodiakd
  * (--memory-limit); and the monotonic clock all three poll with. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_common.h — small pieces famd, libfam and kodiakd share, each defined
  * once: the monotonic clock, "256M"-style size parsing, error strings.
  *

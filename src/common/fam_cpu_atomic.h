@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_cpu_atomic.h — one element's atomic update with the CPU's atomic
  * instructions, shared by famd (bulk atomics next to the memory) and
  * libfam (the same-host fast path), so that both update FAM the same way

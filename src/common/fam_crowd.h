@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_crowd.h — is the machine short of cores? Shared by libfam and famd.
  *
  * A waiting client and a famd serving RMA both poll rather than sleep. When

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_proto.h — the control protocol between libfam and famd.
  *
  * Private to the two of them (libfam includes it, famd includes it); the

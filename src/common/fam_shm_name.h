@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_shm_name.h — names for shm endpoints, shared by libfam and famd.
  *
  * libfabric's shm provider keeps each endpoint's region in a file under

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_spin.c — spin locks whose holder can be known, so that a lock left
  * held by a process that died can be taken over.
  *

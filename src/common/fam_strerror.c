@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_strerror.c — the text for each FAM_E* code (include/fam/fam.h),
  * used by libfam's callers and by famd in the error replies it sends. */
 #include "fam/fam.h"

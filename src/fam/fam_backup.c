@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_backup.c — backup, restore, list and delete of data items.
  *
  * The memory servers do the work (famd_backup.c): a backup of an item is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_bulk.c — gather, scatter, bulk atomics and copy.
  *
  * Indexed and strided gather/scatter and bulk atomics are done by the

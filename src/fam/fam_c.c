@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_c.c — OpenFAM's C API (c_fam_*) as thin wrappers over libfam.
  *
  * A c_fam handle is a struct cfam; a context is another struct cfam that

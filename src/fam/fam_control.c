@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_control.c — libfam's control connections to the memory servers.
  *
  * One socket per famd (Unix for a local port, TCP otherwise) carries

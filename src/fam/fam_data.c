@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_data.c — libfam's data path: put, get and atomics as libfabric RMA
  * on the endpoint of fam_fabric.c (or the CPU's own instructions on a
  * pool mapped on the same host), fam_quiet and fam_progress.

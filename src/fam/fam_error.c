@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_error.c — the per-thread last-error message (the text for each
  * code, fam_strerror, is in src/common/fam_strerror.c: famd uses it too). */
 #include <stdarg.h>

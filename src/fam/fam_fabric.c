@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_fabric.c — libfam's libfabric endpoint: opening and closing it,
  * the address vector of memory servers, the completion queue and what a
  * completion means for its operation, and how a waiter backs off between

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_init.c — a fam_t's life: fam_initialize reads the list of memory
  * servers (numbered alike by every client, whatever order they were given
  * in), opens the endpoint (fam_fabric.c) and says HELLO to each server

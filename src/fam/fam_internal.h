@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_internal.h — libfam's private structures, shared by its files. */
 #ifndef FAM_INTERNAL_H
 #define FAM_INTERNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_meta.c — libfam's metadata: names, regions, data items and the
  * cleanup of what crashed clients left, all as control requests
  * (fam_rpc, fam_control.c) to the memory servers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fa_core.c — FAM arrays: dtypes, the header, create/open/close/destroy
  * and listing (the element moves are in fa_data.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fa_data.c — moving elements of a FAM array: ranges, indexed scatter and
  * gather, atomic adds.
  *

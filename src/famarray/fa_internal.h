@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fa_internal.h — libfamarray's private structures, shared by its files.
  *
  * The on-FAM layout (little-endian, whatever the host):

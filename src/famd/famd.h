@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* famd.h — private declarations shared by the files of the memory server.
  *
  * famd is one process, one thread: an event loop (famd_main.c) reads control

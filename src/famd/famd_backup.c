@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* famd_backup.c — backups of data items in famd's --data-dir.
  *
  * A backup is one file, DIR/NAME.fambak: a header (struct famd_bak) with the

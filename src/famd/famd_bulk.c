@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* famd_bulk.c — bulk work done next to the memory: indexed gather and
  * scatter, bulk atomics and copies, requested with fabric messages.
  *

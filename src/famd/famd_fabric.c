@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* famd_fabric.c — famd's libfabric endpoint and memory registrations.
  *
  * famd is an RMA target: clients read, write and run atomics on registered

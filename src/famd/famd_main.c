@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* famd_main.c — the memory server's command line, sockets and event loop.
  *
  *   famd --port P --pool-size SIZE [--pool-file PATH] [--provider shm|tcp]

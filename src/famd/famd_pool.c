@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* famd_pool.c — the memory pool: layout, metadata records, allocation.
  *
  * Layout of a pool (a file with --pool-file, else private anonymous memory):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* famd_rpc.c — answers control requests, after checking every field.
  *
  * A request arrives as a fixed-size struct famp_req from a client whose

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kd.h — kodiakd's private interface: pdarrays, the symbol table, and how a
  * command handler reads its arguments and builds its reply.
  *

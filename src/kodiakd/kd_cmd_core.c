@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kd_cmd_core.c — the server's own commands (connect, shutdown, symbols,
  * memory) and the creation of pdarrays: from the client's bytes, constants,
  * ranges, and random numbers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kd_cmd_fam.c — FAM arrays in kodiakd: regions, typed arrays that live in
  * fabric-attached memory (libfamarray), and moving data between them and
  * pdarrays.

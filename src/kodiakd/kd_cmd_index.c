@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kd_cmd_index.c — pdarray[...] and pdarray[...] = ... on the server: one
  * element, slices with any step, boolean masks, and integer index arrays
  * (gather and scatter with random indices), with NumPy's semantics.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kd_cmd_math.c — NumPy's element-wise math functions on pdarrays: sqrt,
  * log, exp, the trigonometric and hyperbolic functions, rounding, isnan and
  * friends, sign, square, logical_not.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kd_cmd_ops.c — element-wise arithmetic, casts, where and concatenate on
  * pdarrays, with NumPy's results (reductions and scans: kd_cmd_reduce.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kd_cmd_reduce.c — reductions (sum prod min max argmin argmax any all
  * mean var std is_sorted) and scans (cumsum cumprod) of pdarrays, with
  * NumPy's result dtypes, and float64 results that are the same bit for bit

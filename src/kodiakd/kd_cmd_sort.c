@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kd_cmd_sort.c — sorting and set commands: sort, argsort, coargsort,
  * unique (with counts), in1d and histogram, with NumPy's results.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kd_main.c — kodiakd's entry point: options, MPI start-up, rank 0's ZeroMQ
  * front end, the idle wait of the other ranks, and running one command on
  * every rank.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kd_sort.h — the sort engine shared by the sort, set and group-by commands
  * (kd_sort_core.c): order-preserving integer keys, a distributed stable LSD
  * radix sort, and the exchanges those commands need (gather and scatter by

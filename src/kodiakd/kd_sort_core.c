@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kd_sort_core.c — the sort engine: key words, plans, the distributed stable
  * LSD radix sort and the exchanges built on MPI_Alltoallv (see kd_sort.h).
  *

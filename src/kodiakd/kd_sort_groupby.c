@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kd_sort_groupby.c — group-by: grouping rows of one or more key arrays
  * (groupby), reducing another array per group (groupby_reduce) and sending
  * per-group values back to the rows (groupby_broadcast), as Arkouda's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kd_util.c — what every command handler uses: dtypes, block distribution,
  * errors agreed between ranks, argument parsing, the symbol table, array
  * memory, reply building, and moving a request frame to the ranks and back.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # check_build_types.sh SRC — the libraries and binaries build, warnings as
 # errors (KODIAK_WERROR=ON), in the build types other than the one the
 # tests run in: Release (-O3, where famd_bulk.c once failed with

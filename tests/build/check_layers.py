@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """check_layers.py ORDER OBJ... — libfam's files call each other only
 downwards: ORDER is a comma-separated list of file names (without .c),
 lowest layer first, as src/fam/fam_internal.h lists them; OBJ are the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fixture.h — start and stop real famd processes for the C tests.
  *
  * Tests run against the famd built next to them (FAMD_BIN), on a free

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_atomics.c — every atomic on every type, checked against the same
  * operation done on a local variable; 128-bit compare-and-swap; errors. */
 #include <stdarg.h>

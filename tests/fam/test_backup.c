@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_backup.c — backups kept by the memory servers: backup -> destroy ->
  * restore gives identical bytes and metadata, also across a famd restart,
  * into an item on another server, and for an item striped over three

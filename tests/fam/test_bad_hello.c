@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_bad_hello.c — a malformed fabric address in HELLO fails that one
  * connection, never famd.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_bulk.c — indexed and strided gather/scatter and bulk atomics, done
  * by the memory server, give the same result as the same operation on a
  * local array: random index lists with duplicates, unsorted, empty, one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_common.c — src/common/'s size parsing and clock, which famd
  * (--pool-size, --conn-buffer, --quota-bytes) and kodiakd (--memory-limit)
  * now share: every form either program took before is taken, with the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_concurrency.c — many processes and threads on the same items:
  * fetch_add gives the exact total, a compare_swap spin lock protects a
  * plain read-modify-write, and a shared fam_t is safe across threads. */

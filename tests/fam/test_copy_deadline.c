@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_copy_deadline.c — a copy between two famds whose destination or
  * source stops answering fails within its one deadline, names that
  * server, and leaves the other famd serving.

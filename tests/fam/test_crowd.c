@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_crowd.c — fam_crowd.h, which tells libfam's waiters and famd's
  * polling loop whether to give their core away: the /proc/loadavg parser
  * on good and bad text, and the live reading on a machine made crowded on

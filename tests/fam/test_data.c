@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_data.c — put/get (blocking and not), quiet/fence/progress, gather
  * and scatter against a local reference array, and their errors. */
 #include <stdarg.h>

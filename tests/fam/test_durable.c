@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_durable.c — data that must not be lost or stuck (issue 11):
  *  - replacing a striped backup that fails part-way (one server's disk is
  *    full) leaves the old backup whole and restorable, byte for byte;

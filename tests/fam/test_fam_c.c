@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_fam_c.c — a program written the way OpenFAM's C API is used runs
  * unchanged against libfam: zeroed Fam_Options with $FAM_SERVERS, region
  * attributes left uninitialised, named items, put/get, atomics including

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_fastpath.c — the same-host fast path (model "shared_memory") gives
  * the same results as the fabric path: one client maps the pools of two
  * famd (pool files on this host), another goes over the fabric, both run

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_hostile.c — famd survives whatever arrives on its control port and
  * never answers an invalid request with success.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_identity.c — famd takes a client's identity only from what the
  * kernel guarantees for the whole connection, and libfam says why a
  * connection failed.

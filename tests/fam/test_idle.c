@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_idle.c — an idle famd sleeps, and everything works after it slept.
  *
  * famd used to poll its fabric every millisecond while idle over shm (about

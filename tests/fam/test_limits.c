@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_limits.c — no client can make famd hold more than its limits, and
  * no user can lock the others out (docs/SECURITY.md, "Limits").
  *

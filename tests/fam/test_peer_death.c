@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_peer_death.c — famd outlives clients killed with SIGKILL in the
  * middle of atomics, and keeps its data.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_permissions.c — famd enforces owner, group and mode bits against the
  * uid the kernel reports for a client, on every request: another user
  * (uid/gid 65534, a forked child that drops root before it connects) gets

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_persistence.c — a pool file keeps regions, items, names,
  * permissions and contents across a clean stop and across kill -9; a
  * volatile pool (or a volatile region) is empty after a restart; a client

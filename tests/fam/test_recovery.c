@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_recovery.c — a client that used a stale descriptor keeps working.
  *
  * Client B holds descriptors of items that client A then deallocates. B's

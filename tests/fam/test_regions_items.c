@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_regions_items.c — regions and data items: every call, its success
  * and its errors, against one real famd. */
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_stale_control.c — a control connection that famd closed while the
  * client was idle is connected again before the next request, and error
  * messages built from an earlier one do not repeat themselves.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_stripes.c — many memory servers. With three famd running, an
  * interleaved region stripes every item over all of them, and put/get
  * across stripe boundaries, gather/scatter, atomics, bulk atomics and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_fa_mpi_example.c — examples/fa_mpi_example under `mpirun -np 2`
  * against two famd leaves what it says in FAM: squares[i] = i*i and
  * total[0] = their sum, read back here with libfamarray (a separate

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_famarray.c — libfamarray against two real famd processes, with the
  * arrays in a region interleaved over both (stripes of 256 KiB, so arrays
  * of a few hundred thousand elements cross many stripe ends). Every call:

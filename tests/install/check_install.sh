@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # check_install.sh — `cmake --install` gives a usable libfam: headers, the
 # shared library, famd and a pkg-config file named libfam. An OpenFAM-style
 # C program is built from the installed tree alone (pkg-config) and run

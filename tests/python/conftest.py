@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """conftest.py — pytest fixtures that run a real kodiakd under mpirun.
 
 `server` is session-scoped and parametrised over 1, 2 and 3 ranks (3 is

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """fam_fixtures.py — memory servers (famd) and kodiakd servers attached to
 them, for the FAM array tests.
 

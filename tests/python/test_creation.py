@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Creating pdarrays and bringing them back, against NumPy."""
 import os
 

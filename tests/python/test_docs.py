@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """test_docs.py — the protocol versions docs/PROTOCOL.md states are the ones
 the code speaks (famd's FAMP_VERSION, kodiakd's KD_PROTOCOL_VERSION and the
 Python client's PROTOCOL_VERSION, in wire.py), so the page cannot drift from the code."""

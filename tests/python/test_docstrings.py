@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """test_docstrings.py — the public functions and methods of the client have
 type hints and NumPy-style docstrings (Parameters, Returns, Examples), and
 every example in them is true: the docstrings are run with doctest against

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Errors and hostile input: every bad request gets a clear Python exception
 (or, for what is not even a request, a dropped connection), and afterwards
 the server still answers and the arrays it held are unchanged.

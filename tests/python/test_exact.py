@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Results a user can trust: creation is exact for every dtype (a list of
 big ints never passes through float64), an operator never writes into a
 live operand, and misuse raises as NumPy would. NumPy is the reference."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """FAM arrays (ak.fam_region, FamArray) against NumPy, with kodiakd at 1, 2
 and 3 ranks and 1 or 2 memory servers.
 

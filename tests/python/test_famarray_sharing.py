@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """FAM arrays are shared: they outlive the compute server, two compute
 servers on the same memory servers see each other's arrays, with
 persistent pools they outlive the memory servers too, and C programs

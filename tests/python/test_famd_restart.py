@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """test_famd_restart.py — kodiakd's FAM commands work right after a memory
 server restarts.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """test_fuzz.py — a seeded random fuzzer against kodiakd: no request may
 crash, hang or corrupt the server.
 

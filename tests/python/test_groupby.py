@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """GroupBy against pandas (df.groupby(keys).agg(...), sorted keys): one and
 several keys of mixed dtypes, every reduction, broadcast, at 1, 2 and 3 ranks."""
 import numpy as np

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """test_idle.py — an idle cluster (kodiakd of 2 ranks + 2 famds) sleeps,
 and answers right after sleeping, over shm and tcp.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """pdarray[...] and pdarray[...] = ..., against NumPy on random data: one
 element, slices (negative steps too), boolean masks, integer index arrays
 (gather and scatter), casting of assigned values, and NumPy's errors (after

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """test_interrupt.py — Ctrl-C during a request does not break the session.
 
 A KeyboardInterrupt while the client waits for an answer gives it a fresh

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The launcher: `kodiak up/status/down` (bin/kodiak, python3 -m kodiak),
 ak.start()/ak.stop(), and make install-dev. Every test runs in a state
 directory of its own (KODIAK_HOME) and stops what it started."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """test_layout.py — the Python package's modules depend on each other in one
 direction: client.py (the connection) and launcher.py (the local cluster)
 never import each other, anywhere in the file; both take the wire format
@@ -6,6 +7,9 @@ neither. The names users and tests reach through client and launcher stay
 there."""
 import ast
 import os
+import subprocess
+
+import pytest
 
 import kodiak
 from kodiak import client, launcher, paths, session, wire
@@ -71,3 +75,12 @@ def test_the_names_users_and_tests_reach_stay_where_they_were():
     for name in ("cluster_status", "LaunchError", "ClusterRunning", "connect",
                  "disconnect", "connected", "server_info"):
         assert hasattr(kodiak, name), name
+
+
+def test_every_source_file_names_its_licence():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if not os.path.exists(os.path.join(root, ".git")):
+        pytest.fail("the SPDX check lists files with git: run it from a clone")
+    r = subprocess.run(["/usr/bin/python3", os.path.join(root, "scripts", "spdx.py"), "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr

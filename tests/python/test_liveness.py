@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """test_liveness.py — a kodiakd with a stopped rank does not hang its clients.
 
 Every request has a deadline (ak.connect(timeout=), kodiakd's

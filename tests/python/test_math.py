@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Element-wise math functions (ak.sqrt, ak.log, ak.isnan, ak.round, ...)
 against NumPy, for every dtype, at 1, 2 and 3 ranks."""
 import numpy as np

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Operators, in-place operators, unary operators and astype on pdarrays,
 against NumPy: every operator with every pair of dtypes, scalars on both
 sides, NumPy's edge cases (division by zero, shifts past 64, negative

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Reductions (sum ... std, is_sorted), scans (cumsum, cumprod), where and
 concatenate, against NumPy: values, result dtypes, NumPy scalar types, NaN,
 empty arrays, ties across rank boundaries."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The server itself: its symbol table, memory accounting and limit, how it
 stops (shutdown command, SIGTERM to mpirun) and that an idle server is idle."""
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """test_shm_leftovers.py — kodiakd leaves no 16 MiB shm files behind.
 
 Each kodiakd rank that used FAM over the shm provider has an endpoint whose

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """sort, argsort, coargsort, unique, value_counts, in1d, histogram and the set
 functions (intersect1d, union1d, setdiff1d, setxor1d) against NumPy, on random
 data of every dtype, at 1, 2 and 3 ranks."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """test_trust.py — kodiakd serves only clients with its access token, never
 buffers what a client without it sends, bounds what one with it may send,
 and its same-host memory path touches only the requesting process.
