@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ds_catalog_bench.c — what the dataset store's catalog and batch layer
  * cost, beside the libfam/libfamarray operations underneath, same run.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ds_mpi_example.c — an MPI program that appends to a FAM dataset store and
  * reads it back, beside kodiakd and Python on the same store.
  *

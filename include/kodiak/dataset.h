@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* dataset.h — the FAM dataset store (libdataset): tables kept in FAM as
  * ordered batches of FAM arrays, with a catalog that lives in FAM too.
  *

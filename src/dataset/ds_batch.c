@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ds_batch.c — batches being written: begin (make the arrays), attach
  * (from another process), categories, abort.
  *

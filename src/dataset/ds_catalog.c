@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ds_catalog.c — the catalog: its JSON form, reading the head and the
  * snapshot it names, and publishing a new snapshot by compare-and-swap.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ds_internal.h — libdataset's private structures, shared by its files.
  *
  * What a store is in FAM (region "ds.<store>", interleaved over every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ds_store.c — names and dtypes, attaching to a store (ds_open), and
  * reading it: the dataset list, one dataset's description, a column of a
  * batch, a batch's categories.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ds_txn.c — changing the catalog: transactions (create, append, progress,
  * expect, drop) committed by compare-and-swap with retry, the one-call
  * wrappers (ds_create_dataset, ds_commit, ds_drop), and ds_reclaim.

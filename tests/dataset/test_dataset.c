@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_dataset.c — the FAM dataset store (libdataset) against real famd
  * processes: one, or two with the store's region interleaved over both
  * ($DS_TEST_FAMDS, 2 when unset), once per provider.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_ds_mpi_example.c — examples/ds_mpi_example under `mpirun -np 2`
  * against two famd: its appends are in the store (read back here with
  * libdataset, a separate process, as kodiakd or Python would), and the
