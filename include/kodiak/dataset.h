@@ -198,6 +198,22 @@ int ds_read(ds_store_t *s, const ds_info_t *info, size_t batch, size_t col,
 int ds_read_categories(ds_store_t *s, const ds_info_t *info, size_t batch,
                        size_t col, char ***cats, size_t *n);
 
+/* One categorical column over all batches: the union of the batches'
+ * categories, sorted bytewise (the order pandas gives string categories),
+ * and for each batch b a map from its codes to positions in the union:
+ * maps[b][code] for code < info->batches[b].ncat[col]. */
+typedef struct ds_categories {
+    size_t n;          /* categories in the union */
+    char **cats;       /* n strings, sorted, distinct */
+    size_t nbatches;   /* info->nbatches */
+    int64_t **maps;    /* nbatches maps (NULL for a batch without categories) */
+} ds_categories_t;
+/* Read every batch's categories of text column `col` and unify them.
+ * Free with ds_free_categories. */
+int ds_unify_categories(ds_store_t *s, const ds_info_t *info, size_t col,
+                        ds_categories_t **out);
+void ds_free_categories(ds_categories_t *c);
+
 /* ---- changing the catalog ---------------------------------------------------- */
 /* Create base dataset `name` with these columns. If it exists with the
  * same columns (names and dtypes, in order) and kind, this is a success

@@ -672,3 +672,92 @@ int ds_read_categories(ds_store_t *s, const ds_info_t *info, size_t batch,
     *n = count;
     return 0;
 }
+
+/* ---- one categorical column over every batch ------------------------------------------- */
+
+void ds_free_categories(ds_categories_t *c)
+{
+    if (!c) return;
+    ds_free_names(c->cats, c->n);
+    if (c->maps)
+        for (size_t b = 0; b < c->nbatches; b++) free(c->maps[b]);
+    free(c->maps);
+    free(c);
+}
+
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int ds_unify_categories(ds_store_t *s, const ds_info_t *info, size_t col,
+                        ds_categories_t **out)
+{
+    fam_set_error(0, NULL);
+    if (!s || !info || !out) return fam_set_error(FAM_EINVAL, "ds_unify_categories: NULL argument");
+    if (col >= info->ncols)
+        return fam_set_error(FAM_EOUTOFRANGE, "dataset '%s' has %zu columns; there is no "
+                             "column %zu", info->name, info->ncols, col);
+    if (info->cols[col].dtype != DS_TEXT)
+        return fam_set_error(FAM_EINVAL, "column '%s' of dataset '%s' is %s, not text",
+                             info->cols[col].name, info->name,
+                             ds_dtype_name(info->cols[col].dtype));
+    ds_categories_t *c = calloc(1, sizeof *c);
+    char ***per = info->nbatches ? calloc(info->nbatches, sizeof *per) : NULL;
+    size_t *nper = info->nbatches ? calloc(info->nbatches, sizeof *nper) : NULL;
+    if (!c || (info->nbatches && (!per || !nper))) goto nomem;
+    c->nbatches = info->nbatches;
+    if (info->nbatches && !(c->maps = calloc(info->nbatches, sizeof *c->maps))) goto nomem;
+    size_t total = 0;
+    int rc = 0;
+    for (size_t b = 0; b < info->nbatches && !rc; b++) {
+        rc = ds_read_categories(s, info, b, col, &per[b], &nper[b]);
+        total += nper[b];
+    }
+    if (rc) goto fail;
+    /* every string once, sorted; the batches' lists keep owning them */
+    char **all = total ? malloc(total * sizeof *all) : NULL;
+    if (total && !all) goto nomem;
+    size_t k = 0;
+    for (size_t b = 0; b < info->nbatches; b++)
+        for (size_t i = 0; i < nper[b]; i++) all[k++] = per[b][i];
+    if (total) qsort(all, total, sizeof *all, cmp_cstr);
+    size_t u = 0;
+    for (size_t i = 0; i < total; i++)
+        if (u == 0 || strcmp(all[u - 1], all[i])) all[u++] = all[i];
+    c->cats = u ? calloc(u, sizeof *c->cats) : NULL;
+    if (u && !c->cats) {
+        free(all);
+        goto nomem;
+    }
+    for (size_t i = 0; i < u; i++)
+        if (!(c->cats[i] = strdup(all[i]))) {
+            c->n = i;
+            free(all);
+            goto nomem;
+        }
+    c->n = u;
+    free(all);
+    for (size_t b = 0; b < info->nbatches; b++) {
+        if (!nper[b]) continue;
+        if (!(c->maps[b] = malloc(nper[b] * sizeof **c->maps))) goto nomem;
+        for (size_t i = 0; i < nper[b]; i++) {
+            char **hit = bsearch(&per[b][i], c->cats, u, sizeof *c->cats, cmp_cstr);
+            c->maps[b][i] = (int64_t)(hit - c->cats);
+        }
+    }
+    for (size_t b = 0; b < info->nbatches; b++) ds_free_names(per[b], nper[b]);
+    free(per);
+    free(nper);
+    *out = c;
+    return 0;
+nomem:
+    rc = fam_set_error(FAM_ENOMEM, "out of memory");
+fail:
+    if (per && nper)
+        for (size_t b = 0; b < info->nbatches; b++) ds_free_names(per[b], nper[b]);
+    free(per);
+    free(nper);
+    ds_free_categories(c);
+    return rc;
+}

@@ -509,6 +509,45 @@ static void a_transaction_creates_appends_and_records_lineage_at_once(void **sta
     ds_close(s);
 }
 
+/* Batches with their own category lists read as one categorical column:
+ * the union sorted, each batch's codes mapped into it. */
+static void per_batch_categories_unify_into_one_sorted_list(void **state)
+{
+    (void)state;
+    ds_store_t *s = open_store("cats");
+    const ds_column_def_t c[] = {{"n", DS_INT64}, {"zone", DS_TEXT}};
+    CHECK_OK(ds_create_dataset(s, "Z", 2, c));
+    const char *lists[3][4] = {{"Queens", "Bronx", "", NULL},
+                               {"Staten Island", "Bronx", "Zzz", "Brooklyn"},
+                               {NULL}};
+    const size_t ns[3] = {3, 4, 0};
+    ds_batch_t *b[3];
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(ds_batch_begin(s, "Z", 2, &b[i]));
+        CHECK_OK(ds_batch_set_categories(b[i], 1, ns[i], lists[i]));
+    }
+    CHECK_OK(ds_commit(s, "Z", 3, b));
+    for (int i = 0; i < 3; i++) ds_batch_close(b[i]);
+    ds_info_t *in;
+    CHECK_OK(ds_info(s, "Z", &in));
+    ds_categories_t *u;
+    CHECK_OK(ds_unify_categories(s, in, 1, &u));
+    /* the expected union, computed here: every string once, sorted */
+    const char *want[] = {"", "Bronx", "Brooklyn", "Queens", "Staten Island", "Zzz"};
+    assert_int_equal(u->n, 6);
+    for (size_t i = 0; i < 6; i++) assert_string_equal(u->cats[i], want[i]);
+    assert_int_equal(u->nbatches, 3);
+    for (int i = 0; i < 3; i++)
+        for (size_t k = 0; k < ns[i]; k++)
+            assert_string_equal(u->cats[u->maps[i][k]], lists[i][k]);
+    assert_null(u->maps[2]);
+    ds_free_categories(u);
+    assert_int_equal(ds_unify_categories(s, in, 0, &u), FAM_EINVAL);
+    assert_int_equal(ds_unify_categories(s, in, 2, &u), FAM_EOUTOFRANGE);
+    ds_free_info(in);
+    ds_close(s);
+}
+
 /* ---- many writers, one reader ---------------------------------------------------------- */
 
 #define P 3  /* writer processes */
@@ -1259,6 +1298,7 @@ int main(void)
         cmocka_unit_test(every_dtype_round_trips_through_create_append_info_read_drop),
         cmocka_unit_test(a_commit_with_one_bad_batch_changes_nothing),
         cmocka_unit_test(a_transaction_creates_appends_and_records_lineage_at_once),
+        cmocka_unit_test(per_batch_categories_unify_into_one_sorted_list),
         cmocka_unit_test(concurrent_appends_lose_nothing_and_readers_see_whole_batches),
         cmocka_unit_test(concurrent_creators_of_one_store_all_succeed),
         cmocka_unit_test(a_writer_killed_mid_batch_or_mid_commit_leaves_the_store_consistent),
