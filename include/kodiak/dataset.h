@@ -193,6 +193,11 @@ void ds_snapshot_free(ds_snapshot_t *snap);
  * storage dtype). FAM_EOUTOFRANGE past the batch's rows. */
 int ds_read(ds_store_t *s, const ds_info_t *info, size_t batch, size_t col,
             uint64_t start, uint64_t count, void *buf);
+/* Rows [first, first + count) of the whole dataset (counted over its
+ * batches in order) of column `col`, into buf: a read that may span
+ * batches (head(n), a slice). Text columns give each batch's own codes. */
+int ds_read_rows(ds_store_t *s, const ds_info_t *info, size_t col, uint64_t first,
+                 uint64_t count, void *buf);
 /* The categories of text column `col` of batch `batch`: *cats is an array
  * of *n malloc'd strings (free with ds_free_names). */
 int ds_read_categories(ds_store_t *s, const ds_info_t *info, size_t batch,

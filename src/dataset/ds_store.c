@@ -587,6 +587,41 @@ int ds_read(ds_store_t *s, const ds_info_t *info, size_t batch, size_t col,
     return rc;
 }
 
+int ds_read_rows(ds_store_t *s, const ds_info_t *info, size_t col, uint64_t first,
+                 uint64_t count, void *buf)
+{
+    fam_set_error(0, NULL);
+    if (!s || !info || (!buf && count)) return fam_set_error(FAM_EINVAL, "ds_read_rows: NULL argument");
+    if (col >= info->ncols)
+        return fam_set_error(FAM_EOUTOFRANGE, "ds_read_rows: dataset '%s' has %zu "
+                             "columns; there is no column %zu", info->name, info->ncols, col);
+    if (first > info->rows || count > info->rows - first)
+        return fam_set_error(FAM_EOUTOFRANGE, "ds_read_rows: rows [%llu, %llu) are past "
+                             "the end of dataset '%s' (%llu rows)",
+                             (unsigned long long)first, (unsigned long long)(first + count),
+                             info->name, (unsigned long long)info->rows);
+    uint64_t es = fa_dtype_size(ds_dtype_storage(info->cols[col].dtype));
+    /* the first batch holding row `first`: batches are in row order */
+    size_t lo = 0, hi = info->nbatches;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (info->batches[mid].first_row + info->batches[mid].rows <= first) lo = mid + 1;
+        else hi = mid;
+    }
+    uint8_t *out = buf;
+    for (size_t b = lo; count && b < info->nbatches; b++) {
+        const ds_batch_info_t *bi = &info->batches[b];
+        uint64_t at = first - bi->first_row, k = bi->rows - at < count ? bi->rows - at : count;
+        if (!k) continue;
+        int rc = ds_read(s, info, b, col, at, k, out);
+        if (rc) return rc;
+        out += k * es;
+        first += k;
+        count -= k;
+    }
+    return 0;
+}
+
 int ds_read_categories(ds_store_t *s, const ds_info_t *info, size_t batch,
                        size_t col, char ***cats, size_t *n)
 {

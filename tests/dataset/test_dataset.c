@@ -304,6 +304,24 @@ static void every_dtype_round_trips_through_create_append_info_read_drop(void **
         assert_string_equal(cats[2], "Bronx \"x\"");
         ds_free_names(cats, nc);
     }
+    /* row ranges across batches: rows 990..1010 span all three (1000, 1, 70000) */
+    {
+        int64_t span[21];
+        CHECK_OK(ds_read_rows(s, in, 0, 990, 21, span));
+        for (int j = 0; j < 21; j++) {
+            uint64_t row = 990 + (uint64_t)j;
+            int k = row < 1000 ? 0 : row < 1001 ? 1 : 2;
+            uint64_t r = row - (k == 0 ? 0 : k == 1 ? 1000 : 1001);
+            assert_int_equal(span[j], (int64_t)r * (k + 1) - 500);
+        }
+        uint8_t bb[3];
+        CHECK_OK(ds_read_rows(s, in, 3, 999, 3, bb)); /* bool: 1-byte elements */
+        assert_int_equal(bb[0], (999 + 0) % 3 == 0);
+        assert_int_equal(bb[1], (0 + 1) % 3 == 0);
+        assert_int_equal(bb[2], (0 + 2) % 3 == 0);
+        CHECK_OK(ds_read_rows(s, in, 0, in->rows, 0, span));
+        assert_int_equal(ds_read_rows(s, in, 0, in->rows - 1, 2, span), FAM_EOUTOFRANGE);
+    }
     /* reads that must fail, cleanly */
     int64_t x;
     assert_int_equal(ds_read(s, in, 1, 0, 1, 1, &x), FAM_EOUTOFRANGE);
