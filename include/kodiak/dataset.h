@@ -295,6 +295,16 @@ int ds_txn_drop(ds_txn_t *t, const char *dataset);
 int ds_txn_commit(ds_txn_t *t, uint64_t *version);
 void ds_txn_abort(ds_txn_t *t); /* free t, change nothing */
 
+/* ---- checking ----------------------------------------------------------------- */
+#define DS_VERIFY_CODES 1 /* ds_verify: also read every text column's codes */
+/* A consistency check of the current catalog against FAM: every batch of
+ * every dataset has its arrays, of the catalog's dtype and rows, and
+ * readable categories of the counted length; with DS_VERIFY_CODES every
+ * code is -1 or below its batch's category count. 0 if all is right;
+ * FAM_EIO naming the first problem; *checked (may be NULL) counts the
+ * arrays checked. Run it after a crash, beside ds_reclaim. */
+int ds_verify(ds_store_t *s, int flags, size_t *checked);
+
 /* ---- cleanup ------------------------------------------------------------------ */
 /* What ds_reclaim found and freed. */
 typedef struct ds_reclaim_stats {

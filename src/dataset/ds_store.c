@@ -796,3 +796,89 @@ fail:
     ds_free_categories(c);
     return rc;
 }
+
+/* ---- a consistency check ---------------------------------------------------------------- */
+
+int ds_verify(ds_store_t *s, int flags, size_t *checked)
+{
+    fam_set_error(0, NULL);
+    if (!s) return fam_set_error(FAM_EINVAL, "ds_verify: NULL store");
+    if (flags & ~DS_VERIFY_CODES) return fam_set_error(FAM_EINVAL, "ds_verify: unknown flags %#x", flags);
+    size_t n = 0;
+    ds_snapshot_t *sn;
+    int rc = ds_snapshot(s, &sn); /* one version, whatever is committed meanwhile */
+    if (rc) return rc;
+    char **names = NULL;
+    size_t nds = 0;
+    if ((rc = ds_snapshot_list(sn, &names, &nds))) goto out;
+    for (size_t i = 0; i < nds && !rc; i++) {
+        ds_info_t *in;
+        if ((rc = ds_snapshot_info(sn, names[i], &in))) break;
+        for (size_t b = 0; b < in->nbatches && !rc; b++)
+            for (size_t c = 0; c < in->ncols && !rc; c++) {
+                const char *an = in->batches[b].arrays[c];
+                fa_array_t *a;
+                rc = fa_open(s->f, s->region, an, &a);
+                if (rc) {
+                    rc = fam_set_error(FAM_EIO, "dataset '%s', batch %zu (%s), column "
+                                       "'%s': array '%s' cannot be opened: %s", in->name, b,
+                                       in->batches[b].id, in->cols[c].name, an,
+                                       fam_last_error());
+                    break;
+                }
+                int ok = fa_dtype(a) == ds_dtype_storage(in->cols[c].dtype) &&
+                         fa_size(a) == in->batches[b].rows;
+                n++;
+                if (!ok) {
+                    fa_close(a);
+                    rc = fam_set_error(FAM_EIO, "dataset '%s', batch %zu, column '%s': "
+                                       "array '%s' holds %llu %s, the catalog says %llu "
+                                       "%s", in->name, b, in->cols[c].name, an,
+                                       (unsigned long long)fa_size(a),
+                                       fa_dtype_name(fa_dtype(a)),
+                                       (unsigned long long)in->batches[b].rows,
+                                       fa_dtype_name(ds_dtype_storage(in->cols[c].dtype)));
+                    break;
+                }
+                if (in->cols[c].dtype != DS_TEXT) {
+                    fa_close(a);
+                    continue;
+                }
+                char **cats;
+                size_t nc;
+                if ((rc = ds_read_categories(s, in, b, c, &cats, &nc))) {
+                    fa_close(a);
+                    rc = fam_set_error(FAM_EIO, "%s", fam_last_error());
+                    break;
+                }
+                ds_free_names(cats, nc);
+                uint64_t rows = in->batches[b].rows;
+                int64_t *codes = (flags & DS_VERIFY_CODES) && rows
+                                     ? malloc((rows < (1u << 20) ? rows : (1u << 20)) * 8) : NULL;
+                for (uint64_t at = 0; codes && at < rows && !rc; at += 1u << 20) {
+                    uint64_t k = rows - at < (1u << 20) ? rows - at : (1u << 20);
+                    if ((rc = fa_get(a, at, k, codes))) break;
+                    for (uint64_t j = 0; j < k; j++)
+                        if (codes[j] < -1 || (codes[j] >= 0 && (uint64_t)codes[j] >= nc)) {
+                            rc = fam_set_error(FAM_EIO, "dataset '%s', batch %zu, text "
+                                               "column '%s': row %llu has code %lld, but "
+                                               "the batch has %zu categories", in->name, b,
+                                               in->cols[c].name,
+                                               (unsigned long long)(at + j),
+                                               (long long)codes[j], nc);
+                            break;
+                        }
+                }
+                if ((flags & DS_VERIFY_CODES) && rows && !codes && !rc)
+                    rc = fam_set_error(FAM_ENOMEM, "out of memory");
+                free(codes);
+                fa_close(a);
+            }
+        ds_free_info(in);
+    }
+    ds_free_names(names, nds);
+out:
+    ds_snapshot_free(sn);
+    if (checked) *checked = n;
+    return rc;
+}

@@ -821,6 +821,10 @@ static void a_writer_killed_mid_batch_or_mid_commit_leaves_the_store_consistent(
     assert_int_equal(tag, 4);
     ds_free_info(in);
 
+    /* the store checks out, arrays and codes */
+    size_t checked;
+    CHECK_OK(ds_verify(s, DS_VERIFY_CODES, &checked));
+    assert_int_equal(checked, 2 * TNCOLS);
     /* later appends work */
     b = fill_batch(s, "T", 5, 20);
     CHECK_OK(ds_commit(s, "T", 1, &b));
@@ -1012,6 +1016,20 @@ static void damaged_or_hostile_catalogs_give_errors_not_crashes(void **state)
     CHECK_OK(ds_commit(s, "T", 1, &cb));
     ds_info_t *in;
     CHECK_OK(ds_info(s, "T", &in));
+    CHECK_OK(ds_verify(s, DS_VERIFY_CODES, NULL));
+    assert_int_equal(ds_verify(s, 0, NULL), 0);
+    {   /* a code past the batch's categories: only the code check sees it */
+        fa_array_t *za;
+        CHECK_OK(fa_open(f, "ds.bad", in->batches[0].arrays[3], &za));
+        int64_t bad = 99, keep0;
+        CHECK_OK(fa_get(za, 7, 1, &keep0));
+        CHECK_OK(fa_put(za, 7, 1, &bad));
+        CHECK_OK(ds_verify(s, 0, NULL));
+        assert_int_equal(ds_verify(s, DS_VERIFY_CODES, NULL), FAM_EIO);
+        assert_non_null(strstr(ds_last_error(), "row 7 has code 99"));
+        CHECK_OK(fa_put(za, 7, 1, &keep0));
+        fa_close(za);
+    }
     char kname[64];
     snprintf(kname, sizeof kname, "k.%s.3", in->batches[0].id);
     fam_item_t *k;
@@ -1022,6 +1040,7 @@ static void damaged_or_hostile_catalogs_give_errors_not_crashes(void **state)
     char **cats;
     size_t nc;
     assert_int_equal(ds_read_categories(s, in, 0, 3, &cats, &nc), FAM_EIO);
+    assert_int_equal(ds_verify(s, 0, NULL), FAM_EIO);
     assert_non_null(strstr(ds_last_error(), kname));
     CHECK_OK(fam_put_blocking(f, &was, k, 32, 8));
     CHECK_OK(ds_read_categories(s, in, 0, 3, &cats, &nc));
@@ -1034,6 +1053,8 @@ static void damaged_or_hostile_catalogs_give_errors_not_crashes(void **state)
     fa_close(a);
     ds_store_t *fresh;
     CHECK_OK(ds_open(f, "bad", 0, 0, &fresh));
+    assert_int_equal(ds_verify(fresh, 0, NULL), FAM_EIO);
+    assert_non_null(strstr(ds_last_error(), in->batches[0].arrays[2]));
     double xv[10];
     assert_int_equal(ds_read(fresh, in, 0, 2, 0, 10, xv), FAM_EIO);
     assert_non_null(strstr(ds_last_error(), "catalog"));
