@@ -664,6 +664,11 @@ int ds_reclaim(ds_store_t *s, uint64_t min_age, ds_reclaim_stats_t *stats)
                 st.kept_young++;
                 continue;
             }
+            if (v > head_v) { /* old enough; but did its commit land meanwhile? */
+                uint64_t hv, hn;
+                if (ds_head_read(s, &hv, &hn) || (hv == v && hn == nn)) continue;
+                if (hv > head_v) continue; /* the head moved: look again next time */
+            }
             count = &st.snapshots;
         } else if (batch_item_id(nm, id) == 0) {
             if (nref && bsearch(id, ids, nref, sizeof *ids, cmp_id)) continue;
