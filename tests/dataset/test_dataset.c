@@ -848,6 +848,55 @@ static void a_writer_killed_mid_batch_or_mid_commit_leaves_the_store_consistent(
     ds_close(s);
 }
 
+/* Snapshots above the head that are older than DS_SNAPSHOT_GRACE (60 s):
+ * an abandoned one is freed; one whose commit landed is the head, kept. */
+static void old_snapshots_above_the_head_are_freed_unless_they_are_the_head(void **state)
+{
+    (void)state;
+    ds_store_t *s = open_store("orph");
+    make_T(s);
+    fam_item_t *head;
+    CHECK_OK(fam_lookup(f, "head", "ds.orph", &head));
+    uint64_t h[2];
+    CHECK_OK(fam_get_blocking(f, h, head, 0, 16));
+    fam_region_t *r;
+    CHECK_OK(fam_lookup_region(f, "ds.orph", &r));
+    /* an abandoned snapshot of the next version, "made" 1000 s ago */
+    uint64_t old_nonce = ((uint64_t)(time(NULL) - 1000) << 32) | 7;
+    char name[64];
+    snprintf(name, sizeof name, "c.%016" PRIx64 ".%016" PRIx64, h[0] + 1, old_nonce);
+    fam_item_t *it;
+    CHECK_OK(fam_allocate(f, name, 64, 0600, r, &it));
+    fam_release(it);
+    ds_reclaim_stats_t st;
+    CHECK_OK(ds_reclaim(s, 0, &st));
+    assert_int_equal(st.snapshots, 1);
+    assert_int_equal(fam_lookup(f, name, "ds.orph", &it), FAM_ENOTFOUND);
+    /* a young one is kept (a commit may be in flight) */
+    uint64_t young = ((uint64_t)time(NULL) << 32) | 9;
+    snprintf(name, sizeof name, "c.%016" PRIx64 ".%016" PRIx64, h[0] + 1, young);
+    CHECK_OK(fam_allocate(f, name, 64, 0600, r, &it));
+    fam_release(it);
+    CHECK_OK(ds_reclaim(s, 0, &st));
+    assert_int_equal(st.snapshots, 0);
+    assert_int_equal(st.kept_young, 1);
+    fam_release_region(r);
+    fam_release(head);
+    /* a later commit passes it: then it goes at once */
+    ds_batch_t *b = fill_batch(s, "T", 1, 3);
+    CHECK_OK(ds_commit(s, "T", 1, &b));
+    ds_batch_close(b);
+    CHECK_OK(ds_reclaim(s, 0, &st));
+    assert_int_equal(st.snapshots, 1);
+    assert_int_equal(fam_lookup(f, name, "ds.orph", &it), FAM_ENOTFOUND);
+    char **names;
+    size_t n;
+    CHECK_OK(ds_list(s, &names, &n));
+    assert_int_equal(n, 1);
+    ds_free_names(names, n);
+    ds_close(s);
+}
+
 /* ---- damaged and hostile catalogs -------------------------------------------------------- */
 
 /* Write a snapshot with this body (correct header and checksum) as the
@@ -1341,6 +1390,7 @@ int main(void)
         cmocka_unit_test(concurrent_appends_lose_nothing_and_readers_see_whole_batches),
         cmocka_unit_test(concurrent_creators_of_one_store_all_succeed),
         cmocka_unit_test(a_writer_killed_mid_batch_or_mid_commit_leaves_the_store_consistent),
+        cmocka_unit_test(old_snapshots_above_the_head_are_freed_unless_they_are_the_head),
         cmocka_unit_test(damaged_or_hostile_catalogs_give_errors_not_crashes),
         cmocka_unit_test(random_damage_to_a_catalog_is_an_error_or_harmless),
         cmocka_unit_test(names_limits_and_arguments_are_checked),
