@@ -260,16 +260,18 @@ int ds_batch_set_categories(ds_batch_t *b, size_t col, size_t n,
                             const char *const *cats);
 /* Forget the handle (the batch's arrays stay, committed or not). */
 void ds_batch_close(ds_batch_t *b);
-/* Delete the batch's arrays and categories (it must not be committed) and
- * free the handle. */
+/* Delete the batch's arrays and categories and free the handle.
+ * FAM_EBUSY (nothing deleted, handle kept) if the batch is committed. */
 int ds_batch_abort(ds_batch_t *b);
 
 /* Append n batches to `dataset` in ONE atomic catalog change: all become
  * visible at once, after the batches already there, or none do. Checks
  * first that every batch's arrays exist with the dataset's dtypes and the
- * batch's rows, that every text column has its categories, that no batch
- * is committed twice and that none is older than DS_BATCH_LIFETIME.
- * Handles stay open (close them after). */
+ * batch's rows (and no more columns), that every text column has its
+ * categories, that no batch is committed twice (FAM_EEXIST) and that none
+ * is older than DS_BATCH_LIFETIME (FAM_EINVAL). Handles stay open (close
+ * them after). Never write a batch's arrays once it is committed: readers
+ * rely on committed data not changing. */
 int ds_commit(ds_store_t *s, const char *dataset, size_t n, ds_batch_t *const *batches);
 int ds_commit_refs(ds_store_t *s, const char *dataset, size_t n,
                    const ds_batch_ref_t *refs);
@@ -291,7 +293,8 @@ int ds_txn_set_progress(ds_txn_t *t, const char *dataset, uint64_t base_batches)
 int ds_txn_expect_batches(ds_txn_t *t, const char *dataset, uint64_t nbatches);
 int ds_txn_drop(ds_txn_t *t, const char *dataset);
 /* Commit and free t (whatever happens). *version (may be NULL) gets the
- * catalog version made. */
+ * catalog version made (or the current one, when nothing changed: a
+ * create of what exists alike, expectations only). */
 int ds_txn_commit(ds_txn_t *t, uint64_t *version);
 void ds_txn_abort(ds_txn_t *t); /* free t, change nothing */
 
@@ -316,7 +319,8 @@ typedef struct ds_reclaim_stats {
 /* Free what a crashed writer or dropper left: items of the store's region
  * that the current catalog does not reference and that were created more
  * than min_age_seconds ago, and catalog snapshots older than the few kept
- * behind the head for slow readers. With min_age_seconds >=
+ * behind the head for slow readers (a snapshot above the head, which a
+ * commit may be about to use, is kept at least 60 s whatever the age). With min_age_seconds >=
  * DS_RECLAIM_AGE it never frees a batch a live writer can still commit;
  * smaller ages are for when no writer is running. stats may be NULL. */
 int ds_reclaim(ds_store_t *s, uint64_t min_age_seconds, ds_reclaim_stats_t *stats);
