@@ -54,6 +54,7 @@ ERROR_TYPES = {
     "NotImplementedError": NotImplementedError, "OverflowError": OverflowError,
     "FileExistsError": FileExistsError, "PermissionError": PermissionError,
     "ConnectionError": ConnectionError, "ServerBusyError": ServerBusyError,
+    "FileNotFoundError": FileNotFoundError,
 }
 
 
