@@ -591,7 +591,7 @@ static void pass1(csv_read *rd)
 /* The dtype pandas infers from the kinds of a column's fields. */
 static csv_type infer(int kinds, int64_t total_rows)
 {
-    int vals = kinds & ~KD_CSV_NA;
+    int vals = kinds & ~(KD_CSV_NA | KD_CSV_NOTINT);
     if (total_rows == 0)
         return CT_TEXT; /* pandas: object columns of length 0 */
     if (vals == 0)
@@ -600,7 +600,7 @@ static csv_type infer(int kinds, int64_t total_rows)
         return CT_TEXT;
     if (vals & KD_CSV_BOOL)
         return (vals == KD_CSV_BOOL && !(kinds & KD_CSV_NA)) ? CT_BOOL : CT_TEXT;
-    if (vals == (KD_CSV_INT | KD_CSV_FLOAT) && !(kinds & KD_CSV_NA))
+    if (!(kinds & (KD_CSV_NOTINT | KD_CSV_NA)))
         return CT_INT64;
     return CT_FLOAT64;
 }
@@ -1042,13 +1042,14 @@ static int cmd_read_csv(kd_cmd *c)
         int64_t lv[2] = {rd.files[i].stray, rd.files[i].stop > rd.files[i].start}, gv[2];
         MPI_Allreduce(lv, gv, 2, MPI_INT64_T, MPI_SUM, c->comm);
         if (gv[0] && gv[1] > 1) {
+            kd_fail(c, "ValueError", "read_csv: file '%.300s' has a quote character inside an "
+                    "unquoted field; kodiak splits a file between ranks by counting quotes, "
+                    "so it can read such a file with one rank only (or quote those fields)",
+                    rd.files[i].path);
             free(v);
             free(vb);
             free_read(&rd);
-            return kd_fail(c, "ValueError", "read_csv: file '%.300s' has a quote character "
-                           "inside an unquoted field; kodiak splits a file between ranks by "
-                           "counting quotes, so it can read such a file with one rank only "
-                           "(or quote those fields)", rd.files[i].path);
+            return -1;
         }
     }
     /* global row numbers: files in order, ranks in order within a file */

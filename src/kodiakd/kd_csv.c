@@ -16,8 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* bytes that end an unquoted field's plain run: separator, row ends, quote */
-static const uint8_t special[256] = {[','] = 1, ['\n'] = 1, ['\r'] = 1, ['"'] = 1};
+/* bytes that end an unquoted field's plain run: separator, row ends,
+ * quote, NUL */
+static const uint8_t special[256] = {[','] = 1, ['\n'] = 1, ['\r'] = 1, ['"'] = 1, [0] = 1};
 
 int kd_csv_init(kd_csv_reader *r, const char *p, size_t n, int64_t line, int maxfields)
 {
@@ -92,7 +93,7 @@ static int scratch_put(kd_csv_reader *r, char c)
 static int slow_quoted(kd_csv_reader *r, const char **pp, const char *row0)
 {
     const char *p = *pp + 1, *end = r->end;
-    bool inq = true;
+    bool inq = true, cut = false;
     for (;;) {
         if (p >= end) {
             if (inq)
@@ -119,7 +120,8 @@ static int slow_quoted(kd_csv_reader *r, const char **pp, const char *row0)
             if (c == '"')
                 r->stray_quote = true;
         }
-        if (scratch_put(r, c))
+        cut |= c == '\0';
+        if (!cut && scratch_put(r, c))
             return KD_CSV_ERR_NOMEM;
         p++;
         if ((size_t)(p - row0) > KD_CSV_MAX_ROW)
@@ -173,22 +175,27 @@ int kd_csv_next(kd_csv_reader *r)
             } else {
                 r->line += (int64_t)kd_csv_lines(q, (size_t)(cl - q));
                 fs = q;
-                flen = (size_t)(cl - q);
+                const char *nul = memchr(q, 0, (size_t)(cl - q));
+                flen = (size_t)((nul ? nul : cl) - q);
                 p = cl + 1;
                 how = 1;
             }
         } else {
+            const char *nul = NULL;
             for (;;) {
                 while (p < end && !special[(uint8_t)*p])
                     p++;
-                if (p < end && *p == '"') {
-                    r->stray_quote = true;
+                if (p < end && (*p == '"' || *p == '\0')) {
+                    if (*p == '"')
+                        r->stray_quote = true;
+                    else if (!nul)
+                        nul = p;
                     p++;
                     continue;
                 }
                 break;
             }
-            flen = (size_t)(p - fs);
+            flen = (size_t)((nul ? nul : p) - fs);
         }
         if ((size_t)(p - row0) > KD_CSV_MAX_ROW)
             return KD_CSV_ERR_LONG;
@@ -417,15 +424,15 @@ int kd_csv_classify(const char *p, size_t n)
         return KD_CSV_NA;
     bool b;
     if (kd_csv_parse_bool(p, n, &b) == 0)
-        return KD_CSV_BOOL;
+        return KD_CSV_BOOL | KD_CSV_NOTINT;
     int64_t i;
     int rc = parse_int(p, n, &i);
     if (rc == 0)
         return KD_CSV_INT | KD_CSV_FLOAT;
     double d;
     if (kd_csv_parse_f64(p, n, &d) == 0)
-        return rc == -2 ? KD_CSV_BIGINT | KD_CSV_FLOAT : KD_CSV_FLOAT;
-    return KD_CSV_TEXT;
+        return (rc == -2 ? KD_CSV_BIGINT : 0) | KD_CSV_FLOAT | KD_CSV_NOTINT;
+    return KD_CSV_TEXT | KD_CSV_NOTINT;
 }
 
 /* ---- date-times ---------------------------------------------------------------------- */

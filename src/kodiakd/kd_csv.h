@@ -16,7 +16,8 @@
  * The dialect is pandas.read_csv's default one: ',' separates fields, '"'
  * quotes, "" inside quotes is one quote, a quote in the middle of an
  * unquoted field is an ordinary character, text after a closing quote is
- * appended to the field; rows end at "\n", "\r\n" or a lone "\r"; a line
+ * appended to the field, a NUL byte ends a field's value (the rest up to
+ * the separator is dropped, as pandas' C strings drop it); rows end at "\n", "\r\n" or a lone "\r"; a line
  * holding nothing but spaces and tabs is skipped. */
 #ifndef KD_CSV_H
 #define KD_CSV_H
@@ -91,6 +92,9 @@ enum {
     KD_CSV_BIGINT = 8,   /* integer digits past int64 (read as float64) */
     KD_CSV_FLOAT = 16,   /* a decimal or inf (also set for INT and BIGINT) */
     KD_CSV_TEXT = 32,    /* none of those */
+    KD_CSV_NOTINT = 64,  /* a value that is not an int64 (FLOAT, BOOL or TEXT
+                            without INT): set by kd_csv_classify, so that the
+                            OR of a column's bits says whether all were ints */
 };
 int kd_csv_classify(const char *p, size_t n);
 bool kd_csv_is_na(const char *p, size_t n);
