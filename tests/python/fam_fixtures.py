@@ -81,9 +81,9 @@ class FamServers:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def start_kodiakd(nranks, fam_servers, provider=None):
+def start_kodiakd(nranks, fam_servers, provider=None, env=None):
     """A kodiakd (conftest.Server) whose ranks reach `fam_servers` (None:
-    no FAM_SERVERS at all)."""
+    no FAM_SERVERS at all); `env` adds to mpirun's environment."""
     saved = {k: os.environ.get(k) for k in ("FAM_SERVERS", "FAM_PROVIDER")}
     try:
         os.environ.pop("FAM_SERVERS", None)
@@ -91,7 +91,7 @@ def start_kodiakd(nranks, fam_servers, provider=None):
             os.environ["FAM_SERVERS"] = fam_servers
         if provider:
             os.environ["FAM_PROVIDER"] = provider
-        return Server(nranks)  # mpirun passes its environment to the ranks
+        return Server(nranks, env=env)  # mpirun passes its environment to the ranks
     finally:
         for k, v in saved.items():
             if v is None:

@@ -64,7 +64,12 @@ def famd():
 
 @pytest.mark.parametrize("how", ["shutdown", "sigterm_to_mpirun"])
 def test_a_clean_stop_leaves_no_shm_file(famd, how):
-    server = start_kodiakd(2, famd.servers, provider="shm")
+    # mpirun sends SIGKILL 1 s after its SIGTERM; on a loaded machine (tests
+    # run in parallel) the ranks were seen to need longer to close their
+    # endpoints. What is tested is what a clean stop does, so give it time
+    # (mpirun then always waits the whole timeout: 2 s, not more).
+    slow_kill = {"OMPI_MCA_odls_base_sigkill_timeout": "2"}
+    server = start_kodiakd(2, famd.servers, provider="shm", env=slow_kill)
     try:
         ranks = launcher.rank_pids(server.proc.pid)
         assert len(ranks) == 2
@@ -93,12 +98,14 @@ def test_the_next_start_sweeps_a_killed_servers_files_only(famd):
         victim_ranks = launcher.rank_pids(victim.proc.pid)
         use_fam(victim, "victim")
         kodiak.disconnect()
-        assert len(shm_files(victim_ranks)) == 2
+        before = shm_files(victim_ranks)
+        assert len(before) == 2, before
         os.killpg(victim.proc.pid, signal.SIGKILL)
         victim.proc.wait(20)
         wait_gone(victim_ranks)
-        left = shm_files(victim_ranks)
-        assert len(left) == 2, left  # kill -9 leaves them
+        # kill -9 leaves them; another kodiakd started meanwhile (tests run
+        # in parallel) may already have swept them, so what must hold is
+        # only that they are gone once the next kodiakd has started
 
         # files of a finished (zombie) process: ours, with Kodiak's name, to
         # be removed; a name Kodiak did not make, and (as root) a file of
@@ -119,7 +126,7 @@ def test_the_next_start_sweeps_a_killed_servers_files_only(famd):
 
         nxt = Server(1)  # no FAM at all: the sweep is kodiakd's start
         try:
-            for f in left:
+            for f in before:
                 assert not os.path.exists(f), f"{f} of a killed rank is still there"
             assert len(shm_files(live_ranks)) == 2, "a live server's files were removed"
             assert not os.path.exists(ours), "a dead process's file was not swept"
