@@ -103,6 +103,7 @@ typedef struct {
     bool skip;             /* on_bad_lines="skip" */
     int64_t skipped;       /* bad rows skipped by this rank */
     int64_t local_rows;    /* good rows of this rank, all files */
+    int64_t total_rows;    /* good rows of all ranks and files */
     /* the first error of this rank (pass 1), reported with its line later */
     int err_file;          /* -1: none */
     int64_t err_line;      /* local line (add the file's line0) */
@@ -432,8 +433,6 @@ static int split_files(csv_read *rd)
         bool inq = c->rank > 0 && (qb[i] & 1);
         st[i] = f->lo + (int64_t)kd_csv_row_start(tmp[i] + (f->lo - from),
                                                   (size_t)(f->hi - f->lo), inq, prev);
-        free(tmp[i]);
-        tmp[i] = NULL;
     }
     MPI_Allgather(st, nf, MPI_INT64_T, all, nf, MPI_INT64_T, c->comm);
     for (int i = 0; !rc && i < nf; i++) {
@@ -452,13 +451,20 @@ static int split_files(csv_read *rd)
             }
             next = *s;
         }
-        f->buf = malloc((size_t)(f->stop - f->start) + 1);
+        /* the bytes read already ([from, hi)) are kept: what lies before
+         * start is dropped, the tail [hi, stop) is read after them */
+        int64_t from = f->lo > f->data0 ? f->lo - 1 : f->lo;
+        int64_t keep = f->start < f->hi ? f->hi - f->start : 0;
+        if (keep)
+            memmove(tmp[i], tmp[i] + (f->start - from), (size_t)keep);
+        f->buf = realloc(tmp[i], (size_t)(f->stop - f->start) + 1);
         if (!f->buf) {
             rc = kd_fail(c, "MemoryError", "read_csv: rank %d is out of memory reading "
                          "'%.300s'", c->rank, f->path);
             break;
         }
-        int e = read_at(f->fd, f->buf, f->start, f->stop - f->start);
+        tmp[i] = NULL;
+        int e = read_at(f->fd, f->buf + keep, f->start + keep, f->stop - f->start - keep);
         if (e)
             rc = kd_fail(c, "ValueError", "read_csv: cannot read '%.300s': %s", f->path,
                          strerror(e));
@@ -493,8 +499,10 @@ static int check_row(csv_read *rd, kd_csv_reader *r, int nf, int *kinds, char *m
         int ok = 0;
         switch (col->forced) {
         case CT_NONE:
+            /* once a column holds text, it is text whatever comes */
             if (kinds)
-                kinds[k] = kd_csv_classify(fl->p, fl->len);
+                kinds[k] = (col->kinds & KD_CSV_TEXT) ? KD_CSV_TEXT
+                                                      : kd_csv_classify(fl->p, fl->len);
             continue;
         case CT_INT64: {
             int64_t v;
@@ -678,37 +686,46 @@ static int pass2(csv_read *rd)
 {
     kd_cmd *c = rd->c;
     char msg[300];
-    int64_t k = 0; /* rows staged */
+    int64_t k = 0; /* rows done, all files */
+    int64_t blo, bhi; /* my result block */
+    kd_block(rd->total_rows, c->nranks, c->rank, &blo, &bhi);
+    int64_t bn = bhi - blo;
     for (int i = 0; i < rd->nfiles; i++) {
         csv_file *f = &rd->files[i];
         kd_csv_reader r;
         if (kd_csv_init(&r, f->buf, (size_t)(f->stop - f->start), 0, rd->ncols + 1))
             return kd_fail(c, "MemoryError", "read_csv: out of memory");
-        for (;;) {
+        for (int64_t g = f->row0;; ) {
             int nf = kd_csv_next(&r);
             if (nf < 0)
                 break; /* errors were found by pass 1 */
             if (check_row(rd, &r, nf, NULL, msg, sizeof msg))
                 continue;
+            /* a row of my block goes straight into the result, another
+             * into staging (at its own index: untouched staging pages are
+             * never faulted in), for the MPI_Alltoallv */
+            bool mine = g >= blo && g < blo + bn;
+            int64_t at = mine ? g - blo : k;
             for (int j = 0; j < rd->nuse; j++) {
                 csv_col *col = &rd->cols[j];
                 const kd_csv_field *fl = &r.fields[col->src];
+                void *dst = mine ? col->out->data : col->stage;
                 switch (col->type) {
                 case CT_INT64:
-                    if (kd_csv_parse_i64(fl->p, fl->len, &((int64_t *)col->stage)[k]))
-                        ((int64_t *)col->stage)[k] = 0; /* cannot happen: checked */
+                    if (kd_csv_parse_i64(fl->p, fl->len, &((int64_t *)dst)[at]))
+                        ((int64_t *)dst)[at] = 0; /* cannot happen: checked */
                     break;
                 case CT_FLOAT64: {
                     double v;
                     if (kd_csv_is_na(fl->p, fl->len) || kd_csv_parse_f64(fl->p, fl->len, &v))
                         v = NAN;
-                    ((double *)col->stage)[k] = v;
+                    ((double *)dst)[at] = v;
                     break;
                 }
                 case CT_BOOL: {
                     bool v = false;
                     kd_csv_parse_bool(fl->p, fl->len, &v);
-                    ((uint8_t *)col->stage)[k] = v;
+                    ((uint8_t *)dst)[at] = v;
                     break;
                 }
                 case CT_DATE: {
@@ -716,7 +733,7 @@ static int pass2(csv_read *rd)
                     if (kd_csv_is_na(fl->p, fl->len) ||
                         kd_csv_parse_datetime(fl->p, fl->len, &v))
                         v = INT64_MIN; /* NaT */
-                    ((int64_t *)col->stage)[k] = v;
+                    ((int64_t *)dst)[at] = v;
                     break;
                 }
                 default: {
@@ -727,12 +744,13 @@ static int pass2(csv_read *rd)
                         return kd_fail(c, "MemoryError", "read_csv: rank %d is out of memory "
                                        "for the text of column '%.100s'", c->rank, col->name);
                     }
-                    ((int64_t *)col->stage)[k] = code;
+                    ((int64_t *)dst)[at] = code;
                     break;
                 }
                 }
             }
             k++;
+            g++;
         }
         kd_csv_free(&r);
     }
@@ -853,10 +871,16 @@ static int merge_categories(csv_read *rd, csv_col *col, int64_t **offs, size_t *
         (void)key;
         col->gmap[d] = (int64_t)lo;
     }
-    int64_t *codes = col->stage;
-    for (int64_t k = 0; k < rd->local_rows; k++)
-        if (codes[k] >= 0)
-            codes[k] = col->gmap[codes[k]];
+    /* my rows: in my result block, or staged at their own index */
+    int64_t k = 0, *blk = col->out->data, *stg = col->stage;
+    for (int fi = 0; fi < rd->nfiles; fi++)
+        for (int64_t g = rd->files[fi].row0; g < rd->files[fi].row0 + rd->files[fi].nrows;
+             g++, k++) {
+            int64_t *p = g >= col->out->lo && g < col->out->lo + col->out->n
+                             ? &blk[g - col->out->lo] : &stg[k];
+            if (*p >= 0)
+                *p = col->gmap[*p];
+        }
     if (c->rank == 0) { /* the categories, for the reply */
         size_t more = 0;
         for (i = 0; i < u; i++)
@@ -926,12 +950,12 @@ static void redistribute(csv_read *rd, csv_col *col, int *cnt, int64_t *piece)
             kd_block(a->size, R, r, &rlo, &rhi);
             int64_t lo = f->row0 > rlo ? f->row0 : rlo;
             int64_t hi = f->row0 + f->nrows < rhi ? f->row0 + f->nrows : rhi;
-            sc[r] = hi > lo ? (int)(hi - lo) : 0;
+            sc[r] = hi > lo && r != c->rank ? (int)(hi - lo) : 0; /* mine: in place */
             sd[r] = hi > lo ? (int)(staged + lo - f->row0) : 0;
             int64_t slo = piece[2 * r], shi = piece[2 * r] + piece[2 * r + 1];
             lo = slo > a->lo ? slo : a->lo;
             hi = shi < a->lo + a->n ? shi : a->lo + a->n;
-            rc[r] = hi > lo ? (int)(hi - lo) : 0;
+            rc[r] = hi > lo && r != c->rank ? (int)(hi - lo) : 0;
             rdis[r] = hi > lo ? (int)(lo - a->lo) : 0;
         }
         MPI_Alltoallv(col->stage, sc, sd, w == 1 ? MPI_UINT8_T : MPI_INT64_T, a->data, rc,
@@ -1073,6 +1097,7 @@ static int cmd_read_csv(kd_cmd *c)
         rd.local_rows += rd.files[i].nrows;
     }
     int64_t total_rows = base, skipped = tot[nf];
+    rd.total_rows = total_rows;
     for (int k = 0; k < rd.nuse; k++)
         kinds[k] = rd.cols[k].kinds;
     MPI_Allreduce(kinds, gk, rd.nuse, MPI_INT64_T, MPI_BOR, c->comm);
@@ -1091,7 +1116,22 @@ static int cmd_read_csv(kd_cmd *c)
             rc = kd_fail(c, "MemoryError", "read_csv: rank %d is out of memory staging %lld "
                          "rows", c->rank, (long long)rd.local_rows);
     }
-    if (kd_agree(c, rc) || kd_agree(c, pass2(&rd))) {
+    if (kd_agree(c, rc)) {
+        free_read(&rd);
+        return -1;
+    }
+    /* the results (temps until registered at the end), written by pass 2 */
+    for (int k = 0; k < rd.nuse; k++) {
+        csv_type t = rd.cols[k].type;
+        rd.cols[k].out = kd_new_array(c, t == CT_FLOAT64 ? KD_FLOAT64 : t == CT_BOOL ? KD_BOOL
+                                                                                     : KD_INT64,
+                                      total_rows);
+        if (!rd.cols[k].out) {
+            free_read(&rd);
+            return -1;
+        }
+    }
+    if (kd_agree(c, pass2(&rd))) {
         free_read(&rd);
         return -1;
     }
@@ -1110,19 +1150,6 @@ static int cmd_read_csv(kd_cmd *c)
             free_read(&rd);
             return -1;
         }
-    /* 5: the results (temps until registered below) */
-    for (int k = 0; k < rd.nuse; k++) {
-        csv_type t = rd.cols[k].type;
-        rd.cols[k].out = kd_new_array(c, t == CT_FLOAT64 ? KD_FLOAT64 : t == CT_BOOL ? KD_BOOL
-                                                                                     : KD_INT64,
-                                      total_rows);
-        if (!rd.cols[k].out) {
-            free(offs);
-            free(bytes);
-            free_read(&rd);
-            return -1;
-        }
-    }
     int *cnt = malloc(sizeof(int) * 4 * (size_t)R);
     int64_t *piece = malloc(sizeof(int64_t) * 2 * (size_t)R);
     if (!piece) {

@@ -231,32 +231,47 @@ int kd_csv_next(kd_csv_reader *r)
 
 /* ---- values ---------------------------------------------------------------------- */
 
-static bool eq(const char *p, size_t n, const char *s)
+static inline bool eq(const char *p, size_t n, const char *s, size_t len)
 {
-    return strlen(s) == n && memcmp(p, s, n) == 0;
+    if (n != len)
+        return false;
+    for (size_t i = 0; i < n; i++) /* short words: no call to memcmp */
+        if (p[i] != s[i])
+            return false;
+    return true;
 }
+#define EQ(p, n, lit) eq(p, n, lit, sizeof lit - 1)
 
 bool kd_csv_is_na(const char *p, size_t n)
 {
-    /* pandas' STR_NA_VALUES (1.5) */
-    static const char *const na[] = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN",
-                                     "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
-                                     "NULL", "NaN", "None", "n/a", "nan", "null"};
+    /* pandas' STR_NA_VALUES (1.5), looked at only when the first byte can
+     * start one: most fields are out after one comparison */
+    if (n == 0)
+        return true;
     if (n > 8)
         return false;
-    for (size_t i = 0; i < sizeof na / sizeof na[0]; i++)
-        if (eq(p, n, na[i]))
-            return true;
-    return false;
+    switch (p[0]) {
+    case '#': return EQ(p, n, "#N/A") || EQ(p, n, "#N/A N/A") || EQ(p, n, "#NA");
+    case '-': return EQ(p, n, "-1.#IND") || EQ(p, n, "-1.#QNAN") || EQ(p, n, "-NaN") ||
+                     EQ(p, n, "-nan");
+    case '1': return EQ(p, n, "1.#IND") || EQ(p, n, "1.#QNAN");
+    case '<': return EQ(p, n, "<NA>");
+    case 'N': return EQ(p, n, "N/A") || EQ(p, n, "NA") || EQ(p, n, "NULL") ||
+                     EQ(p, n, "NaN") || EQ(p, n, "None");
+    case 'n': return EQ(p, n, "n/a") || EQ(p, n, "nan") || EQ(p, n, "null");
+    default: return false;
+    }
 }
 
 int kd_csv_parse_bool(const char *p, size_t n, bool *v)
 {
-    if (eq(p, n, "True") || eq(p, n, "TRUE") || eq(p, n, "true")) {
+    if (n != 4 && n != 5)
+        return -1;
+    if (EQ(p, n, "True") || EQ(p, n, "TRUE") || EQ(p, n, "true")) {
         *v = true;
         return 0;
     }
-    if (eq(p, n, "False") || eq(p, n, "FALSE") || eq(p, n, "false")) {
+    if (EQ(p, n, "False") || EQ(p, n, "FALSE") || EQ(p, n, "false")) {
         *v = false;
         return 0;
     }
@@ -310,9 +325,9 @@ int kd_csv_parse_i64(const char *p, size_t n, int64_t *v)
     return parse_int(p, n, v) == 0 ? 0 : -1;
 }
 
-static bool ieq(const char *p, size_t n, const char *s)
+static bool ieq(const char *p, size_t n, const char *s, size_t len)
 {
-    if (strlen(s) != n)
+    if (len != n)
         return false;
     for (size_t i = 0; i < n; i++)
         if ((p[i] | 0x20) != s[i])
@@ -332,7 +347,7 @@ int kd_csv_parse_f64(const char *p, size_t n, double *v)
             q++;
             k--;
         }
-        if (ieq(q, k, "inf") || ieq(q, k, "infinity")) {
+        if (ieq(q, k, "inf", 3) || ieq(q, k, "infinity", 8)) {
             *v = neg ? -INFINITY : INFINITY;
             return 0;
         }

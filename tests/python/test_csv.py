@@ -50,6 +50,8 @@ def ak(server):
     kodiak.connect(connect_file=server.connect_file)
     yield kodiak
     assert server.alive(), f"kodiakd died: {server.output()}"
+    out = server.output()  # (with KODIAK_BUILD=build-asan: ASan/UBSan reports)
+    assert "runtime error" not in out and "AddressSanitizer" not in out, out[-3000:]
 
 
 @pytest.fixture(scope="module")
