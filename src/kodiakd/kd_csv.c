@@ -433,6 +433,58 @@ int kd_csv_parse_f64(const char *p, size_t n, double *v)
     return rc;
 }
 
+/* Whether p[0..n) is a float by kd_csv_parse_f64's grammar, without
+ * computing it (pass 1 only needs the kind): only a value whose decimal
+ * exponent could overflow is parsed, to tell 1e308 (a float) from 1e400
+ * (text, as pandas). nint: digits before the point, if all were digits. */
+static bool float_grammar(const char *p, size_t n)
+{
+    const char *q = p;
+    size_t k = n;
+    trim(&q, &k);
+    size_t i = 0, ndig = 0;
+    if (i < k && (q[i] == '+' || q[i] == '-'))
+        i++;
+    size_t lead = i;
+    while (i < k && (unsigned)(q[i] - '0') <= 9)
+        i++;
+    size_t nint = i - lead;
+    ndig = nint;
+    if (i < k && q[i] == '.') {
+        i++;
+        while (i < k && (unsigned)(q[i] - '0') <= 9) {
+            i++;
+            ndig++;
+        }
+    }
+    if (ndig == 0)
+        return false;
+    long e = 0;
+    if (i < k && (q[i] == 'e' || q[i] == 'E')) {
+        i++;
+        bool eneg = false;
+        if (i < k && (q[i] == '+' || q[i] == '-'))
+            eneg = q[i++] == '-';
+        size_t e0 = i;
+        while (i < k && (unsigned)(q[i] - '0') <= 9) {
+            if (e < 100000)
+                e = e * 10 + (q[i] - '0');
+            i++;
+        }
+        if (i == e0)
+            return false;
+        if (eneg)
+            e = -e;
+    }
+    if (i != k)
+        return false;
+    if ((long)nint + e > 300) { /* may overflow: let the parser say */
+        double d;
+        return kd_csv_parse_f64(p, n, &d) == 0;
+    }
+    return true;
+}
+
 int kd_csv_classify(const char *p, size_t n)
 {
     if (kd_csv_is_na(p, n))
@@ -440,13 +492,28 @@ int kd_csv_classify(const char *p, size_t n)
     bool b;
     if (kd_csv_parse_bool(p, n, &b) == 0)
         return KD_CSV_BOOL | KD_CSV_NOTINT;
-    int64_t i;
-    int rc = parse_int(p, n, &i);
-    if (rc == 0)
-        return KD_CSV_INT | KD_CSV_FLOAT;
-    double d;
-    if (kd_csv_parse_f64(p, n, &d) == 0)
-        return (rc == -2 ? KD_CSV_BIGINT : 0) | KD_CSV_FLOAT | KD_CSV_NOTINT;
+    /* the common case first: plain digits (with a sign, spaces around) */
+    const char *q = p;
+    size_t k = n, i = 0;
+    trim(&q, &k);
+    if (i < k && (q[i] == '+' || q[i] == '-'))
+        i++;
+    size_t d0 = i;
+    while (i < k && (unsigned)(q[i] - '0') <= 9)
+        i++;
+    if (i == k && i > d0) {
+        int64_t v;
+        if (i - d0 < 19 || parse_int(p, n, &v) == 0)
+            return KD_CSV_INT | KD_CSV_FLOAT;
+        return KD_CSV_BIGINT | KD_CSV_FLOAT | KD_CSV_NOTINT;
+    }
+    if (float_grammar(p, n))
+        return KD_CSV_FLOAT | KD_CSV_NOTINT;
+    double d; /* inf and infinity */
+    if (n && (p[n - 1] | 0x20) == 'f' && kd_csv_parse_f64(p, n, &d) == 0)
+        return KD_CSV_FLOAT | KD_CSV_NOTINT;
+    if (n && (p[n - 1] | 0x20) == 'y' && kd_csv_parse_f64(p, n, &d) == 0)
+        return KD_CSV_FLOAT | KD_CSV_NOTINT;
     return KD_CSV_TEXT | KD_CSV_NOTINT;
 }
 

@@ -288,6 +288,31 @@ static void classification_is_pandas(void **state)
         assert_int_equal(kd_csv_classify(cases[i].s, strlen(cases[i].s)), cases[i].want);
 }
 
+/* kd_csv_classify's kinds agree with what the parsers accept, on random
+ * strings of number-like bytes. */
+static void classification_agrees_with_parsers(void **state)
+{
+    (void)state;
+    static const char alpha[] = "0123456789.eE+- infINFty";
+    char txt[40];
+    for (int t = 0; t < 300000; t++) {
+        size_t n = rnd() % 12;
+        for (size_t i = 0; i < n; i++)
+            txt[i] = rnd() % 3 ? alpha[rnd() % 10] : alpha[rnd() % (sizeof alpha - 1)];
+        if (rnd() % 50 == 0)
+            n = (size_t)sprintf(txt, "%de%d", (int)(rnd() % 100), (int)(rnd() % 40) + 290);
+        int k = kd_csv_classify(txt, n);
+        double d;
+        int64_t v;
+        bool b;
+        if (k == KD_CSV_NA || kd_csv_parse_bool(txt, n, &b) == 0)
+            continue;
+        assert_int_equal(!!(k & KD_CSV_FLOAT), kd_csv_parse_f64(txt, n, &d) == 0);
+        assert_int_equal(!!(k & KD_CSV_INT), kd_csv_parse_i64(txt, n, &v) == 0);
+        assert_int_equal(!!(k & KD_CSV_TEXT), !(k & KD_CSV_FLOAT));
+    }
+}
+
 static void hostile_bytes_give_rows_or_errors(void **state)
 {
     (void)state;
@@ -328,6 +353,7 @@ int main(void)
         cmocka_unit_test(floats_are_correctly_rounded),
         cmocka_unit_test(datetimes_agree_with_timegm),
         cmocka_unit_test(classification_is_pandas),
+        cmocka_unit_test(classification_agrees_with_parsers),
         cmocka_unit_test(hostile_bytes_give_rows_or_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
