@@ -47,6 +47,8 @@
 #include <unistd.h>
 
 #define CSV_MAX_FILES 1024
+/* bytes a rank reads at a time (kd_csv_chunks: more only for longer rows) */
+#define CSV_CHUNK ((size_t)16 << 20)
 
 /* KODIAK_CSV_TIMES=1 in kodiakd's environment: each rank prints the time of
  * each step of every read to its log (for bench/csv_bench.py's analysis). */
@@ -81,7 +83,6 @@ typedef struct {
     int64_t data_line;     /* physical line of data0 */
     int64_t lo, hi;        /* this rank's range of [data0, size) */
     int64_t start, stop;   /* bytes of the rows this rank reads */
-    char *buf;             /* those bytes */
     int64_t line0;         /* physical line of start */
     int64_t lines;         /* row ends in [start, stop) */
     int64_t nrows;         /* good rows this rank keeps */
@@ -412,50 +413,64 @@ static int choose_columns(csv_read *rd)
 
 /* ---- splitting ---------------------------------------------------------------------------- */
 
-/* Step 2 for every file: this rank's rows [start, stop) read into buf. */
+/* Step 2 for every file: the bytes [start, stop) of this rank's rows. The
+ * range is read in chunks (twice: once to count quotes, once from its
+ * start to find the first row start, usually in the first few bytes). */
 static int split_files(csv_read *rd)
 {
     kd_cmd *c = rd->c;
     int nf = rd->nfiles, R = c->nranks;
     uint64_t *q = calloc((size_t)nf, sizeof *q), *qb = calloc((size_t)nf, sizeof *qb);
     int64_t *st = malloc(sizeof(int64_t) * (size_t)nf), *all = malloc(sizeof(int64_t) * (size_t)nf * (size_t)R);
-    int rc = (!q || !qb || !st || !all) ? kd_fail(c, "MemoryError", "read_csv: out of memory") : 0;
-    char **tmp = calloc((size_t)nf, sizeof *tmp);
-    if (!rc && !tmp)
-        rc = kd_fail(c, "MemoryError", "read_csv: out of memory");
+    size_t cap = CSV_CHUNK;
+    char *buf = malloc(cap);
+    int rc = (!q || !qb || !st || !all || !buf) ? kd_fail(c, "MemoryError", "read_csv: out of "
+                                                          "memory") : 0;
     for (int i = 0; !rc && i < nf; i++) {
         csv_file *f = &rd->files[i];
         int64_t lo, hi;
         kd_block(f->size - f->data0, R, c->rank, &lo, &hi);
         f->lo = f->data0 + lo;
         f->hi = f->data0 + hi;
-        int64_t from = f->lo > f->data0 ? f->lo - 1 : f->lo; /* with the byte before */
-        tmp[i] = malloc((size_t)(f->hi - from) + 1);
-        if (!tmp[i]) {
-            rc = kd_fail(c, "MemoryError", "read_csv: rank %d is out of memory reading "
-                         "'%.300s'", c->rank, f->path);
-            break;
+        for (int64_t at = f->lo; !rc && at < f->hi; at += (int64_t)cap) {
+            int64_t n = f->hi - at < (int64_t)cap ? f->hi - at : (int64_t)cap;
+            int e = read_at(f->fd, buf, at, n);
+            if (e)
+                rc = kd_fail(c, "ValueError", "read_csv: cannot read '%.300s': %s", f->path,
+                             strerror(e));
+            else
+                q[i] += kd_csv_quotes(buf, (size_t)n);
         }
-        int e = read_at(f->fd, tmp[i], from, f->hi - from);
-        if (e)
-            rc = kd_fail(c, "ValueError", "read_csv: cannot read '%.300s': %s", f->path,
-                         strerror(e));
-        else
-            q[i] = kd_csv_quotes(tmp[i] + (f->lo - from), (size_t)(f->hi - f->lo));
     }
     if (kd_agree(c, rc))
         goto out;
     MPI_Exscan(q, qb, nf, MPI_UINT64_T, MPI_SUM, c->comm);
-    for (int i = 0; i < nf; i++) {
-        csv_file *f = &rd->files[i];
-        int64_t from = f->lo > f->data0 ? f->lo - 1 : f->lo;
-        char prev = f->lo > f->data0 ? tmp[i][0] : '\n';
-        bool inq = c->rank > 0 && (qb[i] & 1);
-        st[i] = f->lo + (int64_t)kd_csv_row_start(tmp[i] + (f->lo - from),
-                                                  (size_t)(f->hi - f->lo), inq, prev);
-    }
-    MPI_Allgather(st, nf, MPI_INT64_T, all, nf, MPI_INT64_T, c->comm);
     for (int i = 0; !rc && i < nf; i++) {
+        csv_file *f = &rd->files[i];
+        bool inq = c->rank > 0 && (qb[i] & 1);
+        char prev = '\n';
+        int e = f->lo > f->data0 ? read_at(f->fd, &prev, f->lo - 1, 1) : 0;
+        st[i] = f->hi; /* no row starts in the range, until one is found */
+        for (int64_t at = f->lo; !e && at < f->hi; at += (int64_t)cap) {
+            int64_t n = f->hi - at < (int64_t)cap ? f->hi - at : (int64_t)cap;
+            if ((e = read_at(f->fd, buf, at, n)))
+                break;
+            size_t k = kd_csv_row_start(buf, (size_t)n, inq, prev);
+            if (k < (size_t)n) {
+                st[i] = at + (int64_t)k;
+                break;
+            }
+            inq ^= kd_csv_quotes(buf, (size_t)n) & 1;
+            prev = buf[n - 1];
+        }
+        if (e)
+            rc = kd_fail(c, "ValueError", "read_csv: cannot read '%.300s': %s", f->path,
+                         strerror(e));
+    }
+    if (kd_agree(c, rc))
+        goto out;
+    MPI_Allgather(st, nf, MPI_INT64_T, all, nf, MPI_INT64_T, c->comm);
+    for (int i = 0; i < nf; i++) {
         csv_file *f = &rd->files[i];
         /* a rank in whose range no row starts takes the next rank's start */
         int64_t next = f->size;
@@ -471,30 +486,9 @@ static int split_files(csv_read *rd)
             }
             next = *s;
         }
-        /* the bytes read already ([from, hi)) are kept: what lies before
-         * start is dropped, the tail [hi, stop) is read after them */
-        int64_t from = f->lo > f->data0 ? f->lo - 1 : f->lo;
-        int64_t keep = f->start < f->hi ? f->hi - f->start : 0;
-        if (keep)
-            memmove(tmp[i], tmp[i] + (f->start - from), (size_t)keep);
-        f->buf = realloc(tmp[i], (size_t)(f->stop - f->start) + 1);
-        if (!f->buf) {
-            rc = kd_fail(c, "MemoryError", "read_csv: rank %d is out of memory reading "
-                         "'%.300s'", c->rank, f->path);
-            break;
-        }
-        tmp[i] = NULL;
-        int e = read_at(f->fd, f->buf + keep, f->start + keep, f->stop - f->start - keep);
-        if (e)
-            rc = kd_fail(c, "ValueError", "read_csv: cannot read '%.300s': %s", f->path,
-                         strerror(e));
     }
-    rc = kd_agree(c, rc);
 out:
-    if (tmp)
-        for (int i = 0; i < nf; i++)
-            free(tmp[i]);
-    free(tmp);
+    free(buf);
     free(q);
     free(qb);
     free(st);
@@ -560,7 +554,7 @@ static int check_row(csv_read *rd, kd_csv_reader *r, int nf, int *kinds, char *m
 }
 
 /* kd_csv_next's errors as messages; 0 for a row or the end */
-static int reader_error(csv_read *rd, int f, kd_csv_reader *r, int nf)
+static int reader_error(csv_read *rd, int f, kd_csv_reader *r, int nf, int io_err)
 {
     if (nf >= 0 || nf == KD_CSV_END)
         return 0;
@@ -570,6 +564,9 @@ static int reader_error(csv_read *rd, int f, kd_csv_reader *r, int nf)
     else if (nf == KD_CSV_ERR_LONG)
         csv_error(rd, f, r->row_line, "ValueError", "the row starting there is longer than "
                   "%u bytes", KD_CSV_MAX_ROW);
+    else if (nf == KD_CSV_ERR_IO)
+        csv_error(rd, f, r->row_line, "ValueError", "reading the file failed near there: %s",
+                  strerror(io_err));
     else
         csv_error(rd, f, r->row_line, "MemoryError", "out of memory in the row starting");
     return -1;
@@ -586,18 +583,19 @@ __attribute__((noinline)) static void pass1(csv_read *rd)
     }
     for (int i = 0; i < rd->nfiles; i++) {
         csv_file *f = &rd->files[i];
-        kd_csv_reader r;
-        if (kd_csv_init(&r, f->buf, (size_t)(f->stop - f->start), 0, rd->ncols + 1)) {
+        kd_csv_chunks ch;
+        if (kd_csv_chunks_init(&ch, f->fd, f->start, f->stop, 0, rd->ncols + 1, CSV_CHUNK)) {
             csv_error(rd, i, 0, "MemoryError", "out of memory");
             break;
         }
+        kd_csv_reader *r = &ch.r;
         for (;;) {
-            int nf = kd_csv_next(&r);
-            if (nf == KD_CSV_END || reader_error(rd, i, &r, nf))
+            int nf = kd_csv_chunks_next(&ch);
+            if (nf == KD_CSV_END || reader_error(rd, i, r, nf, ch.err))
                 break;
-            if (check_row(rd, &r, nf, kinds, msg, sizeof msg)) {
+            if (check_row(rd, r, nf, kinds, msg, sizeof msg)) {
                 if (!rd->skip) {
-                    csv_error(rd, i, r.row_line, "ValueError", "%s", msg);
+                    csv_error(rd, i, r->row_line, "ValueError", "%s", msg);
                     break;
                 }
                 rd->skipped++;
@@ -607,9 +605,9 @@ __attribute__((noinline)) static void pass1(csv_read *rd)
                 rd->cols[k].kinds |= kinds[k];
             f->nrows++;
         }
-        f->lines = r.line;
-        f->stray = r.stray_quote;
-        kd_csv_free(&r);
+        f->lines = r->line;
+        f->stray = r->stray_quote;
+        kd_csv_chunks_free(&ch);
         if (rd->err_file >= 0)
             break;
     }
@@ -738,14 +736,21 @@ __attribute__((noinline)) static int pass2(csv_read *rd)
     int64_t bn = bhi - blo;
     for (int i = 0; i < rd->nfiles; i++) {
         csv_file *f = &rd->files[i];
-        kd_csv_reader r;
-        if (kd_csv_init(&r, f->buf, (size_t)(f->stop - f->start), 0, rd->ncols + 1))
+        kd_csv_chunks ch;
+        if (kd_csv_chunks_init(&ch, f->fd, f->start, f->stop, 0, rd->ncols + 1, CSV_CHUNK))
             return kd_fail(c, "MemoryError", "read_csv: out of memory");
-        for (int64_t g = f->row0;; ) {
-            int nf = kd_csv_next(&r);
-            if (nf < 0)
-                break; /* errors were found by pass 1 */
-            if (check_row(rd, &r, nf, NULL, msg, sizeof msg))
+        int64_t g = f->row0;
+        for (;;) {
+            int nf = kd_csv_chunks_next(&ch);
+            if (nf < 0) {
+                if (nf != KD_CSV_END) { /* pass 1 read the same bytes without error */
+                    kd_csv_chunks_free(&ch);
+                    return kd_fail(c, "ValueError", "read_csv: file '%.300s' changed while "
+                                   "it was read", f->path);
+                }
+                break;
+            }
+            if (check_row(rd, &ch.r, nf, NULL, msg, sizeof msg))
                 continue;
             /* a row of my block goes straight into the result, another
              * into staging (at its own index: untouched staging pages are
@@ -754,7 +759,7 @@ __attribute__((noinline)) static int pass2(csv_read *rd)
             int64_t at = mine ? g - blo : k;
             for (int j = 0; j < rd->nuse; j++) {
                 csv_col *col = &rd->cols[j];
-                const kd_csv_field *fl = &r.fields[col->src];
+                const kd_csv_field *fl = &ch.r.fields[col->src];
                 void *dst = mine ? col->out->data : col->stage;
                 switch (col->type) {
                 case CT_INT64:
@@ -786,7 +791,7 @@ __attribute__((noinline)) static int pass2(csv_read *rd)
                     int64_t code = kd_csv_is_na(fl->p, fl->len) ? -1
                                                                 : intern(col, fl->p, fl->len);
                     if (code == -1 && !kd_csv_is_na(fl->p, fl->len)) {
-                        kd_csv_free(&r);
+                        kd_csv_chunks_free(&ch);
                         return kd_fail(c, "MemoryError", "read_csv: rank %d is out of memory "
                                        "for the text of column '%.100s'", c->rank, col->name);
                     }
@@ -798,7 +803,10 @@ __attribute__((noinline)) static int pass2(csv_read *rd)
             k++;
             g++;
         }
-        kd_csv_free(&r);
+        kd_csv_chunks_free(&ch);
+        if (g != f->row0 + f->nrows)
+            return kd_fail(c, "ValueError", "read_csv: file '%.300s' changed while it was "
+                           "read", f->path);
     }
     return 0;
 }
@@ -960,7 +968,6 @@ static void free_read(csv_read *rd)
     for (int i = 0; rd->files && i < rd->nfiles; i++) {
         if (rd->files[i].fd >= 0)
             close(rd->files[i].fd);
-        free(rd->files[i].buf);
     }
     free(rd->files);
     for (int k = 0; rd->cols && k < rd->nuse; k++) {
@@ -1187,10 +1194,6 @@ static int cmd_read_csv(kd_cmd *c)
         return -1;
     }
     phase(c, "pass 2", clock);
-    for (int i = 0; i < nf; i++) { /* the text is all in staging and arenas now */
-        free(rd.files[i].buf);
-        rd.files[i].buf = NULL;
-    }
     int64_t *offs = NULL;
     char *bytes = NULL;
     size_t noffs = 0, nbytes = 0;

@@ -9,12 +9,14 @@
  * most 19 digits and a small exponent, and glibc's correctly rounded strtod
  * otherwise, so every float is the nearest double to its text (what pandas
  * gives with float_precision="round_trip"). */
+#define _GNU_SOURCE
 #include "kd_csv.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* bytes that end an unquoted field's plain run: separator, row ends,
  * quote, NUL */
@@ -140,6 +142,16 @@ int kd_csv_next(kd_csv_reader *r)
             q++;
         if (q >= end) {
             r->pos = end;
+            r->row_begin = p;
+            r->row_line = r->line;
+            return KD_CSV_END;
+        }
+        if (*q == '\r' && q + 1 == end) {
+            /* the last byte: a lone "\r" ends the line here, but a chunk
+             * reader must read it again with what follows ("\r\n") */
+            r->pos = end;
+            r->row_begin = p;
+            r->row_line = r->line++;
             return KD_CSV_END;
         }
         if (*q == '\n' || *q == '\r') {
@@ -152,6 +164,7 @@ int kd_csv_next(kd_csv_reader *r)
         break;
     }
     const char *row0 = p;
+    r->row_begin = p;
     r->row_line = r->line;
     r->scratch_len = 0;
     int nf = 0;
@@ -227,6 +240,87 @@ int kd_csv_next(kd_csv_reader *r)
             r->fields[i].quoted = 1;
         }
     return nf;
+}
+
+/* ---- rows of a file, in chunks ------------------------------------------------------ */
+
+int kd_csv_chunks_init(kd_csv_chunks *k, int fd, int64_t start, int64_t stop, int64_t line,
+                       int maxfields, size_t chunk)
+{
+    memset(k, 0, sizeof *k);
+    k->fd = fd;
+    k->next = start;
+    k->stop = stop;
+    k->cap = chunk < 16 ? 16 : chunk;
+    k->buf = malloc(k->cap);
+    if (!k->buf || kd_csv_init(&k->r, k->buf, 0, line, maxfields)) {
+        free(k->buf);
+        k->buf = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void kd_csv_chunks_free(kd_csv_chunks *k)
+{
+    kd_csv_free(&k->r);
+    free(k->buf);
+    k->buf = NULL;
+}
+
+/* Keep the bytes from `from` on, read more after them. */
+static int refill(kd_csv_chunks *k, const char *from, int64_t line)
+{
+    size_t keep = (size_t)(k->r.end - from);
+    if (keep > (size_t)KD_CSV_MAX_ROW + 2)
+        return KD_CSV_ERR_LONG; /* one row, already longer than any may be */
+    if (keep > k->cap / 2) {
+        char *b = malloc(2 * k->cap);
+        if (!b)
+            return KD_CSV_ERR_NOMEM;
+        memcpy(b, from, keep);
+        free(k->buf);
+        k->buf = b;
+        k->cap *= 2;
+    } else {
+        memmove(k->buf, from, keep);
+    }
+    size_t want = k->cap - keep;
+    if ((int64_t)want > k->stop - k->next)
+        want = (size_t)(k->stop - k->next);
+    size_t got = 0;
+    while (got < want) {
+        ssize_t n = pread(k->fd, k->buf + keep + got, want - got, (off_t)(k->next + (int64_t)got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            k->err = n < 0 ? errno : EIO; /* EIO: the file shrank */
+            return KD_CSV_ERR_IO;
+        }
+        got += (size_t)n;
+    }
+    k->next += (int64_t)got;
+    k->r.pos = k->buf;
+    k->r.end = k->buf + keep + got;
+    k->r.line = line;
+    return 0;
+}
+
+int kd_csv_chunks_next(kd_csv_chunks *k)
+{
+    for (;;) {
+        bool more = k->next < k->stop;
+        int nf = kd_csv_next(&k->r);
+        if (!more || nf == KD_CSV_ERR_NOMEM || nf == KD_CSV_ERR_LONG)
+            return nf;
+        /* the end of the chunk may have cut the row (or a "\r\n", or the
+         * spaces that begin a row): read it again after a refill */
+        if (nf >= 0 && k->r.pos < k->r.end)
+            return nf;
+        int rc = refill(k, k->r.row_begin, k->r.row_line);
+        if (rc)
+            return rc;
+    }
 }
 
 /* ---- values ---------------------------------------------------------------------- */

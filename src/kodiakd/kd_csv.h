@@ -58,7 +58,9 @@ typedef struct {
     char *scratch;          /* unescaped quoted fields of the current row */
     size_t scratch_cap;     /* bytes allocated at scratch */
     size_t scratch_len;     /* bytes used in the current row */
-    uint64_t *soff;         /* per stored field: offset into scratch + 1, or 0 */
+    const char *row_begin;  /* first byte of the last row returned (after the
+                               blank lines skipped), or of the row cut short
+                               by the end of the text */
     bool stray_quote;       /* a quote met inside an unquoted field */
 } kd_csv_reader;
 
@@ -70,6 +72,31 @@ void kd_csv_free(kd_csv_reader *r);
 /* The next row: its number of fields (>= 1; only the first maxfields are in
  * r->fields), or one of KD_CSV_END, KD_CSV_ERR_*. */
 int kd_csv_next(kd_csv_reader *r);
+
+/* ---- rows of a file, read in chunks ------------------------------------------------ */
+
+/* Rows of bytes [start, stop) of an open file (start is a row start), read
+ * with pread into one buffer that is refilled as rows are consumed: memory
+ * stays one chunk (more only for a row longer than half a chunk, up to
+ * KD_CSV_MAX_ROW), and the file's bytes are copied from the page cache into
+ * memory already touched instead of into fresh pages. */
+typedef struct {
+    int fd;                 /* the file (not owned) */
+    int64_t next, stop;     /* next offset to read; end of the span */
+    char *buf;              /* the chunk */
+    size_t cap;             /* bytes allocated at buf */
+    kd_csv_reader r;        /* over the bytes of buf */
+    int err;                /* errno of a failed read (KD_CSV_ERR_IO) */
+} kd_csv_chunks;
+
+enum { KD_CSV_ERR_IO = -5 }; /* kd_csv_chunks_next: a read failed (err) */
+
+/* 0, or -1 when out of memory. line: the physical line of start. */
+int kd_csv_chunks_init(kd_csv_chunks *k, int fd, int64_t start, int64_t stop, int64_t line,
+                       int maxfields, size_t chunk);
+/* As kd_csv_next (k->r.fields, k->r.row_line, k->r.line), over the span. */
+int kd_csv_chunks_next(kd_csv_chunks *k);
+void kd_csv_chunks_free(kd_csv_chunks *k);
 
 /* Quote characters in [p, p + n). */
 uint64_t kd_csv_quotes(const char *p, size_t n);

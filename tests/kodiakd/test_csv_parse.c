@@ -184,7 +184,64 @@ static size_t random_csv(char *out, size_t cap)
     return n;
 }
 
+/* Reading a file in chunks gives the rows, fields and lines of reading it
+ * whole, whatever the chunk size (rows cut by the chunk's end are read
+ * again after a refill; a row longer than half a chunk grows it). */
+static bool chunks_match_whole(const char *p, size_t n, size_t chunk)
+{
+    row_t *whole;
+    int nw = tokenize(p, n, 1, &whole);
+    FILE *tmp = tmpfile();
+    fwrite(p, 1, n, tmp);
+    fflush(tmp);
+    kd_csv_chunks k;
+    assert_int_equal(kd_csv_chunks_init(&k, fileno(tmp), 0, (int64_t)n, 1, 64, chunk), 0);
+    int i = 0, nf;
+    bool same = true;
+    while ((nf = kd_csv_chunks_next(&k)) > 0) {
+        if (nw < 0)
+            continue; /* the whole text ends in an error: compare that only */
+        size_t len = 0;
+        int keep = nf < 64 ? nf : 64;
+        for (int j = 0; j < keep; j++)
+            len += k.r.fields[j].len + 1;
+        if (i >= nw || nf != whole[i].nf || len != whole[i].len ||
+            k.r.row_line != whole[i].line) {
+            same = false;
+            break;
+        }
+        char *q = whole[i].text;
+        for (int j = 0; j < keep; j++) {
+            same &= memcmp(q, k.r.fields[j].p, k.r.fields[j].len) == 0;
+            q += k.r.fields[j].len + 1;
+        }
+        i++;
+    }
+    if (nw >= 0)
+        same &= nf == KD_CSV_END && i == nw;
+    else
+        same &= nf == nw; /* the same error */
+    kd_csv_chunks_free(&k);
+    fclose(tmp);
+    free_rows(whole, nw > 0 ? nw : 0);
+    return same;
+}
+
 #ifndef KD_CSV_FUZZ
+
+static void chunked_reading_matches_whole(void **state)
+{
+    (void)state;
+    char buf[2048];
+    for (int t = 0; t < 1500; t++) {
+        size_t n = random_csv(buf, sizeof buf / 2);
+        if (t % 10 == 0) { /* a long quoted row: the chunk must grow */
+            n += (size_t)sprintf(buf + n, "\"%0900d\n\",x\r\n", t);
+        }
+        for (size_t chunk = 16; chunk <= 80; chunk += 7)
+            assert_true(chunks_match_whole(buf, n, chunk));
+    }
+}
 
 static void split_rule_holds_at_every_cut(void **state)
 {
@@ -350,6 +407,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(split_rule_holds_at_every_cut),
+        cmocka_unit_test(chunked_reading_matches_whole),
         cmocka_unit_test(floats_are_correctly_rounded),
         cmocka_unit_test(datetimes_agree_with_timegm),
         cmocka_unit_test(classification_is_pandas),
@@ -369,6 +427,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *copy = malloc(size ? size : 1); /* exact size: ASan sees any overread */
     memcpy(copy, data, size);
     check_every_cut(copy, size);
+    assert_true(chunks_match_whole(copy, size, 16 + size % 50));
     for (size_t i = 0; i < size && i < 64; i++) {
         double d;
         int64_t v;
