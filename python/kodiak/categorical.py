@@ -19,6 +19,13 @@ class Categorical:
     """A categorical array: ``codes`` (pdarray of int64, -1 for missing) and
     ``categories`` (NumPy array of str, sorted).
 
+    Parameters
+    ----------
+    codes : pdarray
+        int64 codes into categories; -1 is a missing value.
+    categories : np.ndarray
+        The distinct values (str), sorted.
+
     Examples
     --------
     >>> import kodiak as ak
@@ -89,6 +96,18 @@ class Categorical:
         return cats[codes]  # code -1 picks the NaN at the end
 
     def tolist(self) -> list:
+        """The values as a Python list of str (NaN where missing).
+
+        Returns
+        -------
+        list
+            One str (or NaN) per element.
+
+        Examples
+        --------
+        >>> ak.Categorical(ak.array([1, 0]), np.array(["x", "y"])).tolist()
+        ['y', 'x']
+        """
         return self.to_ndarray().tolist()
 
     def __iter__(self):
@@ -113,5 +132,17 @@ class Categorical:
         return np.array_str(self._printable())
 
     def info(self) -> str:
+        """A one-line description: the codes' server name and the sizes.
+
+        Returns
+        -------
+        str
+            "Categorical: <n> codes in pdarray '<name>', <k> categories".
+
+        Examples
+        --------
+        >>> ak.Categorical(ak.array([0, 0]), np.array(["x"])).info()  # doctest: +ELLIPSIS
+        "Categorical: 2 codes in pdarray 'id_...', 1 categories"
+        """
         return (f"Categorical: {self.size} codes in pdarray '{self.codes.name}', "
                 f"{len(self.categories)} categories")

@@ -20,7 +20,7 @@ from . import client
 from .categorical import Categorical
 from .pdarrayclass import create_pdarray, pdarray
 
-__all__ = ["read_csv", "ParserWarning"]
+__all__ = ["read_csv"]  # and ParserWarning (kodiak/__init__.py exports it)
 
 
 class ParserWarning(UserWarning):
@@ -114,11 +114,13 @@ def read_csv(filenames: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]
     Examples
     --------
     >>> import tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "t.csv")
+    >>> d = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(d.name, "t.csv")
     >>> _ = open(path, "w").write('a,b,c\\n1,x,2.5\\n2,"y, z",\\n')
     >>> t = ak.read_csv(path)
     >>> t["a"], t["b"].to_ndarray(), t["c"]
-    (array([1 2]), array(['x', 'y, z'], dtype=object), array([2.5 nan]))
+    (array([1, 2]), array(['x', 'y, z'], dtype=object), array([2.5, nan]))
+    >>> d.cleanup()
     """
     if header != 0:
         raise NotImplementedError("read_csv: only header=0 (a header line) is supported")
