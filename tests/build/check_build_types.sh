@@ -13,11 +13,11 @@ for type in Release MinSizeRel; do
     dir="$tmp/$type"
     if ! cmake -S "$src" -B "$dir" -DCMAKE_BUILD_TYPE=$type -DKODIAK_WERROR=ON \
             >"$tmp/$type.log" 2>&1 ||
-       ! cmake --build "$dir" -j 2 --target fam famarray famd kodiakd \
+       ! cmake --build "$dir" -j 2 --target fam famarray dataset famd kodiakd ds_mpi_example \
             >>"$tmp/$type.log" 2>&1; then
         echo "build type $type does not build with KODIAK_WERROR=ON:" >&2
         grep -E "error:|warning:" "$tmp/$type.log" | head -40 >&2 || tail -40 "$tmp/$type.log" >&2
         exit 1
     fi
-    echo "build type $type: fam famarray famd kodiakd built, no warnings"
+    echo "build type $type: fam famarray dataset famd kodiakd ds_mpi_example built, no warnings"
 done

@@ -65,4 +65,36 @@ out=$(LD_LIBRARY_PATH=$(pkg-config --variable=libdir libfam) \
       FAM_SERVERS=$addr FAM_PROVIDER=$provider "$tmp/fa")
 echo "$out"
 [ "$out" = "famarray float64 7.5" ] || { echo "FAIL: wrong famarray output"; exit 1; }
+# libdataset: the same, for a store with one dataset of one committed batch
+[ -e "$tmp/prefix/include/kodiak/dataset.h" ] || { echo "FAIL: dataset.h not installed"; exit 1; }
+cat >"$tmp/ds.c" <<'EOF2'
+#include <kodiak/dataset.h>
+#include <stdio.h>
+int main(void)
+{
+    fam_t *f;
+    ds_store_t *s;
+    ds_batch_t *b;
+    ds_info_t *in;
+    ds_column_def_t c[] = {{"x", DS_FLOAT64}};
+    double v[3] = {1.5, 2.5, 3.5}, g[3];
+    if (fam_initialize(NULL, &f) || ds_open(f, "inst", DS_CREATE, 0600, &s) ||
+        ds_create_dataset(s, "D", 1, c) || ds_batch_begin(s, "D", 3, &b) ||
+        fa_put(ds_batch_array(b, 0), 0, 3, v) || ds_commit(s, "D", 1, &b) ||
+        ds_info(s, "D", &in) || ds_read(s, in, 0, 0, 0, 3, g)) {
+        fprintf(stderr, "%s\n", ds_last_error());
+        return 1;
+    }
+    printf("dataset %s %zu %g\n", in->name, in->nbatches, g[0] + g[1] + g[2]);
+    ds_free_info(in);
+    ds_batch_close(b);
+    ds_close(s);
+    return fam_finalize(f) != 0;
+}
+EOF2
+cc -std=c11 -Wall -Wextra -Werror "$tmp/ds.c" $(pkg-config --cflags --libs libdataset) -o "$tmp/ds"
+out=$(LD_LIBRARY_PATH=$(pkg-config --variable=libdir libfam) \
+      FAM_SERVERS=$addr FAM_PROVIDER=$provider "$tmp/ds")
+echo "$out"
+[ "$out" = "dataset D 1 7.5" ] || { echo "FAIL: wrong dataset output"; exit 1; }
 echo "install OK"
