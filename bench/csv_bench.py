@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """csv_bench.py — ak.read_csv beside pandas.read_csv of the same file, in the
 same run, in rows/s.
 

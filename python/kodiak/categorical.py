@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """categorical.py — ak.Categorical: a text column as int64 codes (a pdarray
 held by kodiakd) into a sorted array of categories (kept by the client),
 as Arkouda's Categorical and pandas' astype("category").

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """io.py — ak.read_csv: CSV files read by kodiakd's ranks in parallel into
 pdarrays (numbers, bools, date-times) and Categoricals (text), with
 pandas.read_csv's results (docs/CSV.md says where they differ).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kd_cmd_csv.c — read_csv: CSV files on kodiakd's filesystem parsed by
  * every rank in parallel into pdarrays (text columns: int64 codes plus
  * their sorted categories). The parsing itself is kd_csv.c's; this file is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kd_csv.c — tokenizing CSV text and reading its values as pandas does
  * (the interface and the dialect are described in kd_csv.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kd_csv.h — the CSV parser of kodiakd: pure C, no MPI, no symbol table.
  *
  * kd_cmd_csv.c (read_csv) and the dataset store's ingest call it on the

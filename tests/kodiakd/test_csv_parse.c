@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_csv_parse.c — properties of kodiakd's CSV parser (src/kodiakd/kd_csv.c).
  *
  * The split rule read_csv's ranks rely on: for any text without a quote in

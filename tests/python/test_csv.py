@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """test_csv.py — ak.read_csv against pandas.read_csv of the same files.
 
 Every rank of kodiakd parses its own byte range of each file, so the tests
