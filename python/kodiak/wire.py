@@ -55,6 +55,7 @@ ERROR_TYPES = {
     "NotImplementedError": NotImplementedError, "OverflowError": OverflowError,
     "FileExistsError": FileExistsError, "PermissionError": PermissionError,
     "ConnectionError": ConnectionError, "ServerBusyError": ServerBusyError,
+    "FileNotFoundError": FileNotFoundError,
 }
 
 

@@ -139,6 +139,7 @@ void kd_register_index(void);
 void kd_register_sort(void);
 void kd_register_fam(void);
 void kd_register_math(void);
+void kd_register_csv(void);
 /* Close this rank's libfam connection (if any) at exit. */
 void kd_fam_shutdown(void);
 

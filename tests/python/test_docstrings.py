@@ -13,13 +13,15 @@ import numpy.typing as npt
 import pytest
 
 import kodiak
-from kodiak import (creation, dtypes, famarray, groupby, indexing, numeric, ops, paths,
-                    session, sorting, wire)
+from kodiak import (categorical, creation, dtypes, famarray, groupby, indexing, io, numeric,
+                    ops, paths, session, sorting, wire)
 from fam_fixtures import FamCluster, connect
 
-MODULES = [creation, numeric, sorting, groupby, famarray, dtypes, ops, indexing, wire, paths]
+MODULES = [creation, numeric, sorting, groupby, famarray, dtypes, ops, indexing, wire, paths,
+           io, categorical]
 # the modules whose examples need no FAM
-PLAIN_MODULES = [creation, numeric, sorting, groupby, dtypes, ops, indexing, wire, paths]
+PLAIN_MODULES = [creation, numeric, sorting, groupby, dtypes, ops, indexing, wire, paths, io,
+                 categorical]
 FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 PUBLIC_DTYPE_HELPERS = [dtypes.resolve_dtype, dtypes.dtype_name, dtypes.scalar_dtype,
                         dtypes.is_scalar]
@@ -48,7 +50,7 @@ def _methods(cls):
 def _public():
     """Every (name, callable) this test holds to the docstring rules."""
     items = []
-    for mod in (creation, numeric, sorting, groupby, famarray):
+    for mod in (creation, numeric, sorting, groupby, famarray, io, categorical):
         for name in mod.__all__:
             obj = getattr(mod, name)
             if callable(obj):
@@ -56,7 +58,7 @@ def _public():
     items += [(f"kodiak.dtypes.{f.__name__}", f) for f in PUBLIC_DTYPE_HELPERS]
     items += [(f"{f.__module__}.{f.__name__}", f) for f in PUBLIC_LAYOUT_HELPERS]
     for cls in (ops._OpsMixin, indexing._IndexMixin, famarray.FamArray, famarray.FamRegion,
-                groupby.GroupBy):
+                groupby.GroupBy, categorical.Categorical):
         items += _methods(cls)
     return items
 

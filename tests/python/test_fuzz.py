@@ -40,7 +40,7 @@ TIMEOUT = 30.0  # seconds without an answer: the server hangs
 
 ALLOWED = (ValueError, TypeError, IndexError, KeyError, MemoryError, ZeroDivisionError,
            NotImplementedError, OverflowError, FileExistsError, PermissionError,
-           kodiak.KodiakError)
+           FileNotFoundError, kodiak.KodiakError)
 SANITIZER_MARKS = ("runtime error", "AddressSanitizer", "LeakSanitizer")
 DTYPES = ["int64", "uint64", "float64", "bool"]
 SIZES = [0, 1, 2, 3, 5, 10, 17, 64, 100, 1000]
@@ -130,6 +130,9 @@ SPECS = {
     "groupby_broadcast": [("permutation", "gbperm", True), ("segments", "gbseg", True),
                           ("values", "array", True), ("permute", "bool", True),
                           ("length", "size", True)],
+    "read_csv": [("files", "files", True), ("usecols", "colnames", False),
+                 ("dtypes", "dtmap", False), ("parse_dates", "colnames", False),
+                 ("on_bad_lines", ("op", ["error", "skip"]), False)],
 }
 # registered but not fuzzed: shutdown (it would end the run; test_server.py covers it)
 # names that are not commands (they must be refused clearly)
@@ -148,6 +151,7 @@ WRONG_TYPES = {
                {"dtype": None, "value": "1"}, {"dtype": ["int64"], "value": "1"},
                {"dtype": "int64", "value": None}, {}],
     "names": ["id_1", 5, {}, True, {"arrays": []}],
+    "dtmap": [5, "int64", [], ["a"], True, 1.5],
 }
 BIG_INTS = [I64_MAX, I64_MIN, -1, 2**40, 2**31, 2**31 - 1, 2**32, 2**59, 2**62, -2**40,
             I64_MIN + 1]
@@ -165,9 +169,44 @@ BAD_SCALAR_TEXT = {"int64": ["abc", "", "1.5", "9223372036854775808", "0x10", " 
 def wrong_type_kind(kind):
     if kind in ("int", "size", "index", "seed", "bins"):
         return "int"
-    if kind in ("float", "bool", "scalar", "names"):
+    if kind in ("float", "bool", "scalar", "names", "dtmap"):
         return kind
+    if kind in ("files", "colnames"):
+        return "names"
     return "str"
+
+
+CSV_COLS = ["a", "b", "c", "d"]
+
+
+def csv_files(rng, where):
+    """Small CSV files for read_csv, good and hostile (and names of things
+    that are not readable files), written under `where`."""
+    good = "a,b,c,d\n1,x,2.5,2017-01-01 00:32:05\n-2,\"y,\n\"\"z\"\"\",,2017-01-02\n"
+    texts = {
+        "good.csv": good, "crlf.csv": good.replace("\n", "\r\n"), "empty.csv": "",
+        "header.csv": "a,b,c,d\n", "noeol.csv": good.rstrip("\n"),
+        "short_row.csv": good + "1,2\n", "long_row.csv": good + "1,2,3,4,5\n",
+        "bad_date.csv": good + "3,w,1.0,yesterday\n", "open_quote.csv": good + '4,"never\n',
+        "stray.csv": good + '5,ab"c,1,2017-01-01\n', "other_header.csv": "a,b,x,d\n1,2,3,4\n",
+        "long_line.csv": "a,b,c,d\n1," + "q" * 200000 + ",2,2017-01-01\n",
+        "wide.csv": ",".join(f"c{i}" for i in range(5000)) + "\n",
+        "dup.csv": "a,a,c,d\n1,2,3,4\n",
+    }
+    paths = []
+    for name, text in texts.items():
+        path = os.path.join(where, name)
+        with open(path, "w", newline="") as f:
+            f.write(text)
+        paths.append(path)
+    for k in range(4):  # random bytes after a good header
+        path = os.path.join(where, f"junk{k}.csv")
+        with open(path, "wb") as f:
+            f.write(b"a,b,c,d\n" + bytes(rng.choice(b'\x00\xff",\r\n a1.e-') for _ in
+                                          range(rng.choice([10, 1000, 5000]))))
+        paths.append(path)
+    return paths + [os.path.join(where, "missing.csv"), where, "relative.csv", "/dev/null",
+                    "/proc/self/status"]
 
 
 # ---- the fuzzer ----------------------------------------------------------------------------
@@ -213,6 +252,9 @@ class Fuzzer:
     # -- arrays --
     def setup(self):
         rng = self.rng
+        where = os.path.join(self.server.dir, "csv")
+        os.makedirs(where, exist_ok=True)
+        self.csv_files = csv_files(rng, where)
         for dt in DTYPES:
             for size in (0, 1, 7, 100, 1001):
                 nd = random_nd(rng, dt, size)
@@ -302,6 +344,22 @@ class Fuzzer:
             names = [self.arr() for _ in range(rng.choice([1, 2, 3, 10]))]
             rt = np.result_type(*[NP[self.meta[n][0]] for n in names])
             return {"arrays": names, "rt": str(rt) if str(rt) in NP else "float64"}
+        elif cmd == "read_csv":
+            # mostly readable files (the first ones of csv_files), sometimes
+            # a hostile one with on_bad_lines="skip"
+            ok = [self.csv_files[i] for i in (0, 1, 3, 4)]
+            a = {"files": [rng.choice(ok) for _ in range(rng.choice([1, 1, 2, 4]))]}
+            if rng.random() < 0.3:
+                a["files"].append(rng.choice(self.csv_files))
+                a["on_bad_lines"] = "skip"
+            if rng.random() < 0.5:
+                a["usecols"] = rng.sample(CSV_COLS, rng.randint(1, 4))
+            if rng.random() < 0.5:
+                a["parse_dates"] = ["d"]
+            if rng.random() < 0.3:
+                a["dtypes"] = {"a": rng.choice(["int64", "float64", "str"]),
+                               "c": rng.choice(["float64", "str"])}
+            return a
         elif cmd in ("groupby", "coargsort"):
             names = [self.arr(S) for _ in range(rng.choice([1, 1, 2, 3]))]
             return {"keys" if cmd == "groupby" else "arrays": names, "dropna": rng.random() < .5} \
@@ -367,6 +425,13 @@ class Fuzzer:
         if kind == "names":
             k = rng.choice([1, 1, 2, 3, 4])
             return [self.any_name(writable_cmd) for _ in range(k)]
+        if kind == "files":
+            return [rng.choice(self.csv_files) for _ in range(rng.choice([1, 1, 2, 3]))]
+        if kind == "colnames":
+            return rng.sample(CSV_COLS + ["zz"], rng.randint(0, 3))
+        if kind == "dtmap":
+            return {col: rng.choice(["int64", "float64", "bool", "str"])
+                    for col in rng.sample(CSV_COLS, rng.randint(0, 3))}
         if kind == "vm":
             vm = client.memory_path(0, 1 << 20)
             boot = vm["boot_id"] if vm else ""
