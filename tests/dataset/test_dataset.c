@@ -711,6 +711,126 @@ static void concurrent_creators_of_one_store_all_succeed(void **state)
     ds_close(s);
 }
 
+/* A mix at once: writers appending one to three batches per commit to
+ * "T" while each also creates, fills and drops its own side dataset, and
+ * a reader checking T. Every T batch lands exactly once; the side datasets
+ * are gone with their arrays. */
+#define MIXP 3
+#define MIXN 5
+static void mixed_writer(int p)
+{
+    fam_t *g = client(servers);
+    ds_store_t *s;
+    if (!g || ds_open(g, "mix", 0, 0, &s)) _exit(2);
+    char side[32];
+    snprintf(side, sizeof side, "Side%d", p);
+    const ds_column_def_t c1[] = {{"x", DS_FLOAT64}};
+    for (int i = 0; i < MIXN; i++) {
+        int nb = 1 + (p + i) % 3;
+        ds_batch_t *b[3];
+        for (int k = 0; k < nb; k++)
+            if (!(b[k] = fill_batch(s, "T", p * 100 + i * 10 + k, 100 + (uint64_t)k))) _exit(3);
+        if (ds_commit(s, "T", (size_t)nb, b)) {
+            fprintf(stderr, "mixed writer %d: %s\n", p, ds_last_error());
+            _exit(4);
+        }
+        for (int k = 0; k < nb; k++) ds_batch_close(b[k]);
+        ds_batch_t *sb;
+        if (ds_create_dataset(s, side, 1, c1) || ds_batch_begin(s, side, 50, &sb) ||
+            ds_commit(s, side, 1, &sb)) {
+            fprintf(stderr, "mixed writer %d side: %s\n", p, ds_last_error());
+            _exit(5);
+        }
+        ds_batch_close(sb);
+        if (ds_drop(s, side)) _exit(6);
+    }
+    ds_close(s);
+    _exit(fam_finalize(g) ? 7 : 0);
+}
+
+static void appends_creates_and_drops_at_once_keep_every_batch_once(void **state)
+{
+    (void)state;
+    ds_store_t *s = open_store("mix");
+    make_T(s);
+    pid_t pids[MIXP + 1];
+    if ((pids[MIXP] = fork()) == 0) { /* reader: every batch it sees is whole */
+        fam_t *g = client(servers);
+        ds_store_t *rs;
+        if (!g || ds_open(g, "mix", 0, 0, &rs)) _exit(2);
+        time_t give_up = time(NULL) + 120;
+        size_t want = 0;
+        for (int p = 0; p < MIXP; p++)
+            for (int i = 0; i < MIXN; i++) want += (size_t)(1 + (p + i) % 3);
+        size_t seen = 0;
+        while (seen < want && time(NULL) < give_up) {
+            ds_info_t *in;
+            if (ds_info(rs, "T", &in)) _exit(3);
+            for (size_t i = 0; i < in->nbatches; i++) {
+                int64_t tag;
+                const char *why = check_batch(rs, in, i, &tag);
+                if (why) {
+                    fprintf(stderr, "mix reader: batch %zu: %s\n", i, why);
+                    _exit(4);
+                }
+            }
+            seen = in->nbatches;
+            ds_free_info(in);
+        }
+        ds_close(rs);
+        _exit(fam_finalize(g) || seen != want ? 5 : 0);
+    }
+    for (int p = 0; p < MIXP; p++)
+        if ((pids[p] = fork()) == 0) mixed_writer(p);
+    for (int p = 0; p <= MIXP; p++) {
+        int st;
+        assert_int_equal(waitpid(pids[p], &st, 0), pids[p]);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            fail_msg("%s %d ended with status %#x", p < MIXP ? "writer" : "reader", p, st);
+    }
+    ds_info_t *in;
+    CHECK_OK(ds_info(s, "T", &in));
+    int found[MIXP][MIXN][3] = {{{0}}};
+    size_t want = 0;
+    for (size_t i = 0; i < in->nbatches; i++) {
+        int64_t tag;
+        const char *why = check_batch(s, in, i, &tag);
+        if (why) fail_msg("batch %zu: %s", i, why);
+        found[tag / 100][(tag % 100) / 10][tag % 10]++;
+    }
+    for (int p = 0; p < MIXP; p++)
+        for (int i = 0; i < MIXN; i++)
+            for (int k = 0; k < 3; k++) {
+                int expect = k < 1 + (p + i) % 3;
+                want += (size_t)expect;
+                assert_int_equal(found[p][i][k], expect);
+            }
+    assert_int_equal(in->nbatches, want);
+    /* the batches of T sit in T's commits: each commit's batches are
+     * adjacent (one atomic change) */
+    for (size_t i = 0; i < in->nbatches;) {
+        int64_t tag;
+        assert_null(check_batch(s, in, i, &tag));
+        int p = (int)(tag / 100), it = (int)((tag % 100) / 10), nb = 1 + (p + it) % 3;
+        assert_int_equal(tag % 10, 0);
+        for (int k = 1; k < nb; k++) {
+            int64_t t2;
+            assert_null(check_batch(s, in, i + (size_t)k, &t2));
+            assert_int_equal(t2, tag + k);
+        }
+        i += (size_t)nb;
+    }
+    ds_free_info(in);
+    char **names;
+    size_t n;
+    CHECK_OK(ds_list(s, &names, &n));
+    assert_int_equal(n, 1); /* the side datasets are dropped */
+    ds_free_names(names, n);
+    /* and their arrays freed: only T's remain */
+    assert_int_equal(count_items(s, "b."), want * TNCOLS);
+    ds_close(s);
+}
+
 /* ---- crashes -------------------------------------------------------------------------- */
 
 /* A child that appends a batch of tag `tag` and dies where `kill_at` says
@@ -1389,6 +1509,7 @@ int main(void)
         cmocka_unit_test(per_batch_categories_unify_into_one_sorted_list),
         cmocka_unit_test(concurrent_appends_lose_nothing_and_readers_see_whole_batches),
         cmocka_unit_test(concurrent_creators_of_one_store_all_succeed),
+        cmocka_unit_test(appends_creates_and_drops_at_once_keep_every_batch_once),
         cmocka_unit_test(a_writer_killed_mid_batch_or_mid_commit_leaves_the_store_consistent),
         cmocka_unit_test(old_snapshots_above_the_head_are_freed_unless_they_are_the_head),
         cmocka_unit_test(damaged_or_hostile_catalogs_give_errors_not_crashes),
