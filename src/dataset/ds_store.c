@@ -830,7 +830,6 @@ int ds_verify(ds_store_t *s, int flags, size_t *checked)
                          fa_size(a) == in->batches[b].rows;
                 n++;
                 if (!ok) {
-                    fa_close(a);
                     rc = fam_set_error(FAM_EIO, "dataset '%s', batch %zu, column '%s': "
                                        "array '%s' holds %llu %s, the catalog says %llu "
                                        "%s", in->name, b, in->cols[c].name, an,
@@ -838,6 +837,7 @@ int ds_verify(ds_store_t *s, int flags, size_t *checked)
                                        fa_dtype_name(fa_dtype(a)),
                                        (unsigned long long)in->batches[b].rows,
                                        fa_dtype_name(ds_dtype_storage(in->cols[c].dtype)));
+                    fa_close(a); /* after the message, which reads it */
                     break;
                 }
                 if (in->cols[c].dtype != DS_TEXT) {
