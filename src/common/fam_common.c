@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "fam_common.h"
+#include "fam/fam.h"
 
 int fam_parse_size(const char *s, uint64_t *out)
 {
@@ -39,4 +40,15 @@ uint64_t fam_now_us(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+/* fam_dtype_size is libfam's public API (include/fam/fam.h); famd's bulk
+ * requests use it too, so it lives here once. */
+uint64_t fam_dtype_size(fam_dtype_t t)
+{
+    switch (t) {
+    case FAM_INT32: case FAM_UINT32: case FAM_FLOAT: return 4;
+    case FAM_INT64: case FAM_UINT64: case FAM_DOUBLE: return 8;
+    default: return 0;
+    }
 }

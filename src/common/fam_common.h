@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* fam_common.h — small pieces famd, libfam and kodiakd share, each defined
- * once: the monotonic clock, "256M"-style size parsing, error strings.
+ * once: the monotonic clock, "256M"-style size parsing, error strings,
+ * the sizes of the FAM atomic dtypes (fam_dtype_size, declared in fam.h).
  *
  * src/common/ is built into the static library kodiak_common (position
  * independent, linked whole into libfam.so and famd; kodiakd takes what it

@@ -525,15 +525,6 @@ static int indexed(fam_t *f, int write, void *local, fam_item_t *d, uint64_t n,
     return transfer(f, write, local, d, n, idx, 0, 0, esize);
 }
 
-uint64_t fam_dtype_size(fam_dtype_t t)
-{
-    switch (t) {
-    case FAM_INT32: case FAM_UINT32: case FAM_FLOAT: return 4;
-    case FAM_INT64: case FAM_UINT64: case FAM_DOUBLE: return 8;
-    default: return 0;
-    }
-}
-
 int fam_atomic_index(fam_t *f, fam_item_t *d, fam_aop_t op, fam_dtype_t type,
                      uint64_t n, const uint64_t *idx, const void *values,
                      void *old)

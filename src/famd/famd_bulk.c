@@ -448,15 +448,6 @@ static void do_atomic(uint8_t *item, const uint64_t *off, const uint8_t *vals,
                        old ? old + es * i : scratch);
 }
 
-static uint64_t dtype_size(uint32_t t)
-{
-    switch (t) {
-    case FAM_INT32: case FAM_UINT32: case FAM_FLOAT: return 4;
-    case FAM_INT64: case FAM_UINT64: case FAM_DOUBLE: return 8;
-    default: return 0;
-    }
-}
-
 /* ---- copies to another famd -------------------------------------------- */
 
 static int remote_addr(struct famd *d, const uint8_t *name, uint32_t len,
@@ -723,7 +714,7 @@ static int run(struct famd *d, fi_addr_t to, const struct peer *pr,
     const uint8_t *vals = payload + n * 8;
     uint64_t align = 1;
     if (q->op == FAMP_B_ATOMIC) {
-        align = dtype_size(q->dtype);
+        align = fam_dtype_size((fam_dtype_t)q->dtype);
         if (!align)
             return famd_fail(d, FAM_EINVAL, "unknown atomic type %u", q->dtype);
         if (esize != align)
