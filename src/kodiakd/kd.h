@@ -140,8 +140,24 @@ void kd_register_sort(void);
 void kd_register_fam(void);
 void kd_register_math(void);
 void kd_register_csv(void);
+void kd_register_ds(void);
+/* The read_csv command itself (kd_cmd_csv.c): the dataset store's ingest
+ * runs it on a command of its own making, one file at a time. */
+int kd_cmd_read_csv(kd_cmd *c);
 /* Close this rank's libfam connection (if any) at exit. */
 void kd_fam_shutdown(void);
+/* This rank's libfam connection (kd_cmd_fam.c), opened if needed.
+ * Collective: every rank connected, or NULL on every rank with the error
+ * recorded. The type is libfam's fam_t. */
+struct fam *kd_fam_connect(kd_cmd *c);
+/* A libfam / libfamarray / libdataset error code as kd_fail with the
+ * matching Python exception and `what` before the library's message; a
+ * transport error makes the rank reconnect at the next FAM command. */
+int kd_fam_error(kd_cmd *c, int rc, const char *what);
+/* kd_cmd_ds.c: close the store handles (and forget open ingests) before
+ * the connection they use closes; at exit, abort open ingests first. */
+void kd_ds_reset(void);
+void kd_ds_shutdown(void);
 
 /* ---- errors ---------------------------------------------------------------- */
 

@@ -1019,7 +1019,7 @@ static void redistribute(csv_read *rd, csv_col *col, int *cnt, int64_t *piece)
 }
 
 /* read_csv(files, usecols?, dtypes?, parse_dates?, on_bad_lines?) */
-static int cmd_read_csv(kd_cmd *c)
+int kd_cmd_read_csv(kd_cmd *c)
 {
     csv_read rd = {.c = c, .err_file = -1};
     double clock[2] = {0, 0};
@@ -1256,5 +1256,5 @@ static int cmd_read_csv(kd_cmd *c)
 
 void kd_register_csv(void)
 {
-    kd_register("read_csv", cmd_read_csv);
+    kd_register("read_csv", kd_cmd_read_csv);
 }

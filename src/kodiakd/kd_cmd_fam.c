@@ -169,6 +169,7 @@ static int fam_fail_rc(kd_cmd *c, int rc, const char *what)
 /* Forget this rank's connection and every handle opened through it. */
 static void fam_reset(void)
 {
+    kd_ds_reset(); /* the dataset store's handles use this connection */
     for (int i = 0; i < FAM_CACHE; i++)
         if (cache[i].a) {
             fa_close(cache[i].a);
@@ -183,8 +184,10 @@ static void fam_reset(void)
  * which also removes its shm endpoint's 16 MiB file under /dev/shm. */
 void kd_fam_shutdown(void)
 {
-    if (kd_fam)
+    if (kd_fam) {
+        kd_ds_shutdown();
         fam_reset();
+    }
 }
 
 /* Connect this rank to the memory servers if it is not yet (or again, after
@@ -220,6 +223,16 @@ static int fam_init_rank(kd_cmd *c)
 static int fam_ready(kd_cmd *c)
 {
     return kd_agree(c, fam_init_rank(c));
+}
+
+fam_t *kd_fam_connect(kd_cmd *c)
+{
+    return fam_ready(c) ? NULL : kd_fam;
+}
+
+int kd_fam_error(kd_cmd *c, int rc, const char *what)
+{
+    return fam_fail_rc(c, rc, what);
 }
 
 /* ---- arguments ----------------------------------------------------------------------- */
