@@ -1123,6 +1123,23 @@ static const char *csv_dtype_of(ds_dtype_t t)
     }
 }
 
+/* Whether the client's dtypes or parse_dates name column `name`. */
+static bool client_typed(kd_cmd *c, const char *name)
+{
+    json_object *dt, *pd;
+    if (json_object_object_get_ex(c->args, "dtypes", &dt) &&
+        json_object_is_type(dt, json_type_object) && json_object_object_get_ex(dt, name, NULL))
+        return true;
+    if (json_object_object_get_ex(c->args, "parse_dates", &pd) &&
+        json_object_is_type(pd, json_type_array))
+        for (size_t i = 0; i < json_object_array_length(pd); i++) {
+            const char *s = json_object_get_string(json_object_array_get_idx(pd, i));
+            if (s && strcmp(s, name) == 0)
+                return true;
+        }
+    return false;
+}
+
 /* One file through read_csv into pdarrays, then into batches. */
 static int ingest_file(kd_cmd *c, ds_ingest *g, ds_store_t *s, const char *path,
                        int64_t batch_rows, int64_t *skipped)
@@ -1155,8 +1172,8 @@ static int ingest_file(kd_cmd *c, ds_ingest *g, ds_store_t *s, const char *path,
                                g->names[k]) == 0;
             if (given)
                 continue;
-            /* typed only if the file has the column: read_csv refuses names it lacks,
-             * so the header is checked here the cheap way (every rank the same) */
+            /* (a file without the column: read_csv refuses the name; said
+             * as a schema mismatch below) */
             if (g->dtypes[k] == DS_DATETIME)
                 json_object_array_add(npd, json_object_new_string(g->names[k]));
             else if (csv_dtype_of(g->dtypes[k]))
@@ -1176,11 +1193,21 @@ static int ingest_file(kd_cmd *c, ds_ingest *g, ds_store_t *s, const char *path,
     sub.temps = NULL;
     int rc = kd_agree(&sub, kd_cmd_read_csv(&sub));
     if (rc) {
-        /* the file's columns may lack a dataset column that was typed from
-         * the dataset: say it as a schema mismatch, not as read_csv's */
         snprintf(c->err_type, sizeof c->err_type, "%s", sub.err_type);
         snprintf(c->err_msg, sizeof c->err_msg, "ingest into '%.200s': %s", g->dataset,
                  sub.err_msg);
+        /* the file may lack a column that was typed from the dataset (not
+         * by the client): say it as a schema mismatch, not as read_csv's */
+        for (size_t k = 0; k < g->ncols; k++) {
+            char pat[DS_NAME_MAX + 32];
+            snprintf(pat, sizeof pat, "names column '%s', which file", g->names[k]);
+            if (strstr(sub.err_msg, pat) && !strstr(sub.err_msg, "usecols") &&
+                !client_typed(c, g->names[k]))
+                snprintf(c->err_msg, sizeof c->err_msg, "ingest into '%.200s': file '%.300s' "
+                         "has no column '%.200s', which the dataset has; every batch of a "
+                         "dataset has the same columns and dtypes", g->dataset, path,
+                         g->names[k]);
+        }
         c->failed = 1;
     }
     json_object *res = bcast_json(&sub, rc ? NULL : sub.result);

@@ -1,0 +1,320 @@
+# SPDX-License-Identifier: Apache-2.0
+"""test_dataset.py — ak.DatasetStore / Dataset against pandas: CSV files
+(the shipped taxi sample, random tables with the awkward cases) and Python
+data ingested into FAM as batches and read back whole, by batch and by
+head(), at 1, 2 and 3 ranks with 1 and 2 memory servers; appends; schema
+mismatches and bad input refused with nothing of the ingest visible and
+nothing left in FAM (ds_reclaim finds no orphan)."""
+import gzip
+import os
+import random
+import shutil
+import tempfile
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import kodiak
+from fam_fixtures import FamCluster, connect
+from test_csv import REPO_TAXI, quote, random_rows, table, write
+
+DATES = ["pickup_datetime", "dropoff_datetime"]
+
+
+@pytest.fixture(scope="module", params=[(1, 1), (2, 2), (3, 1)],
+                ids=lambda p: f"{p[0]}rank-{p[1]}famd")
+def cluster(request):
+    c = FamCluster(*request.param)
+    try:
+        yield c
+    finally:
+        kodiak.disconnect()
+        c.stop()
+
+
+@pytest.fixture
+def ak(cluster):
+    connect(kodiak, cluster.server)
+    yield kodiak
+    assert cluster.server.alive(), f"kodiakd died: {cluster.server.output()[-3000:]}"
+
+
+@pytest.fixture
+def store(ak, request):
+    s = ak.DatasetStore("t_" + request.node.name.split("[")[0][5:40])
+    yield s
+    s.destroy()
+
+
+@pytest.fixture(scope="module")
+def tmp():
+    d = tempfile.mkdtemp(prefix="kodiak-ds-")
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def taxi(tmp):
+    """The shipped sample, decompressed, and split by month into 3 files."""
+    path = os.path.join(tmp, "taxi.csv")
+    with gzip.open(REPO_TAXI, "rb") as f, open(path, "wb") as g:
+        g.write(f.read())
+    df = pd.read_csv(path)
+    parts = []
+    for k, months in enumerate([(1, 2, 3, 4, 5), (6,), (7, 8, 9, 10, 11, 12)]):
+        m = pd.to_datetime(df["pickup_datetime"]).dt.month.isin(months)
+        p = os.path.join(tmp, f"taxi_part{k}.csv")
+        with open(path) as f:  # the file's own lines, not pandas' rewriting
+            lines = f.read().splitlines(keepends=True)
+        with open(p, "w") as g:
+            g.write(lines[0])
+            g.writelines(lines[i + 1] for i in np.flatnonzero(m.values))
+        parts.append(p)
+    return path, parts
+
+
+def pandas_read(paths, **kw):
+    frames = [pd.read_csv(p, float_precision="round_trip", **kw) for p in paths]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def same_column(got, exp, name, date=False):
+    """A Dataset column (pdarray or Categorical) equals a pandas Series."""
+    assert len(got) == len(exp), name
+    if date:
+        assert got.dtype == np.int64, name
+        want = exp.values.astype("datetime64[s]").astype(np.int64)
+        np.testing.assert_array_equal(got.to_ndarray(), want, err_msg=name)
+    elif exp.dtype == object:
+        assert isinstance(got, kodiak.Categorical), (name, type(got))
+        cat = exp.astype("category")
+        np.testing.assert_array_equal(got.categories, np.array(list(cat.cat.categories),
+                                                                dtype=str), err_msg=name)
+        np.testing.assert_array_equal(got.codes.to_ndarray(),
+                                      cat.cat.codes.values.astype(np.int64), err_msg=name)
+    else:
+        assert got.dtype == exp.dtype, (name, got.dtype, exp.dtype)
+        a, b = got.to_ndarray(), exp.values
+        if a.dtype == np.float64:  # bit for bit, NaN where NaN
+            assert np.array_equal(np.isnan(a), np.isnan(b)), name
+            m = ~np.isnan(a)
+            np.testing.assert_array_equal(a[m].view(np.uint64), b[m].view(np.uint64),
+                                          err_msg=name)
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def same_dataset(ds, df, dates=()):
+    """Every column, whole, equals pandas'; so does head()."""
+    assert ds.columns == list(df.columns)
+    assert len(ds) == len(df)
+    cols = ds.to_dict()
+    for k in df.columns:
+        same_column(cols[k], df[k], k, k in dates)
+    h = ds.head(7)
+    pd.testing.assert_frame_equal(h, df.head(7), check_dtype=True)
+
+
+def no_orphans(store):
+    """Nothing of a failed ingest is left in FAM: no uncommitted batch."""
+    r = store.reclaim(0)
+    assert r["arrays"] == 0 and r["categories"] == 0, r
+
+
+# ---- the taxi sample -----------------------------------------------------------------------
+
+def test_taxi_sample_as_pandas_one_file_many_batches(store, taxi):
+    path, _ = taxi
+    t = store.ingest("Trip", path, batch_rows=25_000, parse_dates=DATES)
+    assert t.num_batches == 5 and t.batch_rows == [25_000] * 4 + [20_000]
+    df = pandas_read([path], parse_dates=DATES)
+    same_dataset(t, df, DATES)
+    b = t.batch(3)
+    for k in ("fare_amount", "store_and_fwd_flag", "pickup_datetime"):
+        same_column(b[k], df[k].iloc[75_000:100_000].reset_index(drop=True), k,
+                    k in DATES)
+    assert store.verify(codes=True) == 5 * 18
+    no_orphans(store)
+
+
+def test_taxi_months_as_files_in_order_with_dtypes_and_usecols(store, taxi):
+    _, parts = taxi
+    cols = ["pickup_datetime", "passenger_count", "store_and_fwd_flag", "fare_amount",
+            "pickup_location_id"]
+    dt = {"passenger_count": "float64", "pickup_location_id": "str"}
+    t = store.ingest("Trip", parts, batch_rows=20_000, usecols=cols, dtypes=dt,
+                     parse_dates=["pickup_datetime"])
+    sizes = [sum(1 for _ in open(p)) - 1 for p in parts]
+    want = []
+    for n in sizes:  # each file is its own batches, in file order
+        want += [20_000] * (n // 20_000) + ([n % 20_000] if n % 20_000 else [])
+    assert t.batch_rows == want
+    df = pandas_read(parts, usecols=cols, dtype={"passenger_count": "float64",
+                                                 "pickup_location_id": str},
+                     parse_dates=["pickup_datetime"])
+    same_dataset(t, df, ["pickup_datetime"])
+    # the repr: columns, first rows, rows and batches
+    r = repr(t)
+    assert "fare_amount" in r and f"[{len(df)} rows x 5 columns, {len(want)} batches]" in r
+    assert "Trip" in store and store.list() == ["Trip"]
+
+
+# ---- random tables -----------------------------------------------------------------------
+
+RDT = {"i": "float64", "f": "float64", "s": "str", "b": "bool"}
+
+
+def test_random_files_with_edge_cases_appended_one_by_one(store, tmp):
+    rng = random.Random(13)
+    paths = []
+    for k, n in enumerate([1, 0, 37, 5, 300]):
+        eol = rng.choice(["\n", "\r\n"])
+        paths.append(write(tmp, f"rand{k}.csv", table(random_rows(rng, n), eol)))
+    long_text = "y" * 65_535  # a category holds at most 64 KiB - 1 (dataset.h)
+    paths.append(write(tmp, "long.csv", f'i,f,s,b,d\n1,-2.5,{long_text},True,\n'
+                                        f'-3,,"{long_text[:60_000]},\n""q""",False,'
+                                        f'2017-01-01 00:00:01\n'))
+    for k, p in enumerate(paths):  # an append per file, batches of 7 rows
+        t = store.ingest("R", p, batch_rows=7, dtypes=RDT, parse_dates=["d"])
+        assert len(t) == len(pandas_read(paths[:k + 1], dtype=RDT, parse_dates=["d"]))
+    df = pandas_read(paths, dtype=RDT, parse_dates=["d"])
+    assert len(df) == 1 + 37 + 5 + 300 + 2
+    same_dataset(t, df, ["d"])
+    assert t.num_batches == 1 + 6 + 1 + 43 + 1
+    store.verify(codes=True)
+
+
+def test_text_longer_than_a_category_may_be_is_refused(store, tmp):
+    p = write(tmp, "huge.csv", "a,s\n1,x\n2," + "z" * 65_536 + "\n")
+    with pytest.raises(ValueError, match="column 's'.*65536 bytes long; the most is 65535"):
+        store.ingest("L", p)
+    assert "L" not in store
+    no_orphans(store)
+
+
+def test_header_only_and_one_row_files(store, tmp):
+    h = write(tmp, "header.csv", "a,b,c\n")
+    t = store.ingest("H", h)
+    assert (len(t), t.num_batches, t.columns) == (0, 0, ["a", "b", "c"])
+    pd.testing.assert_frame_equal(t.head(), pd.read_csv(h), check_index_type=False)
+    one = write(tmp, "one.csv", 'a,b\n-7,"x, ""y"""\n')
+    t = store.ingest("One", one)
+    same_dataset(t, pandas_read([one]))
+
+
+def test_negative_nan_and_quoted_values(store, tmp):
+    text = ('n,x,s\n-1,-0.5,"a,b"\n-9223372036854775808,,"line\nbreak"\n'
+            '5,NaN,\n0,-inf,"say ""hi"""\n')
+    p = write(tmp, "edge.csv", text)
+    t = store.ingest("E", p, batch_rows=2)
+    same_dataset(t, pandas_read([p]))
+    assert t.dtypes == {"n": "int64", "x": "float64", "s": "text"}
+
+
+# ---- Python data ---------------------------------------------------------------------------
+
+def test_dataframe_numpy_and_pdarrays(store, ak):
+    rng = np.random.default_rng(5)
+    n = 1003
+    df = pd.DataFrame({
+        "i": rng.integers(-10**12, 10**12, n),
+        "f": np.where(rng.random(n) < 0.1, np.nan, rng.standard_normal(n)),
+        "b": rng.random(n) < 0.5,
+        "s": np.where(rng.random(n) < 0.1, None,
+                      rng.choice(["x", "é", "", "a,b", "z" * 300], n)).astype(object),
+        "t": pd.to_datetime(rng.integers(0, 2 * 10**9, n), unit="s"),
+    })
+    t = store.ingest("DF", df, batch_rows=100)
+    assert t.num_batches == 11
+    assert t.dtypes == {"i": "int64", "f": "float64", "b": "bool", "s": "text",
+                        "t": "datetime64[s]"}
+    same_dataset(t, df, ["t"])
+    # a dict of NumPy arrays appends; a dict of pdarrays and Categoricals too
+    d = {k: df[k].to_numpy() for k in df.columns}
+    store.ingest("DF", d, batch_rows=1000)
+    cat = ak.Categorical(ak.array(df["s"].astype("category").cat.codes.values.astype(np.int64)),
+                         np.array(list(df["s"].astype("category").cat.categories)))
+    secs = df["t"].values.astype("datetime64[s]").astype(np.int64)
+    with pytest.raises(ValueError, match="datetime64"):  # an int64 pdarray is not a date
+        store.ingest("DF", {"i": ak.array(df["i"].values), "f": ak.array(df["f"].values),
+                            "b": ak.array(df["b"].values), "s": cat, "t": ak.array(secs)})
+    t = store.ingest("DF", {"i": ak.array(df["i"].values), "f": ak.array(df["f"].values),
+                            "b": ak.array(df["b"].values), "s": cat,
+                            "t": df["t"].values})
+    assert t.num_batches == 11 + 2 + 1  # batch_rows 100, 1000, the default
+    same_dataset(t, pd.concat([df, df, df], ignore_index=True), ["t"])
+
+
+# ---- errors: nothing visible, nothing left --------------------------------------------------
+
+def test_schema_mismatch_is_refused_and_leaves_nothing(store, tmp):
+    a = write(tmp, "sa.csv", "x,y\n1,2.5\n2,3.5\n")
+    store.ingest("S", a)
+    b = write(tmp, "sb.csv", "x,y\n1,a\n")  # y is text here
+    with pytest.raises(ValueError, match=r"sb.csv.*'y'.*float64"):
+        store.ingest("S", b)
+    c = write(tmp, "sc.csv", "x,z\n1,2.5\n")  # another column name
+    with pytest.raises(ValueError, match=r"sc.csv' has no column 'y', which the dataset has"):
+        store.ingest("S", c)
+    with pytest.raises(ValueError, match=r"differ from the dataset's"):
+        store.ingest("S", {"x": np.arange(2), "y": np.arange(2)})  # int64, not float64
+    with pytest.raises(ValueError, match=r"differ from the dataset's"):
+        store.ingest("S", a, usecols=["x"])
+    t = store["S"]
+    assert (len(t), t.num_batches) == (2, 1)
+    no_orphans(store)
+
+
+def test_bad_input_names_file_line_column_and_leaves_nothing(store, tmp):
+    good = write(tmp, "good.csv", "a,b\n" + "".join(f"{i},{i * 0.5}\n" for i in range(50)))
+    bad = write(tmp, "bad.csv", "a,b\n1,2\n3,4\n5,oops\n")
+    with pytest.raises(ValueError, match=r"bad.csv', line 4.*column 2 \('b'\)"):
+        store.ingest("B", [good, bad], batch_rows=10, dtypes={"b": "float64"})
+    assert "B" not in store  # not even an empty dataset
+    no_orphans(store)
+    short = write(tmp, "short.csv", "a,b\n1,2\n3\n")
+    with pytest.raises(ValueError, match=r"short.csv', line 3.*expected 2 fields"):
+        store.ingest("B", [good, short])
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        store.ingest("B", [good, os.path.join(tmp, "nope.csv")])
+    empty = write(tmp, "empty.csv", "")
+    with pytest.raises(ValueError, match="empty.csv.*empty"):
+        store.ingest("B", [good, empty])
+    assert "B" not in store
+    no_orphans(store)
+    # an existing dataset keeps its rows after a failed append
+    store.ingest("B", good, batch_rows=10)
+    with pytest.raises(ValueError, match="bad.csv"):
+        store.ingest("B", [good, bad], batch_rows=10, dtypes={"b": "float64"})
+    assert (len(store["B"]), store["B"].num_batches) == (50, 5)
+    no_orphans(store)
+    # skip: the bad rows are left out, and counted
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        t = store.ingest("B", [bad, short], on_bad_lines="skip", dtypes={"b": "float64"})
+    assert any("skipped 2 bad row" in str(x.message) for x in w), [str(x.message) for x in w]
+    assert len(t) == 50 + 2 + 1
+
+
+def test_list_contains_getitem_and_drop(store, ak):
+    assert store.list() == [] and "A" not in store
+    store.ingest("A", {"x": np.arange(3)})
+    store.ingest("B", {"y": np.array([True, False])})
+    assert store.list() == ["A", "B"] and "A" in store and "C" not in store
+    with pytest.raises(KeyError, match="'C'"):
+        store["C"]
+    with pytest.raises(KeyError, match="no column 'nope'"):
+        store["A"]["nope"]
+    with pytest.raises(IndexError, match="batch 1 is out of range"):
+        store["A"].batch(1)
+    store.drop("A")
+    assert store.list() == ["B"]
+    with pytest.raises(KeyError):
+        store.drop("A")
+    with pytest.raises(KeyError, match="no dataset store"):
+        ak.DatasetStore("t_never_made", create=False)
+    # another handle on the same store sees the same catalog
+    assert ak.DatasetStore(store.name).list() == ["B"]
