@@ -17,6 +17,7 @@ packages=(
   zlib1g-dev                             # CRC32 of metadata and backups
   libcmocka-dev                          # C unit tests
   python3 python3-numpy python3-pandas python3-zmq python3-pytest python3-tqdm
+  python3-dask                           # bench/ds_bench.py: dask.dataframe.read_csv beside ingest
   valgrind util-linux procps iproute2
 )
 

@@ -804,6 +804,30 @@ static int ingest_grow(kd_cmd *c, ds_ingest *g)
     return 0;
 }
 
+/* KODIAK_DS_TIMES=1 in kodiakd's environment: each rank adds up the time
+ * of each step of an ingest's batch writing and prints it to its log. */
+static double ds_times[4]; /* begin+attach, categories, fa_put, agree */
+static void ds_tick(int step, double *last)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double t = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    if (step >= 0)
+        ds_times[step] += t - *last;
+    *last = t;
+}
+
+static void ds_times_print(kd_cmd *c)
+{
+    static int on = -1;
+    if (on < 0)
+        on = getenv("KODIAK_DS_TIMES") != NULL;
+    if (on)
+        fprintf(stderr, "ingest rank %d: begin/attach %.3f s, categories %.3f s, put %.3f s, "
+                "agree %.3f s\n", c->rank, ds_times[0], ds_times[1], ds_times[2], ds_times[3]);
+    memset(ds_times, 0, sizeof ds_times);
+}
+
 /* Text column categories of one source (rank 0): n strings. */
 typedef struct {
     size_t n;        /* categories (same on every rank) */
@@ -835,6 +859,8 @@ static int write_batches(kd_cmd *c, ds_ingest *g, ds_store_t *s, kd_array **a,
                  ? kd_fail(c, "MemoryError", "ingest: out of memory") : 0;
     if (kd_agree(c, rc))
         goto out;
+    double tick = 0;
+    ds_tick(-1, &tick);
     for (size_t b = 0; b < nb; b++) {
         int64_t f = (int64_t)b * batch_rows;
         int64_t rows = total - f < batch_rows ? total - f : batch_rows;
@@ -864,63 +890,68 @@ static int write_batches(kd_cmd *c, ds_ingest *g, ds_store_t *s, kd_array **a,
                 ds_batch_close(h);
             goto out;
         }
-        /* my rows of this batch: [from, to) of the arrays */
+        ds_tick(0, &tick);
+        /* my rows of this batch: [from, to) of the arrays. Collectives per
+         * batch: the code check, one bitmap per text column, the end. A
+         * local failure after the check only stops this rank's writes. */
         int64_t from = lo > f ? lo : f, to = lo + n < f + rows ? lo + n : f + rows;
         for (size_t k = 0; !rc && k < g->ncols; k++) {
-            fa_array_t *fa = ds_batch_array(h, k);
-            size_t w = kd_dtype_size(a[k]->dtype);
-            bool text = g->dtypes[k] == DS_TEXT;
-            if (text) {
-                /* which categories the batch uses: every rank marks its rows */
-                memset(used, 0, cats[k].n / 8 + 1);
-                const int64_t *p = a[k]->data;
-                for (int64_t i = from; !rc && i < to; i++) {
-                    int64_t v = p[i - lo];
-                    if (v < -1 || v >= (int64_t)cats[k].n)
-                        rc = kd_fail(c, "ValueError", "ingest into '%.200s': column "
-                                     "'%.200s', row %lld: code %lld is not one of its %zu "
-                                     "categories", g->dataset, g->names[k],
-                                     (long long)i, (long long)v, cats[k].n);
-                    else if (v >= 0)
-                        used[v >> 3] |= (uint8_t)(1u << (v & 7));
-                }
-            }
-            if (kd_agree(c, rc))
-                break;
-            if (text) {
-                MPI_Allreduce(MPI_IN_PLACE, used, (int)(cats[k].n / 8 + 1), MPI_UINT8_T,
-                              MPI_BOR, c->comm);
-                size_t m = 0;
-                for (size_t j = 0; j < cats[k].n; j++) {
-                    remap[j] = (used[j >> 3] >> (j & 7)) & 1 ? (int64_t)m++ : -1;
-                    if (sub && remap[j] >= 0)
-                        sub[remap[j]] = cats[k].cats[j];
-                }
-                if (c->rank == 0) {
-                    int e = ds_batch_set_categories(h, k, m, sub);
-                    if (e)
-                        rc = ds_fail(c, e, "ingest into '%.200s': categories of column "
-                                     "'%.200s'", g->dataset, g->names[k]);
-                }
-            }
-            for (int64_t at = from; !rc && at < to; at += KD_DS_CHUNK) {
-                int64_t m = to - at < KD_DS_CHUNK ? to - at : KD_DS_CHUNK;
-                const void *src = (const char *)a[k]->data + (size_t)(at - lo) * w;
+            const int64_t *p = a[k]->data;
+            for (int64_t i = from; g->dtypes[k] == DS_TEXT && !rc && i < to; i++)
+                if (p[i - lo] < -1 || p[i - lo] >= (int64_t)cats[k].n)
+                    rc = kd_fail(c, "ValueError", "ingest into '%.200s': column '%.200s', "
+                                 "row %lld: code %lld is not one of its %zu categories",
+                                 g->dataset, g->names[k], (long long)i,
+                                 (long long)p[i - lo], cats[k].n);
+        }
+        if (!kd_agree(c, rc)) {
+            ds_tick(3, &tick);
+            for (size_t k = 0; k < g->ncols; k++) {
+                fa_array_t *fa = ds_batch_array(h, k);
+                size_t w = kd_dtype_size(a[k]->dtype);
+                bool text = g->dtypes[k] == DS_TEXT;
                 if (text) {
-                    const int64_t *p = src;
-                    for (int64_t i = 0; i < m; i++)
-                        tmp[i] = p[i] < 0 ? -1 : remap[p[i]];
-                    src = tmp;
+                    /* the categories the batch uses: every rank marks its rows */
+                    memset(used, 0, cats[k].n / 8 + 1);
+                    const int64_t *p = a[k]->data;
+                    for (int64_t i = from; i < to; i++)
+                        if (p[i - lo] >= 0)
+                            used[p[i - lo] >> 3] |= (uint8_t)(1u << (p[i - lo] & 7));
+                    MPI_Allreduce(MPI_IN_PLACE, used, (int)(cats[k].n / 8 + 1), MPI_UINT8_T,
+                                  MPI_BOR, c->comm);
+                    size_t m = 0;
+                    for (size_t j = 0; j < cats[k].n; j++) {
+                        remap[j] = (used[j >> 3] >> (j & 7)) & 1 ? (int64_t)m++ : -1;
+                        if (sub && remap[j] >= 0)
+                            sub[remap[j]] = cats[k].cats[j];
+                    }
+                    if (c->rank == 0 && !rc) {
+                        int e = ds_batch_set_categories(h, k, m, sub);
+                        if (e)
+                            rc = ds_fail(c, e, "ingest into '%.200s': categories of column "
+                                         "'%.200s'", g->dataset, g->names[k]);
+                    }
+                    ds_tick(1, &tick);
                 }
-                int e = fa_put(fa, (uint64_t)(at - f), (uint64_t)m, src);
-                if (e)
-                    rc = ds_fail(c, e, "ingest into '%.200s': write column '%.200s' (rank %d)",
-                                 g->dataset, g->names[k], c->rank);
+                for (int64_t at = from; !rc && at < to; at += KD_DS_CHUNK) {
+                    int64_t m = to - at < KD_DS_CHUNK ? to - at : KD_DS_CHUNK;
+                    const void *src = (const char *)a[k]->data + (size_t)(at - lo) * w;
+                    if (text) {
+                        const int64_t *p = src;
+                        for (int64_t i = 0; i < m; i++)
+                            tmp[i] = p[i] < 0 ? -1 : remap[p[i]];
+                        src = tmp;
+                    }
+                    int e = fa_put(fa, (uint64_t)(at - f), (uint64_t)m, src);
+                    if (e)
+                        rc = ds_fail(c, e, "ingest into '%.200s': write column '%.200s' "
+                                     "(rank %d)", g->dataset, g->names[k], c->rank);
+                }
+                ds_tick(2, &tick);
             }
-            if (kd_agree(c, rc))
-                break;
         }
         rc = kd_agree(c, rc);
+        ds_tick(3, &tick);
         if (c->rank != 0) {
             ds_batch_close(h);
             if (!rc)
@@ -937,6 +968,7 @@ static int write_batches(kd_cmd *c, ds_ingest *g, ds_store_t *s, kd_array **a,
         g->rows += rows;
     }
 out:
+    ds_times_print(c);
     free(tmp);
     free(used);
     free(remap);

@@ -1,0 +1,145 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""ds_bench.py — DatasetStore.ingest of CSV files into FAM beside
+pandas.read_csv and dask.dataframe.read_csv of the same files, in the same
+run, in rows/s.
+
+The files are the shipped taxi sample (data/taxi: 120,000 rows, 10,000 per
+month of 2017, 18 columns), one file per month, each month's rows repeated
+until the files hold --rows rows together (default 1e7: 12 files of about
+833,000 rows), written first to a temporary directory. The three readers
+then read the same files, in the same order, in this run:
+
+  - pandas.read_csv of each file, then pandas.concat (one core);
+  - dask.dataframe.read_csv of all the files, .compute() (dask's default
+    threaded scheduler on this machine's cores);
+  - kodiak: 2 famd (volatile pools) and kodiakd at each --ranks count; one
+    store.ingest("Trip", files, batch_rows=--batch-rows) per trial into a
+    fresh dataset: every rank parses its byte range of each file and writes
+    its rows into the batches' FAM arrays, one commit at the end.
+
+Each figure is the best of --trials wall times (the files are in the page
+cache after the first read, for every reader).
+
+  /usr/bin/python3 bench/ds_bench.py [--rows 1e7] [--ranks 2] [--trials 2]
+                                     [--batch-rows 1048576] [--parse-dates]
+
+--parse-dates: every reader turns pickup_datetime and dropoff_datetime into
+date-times. Not part of `make test`."""
+import argparse
+import gc
+import gzip
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "python"))
+sys.path.insert(0, os.path.join(REPO, "tests", "python"))
+os.environ.setdefault("KODIAK_BUILD", os.path.join(REPO, "build"))
+import kodiak as ak  # noqa: E402
+from fam_fixtures import FamServers, start_kodiakd  # noqa: E402
+
+SAMPLE = os.path.join(REPO, "data", "taxi", "yellow_tripdata_2017_sample.csv.gz")
+DATES = ["pickup_datetime", "dropoff_datetime"]
+
+
+def make_files(tmp, rows):
+    """One file per month of the sample, its rows repeated: `rows` in all."""
+    with gzip.open(SAMPLE, "rb") as f:
+        header = f.readline()
+        lines = f.read().splitlines(keepends=True)
+    months = {}
+    for ln in lines:
+        months.setdefault(ln.split(b",", 2)[1][:7], []).append(ln)
+    keys = sorted(months)
+    paths, done = [], 0
+    for k, m in enumerate(keys):
+        want = rows * (k + 1) // len(keys) - done
+        p = os.path.join(tmp, f"yellow_{m.decode()}.csv")
+        with open(p, "wb") as out:
+            out.write(header)
+            left = want
+            while left > 0:
+                take = months[m][:left]
+                out.write(b"".join(take))
+                left -= len(take)
+        paths.append(p)
+        done += want
+    return paths, done
+
+
+def best_of(trials, fn):
+    best = float("inf")
+    for i in range(trials):
+        gc.collect()
+        t0 = time.perf_counter()
+        out = fn(i)
+        best = min(best, time.perf_counter() - t0)
+        del out
+    return best
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--rows", type=float, default=1e7)
+    p.add_argument("--ranks", default="2")
+    p.add_argument("--trials", type=int, default=2)
+    p.add_argument("--batch-rows", type=int, default=1 << 20)
+    p.add_argument("--parse-dates", action="store_true")
+    p.add_argument("--skip-dask", action="store_true")
+    args = p.parse_args()
+    import pandas as pd
+    tmp = tempfile.mkdtemp(prefix="kodiak-dsbench-")
+    try:
+        paths, n = make_files(tmp, int(args.rows))
+        size = sum(os.path.getsize(x) for x in paths)
+        kw = {"parse_dates": DATES} if args.parse_dates else {}
+        print(f"# ds_bench: {n} rows, 18 columns, {len(paths)} files, {size / 1e6:.0f} MB "
+              f"(taxi sample repeated, a month per file){', parse_dates' if kw else ''}; "
+              f"best of {args.trials}; load average at start {os.getloadavg()[0]:.2f}",
+              flush=True)
+        print(f"{'reader':<40}{'time':>9}{'rows/s':>12}{'MB/s':>9}   vs pandas (same run)")
+        tp = best_of(args.trials, lambda i: pd.concat([pd.read_csv(x, **kw) for x in paths],
+                                                      ignore_index=True))
+        print(f"{'pandas.read_csv + concat':<40}{tp:>8.2f}s{n / tp / 1e6:>10.2f} M"
+              f"{size / tp / 1e6:>9.0f}   1.00", flush=True)
+        if not args.skip_dask:
+            import dask.dataframe as dd
+            td = best_of(args.trials, lambda i: dd.read_csv(paths, **kw).compute())
+            print(f"{'dask.dataframe.read_csv (threads)':<40}{td:>8.2f}s{n / td / 1e6:>10.2f} M"
+                  f"{size / td / 1e6:>9.0f}   {tp / td:.2f}", flush=True)
+        gib = max(1, int(n * 18 * 8 * 1.3 / 2 / (1 << 30)) + 1)
+        for r in [int(x) for x in args.ranks.split(",")]:
+            famd = FamServers(2, pool_size=f"{gib}G")
+            try:
+                srv = start_kodiakd(r, famd.servers)
+                try:
+                    ak.connect(connect_file=srv.connect_file)
+                    store = ak.DatasetStore("bench")
+
+                    def ingest(i):
+                        name = f"Trip{i}"
+                        t = store.ingest(name, paths, batch_rows=args.batch_rows, **kw)
+                        assert len(t) == n, (len(t), n)
+                        return t
+                    t = best_of(args.trials, ingest)
+                    nb = store["Trip0"].num_batches
+                    label = f"kodiak ingest, {r} rank(s), {nb} batches"
+                    print(f"{label:<40}{t:>8.2f}s{n / t / 1e6:>10.2f} M{size / t / 1e6:>9.0f}"
+                          f"   {tp / t:.2f}", flush=True)
+                    store.destroy()
+                finally:
+                    ak.disconnect()
+                    srv.stop()
+            finally:
+                famd.stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
