@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Dict, Iterable, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Union
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from . import client
 from .categorical import Categorical
 from .io import ParserWarning, _dtype_text, _names
 from .pdarrayclass import create_pdarray, pdarray
+
+if TYPE_CHECKING:
+    import pandas
 
 __all__ = ["DatasetStore", "Dataset"]
 
@@ -155,7 +158,7 @@ class DatasetStore:
         """
         return [d["name"] for d in self._info_all()]
 
-    def describe(self):
+    def describe(self) -> "pandas.DataFrame":
         """One row per dataset: name, kind, rows, batches, columns.
 
         Returns
@@ -306,7 +309,7 @@ class DatasetStore:
         """
         _msg("ds_destroy", {"store": self.name})
 
-    def ingest(self, name: str, data, batch_rows: Optional[int] = None,
+    def ingest(self, name: str, data: Any, batch_rows: Optional[int] = None,
                dtypes: Optional[dict] = None, usecols: Optional[Iterable[str]] = None,
                parse_dates: Optional[Iterable[str]] = None, on_bad_lines: str = "error",
                progress: Optional[bool] = None) -> "Dataset":
@@ -607,7 +610,7 @@ class Dataset:
         res, frames = _msg("ds_read", args)
         return _columns_from_reply(res, frames)
 
-    def __getitem__(self, key: Union[str, List[str]]):
+    def __getitem__(self, key: Union[str, List[str]]) -> Union[pdarray, Categorical, dict]:
         """ds["col"]: the whole column, as a pdarray (text: Categorical,
         categories unified over the batches; date-times: int64 seconds);
         ds[["a", "b"]]: a dict of them.
@@ -641,7 +644,25 @@ class Dataset:
                         f"{type(key).__name__}")
 
     def to_dict(self, columns: Optional[Iterable[str]] = None) -> dict:
-        """Every column (or those named) as {name: pdarray | Categorical}."""
+        """Every column (or those named) as {name: pdarray | Categorical}.
+
+        Parameters
+        ----------
+        columns : list of str, optional
+            The columns to read (default: all, in order).
+
+        Returns
+        -------
+        dict
+
+        Examples
+        --------
+        >>> s = ak.DatasetStore("doc_to_dict")
+        >>> t = s.ingest("T", {"x": np.arange(3), "y": np.ones(3)})
+        >>> t.to_dict(["y"])
+        {'y': array([1., 1., 1.])}
+        >>> s.destroy()
+        """
         return self._read(None if columns is None else list(columns))
 
     def batch(self, i: int) -> dict:
@@ -679,7 +700,7 @@ class Dataset:
         start = int(sum(rows[:j]))
         return self._read(None, start, start + rows[j])
 
-    def head(self, n: int = 5):
+    def head(self, n: int = 5) -> "pandas.DataFrame":
         """The first n rows as a pandas DataFrame (text decoded, NaN where
         missing; date-times as datetime64[ns]), as pandas.read_csv of the
         same data gives.
@@ -704,8 +725,24 @@ class Dataset:
         """
         return self._frame(self._read(None, 0, max(0, int(n))))
 
-    def to_pandas(self):
-        """The whole dataset as a pandas DataFrame (it must fit here)."""
+    def to_pandas(self) -> "pandas.DataFrame":
+        """The whole dataset as a pandas DataFrame (it must fit in the
+        client's memory), as head() gives its first rows.
+
+        Returns
+        -------
+        pandas.DataFrame
+
+        Examples
+        --------
+        >>> s = ak.DatasetStore("doc_to_pandas")
+        >>> t = s.ingest("T", {"x": np.arange(2)})
+        >>> t.to_pandas()
+           x
+        0  0
+        1  1
+        >>> s.destroy()
+        """
         return self._frame(self._read())
 
     def _frame(self, cols):

@@ -13,12 +13,12 @@ import numpy.typing as npt
 import pytest
 
 import kodiak
-from kodiak import (categorical, creation, dtypes, famarray, groupby, indexing, io, numeric,
-                    ops, paths, session, sorting, wire)
+from kodiak import (categorical, creation, dataset, dtypes, famarray, groupby, indexing, io,
+                    numeric, ops, paths, session, sorting, wire)
 from fam_fixtures import FamCluster, connect
 
 MODULES = [creation, numeric, sorting, groupby, famarray, dtypes, ops, indexing, wire, paths,
-           io, categorical]
+           io, categorical, dataset]
 # the modules whose examples need no FAM
 PLAIN_MODULES = [creation, numeric, sorting, groupby, dtypes, ops, indexing, wire, paths, io,
                  categorical]
@@ -50,7 +50,7 @@ def _methods(cls):
 def _public():
     """Every (name, callable) this test holds to the docstring rules."""
     items = []
-    for mod in (creation, numeric, sorting, groupby, famarray, io, categorical):
+    for mod in (creation, numeric, sorting, groupby, famarray, io, categorical, dataset):
         for name in mod.__all__:
             obj = getattr(mod, name)
             if callable(obj):
@@ -58,7 +58,8 @@ def _public():
     items += [(f"kodiak.dtypes.{f.__name__}", f) for f in PUBLIC_DTYPE_HELPERS]
     items += [(f"{f.__module__}.{f.__name__}", f) for f in PUBLIC_LAYOUT_HELPERS]
     for cls in (ops._OpsMixin, indexing._IndexMixin, famarray.FamArray, famarray.FamRegion,
-                groupby.GroupBy, categorical.Categorical):
+                groupby.GroupBy, categorical.Categorical, dataset.DatasetStore,
+                dataset.Dataset):
         items += _methods(cls)
     return items
 
@@ -70,7 +71,8 @@ PUBLIC = _public()
 # GroupResult are aliases made of the others.
 HINT_NAMES = {"pdarray": kodiak.pdarray, "DTypeLike": npt.DTypeLike,
               "ArrayLike": npt.ArrayLike, "EllipsisType": types.EllipsisType,
-              "FamArray": famarray.FamArray, "Key": typing.Any, "GroupResult": tuple}
+              "FamArray": famarray.FamArray, "Key": typing.Any, "GroupResult": tuple,
+              "pandas": __import__("pandas")}
 
 
 def test_the_list_of_public_names_is_not_empty():
@@ -142,7 +144,7 @@ def fam_ak():
 
 
 def test_famarray_docstring_examples_are_true(fam_ak, capsys):
-    (failed, attempted), ran = _run_doctests([famarray], fam_ak)
+    (failed, attempted), ran = _run_doctests([famarray, dataset], fam_ak)
     out = capsys.readouterr().out
-    assert ran > 20 and attempted == ran
+    assert ran > 60 and attempted == ran
     assert failed == 0, out
