@@ -23,6 +23,7 @@ cache after the first read, for every reader).
 
   /usr/bin/python3 bench/ds_bench.py [--rows 1e7] [--ranks 2] [--trials 2]
                                      [--batch-rows 1048576] [--parse-dates]
+                                     [--provider shm|tcp] [--skip-dask]
 
 --parse-dates: every reader turns pickup_datetime and dropoff_datetime into
 date-times. Not part of `make test`."""
@@ -83,6 +84,21 @@ def best_of(trials, fn):
     return best
 
 
+def steps(log, trials):
+    """Rank 0's time in each step of the ingests (KODIAK_DS_TIMES lines),
+    per trial."""
+    tot = {}
+    for line in log.splitlines():
+        if not line.startswith("ingest rank 0:"):
+            continue
+        for part in line.split(":", 1)[1].split(","):
+            name, secs = part.strip().rsplit(" ", 2)[0], float(part.strip().split()[-2])
+            tot[name] = tot.get(name, 0.0) + secs
+    if tot:
+        print("    rank 0, per ingest: " + ", ".join(f"{k} {v / trials:.2f} s"
+                                                  for k, v in tot.items()), flush=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rows", type=float, default=1e7)
@@ -91,6 +107,8 @@ def main():
     p.add_argument("--batch-rows", type=int, default=1 << 20)
     p.add_argument("--parse-dates", action="store_true")
     p.add_argument("--skip-dask", action="store_true")
+    p.add_argument("--provider", default="shm", choices=["shm", "tcp"],
+                   help="libfabric provider between kodiakd and famd")
     args = p.parse_args()
     import pandas as pd
     tmp = tempfile.mkdtemp(prefix="kodiak-dsbench-")
@@ -114,9 +132,10 @@ def main():
                   f"{size / td / 1e6:>9.0f}   {tp / td:.2f}", flush=True)
         gib = max(1, int(n * 18 * 8 * 1.3 / 2 / (1 << 30)) + 1)
         for r in [int(x) for x in args.ranks.split(",")]:
-            famd = FamServers(2, pool_size=f"{gib}G")
+            famd = FamServers(2, pool_size=f"{gib}G", provider=args.provider)
             try:
-                srv = start_kodiakd(r, famd.servers)
+                srv = start_kodiakd(r, famd.servers, provider=args.provider,
+                                    env={"KODIAK_DS_TIMES": "1"})
                 try:
                     ak.connect(connect_file=srv.connect_file)
                     store = ak.DatasetStore("bench")
@@ -128,10 +147,11 @@ def main():
                         return t
                     t = best_of(args.trials, ingest)
                     nb = store["Trip0"].num_batches
-                    label = f"kodiak ingest, {r} rank(s), {nb} batches"
+                    label = f"kodiak ingest, {r} rank(s), {nb} batches, {args.provider}"
                     print(f"{label:<40}{t:>8.2f}s{n / t / 1e6:>10.2f} M{size / t / 1e6:>9.0f}"
                           f"   {tp / t:.2f}", flush=True)
                     store.destroy()
+                    steps(srv.output(), args.trials)
                 finally:
                     ak.disconnect()
                     srv.stop()
