@@ -102,6 +102,13 @@ typedef struct {
 
 static ds_ingest ingests[KD_DS_INGESTS];
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static void slot_close(ds_slot *sl)
 {
     ds_close(sl->s);
@@ -113,8 +120,15 @@ static void ingest_free(ds_ingest *g, bool abort)
 {
     for (size_t i = 0; i < g->nb; i++)
         if (g->handles && g->handles[i]) {
-            if (!abort || ds_batch_abort(g->handles[i]) != 0)
+            /* ds_batch_abort frees the handle, except when it refuses at
+             * once (a committed batch, an unreadable catalog): then a few
+             * bytes leak rather than risk a double free; the arrays are
+             * left for ds_reclaim */
+            if (!abort)
                 ds_batch_close(g->handles[i]);
+            else if (ds_batch_abort(g->handles[i]) < 0)
+                fprintf(stderr, "kodiakd: abort of uncommitted batch %s: %s\n", g->refs[i].id,
+                        ds_last_error());
         }
     for (size_t i = 0; g->names && i < g->ncols; i++)
         free(g->names[i]);
@@ -139,21 +153,25 @@ void kd_ds_reset(void)
 }
 
 /* At kodiakd's stop: abort the open ingests (their batches are deleted
- * now instead of waiting for ds_reclaim), then close everything. */
+ * now instead of waiting for ds_reclaim), then close everything. Rank 0
+ * calls it as soon as its front end ends (kd_main.c): mpirun kills the
+ * ranks one second after its SIGTERM, so what is not deleted by then is
+ * left for ds_reclaim. Called again by kd_fam_shutdown: a no-op then. */
 void kd_ds_shutdown(void)
 {
+    size_t n = 0;
     for (int i = 0; i < KD_DS_INGESTS; i++)
-        if (ingests[i].token)
+        if (ingests[i].token) {
+            for (size_t k = 0; ingests[i].handles && k < ingests[i].nb; k++)
+                n += ingests[i].handles[k] != NULL;
             ingest_free(&ingests[i], true);
+        }
+    if (n)
+        fprintf(stderr, "kodiakd: stopping: deleted the %zu uncommitted batches of open "
+                "ingests\n", n);
     kd_ds_reset();
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* A libdataset error as the Python exception the client raises. */
 static int ds_fail(kd_cmd *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -885,9 +903,9 @@ static int write_batches(kd_cmd *c, ds_ingest *g, ds_store_t *s, kd_array **a,
                 rc = ds_fail(c, e, "ingest into '%.200s' (rank %d)", g->dataset, c->rank);
         }
         if (kd_agree(c, rc)) {
-            if (c->rank == 0 && ds_batch_abort(h) != 0)
-                ds_batch_close(h);
-            else if (c->rank != 0)
+            if (c->rank == 0)
+                ds_batch_abort(h); /* frees h (see ingest_free) */
+            else
                 ds_batch_close(h);
             goto out;
         }
@@ -958,8 +976,8 @@ static int write_batches(kd_cmd *c, ds_ingest *g, ds_store_t *s, kd_array **a,
             if (!rc)
                 g->handles[g->nb] = NULL; /* only rank 0 keeps handles */
         } else if (rc) {
-            if (h && ds_batch_abort(h) != 0)
-                ds_batch_close(h);
+            if (h)
+                ds_batch_abort(h); /* frees h (see ingest_free) */
         } else {
             g->handles[g->nb] = h;
         }

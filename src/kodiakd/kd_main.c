@@ -1164,6 +1164,10 @@ int main(int argc, char **argv)
                kd_srv.nranks, (unsigned long long)kd_srv.mem_limit);
         fflush(stdout);
         front_end(sock);
+        /* first thing after the last command: mpirun kills the ranks one
+         * second after its SIGTERM, and open ingests' batches (rank 0
+         * holds them) are better deleted now than left for ds_reclaim */
+        kd_ds_shutdown();
         zmq_close(sock);
         zmq_ctx_shutdown(ctx);
         pthread_join(zap_tid, NULL);

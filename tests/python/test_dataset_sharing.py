@@ -239,6 +239,40 @@ KILLED = textwrap.dedent("""
 """)
 
 
+def kill9_tree(pid):
+    """SIGKILL pid and all its descendants (a rank outlives a killed mpirun
+    for a while, and would go on writing), and wait until they are gone."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            kids.setdefault(ppid, []).append(int(d))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(kids.get(p, []))
+    for p in tree:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.time() + 30
+    for p in tree[1:]:  # (pid itself is reaped by its Popen)
+        while os.path.exists(f"/proc/{p}") and time.time() < deadline:
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        break
+            except OSError:
+                break
+            time.sleep(0.05)
+
+
 def test_kill9_of_kodiakd_mid_ingest_leaves_the_earlier_version(famds, servers, pools):
     a = on(servers["A"])
     f1 = os.path.join(pools, "k1.csv")
@@ -255,7 +289,7 @@ def test_kill9_of_kodiakd_mid_ingest_leaves_the_earlier_version(famds, servers, 
                          stderr=subprocess.STDOUT, text=True)
     assert p.stdout.readline().strip() == "written"  # 10 batches written, not committed
     time.sleep(0.5)                                  # into the second command
-    os.killpg(servers["B"].proc.pid, signal.SIGKILL)
+    kill9_tree(servers["B"].proc.pid)  # mpirun and every rank, at once
     servers["B"].proc.wait(30)
     p.kill()
     out = p.communicate()[0]
@@ -274,6 +308,36 @@ def test_kill9_of_kodiakd_mid_ingest_leaves_the_earlier_version(famds, servers, 
     b = on(servers["B"])
     np.testing.assert_array_equal(b["Trip"]["fare"].to_ndarray(), before)
     assert b["Trip"]["zone"].tolist() == [f"z{i % 7}" for i in range(5000)]
+
+
+def test_open_ingests_are_bounded_and_aborted_when_kodiakd_stops(famds, servers):
+    """A client may leave ingests open (it disappeared): at most 16 per
+    server, each with its uncommitted batches; kodiakd's stop deletes them."""
+    from kodiak import client
+    b = on(servers["B"])
+    tokens = []
+    for k in range(16):
+        r, _ = client.generic_msg("ds_ingest_begin", {"store": STORE, "dataset": "Open"})
+        x = kodiak.array(np.arange(10) + 10 * k)
+        client.generic_msg("ds_ingest_arrays", {"token": r["token"], "batch_rows": 5,
+                                                "columns": [{"name": "x", "array": x.name,
+                                                             "dtype": "int64"}]})
+        tokens.append(r["token"])
+    with pytest.raises(RuntimeError, match="already has 16 ingests open"):
+        client.generic_msg("ds_ingest_begin", {"store": STORE, "dataset": "Open"})
+    client.generic_msg("ds_ingest_commit", {"token": tokens.pop()})
+    assert len(b["Open"]) == 10  # one of them, whole
+    with pytest.raises(KeyError, match="no open ingest"):
+        client.generic_msg("ds_ingest_commit", {"token": "0123456789abcdef"})
+    r, _ = client.generic_msg("ds_ingest_begin", {"store": STORE, "dataset": "Open"})
+    tokens.append(r["token"])  # a slot was free again
+    kodiak.disconnect()
+    servers["B"].stop()  # SIGTERM: the 15 x 2 uncommitted batches are deleted
+    a = on(servers["A"])
+    freed = a.reclaim(0)
+    assert freed["arrays"] == 0 and freed["categories"] == 0, freed
+    assert len(a["Open"]) == 10
+    servers["B"] = start_kodiakd(2, famds["f"].servers)
 
 
 def test_store_survives_a_restart_of_both_famd(famds, servers, pools):
