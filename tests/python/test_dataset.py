@@ -248,6 +248,21 @@ def test_dataframe_numpy_and_pdarrays(store, ak):
     same_dataset(t, pd.concat([df, df, df], ignore_index=True), ["t"])
 
 
+def test_categories_larger_than_a_request_frame(store):
+    """A text column whose categories take more than one 1 MiB frame,
+    ingested in batches that each keep only their own categories."""
+    n = 40_000
+    words = np.array([f"w{i:06d}-" + "x" * 40 for i in range(n)], dtype=object)
+    rng = np.random.default_rng(2)
+    vals = words[rng.permutation(n)]
+    t = store.ingest("W", {"s": vals, "i": np.arange(n)}, batch_rows=15_000)
+    got = t["s"]
+    assert list(got.categories) == sorted(words)
+    np.testing.assert_array_equal(got.to_ndarray(), vals)
+    np.testing.assert_array_equal(t.batch(1)["s"].to_ndarray(), vals[15_000:30_000])
+    assert len(t.batch(2)["s"].categories) == n - 30_000  # the batch's own only
+
+
 # ---- errors: nothing visible, nothing left --------------------------------------------------
 
 def test_schema_mismatch_is_refused_and_leaves_nothing(store, tmp):
