@@ -125,6 +125,7 @@ typedef struct {
     int64_t skipped;       /* bad rows skipped by this rank */
     int64_t local_rows;    /* good rows of this rank, all files */
     int64_t total_rows;    /* good rows of all ranks and files */
+    int64_t skipped_all;   /* bad rows skipped by all ranks */
     /* the first error of this rank (pass 1), reported with its line later */
     int err_file;          /* -1: none */
     int64_t err_line;      /* local line (add the file's line0) */
@@ -750,7 +751,15 @@ __attribute__((noinline)) static int pass2(csv_read *rd)
                 }
                 break;
             }
-            if (check_row(rd, &ch.r, nf, NULL, msg, sizeof msg))
+            /* pass 1 found every row good unless some were skipped: then
+             * the same check leaves out the same rows. The field count is
+             * checked always: fields past it are not this row's */
+            if (nf != rd->ncols && !rd->skipped_all) {
+                kd_csv_chunks_free(&ch);
+                return kd_fail(c, "ValueError", "read_csv: file '%.300s' changed while it "
+                               "was read", f->path);
+            }
+            if (rd->skipped_all && check_row(rd, &ch.r, nf, NULL, msg, sizeof msg))
                 continue;
             /* a row of my block goes straight into the result, another
              * into staging (at its own index: untouched staging pages are
@@ -1155,6 +1164,7 @@ static int cmd_read_csv(kd_cmd *c)
     }
     int64_t total_rows = base, skipped = tot[nf];
     rd.total_rows = total_rows;
+    rd.skipped_all = skipped;
     for (int k = 0; k < rd.nuse; k++)
         kinds[k] = rd.cols[k].kinds;
     MPI_Allreduce(kinds, gk, rd.nuse, MPI_INT64_T, MPI_BOR, c->comm);
