@@ -135,6 +135,8 @@ def main():
             print(f"{f'ak.read_csv, {r} rank(s)':<28}{t:>8.2f}s{n / t / 1e6:>10.2f} M"
                   f"{size / t / 1e6:>9.0f}   {n / tp / 1e6:>6.2f} M rows/s  {tp / t:>5.2f}",
                   flush=True)
+        print(f"# load average at end {os.getloadavg()[0]:.2f} (2 cores: above ~1 other "
+              f"processes took CPU from the ranks)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -1096,6 +1096,9 @@ static int cmd_read_csv(kd_cmd *c)
     phase(c, "split", clock);
     /* 3: pass 1, line numbers, the first error in file order */
     pass1(&rd);
+    /* a rank done early sleeps instead of spinning in the next collective:
+     * on a crowded machine the others need its core (kd.h) */
+    kd_quiet_barrier(c->comm);
     phase(c, "pass 1", clock);
     int nf = rd.nfiles, R = c->nranks;
     int64_t *v = calloc((size_t)nf * 2 + 2, sizeof *v), *vb = calloc((size_t)nf * 2 + 2, sizeof *v);
@@ -1199,7 +1202,9 @@ static int cmd_read_csv(kd_cmd *c)
         }
     }
     phase(c, "infer+alloc", clock);
-    if (kd_agree(c, pass2(&rd))) {
+    rc = pass2(&rd);
+    kd_quiet_barrier(c->comm);
+    if (kd_agree(c, rc)) {
         free_read(&rd);
         return -1;
     }
