@@ -102,7 +102,7 @@ typedef struct {
     /* text: the rank's distinct strings, interned */
     char *arena;           /* their bytes */
     size_t arena_len, arena_cap;
-    uint64_t *slot;        /* hash table: (index + 1) of a string or 0 */
+    struct csv_slot_ *slot; /* hash table of the distinct strings */
     size_t nslots;         /* power of two */
     uint64_t *soff;        /* per distinct string: offset in arena */
     uint32_t *slen;        /* per distinct string: length */
@@ -655,11 +655,17 @@ static uint64_t hash_bytes(const char *p, size_t n)
     return h ^ (h >> 33);
 }
 
-/* A hash-table slot: (index + 1) of a distinct string in the low 40 bits,
- * the top 24 bits of its hash above, so that most mismatches are seen
- * without touching the string. */
-#define SLOT_IDX(v) (((v) & ((1ull << 40) - 1)) - 1)
-#define SLOT_TAG(h) ((h) >> 40 << 40)
+/* A hash-table slot holds what a lookup needs, so that a hit costs the
+ * slot and the string's bytes (two cache misses), a miss only the slot:
+ * the top 32 bits of the hash, the string's code + 1 (0: empty), and where
+ * its bytes are in the arena (offset << 27 | length). */
+typedef struct csv_slot_ {
+    uint32_t tag;   /* hash >> 32 */
+    uint32_t code1; /* local code + 1; 0 for an empty slot */
+    uint64_t where; /* arena offset << 27 | length (a length is at most 2^26) */
+} csv_slot;
+#define WHERE_LEN(w) ((size_t)((w) & ((1u << 27) - 1)))
+#define WHERE_OFF(w) ((size_t)((w) >> 27))
 
 /* The local code of text p[0..n) in column col (added if new); -1 when out
  * of memory. */
@@ -667,15 +673,14 @@ __attribute__((noinline)) static int64_t intern(csv_col *col, const char *p, siz
 {
     if (2 * (col->ndist + 1) > col->nslots) {
         size_t ns = col->nslots ? 2 * col->nslots : 1024;
-        uint64_t *s = calloc(ns, sizeof *s);
+        csv_slot *s = calloc(ns, sizeof *s);
         if (!s)
             return -1;
         for (size_t i = 0; i < col->nslots; i++)
-            if (col->slot[i]) {
-                uint64_t d = SLOT_IDX(col->slot[i]);
-                uint64_t hh = hash_bytes(col->arena + col->soff[d], col->slen[d]);
-                size_t h = hh & (ns - 1);
-                while (s[h])
+            if (col->slot[i].code1) {
+                uint64_t w = col->slot[i].where;
+                size_t h = hash_bytes(col->arena + WHERE_OFF(w), WHERE_LEN(w)) & (ns - 1);
+                while (s[h].code1)
                     h = (h + 1) & (ns - 1);
                 s[h] = col->slot[i];
             }
@@ -684,17 +689,15 @@ __attribute__((noinline)) static int64_t intern(csv_col *col, const char *p, siz
         col->nslots = ns;
     }
     uint64_t hh = hash_bytes(p, n);
+    uint32_t tag = (uint32_t)(hh >> 32);
     size_t h = hh & (col->nslots - 1);
-    while (col->slot[h]) {
-        uint64_t v = col->slot[h];
-        if ((v ^ hh) >> 40 == 0) {
-            uint64_t d = SLOT_IDX(v);
-            if (col->slen[d] == n && memcmp(col->arena + col->soff[d], p, n) == 0)
-                return (int64_t)d;
-        }
+    for (csv_slot *sl = &col->slot[h]; sl->code1; sl = &col->slot[h]) {
+        if (sl->tag == tag && WHERE_LEN(sl->where) == n &&
+            memcmp(col->arena + WHERE_OFF(sl->where), p, n) == 0)
+            return (int64_t)sl->code1 - 1;
         h = (h + 1) & (col->nslots - 1);
     }
-    if (col->ndist + 1 >= (1ull << 40))
+    if (col->ndist + 1 >= UINT32_MAX || col->arena_len + n >= (1ull << 37))
         return -1;
     if (col->ndist == col->cap_dist) {
         size_t cap = col->cap_dist ? 2 * col->cap_dist : 256;
@@ -721,8 +724,9 @@ __attribute__((noinline)) static int64_t intern(csv_col *col, const char *p, siz
     memcpy(col->arena + col->arena_len, p, n);
     col->soff[col->ndist] = col->arena_len;
     col->slen[col->ndist] = (uint32_t)n;
+    col->slot[h] = (csv_slot){tag, (uint32_t)col->ndist + 1,
+                              (uint64_t)col->arena_len << 27 | (uint64_t)n};
     col->arena_len += n;
-    col->slot[h] = SLOT_TAG(hh) | (col->ndist + 1);
     return (int64_t)col->ndist++;
 }
 
