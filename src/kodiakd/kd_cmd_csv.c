@@ -1,7 +1,9 @@
 /* kd_cmd_csv.c — read_csv: CSV files on kodiakd's filesystem parsed by
  * every rank in parallel into pdarrays (text columns: int64 codes plus
  * their sorted categories). The parsing itself is kd_csv.c's; this file is
- * the MPI glue, written so that the dataset store's ingest can reuse it.
+ * the MPI glue: kd_csv_read() (kd.h) reads the files into unregistered
+ * arrays, for the read_csv command here and for the dataset store's ingest,
+ * which writes them to FAM as batches.
  *
  * How the work is split, file by file (several files are read in order, as
  * one table):
@@ -574,7 +576,7 @@ static int reader_error(csv_read *rd, int f, kd_csv_reader *r, int nf, int io_er
 }
 
 /* Pass 1 over this rank's rows of every file. */
-__attribute__((noinline)) static void pass1(csv_read *rd)
+static void pass1(csv_read *rd)
 {
     int *kinds = calloc((size_t)rd->nuse + 1, sizeof *kinds);
     char msg[300];
@@ -669,7 +671,7 @@ typedef struct csv_slot_ {
 
 /* The local code of text p[0..n) in column col (added if new); -1 when out
  * of memory. */
-__attribute__((noinline)) static int64_t intern(csv_col *col, const char *p, size_t n)
+static int64_t intern(csv_col *col, const char *p, size_t n)
 {
     if (2 * (col->ndist + 1) > col->nslots) {
         size_t ns = col->nslots ? 2 * col->nslots : 1024;
@@ -731,7 +733,7 @@ __attribute__((noinline)) static int64_t intern(csv_col *col, const char *p, siz
 }
 
 /* Pass 2: every good row's values into the columns' staging buffers. */
-__attribute__((noinline)) static int pass2(csv_read *rd)
+static int pass2(csv_read *rd)
 {
     kd_cmd *c = rd->c;
     char msg[300];
@@ -1030,9 +1032,9 @@ static void redistribute(csv_read *rd, csv_col *col, int *cnt, int64_t *piece)
     }
 }
 
-/* read_csv(files, usecols?, dtypes?, parse_dates?, on_bad_lines?) */
-static int cmd_read_csv(kd_cmd *c)
+int kd_csv_read(kd_cmd *c, kd_csv_table *t)
 {
+    memset(t, 0, sizeof *t);
     csv_read rd = {.c = c, .err_file = -1};
     double clock[2] = {0, 0};
     phase(c, "start", clock);
@@ -1236,39 +1238,84 @@ static int cmd_read_csv(kd_cmd *c)
         free_read(&rd);
         return -1;
     }
-    json_object *cols = c->rank == 0 ? json_object_new_array() : NULL;
+    t->ncols = rd.nuse;
+    t->col = calloc((size_t)(rd.nuse ? rd.nuse : 1), sizeof *t->col);
+    rc = t->col ? 0 : kd_fail(c, "MemoryError", "read_csv: out of memory");
+    for (int k = 0; !rc && k < rd.nuse; k++)
+        if (!(t->col[k].name = strdup(rd.cols[k].name)))
+            rc = kd_fail(c, "MemoryError", "read_csv: out of memory");
+    if (kd_agree(c, rc)) {
+        free(cnt), free(piece), free(offs), free(bytes);
+        free_read(&rd);
+        kd_csv_table_free(t);
+        return -1;
+    }
     for (int k = 0; k < rd.nuse; k++) {
         csv_col *col = &rd.cols[k];
         redistribute(&rd, col, cnt, piece);
-        char key[32];
-        snprintf(key, sizeof key, "col%d", k);
-        kd_result_array(c, key, col->out);
-        if (cols) {
-            json_object *o = json_object_new_object();
-            json_object_object_add(o, "name", json_object_new_string(col->name));
-            json_object_object_add(o, "key", json_object_new_string(key));
-            json_object_object_add(o, "kind", json_object_new_string(
-                col->type == CT_TEXT ? "categorical" : col->type == CT_DATE ? "datetime"
-                                                                            : "array"));
-            if (col->type == CT_TEXT)
-                json_object_object_add(o, "ncategories", json_object_new_int64(col->ncat));
-            json_object_array_add(cols, o);
-        }
+        t->col[k].kind = col->type == CT_TEXT ? KD_CSV_CATEGORICAL
+                         : col->type == CT_DATE ? KD_CSV_DATETIME : KD_CSV_PLAIN;
+        t->col[k].array = col->out;
+        t->col[k].ncategories = col->type == CT_TEXT ? col->ncat : 0;
     }
     free(cnt);
     free(piece);
     phase(c, "alltoallv", clock);
-    kd_result_set(c, "columns", cols);
-    kd_result_i64(c, "rows", total_rows);
-    kd_result_i64(c, "skipped", skipped);
-    if (c->rank == 0) { /* categories: offsets (int64), then bytes */
-        kd_result_frame(c, offs ? offs : calloc(1, 8), offs ? noffs * 8 : 0);
-        kd_result_frame(c, bytes ? bytes : calloc(1, 1), nbytes);
-    } else {
-        free(offs);
-        free(bytes);
-    }
+    t->rows = total_rows;
+    t->skipped = skipped;
+    t->cat_offsets = offs;
+    t->ncat_offsets = noffs;
+    t->cat_bytes = bytes;
+    t->ncat_bytes = nbytes;
     free_read(&rd);
+    return 0;
+}
+
+void kd_csv_table_free(kd_csv_table *t)
+{
+    for (int k = 0; t->col && k < t->ncols; k++)
+        free(t->col[k].name);
+    free(t->col);
+    free(t->cat_offsets);
+    free(t->cat_bytes);
+    memset(t, 0, sizeof *t);
+}
+
+/* read_csv(files, usecols?, dtypes?, parse_dates?, on_bad_lines?): the
+ * columns as pdarrays (registered only now, when every rank succeeded) */
+static int cmd_read_csv(kd_cmd *c)
+{
+    kd_csv_table t;
+    if (kd_csv_read(c, &t))
+        return -1;
+    json_object *cols = c->rank == 0 ? json_object_new_array() : NULL;
+    for (int k = 0; k < t.ncols; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "col%d", k);
+        kd_result_array(c, key, t.col[k].array);
+        if (cols) {
+            static const char *kinds[] = {"array", "datetime", "categorical"};
+            json_object *o = json_object_new_object();
+            json_object_object_add(o, "name", json_object_new_string(t.col[k].name));
+            json_object_object_add(o, "key", json_object_new_string(key));
+            json_object_object_add(o, "kind", json_object_new_string(kinds[t.col[k].kind]));
+            if (t.col[k].kind == KD_CSV_CATEGORICAL)
+                json_object_object_add(o, "ncategories",
+                                       json_object_new_int64(t.col[k].ncategories));
+            json_object_array_add(cols, o);
+        }
+    }
+    kd_result_set(c, "columns", cols);
+    kd_result_i64(c, "rows", t.rows);
+    kd_result_i64(c, "skipped", t.skipped);
+    if (c->rank == 0) { /* categories: offsets (int64), then bytes; the reply frees them */
+        kd_result_frame(c, t.cat_offsets ? (void *)t.cat_offsets : calloc(1, 8),
+                        t.ncat_offsets * 8);
+        kd_result_frame(c, t.cat_bytes ? t.cat_bytes : calloc(1, 1), t.ncat_bytes);
+        t.cat_offsets = NULL;
+        t.cat_bytes = NULL;
+    }
+    kd_csv_table_free(&t);
     return 0;
 }
 
