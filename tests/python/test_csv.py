@@ -416,3 +416,8 @@ def test_unreadable_file_is_a_permission_error(tmp):
         kodiak.disconnect()
         other.stop()
         os.chmod(path, 0o600)
+
+
+def test_no_columns_kept(ak, tmp):
+    path = write(tmp, "nocols.csv", "a,b\n1,x\n2,y\n")
+    assert_same(ak.read_csv(path, usecols=[]), pandas_read(path, usecols=[]))
