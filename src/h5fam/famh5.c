@@ -5,13 +5,17 @@
  *   famh5 [-s SERVERS] [-p PROVIDER] get REGION/NAME LOCAL
  *   famh5 [-s SERVERS] [-p PROVIDER] ls REGION
  *   famh5 [-s SERVERS] [-p PROVIDER] rm [-f] REGION/NAME
+ *   famh5 [-s SERVERS] [-p PROVIDER] mkregion [-i] [-m MODE] REGION SIZE
  *
  * put and get move the bytes through the fam driver itself (H5FD calls),
  * so a copy in is claimed by its writer until it is whole: a reader never
  * sees half of it, and a put that fails leaves it marked unfinished. The
  * copy is byte for byte: h5diff and h5dump see the same file. ls reads
  * each file's header for its size and state; rm claims a file (so no one
- * opens it meanwhile), frees its extents, then its header. Servers and
+ * opens it meanwhile), frees its extents, then its header. mkregion makes
+ * a region for files (the driver never creates regions: their size and
+ * permissions are the owner's choice): -i interleaves it over all memory
+ * servers, MODE is octal (default 0700), SIZE takes K, M, G. Servers and
  * provider default to $FAM_SERVERS and $FAM_PROVIDER. Exit status 0 on
  * success, 1 on failure (a message on stderr), 2 on bad usage. */
 #define _GNU_SOURCE
@@ -27,6 +31,7 @@
 #include "fam/fam.h"
 #include "kodiak/h5fam.h"
 #include "h5fam_internal.h"
+#include "fam_common.h" /* fam_parse_size */
 
 #define COPY_CHUNK (64u << 20) /* bytes moved per driver call */
 
@@ -39,6 +44,7 @@ static void usage(void)
             "       famh5 [-s SERVERS] [-p PROVIDER] get REGION/NAME LOCAL\n"
             "       famh5 [-s SERVERS] [-p PROVIDER] ls REGION\n"
             "       famh5 [-s SERVERS] [-p PROVIDER] rm [-f] REGION/NAME\n"
+            "       famh5 [-s SERVERS] [-p PROVIDER] mkregion [-i] [-m MODE] REGION SIZE\n"
             "SERVERS and PROVIDER default to $FAM_SERVERS and $FAM_PROVIDER.\n");
 }
 
@@ -279,6 +285,36 @@ static int cmd_rm(const char *famname, int force)
     return 0;
 }
 
+static int cmd_mkregion(int argc, char **argv)
+{
+    int interleave = 0;
+    mode_t mode = 0700;
+    int i = 0;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "-i")) interleave = 1;
+        else if (!strcmp(argv[i], "-m") && i + 1 < argc)
+            mode = (mode_t)strtoul(argv[++i], NULL, 8);
+        else { usage(); return 2; }
+    }
+    uint64_t size;
+    if (argc - i != 2 || fam_parse_size(argv[i + 1], &size) < 0 || size == 0) {
+        usage();
+        return 2;
+    }
+    fam_t *f = connect_fam();
+    if (!f) return 1;
+    fam_region_attr_t at = {0};
+    at.interleave = interleave ? FAM_INTERLEAVE_ENABLE : FAM_INTERLEAVE_DISABLE;
+    fam_region_t *r;
+    if (fam_create_region(f, argv[i], size, mode, &at, &r) < 0) {
+        fprintf(stderr, "famh5: cannot create region '%s': %s\n", argv[i],
+                fam_last_error());
+        return 1;
+    }
+    fam_release_region(r);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int i = 1;
@@ -307,6 +343,7 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "rm") && left == 1) rc = cmd_rm(argv[i], 0);
     else if (!strcmp(cmd, "rm") && left == 2 && !strcmp(argv[i], "-f"))
         rc = cmd_rm(argv[i + 1], 1);
+    else if (!strcmp(cmd, "mkregion")) rc = cmd_mkregion(left, argv + i);
     else { usage(); return 2; }
     H5close(); /* closes the driver's connections */
     return rc;

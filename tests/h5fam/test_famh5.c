@@ -104,11 +104,18 @@ static void make_local(const char *path)
 static void put_get_round_trip_is_identical_and_rm_frees_everything(void **state)
 {
     (void)state;
-    fam_region_attr_t at = {0};
-    at.interleave = FAM_INTERLEAVE_ENABLE;
-    fam_region_t *r;
-    CHECK_OK(fam_create_region(f, "files", 64 << 20, 0700, &at, &r));
     char src[300], back[300], out[8192];
+    /* mkregion: an interleaved region of 64 MiB, mode 0750 */
+    assert_int_equal(run(out, sizeof out, "%s -s %s -p %s mkregion -i -m 750 files 64M",
+                         FAMH5_BIN, servers, test_provider()), 0);
+    fam_region_t *r;
+    CHECK_OK(fam_lookup_region(f, "files", &r));
+    fam_stat_t rst;
+    CHECK_OK(fam_stat_region(f, r, &rst));
+    assert_int_equal(rst.size, 64 << 20);
+    assert_int_equal(rst.perm, 0750);
+    assert_int_equal(rst.interleave, FAM_INTERLEAVE_ENABLE);
+    assert_int_equal(rst.num_servers, 2);
     snprintf(src, sizeof src, "%s/src.h5", test_tmpdir());
     snprintf(back, sizeof back, "%s/back.h5", test_tmpdir());
     make_local(src);
