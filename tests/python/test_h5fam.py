@@ -8,14 +8,13 @@ small slice costs O(1) FAM requests. Over one famd with shm and two famd
 import os
 import subprocess
 
+import h5py  # Debian's python3-h5py (scripts/setup.sh)
 import numpy as np
 import pytest
 
-h5py = pytest.importorskip("h5py")
-import kodiak.h5  # noqa: E402
-
-from conftest import BUILD  # noqa: E402
-from fam_fixtures import FamServers  # noqa: E402
+import kodiak.h5
+from conftest import BUILD
+from fam_fixtures import FamServers
 
 FAMH5 = os.path.join(BUILD, "famh5")
 
