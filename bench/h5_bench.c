@@ -145,8 +145,16 @@ static void bench_provider(const char *prov, int nfamd, uint64_t mib, int trials
         br[2 + 2 * chunked] = median(t + 8, trials);
     }
     double mb = (double)bytes / 1e6;
-    printf("\n%s, %d famd, %" PRIu64 " MiB int64 dataset, median of %d\n", prov, nfamd,
-           mib, trials);
+    char load[64] = "?";
+    FILE *la = fopen("/proc/loadavg", "r");
+    if (la) {
+        if (!fgets(load, sizeof load, la)) strcpy(load, "?");
+        fclose(la);
+        load[strcspn(load, " ")] = '\0';
+    }
+    printf("\n%s, %d famd, %" PRIu64 " MiB int64 dataset, median of %d; load average "
+           "after the run %s on %ld cores\n", prov, nfamd, mib, trials, load,
+           sysconf(_SC_NPROCESSORS_ONLN));
     printf("%-26s %12s %14s %8s %16s\n", "op", "fam driver", "bare libfam", "ratio",
            "sec2 /dev/shm");
     const char *lay[2] = {"contiguous", "chunked 1 MiB"};

@@ -130,6 +130,10 @@ int h5fam_split_name(const char *full, char *region, char *name)
     if (!slash || slash == full || !slash[1]) return -1;
     size_t rl = (size_t)(slash - full), nl = strlen(slash + 1);
     if (rl > FAM_NAME_MAX || nl > H5FAM_NAME_MAX) return -1;
+    /* "x#3" would read as an extent of "x" (famh5 ls hides those) */
+    const char *hash = strrchr(slash + 1, '#');
+    if (hash && hash[1] && strspn(hash + 1, "0123456789") == strlen(hash + 1))
+        return -1;
     memcpy(region, full, rl);
     region[rl] = '\0';
     memcpy(name, slash + 1, nl + 1);
@@ -439,7 +443,8 @@ static H5FD_t *h5fam_open(const char *full, unsigned flags, hid_t fapl,
     }
     if (h5fam_split_name(full, fl->region, fl->name)) {
         PUSH(H5E_BADVALUE, "'%s' is not a fam file name: it must be REGION/NAME "
-             "(region name at most %d bytes, file name at most %d)",
+             "(region name at most %d bytes, file name at most %d, not "
+             "ending in #<digits>)",
              full ? full : "(null)", FAM_NAME_MAX, H5FAM_NAME_MAX);
         free(fl);
         return NULL;

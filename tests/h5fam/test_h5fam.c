@@ -428,6 +428,8 @@ static void errors_name_the_file_and_the_cause(void **state)
     assert_non_null(strstr(h5_error(), "no such file in FAM region 'h5f'"));
     assert_true(H5Fcreate("noslash.h5", H5F_ACC_TRUNC, H5P_DEFAULT, p) < 0);
     assert_non_null(strstr(h5_error(), "REGION/NAME"));
+    assert_true(H5Fcreate("h5f/looks#12", H5F_ACC_TRUNC, H5P_DEFAULT, p) < 0);
+    assert_non_null(strstr(h5_error(), "#<digits>"));
 
     /* a damaged header: not read as a file */
     write_small_file(p, "h5f/bad.h5", 1);
