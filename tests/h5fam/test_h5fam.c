@@ -3,9 +3,11 @@
  * create, write, read and reopen files in FAM (contiguous and chunked
  * datasets, gzip, groups, attributes, hyperslabs); the driver's own rules
  * at its edges through HDF5's public H5FD calls (zeros past eof and in
- * holes, extent boundaries, truncate); files outlive a famd restart;
- * several processes read one file at once; errors are messages on HDF5's
- * error stack, never crashes, and a half-written file is never read.
+ * holes, extent boundaries, truncate); one FAM get per small read; files
+ * outlive a famd stop and a kill -9 (persistent pools); several processes
+ * read one file at once; errors are messages on HDF5's error stack, never
+ * crashes; a half-written file (writer killed, write failed) is never
+ * read; another user gets what the region's bits allow.
  * Over one famd or two ($H5FAM_TEST_FAMDS, the region interleaved), once
  * per provider. */
 #define _GNU_SOURCE
@@ -18,6 +20,7 @@
 #include <string.h>
 #include <signal.h>
 #include <unistd.h>
+#include <grp.h>
 #include <sys/wait.h>
 #include <cmocka.h>
 
@@ -378,6 +381,20 @@ static void files_outlive_a_famd_restart(void **state)
     assert_non_null(f = client(servers));
     p = fapl();
     assert_int_equal(check_small_file(p, "h5keep/k.h5", 11), 0);
+    /* and across kill -9 of every famd */
+    write_small_file(p, "h5keep/k2.h5", 12);
+    H5Pclose(p);
+    H5close();
+    fam_finalize(f);
+    for (int i = 0; i < nsrv; i++) {
+        famd_kill9(&srv[i]);
+        assert_int_equal(famd_restart(&srv[i], POOL), 0);
+    }
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    assert_non_null(f = client(servers));
+    p = fapl();
+    assert_int_equal(check_small_file(p, "h5keep/k.h5", 11), 0);
+    assert_int_equal(check_small_file(p, "h5keep/k2.h5", 12), 0);
     H5Pclose(p);
 }
 
@@ -498,6 +515,86 @@ static void errors_name_the_file_and_the_cause(void **state)
     H5Pclose(p);
 }
 
+/* A writer killed (-9) in the middle of writing: readers refuse the file
+ * and say its writer is gone; the next writer takes it over. */
+static void a_writer_killed_mid_write_leaves_a_file_readers_refuse(void **state)
+{
+    (void)state;
+    make_region("h5k", 64 << 20, 0700);
+    hid_t p = fapl();
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        close(ready[0]);
+        hid_t fid = H5Fcreate("h5k/dying.h5", H5F_ACC_TRUNC, H5P_DEFAULT, p);
+        if (fid < 0) _exit(1);
+        hsize_t dims[1] = {1 << 20};
+        hid_t sp = H5Screate_simple(1, dims, NULL);
+        hid_t ds = H5Dcreate2(fid, "x", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT,
+                              H5P_DEFAULT);
+        int64_t *v = calloc(1 << 20, 8);
+        if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0)
+            _exit(2);
+        H5Fflush(fid, H5F_SCOPE_GLOBAL);
+        if (write(ready[1], "x", 1) != 1) _exit(3);
+        for (;;) pause(); /* killed here, the file still open */
+    }
+    close(ready[1]);
+    char c;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    kill(kid, SIGKILL);
+    waitpid(kid, NULL, 0);
+    assert_true(H5Fopen("h5k/dying.h5", H5F_ACC_RDONLY, p) < 0);
+    assert_non_null(strstr(h5_error(), "which is gone"));
+    write_small_file(p, "h5k/dying.h5", 31); /* H5Fcreate takes it over */
+    assert_int_equal(check_small_file(p, "h5k/dying.h5", 31), 0);
+    H5Pclose(p);
+}
+
+/* Another user (uid 65534, a child that drops root before connecting):
+ * over tcp it reads a file in a 0755 region, and is refused writing it and
+ * anything in a 0700 region, with "no permission"; over shm it cannot
+ * reach root's famd at all, and the message says so. */
+static void another_user_gets_what_the_region_bits_allow(void **state)
+{
+    (void)state;
+    make_region("h5open", 16 << 20, 0755);
+    make_region("h5priv", 16 << 20, 0700);
+    hid_t p = fapl();
+    write_small_file(p, "h5open/pub.h5", 41);
+    write_small_file(p, "h5priv/sec.h5", 42);
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        if (setgroups(0, NULL) || setgid(65534) || setuid(65534)) _exit(10);
+        int tcp = !strcmp(test_provider(), "tcp");
+        if (tcp) {
+            if (check_small_file(p, "h5open/pub.h5", 41)) _exit(11);
+            if (H5Fopen("h5open/pub.h5", H5F_ACC_RDWR, p) >= 0) _exit(12);
+            if (!strstr(h5_error(), "no permission")) _exit(13);
+            if (H5Fopen("h5priv/sec.h5", H5F_ACC_RDONLY, p) >= 0) _exit(14);
+            if (!strstr(h5_error(), "no permission")) _exit(15);
+            if (H5Fcreate("h5open/mine.h5", H5F_ACC_TRUNC, H5P_DEFAULT, p) >= 0) _exit(16);
+            if (!strstr(h5_error(), "no permission")) _exit(17);
+        } else {
+            if (H5Fopen("h5open/pub.h5", H5F_ACC_RDONLY, p) >= 0) _exit(18);
+            if (!strstr(h5_error(), "no connection to the memory servers")) _exit(19);
+        }
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(kid, &st, 0), kid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    /* root's files are untouched and not claimed */
+    assert_int_equal(check_small_file(p, "h5open/pub.h5", 41), 0);
+    assert_int_equal(check_small_file(p, "h5priv/sec.h5", 42), 0);
+    H5Pclose(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -507,6 +604,8 @@ int main(void)
         cmocka_unit_test(a_small_read_costs_one_fam_get),
         cmocka_unit_test(several_processes_read_one_file_at_once),
         cmocka_unit_test(errors_name_the_file_and_the_cause),
+        cmocka_unit_test(a_writer_killed_mid_write_leaves_a_file_readers_refuse),
+        cmocka_unit_test(another_user_gets_what_the_region_bits_allow),
         cmocka_unit_test(files_outlive_a_famd_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
