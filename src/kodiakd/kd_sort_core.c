@@ -606,6 +606,73 @@ static void insertion_sort(ks_pair *a, int64_t n)
     }
 }
 
+static void msd_sort(ks_pair *a, ks_pair *t, int64_t n, int hb, bool to_a);
+
+/* above this many pairs, msd_sort's first pass groups 16-bit digits */
+#define KS_GROUPED (1 << 16)
+/* ... into about this many groups */
+#define KS_GROUPS 1024
+
+/* The first pass of msd_sort over a large block: keys that crowd into a
+ * few values of their top bits (float64's exponents, a narrow int range)
+ * would leave a few buckets too big for the cache, each needing another
+ * pass over memory. So count the top 16 bits, join neighbouring values into
+ * about 1024 groups of similar size (a group is a range of keys, so the
+ * order holds), scatter by group, and sort each group on its own. Returns
+ * false (nothing done) when the counters cannot be allocated. */
+static bool msd_grouped(ks_pair *a, ks_pair *t, int64_t n, int hb, bool to_a)
+{
+    const int d = hb < 16 ? hb : 16, sh = hb - d;
+    const uint64_t mask = (1ull << d) - 1;
+    const int64_t nbk = (int64_t)1 << d;
+    int64_t *h = malloc(8 * (size_t)nbk);
+    uint16_t *grp = malloc(2 * (size_t)nbk); /* digit value -> its group */
+    int64_t end[2 * KS_GROUPS + 2];          /* per group: start, then end */
+    if (!h || !grp) {
+        free(h);
+        free(grp);
+        return false;
+    }
+    memset(h, 0, 8 * (size_t)nbk);
+    for (int64_t i = 0; i < n; i++)
+        h[(a[i].k >> sh) & mask]++;
+    /* a group closes once it holds n / KS_GROUPS, or before a digit value
+     * that alone holds that many (so a crowded value is a group by itself
+     * and its sort starts on narrower keys): at most 2 KS_GROUPS + 1 groups */
+    const int64_t target = n / KS_GROUPS + 1;
+    int g = 0;
+    int64_t inside = 0, off = 0;
+    for (int64_t v = 0; v < nbk; v++) {
+        if (inside > 0 && h[v] >= target) {
+            end[g++] = off;
+            off += inside;
+            inside = 0;
+        }
+        grp[v] = (uint16_t)g;
+        inside += h[v];
+        if (inside >= target || v == nbk - 1) {
+            end[g++] = off;
+            off += inside;
+            inside = 0;
+        }
+    }
+    free(h);
+    if (g == 1) { /* one digit value holds every pair: no progress here */
+        free(grp);
+        return false;
+    }
+    for (int64_t i = 0; i < n; i++)
+        t[end[grp[(a[i].k >> sh) & mask]]++] = a[i];
+    free(grp);
+    int64_t start = 0;
+    for (int j = 0; j < g; j++) {
+        if (end[j] > start)
+            msd_sort(t + start, a + start, end[j] - start, -1, !to_a);
+        start = end[j];
+    }
+    return true;
+}
+
 /* Stable sort of a[0, n) by key, where the key bits at and above hb are the
  * same in every pair; t is scratch for n pairs. The result is left in a when
  * to_a, else in t. hb < 0: find the bits that vary first (a bucket that
@@ -625,6 +692,8 @@ static void msd_sort(ks_pair *a, ks_pair *t, int64_t n, int hb, bool to_a)
             memcpy(t, a, (size_t)n * sizeof *a);
         return;
     }
+    if (n > KS_GROUPED && hb > KS_MAX_DIGIT && msd_grouped(a, t, n, hb, to_a))
+        return;
     /* fewer buckets for a small range: the histogram stays cheap beside n */
     const int d = hb < KS_MAX_DIGIT ? hb : (n < 4096 ? 8 : KS_MAX_DIGIT);
     const int sh = hb - d;

@@ -89,6 +89,27 @@ def test_float64_standard_normal(ak):
     check(ak, np.random.default_rng(11).standard_normal(200003))
 
 
+@pytest.mark.parametrize("kind", ["one", "few", "adjacent", "normal"])
+def test_crowded_keys_in_blocks_too_large_for_the_cache(ak, kind):
+    """Over 65536 pairs a rank's first local pass groups neighbouring values
+    of the top 16 bits: one value holding most keys, a few crowded values,
+    crowded values beside sparse ones, and float64's crowded exponents."""
+    rng = np.random.default_rng(13)
+    n = 300007
+    x = rng.integers(I64_MIN, I64_MAX, n, dtype=np.int64)
+    r = rng.random(n)
+    if kind == "one":
+        x[r < 0.95] = 2**40
+    elif kind == "few":
+        x[r < 0.9] = rng.choice(np.array([-2**62, -5, 0, 3, 2**61]), n)[r < 0.9]
+    elif kind == "adjacent":  # dense keys in the top-16-bit values either side of 0
+        x[r < 0.7] = rng.integers(-2**48, 2**48, n)[r < 0.7]
+        x[r < 0.3] = 2**47
+    else:
+        x = rng.standard_normal(n)
+    check(ak, x)
+
+
 def test_all_equal_int64_keys_are_the_identity(ak):
     check(ak, np.full(100003, I64_MIN, dtype=np.int64))
 
