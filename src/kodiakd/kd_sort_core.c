@@ -15,7 +15,12 @@
  * A pass whose digit is the same for every element is skipped. The number of
  * passes comes from the bits that vary (the plan subtracts the minimum), and
  * when the key and the element's index fit in 64 bits together they travel
- * as one word (half the traffic of a key/index pair). */
+ * as one word (half the traffic of a key/index pair).
+ *
+ * An argsort key too wide for that (full-range int64, float64) is not
+ * radix-sorted across the ranks: exact splitters send each (key, index)
+ * pair once to the rank that holds its sorted position, which sorts locally
+ * (sort_wide below). */
 #include "kd_sort.h"
 
 #include <limits.h>
@@ -495,8 +500,9 @@ static void free_words(void *p, int64_t n)
  * them), or NULL; need_words: w must hold the sorted words afterwards.
  *
  * A key and an index that fit in 64 bits together travel as one word. A
- * wider key (full-range int64 or float64 with millions of elements) is
- * sorted in two halves, each packed with the index: its low bits first,
+ * wider key of a later stage of a coargsort (the first stage goes to
+ * sort_wide, in the original order) is sorted in two halves, each packed
+ * with the index: its low bits first,
  * then, after the words are fetched again in that order from orig, its
  * high bits (LSD, so the result is the same stable order). Every element
  * then moves as 8 bytes, not as a 16-byte key/index pair, and the cost
@@ -576,8 +582,10 @@ static int sort_stage(kd_cmd *c, const ks_plan *pl, uint64_t **pw, int64_t *idx,
  *   2. send every (key, index) pair to the rank whose output block it lands
  *      in: one MPI_Alltoallv, and each rank receives exactly its block;
  *   3. sort each rank's pairs by key with a stable MSD radix sort: one pass
- *      over memory by the top 11 varying bits, then each bucket (small
- *      enough to stay in the cache) the same way, insertion sort below 32.
+ *      over memory into ranges of keys of about 4096 pairs each (from a
+ *      histogram of the top 16 varying bits), then each range, in the
+ *      cache, by digits of up to 11 bits, skipping the bits that do not
+ *      vary in it, insertion sort below 32 pairs.
  * Pairs arrive in global index order (source rank, then position in it) and
  * every step keeps that order among equal keys: NumPy's stable order. */
 
@@ -610,16 +618,20 @@ static void msd_sort(ks_pair *a, ks_pair *t, int64_t n, int hb, bool to_a);
 
 /* above this many pairs, msd_sort's first pass groups 16-bit digits */
 #define KS_GROUPED (1 << 16)
-/* ... into about this many groups */
-#define KS_GROUPS 1024
+/* ... into groups of about this many pairs (64 KiB: the L1/L2 caches) */
+#define KS_GROUP_PAIRS 4096
+/* ... and at most about this many groups (a group number is 16 bits) */
+#define KS_GROUPS 32767
 
 /* The first pass of msd_sort over a large block: keys that crowd into a
  * few values of their top bits (float64's exponents, a narrow int range)
  * would leave a few buckets too big for the cache, each needing another
  * pass over memory. So count the top 16 bits, join neighbouring values into
- * about 1024 groups of similar size (a group is a range of keys, so the
- * order holds), scatter by group, and sort each group on its own. Returns
- * false (nothing done) when the counters cannot be allocated. */
+ * groups of about KS_GROUP_PAIRS pairs (a group is a range of keys, so the
+ * order holds), scatter by group, and sort each group on its own, in the
+ * cache. Returns
+ * false (nothing done) when the counters cannot be allocated or a single
+ * group would hold every pair (msd_sort's 11-bit pass then makes progress). */
 static bool msd_grouped(ks_pair *a, ks_pair *t, int64_t n, int hb, bool to_a)
 {
     const int d = hb < 16 ? hb : 16, sh = hb - d;
@@ -627,19 +639,21 @@ static bool msd_grouped(ks_pair *a, ks_pair *t, int64_t n, int hb, bool to_a)
     const int64_t nbk = (int64_t)1 << d;
     int64_t *h = malloc(8 * (size_t)nbk);
     uint16_t *grp = malloc(2 * (size_t)nbk); /* digit value -> its group */
-    int64_t end[2 * KS_GROUPS + 2];          /* per group: start, then end */
-    if (!h || !grp) {
+    int64_t *end = malloc(8 * (2 * (size_t)KS_GROUPS + 2)); /* per group: start, then end */
+    if (!h || !grp || !end) {
         free(h);
         free(grp);
+        free(end);
         return false;
     }
     memset(h, 0, 8 * (size_t)nbk);
     for (int64_t i = 0; i < n; i++)
         h[(a[i].k >> sh) & mask]++;
-    /* a group closes once it holds n / KS_GROUPS, or before a digit value
+    /* a group closes once it holds `target` pairs, or before a digit value
      * that alone holds that many (so a crowded value is a group by itself
-     * and its sort starts on narrower keys): at most 2 KS_GROUPS + 1 groups */
-    const int64_t target = n / KS_GROUPS + 1;
+     * and its sort starts on narrower keys): target >= n / KS_GROUPS, so
+     * at most 2 KS_GROUPS + 1 groups */
+    const int64_t target = n / KS_GROUPS > KS_GROUP_PAIRS ? n / KS_GROUPS + 1 : KS_GROUP_PAIRS;
     int g = 0;
     int64_t inside = 0, off = 0;
     for (int64_t v = 0; v < nbk; v++) {
@@ -657,8 +671,9 @@ static bool msd_grouped(ks_pair *a, ks_pair *t, int64_t n, int hb, bool to_a)
         }
     }
     free(h);
-    if (g == 1) { /* one digit value holds every pair: no progress here */
+    if (g == 1) { /* one group holds every pair: no progress here */
         free(grp);
+        free(end);
         return false;
     }
     for (int64_t i = 0; i < n; i++)
@@ -670,6 +685,7 @@ static bool msd_grouped(ks_pair *a, ks_pair *t, int64_t n, int hb, bool to_a)
             msd_sort(t + start, a + start, end[j] - start, -1, !to_a);
         start = end[j];
     }
+    free(end);
     return true;
 }
 
@@ -695,7 +711,10 @@ static void msd_sort(ks_pair *a, ks_pair *t, int64_t n, int hb, bool to_a)
     if (n > KS_GROUPED && hb > KS_MAX_DIGIT && msd_grouped(a, t, n, hb, to_a))
         return;
     /* fewer buckets for a small range: the histogram stays cheap beside n */
-    const int d = hb < KS_MAX_DIGIT ? hb : (n < 4096 ? 8 : KS_MAX_DIGIT);
+    const int nd = bit_width((uint64_t)n) - 4; /* about 16 pairs a bucket */
+    int d = KS_MAX_DIGIT;
+    d = nd < d ? nd : d;
+    d = hb < d ? hb : d;
     const int sh = hb - d;
     const uint64_t mask = (1ull << d) - 1;
     const int64_t nbk = (int64_t)1 << d;
