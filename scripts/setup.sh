@@ -13,7 +13,7 @@ packages=(
   libopenmpi-dev openmpi-bin             # kodiakd's ranks
   libzmq3-dev                            # client <-> kodiakd
   libjson-c-dev                          # kodiakd's JSON request headers
-  libhdf5-dev                            # HDF5 virtual file driver
+  libhdf5-dev hdf5-tools python3-h5py    # HDF5 virtual file driver, famh5 checks (h5dump, h5diff), h5py
   zlib1g-dev                             # CRC32 of metadata and backups
   libcmocka-dev                          # C unit tests
   python3 python3-numpy python3-pandas python3-zmq python3-pytest python3-tqdm

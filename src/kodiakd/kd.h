@@ -141,9 +141,42 @@ void kd_register_fam(void);
 void kd_register_math(void);
 void kd_register_csv(void);
 void kd_register_ds(void);
-/* The read_csv command itself (kd_cmd_csv.c): the dataset store's ingest
- * runs it on a command of its own making, one file at a time. */
-int kd_cmd_read_csv(kd_cmd *c);
+/* ---- CSV files (kd_cmd_csv.c; the parser itself is kd_csv.h) --------------- */
+
+typedef enum {
+    KD_CSV_PLAIN = 0,       /* int64, float64 or bool values */
+    KD_CSV_DATETIME = 1,    /* int64 seconds since the epoch (parse_dates) */
+    KD_CSV_CATEGORICAL = 2, /* int64 codes into sorted categories, -1: missing */
+} kd_csv_kind;
+
+/* Columns read from CSV files by every rank. */
+typedef struct {
+    int ncols;
+    struct {
+        char *name;          /* the header's name (malloc'd) */
+        kd_csv_kind kind;
+        kd_array *array;     /* a temp of the command: registered by the caller,
+                                or freed at the command's end */
+        int64_t ncategories; /* categorical: how many */
+    } *col;
+    int64_t rows;            /* rows read (all ranks, all files) */
+    int64_t skipped;         /* bad rows skipped (on_bad_lines "skip") */
+    /* rank 0 only: the categories of the categorical columns in column
+     * order, as ncategories + 1 int64 byte offsets per column into cat_bytes */
+    int64_t *cat_offsets;
+    size_t ncat_offsets;
+    char *cat_bytes;
+    size_t ncat_bytes;
+} kd_csv_table;
+
+/* Collective: read the files named by the request's arguments "files",
+ * "usecols", "dtypes", "parse_dates", "on_bad_lines" (docs/PROTOCOL.md)
+ * into block-distributed arrays, in file order. 0, or -1 on every rank with
+ * the error set (nothing allocated stays). The dataset store's ingest calls
+ * this and writes the arrays as batches. */
+int kd_csv_read(kd_cmd *c, kd_csv_table *t);
+void kd_csv_table_free(kd_csv_table *t);
+
 /* Close this rank's libfam connection (if any) at exit. */
 void kd_fam_shutdown(void);
 /* This rank's libfam connection (kd_cmd_fam.c), opened if needed.

@@ -2,7 +2,9 @@
 /* kd_cmd_csv.c — read_csv: CSV files on kodiakd's filesystem parsed by
  * every rank in parallel into pdarrays (text columns: int64 codes plus
  * their sorted categories). The parsing itself is kd_csv.c's; this file is
- * the MPI glue, written so that the dataset store's ingest can reuse it.
+ * the MPI glue: kd_csv_read() (kd.h) reads the files into unregistered
+ * arrays, for the read_csv command here and for the dataset store's ingest,
+ * which writes them to FAM as batches.
  *
  * How the work is split, file by file (several files are read in order, as
  * one table):
@@ -103,7 +105,7 @@ typedef struct {
     /* text: the rank's distinct strings, interned */
     char *arena;           /* their bytes */
     size_t arena_len, arena_cap;
-    uint64_t *slot;        /* hash table: (index + 1) of a string or 0 */
+    struct csv_slot_ *slot; /* hash table of the distinct strings */
     size_t nslots;         /* power of two */
     uint64_t *soff;        /* per distinct string: offset in arena */
     uint32_t *slen;        /* per distinct string: length */
@@ -126,6 +128,7 @@ typedef struct {
     int64_t skipped;       /* bad rows skipped by this rank */
     int64_t local_rows;    /* good rows of this rank, all files */
     int64_t total_rows;    /* good rows of all ranks and files */
+    int64_t skipped_all;   /* bad rows skipped by all ranks */
     /* the first error of this rank (pass 1), reported with its line later */
     int err_file;          /* -1: none */
     int64_t err_line;      /* local line (add the file's line0) */
@@ -574,7 +577,7 @@ static int reader_error(csv_read *rd, int f, kd_csv_reader *r, int nf, int io_er
 }
 
 /* Pass 1 over this rank's rows of every file. */
-__attribute__((noinline)) static void pass1(csv_read *rd)
+static void pass1(csv_read *rd)
 {
     int *kinds = calloc((size_t)rd->nuse + 1, sizeof *kinds);
     char msg[300];
@@ -655,27 +658,32 @@ static uint64_t hash_bytes(const char *p, size_t n)
     return h ^ (h >> 33);
 }
 
-/* A hash-table slot: (index + 1) of a distinct string in the low 40 bits,
- * the top 24 bits of its hash above, so that most mismatches are seen
- * without touching the string. */
-#define SLOT_IDX(v) (((v) & ((1ull << 40) - 1)) - 1)
-#define SLOT_TAG(h) ((h) >> 40 << 40)
+/* A hash-table slot holds what a lookup needs, so that a hit costs the
+ * slot and the string's bytes (two cache misses), a miss only the slot:
+ * the top 32 bits of the hash, the string's code + 1 (0: empty), and where
+ * its bytes are in the arena (offset << 27 | length). */
+typedef struct csv_slot_ {
+    uint32_t tag;   /* hash >> 32 */
+    uint32_t code1; /* local code + 1; 0 for an empty slot */
+    uint64_t where; /* arena offset << 27 | length (a length is at most 2^26) */
+} csv_slot;
+#define WHERE_LEN(w) ((size_t)((w) & ((1u << 27) - 1)))
+#define WHERE_OFF(w) ((size_t)((w) >> 27))
 
 /* The local code of text p[0..n) in column col (added if new); -1 when out
  * of memory. */
-__attribute__((noinline)) static int64_t intern(csv_col *col, const char *p, size_t n)
+static int64_t intern(csv_col *col, const char *p, size_t n)
 {
     if (2 * (col->ndist + 1) > col->nslots) {
         size_t ns = col->nslots ? 2 * col->nslots : 1024;
-        uint64_t *s = calloc(ns, sizeof *s);
+        csv_slot *s = calloc(ns, sizeof *s);
         if (!s)
             return -1;
         for (size_t i = 0; i < col->nslots; i++)
-            if (col->slot[i]) {
-                uint64_t d = SLOT_IDX(col->slot[i]);
-                uint64_t hh = hash_bytes(col->arena + col->soff[d], col->slen[d]);
-                size_t h = hh & (ns - 1);
-                while (s[h])
+            if (col->slot[i].code1) {
+                uint64_t w = col->slot[i].where;
+                size_t h = hash_bytes(col->arena + WHERE_OFF(w), WHERE_LEN(w)) & (ns - 1);
+                while (s[h].code1)
                     h = (h + 1) & (ns - 1);
                 s[h] = col->slot[i];
             }
@@ -684,17 +692,15 @@ __attribute__((noinline)) static int64_t intern(csv_col *col, const char *p, siz
         col->nslots = ns;
     }
     uint64_t hh = hash_bytes(p, n);
+    uint32_t tag = (uint32_t)(hh >> 32);
     size_t h = hh & (col->nslots - 1);
-    while (col->slot[h]) {
-        uint64_t v = col->slot[h];
-        if ((v ^ hh) >> 40 == 0) {
-            uint64_t d = SLOT_IDX(v);
-            if (col->slen[d] == n && memcmp(col->arena + col->soff[d], p, n) == 0)
-                return (int64_t)d;
-        }
+    for (csv_slot *sl = &col->slot[h]; sl->code1; sl = &col->slot[h]) {
+        if (sl->tag == tag && WHERE_LEN(sl->where) == n &&
+            memcmp(col->arena + WHERE_OFF(sl->where), p, n) == 0)
+            return (int64_t)sl->code1 - 1;
         h = (h + 1) & (col->nslots - 1);
     }
-    if (col->ndist + 1 >= (1ull << 40))
+    if (col->ndist + 1 >= UINT32_MAX || col->arena_len + n >= (1ull << 37))
         return -1;
     if (col->ndist == col->cap_dist) {
         size_t cap = col->cap_dist ? 2 * col->cap_dist : 256;
@@ -721,13 +727,14 @@ __attribute__((noinline)) static int64_t intern(csv_col *col, const char *p, siz
     memcpy(col->arena + col->arena_len, p, n);
     col->soff[col->ndist] = col->arena_len;
     col->slen[col->ndist] = (uint32_t)n;
+    col->slot[h] = (csv_slot){tag, (uint32_t)col->ndist + 1,
+                              (uint64_t)col->arena_len << 27 | (uint64_t)n};
     col->arena_len += n;
-    col->slot[h] = SLOT_TAG(hh) | (col->ndist + 1);
     return (int64_t)col->ndist++;
 }
 
 /* Pass 2: every good row's values into the columns' staging buffers. */
-__attribute__((noinline)) static int pass2(csv_read *rd)
+static int pass2(csv_read *rd)
 {
     kd_cmd *c = rd->c;
     char msg[300];
@@ -751,7 +758,15 @@ __attribute__((noinline)) static int pass2(csv_read *rd)
                 }
                 break;
             }
-            if (check_row(rd, &ch.r, nf, NULL, msg, sizeof msg))
+            /* pass 1 found every row good unless some were skipped: then
+             * the same check leaves out the same rows. The field count is
+             * checked always: fields past it are not this row's */
+            if (nf != rd->ncols && !rd->skipped_all) {
+                kd_csv_chunks_free(&ch);
+                return kd_fail(c, "ValueError", "read_csv: file '%.300s' changed while it "
+                               "was read", f->path);
+            }
+            if (rd->skipped_all && check_row(rd, &ch.r, nf, NULL, msg, sizeof msg))
                 continue;
             /* a row of my block goes straight into the result, another
              * into staging (at its own index: untouched staging pages are
@@ -1018,9 +1033,9 @@ static void redistribute(csv_read *rd, csv_col *col, int *cnt, int64_t *piece)
     }
 }
 
-/* read_csv(files, usecols?, dtypes?, parse_dates?, on_bad_lines?) */
-int kd_cmd_read_csv(kd_cmd *c)
+int kd_csv_read(kd_cmd *c, kd_csv_table *t)
 {
+    memset(t, 0, sizeof *t);
     csv_read rd = {.c = c, .err_file = -1};
     double clock[2] = {0, 0};
     phase(c, "start", clock);
@@ -1088,6 +1103,9 @@ int kd_cmd_read_csv(kd_cmd *c)
     phase(c, "split", clock);
     /* 3: pass 1, line numbers, the first error in file order */
     pass1(&rd);
+    /* a rank done early sleeps instead of spinning in the next collective:
+     * on a crowded machine the others need its core (kd.h) */
+    kd_quiet_barrier(c->comm);
     phase(c, "pass 1", clock);
     int nf = rd.nfiles, R = c->nranks;
     int64_t *v = calloc((size_t)nf * 2 + 2, sizeof *v), *vb = calloc((size_t)nf * 2 + 2, sizeof *v);
@@ -1156,6 +1174,7 @@ int kd_cmd_read_csv(kd_cmd *c)
     }
     int64_t total_rows = base, skipped = tot[nf];
     rd.total_rows = total_rows;
+    rd.skipped_all = skipped;
     for (int k = 0; k < rd.nuse; k++)
         kinds[k] = rd.cols[k].kinds;
     MPI_Allreduce(kinds, gk, rd.nuse, MPI_INT64_T, MPI_BOR, c->comm);
@@ -1190,7 +1209,9 @@ int kd_cmd_read_csv(kd_cmd *c)
         }
     }
     phase(c, "infer+alloc", clock);
-    if (kd_agree(c, pass2(&rd))) {
+    rc = pass2(&rd);
+    kd_quiet_barrier(c->comm);
+    if (kd_agree(c, rc)) {
         free_read(&rd);
         return -1;
     }
@@ -1218,43 +1239,88 @@ int kd_cmd_read_csv(kd_cmd *c)
         free_read(&rd);
         return -1;
     }
-    json_object *cols = c->rank == 0 ? json_object_new_array() : NULL;
+    t->ncols = rd.nuse;
+    t->col = calloc((size_t)(rd.nuse ? rd.nuse : 1), sizeof *t->col);
+    rc = t->col ? 0 : kd_fail(c, "MemoryError", "read_csv: out of memory");
+    for (int k = 0; !rc && k < rd.nuse; k++)
+        if (!(t->col[k].name = strdup(rd.cols[k].name)))
+            rc = kd_fail(c, "MemoryError", "read_csv: out of memory");
+    if (kd_agree(c, rc)) {
+        free(cnt), free(piece), free(offs), free(bytes);
+        free_read(&rd);
+        kd_csv_table_free(t);
+        return -1;
+    }
     for (int k = 0; k < rd.nuse; k++) {
         csv_col *col = &rd.cols[k];
         redistribute(&rd, col, cnt, piece);
-        char key[32];
-        snprintf(key, sizeof key, "col%d", k);
-        kd_result_array(c, key, col->out);
-        if (cols) {
-            json_object *o = json_object_new_object();
-            json_object_object_add(o, "name", json_object_new_string(col->name));
-            json_object_object_add(o, "key", json_object_new_string(key));
-            json_object_object_add(o, "kind", json_object_new_string(
-                col->type == CT_TEXT ? "categorical" : col->type == CT_DATE ? "datetime"
-                                                                            : "array"));
-            if (col->type == CT_TEXT)
-                json_object_object_add(o, "ncategories", json_object_new_int64(col->ncat));
-            json_object_array_add(cols, o);
-        }
+        t->col[k].kind = col->type == CT_TEXT ? KD_CSV_CATEGORICAL
+                         : col->type == CT_DATE ? KD_CSV_DATETIME : KD_CSV_PLAIN;
+        t->col[k].array = col->out;
+        t->col[k].ncategories = col->type == CT_TEXT ? col->ncat : 0;
     }
     free(cnt);
     free(piece);
     phase(c, "alltoallv", clock);
-    kd_result_set(c, "columns", cols);
-    kd_result_i64(c, "rows", total_rows);
-    kd_result_i64(c, "skipped", skipped);
-    if (c->rank == 0) { /* categories: offsets (int64), then bytes */
-        kd_result_frame(c, offs ? offs : calloc(1, 8), offs ? noffs * 8 : 0);
-        kd_result_frame(c, bytes ? bytes : calloc(1, 1), nbytes);
-    } else {
-        free(offs);
-        free(bytes);
-    }
+    t->rows = total_rows;
+    t->skipped = skipped;
+    t->cat_offsets = offs;
+    t->ncat_offsets = noffs;
+    t->cat_bytes = bytes;
+    t->ncat_bytes = nbytes;
     free_read(&rd);
+    return 0;
+}
+
+void kd_csv_table_free(kd_csv_table *t)
+{
+    for (int k = 0; t->col && k < t->ncols; k++)
+        free(t->col[k].name);
+    free(t->col);
+    free(t->cat_offsets);
+    free(t->cat_bytes);
+    memset(t, 0, sizeof *t);
+}
+
+/* read_csv(files, usecols?, dtypes?, parse_dates?, on_bad_lines?): the
+ * columns as pdarrays (registered only now, when every rank succeeded) */
+static int cmd_read_csv(kd_cmd *c)
+{
+    kd_csv_table t;
+    if (kd_csv_read(c, &t))
+        return -1;
+    json_object *cols = c->rank == 0 ? json_object_new_array() : NULL;
+    for (int k = 0; k < t.ncols; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "col%d", k);
+        kd_result_array(c, key, t.col[k].array);
+        if (cols) {
+            static const char *kinds[] = {"array", "datetime", "categorical"};
+            json_object *o = json_object_new_object();
+            json_object_object_add(o, "name", json_object_new_string(t.col[k].name));
+            json_object_object_add(o, "key", json_object_new_string(key));
+            json_object_object_add(o, "kind", json_object_new_string(kinds[t.col[k].kind]));
+            if (t.col[k].kind == KD_CSV_CATEGORICAL)
+                json_object_object_add(o, "ncategories",
+                                       json_object_new_int64(t.col[k].ncategories));
+            json_object_array_add(cols, o);
+        }
+    }
+    kd_result_set(c, "columns", cols);
+    kd_result_i64(c, "rows", t.rows);
+    kd_result_i64(c, "skipped", t.skipped);
+    if (c->rank == 0) { /* categories: offsets (int64), then bytes; the reply frees them */
+        kd_result_frame(c, t.cat_offsets ? (void *)t.cat_offsets : calloc(1, 8),
+                        t.ncat_offsets * 8);
+        kd_result_frame(c, t.cat_bytes ? t.cat_bytes : calloc(1, 1), t.ncat_bytes);
+        t.cat_offsets = NULL;
+        t.cat_bytes = NULL;
+    }
+    kd_csv_table_free(&t);
     return 0;
 }
 
 void kd_register_csv(void)
 {
-    kd_register("read_csv", kd_cmd_read_csv);
+    kd_register("read_csv", cmd_read_csv);
 }

@@ -1234,17 +1234,20 @@ static int ingest_file(kd_cmd *c, ds_ingest *g, ds_store_t *s, const char *path,
         json_object_object_add(args, "dtypes", ndt);
         json_object_object_add(args, "parse_dates", npd);
     }
+    /* read_csv's reader on a command of our own (its arguments; its
+     * arrays on its own temps list, freed when the file is written) */
     kd_cmd sub = *c;
     sub.args = args;
     sub.cmd = "read_csv";
     sub.failed = 0;
     sub.err_type[0] = sub.err_msg[0] = '\0';
-    sub.result = c->rank == 0 ? json_object_new_object() : NULL;
+    sub.result = NULL;
     sub.nout = 0;
     sub.temps = NULL;
+    kd_csv_table t;
     double tick = 0;
     ds_tick(-1, &tick);
-    int rc = kd_agree(&sub, kd_cmd_read_csv(&sub));
+    int rc = kd_csv_read(&sub, &t);
     ds_tick(4, &tick);
     if (rc) {
         snprintf(c->err_type, sizeof c->err_type, "%s", sub.err_type);
@@ -1263,71 +1266,57 @@ static int ingest_file(kd_cmd *c, ds_ingest *g, ds_store_t *s, const char *path,
                          g->names[k]);
         }
         c->failed = 1;
+        for (kd_array *a = sub.temps, *nx; a; a = nx) { /* what a failed read made */
+            nx = a->next;
+            kd_array_free(a);
+        }
+        json_object_put(args);
+        return -1;
     }
-    json_object *res = bcast_json(&sub, rc ? NULL : sub.result);
-    /* the read's arrays: sub.temps, newest first */
-    size_t na = 0;
-    for (kd_array *a = sub.temps; a; a = a->next)
-        na++;
-    kd_array **arr = calloc(na + 1, sizeof *arr);
-    size_t i = na;
-    for (kd_array *a = sub.temps; a && arr; a = a->next)
-        arr[--i] = a;
-    json_object *cols = NULL, *jr, *js;
-    if (!rc && !json_object_object_get_ex(res, "columns", &cols))
-        rc = kd_fail(c, "RuntimeError", "ingest: read_csv gave no columns");
-    size_t n = cols ? json_object_array_length(cols) : 0;
-    if (!rc && (!arr || n != na))
-        rc = kd_fail(c, "RuntimeError", "ingest: read_csv gave %zu columns and %zu arrays",
-                     n, na);
+    size_t n = (size_t)t.ncols;
+    kd_array **arr = calloc(n + 1, sizeof *arr);
     char **names = calloc(n + 1, sizeof *names);
     ds_dtype_t *dt = calloc(n + 1, sizeof *dt);
     ds_cats *cats = calloc(n + 1, sizeof *cats);
     char *catbuf = NULL;
-    if (!rc && (!names || !dt || !cats))
+    if (!arr || !names || !dt || !cats)
         rc = kd_fail(c, "MemoryError", "ingest: out of memory");
-    const int64_t *offs = c->rank == 0 && sub.nout > 1 ? sub.out[0] : NULL;
-    const char *bytes = c->rank == 0 && sub.nout > 1 ? sub.out[1] : NULL;
-    size_t at = 0;
-    if (!rc && bytes) {
-        size_t nb = sub.out_len[1], no = sub.out_len[0] / 8;
-        catbuf = malloc(nb + no + 1);
+    if (!rc && c->rank == 0 && t.ncat_bytes + t.ncat_offsets > 0) {
+        catbuf = malloc(t.ncat_bytes + t.ncat_offsets + 1);
         if (!catbuf)
             rc = kd_fail(c, "MemoryError", "ingest: out of memory");
     }
-    size_t catpos = 0;
+    size_t at = 0, catpos = 0;
     for (size_t k = 0; !rc && k < n; k++) {
-        json_object *o = json_object_array_get_idx(cols, k), *x;
-        json_object_object_get_ex(o, "name", &x);
-        names[k] = (char *)json_object_get_string(x);
-        json_object_object_get_ex(o, "kind", &x);
-        const char *kind = json_object_get_string(x);
-        if (strcmp(kind, "categorical") == 0) {
+        arr[k] = t.col[k].array;
+        names[k] = t.col[k].name;
+        if (t.col[k].kind == KD_CSV_CATEGORICAL) {
             dt[k] = DS_TEXT;
-            json_object_object_get_ex(o, "ncategories", &x);
-            cats[k].n = (size_t)json_object_get_int64(x);
-            if (c->rank == 0) {
-                cats[k].cats = malloc(sizeof(char *) * (cats[k].n + 1));
-                if (!cats[k].cats) {
-                    rc = kd_fail(c, "MemoryError", "ingest: out of memory");
-                    break;
-                }
-                for (size_t j = 0; j < cats[k].n; j++) {
-                    size_t l = (size_t)(offs[at + j + 1] - offs[at + j]);
-                    memcpy(catbuf + catpos, bytes + offs[at + j], l);
-                    catbuf[catpos + l] = '\0';
-                    cats[k].cats[j] = catbuf + catpos;
-                    catpos += l + 1;
-                }
-                at += cats[k].n + 1;
+            cats[k].n = (size_t)t.col[k].ncategories;
+            if (c->rank != 0)
+                continue;
+            cats[k].cats = malloc(sizeof(char *) * (cats[k].n + 1));
+            if (!cats[k].cats) {
+                rc = kd_fail(c, "MemoryError", "ingest: out of memory");
+                break;
             }
-        } else if (strcmp(kind, "datetime") == 0) {
+            const int64_t *offs = t.cat_offsets;
+            for (size_t j = 0; j < cats[k].n; j++) {
+                size_t l = (size_t)(offs[at + j + 1] - offs[at + j]);
+                memcpy(catbuf + catpos, t.cat_bytes + offs[at + j], l);
+                catbuf[catpos + l] = '\0';
+                cats[k].cats[j] = catbuf + catpos;
+                catpos += l + 1;
+            }
+            at += cats[k].n + 1;
+        } else if (t.col[k].kind == KD_CSV_DATETIME) {
             dt[k] = DS_DATETIME;
         } else {
             dt[k] = arr[k]->dtype == KD_FLOAT64 ? DS_FLOAT64 : arr[k]->dtype == KD_BOOL ? DS_BOOL
                                                                                         : DS_INT64;
         }
     }
+    rc = kd_agree(c, rc);
     if (!rc) {
         char what[400];
         snprintf(what, sizeof what, "file '%.300s'", path);
@@ -1335,9 +1324,8 @@ static int ingest_file(kd_cmd *c, ds_ingest *g, ds_store_t *s, const char *path,
     }
     if (!rc)
         rc = write_batches(c, g, s, arr, cats, batch_rows);
-    if (!rc && json_object_object_get_ex(res, "skipped", &js))
-        *skipped += json_object_get_int64(js);
-    (void)jr;
+    if (!rc)
+        *skipped += t.skipped;
     for (size_t k = 0; cats && k < n; k++)
         free(cats[k].cats);
     free(cats);
@@ -1345,16 +1333,12 @@ static int ingest_file(kd_cmd *c, ds_ingest *g, ds_store_t *s, const char *path,
     free(names);
     free(dt);
     free(arr);
-    json_object_put(res);
-    /* free the read: its arrays and reply */
+    kd_csv_table_free(&t);
+    /* the read's arrays: freed now, not at the end of the command */
     for (kd_array *a = sub.temps, *nx; a; a = nx) {
         nx = a->next;
         kd_array_free(a);
     }
-    for (int k = 0; k < sub.nout; k++)
-        free(sub.out[k]);
-    if (sub.result)
-        json_object_put(sub.result);
     json_object_put(args);
     return rc;
 }

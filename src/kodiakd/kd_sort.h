@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* kd_sort.h — the sort engine shared by the sort, set and group-by commands
  * (kd_sort_core.c): order-preserving integer keys, a distributed stable LSD
- * radix sort, and the exchanges those commands need (gather and scatter by
+ * radix sort (an argsort key too wide to share a word with the index moves
+ * once, by exact splitters, and is sorted on the rank that holds its sorted
+ * position), and the exchanges those commands need (gather and scatter by
  * global index, a contiguous run of items to the block layout).
  *
  * Every value of every dtype maps to a uint64 "key word" whose unsigned

@@ -15,7 +15,12 @@
  * A pass whose digit is the same for every element is skipped. The number of
  * passes comes from the bits that vary (the plan subtracts the minimum), and
  * when the key and the element's index fit in 64 bits together they travel
- * as one word (half the traffic of a key/index pair). */
+ * as one word (half the traffic of a key/index pair).
+ *
+ * An argsort key too wide for that (full-range int64, float64) is not
+ * radix-sorted across the ranks: exact splitters send each (key, index)
+ * pair once to the rank that holds its sorted position, which sorts locally
+ * (sort_wide below). */
 #include "kd_sort.h"
 
 #include <limits.h>
@@ -476,6 +481,8 @@ static bool pass_positions(ks_scratch *s, int p, int64_t nbk, int64_t N)
 RADIX(radix_u64, uint64_t, KEY_U64)
 RADIX(radix_pair, ks_pair, KEY_PAIR)
 
+static int64_t *block_starts(int p, int64_t N);
+
 /* ---- sorting a plan ---------------------------------------------------------------------- */
 
 static void *alloc_words(int64_t n)
@@ -493,8 +500,9 @@ static void free_words(void *p, int64_t n)
  * them), or NULL; need_words: w must hold the sorted words afterwards.
  *
  * A key and an index that fit in 64 bits together travel as one word. A
- * wider key (full-range int64 or float64 with millions of elements) is
- * sorted in two halves, each packed with the index: its low bits first,
+ * wider key of a later stage of a coargsort (the first stage goes to
+ * sort_wide, in the original order) is sorted in two halves, each packed
+ * with the index: its low bits first,
  * then, after the words are fetched again in that order from orig, its
  * high bits (LSD, so the result is the same stable order). Every element
  * then moves as 8 bytes, not as a 16-byte key/index pair, and the cost
@@ -558,6 +566,373 @@ static int sort_stage(kd_cmd *c, const ks_plan *pl, uint64_t **pw, int64_t *idx,
     return rc;
 }
 
+/* ---- the wide-key sort: exact splitters, one exchange, a local sort ---------------------- */
+
+/* A key too wide to share a word with its index (full-range int64 or
+ * float64 keys with millions of elements) would need about six distributed
+ * radix passes of 16-byte pairs, or seven passes of packed halves and a
+ * gather (what it took before). Each distributed pass reads and writes the
+ * data four times (histogram, scatter, MPI_Alltoallv, copy to place), so
+ * such a key cost five times a key below 2^32 (three passes). Instead:
+ *   1. find the element at each boundary between two ranks' output blocks:
+ *      rounds of 16-bit histograms of the keys (one read of the words and
+ *      one MPI_Allreduce each) narrow its key down from the top bits; the
+ *      ranks then share how many elements of that key each holds, which
+ *      says how many of them (in index order) belong left of the boundary;
+ *   2. send every (key, index) pair to the rank whose output block it lands
+ *      in: one MPI_Alltoallv, and each rank receives exactly its block;
+ *   3. sort each rank's pairs by key with a stable MSD radix sort: one pass
+ *      over memory into ranges of keys of about 4096 pairs each (from a
+ *      histogram of the top 16 varying bits), then each range, in the
+ *      cache, by digits of up to 11 bits, skipping the bits that do not
+ *      vary in it, insertion sort below 32 pairs.
+ * Pairs arrive in global index order (source rank, then position in it) and
+ * every step keeps that order among equal keys: NumPy's stable order. */
+
+/* One boundary between output blocks: the element at global sorted position q. */
+typedef struct {
+    int64_t q;      /* global sorted position of the boundary's element */
+    uint64_t key;   /* its key (during the search: the top bits found so far) */
+    int64_t below;  /* elements with a smaller key (prefix), over all ranks */
+    int64_t quota;  /* this rank's elements of key `key` that go left of it */
+    int64_t seen;   /* elements of key `key` met so far in one pass */
+} ks_split;
+
+/* insertion sort below this many pairs (a bucket's histogram would cost more) */
+#define KS_SMALL 32
+
+static void insertion_sort(ks_pair *a, int64_t n)
+{
+    for (int64_t i = 1; i < n; i++) {
+        ks_pair e = a[i];
+        int64_t j = i;
+        while (j > 0 && a[j - 1].k > e.k) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = e;
+    }
+}
+
+static void msd_sort(ks_pair *a, ks_pair *t, int64_t n, int hb, bool to_a);
+
+/* above this many pairs, msd_sort's first pass groups 16-bit digits */
+#define KS_GROUPED (1 << 16)
+/* ... into groups of about this many pairs (64 KiB: the L1/L2 caches) */
+#define KS_GROUP_PAIRS 4096
+/* ... and at most about this many groups (a group number is 16 bits) */
+#define KS_GROUPS 32767
+
+/* The first pass of msd_sort over a large block: keys that crowd into a
+ * few values of their top bits (float64's exponents, a narrow int range)
+ * would leave a few buckets too big for the cache, each needing another
+ * pass over memory. So count the top 16 bits, join neighbouring values into
+ * groups of about KS_GROUP_PAIRS pairs (a group is a range of keys, so the
+ * order holds), scatter by group, and sort each group on its own, in the
+ * cache. Returns
+ * false (nothing done) when the counters cannot be allocated or a single
+ * group would hold every pair (msd_sort's 11-bit pass then makes progress). */
+static bool msd_grouped(ks_pair *a, ks_pair *t, int64_t n, int hb, bool to_a)
+{
+    const int d = hb < 16 ? hb : 16, sh = hb - d;
+    const uint64_t mask = (1ull << d) - 1;
+    const int64_t nbk = (int64_t)1 << d;
+    int64_t *h = malloc(8 * (size_t)nbk);
+    uint16_t *grp = malloc(2 * (size_t)nbk); /* digit value -> its group */
+    int64_t *end = malloc(8 * (2 * (size_t)KS_GROUPS + 2)); /* per group: start, then end */
+    if (!h || !grp || !end) {
+        free(h);
+        free(grp);
+        free(end);
+        return false;
+    }
+    memset(h, 0, 8 * (size_t)nbk);
+    for (int64_t i = 0; i < n; i++)
+        h[(a[i].k >> sh) & mask]++;
+    /* a group closes once it holds `target` pairs, or before a digit value
+     * that alone holds that many (so a crowded value is a group by itself
+     * and its sort starts on narrower keys): target >= n / KS_GROUPS, so
+     * at most 2 KS_GROUPS + 1 groups */
+    const int64_t target = n / KS_GROUPS > KS_GROUP_PAIRS ? n / KS_GROUPS + 1 : KS_GROUP_PAIRS;
+    int g = 0;
+    int64_t inside = 0, off = 0;
+    for (int64_t v = 0; v < nbk; v++) {
+        if (inside > 0 && h[v] >= target) {
+            end[g++] = off;
+            off += inside;
+            inside = 0;
+        }
+        grp[v] = (uint16_t)g;
+        inside += h[v];
+        if (inside >= target || v == nbk - 1) {
+            end[g++] = off;
+            off += inside;
+            inside = 0;
+        }
+    }
+    free(h);
+    if (g == 1) { /* one group holds every pair: no progress here */
+        free(grp);
+        free(end);
+        return false;
+    }
+    for (int64_t i = 0; i < n; i++)
+        t[end[grp[(a[i].k >> sh) & mask]]++] = a[i];
+    free(grp);
+    int64_t start = 0;
+    for (int j = 0; j < g; j++) {
+        if (end[j] > start)
+            msd_sort(t + start, a + start, end[j] - start, -1, !to_a);
+        start = end[j];
+    }
+    free(end);
+    return true;
+}
+
+/* Stable sort of a[0, n) by key, where the key bits at and above hb are the
+ * same in every pair; t is scratch for n pairs. The result is left in a when
+ * to_a, else in t. hb < 0: find the bits that vary first (a bucket that
+ * fits in the cache: the read is cheap, and constant digits are skipped). */
+static void msd_sort(ks_pair *a, ks_pair *t, int64_t n, int hb, bool to_a)
+{
+    if (hb < 0 && n > 1) {
+        uint64_t diff = 0, k0 = a[0].k;
+        for (int64_t i = 1; i < n; i++)
+            diff |= a[i].k ^ k0;
+        hb = bit_width(diff);
+    }
+    if (n <= KS_SMALL || hb <= 0) {
+        if (hb > 0)
+            insertion_sort(a, n);
+        if (!to_a)
+            memcpy(t, a, (size_t)n * sizeof *a);
+        return;
+    }
+    if (n > KS_GROUPED && hb > KS_MAX_DIGIT && msd_grouped(a, t, n, hb, to_a))
+        return;
+    /* fewer buckets for a small range: the histogram stays cheap beside n */
+    const int nd = bit_width((uint64_t)n) - 4; /* about 16 pairs a bucket */
+    int d = KS_MAX_DIGIT;
+    d = nd < d ? nd : d;
+    d = hb < d ? hb : d;
+    const int sh = hb - d;
+    const uint64_t mask = (1ull << d) - 1;
+    const int64_t nbk = (int64_t)1 << d;
+    int64_t end[1 << KS_MAX_DIGIT];
+    memset(end, 0, (size_t)nbk * sizeof end[0]);
+    for (int64_t i = 0; i < n; i++)
+        end[(a[i].k >> sh) & mask]++;
+    int64_t off = 0;
+    for (int64_t v = 0; v < nbk; v++) {
+        int64_t cnt = end[v];
+        end[v] = off; /* start, until the scatter moves it to the end */
+        off += cnt;
+    }
+    for (int64_t i = 0; i < n; i++)
+        t[end[(a[i].k >> sh) & mask]++] = a[i];
+    /* every bucket is now in t: sort it there, its result going back to a
+     * when to_a (so the bucket's own call gets !to_a) */
+    int64_t start = 0;
+    for (int64_t v = 0; v < nbk; v++) {
+        int64_t m = end[v] - start;
+        if (m > 0)
+            msd_sort(t + start, a + start, m, sh > 0 ? -1 : 0, !to_a);
+        start = end[v];
+    }
+}
+
+/* The rank a key goes to: past every boundary with a smaller key, and past
+ * those of an equal key once this rank's quota for them is used up. */
+static inline int split_dest(ks_split *sp, int m, uint64_t k)
+{
+    int lo = 0, hi = m;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (sp[mid].key < k)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    int d = lo;
+    for (int j = lo; j < m && sp[j].key == k; j++)
+        if (sp[j].seen++ >= sp[j].quota)
+            d = j + 1;
+    return d;
+}
+
+/* Collective: the m = p - 1 boundaries of the sorted order of the words w
+ * (n here, sb bits wide), with this rank's quotas. blo: the output blocks. */
+static int find_splits(kd_cmd *c, const uint64_t *w, int64_t n, int sb, const int64_t *blo,
+                       ks_split *sp, int m)
+{
+    const int p = c->nranks, me = c->rank;
+    const int D = p > 16 ? 12 : 16; /* digit bits of a round: (p - 1) * 2^D counters */
+    const int64_t nb = (int64_t)1 << D;
+    int64_t *h = malloc(8 * (size_t)(nb * m)), *hg = malloc(8 * (size_t)(nb * m));
+    int64_t *eq = malloc(8 * (size_t)m), *eqall = malloc(8 * (size_t)(m * p));
+    uint64_t *up = malloc(8 * (size_t)m); /* the distinct prefixes, ascending */
+    int *slot = malloc(sizeof(int) * (size_t)m); /* boundary -> its prefix in up */
+    int rc = (!h || !hg || !eq || !eqall || !up || !slot)
+                 ? kd_fail(c, "MemoryError", "%s: out of memory for the sort's splitters",
+                           c->cmd) : 0;
+    if (kd_agree(c, rc))
+        goto out;
+    for (int j = 0; j < m; j++) {
+        sp[j].q = blo[j + 1];
+        sp[j].key = 0;
+        sp[j].below = 0;
+        eq[j] = n; /* a key of no bits: every element has it */
+    }
+    for (int kb = 0; kb < sb;) {
+        const int d = sb - kb < D ? sb - kb : D, sh = sb - kb - d;
+        const uint64_t mask = (1ull << d) - 1;
+        int nu = 0;
+        for (int j = 0; j < m; j++) {
+            if (j == 0 || sp[j].key != sp[j - 1].key)
+                up[nu++] = sp[j].key;
+            slot[j] = nu - 1;
+        }
+        memset(h, 0, 8 * (size_t)(nb * nu));
+        if (kb == 0) { /* no prefix yet: every element counts */
+            for (int64_t i = 0; i < n; i++)
+                h[(w[i] >> sh) & mask]++;
+        } else {
+            for (int64_t i = 0; i < n; i++) {
+                const uint64_t x = w[i] >> (sh + d);
+                int lo = 0, hi = nu - 1;
+                while (lo < hi) {
+                    int mid = (lo + hi) / 2;
+                    if (up[mid] < x)
+                        lo = mid + 1;
+                    else
+                        hi = mid;
+                }
+                if (up[lo] == x)
+                    h[lo * nb + ((w[i] >> sh) & mask)]++;
+            }
+        }
+        MPI_Allreduce(h, hg, (int)(nb * nu), MPI_INT64_T, MPI_SUM, c->comm);
+        for (int j = 0; j < m; j++) {
+            const int64_t *g = hg + slot[j] * nb;
+            int64_t cum = sp[j].below, v = 0;
+            /* the prefix's elements hold position q: some digit does */
+            while (v < nb - 1 && cum + g[v] <= sp[j].q)
+                cum += g[v++];
+            eq[j] = h[slot[j] * nb + v];
+            sp[j].key = (sp[j].key << d) | (uint64_t)v;
+            sp[j].below = cum;
+        }
+        kb += d;
+    }
+    /* eq[j]: this rank's elements of key sp[j].key; the first q - below of
+     * them over all ranks, in index order, go left of boundary j */
+    MPI_Allgather(eq, m, MPI_INT64_T, eqall, m, MPI_INT64_T, c->comm);
+    for (int j = 0; j < m; j++) {
+        int64_t before = 0;
+        for (int s = 0; s < me; s++)
+            before += eqall[s * m + j];
+        int64_t left = sp[j].q - sp[j].below - before;
+        sp[j].quota = left < 0 ? 0 : (left > eq[j] ? eq[j] : left);
+    }
+out:
+    free(h);
+    free(hg);
+    free(eq);
+    free(eqall);
+    free(up);
+    free(slot);
+    return c->failed ? -1 : 0;
+}
+
+/* Collective: the stable order of the words w (this rank's n, in the
+ * original order, sb bits wide). On return w holds this rank's block of the
+ * sorted words and idx the global indices they came from. */
+static int sort_wide(kd_cmd *c, const ks_plan *pl, uint64_t *w, int64_t *idx, int sb)
+{
+    const int p = c->nranks, me = c->rank, m = p - 1;
+    const int64_t n = pl->n;
+    int64_t *blo = block_starts(p, pl->N);
+    ks_split *sp = malloc(sizeof *sp * (size_t)(m + 1));
+    int *cnt = malloc(sizeof(int) * 4 * (size_t)p);
+    ks_pair *snd = kd_alloc_bytes((size_t)n * sizeof *snd);
+    ks_pair *rcv = p > 1 ? kd_alloc_bytes((size_t)n * sizeof *rcv) : NULL;
+    MPI_Datatype mt = MPI_DATATYPE_NULL;
+    int rc = (!blo || !sp || !cnt || !snd || (p > 1 && !rcv))
+                 ? kd_fail(c, "MemoryError", "%s: rank %d is out of memory for the sort's "
+                           "buffers", c->cmd, me) : 0;
+    if (kd_agree(c, rc))
+        goto out;
+    trace(c, "[wide alloc");
+    if (m > 0 && find_splits(c, w, n, sb, blo, sp, m))
+        goto out;
+    trace(c, "splitters");
+    int *scnt = cnt, *sdsp = cnt + p, *rcnt = cnt + 2 * p, *rdsp = cnt + 3 * p;
+    if (p == 1) {
+        rcv = snd;
+        snd = kd_alloc_bytes((size_t)n * sizeof *snd);
+        if (kd_agree(c, snd ? 0 : kd_fail(c, "MemoryError", "%s: out of memory", c->cmd)))
+            goto out;
+        for (int64_t i = 0; i < n; i++)
+            rcv[i] = (ks_pair){w[i], pl->lo + i};
+    } else {
+        memset(scnt, 0, sizeof(int) * (size_t)p);
+        for (int j = 0; j < m; j++)
+            sp[j].seen = 0;
+        for (int64_t i = 0; i < n; i++)
+            scnt[split_dest(sp, m, w[i])]++;
+        MPI_Alltoall(scnt, 1, MPI_INT, rcnt, 1, MPI_INT, c->comm);
+        int64_t so = 0, ro = 0;
+        for (int r = 0; r < p; r++) {
+            sdsp[r] = (int)so;
+            so += scnt[r];
+            rdsp[r] = (int)ro;
+            ro += rcnt[r];
+        }
+        /* the splitters are exact: anything else is a bug, not the data */
+        if (kd_agree(c, ro != n ? kd_fail(c, "RuntimeError", "%s: rank %d would receive %lld "
+                                          "elements for its block of %lld (splitter bug)",
+                                          c->cmd, me, (long long)ro, (long long)n) : 0))
+            goto out;
+        for (int j = 0; j < m; j++)
+            sp[j].seen = 0;
+        {
+            int64_t *at = malloc(8 * (size_t)p);
+            if (kd_agree(c, at ? 0 : kd_fail(c, "MemoryError", "%s: out of memory", c->cmd)))
+                goto out;
+            for (int r = 0; r < p; r++)
+                at[r] = sdsp[r];
+            for (int64_t i = 0; i < n; i++)
+                snd[at[split_dest(sp, m, w[i])]++] = (ks_pair){w[i], pl->lo + i};
+            free(at);
+        }
+        trace(c, "pairs to send");
+        MPI_Type_contiguous(2, MPI_UINT64_T, &mt);
+        MPI_Type_commit(&mt);
+        MPI_Alltoallv(snd, scnt, sdsp, mt, rcv, rcnt, rdsp, mt, c->comm);
+        trace(c, "alltoallv");
+    }
+    /* the keys here lie between the boundaries' keys: bits above where
+     * those differ are the same in all of them */
+    uint64_t klo = me > 0 ? sp[me - 1].key : 0;
+    uint64_t khi = me < m ? sp[me].key : (sb >= 64 ? UINT64_MAX : (1ull << sb) - 1);
+    msd_sort(rcv, snd, n, bit_width(klo ^ khi), true);
+    trace(c, "local sort");
+    for (int64_t i = 0; i < n; i++) {
+        w[i] = rcv[i].k;
+        idx[i] = rcv[i].i;
+    }
+    trace(c, "unpacked");
+out:
+    if (mt != MPI_DATATYPE_NULL)
+        MPI_Type_free(&mt);
+    free(blo);
+    free(sp);
+    free(cnt);
+    kd_free_bytes(snd, (size_t)n * sizeof *snd);
+    kd_free_bytes(rcv, (size_t)n * sizeof *rcv);
+    return c->failed ? -1 : 0;
+}
+
 int ks_run(kd_cmd *c, const ks_plan *pl, int64_t **pidx, uint64_t **words)
 {
     const int64_t n = pl->n;
@@ -589,8 +964,9 @@ int ks_run(kd_cmd *c, const ks_plan *pl, int64_t **pidx, uint64_t **words)
     int64_t *idx = kd_alloc_bytes((size_t)n * 8);
     /* cw: a stage's words in the original order, for the stages after the
      * first and for splitting a key too wide to pack with the index */
-    const bool need_cw = S > 1 || (S == 1 && pl->stage_bits[0] +
-                                   bit_width((uint64_t)(pl->N - 1)) > 64);
+    const bool need_cw = S > 1;
+    /* a first stage too wide to share a word with the index */
+    const bool wide0 = S > 0 && pl->stage_bits[0] + bit_width((uint64_t)(pl->N - 1)) > 64;
     uint64_t *w = alloc_words(n), *cw = need_cw ? alloc_words(n) : NULL;
     int rc = (!idx || !w || (need_cw && !cw)) ? kd_fail(c, "MemoryError", "%s: out of memory",
                                                          c->cmd) : 0;
@@ -614,8 +990,12 @@ int ks_run(kd_cmd *c, const ks_plan *pl, int64_t **pidx, uint64_t **words)
                 goto fail;
         }
         trace(c, "stage words");
-        if (sort_stage(c, pl, &w, idx, pl->stage_bits[s], orig, words && s == S - 1))
+        if (s == 0 && wide0) { /* the original order: idx is still the identity */
+            if (sort_wide(c, pl, w, idx, pl->stage_bits[0]))
+                goto fail;
+        } else if (sort_stage(c, pl, &w, idx, pl->stage_bits[s], orig, words && s == S - 1)) {
             goto fail;
+        }
         trace(c, "stage sorted");
     }
     if (words) {

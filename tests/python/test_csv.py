@@ -417,3 +417,22 @@ def test_unreadable_file_is_a_permission_error(tmp):
         kodiak.disconnect()
         other.stop()
         os.chmod(path, 0o600)
+
+
+def test_no_columns_kept(ak, tmp):
+    path = write(tmp, "nocols.csv", "a,b\n1,x\n2,y\n")
+    assert_same(ak.read_csv(path, usecols=[]), pandas_read(path, usecols=[]))
+
+
+def test_error_in_a_later_file_names_that_file(ak, tmp):
+    """Rows of file 1 are spread over the ranks too: the first bad line in
+    file order wins, here in the second file, with CRLF line ends."""
+    rng = random.Random(21)
+    a = write(tmp, "first.csv", table(random_rows(rng, 30)))
+    rows = [",".join(r) for r in random_rows(rng, 30)]
+    body = rows[:17] + ["1,2"] + rows[17:] + ["9"]
+    b = write(tmp, "second.csv", "i,f,s,b,d\r\n" + "\r\n".join(body) + "\r\n")
+    line = 2 + sum(r.count("\n") + 1 for r in body[:17])
+    with pytest.raises(ValueError, match=rf"second\.csv', line {line}: expected 5 fields, "
+                                         rf"saw 2"):
+        ak.read_csv([a, b, a])

@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* h5_bench.c — HDF5 through the driver "fam" beside the sec2 driver on
+ * /dev/shm and beside bare libfam put/get of the same bytes, same run.
+ *
+ *   h5_bench [--providers shm,tcp] [--mib 1024] [--famds 1] [--trials 3]
+ *            [--reads 5000]
+ *
+ * For each provider it starts --famds famd (volatile pools; with 2 the
+ * region is interleaved) and prints, in MB/s of dataset bytes:
+ *   - write and read of one --mib MiB int64 dataset, contiguous, and
+ *     chunked in 1 MiB chunks (no filter): H5Fcreate + H5Dwrite + H5Fclose,
+ *     and H5Fopen + H5Dread + H5Fclose; the ratio is against bare libfam
+ *     (fam_put_blocking / fam_get_blocking of the same bytes into one
+ *     item of the same region) — and the same HDF5 calls with sec2 on a
+ *     /dev/shm file beside it;
+ *   - --reads random 8-element hyperslab reads of the contiguous dataset
+ *     (file open, dataset open), in µs per read, with FAM requests per read
+ *     counted by the driver (h5fam_get_stats), beside one 64-byte
+ *     fam_get_blocking.
+ * Each cell is the median of --trials. The machine may be shared: compare
+ * columns of one run, not runs. */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fixture.h"
+#include "kodiak/h5fam.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return v[n / 2];
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "h5_bench: %s failed", what);
+    if (fam_last_error()[0]) fprintf(stderr, ": %s", fam_last_error());
+    fprintf(stderr, "\n");
+    H5Eprint2(H5E_DEFAULT, stderr);
+    exit(1);
+}
+
+/* Write then read one dataset with the given fapl; times in w and r. */
+static void h5_write_read(hid_t fapl, const char *name, int chunked, int64_t *buf,
+                          int64_t *back, uint64_t n, double *w, double *r)
+{
+    double t0 = now_s();
+    hid_t fid = H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (fid < 0) die("H5Fcreate");
+    hsize_t dims[1] = {n}, chunk[1] = {(1u << 20) / 8};
+    hid_t sp = H5Screate_simple(1, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (chunked) H5Pset_chunk(dcpl, 1, chunk);
+    hid_t ds = H5Dcreate2(fid, "v", H5T_NATIVE_INT64, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        die("H5Dwrite");
+    H5Dclose(ds); H5Pclose(dcpl); H5Sclose(sp);
+    if (H5Fclose(fid) < 0) die("H5Fclose");
+    *w = now_s() - t0;
+    t0 = now_s();
+    fid = H5Fopen(name, H5F_ACC_RDONLY, fapl);
+    if (fid < 0) die("H5Fopen");
+    ds = H5Dopen2(fid, "v", H5P_DEFAULT);
+    if (ds < 0 || H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, back) < 0)
+        die("H5Dread");
+    H5Dclose(ds);
+    H5Fclose(fid);
+    *r = now_s() - t0;
+    if (memcmp(buf, back, n * 8)) die("read-back comparison");
+}
+
+static void bench_provider(const char *prov, int nfamd, uint64_t mib, int trials,
+                           int nreads)
+{
+    setenv("FAM_TEST_PROVIDER", prov, 1);
+    struct famd_proc p[2];
+    char servers[256] = "";
+    uint64_t pool = (mib << 20) + (mib << 19) + (256u << 20);
+    for (int i = 0; i < nfamd; i++) {
+        if (famd_start(&p[i], pool / (uint64_t)nfamd + (128u << 20), NULL)) die("famd_start");
+        if (i) strcat(servers, ",");
+        strcat(servers, p[i].addr);
+    }
+    fam_t *f = client(servers);
+    if (!f) die("client");
+    fam_region_attr_t at = {0};
+    at.interleave = nfamd == 2 ? FAM_INTERLEAVE_ENABLE : FAM_INTERLEAVE_DISABLE;
+    fam_region_t *r;
+    if (fam_create_region(f, "bench", pool, 0700, &at, &r) < 0) die("fam_create_region");
+
+    uint64_t bytes = mib << 20, n = bytes / 8;
+    int64_t *buf = malloc(bytes), *back = malloc(bytes);
+    if (!buf || !back) die("malloc");
+    for (uint64_t i = 0; i < n; i++) buf[i] = (int64_t)(i * 2654435761u);
+    memset(back, 0, bytes); /* fault the pages in before timing */
+
+    double bw[8], br[8], t[16];
+    /* bare libfam */
+    for (int k = 0; k < trials; k++) {
+        fam_item_t *d;
+        if (fam_allocate(f, "bare", bytes, 0600, r, &d) < 0) die("fam_allocate");
+        double t0 = now_s();
+        if (fam_put_blocking(f, buf, d, 0, bytes) < 0) die("fam_put_blocking");
+        t[k] = now_s() - t0;
+        t0 = now_s();
+        if (fam_get_blocking(f, back, d, 0, bytes) < 0) die("fam_get_blocking");
+        t[8 + k] = now_s() - t0;
+        fam_deallocate(f, d);
+    }
+    bw[0] = median(t, trials);
+    br[0] = median(t + 8, trials);
+    hid_t ffam = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fapl_fam(ffam, servers, prov);
+    hid_t fsec2 = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fapl_sec2(fsec2);
+    char shm[128];
+    snprintf(shm, sizeof shm, "/dev/shm/h5_bench-%d.h5", (int)getpid());
+    for (int chunked = 0; chunked < 2; chunked++) {
+        for (int k = 0; k < trials; k++)
+            h5_write_read(ffam, "bench/b.h5", chunked, buf, back, n, &t[k], &t[8 + k]);
+        bw[1 + 2 * chunked] = median(t, trials);
+        br[1 + 2 * chunked] = median(t + 8, trials);
+        for (int k = 0; k < trials; k++)
+            h5_write_read(fsec2, shm, chunked, buf, back, n, &t[k], &t[8 + k]);
+        unlink(shm);
+        bw[2 + 2 * chunked] = median(t, trials);
+        br[2 + 2 * chunked] = median(t + 8, trials);
+    }
+    double mb = (double)bytes / 1e6;
+    char load[64] = "?";
+    FILE *la = fopen("/proc/loadavg", "r");
+    if (la) {
+        if (!fgets(load, sizeof load, la)) strcpy(load, "?");
+        fclose(la);
+        load[strcspn(load, " ")] = '\0';
+    }
+    printf("\n%s, %d famd, %" PRIu64 " MiB int64 dataset, median of %d; load average "
+           "after the run %s on %ld cores\n", prov, nfamd, mib, trials, load,
+           sysconf(_SC_NPROCESSORS_ONLN));
+    printf("%-26s %12s %14s %8s %16s\n", "op", "fam driver", "bare libfam", "ratio",
+           "sec2 /dev/shm");
+    const char *lay[2] = {"contiguous", "chunked 1 MiB"};
+    for (int c = 0; c < 2; c++) {
+        printf("write %-20s %8.0f MB/s %9.0f MB/s %8.2f %11.0f MB/s\n", lay[c],
+               mb / bw[1 + 2 * c], mb / bw[0], bw[0] / bw[1 + 2 * c], mb / bw[2 + 2 * c]);
+        printf("read  %-20s %8.0f MB/s %9.0f MB/s %8.2f %11.0f MB/s\n", lay[c],
+               mb / br[1 + 2 * c], mb / br[0], br[0] / br[1 + 2 * c], mb / br[2 + 2 * c]);
+    }
+
+    /* small hyperslab reads of the contiguous dataset */
+    h5_write_read(ffam, "bench/b.h5", 0, buf, back, n, &t[0], &t[1]);
+    hid_t fid = H5Fopen("bench/b.h5", H5F_ACC_RDONLY, ffam);
+    hid_t ds = H5Dopen2(fid, "v", H5P_DEFAULT);
+    hid_t sp = H5Dget_space(ds);
+    hsize_t cnt[1] = {8};
+    hid_t ms = H5Screate_simple(1, cnt, NULL);
+    int64_t small[8];
+    srand(3);
+    for (int warm = 0; warm < 200; warm++) { /* every extent looked up once */
+        hsize_t st[1] = {(hsize_t)(((uint64_t)rand() << 16 ^ (uint64_t)rand()) % (n - 8))};
+        H5Sselect_hyperslab(sp, H5S_SELECT_SET, st, NULL, cnt, NULL);
+        H5Dread(ds, H5T_NATIVE_INT64, ms, sp, H5P_DEFAULT, small);
+    }
+    h5fam_reset_stats();
+    double t0 = now_s();
+    for (int i = 0; i < nreads; i++) {
+        hsize_t st[1] = {(hsize_t)(((uint64_t)rand() << 16 ^ (uint64_t)rand()) % (n - 8))};
+        H5Sselect_hyperslab(sp, H5S_SELECT_SET, st, NULL, cnt, NULL);
+        if (H5Dread(ds, H5T_NATIVE_INT64, ms, sp, H5P_DEFAULT, small) < 0) die("H5Dread");
+        if (small[0] != buf[st[0]]) die("small read comparison");
+    }
+    double per = (now_s() - t0) / nreads;
+    h5fam_stats_t s;
+    h5fam_get_stats(&s);
+    H5Sclose(ms); H5Sclose(sp); H5Dclose(ds); H5Fclose(fid);
+    fam_item_t *d;
+    if (fam_allocate(f, "small", 1 << 20, 0600, r, &d) < 0) die("fam_allocate");
+    t0 = now_s();
+    for (int i = 0; i < nreads; i++)
+        if (fam_get_blocking(f, small, d, (uint64_t)(rand() % ((1 << 20) - 64)), 64) < 0)
+            die("fam_get_blocking");
+    double bare = (now_s() - t0) / nreads;
+    fam_deallocate(f, d);
+    printf("%-26s %8.1f us    %9.1f us %8.2f   FAM requests/read %.2f "
+           "(gets %.2f, other %.2f)\n", "8-element hyperslab read", per * 1e6,
+           bare * 1e6, per / bare, (double)(s.fam_gets + s.fam_other) / nreads,
+           (double)s.fam_gets / nreads, (double)s.fam_other / nreads);
+
+    H5Pclose(ffam);
+    H5Pclose(fsec2);
+    H5close(); /* the driver's connection goes before the servers */
+    free(buf);
+    free(back);
+    fam_release_region(r);
+    fam_finalize(f);
+    for (int i = 0; i < nfamd; i++) famd_stop(&p[i]);
+}
+
+int main(int argc, char **argv)
+{
+    char provs[64] = "shm,tcp";
+    uint64_t mib = 1024;
+    int trials = 3, nfamd = 1, nreads = 5000;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--providers") && i + 1 < argc)
+            snprintf(provs, sizeof provs, "%s", argv[++i]);
+        else if (!strcmp(argv[i], "--mib") && i + 1 < argc) mib = strtoull(argv[++i], 0, 10);
+        else if (!strcmp(argv[i], "--trials") && i + 1 < argc) trials = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--famds") && i + 1 < argc) nfamd = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reads") && i + 1 < argc) nreads = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: h5_bench [--providers shm,tcp] [--mib N] "
+                    "[--famds 1|2] [--trials N] [--reads N]\n");
+            return 2;
+        }
+    }
+    if (trials < 1 || trials > 8 || mib < 2 || nfamd < 1 || nfamd > 2 || nreads < 1) {
+        fprintf(stderr, "h5_bench: --trials 1..8, --mib >= 2, --famds 1 or 2\n");
+        return 2;
+    }
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    for (char *save, *pv = strtok_r(provs, ",", &save); pv; pv = strtok_r(NULL, ",", &save))
+        bench_provider(pv, nfamd, mib, trials, nreads);
+    return 0;
+}
