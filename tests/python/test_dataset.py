@@ -314,6 +314,18 @@ def test_bad_input_names_file_line_column_and_leaves_nothing(store, tmp):
     assert len(t) == 50 + 2 + 1
 
 
+def test_progress_bar_follows_the_files(store, tmp, capsys):
+    paths = [write(tmp, f"p{k}.csv", "a,b\n" + "".join(f"{i},{k}\n" for i in range(100)))
+             for k in range(3)]
+    t = store.ingest("P", paths, progress=True)
+    err = capsys.readouterr().err
+    total = sum(os.path.getsize(p) for p in paths)  # a bar over the files' bytes
+    assert "kodiak: ingest" in err and f"/{total / 1000:.2f}k" in err, err[-500:]
+    assert len(t) == 300 and t.num_batches == 3
+    store.ingest("P", paths, progress=False)
+    assert "kodiak: ingest" not in capsys.readouterr().err
+
+
 def test_list_contains_getitem_and_drop(store, ak):
     assert store.list() == [] and "A" not in store
     store.ingest("A", {"x": np.arange(3)})
