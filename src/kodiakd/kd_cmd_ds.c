@@ -894,6 +894,9 @@ static int write_batches(kd_cmd *c, ds_ingest *g, ds_store_t *s, kd_array **a,
             else
                 ds_batch_ref(h, &ref);
         }
+        /* the others sleep while rank 0 creates the arrays: a rank spinning
+         * in a collective takes a core from rank 0 and the memory servers */
+        kd_quiet_barrier(c->comm);
         if (kd_agree(c, rc))
             goto out;
         MPI_Bcast(&ref, sizeof ref, MPI_BYTE, 0, c->comm);
@@ -902,6 +905,7 @@ static int write_batches(kd_cmd *c, ds_ingest *g, ds_store_t *s, kd_array **a,
             if (e)
                 rc = ds_fail(c, e, "ingest into '%.200s' (rank %d)", g->dataset, c->rank);
         }
+        kd_quiet_barrier(c->comm); /* rank 0 sleeps while the others attach */
         if (kd_agree(c, rc)) {
             if (c->rank == 0)
                 ds_batch_abort(h); /* frees h (see ingest_free) */
@@ -936,6 +940,7 @@ static int write_batches(kd_cmd *c, ds_ingest *g, ds_store_t *s, kd_array **a,
                     for (int64_t i = from; i < to; i++)
                         if (p[i - lo] >= 0)
                             used[p[i - lo] >> 3] |= (uint8_t)(1u << (p[i - lo] & 7));
+                    kd_quiet_barrier(c->comm);
                     MPI_Allreduce(MPI_IN_PLACE, used, (int)(cats[k].n / 8 + 1), MPI_UINT8_T,
                                   MPI_BOR, c->comm);
                     size_t m = 0;
@@ -969,6 +974,7 @@ static int write_batches(kd_cmd *c, ds_ingest *g, ds_store_t *s, kd_array **a,
                 ds_tick(2, &tick);
             }
         }
+        kd_quiet_barrier(c->comm); /* ranks end their writes at different times */
         rc = kd_agree(c, rc);
         ds_tick(3, &tick);
         if (c->rank != 0) {
