@@ -99,8 +99,14 @@ static void bench_provider(const char *prov, int nfamd, uint64_t mib, int trials
         if (i) strcat(servers, ",");
         strcat(servers, p[i].addr);
     }
-    fam_t *f = client(servers);
-    if (!f) die("client");
+    /* the fixture's client() has a short test timeout; a 1 GiB put on a
+     * shared machine may need longer */
+    fam_options_t fo = {0};
+    fo.servers = servers;
+    fo.provider = prov;
+    fo.timeout_ms = 120000;
+    fam_t *f;
+    if (fam_initialize(&fo, &f) < 0) die("fam_initialize");
     fam_region_attr_t at = {0};
     at.interleave = nfamd == 2 ? FAM_INTERLEAVE_ENABLE : FAM_INTERLEAVE_DISABLE;
     fam_region_t *r;
@@ -134,8 +140,12 @@ static void bench_provider(const char *prov, int nfamd, uint64_t mib, int trials
     char shm[128];
     snprintf(shm, sizeof shm, "/dev/shm/h5_bench-%d.h5", (int)getpid());
     for (int chunked = 0; chunked < 2; chunked++) {
-        for (int k = 0; k < trials; k++)
+        for (int k = 0; k < trials; k++) {
             h5_write_read(ffam, "bench/b.h5", chunked, buf, back, n, &t[k], &t[8 + k]);
+            if (getenv("H5_BENCH_VERBOSE"))
+                fprintf(stderr, "fam %s trial %d: write %.3f s read %.3f s\n",
+                        chunked ? "chunked" : "contiguous", k, t[k], t[8 + k]);
+        }
         bw[1 + 2 * chunked] = median(t, trials);
         br[1 + 2 * chunked] = median(t + 8, trials);
         for (int k = 0; k < trials; k++)
