@@ -515,6 +515,54 @@ static void errors_name_the_file_and_the_cause(void **state)
     H5Pclose(p);
 }
 
+/* 0 when a new process can open the file read-only, 1 when refused with
+ * the "being written" message, 2 otherwise. */
+static int reader_elsewhere(hid_t p, const char *name)
+{
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        hid_t fid = H5Fopen(name, H5F_ACC_RDONLY, p);
+        if (fid >= 0) _exit(H5Fclose(fid) < 0 ? 2 : 0);
+        _exit(strstr(h5_error(), "being written") ? 1 : 2);
+    }
+    int st;
+    assert_int_equal(waitpid(kid, &st, 0), kid);
+    assert_true(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
+/* HDF5 opens a file again in the process that writes it (its tentative
+ * open, a second H5Fopen): that handle's close must not give up the
+ * writer's claim while the first is open. */
+static void a_second_handle_in_the_writing_process_keeps_the_claim(void **state)
+{
+    (void)state;
+    make_region("h5s", 16 << 20, 0700);
+    hid_t p = fapl();
+    hid_t w = H5Fcreate("h5s/two.h5", H5F_ACC_TRUNC, H5P_DEFAULT, p);
+    assert_true(w >= 0);
+    hsize_t n = 1000;
+    hid_t sp = H5Screate_simple(1, &n, NULL);
+    hid_t ds = H5Dcreate2(w, "v", H5T_NATIVE_INT, sp, H5P_DEFAULT, H5P_DEFAULT,
+                          H5P_DEFAULT);
+    int v[1000];
+    for (int i = 0; i < 1000; i++) v[i] = i * 3;
+    assert_true(H5Dwrite(ds, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+    H5Dclose(ds); H5Sclose(sp);
+    assert_true(H5Fflush(w, H5F_SCOPE_GLOBAL) >= 0);
+    hid_t r = H5Fopen("h5s/two.h5", H5F_ACC_RDONLY, p); /* shared by HDF5 */
+    assert_true(r >= 0);
+    hid_t w2 = H5Fopen("h5s/two.h5", H5F_ACC_RDWR, p);
+    assert_true(w2 >= 0);
+    assert_true(H5Fclose(r) >= 0);
+    assert_true(H5Fclose(w2) >= 0);
+    assert_int_equal(reader_elsewhere(p, "h5s/two.h5"), 1); /* still claimed */
+    assert_true(H5Fclose(w) >= 0);
+    assert_int_equal(reader_elsewhere(p, "h5s/two.h5"), 0);
+    H5Pclose(p);
+}
+
 /* A writer killed (-9) in the middle of writing: readers refuse the file
  * and say its writer is gone; the next writer takes it over. */
 static void a_writer_killed_mid_write_leaves_a_file_readers_refuse(void **state)
@@ -605,6 +653,7 @@ int main(void)
         cmocka_unit_test(several_processes_read_one_file_at_once),
         cmocka_unit_test(errors_name_the_file_and_the_cause),
         cmocka_unit_test(a_writer_killed_mid_write_leaves_a_file_readers_refuse),
+        cmocka_unit_test(a_second_handle_in_the_writing_process_keeps_the_claim),
         cmocka_unit_test(another_user_gets_what_the_region_bits_allow),
         cmocka_unit_test(files_outlive_a_famd_restart),
     };

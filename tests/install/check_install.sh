@@ -97,4 +97,38 @@ out=$(LD_LIBRARY_PATH=$(pkg-config --variable=libdir libfam) \
       FAM_SERVERS=$addr FAM_PROVIDER=$provider "$tmp/ds")
 echo "$out"
 [ "$out" = "dataset D 1 7.5" ] || { echo "FAIL: wrong dataset output"; exit 1; }
+# libh5fam: an HDF5 program built from the installed header and libh5fam.pc
+# writes a file into FAM and reads it back; the installed famh5 lists it
+[ -e "$tmp/prefix/include/kodiak/h5fam.h" ] || { echo "FAIL: h5fam.h not installed"; exit 1; }
+[ -x "$tmp/prefix/bin/famh5" ] || { echo "FAIL: famh5 not installed"; exit 1; }
+cat >"$tmp/h5.c" <<'EOF2'
+#include <kodiak/h5fam.h>
+#include <stdio.h>
+int main(void)
+{
+    long long v[4] = {1, 2, 3, 4}, g[4] = {0};
+    hsize_t n = 4;
+    hid_t p = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fapl_fam(p, NULL, NULL);
+    hid_t f = H5Fcreate("h5inst/a.h5", H5F_ACC_TRUNC, H5P_DEFAULT, p);
+    hid_t sp = H5Screate_simple(1, &n, NULL);
+    hid_t d = H5Dcreate2(f, "v", H5T_NATIVE_LLONG, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0 || d < 0 || H5Dwrite(d, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0)
+        return 1;
+    H5Dclose(d); H5Sclose(sp); H5Fclose(f);
+    f = H5Fopen("h5inst/a.h5", H5F_ACC_RDONLY, p);
+    d = H5Dopen2(f, "v", H5P_DEFAULT);
+    if (d < 0 || H5Dread(d, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, g) < 0) return 1;
+    printf("h5fam %lld\n", g[0] + g[1] + g[2] + g[3]);
+    H5Dclose(d); H5Fclose(f); H5Pclose(p);
+    return 0;
+}
+EOF2
+cc -std=c11 -Wall -Wextra -Werror "$tmp/h5.c" $(pkg-config --cflags --libs libh5fam) -o "$tmp/h5"
+export LD_LIBRARY_PATH=$(pkg-config --variable=libdir libfam) FAM_SERVERS=$addr FAM_PROVIDER=$provider
+"$tmp/prefix/bin/famh5" mkregion h5inst 8M
+out=$("$tmp/h5")
+echo "$out"
+[ "$out" = "h5fam 10" ] || { echo "FAIL: wrong h5fam output"; exit 1; }
+"$tmp/prefix/bin/famh5" ls h5inst | grep -q "h5inst/a.h5" || { echo "FAIL: famh5 ls"; exit 1; }
 echo "install OK"

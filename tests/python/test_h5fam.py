@@ -5,6 +5,7 @@ back with NumPy, and h5diff on a copy taken out with famh5); slices, resizes,
 append mode; errors are Python exceptions with the driver's message; a
 small slice costs O(1) FAM requests. Over one famd with shm and two famd
 (an interleaved region) with tcp."""
+import doctest
 import os
 import subprocess
 
@@ -32,6 +33,12 @@ def fam(request):
         yield {"servers": srv.servers, "provider": provider}
     finally:
         srv.stop()
+
+
+def test_the_modules_examples_hold_and_it_registers_the_driver():
+    assert "fam" in h5py.registered_drivers()
+    res = doctest.testmod(kodiak.h5)
+    assert res.attempted >= 4 and res.failed == 0
 
 
 def famfile(fam, name, mode):
