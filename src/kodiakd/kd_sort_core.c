@@ -601,20 +601,41 @@ typedef struct {
 /* insertion sort below this many pairs (a bucket's histogram would cost more) */
 #define KS_SMALL 32
 
-static void insertion_sort(ks_pair *a, int64_t n)
+/* (key, index) pairs held as two arrays, so that every buffer of the sort
+ * has an array's size (8 bytes an element) and comes back from
+ * kd_alloc_bytes' cache instead of being first touched again */
+typedef struct {
+    uint64_t *k; /* keys */
+    int64_t *i;  /* global indices, same order */
+} ks_soa;
+
+static inline ks_soa soa_at(ks_soa s, int64_t off)
+{
+    return (ks_soa){s.k + off, s.i + off};
+}
+
+static void soa_copy(ks_soa dst, ks_soa src, int64_t n)
+{
+    memcpy(dst.k, src.k, (size_t)n * 8);
+    memcpy(dst.i, src.i, (size_t)n * 8);
+}
+
+static void insertion_sort(ks_soa a, int64_t n)
 {
     for (int64_t i = 1; i < n; i++) {
-        ks_pair e = a[i];
-        int64_t j = i;
-        while (j > 0 && a[j - 1].k > e.k) {
-            a[j] = a[j - 1];
+        uint64_t k = a.k[i];
+        int64_t x = a.i[i], j = i;
+        while (j > 0 && a.k[j - 1] > k) {
+            a.k[j] = a.k[j - 1];
+            a.i[j] = a.i[j - 1];
             j--;
         }
-        a[j] = e;
+        a.k[j] = k;
+        a.i[j] = x;
     }
 }
 
-static void msd_sort(ks_pair *a, ks_pair *t, int64_t n, int hb, bool to_a);
+static void msd_sort(ks_soa a, ks_soa t, int64_t n, int hb, bool to_a);
 
 /* above this many pairs, msd_sort's first pass groups 16-bit digits */
 #define KS_GROUPED (1 << 16)
@@ -632,7 +653,7 @@ static void msd_sort(ks_pair *a, ks_pair *t, int64_t n, int hb, bool to_a);
  * cache. Returns
  * false (nothing done) when the counters cannot be allocated or a single
  * group would hold every pair (msd_sort's 11-bit pass then makes progress). */
-static bool msd_grouped(ks_pair *a, ks_pair *t, int64_t n, int hb, bool to_a)
+static bool msd_grouped(ks_soa a, ks_soa t, int64_t n, int hb, bool to_a)
 {
     const int d = hb < 16 ? hb : 16, sh = hb - d;
     const uint64_t mask = (1ull << d) - 1;
@@ -648,7 +669,7 @@ static bool msd_grouped(ks_pair *a, ks_pair *t, int64_t n, int hb, bool to_a)
     }
     memset(h, 0, 8 * (size_t)nbk);
     for (int64_t i = 0; i < n; i++)
-        h[(a[i].k >> sh) & mask]++;
+        h[(a.k[i] >> sh) & mask]++;
     /* a group closes once it holds `target` pairs, or before a digit value
      * that alone holds that many (so a crowded value is a group by itself
      * and its sort starts on narrower keys): target >= n / KS_GROUPS, so
@@ -676,13 +697,16 @@ static bool msd_grouped(ks_pair *a, ks_pair *t, int64_t n, int hb, bool to_a)
         free(end);
         return false;
     }
-    for (int64_t i = 0; i < n; i++)
-        t[end[grp[(a[i].k >> sh) & mask]]++] = a[i];
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t at = end[grp[(a.k[i] >> sh) & mask]]++;
+        t.k[at] = a.k[i];
+        t.i[at] = a.i[i];
+    }
     free(grp);
     int64_t start = 0;
     for (int j = 0; j < g; j++) {
         if (end[j] > start)
-            msd_sort(t + start, a + start, end[j] - start, -1, !to_a);
+            msd_sort(soa_at(t, start), soa_at(a, start), end[j] - start, -1, !to_a);
         start = end[j];
     }
     free(end);
@@ -693,19 +717,19 @@ static bool msd_grouped(ks_pair *a, ks_pair *t, int64_t n, int hb, bool to_a)
  * same in every pair; t is scratch for n pairs. The result is left in a when
  * to_a, else in t. hb < 0: find the bits that vary first (a bucket that
  * fits in the cache: the read is cheap, and constant digits are skipped). */
-static void msd_sort(ks_pair *a, ks_pair *t, int64_t n, int hb, bool to_a)
+static void msd_sort(ks_soa a, ks_soa t, int64_t n, int hb, bool to_a)
 {
     if (hb < 0 && n > 1) {
-        uint64_t diff = 0, k0 = a[0].k;
+        uint64_t diff = 0, k0 = a.k[0];
         for (int64_t i = 1; i < n; i++)
-            diff |= a[i].k ^ k0;
+            diff |= a.k[i] ^ k0;
         hb = bit_width(diff);
     }
     if (n <= KS_SMALL || hb <= 0) {
         if (hb > 0)
             insertion_sort(a, n);
         if (!to_a)
-            memcpy(t, a, (size_t)n * sizeof *a);
+            soa_copy(t, a, n);
         return;
     }
     if (n > KS_GROUPED && hb > KS_MAX_DIGIT && msd_grouped(a, t, n, hb, to_a))
@@ -721,22 +745,25 @@ static void msd_sort(ks_pair *a, ks_pair *t, int64_t n, int hb, bool to_a)
     int64_t end[1 << KS_MAX_DIGIT];
     memset(end, 0, (size_t)nbk * sizeof end[0]);
     for (int64_t i = 0; i < n; i++)
-        end[(a[i].k >> sh) & mask]++;
+        end[(a.k[i] >> sh) & mask]++;
     int64_t off = 0;
     for (int64_t v = 0; v < nbk; v++) {
         int64_t cnt = end[v];
         end[v] = off; /* start, until the scatter moves it to the end */
         off += cnt;
     }
-    for (int64_t i = 0; i < n; i++)
-        t[end[(a[i].k >> sh) & mask]++] = a[i];
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t at = end[(a.k[i] >> sh) & mask]++;
+        t.k[at] = a.k[i];
+        t.i[at] = a.i[i];
+    }
     /* every bucket is now in t: sort it there, its result going back to a
      * when to_a (so the bucket's own call gets !to_a) */
     int64_t start = 0;
     for (int64_t v = 0; v < nbk; v++) {
         int64_t m = end[v] - start;
         if (m > 0)
-            msd_sort(t + start, a + start, m, sh > 0 ? -1 : 0, !to_a);
+            msd_sort(soa_at(t, start), soa_at(a, start), m, sh > 0 ? -1 : 0, !to_a);
         start = end[v];
     }
 }
@@ -846,18 +873,19 @@ out:
 
 /* Collective: the stable order of the words w (this rank's n, in the
  * original order, sb bits wide). On return w holds this rank's block of the
- * sorted words and idx the global indices they came from. */
+ * sorted words and idx the global indices they came from. The pairs arrive
+ * in w and idx themselves (w is read before), so the sort needs two more
+ * arrays of n words, not two buffers of pairs. */
 static int sort_wide(kd_cmd *c, const ks_plan *pl, uint64_t *w, int64_t *idx, int sb)
 {
     const int p = c->nranks, me = c->rank, m = p - 1;
     const int64_t n = pl->n;
-    int64_t *blo = block_starts(p, pl->N);
+    int64_t *blo = block_starts(p, pl->N), *at = malloc(8 * (size_t)p);
     ks_split *sp = malloc(sizeof *sp * (size_t)(m + 1));
     int *cnt = malloc(sizeof(int) * 4 * (size_t)p);
-    ks_pair *snd = kd_alloc_bytes((size_t)n * sizeof *snd);
-    ks_pair *rcv = p > 1 ? kd_alloc_bytes((size_t)n * sizeof *rcv) : NULL;
-    MPI_Datatype mt = MPI_DATATYPE_NULL;
-    int rc = (!blo || !sp || !cnt || !snd || (p > 1 && !rcv))
+    const ks_soa got = {w, idx};                             /* what arrives, then the result */
+    ks_soa tmp = {kd_alloc_bytes((size_t)n * 8), kd_alloc_bytes((size_t)n * 8)}; /* to send, then scratch */
+    int rc = (!blo || !at || !sp || !cnt || !tmp.k || !tmp.i)
                  ? kd_fail(c, "MemoryError", "%s: rank %d is out of memory for the sort's "
                            "buffers", c->cmd, me) : 0;
     if (kd_agree(c, rc))
@@ -867,13 +895,9 @@ static int sort_wide(kd_cmd *c, const ks_plan *pl, uint64_t *w, int64_t *idx, in
         goto out;
     trace(c, "splitters");
     int *scnt = cnt, *sdsp = cnt + p, *rcnt = cnt + 2 * p, *rdsp = cnt + 3 * p;
-    if (p == 1) {
-        rcv = snd;
-        snd = kd_alloc_bytes((size_t)n * sizeof *snd);
-        if (kd_agree(c, snd ? 0 : kd_fail(c, "MemoryError", "%s: out of memory", c->cmd)))
-            goto out;
+    if (p == 1) { /* w is in place already */
         for (int64_t i = 0; i < n; i++)
-            rcv[i] = (ks_pair){w[i], pl->lo + i};
+            idx[i] = pl->lo + i;
     } else {
         memset(scnt, 0, sizeof(int) * (size_t)p);
         for (int j = 0; j < m; j++)
@@ -895,41 +919,32 @@ static int sort_wide(kd_cmd *c, const ks_plan *pl, uint64_t *w, int64_t *idx, in
             goto out;
         for (int j = 0; j < m; j++)
             sp[j].seen = 0;
-        {
-            int64_t *at = malloc(8 * (size_t)p);
-            if (kd_agree(c, at ? 0 : kd_fail(c, "MemoryError", "%s: out of memory", c->cmd)))
-                goto out;
-            for (int r = 0; r < p; r++)
-                at[r] = sdsp[r];
-            for (int64_t i = 0; i < n; i++)
-                snd[at[split_dest(sp, m, w[i])]++] = (ks_pair){w[i], pl->lo + i};
-            free(at);
+        for (int r = 0; r < p; r++)
+            at[r] = sdsp[r];
+        for (int64_t i = 0; i < n; i++) {
+            const int64_t to = at[split_dest(sp, m, w[i])]++;
+            tmp.k[to] = w[i];
+            tmp.i[to] = pl->lo + i;
         }
         trace(c, "pairs to send");
-        MPI_Type_contiguous(2, MPI_UINT64_T, &mt);
-        MPI_Type_commit(&mt);
-        MPI_Alltoallv(snd, scnt, sdsp, mt, rcv, rcnt, rdsp, mt, c->comm);
+        MPI_Alltoallv(tmp.k, scnt, sdsp, MPI_UINT64_T, got.k, rcnt, rdsp, MPI_UINT64_T,
+                      c->comm);
+        MPI_Alltoallv(tmp.i, scnt, sdsp, MPI_INT64_T, got.i, rcnt, rdsp, MPI_INT64_T, c->comm);
         trace(c, "alltoallv");
     }
     /* the keys here lie between the boundaries' keys: bits above where
      * those differ are the same in all of them */
     uint64_t klo = me > 0 ? sp[me - 1].key : 0;
     uint64_t khi = me < m ? sp[me].key : (sb >= 64 ? UINT64_MAX : (1ull << sb) - 1);
-    msd_sort(rcv, snd, n, bit_width(klo ^ khi), true);
+    msd_sort(got, tmp, n, bit_width(klo ^ khi), true);
     trace(c, "local sort");
-    for (int64_t i = 0; i < n; i++) {
-        w[i] = rcv[i].k;
-        idx[i] = rcv[i].i;
-    }
-    trace(c, "unpacked");
 out:
-    if (mt != MPI_DATATYPE_NULL)
-        MPI_Type_free(&mt);
     free(blo);
+    free(at);
     free(sp);
     free(cnt);
-    kd_free_bytes(snd, (size_t)n * sizeof *snd);
-    kd_free_bytes(rcv, (size_t)n * sizeof *rcv);
+    kd_free_bytes(tmp.k, (size_t)n * 8);
+    kd_free_bytes(tmp.i, (size_t)n * 8);
     return c->failed ? -1 : 0;
 }
 
