@@ -11,7 +11,7 @@
  *     chunked in 1 MiB chunks (no filter): H5Fcreate + H5Dwrite + H5Fclose,
  *     and H5Fopen + H5Dread + H5Fclose; the ratio is against bare libfam
  *     (fam_put_blocking / fam_get_blocking of the same bytes into one
- *     item of the same region, written once before the timed trials) — and the same HDF5 calls with sec2 on a
+ *     item of the same region) — and the same HDF5 calls with sec2 on a
  *     /dev/shm file beside it;
  *   - --reads random 8-element hyperslab reads of the contiguous dataset
  *     (file open, dataset open), in µs per read, with FAM requests per read
@@ -94,7 +94,7 @@ static void bench_provider(const char *prov, int nfamd, uint64_t mib, int trials
     setenv("FAM_TEST_PROVIDER", prov, 1);
     struct famd_proc p[2];
     char servers[256] = "";
-    uint64_t pool = (mib << 21) + (256u << 20); /* the bare item and the file */
+    uint64_t pool = (mib << 20) + (mib << 19) + (256u << 20);
     for (int i = 0; i < nfamd; i++) {
         if (famd_start(&p[i], pool / (uint64_t)nfamd + (128u << 20), NULL)) die("famd_start");
         if (i) strcat(servers, ",");
@@ -128,25 +128,24 @@ static void bench_provider(const char *prov, int nfamd, uint64_t mib, int trials
     H5Pset_fapl_sec2(fsec2);
     char shm[128];
     snprintf(shm, sizeof shm, "/dev/shm/h5_bench-%d.h5", (int)getpid());
-    /* the bare item is allocated and written once before the trials, so
-     * the timed puts do not include famd's first touch of fresh memory */
-    fam_item_t *bare_item;
-    if (fam_allocate(f, "bare", bytes, 0600, r, &bare_item) < 0) die("fam_allocate");
-    if (fam_put_blocking(f, buf, bare_item, 0, bytes) < 0) die("fam_put_blocking");
     for (int k = 0; k < trials; k++) {
+        fam_item_t *d;
+        if (fam_allocate(f, "bare", bytes, 0600, r, &d) < 0) die("fam_allocate");
         double t0 = now_s();
-        if (fam_put_blocking(f, buf, bare_item, 0, bytes) < 0) die("fam_put_blocking");
+        if (fam_put_blocking(f, buf, d, 0, bytes) < 0) die("fam_put_blocking");
         tw[0][k] = now_s() - t0;
         t0 = now_s();
-        if (fam_get_blocking(f, back, bare_item, 0, bytes) < 0) die("fam_get_blocking");
+        if (fam_get_blocking(f, back, d, 0, bytes) < 0) die("fam_get_blocking");
         tr[0][k] = now_s() - t0;
+        fam_deallocate(f, d);
         for (int chunked = 0; chunked < 2; chunked++) {
             int c = 1 + 2 * chunked;
             h5_write_read(ffam, "bench/b.h5", chunked, buf, back, n, &tw[c][k], &tr[c][k]);
             /* give its extents back, so the next bare item fits */
             H5FD_t *e = H5FDopen("bench/b.h5", H5F_ACC_RDWR | H5F_ACC_TRUNC, ffam,
                                  HADDR_UNDEF);
-            if (!e || H5FDclose(e) < 0) die("emptying bench/b.h5");
+            if (!e || H5FDtruncate(e, H5P_DEFAULT, 1) < 0 || H5FDclose(e) < 0)
+                die("emptying bench/b.h5"); /* eoa 0: every extent freed */
             h5_write_read(fsec2, shm, chunked, buf, back, n, &tw[c + 1][k], &tr[c + 1][k]);
             unlink(shm);
             if (getenv("H5_BENCH_VERBOSE"))
@@ -156,7 +155,6 @@ static void bench_provider(const char *prov, int nfamd, uint64_t mib, int trials
                         tw[c][k], tr[c][k], tw[c + 1][k], tr[c + 1][k]);
         }
     }
-    fam_deallocate(f, bare_item);
     for (int c = 0; c < 5; c++) {
         bw[c] = median(tw[c], trials);
         br[c] = median(tr[c], trials);

@@ -112,6 +112,11 @@ static int cmd_put(const char *local, const char *famname)
         fprintf(stderr, "famh5: '%s' changed size while being copied\n", local);
         rc = 1;
     }
+    /* free what an earlier, longer file left past the end */
+    if (!rc && H5FDtruncate(f, H5P_DEFAULT, 1) < 0) {
+        fprintf(stderr, "famh5: %s\n", h5_msg());
+        rc = 1;
+    }
     /* a failed copy is not closed cleanly: the file stays marked unfinished */
     if (!rc && H5FDclose(f) < 0) {
         fprintf(stderr, "famh5: %s\n", h5_msg());

@@ -13,7 +13,9 @@
  * found by arithmetic (no table), nothing is ever copied when the file
  * grows, and a read of a few bytes is one get (two when it straddles an
  * extent end). A large read or write is one blocking get or put per
- * extent it touches. Extents are allocated when first written, so a sparse file
+ * extent it touches. Opening with H5F_ACC_TRUNC keeps the extents (eof
+ * goes to 0; the stale bytes below hwm are cleared as writes reach past
+ * eof), so rewriting a file does not allocate and touch new memory. Extents are allocated when first written, so a sparse file
  * stays sparse. Each extent is an ordinary item, so it is striped over
  * the memory servers when the region is interleaved.
  *
@@ -655,10 +657,13 @@ static H5FD_t *h5fam_open(const char *full, unsigned flags, hid_t fapl,
             goto fail;
         }
         if (flags & H5F_ACC_TRUNC) {
-            if (free_extents_from(fl, 0)) goto fail_unclaim;
-            fl->h.eof = fl->h.hwm = 0;
-            fl->h.base = H5FAM_EXT_BASE;
-            fl->h.maxext = H5FAM_EXT_MAX;
+            /* Keep the extents: their memory is already touched, so a
+             * rewrite runs at the speed of a warm put. Bytes below hwm may
+             * be stale; every byte below eof has been written or zeroed
+             * (writes past eof clear the gap first), so nothing stale is
+             * ever read. HDF5's truncate at close frees what the new file
+             * does not reach. */
+            fl->h.eof = 0;
             if (write_header(fl)) goto fail_unclaim;
         }
     }
@@ -860,20 +865,22 @@ static herr_t h5fam_truncate(H5FD_t *file, hid_t dxpl, hbool_t closing)
 {
     (void)dxpl; (void)closing;
     h5fam_file_t *fl = (h5fam_file_t *)file;
-    if (!fl->rw || fl->eoa == fl->h.eof) return 0;
+    if (!fl->rw) return 0;
     uint64_t eoa = fl->eoa;
     if (eoa > fl->h.eof) { /* grow: the new bytes read as zeros */
         if (fl->h.hwm > fl->h.eof &&
             zero_range(fl, fl->h.eof, eoa < fl->h.hwm ? eoa : fl->h.hwm))
             return -1;
         fl->h.eof = eoa;
-    } else { /* shrink: free the extents wholly past the new end */
+        fl->hdr_dirty = 1;
+    } else {
+        /* shrink (or a rewrite that stayed shorter than the file it
+         * replaced): free the extents wholly past the new end */
         uint64_t k = eoa == 0 ? 0 : h5fam_ext_of(&fl->h, eoa - 1) + 1;
-        if (free_extents_from(fl, k)) return -1;
-        fl->h.eof = eoa;
+        if (k < fl->h.next && free_extents_from(fl, k)) return -1;
+        if (fl->h.eof != eoa) { fl->h.eof = eoa; fl->hdr_dirty = 1; }
     }
-    fl->hdr_dirty = 1;
-    return write_header(fl) ? -1 : 0;
+    return fl->hdr_dirty && write_header(fl) ? -1 : 0;
 }
 
 static herr_t h5fam_lock(H5FD_t *file, hbool_t rw)

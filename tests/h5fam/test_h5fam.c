@@ -291,6 +291,61 @@ static void driver_reads_zeros_past_eof_and_in_holes_and_truncates(void **state)
     free(buf); free(back);
 }
 
+/* Re-creating a file (H5F_ACC_TRUNC) keeps its extents, but nothing of
+ * the old content is ever read: not past the new eof, not in gaps the new
+ * file leaves; and the close frees the extents the new file does not reach. */
+static void a_truncated_rewrite_reads_no_old_bytes(void **state)
+{
+    (void)state;
+    make_region("h5t", 64 << 20, 0700);
+    hid_t p = fapl();
+    enum { N = 6 << 20 };
+    uint8_t *old = malloc(N), *back = malloc(N);
+    memset(old, 0xab, N);
+    H5FD_t *fd = H5FDopen("h5t/re", H5F_ACC_RDWR | H5F_ACC_CREAT | H5F_ACC_TRUNC, p,
+                          HADDR_UNDEF);
+    assert_non_null(fd);
+    H5FDset_eoa(fd, H5FD_MEM_DEFAULT, N);
+    assert_true(H5FDwrite(fd, H5FD_MEM_DRAW, H5P_DEFAULT, 0, N, old) >= 0);
+    assert_true(H5FDclose(fd) >= 0);
+    fam_item_t *d;
+    CHECK_OK(fam_lookup(f, "re#2", "h5t", &d)); /* bytes 3..7 MiB */
+    fam_release(d);
+
+    fd = H5FDopen("h5t/re", H5F_ACC_RDWR | H5F_ACC_CREAT | H5F_ACC_TRUNC, p, HADDR_UNDEF);
+    assert_non_null(fd);
+    assert_int_equal(H5FDget_eof(fd, H5FD_MEM_DEFAULT), 0);
+    H5FDset_eoa(fd, H5FD_MEM_DEFAULT, N);
+    uint8_t a[100], b[100];
+    memset(a, 1, sizeof a);
+    memset(b, 2, sizeof b);
+    assert_true(H5FDwrite(fd, H5FD_MEM_DRAW, H5P_DEFAULT, 0, 100, a) >= 0);
+    assert_true(H5FDwrite(fd, H5FD_MEM_DRAW, H5P_DEFAULT, 2 << 20, 100, b) >= 0);
+    memset(back, 0xee, N);
+    assert_true(H5FDread(fd, H5FD_MEM_DRAW, H5P_DEFAULT, 0, N, back) >= 0);
+    for (size_t i = 0; i < N; i++) {
+        uint8_t want = i < 100 ? 1 : (i >= (2u << 20) && i < (2u << 20) + 100) ? 2 : 0;
+        if (back[i] != want) fail_msg("byte %zu is 0x%x, not 0x%x", i, back[i], want);
+    }
+    /* HDF5's close-time truncate: the new file ends at 2 MiB + 100 */
+    H5FDset_eoa(fd, H5FD_MEM_DEFAULT, (2 << 20) + 100);
+    assert_true(H5FDtruncate(fd, H5P_DEFAULT, 1) >= 0);
+    assert_true(H5FDclose(fd) >= 0);
+    assert_int_equal(fam_lookup(f, "re#2", "h5t", &d), FAM_ENOTFOUND);
+    fd = H5FDopen("h5t/re", H5F_ACC_RDONLY, p, HADDR_UNDEF);
+    assert_non_null(fd);
+    assert_int_equal(H5FDget_eof(fd, H5FD_MEM_DEFAULT), (2 << 20) + 100);
+    H5FDset_eoa(fd, H5FD_MEM_DEFAULT, (2 << 20) + 100);
+    assert_true(H5FDread(fd, H5FD_MEM_DRAW, H5P_DEFAULT, 0, (2 << 20) + 100, back) >= 0);
+    assert_int_equal(back[99], 1);
+    assert_int_equal(back[100], 0);
+    assert_int_equal(back[(2 << 20) + 99], 2);
+    assert_true(H5FDclose(fd) >= 0);
+    H5Pclose(p);
+    free(old);
+    free(back);
+}
+
 static void a_small_read_costs_one_fam_get(void **state)
 {
     (void)state;
@@ -649,6 +704,7 @@ int main(void)
         cmocka_unit_test(contiguous_dataset_round_trips_and_reopens),
         cmocka_unit_test(chunked_gzip_groups_and_attributes_round_trip),
         cmocka_unit_test(driver_reads_zeros_past_eof_and_in_holes_and_truncates),
+        cmocka_unit_test(a_truncated_rewrite_reads_no_old_bytes),
         cmocka_unit_test(a_small_read_costs_one_fam_get),
         cmocka_unit_test(several_processes_read_one_file_at_once),
         cmocka_unit_test(errors_name_the_file_and_the_cause),
