@@ -130,7 +130,8 @@ def main():
             td = best_of(args.trials, lambda i: dd.read_csv(paths, **kw).compute())
             print(f"{'dask.dataframe.read_csv (threads)':<40}{td:>8.2f}s{n / td / 1e6:>10.2f} M"
                   f"{size / td / 1e6:>9.0f}   {tp / td:.2f}", flush=True)
-        gib = max(1, int(n * 18 * 8 * 1.3 / 2 / (1 << 30)) + 1)
+        # each trial keeps its dataset: pools for all of them (2 famd)
+        gib = max(1, int(args.trials * n * 18 * 8 * 1.3 / 2 / (1 << 30)) + 1)
         for r in [int(x) for x in args.ranks.split(",")]:
             famd = FamServers(2, pool_size=f"{gib}G", provider=args.provider)
             try:

@@ -876,7 +876,9 @@ static int write_batches(kd_cmd *c, ds_ingest *g, ds_store_t *s, kd_array **a,
     const char **sub = c->rank == 0 ? malloc(sizeof(char *) * (maxcat + 1)) : NULL;
     int rc = (!tmp || !used || !remap || (c->rank == 0 && !sub))
                  ? kd_fail(c, "MemoryError", "ingest: out of memory") : 0;
-    if (kd_agree(c, rc))
+    /* (every failure exit takes kd_agree's answer: a rank whose own part
+     * went well must fail too, or the ranks' collectives part ways) */
+    if ((rc = kd_agree(c, rc)))
         goto out;
     double tick = 0;
     ds_tick(-1, &tick);
@@ -897,7 +899,7 @@ static int write_batches(kd_cmd *c, ds_ingest *g, ds_store_t *s, kd_array **a,
         /* the others sleep while rank 0 creates the arrays: a rank spinning
          * in a collective takes a core from rank 0 and the memory servers */
         kd_quiet_barrier(c->comm);
-        if (kd_agree(c, rc))
+        if ((rc = kd_agree(c, rc)))
             goto out;
         MPI_Bcast(&ref, sizeof ref, MPI_BYTE, 0, c->comm);
         if (c->rank != 0) {
@@ -906,7 +908,7 @@ static int write_batches(kd_cmd *c, ds_ingest *g, ds_store_t *s, kd_array **a,
                 rc = ds_fail(c, e, "ingest into '%.200s' (rank %d)", g->dataset, c->rank);
         }
         kd_quiet_barrier(c->comm); /* rank 0 sleeps while the others attach */
-        if (kd_agree(c, rc)) {
+        if ((rc = kd_agree(c, rc))) {
             if (c->rank == 0)
                 ds_batch_abort(h); /* frees h (see ingest_free) */
             else

@@ -345,3 +345,29 @@ def test_list_contains_getitem_and_drop(store, ak):
         ak.DatasetStore("t_never_made", create=False)
     # another handle on the same store sees the same catalog
     assert ak.DatasetStore(store.name).list() == ["B"]
+
+
+def test_a_full_pool_fails_the_ingest_on_every_rank():
+    """The memory servers run out of space while rank 0 begins a batch: the
+    other ranks must fail with it (a rank that went on alone hung the
+    server in the next collective), nothing is visible, nothing is left."""
+    from fam_fixtures import FamServers, start_kodiakd
+    famd = FamServers(1, pool_size="24M")
+    srv = None
+    try:
+        srv = start_kodiakd(2, famd.servers)
+        connect(kodiak, srv)
+        s = kodiak.DatasetStore("full")
+        s.ingest("Small", {"x": np.arange(1000)})
+        with pytest.raises(MemoryError, match="pool is full"):
+            s.ingest("Big", {"x": np.arange(3_000_000), "y": np.ones(3_000_000)},
+                     batch_rows=250_000)
+        assert srv.alive() and s.list() == ["Small"]
+        no_orphans(s)
+        s.ingest("Small", {"x": np.arange(5)})  # the server still works
+        assert len(s["Small"]) == 1005
+    finally:
+        kodiak.disconnect()
+        if srv:
+            srv.stop()
+        famd.stop()
