@@ -6,6 +6,8 @@
 # against the installed famd.
 #   check_install.sh BUILD_DIR SOURCE_DIR PROVIDER
 set -euo pipefail
+# (no `producer | grep -q` below: grep -q leaves at the first match and the
+# producer's next write dies of SIGPIPE, which pipefail makes a failure)
 build=$1 src=$2 provider=${3:-shm}
 tmp=$(mktemp -d)
 famd_pid=""
@@ -34,8 +36,8 @@ addr=$(awk '/ready/ {print $3}' "$tmp/famd.out")
 out=$(LD_LIBRARY_PATH=$(pkg-config --variable=libdir libfam) \
       FAM_SERVERS=$addr FAM_PROVIDER=$provider "$tmp/example")
 echo "$out"
-echo "$out" | grep -q "0 of 1024 values wrong, counter 10" || { echo "FAIL: wrong output"; exit 1; }
-echo "$out" | grep -q "error 8 (FAM_ERR_NOTFOUND is 8)" || { echo "FAIL: wrong error"; exit 1; }
+grep -q "0 of 1024 values wrong, counter 10" <<<"$out" || { echo "FAIL: wrong output"; exit 1; }
+grep -q "error 8 (FAM_ERR_NOTFOUND is 8)" <<<"$out" || { echo "FAIL: wrong error"; exit 1; }
 # libfamarray: its header and pkg-config file build a program from the
 # installed tree alone; it creates an array in FAM and reads it back
 [ -e "$tmp/prefix/include/kodiak/famarray.h" ] || { echo "FAIL: famarray.h not installed"; exit 1; }
@@ -130,5 +132,5 @@ export LD_LIBRARY_PATH=$(pkg-config --variable=libdir libfam) FAM_SERVERS=$addr 
 out=$("$tmp/h5")
 echo "$out"
 [ "$out" = "h5fam 10" ] || { echo "FAIL: wrong h5fam output"; exit 1; }
-"$tmp/prefix/bin/famh5" ls h5inst | grep -q "h5inst/a.h5" || { echo "FAIL: famh5 ls"; exit 1; }
+grep -q "h5inst/a.h5" <<<"$("$tmp/prefix/bin/famh5" ls h5inst)" || { echo "FAIL: famh5 ls"; exit 1; }
 echo "install OK"
