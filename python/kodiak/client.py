@@ -489,7 +489,7 @@ def _exchange(cmd, args, frames, timeout):
                     _reset_socket()
                     raise RequestTimeoutError(
                         f"kodiak server at {_conn.endpoint} did not answer '{cmd}' within "
-                        f"{timeout:g} s (the request deadline: ak.connect(timeout=), "
+                        f"{round(timeout, 3):g} s (the request deadline: ak.connect(timeout=), "
                         f"`kodiak up --request-timeout`); the server may be hung or a rank "
                         f"stopped; the next request works, or says the server is busy")
                 if bar is None and waited >= PROGRESS_AFTER:
