@@ -28,8 +28,8 @@ import numpy as np
 
 from . import client
 from .categorical import Categorical
-from .io import ParserWarning, _dtype_text, _names
-from .pdarrayclass import create_pdarray, pdarray
+from .io import ParserWarning, _columns_from_reply, _dtype_text, _names
+from .pdarrayclass import pdarray
 
 if TYPE_CHECKING:
     import pandas
@@ -49,24 +49,6 @@ _FRAME = 1 << 20  # bytes per request frame (KD_FRAME_MAX)
 
 def _msg(cmd, args, frames=()):
     return client.generic_msg(cmd, args, frames)
-
-
-def _columns_from_reply(res, frames):
-    """ds_read's (and read_csv's) reply as {name: pdarray | Categorical}."""
-    offs = np.frombuffer(frames[0], dtype=np.int64) if len(frames) > 0 else np.empty(0, np.int64)
-    text = bytes(frames[1]) if len(frames) > 1 else b""
-    out, at = {}, 0
-    for col in res["columns"]:
-        arr = create_pdarray(res, col["key"])
-        if col["kind"] == "categorical":
-            n = int(col["ncategories"])
-            o = offs[at:at + n + 1]
-            at += n + 1
-            cats = [text[o[i]:o[i + 1]].decode("utf-8", "surrogateescape") for i in range(n)]
-            out[col["name"]] = Categorical(arr, np.array(cats, dtype=str))
-        else:
-            out[col["name"]] = arr
-    return out
 
 
 def _split(buf):

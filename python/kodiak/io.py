@@ -145,8 +145,10 @@ def read_csv(filenames: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]
     return _read_csv_request(args)
 
 
-def _read_csv_request(args):
-    res, frames = client.generic_msg("read_csv", args)
+def _columns_from_reply(res, frames):
+    """read_csv's (and ds_read's) reply as {name: pdarray | Categorical}:
+    frame 0 holds each categorical column's ncategories + 1 byte offsets
+    into frame 1, in column order."""
     offs = np.frombuffer(frames[0], dtype=np.int64) if len(frames) > 0 else np.empty(0, np.int64)
     text = bytes(frames[1]) if len(frames) > 1 else b""
     out, at = {}, 0
@@ -160,6 +162,12 @@ def _read_csv_request(args):
             out[col["name"]] = Categorical(arr, np.array(cats, dtype=str))
         else:
             out[col["name"]] = arr
+    return out
+
+
+def _read_csv_request(args):
+    res, frames = client.generic_msg("read_csv", args)
+    out = _columns_from_reply(res, frames)
     if res.get("skipped"):
         warnings.warn(f"read_csv skipped {res['skipped']} bad row(s) (on_bad_lines='skip')",
                       ParserWarning, stacklevel=3)
