@@ -244,6 +244,12 @@ static inline uint64_t kd_f64_to_u64(double f)
 /* n elements of dtype st at src as dtype dt at dst, with those rules (any
  * number to bool is != 0; src and dst may overlap only when st == dt) */
 void kd_cast(const void *src, kd_dtype st, void *dst, kd_dtype dt, int64_t n);
+/* Collective: every rank tells every other how many items it sends them
+ * (scnt, p entries), learns how many it receives (rcnt), and fills the
+ * send and receive displacements for MPI_Alltoallv. Returns the number of
+ * items this rank receives, which the caller checks against INT_MAX. */
+int64_t kd_exchange_counts(MPI_Comm comm, int p, const int *scnt, int *sdsp, int *rcnt,
+                           int *rdsp);
 
 /* ---- arrays and the symbol table ------------------------------------------ */
 

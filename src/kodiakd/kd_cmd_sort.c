@@ -238,14 +238,7 @@ static int hash_exchange(kd_cmd *c, const uint64_t *k, const uint8_t *ok, int64_
         if (ok[i])
             scnt[dest[i]]++;
     }
-    MPI_Alltoall(scnt, 1, MPI_INT, rcnt, 1, MPI_INT, c->comm);
-    int64_t so = 0, ro = 0;
-    for (int r = 0; r < p; r++) {
-        sdsp[r] = (int)so;
-        so += scnt[r];
-        rdsp[r] = (int)ro;
-        ro += rcnt[r];
-    }
+    int64_t ro = kd_exchange_counts(c->comm, p, scnt, sdsp, rcnt, rdsp);
     rc = ro > INT_MAX ? kd_fail(c, "ValueError", "%s: over 2^31 values hashed to one rank",
                                 c->cmd) : 0;
     if (!rc && !(rb = malloc(8 * (size_t)(ro + 1))))

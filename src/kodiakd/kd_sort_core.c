@@ -904,14 +904,7 @@ static int sort_wide(kd_cmd *c, const ks_plan *pl, uint64_t *w, int64_t *idx, in
             sp[j].seen = 0;
         for (int64_t i = 0; i < n; i++)
             scnt[split_dest(sp, m, w[i])]++;
-        MPI_Alltoall(scnt, 1, MPI_INT, rcnt, 1, MPI_INT, c->comm);
-        int64_t so = 0, ro = 0;
-        for (int r = 0; r < p; r++) {
-            sdsp[r] = (int)so;
-            so += scnt[r];
-            rdsp[r] = (int)ro;
-            ro += rcnt[r];
-        }
+        int64_t ro = kd_exchange_counts(c->comm, p, scnt, sdsp, rcnt, rdsp);
         /* the splitters are exact: anything else is a bug, not the data */
         if (kd_agree(c, ro != n ? kd_fail(c, "RuntimeError", "%s: rank %d would receive %lld "
                                           "elements for its block of %lld (splitter bug)",
@@ -1169,14 +1162,7 @@ int ks_gather(kd_cmd *c, const void *src, size_t w, int64_t N, const int64_t *id
         dest[k] = d;
         scnt[d]++;
     }
-    MPI_Alltoall(scnt, 1, MPI_INT, rcnt, 1, MPI_INT, c->comm);
-    int64_t so = 0, ro = 0;
-    for (int r = 0; r < p; r++) {
-        sdsp[r] = (int)so;
-        so += scnt[r];
-        rdsp[r] = (int)ro;
-        ro += rcnt[r];
-    }
+    int64_t ro = kd_exchange_counts(c->comm, p, scnt, sdsp, rcnt, rdsp);
     rc = ro > INT_MAX ? kd_fail(c, "ValueError", "%s: over 2^31 items requested from one "
                                 "rank", c->cmd) : 0;
     if (!rc) {
@@ -1257,14 +1243,7 @@ int ks_scatter(kd_cmd *c, void *dst, size_t w, int64_t N, const int64_t *idx, co
         dest[k] = d;
         scnt[d]++;
     }
-    MPI_Alltoall(scnt, 1, MPI_INT, rcnt, 1, MPI_INT, c->comm);
-    int64_t so = 0, ro = 0;
-    for (int r = 0; r < p; r++) {
-        sdsp[r] = (int)so;
-        so += scnt[r];
-        rdsp[r] = (int)ro;
-        ro += rcnt[r];
-    }
+    int64_t ro = kd_exchange_counts(c->comm, p, scnt, sdsp, rcnt, rdsp);
     rc = ro > INT_MAX ? kd_fail(c, "ValueError", "%s: over 2^31 items sent to one rank", c->cmd) : 0;
     if (!rc) {
         ridx = malloc(8 * (size_t)(ro + 1));

@@ -774,3 +774,17 @@ int kd_gather_all(kd_cmd *c, kd_array *a, void **buf)
     *buf = out;
     return 0;
 }
+
+int64_t kd_exchange_counts(MPI_Comm comm, int p, const int *scnt, int *sdsp, int *rcnt,
+                           int *rdsp)
+{
+    MPI_Alltoall(scnt, 1, MPI_INT, rcnt, 1, MPI_INT, comm);
+    int64_t so = 0, ro = 0;
+    for (int r = 0; r < p; r++) {
+        sdsp[r] = (int)so;
+        so += scnt[r];
+        rdsp[r] = (int)ro;
+        ro += rcnt[r];
+    }
+    return ro;
+}
