@@ -52,6 +52,7 @@
 #define _GNU_SOURCE
 #include "kd.h"
 #include "kd_csv.h"
+#include "kd_ds.h"
 
 #include <fam/fam.h>
 #include <kodiak/dataset.h>
@@ -267,6 +268,22 @@ static void store_forget(const char *name)
     for (int i = 0; i < KD_DS_STORES; i++)
         if (slots[i].s && strcmp(slots[i].name, name) == 0)
             slot_close(&slots[i]);
+}
+
+/* kd_ds.h: the handles and errors for the other dataset command files */
+int kd_ds_store(kd_cmd *c, const char *name, ds_store_t **out)
+{
+    return get_store(c, name, false, KD_DS_MODE, out);
+}
+
+void kd_ds_store_forget(const char *name)
+{
+    store_forget(name);
+}
+
+int kd_ds_fail(kd_cmd *c, int rc, const char *what)
+{
+    return ds_fail(c, rc, "%s", what);
 }
 
 /* ---- JSON between ranks --------------------------------------------------------------- */
@@ -1618,6 +1635,7 @@ static int cmd_ds_ingest_abort(kd_cmd *c)
 
 void kd_register_ds(void)
 {
+    kd_register_dsderive(); /* derived datasets: kd_cmd_dsderive.c */
     kd_register("ds_open", cmd_ds_open);
     kd_register("ds_list", cmd_ds_list);
     kd_register("ds_info", cmd_ds_info);

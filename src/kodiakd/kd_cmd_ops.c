@@ -42,6 +42,7 @@
  *   - float to int casts out of range (and NaN) give INT64_MIN; to uint64
  *     they follow the x86 code NumPy runs (see kd_f64_to_u64 in kd.h). */
 #include "kd.h"
+#include "kd_ds.h"
 
 #include <limits.h>
 #include <math.h>
@@ -517,31 +518,26 @@ static int cmd_axpy(kd_cmd *c)
 
 /* ---- unary operators ------------------------------------------------------------------ */
 
-static int cmd_unop(kd_cmd *c)
+/* Element-wise op ("neg", "invert", "abs") over n elements of dtype t, into
+ * out (dtype t). NULL, or why NumPy refuses (nothing written). Also used
+ * for derived columns (kd_cmd_dsderive.c). */
+const char *kd_ew_unop(const char *op, kd_dtype t, const void *in, void *out, int64_t n)
 {
-    const char *op;
-    kd_array *a;
-    if (kd_arg_str(c, "op", &op) || kd_arg_array(c, "array", &a))
-        return -1;
     int which = !strcmp(op, "neg") ? 0 : !strcmp(op, "invert") ? 1 : !strcmp(op, "abs") ? 2 : -1;
     if (which < 0)
-        return kd_fail(c, "ValueError", "unop: unknown operator '%.20s' (neg, invert, abs)", op);
-    if (which == 0 && a->dtype == KD_BOOL)
-        return kd_fail(c, "TypeError", "The numpy boolean negative, the `-` operator, is not "
-                       "supported, use the `~` operator or the logical_not function instead.");
-    if (which == 1 && a->dtype == KD_FLOAT64)
-        return kd_fail(c, "TypeError", "ufunc 'invert' not supported for the input types, "
-                       "and the inputs could not be safely coerced to any supported types "
-                       "according to the casting rule ''safe''");
-    kd_array *r = kd_new_array(c, a->dtype, a->size);
-    if (!r)
-        return -1;
-    int64_t n = a->n;
-    switch (a->dtype * 3 + which) {
+        return "unknown operator (neg, invert, abs)";
+    if (which == 0 && t == KD_BOOL)
+        return "The numpy boolean negative, the `-` operator, is not supported, use the `~` "
+               "operator or the logical_not function instead.";
+    if (which == 1 && t == KD_FLOAT64)
+        return "ufunc 'invert' not supported for the input types, and the inputs could not "
+               "be safely coerced to any supported types according to the casting rule "
+               "''safe''";
+    switch (t * 3 + which) {
 #define UN(T, EXPR)                                                                 \
     do {                                                                            \
-        const T *x = a->data;                                                       \
-        T *o = r->data;                                                             \
+        const T *x = in;                                                            \
+        T *o = out;                                                                 \
         for (int64_t i = 0; i < n; i++) {                                           \
             T v = x[i];                                                             \
             o[i] = (EXPR);                                                          \
@@ -560,8 +556,58 @@ static int cmd_unop(kd_cmd *c)
     default: break;
 #undef UN
     }
+    return NULL;
+}
+
+static int cmd_unop(kd_cmd *c)
+{
+    const char *op;
+    kd_array *a;
+    if (kd_arg_str(c, "op", &op) || kd_arg_array(c, "array", &a))
+        return -1;
+    if (strcmp(op, "neg") && strcmp(op, "invert") && strcmp(op, "abs"))
+        return kd_fail(c, "ValueError", "unop: unknown operator '%.20s' (neg, invert, abs)", op);
+    const char *why = kd_ew_unop(op, a->dtype, a->data, a->data, 0);
+    if (why)
+        return kd_fail(c, "TypeError", "%s", why);
+    kd_array *r = kd_new_array(c, a->dtype, a->size);
+    if (!r)
+        return -1;
+    kd_ew_unop(op, a->dtype, a->data, r->data, a->n);
     kd_result_array(c, "array", r);
     return 0;
+}
+
+/* Element-wise x OP y (op as binop names it) over n elements already in
+ * dtype ct; out gets bool for a comparison, else ct. `y_half` says y is the
+ * scalar 0.5 and x was float64 (NumPy's sqrt fast path for **). NULL, or
+ * why there is no such loop (nothing written): an integer ** with a
+ * negative exponent is refused too, as binop does. For derived columns
+ * (kd_cmd_dsderive.c): the same kernels as binop. */
+const char *kd_ew_binop(const char *opname, kd_dtype ct, const void *x, const void *y,
+                        bool y_half, void *out, int64_t n)
+{
+    int op = -1;
+    for (int i = 0; i < OP_SQRT; i++)
+        if (strcmp(opname, op_names[i]) == 0)
+            op = i;
+    if (op < 0)
+        return "unknown operator";
+    const char *why = op_unsupported(op, ct);
+    if (why)
+        return why;
+    if (op == OP_POW && (ct == KD_INT64 || ct == KD_UINT64)) {
+        const int64_t *e = y;
+        int64_t neg = 0;
+        for (int64_t i = 0; i < n; i++)
+            neg |= e[i];
+        if (ct == KD_INT64 && neg < 0)
+            return "Integers to negative integer powers are not allowed.";
+    }
+    if (op == OP_POW && ct == KD_FLOAT64 && y_half)
+        op = OP_SQRT;
+    kernel(op, ct, x, y, out, n);
+    return NULL;
 }
 
 /* ---- astype ----------------------------------------------------------------------------- */

@@ -1,0 +1,65 @@
+/* kd_ds.h — what kodiakd's dataset commands share (kd_cmd_ds.c, the derived
+ * datasets of kd_cmd_dsderive.c, aggregation): the store handles, and one
+ * way to read "column c of batch b of dataset d" whatever d is (a base
+ * dataset, a derived index dataset whose columns are gathered from its base
+ * through the index, a dataset with derived columns).
+ *
+ * Batch b of a derived dataset always stands for batch b of the base
+ * dataset at the root of its lineage: an index dataset holds, for each base
+ * batch, the int64 row numbers (within that batch of its base) that pass
+ * its predicate; a derived column "x" of dataset D is the dataset named
+ * "D[x]" (kind column, base D) with one batch per batch of D. */
+#ifndef KD_DS_H
+#define KD_DS_H
+
+#include "kd.h"
+
+#include <kodiak/dataset.h>
+
+/* Collective: this rank's handle on store `name` (attached on every rank,
+ * not created). 0, or -1 on every rank with the error set. */
+int kd_ds_store(kd_cmd *c, const char *name, ds_store_t **out);
+/* After a failed libdataset call on a store: forget the handle. */
+void kd_ds_store_forget(const char *name);
+/* A libdataset error as the matching Python exception, `what` first. */
+int kd_ds_fail(kd_cmd *c, int rc, const char *what);
+
+/* One column of one batch, in memory on the calling rank. */
+typedef struct kd_ds_col {
+    ds_dtype_t dtype; /* the column's dtype (text: int64 codes, -1 missing) */
+    uint64_t n;       /* elements */
+    void *data;       /* n elements of the storage dtype (malloc'd; may be NULL if n == 0) */
+    char **cats;      /* text: the ncats categories the codes index (malloc'd), else NULL */
+    size_t ncats;
+} kd_ds_col;
+
+/* Local (not collective; any rank, any batch): column `column` of batch
+ * `batch` of dataset `dataset` as the catalog is now, into *out. The
+ * column is, in this order: a column the dataset stores; the derived
+ * column dataset "<dataset>[<column>]" when it has that batch; for an index
+ * dataset, the column of its base (recursively) gathered through batch
+ * `batch` of the index. Call kd_ds_refresh first so that derived items
+ * cover the batch. 0, or -1 with the error set on this rank only (KeyError
+ * for an unknown column, IndexError for a batch the dataset does not have
+ * yet, RuntimeError/IOError for a damaged store): pass it to kd_agree.
+ * Free with kd_ds_col_free. */
+int kd_ds_read_batch(kd_cmd *c, ds_store_t *s, const char *dataset, const char *column,
+                     size_t batch, kd_ds_col *out);
+void kd_ds_col_free(kd_ds_col *col);
+/* Collective: bring every derived dataset of the store up to date with its
+ * base (in creation order, so a chain is brought current from its root),
+ * each rank computing the new batches it owns (batch b: rank b % nranks).
+ * *processed (may be NULL) gets the number of batches computed by this
+ * call. 0, or -1 on every rank with the error set. */
+int kd_ds_refresh(kd_cmd *c, ds_store_t *s, const char *store, uint64_t *processed);
+
+/* kd_cmd_ops.c: binop's and unop's element-wise kernels on plain buffers
+ * (derived columns evaluate with them). NULL, or why NumPy has no such loop. */
+const char *kd_ew_binop(const char *op, kd_dtype ct, const void *x, const void *y,
+                        bool y_half, void *out, int64_t n);
+const char *kd_ew_unop(const char *op, kd_dtype t, const void *in, void *out, int64_t n);
+
+/* kd_cmd_dsderive.c */
+void kd_register_dsderive(void);
+
+#endif
