@@ -30,11 +30,14 @@ from . import client
 from .categorical import Categorical
 from .io import ParserWarning, _columns_from_reply, _dtype_text, _names
 from .pdarrayclass import pdarray
+from . import derived as _derived
 
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["DatasetStore", "Dataset"]
+__all__ = ["DatasetStore", "Dataset", "filter"]
+
+filter = _derived.filter  # ak.filter
 
 # ds_reclaim's safe age: the 24 h commit deadline plus an hour (dataset.h)
 RECLAIM_AGE = 25 * 3600
@@ -545,19 +548,68 @@ class Dataset:
         self.name = name
 
     def _info(self):
-        res, _ = _msg("ds_info", {"store": self.store.name, "dataset": self.name})
+        args = {"store": self.store.name, "dataset": self.name}
+        res, _ = _msg("ds_info", args)
+        if res["kind"] != "base":  # derived: brought up to date first (derived.py)
+            done, _ = _msg("ds_refresh", {"store": self.store.name})
+            if done["processed"]:
+                res, _ = _msg("ds_info", args)
         return res
+
+    def _catalog(self):
+        """{name: info} of every dataset of the store, derived ones up to date."""
+        infos = self.store._info_all()
+        if any(d["kind"] != "base" for d in infos):
+            done, _ = _msg("ds_refresh", {"store": self.store.name})
+            if done["processed"]:
+                infos = self.store._info_all()
+        cat = {d["name"]: d for d in infos}
+        if self.name not in cat:
+            raise KeyError(f"dataset store '{self.store.name}' has no dataset '{self.name}'")
+        return cat
+
+    def _columns(self, cat=None, name=None) -> Dict[str, str]:
+        """The columns a user sees, {name: dtype}: a base dataset's own, an
+        index dataset's base's (gathered on reading), then the derived
+        columns ("<name>[<column>]" datasets made by derive)."""
+        cat = self._catalog() if cat is None else cat
+        name = self.name if name is None else name
+        info = cat[name]
+        if info["kind"] == "index" and info["base"] in cat:
+            cols = self._columns(cat, info["base"])
+        else:
+            cols = {c["name"]: c["dtype"] for c in info["columns"]}
+        for d in cat.values():
+            n = d["name"]
+            if d["kind"] == "column" and d["base"] == name and n == f"{name}[{n[len(name) + 1:-1]}]" \
+                    and '"derive"' in d["expr"] and len(d["columns"]) == 1:
+                cols[d["columns"][0]["name"]] = d["columns"][0]["dtype"]
+        return cols
+
+    def _source(self, cat, column, dtype):
+        """The dataset that stores `column` of this one (gathering it into
+        "<name>[<column>]" the first time for an index dataset)."""
+        info = cat[self.name]
+        if info["kind"] != "index" and any(c["name"] == column for c in info["columns"]):
+            return self.name
+        own = f"{self.name}[{column}]"
+        if own in cat:
+            return own
+        if info["kind"] == "index":
+            return _derived.gather_dataset(self, column, dtype)
+        raise KeyError(f"dataset '{self.name}' has no column '{column}'")
 
     @property
     def columns(self) -> List[str]:
-        """The column names, in order."""
-        return [c["name"] for c in self._info()["columns"]]
+        """The column names, in order (derived columns last; an index
+        dataset's are its base's, gathered through the index)."""
+        return list(self._columns())
 
     @property
     def dtypes(self) -> Dict[str, str]:
         """Column -> store dtype ("int64", "uint64", "float64", "bool",
         "text", "datetime64[s]")."""
-        return {c["name"]: c["dtype"] for c in self._info()["columns"]}
+        return self._columns()
 
     @property
     def num_batches(self) -> int:
@@ -582,7 +634,22 @@ class Dataset:
         return len(self)
 
     def _read(self, columns=None, start=None, stop=None):
-        args = {"store": self.store.name, "dataset": self.name}
+        cat = self._catalog()
+        cols = self._columns(cat)
+        want = list(cols) if columns is None else list(columns)
+        for c in want:
+            if c not in cols:
+                raise KeyError(f"dataset '{self.name}' has no column '{c}'")
+        srcs = {c: self._source(cat, c, cols[c]) for c in want}
+        if all(v == self.name for v in srcs.values()):
+            return self._read_from(self.name, columns, start, stop)
+        out = {}
+        for c in want:
+            out.update(self._read_from(srcs[c], [c], start, stop))
+        return out
+
+    def _read_from(self, dataset, columns=None, start=None, stop=None):
+        args = {"store": self.store.name, "dataset": dataset}
         if columns is not None:
             args["columns"] = list(columns)
         if start is not None:
@@ -619,7 +686,10 @@ class Dataset:
         >>> s.destroy()
         """
         if isinstance(key, str):
-            return self._read([key])[key]
+            v = self._read([key])[key]
+            if isinstance(v, pdarray):  # it remembers its lineage (derived.py)
+                v = _derived._tag(v, self.col(key))
+            return v
         if isinstance(key, (list, tuple)) and all(isinstance(k, str) for k in key):
             return self._read(key)
         raise TypeError(f"a dataset is indexed by a column name or a list of them, not "
@@ -752,5 +822,94 @@ class Dataset:
             body = repr(df)
         if rows > k:
             body += "\n..."
+        cols = self._columns()
+        if not cols:
+            return f"Dataset({self.name!r}: no columns)"
+        if info["kind"] != "base":
+            body = f"{_derived.lineage(info)}, {info['base_batches']} base batches\n{body}"
         return (f"Dataset '{self.name}' of store '{self.store.name}'\n{body}\n\n"
-                f"[{rows} rows x {len(info['columns'])} columns, {nb} batches]")
+                f"[{rows} rows x {len(cols)} columns, {nb} batches]")
+
+    # ---- derived datasets (issue 14: derived.py, kd_cmd_dsderive.c) -------------------
+    def filter(self, column: str, op: str, value: Any = None, value2: Any = None) -> "Dataset":
+        """ak.filter(self, column, op, value): the rows passing, as a derived
+        index dataset kept in the store (see ak.filter).
+
+        Examples
+        --------
+        >>> s = ak.DatasetStore("doc_ds_filter")
+        >>> t = s.ingest("T", {"x": np.array([5, -1, 7])})
+        >>> t.filter("x", "between", 0, 6)["x"]
+        array([5])
+        >>> s.destroy()
+        """
+        return _derived.filter(self, column, op, value, value2)
+
+    def __and__(self, other):
+        return _derived.combine(self, other, "&")
+
+    def __or__(self, other):
+        return _derived.combine(self, other, "|")
+
+    def col(self, column: str) -> "_derived.ColumnExpr":
+        """A lazy reference to `column`, for expressions passed to derive
+        (nothing is read: ds.col("a") - ds.col("b")).
+
+        Raises
+        ------
+        KeyError
+            No such column.
+        TypeError
+            A text column.
+        """
+        dt = self.dtypes
+        if column not in dt:
+            raise KeyError(f"dataset '{self.name}' has no column '{column}'")
+        return _derived.ColumnExpr(self, {"col": column}, _derived._np_dtype(dt[column], column))
+
+    def derive(self, name: str, expression: Any) -> "Dataset":
+        """Add column `name` computed by `expression` from this dataset's
+        columns (ds["a"] - ds["b"], ds.col("a") * 2, ak.where(...), abs,
+        .astype), evaluated by the server batch by batch, stored in FAM and
+        kept up to date as the base grows. NumPy's dtypes and values, as
+        the same expression on pdarrays.
+
+        Returns
+        -------
+        Dataset
+            self (now with the column).
+
+        Raises
+        ------
+        ValueError
+            A column of that name exists, or the expression uses another
+            dataset's columns.
+        TypeError
+            Not an expression of this dataset's columns.
+
+        Examples
+        --------
+        >>> s = ak.DatasetStore("doc_derive")
+        >>> t = s.ingest("T", {"a": np.array([1, 2]), "b": np.array([10, 20])})
+        >>> t.derive("c", t["b"] - t["a"])["c"]
+        array([ 9, 18])
+        >>> s.destroy()
+        """
+        _derived.derive(self, name, expression)
+        return self
+
+    @property
+    def lineage(self) -> Optional[str]:
+        """How a derived dataset is made (None for a base dataset)."""
+        info = self._info()
+        return None if info["kind"] == "base" else _derived.lineage(info)
+
+    def stats(self) -> dict:
+        """How current this dataset is and what this server did to keep it
+        so: base_batches (base batches it covers), updates and batches
+        (updates of it that computed batches, and batches computed, by the
+        connected server), last (batches the latest update computed)."""
+        info = self._info()
+        res, _ = _msg("ds_derive_stats", {"store": self.store.name})
+        st = res["datasets"].get(self.name, {"updates": 0, "batches": 0, "last": 0})
+        return {"base_batches": int(info["base_batches"]), **{k: int(v) for k, v in st.items()}}

@@ -49,6 +49,9 @@ def abs(pda: pdarray) -> pdarray:  # noqa: A001 — Arkouda's name
     >>> ak.abs(ak.array([-1.5, 2.0]))
     array([1.5, 2. ])
     """
+    from .derived import ColumnExpr  # a lazy column expression stays one
+    if isinstance(pda, ColumnExpr):
+        return builtins.abs(pda)
     return builtins.abs(_need(pda, "abs"))
 
 
@@ -459,6 +462,10 @@ def where(condition: pdarray, A: pdarray | Any, B: pdarray | Any) -> pdarray:
     >>> ak.where(ak.array([True, False]), 1, 0.5)
     array([1. , 0.5])
     """
+    from . import derived  # lazy column expressions of datasets (issue 14)
+    lazy = derived.where_hook(condition, A, B)
+    if lazy is not None:
+        return lazy
     _need(condition, "where")
     vals = []
     for v in (A, B):
@@ -479,7 +486,7 @@ def where(condition: pdarray, A: pdarray | Any, B: pdarray | Any) -> pdarray:
     operand_args(args, "a", vals[0])
     operand_args(args, "b", vals[1])
     res, _ = client.generic_msg("where", args)
-    return pdarrayclass.create_pdarray(res)
+    return derived.tag_where(pdarrayclass.create_pdarray(res), condition, A, B)
 
 
 def concatenate(arrays: Iterable[pdarray], ordered: bool = True) -> pdarray:

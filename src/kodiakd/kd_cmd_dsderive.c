@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kd_cmd_dsderive.c — derived datasets in kodiakd (issue 14): filter index
  * datasets, columns gathered through them, derived (computed) columns, and
  * bringing all of them up to date when their base grows.

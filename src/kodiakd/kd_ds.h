@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kd_ds.h — what kodiakd's dataset commands share (kd_cmd_ds.c, the derived
  * datasets of kd_cmd_dsderive.c, aggregation): the store handles, and one
  * way to read "column c of batch b of dataset d" whatever d is (a base
