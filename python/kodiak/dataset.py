@@ -633,9 +633,11 @@ class Dataset:
     def size(self) -> int:
         return len(self)
 
-    def _read(self, columns=None, start=None, stop=None):
+    def _read(self, columns=None, start=None, stop=None, dtypes_out=None):
         cat = self._catalog()
         cols = self._columns(cat)
+        if dtypes_out is not None:
+            dtypes_out.update(cols)
         want = list(cols) if columns is None else list(columns)
         for c in want:
             if c not in cols:
@@ -686,9 +688,11 @@ class Dataset:
         >>> s.destroy()
         """
         if isinstance(key, str):
-            v = self._read([key])[key]
+            dts = {}
+            v = self._read([key], dtypes_out=dts)[key]
             if isinstance(v, pdarray):  # it remembers its lineage (derived.py)
-                v = _derived._tag(v, self.col(key))
+                v = _derived._tag(v, _derived.ColumnExpr(
+                    self, {"col": key}, _derived._np_dtype(dts[key], key)))
             return v
         if isinstance(key, (list, tuple)) and all(isinstance(k, str) for k in key):
             return self._read(key)

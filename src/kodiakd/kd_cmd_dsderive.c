@@ -478,9 +478,10 @@ static const char *cmp_op(const char *op)
     return NULL;
 }
 
-/* mask |= (col OP scalar o[key]) computed in o's "ct" (or f's), as binop */
+/* mask |= (or &= when and_into) (col OP scalar o[key]) computed in ct, as
+ * binop; `isin`: NaN among the values finds NaN, as pandas' isin does */
 static int num_cmp(kd_cmd *c, const kd_ds_col *v, const char *op, json_object *o,
-                   const char *key, kd_dtype ct, uint8_t *mask, bool and_into)
+                   const char *key, kd_dtype ct, uint8_t *mask, bool and_into, bool isin)
 {
     kd_scalar sc;
     if (jscalar(c, o, key, &sc))
@@ -497,7 +498,7 @@ static int num_cmp(kd_cmd *c, const kd_ds_col *v, const char *op, json_object *o
     for (uint64_t i = 0; !rc && i < v->n; i++)
         mask[i] = and_into ? (mask[i] & r[i]) : (mask[i] | r[i]);
     /* pandas' isin finds NaN among the values (a hash lookup, not ==) */
-    if (!rc && !and_into && !strcmp(op, "==") && ct == KD_FLOAT64 && sc.dtype == KD_FLOAT64 &&
+    if (!rc && isin && ct == KD_FLOAT64 && sc.dtype == KD_FLOAT64 &&
         isnan(sc.v.f))
         for (uint64_t i = 0; i < v->n; i++)
             mask[i] |= isnan(((const double *)xp)[i]);
@@ -564,19 +565,19 @@ static int eval_filter(kd_cmd *c, ds_store_t *s, const char *base, size_t b, jso
     else if (!rc && strcmp(op, "isin") && jdtype(c, f, "ct", &ct))
         rc = -1;
     else if (!rc && cmp_op(op))
-        rc = num_cmp(c, &v, cmp_op(op), f, "value", ct, mask, false);
+        rc = num_cmp(c, &v, cmp_op(op), f, "value", ct, mask, false, false);
     else if (!rc && !strcmp(op, "between")) {
         memset(mask, 1, v.n);
-        rc = num_cmp(c, &v, ">=", f, "lo", ct, mask, true);
+        rc = num_cmp(c, &v, ">=", f, "lo", ct, mask, true, false);
         if (!rc)
-            rc = num_cmp(c, &v, "<=", f, "hi", ct, mask, true);
+            rc = num_cmp(c, &v, "<=", f, "hi", ct, mask, true, false);
     } else if (!rc && !strcmp(op, "isin")) {
         json_object *vals = jget(f, "values");
         if (!vals || !json_object_is_type(vals, json_type_array))
             rc = kd_fail(c, "ValueError", "isin needs a list of values");
         for (size_t j = 0; !rc && j < json_object_array_length(vals); j++) {
             json_object *o = json_object_array_get_idx(vals, j);
-            if (jdtype(c, o, "ct", &ct) || num_cmp(c, &v, "==", o, "value", ct, mask, false))
+            if (jdtype(c, o, "ct", &ct) || num_cmp(c, &v, "==", o, "value", ct, mask, false, true))
                 rc = -1;
         }
     } else if (!rc) {
@@ -856,22 +857,55 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
     return 0; /* result 1: another server brought it up to date first */
 }
 
-int kd_ds_refresh(kd_cmd *c, ds_store_t *s, const char *store, uint64_t *processed)
+/* Rank 0: the derived datasets of one catalog version that are behind,
+ * in creation order, as a JSON array of names. A derived dataset has one
+ * batch per batch of the base at the root of its lineage, so it is behind
+ * when it has fewer than the root has now. */
+static int behind(kd_cmd *c, ds_store_t *s, json_object **out)
 {
-    /* rank 0's list of datasets, in creation order */
+    ds_snapshot_t *snap = NULL;
     char **names = NULL;
     size_t n = 0;
-    json_object *list = NULL;
-    int rc = 0;
-    if (c->rank == 0) {
-        rc = ds_list(s, &names, &n);
-        if (rc)
-            rc = kd_ds_fail(c, rc, "list the store's datasets");
-        list = json_object_new_array();
-        for (size_t i = 0; !rc && i < n; i++)
-            json_object_array_add(list, json_object_new_string(names[i]));
-        ds_free_names(names, n);
+    int rc = ds_snapshot(s, &snap);
+    if (!rc)
+        rc = ds_snapshot_list(snap, &names, &n);
+    if (rc) {
+        ds_snapshot_free(snap);
+        return kd_ds_fail(c, rc, "list the store's datasets");
     }
+    ds_info_t **in = calloc(n + 1, sizeof *in);
+    json_object *list = json_object_new_array();
+    for (size_t i = 0; in && i < n; i++)
+        if (ds_snapshot_info(snap, names[i], &in[i]))
+            in[i] = NULL;
+    for (size_t i = 0; in && i < n; i++) {
+        if (!in[i] || in[i]->kind == DS_KIND_BASE)
+            continue;
+        /* follow the lineage to its root */
+        const ds_info_t *r = in[i];
+        for (int d = 0; r && r->kind != DS_KIND_BASE && d <= DSD_DEPTH; d++) {
+            const ds_info_t *next = NULL;
+            for (size_t k = 0; k < n && !next; k++)
+                if (in[k] && strcmp(in[k]->name, r->base) == 0)
+                    next = in[k];
+            r = next;
+        }
+        if (r && r->kind == DS_KIND_BASE && r->nbatches != in[i]->base_batches)
+            json_object_array_add(list, json_object_new_string(in[i]->name));
+    }
+    for (size_t i = 0; in && i < n; i++)
+        ds_free_info(in[i]);
+    free(in);
+    ds_free_names(names, n);
+    ds_snapshot_free(snap);
+    *out = list;
+    return 0;
+}
+
+int kd_ds_refresh(kd_cmd *c, ds_store_t *s, const char *store, uint64_t *processed)
+{
+    json_object *list = NULL;
+    int rc = c->rank == 0 ? behind(c, s, &list) : 0;
     if (kd_agree(c, rc)) {
         json_object_put(list);
         return -1;

@@ -1,0 +1,418 @@
+"""test_ds_derived.py — derived datasets (issue 14) against pandas and NumPy:
+filter index datasets (every op, NaN, negatives, text, date-times, batches
+where nothing or everything passes), chains and & / |, columns gathered
+through an index, derived columns (every operator, where, abs, astype) on
+base and derived datasets, at 1, 2 and 3 ranks on the shipped taxi sample
+and on random data; incremental updates equal a full recompute and process
+exactly the new batches; bad input is a clear error and the server lives;
+two kodiakd and a C program share derived datasets, and two servers
+bringing one up to date at once leave one result."""
+import gzip
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import kodiak
+from conftest import BUILD, REPO, mpi_env
+from fam_fixtures import FamCluster, FamServers, connect, start_kodiakd
+from test_csv import REPO_TAXI
+
+DATES = ["pickup_datetime", "dropoff_datetime"]
+
+
+@pytest.fixture(scope="module", params=[1, 2, 3], ids=lambda n: f"{n}rank")
+def cluster(request):
+    c = FamCluster(request.param, 1)
+    try:
+        yield c
+    finally:
+        kodiak.disconnect()
+        c.stop()
+
+
+@pytest.fixture
+def ak(cluster):
+    connect(kodiak, cluster.server)
+    yield kodiak
+    assert cluster.server.alive(), f"kodiakd died: {cluster.server.output()[-3000:]}"
+
+
+@pytest.fixture
+def store(ak, request):
+    s = ak.DatasetStore("d_" + request.node.name.split("[")[0][5:40])
+    yield s
+    s.destroy()
+
+
+@pytest.fixture(scope="module")
+def taxi(tmp_path_factory):
+    d = tmp_path_factory.mktemp("taxi")
+    os.chmod(d, 0o755)
+    path = str(d / "taxi.csv")
+    with gzip.open(REPO_TAXI, "rb") as f, open(path, "wb") as g:
+        g.write(f.read())
+    os.chmod(path, 0o644)
+    return path, pd.read_csv(path, parse_dates=DATES, float_precision="round_trip")
+
+
+def values(col):
+    """A dataset column (pdarray or Categorical) as a NumPy array (text:
+    objects, None where missing)."""
+    if isinstance(col, kodiak.Categorical):
+        return np.array([x if isinstance(x, str) else None for x in col.to_ndarray()],
+                        dtype=object)
+    return col.to_ndarray()
+
+
+def same(got, want, name=""):
+    """A column equals a pandas Series (text: None for NaN; dates: seconds)."""
+    want = pd.Series(want).reset_index(drop=True)
+    g = values(got)
+    if want.dtype == object:
+        w = np.array([x if isinstance(x, str) else None for x in want], dtype=object)
+        assert g.tolist() == w.tolist(), name
+    elif np.issubdtype(want.dtype, np.datetime64):
+        np.testing.assert_array_equal(g, want.values.astype("datetime64[s]").astype(np.int64),
+                                      err_msg=name)
+    else:
+        assert g.dtype == want.dtype, (name, g.dtype, want.dtype)
+        np.testing.assert_array_equal(g, want.values, err_msg=name)
+
+
+def reclaim_clean(store):
+    r = store.reclaim(0)
+    assert r["arrays"] == 0 and r["categories"] == 0, r
+
+
+# ---- the taxi sample -----------------------------------------------------------------------
+
+def test_taxi_filter_gather_derive_as_pandas(store, taxi):
+    path, df = taxi
+    t = store.ingest("Trip", path, batch_rows=30_000, parse_dates=DATES)
+    big = kodiak.filter(t, "fare_amount", "gt", 10)
+    assert big.name == "Trip.fare_amount_gt_10"
+    sel = df[df.fare_amount > 10]
+    assert len(big) == len(sel) and big.num_batches == t.num_batches
+    # the index: per base batch, the row numbers within that batch
+    rows = np.flatnonzero((df.fare_amount > 10).values)
+    idx = store["Trip.fare_amount_gt_10"]._read_from(big.name, ["index"])["index"]
+    np.testing.assert_array_equal(values(idx), rows % 30_000)
+    for k in ("fare_amount", "passenger_count", "store_and_fwd_flag", "pickup_datetime",
+              "congestion_surcharge"):
+        same(big[k], sel[k], k)
+    assert big.columns == list(df.columns)
+    # gathered once, kept in FAM, reused
+    assert "Trip.fare_amount_gt_10[fare_amount]" in store.list()
+    before = big.stats()
+    same(big["fare_amount"], sel["fare_amount"])
+    assert big.stats() == before
+    # a derived column: seconds between the two times
+    big.derive("duration", big["dropoff_datetime"] - big["pickup_datetime"])
+    dur = (sel.dropoff_datetime - sel.pickup_datetime).dt.total_seconds().astype(np.int64)
+    same(big["duration"], dur, "duration")
+    assert big.dtypes["duration"] == "int64" and big.columns[-1] == "duration"
+    # head and repr show the lineage
+    h = big.head(4)
+    want = sel.head(4).reset_index(drop=True).assign(duration=dur.head(4).values)
+    pd.testing.assert_frame_equal(h, want, check_dtype=False)
+    r = repr(big)
+    assert "filter of 'Trip': fare_amount gt 10" in r and f"[{len(sel)} rows x " in r
+    assert big.lineage == "filter of 'Trip': fare_amount gt 10"
+    # the same call again: the stored dataset, nothing computed
+    n = len(store.list())
+    again = t.filter("fare_amount", "gt", 10)
+    assert again.name == big.name and len(store.list()) == n
+    # a filter on text and on date-times
+    cash = t.filter("payment_type", "eq", 2)
+    same(cash["tip_amount"], df[df.payment_type == 2].tip_amount)
+    ny = t.filter("pickup_datetime", "ge", "2017-07-01")
+    assert ny.name == "Trip.pickup_datetime_ge_2017-07-01T00:00:00"
+    same(ny["vendor_id"], df[df.pickup_datetime >= pd.Timestamp("2017-07-01")].vendor_id)
+    flag = t.filter("store_and_fwd_flag", "eq", "Y")
+    assert flag.name == "Trip.store_and_fwd_flag_eq_'Y'"
+    same(flag["fare_amount"], df[df.store_and_fwd_flag == "Y"].fare_amount)
+    assert store.verify(codes=True) > 0
+    reclaim_clean(store)
+
+
+# ---- random data: every op, edge cases ---------------------------------------------------
+
+def random_frame(n, seed):
+    rng = np.random.default_rng(seed)
+    f = rng.normal(0, 10, n).round(1)
+    f[rng.random(n) < 0.1] = np.nan
+    f[:3] = [-0.0, np.inf, -np.inf] if n >= 3 else f[:3]
+    return pd.DataFrame({
+        "i": rng.integers(-20, 20, n),
+        "f": f,
+        "b": rng.random(n) < 0.3,
+        "u": rng.integers(0, 50, n).astype(np.uint64),
+        "s": np.where(rng.random(n) < 0.1, None,
+                      np.array(["ab", "b", "Zed", "é", "a'b"], dtype=object)[rng.integers(0, 5, n)]),
+    })
+
+
+def pandas_op(s, op, v, v2=None):
+    if op == "between":
+        return s.between(v, v2)
+    if op == "isin":
+        return s.isin(v)
+    return {"eq": s.__eq__, "ne": s.__ne__, "lt": s.__lt__, "le": s.__le__, "gt": s.__gt__,
+            "ge": s.__ge__}[op](v)
+
+
+CASES = [
+    ("i", "eq", 3), ("i", "ne", -5), ("i", "lt", -1), ("i", "le", 0), ("i", "gt", 19),
+    ("i", "ge", -20), ("i", "gt", 2.5), ("i", "between", -3, 3), ("i", "isin", [1, -2, 40]),
+    ("f", "eq", np.nan), ("f", "ne", np.nan), ("f", "lt", np.nan), ("f", "ge", -2.5),
+    ("f", "gt", np.inf), ("f", "le", -np.inf), ("f", "eq", 0), ("f", "between", -1.5, 7),
+    ("f", "isin", [np.nan, 0.0, 1.1]), ("b", "eq", True), ("b", "ne", True), ("b", "gt", False),
+    ("u", "lt", 10), ("u", "gt", -1), ("u", "isin", [0, 49]),
+]
+
+
+def test_every_op_against_pandas_with_edge_cases(store):
+    df = random_frame(700, 1)
+    t = store.ingest("R", {k: df[k].values for k in df.columns}, batch_rows=64)
+    names = set()
+    for case in CASES:
+        col, op, v = case[:3]
+        v2 = case[3] if len(case) > 3 else None
+        d = kodiak.filter(t, col, op, v, v2)
+        names.add(d.name)
+        want = df[pandas_op(df[col], op, v, v2).values]
+        assert len(d) == len(want), case
+        same(d["i"], want["i"], str(case))
+        same(d[col], want[col], str(case))
+    assert len(names) == len(CASES)  # every predicate its own dataset
+    # text: == != isin between, and orderings where nothing is missing
+    for op, v, v2 in [("eq", "b", None), ("ne", "b", None), ("isin", ["ab", "é", "q"], None),
+                      ("between", "a", "b", ), ("lt", "b", None), ("ge", "Zed", None)]:
+        d = t.filter("s", op, v, v2)
+        s = df["s"]
+        m = pandas_op(s.fillna("\x00"), op, v, v2) if op in ("lt", "between") else \
+            pandas_op(s, op, v, v2)
+        if op in ("lt", "between"):
+            m &= s.notna()
+        if op == "ge":
+            m = s.notna() & (s.fillna("") >= v)
+        same(d["i"], df[m.values]["i"], f"s {op} {v}")
+        same(d["s"], df[m.values]["s"], f"s {op} {v}")
+    # nothing passes / everything passes: empty and full batches
+    none = t.filter("i", "gt", 1000)
+    assert len(none) == 0 and none.num_batches == t.num_batches
+    assert none["f"].size == 0 and none.head().shape == (0, 5)
+    every = t.filter("i", "ge", -1000)
+    same(every["f"], df["f"])
+    reclaim_clean(store)
+
+
+def test_chains_and_combinations(store):
+    df = random_frame(500, 2)
+    t = store.ingest("R", {k: df[k].values for k in df.columns}, batch_rows=50)
+    a = t.filter("i", "gt", 0)
+    b = t.filter("f", "lt", 5)
+    both, either = a & b, a | b
+    assert both.name == "R.(i_gt_0)&(f_lt_5)" and either.kind == "index"
+    ma, mb = df.i > 0, df.f < 5
+    same(both["u"], df[(ma & mb).values]["u"])
+    same(either["u"], df[(ma | mb).values]["u"])
+    same(either["s"], df[(ma | mb).values]["s"])
+    # a chain: a filter of a filter, of a column gathered through the first
+    c = a.filter("u", "isin", list(range(0, 50, 3)))
+    assert c.name == "R.i_gt_0.u_isin_[" + ",".join(map(str, range(0, 50, 3))) + "]"
+    sub = df[ma.values]
+    want = sub[sub.u.isin(list(range(0, 50, 3))).values]
+    same(c["f"], want["f"])
+    same(c["s"], want["s"])
+    with pytest.raises(ValueError, match="one base"):
+        a & c
+
+
+def test_derived_columns_every_operator_as_numpy(store):
+    df = random_frame(400, 3)
+    t = store.ingest("R", {k: df[k].values for k in df.columns}, batch_rows=37)
+    i, f, b, u = (df[k].values for k in "ifbu")
+    cases = {
+        "add": (t["i"] + t["f"], i + f), "sub": (t.col("i") - 3, i - 3),
+        "mul": (2.5 * t.col("f"), 2.5 * f), "div": (t.col("i") / t.col("u"), i / u),
+        "fdiv": (t.col("i") // 7, i // 7), "mod": (t.col("i") % -4, i % -4),
+        "fmod": (t.col("f") % 3, f % 3), "pow": (t.col("u") ** 2, u ** 2),
+        "sqrt": (abs(t.col("f")) ** 0.5, np.abs(f) ** 0.5), "lt": (t.col("f") < t.col("i"), f < i),
+        "le": (t.col("i") <= 0, i <= 0), "gt": (t.col("f") > 1, f > 1),
+        "ge": (t.col("u") >= 25, u >= 25), "eq": (t.col("i") == t.col("u"), i == u),
+        "ne": (t.col("f") != t.col("f"), f != f), "and": (t.col("b") & (t.col("i") > 0), b & (i > 0)),
+        "or": (t.col("b") | t.col("b"), b | b), "inv": (~t.col("b"), ~b), "iinv": (~t.col("i"), ~i),
+        "neg": (-t.col("f"), -f), "abs": (kodiak.abs(t.col("i")), np.abs(i)),
+        "astype": (t.col("f").astype("int64"), f.astype(np.int64)),
+        "where": (kodiak.where(t.col("f") > 0, t.col("f"), t.col("i") * 2),
+                  np.where(f > 0, f, i * 2)),
+        "where_s": (kodiak.where(t["b"], t["i"], -1), np.where(b, i, -1)),
+    }
+    with np.errstate(all="ignore"):
+        for name, (e, want) in cases.items():
+            t.derive(name, e)
+            got = t[name].to_ndarray()
+            assert got.dtype == want.dtype, name
+            np.testing.assert_array_equal(got, want, err_msg=name)
+    # a derived column is a column like any other: filter on it, gather it
+    pos = t.filter("add", "gt", 0)
+    m = (i + f) > 0
+    same(pos["add"], pd.Series((i + f)[m]))
+    same(pos["s"], df[m]["s"])
+    # derived on a derived dataset, then gathered through a chain
+    pos.derive("twice", pos["i"] * 2)
+    same(pos["twice"], pd.Series(i[m] * 2))
+    neg = pos.filter("twice", "lt", 0)
+    same(neg["f"], pd.Series(f[m][i[m] * 2 < 0]))
+    with pytest.raises(TypeError, match="text"):
+        t.col("s")
+    with pytest.raises(ValueError, match="already has"):
+        t.derive("add", t.col("i") + 1)
+    with pytest.raises(TypeError, match="negative integer powers"):
+        t.derive("bad", t.col("i") ** -1)
+    with pytest.raises(TypeError, match="expression"):
+        t.derive("nope", kodiak.arange(400))
+
+
+def test_errors_are_clear_and_the_server_lives(store, cluster):
+    t = store.ingest("R", {"x": np.arange(5), "s": np.array(list("abcde"), dtype=object)})
+    with pytest.raises(ValueError, match="unknown filter op"):
+        t.filter("x", "like", 3)
+    with pytest.raises(KeyError, match="no column"):
+        t.filter("nope", "eq", 1)
+    with pytest.raises(TypeError, match="compare it with a number"):
+        t.filter("x", "eq", "3")
+    with pytest.raises(TypeError, match="compare it with a str"):
+        t.filter("s", "eq", 3)
+    with pytest.raises(TypeError, match="two values"):
+        t.filter("x", "between", 1)
+    store.ingest("T.x_gt_1", {"y": np.arange(2)})  # a base dataset where a filter would go
+    with pytest.raises(ValueError, match="made otherwise"):
+        t.filter("x", "gt", 1)
+    assert cluster.server.alive()
+    assert len(t.filter("x", "gt", 2)) == 2
+
+
+# ---- incremental updates ---------------------------------------------------------------
+
+def test_incremental_update_equals_recompute_and_counts_new_batches(store):
+    df = random_frame(1000, 4)
+    cols = list(df.columns)
+    t = store.ingest("R", {k: df[k].values[:900] for k in cols}, batch_rows=90)  # 10 batches
+    big = t.filter("f", "gt", -3)
+    big.derive("d", big["i"] * 2 + big["f"])
+    chain = big.filter("d", "lt", 10)
+    t.derive("half", t.col("i") / 2)
+    _ = big["s"], chain["u"]  # gathered now
+    items = [big, chain, store["R[half]"], store["R.f_gt_-3[d]"], store["R.f_gt_-3[s]"],
+             store["R.f_gt_-3.d_lt_10[u]"]]
+    assert all(x.stats()["base_batches"] == 10 for x in items)
+    before = {x.name: x.stats()["batches"] for x in items}
+    store.ingest("R", {k: df[k].values[900:] for k in cols}, batch_rows=100)  # one more batch
+    # the next access brings everything current, one new batch each
+    m = (df.f > -3).values
+    d = df.i.values[m] * 2 + df.f.values[m]
+    same(big["d"], pd.Series(d))
+    same(chain["u"], df[m][d < 10]["u"])
+    same(big["s"], df[m]["s"])
+    same(t["half"], df.i / 2)
+    for x in items:
+        st = x.stats()
+        assert st["base_batches"] == 11 and st["last"] == 1, (x.name, st)
+        assert st["batches"] == before[x.name] + 1, (x.name, st)
+    # == a full recompute: the same definitions on the whole data at once
+    t2 = store.ingest("R2", {k: df[k].values for k in cols}, batch_rows=90)
+    big2 = t2.filter("f", "gt", -3)
+    big2.derive("d", big2["i"] * 2 + big2["f"])
+    np.testing.assert_array_equal(big2["d"].to_ndarray(), big["d"].to_ndarray())
+    np.testing.assert_array_equal(big2.filter("d", "lt", 10)["u"].to_ndarray(),
+                                  chain["u"].to_ndarray())
+    reclaim_clean(store)
+
+
+# ---- sharing: two servers and a C program ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def two():
+    f = FamServers(1)
+    box = {}
+    try:
+        box["A"] = start_kodiakd(1, f.servers)
+        box["B"] = start_kodiakd(2, f.servers)
+        yield f, box
+    finally:
+        kodiak.disconnect()
+        for s in box.values():
+            s.stop()
+        f.stop()
+
+
+RACER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {python!r})
+    import kodiak as ak
+    ak.connect(connect_file={cf!r})
+    print(len(ak.DatasetStore({store!r})[{ds!r}]), flush=True)
+""")
+
+
+def test_shared_by_two_servers_and_c(two):
+    fam, srv = two
+    connect(kodiak, srv["A"])
+    s = kodiak.DatasetStore("dshare")
+    try:
+        x = np.arange(4000) % 97
+        t = s.ingest("T", {"x": x, "y": x * 0.5}, batch_rows=100)  # 40 batches
+        big = t.filter("x", "ge", 50)
+        big.derive("z", big["y"] * 4)
+        connect(kodiak, srv["B"])
+        sb = kodiak.DatasetStore("dshare")
+        bb = sb["T.x_ge_50"]
+        np.testing.assert_array_equal(bb["z"].to_ndarray(), x[x >= 50] * 2.0)
+        assert bb.stats()["batches"] == 0  # B computed nothing: A's work is shared
+        # the C program reads the index dataset's arrays from the catalog
+        env = {**mpi_env(), "FAM_SERVERS": fam.servers}
+        r = subprocess.run(["mpirun", "-np", "2", "--oversubscribe", "--bind-to", "none",
+                            os.path.join(BUILD, "ds_mpi_example"), "--read", "dshare",
+                            "T.x_ge_50"], env=env, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        want = int(sum(np.flatnonzero(x[b * 100:(b + 1) * 100] >= 50).sum()
+                       for b in range(40)))
+        assert f"index int64 sum={want}" in r.stdout, r.stdout
+        info = subprocess.run([os.path.join(BUILD, "kodiak-ds"), "info", "dshare", "T.x_ge_50"],
+                              env=env, capture_output=True, text=True, timeout=60)
+        assert '"filter"' in info.stdout and "40 base batches" in info.stdout, info.stdout
+        # 20 new batches; both servers bring the dataset current at once
+        sb.ingest("T", {"x": np.arange(2000) % 97, "y": (np.arange(2000) % 97) * 0.5},
+                  batch_rows=100)
+        procs = [subprocess.Popen([sys.executable, "-c", RACER.format(
+            python=os.path.join(REPO, "python"), cf=srv[k].connect_file, store="dshare",
+            ds="T.x_ge_50[z]")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for k in ("A", "B")]
+        outs = [p.communicate(timeout=300)[0] for p in procs]
+        xa = np.concatenate([x, np.arange(2000) % 97])
+        n = int((xa >= 50).sum())
+        assert all(p.returncode == 0 for p in procs), outs
+        assert [int(o.split()[-1]) for o in outs] == [n, n], outs
+        # one result: each new batch computed (committed) by one server only
+        done = 0
+        for k in ("A", "B"):
+            connect(kodiak, srv[k])
+            st = kodiak.DatasetStore("dshare")["T.x_ge_50[z]"].stats()
+            assert st["base_batches"] == 60
+            done += st["batches"]
+        assert done == 60, done
+        np.testing.assert_array_equal(kodiak.DatasetStore("dshare")["T.x_ge_50"]["z"]
+                                      .to_ndarray(), xa[xa >= 50] * 2.0)
+        r = kodiak.DatasetStore("dshare").reclaim(0)
+        assert r["arrays"] == 0, r  # the loser's batches were deleted
+    finally:
+        connect(kodiak, srv["A"])
+        kodiak.DatasetStore("dshare").destroy()
