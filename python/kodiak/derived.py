@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """derived.py — derived datasets of the FAM dataset store (issue 14): filter
 index datasets, columns gathered through them, derived (computed) columns,
 kept current as their base grows.

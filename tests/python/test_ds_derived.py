@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """test_ds_derived.py — derived datasets (issue 14) against pandas and NumPy:
 filter index datasets (every op, NaN, negatives, text, date-times, batches
 where nothing or everything passes), chains and & / |, columns gathered
