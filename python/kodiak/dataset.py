@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DatasetStore", "Dataset", "filter"]
 
-filter = _derived.filter  # ak.filter
-
 # ds_reclaim's safe age: the 24 h commit deadline plus an hour (dataset.h)
 RECLAIM_AGE = 25 * 3600
 
@@ -839,6 +837,19 @@ class Dataset:
         """ak.filter(self, column, op, value): the rows passing, as a derived
         index dataset kept in the store (see ak.filter).
 
+        Parameters
+        ----------
+        column : str
+        op : str
+            eq ne lt le gt ge between isin.
+        value : Any
+        value2 : Any
+            between: the upper bound.
+
+        Returns
+        -------
+        Dataset
+
         Examples
         --------
         >>> s = ak.DatasetStore("doc_ds_filter")
@@ -859,12 +870,28 @@ class Dataset:
         """A lazy reference to `column`, for expressions passed to derive
         (nothing is read: ds.col("a") - ds.col("b")).
 
+        Parameters
+        ----------
+        column : str
+
+        Returns
+        -------
+        ColumnExpr
+
         Raises
         ------
         KeyError
             No such column.
         TypeError
             A text column.
+
+        Examples
+        --------
+        >>> s = ak.DatasetStore("doc_col")
+        >>> t = s.ingest("T", {"a": np.array([1, 2])})
+        >>> (t.col("a") * 1.5).dtype
+        dtype('float64')
+        >>> s.destroy()
         """
         dt = self.dtypes
         if column not in dt:
@@ -877,6 +904,13 @@ class Dataset:
         .astype), evaluated by the server batch by batch, stored in FAM and
         kept up to date as the base grows. NumPy's dtypes and values, as
         the same expression on pdarrays.
+
+        Parameters
+        ----------
+        name : str
+            The new column's name (no '[' or ']').
+        expression : Any
+            A ColumnExpr, or a pdarray computed from this dataset's columns.
 
         Returns
         -------
@@ -912,8 +946,72 @@ class Dataset:
         """How current this dataset is and what this server did to keep it
         so: base_batches (base batches it covers), updates and batches
         (updates of it that computed batches, and batches computed, by the
-        connected server), last (batches the latest update computed)."""
+        connected server), last (batches the latest update computed).
+
+        Returns
+        -------
+        dict
+
+        Examples
+        --------
+        >>> s = ak.DatasetStore("doc_stats")
+        >>> t = s.ingest("T", {"a": np.arange(5)}, batch_rows=2)
+        >>> f = t.filter("a", "ge", 1)
+        >>> st = f.stats()
+        >>> st["base_batches"], st["last"]
+        (3, 3)
+        >>> s.destroy()
+        """
         info = self._info()
         res, _ = _msg("ds_derive_stats", {"store": self.store.name})
         st = res["datasets"].get(self.name, {"updates": 0, "batches": 0, "last": 0})
         return {"base_batches": int(info["base_batches"]), **{k: int(v) for k, v in st.items()}}
+
+
+def filter(ds: Dataset, column: str, op: str, value: Any = None,  # noqa: A001 — the issue's name
+           value2: Any = None) -> Dataset:
+    """The rows of `ds` whose `column` passes `op value`, as a derived index
+    dataset kept in the store: made the first time, reused after, brought
+    up to date whenever `ds` grows (derived.py, docs/DATASET.md).
+
+    Parameters
+    ----------
+    ds : Dataset
+        A base or derived dataset.
+    column : str
+        A column of ds (stored, gathered or derived).
+    op : str
+        "eq", "ne", "lt", "le", "gt", "ge" (NumPy's comparisons: NaN passes
+        only "ne"), "between" (lo <= x <= hi, as pandas' Series.between),
+        "isin" (a list; as pandas' isin, NaN in the list finds NaN).
+    value : Any
+        Numbers for number and bool columns, str for text ones, anything
+        pandas.Timestamp takes for date-times; between: lo (or (lo, hi));
+        isin: the list.
+    value2 : Any
+        between: hi.
+
+    Returns
+    -------
+    Dataset
+        The index dataset "<ds>.<column>_<op>_<value>".
+
+    Raises
+    ------
+    KeyError
+        No such column.
+    ValueError
+        An unknown op, or a dataset of that name made otherwise.
+    TypeError
+        A value of the wrong kind for the column.
+
+    Examples
+    --------
+    >>> s = ak.DatasetStore("doc_filter")
+    >>> t = s.ingest("T", {"x": np.arange(6)}, batch_rows=4)
+    >>> big = ak.filter(t, "x", "gt", 3)
+    >>> big.name, len(big), big["x"]
+    ('T.x_gt_3', 2, array([4, 5]))
+    >>> s.destroy()
+    """
+    return _derived.filter(ds, column, op, value, value2)

@@ -45,7 +45,7 @@ from .pdarrayclass import pdarray
 if TYPE_CHECKING:
     from .dataset import Dataset
 
-__all__ = ["filter", "ColumnExpr"]
+__all__ = ["ColumnExpr"]
 
 OPS = ("eq", "ne", "lt", "le", "gt", "ge", "between", "isin")
 _MAX_NAME = 200  # DS_NAME_MAX
@@ -362,48 +362,7 @@ def _short(name: str) -> str:
 
 def filter(ds: "Dataset", column: str, op: str, value: Any = None, value2: Any = None,
            ) -> "Dataset":  # noqa: A001 — the issue's name
-    """The rows of `ds` whose `column` passes `op value`, as a derived index
-    dataset kept in the store (made the first time, reused after, brought
-    up to date whenever `ds` grows).
-
-    Parameters
-    ----------
-    ds : Dataset
-        A base or derived dataset.
-    column : str
-        A column of ds (stored, gathered or derived).
-    op : str
-        "eq", "ne", "lt", "le", "gt", "ge" (NumPy's comparisons: NaN passes
-        only "ne"), "between" (lo <= x <= hi, as pandas' Series.between:
-        give `value` and `value2`, or `value=(lo, hi)`), "isin" (a list;
-        as pandas' isin, NaN in the list finds NaN).
-    value, value2
-        Numbers for number and bool columns, str for text ones, anything
-        pandas.Timestamp takes for date-times.
-
-    Returns
-    -------
-    Dataset
-        The index dataset "<ds>.<column>_<op>_<value>".
-
-    Raises
-    ------
-    KeyError
-        No such column.
-    ValueError
-        An unknown op, or a dataset of that name made otherwise.
-    TypeError
-        A value of the wrong kind for the column.
-
-    Examples
-    --------
-    >>> s = ak.DatasetStore("doc_filter")
-    >>> t = s.ingest("T", {"x": np.arange(6)}, batch_rows=4)
-    >>> big = ak.filter(t, "x", "gt", 3)
-    >>> big.name, len(big), big["x"]
-    ('T.x_gt_3', 2, array([4, 5]))
-    >>> s.destroy()
-    """
+    """ak.filter (dataset.filter documents it)."""
     from .dataset import Dataset
     if not isinstance(ds, Dataset):
         raise TypeError(f"ak.filter needs a Dataset, not {type(ds).__name__}")
