@@ -544,10 +544,12 @@ class Dataset:
     def __init__(self, store: DatasetStore, name: str) -> None:
         self.store = store
         self.name = name
+        self._kind = None  # "base", "index" or "column" once _info has read it
 
     def _info(self):
         args = {"store": self.store.name, "dataset": self.name}
         res, _ = _msg("ds_info", args)
+        self._kind = res["kind"]  # a name's kind never changes (short of drop and create)
         if res["kind"] != "base":  # derived: brought up to date first (derived.py)
             done, _ = _msg("ds_refresh", {"store": self.store.name})
             if done["processed"]:
@@ -631,11 +633,14 @@ class Dataset:
     def size(self) -> int:
         return len(self)
 
-    def _read(self, columns=None, start=None, stop=None, dtypes_out=None):
+    def _read(self, columns=None, start=None, stop=None):
+        if columns is not None and self._kind == "base":
+            try:  # columns a base dataset stores: one command, as before issue 14
+                return self._read_from(self.name, columns, start, stop)
+            except KeyError:
+                pass  # a gathered or derived column, or no such dataset: below
         cat = self._catalog()
         cols = self._columns(cat)
-        if dtypes_out is not None:
-            dtypes_out.update(cols)
         want = list(cols) if columns is None else list(columns)
         for c in want:
             if c not in cols:
@@ -686,11 +691,9 @@ class Dataset:
         >>> s.destroy()
         """
         if isinstance(key, str):
-            dts = {}
-            v = self._read([key], dtypes_out=dts)[key]
+            v = self._read([key])[key]
             if isinstance(v, pdarray):  # it remembers its lineage (derived.py)
-                v = _derived._tag(v, _derived.ColumnExpr(
-                    self, {"col": key}, _derived._np_dtype(dts[key], key)))
+                v = _derived._tag(v, _derived.ColumnExpr(self, {"col": key}, v.dtype))
             return v
         if isinstance(key, (list, tuple)) and all(isinstance(k, str) for k in key):
             return self._read(key)
