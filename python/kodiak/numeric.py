@@ -78,13 +78,18 @@ def cast(pda: pdarray, dt: DTypeLike) -> pdarray:
     return _need(pda, "cast").astype(dt)
 
 
-def sum(pda: pdarray) -> np.generic:  # noqa: A001
+def sum(pda: pdarray, axis: int | tuple | None = None,  # noqa: A001
+        keepdims: bool = False) -> np.generic:
     """Sum of the elements, as numpy.sum (see pdarray.sum).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1 (or a tuple of them), optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
+    keepdims : bool, optional
+        True: a one-element pdarray instead of a scalar.
     Returns
     -------
     numpy scalar
@@ -99,16 +104,20 @@ def sum(pda: pdarray) -> np.generic:  # noqa: A001
     >>> ak.sum(ak.arange(5))
     10
     """
-    return _need(pda, "sum").sum()
+    return _need(pda, "sum").sum(axis=axis, keepdims=keepdims)
 
 
-def prod(pda: pdarray) -> np.generic:
+def prod(pda: pdarray, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic:
     """Product of the elements, as numpy.prod (see pdarray.prod).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1 (or a tuple of them), optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
+    keepdims : bool, optional
+        True: a one-element pdarray instead of a scalar.
     Returns
     -------
     numpy scalar
@@ -123,16 +132,21 @@ def prod(pda: pdarray) -> np.generic:
     >>> ak.prod(ak.array([2, 3, 4]))
     24
     """
-    return _need(pda, "prod").prod()
+    return _need(pda, "prod").prod(axis=axis, keepdims=keepdims)
 
 
-def min(pda: pdarray) -> np.generic:  # noqa: A001
+def min(pda: pdarray, axis: int | tuple | None = None,  # noqa: A001
+        keepdims: bool = False) -> np.generic:
     """Smallest element, as numpy.min (see pdarray.min).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1 (or a tuple of them), optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
+    keepdims : bool, optional
+        True: a one-element pdarray instead of a scalar.
     Returns
     -------
     numpy scalar
@@ -149,16 +163,21 @@ def min(pda: pdarray) -> np.generic:  # noqa: A001
     >>> ak.min(ak.array([3, -1, 2]))
     -1
     """
-    return _need(pda, "min").min()
+    return _need(pda, "min").min(axis=axis, keepdims=keepdims)
 
 
-def max(pda: pdarray) -> np.generic:  # noqa: A001
+def max(pda: pdarray, axis: int | tuple | None = None,  # noqa: A001
+        keepdims: bool = False) -> np.generic:
     """Largest element, as numpy.max (see pdarray.max).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1 (or a tuple of them), optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
+    keepdims : bool, optional
+        True: a one-element pdarray instead of a scalar.
     Returns
     -------
     numpy scalar
@@ -175,16 +194,20 @@ def max(pda: pdarray) -> np.generic:  # noqa: A001
     >>> ak.max(ak.array([3.5, -1.0]))
     3.5
     """
-    return _need(pda, "max").max()
+    return _need(pda, "max").max(axis=axis, keepdims=keepdims)
 
 
-def argmin(pda: pdarray) -> np.int64:
+def argmin(pda: pdarray, axis: int | None = None, keepdims: bool = False) -> np.int64:
     """Position of the first smallest element, as numpy.argmin (see pdarray.argmin).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1, optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
+    keepdims : bool, optional
+        True: a one-element pdarray instead of a scalar.
     Returns
     -------
     numpy.int64
@@ -201,16 +224,20 @@ def argmin(pda: pdarray) -> np.int64:
     >>> ak.argmin(ak.array([3, -1, -1]))
     1
     """
-    return _need(pda, "argmin").argmin()
+    return _need(pda, "argmin").argmin(axis=axis, keepdims=keepdims)
 
 
-def argmax(pda: pdarray) -> np.int64:
+def argmax(pda: pdarray, axis: int | None = None, keepdims: bool = False) -> np.int64:
     """Position of the first largest element, as numpy.argmax (see pdarray.argmax).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1, optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
+    keepdims : bool, optional
+        True: a one-element pdarray instead of a scalar.
     Returns
     -------
     numpy.int64
@@ -227,16 +254,21 @@ def argmax(pda: pdarray) -> np.int64:
     >>> ak.argmax(ak.array([3, 7, 7]))
     1
     """
-    return _need(pda, "argmax").argmax()
+    return _need(pda, "argmax").argmax(axis=axis, keepdims=keepdims)
 
 
-def any(pda: pdarray) -> np.bool_:  # noqa: A001
+def any(pda: pdarray, axis: int | tuple | None = None,  # noqa: A001
+        keepdims: bool = False) -> np.bool_:
     """Whether any element is nonzero, as numpy.any (see pdarray.any).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1 (or a tuple of them), optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
+    keepdims : bool, optional
+        True: a one-element pdarray instead of a scalar.
     Returns
     -------
     numpy.bool_
@@ -251,16 +283,21 @@ def any(pda: pdarray) -> np.bool_:  # noqa: A001
     >>> ak.any(ak.array([0, 0, 1]))
     True
     """
-    return _need(pda, "any").any()
+    return _need(pda, "any").any(axis=axis, keepdims=keepdims)
 
 
-def all(pda: pdarray) -> np.bool_:  # noqa: A001
+def all(pda: pdarray, axis: int | tuple | None = None,  # noqa: A001
+        keepdims: bool = False) -> np.bool_:
     """Whether every element is nonzero, as numpy.all (see pdarray.all).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1 (or a tuple of them), optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
+    keepdims : bool, optional
+        True: a one-element pdarray instead of a scalar.
     Returns
     -------
     numpy.bool_
@@ -275,16 +312,20 @@ def all(pda: pdarray) -> np.bool_:  # noqa: A001
     >>> ak.all(ak.array([1, 0, 1]))
     False
     """
-    return _need(pda, "all").all()
+    return _need(pda, "all").all(axis=axis, keepdims=keepdims)
 
 
-def mean(pda: pdarray) -> np.float64:
+def mean(pda: pdarray, axis: int | tuple | None = None, keepdims: bool = False) -> np.float64:
     """Arithmetic mean as float64, as numpy.mean (see pdarray.mean).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1 (or a tuple of them), optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
+    keepdims : bool, optional
+        True: a one-element pdarray instead of a scalar.
     Returns
     -------
     numpy.float64
@@ -299,10 +340,10 @@ def mean(pda: pdarray) -> np.float64:
     >>> ak.mean(ak.array([1, 2, 3, 4]))
     2.5
     """
-    return _need(pda, "mean").mean()
+    return _need(pda, "mean").mean(axis=axis, keepdims=keepdims)
 
 
-def var(pda: pdarray, ddof: int | float = 0) -> np.float64:
+def var(pda: pdarray, ddof: int | float = 0, axis: int | tuple | None = None, keepdims: bool = False) -> np.float64:
     """Variance as float64, as numpy.var (see pdarray.var).
 
     Parameters
@@ -311,6 +352,10 @@ def var(pda: pdarray, ddof: int | float = 0) -> np.float64:
     ddof : int or float, optional
         Delta degrees of freedom: the divisor is size - ddof (default 0).
 
+    axis : None, 0 or -1 (or a tuple of them), optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
+    keepdims : bool, optional
+        True: a one-element pdarray instead of a scalar.
     Returns
     -------
     numpy.float64
@@ -325,10 +370,10 @@ def var(pda: pdarray, ddof: int | float = 0) -> np.float64:
     >>> ak.var(ak.array([1, 2, 3]))
     0.6666666666666666
     """
-    return _need(pda, "var").var(ddof=ddof)
+    return _need(pda, "var").var(ddof=ddof, axis=axis, keepdims=keepdims)
 
 
-def std(pda: pdarray, ddof: int | float = 0) -> np.float64:
+def std(pda: pdarray, ddof: int | float = 0, axis: int | tuple | None = None, keepdims: bool = False) -> np.float64:
     """Standard deviation as float64, as numpy.std (see pdarray.std).
 
     Parameters
@@ -337,6 +382,10 @@ def std(pda: pdarray, ddof: int | float = 0) -> np.float64:
     ddof : int or float, optional
         Delta degrees of freedom: the divisor is size - ddof (default 0).
 
+    axis : None, 0 or -1 (or a tuple of them), optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
+    keepdims : bool, optional
+        True: a one-element pdarray instead of a scalar.
     Returns
     -------
     numpy.float64
@@ -351,16 +400,18 @@ def std(pda: pdarray, ddof: int | float = 0) -> np.float64:
     >>> ak.std(ak.array([1.0, 2.0, 4.0]), ddof=1)
     1.5275252316519465
     """
-    return _need(pda, "std").std(ddof=ddof)
+    return _need(pda, "std").std(ddof=ddof, axis=axis, keepdims=keepdims)
 
 
-def is_sorted(pda: pdarray) -> np.bool_:
+def is_sorted(pda: pdarray, axis: int | None = None) -> np.bool_:
     """Whether every element is <= the next (see pdarray.is_sorted).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1, optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
     Returns
     -------
     numpy.bool_
@@ -375,16 +426,18 @@ def is_sorted(pda: pdarray) -> np.bool_:
     >>> ak.is_sorted(ak.array([1, 1, 2]))
     True
     """
-    return _need(pda, "is_sorted").is_sorted()
+    return _need(pda, "is_sorted").is_sorted(axis=axis)
 
 
-def cumsum(pda: pdarray) -> pdarray:
+def cumsum(pda: pdarray, axis: int | None = None) -> pdarray:
     """Running sums, as numpy.cumsum (see pdarray.cumsum).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1, optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
     Returns
     -------
     pdarray
@@ -399,16 +452,18 @@ def cumsum(pda: pdarray) -> pdarray:
     >>> ak.cumsum(ak.array([1, 2, 3]))
     array([1, 3, 6])
     """
-    return _need(pda, "cumsum").cumsum()
+    return _need(pda, "cumsum").cumsum(axis=axis)
 
 
-def cumprod(pda: pdarray) -> pdarray:
+def cumprod(pda: pdarray, axis: int | None = None) -> pdarray:
     """Running products, as numpy.cumprod (see pdarray.cumprod).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1, optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
     Returns
     -------
     pdarray
@@ -423,7 +478,7 @@ def cumprod(pda: pdarray) -> pdarray:
     >>> ak.cumprod(ak.array([1, 2, 3, 4]))
     array([ 1,  2,  6, 24])
     """
-    return _need(pda, "cumprod").cumprod()
+    return _need(pda, "cumprod").cumprod(axis=axis)
 
 
 def where(condition: pdarray, A: pdarray | Any, B: pdarray | Any) -> pdarray:
