@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """errstate.py — ak.seterr, ak.geterr, ak.seterrcall, ak.geterrcall and
 ak.errstate: what happens when an operation on pdarrays divides by zero,
 overflows, underflows or gives an invalid result, with NumPy's names,

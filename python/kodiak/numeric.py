@@ -5,7 +5,7 @@ element-wise machinery and the methods live in ops.py."""
 from __future__ import annotations
 
 import builtins
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 import numpy as np
 
@@ -28,12 +28,17 @@ def _need(pda, fn):
     return pda
 
 
-def abs(pda: pdarray) -> pdarray:  # noqa: A001 — Arkouda's name
+def abs(pda: pdarray, /, out: Optional[pdarray] = None, *,  # noqa: A001 — Arkouda's name
+        where: pdarray | builtins.bool = True) -> pdarray:
     """Element-wise absolute value, as numpy.abs (the dtype is kept).
 
     Parameters
     ----------
     pda : pdarray
+    out : pdarray, optional
+        Where to put the result (NumPy's same_kind casting); it is returned.
+    where : pdarray of bool or bool, optional
+        Compute only where True; elsewhere out's value, or pda's without out.
 
     Returns
     -------
@@ -49,7 +54,7 @@ def abs(pda: pdarray) -> pdarray:  # noqa: A001 — Arkouda's name
     >>> ak.abs(ak.array([-1.5, 2.0]))
     array([1.5, 2. ])
     """
-    return builtins.abs(_need(pda, "abs"))
+    return apply_out_where("absolute", builtins.abs(_need(pda, "abs")), pda, out, where)
 
 
 def cast(pda: pdarray, dt: DTypeLike) -> pdarray:
@@ -481,26 +486,30 @@ def cumprod(pda: pdarray, axis: int | None = None) -> pdarray:
     return _need(pda, "cumprod").cumprod(axis=axis)
 
 
-def where(condition: pdarray, A: pdarray | Any, B: pdarray | Any) -> pdarray:
+def where(condition: pdarray | Any, A: pdarray | Any, B: pdarray | Any) -> pdarray | np.generic:
     """Element-wise A where condition is true, else B, as numpy.where.
 
     Parameters
     ----------
-    condition : pdarray
-        Usually bool; other dtypes count nonzero as true.
+    condition : pdarray or scalar
+        Usually bool; other dtypes count nonzero as true. A scalar chooses
+        A or B as a whole (as NumPy broadcasts it).
     A, B : pdarray or scalar
-        pdarrays of condition's size, or scalars.
+        pdarrays of condition's size (of each other's, for a scalar
+        condition), or scalars.
 
     Returns
     -------
-    pdarray
-        Of the dtype numpy.where would give.
+    pdarray or numpy scalar
+        Of the dtype numpy.where would give. A scalar condition with two
+        scalars gives a NumPy scalar (NumPy: a 0-d array, which a pdarray
+        cannot be).
 
     Raises
     ------
     TypeError
-        `condition` is not a pdarray, or A or B is neither a pdarray nor a
-        number.
+        `condition` is neither a pdarray nor a number, or A or B is neither
+        a pdarray nor a number.
     ValueError
         A or B has a size other than condition's.
     OverflowError
@@ -513,7 +522,11 @@ def where(condition: pdarray, A: pdarray | Any, B: pdarray | Any) -> pdarray:
     array([0, 0, 3, 4])
     >>> ak.where(ak.array([True, False]), 1, 0.5)
     array([1. , 0.5])
+    >>> ak.where(False, ak.array([1, 2]), 0.5)
+    array([0.5, 0.5])
     """
+    if not is_pdarray(condition):
+        return _where_scalar(condition, A, B)
     _need(condition, "where")
     vals = []
     for v in (A, B):
@@ -535,6 +548,32 @@ def where(condition: pdarray, A: pdarray | Any, B: pdarray | Any) -> pdarray:
     operand_args(args, "b", vals[1])
     res, _ = client.generic_msg("where", args)
     return pdarrayclass.create_pdarray(res)
+
+
+def _where_scalar(condition, A, B):
+    """where() with a scalar condition: the chosen side, of NumPy's dtype."""
+    c = as_scalar(condition)
+    if c is None:
+        raise TypeError(f"where: the condition must be a pdarray or a scalar, not "
+                        f"{type(condition).__name__}")
+    for v in (A, B):
+        if not is_pdarray(v):
+            if as_scalar(v) is None:
+                raise TypeError(f"where: operands must be pdarrays or scalars, not "
+                                f"{type(v).__name__}")
+            wire_scalar(as_scalar(v))  # OverflowError beyond uint64
+    if not (is_pdarray(A) or is_pdarray(B)):
+        return np.where(c, as_scalar(A), as_scalar(B))[()]
+    if is_pdarray(A) and is_pdarray(B) and A.size != B.size:
+        raise ValueError(f"where: operands could not be broadcast together: sizes {A.size} "
+                         f"and {B.size}")
+    pa, pb = (proto(v) if is_pdarray(v) else as_scalar(v) for v in (A, B))
+    rt = pdarray_dtype(np.where(np.ones(1, np.bool_), pa, pb).dtype)
+    chosen = A if c else B
+    if is_pdarray(chosen):
+        return chosen.astype(rt)
+    from .creation import full
+    return full((A if is_pdarray(A) else B).size, as_scalar(chosen), dtype=rt)
 
 
 def concatenate(arrays: Iterable[pdarray], ordered: bool = True) -> pdarray:
@@ -624,11 +663,53 @@ _EFUNC_DTYPES = {"isnan": "bool", "isinf": "bool", "isfinite": "bool", "logical_
                  "sign": "pda's dtype", "square": "pda's dtype (int64 for bool)"}
 
 
+def apply_out_where(name, r, x, out, where):
+    """NumPy's out= and where= of a ufunc, given its result r over all of x:
+    where True the result, elsewhere out's value (without out: x's value,
+    Arkouda's rule); with out, the values are written into out (NumPy's
+    same_kind casting), which is returned."""
+    if isinstance(where, (builtins.bool, np.bool_)):
+        where = builtins.bool(where)
+    elif not is_pdarray(where):
+        raise TypeError(f"where= takes a bool pdarray or a bool, not {type(where).__name__}")
+    elif where.dtype != np.bool_:
+        raise TypeError(f"Cannot cast array data from dtype('{where.dtype}') to "
+                        f"dtype('bool') according to the rule 'safe'")
+    elif where.size != r.size:
+        raise ValueError(f"operands could not be broadcast together: where= has {where.size} "
+                         f"elements, the result {r.size}")
+    if out is None and where is True:
+        return r
+    if out is not None:
+        if not is_pdarray(out):
+            raise TypeError(f"out= must be a pdarray, not {type(out).__name__}")
+        if out.size != r.size:
+            raise ValueError(f"non-broadcastable output operand with shape ({out.size},) "
+                             f"doesn't match the broadcast shape ({r.size},)")
+        if not np.can_cast(r.dtype, out.dtype, "same_kind"):
+            raise TypeError(f"Cannot cast ufunc '{name}' output from dtype('{r.dtype}') to "
+                            f"dtype('{out.dtype}') with casting rule 'same_kind'")
+    if where is True:
+        vals = r
+    else:
+        base = out if out is not None else x.astype(r.dtype)
+        vals = base if where is False else where_(where, r, base)
+    if out is None:
+        return vals
+    if vals is not out:
+        out[:] = vals
+    return out
+
+
+where_ = where  # (the name `where` is also a parameter of the ufuncs)
+
+
 def _efunc(name):
-    def fn(pda: pdarray) -> pdarray:
+    def fn(pda: pdarray, /, out: Optional[pdarray] = None, *,
+           where: pdarray | builtins.bool = True) -> pdarray:
         _need(pda, name)
         res, _ = client.generic_msg("efunc", {"op": name, "array": pda.name})
-        return pdarrayclass.create_pdarray(res)
+        return apply_out_where(name, pdarrayclass.create_pdarray(res), pda, out, where)
     fn.__name__ = fn.__qualname__ = name
     arg, out = _EFUNC_EXAMPLES[name]
     fn.__doc__ = f"""Element-wise numpy.{name} of a pdarray.
@@ -636,6 +717,11 @@ def _efunc(name):
     Parameters
     ----------
     pda : pdarray
+    out : pdarray, optional
+        Where to put the result (NumPy's same_kind casting); it is returned.
+    where : pdarray of bool or bool, optional
+        Compute only where True; elsewhere the result keeps out's value, or
+        without out pda's (Arkouda's rule: "the original value").
 
     Returns
     -------
