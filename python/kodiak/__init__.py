@@ -18,8 +18,9 @@ from .categorical import *  # noqa: F401,F403
 from .io import *  # noqa: F401,F403
 from .io import ParserWarning  # noqa: F401
 from .dataset import *  # noqa: F401,F403
-from .errstate import *  # noqa: F401,F403
+from .fpe import *  # noqa: F401,F403
 from .ufuncs import *  # noqa: F401,F403
+from .ufuncs import dtype  # noqa: F401
 from . import testing  # noqa: F401,E402
 
 # The dtypes, as Arkouda spells them: NumPy's scalar types, so that

@@ -423,7 +423,7 @@ def generic_msg(cmd, args=None, frames=(), timeout=None):
         _conn.interrupted = None
         res = result[0] if isinstance(result, tuple) and result else None
         if isinstance(res, dict) and "fpe" in res:
-            from .errstate import report  # warn or raise as ak.seterr says
+            from .fpe import report  # warn or raise as ak.seterr says
             report(res["fpe"], res)
         return result
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import client, pdarrayclass
 from .dtypes import bool_, dtype_name, float64, int64, uint64
-from .errstate import errstate
+from .fpe import errstate
 from .numeric import apply_out_where, concatenate, isfinite, isnan
 from .ops import (_numpy_says, as_scalar, check_sizes, is_pdarray, operand_args, pdarray_dtype,
                   proto, wire_scalar)
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from .pdarrayclass import pdarray
 
-__all__ = ["allclose", "arctan2", "array_equal", "can_cast", "clz", "ctz", "dot", "dtype", "e",
+__all__ = ["allclose", "arctan2", "array_equal", "can_cast", "clz", "ctz", "dot", "e",
            "fmax", "fmin", "geomspace", "hstack", "hypot", "inf", "isclose", "logspace",
            "maximum", "minimum", "nan", "parity", "pi", "popcount", "result_type", "rotl",
            "rotr", "vstack"]
@@ -39,7 +39,8 @@ nan = np.nan
 inf = np.inf
 pi = np.pi
 e = np.e
-# NumPy's dtype class: ak.dtype("int64") == ak.int64
+# NumPy's dtype class: ak.dtype("int64") == ak.int64 (kodiak/__init__.py
+# exports it; not in __all__, being NumPy's own class)
 dtype = np.dtype
 
 

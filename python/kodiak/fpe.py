@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""errstate.py — ak.seterr, ak.geterr, ak.seterrcall, ak.geterrcall and
+"""fpe.py — ak.seterr, ak.geterr, ak.seterrcall, ak.geterrcall and
 ak.errstate: what happens when an operation on pdarrays divides by zero,
 overflows, underflows or gives an invalid result, with NumPy's names,
 modes and messages.
@@ -150,8 +150,8 @@ class errstate(contextlib.ContextDecorator):
     ----------
     call : callable or object, optional
         As seterrcall, for the block.
-    all, divide, over, under, invalid : str, optional
-        As seterr.
+    **kwargs : str
+        all, divide, over, under, invalid: as seterr.
 
     Examples
     --------
