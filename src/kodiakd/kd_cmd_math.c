@@ -150,7 +150,9 @@ static int cmd_efunc(kd_cmd *c)
     if (!r)
         return -1;
     int64_t n = a->n;
-    if (op->kind == EF_FLOAT)
+    /* the float functions, and square of float64, report their flags */
+    bool fpe = op->kind == EF_FLOAT || (op->f == ef_square && a->dtype == KD_FLOAT64);
+    if (fpe)
         feclearexcept(FE_ALL_EXCEPT);
     if (op->kind == EF_BITS) { /* int64 and uint64 have the same bits */
         const uint64_t *x = a->data;
@@ -169,7 +171,7 @@ static int cmd_efunc(kd_cmd *c)
         for (int64_t i = 0; i < n; i++)
             o[i] = op->f(ef_get(a, i)) != 0;
     }
-    if (op->kind == EF_FLOAT)
+    if (fpe)
         kd_fpe_report(c, kd_fpe_flags(), op->name);
     kd_result_array(c, "array", r);
     return 0;

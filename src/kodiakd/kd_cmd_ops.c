@@ -278,13 +278,20 @@ static inline double f_floordiv(double a, double b)
     return b ? f_divmod(a, b, &m) : a / b;
 }
 
+/* the remainder part of f_divmod alone: the quotient it does not need
+ * could overflow and raise a flag NumPy's remainder does not report */
 static inline double f_mod(double a, double b)
 {
-    double m;
+    double mod = fmod(a, b);
     if (!b)
-        return fmod(a, b);
-    f_divmod(a, b, &m);
-    return m;
+        return mod;
+    if (mod) {
+        if (isless(b, 0) != isless(mod, 0))
+            mod += b;
+    } else {
+        mod = copysign(0.0, b);
+    }
+    return mod;
 }
 
 /* Arkouda's rotations of the 64 bits (the count is taken modulo 64) */

@@ -6,6 +6,7 @@ array_equal, logspace/geomspace, hstack/vstack/dot, where with scalars,
 out=/where=, ak.seterr/errstate (flags computed by kodiakd), dtype helpers
 and ak.testing."""
 import io
+import operator
 import warnings
 
 import numpy as np
@@ -418,6 +419,40 @@ def test_default_warnings_are_numpys(ak, what, op):
         array = staticmethod(np.array)
         exp, sqrt, log = np.exp, np.sqrt, np.log
     assert _ak_warnings(lambda: op(ak)) == _numpy_warnings(lambda: op(NP))
+
+
+def _messages(fn):
+    """The RuntimeWarning texts fn() gives (warn mode), or its exception."""
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        try:
+            fn()
+        except (TypeError, ValueError) as e:
+            return type(e).__name__
+    return sorted({str(x.message) for x in w if x.category is RuntimeWarning})
+
+
+@pytest.mark.parametrize("op", ["+", "-", "*", "/", "//", "%", "**"])
+def test_warnings_of_every_operator_on_every_dtype_pair_are_numpys(ak, op):
+    fn = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+          "//": operator.floordiv, "%": operator.mod, "**": operator.pow}[op]
+    for dx in DTYPES:
+        for dy in DTYPES:
+            x, y = data(dx, 200, 1, small=op == "**"), data(dy, 200, 11, small=op == "**")
+            with np.errstate(all="warn", under="ignore"):
+                exp = _messages(lambda: fn(x, y))
+            if isinstance(exp, str):
+                continue  # an error NumPy raises (bool - bool, int ** -1): tested elsewhere
+            assert _messages(lambda: fn(ak.array(x), ak.array(y))) == exp, (dx, dy)
+
+
+def test_warnings_of_every_elementwise_function_are_numpys(ak):
+    for name in ak.numeric.EFUNCS:
+        for dt in (np.int64, np.float64):
+            x = data(dt, 300, 3)
+            with np.errstate(all="warn", under="ignore"):
+                exp = _messages(lambda: getattr(np, name)(x))
+            assert _messages(lambda: getattr(ak, name)(ak.array(x))) == exp, (name, dt)
 
 
 def test_raise_mode_raises_floatingpointerror_and_server_lives(ak, server):
