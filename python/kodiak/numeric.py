@@ -795,13 +795,19 @@ def round(pda: pdarray, decimals: int = 0) -> pdarray:  # noqa: A001 — NumPy's
     return rint(pda / f) * f  # noqa: F821
 
 
-def power(x1: pdarray | Any, x2: pdarray | Any) -> pdarray:
+def power(x1: pdarray | Any, x2: pdarray | Any, /, out: Optional[pdarray] = None, *,
+          where: pdarray | builtins.bool = True) -> pdarray:
     """x1 ** x2 element-wise, as numpy.power (NumPy's dtypes and errors).
 
     Parameters
     ----------
     x1, x2 : pdarray or scalar
         At least one is a pdarray; two pdarrays must have the same size.
+    out : pdarray, optional
+        Where to put the result (NumPy's same_kind casting); it is returned.
+    where : pdarray of bool or bool, optional
+        Compute only where True; elsewhere out's value, or without out x1's
+        (x2's if x1 is a scalar).
 
     Returns
     -------
@@ -823,7 +829,7 @@ def power(x1: pdarray | Any, x2: pdarray | Any) -> pdarray:
     """
     if not (is_pdarray(x1) or is_pdarray(x2)):
         raise TypeError("ak.power needs a pdarray operand")
-    return x1 ** x2
+    return apply_out_where("power", x1 ** x2, x1 if is_pdarray(x1) else x2, out, where)
 
 
 def count_nonzero(pda: pdarray) -> int:
