@@ -365,10 +365,11 @@ def test_out_and_where_on_elementwise_functions_match_numpy(ak):
     same(ak.sqrt(ak.array(x), where=ak.array(m)), np.where(m, np.sqrt(x), x))
     same(ak.sqrt(ak.array(x), where=False), x)
     same(ak.maximum(ak.array(x), 1.0, where=ak.array(m)), np.where(m, np.maximum(x, 1.0), x))
+    xi = np.arange(50) - 20
     o2 = np.zeros(50)
-    np.power(x, 2.0, out=o2, where=m)
+    np.power(xi, 3, out=o2, where=m)
     out = ak.zeros(50)
-    assert ak.power(ak.array(x), 2.0, out=out, where=ak.array(m)) is out
+    assert ak.power(ak.array(xi), 3, out=out, where=ak.array(m)) is out
     same(out, o2)
     with pytest.raises(TypeError, match="Cannot cast ufunc 'sqrt' output"):
         ak.sqrt(ak.array(x), out=ak.zeros(50, dtype=ak.int64))
