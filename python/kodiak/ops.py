@@ -254,6 +254,26 @@ def keep(value, keepdims):
     return array(np.array([value]))
 
 
+def _scalar_fpe(kind, ufunc="scalar divide"):
+    """NumPy's warning of a division done on the result of a reduction."""
+    from .fpe import report
+    report({"ufunc": ufunc, "flags": [kind]})
+
+
+def _var_std(x, op, ddof):
+    """var or std, with NumPy's warnings when size - ddof <= 0: "Degrees of
+    freedom", then the flags of its divisions (0/0 invalid, s/0 divide)."""
+    few = x.size - ddof <= 0
+    if few:
+        warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=3)
+        if x.size == 0:
+            _scalar_fpe("invalid", "divide")
+    v = reduce(x, op, ddof=ddof)
+    if few:
+        _scalar_fpe("invalid" if np.isnan(v) else "divide")
+    return v
+
+
 def _ddof(ddof):
     if isinstance(ddof, (builtins.bool, np.bool_)) or not isinstance(
             ddof, (builtins.int, builtins.float, np.integer, np.floating)):
@@ -655,6 +675,7 @@ class _OpsMixin:
         check_axis("mean", axis, keepdims)
         if self.size == 0:
             warnings.warn("Mean of empty slice.", RuntimeWarning, stacklevel=2)
+            _scalar_fpe("invalid")  # NumPy's 0/0, as ak.seterr says
         return keep(reduce(self, "mean"), keepdims)
 
     def var(self, ddof: int | float = 0, axis: int | tuple | None = None, keepdims: bool = False) -> np.float64:
@@ -689,9 +710,7 @@ class _OpsMixin:
         1.6666666666666667
         """
         check_axis("var", axis, keepdims)
-        if self.size == 0:
-            warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
-        return keep(reduce(self, "var", ddof=_ddof(ddof)), keepdims)
+        return keep(_var_std(self, "var", _ddof(ddof)), keepdims)
 
     def std(self, ddof: int | float = 0, axis: int | tuple | None = None, keepdims: bool = False) -> np.float64:
         """Standard deviation as float64: the square root of var(ddof), as
@@ -722,9 +741,7 @@ class _OpsMixin:
         1.0
         """
         check_axis("std", axis, keepdims)
-        if self.size == 0:
-            warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
-        return keep(reduce(self, "std", ddof=_ddof(ddof)), keepdims)
+        return keep(_var_std(self, "std", _ddof(ddof)), keepdims)
 
     def is_sorted(self, axis: int | None = None) -> np.bool_:
         """Whether every element is <= the next, as numpy.all(a[:-1] <= a[1:])

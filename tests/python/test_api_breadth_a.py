@@ -461,6 +461,31 @@ def test_warnings_of_every_elementwise_function_are_numpys(ak):
             assert _messages(lambda: getattr(ak, name)(ak.array(x))) == exp, (name, dt)
 
 
+def test_warnings_of_float_sums_products_and_scans_are_numpys(ak):
+    cases = [data(np.float64, n, seed) for n, seed in ((0, 1), (7, 2), (1001, 3), (1001, 4))]
+    cases += [np.where(np.isnan(x), 2.0, x) for x in cases]
+    cases += [np.array(v) for v in ([1e308, 1e308], [np.inf, -np.inf], [1e-200, 1e-200],
+                                    [np.inf, 1.0], [1.0, 2.0], [np.nan, 1.0])]
+    for x in cases:
+        a = ak.array(x)
+        # NaN beside both infinities: whether inf + -inf is ever computed (an
+        # invalid flag) depends on the order of the additions, NumPy's
+        # pairwise or kodiak's fixed chunks; the scans' order is the same
+        names = ("cumsum", "cumprod") if np.isnan(x).any() and np.isinf(x).any() else \
+            ("sum", "prod", "mean", "cumsum", "cumprod")
+        for name in names:
+            with np.errstate(all="warn", under="ignore"):
+                exp = _messages(lambda: getattr(np, name)(x))
+            assert _messages(lambda: getattr(ak, name)(a)) == exp, (name, x[:4])
+    for x in (np.zeros(0), np.ones(1), np.arange(3.0)):
+        for ddof in (0, 1, 3, 5):
+            for name in ("var", "std"):
+                with np.errstate(all="warn", under="ignore"):
+                    exp = _messages(lambda: getattr(x, name)(ddof=ddof))
+                got = _messages(lambda: getattr(ak.array(x), name)(ddof=ddof))
+                assert got == exp, (name, x, ddof)
+
+
 def test_raise_mode_raises_floatingpointerror_and_server_lives(ak, server):
     x = ak.array([1.0, 0.0])
     with ak.errstate(divide="raise", invalid="ignore"):
