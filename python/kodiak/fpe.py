@@ -194,14 +194,15 @@ def _stacklevel() -> int:
 _BITS = {"divide": 1, "over": 2, "under": 4, "invalid": 8}
 
 
-def report(fpe: dict, result: Optional[dict] = None) -> None:
+def report(fpe: dict | list, result: Optional[dict] = None) -> None:
     """Act on the flags a command reported, as the settings say (called by
     client.generic_msg).
 
     Parameters
     ----------
-    fpe : dict
-        {"ufunc": NumPy's name, "flags": kinds raised}.
+    fpe : dict or list of dict
+        {"ufunc": NumPy's name, "flags": kinds raised}, one per NumPy
+        operation the command did, in order.
     result : dict, optional
         The command's result: its array is freed when an error is raised.
 
@@ -210,6 +211,10 @@ def report(fpe: dict, result: Optional[dict] = None) -> None:
     FloatingPointError
         A raised kind whose mode is 'raise'.
     """
+    if isinstance(fpe, list):
+        for one in fpe:
+            report(one, result)
+        return
     ufunc, flags = fpe.get("ufunc", "?"), [k for k in KINDS if k in fpe.get("flags", ())]
     # NumPy's order: divide, over, under, invalid; 'raise' wins at the first
     for kind in flags:

@@ -290,10 +290,10 @@ enum { KD_FPE_DIVIDE = 1, KD_FPE_OVERFLOW = 2, KD_FPE_UNDERFLOW = 4, KD_FPE_INVA
 /* This rank's raised C floating-point exceptions (fetestexcept) as KD_FPE_
  * bits; clear them with feclearexcept(FE_ALL_EXCEPT) before the loop. */
 int kd_fpe_flags(void);
-/* Collective: OR of every rank's flags; when any is set, rank 0 adds
- * "fpe": {"ufunc": name, "flags": ["divide", "over", "under", "invalid"]}
- * (those raised) to the reply, and the client warns or raises as
- * ak.seterr says. */
+/* Collective: OR of every rank's flags; when any is set, rank 0 appends
+ * {"ufunc": name, "flags": ["divide", "over", "under", "invalid"]} (those
+ * raised) to the reply's "fpe" list, and the client warns or raises as
+ * ak.seterr says, in the order of the calls. */
 void kd_fpe_report(kd_cmd *c, int flags, const char *ufunc);
 
 /* ---- data movement helpers ------------------------------------------------- */

@@ -582,6 +582,27 @@ static int cmd_binop(kd_cmd *c)
 
 /* ---- fused multiply by a scalar and add (STREAM's triad) ------------------------ */
 
+/* the flags of axpy's multiplies and of its adds, apart (volatile: the
+ * values are computed only for their flags) */
+static void axpy_flags(const double *xp, const double *yp, double alpha, int f, int64_t n,
+                       int *mul, int *add)
+{
+    _Alignas(64) double t[CH];
+    volatile double sink = 0;
+    for (int64_t off = 0; off < n; off += CH) {
+        int64_t m = n - off < CH ? n - off : CH;
+        feclearexcept(FE_ALL_EXCEPT);
+        for (int64_t i = 0; i < m; i++)
+            t[i] = yp[off + i] * alpha;
+        *mul |= kd_fpe_flags();
+        feclearexcept(FE_ALL_EXCEPT);
+        for (int64_t i = 0; i < m; i++)
+            sink = f == 0 ? xp[off + i] + t[i] : f == 1 ? xp[off + i] - t[i] : t[i] - xp[off + i];
+        *add |= kd_fpe_flags();
+    }
+    (void)sink;
+}
+
 static int cmd_axpy(kd_cmd *c)
 {
     kd_array *x, *y;
@@ -607,6 +628,7 @@ static int cmd_axpy(kd_cmd *c)
     double *out = res->data;
     bool stream = (size_t)res->n * 8 >= STREAM_MIN;
     _Alignas(64) double buf[CH];
+    feclearexcept(FE_ALL_EXCEPT);
     for (int64_t off = 0; off < res->n; off += CH) {
         int64_t m = res->n - off < CH ? res->n - off : CH;
         double *d = stream ? buf : out + off;
@@ -623,6 +645,13 @@ static int cmd_axpy(kd_cmd *c)
     }
     if (stream)
         stream_done();
+    /* NumPy would warn for the multiply and the add/subtract separately: in
+     * the rare case of a flag, find which raised what (a second pass) */
+    int mul = 0, add = 0;
+    if (kd_fpe_flags())
+        axpy_flags(xp, yp, alpha, f, res->n, &mul, &add);
+    kd_fpe_report(c, mul, "multiply");
+    kd_fpe_report(c, add, f == 0 ? "add" : "subtract");
     kd_result_array(c, "array", res);
     return 0;
 }

@@ -486,6 +486,25 @@ def test_warnings_of_float_sums_products_and_scans_are_numpys(ak):
                 assert got == exp, (name, x, ddof)
 
 
+def test_warnings_of_the_fused_triad_are_those_of_its_two_operations(ak):
+    # a + b * alpha on big float64 arrays is one server command (axpy):
+    # NumPy's warnings are still one per operation, multiply then add
+    n = 1 << 16
+    x, y = np.full(n, 1.0), np.full(n, 1e300)
+    y[5], x[7], x[9] = np.inf, -np.inf, np.nan
+    a, b = ak.array(x), ak.array(y)
+    for fn in (lambda a, b: a + b * 1e10, lambda a, b: a - b * 1e10,
+               lambda a, b: b * 1e10 - a, lambda a, b: a + b * 0.5):
+        with np.errstate(all="warn", under="ignore"), warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            exp = fn(x, y)
+        with warnings.catch_warnings(record=True) as w2:
+            warnings.simplefilter("always")
+            got = fn(a, b).to_ndarray()
+        assert [str(m.message) for m in w2] == [str(m.message) for m in w]
+        np.testing.assert_array_equal(got, exp)
+
+
 def test_raise_mode_raises_floatingpointerror_and_server_lives(ak, server):
     x = ak.array([1.0, 0.0])
     with ak.errstate(divide="raise", invalid="ignore"):
