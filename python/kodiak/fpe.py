@@ -5,10 +5,11 @@ overflows, underflows or gives an invalid result, with NumPy's names,
 modes and messages.
 
 The server computes; the client decides. kodiakd's element-wise commands
-(binop, efunc) look at each rank's floating-point exception flags after the
-loop (fetestexcept, and explicit checks for integer // and % by zero and
-INT64_MIN // -1, which NumPy reports too), OR them over the ranks and send
-them in the reply as {"ufunc", "flags"}. client.generic_msg hands them to
+(binop, axpy, efunc), its float64 sum/prod/mean and its scans look at each
+rank's floating-point exception flags after the loop (fetestexcept, and
+explicit checks for integer // and % by zero and INT64_MIN // -1, which
+NumPy reports too), OR them over the ranks and send them in the reply as a
+list of {"ufunc", "flags"}, one per NumPy operation. client.generic_msg hands them to
 report() below, which does what the current settings say, exactly as NumPy
 does for one ufunc call: 'ignore' nothing; 'warn' a RuntimeWarning;
 'raise' a FloatingPointError (the result the server made is freed);
@@ -17,7 +18,15 @@ the write method of the seterrcall object.
 
 The settings belong to this client (a Python process), as NumPy's belong to
 a thread; the default is NumPy's: warn for divide, over and invalid, ignore
-under. Reductions and scans do not report flags (yet)."""
+under.
+
+Where kodiak's flags can differ from NumPy's: a float64 sum of an array
+holding NaN and both infinities (whether inf + -inf is ever computed depends
+on the order of the additions: NumPy's is pairwise, kodiak's fixed chunks);
+var/std report only NumPy's warnings for size - ddof <= 0; an element-wise
+function with where= computes every element, so masked-out elements may warn
+where NumPy skips them; a deferred `b * alpha` (ops.defer) warns when it is
+computed, not when it is written."""
 from __future__ import annotations
 
 import contextlib
