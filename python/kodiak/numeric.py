@@ -54,7 +54,7 @@ def abs(pda: pdarray, /, out: Optional[pdarray] = None, *,  # noqa: A001 — Ark
     >>> ak.abs(ak.array([-1.5, 2.0]))
     array([1.5, 2. ])
     """
-    return apply_out_where("absolute", builtins.abs(_need(pda, "abs")), pda, out, where)
+    return ufunc_call("absolute", builtins.abs, [_need(pda, "abs")], out, where)
 
 
 def cast(pda: pdarray, dt: DTypeLike) -> pdarray:
@@ -663,11 +663,17 @@ _EFUNC_DTYPES = {"isnan": "bool", "isinf": "bool", "isfinite": "bool", "logical_
                  "sign": "pda's dtype", "square": "pda's dtype (int64 for bool)"}
 
 
-def apply_out_where(name, r, x, out, where):
-    """NumPy's out= and where= of a ufunc, given its result r over all of x:
-    where True the result, elsewhere out's value (without out: x's value,
-    Arkouda's rule); with out, the values are written into out (NumPy's
-    same_kind casting), which is returned."""
+def ufunc_call(name, compute, operands, out, where):
+    """compute(*operands) with NumPy's out= and where= of a ufunc.
+
+    Where where= is True the function's value, elsewhere out's (without out:
+    the first pdarray operand's value, Arkouda's rule "the original value").
+    As NumPy, the function runs only on the selected elements (x[where]),
+    so elements left out raise no floating-point warning. With out, the
+    values are written into out (NumPy's same_kind casting), which is
+    returned."""
+    arrays = [o for o in operands if is_pdarray(o)]
+    size = arrays[0].size
     if isinstance(where, (builtins.bool, np.bool_)):
         where = builtins.bool(where)
     elif not is_pdarray(where):
@@ -675,41 +681,41 @@ def apply_out_where(name, r, x, out, where):
     elif where.dtype != np.bool_:
         raise TypeError(f"Cannot cast array data from dtype('{where.dtype}') to "
                         f"dtype('bool') according to the rule 'safe'")
-    elif where.size != r.size:
+    elif where.size != size:
         raise ValueError(f"operands could not be broadcast together: where= has {where.size} "
-                         f"elements, the result {r.size}")
-    if out is None and where is True:
-        return r
+                         f"elements, the operands {size}")
     if out is not None:
         if not is_pdarray(out):
             raise TypeError(f"out= must be a pdarray, not {type(out).__name__}")
-        if out.size != r.size:
+        if out.size != size:
             raise ValueError(f"non-broadcastable output operand with shape ({out.size},) "
-                             f"doesn't match the broadcast shape ({r.size},)")
-        if not np.can_cast(r.dtype, out.dtype, "same_kind"):
-            raise TypeError(f"Cannot cast ufunc '{name}' output from dtype('{r.dtype}') to "
-                            f"dtype('{out.dtype}') with casting rule 'same_kind'")
+                             f"doesn't match the broadcast shape ({size},)")
     if where is True:
-        vals = r
-    else:
-        base = out if out is not None else x.astype(r.dtype)
-        vals = base if where is False else where_(where, r, base)
-    if out is None:
-        return vals
-    if vals is not out:
-        out[:] = vals
-    return out
-
-
-where_ = where  # (the name `where` is also a parameter of the ufuncs)
+        r = compute(*operands)
+    else:  # only the selected elements (none for where=False)
+        key = where if is_pdarray(where) else slice(0, 0)
+        r = compute(*[o[key] if is_pdarray(o) else o for o in operands])
+    if out is not None and not np.can_cast(r.dtype, out.dtype, "same_kind"):
+        raise TypeError(f"Cannot cast ufunc '{name}' output from dtype('{r.dtype}') to "
+                        f"dtype('{out.dtype}') with casting rule 'same_kind'")
+    if where is True:
+        if out is None:
+            return r
+        out[:] = r
+        return out
+    res = out if out is not None else arrays[0].astype(r.dtype)
+    if is_pdarray(where):
+        res[where] = r
+    return res
 
 
 def _efunc(name):
     def fn(pda: pdarray, /, out: Optional[pdarray] = None, *,
            where: pdarray | builtins.bool = True) -> pdarray:
-        _need(pda, name)
-        res, _ = client.generic_msg("efunc", {"op": name, "array": pda.name})
-        return apply_out_where(name, pdarrayclass.create_pdarray(res), pda, out, where)
+        def compute(x):
+            res, _ = client.generic_msg("efunc", {"op": name, "array": x.name})
+            return pdarrayclass.create_pdarray(res)
+        return ufunc_call(name, compute, [_need(pda, name)], out, where)
     fn.__name__ = fn.__qualname__ = name
     arg, out = _EFUNC_EXAMPLES[name]
     fn.__doc__ = f"""Element-wise numpy.{name} of a pdarray.
@@ -829,7 +835,7 @@ def power(x1: pdarray | Any, x2: pdarray | Any, /, out: Optional[pdarray] = None
     """
     if not (is_pdarray(x1) or is_pdarray(x2)):
         raise TypeError("ak.power needs a pdarray operand")
-    return apply_out_where("power", x1 ** x2, x1 if is_pdarray(x1) else x2, out, where)
+    return ufunc_call("power", lambda a, b: a ** b, [x1, x2], out, where)
 
 
 def count_nonzero(pda: pdarray) -> int:

@@ -20,7 +20,7 @@ import numpy as np
 from . import client, pdarrayclass
 from .dtypes import bool_, dtype_name, float64, int64, uint64
 from .fpe import errstate
-from .numeric import apply_out_where, concatenate, isfinite, isnan
+from .numeric import concatenate, isfinite, isnan, ufunc_call
 from .ops import (_numpy_says, as_scalar, check_sizes, is_pdarray, operand_args, pdarray_dtype,
                   proto, wire_scalar)
 
@@ -62,13 +62,15 @@ def _binfunc(x1, x2, name, npfn, out, where):
         raise TypeError(f"ak.{name} needs at least one pdarray operand (numpy.{name} "
                         f"does scalars)")
     check_sizes(x1, x2)
-    rt = pdarray_dtype(_numpy_says(npfn, proto(x1), proto(x2)).dtype)
-    args = {"op": name, "ct": dtype_name(rt), "rt": dtype_name(rt)}
-    operand_args(args, "a", x1)
-    operand_args(args, "b", x2)
-    res, _ = client.generic_msg("binop", args)
-    r = pdarrayclass.create_pdarray(res)
-    return apply_out_where(name, r, x1 if is_pdarray(x1) else x2, out, where)
+
+    def compute(a, b):
+        rt = pdarray_dtype(_numpy_says(npfn, proto(a), proto(b)).dtype)
+        args = {"op": name, "ct": dtype_name(rt), "rt": dtype_name(rt)}
+        operand_args(args, "a", a)
+        operand_args(args, "b", b)
+        res, _ = client.generic_msg("binop", args)
+        return pdarrayclass.create_pdarray(res)
+    return ufunc_call(name, compute, [x1, x2], out, where)
 
 
 _BINARY_DOC = {

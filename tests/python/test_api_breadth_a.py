@@ -371,6 +371,16 @@ def test_out_and_where_on_elementwise_functions_match_numpy(ak):
     out = ak.zeros(50)
     assert ak.power(ak.array(xi), 3, out=out, where=ak.array(m)) is out
     same(out, o2)
+    # as NumPy, elements left out by where= are not computed: no warning
+    y = np.array([4.0, -1.0, 0.0, 9.0])
+    keep = np.array([True, False, False, True])
+    with np.errstate(all="warn"), warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        o = np.zeros(4)
+        np.log(y, out=o, where=keep)
+    assert _ak_warnings(lambda: ak.log(ak.array(y), out=ak.zeros(4),
+                                       where=ak.array(keep))) == [str(m.message) for m in w] == []
+    assert _ak_warnings(lambda: ak.log(ak.array(y), where=False)) == []
     with pytest.raises(TypeError, match="Cannot cast ufunc 'sqrt' output"):
         ak.sqrt(ak.array(x), out=ak.zeros(50, dtype=ak.int64))
     with pytest.raises(ValueError, match="non-broadcastable output"):
