@@ -84,7 +84,7 @@ def cast(pda: pdarray, dt: DTypeLike) -> pdarray:
 
 
 def sum(pda: pdarray, axis: int | tuple | None = None,  # noqa: A001
-        keepdims: bool = False) -> np.generic:
+        keepdims: bool = False) -> np.generic | pdarray:
     """Sum of the elements, as numpy.sum (see pdarray.sum).
 
     Parameters
@@ -112,7 +112,8 @@ def sum(pda: pdarray, axis: int | tuple | None = None,  # noqa: A001
     return _need(pda, "sum").sum(axis=axis, keepdims=keepdims)
 
 
-def prod(pda: pdarray, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic:
+def prod(pda: pdarray, axis: int | tuple | None = None,
+         keepdims: bool = False) -> np.generic | pdarray:
     """Product of the elements, as numpy.prod (see pdarray.prod).
 
     Parameters
@@ -141,7 +142,7 @@ def prod(pda: pdarray, axis: int | tuple | None = None, keepdims: bool = False) 
 
 
 def min(pda: pdarray, axis: int | tuple | None = None,  # noqa: A001
-        keepdims: bool = False) -> np.generic:
+        keepdims: bool = False) -> np.generic | pdarray:
     """Smallest element, as numpy.min (see pdarray.min).
 
     Parameters
@@ -172,7 +173,7 @@ def min(pda: pdarray, axis: int | tuple | None = None,  # noqa: A001
 
 
 def max(pda: pdarray, axis: int | tuple | None = None,  # noqa: A001
-        keepdims: bool = False) -> np.generic:
+        keepdims: bool = False) -> np.generic | pdarray:
     """Largest element, as numpy.max (see pdarray.max).
 
     Parameters
@@ -202,7 +203,7 @@ def max(pda: pdarray, axis: int | tuple | None = None,  # noqa: A001
     return _need(pda, "max").max(axis=axis, keepdims=keepdims)
 
 
-def argmin(pda: pdarray, axis: int | None = None, keepdims: bool = False) -> np.int64:
+def argmin(pda: pdarray, axis: int | None = None, keepdims: bool = False) -> np.int64 | pdarray:
     """Position of the first smallest element, as numpy.argmin (see pdarray.argmin).
 
     Parameters
@@ -232,7 +233,7 @@ def argmin(pda: pdarray, axis: int | None = None, keepdims: bool = False) -> np.
     return _need(pda, "argmin").argmin(axis=axis, keepdims=keepdims)
 
 
-def argmax(pda: pdarray, axis: int | None = None, keepdims: bool = False) -> np.int64:
+def argmax(pda: pdarray, axis: int | None = None, keepdims: bool = False) -> np.int64 | pdarray:
     """Position of the first largest element, as numpy.argmax (see pdarray.argmax).
 
     Parameters
@@ -263,7 +264,7 @@ def argmax(pda: pdarray, axis: int | None = None, keepdims: bool = False) -> np.
 
 
 def any(pda: pdarray, axis: int | tuple | None = None,  # noqa: A001
-        keepdims: bool = False) -> np.bool_:
+        keepdims: bool = False) -> np.bool_ | pdarray:
     """Whether any element is nonzero, as numpy.any (see pdarray.any).
 
     Parameters
@@ -292,7 +293,7 @@ def any(pda: pdarray, axis: int | tuple | None = None,  # noqa: A001
 
 
 def all(pda: pdarray, axis: int | tuple | None = None,  # noqa: A001
-        keepdims: bool = False) -> np.bool_:
+        keepdims: bool = False) -> np.bool_ | pdarray:
     """Whether every element is nonzero, as numpy.all (see pdarray.all).
 
     Parameters
@@ -320,7 +321,8 @@ def all(pda: pdarray, axis: int | tuple | None = None,  # noqa: A001
     return _need(pda, "all").all(axis=axis, keepdims=keepdims)
 
 
-def mean(pda: pdarray, axis: int | tuple | None = None, keepdims: bool = False) -> np.float64:
+def mean(pda: pdarray, axis: int | tuple | None = None,
+         keepdims: bool = False) -> np.float64 | pdarray:
     """Arithmetic mean as float64, as numpy.mean (see pdarray.mean).
 
     Parameters
@@ -348,7 +350,8 @@ def mean(pda: pdarray, axis: int | tuple | None = None, keepdims: bool = False) 
     return _need(pda, "mean").mean(axis=axis, keepdims=keepdims)
 
 
-def var(pda: pdarray, ddof: int | float = 0, axis: int | tuple | None = None, keepdims: bool = False) -> np.float64:
+def var(pda: pdarray, ddof: int | float = 0, axis: int | tuple | None = None,
+        keepdims: bool = False) -> np.float64 | pdarray:
     """Variance as float64, as numpy.var (see pdarray.var).
 
     Parameters
@@ -378,7 +381,8 @@ def var(pda: pdarray, ddof: int | float = 0, axis: int | tuple | None = None, ke
     return _need(pda, "var").var(ddof=ddof, axis=axis, keepdims=keepdims)
 
 
-def std(pda: pdarray, ddof: int | float = 0, axis: int | tuple | None = None, keepdims: bool = False) -> np.float64:
+def std(pda: pdarray, ddof: int | float = 0, axis: int | tuple | None = None,
+        keepdims: bool = False) -> np.float64 | pdarray:
     """Standard deviation as float64, as numpy.std (see pdarray.std).
 
     Parameters

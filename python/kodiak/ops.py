@@ -429,7 +429,7 @@ class _OpsMixin:
         return pdarrayclass.create_pdarray(res)
 
     # ---- reductions (NumPy scalars, NumPy's dtypes) -----------------------------------
-    def sum(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic:
+    def sum(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Sum of the elements, as ndarray.sum: a NumPy scalar of NumPy's
         dtype (int64 for bool and int64, uint64, float64; integers wrap).
 
@@ -457,7 +457,7 @@ class _OpsMixin:
         check_axis("sum", axis, keepdims)
         return keep(reduce(self, "sum"), keepdims)
 
-    def prod(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic:
+    def prod(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Product of the elements, as ndarray.prod (NumPy's dtype; 1 for
         an empty array; integers wrap).
 
@@ -483,7 +483,7 @@ class _OpsMixin:
         check_axis("prod", axis, keepdims)
         return keep(reduce(self, "prod"), keepdims)
 
-    def min(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic:
+    def min(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Smallest element, as ndarray.min (NaN if any element is NaN).
 
         Parameters
@@ -514,7 +514,7 @@ class _OpsMixin:
         check_axis("min", axis, keepdims)
         return keep(reduce(self, "min"), keepdims)
 
-    def max(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic:
+    def max(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Largest element, as ndarray.max (NaN if any element is NaN).
 
         Parameters
@@ -543,7 +543,7 @@ class _OpsMixin:
         check_axis("max", axis, keepdims)
         return keep(reduce(self, "max"), keepdims)
 
-    def argmin(self, axis: int | None = None, keepdims: bool = False) -> np.generic:
+    def argmin(self, axis: int | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Position of the first smallest element, as ndarray.argmin (of the
         first NaN if there is one).
 
@@ -572,7 +572,7 @@ class _OpsMixin:
         check_axis("argmin", axis, keepdims)
         return keep(reduce(self, "argmin"), keepdims)
 
-    def argmax(self, axis: int | None = None, keepdims: bool = False) -> np.generic:
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Position of the first largest element, as ndarray.argmax (of the
         first NaN if there is one).
 
@@ -601,7 +601,7 @@ class _OpsMixin:
         check_axis("argmax", axis, keepdims)
         return keep(reduce(self, "argmax"), keepdims)
 
-    def any(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic:
+    def any(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Whether any element is nonzero (True, NaN count), as ndarray.any;
         False for an empty array.
 
@@ -627,7 +627,7 @@ class _OpsMixin:
         check_axis("any", axis, keepdims)
         return keep(reduce(self, "any"), keepdims)
 
-    def all(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic:
+    def all(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Whether every element is nonzero, as ndarray.all; True for an
         empty array.
 
@@ -651,7 +651,7 @@ class _OpsMixin:
         check_axis("all", axis, keepdims)
         return keep(reduce(self, "all"), keepdims)
 
-    def mean(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.float64:
+    def mean(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.float64 | pdarray:
         """Arithmetic mean as float64, as ndarray.mean (NaN, with NumPy's
         RuntimeWarning, for an empty array).
 
@@ -678,7 +678,8 @@ class _OpsMixin:
             _scalar_fpe("invalid")  # NumPy's 0/0, as ak.seterr says
         return keep(reduce(self, "mean"), keepdims)
 
-    def var(self, ddof: int | float = 0, axis: int | tuple | None = None, keepdims: bool = False) -> np.float64:
+    def var(self, ddof: int | float = 0, axis: int | tuple | None = None,
+            keepdims: bool = False) -> np.float64 | pdarray:
         """Variance as float64, as ndarray.var: the mean of the squared
         deviations from the mean, divided by size - ddof.
 
@@ -712,7 +713,8 @@ class _OpsMixin:
         check_axis("var", axis, keepdims)
         return keep(_var_std(self, "var", _ddof(ddof)), keepdims)
 
-    def std(self, ddof: int | float = 0, axis: int | tuple | None = None, keepdims: bool = False) -> np.float64:
+    def std(self, ddof: int | float = 0, axis: int | tuple | None = None,
+            keepdims: bool = False) -> np.float64 | pdarray:
         """Standard deviation as float64: the square root of var(ddof), as
         ndarray.std.
 

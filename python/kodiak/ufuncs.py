@@ -328,7 +328,8 @@ def isclose(a: pdarray | Any, b: pdarray | Any, rtol: float = 1e-05, atol: float
 
     Examples
     --------
-    >>> ak.isclose(ak.array([1.0, 1.1, np.nan, np.inf]), ak.array([1.0 + 1e-9, 1.0, np.nan, np.inf]))
+    >>> a = ak.array([1.0, 1.1, np.nan, np.inf])
+    >>> ak.isclose(a, ak.array([1.0 + 1e-9, 1.0, np.nan, np.inf]))
     array([ True, False, False,  True])
     """
     a, b = _operand(a, "isclose"), _operand(b, "isclose")
