@@ -424,7 +424,8 @@ def generic_msg(cmd, args=None, frames=(), timeout=None):
         res = result[0] if isinstance(result, tuple) and result else None
         if isinstance(res, dict) and "fpe" in res:
             from .fpe import report  # warn or raise as ak.seterr says
-            report(res["fpe"], res)
+            # raise mode frees the command's new array, never an in-place target
+            report(res["fpe"], None if (args or {}).get("out") else res)
         return result
 
 

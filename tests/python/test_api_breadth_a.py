@@ -528,6 +528,14 @@ def test_raise_mode_raises_floatingpointerror_and_server_lives(ak, server):
         with pytest.raises(FloatingPointError, match="underflow encountered in multiply"):
             ak.array([1e-300]) * 1e-300
         same(x + 1, np.array([2.0, 1.0]))  # no error: no exception
+    # in place, as NumPy: the error comes after the loop, the array keeps
+    # the values written (and is not lost)
+    a, n = ak.array([1.0, 2.0]), np.array([1.0, 2.0])
+    for m in (np, ak):
+        with m.errstate(divide="raise"), pytest.raises(FloatingPointError):
+            (n if m is np else a).__itruediv__(0.0)
+    same(a, n)
+    same(a + 1, n + 1)
     assert ak.geterr()["divide"] == "warn"
     assert server.alive()
 
