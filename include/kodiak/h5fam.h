@@ -36,6 +36,13 @@ hid_t h5fam_init(void);
  * $FAM_SERVERS / $FAM_PROVIDER as libfam does. */
 herr_t H5Pset_fapl_fam(hid_t fapl, const char *servers, const char *provider);
 
+/* Remove the file `name` ("REGION/NAME") from FAM: its extents and its
+ * header item. fapl holds the servers and provider (H5Pset_fapl_fam) or is
+ * H5P_DEFAULT for $FAM_SERVERS / $FAM_PROVIDER. Refused while another live
+ * process has the file open for writing. 0, or -1 with the cause on
+ * HDF5's error stack. */
+herr_t h5fam_remove(hid_t fapl, const char *name);
+
 /* Counters of FAM operations the driver issued in this process (each one
  * a request to a memory server: a put, a get, an allocate, a lookup...),
  * for benchmarks and tests that count round trips per HDF5 read. */

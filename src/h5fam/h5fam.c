@@ -987,3 +987,72 @@ herr_t H5Pset_fapl_fam(hid_t fapl, const char *servers, const char *provider)
     }
     return H5Pset_driver(fapl, id, &fa);
 }
+
+herr_t h5fam_remove(hid_t fapl, const char *full)
+{
+    char region[FAM_NAME_MAX + 1], name[H5FAM_NAME_MAX + 1];
+    if (h5fam_split_name(full, region, name)) {
+        PUSH(H5E_BADVALUE, "'%s' is not a fam file name (REGION/NAME)",
+             full ? full : "(null)");
+        return -1;
+    }
+    h5fam_fapl_t fa;
+    memset(&fa, 0, sizeof fa);
+    const h5fam_fapl_t *given = fapl >= 0 ? H5Pget_driver_info(fapl) : NULL;
+    if (given) fa = *given;
+    int rc = 0;
+    fam_t *f = h5fam_connect(&fa, &rc);
+    if (!f) {
+        PUSH(H5E_CANTOPENFILE, "cannot remove '%s': no connection to the memory "
+             "servers: %s", full, fam_last_error());
+        return -1;
+    }
+    fam_item_t *hd;
+    COUNT(fam_other);
+    if ((rc = fam_lookup(f, name, region, &hd)) < 0) {
+        PUSH(minor_of(rc), "cannot remove '%s': %s", full, fam_last_error());
+        return -1;
+    }
+    uint8_t buf[H5FAM_HDR_BYTES];
+    h5fam_hdr_t h;
+    char why[256] = "";
+    COUNT(fam_gets);
+    if (fam_item_size(hd) < H5FAM_HDR_BYTES ||
+        fam_get_blocking(f, buf, hd, 0, H5FAM_HDR_BYTES) < 0 ||
+        h5fam_hdr_decode(buf, &h, why, sizeof why)) {
+        PUSH(H5E_BADFILE, "cannot remove '%s': no readable h5fam header %s", full, why);
+        fam_release(hd);
+        return -1;
+    }
+    /* the writer word: free, ours (this process), or a dead writer's */
+    uint64_t tag = h5fam_writer_tag(), old = 0;
+    COUNT(fam_other);
+    rc = fam_compare_swap_uint64(f, hd, H5FAM_WRITER_OFF, 0, tag, &old);
+    if (rc < 0 || (old && old != tag && !h5fam_writer_dead(old))) {
+        PUSH(H5E_CANTDELETE, "cannot remove '%s': %s", full, rc < 0 ?
+             fam_last_error() : "another process has it open for writing");
+        fam_release(hd);
+        return -1;
+    }
+    for (uint64_t k = 0; k < h.next; k++) {
+        char nm[FAM_NAME_MAX + 1];
+        h5fam_extent_name(nm, name, k);
+        fam_item_t *d;
+        COUNT(fam_other);
+        rc = fam_lookup(f, nm, region, &d);
+        if (rc == FAM_ENOTFOUND) continue;
+        COUNT(fam_other);
+        if (rc < 0 || (rc = fam_deallocate(f, d)) < 0) {
+            PUSH(minor_of(rc), "cannot remove extent '%s' of '%s': %s", nm, full,
+                 fam_last_error());
+            fam_release(hd);
+            return -1;
+        }
+    }
+    COUNT(fam_other);
+    if ((rc = fam_deallocate(f, hd)) < 0) {
+        PUSH(minor_of(rc), "cannot remove '%s': %s", full, fam_last_error());
+        return -1;
+    }
+    return 0;
+}
