@@ -161,10 +161,10 @@ static hid_t h5_open(kd_cmd *c, const char *name, unsigned flags)
         }
     }
     hid_t f = H5Fopen(path, flags, fapl);
+    if (f < 0) /* before any other HDF5 call, which would clear the stack */
+        h5_fail(c, what);
     H5Pclose(fapl);
-    if (f < 0)
-        return h5_fail(c, what);
-    return f;
+    return f < 0 ? -1 : f;
 }
 
 /* ---- types ------------------------------------------------------------------- */
@@ -616,12 +616,12 @@ static hid_t create_or_open(kd_cmd *c, const char *name, bool append, bool *crea
                 return -1;
             hid_t f;
             H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDWR, fapl); } H5E_END_TRY;
-            H5Pclose(fapl);
-            if (f >= 0)
-                return f;
             h5_err er;
             memset(&er, 0, sizeof er);
             H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_cb, &er);
+            H5Pclose(fapl);
+            if (f >= 0)
+                return f;
             if (!er.notfound || !strstr(er.desc, "no such file"))
                 return h5_open(c, name, H5F_ACC_RDWR); /* again, for its error */
             exists = false;
@@ -636,12 +636,14 @@ static hid_t create_or_open(kd_cmd *c, const char *name, bool append, bool *crea
     if (fapl < 0)
         return -1;
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    H5Pclose(fapl);
     if (f < 0) {
         char what[H5_NAME_MAX + 64];
         snprintf(what, sizeof what, "to_hdf: cannot create '%.2000s'", name);
-        return h5_fail(c, what);
+        h5_fail(c, what);
+        H5Pclose(fapl);
+        return -1;
     }
+    H5Pclose(fapl);
     *created = true;
     return f;
 }
