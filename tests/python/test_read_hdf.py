@@ -271,3 +271,38 @@ def test_another_users_region_is_a_permissionerror():
             if s is not None:
                 s.stop()
         famds.stop()
+
+
+def test_the_store_ingests_hdf5_files_one_dataset_per_column(ak, place):
+    import pandas as pd
+    rng = np.random.default_rng(4)
+    frames = []
+    for i, n in enumerate([2500, 1, 1700]):
+        df = pd.DataFrame({"fare": rng.standard_normal(n), "passengers": rng.integers(0, 6, n),
+                           "paid": rng.integers(0, 2, n).astype(bool),
+                           "id": rng.integers(0, 2**63, n, dtype=np.uint64)})
+        with place.open(f"trip{i}.h5", "w") as f:
+            for k in df:
+                f.create_dataset(f"trip/{k}", data=df[k].to_numpy(), chunks=True,
+                                 compression="gzip")
+        frames.append(df)
+    want = pd.concat(frames, ignore_index=True)
+    store = ak.DatasetStore(f"h5ingest_{place.kind}")
+    try:
+        names = [place.name(f"trip{i}.h5") for i in range(3)]
+        t = store.ingest("Trip", names, batch_rows=1000)  # found HDF5 by its name
+        assert t.num_batches == 3 + 1 + 2
+        assert sorted(t.columns) == sorted(want.columns)
+        got = t.to_pandas()
+        pd.testing.assert_frame_equal(got[list(want.columns)], want, check_dtype=True)
+        # only some datasets, appended: the columns must match the dataset's
+        with pytest.raises(ValueError):
+            store.ingest_hdf("Trip", names[1], datasets=["trip/fare"])
+        assert len(store["Trip"]) == len(want)
+        t2 = store.ingest_hdf("Two", names[0], datasets=["trip/fare", "trip/id"])
+        np.testing.assert_array_equal(t2["id"].to_ndarray(), frames[0]["id"].to_numpy())
+        with pytest.raises(KeyError):
+            store.ingest_hdf("Three", names[0], datasets=["trip/nope"])
+        assert "Three" not in store
+    finally:
+        store.destroy()
