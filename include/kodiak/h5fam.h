@@ -52,6 +52,8 @@ typedef struct h5fam_stats {
     uint64_t fam_gets;  /* fam get requests issued */
     uint64_t fam_puts;  /* fam put requests issued */
     uint64_t fam_other; /* lookups, allocations, atomics, stats */
+    uint64_t read_bytes;  /* bytes HDF5 asked the read callbacks for */
+    uint64_t write_bytes; /* bytes HDF5 gave the write callbacks */
 } h5fam_stats_t;
 void h5fam_get_stats(h5fam_stats_t *out);
 void h5fam_reset_stats(void);

@@ -57,6 +57,8 @@ void h5fam_get_stats(h5fam_stats_t *out)
     out->fam_gets = __atomic_load_n(&h5fam_stats_g.fam_gets, __ATOMIC_RELAXED);
     out->fam_puts = __atomic_load_n(&h5fam_stats_g.fam_puts, __ATOMIC_RELAXED);
     out->fam_other = __atomic_load_n(&h5fam_stats_g.fam_other, __ATOMIC_RELAXED);
+    out->read_bytes = __atomic_load_n(&h5fam_stats_g.read_bytes, __ATOMIC_RELAXED);
+    out->write_bytes = __atomic_load_n(&h5fam_stats_g.write_bytes, __ATOMIC_RELAXED);
 }
 
 void h5fam_reset_stats(void)
@@ -772,6 +774,7 @@ static herr_t h5fam_read(H5FD_t *file, H5FD_mem_t type, hid_t dxpl,
     (void)type; (void)dxpl;
     h5fam_file_t *fl = (h5fam_file_t *)file;
     COUNT(reads);
+    __atomic_fetch_add(&h5fam_stats_g.read_bytes, size, __ATOMIC_RELAXED);
     if (addr > H5FAM_MAXADDR || size > H5FAM_MAXADDR - addr) {
         PUSH(H5E_OVERFLOW, "read of %zu bytes at %" PRIuHADDR " is past the "
              "largest address of '%s/%s'", size, addr, fl->region, fl->name);
@@ -814,6 +817,7 @@ static herr_t h5fam_write(H5FD_t *file, H5FD_mem_t type, hid_t dxpl,
     (void)type; (void)dxpl;
     h5fam_file_t *fl = (h5fam_file_t *)file;
     COUNT(writes);
+    __atomic_fetch_add(&h5fam_stats_g.write_bytes, size, __ATOMIC_RELAXED);
     if (!fl->rw) {
         PUSH(H5E_WRITEERROR, "'%s/%s' is open read-only", fl->region, fl->name);
         return -1;
@@ -985,7 +989,16 @@ herr_t H5Pset_fapl_fam(hid_t fapl, const char *servers, const char *provider)
         PUSH(H5E_CANTREGISTER, "could not register the fam driver");
         return -1;
     }
-    return H5Pset_driver(fapl, id, &fa);
+    if (H5Pset_driver(fapl, id, &fa) < 0) return -1;
+    /* HDF5's data sieve reads a whole sieve buffer (64 KiB by default) for
+     * any small read of a contiguous dataset. From a page-cached local file
+     * that costs little; from FAM every byte crosses the fabric: an 8-element
+     * hyperslab read fetched 65,446 bytes and took 42.7 us on shm against
+     * 1.5 us for one 64-byte get (docs/PERFORMANCE.md, issue 15). A 4 KiB
+     * sieve keeps nearby small reads served from one get and makes a lone
+     * one cost about one small get. A caller may set another size after
+     * this call (H5Pset_sieve_buf_size). */
+    return H5Pset_sieve_buf_size(fapl, H5FAM_SIEVE_BYTES);
 }
 
 herr_t h5fam_remove(hid_t fapl, const char *full)
