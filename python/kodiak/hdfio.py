@@ -97,7 +97,7 @@ def read_hdf(filenames: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]
     >>> ak.read_hdf(path, datasets="x")
     array([0, 1, 2, 3, 4])
     >>> sorted(ak.read_hdf(path).items())
-    [('g/y', array([True, False])), ('x', array([0, 1, 2, 3, 4]))]
+    [('g/y', array([ True, False])), ('x', array([0, 1, 2, 3, 4]))]
     >>> ak.read_hdf([path, path], datasets=["x"])["x"]
     array([0, 1, 2, 3, 4, 0, 1, 2, 3, 4])
     >>> d.cleanup()
@@ -237,7 +237,7 @@ def to_hdf(columns: Union[Mapping[str, pdarray], List[pdarray]], prefix_path: st
     >>> path = os.path.join(d.name, "t.h5")
     >>> ak.to_hdf({"a": ak.arange(0, 3, 1), "b": ak.ones(3)}, path)
     >>> ak.read_hdf(path, datasets=["a", "b"])
-    {'a': array([0, 1, 2]), 'b': array([1.0, 1.0, 1.0])}
+    {'a': array([0, 1, 2]), 'b': array([1., 1., 1.])}
     >>> d.cleanup()
     """
     _check_mode(mode, file_type)
