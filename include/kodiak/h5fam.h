@@ -37,11 +37,12 @@ hid_t h5fam_init(void);
 herr_t H5Pset_fapl_fam(hid_t fapl, const char *servers, const char *provider);
 
 /* Remove the file `name` ("REGION/NAME") from FAM: its extents and its
- * header item. fapl holds the servers and provider (H5Pset_fapl_fam) or is
- * H5P_DEFAULT for $FAM_SERVERS / $FAM_PROVIDER. Refused while another live
+ * header item (famh5 rm; kodiakd's to_hdf after a failed write). fapl
+ * holds the servers and provider (H5Pset_fapl_fam) or is H5P_DEFAULT for
+ * $FAM_SERVERS / $FAM_PROVIDER. Unless force, refused while another live
  * process has the file open for writing. 0, or -1 with the cause on
  * HDF5's error stack. */
-herr_t h5fam_remove(hid_t fapl, const char *name);
+herr_t h5fam_remove(hid_t fapl, const char *name, int force);
 
 /* Counters of FAM operations the driver issued in this process (each one
  * a request to a memory server: a put, a get, an allocate, a lookup...),

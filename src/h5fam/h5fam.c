@@ -1001,7 +1001,7 @@ herr_t H5Pset_fapl_fam(hid_t fapl, const char *servers, const char *provider)
     return H5Pset_sieve_buf_size(fapl, H5FAM_SIEVE_BYTES);
 }
 
-herr_t h5fam_remove(hid_t fapl, const char *full)
+herr_t h5fam_remove(hid_t fapl, const char *full, int force)
 {
     char region[FAM_NAME_MAX + 1], name[H5FAM_NAME_MAX + 1];
     if (h5fam_split_name(full, region, name)) {
@@ -1041,9 +1041,13 @@ herr_t h5fam_remove(hid_t fapl, const char *full)
     uint64_t tag = h5fam_writer_tag(), old = 0;
     COUNT(fam_other);
     rc = fam_compare_swap_uint64(f, hd, H5FAM_WRITER_OFF, 0, tag, &old);
-    if (rc < 0 || (old && old != tag && !h5fam_writer_dead(old))) {
-        PUSH(H5E_CANTDELETE, "cannot remove '%s': %s", full, rc < 0 ?
-             fam_last_error() : "another process has it open for writing");
+    if (rc < 0 || (old && old != tag && !force && !h5fam_writer_dead(old))) {
+        if (rc < 0)
+            PUSH(minor_of(rc), "cannot claim '%s': %s", full, fam_last_error());
+        else
+            PUSH(H5E_CANTDELETE, "'%s' is open for writing by process %u (or its "
+                 "writer died on another host): rm -f removes it anyway", full,
+                 (unsigned)(uint32_t)old);
         fam_release(hd);
         return -1;
     }

@@ -705,7 +705,7 @@ static void undo(const char *name, const char *dset, bool created)
     H5E_BEGIN_TRY {
         if (created) {
             if (is_fam(name))
-                h5fam_remove(H5P_DEFAULT, name + strlen(H5_FAM_PREFIX));
+                h5fam_remove(H5P_DEFAULT, name + strlen(H5_FAM_PREFIX), 0);
             else
                 unlink(name);
         } else {
