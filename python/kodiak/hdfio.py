@@ -10,6 +10,7 @@ h5py); any other name is a local file on the server's filesystem (made
 absolute against the client's working directory, as read_csv)."""
 from __future__ import annotations
 
+import glob
 import os
 from typing import Dict, Iterable, List, Mapping, Optional, Union
 
@@ -50,7 +51,8 @@ def read_hdf(filenames: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]
     ----------
     filenames : str, path or list of them
         "fam://REGION/NAME" for a file kept in FAM, else a file on the
-        server's filesystem. Several files are read as one: a dataset's
+        server's filesystem (a glob pattern such as "out_LOCALE*.h5" is
+        expanded, sorted, as Arkouda's). Several files are read as one: a dataset's
         rows from each file, in file order (Arkouda's concatenation).
     datasets : str or list of str, optional
         Dataset paths ("/group/dset" or "group/dset"); None reads every
@@ -109,7 +111,14 @@ def read_hdf(filenames: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]
         raise NotImplementedError("read_hdf: tag_data=True is not supported")
     if isinstance(filenames, (str, bytes, os.PathLike)):
         filenames = [filenames]
-    files = [_file_name(f) for f in filenames]
+    files = []
+    for f in filenames:
+        f = _file_name(f)
+        # a local glob pattern, as Arkouda's (on the one host client and
+        # server share; a pattern that matches nothing is left to fail)
+        matched = sorted(glob.glob(f)) if not f.startswith(FAM_PREFIX) and \
+            glob.has_magic(f) else []
+        files.extend(matched or [f])
     if not files:
         raise ValueError("read_hdf: no file names given")
     one = isinstance(datasets, str)

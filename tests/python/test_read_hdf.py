@@ -165,6 +165,9 @@ def test_to_hdf_writes_what_h5py_reads_and_append_adds_datasets(ak, place, dtype
     assert len(files) == ak.get_config()["numLocales"]
     assert files[0] == place.name("dist_LOCALE0000.h5")
     np.testing.assert_array_equal(ak.read_hdf(files, datasets="v").to_ndarray(), v)
+    if place.kind == "local":  # a glob pattern finds them, as Arkouda's
+        np.testing.assert_array_equal(
+            ak.read_hdf(place.name("dist_LOCALE*.h5"), datasets="v").to_ndarray(), v)
 
 
 def test_ak_to_hdf_writes_several_columns_and_empty_arrays(ak, place):
