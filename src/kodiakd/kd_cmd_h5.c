@@ -86,7 +86,7 @@ static int h5_fail(kd_cmd *c, const char *what)
         type = "MemoryError";
     else if (strstr(er.desc, "no connection to the memory servers"))
         type = "ConnectionError";
-    else if (er.notfound && strstr(what, "cannot open"))
+    else if (er.notfound && (strstr(what, "cannot open") || strstr(what, "cannot create")))
         type = "FileNotFoundError";
     else if (er.notfound)
         type = "KeyError";
@@ -150,6 +150,11 @@ static hid_t h5_open(kd_cmd *c, const char *name, unsigned flags)
                                "fam:// is a file on kodiakd's filesystem)", what);
             return kd_fail(c, e == EACCES ? "PermissionError" : "ValueError", "%s: %s", what,
                            strerror(e));
+        }
+        if (!S_ISREG(st.st_mode)) {
+            H5Pclose(fapl);
+            return kd_fail(c, "ValueError", "%s: not a regular file (a directory, device or "
+                           "pipe)", what);
         }
         if (access(path, flags == H5F_ACC_RDONLY ? R_OK : R_OK | W_OK) != 0) {
             int e = errno;
@@ -635,6 +640,21 @@ static hid_t create_or_open(kd_cmd *c, const char *name, bool append, bool *crea
     hid_t fapl = h5_fapl(c, name, &path);
     if (fapl < 0)
         return -1;
+    if (!is_fam(name)) { /* a missing directory, said plainly */
+        char dir[H5_NAME_MAX + 1];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        struct stat st;
+        if (slash && slash != dir) {
+            *slash = 0;
+            if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+                H5Pclose(fapl);
+                return kd_fail(c, "FileNotFoundError", "to_hdf: cannot create '%.2000s': "
+                               "directory '%.2000s' does not exist on kodiakd's filesystem",
+                               name, dir);
+            }
+        }
+    }
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (f < 0) {
         char what[H5_NAME_MAX + 64];

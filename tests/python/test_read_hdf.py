@@ -309,3 +309,36 @@ def test_the_store_ingests_hdf5_files_one_dataset_per_column(ak, place):
         assert "Three" not in store
     finally:
         store.destroy()
+
+
+def test_bad_requests_are_refused_clearly(ak, tmp_path):
+    # the commands as a hostile client may send them: every one a clear error
+    a = ak.arange(0, 10, 1)
+    msg = ak.client.generic_msg
+    bad = [("read_hdf", {}), ("read_hdf", {"files": "x.h5"}), ("read_hdf", {"files": []}),
+           ("read_hdf", {"files": [5]}), ("read_hdf", {"files": [""]}),
+           ("read_hdf", {"files": ["/x.h5"], "datasets": "d"}),
+           ("read_hdf", {"files": ["/x.h5"], "datasets": []}),
+           ("read_hdf", {"files": ["/x.h5"], "datasets": ["d", "d"]}),
+           ("read_hdf", {"files": ["/x.h5"], "strict_types": "yes"}),
+           ("read_hdf", {"files": ["x" * 5000]}),
+           ("read_hdf", {"files": ["/dev/null"]}), ("read_hdf", {"files": [str(tmp_path)]}),
+           ("to_hdf", {"array": a.name, "file": str(tmp_path / "o.h5")}),
+           ("to_hdf", {"array": "id_nosuch", "file": "/tmp/o.h5", "dataset": "d"}),
+           ("to_hdf", {"array": a.name, "file": "", "dataset": "d"}),
+           ("to_hdf", {"array": a.name, "file": str(tmp_path / "o.h5"), "dataset": "d",
+                       "mode": "w"}),
+           ("to_hdf", {"array": a.name, "file": str(tmp_path / "o.h5"), "dataset": "d",
+                       "file_type": "many"}),
+           ("to_hdf", {"array": a.name, "file": str(tmp_path / "no" / "o.h5"),
+                       "dataset": "d"})]
+    for cmd, args in bad:
+        with pytest.raises((TypeError, ValueError, KeyError, FileNotFoundError)) as e:
+            msg(cmd, args)
+        assert cmd in str(e.value) or "not" in str(e.value), (cmd, args, e.value)
+    assert not os.path.exists(tmp_path / "o.h5")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        a.to_hdf(str(tmp_path / "no" / "o.h5"))
+    with pytest.raises(ValueError, match="not a regular file"):
+        ak.read_hdf(str(tmp_path))
+    np.testing.assert_array_equal(a.to_ndarray(), np.arange(10))
