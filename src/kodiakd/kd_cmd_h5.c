@@ -764,8 +764,8 @@ static int write_single(kd_cmd *c, kd_array *a, const char *name, const char *ds
             rc = h5_fail(c, what);
         if (f >= 0 && H5Fclose(f) < 0 && !rc)
             rc = h5_fail(c, what);
-        if (rc && ds >= 0)
-            undo(name, dset, created); /* the dataset is there: take it out again */
+        if (rc && (ds >= 0 || created))
+            undo(name, dset, created); /* take out what this call made */
     }
     int made = created;
     MPI_Bcast(&made, 1, MPI_INT, 0, c->comm);
@@ -787,9 +787,14 @@ static int write_single(kd_cmd *c, kd_array *a, const char *name, const char *ds
             if (f >= 0 && H5Fclose(f) < 0 && !rc)
                 rc = h5_fail(c, what);
         }
+        /* The undo is the failing turn's rank's: after a failed write the
+         * driver leaves that process's writer claim on the file (readers
+         * refuse it as unfinished), and only that process may take it
+         * again to remove the file or unlink the dataset. */
         if (kd_agree(c, rc)) {
-            if (c->rank == 0)
+            if (c->rank == r)
                 undo(name, dset, made);
+            kd_quiet_barrier(c->comm);
             return -1;
         }
     }

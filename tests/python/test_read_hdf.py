@@ -238,6 +238,19 @@ def test_fam_errors_missing_region_and_full_pool_leave_nothing(ak, cluster):
     assert "big.h5" not in famh5(cluster.famd.servers, "ls", "tiny").stdout
     with pytest.raises(FileNotFoundError):
         ak.read_hdf("fam://tiny/big.h5")
+    # 6 MiB: at 3 ranks rank 0's rows fit and rank 1's do not; an append
+    # that fails leaves the file as it was
+    with pytest.raises(MemoryError, match="full"):
+        ak.zeros(6 * 1024 * 1024 // 8).to_hdf("fam://tiny/six.h5", dataset="z")
+    assert "six.h5" not in famh5(cluster.famd.servers, "ls", "tiny").stdout
+    ak.arange(0, 10, 1).to_hdf("fam://tiny/keep.h5", dataset="a")
+    with pytest.raises(MemoryError, match="full"):
+        ak.zeros(6 * 1024 * 1024 // 8).to_hdf("fam://tiny/keep.h5", dataset="z",
+                                                 mode="append")
+    with h5py.File("tiny/keep.h5", "r", driver="fam", servers=cluster.famd.servers) as f:
+        assert list(f) == ["a"]
+        np.testing.assert_array_equal(f["a"][...], np.arange(10))
+    famh5(cluster.famd.servers, "rm", "tiny/keep.h5")
     # and a small one fits afterwards
     ak.arange(0, 10, 1).to_hdf("fam://tiny/small.h5", dataset="z")
     np.testing.assert_array_equal(ak.read_hdf("fam://tiny/small.h5", "z").to_ndarray(),
