@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import Dict, Iterable, List, Mapping, Optional, Union
+from typing import Iterable, List, Mapping, Optional, Union
 
 from . import client
 from .pdarrayclass import create_pdarray, pdarray
