@@ -17,6 +17,7 @@ from .famarray import *  # noqa: F401,F403
 from .categorical import *  # noqa: F401,F403
 from .io import *  # noqa: F401,F403
 from .io import ParserWarning  # noqa: F401
+from .hdfio import *  # noqa: F401,F403
 from .dataset import *  # noqa: F401,F403
 from .fpe import *  # noqa: F401,F403
 from .ufuncs import *  # noqa: F401,F403

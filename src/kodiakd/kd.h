@@ -141,6 +141,7 @@ void kd_register_fam(void);
 void kd_register_math(void);
 void kd_register_csv(void);
 void kd_register_ds(void);
+void kd_register_h5(void);
 /* ---- CSV files (kd_cmd_csv.c; the parser itself is kd_csv.h) --------------- */
 
 typedef enum {
