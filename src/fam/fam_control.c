@@ -201,8 +201,15 @@ static void reconnect_others(fam_t *f, int except)
 int fam_rpc(fam_t *f, int server, uint16_t op, const struct famp_req *q,
             struct famp_info *o)
 {
+    return fam_rpc_body(f, server, op, q, sizeof *q, o);
+}
+
+/* The same with a body of blen bytes that is not a famp_req (AUTH). */
+int fam_rpc_body(fam_t *f, int server, uint16_t op, const void *q,
+                 size_t blen, struct famp_info *o)
+{
     struct fam_server *s = &f->srv[server];
-    if (op != FAMP_HELLO) {
+    if (op != FAMP_HELLO && op != FAMP_AUTH) {
         /* A control connection that famd closed while we were idle (it
          * restarted) is dropped here, before anything is sent on it, and
          * connected again below: the request has not gone out, so sending
@@ -219,7 +226,7 @@ int fam_rpc(fam_t *f, int server, uint16_t op, const struct famp_req *q,
         if (closed) reconnect_others(f, server);
     }
     char why[1024] = "";
-    if (s->fd < 0 && op != FAMP_HELLO) {
+    if (s->fd < 0 && op != FAMP_HELLO && op != FAMP_AUTH) {
         /* the connection was lost (famd restarted?): connect again */
         pthread_mutex_lock(&f->flock);
         if (s->fd < 0 && f->ep && hello_server(f, server))
@@ -236,9 +243,9 @@ int fam_rpc(fam_t *f, int server, uint16_t op, const struct famp_req *q,
         goto out;
     }
     if (++s->seq == 0) s->seq = 1; /* seq 0 is famd's goodbye (below) */
-    struct famp_hdr h = {FAMP_MAGIC, FAMP_VERSION, op, s->seq, 0, sizeof *q};
+    struct famp_hdr h = {FAMP_MAGIC, FAMP_VERSION, op, s->seq, 0, blen};
     if ((rc = io_all(s->fd, &h, sizeof h, 1, f->timeout_ms)) ||
-        (rc = io_all(s->fd, (void *)q, sizeof *q, 1, f->timeout_ms)))
+        (rc = io_all(s->fd, (void *)q, blen, 1, f->timeout_ms)))
         goto broken;
     struct famp_hdr r;
     if ((rc = io_all(s->fd, &r, sizeof r, 0, f->timeout_ms))) goto broken;
@@ -412,6 +419,15 @@ static int hello_server(fam_t *f, int i)
     if (rc) return rc;
     q.addrlen = (uint32_t)alen;
     if ((rc = fam_rpc(f, i, FAMP_HELLO, &q, &o))) return rc;
+    if (o.flags & FAMP_F_AUTH) {
+        /* famd --auth munge over TCP: prove who we are, then HELLO again */
+        if ((rc = fam_auth_munge(f, i, &o)) ||
+            (rc = fam_rpc(f, i, FAMP_HELLO, &q, &o)))
+            return rc;
+        if (o.flags & FAMP_F_AUTH)
+            return fam_fail(FAM_EPROTO, "memory server %s:%d asked for a MUNGE "
+                            "credential twice", s->host, s->port);
+    }
     if (o.addrlen == 0 || o.addrlen > sizeof o.addr)
         return fam_fail(FAM_EPROTO, "memory server %s:%d sent a bad fabric "
                         "address", s->host, s->port);

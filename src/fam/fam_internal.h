@@ -186,6 +186,12 @@ void fam_wake_first(fam_t *f, int server);
 void fam_wake_always(fam_t *f, int server); /* tcp too */
 /* HELLO to every server: at start (stop_at_error: stop at the first
  * failure) and when rebuilding (try them all); the first failure */
+/* fam_auth.c: answer famd --auth munge's HELLO (reply o, with
+ * FAMP_F_AUTH) with a MUNGE credential on server i's connection; the
+ * socket of munged is FAM_MUNGE_SOCKET's, else libmunge's default. */
+int fam_auth_munge(fam_t *f, int i, const struct famp_info *o);
+int fam_rpc_body(fam_t *f, int server, uint16_t op, const void *q,
+                 size_t blen, struct famp_info *o);
 int fam_hello_all(fam_t *f, int stop_at_error);
 /* with flock held: */
 int fam_fabric_reset(fam_t *f); /* rebuild endpoint and control sockets */
