@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fam_auth.c — libfam's side of famd --auth munge: a MUNGE credential for
  * one control connection.
  *

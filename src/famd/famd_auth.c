@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* famd_auth.c — famd --auth munge: a TCP client's identity from a MUNGE
  * credential.
  *
