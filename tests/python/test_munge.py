@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """test_munge.py — famd --auth munge: over TCP a client is the uid its MUNGE
 credential says, and only a valid credential made for this famd and this
 connection is accepted.
