@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """conn_bench.py — what one client connection costs famd, what one memory
 server costs a client, and what famd --auth munge adds to connecting.
 
