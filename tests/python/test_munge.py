@@ -410,6 +410,51 @@ def test_a_replayed_credential_is_refused_also_after_munged_restarts(munged, fam
     r3.close()
 
 
+def test_the_replay_memory_is_bounded_and_a_forgotten_nonce_is_still_refused(munged):
+    # famd remembers 2 nonces: the first of 3 accepted credentials is
+    # forgotten; with munged's own memory gone (a restart), replaying it is
+    # still refused (its nonce is not this connection's), the last as replayed
+    p, addr, log = start_famd(munged.socket, "--auth", "munge", "--auth-cache", "2")
+    try:
+        creds = []
+        for _ in range(3):
+            r = Raw(addr)
+            creds.append(munged.encode(r.hello()[0]))
+            assert r.auth(creds[-1])[0] == 0
+            r.close()
+        munged.stop()
+        munged.start()
+        r = Raw(addr)
+        r.hello()
+        status, msg = r.auth(creds[0])
+        assert status == FAM_EPERM and "another connection" in msg, msg
+        r = Raw(addr)
+        r.hello()
+        status, msg = r.auth(creds[2])
+        assert status == FAM_EPERM and "nonce was used before" in msg, msg
+        assert p.poll() is None
+    finally:
+        stop_famd(p)
+
+
+def test_garbage_and_oversized_credentials_are_refused(famd):
+    r = Raw(famd)
+    r.hello()
+    status, msg = r.auth("MUNGE:" + "A" * 100 + ":")
+    assert status == FAM_EPERM and "invalid MUNGE credential" in msg, msg
+    assert r.closed()
+    # longer than famd reads (2048 bytes): refused from the header, closed
+    r = Raw(famd)
+    r.hello()
+    status, msg = r.auth("x" * 2100)
+    assert status == FAM_EPROTO and "wrong size" in msg, msg
+    assert r.closed()
+    # AUTH before HELLO: no nonce yet
+    r = Raw(famd)
+    status, msg = r.auth("MUNGE:x:")
+    assert status == FAM_EPROTO and "AUTH before HELLO" in msg, msg
+
+
 def test_a_credential_for_another_connection_or_server_is_refused(munged, famd, users):
     a, b = Raw(famd), Raw(famd)
     pa, _ = a.hello()
