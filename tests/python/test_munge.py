@@ -14,7 +14,10 @@ credentials made with the `munge` command.
 
 The memory servers listen on KODIAK_TEST_FAMD_HOST (default 127.0.0.1), run
 under the command in KODIAK_TEST_FAMD_PREFIX if set (e.g. `ip netns exec
-h1`): the same tests then run with famd on another (namespace) host."""
+h1`), and the libfam and kodiakd clients under KODIAK_TEST_CLIENT_PREFIX
+(e.g. `ip netns exec h2`): the same tests then run with famd on another
+(namespace) host. The raw client runs in pytest's own process, which must
+reach KODIAK_TEST_FAMD_HOST."""
 import json
 import os
 import secrets
@@ -33,13 +36,14 @@ import pwd
 import numpy as np
 import pytest
 
-from conftest import BUILD, REPO, Server
-from fam_fixtures import FAMD, FamServers, connect, start_kodiakd
+from conftest import BUILD, Server
+from fam_fixtures import FAMD, FamServers, connect
 
 import kodiak
 
 HOST = os.environ.get("KODIAK_TEST_FAMD_HOST", "127.0.0.1")
 PREFIX = shlex.split(os.environ.get("KODIAK_TEST_FAMD_PREFIX", ""))
+CLIENT_PREFIX = shlex.split(os.environ.get("KODIAK_TEST_CLIENT_PREFIX", ""))
 NOBODY = 65534
 
 if shutil.which("munged") is None:  # noqa: not a skip: the test needs it
@@ -237,7 +241,8 @@ def libfam(cmd, famd_addr, user=None, munge_socket=None, region="r", item="i",
     if user is not None:
         argv = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
                 "--clear-groups", *argv]
-    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([*CLIENT_PREFIX, *argv], env=env, capture_output=True, text=True,
+                       timeout=120)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -501,9 +506,12 @@ def test_fam_arrays_from_python_belong_to_the_user_who_runs_kodiakd(munged, famd
     env = {"FAM_SERVERS": famd, "FAM_PROVIDER": "tcp", "FAM_CONTROL": "tcp",
            "FAM_MUNGE_SOCKET": munged.socket, "HOME": "/tmp"}
     mine = other = None
+
+    def as_user(u):
+        return [*CLIENT_PREFIX, "setpriv", f"--reuid={u.pw_uid}", f"--regid={u.pw_gid}",
+                "--clear-groups"]
     try:
-        mine = Server(1, prefix=["setpriv", f"--reuid={u1.pw_uid}", f"--regid={u1.pw_gid}",
-                                 "--clear-groups"], env=env)
+        mine = Server(1, prefix=as_user(u1), env=env)
         connect(kodiak, mine)
         fa = kodiak.fam_region("mungereg").create("owned", kodiak.int64, 1000)
         fa[0:1000] = kodiak.arange(1000) * 7
@@ -511,8 +519,7 @@ def test_fam_arrays_from_python_belong_to_the_user_who_runs_kodiakd(munged, famd
         # famd says who owns it: u1, not root, not nobody
         st = libfam("stat", famd, None, munged.socket, region="mungereg", item="owned")
         assert st["ok"] and st["uid"] == u1.pw_uid and st["gid"] == u1.pw_gid, st
-        other = Server(1, prefix=["setpriv", f"--reuid={u2.pw_uid}", f"--regid={u2.pw_gid}",
-                                  "--clear-groups"], env=env)
+        other = Server(1, prefix=as_user(u2), env=env)
         connect(kodiak, other)
         fb = kodiak.fam_region("mungereg").lookup("owned")
         np.testing.assert_array_equal(fb.to_ndarray(), np.arange(1000) * 7)
