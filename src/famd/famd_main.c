@@ -80,7 +80,8 @@ struct conn {
     int fd;                 /* -1 when the slot is unused */
     struct famd_cred cred;  /* who the kernel says the peer is */
     int local;              /* 1: came on the Unix socket (cred from
-                               SO_PEERCRED); 0: TCP, cred is nobody */
+                               SO_PEERCRED); 0: TCP, cred is nobody
+                               until a MUNGE credential (authed) */
     uint64_t who;           /* what max_per_user counts: see conn_who() */
     uint64_t hello_by;      /* HELLO is due by then (monotonic us); 0 after */
     uint8_t *in;            /* bytes received, not yet handled (incap =
@@ -146,7 +147,9 @@ static uint64_t conn_who(int fd, int local, uint32_t uid)
  * Any TCP client is nobody: from another host nothing proves who it is,
  * and over loopback the kernel offers no such guarantee (the owner famd
  * used to read from /proc/net/tcp was gone or wrong - root - for a
- * client that had already closed). Returns 0, or -1 to refuse. */
+ * client that had already closed). With --auth munge a TCP client
+ * becomes the uid of its MUNGE credential later (handle_auth) or is
+ * refused. Returns 0, or -1 to refuse. */
 static int learn_identity(struct famd *d, struct conn *c)
 {
     struct famd_cred *cr = &c->cred;
