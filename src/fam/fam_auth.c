@@ -6,8 +6,8 @@
  * for this connection, its identity and its uid. We ask our host's munged
  * (the socket in FAM_MUNGE_SOCKET, else libmunge's default) for a
  * credential whose payload names that identity and nonce
- * (famp_auth_payload) and which only famd's uid may decode, and send it as
- * AUTH. munged vouches for our uid and gid; famd refuses the credential on
+ * (famp_auth_payload) and which only famd's uid may decode; fam_control.c
+ * sends it as AUTH. munged vouches for our uid and gid; famd refuses the credential on
  * any other connection or server (docs/SECURITY.md). */
 #define _GNU_SOURCE
 #include <munge.h>
@@ -17,9 +17,9 @@
 
 #include "fam_internal.h"
 
-int fam_auth_munge(fam_t *f, int i, const struct famp_info *o)
+int fam_auth_credential(const char *host, int port,
+                        const struct famp_info *o, char **out)
 {
-    struct fam_server *s = &f->srv[i];
     char ident[FAM_NAME_MAX + 1], payload[512];
     memcpy(ident, o->name, sizeof ident);
     ident[FAM_NAME_MAX] = '\0';
@@ -36,29 +36,20 @@ int fam_auth_munge(fam_t *f, int i, const struct famp_info *o)
     char *cred = NULL;
     if (e == EMUNGE_SUCCESS)
         e = munge_encode(&cred, ctx, payload, (int)strlen(payload));
+    int rc = 0;
     if (e != EMUNGE_SUCCESS) {
         const char *why = munge_ctx_strerror(ctx);
-        int rc = fam_fail(FAM_EPERM, "memory server %s:%d wants a MUNGE "
-                          "credential (famd --auth munge) and none could be "
-                          "made: %s%s (munged socket %s; FAM_MUNGE_SOCKET "
-                          "names another)", s->host, s->port,
-                          why ? why : munge_strerror(e),
-                          e == EMUNGE_SOCKET ? ": munged is not running here"
-                                             : "",
-                          sock ? sock : FAMP_MUNGE_SOCKET);
+        rc = fam_fail(FAM_EPERM, "memory server %s:%d wants a MUNGE "
+                      "credential (famd --auth munge) and none could be "
+                      "made: %s%s (munged socket %s; FAM_MUNGE_SOCKET "
+                      "names another)", host, port,
+                      why ? why : munge_strerror(e),
+                      e == EMUNGE_SOCKET ? ": munged is not running here" : "",
+                      sock ? sock : FAMP_MUNGE_SOCKET);
         free(cred);
-        munge_ctx_destroy(ctx);
-        return rc;
+        cred = NULL;
     }
     munge_ctx_destroy(ctx);
-    struct famp_info r;
-    int rc = fam_rpc_body(f, i, FAMP_AUTH, cred, strlen(cred), &r);
-    free(cred);
-    if (rc) {
-        char keep[1024];
-        snprintf(keep, sizeof keep, "%s", fam_last_error());
-        return fam_fail(rc, "memory server %s:%d refused our MUNGE "
-                        "credential: %s", s->host, s->port, keep);
-    }
-    return 0;
+    *out = cred;
+    return rc;
 }

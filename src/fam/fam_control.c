@@ -195,17 +195,19 @@ static void reconnect_others(fam_t *f, int except)
     pthread_mutex_unlock(&f->flock);
 }
 
+static int rpc_body(fam_t *f, int server, uint16_t op, const void *q,
+                    size_t blen, struct famp_info *o);
+
 /* One request, one reply. On failure the server's message becomes this
  * thread's last error. */
-
 int fam_rpc(fam_t *f, int server, uint16_t op, const struct famp_req *q,
             struct famp_info *o)
 {
-    return fam_rpc_body(f, server, op, q, sizeof *q, o);
+    return rpc_body(f, server, op, q, sizeof *q, o);
 }
 
 /* The same with a body of blen bytes that is not a famp_req (AUTH). */
-int fam_rpc_body(fam_t *f, int server, uint16_t op, const void *q,
+static int rpc_body(fam_t *f, int server, uint16_t op, const void *q,
                  size_t blen, struct famp_info *o)
 {
     struct fam_server *s = &f->srv[server];
@@ -392,6 +394,26 @@ static void map_pool(struct fam_server *s, const struct famp_info *o)
     s->map_size = o->pool_size;
 }
 
+/* famd --auth munge answered our HELLO with o: send it a MUNGE
+ * credential made for this connection (fam_auth.c) as AUTH. */
+static int auth_munge(fam_t *f, int i, const struct famp_info *o)
+{
+    struct fam_server *s = &f->srv[i];
+    char *cred;
+    int rc = fam_auth_credential(s->host, s->port, o, &cred);
+    if (rc) return rc;
+    struct famp_info r;
+    rc = rpc_body(f, i, FAMP_AUTH, cred, strlen(cred), &r);
+    free(cred);
+    if (rc) {
+        char keep[1024];
+        snprintf(keep, sizeof keep, "%s", fam_last_error());
+        return fam_fail(rc, "memory server %s:%d refused our MUNGE "
+                        "credential: %s", s->host, s->port, keep);
+    }
+    return 0;
+}
+
 /* Connect server i's control socket, say HELLO (with our endpoint's fabric
  * address) and put the server's endpoint in our address vector. A famd
  * that restarted since we last said HELLO (its pool instance changed)
@@ -421,7 +443,7 @@ static int hello_server(fam_t *f, int i)
     if ((rc = fam_rpc(f, i, FAMP_HELLO, &q, &o))) return rc;
     if (o.flags & FAMP_F_AUTH) {
         /* famd --auth munge over TCP: prove who we are, then HELLO again */
-        if ((rc = fam_auth_munge(f, i, &o)) ||
+        if ((rc = auth_munge(f, i, &o)) ||
             (rc = fam_rpc(f, i, FAMP_HELLO, &q, &o)))
             return rc;
         if (o.flags & FAMP_F_AUTH)

@@ -142,6 +142,7 @@ static inline int fam_locate(const struct fam_item *d, uint64_t off,
 
 /* libfam's files, lowest layer first; each calls only those above it in
  * this list (fam_error.c and src/common/ serve them all):
+ *   fam_auth.c     a MUNGE credential for famd --auth munge
  *   fam_fabric.c   the endpoint, completion queue and back-off
  *   fam_control.c  control connections: HELLO, fam_rpc, reconnect, WAKE;
  *                  rebuilding the endpoint with them (fam_fabric_reset)
@@ -154,6 +155,11 @@ static inline int fam_locate(const struct fam_item *d, uint64_t off,
 
 /* fam_error.c */
 int fam_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* fam_auth.c: famd --auth munge answered HELLO with o (FAMP_F_AUTH): a
+ * MUNGE credential for it in *cred (free() it), from the munged on
+ * FAM_MUNGE_SOCKET (else libmunge's default); or FAM_EPERM saying why. */
+int fam_auth_credential(const char *host, int port,
+                        const struct famp_info *o, char **cred);
 void fam_clear_error(void);
 /* the check that opens a public call: f and its argument x are not NULL */
 #define FAM_NEED(f, x, what)                                                \
@@ -186,12 +192,6 @@ void fam_wake_first(fam_t *f, int server);
 void fam_wake_always(fam_t *f, int server); /* tcp too */
 /* HELLO to every server: at start (stop_at_error: stop at the first
  * failure) and when rebuilding (try them all); the first failure */
-/* fam_auth.c: answer famd --auth munge's HELLO (reply o, with
- * FAMP_F_AUTH) with a MUNGE credential on server i's connection; the
- * socket of munged is FAM_MUNGE_SOCKET's, else libmunge's default. */
-int fam_auth_munge(fam_t *f, int i, const struct famp_info *o);
-int fam_rpc_body(fam_t *f, int server, uint16_t op, const void *q,
-                 size_t blen, struct famp_info *o);
 int fam_hello_all(fam_t *f, int stop_at_error);
 /* with flock held: */
 int fam_fabric_reset(fam_t *f); /* rebuild endpoint and control sockets */

@@ -690,6 +690,8 @@ static void usage(FILE *f)
         "            [--provider shm|tcp] [--host ADDR] [--data-dir DIR]\n"
         "            [--spin-us N] [--max-conns N] [--max-conns-per-user N]\n"
         "            [--conn-buffer SIZE] [--hello-timeout SEC] [--verbose]\n"
+        "            [--auth none|munge] [--munge-socket PATH]\n"
+        "            [--auth-max-age SEC] [--auth-cache N]\n"
         "  --port P          control port (0: pick a free one); local clients\n"
         "                    use the Unix socket @kodiak-famd/port:P instead\n"
         "  --pool-size SIZE  pool bytes, e.g. 1G, 256M (minimum 16M)\n"
