@@ -13,10 +13,15 @@
  *     (fam_put_blocking / fam_get_blocking of the same bytes into one
  *     item of the same region) — and the same HDF5 calls with sec2 on a
  *     /dev/shm file beside it;
+ *   - rewrite: the existing file opened for writing and its dataset written
+ *     again (H5Fopen RDWR + H5Dwrite + H5Fclose), beside a bare put of the
+ *     same bytes into the item already written;
  *   - --reads random 8-element hyperslab reads of the contiguous dataset
  *     (file open, dataset open), in µs per read, with FAM requests per read
  *     counted by the driver (h5fam_get_stats), beside one 64-byte
- *     fam_get_blocking and beside the same reads with sec2 on /dev/shm.
+ *     fam_get_blocking and beside the same reads with sec2 on /dev/shm, and
+ *     the bytes HDF5 asked the driver for per read (its raw-data sieve:
+ *     4 KiB as H5Pset_fapl_fam sets it; H5_BENCH_SIEVE=BYTES sets another).
  * Each cell is the median of --trials; each trial runs every case once,
  * so a busy spell of a shared machine falls on all columns alike. Compare
  * columns of one run, not runs. H5_BENCH_VERBOSE=1 prints every trial. */
@@ -59,9 +64,10 @@ static void die(const char *what)
     exit(1);
 }
 
-/* Write then read one dataset with the given fapl; times in w and r. */
+/* Write then read one dataset with the given fapl, then (rw != NULL)
+ * write the existing file's dataset again; times in w, r and rw. */
 static void h5_write_read(hid_t fapl, const char *name, int chunked, int64_t *buf,
-                          int64_t *back, uint64_t n, double *w, double *r)
+                          int64_t *back, uint64_t n, double *w, double *r, double *rw)
 {
     double t0 = now_s();
     hid_t fid = H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
@@ -86,6 +92,16 @@ static void h5_write_read(hid_t fapl, const char *name, int chunked, int64_t *bu
     H5Fclose(fid);
     *r = now_s() - t0;
     if (memcmp(buf, back, n * 8)) die("read-back comparison");
+    if (!rw) return;
+    t0 = now_s(); /* the rewrite: open for writing, the same bytes again */
+    fid = H5Fopen(name, H5F_ACC_RDWR, fapl);
+    if (fid < 0) die("H5Fopen for the rewrite");
+    ds = H5Dopen2(fid, "v", H5P_DEFAULT);
+    if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        die("H5Dwrite (rewrite)");
+    H5Dclose(ds);
+    if (H5Fclose(fid) < 0) die("H5Fclose (rewrite)");
+    *rw = now_s() - t0;
 }
 
 static void bench_provider(const char *prov, int nfamd, uint64_t mib, int trials,
@@ -121,9 +137,13 @@ static void bench_provider(const char *prov, int nfamd, uint64_t mib, int trials
 
     /* trials interleave the five cases (bare, fam and sec2, contiguous and
      * chunked), so a busy spell of the shared machine hits all columns */
-    double tw[5][8], tr[5][8], bw[5], br[5];
+    double tw[5][8], tr[5][8], trw[5][8], bw[5], br[5], brw[5];
     hid_t ffam = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_fapl_fam(ffam, servers, prov);
+    /* H5_BENCH_SIEVE=BYTES: another raw-data sieve than the driver's 4 KiB
+     * (65536 is HDF5's own default) */
+    if (getenv("H5_BENCH_SIEVE") && *getenv("H5_BENCH_SIEVE"))
+        H5Pset_sieve_buf_size(ffam, (size_t)atol(getenv("H5_BENCH_SIEVE")));
     hid_t fsec2 = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_fapl_sec2(fsec2);
     char shm[128];
@@ -137,16 +157,21 @@ static void bench_provider(const char *prov, int nfamd, uint64_t mib, int trials
         t0 = now_s();
         if (fam_get_blocking(f, back, d, 0, bytes) < 0) die("fam_get_blocking");
         tr[0][k] = now_s() - t0;
+        t0 = now_s(); /* bare rewrite: the same bytes into the same item */
+        if (fam_put_blocking(f, buf, d, 0, bytes) < 0) die("fam_put_blocking");
+        trw[0][k] = now_s() - t0;
         fam_deallocate(f, d);
         for (int chunked = 0; chunked < 2; chunked++) {
             int c = 1 + 2 * chunked;
-            h5_write_read(ffam, "bench/b.h5", chunked, buf, back, n, &tw[c][k], &tr[c][k]);
+            h5_write_read(ffam, "bench/b.h5", chunked, buf, back, n, &tw[c][k], &tr[c][k],
+                          &trw[c][k]);
             /* give its extents back, so the next bare item fits */
             H5FD_t *e = H5FDopen("bench/b.h5", H5F_ACC_RDWR | H5F_ACC_TRUNC, ffam,
                                  HADDR_UNDEF);
             if (!e || H5FDtruncate(e, H5P_DEFAULT, 1) < 0 || H5FDclose(e) < 0)
                 die("emptying bench/b.h5"); /* eoa 0: every extent freed */
-            h5_write_read(fsec2, shm, chunked, buf, back, n, &tw[c + 1][k], &tr[c + 1][k]);
+            h5_write_read(fsec2, shm, chunked, buf, back, n, &tw[c + 1][k], &tr[c + 1][k],
+                          &trw[c + 1][k]);
             unlink(shm);
             if (getenv("H5_BENCH_VERBOSE"))
                 fprintf(stderr, "trial %d %s: bare %.3f/%.3f s, fam %.3f/%.3f s, "
@@ -158,6 +183,7 @@ static void bench_provider(const char *prov, int nfamd, uint64_t mib, int trials
     for (int c = 0; c < 5; c++) {
         bw[c] = median(tw[c], trials);
         br[c] = median(tr[c], trials);
+        brw[c] = median(trw[c], trials);
     }
     double mb = (double)bytes / 1e6;
     char load[64] = "?";
@@ -178,6 +204,9 @@ static void bench_provider(const char *prov, int nfamd, uint64_t mib, int trials
                mb / bw[1 + 2 * c], mb / bw[0], bw[0] / bw[1 + 2 * c], mb / bw[2 + 2 * c]);
         printf("read  %-20s %8.0f MB/s %9.0f MB/s %8.2f %11.0f MB/s\n", lay[c],
                mb / br[1 + 2 * c], mb / br[0], br[0] / br[1 + 2 * c], mb / br[2 + 2 * c]);
+        printf("rewrite %-18s %8.0f MB/s %9.0f MB/s %8.2f %11.0f MB/s\n", lay[c],
+               mb / brw[1 + 2 * c], mb / brw[0], brw[0] / brw[1 + 2 * c],
+               mb / brw[2 + 2 * c]);
     }
 
     /* small hyperslab reads of the contiguous dataset, through the fam
@@ -187,7 +216,7 @@ static void bench_provider(const char *prov, int nfamd, uint64_t mib, int trials
     for (int side = 0; side < 2; side++) {
         const char *name = side ? shm : "bench/b.h5";
         hid_t fapl = side ? fsec2 : ffam;
-        h5_write_read(fapl, name, 0, buf, back, n, &tw[1][0], &tr[1][0]);
+        h5_write_read(fapl, name, 0, buf, back, n, &tw[1][0], &tr[1][0], NULL);
         hid_t fid = H5Fopen(name, H5F_ACC_RDONLY, fapl);
         hid_t ds = H5Dopen2(fid, "v", H5P_DEFAULT);
         hid_t sp = H5Dget_space(ds);
@@ -221,6 +250,18 @@ static void bench_provider(const char *prov, int nfamd, uint64_t mib, int trials
         if (fam_get_blocking(f, small, d, (uint64_t)(rand() % ((1 << 20) - 64)), 64) < 0)
             die("fam_get_blocking");
     double bare = (now_s() - t0) / nreads;
+    /* what a sieve-sized get costs: the driver's 4 KiB, HDF5's 64 KiB */
+    double sieve_get[2];
+    static char sieve_buf[65536];
+    for (int z = 0; z < 2; z++) {
+        size_t len = z ? 65536 : 4096;
+        t0 = now_s();
+        for (int i = 0; i < nreads; i++)
+            if (fam_get_blocking(f, sieve_buf, d,
+                                 (uint64_t)(rand() % ((1 << 20) - (int)len)), len) < 0)
+                die("fam_get_blocking");
+        sieve_get[z] = (now_s() - t0) / nreads;
+    }
     fam_deallocate(f, d);
     printf("%-26s %8.1f us    %9.1f us %8.2f %11.1f us\n", "8-element hyperslab read",
            per * 1e6, bare * 1e6, per / bare, per_sec2 * 1e6);
@@ -228,6 +269,10 @@ static void bench_provider(const char *prov, int nfamd, uint64_t mib, int trials
            "  FAM requests per hyperslab read: %.2f (gets %.2f, other %.2f)\n",
            (double)(s.fam_gets + s.fam_other) / nreads, (double)s.fam_gets / nreads,
            (double)s.fam_other / nreads);
+    printf("  bytes read per hyperslab read: %.0f (the 64 asked for, or HDF5's sieve buffer)\n",
+           (double)s.read_bytes / nreads);
+    printf("  one bare get of 4 KiB: %.1f us, of 64 KiB: %.1f us (a sieve buffer's fill)\n",
+           sieve_get[0] * 1e6, sieve_get[1] * 1e6);
     H5Pclose(ffam);
     H5Pclose(fsec2);
     H5close(); /* the driver's connection goes before the servers */

@@ -23,6 +23,11 @@ Byte counts (N elements of 8 bytes):
   groupby  GroupBy(k).sum(v)         2 * 8N (k random in [0, 2^20): ~1M groups)
   to_ak    ak.array(ndarray)         8N, baseline ndarray.copy()
   to_np    pdarray.to_ndarray()      8N, baseline ndarray.copy()
+  axis     a.sum(axis=0), a.min(axis=-1, keepdims=True), a.std(axis=0),
+           ak.cumsum(a, axis=0), ak.maximum(a, b), ak.arctan2(a, b)
+                                     8N per input read (scans and the binary
+                                     functions also count the 8N written);
+                                     baseline the same call on ndarrays
 """
 import argparse
 import gc
@@ -181,6 +186,28 @@ def main():
                 tn, c = best_of(args.trials, lambda: na.copy())
                 del c, na, a
                 rows.append(("to_np", 8 * n, t, tn, "ndarray.copy()", None, "1 GB/s"))
+            elif op == "axis":
+                a, b = ak.uniform(n, seed=10), ak.uniform(n, seed=11)
+                na, nb = a.to_ndarray(), b.to_ndarray()
+                for label, nbytes, kfn, nfn in (
+                        ("sum axis=0", 8 * n, lambda: a.sum(axis=0), lambda: na.sum(axis=0)),
+                        ("min keepdims", 8 * n, lambda: a.min(axis=-1, keepdims=True),
+                         lambda: na.min(axis=-1, keepdims=True)),
+                        ("std axis=0", 8 * n, lambda: a.std(axis=0), lambda: na.std(axis=0)),
+                        ("cumsum ax=0", 16 * n, lambda: ak.cumsum(a, axis=0),
+                         lambda: np.cumsum(na, axis=0)),
+                        ("maximum", 24 * n, lambda: ak.maximum(a, b), lambda: np.maximum(na, nb)),
+                        ("arctan2", 24 * n, lambda: ak.arctan2(a, b),
+                         lambda: np.arctan2(na, nb))):
+                    t, r_ = best_of(args.trials, kfn)
+                    del r_
+                    tn, r_ = best_of(args.trials, nfn)
+                    del r_
+                    rows.append((label, nbytes, t, tn, "", None, None))
+                    print(f"  {label}: kodiak {nbytes / t / GiB:.2f} GiB/s, baseline "
+                          f"{nbytes / tn / GiB:.2f} GiB/s", file=sys.stderr, flush=True)
+                del a, b, na, nb
+                continue
             else:
                 raise SystemExit(f"unknown op {op}")
             r = rows[-1]

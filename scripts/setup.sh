@@ -16,6 +16,7 @@ packages=(
   libhdf5-dev hdf5-tools python3-h5py    # HDF5 virtual file driver, famh5 checks (h5dump, h5diff), h5py
   zlib1g-dev                             # CRC32 of metadata and backups
   libcmocka-dev                          # C unit tests
+  munge libmunge-dev                     # identity of TCP clients (famd --auth munge)
   python3 python3-numpy python3-pandas python3-zmq python3-pytest python3-tqdm
   python3-dask                           # bench/ds_bench.py: dask.dataframe.read_csv beside ingest
   valgrind util-linux procps iproute2

@@ -36,6 +36,14 @@ hid_t h5fam_init(void);
  * $FAM_SERVERS / $FAM_PROVIDER as libfam does. */
 herr_t H5Pset_fapl_fam(hid_t fapl, const char *servers, const char *provider);
 
+/* Remove the file `name` ("REGION/NAME") from FAM: its extents and its
+ * header item (famh5 rm; kodiakd's to_hdf after a failed write). fapl
+ * holds the servers and provider (H5Pset_fapl_fam) or is H5P_DEFAULT for
+ * $FAM_SERVERS / $FAM_PROVIDER. Unless force, refused while another live
+ * process has the file open for writing. 0, or -1 with the cause on
+ * HDF5's error stack. */
+herr_t h5fam_remove(hid_t fapl, const char *name, int force);
+
 /* Counters of FAM operations the driver issued in this process (each one
  * a request to a memory server: a put, a get, an allocate, a lookup...),
  * for benchmarks and tests that count round trips per HDF5 read. */
@@ -45,6 +53,8 @@ typedef struct h5fam_stats {
     uint64_t fam_gets;  /* fam get requests issued */
     uint64_t fam_puts;  /* fam put requests issued */
     uint64_t fam_other; /* lookups, allocations, atomics, stats */
+    uint64_t read_bytes;  /* bytes HDF5 asked the read callbacks for */
+    uint64_t write_bytes; /* bytes HDF5 gave the write callbacks */
 } h5fam_stats_t;
 void h5fam_get_stats(h5fam_stats_t *out);
 void h5fam_reset_stats(void);

@@ -17,7 +17,12 @@ from .famarray import *  # noqa: F401,F403
 from .categorical import *  # noqa: F401,F403
 from .io import *  # noqa: F401,F403
 from .io import ParserWarning  # noqa: F401
+from .hdfio import *  # noqa: F401,F403
 from .dataset import *  # noqa: F401,F403
+from .fpe import *  # noqa: F401,F403
+from .ufuncs import *  # noqa: F401,F403
+from .ufuncs import dtype  # noqa: F401
+from . import testing  # noqa: F401,E402
 
 # The dtypes, as Arkouda spells them: NumPy's scalar types, so that
 # ak.int64(5), isinstance(x, ak.int64) and a.dtype == ak.int64 all work.

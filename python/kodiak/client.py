@@ -421,6 +421,11 @@ def generic_msg(cmd, args=None, frames=(), timeout=None):
             pause = min(0.5, pause * 2)
             continue
         _conn.interrupted = None
+        res = result[0] if isinstance(result, tuple) and result else None
+        if isinstance(res, dict) and "fpe" in res:
+            from .fpe import report  # warn or raise as ak.seterr says
+            # raise mode frees the command's new array, never an in-place target
+            report(res["fpe"], None if (args or {}).get("out") else res)
         return result
 
 

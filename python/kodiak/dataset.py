@@ -354,6 +354,12 @@ class DatasetStore:
         """
         if not isinstance(name, str):
             raise TypeError(f"a dataset's name is a str, not {type(name).__name__}")
+        if _hdf5_files(data):  # HDF5 files: one dataset per column (ingest_hdf)
+            if dtypes or parse_dates:
+                raise TypeError("ingest: dtypes= and parse_dates= are for CSV files; an "
+                                "HDF5 dataset's column keeps the dataset's type")
+            return self.ingest_hdf(name, data, datasets=usecols, batch_rows=batch_rows,
+                                   progress=progress)
         if on_bad_lines not in ("error", "skip"):
             raise ValueError(f"ingest: on_bad_lines must be 'error' or 'skip', not "
                              f"{on_bad_lines!r}")
@@ -423,6 +429,138 @@ class DatasetStore:
             warnings.warn(f"ingest skipped {skipped} bad row(s) (on_bad_lines='skip')",
                           ParserWarning, stacklevel=2)
         return Dataset(self, name)
+
+
+    def ingest_hdf(self, name: str, files: Any, datasets: Optional[Iterable[str]] = None,
+                   batch_rows: Optional[int] = None,
+                   progress: Optional[bool] = None) -> "Dataset":
+        """Append the rows of HDF5 files to dataset `name` (created if it
+        does not exist), one HDF5 dataset per column, all in one atomic
+        commit. ingest() calls this for file names that are HDF5 ("fam://",
+        .h5/.hdf5/.he5/.hdf, or HDF5's signature at the start).
+
+        Each file is read by kodiakd's ranks, each its own rows (as
+        ak.read_hdf), and its rows become ceil(rows / batch_rows) batches;
+        no data goes through the client. A file's columns are held in the
+        ranks' memory while its batches are written.
+
+        Parameters
+        ----------
+        name : str
+            The dataset of the store.
+        files : str or list of str
+            "fam://REGION/NAME" (an HDF5 file in FAM) or local file names.
+        datasets : list of str, optional
+            The HDF5 datasets to ingest (default: all of the first file's);
+            a column is named after the last part of its path ("g/fare"
+            -> "fare"), so those must differ.
+        batch_rows : int, optional
+            Rows per batch (default 2^20).
+        progress : bool, optional
+            A tqdm bar over the files.
+
+        Returns
+        -------
+        Dataset
+
+        Raises
+        ------
+        FileNotFoundError, KeyError, TypeError, ValueError
+            As ak.read_hdf; datasets of a file with different lengths, or
+            columns that differ from the existing dataset's. Nothing of the
+            ingest is then visible.
+
+        Examples
+        --------
+        >>> import h5py, tempfile, os
+        >>> d = tempfile.TemporaryDirectory()
+        >>> path = os.path.join(d.name, "t.h5")
+        >>> with h5py.File(path, "w") as f:
+        ...     f["g/a"] = np.arange(5)
+        ...     f["g/b"] = np.linspace(0, 1, 5)
+        >>> s = ak.DatasetStore("doc_ingest_hdf")
+        >>> t = s.ingest_hdf("T", path, batch_rows=2)
+        >>> t.columns, t.num_batches
+        (['a', 'b'], 3)
+        >>> t["a"]
+        array([0, 1, 2, 3, 4])
+        >>> s.destroy()
+        >>> d.cleanup()
+        """
+        from .hdfio import _file_name, read_hdf
+        if isinstance(files, (str, bytes, os.PathLike)):
+            files = [files]
+        files = [_file_name(f) for f in files]
+        if not files:
+            raise ValueError("ingest_hdf: no file names given")
+        wanted = None if datasets is None else _names(datasets, "datasets")
+        args = {}
+        if batch_rows is not None:
+            if isinstance(batch_rows, bool) or not isinstance(batch_rows, (int, np.integer)):
+                raise TypeError("ingest_hdf: batch_rows must be an int")
+            if batch_rows < 1:
+                raise ValueError(f"ingest_hdf: batch_rows must be at least 1, not {batch_rows}")
+            args["batch_rows"] = int(batch_rows)
+        res, _ = _msg("ds_ingest_begin", {"store": self.name, "dataset": name})
+        token = res["token"]
+        bar = _progress([f for f in files if not f.startswith("fam://")], progress)
+        try:
+            for f in files:
+                cols = read_hdf(f, datasets=wanted if wanted is not None else None)
+                if wanted is None:  # every later file: the first one's datasets
+                    wanted = list(cols)
+                entries, seen = [], {}
+                for path, arr in cols.items():
+                    cname = path.rstrip("/").rsplit("/", 1)[-1]
+                    if cname in seen:
+                        raise ValueError(f"ingest_hdf: datasets {seen[cname]!r} and {path!r} "
+                                         f"would both be column {cname!r}")
+                    seen[cname] = path
+                    entries.append({"name": cname, "array": arr.name,
+                                    "dtype": np.dtype(arr.dtype).name})
+                sizes = {arr.size for arr in cols.values()}
+                if len(sizes) > 1:
+                    raise ValueError(f"ingest_hdf: the datasets of {f!r} have different "
+                                     f"lengths {sorted(sizes)}: a table's columns are equal")
+                _msg("ds_ingest_arrays", {"token": token, "columns": entries, **args})
+                del cols  # frees the file's arrays on the server
+                if bar is not None and not f.startswith("fam://"):
+                    bar.update(os.path.getsize(f))
+            _msg("ds_ingest_commit", {"token": token})
+        except BaseException:
+            try:
+                _msg("ds_ingest_abort", {"token": token})
+            except Exception:  # the server may be gone: ds_reclaim frees the batches
+                pass
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        return Dataset(self, name)
+
+
+_HDF5_SUFFIXES = (".h5", ".hdf5", ".he5", ".hdf")
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _hdf5_files(data):
+    """Whether data names HDF5 files (by fam://, suffix, or signature)."""
+    if isinstance(data, (str, bytes, os.PathLike)):
+        data = [data]
+    if not isinstance(data, (list, tuple)) or not data or \
+            not all(isinstance(x, (str, bytes, os.PathLike)) for x in data):
+        return False
+    for x in data:
+        x = os.fsdecode(x)
+        if x.startswith("fam://") or x.lower().endswith(_HDF5_SUFFIXES):
+            return True
+        try:
+            with open(x, "rb") as fh:
+                if fh.read(8) == _HDF5_SIGNATURE:
+                    return True
+        except OSError:
+            pass
+    return False
 
 
 def _files(data):

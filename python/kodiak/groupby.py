@@ -485,13 +485,17 @@ class GroupBy:
         >>> g.var(v)
         (array([0, 1, 2]), array([450., 200.,  nan]))
         """
+        from .fpe import errstate
         from .numeric import isnan, where
         v = self._float(values)
         _, mean = self._reduce(v, "mean")
         _, n = self._reduce(v, "count")
-        d = v - self.broadcast(mean)
-        _, ss = self._reduce(where(isnan(d), 0.0, d * d), "sum")
-        return self.unique_keys, where(n > ddof, ss / (n - ddof), np.nan)
+        # pandas does not warn: the 0/0 of groups of ddof or fewer values
+        # (replaced by NaN) are this recipe's, not the user's
+        with errstate(all="ignore"):
+            d = v - self.broadcast(mean)
+            _, ss = self._reduce(where(isnan(d), 0.0, d * d), "sum")
+            return self.unique_keys, where(n > ddof, ss / (n - ddof), np.nan)
 
     def std(self, values: pdarray, ddof: int = 1) -> GroupResult:
         """The standard deviation of each group's values: the square root of

@@ -29,7 +29,8 @@ _lib: Optional[ctypes.CDLL] = None
 class _Stats(ctypes.Structure):
     _fields_ = [("reads", ctypes.c_uint64), ("writes", ctypes.c_uint64),
                 ("fam_gets", ctypes.c_uint64), ("fam_puts", ctypes.c_uint64),
-                ("fam_other", ctypes.c_uint64)]
+                ("fam_other", ctypes.c_uint64), ("read_bytes", ctypes.c_uint64),
+                ("write_bytes", ctypes.c_uint64)]
 
 
 def _library_path() -> str:
@@ -138,13 +139,14 @@ def stats() -> dict:
     -------
     dict
         reads and writes (driver calls HDF5 made), fam_gets, fam_puts and
-        fam_other (requests the driver sent to the memory servers).
+        fam_other (requests the driver sent to the memory servers),
+        read_bytes and write_bytes (bytes of those driver calls).
 
     Examples
     --------
     >>> import kodiak.h5
     >>> sorted(kodiak.h5.stats())
-    ['fam_gets', 'fam_other', 'fam_puts', 'reads', 'writes']
+    ['fam_gets', 'fam_other', 'fam_puts', 'read_bytes', 'reads', 'write_bytes', 'writes']
     """
     s = _Stats()
     load().h5fam_get_stats(ctypes.byref(s))

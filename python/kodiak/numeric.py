@@ -5,7 +5,7 @@ element-wise machinery and the methods live in ops.py."""
 from __future__ import annotations
 
 import builtins
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 import numpy as np
 
@@ -28,12 +28,17 @@ def _need(pda, fn):
     return pda
 
 
-def abs(pda: pdarray) -> pdarray:  # noqa: A001 — Arkouda's name
+def abs(pda: pdarray, /, out: Optional[pdarray] = None, *,  # noqa: A001 — Arkouda's name
+        where: pdarray | builtins.bool = True) -> pdarray:
     """Element-wise absolute value, as numpy.abs (the dtype is kept).
 
     Parameters
     ----------
     pda : pdarray
+    out : pdarray, optional
+        Where to put the result (NumPy's same_kind casting); it is returned.
+    where : pdarray of bool or bool, optional
+        Compute only where True; elsewhere out's value, or pda's without out.
 
     Returns
     -------
@@ -52,7 +57,7 @@ def abs(pda: pdarray) -> pdarray:  # noqa: A001 — Arkouda's name
     from .derived import ColumnExpr  # a lazy column expression stays one
     if isinstance(pda, ColumnExpr):
         return builtins.abs(pda)
-    return builtins.abs(_need(pda, "abs"))
+    return ufunc_call("absolute", builtins.abs, [_need(pda, "abs")], out, where)
 
 
 def cast(pda: pdarray, dt: DTypeLike) -> pdarray:
@@ -81,13 +86,18 @@ def cast(pda: pdarray, dt: DTypeLike) -> pdarray:
     return _need(pda, "cast").astype(dt)
 
 
-def sum(pda: pdarray) -> np.generic:  # noqa: A001
+def sum(pda: pdarray, axis: int | tuple | None = None,  # noqa: A001
+        keepdims: bool = False) -> np.generic | pdarray:
     """Sum of the elements, as numpy.sum (see pdarray.sum).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1 (or a tuple of them), optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
+    keepdims : bool, optional
+        True: a one-element pdarray instead of a scalar.
     Returns
     -------
     numpy scalar
@@ -102,16 +112,21 @@ def sum(pda: pdarray) -> np.generic:  # noqa: A001
     >>> ak.sum(ak.arange(5))
     10
     """
-    return _need(pda, "sum").sum()
+    return _need(pda, "sum").sum(axis=axis, keepdims=keepdims)
 
 
-def prod(pda: pdarray) -> np.generic:
+def prod(pda: pdarray, axis: int | tuple | None = None,
+         keepdims: bool = False) -> np.generic | pdarray:
     """Product of the elements, as numpy.prod (see pdarray.prod).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1 (or a tuple of them), optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
+    keepdims : bool, optional
+        True: a one-element pdarray instead of a scalar.
     Returns
     -------
     numpy scalar
@@ -126,16 +141,21 @@ def prod(pda: pdarray) -> np.generic:
     >>> ak.prod(ak.array([2, 3, 4]))
     24
     """
-    return _need(pda, "prod").prod()
+    return _need(pda, "prod").prod(axis=axis, keepdims=keepdims)
 
 
-def min(pda: pdarray) -> np.generic:  # noqa: A001
+def min(pda: pdarray, axis: int | tuple | None = None,  # noqa: A001
+        keepdims: bool = False) -> np.generic | pdarray:
     """Smallest element, as numpy.min (see pdarray.min).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1 (or a tuple of them), optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
+    keepdims : bool, optional
+        True: a one-element pdarray instead of a scalar.
     Returns
     -------
     numpy scalar
@@ -152,16 +172,21 @@ def min(pda: pdarray) -> np.generic:  # noqa: A001
     >>> ak.min(ak.array([3, -1, 2]))
     -1
     """
-    return _need(pda, "min").min()
+    return _need(pda, "min").min(axis=axis, keepdims=keepdims)
 
 
-def max(pda: pdarray) -> np.generic:  # noqa: A001
+def max(pda: pdarray, axis: int | tuple | None = None,  # noqa: A001
+        keepdims: bool = False) -> np.generic | pdarray:
     """Largest element, as numpy.max (see pdarray.max).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1 (or a tuple of them), optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
+    keepdims : bool, optional
+        True: a one-element pdarray instead of a scalar.
     Returns
     -------
     numpy scalar
@@ -178,16 +203,20 @@ def max(pda: pdarray) -> np.generic:  # noqa: A001
     >>> ak.max(ak.array([3.5, -1.0]))
     3.5
     """
-    return _need(pda, "max").max()
+    return _need(pda, "max").max(axis=axis, keepdims=keepdims)
 
 
-def argmin(pda: pdarray) -> np.int64:
+def argmin(pda: pdarray, axis: int | None = None, keepdims: bool = False) -> np.int64 | pdarray:
     """Position of the first smallest element, as numpy.argmin (see pdarray.argmin).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1, optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
+    keepdims : bool, optional
+        True: a one-element pdarray instead of a scalar.
     Returns
     -------
     numpy.int64
@@ -204,16 +233,20 @@ def argmin(pda: pdarray) -> np.int64:
     >>> ak.argmin(ak.array([3, -1, -1]))
     1
     """
-    return _need(pda, "argmin").argmin()
+    return _need(pda, "argmin").argmin(axis=axis, keepdims=keepdims)
 
 
-def argmax(pda: pdarray) -> np.int64:
+def argmax(pda: pdarray, axis: int | None = None, keepdims: bool = False) -> np.int64 | pdarray:
     """Position of the first largest element, as numpy.argmax (see pdarray.argmax).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1, optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
+    keepdims : bool, optional
+        True: a one-element pdarray instead of a scalar.
     Returns
     -------
     numpy.int64
@@ -230,16 +263,21 @@ def argmax(pda: pdarray) -> np.int64:
     >>> ak.argmax(ak.array([3, 7, 7]))
     1
     """
-    return _need(pda, "argmax").argmax()
+    return _need(pda, "argmax").argmax(axis=axis, keepdims=keepdims)
 
 
-def any(pda: pdarray) -> np.bool_:  # noqa: A001
+def any(pda: pdarray, axis: int | tuple | None = None,  # noqa: A001
+        keepdims: bool = False) -> np.bool_ | pdarray:
     """Whether any element is nonzero, as numpy.any (see pdarray.any).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1 (or a tuple of them), optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
+    keepdims : bool, optional
+        True: a one-element pdarray instead of a scalar.
     Returns
     -------
     numpy.bool_
@@ -254,16 +292,21 @@ def any(pda: pdarray) -> np.bool_:  # noqa: A001
     >>> ak.any(ak.array([0, 0, 1]))
     True
     """
-    return _need(pda, "any").any()
+    return _need(pda, "any").any(axis=axis, keepdims=keepdims)
 
 
-def all(pda: pdarray) -> np.bool_:  # noqa: A001
+def all(pda: pdarray, axis: int | tuple | None = None,  # noqa: A001
+        keepdims: bool = False) -> np.bool_ | pdarray:
     """Whether every element is nonzero, as numpy.all (see pdarray.all).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1 (or a tuple of them), optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
+    keepdims : bool, optional
+        True: a one-element pdarray instead of a scalar.
     Returns
     -------
     numpy.bool_
@@ -278,16 +321,21 @@ def all(pda: pdarray) -> np.bool_:  # noqa: A001
     >>> ak.all(ak.array([1, 0, 1]))
     False
     """
-    return _need(pda, "all").all()
+    return _need(pda, "all").all(axis=axis, keepdims=keepdims)
 
 
-def mean(pda: pdarray) -> np.float64:
+def mean(pda: pdarray, axis: int | tuple | None = None,
+         keepdims: bool = False) -> np.float64 | pdarray:
     """Arithmetic mean as float64, as numpy.mean (see pdarray.mean).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1 (or a tuple of them), optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
+    keepdims : bool, optional
+        True: a one-element pdarray instead of a scalar.
     Returns
     -------
     numpy.float64
@@ -302,10 +350,11 @@ def mean(pda: pdarray) -> np.float64:
     >>> ak.mean(ak.array([1, 2, 3, 4]))
     2.5
     """
-    return _need(pda, "mean").mean()
+    return _need(pda, "mean").mean(axis=axis, keepdims=keepdims)
 
 
-def var(pda: pdarray, ddof: int | float = 0) -> np.float64:
+def var(pda: pdarray, ddof: int | float = 0, axis: int | tuple | None = None,
+        keepdims: bool = False) -> np.float64 | pdarray:
     """Variance as float64, as numpy.var (see pdarray.var).
 
     Parameters
@@ -314,6 +363,10 @@ def var(pda: pdarray, ddof: int | float = 0) -> np.float64:
     ddof : int or float, optional
         Delta degrees of freedom: the divisor is size - ddof (default 0).
 
+    axis : None, 0 or -1 (or a tuple of them), optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
+    keepdims : bool, optional
+        True: a one-element pdarray instead of a scalar.
     Returns
     -------
     numpy.float64
@@ -328,10 +381,11 @@ def var(pda: pdarray, ddof: int | float = 0) -> np.float64:
     >>> ak.var(ak.array([1, 2, 3]))
     0.6666666666666666
     """
-    return _need(pda, "var").var(ddof=ddof)
+    return _need(pda, "var").var(ddof=ddof, axis=axis, keepdims=keepdims)
 
 
-def std(pda: pdarray, ddof: int | float = 0) -> np.float64:
+def std(pda: pdarray, ddof: int | float = 0, axis: int | tuple | None = None,
+        keepdims: bool = False) -> np.float64 | pdarray:
     """Standard deviation as float64, as numpy.std (see pdarray.std).
 
     Parameters
@@ -340,6 +394,10 @@ def std(pda: pdarray, ddof: int | float = 0) -> np.float64:
     ddof : int or float, optional
         Delta degrees of freedom: the divisor is size - ddof (default 0).
 
+    axis : None, 0 or -1 (or a tuple of them), optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
+    keepdims : bool, optional
+        True: a one-element pdarray instead of a scalar.
     Returns
     -------
     numpy.float64
@@ -354,16 +412,18 @@ def std(pda: pdarray, ddof: int | float = 0) -> np.float64:
     >>> ak.std(ak.array([1.0, 2.0, 4.0]), ddof=1)
     1.5275252316519465
     """
-    return _need(pda, "std").std(ddof=ddof)
+    return _need(pda, "std").std(ddof=ddof, axis=axis, keepdims=keepdims)
 
 
-def is_sorted(pda: pdarray) -> np.bool_:
+def is_sorted(pda: pdarray, axis: int | None = None) -> np.bool_:
     """Whether every element is <= the next (see pdarray.is_sorted).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1, optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
     Returns
     -------
     numpy.bool_
@@ -378,16 +438,18 @@ def is_sorted(pda: pdarray) -> np.bool_:
     >>> ak.is_sorted(ak.array([1, 1, 2]))
     True
     """
-    return _need(pda, "is_sorted").is_sorted()
+    return _need(pda, "is_sorted").is_sorted(axis=axis)
 
 
-def cumsum(pda: pdarray) -> pdarray:
+def cumsum(pda: pdarray, axis: int | None = None) -> pdarray:
     """Running sums, as numpy.cumsum (see pdarray.cumsum).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1, optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
     Returns
     -------
     pdarray
@@ -402,16 +464,18 @@ def cumsum(pda: pdarray) -> pdarray:
     >>> ak.cumsum(ak.array([1, 2, 3]))
     array([1, 3, 6])
     """
-    return _need(pda, "cumsum").cumsum()
+    return _need(pda, "cumsum").cumsum(axis=axis)
 
 
-def cumprod(pda: pdarray) -> pdarray:
+def cumprod(pda: pdarray, axis: int | None = None) -> pdarray:
     """Running products, as numpy.cumprod (see pdarray.cumprod).
 
     Parameters
     ----------
     pda : pdarray
 
+    axis : None, 0 or -1, optional
+        As NumPy's; a pdarray has one axis (others: numpy's AxisError).
     Returns
     -------
     pdarray
@@ -426,29 +490,33 @@ def cumprod(pda: pdarray) -> pdarray:
     >>> ak.cumprod(ak.array([1, 2, 3, 4]))
     array([ 1,  2,  6, 24])
     """
-    return _need(pda, "cumprod").cumprod()
+    return _need(pda, "cumprod").cumprod(axis=axis)
 
 
-def where(condition: pdarray, A: pdarray | Any, B: pdarray | Any) -> pdarray:
+def where(condition: pdarray | Any, A: pdarray | Any, B: pdarray | Any) -> pdarray | np.generic:
     """Element-wise A where condition is true, else B, as numpy.where.
 
     Parameters
     ----------
-    condition : pdarray
-        Usually bool; other dtypes count nonzero as true.
+    condition : pdarray or scalar
+        Usually bool; other dtypes count nonzero as true. A scalar chooses
+        A or B as a whole (as NumPy broadcasts it).
     A, B : pdarray or scalar
-        pdarrays of condition's size, or scalars.
+        pdarrays of condition's size (of each other's, for a scalar
+        condition), or scalars.
 
     Returns
     -------
-    pdarray
-        Of the dtype numpy.where would give.
+    pdarray or numpy scalar
+        Of the dtype numpy.where would give. A scalar condition with two
+        scalars gives a NumPy scalar (NumPy: a 0-d array, which a pdarray
+        cannot be).
 
     Raises
     ------
     TypeError
-        `condition` is not a pdarray, or A or B is neither a pdarray nor a
-        number.
+        `condition` is neither a pdarray nor a number, or A or B is neither
+        a pdarray nor a number.
     ValueError
         A or B has a size other than condition's.
     OverflowError
@@ -461,11 +529,15 @@ def where(condition: pdarray, A: pdarray | Any, B: pdarray | Any) -> pdarray:
     array([0, 0, 3, 4])
     >>> ak.where(ak.array([True, False]), 1, 0.5)
     array([1. , 0.5])
+    >>> ak.where(False, ak.array([1, 2]), 0.5)
+    array([0.5, 0.5])
     """
     from . import derived  # lazy column expressions of datasets (issue 14)
     lazy = derived.where_hook(condition, A, B)
     if lazy is not None:
         return lazy
+    if not is_pdarray(condition):
+        return _where_scalar(condition, A, B)
     _need(condition, "where")
     vals = []
     for v in (A, B):
@@ -487,6 +559,32 @@ def where(condition: pdarray, A: pdarray | Any, B: pdarray | Any) -> pdarray:
     operand_args(args, "b", vals[1])
     res, _ = client.generic_msg("where", args)
     return derived.tag_where(pdarrayclass.create_pdarray(res), condition, A, B)
+
+
+def _where_scalar(condition, A, B):
+    """where() with a scalar condition: the chosen side, of NumPy's dtype."""
+    c = as_scalar(condition)
+    if c is None:
+        raise TypeError(f"where: the condition must be a pdarray or a scalar, not "
+                        f"{type(condition).__name__}")
+    for v in (A, B):
+        if not is_pdarray(v):
+            if as_scalar(v) is None:
+                raise TypeError(f"where: operands must be pdarrays or scalars, not "
+                                f"{type(v).__name__}")
+            wire_scalar(as_scalar(v))  # OverflowError beyond uint64
+    if not (is_pdarray(A) or is_pdarray(B)):
+        return np.where(c, as_scalar(A), as_scalar(B))[()]
+    if is_pdarray(A) and is_pdarray(B) and A.size != B.size:
+        raise ValueError(f"where: operands could not be broadcast together: sizes {A.size} "
+                         f"and {B.size}")
+    pa, pb = (proto(v) if is_pdarray(v) else as_scalar(v) for v in (A, B))
+    rt = pdarray_dtype(np.where(np.ones(1, np.bool_), pa, pb).dtype)
+    chosen = A if c else B
+    if is_pdarray(chosen):
+        return chosen.astype(rt)
+    from .creation import full
+    return full((A if is_pdarray(A) else B).size, as_scalar(chosen), dtype=rt)
 
 
 def concatenate(arrays: Iterable[pdarray], ordered: bool = True) -> pdarray:
@@ -576,11 +674,59 @@ _EFUNC_DTYPES = {"isnan": "bool", "isinf": "bool", "isfinite": "bool", "logical_
                  "sign": "pda's dtype", "square": "pda's dtype (int64 for bool)"}
 
 
+def ufunc_call(name, compute, operands, out, where):
+    """compute(*operands) with NumPy's out= and where= of a ufunc.
+
+    Where where= is True the function's value, elsewhere out's (without out:
+    the first pdarray operand's value, Arkouda's rule "the original value").
+    As NumPy, the function runs only on the selected elements (x[where]),
+    so elements left out raise no floating-point warning. With out, the
+    values are written into out (NumPy's same_kind casting), which is
+    returned."""
+    arrays = [o for o in operands if is_pdarray(o)]
+    size = arrays[0].size
+    if isinstance(where, (builtins.bool, np.bool_)):
+        where = builtins.bool(where)
+    elif not is_pdarray(where):
+        raise TypeError(f"where= takes a bool pdarray or a bool, not {type(where).__name__}")
+    elif where.dtype != np.bool_:
+        raise TypeError(f"Cannot cast array data from dtype('{where.dtype}') to "
+                        f"dtype('bool') according to the rule 'safe'")
+    elif where.size != size:
+        raise ValueError(f"operands could not be broadcast together: where= has {where.size} "
+                         f"elements, the operands {size}")
+    if out is not None:
+        if not is_pdarray(out):
+            raise TypeError(f"out= must be a pdarray, not {type(out).__name__}")
+        if out.size != size:
+            raise ValueError(f"non-broadcastable output operand with shape ({out.size},) "
+                             f"doesn't match the broadcast shape ({size},)")
+    if where is True:
+        r = compute(*operands)
+    else:  # only the selected elements (none for where=False)
+        key = where if is_pdarray(where) else slice(0, 0)
+        r = compute(*[o[key] if is_pdarray(o) else o for o in operands])
+    if out is not None and not np.can_cast(r.dtype, out.dtype, "same_kind"):
+        raise TypeError(f"Cannot cast ufunc '{name}' output from dtype('{r.dtype}') to "
+                        f"dtype('{out.dtype}') with casting rule 'same_kind'")
+    if where is True:
+        if out is None:
+            return r
+        out[:] = r
+        return out
+    res = out if out is not None else arrays[0].astype(r.dtype)
+    if is_pdarray(where):
+        res[where] = r
+    return res
+
+
 def _efunc(name):
-    def fn(pda: pdarray) -> pdarray:
-        _need(pda, name)
-        res, _ = client.generic_msg("efunc", {"op": name, "array": pda.name})
-        return pdarrayclass.create_pdarray(res)
+    def fn(pda: pdarray, /, out: Optional[pdarray] = None, *,
+           where: pdarray | builtins.bool = True) -> pdarray:
+        def compute(x):
+            res, _ = client.generic_msg("efunc", {"op": name, "array": x.name})
+            return pdarrayclass.create_pdarray(res)
+        return ufunc_call(name, compute, [_need(pda, name)], out, where)
     fn.__name__ = fn.__qualname__ = name
     arg, out = _EFUNC_EXAMPLES[name]
     fn.__doc__ = f"""Element-wise numpy.{name} of a pdarray.
@@ -588,6 +734,11 @@ def _efunc(name):
     Parameters
     ----------
     pda : pdarray
+    out : pdarray, optional
+        Where to put the result (NumPy's same_kind casting); it is returned.
+    where : pdarray of bool or bool, optional
+        Compute only where True; elsewhere the result keeps out's value, or
+        without out pda's (Arkouda's rule: "the original value").
 
     Returns
     -------
@@ -661,13 +812,19 @@ def round(pda: pdarray, decimals: int = 0) -> pdarray:  # noqa: A001 — NumPy's
     return rint(pda / f) * f  # noqa: F821
 
 
-def power(x1: pdarray | Any, x2: pdarray | Any) -> pdarray:
+def power(x1: pdarray | Any, x2: pdarray | Any, /, out: Optional[pdarray] = None, *,
+          where: pdarray | builtins.bool = True) -> pdarray:
     """x1 ** x2 element-wise, as numpy.power (NumPy's dtypes and errors).
 
     Parameters
     ----------
     x1, x2 : pdarray or scalar
         At least one is a pdarray; two pdarrays must have the same size.
+    out : pdarray, optional
+        Where to put the result (NumPy's same_kind casting); it is returned.
+    where : pdarray of bool or bool, optional
+        Compute only where True; elsewhere out's value, or without out x1's
+        (x2's if x1 is a scalar).
 
     Returns
     -------
@@ -689,7 +846,7 @@ def power(x1: pdarray | Any, x2: pdarray | Any) -> pdarray:
     """
     if not (is_pdarray(x1) or is_pdarray(x2)):
         raise TypeError("ak.power needs a pdarray operand")
-    return x1 ** x2
+    return ufunc_call("power", lambda a, b: a ** b, [x1, x2], out, where)
 
 
 def count_nonzero(pda: pdarray) -> int:

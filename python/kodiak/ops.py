@@ -235,6 +235,45 @@ def reduce(x, op, **kw):
     return decode_scalar(res["value"])
 
 
+def check_axis(method, axis, keepdims=None):
+    """Raise what ndarray.<method>(axis=..., keepdims=...) of a one-dimensional
+    array raises for these arguments (numpy's AxisError for an axis other
+    than 0 or -1, TypeError for a float, ValueError for a repeated axis):
+    NumPy itself checks them, on a one-element array."""
+    kw = {"axis": axis}
+    if keepdims is not None:
+        kw["keepdims"] = keepdims
+    getattr(np.zeros(1), method)(**kw)
+
+
+def keep(value, keepdims):
+    """A reduction's value, or with keepdims a one-element pdarray of it."""
+    if not keepdims:
+        return value
+    from .creation import array
+    return array(np.array([value]))
+
+
+def _scalar_fpe(kind, ufunc="scalar divide"):
+    """NumPy's warning of a division done on the result of a reduction."""
+    from .fpe import report
+    report({"ufunc": ufunc, "flags": [kind]})
+
+
+def _var_std(x, op, ddof):
+    """var or std, with NumPy's warnings when size - ddof <= 0: "Degrees of
+    freedom", then the flags of its divisions (0/0 invalid, s/0 divide)."""
+    few = x.size - ddof <= 0
+    if few:
+        warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=3)
+        if x.size == 0:
+            _scalar_fpe("invalid", "divide")
+    v = reduce(x, op, ddof=ddof)
+    if few:
+        _scalar_fpe("invalid" if np.isnan(v) else "divide")
+    return v
+
+
 def _ddof(ddof):
     if isinstance(ddof, (builtins.bool, np.bool_)) or not isinstance(
             ddof, (builtins.int, builtins.float, np.integer, np.floating)):
@@ -390,9 +429,17 @@ class _OpsMixin:
         return pdarrayclass.create_pdarray(res)
 
     # ---- reductions (NumPy scalars, NumPy's dtypes) -----------------------------------
-    def sum(self) -> np.generic:
+    def sum(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Sum of the elements, as ndarray.sum: a NumPy scalar of NumPy's
         dtype (int64 for bool and int64, uint64, float64; integers wrap).
+
+        Parameters
+        ----------
+        axis : None, 0 or -1 (or a tuple of them), optional
+            NumPy's axis: a pdarray has one, so each gives the same value;
+            any other is numpy's AxisError.
+        keepdims : bool, optional
+            True: the result is a one-element pdarray, as NumPy's keepdims.
 
         Returns
         -------
@@ -407,11 +454,20 @@ class _OpsMixin:
         >>> ak.zeros(0).sum()
         0.0
         """
-        return reduce(self, "sum")
+        check_axis("sum", axis, keepdims)
+        return keep(reduce(self, "sum"), keepdims)
 
-    def prod(self) -> np.generic:
+    def prod(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Product of the elements, as ndarray.prod (NumPy's dtype; 1 for
         an empty array; integers wrap).
+
+        Parameters
+        ----------
+        axis : None, 0 or -1 (or a tuple of them), optional
+            NumPy's axis: a pdarray has one, so each gives the same value;
+            any other is numpy's AxisError.
+        keepdims : bool, optional
+            True: the result is a one-element pdarray, as NumPy's keepdims.
 
         Returns
         -------
@@ -424,10 +480,19 @@ class _OpsMixin:
         >>> ak.array([0.5, 4.0]).prod()
         2.0
         """
-        return reduce(self, "prod")
+        check_axis("prod", axis, keepdims)
+        return keep(reduce(self, "prod"), keepdims)
 
-    def min(self) -> np.generic:
+    def min(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Smallest element, as ndarray.min (NaN if any element is NaN).
+
+        Parameters
+        ----------
+        axis : None, 0 or -1 (or a tuple of them), optional
+            NumPy's axis: a pdarray has one, so each gives the same value;
+            any other is numpy's AxisError.
+        keepdims : bool, optional
+            True: the result is a one-element pdarray, as NumPy's keepdims.
 
         Returns
         -------
@@ -446,10 +511,19 @@ class _OpsMixin:
         >>> ak.array([1.0, np.nan]).min()
         nan
         """
-        return reduce(self, "min")
+        check_axis("min", axis, keepdims)
+        return keep(reduce(self, "min"), keepdims)
 
-    def max(self) -> np.generic:
+    def max(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Largest element, as ndarray.max (NaN if any element is NaN).
+
+        Parameters
+        ----------
+        axis : None, 0 or -1 (or a tuple of them), optional
+            NumPy's axis: a pdarray has one, so each gives the same value;
+            any other is numpy's AxisError.
+        keepdims : bool, optional
+            True: the result is a one-element pdarray, as NumPy's keepdims.
 
         Returns
         -------
@@ -466,11 +540,20 @@ class _OpsMixin:
         >>> ak.array([3, -1, 2]).max()
         3
         """
-        return reduce(self, "max")
+        check_axis("max", axis, keepdims)
+        return keep(reduce(self, "max"), keepdims)
 
-    def argmin(self) -> np.generic:
+    def argmin(self, axis: int | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Position of the first smallest element, as ndarray.argmin (of the
         first NaN if there is one).
+
+        Parameters
+        ----------
+        axis : None, 0 or -1, optional
+            NumPy's axis: a pdarray has one, so each gives the same value;
+            any other is numpy's AxisError.
+        keepdims : bool, optional
+            True: the result is a one-element pdarray, as NumPy's keepdims.
 
         Returns
         -------
@@ -486,11 +569,20 @@ class _OpsMixin:
         >>> ak.array([3, -1, 2, -1]).argmin()
         1
         """
-        return reduce(self, "argmin")
+        check_axis("argmin", axis, keepdims)
+        return keep(reduce(self, "argmin"), keepdims)
 
-    def argmax(self) -> np.generic:
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Position of the first largest element, as ndarray.argmax (of the
         first NaN if there is one).
+
+        Parameters
+        ----------
+        axis : None, 0 or -1, optional
+            NumPy's axis: a pdarray has one, so each gives the same value;
+            any other is numpy's AxisError.
+        keepdims : bool, optional
+            True: the result is a one-element pdarray, as NumPy's keepdims.
 
         Returns
         -------
@@ -506,11 +598,20 @@ class _OpsMixin:
         >>> ak.array([3, 5, 2, 5]).argmax()
         1
         """
-        return reduce(self, "argmax")
+        check_axis("argmax", axis, keepdims)
+        return keep(reduce(self, "argmax"), keepdims)
 
-    def any(self) -> np.generic:
+    def any(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Whether any element is nonzero (True, NaN count), as ndarray.any;
         False for an empty array.
+
+        Parameters
+        ----------
+        axis : None, 0 or -1 (or a tuple of them), optional
+            NumPy's axis: a pdarray has one, so each gives the same value;
+            any other is numpy's AxisError.
+        keepdims : bool, optional
+            True: the result is a one-element pdarray, as NumPy's keepdims.
 
         Returns
         -------
@@ -523,11 +624,20 @@ class _OpsMixin:
         >>> ak.zeros(0).any()
         False
         """
-        return reduce(self, "any")
+        check_axis("any", axis, keepdims)
+        return keep(reduce(self, "any"), keepdims)
 
-    def all(self) -> np.generic:
+    def all(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Whether every element is nonzero, as ndarray.all; True for an
         empty array.
+
+        Parameters
+        ----------
+        axis : None, 0 or -1 (or a tuple of them), optional
+            NumPy's axis: a pdarray has one, so each gives the same value;
+            any other is numpy's AxisError.
+        keepdims : bool, optional
+            True: the result is a one-element pdarray, as NumPy's keepdims.
 
         Returns
         -------
@@ -538,11 +648,20 @@ class _OpsMixin:
         >>> ak.array([1, 2, 0]).all()
         False
         """
-        return reduce(self, "all")
+        check_axis("all", axis, keepdims)
+        return keep(reduce(self, "all"), keepdims)
 
-    def mean(self) -> np.float64:
+    def mean(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.float64 | pdarray:
         """Arithmetic mean as float64, as ndarray.mean (NaN, with NumPy's
         RuntimeWarning, for an empty array).
+
+        Parameters
+        ----------
+        axis : None, 0 or -1 (or a tuple of them), optional
+            NumPy's axis: a pdarray has one, so each gives the same value;
+            any other is numpy's AxisError.
+        keepdims : bool, optional
+            True: the result is a one-element pdarray, as NumPy's keepdims.
 
         Returns
         -------
@@ -553,11 +672,14 @@ class _OpsMixin:
         >>> ak.arange(5).mean()
         2.0
         """
+        check_axis("mean", axis, keepdims)
         if self.size == 0:
             warnings.warn("Mean of empty slice.", RuntimeWarning, stacklevel=2)
-        return reduce(self, "mean")
+            _scalar_fpe("invalid")  # NumPy's 0/0, as ak.seterr says
+        return keep(reduce(self, "mean"), keepdims)
 
-    def var(self, ddof: int | float = 0) -> np.float64:
+    def var(self, ddof: int | float = 0, axis: int | tuple | None = None,
+            keepdims: bool = False) -> np.float64 | pdarray:
         """Variance as float64, as ndarray.var: the mean of the squared
         deviations from the mean, divided by size - ddof.
 
@@ -566,6 +688,11 @@ class _OpsMixin:
         ddof : int or float, optional
             Delta degrees of freedom (default 0, NumPy's).
 
+        axis : None, 0 or -1 (or a tuple of them), optional
+            NumPy's axis: a pdarray has one, so each gives the same value;
+            any other is numpy's AxisError.
+        keepdims : bool, optional
+            True: the result is a one-element pdarray, as NumPy's keepdims.
         Returns
         -------
         numpy.float64
@@ -583,11 +710,11 @@ class _OpsMixin:
         >>> ak.array([1.0, 2.0, 3.0, 4.0]).var(ddof=1)
         1.6666666666666667
         """
-        if self.size == 0:
-            warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
-        return reduce(self, "var", ddof=_ddof(ddof))
+        check_axis("var", axis, keepdims)
+        return keep(_var_std(self, "var", _ddof(ddof)), keepdims)
 
-    def std(self, ddof: int | float = 0) -> np.float64:
+    def std(self, ddof: int | float = 0, axis: int | tuple | None = None,
+            keepdims: bool = False) -> np.float64 | pdarray:
         """Standard deviation as float64: the square root of var(ddof), as
         ndarray.std.
 
@@ -596,6 +723,11 @@ class _OpsMixin:
         ddof : int or float, optional
             Delta degrees of freedom (default 0, NumPy's).
 
+        axis : None, 0 or -1 (or a tuple of them), optional
+            NumPy's axis: a pdarray has one, so each gives the same value;
+            any other is numpy's AxisError.
+        keepdims : bool, optional
+            True: the result is a one-element pdarray, as NumPy's keepdims.
         Returns
         -------
         numpy.float64
@@ -610,13 +742,18 @@ class _OpsMixin:
         >>> ak.array([1.0, 3.0]).std()
         1.0
         """
-        if self.size == 0:
-            warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
-        return reduce(self, "std", ddof=_ddof(ddof))
+        check_axis("std", axis, keepdims)
+        return keep(_var_std(self, "std", _ddof(ddof)), keepdims)
 
-    def is_sorted(self) -> np.bool_:
+    def is_sorted(self, axis: int | None = None) -> np.bool_:
         """Whether every element is <= the next, as numpy.all(a[:-1] <= a[1:])
         (so a NaN beside any element makes it False).
+
+        Parameters
+        ----------
+        axis : None, 0 or -1, optional
+            NumPy's axis: a pdarray has one, so each gives the same result;
+            any other is numpy's AxisError.
 
         Returns
         -------
@@ -629,11 +766,18 @@ class _OpsMixin:
         >>> ak.array([1.0, np.nan, 2.0]).is_sorted()
         False
         """
+        check_axis("argmin", axis)
         return reduce(self, "is_sorted")
 
     # ---- scans ----------------------------------------------------------------------
-    def cumsum(self) -> pdarray:
+    def cumsum(self, axis: int | None = None) -> pdarray:
         """Running sums, as ndarray.cumsum (NumPy's dtype: bool gives int64).
+
+        Parameters
+        ----------
+        axis : None, 0 or -1, optional
+            NumPy's axis: a pdarray has one, so each gives the same result;
+            any other is numpy's AxisError.
 
         Returns
         -------
@@ -646,12 +790,19 @@ class _OpsMixin:
         >>> ak.array([True, False, True]).cumsum()
         array([1, 1, 2])
         """
+        check_axis("cumsum", axis)
         res, _ = client.generic_msg("scan", {"op": "cumsum", "array": self.name})
         return pdarrayclass.create_pdarray(res)
 
-    def cumprod(self) -> pdarray:
+    def cumprod(self, axis: int | None = None) -> pdarray:
         """Running products, as ndarray.cumprod (NumPy's dtype: bool gives
         int64).
+
+        Parameters
+        ----------
+        axis : None, 0 or -1, optional
+            NumPy's axis: a pdarray has one, so each gives the same result;
+            any other is numpy's AxisError.
 
         Returns
         -------
@@ -662,5 +813,6 @@ class _OpsMixin:
         >>> ak.arange(1, 6).cumprod()
         array([  1,   2,   6,  24, 120])
         """
+        check_axis("cumprod", axis)
         res, _ = client.generic_msg("scan", {"op": "cumprod", "array": self.name})
         return pdarrayclass.create_pdarray(res)

@@ -112,6 +112,10 @@ enum famp_op {
     FAMP_WAKE_SYNC,     /* body ignored; reply: an empty famp_info, sent
                            once famd is awake and polling its fabric (the
                            first operation after an idle gap waits for it) */
+    FAMP_AUTH,          /* body: a MUNGE credential (1..FAMP_MAX_CRED
+                           bytes, not a famp_req) whose payload is
+                           famp_auth_payload(); reply: famp_info with the
+                           uid and gid famd now takes the client for */
     FAMP_OP_END
 };
 
@@ -137,6 +141,24 @@ struct famp_req {
 #define FAMP_F_PERSISTENT 2u /* HELLO: the pool survives restarts */
 #define FAMP_F_VIRT_ADDR 4u  /* HELLO: RMA addresses are virtual (add base) */
 #define FAMP_F_REGION 8u     /* PART_LIST: the part is a region's */
+#define FAMP_F_AUTH 16u      /* HELLO reply: famd --auth munge wants a
+                                credential first (nothing else in the reply
+                                but arg[0..1] = this connection's nonce,
+                                uid = famd's uid, name = famd's identity) */
+
+/* MUNGE identity over TCP (docs/SECURITY.md): the credential's payload
+ * names the server and the connection's nonce, so that a credential made
+ * for one famd or one connection is refused by any other. */
+#define FAMP_MAX_CRED 2048 /* longest AUTH body famd reads */
+/* munged's socket when none is named (libmunge's default) */
+#define FAMP_MUNGE_SOCKET "/run/munge/munge.socket.2"
+static inline int famp_auth_payload(char *buf, size_t n, const char *ident,
+                                    const uint64_t nonce[2])
+{
+    return snprintf(buf, n, "kodiak-famd-auth/1 %s nonce=%016llx%016llx",
+                    ident, (unsigned long long)nonce[0],
+                    (unsigned long long)nonce[1]);
+}
 
 /* REGION_CREATE and ITEM_ALLOC, arg[3]: create the part pending (invisible,
  * rolled back when this connection closes uncommitted; COMMIT makes it

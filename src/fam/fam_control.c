@@ -195,14 +195,23 @@ static void reconnect_others(fam_t *f, int except)
     pthread_mutex_unlock(&f->flock);
 }
 
+static int rpc_body(fam_t *f, int server, uint16_t op, const void *q,
+                    size_t blen, struct famp_info *o);
+
 /* One request, one reply. On failure the server's message becomes this
  * thread's last error. */
-
 int fam_rpc(fam_t *f, int server, uint16_t op, const struct famp_req *q,
             struct famp_info *o)
 {
+    return rpc_body(f, server, op, q, sizeof *q, o);
+}
+
+/* The same with a body of blen bytes that is not a famp_req (AUTH). */
+static int rpc_body(fam_t *f, int server, uint16_t op, const void *q,
+                 size_t blen, struct famp_info *o)
+{
     struct fam_server *s = &f->srv[server];
-    if (op != FAMP_HELLO) {
+    if (op != FAMP_HELLO && op != FAMP_AUTH) {
         /* A control connection that famd closed while we were idle (it
          * restarted) is dropped here, before anything is sent on it, and
          * connected again below: the request has not gone out, so sending
@@ -219,7 +228,7 @@ int fam_rpc(fam_t *f, int server, uint16_t op, const struct famp_req *q,
         if (closed) reconnect_others(f, server);
     }
     char why[1024] = "";
-    if (s->fd < 0 && op != FAMP_HELLO) {
+    if (s->fd < 0 && op != FAMP_HELLO && op != FAMP_AUTH) {
         /* the connection was lost (famd restarted?): connect again */
         pthread_mutex_lock(&f->flock);
         if (s->fd < 0 && f->ep && hello_server(f, server))
@@ -236,9 +245,9 @@ int fam_rpc(fam_t *f, int server, uint16_t op, const struct famp_req *q,
         goto out;
     }
     if (++s->seq == 0) s->seq = 1; /* seq 0 is famd's goodbye (below) */
-    struct famp_hdr h = {FAMP_MAGIC, FAMP_VERSION, op, s->seq, 0, sizeof *q};
+    struct famp_hdr h = {FAMP_MAGIC, FAMP_VERSION, op, s->seq, 0, blen};
     if ((rc = io_all(s->fd, &h, sizeof h, 1, f->timeout_ms)) ||
-        (rc = io_all(s->fd, (void *)q, sizeof *q, 1, f->timeout_ms)))
+        (rc = io_all(s->fd, (void *)q, blen, 1, f->timeout_ms)))
         goto broken;
     struct famp_hdr r;
     if ((rc = io_all(s->fd, &r, sizeof r, 0, f->timeout_ms))) goto broken;
@@ -385,6 +394,26 @@ static void map_pool(struct fam_server *s, const struct famp_info *o)
     s->map_size = o->pool_size;
 }
 
+/* famd --auth munge answered our HELLO with o: send it a MUNGE
+ * credential made for this connection (fam_auth.c) as AUTH. */
+static int auth_munge(fam_t *f, int i, const struct famp_info *o)
+{
+    struct fam_server *s = &f->srv[i];
+    char *cred;
+    int rc = fam_auth_credential(s->host, s->port, o, &cred);
+    if (rc) return rc;
+    struct famp_info r;
+    rc = rpc_body(f, i, FAMP_AUTH, cred, strlen(cred), &r);
+    free(cred);
+    if (rc) {
+        char keep[1024];
+        snprintf(keep, sizeof keep, "%s", fam_last_error());
+        return fam_fail(rc, "memory server %s:%d refused our MUNGE "
+                        "credential: %s", s->host, s->port, keep);
+    }
+    return 0;
+}
+
 /* Connect server i's control socket, say HELLO (with our endpoint's fabric
  * address) and put the server's endpoint in our address vector. A famd
  * that restarted since we last said HELLO (its pool instance changed)
@@ -412,6 +441,15 @@ static int hello_server(fam_t *f, int i)
     if (rc) return rc;
     q.addrlen = (uint32_t)alen;
     if ((rc = fam_rpc(f, i, FAMP_HELLO, &q, &o))) return rc;
+    if (o.flags & FAMP_F_AUTH) {
+        /* famd --auth munge over TCP: prove who we are, then HELLO again */
+        if ((rc = auth_munge(f, i, &o)) ||
+            (rc = fam_rpc(f, i, FAMP_HELLO, &q, &o)))
+            return rc;
+        if (o.flags & FAMP_F_AUTH)
+            return fam_fail(FAM_EPROTO, "memory server %s:%d asked for a MUNGE "
+                            "credential twice", s->host, s->port);
+    }
     if (o.addrlen == 0 || o.addrlen > sizeof o.addr)
         return fam_fail(FAM_EPROTO, "memory server %s:%d sent a bad fabric "
                         "address", s->host, s->port);

@@ -142,6 +142,7 @@ static inline int fam_locate(const struct fam_item *d, uint64_t off,
 
 /* libfam's files, lowest layer first; each calls only those above it in
  * this list (fam_error.c and src/common/ serve them all):
+ *   fam_auth.c     a MUNGE credential for famd --auth munge
  *   fam_fabric.c   the endpoint, completion queue and back-off
  *   fam_control.c  control connections: HELLO, fam_rpc, reconnect, WAKE;
  *                  rebuilding the endpoint with them (fam_fabric_reset)
@@ -154,6 +155,11 @@ static inline int fam_locate(const struct fam_item *d, uint64_t off,
 
 /* fam_error.c */
 int fam_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* fam_auth.c: famd --auth munge answered HELLO with o (FAMP_F_AUTH): a
+ * MUNGE credential for it in *cred (free() it), from the munged on
+ * FAM_MUNGE_SOCKET (else libmunge's default); or FAM_EPERM saying why. */
+int fam_auth_credential(const char *host, int port,
+                        const struct famp_info *o, char **cred);
 void fam_clear_error(void);
 /* the check that opens a public call: f and its argument x are not NULL */
 #define FAM_NEED(f, x, what)                                                \

@@ -110,6 +110,7 @@ struct famd_cred {
 
 struct famd_fabric; /* famd_fabric.c */
 struct famd_bulk;   /* famd_bulk.c */
+struct famd_auth;   /* famd_auth.c */
 
 struct famd {
     /* pool */
@@ -148,6 +149,10 @@ struct famd {
     uint64_t quota_bytes;   /* item bytes one uid may hold */
     struct famd_usage *usage; /* one entry per uid holding something */
     size_t nusage, capusage;
+    /* identity of TCP clients (famd_auth.c) */
+    struct famd_auth *auth; /* --auth munge; NULL: TCP clients are nobody */
+    char ident[128];        /* "famd ADDR:PORT pool INSTANCE": what a
+                               credential's payload must name */
 };
 
 /* A backup part written to a temporary file by a staged FAMP_BACKUP and not
@@ -263,6 +268,19 @@ int famd_backup_open(struct famd *d, const char *name, const struct famd_cred *c
 int famd_backup_delete(struct famd *d, const char *name, const struct famd_cred *c);
 int famd_backup_list(struct famd *d, uint64_t index, const struct famd_cred *c,
                      struct famd_bak *h, char *name_out, size_t name_len);
+
+/* famd_auth.c: MUNGE credentials of TCP clients (--auth munge) */
+int famd_auth_open(struct famd *d, const char *socket, int max_age,
+                   size_t cache);
+void famd_auth_close(struct famd *d);
+const char *famd_auth_socket(const struct famd *d);
+int famd_auth_nonce(struct famd *d, uint64_t nonce[2]);
+/* Check credential cred (len bytes) sent on a connection with this nonce;
+ * 0 with the client's identity in *out, or FAM_EPERM with the reason in
+ * d->err (expired, replayed, invalid, munged not running). */
+int famd_auth_check(struct famd *d, const char *cred, size_t len,
+                    const uint64_t nonce[2], const char *ident,
+                    struct famd_cred *out);
 
 /* famd_bulk.c */
 int famd_bulk_open(struct famd *d);

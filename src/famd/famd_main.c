@@ -5,7 +5,8 @@
  *        [--host ADDR] [--data-dir DIR] [--spin-us N] [--verbose]
  *        [--quota-objects N|P%] [--quota-bytes SIZE|P%]
  *        [--max-conns N] [--max-conns-per-user N] [--conn-buffer SIZE]
- *        [--hello-timeout SEC]
+ *        [--hello-timeout SEC] [--auth none|munge] [--munge-socket PATH]
+ *        [--auth-max-age SEC] [--auth-cache N]
  *
  * Clients send control requests on one of two sockets: the Unix socket
  * "@kodiak-famd/port:P" (abstract namespace, fam_proto.h) for clients on
@@ -14,7 +15,10 @@
  * about itself is believed: on the Unix socket the peer's uid, gid and
  * groups come from SO_PEERCRED / SO_PEERGROUPS (fixed at connect() for the
  * life of the connection); every TCP client, loopback included, is an
- * unauthenticated remote client and acts as "nobody". See docs/SECURITY.md.
+ * unauthenticated remote client and acts as "nobody" - unless famd runs
+ * with --auth munge: then a TCP client must prove its uid and gid with a
+ * MUNGE credential bound to this famd and connection before anything else
+ * (famd_auth.c), and one that cannot is refused. See docs/SECURITY.md.
  *
  * Nothing a client does can make famd hold more than the limits allow:
  * connections (in all, and per uid or per client host), bytes buffered per
@@ -76,7 +80,8 @@ struct conn {
     int fd;                 /* -1 when the slot is unused */
     struct famd_cred cred;  /* who the kernel says the peer is */
     int local;              /* 1: came on the Unix socket (cred from
-                               SO_PEERCRED); 0: TCP, cred is nobody */
+                               SO_PEERCRED); 0: TCP, cred is nobody
+                               until a MUNGE credential (authed) */
     uint64_t who;           /* what max_per_user counts: see conn_who() */
     uint64_t hello_by;      /* HELLO is due by then (monotonic us); 0 after */
     uint8_t *in;            /* bytes received, not yet handled (incap =
@@ -86,6 +91,11 @@ struct conn {
     size_t outlen, outoff, outcap;
     int closing;            /* close once `out` is flushed */
     int hello;              /* 1 after a successful HELLO */
+    int authed;             /* --auth munge: 1 once cred came from a MUNGE
+                               credential (TCP only) */
+    int nonce_sent;         /* --auth munge: nonce went out in a HELLO
+                               reply, an AUTH may come */
+    uint64_t nonce[2];      /* what this connection's credential must carry */
     uint64_t token;         /* its secret for bulk messages (0: none yet) */
     int woke;               /* 1 after a WAKE: it does RMA or bulk with us */
 };
@@ -137,7 +147,9 @@ static uint64_t conn_who(int fd, int local, uint32_t uid)
  * Any TCP client is nobody: from another host nothing proves who it is,
  * and over loopback the kernel offers no such guarantee (the owner famd
  * used to read from /proc/net/tcp was gone or wrong - root - for a
- * client that had already closed). Returns 0, or -1 to refuse. */
+ * client that had already closed). With --auth munge a TCP client
+ * becomes the uid of its MUNGE credential later (handle_auth) or is
+ * refused. Returns 0, or -1 to refuse. */
 static int learn_identity(struct famd *d, struct conn *c)
 {
     struct famd_cred *cr = &c->cred;
@@ -261,6 +273,44 @@ static void say_goodbye(int fd, int status, const char *fmt, ...)
     for (int i = 0; i < 64 && recv(fd, junk, sizeof junk, MSG_DONTWAIT) > 0; i++) {}
 }
 
+/* AUTH (famd --auth munge, TCP): the client's MUNGE credential for the
+ * nonce its HELLO was answered with. One try per connection: a refused
+ * credential closes it, after the reason. */
+static void handle_auth(struct famd *d, struct conn *c,
+                        const struct famp_hdr *h, const uint8_t *body)
+{
+    struct famd_cred cr;
+    int rc = !d->auth || c->local
+                 ? famd_fail(d, FAM_EPROTO, "this memory server takes no MUNGE "
+                             "credential on this connection (famd --auth "
+                             "munge, TCP clients only)")
+             : c->hello || c->authed
+                 ? famd_fail(d, FAM_EPROTO, "the connection is authenticated "
+                             "already")
+             : !c->nonce_sent
+                 ? famd_fail(d, FAM_EPROTO, "AUTH before HELLO: the "
+                             "credential needs the nonce HELLO answers with")
+                 : famd_auth_check(d, (const char *)body, h->len, c->nonce,
+                                   d->ident, &cr);
+    c->nonce_sent = 0; /* one credential per nonce, right or wrong */
+    if (rc) {
+        if (d->verbose) fprintf(stderr, "famd: fd %d refused: %s\n", c->fd, d->err);
+        reply_error(c, h, rc, d->err);
+        c->closing = 1;
+        return;
+    }
+    c->cred = cr;
+    c->authed = 1;
+    if (d->verbose)
+        fprintf(stderr, "famd: client fd %d (tcp) is uid %u gid %u (MUNGE)\n",
+                c->fd, cr.uid, cr.gid);
+    struct famp_info o;
+    memset(&o, 0, sizeof o);
+    o.uid = cr.uid;
+    o.gid = cr.gid;
+    reply(c, h, 0, &o, sizeof o);
+}
+
 static void handle(struct famd *d, struct conn *c, const struct famp_hdr *h,
                    const uint8_t *body)
 {
@@ -269,6 +319,10 @@ static void handle(struct famd *d, struct conn *c, const struct famp_hdr *h,
     if (h->op == FAMP_WAKE && h->len == 0) {
         c->woke = 1;
         return; /* its arrival already counted as activity */
+    }
+    if (h->op == FAMP_AUTH) {
+        handle_auth(d, c, h, body);
+        return;
     }
     if (h->len != sizeof q) {
         reply_error(c, h, FAM_EPROTO, "request body has the wrong size");
@@ -291,6 +345,22 @@ static void handle(struct famd *d, struct conn *c, const struct famp_hdr *h,
         }
         if (c->hello) {
             reply_error(c, h, FAM_EPROTO, "HELLO was already said");
+            return;
+        }
+        if (d->auth && !c->local && !c->authed) {
+            /* --auth munge: first a credential for this connection */
+            if (famd_auth_nonce(d, c->nonce)) {
+                reply_error(c, h, FAM_EIO, d->err);
+                c->closing = 1;
+                return;
+            }
+            o.flags = FAMP_F_AUTH;
+            o.arg[0] = c->nonce[0];
+            o.arg[1] = c->nonce[1];
+            o.uid = (uint32_t)geteuid();
+            snprintf(o.name, sizeof o.name, "%s", d->ident);
+            c->nonce_sent = 1;
+            reply(c, h, 0, &o, sizeof o);
             return;
         }
         int rc = famd_bulk_peer_add(d, q.addr, q.addrlen, &c->cred, &c->token);
@@ -368,7 +438,8 @@ static void handle_input(struct famd *d, struct conn *c)
         /* every request has a body of one fixed size (WAKE: none), so a
          * wrong length is refused now: waiting for the body would let any
          * client make famd buffer up to FAMP_MAX_BODY bytes per connection */
-        if (h.len != (h.op == FAMP_WAKE ? 0 : sizeof(struct famp_req))) {
+        if (h.op == FAMP_AUTH ? h.len == 0 || h.len > FAMP_MAX_CRED
+            : h.len != (h.op == FAMP_WAKE ? 0 : sizeof(struct famp_req))) {
             reply_error(c, &h, FAM_EPROTO, "request body has the wrong size");
             c->closing = 1;
             break;
@@ -619,6 +690,8 @@ static void usage(FILE *f)
         "            [--provider shm|tcp] [--host ADDR] [--data-dir DIR]\n"
         "            [--spin-us N] [--max-conns N] [--max-conns-per-user N]\n"
         "            [--conn-buffer SIZE] [--hello-timeout SEC] [--verbose]\n"
+        "            [--auth none|munge] [--munge-socket PATH]\n"
+        "            [--auth-max-age SEC] [--auth-cache N]\n"
         "  --port P          control port (0: pick a free one); local clients\n"
         "                    use the Unix socket @kodiak-famd/port:P instead\n"
         "  --pool-size SIZE  pool bytes, e.g. 1G, 256M (minimum 16M)\n"
@@ -641,7 +714,14 @@ static void usage(FILE *f)
         "  --conn-buffer SIZE  per connection: requests read ahead and\n"
         "                    replies the client has not taken (default 64K)\n"
         "  --hello-timeout SEC  close a connection that says no HELLO in\n"
-        "                    this time (default 10)\n");
+        "                    this time (default 10)\n"
+        "  --auth none|munge  TCP clients: nobody (none, the default), or\n"
+        "                    the uid/gid of the MUNGE credential they must\n"
+        "                    send (munge; Unix-socket clients: unchanged)\n"
+        "  --munge-socket PATH  munged's socket (default libmunge's)\n"
+        "  --auth-max-age SEC  oldest credential accepted (default 60)\n"
+        "  --auth-cache N    nonces of accepted credentials remembered\n"
+        "                    against replay (default 65536)\n");
 }
 
 int main(int argc, char **argv)
@@ -662,6 +742,10 @@ int main(int argc, char **argv)
         {"quota-objects", required_argument, 0, 'Q'},
         {"quota-bytes", required_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},
+        {"auth", required_argument, 0, 'A'},
+        {"munge-socket", required_argument, 0, 'M'},
+        {"auth-max-age", required_argument, 0, 'G'},
+        {"auth-cache", required_argument, 0, 'K'},
         {0, 0, 0, 0}};
     int port = -1, verbose = 0;
     uint64_t pool_size = 0, spin_us = 2000;
@@ -679,7 +763,10 @@ int main(int argc, char **argv)
                           .conn_buffer = 64 << 10, .hello_us = 10000000};
     double hello_s = 10;
     char *end;
-    for (int ch; (ch = getopt_long(argc, argv, "p:s:f:P:H:d:S:C:U:B:T:vhQ:q:", opts, NULL)) != -1;) {
+    int auth_munge = 0, auth_max_age = 60;
+    long auth_cache = 65536;
+    const char *munge_socket = NULL;
+    for (int ch; (ch = getopt_long(argc, argv, "p:s:f:P:H:d:S:C:U:B:T:vhQ:q:A:M:G:K:", opts, NULL)) != -1;) {
         switch (ch) {
         case 'p': port = atoi(optarg); break;
         case 's':
@@ -748,6 +835,34 @@ int main(int argc, char **argv)
             else { q_bytes = v; q_bytes_pct = pct; }
             break;
         }
+        case 'A':
+            if (strcmp(optarg, "munge") && strcmp(optarg, "none")) {
+                fprintf(stderr, "famd: bad --auth '%s' (want none or munge)\n",
+                        optarg);
+                return 2;
+            }
+            auth_munge = !strcmp(optarg, "munge");
+            break;
+        case 'M':
+            if (strlen(optarg) >= 108) {
+                fprintf(stderr, "famd: --munge-socket path too long\n");
+                return 2;
+            }
+            munge_socket = optarg;
+            break;
+        case 'G': case 'K': {
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            long hi = ch == 'G' ? 86400 : 16 << 20;
+            if (errno || *end || v < 1 || v > hi) {
+                fprintf(stderr, "famd: bad --%s '%s' (want 1 to %ld)\n",
+                        ch == 'G' ? "auth-max-age" : "auth-cache", optarg, hi);
+                return 2;
+            }
+            if (ch == 'G') auth_max_age = (int)v;
+            else auth_cache = v;
+            break;
+        }
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -806,6 +921,13 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    snprintf(d.ident, sizeof d.ident, "famd %s:%d pool %016llx", host, bound,
+             (unsigned long long)d.sb->instance);
+    if (auth_munge &&
+        famd_auth_open(&d, munge_socket, auth_max_age, (size_t)auth_cache)) {
+        fprintf(stderr, "famd: %s\n", d.err);
+        return 1;
+    }
     spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGTERM, &sa, NULL);
@@ -813,9 +935,9 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     printf("famd ready %s:%d provider=%s pool=%llu persistent=%d pid=%d "
-           "local=@" FAMP_UNIX_NAME "\n",
+           "local=@" FAMP_UNIX_NAME " auth=%s\n",
            host, bound, provider, (unsigned long long)d.size, d.persistent,
-           (int)getpid(), bound);
+           (int)getpid(), bound, d.auth ? "munge" : "none");
     fflush(stdout);
 
     conns = calloc((size_t)lim.max_conns, sizeof *conns);
@@ -934,6 +1056,7 @@ int main(int argc, char **argv)
     famd_fabric_close(&d);
     famd_bulk_close(&d);
     famd_pool_close(&d);
+    famd_auth_close(&d);
     if (verbose) fprintf(stderr, "famd: stopped\n");
     return 0;
 }

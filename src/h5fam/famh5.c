@@ -187,29 +187,6 @@ static fam_t *connect_fam(void)
     return f;
 }
 
-static int read_header(fam_t *f, const char *region, const char *name,
-                       fam_item_t **item, h5fam_hdr_t *h)
-{
-    int rc = fam_lookup(f, name, region, item);
-    if (rc < 0) {
-        fprintf(stderr, "famh5: '%s/%s': %s\n", region, name, fam_last_error());
-        return 1;
-    }
-    uint8_t buf[H5FAM_HDR_BYTES];
-    char why[256];
-    if (fam_item_size(*item) < H5FAM_HDR_BYTES ||
-        fam_get_blocking(f, buf, *item, 0, H5FAM_HDR_BYTES) < 0) {
-        fprintf(stderr, "famh5: '%s/%s' has no readable h5fam header: %s\n",
-                region, name, fam_last_error());
-        return 1;
-    }
-    if (h5fam_hdr_decode(buf, h, why, sizeof why)) {
-        fprintf(stderr, "famh5: '%s/%s': %s\n", region, name, why);
-        return 1;
-    }
-    return 0;
-}
-
 static int cmd_ls(const char *region)
 {
     fam_t *f = connect_fam();
@@ -250,44 +227,15 @@ static int cmd_ls(const char *region)
 
 static int cmd_rm(const char *famname, int force)
 {
-    char region[FAM_NAME_MAX + 1], name[H5FAM_NAME_MAX + 1];
-    if (h5fam_split_name(famname, region, name)) {
-        fprintf(stderr, "famh5: '%s' is not REGION/NAME\n", famname);
-        return 2;
+    hid_t p = make_fapl();
+    if (p < 0) return 1;
+    int rc = 0;
+    if (h5fam_remove(p, famname, force) < 0) {
+        fprintf(stderr, "famh5: %s\n", h5_msg());
+        rc = 1;
     }
-    fam_t *f = connect_fam();
-    if (!f) return 1;
-    fam_item_t *hd;
-    h5fam_hdr_t h;
-    if (read_header(f, region, name, &hd, &h)) return 1;
-    uint64_t tag = h5fam_writer_tag(), old = 0;
-    if (fam_compare_swap_uint64(f, hd, H5FAM_WRITER_OFF, 0, tag, &old) < 0) {
-        fprintf(stderr, "famh5: cannot claim '%s': %s\n", famname, fam_last_error());
-        return 1;
-    }
-    if (old && !force && !h5fam_writer_dead(old)) {
-        fprintf(stderr, "famh5: '%s' is open for writing by process %u (or its "
-                "writer died on another host): rm -f removes it anyway\n",
-                famname, (unsigned)(uint32_t)old);
-        return 1;
-    }
-    for (uint64_t k = 0; k < h.next; k++) {
-        char nm[FAM_NAME_MAX + 1];
-        h5fam_extent_name(nm, name, k);
-        fam_item_t *d;
-        int rc = fam_lookup(f, nm, region, &d);
-        if (rc == FAM_ENOTFOUND) continue;
-        if (rc < 0 || fam_deallocate(f, d) < 0) {
-            fprintf(stderr, "famh5: cannot remove extent '%s': %s\n", nm,
-                    fam_last_error());
-            return 1;
-        }
-    }
-    if (fam_deallocate(f, hd) < 0) {
-        fprintf(stderr, "famh5: cannot remove '%s': %s\n", famname, fam_last_error());
-        return 1;
-    }
-    return 0;
+    H5Pclose(p);
+    return rc;
 }
 
 static int cmd_mkregion(int argc, char **argv)

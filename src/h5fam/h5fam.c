@@ -57,6 +57,8 @@ void h5fam_get_stats(h5fam_stats_t *out)
     out->fam_gets = __atomic_load_n(&h5fam_stats_g.fam_gets, __ATOMIC_RELAXED);
     out->fam_puts = __atomic_load_n(&h5fam_stats_g.fam_puts, __ATOMIC_RELAXED);
     out->fam_other = __atomic_load_n(&h5fam_stats_g.fam_other, __ATOMIC_RELAXED);
+    out->read_bytes = __atomic_load_n(&h5fam_stats_g.read_bytes, __ATOMIC_RELAXED);
+    out->write_bytes = __atomic_load_n(&h5fam_stats_g.write_bytes, __ATOMIC_RELAXED);
 }
 
 void h5fam_reset_stats(void)
@@ -772,6 +774,7 @@ static herr_t h5fam_read(H5FD_t *file, H5FD_mem_t type, hid_t dxpl,
     (void)type; (void)dxpl;
     h5fam_file_t *fl = (h5fam_file_t *)file;
     COUNT(reads);
+    __atomic_fetch_add(&h5fam_stats_g.read_bytes, size, __ATOMIC_RELAXED);
     if (addr > H5FAM_MAXADDR || size > H5FAM_MAXADDR - addr) {
         PUSH(H5E_OVERFLOW, "read of %zu bytes at %" PRIuHADDR " is past the "
              "largest address of '%s/%s'", size, addr, fl->region, fl->name);
@@ -814,6 +817,7 @@ static herr_t h5fam_write(H5FD_t *file, H5FD_mem_t type, hid_t dxpl,
     (void)type; (void)dxpl;
     h5fam_file_t *fl = (h5fam_file_t *)file;
     COUNT(writes);
+    __atomic_fetch_add(&h5fam_stats_g.write_bytes, size, __ATOMIC_RELAXED);
     if (!fl->rw) {
         PUSH(H5E_WRITEERROR, "'%s/%s' is open read-only", fl->region, fl->name);
         return -1;
@@ -985,5 +989,87 @@ herr_t H5Pset_fapl_fam(hid_t fapl, const char *servers, const char *provider)
         PUSH(H5E_CANTREGISTER, "could not register the fam driver");
         return -1;
     }
-    return H5Pset_driver(fapl, id, &fa);
+    if (H5Pset_driver(fapl, id, &fa) < 0) return -1;
+    /* HDF5's data sieve reads a whole sieve buffer (64 KiB by default) for
+     * any small read of a contiguous dataset. From a page-cached local file
+     * that costs little; from FAM every byte crosses the fabric: an 8-element
+     * hyperslab read fetched 65,446 bytes and took 42.7 us on shm against
+     * 1.5 us for one 64-byte get (docs/PERFORMANCE.md, issue 15). A 4 KiB
+     * sieve keeps nearby small reads served from one get and makes a lone
+     * one cost about one small get. A caller may set another size after
+     * this call (H5Pset_sieve_buf_size). */
+    return H5Pset_sieve_buf_size(fapl, H5FAM_SIEVE_BYTES);
+}
+
+herr_t h5fam_remove(hid_t fapl, const char *full, int force)
+{
+    char region[FAM_NAME_MAX + 1], name[H5FAM_NAME_MAX + 1];
+    if (h5fam_split_name(full, region, name)) {
+        PUSH(H5E_BADVALUE, "'%s' is not a fam file name (REGION/NAME)",
+             full ? full : "(null)");
+        return -1;
+    }
+    h5fam_fapl_t fa;
+    memset(&fa, 0, sizeof fa);
+    const h5fam_fapl_t *given = fapl >= 0 ? H5Pget_driver_info(fapl) : NULL;
+    if (given) fa = *given;
+    int rc = 0;
+    fam_t *f = h5fam_connect(&fa, &rc);
+    if (!f) {
+        PUSH(H5E_CANTOPENFILE, "cannot remove '%s': no connection to the memory "
+             "servers: %s", full, fam_last_error());
+        return -1;
+    }
+    fam_item_t *hd;
+    COUNT(fam_other);
+    if ((rc = fam_lookup(f, name, region, &hd)) < 0) {
+        PUSH(minor_of(rc), "cannot remove '%s': %s", full, fam_last_error());
+        return -1;
+    }
+    uint8_t buf[H5FAM_HDR_BYTES];
+    h5fam_hdr_t h;
+    char why[256] = "";
+    COUNT(fam_gets);
+    if (fam_item_size(hd) < H5FAM_HDR_BYTES ||
+        fam_get_blocking(f, buf, hd, 0, H5FAM_HDR_BYTES) < 0 ||
+        h5fam_hdr_decode(buf, &h, why, sizeof why)) {
+        PUSH(H5E_BADFILE, "cannot remove '%s': no readable h5fam header %s", full, why);
+        fam_release(hd);
+        return -1;
+    }
+    /* the writer word: free, ours (this process), or a dead writer's */
+    uint64_t tag = h5fam_writer_tag(), old = 0;
+    COUNT(fam_other);
+    rc = fam_compare_swap_uint64(f, hd, H5FAM_WRITER_OFF, 0, tag, &old);
+    if (rc < 0 || (old && old != tag && !force && !h5fam_writer_dead(old))) {
+        if (rc < 0)
+            PUSH(minor_of(rc), "cannot claim '%s': %s", full, fam_last_error());
+        else
+            PUSH(H5E_CANTDELETE, "'%s' is open for writing by process %u (or its "
+                 "writer died on another host): rm -f removes it anyway", full,
+                 (unsigned)(uint32_t)old);
+        fam_release(hd);
+        return -1;
+    }
+    for (uint64_t k = 0; k < h.next; k++) {
+        char nm[FAM_NAME_MAX + 1];
+        h5fam_extent_name(nm, name, k);
+        fam_item_t *d;
+        COUNT(fam_other);
+        rc = fam_lookup(f, nm, region, &d);
+        if (rc == FAM_ENOTFOUND) continue;
+        COUNT(fam_other);
+        if (rc < 0 || (rc = fam_deallocate(f, d)) < 0) {
+            PUSH(minor_of(rc), "cannot remove extent '%s' of '%s': %s", nm, full,
+                 fam_last_error());
+            fam_release(hd);
+            return -1;
+        }
+    }
+    COUNT(fam_other);
+    if ((rc = fam_deallocate(f, hd)) < 0) {
+        PUSH(minor_of(rc), "cannot remove '%s': %s", full, fam_last_error());
+        return -1;
+    }
+    return 0;
 }

@@ -18,6 +18,7 @@
 #define H5FAM_EXT_MAX (64ull << 20) /* extents double up to 64 MiB */
 #define H5FAM_MAXADDR ((1ull << 52) - 1) /* 4 PiB: extent counts stay small */
 #define H5FAM_NAME_MAX (FAM_NAME_MAX - 16) /* room for "#<extent>" */
+#define H5FAM_SIEVE_BYTES 4096 /* raw-data sieve H5Pset_fapl_fam sets (h5fam.c) */
 #define H5FAM_SERVERS_MAX 1024
 #define H5FAM_PROVIDER_MAX 32
 

@@ -141,6 +141,7 @@ void kd_register_fam(void);
 void kd_register_math(void);
 void kd_register_csv(void);
 void kd_register_ds(void);
+void kd_register_h5(void);
 /* ---- CSV files (kd_cmd_csv.c; the parser itself is kd_csv.h) --------------- */
 
 typedef enum {
@@ -282,6 +283,19 @@ void kd_result_f64(kd_cmd *c, const char *key, double v);
 void kd_result_scalar(kd_cmd *c, const char *key, const kd_scalar *s);
 /* Attach a malloc'd binary frame to the reply (rank 0); freed after sending. */
 void kd_result_frame(kd_cmd *c, void *buf, size_t len);
+
+/* ---- floating-point error flags (the client's ak.seterr / ak.errstate) ------ */
+
+/* NumPy's four error kinds, as bits */
+enum { KD_FPE_DIVIDE = 1, KD_FPE_OVERFLOW = 2, KD_FPE_UNDERFLOW = 4, KD_FPE_INVALID = 8 };
+/* This rank's raised C floating-point exceptions (fetestexcept) as KD_FPE_
+ * bits; clear them with feclearexcept(FE_ALL_EXCEPT) before the loop. */
+int kd_fpe_flags(void);
+/* Collective: OR of every rank's flags; when any is set, rank 0 appends
+ * {"ufunc": name, "flags": ["divide", "over", "under", "invalid"]} (those
+ * raised) to the reply's "fpe" list, and the client warns or raises as
+ * ak.seterr says, in the order of the calls. */
+void kd_fpe_report(kd_cmd *c, int flags, const char *ufunc);
 
 /* ---- data movement helpers ------------------------------------------------- */
 

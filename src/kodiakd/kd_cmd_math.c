@@ -6,6 +6,11 @@
  * Command:
  *   efunc {op, array} -> array
  *
+ * Arkouda's bit functions popcount, parity, clz, ctz take int64 or uint64
+ * and keep the dtype (Chapel's BitOps: clz and ctz of 0 are 64). The float
+ * functions report the floating-point flags they raise (kd_fpe_report),
+ * under the function's NumPy name.
+ *
  * Result dtypes follow NumPy 1.24 for int64, uint64 and float64 input. For
  * bool input NumPy computes the float functions in float16 (and square in
  * int8); pdarrays have neither, so the result is float64 (int64): the same
@@ -17,6 +22,7 @@
  * may differ from libm in the last bits; the tests allow a few ULP there. */
 #include "kd.h"
 
+#include <fenv.h>
 #include <math.h>
 #include <string.h>
 
@@ -25,6 +31,7 @@ typedef enum {
     EF_FLOAT,  /* computed in double, float64 result */
     EF_PRED,   /* a test of each value: bool result */
     EF_KEEP,   /* same dtype as the input (sign, square) */
+    EF_BITS,   /* on the 64 bits of an int64/uint64: same dtype (popcount ...) */
 } ef_kind;
 
 /* One function: its NumPy name, how its dtype is chosen, and the double
@@ -46,6 +53,11 @@ static double ef_isinf(double v) { return isinf(v); }
 static double ef_isfinite(double v) { return isfinite(v); }
 static double ef_not(double v) { return v == 0; }
 
+static uint64_t ef_popcount(uint64_t v) { return (uint64_t)__builtin_popcountll(v); }
+static uint64_t ef_parity(uint64_t v) { return (uint64_t)__builtin_parityll(v); }
+static uint64_t ef_clz(uint64_t v) { return v ? (uint64_t)__builtin_clzll(v) : 64; }
+static uint64_t ef_ctz(uint64_t v) { return v ? (uint64_t)__builtin_ctzll(v) : 64; }
+
 static const ef_op ef_ops[] = {
     {"sqrt", EF_FLOAT, sqrt},       {"cbrt", EF_FLOAT, cbrt},
     {"exp", EF_FLOAT, exp},         {"exp2", EF_FLOAT, exp2},
@@ -63,7 +75,16 @@ static const ef_op ef_ops[] = {
     {"isinf", EF_PRED, ef_isinf},   {"isfinite", EF_PRED, ef_isfinite},
     {"logical_not", EF_PRED, ef_not}, {"sign", EF_KEEP, ef_sign},
     {"square", EF_KEEP, ef_square},
+    {"popcount", EF_BITS, NULL}, {"parity", EF_BITS, NULL},
+    {"clz", EF_BITS, NULL},      {"ctz", EF_BITS, NULL},
 };
+
+/* the EF_BITS functions, by name */
+static uint64_t (*ef_bits(const char *name))(uint64_t)
+{
+    return !strcmp(name, "popcount") ? ef_popcount : !strcmp(name, "parity") ? ef_parity
+         : !strcmp(name, "clz") ? ef_clz : ef_ctz;
+}
 
 static const ef_op *ef_find(const char *name)
 {
@@ -119,6 +140,9 @@ static int cmd_efunc(kd_cmd *c)
     if (op->f == ef_sign && a->dtype == KD_BOOL)
         return kd_fail(c, "TypeError", "sign is not defined for bool arrays (NumPy's ufunc "
                        "'sign' has no loop for bool)");
+    if (op->kind == EF_BITS && a->dtype != KD_INT64 && a->dtype != KD_UINT64)
+        return kd_fail(c, "TypeError", "%s needs an int64 or uint64 array, not %s", op->name,
+                       kd_dtype_name(a->dtype));
     kd_dtype rt = op->kind == EF_FLOAT ? KD_FLOAT64
                 : op->kind == EF_PRED  ? KD_BOOL
                 : a->dtype == KD_BOOL  ? KD_INT64 : a->dtype;
@@ -126,7 +150,17 @@ static int cmd_efunc(kd_cmd *c)
     if (!r)
         return -1;
     int64_t n = a->n;
-    if (op->kind == EF_KEEP && a->dtype != KD_FLOAT64) {
+    /* the float functions, and square of float64, report their flags */
+    bool fpe = op->kind == EF_FLOAT || (op->f == ef_square && a->dtype == KD_FLOAT64);
+    if (fpe)
+        feclearexcept(FE_ALL_EXCEPT);
+    if (op->kind == EF_BITS) { /* int64 and uint64 have the same bits */
+        const uint64_t *x = a->data;
+        uint64_t *o = r->data;
+        uint64_t (*f)(uint64_t) = ef_bits(op->name);
+        for (int64_t i = 0; i < n; i++)
+            o[i] = f(x[i]);
+    } else if (op->kind == EF_KEEP && a->dtype != KD_FLOAT64) {
         ef_keep_int(op, a, r);
     } else if (rt == KD_FLOAT64) {
         double *o = r->data;
@@ -137,6 +171,8 @@ static int cmd_efunc(kd_cmd *c)
         for (int64_t i = 0; i < n; i++)
             o[i] = op->f(ef_get(a, i)) != 0;
     }
+    if (fpe)
+        kd_fpe_report(c, kd_fpe_flags(), op->name);
     kd_result_array(c, "array", r);
     return 0;
 }

@@ -44,6 +44,7 @@
 #include "kd.h"
 #include "kd_ds.h"
 
+#include <fenv.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -140,13 +141,28 @@ enum {
     OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_FLOORDIV, OP_MOD, OP_POW,
     OP_AND, OP_OR, OP_XOR, OP_LSHIFT, OP_RSHIFT,
     OP_LT, OP_LE, OP_GT, OP_GE, OP_EQ, OP_NE,
+    /* NumPy's binary functions (ak.arctan2, ...) and Arkouda's rotations */
+    OP_ARCTAN2, OP_HYPOT, OP_MINIMUM, OP_MAXIMUM, OP_FMIN, OP_FMAX, OP_ROTL, OP_ROTR,
     OP_SQRT, /* internal: float64 array ** 0.5 */
     OP_COUNT
 };
 
 static const char *op_names[OP_COUNT] = {
     "+", "-", "*", "/", "//", "%", "**", "&", "|", "^", "<<", ">>",
-    "<", "<=", ">", ">=", "==", "!=", "sqrt"};
+    "<", "<=", ">", ">=", "==", "!=",
+    "arctan2", "hypot", "minimum", "maximum", "fmin", "fmax", "rotl", "rotr", "sqrt"};
+
+/* NumPy's ufunc for each operator, as its floating-point warnings name it */
+static const char *op_ufunc[OP_COUNT] = {
+    "add", "subtract", "multiply", "divide", "floor_divide", "remainder", "power",
+    "bitwise_and", "bitwise_or", "bitwise_xor", "left_shift", "right_shift",
+    "less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
+    "arctan2", "hypot", "minimum", "maximum", "fmin", "fmax", "rotl", "rotr", "sqrt"};
+
+static bool is_minmax(int op)
+{
+    return op >= OP_MINIMUM && op <= OP_FMAX;
+}
 
 static bool is_comparison(int op)
 {
@@ -162,17 +178,17 @@ static const char *op_unsupported(int op, kd_dtype t)
             return "numpy boolean subtract, the `-` operator, is not supported, use the "
                    "bitwise_xor, the `^` operator, or the logical_xor function instead.";
         if (op == OP_ADD || op == OP_MUL || op == OP_AND || op == OP_OR || op == OP_XOR ||
-            is_comparison(op))
+            is_comparison(op) || is_minmax(op))
             return NULL;
         return "has no bool loop (compute it in int64)";
     case KD_FLOAT64:
-        if (op >= OP_AND && op <= OP_RSHIFT)
-            return "is not supported for float64 (bitwise and shift operators need "
+        if ((op >= OP_AND && op <= OP_RSHIFT) || op == OP_ROTL || op == OP_ROTR)
+            return "is not supported for float64 (bitwise, shift and rotate operators need "
                    "integers or bool)";
         return NULL;
     default:
-        if (op == OP_DIV)
-            return "has no integer loop (true division computes in float64)";
+        if (op == OP_DIV || op == OP_ARCTAN2 || op == OP_HYPOT)
+            return "has no integer loop (it computes in float64)";
         return NULL;
     }
 }
@@ -263,14 +279,42 @@ static inline double f_floordiv(double a, double b)
     return b ? f_divmod(a, b, &m) : a / b;
 }
 
+/* the remainder part of f_divmod alone: the quotient it does not need
+ * could overflow and raise a flag NumPy's remainder does not report */
 static inline double f_mod(double a, double b)
 {
-    double m;
+    double mod = fmod(a, b);
     if (!b)
-        return fmod(a, b);
-    f_divmod(a, b, &m);
-    return m;
+        return mod;
+    if (mod) {
+        if (isless(b, 0) != isless(mod, 0))
+            mod += b;
+    } else {
+        mod = copysign(0.0, b);
+    }
+    return mod;
 }
+
+/* Arkouda's rotations of the 64 bits (the count is taken modulo 64) */
+static inline uint64_t rotl64(uint64_t a, uint64_t b)
+{
+    b &= 63;
+    return (a << b) | (a >> ((64 - b) & 63));
+}
+
+static inline uint64_t rotr64(uint64_t a, uint64_t b)
+{
+    b &= 63;
+    return (a >> b) | (a << ((64 - b) & 63));
+}
+
+/* NumPy's minimum and maximum propagate NaN (either side); fmin and fmax
+ * ignore a NaN beside a number. Of two equal values (0.0 and -0.0) NumPy
+ * gives the second, as the x86 minpd/maxpd it runs. */
+static inline double f_minimum(double a, double b) { return isnan(a) ? a : a < b ? a : b; }
+static inline double f_maximum(double a, double b) { return isnan(a) ? a : a > b ? a : b; }
+static inline double f_fmin(double a, double b) { return isnan(b) ? a : a < b ? a : b; }
+static inline double f_fmax(double a, double b) { return isnan(b) ? a : a > b ? a : b; }
 
 static void kern_i64(int op, const int64_t *x, const int64_t *y, void *out, int64_t n)
 {
@@ -288,6 +332,12 @@ static void kern_i64(int op, const int64_t *x, const int64_t *y, void *out, int6
     case OP_XOR: EW(o, a ^ b);
     case OP_LSHIFT: EW(o, (uint64_t)b < 64 ? (int64_t)((uint64_t)a << b) : 0);
     case OP_RSHIFT: EW(o, (uint64_t)b < 64 ? a >> b : (a < 0 ? -1 : 0));
+    case OP_MINIMUM:
+    case OP_FMIN: EW(o, a < b ? a : b);
+    case OP_MAXIMUM:
+    case OP_FMAX: EW(o, a > b ? a : b);
+    case OP_ROTL: EW(o, (int64_t)rotl64((uint64_t)a, (uint64_t)b));
+    case OP_ROTR: EW(o, (int64_t)rotr64((uint64_t)a, (uint64_t)b));
     COMPARISONS(ob);
     default: break;
     }
@@ -309,6 +359,12 @@ static void kern_u64(int op, const uint64_t *x, const uint64_t *y, void *out, in
     case OP_XOR: EW(o, a ^ b);
     case OP_LSHIFT: EW(o, b < 64 ? a << b : 0);
     case OP_RSHIFT: EW(o, b < 64 ? a >> b : 0);
+    case OP_MINIMUM:
+    case OP_FMIN: EW(o, a < b ? a : b);
+    case OP_MAXIMUM:
+    case OP_FMAX: EW(o, a > b ? a : b);
+    case OP_ROTL: EW(o, rotl64(a, b));
+    case OP_ROTR: EW(o, rotr64(a, b));
     COMPARISONS(ob);
     default: break;
     }
@@ -327,6 +383,12 @@ static void kern_f64(int op, const double *x, const double *y, void *out, int64_
     case OP_MOD: EW(o, f_mod(a, b));
     case OP_POW: EW(o, pow(a, b));
     case OP_SQRT: EW(o, ((void)b, sqrt(a)));
+    case OP_ARCTAN2: EW(o, atan2(a, b));
+    case OP_HYPOT: EW(o, hypot(a, b));
+    case OP_MINIMUM: EW(o, f_minimum(a, b));
+    case OP_MAXIMUM: EW(o, f_maximum(a, b));
+    case OP_FMIN: EW(o, f_fmin(a, b));
+    case OP_FMAX: EW(o, f_fmax(a, b));
     COMPARISONS(ob);
     default: break;
     }
@@ -337,8 +399,12 @@ static void kern_bool(int op, const uint8_t *x, const uint8_t *y, void *out, int
     uint8_t *o = out;
     switch (op) {
     case OP_ADD: /* NumPy: logical or */
+    case OP_MAXIMUM:
+    case OP_FMAX:
     case OP_OR: EW(o, a | b);
     case OP_MUL: /* NumPy: logical and */
+    case OP_MINIMUM:
+    case OP_FMIN:
     case OP_AND: EW(o, a & b);
     case OP_XOR: EW(o, a ^ b);
     COMPARISONS(o);
@@ -369,7 +435,8 @@ static int parse_op(kd_cmd *c, int *op)
             return 0;
         }
     return kd_fail(c, "ValueError", "%s: unknown operator '%.20s' (known: + - * / // %% ** "
-                   "& | ^ << >> < <= > >= == !=)", c->cmd, s);
+                   "& | ^ << >> < <= > >= == != arctan2 hypot minimum maximum fmin fmax "
+                   "rotl rotr)", c->cmd, s);
 }
 
 /* a negative exponent anywhere in y (this rank's block, or the scalar) once
@@ -388,6 +455,32 @@ static bool has_negative_exponent(const operand *y)
     for (int64_t i = 0; i < y->arr->n; i++)
         neg |= p[i];
     return neg < 0;
+}
+
+/* NumPy's flags for integer // and %: divide for a zero divisor, overflow
+ * for INT64_MIN // -1 (this rank's block) */
+static int int_div_flags(const operand *x, const operand *y, kd_dtype ct, bool floordiv)
+{
+    int64_t n = x->arr ? x->arr->n : y->arr->n;
+    _Alignas(64) uint64_t xbuf[CH], ybuf[CH];
+    prepare(x, ct, xbuf);
+    prepare(y, ct, ybuf);
+    int flags = 0;
+    for (int64_t off = 0; off < n; off += CH) {
+        int64_t m = n - off < CH ? n - off : CH;
+        const uint64_t *yp = chunk_of(y, ct, off, m, ybuf);
+        bool zero = false, ovf = false;
+        for (int64_t i = 0; i < m; i++)
+            zero |= yp[i] == 0;
+        if (floordiv && ct == KD_INT64) {
+            const int64_t *xp = chunk_of(x, ct, off, m, xbuf);
+            const int64_t *ys = (const int64_t *)yp;
+            for (int64_t i = 0; i < m; i++)
+                ovf |= xp[i] == INT64_MIN && ys[i] == -1;
+        }
+        flags |= (zero ? KD_FPE_DIVIDE : 0) | (ovf ? KD_FPE_OVERFLOW : 0);
+    }
+    return flags;
 }
 
 static int cmd_binop(kd_cmd *c)
@@ -435,6 +528,21 @@ static int cmd_binop(kd_cmd *c)
     if (!res)
         return -1;
 
+    /* NumPy's floating-point error flags (see kd_fpe_report): the integer
+     * ones NumPy raises itself are found by looking at the divisors */
+    bool fpe = !is_comparison(op) && !is_minmax(op) && op != OP_ROTL && op != OP_ROTR;
+    int flags = 0;
+    const char *ufunc = op_ufunc[op];
+    if (fpe && ct != KD_FLOAT64 && (op == OP_FLOORDIV || op == OP_MOD))
+        flags = int_div_flags(&x, &y, ct, op == OP_FLOORDIV);
+    if (op == OP_POW && ct == KD_FLOAT64 && x.arr && !y.arr) { /* NumPy's fast paths */
+        double e;
+        kd_scalar_cast(&y.s, KD_FLOAT64, &e);
+        ufunc = e == -1.0 ? "reciprocal" : e == 2.0 ? "square" : ufunc;
+    }
+    if (fpe && ct == KD_FLOAT64)
+        feclearexcept(FE_ALL_EXCEPT);
+
     _Alignas(64) uint64_t xbuf[CH], ybuf[CH], obuf[CH], cbuf[CH];
     prepare(&x, ct, xbuf);
     prepare(&y, ct, ybuf);
@@ -465,11 +573,36 @@ static int cmd_binop(kd_cmd *c)
     }
     if (stream)
         stream_done();
+    if (fpe && ct == KD_FLOAT64)
+        flags |= kd_fpe_flags();
+    if (fpe)
+        kd_fpe_report(c, flags, ufunc);
     kd_result_array(c, "array", res);
     return 0;
 }
 
 /* ---- fused multiply by a scalar and add (STREAM's triad) ------------------------ */
+
+/* the flags of axpy's multiplies and of its adds, apart (volatile: the
+ * values are computed only for their flags) */
+static void axpy_flags(const double *xp, const double *yp, double alpha, int f, int64_t n,
+                       int *mul, int *add)
+{
+    _Alignas(64) double t[CH];
+    volatile double sink = 0;
+    for (int64_t off = 0; off < n; off += CH) {
+        int64_t m = n - off < CH ? n - off : CH;
+        feclearexcept(FE_ALL_EXCEPT);
+        for (int64_t i = 0; i < m; i++)
+            t[i] = yp[off + i] * alpha;
+        *mul |= kd_fpe_flags();
+        feclearexcept(FE_ALL_EXCEPT);
+        for (int64_t i = 0; i < m; i++)
+            sink = f == 0 ? xp[off + i] + t[i] : f == 1 ? xp[off + i] - t[i] : t[i] - xp[off + i];
+        *add |= kd_fpe_flags();
+    }
+    (void)sink;
+}
 
 static int cmd_axpy(kd_cmd *c)
 {
@@ -496,6 +629,7 @@ static int cmd_axpy(kd_cmd *c)
     double *out = res->data;
     bool stream = (size_t)res->n * 8 >= STREAM_MIN;
     _Alignas(64) double buf[CH];
+    feclearexcept(FE_ALL_EXCEPT);
     for (int64_t off = 0; off < res->n; off += CH) {
         int64_t m = res->n - off < CH ? res->n - off : CH;
         double *d = stream ? buf : out + off;
@@ -512,6 +646,13 @@ static int cmd_axpy(kd_cmd *c)
     }
     if (stream)
         stream_done();
+    /* NumPy would warn for the multiply and the add/subtract separately: in
+     * the rare case of a flag, find which raised what (a second pass) */
+    int mul = 0, add = 0;
+    if (kd_fpe_flags())
+        axpy_flags(xp, yp, alpha, f, res->n, &mul, &add);
+    kd_fpe_report(c, mul, "multiply");
+    kd_fpe_report(c, add, f == 0 ? "add" : "subtract");
     kd_result_array(c, "array", res);
     return 0;
 }

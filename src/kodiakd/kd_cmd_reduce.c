@@ -6,9 +6,13 @@
  *
  * Commands (array arguments are names):
  *   reduce  {op, array[, ddof]}               -> value  (a scalar)
- *   scan    {op: cumsum|cumprod, array}       -> array */
+ *   scan    {op: cumsum|cumprod, array}       -> array
+ *
+ * Float64 sum, prod, mean and the scans report the floating-point flags they
+ * raise (kd_fpe_report) as NumPy words them: "reduce", "accumulate". */
 #include "kd.h"
 
+#include <fenv.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -231,8 +235,13 @@ static int float_reduce(kd_cmd *c, int r, const kd_array *a, double ddof, double
 {
     fsrc f = {r == R_PROD ? FS_PROD : FS_SUM, a, 0};
     double s = 0, n = (double)a->size;
+    feclearexcept(FE_ALL_EXCEPT);
     if (chunked(c, &f, &s))
         return -1;
+    /* NumPy's "... encountered in reduce" for the sum/product itself (not
+     * for var/std's second pass, which NumPy words differently) */
+    if (r != R_VAR && r != R_STD)
+        kd_fpe_report(c, kd_fpe_flags(), "reduce");
     if (r == R_SUM || r == R_PROD) {
         *out = s;
         return 0;
@@ -583,7 +592,9 @@ static int cmd_scan(kd_cmd *c)
         return -1;
     int64_t n = a->n;
     if (t == KD_FLOAT64) {
+        feclearexcept(FE_ALL_EXCEPT);
         float_scan(c, prod, a->data, r->data, n);
+        kd_fpe_report(c, kd_fpe_flags(), "accumulate");
         kd_result_array(c, "array", r);
         return 0;
     }

@@ -12,6 +12,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fenv.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -581,6 +582,33 @@ void kd_result_set(kd_cmd *c, const char *key, json_object *v)
         return;
     }
     json_object_object_add(c->result, key, v);
+}
+
+int kd_fpe_flags(void)
+{
+    int e = fetestexcept(FE_DIVBYZERO | FE_OVERFLOW | FE_UNDERFLOW | FE_INVALID);
+    return (e & FE_DIVBYZERO ? KD_FPE_DIVIDE : 0) | (e & FE_OVERFLOW ? KD_FPE_OVERFLOW : 0) |
+           (e & FE_UNDERFLOW ? KD_FPE_UNDERFLOW : 0) | (e & FE_INVALID ? KD_FPE_INVALID : 0);
+}
+
+void kd_fpe_report(kd_cmd *c, int flags, const char *ufunc)
+{
+    int all = 0;
+    MPI_Allreduce(&flags, &all, 1, MPI_INT, MPI_BOR, c->comm);
+    if (!all || c->rank != 0 || !c->result)
+        return;
+    static const char *names[] = {"divide", "over", "under", "invalid"};
+    json_object *o = json_object_new_object(), *l = json_object_new_array(), *list;
+    for (int k = 0; k < 4; k++)
+        if (all & (1 << k))
+            json_object_array_add(l, json_object_new_string(names[k]));
+    json_object_object_add(o, "ufunc", json_object_new_string(ufunc));
+    json_object_object_add(o, "flags", l);
+    if (!json_object_object_get_ex(c->result, "fpe", &list)) {
+        list = json_object_new_array();
+        json_object_object_add(c->result, "fpe", list);
+    }
+    json_object_array_add(list, o);
 }
 
 void kd_result_i64(kd_cmd *c, const char *key, int64_t v)

@@ -13,15 +13,15 @@ import numpy.typing as npt
 import pytest
 
 import kodiak
-from kodiak import (categorical, creation, dataset, dtypes, famarray, groupby, indexing, io,
-                    numeric, ops, paths, session, sorting, wire)
+from kodiak import (categorical, creation, dataset, dtypes, famarray, fpe, groupby, hdfio,
+                    indexing, io, numeric, ops, paths, session, sorting, testing, ufuncs, wire)
 from fam_fixtures import FamCluster, connect
 
 MODULES = [creation, numeric, sorting, groupby, famarray, dtypes, ops, indexing, wire, paths,
-           io, categorical, dataset]
+           io, categorical, dataset, ufuncs, fpe, testing, hdfio]
 # the modules whose examples need no FAM
 PLAIN_MODULES = [creation, numeric, sorting, groupby, dtypes, ops, indexing, wire, paths, io,
-                 categorical]
+                 categorical, ufuncs, fpe, testing, hdfio]
 FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 PUBLIC_DTYPE_HELPERS = [dtypes.resolve_dtype, dtypes.dtype_name, dtypes.scalar_dtype,
                         dtypes.is_scalar]
@@ -50,7 +50,8 @@ def _methods(cls):
 def _public():
     """Every (name, callable) this test holds to the docstring rules."""
     items = []
-    for mod in (creation, numeric, sorting, groupby, famarray, io, categorical, dataset):
+    for mod in (creation, numeric, sorting, groupby, famarray, io, categorical, dataset, ufuncs,
+                fpe, testing, hdfio):
         for name in mod.__all__:
             obj = getattr(mod, name)
             if callable(obj):
