@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """ds_derived_bench.py — derived datasets (issue 14): the filter -> gather ->
 derive queries on already ingested data beside pandas on an in-memory
 DataFrame, and the update after one new batch of ten beside a full
