@@ -101,6 +101,8 @@ typedef struct {
     csv_type type;         /* the final dtype */
     int kinds;             /* OR of kd_csv_classify() bits of good rows */
     void *stage;           /* this rank's values, in file order */
+    size_t stage_cap;      /* one pass: rows allocated at stage (malloc'd,
+                              grown by pass 1); 0: stage is kd_alloc_bytes' */
     kd_array *out;         /* the result (block layout) */
     /* text: the rank's distinct strings, interned */
     char *arena;           /* their bytes */
@@ -125,6 +127,8 @@ typedef struct {
     csv_col *cols;
     int *use;              /* header column -> index in cols, or -1 */
     bool skip;             /* on_bad_lines="skip" */
+    bool onepass;          /* every column's dtype is given: pass 1 converts
+                              the values too, and there is no pass 2 */
     int64_t skipped;       /* bad rows skipped by this rank */
     int64_t local_rows;    /* good rows of this rank, all files */
     int64_t total_rows;    /* good rows of all ranks and files */
@@ -576,9 +580,13 @@ static int reader_error(csv_read *rd, int f, kd_csv_reader *r, int nf, int io_er
     return -1;
 }
 
-/* Pass 1 over this rank's rows of every file. */
+static int stage_row(csv_read *rd, const kd_csv_reader *r, int64_t k);
+
+/* Pass 1 over this rank's rows of every file (in one-pass mode it also
+ * stores every good row's values in the stages, at their local index). */
 static void pass1(csv_read *rd)
 {
+    int64_t k = 0; /* good rows so far, all files */
     int *kinds = calloc((size_t)rd->nuse + 1, sizeof *kinds);
     char msg[300];
     if (!kinds) {
@@ -597,7 +605,22 @@ static void pass1(csv_read *rd)
             int nf = kd_csv_chunks_next(&ch);
             if (nf == KD_CSV_END || reader_error(rd, i, r, nf, ch.err))
                 break;
-            if (check_row(rd, r, nf, kinds, msg, sizeof msg)) {
+            int bad;
+            if (rd->onepass) {
+                bad = nf == rd->ncols ? stage_row(rd, r, k) : 1;
+                if (bad < 0) {
+                    csv_error(rd, i, r->row_line, "MemoryError", "out of memory staging the "
+                              "row starting");
+                    break;
+                }
+                /* the message of a bad row is check_row's (its values again:
+                 * only for this row) */
+                if (bad && !check_row(rd, r, nf, NULL, msg, sizeof msg))
+                    snprintf(msg, sizeof msg, "a value is not of its column's dtype");
+            } else {
+                bad = check_row(rd, r, nf, kinds, msg, sizeof msg);
+            }
+            if (bad) {
                 if (!rd->skip) {
                     csv_error(rd, i, r->row_line, "ValueError", "%s", msg);
                     break;
@@ -605,9 +628,10 @@ static void pass1(csv_read *rd)
                 rd->skipped++;
                 continue;
             }
-            for (int k = 0; k < rd->nuse; k++)
-                rd->cols[k].kinds |= kinds[k];
+            for (int j = 0; !rd->onepass && j < rd->nuse; j++)
+                rd->cols[j].kinds |= kinds[j];
             f->nrows++;
+            k++;
         }
         f->lines = r->line;
         f->stray = r->stray_quote;
@@ -733,6 +757,98 @@ static int64_t intern(csv_col *col, const char *p, size_t n)
     return (int64_t)col->ndist++;
 }
 
+/* Field fl of column col as the column's dtype into dst[at] (bool: one
+ * byte, the others eight). 0; 1 when the field is not a value of that
+ * dtype (stored instead: 0, NaN, false, NaT); -1 when out of memory. */
+static inline int convert(csv_col *col, const kd_csv_field *fl, void *dst, int64_t at)
+{
+    switch (col->type) {
+    case CT_INT64:
+        if (kd_csv_parse_i64(fl->p, fl->len, &((int64_t *)dst)[at])) {
+            ((int64_t *)dst)[at] = 0;
+            return 1;
+        }
+        return 0;
+    case CT_FLOAT64: {
+        double v;
+        int bad = 0;
+        if (kd_csv_is_na(fl->p, fl->len) || (bad = kd_csv_parse_f64(fl->p, fl->len, &v)))
+            v = NAN;
+        ((double *)dst)[at] = v;
+        return bad ? 1 : 0;
+    }
+    case CT_BOOL: {
+        bool v = false;
+        int bad = kd_csv_parse_bool(fl->p, fl->len, &v);
+        ((uint8_t *)dst)[at] = v;
+        return bad ? 1 : 0;
+    }
+    case CT_DATE: {
+        int64_t v;
+        int bad = 0;
+        if (kd_csv_is_na(fl->p, fl->len) || (bad = kd_csv_parse_datetime(fl->p, fl->len, &v)))
+            v = INT64_MIN; /* NaT */
+        ((int64_t *)dst)[at] = v;
+        return bad ? 1 : 0;
+    }
+    default: {
+        bool na = kd_csv_is_na(fl->p, fl->len);
+        int64_t code = na ? -1 : intern(col, fl->p, fl->len);
+        ((int64_t *)dst)[at] = code;
+        return code == -1 && !na ? -1 : 0;
+    }
+    }
+}
+
+/* One pass: the values of row r (ncols fields) into the stages at local
+ * row k, grown as needed. 0; 1 when a field is not of its column's dtype
+ * (then no text of the row is interned: a skipped row adds no category);
+ * -1 when out of memory. */
+static int stage_row(csv_read *rd, const kd_csv_reader *r, int64_t k)
+{
+    for (int j = 0; j < rd->nuse; j++) {
+        csv_col *col = &rd->cols[j];
+        if ((size_t)k >= col->stage_cap) {
+            size_t cap = col->stage_cap ? 2 * col->stage_cap : (size_t)1 << 16;
+            void *s = realloc(col->stage, cap * 8);
+            if (!s)
+                return -1;
+            col->stage = s;
+            col->stage_cap = cap;
+        }
+        if (col->type != CT_TEXT && convert(col, &r->fields[col->src], col->stage, k))
+            return 1;
+    }
+    for (int j = 0; j < rd->nuse; j++) {
+        csv_col *col = &rd->cols[j];
+        if (col->type == CT_TEXT && convert(col, &r->fields[col->src], col->stage, k))
+            return -1;
+    }
+    return 0;
+}
+
+/* One pass: this rank's staged rows that fall in its own result block are
+ * copied there (the others travel in step 5, as pass 2's staged rows). */
+static void place_mine(csv_read *rd)
+{
+    kd_cmd *c = rd->c;
+    int64_t blo, bhi, k = 0;
+    kd_block(rd->total_rows, c->nranks, c->rank, &blo, &bhi);
+    for (int i = 0; i < rd->nfiles; i++) {
+        csv_file *f = &rd->files[i];
+        int64_t lo = f->row0 > blo ? f->row0 : blo;
+        int64_t hi = f->row0 + f->nrows < bhi ? f->row0 + f->nrows : bhi;
+        for (int j = 0; hi > lo && j < rd->nuse; j++) {
+            csv_col *col = &rd->cols[j];
+            size_t w = col->type == CT_BOOL ? 1 : 8;
+            memcpy((char *)col->out->data + (size_t)(lo - blo) * w,
+                   (const char *)col->stage + (size_t)(k + lo - f->row0) * w,
+                   (size_t)(hi - lo) * w);
+        }
+        k += f->nrows;
+    }
+}
+
 /* Pass 2: every good row's values into the columns' staging buffers. */
 static int pass2(csv_read *rd)
 {
@@ -775,45 +891,13 @@ static int pass2(csv_read *rd)
             int64_t at = mine ? g - blo : k;
             for (int j = 0; j < rd->nuse; j++) {
                 csv_col *col = &rd->cols[j];
-                const kd_csv_field *fl = &ch.r.fields[col->src];
-                void *dst = mine ? col->out->data : col->stage;
-                switch (col->type) {
-                case CT_INT64:
-                    if (kd_csv_parse_i64(fl->p, fl->len, &((int64_t *)dst)[at]))
-                        ((int64_t *)dst)[at] = 0; /* cannot happen: checked */
-                    break;
-                case CT_FLOAT64: {
-                    double v;
-                    if (kd_csv_is_na(fl->p, fl->len) || kd_csv_parse_f64(fl->p, fl->len, &v))
-                        v = NAN;
-                    ((double *)dst)[at] = v;
-                    break;
-                }
-                case CT_BOOL: {
-                    bool v = false;
-                    kd_csv_parse_bool(fl->p, fl->len, &v);
-                    ((uint8_t *)dst)[at] = v;
-                    break;
-                }
-                case CT_DATE: {
-                    int64_t v;
-                    if (kd_csv_is_na(fl->p, fl->len) ||
-                        kd_csv_parse_datetime(fl->p, fl->len, &v))
-                        v = INT64_MIN; /* NaT */
-                    ((int64_t *)dst)[at] = v;
-                    break;
-                }
-                default: {
-                    int64_t code = kd_csv_is_na(fl->p, fl->len) ? -1
-                                                                : intern(col, fl->p, fl->len);
-                    if (code == -1 && !kd_csv_is_na(fl->p, fl->len)) {
-                        kd_csv_chunks_free(&ch);
-                        return kd_fail(c, "MemoryError", "read_csv: rank %d is out of memory "
-                                       "for the text of column '%.100s'", c->rank, col->name);
-                    }
-                    ((int64_t *)dst)[at] = code;
-                    break;
-                }
+                /* (a value that is not of the dtype cannot happen: pass 1
+                 * checked it; the fallback stored is never seen) */
+                if (convert(col, &ch.r.fields[col->src], mine ? col->out->data : col->stage,
+                            at) < 0) {
+                    kd_csv_chunks_free(&ch);
+                    return kd_fail(c, "MemoryError", "read_csv: rank %d is out of memory "
+                                   "for the text of column '%.100s'", c->rank, col->name);
                 }
             }
             k++;
@@ -988,7 +1072,10 @@ static void free_read(csv_read *rd)
     free(rd->files);
     for (int k = 0; rd->cols && k < rd->nuse; k++) {
         csv_col *col = &rd->cols[k];
-        kd_free_bytes(col->stage, (size_t)(rd->local_rows ? rd->local_rows : 1) * 8);
+        if (col->stage_cap)
+            free(col->stage);
+        else
+            kd_free_bytes(col->stage, (size_t)(rd->local_rows ? rd->local_rows : 1) * 8);
         free(col->arena);
         free(col->slot);
         free(col->soff);
@@ -1101,6 +1188,22 @@ int kd_csv_read(kd_cmd *c, kd_csv_table *t)
         return -1;
     }
     phase(c, "split", clock);
+    /* every dtype given (an ingest's later files take the dataset's): no
+     * inference, so pass 1 converts the values as it checks them */
+    rd.onepass = true;
+    for (int k = 0; k < rd.nuse; k++)
+        rd.onepass &= rd.cols[k].forced != CT_NONE;
+    for (int k = 0; !rc && rd.onepass && k < rd.nuse; k++) {
+        rd.cols[k].type = rd.cols[k].forced;
+        if (!(rd.cols[k].stage = malloc(8 * ((size_t)1 << 16))))
+            rc = kd_fail(c, "MemoryError", "read_csv: out of memory");
+        else
+            rd.cols[k].stage_cap = (size_t)1 << 16;
+    }
+    if (kd_agree(c, rc)) {
+        free_read(&rd);
+        return -1;
+    }
     /* 3: pass 1, line numbers, the first error in file order */
     pass1(&rd);
     /* a rank done early sleeps instead of spinning in the next collective:
@@ -1187,7 +1290,7 @@ int kd_csv_read(kd_cmd *c, kd_csv_table *t)
     if (rd.local_rows > INT_MAX || total_rows / R + 1 > INT_MAX)
         rc = kd_fail(c, "ValueError", "read_csv: more than 2^31 rows on one rank; use more "
                      "ranks");
-    for (int k = 0; !rc && k < rd.nuse; k++) {
+    for (int k = 0; !rc && !rd.onepass && k < rd.nuse; k++) {
         rd.cols[k].stage = kd_alloc_bytes((size_t)(rd.local_rows ? rd.local_rows : 1) * 8);
         if (!rd.cols[k].stage)
             rc = kd_fail(c, "MemoryError", "read_csv: rank %d is out of memory staging %lld "
@@ -1209,7 +1312,9 @@ int kd_csv_read(kd_cmd *c, kd_csv_table *t)
         }
     }
     phase(c, "infer+alloc", clock);
-    rc = pass2(&rd);
+    if (rd.onepass)
+        place_mine(&rd);
+    rc = rd.onepass ? 0 : pass2(&rd);
     kd_quiet_barrier(c->comm);
     if (kd_agree(c, rc)) {
         free_read(&rd);
