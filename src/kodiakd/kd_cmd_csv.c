@@ -88,6 +88,8 @@ typedef struct {
     int64_t start, stop;   /* bytes of the rows this rank reads */
     int64_t line0;         /* physical line of start */
     int64_t lines;         /* row ends in [start, stop) */
+    int64_t ends;          /* one pass: '\n' and '\r' bytes in [lo, hi), so
+                              that this rank's rows are at most ends + 1 */
     int64_t nrows;         /* good rows this rank keeps */
     int64_t row0;          /* global index of the first of them */
     bool stray;            /* a quote inside an unquoted field was seen */
@@ -448,6 +450,18 @@ static int split_files(csv_read *rd)
                              strerror(e));
             else
                 q[i] += kd_csv_quotes(buf, (size_t)n);
+            for (const char *p = buf, *e = buf + n; rd->onepass && p < e; f->ends++) {
+                const char *nl = memchr(p, '\n', (size_t)(e - p));
+                if (!nl)
+                    break;
+                p = nl + 1;
+            }
+            for (const char *p = buf, *e = buf + n; rd->onepass && p < e; f->ends++) {
+                const char *cr = memchr(p, '\r', (size_t)(e - p));
+                if (!cr)
+                    break;
+                p = cr + 1;
+            }
         }
     }
     if (kd_agree(c, rc))
@@ -608,9 +622,15 @@ static void pass1(csv_read *rd)
             int bad;
             if (rd->onepass) {
                 bad = nf == rd->ncols ? stage_row(rd, r, k) : 1;
+                if (bad == -2) {
+                    csv_error(rd, i, r->row_line, "ValueError", "the file changed while it "
+                              "was read (more rows than when it was split), at the row "
+                              "starting");
+                    break;
+                }
                 if (bad < 0) {
-                    csv_error(rd, i, r->row_line, "MemoryError", "out of memory staging the "
-                              "row starting");
+                    csv_error(rd, i, r->row_line, "MemoryError", "out of memory for the text "
+                              "of the row starting");
                     break;
                 }
                 /* the message of a bad row is check_row's (its values again:
@@ -694,9 +714,9 @@ typedef struct csv_slot_ {
 #define WHERE_LEN(w) ((size_t)((w) & ((1u << 27) - 1)))
 #define WHERE_OFF(w) ((size_t)((w) >> 27))
 
-/* The local code of text p[0..n) in column col (added if new); -1 when out
- * of memory. */
-static int64_t intern(csv_col *col, const char *p, size_t n)
+/* The local code of text p[0..n) in column col (added if new), given its
+ * hash_bytes() hh; -1 when out of memory. */
+static int64_t intern_hashed(csv_col *col, const char *p, size_t n, uint64_t hh)
 {
     if (2 * (col->ndist + 1) > col->nslots) {
         size_t ns = col->nslots ? 2 * col->nslots : 1024;
@@ -715,7 +735,6 @@ static int64_t intern(csv_col *col, const char *p, size_t n)
         col->slot = s;
         col->nslots = ns;
     }
-    uint64_t hh = hash_bytes(p, n);
     uint32_t tag = (uint32_t)(hh >> 32);
     size_t h = hh & (col->nslots - 1);
     for (csv_slot *sl = &col->slot[h]; sl->code1; sl = &col->slot[h]) {
@@ -755,6 +774,20 @@ static int64_t intern(csv_col *col, const char *p, size_t n)
                               (uint64_t)col->arena_len << 27 | (uint64_t)n};
     col->arena_len += n;
     return (int64_t)col->ndist++;
+}
+
+static int64_t intern(csv_col *col, const char *p, size_t n)
+{
+    return intern_hashed(col, p, n, hash_bytes(p, n));
+}
+
+/* Start loading the slot where text of hash hh is looked up first: the
+ * table of a column with many distinct strings is out of the cache, and a
+ * row's other fields are converted while the load is under way. */
+static inline void intern_prefetch(const csv_col *col, uint64_t hh)
+{
+    if (col->nslots)
+        __builtin_prefetch(&col->slot[hh & (col->nslots - 1)]);
 }
 
 /* Field fl of column col as the column's dtype into dst[at] (bool: one
@@ -801,28 +834,45 @@ static inline int convert(csv_col *col, const kd_csv_field *fl, void *dst, int64
 }
 
 /* One pass: the values of row r (ncols fields) into the stages at local
- * row k, grown as needed. 0; 1 when a field is not of its column's dtype
- * (then no text of the row is interned: a skipped row adds no category);
- * -1 when out of memory. */
+ * row k. 0; 1 when a field is not of its column's dtype (then no text of
+ * the row is interned: a skipped row adds no category); -1 when out of
+ * memory; -2 when the stages are full (the file grew since it was split). */
 static int stage_row(csv_read *rd, const kd_csv_reader *r, int64_t k)
 {
+    enum { PRE = 32 };  /* text columns whose lookups are started first */
+    uint64_t hh[PRE];
+    int nt = 0;
+    for (int j = 0; j < rd->nuse && nt < PRE; j++) {
+        const csv_col *col = &rd->cols[j];
+        const kd_csv_field *fl = &r->fields[col->src];
+        if (col->type == CT_TEXT) {
+            hh[nt] = hash_bytes(fl->p, fl->len);
+            intern_prefetch(col, hh[nt++]);
+        }
+    }
+    if (rd->nuse && (size_t)k >= rd->cols[0].stage_cap)
+        return -2; /* more rows than row ends when the range was split */
     for (int j = 0; j < rd->nuse; j++) {
         csv_col *col = &rd->cols[j];
-        if ((size_t)k >= col->stage_cap) {
-            size_t cap = col->stage_cap ? 2 * col->stage_cap : (size_t)1 << 16;
-            void *s = realloc(col->stage, cap * 8);
-            if (!s)
-                return -1;
-            col->stage = s;
-            col->stage_cap = cap;
-        }
         if (col->type != CT_TEXT && convert(col, &r->fields[col->src], col->stage, k))
             return 1;
     }
+    nt = 0;
     for (int j = 0; j < rd->nuse; j++) {
         csv_col *col = &rd->cols[j];
-        if (col->type == CT_TEXT && convert(col, &r->fields[col->src], col->stage, k))
+        if (col->type != CT_TEXT)
+            continue;
+        const kd_csv_field *fl = &r->fields[col->src];
+        if (nt == PRE || kd_csv_is_na(fl->p, fl->len)) {
+            nt += nt < PRE;
+            if (convert(col, fl, col->stage, k))
+                return -1;
+            continue;
+        }
+        int64_t code = intern_hashed(col, fl->p, fl->len, hh[nt++]);
+        if (code < 0)
             return -1;
+        ((int64_t *)col->stage)[k] = code;
     }
     return 0;
 }
@@ -1073,7 +1123,7 @@ static void free_read(csv_read *rd)
     for (int k = 0; rd->cols && k < rd->nuse; k++) {
         csv_col *col = &rd->cols[k];
         if (col->stage_cap)
-            free(col->stage);
+            kd_free_bytes(col->stage, col->stage_cap * 8);
         else
             kd_free_bytes(col->stage, (size_t)(rd->local_rows ? rd->local_rows : 1) * 8);
         free(col->arena);
@@ -1183,22 +1233,32 @@ int kd_csv_read(kd_cmd *c, kd_csv_table *t)
         }
         free_names(nm, nc);
     }
-    if (kd_agree(c, rc) || kd_agree(c, choose_columns(&rd)) || split_files(&rd)) {
+    if (kd_agree(c, rc) || kd_agree(c, choose_columns(&rd))) {
         free_read(&rd);
         return -1;
     }
-    phase(c, "split", clock);
     /* every dtype given (an ingest's later files take the dataset's): no
      * inference, so pass 1 converts the values as it checks them */
     rd.onepass = true;
     for (int k = 0; k < rd.nuse; k++)
         rd.onepass &= rd.cols[k].forced != CT_NONE;
+    if (split_files(&rd)) {
+        free_read(&rd);
+        return -1;
+    }
+    phase(c, "split", clock);
+    /* the stages of one pass: as many rows as row ends in the ranges (+1
+     * per file); pages are touched only as rows are stored */
+    int64_t bound = 0;
+    for (int i = 0; rd.onepass && i < rd.nfiles; i++)
+        bound += rd.files[i].ends + 1;
     for (int k = 0; !rc && rd.onepass && k < rd.nuse; k++) {
         rd.cols[k].type = rd.cols[k].forced;
-        if (!(rd.cols[k].stage = malloc(8 * ((size_t)1 << 16))))
-            rc = kd_fail(c, "MemoryError", "read_csv: out of memory");
+        if (!(rd.cols[k].stage = kd_alloc_bytes((size_t)bound * 8)))
+            rc = kd_fail(c, "MemoryError", "read_csv: rank %d is out of memory staging up to "
+                         "%lld rows", c->rank, (long long)bound);
         else
-            rd.cols[k].stage_cap = (size_t)1 << 16;
+            rd.cols[k].stage_cap = (size_t)bound;
     }
     if (kd_agree(c, rc)) {
         free_read(&rd);
