@@ -594,7 +594,7 @@ static int reader_error(csv_read *rd, int f, kd_csv_reader *r, int nf, int io_er
     return -1;
 }
 
-static int stage_row(csv_read *rd, const kd_csv_reader *r, int64_t k);
+static int store_row(csv_read *rd, const kd_csv_reader *r, bool out, int64_t k, bool stop);
 
 /* Pass 1 over this rank's rows of every file (in one-pass mode it also
  * stores every good row's values in the stages, at their local index). */
@@ -621,7 +621,7 @@ static void pass1(csv_read *rd)
                 break;
             int bad;
             if (rd->onepass) {
-                bad = nf == rd->ncols ? stage_row(rd, r, k) : 1;
+                bad = nf == rd->ncols ? store_row(rd, r, false, k, true) : 1;
                 if (bad == -2) {
                     csv_error(rd, i, r->row_line, "ValueError", "the file changed while it "
                               "was read (more rows than when it was split), at the row "
@@ -793,7 +793,7 @@ static inline void intern_prefetch(const csv_col *col, uint64_t hh)
 /* Field fl of column col as the column's dtype into dst[at] (bool: one
  * byte, the others eight). 0; 1 when the field is not a value of that
  * dtype (stored instead: 0, NaN, false, NaT); -1 when out of memory. */
-static inline int convert(csv_col *col, const kd_csv_field *fl, void *dst, int64_t at)
+static inline __attribute__((always_inline)) int convert(csv_col *col, const kd_csv_field *fl, void *dst, int64_t at)
 {
     switch (col->type) {
     case CT_INT64:
@@ -833,11 +833,13 @@ static inline int convert(csv_col *col, const kd_csv_field *fl, void *dst, int64
     }
 }
 
-/* One pass: the values of row r (ncols fields) into the stages at local
- * row k. 0; 1 when a field is not of its column's dtype (then no text of
- * the row is interned: a skipped row adds no category); -1 when out of
- * memory; -2 when the stages are full (the file grew since it was split). */
-static int stage_row(csv_read *rd, const kd_csv_reader *r, int64_t k)
+/* The values of row r (ncols fields) at index k of the stages (out: of
+ * the results' blocks). 0; 1 when a field is not of its column's dtype
+ * (stop: then at once, and no text of the row is interned, so that a
+ * skipped row adds no category; else every field is stored, the bad ones
+ * as convert's fallback); -1 when out of memory; -2 when a stage is full
+ * (one pass: the file grew since it was split). */
+static int store_row(csv_read *rd, const kd_csv_reader *r, bool out, int64_t k, bool stop)
 {
     enum { PRE = 32 };  /* text columns whose lookups are started first */
     uint64_t hh[PRE];
@@ -850,12 +852,16 @@ static int stage_row(csv_read *rd, const kd_csv_reader *r, int64_t k)
             intern_prefetch(col, hh[nt++]);
         }
     }
-    if (rd->nuse && (size_t)k >= rd->cols[0].stage_cap)
+    if (!out && rd->onepass && rd->nuse && (size_t)k >= rd->cols[0].stage_cap)
         return -2; /* more rows than row ends when the range was split */
+    int bad = 0;
     for (int j = 0; j < rd->nuse; j++) {
         csv_col *col = &rd->cols[j];
-        if (col->type != CT_TEXT && convert(col, &r->fields[col->src], col->stage, k))
-            return 1;
+        if (col->type != CT_TEXT) {
+            bad |= convert(col, &r->fields[col->src], out ? col->out->data : col->stage, k);
+            if (bad && stop)
+                return 1;
+        }
     }
     nt = 0;
     for (int j = 0; j < rd->nuse; j++) {
@@ -865,16 +871,16 @@ static int stage_row(csv_read *rd, const kd_csv_reader *r, int64_t k)
         const kd_csv_field *fl = &r->fields[col->src];
         if (nt == PRE || kd_csv_is_na(fl->p, fl->len)) {
             nt += nt < PRE;
-            if (convert(col, fl, col->stage, k))
+            if (convert(col, fl, out ? col->out->data : col->stage, k))
                 return -1;
             continue;
         }
         int64_t code = intern_hashed(col, fl->p, fl->len, hh[nt++]);
         if (code < 0)
             return -1;
-        ((int64_t *)col->stage)[k] = code;
+        ((int64_t *)(out ? col->out->data : col->stage))[k] = code;
     }
-    return 0;
+    return bad;
 }
 
 /* One pass: this rank's staged rows that fall in its own result block are
@@ -939,16 +945,12 @@ static int pass2(csv_read *rd)
              * never faulted in), for the MPI_Alltoallv */
             bool mine = g >= blo && g < blo + bn;
             int64_t at = mine ? g - blo : k;
-            for (int j = 0; j < rd->nuse; j++) {
-                csv_col *col = &rd->cols[j];
-                /* (a value that is not of the dtype cannot happen: pass 1
-                 * checked it; the fallback stored is never seen) */
-                if (convert(col, &ch.r.fields[col->src], mine ? col->out->data : col->stage,
-                            at) < 0) {
-                    kd_csv_chunks_free(&ch);
-                    return kd_fail(c, "MemoryError", "read_csv: rank %d is out of memory "
-                                   "for the text of column '%.100s'", c->rank, col->name);
-                }
+            /* (a value that is not of the dtype cannot happen: pass 1
+             * checked it; the fallback stored is never seen) */
+            if (store_row(rd, &ch.r, mine, at, false) < 0) {
+                kd_csv_chunks_free(&ch);
+                return kd_fail(c, "MemoryError", "read_csv: rank %d is out of memory for "
+                               "the text of its rows", c->rank);
             }
             k++;
             g++;
