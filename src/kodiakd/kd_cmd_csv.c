@@ -692,14 +692,50 @@ static uint64_t hash_bytes(const char *p, size_t n)
         h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
         h ^= h >> 31;
     }
+    /* the last 0..7 bytes: two loads that may overlap, no memcpy of a
+     * variable length (a call) */
     uint64_t w = 0;
-    memcpy(&w, p + i, n - i);
+    size_t t = n - i;
+    if (t >= 4) {
+        uint32_t a, b;
+        memcpy(&a, p + i, 4);
+        memcpy(&b, p + n - 4, 4);
+        w = (uint64_t)a | (uint64_t)b << 32;
+    } else if (t) {
+        w = (uint64_t)(uint8_t)p[i] | (uint64_t)(uint8_t)p[i + t / 2] << 8 |
+            (uint64_t)(uint8_t)p[n - 1] << 16;
+    }
     h ^= w;
     h ^= h >> 33; /* murmur3's fmix64: every bit of the input reaches the low bits */
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;
     h *= 0xc4ceb9fe1a85ec53ull;
     return h ^ (h >> 33);
+}
+
+/* Whether a[0..n) and b[0..n) hold the same bytes: short strings (dates,
+ * codes) by word loads that may overlap, not by a call to memcmp. */
+static inline bool same_bytes(const char *a, const char *b, size_t n)
+{
+    if (n >= 8) {
+        uint64_t x, y;
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&x, a + i, 8), memcpy(&y, b + i, 8);
+            if (x != y)
+                return false;
+        }
+        memcpy(&x, a + n - 8, 8), memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) {
+        uint32_t p, q, r, s;
+        memcpy(&p, a, 4), memcpy(&q, b, 4), memcpy(&r, a + n - 4, 4), memcpy(&s, b + n - 4, 4);
+        return ((p ^ q) | (r ^ s)) == 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
 }
 
 /* A hash-table slot holds what a lookup needs, so that a hit costs the
@@ -739,7 +775,7 @@ static int64_t intern_hashed(csv_col *col, const char *p, size_t n, uint64_t hh)
     size_t h = hh & (col->nslots - 1);
     for (csv_slot *sl = &col->slot[h]; sl->code1; sl = &col->slot[h]) {
         if (sl->tag == tag && WHERE_LEN(sl->where) == n &&
-            memcmp(col->arena + WHERE_OFF(sl->where), p, n) == 0)
+            same_bytes(col->arena + WHERE_OFF(sl->where), p, n))
             return (int64_t)sl->code1 - 1;
         h = (h + 1) & (col->nslots - 1);
     }
