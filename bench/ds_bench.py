@@ -19,7 +19,9 @@ then read the same files, in the same order, in this run:
     its rows into the batches' FAM arrays, one commit at the end.
 
 Each figure is the best of --trials wall times (the files are in the page
-cache after the first read, for every reader).
+cache after the first read, for every reader). The first kodiak dataset's
+columns in CHECK (and the dates with --parse-dates) are then compared with
+pandas' result (a spot check, outside the timings).
 
   /usr/bin/python3 bench/ds_bench.py [--rows 1e7] [--ranks 2] [--trials 2]
                                      [--batch-rows 1048576] [--parse-dates]
@@ -73,6 +75,27 @@ def make_files(tmp, rows):
     return paths, done
 
 
+CHECK = ["passenger_count", "trip_distance", "store_and_fwd_flag", "total_amount",
+         "congestion_surcharge"]
+
+
+def spot_check(ds, ref):
+    """The ingested dataset's columns CHECK (and the dates) equal pandas'
+    result of the same files: a fast reader must also be a right one."""
+    import numpy as np
+    for c, want in ref.items():
+        got = ds[c].to_ndarray()
+        if c in DATES:
+            want = want.values.astype("datetime64[s]").astype(np.int64)
+        elif want.dtype == object:
+            got, want = got.astype(str), want.values.astype(str)  # NaN: "nan" in both
+        else:
+            assert got.dtype == want.dtype, (c, got.dtype, want.dtype)
+            want = want.values
+        assert np.array_equal(got, want, equal_nan=got.dtype.kind == "f"), c
+    print(f"    spot check: {', '.join(ref)} equal pandas' ({len(ds)} rows)", flush=True)
+
+
 def best_of(trials, fn):
     best = float("inf")
     for i in range(trials):
@@ -121,8 +144,14 @@ def main():
               f"best of {args.trials}; load average at start {os.getloadavg()[0]:.2f}",
               flush=True)
         print(f"{'reader':<40}{'time':>9}{'rows/s':>12}{'MB/s':>9}   vs pandas (same run)")
-        tp = best_of(args.trials, lambda i: pd.concat([pd.read_csv(x, **kw) for x in paths],
-                                                      ignore_index=True))
+        ref = {}
+
+        def pandas_read(i):
+            df = pd.concat([pd.read_csv(x, **kw) for x in paths], ignore_index=True)
+            if i == 0:  # the columns the kodiak results are checked against
+                ref.update({c: df[c].copy() for c in CHECK + (DATES if kw else [])})
+            return df
+        tp = best_of(args.trials, pandas_read)
         print(f"{'pandas.read_csv + concat':<40}{tp:>8.2f}s{n / tp / 1e6:>10.2f} M"
               f"{size / tp / 1e6:>9.0f}   1.00", flush=True)
         if not args.skip_dask:
@@ -151,6 +180,7 @@ def main():
                     label = f"kodiak ingest, {r} rank(s), {nb} batches, {args.provider}"
                     print(f"{label:<40}{t:>8.2f}s{n / t / 1e6:>10.2f} M{size / t / 1e6:>9.0f}"
                           f"   {tp / t:.2f}", flush=True)
+                    spot_check(store["Trip0"], ref)
                     store.destroy()
                     steps(srv.output(), args.trials)
                 finally:
