@@ -120,10 +120,8 @@ static void ingest_free(ds_ingest *g, bool abort)
 {
     for (size_t i = 0; i < g->nb; i++)
         if (g->handles && g->handles[i]) {
-            /* ds_batch_abort frees the handle, except when it refuses at
-             * once (a committed batch, an unreadable catalog): then a few
-             * bytes leak rather than risk a double free; the arrays are
-             * left for ds_reclaim */
+            /* ds_batch_abort frees the handle whatever it returns (on an
+             * error, what it could not delete is left for ds_reclaim) */
             if (!abort)
                 ds_batch_close(g->handles[i]);
             else if (ds_batch_abort(g->handles[i]) < 0)
