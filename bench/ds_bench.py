@@ -19,7 +19,12 @@ then read the same files, in the same order, in this run:
     its rows into the batches' FAM arrays, one commit at the end.
 
 Each figure is the best of --trials wall times (the files are in the page
-cache after the first read, for every reader).
+cache after the first read, for every reader). The first kodiak dataset's
+columns in CHECK (and the dates with --parse-dates) are then compared with
+pandas' result (a spot check, outside the timings). Beside each wall time
+the CPU seconds (user + sys) of that trial: pandas' and dask's of this
+process, kodiak's of its ranks (famd's, the memory servers', apart): on a
+shared machine they say more than the wall times.
 
   /usr/bin/python3 bench/ds_bench.py [--rows 1e7] [--ranks 2] [--trials 2]
                                      [--batch-rows 1048576] [--parse-dates]
@@ -32,6 +37,7 @@ import gc
 import gzip
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -73,15 +79,51 @@ def make_files(tmp, rows):
     return paths, done
 
 
-def best_of(trials, fn):
-    best = float("inf")
+CHECK = ["passenger_count", "trip_distance", "store_and_fwd_flag", "total_amount",
+         "congestion_surcharge"]
+
+
+def spot_check(ds, ref):
+    """The ingested dataset's columns CHECK (and the dates) equal pandas'
+    result of the same files: a fast reader must also be a right one."""
+    import numpy as np
+    for c, want in ref.items():
+        got = ds[c].to_ndarray()
+        if c in DATES:
+            want = want.values.astype("datetime64[s]").astype(np.int64)
+        elif want.dtype == object:
+            got, want = got.astype(str), want.values.astype(str)  # NaN: "nan" in both
+        else:
+            assert got.dtype == want.dtype, (c, got.dtype, want.dtype)
+            want = want.values
+        assert np.array_equal(got, want, equal_nan=got.dtype.kind == "f"), c
+    print(f"    spot check: {', '.join(ref)} equal pandas' ({len(ds)} rows)", flush=True)
+
+
+def best_of(trials, fn, cpu=time.process_time):
+    """The best wall time of `trials` calls, and the CPU seconds (`cpu()`
+    before and after) of that call: on a shared machine the CPU time is the
+    steadier figure."""
+    best, best_cpu = float("inf"), 0.0
     for i in range(trials):
         gc.collect()
-        t0 = time.perf_counter()
+        c0, t0 = cpu(), time.perf_counter()
         out = fn(i)
-        best = min(best, time.perf_counter() - t0)
+        t, c = time.perf_counter() - t0, cpu() - c0
+        if t < best:
+            best, best_cpu = t, c
         del out
-    return best
+    return best, best_cpu
+
+
+def proc_cpu(pids):
+    """user + sys seconds of processes pids so far (/proc/pid/stat)."""
+    tot = 0.0
+    for p in pids:
+        with open(f"/proc/{p}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        tot += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return tot
 
 
 def steps(log, trials):
@@ -120,16 +162,24 @@ def main():
               f"(taxi sample repeated, a month per file){', parse_dates' if kw else ''}; "
               f"best of {args.trials}; load average at start {os.getloadavg()[0]:.2f}",
               flush=True)
-        print(f"{'reader':<40}{'time':>9}{'rows/s':>12}{'MB/s':>9}   vs pandas (same run)")
-        tp = best_of(args.trials, lambda i: pd.concat([pd.read_csv(x, **kw) for x in paths],
-                                                      ignore_index=True))
+        print(f"{'reader':<40}{'time':>9}{'rows/s':>12}{'MB/s':>9}   vs pandas (same run)"
+              f"   cpu s (user+sys)")
+        ref = {}
+
+        def pandas_read(i):
+            df = pd.concat([pd.read_csv(x, **kw) for x in paths], ignore_index=True)
+            if i == 0:  # the columns the kodiak results are checked against
+                ref.update({c: df[c].copy() for c in CHECK + (DATES if kw else [])})
+            return df
+        tp, cp = best_of(args.trials, pandas_read)
         print(f"{'pandas.read_csv + concat':<40}{tp:>8.2f}s{n / tp / 1e6:>10.2f} M"
-              f"{size / tp / 1e6:>9.0f}   1.00", flush=True)
+              f"{size / tp / 1e6:>9.0f}   1.00   {cp:6.2f} (this process)", flush=True)
         if not args.skip_dask:
             import dask.dataframe as dd
-            td = best_of(args.trials, lambda i: dd.read_csv(paths, **kw).compute())
+            td, cd = best_of(args.trials, lambda i: dd.read_csv(paths, **kw).compute())
             print(f"{'dask.dataframe.read_csv (threads)':<40}{td:>8.2f}s{n / td / 1e6:>10.2f} M"
-                  f"{size / td / 1e6:>9.0f}   {tp / td:.2f}", flush=True)
+                  f"{size / td / 1e6:>9.0f}   {tp / td:.2f}   {cd:6.2f} (this process)",
+                  flush=True)
         # each trial keeps its dataset: pools for all of them (2 famd)
         gib = max(1, int(args.trials * n * 18 * 8 * 1.3 / 2 / (1 << 30)) + 1)
         for r in [int(x) for x in args.ranks.split(",")]:
@@ -146,11 +196,18 @@ def main():
                         t = store.ingest(name, paths, batch_rows=args.batch_rows, **kw)
                         assert len(t) == n, (len(t), n)
                         return t
-                    t = best_of(args.trials, ingest)
+                    ranks = subprocess.check_output(
+                        ["pgrep", "-s", str(srv.proc.pid), "-x", "kodiakd"]).decode().split()
+                    famds = [x.pid for x in famd.procs]
+                    f0 = proc_cpu(famds)
+                    t, cr = best_of(args.trials, ingest, lambda: proc_cpu(ranks))
+                    cf = (proc_cpu(famds) - f0) / args.trials
                     nb = store["Trip0"].num_batches
                     label = f"kodiak ingest, {r} rank(s), {nb} batches, {args.provider}"
                     print(f"{label:<40}{t:>8.2f}s{n / t / 1e6:>10.2f} M{size / t / 1e6:>9.0f}"
-                          f"   {tp / t:.2f}", flush=True)
+                          f"   {tp / t:.2f}   {cr:6.2f} (ranks; pandas'/ranks' {cp / cr:.2f}; "
+                          f"famd {cf:.2f})", flush=True)
+                    spot_check(store["Trip0"], ref)
                     store.destroy()
                     steps(srv.output(), args.trials)
                 finally:

@@ -260,8 +260,10 @@ int ds_batch_set_categories(ds_batch_t *b, size_t col, size_t n,
                             const char *const *cats);
 /* Forget the handle (the batch's arrays stay, committed or not). */
 void ds_batch_close(ds_batch_t *b);
-/* Delete the batch's arrays and categories and free the handle.
- * FAM_EBUSY (nothing deleted, handle kept) if the batch is committed. */
+/* Delete the batch's arrays and categories. The handle is freed whatever
+ * the outcome: FAM_EBUSY (nothing deleted) if the batch is committed; an
+ * unreadable catalog, or a part that could not be deleted, is an error and
+ * leaves the rest for ds_reclaim. */
 int ds_batch_abort(ds_batch_t *b);
 
 /* Append n batches to `dataset` in ONE atomic catalog change: all become

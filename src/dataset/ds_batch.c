@@ -277,16 +277,29 @@ int ds_batch_abort(ds_batch_t *b)
     fam_set_error(0, NULL);
     if (!b) return fam_set_error(FAM_EINVAL, "ds_batch_abort: NULL batch");
     ds_store_t *s = b->s;
-    /* refuse to delete what readers may be reading */
+    /* refuse to delete what readers may be reading; the handle is freed
+     * whatever the outcome (one rule for callers: never use it again) */
     const struct ds_cat *c;
     int rc = ds_cat_current(s, &c);
-    if (rc) return rc;
+    if (rc) {
+        char keep[600];
+        snprintf(keep, sizeof keep, "%s", fam_last_error());
+        char id[DS_BATCH_ID_LEN + 1];
+        memcpy(id, b->id, sizeof id);
+        batch_free(b);
+        return fam_set_error(rc, "batch %s was not aborted (ds_reclaim will delete it): %s",
+                             id, keep);
+    }
     for (size_t i = 0; i < c->nds; i++)
         for (size_t k = 0; k < c->ds[i].nb; k++)
-            if (strcmp(c->ds[i].b[k].id, b->id) == 0)
-                return fam_set_error(FAM_EBUSY, "batch %s is committed (dataset "
-                                     "'%s'): drop the dataset instead", b->id,
-                                     c->ds[i].name);
+            if (strcmp(c->ds[i].b[k].id, b->id) == 0) {
+                rc = fam_set_error(FAM_EBUSY, "batch %s is committed (dataset '%s'): drop "
+                                   "the dataset instead", b->id, c->ds[i].name);
+                char keep[600];
+                snprintf(keep, sizeof keep, "%s", fam_last_error());
+                batch_free(b);
+                return fam_set_error(rc, "%s", keep);
+            }
     int first = 0;
     char keep[600] = "";
     for (size_t i = 0; i < b->ncols; i++) {

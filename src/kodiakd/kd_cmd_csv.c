@@ -88,6 +88,8 @@ typedef struct {
     int64_t start, stop;   /* bytes of the rows this rank reads */
     int64_t line0;         /* physical line of start */
     int64_t lines;         /* row ends in [start, stop) */
+    int64_t ends;          /* one pass: '\n' and '\r' bytes in [lo, hi), so
+                              that this rank's rows are at most ends + 1 */
     int64_t nrows;         /* good rows this rank keeps */
     int64_t row0;          /* global index of the first of them */
     bool stray;            /* a quote inside an unquoted field was seen */
@@ -101,6 +103,8 @@ typedef struct {
     csv_type type;         /* the final dtype */
     int kinds;             /* OR of kd_csv_classify() bits of good rows */
     void *stage;           /* this rank's values, in file order */
+    size_t stage_cap;      /* one pass: rows allocated at stage (malloc'd,
+                              grown by pass 1); 0: stage is kd_alloc_bytes' */
     kd_array *out;         /* the result (block layout) */
     /* text: the rank's distinct strings, interned */
     char *arena;           /* their bytes */
@@ -125,6 +129,8 @@ typedef struct {
     csv_col *cols;
     int *use;              /* header column -> index in cols, or -1 */
     bool skip;             /* on_bad_lines="skip" */
+    bool onepass;          /* every column's dtype is given: pass 1 converts
+                              the values too, and there is no pass 2 */
     int64_t skipped;       /* bad rows skipped by this rank */
     int64_t local_rows;    /* good rows of this rank, all files */
     int64_t total_rows;    /* good rows of all ranks and files */
@@ -444,6 +450,18 @@ static int split_files(csv_read *rd)
                              strerror(e));
             else
                 q[i] += kd_csv_quotes(buf, (size_t)n);
+            for (const char *p = buf, *e = buf + n; rd->onepass && p < e; f->ends++) {
+                const char *nl = memchr(p, '\n', (size_t)(e - p));
+                if (!nl)
+                    break;
+                p = nl + 1;
+            }
+            for (const char *p = buf, *e = buf + n; rd->onepass && p < e; f->ends++) {
+                const char *cr = memchr(p, '\r', (size_t)(e - p));
+                if (!cr)
+                    break;
+                p = cr + 1;
+            }
         }
     }
     if (kd_agree(c, rc))
@@ -576,9 +594,13 @@ static int reader_error(csv_read *rd, int f, kd_csv_reader *r, int nf, int io_er
     return -1;
 }
 
-/* Pass 1 over this rank's rows of every file. */
+static int store_row(csv_read *rd, const kd_csv_reader *r, bool out, int64_t k, bool stop);
+
+/* Pass 1 over this rank's rows of every file (in one-pass mode it also
+ * stores every good row's values in the stages, at their local index). */
 static void pass1(csv_read *rd)
 {
+    int64_t k = 0; /* good rows so far, all files */
     int *kinds = calloc((size_t)rd->nuse + 1, sizeof *kinds);
     char msg[300];
     if (!kinds) {
@@ -597,7 +619,28 @@ static void pass1(csv_read *rd)
             int nf = kd_csv_chunks_next(&ch);
             if (nf == KD_CSV_END || reader_error(rd, i, r, nf, ch.err))
                 break;
-            if (check_row(rd, r, nf, kinds, msg, sizeof msg)) {
+            int bad;
+            if (rd->onepass) {
+                bad = nf == rd->ncols ? store_row(rd, r, false, k, true) : 1;
+                if (bad == -2) {
+                    csv_error(rd, i, r->row_line, "ValueError", "the file changed while it "
+                              "was read (more rows than when it was split), at the row "
+                              "starting");
+                    break;
+                }
+                if (bad < 0) {
+                    csv_error(rd, i, r->row_line, "MemoryError", "out of memory for the text "
+                              "of the row starting");
+                    break;
+                }
+                /* the message of a bad row is check_row's (its values again:
+                 * only for this row) */
+                if (bad && !check_row(rd, r, nf, NULL, msg, sizeof msg))
+                    snprintf(msg, sizeof msg, "a value is not of its column's dtype");
+            } else {
+                bad = check_row(rd, r, nf, kinds, msg, sizeof msg);
+            }
+            if (bad) {
                 if (!rd->skip) {
                     csv_error(rd, i, r->row_line, "ValueError", "%s", msg);
                     break;
@@ -605,9 +648,10 @@ static void pass1(csv_read *rd)
                 rd->skipped++;
                 continue;
             }
-            for (int k = 0; k < rd->nuse; k++)
-                rd->cols[k].kinds |= kinds[k];
+            for (int j = 0; !rd->onepass && j < rd->nuse; j++)
+                rd->cols[j].kinds |= kinds[j];
             f->nrows++;
+            k++;
         }
         f->lines = r->line;
         f->stray = r->stray_quote;
@@ -648,14 +692,50 @@ static uint64_t hash_bytes(const char *p, size_t n)
         h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
         h ^= h >> 31;
     }
+    /* the last 0..7 bytes: two loads that may overlap, no memcpy of a
+     * variable length (a call) */
     uint64_t w = 0;
-    memcpy(&w, p + i, n - i);
+    size_t t = n - i;
+    if (t >= 4) {
+        uint32_t a, b;
+        memcpy(&a, p + i, 4);
+        memcpy(&b, p + n - 4, 4);
+        w = (uint64_t)a | (uint64_t)b << 32;
+    } else if (t) {
+        w = (uint64_t)(uint8_t)p[i] | (uint64_t)(uint8_t)p[i + t / 2] << 8 |
+            (uint64_t)(uint8_t)p[n - 1] << 16;
+    }
     h ^= w;
     h ^= h >> 33; /* murmur3's fmix64: every bit of the input reaches the low bits */
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;
     h *= 0xc4ceb9fe1a85ec53ull;
     return h ^ (h >> 33);
+}
+
+/* Whether a[0..n) and b[0..n) hold the same bytes: short strings (dates,
+ * codes) by word loads that may overlap, not by a call to memcmp. */
+static inline bool same_bytes(const char *a, const char *b, size_t n)
+{
+    if (n >= 8) {
+        uint64_t x, y;
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&x, a + i, 8), memcpy(&y, b + i, 8);
+            if (x != y)
+                return false;
+        }
+        memcpy(&x, a + n - 8, 8), memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) {
+        uint32_t p, q, r, s;
+        memcpy(&p, a, 4), memcpy(&q, b, 4), memcpy(&r, a + n - 4, 4), memcpy(&s, b + n - 4, 4);
+        return ((p ^ q) | (r ^ s)) == 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
 }
 
 /* A hash-table slot holds what a lookup needs, so that a hit costs the
@@ -670,9 +750,9 @@ typedef struct csv_slot_ {
 #define WHERE_LEN(w) ((size_t)((w) & ((1u << 27) - 1)))
 #define WHERE_OFF(w) ((size_t)((w) >> 27))
 
-/* The local code of text p[0..n) in column col (added if new); -1 when out
- * of memory. */
-static int64_t intern(csv_col *col, const char *p, size_t n)
+/* The local code of text p[0..n) in column col (added if new), given its
+ * hash_bytes() hh; -1 when out of memory. */
+static int64_t intern_hashed(csv_col *col, const char *p, size_t n, uint64_t hh)
 {
     if (2 * (col->ndist + 1) > col->nslots) {
         size_t ns = col->nslots ? 2 * col->nslots : 1024;
@@ -691,12 +771,11 @@ static int64_t intern(csv_col *col, const char *p, size_t n)
         col->slot = s;
         col->nslots = ns;
     }
-    uint64_t hh = hash_bytes(p, n);
     uint32_t tag = (uint32_t)(hh >> 32);
     size_t h = hh & (col->nslots - 1);
     for (csv_slot *sl = &col->slot[h]; sl->code1; sl = &col->slot[h]) {
         if (sl->tag == tag && WHERE_LEN(sl->where) == n &&
-            memcmp(col->arena + WHERE_OFF(sl->where), p, n) == 0)
+            same_bytes(col->arena + WHERE_OFF(sl->where), p, n))
             return (int64_t)sl->code1 - 1;
         h = (h + 1) & (col->nslots - 1);
     }
@@ -731,6 +810,135 @@ static int64_t intern(csv_col *col, const char *p, size_t n)
                               (uint64_t)col->arena_len << 27 | (uint64_t)n};
     col->arena_len += n;
     return (int64_t)col->ndist++;
+}
+
+static int64_t intern(csv_col *col, const char *p, size_t n)
+{
+    return intern_hashed(col, p, n, hash_bytes(p, n));
+}
+
+/* Start loading the slot where text of hash hh is looked up first: the
+ * table of a column with many distinct strings is out of the cache, and a
+ * row's other fields are converted while the load is under way. */
+static inline void intern_prefetch(const csv_col *col, uint64_t hh)
+{
+    if (col->nslots)
+        __builtin_prefetch(&col->slot[hh & (col->nslots - 1)]);
+}
+
+/* Field fl of column col as the column's dtype into dst[at] (bool: one
+ * byte, the others eight). 0; 1 when the field is not a value of that
+ * dtype (stored instead: 0, NaN, false, NaT); -1 when out of memory. */
+static inline __attribute__((always_inline)) int convert(csv_col *col, const kd_csv_field *fl, void *dst, int64_t at)
+{
+    switch (col->type) {
+    case CT_INT64:
+        if (kd_csv_parse_i64(fl->p, fl->len, &((int64_t *)dst)[at])) {
+            ((int64_t *)dst)[at] = 0;
+            return 1;
+        }
+        return 0;
+    case CT_FLOAT64: {
+        double v;
+        int bad = 0;
+        if (kd_csv_is_na(fl->p, fl->len) || (bad = kd_csv_parse_f64(fl->p, fl->len, &v)))
+            v = NAN;
+        ((double *)dst)[at] = v;
+        return bad ? 1 : 0;
+    }
+    case CT_BOOL: {
+        bool v = false;
+        int bad = kd_csv_parse_bool(fl->p, fl->len, &v);
+        ((uint8_t *)dst)[at] = v;
+        return bad ? 1 : 0;
+    }
+    case CT_DATE: {
+        int64_t v;
+        int bad = 0;
+        if (kd_csv_is_na(fl->p, fl->len) || (bad = kd_csv_parse_datetime(fl->p, fl->len, &v)))
+            v = INT64_MIN; /* NaT */
+        ((int64_t *)dst)[at] = v;
+        return bad ? 1 : 0;
+    }
+    default: {
+        bool na = kd_csv_is_na(fl->p, fl->len);
+        int64_t code = na ? -1 : intern(col, fl->p, fl->len);
+        ((int64_t *)dst)[at] = code;
+        return code == -1 && !na ? -1 : 0;
+    }
+    }
+}
+
+/* The values of row r (ncols fields) at index k of the stages (out: of
+ * the results' blocks). 0; 1 when a field is not of its column's dtype
+ * (stop: then at once, and no text of the row is interned, so that a
+ * skipped row adds no category; else every field is stored, the bad ones
+ * as convert's fallback); -1 when out of memory; -2 when a stage is full
+ * (one pass: the file grew since it was split). */
+static int store_row(csv_read *rd, const kd_csv_reader *r, bool out, int64_t k, bool stop)
+{
+    enum { PRE = 32 };  /* text columns whose lookups are started first */
+    uint64_t hh[PRE];
+    int nt = 0;
+    for (int j = 0; j < rd->nuse && nt < PRE; j++) {
+        const csv_col *col = &rd->cols[j];
+        const kd_csv_field *fl = &r->fields[col->src];
+        if (col->type == CT_TEXT) {
+            hh[nt] = hash_bytes(fl->p, fl->len);
+            intern_prefetch(col, hh[nt++]);
+        }
+    }
+    if (!out && rd->onepass && rd->nuse && (size_t)k >= rd->cols[0].stage_cap)
+        return -2; /* more rows than row ends when the range was split */
+    int bad = 0;
+    for (int j = 0; j < rd->nuse; j++) {
+        csv_col *col = &rd->cols[j];
+        if (col->type != CT_TEXT) {
+            bad |= convert(col, &r->fields[col->src], out ? col->out->data : col->stage, k);
+            if (bad && stop)
+                return 1;
+        }
+    }
+    nt = 0;
+    for (int j = 0; j < rd->nuse; j++) {
+        csv_col *col = &rd->cols[j];
+        if (col->type != CT_TEXT)
+            continue;
+        const kd_csv_field *fl = &r->fields[col->src];
+        if (nt == PRE || kd_csv_is_na(fl->p, fl->len)) {
+            nt += nt < PRE;
+            if (convert(col, fl, out ? col->out->data : col->stage, k))
+                return -1;
+            continue;
+        }
+        int64_t code = intern_hashed(col, fl->p, fl->len, hh[nt++]);
+        if (code < 0)
+            return -1;
+        ((int64_t *)(out ? col->out->data : col->stage))[k] = code;
+    }
+    return bad;
+}
+
+/* One pass: this rank's staged rows that fall in its own result block are
+ * copied there (the others travel in step 5, as pass 2's staged rows). */
+static void place_mine(csv_read *rd)
+{
+    kd_cmd *c = rd->c;
+    int64_t blo, bhi, k = 0;
+    kd_block(rd->total_rows, c->nranks, c->rank, &blo, &bhi);
+    for (int i = 0; i < rd->nfiles; i++) {
+        csv_file *f = &rd->files[i];
+        int64_t lo = f->row0 > blo ? f->row0 : blo;
+        int64_t hi = f->row0 + f->nrows < bhi ? f->row0 + f->nrows : bhi;
+        for (int j = 0; hi > lo && j < rd->nuse; j++) {
+            csv_col *col = &rd->cols[j];
+            size_t w = col->type == CT_BOOL ? 1 : 8;
+            memcpy((char *)col->out->data + (size_t)(lo - blo) * w,
+                   (const char *)col->stage + (size_t)(k + lo - f->row0) * w,
+                   (size_t)(hi - lo) * w);
+        }
+        k += f->nrows;
+    }
 }
 
 /* Pass 2: every good row's values into the columns' staging buffers. */
@@ -773,48 +981,12 @@ static int pass2(csv_read *rd)
              * never faulted in), for the MPI_Alltoallv */
             bool mine = g >= blo && g < blo + bn;
             int64_t at = mine ? g - blo : k;
-            for (int j = 0; j < rd->nuse; j++) {
-                csv_col *col = &rd->cols[j];
-                const kd_csv_field *fl = &ch.r.fields[col->src];
-                void *dst = mine ? col->out->data : col->stage;
-                switch (col->type) {
-                case CT_INT64:
-                    if (kd_csv_parse_i64(fl->p, fl->len, &((int64_t *)dst)[at]))
-                        ((int64_t *)dst)[at] = 0; /* cannot happen: checked */
-                    break;
-                case CT_FLOAT64: {
-                    double v;
-                    if (kd_csv_is_na(fl->p, fl->len) || kd_csv_parse_f64(fl->p, fl->len, &v))
-                        v = NAN;
-                    ((double *)dst)[at] = v;
-                    break;
-                }
-                case CT_BOOL: {
-                    bool v = false;
-                    kd_csv_parse_bool(fl->p, fl->len, &v);
-                    ((uint8_t *)dst)[at] = v;
-                    break;
-                }
-                case CT_DATE: {
-                    int64_t v;
-                    if (kd_csv_is_na(fl->p, fl->len) ||
-                        kd_csv_parse_datetime(fl->p, fl->len, &v))
-                        v = INT64_MIN; /* NaT */
-                    ((int64_t *)dst)[at] = v;
-                    break;
-                }
-                default: {
-                    int64_t code = kd_csv_is_na(fl->p, fl->len) ? -1
-                                                                : intern(col, fl->p, fl->len);
-                    if (code == -1 && !kd_csv_is_na(fl->p, fl->len)) {
-                        kd_csv_chunks_free(&ch);
-                        return kd_fail(c, "MemoryError", "read_csv: rank %d is out of memory "
-                                       "for the text of column '%.100s'", c->rank, col->name);
-                    }
-                    ((int64_t *)dst)[at] = code;
-                    break;
-                }
-                }
+            /* (a value that is not of the dtype cannot happen: pass 1
+             * checked it; the fallback stored is never seen) */
+            if (store_row(rd, &ch.r, mine, at, false) < 0) {
+                kd_csv_chunks_free(&ch);
+                return kd_fail(c, "MemoryError", "read_csv: rank %d is out of memory for "
+                               "the text of its rows", c->rank);
             }
             k++;
             g++;
@@ -988,7 +1160,10 @@ static void free_read(csv_read *rd)
     free(rd->files);
     for (int k = 0; rd->cols && k < rd->nuse; k++) {
         csv_col *col = &rd->cols[k];
-        kd_free_bytes(col->stage, (size_t)(rd->local_rows ? rd->local_rows : 1) * 8);
+        if (col->stage_cap)
+            kd_free_bytes(col->stage, col->stage_cap * 8);
+        else
+            kd_free_bytes(col->stage, (size_t)(rd->local_rows ? rd->local_rows : 1) * 8);
         free(col->arena);
         free(col->slot);
         free(col->soff);
@@ -1096,11 +1271,37 @@ int kd_csv_read(kd_cmd *c, kd_csv_table *t)
         }
         free_names(nm, nc);
     }
-    if (kd_agree(c, rc) || kd_agree(c, choose_columns(&rd)) || split_files(&rd)) {
+    if (kd_agree(c, rc) || kd_agree(c, choose_columns(&rd))) {
+        free_read(&rd);
+        return -1;
+    }
+    /* every dtype given (an ingest's later files take the dataset's): no
+     * inference, so pass 1 converts the values as it checks them */
+    rd.onepass = true;
+    for (int k = 0; k < rd.nuse; k++)
+        rd.onepass &= rd.cols[k].forced != CT_NONE;
+    if (split_files(&rd)) {
         free_read(&rd);
         return -1;
     }
     phase(c, "split", clock);
+    /* the stages of one pass: as many rows as row ends in the ranges (+1
+     * per file); pages are touched only as rows are stored */
+    int64_t bound = 0;
+    for (int i = 0; rd.onepass && i < rd.nfiles; i++)
+        bound += rd.files[i].ends + 1;
+    for (int k = 0; !rc && rd.onepass && k < rd.nuse; k++) {
+        rd.cols[k].type = rd.cols[k].forced;
+        if (!(rd.cols[k].stage = kd_alloc_bytes((size_t)bound * 8)))
+            rc = kd_fail(c, "MemoryError", "read_csv: rank %d is out of memory staging up to "
+                         "%lld rows", c->rank, (long long)bound);
+        else
+            rd.cols[k].stage_cap = (size_t)bound;
+    }
+    if (kd_agree(c, rc)) {
+        free_read(&rd);
+        return -1;
+    }
     /* 3: pass 1, line numbers, the first error in file order */
     pass1(&rd);
     /* a rank done early sleeps instead of spinning in the next collective:
@@ -1187,7 +1388,7 @@ int kd_csv_read(kd_cmd *c, kd_csv_table *t)
     if (rd.local_rows > INT_MAX || total_rows / R + 1 > INT_MAX)
         rc = kd_fail(c, "ValueError", "read_csv: more than 2^31 rows on one rank; use more "
                      "ranks");
-    for (int k = 0; !rc && k < rd.nuse; k++) {
+    for (int k = 0; !rc && !rd.onepass && k < rd.nuse; k++) {
         rd.cols[k].stage = kd_alloc_bytes((size_t)(rd.local_rows ? rd.local_rows : 1) * 8);
         if (!rd.cols[k].stage)
             rc = kd_fail(c, "MemoryError", "read_csv: rank %d is out of memory staging %lld "
@@ -1209,7 +1410,9 @@ int kd_csv_read(kd_cmd *c, kd_csv_table *t)
         }
     }
     phase(c, "infer+alloc", clock);
-    rc = pass2(&rd);
+    if (rd.onepass)
+        place_mine(&rd);
+    rc = rd.onepass ? 0 : pass2(&rd);
     kd_quiet_barrier(c->comm);
     if (kd_agree(c, rc)) {
         free_read(&rd);

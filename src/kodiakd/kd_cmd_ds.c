@@ -121,10 +121,8 @@ static void ingest_free(ds_ingest *g, bool abort)
 {
     for (size_t i = 0; i < g->nb; i++)
         if (g->handles && g->handles[i]) {
-            /* ds_batch_abort frees the handle, except when it refuses at
-             * once (a committed batch, an unreadable catalog): then a few
-             * bytes leak rather than risk a double free; the arrays are
-             * left for ds_reclaim */
+            /* ds_batch_abort frees the handle whatever it returns (on an
+             * error, what it could not delete is left for ds_reclaim) */
             if (!abort)
                 ds_batch_close(g->handles[i]);
             else if (ds_batch_abort(g->handles[i]) < 0)
@@ -1289,6 +1287,30 @@ static int ingest_file(kd_cmd *c, ds_ingest *g, ds_store_t *s, const char *path,
                          "has no column '%.200s', which the dataset has; every batch of a "
                          "dataset has the same columns and dtypes", g->dataset, path,
                          g->names[k]);
+        }
+        /* a value of a later file that is not of the dtype the dataset took
+         * from its first file (an int column, "1.5" here): pandas reading
+         * all the files at once would widen the column; batches already
+         * written cannot be, so say how to type the column from the start */
+        for (size_t k = 0; k < g->ncols; k++) {
+            char pat[DS_NAME_MAX + 32];
+            snprintf(pat, sizeof pat, "('%s'): cannot read", g->names[k]);
+            bool num = g->dtypes[k] == DS_INT64 || g->dtypes[k] == DS_BOOL;
+            size_t len = strlen(c->err_msg);
+            if (!strstr(sub.err_msg, pat) || client_typed(c, g->names[k]) ||
+                g->dtypes[k] == DS_TEXT || len >= sizeof c->err_msg - 1)
+                continue;
+            if (g->exists)
+                snprintf(c->err_msg + len, sizeof c->err_msg - len, " (the dataset's column "
+                         "'%.100s' is %s, the dtype of its batches, which every batch keeps)",
+                         g->names[k], ds_dtype_name(g->dtypes[k]));
+            else
+                snprintf(c->err_msg + len, sizeof c->err_msg - len, " (the dataset's column "
+                         "'%.100s' is %s, the dtype read from the first file of this ingest; "
+                         "batches of one dataset keep their dtypes, so ingest with "
+                         "dtypes={'%.100s': '%s'}%s from the first file on)", g->names[k],
+                         ds_dtype_name(g->dtypes[k]), g->names[k], num ? "float64" : "str",
+                         num ? " (or 'str')" : "");
         }
         c->failed = 1;
         for (kd_array *a = sub.temps, *nx; a; a = nx) { /* what a failed read made */

@@ -2,8 +2,9 @@
 /* kd_csv.c — tokenizing CSV text and reading its values as pandas does
  * (the interface and the dialect are described in kd_csv.h).
  *
- * Speed: an unquoted field is found with one pass of a byte-class table, a
- * quoted one without escapes with memchr; fields are spans into the text,
+ * Speed: an unquoted field is found eight bytes at a time (a word compare
+ * with each special byte; a byte-class table for the last few), a quoted
+ * one without escapes with memchr; fields are spans into the text,
  * so a row costs no allocation. Only a quoted field with "" inside, or with
  * text after its closing quote, is copied (into a scratch area reused by
  * every row). Numbers use Clinger's exact fast path when the decimal has at
@@ -74,6 +75,33 @@ size_t kd_csv_row_start(const char *p, size_t n, bool in_quotes, char prev)
         prev = c;
     }
     return n;
+}
+
+/* The first byte at or after p (before end) that ends an unquoted field's
+ * plain run (special[]), or end. Eight bytes at a time where eight are
+ * left: a byte equal to c is a zero byte of w ^ c*0x01..01, and the lowest
+ * flagged byte of (x - 0x01..01) & ~x & 0x80..80 is exactly the lowest
+ * zero byte of x (borrows only flag bytes above it). */
+static inline const char *plain_run(const char *p, const char *end)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (end - p >= 8) {
+        uint64_t w, m = 0;
+        memcpy(&w, p, 8);
+        static const uint8_t cs[] = {',', '\n', '\r', '"', 0};
+        for (size_t i = 0; i < sizeof cs; i++) {
+            uint64_t x = w ^ (cs[i] * ones);
+            m |= (x - ones) & ~x & highs;
+        }
+        if (m)
+            return p + (__builtin_ctzll(m) >> 3);
+        p += 8;
+    }
+#endif
+    while (p < end && !special[(uint8_t)*p])
+        p++;
+    return p;
 }
 
 static int scratch_put(kd_csv_reader *r, char c)
@@ -197,8 +225,7 @@ int kd_csv_next(kd_csv_reader *r)
         } else {
             const char *nul = NULL;
             for (;;) {
-                while (p < end && !special[(uint8_t)*p])
-                    p++;
+                p = plain_run(p, end);
                 if (p < end && (*p == '"' || *p == '\0')) {
                     if (*p == '"')
                         r->stray_quote = true;

@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #include "kd_csv.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -301,6 +302,116 @@ static void floats_are_correctly_rounded(void **state)
     assert_int_equal(kd_csv_parse_f64("1e", 2, &v), -1);
 }
 
+/* kd_csv_parse_f64's fast path (Clinger's: at most 19 significant digits
+ * that fit 2^53, |power of ten| <= 22, one exact multiply or divide) gives
+ * strtod's correctly rounded double, bit for bit, on the edges of that path
+ * and on many random decimals made to fall on either side of it; what it
+ * refuses, strtod refuses too (or overflows: text for pandas). */
+static void float_fast_path_is_strtod(void **state)
+{
+    (void)state;
+    static const char *edges[] = {
+        "0", "-0", "-0.0", "+0", "0.0", ".5", "5.", "-.5", "+5.", "1e308", "-1e308",
+        "1.7976931348623157e308", "1.7976931348623158e308", "4.9e-324", "5e-324",
+        "2.4703282292062328e-324", "2.4703282292062327e-324", "2.2250738585072011e-308",
+        "2.2250738585072014e-308", "1e-400", "9007199254740992", "9007199254740993",
+        "9007199254740994", "9007199254740995", "900719925474099.3", "1e22", "1e23",
+        "1e-22", "1e-23", "9007199254740991e22", "9007199254740991e-22", "0.1", "0.3",
+        "123456789012345678e-5", "1234567890123456789", "12345678901234567890",
+        "99999999999999999999", "000000000000000000000001.5", "0.0000000000000000000000001",
+        "1E+5", "1e+0", "1e-0", "1.e5", ".1e1", "3.141592653589793238462643383279",
+        "7.2057594037927933e16", "1.00000000000000011102230246251565404236316680908203125",
+        "1.00000000000000011102230246251565404236316680908203124", "4503599627370496.5",
+        "4503599627370497.5", "1e00000000000000000000000000001", "0e999999", "-0e-5",
+        " 2.5", "2.5 ", "\t1.25\t",
+    };
+    char txt[128];
+    for (size_t i = 0; i < sizeof edges / sizeof *edges; i++) {
+        size_t n = strlen(edges[i]);
+        char *end;
+        double want = strtod(edges[i], &end), got;
+        int rc = kd_csv_parse_f64(edges[i], n, &got);
+        bool whole = *end == '\0' || strspn(end, " \t") == strlen(end);
+        if (isinf(want) || !whole) {
+            assert_int_equal(rc, -1); /* overflow, or not all of it a number */
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        assert_memory_equal(&got, &want, sizeof got); /* the sign of -0 too */
+    }
+    /* random decimals around the fast path's bounds: 14 to 20 significant
+     * digits (2^53 has 16), exponents from -26 to 26, leading and trailing
+     * zeros, a point anywhere */
+    int fast = 0;
+    for (int t = 0; t < 400000; t++) {
+        size_t n = 0;
+        int digits = 14 + (int)(rnd() % 7), point = (int)(rnd() % (digits + 1));
+        if (rnd() % 2)
+            txt[n++] = '-';
+        for (int z = (int)(rnd() % 4); z > 0; z--)
+            txt[n++] = '0';
+        for (int i = 0; i < digits; i++) {
+            if (i == point)
+                txt[n++] = '.';
+            txt[n++] = (char)((i == 0 ? '1' : '0') + rnd() % (i == 0 ? 9 : 10));
+        }
+        if (rnd() % 4 == 0)
+            for (int z = (int)(rnd() % 4); z > 0; z--)
+                txt[n++] = '0';
+        int e = (int)(rnd() % 53) - 26;
+        n += (size_t)sprintf(txt + n, "e%d", e);
+        double want = strtod(txt, NULL), got;
+        assert_int_equal(kd_csv_parse_f64(txt, n, &got), 0);
+        assert_memory_equal(&got, &want, sizeof got);
+        fast += digits <= 15 && e - (digits - point) >= -22 && e - (digits - point) <= 22;
+    }
+    assert_true(fast > 50000); /* the fast path was exercised, not only strtod */
+    /* short decimals like the taxi data's, all on the fast path */
+    for (int t = 0; t < 200000; t++) {
+        int n = sprintf(txt, "%s%u.%0*u", rnd() % 2 ? "-" : "", (unsigned)(rnd() % 100000),
+                        1 + (int)(rnd() % 6), (unsigned)(rnd() % 1000000));
+        double want = strtod(txt, NULL), got;
+        assert_int_equal(kd_csv_parse_f64(txt, (size_t)n, &got), 0);
+        assert_memory_equal(&got, &want, sizeof got);
+    }
+}
+
+/* kd_csv_parse_i64 is strtoll without its clamping: every int64 (the edges
+ * too) reads exactly, one past either edge is not an int64. */
+static void ints_agree_with_strtoll(void **state)
+{
+    (void)state;
+    static const char *edges[] = {
+        "0", "-0", "+0", "9223372036854775807", "-9223372036854775808",
+        "9223372036854775808", "-9223372036854775809", "18446744073709551615",
+        "18446744073709551616", "99999999999999999999999", "00000000000000000000000042",
+        "-00000000000000000000009223372036854775808", " 12", "12 ", "+", "-", "", "1.0",
+        "1e3", "0x10", "1_000", "--1",
+    };
+    char txt[64];
+    for (size_t i = 0; i < sizeof edges / sizeof *edges; i++) {
+        size_t n = strlen(edges[i]);
+        char *end;
+        errno = 0;
+        long long want = strtoll(edges[i], &end, 10);
+        bool ok = n && end != edges[i] && errno == 0 && strspn(end, " ") == strlen(end) &&
+                  strchr("0123456789", end[-1]);
+        int64_t got;
+        assert_int_equal(kd_csv_parse_i64(edges[i], n, &got), ok ? 0 : -1);
+        if (ok)
+            assert_true(got == want);
+    }
+    for (int t = 0; t < 200000; t++) {
+        int64_t v = (int64_t)(((uint64_t)rnd() << 40) ^ ((uint64_t)rnd() << 20) ^ rnd());
+        v >>= rnd() % 63;
+        int n = sprintf(txt, "%lld", (long long)v), got_rc;
+        int64_t got;
+        got_rc = kd_csv_parse_i64(txt, (size_t)n, &got);
+        assert_int_equal(got_rc, 0);
+        assert_true(got == v);
+    }
+}
+
 static void datetimes_agree_with_timegm(void **state)
 {
     (void)state;
@@ -410,6 +521,8 @@ int main(void)
         cmocka_unit_test(split_rule_holds_at_every_cut),
         cmocka_unit_test(chunked_reading_matches_whole),
         cmocka_unit_test(floats_are_correctly_rounded),
+        cmocka_unit_test(float_fast_path_is_strtod),
+        cmocka_unit_test(ints_agree_with_strtoll),
         cmocka_unit_test(datetimes_agree_with_timegm),
         cmocka_unit_test(classification_is_pandas),
         cmocka_unit_test(classification_agrees_with_parsers),

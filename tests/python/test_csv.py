@@ -436,3 +436,50 @@ def test_error_in_a_later_file_names_that_file(ak, tmp):
     with pytest.raises(ValueError, match=rf"second\.csv', line {line}: expected 5 fields, "
                                          rf"saw 2"):
         ak.read_csv([a, b, a])
+
+
+# ---- every dtype given: one pass (no inference, values converted as rows are checked) ------
+
+ALL_DTYPES = {"i": "float64", "f": "float64", "s": "str", "b": "bool"}
+
+
+def test_every_dtype_given_reads_as_pandas(ak, tmp):
+    """All columns typed: kodiakd converts the values in its first and only
+    pass; rows of several files land in the right blocks of every rank."""
+    rng = random.Random(29)
+    paths = [write(tmp, f"typed{k}.csv", table(random_rows(rng, n)))
+             for k, n in enumerate([300, 1, 77])]
+    t = ak.read_csv(paths, dtypes=ALL_DTYPES, parse_dates=["d"])
+    want = pandas_read(paths, dtype={**ALL_DTYPES, "s": str}, parse_dates=["d"])
+    assert_same(t, want, ["d"])
+
+
+def test_every_dtype_given_on_the_taxi_sample(ak, taxi):
+    df = pandas_read(taxi)
+    dt = {k: ("str" if v == object else str(v)) for k, v in df.dtypes.items()}
+    assert set(dt.values()) == {"int64", "float64", "str"}
+    assert_same(ak.read_csv(taxi, dtypes=dt), df)
+
+
+def test_every_dtype_given_skips_bad_rows_without_their_text(ak, tmp):
+    """A skipped row's text is no category (one pass interns a row's text
+    only once its numbers read); a bad value names its line and column."""
+    rng = random.Random(31)
+    good = [",".join(r) for r in random_rows(rng, 60)]
+    bad = ["oops,1.5,ONLY_IN_A_BAD_ROW,True,", "1,2,ALSO_BAD,maybe,", "1,2,3"]
+    body = list(good)
+    for k, b in enumerate(bad):
+        body.insert(7 + 17 * k, b)
+    path = write(tmp, "typed_skip.csv", "i,f,s,b,d\n" + "\n".join(body) + "\n")
+    clean = write(tmp, "typed_clean.csv", "i,f,s,b,d\n" + "\n".join(good) + "\n")
+    with pytest.warns(kodiak.ParserWarning, match="skipped 3 bad row"):
+        t = ak.read_csv(path, on_bad_lines="skip", dtypes=ALL_DTYPES, parse_dates=["d"])
+    assert "ONLY_IN_A_BAD_ROW" not in list(t["s"].categories)
+    assert_same(t, pandas_read(clean, dtype={**ALL_DTYPES, "s": str}, parse_dates=["d"]),
+                ["d"])
+    before = set(ak.list_symbols())
+    line = 2 + sum(r.count("\n") + 1 for r in good[:7])
+    with pytest.raises(ValueError, match=rf"typed_skip\.csv', line {line}: column 1 \('i'\): "
+                                         r"cannot read 'oops' as float64"):
+        ak.read_csv(path, dtypes=ALL_DTYPES, parse_dates=["d"])
+    no_new_symbols(ak, before)

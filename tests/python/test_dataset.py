@@ -283,6 +283,26 @@ def test_schema_mismatch_is_refused_and_leaves_nothing(store, tmp):
     no_orphans(store)
 
 
+def test_an_int_column_with_floats_in_a_later_file(store, tmp):
+    """pandas reading both files at once widens x to float64; an ingest
+    takes x's dtype from the first file and writes its batches at once, so
+    a float in a later file is a clear error saying which dtypes= to give,
+    and with it the dataset equals pandas' frame."""
+    a = write(tmp, "wa.csv", "x,y\n1,a\n2,b\n")
+    b = write(tmp, "wb.csv", "x,y\n3,c\n4.5,d\n")
+    want = pd.concat([pd.read_csv(a), pd.read_csv(b)], ignore_index=True)
+    assert want["x"].dtype == np.float64  # (per file: int64, then float64)
+    with pytest.raises(ValueError, match=r"wb.csv', line 3: column 1 \('x'\): cannot read "
+                                         r"'4.5' as int64 \(the dataset's column 'x' is int64, "
+                                         r".*dtypes=\{'x': 'float64'\}"):
+        store.ingest("W", [a, b])
+    assert "W" not in store
+    no_orphans(store)
+    t = store.ingest("W", [a, b], dtypes={"x": "float64"}).to_pandas()
+    pd.testing.assert_series_equal(t["x"], want["x"])
+    assert list(t["y"].astype(str)) == list(want["y"])
+
+
 def test_bad_input_names_file_line_column_and_leaves_nothing(store, tmp):
     good = write(tmp, "good.csv", "a,b\n" + "".join(f"{i},{i * 0.5}\n" for i in range(50)))
     bad = write(tmp, "bad.csv", "a,b\n1,2\n3,4\n5,oops\n")
