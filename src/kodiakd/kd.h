@@ -191,6 +191,18 @@ int kd_fam_error(kd_cmd *c, int rc, const char *what);
  * the connection they use closes; at exit, abort open ingests first. */
 void kd_ds_reset(void);
 void kd_ds_shutdown(void);
+/* Collective (kd_cmd_ds.c, for kd_cmd_dsagg.c): the request's "store" and
+ * "dataset" arguments checked, the store attached on every rank, and every
+ * rank's ds_info of the dataset at rank 0's catalog version (*in; release
+ * with kd_ds_detach(*in, *saved_nb)). 0, or -1 on every rank. */
+struct ds_store;
+struct ds_info;
+int kd_ds_attach(kd_cmd *c, const char **store, const char **dataset, struct ds_store **s,
+                 struct ds_info **in, size_t *saved_nb);
+void kd_ds_detach(struct ds_info *in, size_t saved_nb);
+/* A libdataset error code as kd_fail, `what` before the library's message. */
+int kd_ds_fail(kd_cmd *c, int rc, const char *what);
+void kd_register_dsagg(void);
 
 /* ---- errors ---------------------------------------------------------------- */
 
