@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kd_cmd_dsagg.c — aggregation over a dataset of the store, batch by batch:
  * sum, mean, min, max, count, size, std, var and nunique of one column,
  * over the whole dataset or per group of one or more key columns (the
@@ -68,8 +69,11 @@ static const char *const agg_op_names[] = {"size", "count", "sum", "mean", "min"
                                            "max", "std", "var", "nunique"};
 #define AGG_NOPS 9
 
+__extension__ typedef __int128 agg_i128; /* GCC's; exact integer sums for means */
+
 /* The partial result of one group on one rank (then merged on rank 0). */
 typedef struct {
+    agg_i128 wsum;      /* integer columns: the exact sum (means of int64 are exact) */
     int64_t size;       /* rows of the group, missing values included */
     int64_t count;      /* rows whose value is not missing */
     uint64_t isum;      /* integer sum, wrapping as NumPy's int64/uint64 sum */
@@ -261,6 +265,10 @@ static void agg_fold(agg_state *g, uint64_t v, ds_dtype_t t, unsigned ops)
     if (t == DS_BOOL)
         v = v != 0;
     g->isum += v;
+    if (t == DS_UINT64 || t == DS_BOOL)
+        g->wsum += (agg_i128)v;
+    else if (t != DS_FLOAT64)
+        g->wsum += (agg_i128)(int64_t)v;
     if (ops & (AGG_SUM | AGG_MEAN | AGG_STD | AGG_VAR)) {
         double x = agg_as_f64(v, t);
         agg_fadd(&g->fsum, &g->fcomp, x);
@@ -294,6 +302,7 @@ static void agg_merge(agg_state *a, const agg_state *b, ds_dtype_t t)
     a->mean += d * ((double)b->count / (double)n);
     a->count = n;
     a->isum += b->isum;
+    a->wsum += b->wsum;
     agg_fadd(&a->fsum, &a->fcomp, b->fsum);
     agg_fadd(&a->fsum, &a->fcomp, b->fcomp);
     if (agg_less(b->min, a->min, t))
@@ -571,8 +580,14 @@ static int reply(kd_cmd *c, const agg_src *src, int nk, const agg_table *t,
                 }
                 break;
             case AGG_MEAN:
-                f = !g->count ? NAN : !isfinite(g->fsum) ? g->fsum / (double)g->count
-                                                          : (g->fsum + g->fcomp) / (double)g->count;
+                if (!g->count)
+                    f = NAN;
+                else if (vt != DS_FLOAT64)
+                    f = (double)((long double)g->wsum / (long double)g->count);
+                else if (!isfinite(g->fsum))
+                    f = g->fsum / (double)g->count;
+                else
+                    f = (g->fsum + g->fcomp) / (double)g->count;
                 memcpy(&v[i], &f, 8);
                 break;
             case AGG_STD:
