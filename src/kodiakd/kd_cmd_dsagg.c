@@ -736,7 +736,8 @@ static int cmd_ds_agg(kd_cmd *c)
         goto out;
 
     /* with no keys there is one group, present even over no rows (sum 0, mean NaN) */
-    uint64_t k[AGG_MAX_KEYS + 1] = {0};
+    uint64_t k[AGG_MAX_KEYS + 1] = {0}, lastk[AGG_MAX_KEYS + 1] = {0};
+    int64_t last = -1;
     if (nk == 0 && agg_table_get(&t, k) < 0)
         rc = kd_fail(c, "MemoryError", "ds_agg: out of memory");
     for (size_t b = (size_t)c->rank; !rc && b < in->nbatches; b += (size_t)c->nranks) {
@@ -755,7 +756,14 @@ static int cmd_ds_agg(kd_cmd *c)
                 }
                 if (skip)
                     continue;
-                int64_t e = agg_table_get(&t, k);
+                /* no keys: the one group; else the table (the last key's entry
+                 * first: rows of one group often come together) */
+                int64_t e = nk == 0 ? 0 : last >= 0 && memcmp(k, lastk, 8 * (size_t)nk) == 0
+                                              ? last : agg_table_get(&t, k);
+                if (nk && e >= 0) {
+                    last = e;
+                    memcpy(lastk, k, 8 * (size_t)nk);
+                }
                 if (e < 0) {
                     rc = kd_fail(c, "MemoryError", "ds_agg: rank %d is out of memory for "
                                  "%lld groups", c->rank, (long long)t.n);

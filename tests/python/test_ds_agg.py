@@ -308,7 +308,7 @@ def test_bad_requests_are_clear_errors_and_the_server_keeps_running(store, ak):
 
 # ---- larger than compute memory ------------------------------------------------------------------
 
-LIMIT = 2 << 20  # --memory-limit per rank
+LIMIT = 1 << 20  # --memory-limit per rank
 
 
 @pytest.mark.parametrize("nranks", [1, 2, 3])
@@ -336,7 +336,8 @@ def test_four_times_the_memory_limit_gives_the_answers_of_pandas(nranks):
             check_column(t, df, "k", ops=("sum", "min", "max", "nunique"))
             check_column(t, df, "s", ops=("count", "nunique", "min", "max"))
             check_groupby(t, df, "s", "f", ops=("count", "mean", "std", "max"))
-            check_groupby(t, df, ["k", "s"], "f", ops=("sum", "nunique"))
+            check_groupby(t, df, ["k", "s"], "f", ops=("sum",))
+            check_groupby(t, df, "k", "s", ops=("nunique",))
             check_value_counts(t, df, "s")
             with pytest.raises(MemoryError) as e:
                 t["f"]
