@@ -130,15 +130,20 @@ def check_column(ds, df, col, ops=("sum", "mean", "min", "max", "count", "std", 
 
 
 def check_groupby(ds, df, keys, col, ops=("count", "sum", "mean", "min", "max", "nunique",
-                                          "std", "size")):
+                                          "std", "size"), one_pass=True):
+    """Each op of ds.groupby(keys) on col as pandas' df.groupby(keys)[col].<op>():
+    all in one request (agg), or one method call each (one_pass=False)."""
     g, pg = ds.groupby(keys), df.groupby(keys)[col]
+    if one_pass:
+        both = g[col].agg(list(ops))
     for op in ops:
-        if op == "size":
-            got = g.size()
-            exp = df.groupby(keys).size()
+        if one_pass:
+            got = both[op].rename(col)
+        elif op == "size":
+            got = g.size().rename(col)
         else:
             got = getattr(g, op)(col)
-            exp = getattr(pg, op)()
+        exp = getattr(pg, op)().rename(col)
         same_series(got, exp, f"groupby({keys})[{col}].{op}",
                     exact=op in ("count", "size", "nunique", "min", "max"))
 
@@ -158,19 +163,16 @@ def test_taxi_reductions_group_bys_and_value_counts_as_pandas(store, taxi):
     parts, df = taxi
     t = store.ingest("Trip", parts, batch_rows=7_000, parse_dates=DATES)
     assert t.num_batches > 10
-    for col in ("fare_amount", "trip_distance", "total_amount", "passenger_count",
-                "pickup_location_id"):
+    for col in ("fare_amount", "passenger_count"):
         check_column(t, df, col)
     check_column(t, df, "congestion_surcharge")  # all empty: NaN sums to 0, mean NaN
-    for col in DATES:
-        check_column(t, df, col, ops=("min", "max", "count", "nunique"))
+    check_column(t, df, "pickup_datetime", ops=("min", "max", "count", "nunique"))
     check_column(t, df, "store_and_fwd_flag", ops=("min", "max", "count", "nunique"))
-    check_groupby(t, df, "pickup_location_id", "fare_amount")
-    check_groupby(t, df, "payment_type", "trip_distance")
+    check_groupby(t, df, "pickup_location_id", "fare_amount", one_pass=False)
     check_groupby(t, df, ["payment_type", "store_and_fwd_flag"], "tip_amount")
     check_groupby(t, df, "store_and_fwd_flag", "passenger_count")
     check_groupby(t, df, "vendor_id", "dropoff_location_id", ops=("nunique", "min", "max"))
-    for col in ("payment_type", "store_and_fwd_flag", "passenger_count"):
+    for col in ("payment_type", "store_and_fwd_flag"):
         check_value_counts(t, df, col)
     # several aggregations in one pass, as pandas' agg
     got = t.groupby("payment_type")["fare_amount"].agg(["count", "mean", "max"])
@@ -199,7 +201,7 @@ def random_frame(rng, n):
     })
 
 
-@pytest.mark.parametrize("n,batch", [(5_000, 333), (1_000, 5_000), (7, 2), (2, 1)])
+@pytest.mark.parametrize("n,batch", [(3_000, 333), (1_000, 5_000), (7, 2)])
 def test_random_tables_as_pandas(store, n, batch):
     rng = np.random.default_rng(n + batch)
     df = random_frame(rng, n)
