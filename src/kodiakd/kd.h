@@ -203,6 +203,14 @@ void kd_ds_detach(struct ds_info *in, size_t saved_nb);
 /* A libdataset error code as kd_fail, `what` before the library's message. */
 int kd_ds_fail(kd_cmd *c, int rc, const char *what);
 void kd_register_dsagg(void);
+/* kd_cmd_dsagg.c — the bounded window through which a command pages
+ * batches (local, not collective): room for *rows rows of `ncols` 8-byte
+ * columns (column u at buf + u * *rows), at most 2^20 rows and at most
+ * half of what --memory-limit leaves free on this rank, charged to the
+ * limit until kd_ds_window_free(buf, *bytes). NULL with a MemoryError set
+ * when fewer than 1024 rows fit (pass the result through kd_agree). */
+uint64_t *kd_ds_window_alloc(kd_cmd *c, int ncols, uint64_t *rows, size_t *bytes);
+void kd_ds_window_free(uint64_t *buf, size_t bytes);
 
 /* ---- errors ---------------------------------------------------------------- */
 

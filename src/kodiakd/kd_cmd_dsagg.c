@@ -28,7 +28,8 @@
  *
  * The only place that reads column data is agg_read(): rows of one column
  * of one batch into the window. Derived datasets (ak.filter, ds.derive)
- * plug in there.
+ * plug in there. The window itself is kd_ds_window_alloc() (kd.h), for
+ * every command that streams batches (filters, gathers, derives).
  *
  * Command (docs/PROTOCOL.md):
  *   ds_agg {store, dataset, keys: [col...], value: col | null, ops: [op...], ddof?}
@@ -354,6 +355,46 @@ static int agg_read(kd_cmd *c, const agg_src *src, int u, size_t b, uint64_t off
                 dst[i] = 0;
     }
     return 0;
+}
+
+/* ---- the window (for every command that streams batches) ----------------------------- */
+
+uint64_t *kd_ds_window_alloc(kd_cmd *c, int ncols, uint64_t *rows, size_t *bytes)
+{
+    uint64_t free_bytes = kd_srv.mem_limit > kd_srv.mem_used ? kd_srv.mem_limit - kd_srv.mem_used
+                                                              : 0;
+    uint64_t per_row = 8 * (uint64_t)(ncols > 0 ? ncols : 1);
+    uint64_t window = free_bytes / 2 / per_row;
+    if (window > AGG_WINDOW_MAX)
+        window = AGG_WINDOW_MAX;
+    *rows = 0;
+    *bytes = 0;
+    if (window < AGG_WINDOW_MIN) {
+        kd_fail(c, "MemoryError", "%s: rank %d has %llu bytes free under its memory limit "
+                "(%llu bytes, --memory-limit): too few to page %d rows of %d column(s) "
+                "through; free some arrays", c->cmd, c->rank, (unsigned long long)free_bytes,
+                (unsigned long long)kd_srv.mem_limit, AGG_WINDOW_MIN, ncols);
+        return NULL;
+    }
+    size_t wb = (size_t)(window * per_row);
+    uint64_t *buf = malloc(wb);
+    if (!buf) {
+        kd_fail(c, "MemoryError", "%s: rank %d is out of memory for its window of %zu bytes",
+                c->cmd, c->rank, wb);
+        return NULL;
+    }
+    kd_srv.mem_used += wb; /* charged while the command runs */
+    *rows = window;
+    *bytes = wb;
+    return buf;
+}
+
+void kd_ds_window_free(uint64_t *buf, size_t bytes)
+{
+    if (buf) {
+        kd_srv.mem_used -= bytes;
+        free(buf);
+    }
 }
 
 /* ---- the command --------------------------------------------------------------------- */
@@ -707,25 +748,11 @@ static int cmd_ds_agg(kd_cmd *c)
                 rc = kd_ds_fail(c, lrc, "categories of a text column");
         }
     /* the window: rows of every used column paged in at once */
-    uint64_t free_bytes = kd_srv.mem_limit > kd_srv.mem_used ? kd_srv.mem_limit - kd_srv.mem_used
-                                                              : 0;
-    uint64_t per_row = 8 * (uint64_t)(nu ? nu : 1);
-    uint64_t window = free_bytes / 2 / per_row;
-    if (window > AGG_WINDOW_MAX)
-        window = AGG_WINDOW_MAX;
-    if (!rc && window < AGG_WINDOW_MIN)
-        rc = kd_fail(c, "MemoryError", "ds_agg: rank %d has %llu bytes free under its memory "
-                     "limit (%llu bytes, --memory-limit): too few to page %d rows of %d "
-                     "column(s) through; free some arrays", c->rank,
-                     (unsigned long long)free_bytes, (unsigned long long)kd_srv.mem_limit,
-                     AGG_WINDOW_MIN, nu);
-    size_t wbytes = (size_t)(window * per_row);
-    uint64_t *buf = rc ? NULL : malloc(wbytes ? wbytes : 8);
-    if (!rc && !buf)
-        rc = kd_fail(c, "MemoryError", "ds_agg: rank %d is out of memory for its window of "
-                     "%zu bytes", c->rank, wbytes);
-    if (buf)
-        kd_srv.mem_used += wbytes; /* charged while the command runs */
+    uint64_t window = 0;
+    size_t wbytes = 0;
+    uint64_t *buf = rc ? NULL : kd_ds_window_alloc(c, nu ? nu : 1, &window, &wbytes);
+    if (!buf)
+        rc = -1;
     agg_table t, pairs;
     memset(&t, 0, sizeof t);
     memset(&pairs, 0, sizeof pairs);
@@ -795,9 +822,7 @@ static int cmd_ds_agg(kd_cmd *c)
                       : 0;
     rc = kd_agree(c, rc);
 out:
-    if (buf)
-        kd_srv.mem_used -= wbytes;
-    free(buf);
+    kd_ds_window_free(buf, wbytes);
     agg_table_free(&t);
     agg_table_free(&pairs);
     for (int u = 0; u <= AGG_MAX_KEYS; u++)
