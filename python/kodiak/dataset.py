@@ -799,7 +799,15 @@ class Dataset:
             args["start"] = int(start)
         if stop is not None:
             args["stop"] = int(stop)
-        res, frames = _msg("ds_read", args)
+        try:
+            res, frames = _msg("ds_read", args)
+        except MemoryError as e:
+            what = "the column(s)" if columns is None else ", ".join(repr(c) for c in columns)
+            raise MemoryError(
+                f"{e}. {what} of dataset '{self.name}' do not fit in the compute server's "
+                f"memory: aggregate on the server instead (ds.sum(col), ds.mean(col), "
+                f"ds.groupby(key).mean(col), ds.value_counts(col)) or iterate batch by batch "
+                f"(for b in ds.batches(): ...)") from None
         return _columns_from_reply(res, frames)
 
     def __getitem__(self, key: Union[str, List[str]]) -> Union[pdarray, Categorical, dict]:
@@ -1156,3 +1164,7 @@ def filter(ds: Dataset, column: str, op: str, value: Any = None,  # noqa: A001 â
     >>> s.destroy()
     """
     return _derived.filter(ds, column, op, value, value2)
+
+
+# sum, mean, ..., groupby, value_counts and batches (ds_agg.py attaches them)
+from . import ds_agg  # noqa: E402,F401

@@ -192,6 +192,26 @@ int kd_fam_error(kd_cmd *c, int rc, const char *what);
  * the connection they use closes; at exit, abort open ingests first. */
 void kd_ds_reset(void);
 void kd_ds_shutdown(void);
+/* Collective (kd_cmd_ds.c, for kd_cmd_dsagg.c): the request's "store" and
+ * "dataset" arguments checked, the store attached on every rank, and every
+ * rank's ds_info of the dataset at rank 0's catalog version (*in; release
+ * with kd_ds_detach(*in, *saved_nb)). 0, or -1 on every rank. */
+struct ds_store;
+struct ds_info;
+int kd_ds_attach(kd_cmd *c, const char **store, const char **dataset, struct ds_store **s,
+                 struct ds_info **in, size_t *saved_nb);
+void kd_ds_detach(struct ds_info *in, size_t saved_nb);
+/* A libdataset error code as kd_fail, `what` before the library's message. */
+int kd_ds_fail(kd_cmd *c, int rc, const char *what);
+void kd_register_dsagg(void);
+/* kd_cmd_dsagg.c — the bounded window through which a command pages
+ * batches (local, not collective): room for *rows rows of `ncols` 8-byte
+ * columns (column u at buf + u * *rows), at most 2^20 rows and at most
+ * half of what --memory-limit leaves free on this rank, charged to the
+ * limit until kd_ds_window_free(buf, *bytes). NULL with a MemoryError set
+ * when fewer than 1024 rows fit (pass the result through kd_agree). */
+uint64_t *kd_ds_window_alloc(kd_cmd *c, int ncols, uint64_t *rows, size_t *bytes);
+void kd_ds_window_free(uint64_t *buf, size_t bytes);
 
 /* ---- errors ---------------------------------------------------------------- */
 

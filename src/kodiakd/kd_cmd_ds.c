@@ -1672,3 +1672,25 @@ void kd_register_ds(void)
     kd_register("ds_ingest_commit", cmd_ds_ingest_commit);
     kd_register("ds_ingest_abort", cmd_ds_ingest_abort);
 }
+
+/* ---- for the other dataset command files (kd_cmd_dsagg.c) -------------------------------- */
+
+int kd_ds_attach(kd_cmd *c, const char **store, const char **dataset, struct ds_store **s,
+                 struct ds_info **in, size_t *saved_nb)
+{
+    *in = NULL;
+    if (store_name_arg(c, store) || dataset_arg(c, "dataset", dataset) ||
+        get_store(c, *store, false, KD_DS_MODE, s))
+        return -1;
+    return info_everywhere(c, *s, *store, *dataset, in, saved_nb);
+}
+
+void kd_ds_detach(struct ds_info *in, size_t saved_nb)
+{
+    info_release(in, saved_nb);
+}
+
+int kd_ds_fail(kd_cmd *c, int rc, const char *what)
+{
+    return ds_fail(c, rc, "%s", what);
+}

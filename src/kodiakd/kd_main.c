@@ -1075,6 +1075,7 @@ int main(int argc, char **argv)
     kd_register_csv();
     kd_register_ds();
     kd_register_h5();
+    kd_register_dsagg();
 
     /* one message may carry a whole array, but not more than the arrays
      * this server may hold: the limit of all ranks together (an array that

@@ -13,8 +13,9 @@ import numpy.typing as npt
 import pytest
 
 import kodiak
-from kodiak import (categorical, creation, dataset, dtypes, famarray, fpe, groupby, hdfio,
-                    indexing, io, numeric, ops, paths, session, sorting, testing, ufuncs, wire)
+from kodiak import (categorical, creation, dataset, ds_agg, dtypes, famarray, fpe, groupby,
+                    hdfio, indexing, io, numeric, ops, paths, session, sorting, testing, ufuncs,
+                    wire)
 from fam_fixtures import FamCluster, connect
 
 MODULES = [creation, numeric, sorting, groupby, famarray, dtypes, ops, indexing, wire, paths,
@@ -60,7 +61,7 @@ def _public():
     items += [(f"{f.__module__}.{f.__name__}", f) for f in PUBLIC_LAYOUT_HELPERS]
     for cls in (ops._OpsMixin, indexing._IndexMixin, famarray.FamArray, famarray.FamRegion,
                 groupby.GroupBy, categorical.Categorical, dataset.DatasetStore,
-                dataset.Dataset):
+                dataset.Dataset, ds_agg.DatasetGroupBy, ds_agg.DatasetSeriesGroupBy):
         items += _methods(cls)
     return items
 
@@ -145,7 +146,7 @@ def fam_ak():
 
 
 def test_famarray_docstring_examples_are_true(fam_ak, capsys):
-    (failed, attempted), ran = _run_doctests([famarray, dataset], fam_ak)
+    (failed, attempted), ran = _run_doctests([famarray, dataset, ds_agg], fam_ak)
     out = capsys.readouterr().out
     assert ran > 60 and attempted == ran
     assert failed == 0, out

@@ -1,0 +1,362 @@
+# SPDX-License-Identifier: Apache-2.0
+"""test_ds_agg.py — aggregation over datasets of the store (ds.sum, mean,
+min, max, count, std, var, nunique, value_counts, groupby) against pandas
+on the same data: the shipped taxi sample and random tables with the
+awkward cases (NaN, -0.0, inf, negative numbers, int64 extremes, missing
+text, two keys, one batch, more ranks than batches, no rows), at 1, 2 and
+3 ranks. A dataset four times larger than the compute server's
+--memory-limit aggregates to the same answers, and reading one of its
+columns whole is a MemoryError that says what to do instead."""
+import gzip
+import os
+import shutil
+import tempfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import kodiak
+from conftest import Server
+from fam_fixtures import FamServers, connect
+from test_csv import REPO_TAXI
+
+DATES = ["pickup_datetime", "dropoff_datetime"]
+
+
+class Cluster:
+    """famd x nfamd + kodiakd x nranks (with extra kodiakd arguments)."""
+
+    def __init__(self, nranks, nfamd, args=(), pool_size="256M"):
+        self.famd = FamServers(nfamd, pool_size=pool_size)
+        try:
+            self.server = Server(nranks, args=args, env={"FAM_SERVERS": self.famd.servers})
+        except BaseException:
+            self.famd.stop()
+            raise
+
+    def stop(self):
+        try:
+            self.server.stop()
+        finally:
+            self.famd.stop()
+
+
+@pytest.fixture(scope="module", params=[(1, 1), (2, 2), (3, 1)],
+                ids=lambda p: f"{p[0]}rank-{p[1]}famd")
+def cluster(request):
+    c = Cluster(*request.param)
+    try:
+        yield c
+    finally:
+        kodiak.disconnect()
+        c.stop()
+
+
+@pytest.fixture
+def ak(cluster):
+    connect(kodiak, cluster.server)
+    yield kodiak
+    assert cluster.server.alive(), f"kodiakd died: {cluster.server.output()[-3000:]}"
+
+
+@pytest.fixture
+def store(ak, request):
+    s = ak.DatasetStore("a_" + request.node.name.split("[")[0][5:40])
+    yield s
+    s.destroy()
+
+
+@pytest.fixture(scope="module")
+def taxi():
+    """The shipped sample, decompressed, split into three files by month."""
+    d = tempfile.mkdtemp(prefix="kodiak-agg-")
+    os.chmod(d, 0o755)
+    path = os.path.join(d, "taxi.csv")
+    with gzip.open(REPO_TAXI, "rb") as f, open(path, "wb") as g:
+        g.write(f.read())
+    with open(path) as f:
+        lines = f.read().splitlines(keepends=True)
+    month = pd.to_datetime(pd.read_csv(path, usecols=["pickup_datetime"])["pickup_datetime"]
+                           ).dt.month.values
+    parts = []
+    for k, months in enumerate([(1, 2, 3, 4, 5), (6,), (7, 8, 9, 10, 11, 12)]):
+        p = os.path.join(d, f"taxi_part{k}.csv")
+        with open(p, "w") as g:
+            g.write(lines[0])
+            g.writelines(lines[i + 1] for i in np.flatnonzero(np.isin(month, months)))
+        parts.append(p)
+    df = pd.concat([pd.read_csv(p, float_precision="round_trip", parse_dates=DATES)
+                    for p in parts], ignore_index=True)
+    yield parts, df
+    shutil.rmtree(d, ignore_errors=True)
+
+
+# ---- comparing with pandas -------------------------------------------------------------------
+
+def same_scalar(got, exp, what):
+    """A reduction equals pandas': exactly for integers, text and times,
+    within 1e-12 relative for floats (summation order differs)."""
+    if isinstance(exp, (float, np.floating)):
+        assert isinstance(got, (float, np.floating)), (what, got, exp)
+        if np.isnan(exp):
+            assert np.isnan(got), (what, got, exp)
+        else:
+            assert got == pytest.approx(exp, rel=1e-12, abs=1e-300), (what, got, exp)
+    elif exp is pd.NaT or (isinstance(exp, float) and np.isnan(exp)):
+        assert got is pd.NaT, (what, got)
+    else:
+        assert type(got) is type(exp) or isinstance(exp, (int, np.integer)), (what, got, exp)
+        assert got == exp, (what, got, exp)
+
+
+def same_series(got, exp, what, exact=False):
+    """A group-by result equals pandas': values, index, name and dtype."""
+    assert isinstance(got, pd.Series), (what, type(got))
+    pd.testing.assert_series_equal(got, exp, check_dtype=True, check_index_type=False,
+                                   check_exact=exact, rtol=1e-12, atol=0, obj=what)
+
+
+def check_column(ds, df, col, ops=("sum", "mean", "min", "max", "count", "std", "nunique")):
+    for op in ops:
+        got = getattr(ds, op)(col)
+        ref = df[col]
+        if ref.dtype == object and op in ("min", "max"):  # pandas 1.5 fails on str vs NaN
+            ref = ref.dropna()
+        exp = getattr(ref, op)()
+        if ref.dtype == np.uint64 and op == "sum":  # pandas 1.5 gives it as int64: NumPy's
+            exp = ref.to_numpy().sum()
+        same_scalar(got, exp, f"{col}.{op}")
+
+
+def check_groupby(ds, df, keys, col, ops=("count", "sum", "mean", "min", "max", "nunique",
+                                          "std", "size"), one_pass=True):
+    """Each op of ds.groupby(keys) on col as pandas' df.groupby(keys)[col].<op>():
+    all in one request (agg), or one method call each (one_pass=False)."""
+    g, pg = ds.groupby(keys), df.groupby(keys)[col]
+    if one_pass:
+        both = g[col].agg(list(ops))
+    for op in ops:
+        if one_pass:
+            got = both[op].rename(col)
+        elif op == "size":
+            got = g.size().rename(col)
+        else:
+            got = getattr(g, op)(col)
+        exp = getattr(pg, op)().rename(col)
+        same_series(got, exp, f"groupby({keys})[{col}].{op}",
+                    exact=op in ("count", "size", "nunique", "min", "max"))
+
+
+def check_value_counts(ds, df, col):
+    got = ds.value_counts(col)
+    exp = df[col].value_counts()
+    assert got.name == exp.name and got.index.name == exp.index.name
+    # pandas leaves the order of equal counts open: compare as sorted by value
+    pd.testing.assert_series_equal(got.sort_index(), exp.sort_index(), check_index_type=False)
+    assert list(got.values) == sorted(got.values, reverse=True)
+
+
+# ---- the taxi sample ---------------------------------------------------------------------------
+
+def test_taxi_reductions_group_bys_and_value_counts_as_pandas(store, taxi):
+    parts, df = taxi
+    t = store.ingest("Trip", parts, batch_rows=7_000, parse_dates=DATES)
+    assert t.num_batches > 10
+    for col in ("fare_amount", "passenger_count"):
+        check_column(t, df, col)
+    check_column(t, df, "congestion_surcharge")  # all empty: NaN sums to 0, mean NaN
+    check_column(t, df, "pickup_datetime", ops=("min", "max", "count", "nunique"))
+    check_column(t, df, "store_and_fwd_flag", ops=("min", "max", "count", "nunique"))
+    check_groupby(t, df, "pickup_location_id", "fare_amount", one_pass=False)
+    check_groupby(t, df, ["payment_type", "store_and_fwd_flag"], "tip_amount")
+    check_groupby(t, df, "store_and_fwd_flag", "passenger_count")
+    check_groupby(t, df, "vendor_id", "dropoff_location_id", ops=("nunique", "min", "max"))
+    for col in ("payment_type", "store_and_fwd_flag"):
+        check_value_counts(t, df, col)
+    # several aggregations in one pass, as pandas' agg
+    got = t.groupby("payment_type")["fare_amount"].agg(["count", "mean", "max"])
+    exp = df.groupby("payment_type")["fare_amount"].agg(["count", "mean", "max"])
+    pd.testing.assert_frame_equal(got, exp, check_index_type=False, rtol=1e-12)
+
+
+# ---- random data -------------------------------------------------------------------------------
+
+def random_frame(rng, n):
+    texts = np.array(["", "a", "b", "é", "zz", "A b", "ß"], dtype=object)
+    f = rng.normal(0, 1e6, n)
+    f[rng.random(n) < 0.1] = np.nan
+    f[rng.random(n) < 0.02] = -0.0
+    f[rng.random(n) < 0.02] = 0.0
+    s = texts[rng.integers(0, len(texts), n)]
+    s[rng.random(n) < 0.1] = np.nan
+    return pd.DataFrame({
+        "k": rng.integers(-3, 4, n),
+        "s": s,
+        "f": f,
+        "i": rng.integers(-10**12, 10**12, n),
+        "u": rng.integers(0, 2**63, n, dtype=np.uint64) * np.uint64(2),
+        "b": rng.random(n) < 0.3,
+        "fk": np.round(rng.normal(0, 2, n)),
+    })
+
+
+@pytest.mark.parametrize("n,batch", [(3_000, 333), (1_000, 5_000), (7, 2)])
+def test_random_tables_as_pandas(store, n, batch):
+    rng = np.random.default_rng(n + batch)
+    df = random_frame(rng, n)
+    t = store.ingest("R", df, batch_rows=batch)
+    got = t.to_pandas()
+    pd.testing.assert_frame_equal(got, df)  # what pandas is given is what was stored
+    for col in ("f", "i", "u", "k", "fk"):
+        check_column(t, df, col)
+    check_column(t, df, "b", ops=("sum", "mean", "min", "max", "count", "nunique"))
+    check_column(t, df, "s", ops=("min", "max", "count", "nunique"))
+    for keys in ("k", "s", ["k", "s"], ["s", "fk"], "b"):
+        check_groupby(t, df, keys, "f")
+        check_groupby(t, df, keys, "i", ops=("sum", "min", "max", "mean", "nunique"))
+    check_groupby(t, df, "k", "s", ops=("count", "nunique", "size"))
+    check_groupby(t, df, "k", "u", ops=("sum", "min", "max"))
+    for col in ("s", "k", "fk", "b"):
+        check_value_counts(t, df, col)
+
+
+def test_int64_extremes_wrap_as_numpy_and_inf_nan_as_pandas(store):
+    big = np.iinfo(np.int64)
+    df = pd.DataFrame({
+        "k": np.array([1, 1, 1, 2, 2, 3], dtype=np.int64),
+        "i": np.array([big.max, big.max, 5, big.min, big.min, -1], dtype=np.int64),
+        "f": np.array([np.inf, 1.0, np.nan, -np.inf, np.inf, np.nan]),
+    })
+    t = store.ingest("X", df, batch_rows=2)
+    check_column(t, df, "i", ops=("sum", "min", "max", "count", "nunique"))
+    check_column(t, df, "f")
+    check_groupby(t, df, "k", "i", ops=("sum", "min", "max", "count", "nunique"))
+    # means of integers are exact (a 128-bit sum): pandas sums float64 casts,
+    # which lose the low bits near 2^63; the reference is Python's exact ints
+    from fractions import Fraction
+    assert t.mean("i") == float(Fraction(sum(int(v) for v in df["i"]), len(df)))
+    exp = df.groupby("k")["i"].apply(lambda s: float(Fraction(sum(map(int, s)), len(s))))
+    same_series(t.groupby("k").mean("i"), exp.rename("i"), "exact means", exact=True)
+    check_groupby(t, df, "k", "f", ops=("min", "max", "count"))
+    # pandas 1.5's group-by sum and mean turn inf into NaN (their Kahan
+    # compensation computes inf - inf); the reference is Series.sum/mean per group
+    for op in ("sum", "mean"):
+        exp = df.groupby("k")["f"].apply(lambda s: getattr(s, op)())
+        same_series(getattr(t.groupby("k"), op)("f"), exp, f"inf {op}")
+
+
+def test_float_sums_stay_accurate_over_many_batches(store):
+    """1e6 values of mixed magnitude: the compensated sum is as close to
+    the exact sum (math.fsum) as pandas'."""
+    import math
+    rng = np.random.default_rng(7)
+    x = rng.normal(0, 1, 200_000) * 10.0 ** rng.integers(-8, 9, 200_000)
+    t = store.ingest("F", {"x": x}, batch_rows=9_999)
+    exact = math.fsum(x)
+    assert abs(t.sum("x") - exact) <= 1e-15 * np.abs(x).sum()
+    assert t.sum("x") == pytest.approx(pd.Series(x).sum(), rel=1e-12)
+
+
+def test_a_dataset_with_no_rows(store):
+    df = pd.DataFrame({"k": np.array([], dtype=np.int64), "f": np.array([], dtype=float)})
+    t = store.ingest("E", df)
+    assert len(t) == 0
+    for op in ("sum", "mean", "min", "max", "count", "std", "nunique"):
+        same_scalar(getattr(t, op)("f"), getattr(df["f"], op)(), op)
+    assert len(t.groupby("k").mean("f")) == 0
+    assert len(t.value_counts("k")) == 0
+
+
+def test_batches_yields_each_batch_in_order(store):
+    df = pd.DataFrame({"x": np.arange(10), "s": list("abcabcabca")})
+    t = store.ingest("B", df, batch_rows=4)
+    got = list(t.batches())
+    assert [len(b["x"]) for b in got] == [4, 4, 2]
+    assert np.concatenate([b["x"].to_ndarray() for b in got]).tolist() == list(range(10))
+    assert [v for b in got for v in b["s"].to_ndarray()] == list(df["s"])
+    assert list(next(t.batches(["s"]))) == ["s"]
+
+
+def test_bad_requests_are_clear_errors_and_the_server_keeps_running(store, ak):
+    t = store.ingest("Z", {"x": np.arange(3), "s": np.array(["a", "b", "c"])})
+    with pytest.raises(KeyError, match="no column 'nope'"):
+        t.sum("nope")
+    with pytest.raises(KeyError, match="no column 'nope'"):
+        t.groupby("nope").sum("x")
+    with pytest.raises(TypeError, match="text"):
+        t.mean("s")
+    with pytest.raises(TypeError, match="text"):
+        t.groupby("x").sum("s")
+    with pytest.raises(ValueError, match="unknown operation"):
+        t.groupby("x")["x"].agg(["median"])
+    with pytest.raises(TypeError):
+        t.groupby(3)
+    with pytest.raises(KeyError, match="no dataset"):
+        from kodiak.ds_agg import _agg
+        from kodiak.dataset import Dataset
+        _agg(Dataset(store, "missing"), [], "x", ["sum"])
+    with pytest.raises(ValueError, match="unknown operation"):
+        kodiak.client.generic_msg("ds_agg", {"store": store.name, "dataset": "Z", "keys": [],
+                                             "value": "x", "ops": ["drop_tables"]})
+    with pytest.raises(TypeError, match="keys"):
+        kodiak.client.generic_msg("ds_agg", {"store": store.name, "dataset": "Z",
+                                             "keys": ["x"] * 9, "value": "x", "ops": ["sum"]})
+    with pytest.raises(ValueError, match="ddof"):
+        kodiak.client.generic_msg("ds_agg", {"store": store.name, "dataset": "Z", "keys": [],
+                                             "value": "x", "ops": ["std"], "ddof": -1})
+    assert t.sum("x") == 3
+
+
+# ---- larger than compute memory ------------------------------------------------------------------
+
+LIMIT = 1 << 20  # --memory-limit per rank
+
+
+@pytest.mark.parametrize("nranks", [1, 2, 3])
+def test_four_times_the_memory_limit_gives_the_answers_of_pandas(nranks):
+    """A dataset of 4x what all ranks together may hold: every aggregation
+    as pandas, and a whole column is a MemoryError that says to aggregate
+    or iterate; the server keeps running."""
+    c = Cluster(nranks, 1, args=["--memory-limit", str(LIMIT)])
+    try:
+        connect(kodiak, c.server)
+        rows = 4 * LIMIT * nranks // 24 + 1000  # three 8-byte columns
+        rng = np.random.default_rng(nranks)
+        texts = np.array([f"zone{i:03d}" for i in range(300)], dtype=object)
+        df = pd.DataFrame({"k": rng.integers(0, 50, rows),
+                           "f": rng.normal(10, 5, rows),
+                           "s": texts[rng.integers(0, len(texts), rows)]})
+        df.loc[rng.random(rows) < 0.01, "f"] = np.nan
+        s = kodiak.DatasetStore("big")
+        try:
+            step = LIMIT * nranks // 48  # each ingest call well inside the limit
+            for at in range(0, rows, step):
+                t = s.ingest("Big", df.iloc[at:at + step], batch_rows=step // 3)
+            assert len(t) == rows and rows * 24 > 4 * LIMIT * nranks
+            check_column(t, df, "f")
+            check_column(t, df, "k", ops=("sum", "min", "max", "nunique"))
+            check_column(t, df, "s", ops=("count", "nunique", "min", "max"))
+            check_groupby(t, df, "s", "f", ops=("count", "mean", "std", "max"))
+            check_groupby(t, df, ["k", "s"], "f", ops=("sum",))
+            check_groupby(t, df, "k", "s", ops=("nunique",))
+            check_value_counts(t, df, "s")
+            with pytest.raises(MemoryError) as e:
+                t["f"]
+            msg = str(e.value)
+            assert "memory limit" in msg and "ds.batches()" in msg and "groupby" in msg, msg
+            # iterating batch by batch works: each batch fits
+            total = sum(float(np.nansum(b["f"].to_ndarray())) for b in t.batches(["f"]))
+            assert total == pytest.approx(df["f"].sum(), rel=1e-12)
+            # arrays that leave no room for the window: a clear MemoryError, then fine
+            x = kodiak.zeros((LIMIT - 8192) // 8 * nranks)  # 8 KiB left per rank
+            with pytest.raises(MemoryError, match="too few to page"):
+                t.sum("f")
+            del x
+            assert t.count("f") == df["f"].count()
+            assert c.server.alive()
+        finally:
+            s.destroy()
+    finally:
+        kodiak.disconnect()
+        c.stop()
