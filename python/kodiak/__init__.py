@@ -18,6 +18,9 @@ from .categorical import *  # noqa: F401,F403
 from .io import *  # noqa: F401,F403
 from .io import ParserWarning  # noqa: F401
 from .dataset import *  # noqa: F401,F403
+from .search import *  # noqa: F401,F403
+from .stats import *  # noqa: F401,F403
+from . import random  # noqa: F401,E402 — ak.random.default_rng, ak.random.seed, ...
 
 # The dtypes, as Arkouda spells them: NumPy's scalar types, so that
 # ak.int64(5), isinstance(x, ak.int64) and a.dtype == ak.int64 all work.
