@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """random.py — `ak.random`: NumPy's Generator (`ak.random.default_rng`) and
 the legacy functions (`seed`, `rand`, `randint`, `uniform`,
 `standard_normal`), with Arkouda's names.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """rowsets.py — the set functions on rows of several columns, as Arkouda's
 unique, in1d, intersect1d, union1d, setdiff1d and setxor1d take a list of
 equal-size pdarrays (multi-key data): row i is (c[0][i], c[1][i], ...).

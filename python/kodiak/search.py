@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """search.py — searching sorted pdarrays and finding extremes, with Arkouda's
 names and NumPy's results: searchsorted, search_intervals, is_cosorted,
 mink, maxk, argmink and argmaxk.

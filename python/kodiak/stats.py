@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """stats.py — order statistics and moments of pdarrays with NumPy's results:
 quantile, percentile (NumPy's 13 methods), median, cov and corr.
 
@@ -44,6 +45,20 @@ def _discrete(index, take_previous):
     return res
 
 
+_PARITY = []
+
+
+def _closest_observation_parity():
+    """Which order statistic NumPy's 'closest_observation' takes at an exact
+    tie: NumPy 1.x keeps the even 0-based index, NumPy 2 the odd one (H&F's
+    even 1-based one). Asked of the NumPy at hand once, so results are
+    always that NumPy's."""
+    if not _PARITY:
+        _PARITY.append(0 if np.quantile(np.arange(4), 0.375,
+                                        method="closest_observation") == 0 else 1)
+    return _PARITY[0]
+
+
 def _virtual_index(n, q, method):
     """NumPy's virtual index of each quantile q among n sorted values: an
     integer array (no interpolation) or a float array."""
@@ -60,7 +75,8 @@ def _virtual_index(n, q, method):
     if method == "inverted_cdf":
         return _discrete(n * q - 1, lambda g, _: g == 0)
     if method == "closest_observation":
-        return _discrete(n * q - 1 - 0.5, lambda g, i: (g == 0) & (np.floor(i) % 2 == 1))
+        parity = _closest_observation_parity()
+        return _discrete(n * q - 1 - 0.5, lambda g, i: (g == 0) & (np.floor(i) % 2 == parity))
     if method == "averaged_inverted_cdf":
         return n * q - 1
     alpha, beta = _CONTINUOUS[method]
@@ -78,9 +94,9 @@ def _gamma(method, vidx, prev):
 
 def _lerp(a, b, t):
     """NumPy's interpolation: a + (b-a)*t, or b - (b-a)*(1-t) when t >= 0.5."""
-    d = np.subtract(b, a)
+    d = np.subtract(b, a)  # NumPy's TypeError for bool, as numpy.quantile
     out = np.asarray(np.add(a, d * t))
-    np.subtract(b, d * (1 - t), out=out, where=t >= 0.5, casting="unsafe", dtype=out.dtype)
+    np.subtract(b, d * (1 - t), out=out, where=t >= 0.5)
     return out
 
 
@@ -130,6 +146,8 @@ def _quantile(a, q, method, what, scale):
         g = _gamma(method, vidx, prev)
         ps = _order_stats(s, np.where(prev < 0, n + prev, prev))
         ns = _order_stats(s, np.where(nxt < 0, n + nxt, nxt))
+        if a.dtype == np.bool_:
+            ps, ns = ps.astype(np.bool_), ns.astype(np.bool_)
         result = _lerp(ps, ns, g)
     if data.dtype == np.float64:
         last = s[n - 1]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """ak.random: the Generator (default_rng) and the legacy functions. A seeded
 stream is the same whatever the number of ranks (checked against servers of
 1, 2 and 3 ranks in one test, and against a NumPy transcription of the

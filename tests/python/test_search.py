@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Descending argsort/coargsort, sort(algorithm=), pdarray.argsort(),
 is_cosorted, searchsorted, search_intervals and mink/maxk/argmink/argmaxk
 against references built with NumPy, on random data with ties, NaN and the

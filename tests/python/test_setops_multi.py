@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """unique, in1d, intersect1d, union1d, setdiff1d and setxor1d on lists of
 pdarrays (rows of several columns, Arkouda's multi-key data) against
 references built with pandas and Python sets of row tuples, at 1, 2 and 3
