@@ -10,6 +10,7 @@ from .server import (get_config, get_mem_avail, get_mem_status, get_mem_used,  #
                      list_symbols)
 from .numeric import *  # noqa: F401,F403
 from .sorting import *  # noqa: F401,F403
+from .sorting import SortingAlgorithm  # noqa: F401 — an Enum (no __all__ docstring rules)
 from .groupby import *  # noqa: F401,F403
 from .launcher import *  # noqa: F401,F403
 from .session import *  # noqa: F401,F403

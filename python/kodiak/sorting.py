@@ -23,12 +23,23 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
 __all__ = ["sort", "argsort", "coargsort", "unique", "value_counts", "in1d", "isin",
-           "histogram", "intersect1d", "union1d", "setdiff1d", "setxor1d", "SortingAlgorithm"]
+           "histogram", "intersect1d", "union1d", "setdiff1d", "setxor1d"]
 
 
 class SortingAlgorithm(Enum):
     """Arkouda's choice of sort algorithm. kodiakd has one, a distributed
-    stable radix sort, and uses it for both names."""
+    stable radix sort, and uses it for both names.
+
+    Parameters
+    ----------
+    value : str
+        'RadixSortLSD' or 'TwoArrayRadixSort'.
+
+    Examples
+    --------
+    >>> ak.SortingAlgorithm("RadixSortLSD")
+    <SortingAlgorithm.RadixSortLSD: 'RadixSortLSD'>
+    """
     RadixSortLSD = "RadixSortLSD"
     TwoArrayRadixSort = "TwoArrayRadixSort"
 

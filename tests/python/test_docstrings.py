@@ -14,14 +14,15 @@ import pytest
 
 import kodiak
 from kodiak import (categorical, creation, dataset, dtypes, famarray, groupby, indexing, io,
-                    numeric, ops, paths, session, sorting, wire)
+                    numeric, ops, paths, search, session, sorting, stats, wire)
+from kodiak import random as ak_random
 from fam_fixtures import FamCluster, connect
 
 MODULES = [creation, numeric, sorting, groupby, famarray, dtypes, ops, indexing, wire, paths,
-           io, categorical, dataset]
+           io, categorical, dataset, search, stats, ak_random]
 # the modules whose examples need no FAM
 PLAIN_MODULES = [creation, numeric, sorting, groupby, dtypes, ops, indexing, wire, paths, io,
-                 categorical]
+                 categorical, search, stats, ak_random]
 FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 PUBLIC_DTYPE_HELPERS = [dtypes.resolve_dtype, dtypes.dtype_name, dtypes.scalar_dtype,
                         dtypes.is_scalar]
@@ -50,7 +51,8 @@ def _methods(cls):
 def _public():
     """Every (name, callable) this test holds to the docstring rules."""
     items = []
-    for mod in (creation, numeric, sorting, groupby, famarray, io, categorical, dataset):
+    for mod in (creation, numeric, sorting, groupby, famarray, io, categorical, dataset, search,
+                stats, ak_random):
         for name in mod.__all__:
             obj = getattr(mod, name)
             if callable(obj):
@@ -59,7 +61,7 @@ def _public():
     items += [(f"{f.__module__}.{f.__name__}", f) for f in PUBLIC_LAYOUT_HELPERS]
     for cls in (ops._OpsMixin, indexing._IndexMixin, famarray.FamArray, famarray.FamRegion,
                 groupby.GroupBy, categorical.Categorical, dataset.DatasetStore,
-                dataset.Dataset):
+                dataset.Dataset, ak_random.Generator):
         items += _methods(cls)
     return items
 

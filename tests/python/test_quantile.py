@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """quantile, percentile (all of NumPy's methods), median, cov and corr
 against NumPy on random data of every dtype, with ties, NaN, infinities and
 the extremes of each dtype, at 1, 2 and 3 ranks. quantile and median equal
