@@ -478,7 +478,11 @@ class Generator:
                 if int((pw > 0).sum()) < k:
                     raise ValueError("Fewer non-zero entries in p than size")
                 u = creation.uniform(pop, 0.0, 1.0, seed=self._stream())
-                keys = (log1p(-u) * -1.0) / pw  # Exp(1) / p; inf where p == 0
+                from .numeric import where
+                # Exp(1) / p, and inf where p == 0 (no division by zero: a
+                # user's ak.seterr(divide='raise') must not trip here)
+                pos = pw > 0
+                keys = where(pos, (log1p(-u) * -1.0) / where(pos, pw, 1.0), np.inf)
                 idx = argsort(keys)[0:k]
         out = a[idx] if isinstance(a, pdarray) else idx
         return _scalar_or_array(out, size)
