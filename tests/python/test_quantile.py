@@ -31,7 +31,7 @@ def same(got, ref):
 
 
 @pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("n", [1, 2, 5, 1001])
+@pytest.mark.parametrize("n", [1, 4, 1001])
 @pytest.mark.parametrize("dtype", [np.int64, np.float64])
 def test_quantile_every_method_is_numpys(ak, method, n, dtype):
     x = finite(n, dtype, seed=n)

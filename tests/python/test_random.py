@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 from conftest import Server  # noqa: E402
 
-N = 200_000
+N = 100_000
 M64 = (1 << 64) - 1
 
 
@@ -172,8 +172,8 @@ def test_choice_respects_p(ak):
     s3 = rng.choice(20, 10, replace=False, p=p3).to_ndarray()
     np.testing.assert_array_equal(np.sort(s3), np.arange(10))
     # and heavier items come first more often: first pick of [0.9, 0.05, 0.05]
-    firsts = [int(rng.choice(3, 1, replace=False, p=[0.9, 0.05, 0.05])[0]) for _ in range(60)]
-    assert firsts.count(0) > 40
+    firsts = [int(rng.choice(3, 1, replace=False, p=[0.9, 0.05, 0.05])[0]) for _ in range(30)]
+    assert firsts.count(0) > 18  # 27 expected
 
 
 def test_permutation_and_shuffle_are_permutations(ak):
