@@ -126,7 +126,7 @@ def _quantile(a, q, method, what, scale):
     from .sorting import sort
     n = a.size
     if n == 0:
-        raise IndexError("index -1 is out of bounds for axis 0 with size 0")
+        raise IndexError("cannot do a non-empty take from an empty axes.")  # NumPy's words
     data = a if a.dtype != np.bool_ else a.astype(np.int64)
     s = sort(data)
     qv = np.atleast_1d(qa)

@@ -111,8 +111,11 @@ def test_quantile_and_median_errors_are_numpys(ak):
         ak.percentile(a, [50, 101])
     with pytest.raises(ValueError, match="not a valid method"):
         ak.quantile(a, 0.5, method="cubic")
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError) as numpys:
+        np.quantile(np.zeros(0), 0.5)
+    with pytest.raises(IndexError) as ours:
         ak.quantile(ak.array(np.zeros(0)), 0.5)
+    assert str(ours.value) == str(numpys.value)
     with pytest.raises(np.AxisError):
         ak.quantile(a, 0.5, axis=1)
     with pytest.raises(TypeError):
