@@ -19,6 +19,7 @@ import numpy as np
 from . import creation
 from .dtypes import bool_, float64, int64, resolve_dtype, uint64
 from .pdarrayclass import pdarray
+from .stats import quiet
 
 __all__ = ["Generator", "default_rng", "seed", "rand", "randint", "uniform",
            "standard_normal"]
@@ -278,7 +279,8 @@ class Generator:
         _check_scale(scale)
         n = _check_size(size)
         z = creation.standard_normal(1 if n is None else n, seed=self._stream())
-        return _scalar_or_array(z * float(scale) + float(loc), size)
+        with quiet():
+            return _scalar_or_array(z * float(scale) + float(loc), size)
 
     def exponential(self, scale: float = 1.0,
                     size: Optional[int] = None) -> pdarray | np.float64:
@@ -312,7 +314,8 @@ class Generator:
         from .numeric import log1p  # noqa: F401 — one of numeric's EFUNCS
         n = _check_size(size)
         u = creation.uniform(1 if n is None else n, 0.0, 1.0, seed=self._stream())
-        return _scalar_or_array(log1p(-u) * -float(scale), size)
+        with quiet():
+            return _scalar_or_array(log1p(-u) * -float(scale), size)
 
     # ---- permutations and samples ---------------------------------------------------
     def _random_order(self, n: int) -> pdarray:
@@ -482,7 +485,8 @@ class Generator:
                 # Exp(1) / p, and inf where p == 0 (no division by zero: a
                 # user's ak.seterr(divide='raise') must not trip here)
                 pos = pw > 0
-                keys = where(pos, (log1p(-u) * -1.0) / where(pos, pw, 1.0), np.inf)
+                with quiet():
+                    keys = where(pos, (log1p(-u) * -1.0) / where(pos, pw, 1.0), np.inf)
                 idx = argsort(keys)[0:k]
         out = a[idx] if isinstance(a, pdarray) else idx
         return _scalar_or_array(out, size)
