@@ -21,6 +21,11 @@ Byte counts (N elements of 8 bytes):
                                      [0, 2^32), over all of int64, and float64
                                      normal; baseline numpy.argsort(kind="stable")
   groupby  GroupBy(k).sum(v)         2 * 8N (k random in [0, 2^20): ~1M groups)
+  quantile ak.quantile(a, q), ak.percentile(a, q, method="hazen"), ak.median(a)
+                                     8N (q: 5 values); baseline the same NumPy call
+  rng      default_rng(1).integers / random / standard_normal / exponential /
+           permutation / choice(N, N/10, replace=False)
+                                     8N written; baseline numpy.random.default_rng
   to_ak    ak.array(ndarray)         8N, baseline ndarray.copy()
   to_np    pdarray.to_ndarray()      8N, baseline ndarray.copy()
   axis     a.sum(axis=0), a.min(axis=-1, keepdims=True), a.std(axis=0),
@@ -81,7 +86,7 @@ def main():
     p.add_argument("--ranks", type=int, default=2)
     p.add_argument("--trials", type=int, default=3)
     p.add_argument("--ops", default="stream,gather,scatter,reduce,scan,argsort,groupby,"
-                                    "to_ak,to_np")
+                                    "to_ak,to_np")  # also: quantile, rng
     p.add_argument("--build", default=os.environ.get("KODIAK_BUILD",
                                                      os.path.join(REPO, "build")))
     args = p.parse_args()
@@ -171,6 +176,36 @@ def main():
                 tn, r = best_of(args.trials, lambda: df.groupby("k")["v"].sum())
                 del r, k, v, df
                 rows.append(("groupby sum", 16 * n, t, tn, "pandas groupby.sum", None, None))
+            elif op in ("quantile", "rng"):
+                if op == "quantile":
+                    a = ak.standard_normal(n, seed=12)
+                    na = a.to_ndarray()
+                    q = [0.01, 0.25, 0.5, 0.75, 0.99]
+                    cases = (("quantile", lambda: ak.quantile(a, q), lambda: np.quantile(na, q)),
+                             ("pctl hazen", lambda: ak.percentile(a, 37.5, method="hazen"),
+                              lambda: np.percentile(na, 37.5, method="hazen")),
+                             ("median", lambda: ak.median(a), lambda: np.median(na)))
+                else:
+                    g, gn = ak.random.default_rng(1), np.random.default_rng(1)
+                    cases = (("rng integers", lambda: g.integers(0, 1000, n),
+                              lambda: gn.integers(0, 1000, n)),
+                             ("rng random", lambda: g.random(n), lambda: gn.random(n)),
+                             ("rng normal", lambda: g.standard_normal(n),
+                              lambda: gn.standard_normal(n)),
+                             ("rng expon", lambda: g.exponential(1.0, n),
+                              lambda: gn.exponential(1.0, n)),
+                             ("rng permut", lambda: g.permutation(n), lambda: gn.permutation(n)),
+                             ("rng choice", lambda: g.choice(n, n // 10, replace=False),
+                              lambda: gn.choice(n, n // 10, replace=False)))
+                for label, kfn, nfn in cases:
+                    t, r_ = best_of(args.trials, kfn)
+                    del r_
+                    tn, r_ = best_of(args.trials, nfn)
+                    del r_
+                    rows.append((label, 8 * n, t, tn, "", None, None))
+                    print(f"  {label}: kodiak {8 * n / t / GiB:.2f} GiB/s, baseline "
+                          f"{8 * n / tn / GiB:.2f} GiB/s", file=sys.stderr, flush=True)
+                continue
             elif op == "to_ak":
                 na = rng.random(n)
                 t, a = best_of(args.trials, lambda: ak.array(na))

@@ -10,6 +10,7 @@ from .server import (get_config, get_mem_avail, get_mem_status, get_mem_used,  #
                      list_symbols)
 from .numeric import *  # noqa: F401,F403
 from .sorting import *  # noqa: F401,F403
+from .sorting import SortingAlgorithm  # noqa: F401 — an Enum (no __all__ docstring rules)
 from .groupby import *  # noqa: F401,F403
 from .launcher import *  # noqa: F401,F403
 from .session import *  # noqa: F401,F403
@@ -23,6 +24,9 @@ from .fpe import *  # noqa: F401,F403
 from .ufuncs import *  # noqa: F401,F403
 from .ufuncs import dtype  # noqa: F401
 from . import testing  # noqa: F401,E402
+from .search import *  # noqa: F401,F403
+from .stats import *  # noqa: F401,F403
+from . import random  # noqa: F401,E402 — ak.random.default_rng, ak.random.seed, ...
 
 # The dtypes, as Arkouda spells them: NumPy's scalar types, so that
 # ak.int64(5), isinstance(x, ak.int64) and a.dtype == ak.int64 all work.

@@ -135,6 +135,12 @@ class pdarray(_OpsMixin, _IndexMixin):
                              "ambiguous. Use a.any() or a.all()")
         return bool(self.to_ndarray()[0])
 
+    def argsort(self, algorithm=None, ascending=True):
+        """ak.argsort(self, algorithm, ascending): the stable permutation that
+        sorts this array (reversed when ascending is False, as Arkouda)."""
+        from .sorting import argsort
+        return argsort(self, algorithm=algorithm, ascending=ascending)
+
     # ---- printing like NumPy, fetching only what is shown ------------------------------
     def _printable(self):
         """A small ndarray that NumPy prints as it would print this array."""

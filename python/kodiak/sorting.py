@@ -9,6 +9,7 @@ whatever the number of ranks. Floats sort as NumPy sorts them: -0.0 equals
 0.0 and NaN comes last."""
 from __future__ import annotations
 
+from enum import Enum
 from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy as np
 from . import client
 from .dtypes import dtype_name
 from .pdarrayclass import create_pdarray, pdarray
+from . import rowsets
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -24,18 +26,57 @@ __all__ = ["sort", "argsort", "coargsort", "unique", "value_counts", "in1d", "is
            "histogram", "intersect1d", "union1d", "setdiff1d", "setxor1d"]
 
 
+class SortingAlgorithm(Enum):
+    """Arkouda's choice of sort algorithm. kodiakd has one, a distributed
+    stable radix sort, and uses it for both names.
+
+    Parameters
+    ----------
+    value : str
+        'RadixSortLSD' or 'TwoArrayRadixSort'.
+
+    Examples
+    --------
+    >>> ak.SortingAlgorithm("RadixSortLSD")
+    <SortingAlgorithm.RadixSortLSD: 'RadixSortLSD'>
+    """
+    RadixSortLSD = "RadixSortLSD"
+    TwoArrayRadixSort = "TwoArrayRadixSort"
+
+
+def _check_algorithm(algorithm):
+    """Arkouda's algorithm argument: a SortingAlgorithm or its name."""
+    if algorithm is None or isinstance(algorithm, SortingAlgorithm):
+        return
+    if algorithm not in SortingAlgorithm.__members__:
+        raise ValueError(f"unknown sorting algorithm {algorithm!r}: use one of "
+                         f"{', '.join(SortingAlgorithm.__members__)}")
+
+
+def _flip(perm):
+    """perm in reverse order (Arkouda's descending sorts: the stable
+    ascending order reversed, so equal values come last-first)."""
+    return perm[::-1]
+
+
 def _check(a, what="argument"):
     if not isinstance(a, pdarray):
         raise TypeError(f"{what} must be a pdarray, not {type(a).__name__}")
     return a
 
 
-def sort(pda: pdarray) -> pdarray:
+def sort(pda: pdarray, algorithm: SortingAlgorithm | str = SortingAlgorithm.RadixSortLSD,
+         axis: int = -1) -> pdarray:
     """A sorted copy of `pda`, ascending, NaN last, as numpy.sort.
 
     Parameters
     ----------
     pda : pdarray
+    algorithm : SortingAlgorithm or str, optional
+        Arkouda's choice of sort (RadixSortLSD or TwoArrayRadixSort); both
+        are the server's stable radix sort.
+    axis : int, optional
+        0 or -1 (a pdarray has one axis).
 
     Returns
     -------
@@ -45,12 +86,21 @@ def sort(pda: pdarray) -> pdarray:
     ------
     TypeError
         `pda` is not a pdarray.
+    ValueError
+        An unknown algorithm.
+    numpy.exceptions.AxisError
+        An axis other than 0 or -1.
 
     Examples
     --------
     >>> ak.sort(ak.array([3.0, np.nan, -1.0, 2.0]))
     array([-1.,  2.,  3., nan])
+    >>> ak.sort(ak.array([2, 1]), algorithm="TwoArrayRadixSort")
+    array([1, 2])
     """
+    _check_algorithm(algorithm)
+    if axis not in (0, -1):
+        raise np.AxisError(axis, 1)
     res, _ = client.generic_msg("sort", {"array": _check(pda, "pda").name})
     return create_pdarray(res)
 
@@ -64,10 +114,12 @@ def argsort(pda: pdarray, algorithm: Optional[str] = None,
     Parameters
     ----------
     pda : pdarray
-    algorithm : str, optional
-        Arkouda's choice of sort; ignored (always a stable radix sort).
+    algorithm : SortingAlgorithm or str, optional
+        Arkouda's choice of sort; both are the server's stable radix sort.
     ascending : bool, optional
-        Only True is supported.
+        False: the ascending permutation reversed, as Arkouda's
+        argsort(ascending=False) (equal values then come last-first, NaN
+        first): numpy.argsort(pda, kind='stable')[::-1].
 
     Returns
     -------
@@ -78,18 +130,20 @@ def argsort(pda: pdarray, algorithm: Optional[str] = None,
     ------
     TypeError
         `pda` is not a pdarray.
-    NotImplementedError
-        `ascending` is False.
+    ValueError
+        An unknown algorithm.
 
     Examples
     --------
     >>> ak.argsort(ak.array([3, 1, 2, 1]))
     array([1, 3, 2, 0])
+    >>> ak.argsort(ak.array([3, 1, 2, 1]), ascending=False)
+    array([0, 2, 3, 1])
     """
-    if not ascending:
-        raise NotImplementedError("argsort: only ascending order is supported")
+    _check_algorithm(algorithm)
     res, _ = client.generic_msg("argsort", {"array": _check(pda, "pda").name})
-    return create_pdarray(res)
+    perm = create_pdarray(res)
+    return perm if ascending else _flip(perm)
 
 
 def coargsort(arrays: Sequence[pdarray] | pdarray, algorithm: Optional[str] = None,
@@ -102,10 +156,11 @@ def coargsort(arrays: Sequence[pdarray] | pdarray, algorithm: Optional[str] = No
     ----------
     arrays : sequence of pdarray, or a pdarray
         The keys; they may differ in dtype.
-    algorithm : str, optional
-        Arkouda's choice of sort; ignored.
+    algorithm : SortingAlgorithm or str, optional
+        Arkouda's choice of sort; both are the server's stable radix sort.
     ascending : bool, optional
-        Only True is supported.
+        False: the ascending permutation reversed, as Arkouda
+        (numpy.lexsort(arrays[::-1])[::-1]).
 
     Returns
     -------
@@ -117,49 +172,54 @@ def coargsort(arrays: Sequence[pdarray] | pdarray, algorithm: Optional[str] = No
     TypeError
         A key is not a pdarray.
     ValueError
-        No keys, or keys of different sizes.
-    NotImplementedError
-        `ascending` is False.
+        No keys, keys of different sizes, or an unknown algorithm.
 
     Examples
     --------
     >>> ak.coargsort([ak.array([1, 1, 0]), ak.array([2, 1, 1])])
     array([2, 1, 0])
+    >>> ak.coargsort([ak.array([1, 1, 0]), ak.array([2, 1, 1])], ascending=False)
+    array([0, 1, 2])
     """
+    _check_algorithm(algorithm)
     if isinstance(arrays, pdarray):
         arrays = [arrays]
     arrays = list(arrays)
     if not arrays:
         raise ValueError("coargsort needs at least one array")
-    if not ascending:
-        raise NotImplementedError("coargsort: only ascending order is supported")
     for a in arrays:
         _check(a, "every key")
     if any(a.size != arrays[0].size for a in arrays):
         raise ValueError("coargsort: all arrays must have the same size")
     res, _ = client.generic_msg("coargsort", {"arrays": [a.name for a in arrays]})
-    return create_pdarray(res)
+    perm = create_pdarray(res)
+    return perm if ascending else _flip(perm)
 
 
-def unique(pda: pdarray, return_counts: bool = False) -> pdarray | tuple[pdarray, pdarray]:
+def unique(pda: pdarray | Sequence[pdarray],
+           return_counts: bool = False) -> pdarray | list | tuple:
     """The sorted distinct values of `pda`, as numpy.unique (all NaNs count
-    as one value, last).
+    as one value, last); for a list of equal-size pdarrays, the distinct
+    rows (as Arkouda's multi-key unique), lexicographically sorted.
 
     Parameters
     ----------
-    pda : pdarray
+    pda : pdarray, or list of pdarray
     return_counts : bool, optional
         Also return how often each value occurs.
 
     Returns
     -------
     pdarray, or (pdarray, pdarray)
-        The values, and with return_counts the int64 counts.
+        The values, and with return_counts the int64 counts (for a list:
+        a list of pdarrays, one per column, in place of the values).
 
     Raises
     ------
     TypeError
-        `pda` is not a pdarray.
+        `pda` is not a pdarray (nor a list of them).
+    ValueError
+        A list of pdarrays of different sizes.
 
     Examples
     --------
@@ -167,7 +227,11 @@ def unique(pda: pdarray, return_counts: bool = False) -> pdarray | tuple[pdarray
     array([ 1.,  3., nan])
     >>> ak.unique(ak.array([2, 1, 2]), return_counts=True)
     (array([1, 2]), array([1, 2]))
+    >>> ak.unique([ak.array([1, 0, 1]), ak.array([5, 7, 5])])
+    [array([0, 1]), array([7, 5])]
     """
+    if rowsets.is_rows(pda):
+        return rowsets.unique(pda, return_counts)
     res, _ = client.generic_msg("unique", {"array": _check(pda, "pda").name,
                                            "return_counts": bool(return_counts)})
     u = create_pdarray(res)
@@ -202,15 +266,17 @@ def value_counts(pda: pdarray) -> tuple[pdarray, pdarray]:
     return unique(pda, return_counts=True)
 
 
-def in1d(pda1: pdarray, pda2: pdarray | ArrayLike, assume_unique: bool = False,
-         invert: bool = False) -> pdarray:
+def in1d(pda1: pdarray | Sequence[pdarray], pda2: pdarray | ArrayLike | Sequence[pdarray],
+         assume_unique: bool = False, invert: bool = False) -> pdarray:
     """Whether each element of `pda1` occurs in `pda2`, as numpy.in1d
-    (compared after NumPy's type promotion; NaN occurs nowhere).
+    (compared after NumPy's type promotion; NaN occurs nowhere). With lists
+    of equal-size pdarrays (rows of several columns, as Arkouda's multi-key
+    in1d): whether each row of pda1 is a row of pda2.
 
     Parameters
     ----------
-    pda1 : pdarray
-    pda2 : pdarray or array_like
+    pda1 : pdarray, or list of pdarray
+    pda2 : pdarray or array_like, or list of pdarray
         The values to look for (a list or NumPy array is sent first).
     assume_unique : bool, optional
         NumPy's hint; ignored.
@@ -226,14 +292,22 @@ def in1d(pda1: pdarray, pda2: pdarray | ArrayLike, assume_unique: bool = False,
     ------
     TypeError
         `pda1` is not a pdarray, or `pda2` cannot be a pdarray.
+    ValueError
+        Lists of columns of different sizes or different numbers.
 
     Examples
     --------
+    >>> ak.in1d([ak.array([1, 1]), ak.array([2, 3])], [ak.array([1]), ak.array([3])])
+    array([False,  True])
     >>> ak.in1d(ak.array([1, 2, 3]), ak.array([2, 5]))
     array([False,  True, False])
     >>> ak.in1d(ak.array([1, 2, 3]), [2, 5], invert=True)
     array([ True, False,  True])
     """
+    if rowsets.is_rows(pda1) or isinstance(pda1, (list, tuple)):
+        if not isinstance(pda2, (list, tuple)):
+            raise TypeError("in1d: with a list of columns, pda2 must be a list of columns too")
+        return rowsets.in1d(pda1, pda2, invert=bool(invert))
     _check(pda1, "pda1")
     if not isinstance(pda2, pdarray):
         from .creation import array
@@ -298,8 +372,11 @@ def intersect1d(pda1: pdarray | ArrayLike, pda2: pdarray | ArrayLike,
 
     Parameters
     ----------
-    pda1, pda2 : pdarray or array_like
-        Lists and NumPy arrays are sent to the server first.
+    pda1, pda2 : pdarray or array_like, or lists of pdarray
+        Lists of numbers and NumPy arrays are sent to the server first;
+        lists of equal-size pdarrays are rows of several columns (as
+        Arkouda's multi-key set functions): the result is then a list of
+        pdarrays, one per column, rows sorted lexicographically.
     assume_unique : bool, optional
         The caller says neither holds repeats (a repeat then stays a
         repeat, as in NumPy).
@@ -319,6 +396,8 @@ def intersect1d(pda1: pdarray | ArrayLike, pda2: pdarray | ArrayLike,
     >>> ak.intersect1d(ak.array([1, 2, 3, 3]), ak.array([3, 1, 7]))
     array([1, 3])
     """
+    if rowsets.is_rows(pda1) or rowsets.is_rows(pda2):
+        return rowsets.intersect1d(pda1, pda2, assume_unique)
     a, b = _set_args(pda1, pda2)
     if not assume_unique:
         a, b = unique(a), unique(b)
@@ -331,8 +410,11 @@ def union1d(pda1: pdarray | ArrayLike, pda2: pdarray | ArrayLike) -> pdarray:
 
     Parameters
     ----------
-    pda1, pda2 : pdarray or array_like
-        Lists and NumPy arrays are sent to the server first.
+    pda1, pda2 : pdarray or array_like, or lists of pdarray
+        Lists of numbers and NumPy arrays are sent to the server first;
+        lists of equal-size pdarrays are rows of several columns (as
+        Arkouda's multi-key set functions): the result is then a list of
+        pdarrays, one per column, rows sorted lexicographically.
 
     Returns
     -------
@@ -349,6 +431,8 @@ def union1d(pda1: pdarray | ArrayLike, pda2: pdarray | ArrayLike) -> pdarray:
     >>> ak.union1d(ak.array([3, 1]), [2, 1])
     array([1, 2, 3])
     """
+    if rowsets.is_rows(pda1) or rowsets.is_rows(pda2):
+        return rowsets.union1d(pda1, pda2)
     from .numeric import concatenate
     a, b = _set_args(pda1, pda2)
     return unique(concatenate([a, b]))
@@ -361,8 +445,11 @@ def setdiff1d(pda1: pdarray | ArrayLike, pda2: pdarray | ArrayLike,
 
     Parameters
     ----------
-    pda1, pda2 : pdarray or array_like
-        Lists and NumPy arrays are sent to the server first.
+    pda1, pda2 : pdarray or array_like, or lists of pdarray
+        Lists of numbers and NumPy arrays are sent to the server first;
+        lists of equal-size pdarrays are rows of several columns (as
+        Arkouda's multi-key set functions): the result is then a list of
+        pdarrays, one per column, rows sorted lexicographically.
     assume_unique : bool, optional
         The caller says pda1 holds no repeats; the result then keeps
         pda1's order.
@@ -382,6 +469,8 @@ def setdiff1d(pda1: pdarray | ArrayLike, pda2: pdarray | ArrayLike,
     >>> ak.setdiff1d(ak.array([5, 1, 2, 5]), ak.array([2]))
     array([1, 5])
     """
+    if rowsets.is_rows(pda1) or rowsets.is_rows(pda2):
+        return rowsets.setdiff1d(pda1, pda2, assume_unique)
     a, b = _as_pdarray(pda1), _as_pdarray(pda2)
     if not assume_unique:
         a = unique(a)
@@ -395,8 +484,11 @@ def setxor1d(pda1: pdarray | ArrayLike, pda2: pdarray | ArrayLike,
 
     Parameters
     ----------
-    pda1, pda2 : pdarray or array_like
-        Lists and NumPy arrays are sent to the server first.
+    pda1, pda2 : pdarray or array_like, or lists of pdarray
+        Lists of numbers and NumPy arrays are sent to the server first;
+        lists of equal-size pdarrays are rows of several columns (as
+        Arkouda's multi-key set functions): the result is then a list of
+        pdarrays, one per column, rows sorted lexicographically.
     assume_unique : bool, optional
         The caller says neither holds repeats.
 
@@ -415,6 +507,8 @@ def setxor1d(pda1: pdarray | ArrayLike, pda2: pdarray | ArrayLike,
     >>> ak.setxor1d(ak.array([1, 2, 3]), ak.array([2, 3, 4]))
     array([1, 4])
     """
+    if rowsets.is_rows(pda1) or rowsets.is_rows(pda2):
+        return rowsets.setxor1d(pda1, pda2, assume_unique)
     from .numeric import concatenate
     a, b = _set_args(pda1, pda2)
     if not assume_unique:

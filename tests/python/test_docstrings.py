@@ -14,15 +14,16 @@ import pytest
 
 import kodiak
 from kodiak import (categorical, creation, dataset, ds_agg, dtypes, famarray, fpe, groupby,
-                    hdfio, indexing, io, numeric, ops, paths, session, sorting, testing, ufuncs,
-                    wire)
+                    hdfio, indexing, io, numeric, ops, paths, search, session, sorting, stats,
+                    testing, ufuncs, wire)
+from kodiak import random as ak_random
 from fam_fixtures import FamCluster, connect
 
 MODULES = [creation, numeric, sorting, groupby, famarray, dtypes, ops, indexing, wire, paths,
-           io, categorical, dataset, ufuncs, fpe, testing, hdfio]
+           io, categorical, dataset, ufuncs, fpe, testing, hdfio, search, stats, ak_random]
 # the modules whose examples need no FAM
 PLAIN_MODULES = [creation, numeric, sorting, groupby, dtypes, ops, indexing, wire, paths, io,
-                 categorical, ufuncs, fpe, testing, hdfio]
+                 categorical, ufuncs, fpe, testing, hdfio, search, stats, ak_random]
 FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 PUBLIC_DTYPE_HELPERS = [dtypes.resolve_dtype, dtypes.dtype_name, dtypes.scalar_dtype,
                         dtypes.is_scalar]
@@ -52,7 +53,7 @@ def _public():
     """Every (name, callable) this test holds to the docstring rules."""
     items = []
     for mod in (creation, numeric, sorting, groupby, famarray, io, categorical, dataset, ufuncs,
-                fpe, testing, hdfio):
+                fpe, testing, hdfio, search, stats, ak_random):
         for name in mod.__all__:
             obj = getattr(mod, name)
             if callable(obj):
@@ -61,7 +62,8 @@ def _public():
     items += [(f"{f.__module__}.{f.__name__}", f) for f in PUBLIC_LAYOUT_HELPERS]
     for cls in (ops._OpsMixin, indexing._IndexMixin, famarray.FamArray, famarray.FamRegion,
                 groupby.GroupBy, categorical.Categorical, dataset.DatasetStore,
-                dataset.Dataset, ds_agg.DatasetGroupBy, ds_agg.DatasetSeriesGroupBy):
+                dataset.Dataset, ds_agg.DatasetGroupBy, ds_agg.DatasetSeriesGroupBy,
+                ak_random.Generator):
         items += _methods(cls)
     return items
 
