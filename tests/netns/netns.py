@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """netns.py — test hosts on one machine: Linux network namespaces on a bridge.
 
 Each "host" is a network namespace with its own loopback and one veth

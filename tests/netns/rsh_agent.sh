@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # rsh_agent.sh — an rsh/ssh stand-in for test hosts made by netns.py: runs
 # `CMD...` on HOST (a namespace name or a host address) with
 # `ip netns exec`. mpirun uses it as `--mca plm_rsh_agent rsh_agent.sh`, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_remote_fam.c — data moves between hosts: two famd on two other
  * network-namespace hosts (tests/netns/netns.py, tcp provider), a client
  * here. Proves the endpoint is not bound to loopback (issue 16: every
