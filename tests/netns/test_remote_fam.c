@@ -114,6 +114,42 @@ static void atomics_and_indexed_scatter_gather(void **state)
     fam_deallocate(f, d);
 }
 
+/* "Own host" is proven, never guessed: the shm provider is refused for a
+ * famd elsewhere, and the same-host fast path does not map the pool file
+ * of a famd on another host, though that file is right there in our file
+ * system (as it would be on a shared one): writes through such a mapping
+ * would not reach famd's memory on a real cluster. */
+static void shm_and_the_fast_path_stay_on_their_own_host(void **state)
+{
+    (void)state;
+    fam_options_t o = {.servers = srv[0].addr, .provider = "shm",
+                       .timeout_ms = 5000};
+    fam_t *g = NULL;
+    assert_int_equal(fam_initialize(&o, &g), FAM_EINVAL);
+    assert_non_null(strstr(fam_last_error(), "is on another host"));
+    assert_null(g);
+
+    struct famd_proc p;
+    char pool[300];
+    snprintf(pool, sizeof pool, "%s/remote.pool", test_tmpdir());
+    assert_int_equal(famd_start(&p, 16 << 20, pool), 0);
+    o = (fam_options_t){.servers = p.addr, .provider = "tcp",
+                        .timeout_ms = 5000, .model = "shared_memory"};
+    CHECK_OK(fam_initialize(&o, &g));
+    assert_int_equal(fam_num_local_servers(g), 0);
+    fam_region_t *pr;
+    fam_item_t *d;
+    CHECK_OK(fam_create_region(g, "fp", 1 << 20, 0600, NULL, &pr));
+    CHECK_OK(fam_allocate(g, "v", 4096, 0600, pr, &d));
+    uint64_t v = 0x1234567890abcdefull, back = 0;
+    CHECK_OK(fam_put_blocking(g, &v, d, 8, 8));
+    CHECK_OK(fam_get_blocking(g, &back, d, 8, 8));
+    assert_true(back == v);
+    fam_destroy_region(g, pr);
+    fam_finalize(g);
+    famd_stop(&p);
+}
+
 int main(void)
 {
     if (!getenv("KDK_NETNS_HOSTS")) {
@@ -124,6 +160,7 @@ int main(void)
         cmocka_unit_test(servers_are_on_other_hosts),
         cmocka_unit_test(put_get_every_size_on_both),
         cmocka_unit_test(atomics_and_indexed_scatter_gather),
+        cmocka_unit_test(shm_and_the_fast_path_stay_on_their_own_host),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
