@@ -8,10 +8,11 @@ addresses in a private subnet (10.77.0.0/24) that exists only on that
 bridge (the root namespace gets no address on it, so nothing leaves the
 machine and parallel runs, each with its own bridge, never see each other).
 
-Names carry the owner's pid so that parallel runs never collide and a
-crashed run's leftovers can be swept: namespaces `kdk-<pid>-h<i>`, bridge
-`kb<pid>`, host-side veths `kv<pid>h<i>`. `sweep()` removes only the
-leftovers of owners that are dead.
+Names carry the owner's pid (and a number per cluster of that owner) so
+that parallel runs never collide and a crashed run's leftovers can be
+swept: namespaces `kdk-<pid>-<n>h<i>`, bridge `kb<pid>x<n>`, host-side
+veths `kv<pid>x<n>h<i>`. `sweep()` removes only the leftovers of owners
+that are dead.
 
 Used three ways:
   - from Python (pytest): `with Cluster(3) as c: c.run(0, [...])`
@@ -26,7 +27,9 @@ Environment given to the command run in host 0:
   KDK_NETNS_HOSTS  "ns0=10.77.0.1,ns1=10.77.0.2,..." (host i = entry i)
   KDK_NETNS_AGENT  the rsh agent script (runs `CMD...` on a host)
 """
+import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -76,9 +79,8 @@ def sweep():
     r = _ip("netns", "list", check=False)
     for line in r.stdout.splitlines():
         name = line.split()[0] if line.split() else ""
-        parts = name.split("-")
-        if len(parts) == 3 and parts[0] == "kdk" and parts[1].isdigit() \
-                and not _alive(int(parts[1])):
+        m = re.match(r"kdk-(\d+)-", name)
+        if m and not _alive(int(m.group(1))):
             _kill_ns_procs(name)
             _ip("netns", "del", name, check=False)
     r = _ip("-o", "link", "show", check=False)
@@ -87,10 +89,9 @@ def sweep():
         if len(f) < 2:
             continue
         dev = f[1].strip().split("@")[0]
-        for pre in ("kb", "kv"):
-            rest = dev[len(pre):].split("h")[0]
-            if dev.startswith(pre) and rest.isdigit() and not _alive(int(rest)):
-                _ip("link", "del", dev, check=False)
+        m = re.match(r"k[bv](\d+)x", dev)
+        if m and not _alive(int(m.group(1))):
+            _ip("link", "del", dev, check=False)
 
 
 def available():
@@ -110,13 +111,18 @@ def available():
 class Cluster:
     """n hosts (namespaces) on a bridge; host i has address 10.77.0.(i+1)."""
 
-    def __init__(self, n, owner=None):
-        self.owner = owner or os.getpid()
+    _seq = itertools.count()
+
+    def __init__(self, n):
+        if not 1 <= n <= 9:
+            raise ValueError("1 to 9 hosts")
+        self.owner = os.getpid()
+        k = next(Cluster._seq) % 100
         self.n = n
-        self.bridge = f"kb{self.owner}"
-        self.ns = [f"kdk-{self.owner}-h{i}" for i in range(n)]
+        self.bridge = f"kb{self.owner}x{k}"
+        self.ns = [f"kdk-{self.owner}-{k}h{i}" for i in range(n)]
         self.addr = [f"{SUBNET}.{i + 1}" for i in range(n)]
-        self.veth = [f"kv{self.owner}h{i}" for i in range(n)]
+        self.veth = [f"kv{self.owner}x{k}h{i}" for i in range(n)]
         self.up = False
 
     def env(self):

@@ -204,3 +204,86 @@ def test_a_compute_host_cut_makes_the_client_raise_not_hang(hosts):
         hosts.c.link(COMPUTE[1], True)
     assert out.startswith("raised"), out
     assert took < 60, took
+
+
+def _procs(c, i):
+    """Names of the processes running in host i."""
+    pids = subprocess.run(["ip", "netns", "pids", c.ns[i]], capture_output=True,
+                          text=True).stdout.split()
+    return [open(f"/proc/{p}/comm").read().strip() for p in pids
+            if os.path.exists(f"/proc/{p}/comm")]
+
+
+def test_kodiak_up_with_a_hostfile_status_by_host_and_down_after_a_host_vanished(tmp_path):
+    # its own hosts: client 0, memory 1, compute 2 and 3
+    with netns.Cluster(4) as c:
+        home = tmp_path / "home"
+        home.mkdir()
+        (home / "hosts").write_text(f"# test cluster\nmemory {c.addr[1]} pool=64M data={home}/d1\n"
+                                    f"compute {c.addr[2]} ranks=1\ncompute {c.addr[3]} ranks=1\n")
+        env = {**mpi_env(), **c.env(), "KODIAK_HOME": str(home), "KODIAK_BUILD": BUILD,
+               "PYTHONPATH": os.path.join(REPO, "python")}
+        kodiak = ["/usr/bin/python3", os.path.join(REPO, "bin", "kodiak")]
+
+        def run(*args, timeout=200):
+            return c.run(0, [*args], env=env, capture_output=True, text=True, timeout=timeout)
+        try:
+            r = run(*kodiak, "up", "--hostfile", str(home / "hosts"), "--launcher", netns.AGENT)
+            assert r.returncode == 0, r.stdout + r.stderr
+            r = run(*kodiak, "status")
+            assert r.returncode == 0, r.stdout
+            assert f"on host {c.addr[1]}" in r.stdout and f"{c.addr[3]} (1 ranks)" in r.stdout
+            cf = json.load(open(home / "connect.json"))
+            assert cf["host"] == c.addr[2] and cf["fam_servers"][0].startswith(c.addr[1] + ":")
+            assert "famd" in _procs(c, 1) and "kodiakd" in _procs(c, 3)
+            assert "famd" not in _procs(c, 0) and "kodiakd" not in _procs(c, 0)
+            r = run("/usr/bin/python3", "-c", textwrap.dedent("""
+                import kodiak as ak, numpy as np
+                ak.connect()
+                nd = np.random.default_rng(4).integers(-99, 99, 5000)
+                fa = ak.fam_region("hf").create("x", ak.int64, 5000)
+                fa[ak.arange(0, 5000, 1)] = ak.array(nd)
+                got = fa[ak.array(np.arange(4999, -1, -1))].to_ndarray()
+                print(int((got == nd[::-1]).all()), int(ak.array(nd).sum()), int(nd.sum()))
+                """))
+            assert r.returncode == 0, r.stderr
+            assert r.stdout.split() == ["1"] + [r.stdout.split()[2]] * 2
+
+            c.link(3, False)  # a compute host vanishes
+            r = run(*kodiak, "status")
+            assert r.returncode == 2, r.stdout  # not healthy, said so, no hang
+            t0 = time.time()
+            r = run(*kodiak, "down", "--timeout", "5")
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert time.time() - t0 < 60
+            assert "stopped famd #0 on" in r.stdout and "stopped kodiakd" in r.stdout
+            assert "famd" not in _procs(c, 1)  # reachable hosts are clean
+            assert not [p for p in _procs(c, 0) if p in ("mpirun", "ssh", "ip")]
+            assert not (home / "cluster.json").exists()
+            assert run(*kodiak, "status").returncode == 1  # nothing runs
+        finally:
+            run(*kodiak, "down", "--timeout", "2")
+
+
+def test_a_crashed_runs_leftovers_are_swept_and_live_ones_kept(hosts):
+    p = subprocess.Popen(["/usr/bin/python3", os.path.join(REPO, "tests", "netns", "netns.py"),
+                          "run", "2", "--", "sleep", "120"])
+    try:
+        deadline = time.time() + 30
+        mine = lambda: [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                                  text=True).stdout.split()
+                        if n.startswith(f"kdk-{p.pid}-")]
+        while len(mine()) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+        assert len(mine()) == 2
+    finally:
+        p.kill()  # SIGKILL: no clean-up of its own
+        p.wait()
+    assert len(mine()) == 2  # left behind
+    netns.sweep()
+    assert mine() == []
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert f"kb{p.pid}x" not in links and f"kv{p.pid}x" not in links
+    # the module's own live hosts are untouched
+    live = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert all(ns in live for ns in hosts.c.ns)
