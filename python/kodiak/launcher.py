@@ -730,9 +730,9 @@ def up_hosts(hostfile, launcher="ssh", provider="tcp", port=0, timeout=120.0,
     """Start famd on every memory host and kodiakd on the compute hosts of
     `hostfile` (see parse_hostfile); return the state (cluster.json)."""
     import shlex
-    if provider not in ("tcp", "verbs", "sockets"):
-        raise ValueError(f"provider across hosts must be tcp (or verbs/sockets where "
-                         f"fi_info offers them), not {provider!r}: shm reaches one host only")
+    if provider not in ("tcp", "sockets"):
+        raise ValueError(f"provider across hosts must be tcp (or sockets), not {provider!r}: "
+                         f"shm reaches one host only (docs/DEPLOY.md: RDMA providers)")
     hosts = parse_hostfile(hostfile)
     limit = parse_size(memory_limit, "memory_limit") if memory_limit is not None else None
     kodiakd = find_binary("kodiakd")
