@@ -8,7 +8,7 @@ The hosts are network namespaces on a bridge (tests/netns/netns.py; needs
 root). Two set-ups, each started fresh, same sizes, same client code:
 
   loopback   host 0 runs 2 famd (tcp, 127.0.0.1), kodiakd with 2 ranks
-             (mpirun) and the Python client
+             (mpirun, btl tcp,self as across hosts) and the Python client
   hosts      famd on hosts 1 and 2, kodiakd's 2 ranks on hosts 3 and 4
              (mpirun through tests/netns/rsh_agent.sh), the client on host 0
 
@@ -103,7 +103,10 @@ class Setup:
         mpi = ["mpirun", "--bind-to", "none", "-x", "FAM_SERVERS", "-x", "FAM_PROVIDER",
                "-x", "PATH"]
         if name == "loopback":
-            mpi += ["-np", "2", "--oversubscribe"]
+            # the ranks talk over tcp in both set-ups (Open MPI's shared
+            # memory btl would otherwise make this one differ in more than
+            # where famd is)
+            mpi += ["-np", "2", "--oversubscribe", "--mca", "btl", "tcp,self"]
             host = "127.0.0.1"
         else:
             hf = os.path.join(d, "hosts")
