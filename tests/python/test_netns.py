@@ -187,6 +187,31 @@ def test_a_c_program_on_a_third_host_shares_arrays_with_python(hosts):
     assert (size, total, stored) == (n, int(want.sum()), int(want.sum()))
 
 
+def test_the_dataset_store_across_hosts(hosts, tmp_path):
+    out = tmp_path / "ds.npz"
+    hosts.python(f"""
+        connect()
+        rng = np.random.default_rng(5)
+        fare = rng.uniform(0, 100, 300_000)
+        ids = np.arange(300_000)
+        store = ak.DatasetStore("netns_ds")
+        t = store.ingest("T", {{"id": ids, "fare": fare}}, batch_rows=65_536)
+        store.ingest("T", {{"id": ids[:1000] + 300_000, "fare": fare[:1000]}})
+        v = t["fare"]
+        np.savez({str(out)!r}, fare=v.to_ndarray(), id=t["id"].to_ndarray(),
+                 big=float(v[v > 50].sum()), n=len(t), nb=t.num_batches)
+        """)
+    got = np.load(out)
+    rng = np.random.default_rng(5)
+    fare = rng.uniform(0, 100, 300_000)
+    want = np.concatenate([fare, fare[:1000]])
+    assert int(got["n"]) == 301_000 and int(got["nb"]) == 6  # 5 batches + 1 appended
+    np.testing.assert_array_equal(got["fare"], want)
+    np.testing.assert_array_equal(got["id"], np.concatenate([np.arange(300_000),
+                                                             np.arange(1000) + 300_000]))
+    assert np.isclose(float(got["big"]), want[want > 50].sum(), rtol=1e-12)
+
+
 def test_a_compute_host_cut_makes_the_client_raise_not_hang(hosts):
     # last in this module: it leaves the compute server broken
     hosts.c.link(COMPUTE[1], False)
