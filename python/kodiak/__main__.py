@@ -33,8 +33,12 @@ def print_status(st, out=sys.stdout):
         mem = (f"arrays {_bytes(r['used'])} of {_bytes(r['limit'])}"
                if r["used"] is not None else "memory unknown")
         print(f"    rank {r['rank']}  pid {r['pid']} {_alive(r['alive'])}  {mem}", file=out)
+    if st.get("compute"):  # a hostfile cluster: where the ranks run
+        print("    on compute hosts " + ", ".join(f"{c['host']} ({c['ranks']} ranks)"
+                                                  for c in st["compute"]), file=out)
     for i, f in enumerate(st["famd"]):
-        print(f"  famd #{i}   {f['address']}  pid {f['pid']} {_alive(f['alive'])}  "
+        where = f"on host {f['host']}  " if f.get("host") else ""
+        print(f"  famd #{i}   {f['address']}  {where}pid {f['pid']} {_alive(f['alive'])}  "
               f"pool {_bytes(st['pool_size'])} ({st['provider']})", file=out)
     print(f"  connect file {st['connect_file']}", file=out)
     print(f"  state {st['state_file']}  logs in {st['logs']}", file=out)
@@ -56,7 +60,7 @@ def main(argv=None):
                         "memory / ranks)")
     u.add_argument("--pool-size", default="1G", metavar="SIZE",
                    help="volatile pool of each famd (default 1G, minimum 16M)")
-    u.add_argument("--provider", choices=("shm", "tcp"), default="shm",
+    u.add_argument("--provider", choices=("shm", "tcp"), default=None,
                    help="libfabric provider of famd (default shm)")
     u.add_argument("--persistent", action="store_true",
                    help="famd pools in files under $KODIAK_HOME that survive `kodiak down` "
@@ -68,6 +72,14 @@ def main(argv=None):
     u.add_argument("--request-timeout", type=float, default=None, metavar="S",
                    help="seconds a client waits for each answer of kodiakd before it "
                         "raises TimeoutError (default 600; 0: no limit)")
+    u.add_argument("--hostfile", metavar="FILE",
+                   help="run on many hosts: famd on each 'memory HOST [pool=SIZE] "
+                        "[data=DIR]' line, kodiakd ranks on each 'compute HOST [ranks=N]' "
+                        "line (docs/DEPLOY.md); the provider is then tcp unless given")
+    u.add_argument("--launcher", default="ssh", metavar="CMD",
+                   help="with --hostfile: command that runs `CMD HOST 'shell command'` on a "
+                        "host, to start and stop famd and as mpirun's rsh agent "
+                        "(default ssh)")
     s = sub.add_parser("status", help="what runs; exit 1 if nothing, 2 if unhealthy")
     s.add_argument("--json", action="store_true", help="print the status as JSON")
     d = sub.add_parser("down", help="stop the cluster (safe when nothing runs)")
@@ -77,10 +89,16 @@ def main(argv=None):
 
     if a.what == "up":
         try:
-            launcher.up(fam_servers=a.fam_servers, ranks=a.ranks, memory_limit=a.memory_limit,
-                        pool_size=a.pool_size, provider=a.provider, port=a.port,
-                        timeout=a.timeout, persistent=a.persistent,
-                        request_timeout=a.request_timeout)
+            if a.hostfile:
+                launcher.up_hosts(a.hostfile, launcher=a.launcher, provider=a.provider or "tcp",
+                                  port=a.port, timeout=max(a.timeout, 120.0),
+                                  memory_limit=a.memory_limit,
+                                  request_timeout=a.request_timeout)
+            else:
+                launcher.up(fam_servers=a.fam_servers, ranks=a.ranks, memory_limit=a.memory_limit,
+                            pool_size=a.pool_size, provider=a.provider or "shm",
+                            port=a.port, timeout=a.timeout, persistent=a.persistent,
+                            request_timeout=a.request_timeout)
         except (launcher.LaunchError, ValueError, TypeError) as e:
             print(f"kodiak up: {e}", file=sys.stderr)
             return 1

@@ -315,6 +315,15 @@ def _running_parts(state):
     """The parts of a recorded cluster that still run, for people."""
     parts = []
     m = state.get("mpirun") or {}
+    if state.get("hostfile"):  # pids on other hosts: judge by what runs here
+        famd = [f for f in state.get("famd") or []
+                if _alive(f.get("launcher_pid"), f.get("launcher_start"))]
+        if _alive(m.get("pid"), m.get("start")):
+            parts.append(f"kodiakd at {state.get('host')}:{state.get('port')} (mpirun pid "
+                         f"{m.get('pid')}, hosts from {state['hostfile']})")
+        if famd:
+            parts.append(f"{len(famd)} famd on {', '.join(f['host'] for f in famd)}")
+        return parts
     ranks = [r for r in state.get("kodiakd") or [] if _alive(r.get("pid"), r.get("start"))]
     if _alive(m.get("pid"), m.get("start")) or ranks:
         parts.append(f"kodiakd at {state.get('host')}:{state.get('port')} "
@@ -551,6 +560,11 @@ def down(timeout=10.0):
             if cf is not None and not _alive(cf.get("pid")):
                 _unlink(cf_path)  # left by a kodiakd that died
             return []
+        if state.get("hostfile"):
+            done = _stop_hosts(state, timeout)
+            _unlink(state.get("connect_file") or cf_path)  # rank 0 is elsewhere
+            _unlink(state_file())
+            return done
         done = _stop_state(state, timeout)
         cf_path = state.get("connect_file") or cf_path
         cf = _read_json(cf_path)
@@ -587,6 +601,16 @@ def cluster_status(timeout=5.0):
             out["answering"] = True
         except (TimeoutError, RuntimeError, KeyError, ValueError) as e:
             out["error"] = str(e)
+    if state.get("hostfile"):  # ranks and famd on other hosts
+        for r in range(max(len(memory), state.get("ranks") or 0)):
+            e = {"rank": r, "pid": None, "alive": True if out["answering"] else None, "used": None,
+                 "limit": None}
+            if r < len(memory):
+                e.update(used=memory[r]["used"], limit=memory[r]["limit"])
+            out["kodiakd"].append(e)
+        _status_hosts(state, out, timeout)
+        out["running"] = out["answering"] and all(f["alive"] for f in out["famd"])
+        return out
     pids = state.get("kodiakd") or []
     for r in range(max(len(pids), len(memory))):
         entry = {"rank": r, "pid": None, "alive": None, "used": None, "limit": None}
@@ -607,3 +631,240 @@ def cluster_status(timeout=5.0):
                       all(f["alive"] for f in out["famd"]))
     return out
 
+
+
+# ---- many hosts: kodiak up --hostfile -------------------------------------------------------
+#
+# A hostfile names the memory hosts (one famd each) and the compute hosts
+# (kodiakd ranks), one host a line, by the address the programs listen on:
+#
+#     memory  10.0.0.2  pool=64G data=/var/lib/kodiak/famd
+#     memory  10.0.0.3  pool=64G
+#     compute 10.0.0.10 ranks=4
+#     compute 10.0.0.11 ranks=4
+#
+# famd is started on its host through the launcher command (default `ssh`;
+# any command run as `LAUNCHER HOST 'shell command'`, e.g. a wrapper of
+# `srun -w HOST` or of a container runtime), which also stops it
+# (`kill PID`) and asks whether it still runs (`kill -0 PID`). kodiakd is
+# started by mpirun here, on the compute hosts (mpirun's rsh agent is the
+# launcher command when it is not ssh); rank 0 listens on the first
+# compute host's address. The state directory must be on a file system
+# the compute hosts share (kodiakd's rank 0 writes the connect file).
+
+def parse_hostfile(path):
+    """{"memory": [{host, pool, data}], "compute": [{host, ranks}]} of a
+    hostfile; ValueError naming the line for anything wrong."""
+    out = {"memory": [], "compute": []}
+    with open(path) as f:
+        for no, line in enumerate(f, 1):
+            words = line.split("#", 1)[0].split()
+            if not words:
+                continue
+            where = f"{path}:{no}"
+            if words[0] not in ("memory", "compute") or len(words) < 2:
+                raise ValueError(f"{where}: want 'memory HOST [pool=SIZE] [data=DIR]' or "
+                                 f"'compute HOST [ranks=N]', not {line.strip()!r}")
+            opts = {}
+            for w in words[2:]:
+                k, eq, v = w.partition("=")
+                if not eq or not v:
+                    raise ValueError(f"{where}: {w!r} is not KEY=VALUE")
+                opts[k] = v
+            allowed = {"memory": {"pool", "data"}, "compute": {"ranks"}}[words[0]]
+            if set(opts) - allowed:
+                raise ValueError(f"{where}: unknown option(s) {sorted(set(opts) - allowed)} "
+                                 f"for a {words[0]} host (known: {sorted(allowed)})")
+            host = words[1]
+            if words[0] == "memory":
+                out["memory"].append({"host": host, "pool": parse_size(opts.get("pool", "1G"),
+                                                                       f"{where}: pool"),
+                                      "data": opts.get("data")})
+            else:
+                r = opts.get("ranks", "1")
+                if not r.isdigit() or int(r) < 1:
+                    raise ValueError(f"{where}: ranks must be an integer >= 1, not {r!r}")
+                out["compute"].append({"host": host, "ranks": int(r)})
+    if not out["compute"]:
+        raise ValueError(f"{path}: no compute host (a line 'compute HOST ranks=N')")
+    return out
+
+
+def _remote(launcher, host, command, timeout=15.0):
+    """Run a shell command on host through the launcher; (status, output),
+    status None when it did not finish in time (host unreachable)."""
+    import shlex
+    try:
+        r = subprocess.run([*shlex.split(launcher), host, command], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=timeout)
+        return r.returncode, r.stdout + r.stderr
+    except subprocess.TimeoutExpired:
+        return None, f"no answer from {host} within {timeout:g} s"
+
+
+def _wait_remote_famd(p, log_path, deadline):
+    """(remote pid, address) from the launched command's output."""
+    pid = None
+    while True:
+        try:
+            with open(log_path, errors="replace") as f:
+                for line in f:
+                    w = line.split()
+                    if len(w) == 2 and w[0] == "kodiak-pid" and w[1].isdigit():
+                        pid = int(w[1])
+                    if len(w) >= 3 and w[0] == "famd" and w[1] == "ready" and pid:
+                        return pid, w[2]
+        except FileNotFoundError:
+            pass
+        if p.poll() is not None:
+            raise LaunchError(f"famd exited (launcher status {p.returncode}) before it was "
+                              f"ready; its log {log_path}:\n{_tail(log_path)}")
+        if time.monotonic() > deadline:
+            raise LaunchError(f"famd did not get ready in time; its log {log_path}:\n"
+                              f"{_tail(log_path)}")
+        time.sleep(0.05)
+
+
+def up_hosts(hostfile, launcher="ssh", provider="tcp", port=0, timeout=120.0,
+             memory_limit=None, request_timeout=None):
+    """Start famd on every memory host and kodiakd on the compute hosts of
+    `hostfile` (see parse_hostfile); return the state (cluster.json)."""
+    import shlex
+    if provider not in ("tcp", "sockets"):
+        raise ValueError(f"provider across hosts must be tcp (or sockets), not {provider!r}: "
+                         f"shm reaches one host only (docs/DEPLOY.md: RDMA providers)")
+    hosts = parse_hostfile(hostfile)
+    limit = parse_size(memory_limit, "memory_limit") if memory_limit is not None else None
+    kodiakd = find_binary("kodiakd")
+    famd = find_binary("famd") if hosts["memory"] else None
+    mpirun = shutil.which("mpirun")
+    if not mpirun:
+        raise LaunchError("mpirun not found on PATH (Debian: apt-get install openmpi-bin)")
+    sdir = paths.state_dir()
+    with _Lock():
+        _check_nothing_runs()
+        cf_path = os.path.abspath(paths.default_connect_file())
+        rank0 = hosts["compute"][0]["host"]
+        nranks = sum(c["ranks"] for c in hosts["compute"])
+        state = {"version": STATE_VERSION, "started": time.time(), "state_dir": sdir,
+                 "connect_file": cf_path, "host": rank0, "port": None, "ranks": nranks,
+                 "memory_limit": limit, "provider": provider, "hostfile": hostfile,
+                 "launcher": launcher, "compute": hosts["compute"], "famd": [],
+                 "pool_size": hosts["memory"][0]["pool"] if hosts["memory"] else None,
+                 "mpirun": None, "kodiakd": []}
+        procs = []
+        deadline = time.monotonic() + timeout
+        try:
+            for i, m in enumerate(hosts["memory"]):
+                log = os.path.join(sdir, f"famd{i}.log")
+                cmd = [famd, "--host", m["host"], "--port", "0", "--pool-size",
+                       str(m["pool"]), "--provider", provider]
+                if m["data"]:
+                    cmd += ["--data-dir", m["data"]]
+                line = "echo kodiak-pid $$; exec " + " ".join(shlex.quote(c) for c in cmd)
+                p = _spawn([*shlex.split(launcher), m["host"], line], log)
+                procs.append(p)
+                state["famd"].append({"host": m["host"], "launcher_pid": p.pid,
+                                      "launcher_start": _start_time(p.pid), "log": log,
+                                      "pid": None, "address": None})
+            for i, f in enumerate(state["famd"]):
+                f["pid"], f["address"] = _wait_remote_famd(procs[i], f["log"], deadline)
+            addrs = [f["address"] for f in state["famd"]]
+            hf = os.path.join(sdir, "mpi-hosts")
+            with open(hf, "w") as out:
+                out.writelines(f"{c['host']} slots={c['ranks']}\n" for c in hosts["compute"])
+            log = os.path.join(sdir, "kodiakd.log")
+            cmd = [mpirun, "--hostfile", hf, "-np", str(nranks), "--bind-to", "none",
+                   "-x", "FAM_SERVERS", "-x", "FAM_PROVIDER", "-x", "PATH"]
+            if shlex.split(launcher)[0] != "ssh":
+                cmd += ["--mca", "plm_rsh_agent", launcher]
+            cmd += [kodiakd, "--host", rank0, "--port", str(port), "--connect-file", cf_path]
+            if limit is not None:
+                cmd += ["--memory-limit", str(limit)]
+            if request_timeout is not None:
+                cmd += ["--request-timeout", repr(float(request_timeout))]
+            p = _spawn(cmd, log, env=_mpi_env(addrs, provider))
+            procs.append(p)
+            state["mpirun"] = {"pid": p.pid, "start": _start_time(p.pid), "log": log}
+            cf, info = _wait_kodiakd(p, cf_path, log, deadline)
+            state["port"] = cf["port"]
+            state["token"] = cf.get("token")
+            state["memory_limit"] = info.get("memory_limit")
+            _write_json(state_file(), state)
+            cf.update({"fam_servers": addrs, "fam_provider": provider,
+                       "mpirun_pid": p.pid, "state_file": state_file(),
+                       "hosts": {"memory": [f["host"] for f in state["famd"]],
+                                 "compute": [c["host"] for c in hosts["compute"]]}})
+            _write_json(cf_path, cf)
+        except BaseException:
+            _stop_hosts(state, timeout=5.0)
+            _unlink(state_file())
+            _unlink(cf_path)
+            raise
+    return state
+
+
+def _stop_hosts(state, timeout):
+    """Stop what a hostfile cluster started, reachable or not; lines saying
+    what was done (an unreachable host is said so, never waited on)."""
+    done = []
+    m = state.get("mpirun") or {}
+    mpid, mstart = m.get("pid"), m.get("start")
+    if mpid and _alive(mpid, mstart):
+        how = None
+        if state.get("port"):
+            try:
+                _request(state["host"], state["port"], "shutdown", timeout=min(5.0, timeout),
+                         token=state.get("token"))
+                end = time.monotonic() + timeout
+                while _alive(mpid, mstart) and time.monotonic() < end:
+                    _reap()
+                    time.sleep(0.05)
+                how = "shutdown command" if not _alive(mpid, mstart) else None
+            except (TimeoutError, RuntimeError, OSError):
+                pass
+        if how is None:  # mpirun's SIGTERM stops the ranks it can still reach
+            how = _terminate(mpid, mstart, timeout)
+        done.append(f"stopped kodiakd ({state.get('ranks')} ranks on "
+                    f"{', '.join(c['host'] for c in state.get('compute') or [])}, "
+                    f"mpirun pid {mpid}) by {how}")
+    elif mpid:
+        done.append(f"kodiakd (mpirun pid {mpid}) was not running")
+    launcher = state.get("launcher") or "ssh"
+    for i, f in enumerate(state.get("famd") or []):
+        host, pid = f.get("host"), f.get("pid")
+        if pid:
+            rc, out = _remote(launcher, host, f"kill -TERM {int(pid)}", timeout=min(10.0, timeout))
+            if rc is None:
+                done.append(f"famd #{i} on {host}: host unreachable ({out.strip()}); "
+                            f"left as it is")
+            else:
+                gone = False
+                end = time.monotonic() + timeout
+                while time.monotonic() < end:
+                    rc, _ = _remote(launcher, host, f"kill -0 {int(pid)}", timeout=5.0)
+                    if rc not in (0,):
+                        gone = rc is not None
+                        break
+                    time.sleep(0.2)
+                if not gone:
+                    _remote(launcher, host, f"kill -KILL {int(pid)}", timeout=5.0)
+                done.append(f"stopped famd #{i} on {host} (pid {pid}) by "
+                            f"{'SIGTERM' if gone else 'SIGKILL'}")
+        lp = f.get("launcher_pid")
+        if lp and _alive(lp, f.get("launcher_start")):
+            _terminate(lp, f.get("launcher_start"), 2.0)
+    _reap()
+    return done
+
+
+def _status_hosts(state, out, timeout):
+    """cluster_status's famd part for a hostfile cluster: each famd asked
+    about on its host (alive None: host unreachable)."""
+    launcher = state.get("launcher") or "ssh"
+    for f in state.get("famd") or []:
+        rc, _ = _remote(launcher, f.get("host"), f"kill -0 {int(f.get('pid') or 0)}",
+                        timeout=timeout)
+        out["famd"].append({"host": f.get("host"), "address": f.get("address"),
+                            "pid": f.get("pid"), "alive": None if rc is None else rc == 0})
+    out["compute"] = state.get("compute")

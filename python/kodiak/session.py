@@ -14,7 +14,8 @@ __all__ = ["start", "stop", "shutdown"]
 def start(fam_servers: int = 2, ranks: int = 2, memory_limit: Union[int, str, None] = None,
           pool_size: Union[int, str] = "1G", provider: str = "shm", port: int = 0,
           timeout: float = 60.0, persistent: bool = False,
-          request_timeout: Optional[float] = None) -> dict:
+          request_timeout: Optional[float] = None, hostfile: Optional[str] = None,
+          launcher_cmd: str = "ssh") -> dict:
     """Start a local cluster (as `kodiak up`) and connect to it.
 
     Parameters
@@ -39,6 +40,14 @@ def start(fam_servers: int = 2, ranks: int = 2, memory_limit: Union[int, str, No
     request_timeout : float, optional
         Seconds a client waits for each answer (None: kodiakd's default,
         600; 0: no limit).
+    hostfile : str, optional
+        Run on many hosts as `kodiak up --hostfile` (docs/DEPLOY.md): famd
+        on its memory hosts, kodiakd's ranks on its compute hosts;
+        fam_servers, ranks, pool_size and persistent are then the file's,
+        and provider is "tcp" unless another cross-host one is given.
+    launcher_cmd : str
+        With hostfile: the command that runs a shell command on a host
+        (`CMD HOST 'command'`; default "ssh").
 
     Returns
     -------
@@ -58,6 +67,16 @@ def start(fam_servers: int = 2, ranks: int = 2, memory_limit: Union[int, str, No
     >>> info["ranks"]  # doctest: +SKIP
     1
     """
+    if hostfile is not None:
+        state = launcher.up_hosts(hostfile, launcher=launcher_cmd,
+                                  provider="tcp" if provider == "shm" else provider,
+                                  port=port, timeout=max(timeout, 120.0),
+                                  memory_limit=memory_limit, request_timeout=request_timeout)
+        try:
+            return client.connect(connect_file=state["connect_file"])
+        except BaseException:
+            launcher.down()
+            raise
     state = launcher.up(fam_servers=fam_servers, ranks=ranks, memory_limit=memory_limit,
                         pool_size=pool_size, provider=provider, port=port, timeout=timeout,
                         persistent=persistent, request_timeout=request_timeout)

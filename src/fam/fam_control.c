@@ -414,6 +414,25 @@ static int auth_munge(fam_t *f, int i, const struct famp_info *o)
     return 0;
 }
 
+/* Is the famd behind control socket fd on this host (this kernel and this
+ * network namespace)? Yes when we reached it on its Unix name (abstract
+ * names are per namespace), or over TCP at one of our own addresses. A
+ * pool file of the same path seen from elsewhere (a shared file system)
+ * is no proof: mapping it there would not share famd's memory. */
+static int server_is_here(int fd)
+{
+    int dom = 0;
+    socklen_t dl = sizeof dom;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &dl) != 0) return 0;
+    if (dom == AF_UNIX) return 1;
+    struct sockaddr_in peer;
+    socklen_t pl = sizeof peer;
+    if (dom != AF_INET || getpeername(fd, (struct sockaddr *)&peer, &pl) != 0 ||
+        peer.sin_family != AF_INET)
+        return 0;
+    return famp_address_is_local(peer.sin_addr.s_addr);
+}
+
 /* Connect server i's control socket, say HELLO (with our endpoint's fabric
  * address) and put the server's endpoint in our address vector. A famd
  * that restarted since we last said HELLO (its pool instance changed)
@@ -433,6 +452,11 @@ static int hello_server(fam_t *f, int i)
     if (fd < 0)
         return fam_fail(FAM_EUNREACHABLE, "cannot connect to memory server "
                         "%s:%d: %s", s->host, s->port, why);
+    int here = server_is_here(fd);
+    if (!here && strcmp(f->provider, "shm") == 0)
+        return fam_fail(FAM_EINVAL, "memory server %s:%d is on another host: "
+                        "the shm provider reaches only this one (use the tcp "
+                        "provider, FAM_PROVIDER=tcp)", s->host, s->port);
     struct famp_req q = {0};
     struct famp_info o;
     snprintf(q.provider, sizeof q.provider, "%s", f->provider);
@@ -462,7 +486,7 @@ static int hello_server(fam_t *f, int i)
     s->gid = o.gid;
     s->spin_us = o.spin_us;
     s->token = o.token;
-    if (f->shared && !s->map) map_pool(s, &o);
+    if (f->shared && here && !s->map) map_pool(s, &o);
     memcpy(s->faddr, o.addr, o.addrlen);
     s->faddrlen = o.addrlen;
     return fam_fabric_add_server(f, s, o.addr, o.addrlen);

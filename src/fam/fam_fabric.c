@@ -15,6 +15,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <rdma/fi_cm.h>
 #include <rdma/fi_endpoint.h>
 #include <rdma/fi_errno.h>
@@ -47,8 +53,55 @@ static int shm_name(fam_t *f)
     return fi_setname(&f->ep->fid, name, strlen(name) + 1);
 }
 
+/* The local IPv4 address this host sends from to reach the memory
+ * servers, in text: that of the first server not on loopback (asked of
+ * the kernel's routing with a connected UDP socket, which sends nothing),
+ * or 127.0.0.1 when all are on loopback, so that local traffic stays on
+ * it. Servers on loopback are reachable from any local address. */
+int fam_fabric_source(fam_t *f, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "127.0.0.1");
+    for (int i = 0; i < f->nservers; i++) {
+        struct addrinfo hints = {.ai_family = AF_INET,
+                                 .ai_socktype = SOCK_DGRAM}, *res;
+        char ps[16];
+        snprintf(ps, sizeof ps, "%d", f->srv[i].port);
+        int gai = getaddrinfo(f->srv[i].host, ps, &hints, &res);
+        if (gai)
+            return fam_fail(FAM_EINVAL, "cannot resolve memory server '%s': "
+                            "%s", f->srv[i].host, gai_strerror(gai));
+        struct sockaddr_in a, me;
+        memcpy(&a, res->ai_addr, sizeof a);
+        freeaddrinfo(res);
+        if ((ntohl(a.sin_addr.s_addr) >> 24) == 127) continue;
+        socklen_t ml = sizeof me;
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+                 getsockname(fd, (struct sockaddr *)&me, &ml) == 0;
+        if (fd >= 0) close(fd);
+        if (!ok)
+            return fam_fail(FAM_EFABRIC, "no route to memory server %s:%d",
+                            f->srv[i].host, f->srv[i].port);
+        inet_ntop(AF_INET, &me.sin_addr, out, (socklen_t)outlen);
+        return 0;
+    }
+    return 0;
+}
+
 int fam_fabric_open(fam_t *f)
 {
+    /* tcp binds the endpoint to one source address, and ofi_rxm connects
+     * from it to every server: it must be one that reaches them (bound to
+     * 127.0.0.1, connect() to another host fails with EINVAL, "connect
+     * failure 22", and no byte moves). So: the address the kernel routes
+     * the servers from */
+    char src[INET_ADDRSTRLEN];
+    const char *node = NULL;
+    if (strcmp(f->provider, "shm")) {
+        int rc = fam_fabric_source(f, src, sizeof src);
+        if (rc) return rc;
+        node = src;
+    }
     struct fi_info *hints = fi_allocinfo();
     if (!hints) return fam_fail(FAM_ENOMEM, "out of memory");
     hints->ep_attr->type = FI_EP_RDM;
@@ -61,9 +114,6 @@ int fam_fabric_open(fam_t *f)
     hints->tx_attr->op_flags = FI_DELIVERY_COMPLETE;
     hints->fabric_attr->prov_name =
         strdup(strcmp(f->provider, "tcp") == 0 ? "tcp;ofi_rxm" : f->provider);
-    /* tcp: use the loopback interface when the servers are local, so no
-     * traffic leaves the machine */
-    const char *node = strcmp(f->provider, "shm") == 0 ? NULL : "127.0.0.1";
     int rc = fi_getinfo(FI_VERSION(1, 17), node, NULL, node ? FI_SOURCE : 0,
                         hints, &f->info);
     if (rc == -FI_ENODATA) { /* provider without delivery-complete */

@@ -171,6 +171,8 @@ void fam_clear_error(void);
 
 /* fam_fabric.c (with flock held) */
 int fam_fabric_open(fam_t *f);
+/* tcp: the local address to bind the endpoint to (reaches the servers) */
+int fam_fabric_source(fam_t *f, char *out, size_t outlen);
 void fam_fabric_close(fam_t *f);
 int fam_fabric_add_server(fam_t *f, struct fam_server *s, const void *addr,
                           size_t len);

@@ -4,7 +4,9 @@
  * Tests run against the famd built next to them (FAMD_BIN), on a free
  * loopback port, with the provider named by $FAM_TEST_PROVIDER (shm when
  * unset). A famd started here dies with the test process (PR_SET_PDEATHSIG),
- * so a crashed test never leaves one behind. */
+ * so a crashed test never leaves one behind. With KDK_NETNS_HOSTS set (a
+ * test run by tests/netns/netns.py), famd runs on the other namespace
+ * hosts instead, and clients reach it over the bridge (see fixture.c). */
 #ifndef TEST_FIXTURE_H
 #define TEST_FIXTURE_H
 
@@ -20,6 +22,8 @@ struct famd_proc {
     char provider[16];
     char pool_file[256]; /* "" for a volatile pool */
     char data_dir[256];
+    char ns[64];         /* many-hosts mode: its network namespace, or "" */
+    char host[32];       /* many-hosts mode: the address it serves on */
 };
 
 const char *test_provider(void);
