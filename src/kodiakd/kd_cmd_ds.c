@@ -1689,8 +1689,3 @@ void kd_ds_detach(struct ds_info *in, size_t saved_nb)
 {
     info_release(in, saved_nb);
 }
-
-int kd_ds_fail(kd_cmd *c, int rc, const char *what)
-{
-    return ds_fail(c, rc, "%s", what);
-}
