@@ -22,8 +22,6 @@
 int kd_ds_store(kd_cmd *c, const char *name, ds_store_t **out);
 /* After a failed libdataset call on a store: forget the handle. */
 void kd_ds_store_forget(const char *name);
-/* A libdataset error as the matching Python exception, `what` first. */
-int kd_ds_fail(kd_cmd *c, int rc, const char *what);
 
 /* One column of one batch, in memory on the calling rank. */
 typedef struct kd_ds_col {
