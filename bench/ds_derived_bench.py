@@ -70,7 +70,8 @@ def main():
     a = ap.parse_args()
     n = int(a.rows)
     df, extra = frame(n, 1), frame(n // 10, 2)
-    fam = FamServers(1, pool_size="2G")
+    # every trial keeps its datasets: about 40 bytes a row each, six of them
+    fam = FamServers(1, pool_size=f"{max(2, -(-n * 320 // 2**30))}G")
     srv = None
     try:
         srv = start_kodiakd(a.ranks, fam.servers)
