@@ -7,89 +7,14 @@ text, two keys, one batch, more ranks than batches, no rows), at 1, 2 and
 3 ranks. A dataset four times larger than the compute server's
 --memory-limit aggregates to the same answers, and reading one of its
 columns whole is a MemoryError that says what to do instead."""
-import gzip
-import os
-import shutil
-import tempfile
-
 import numpy as np
 import pandas as pd
 import pytest
 
 import kodiak
-from conftest import Server
-from fam_fixtures import FamServers, connect
-from test_csv import REPO_TAXI
+from fam_fixtures import FamCluster, connect
 
 DATES = ["pickup_datetime", "dropoff_datetime"]
-
-
-class Cluster:
-    """famd x nfamd + kodiakd x nranks (with extra kodiakd arguments)."""
-
-    def __init__(self, nranks, nfamd, args=(), pool_size="256M"):
-        self.famd = FamServers(nfamd, pool_size=pool_size)
-        try:
-            self.server = Server(nranks, args=args, env={"FAM_SERVERS": self.famd.servers})
-        except BaseException:
-            self.famd.stop()
-            raise
-
-    def stop(self):
-        try:
-            self.server.stop()
-        finally:
-            self.famd.stop()
-
-
-@pytest.fixture(scope="module", params=[(1, 1), (2, 2), (3, 1)],
-                ids=lambda p: f"{p[0]}rank-{p[1]}famd")
-def cluster(request):
-    c = Cluster(*request.param)
-    try:
-        yield c
-    finally:
-        kodiak.disconnect()
-        c.stop()
-
-
-@pytest.fixture
-def ak(cluster):
-    connect(kodiak, cluster.server)
-    yield kodiak
-    assert cluster.server.alive(), f"kodiakd died: {cluster.server.output()[-3000:]}"
-
-
-@pytest.fixture
-def store(ak, request):
-    s = ak.DatasetStore("a_" + request.node.name.split("[")[0][5:40])
-    yield s
-    s.destroy()
-
-
-@pytest.fixture(scope="module")
-def taxi():
-    """The shipped sample, decompressed, split into three files by month."""
-    d = tempfile.mkdtemp(prefix="kodiak-agg-")
-    os.chmod(d, 0o755)
-    path = os.path.join(d, "taxi.csv")
-    with gzip.open(REPO_TAXI, "rb") as f, open(path, "wb") as g:
-        g.write(f.read())
-    with open(path) as f:
-        lines = f.read().splitlines(keepends=True)
-    month = pd.to_datetime(pd.read_csv(path, usecols=["pickup_datetime"])["pickup_datetime"]
-                           ).dt.month.values
-    parts = []
-    for k, months in enumerate([(1, 2, 3, 4, 5), (6,), (7, 8, 9, 10, 11, 12)]):
-        p = os.path.join(d, f"taxi_part{k}.csv")
-        with open(p, "w") as g:
-            g.write(lines[0])
-            g.writelines(lines[i + 1] for i in np.flatnonzero(np.isin(month, months)))
-        parts.append(p)
-    df = pd.concat([pd.read_csv(p, float_precision="round_trip", parse_dates=DATES)
-                    for p in parts], ignore_index=True)
-    yield parts, df
-    shutil.rmtree(d, ignore_errors=True)
 
 
 # ---- comparing with pandas -------------------------------------------------------------------
@@ -160,7 +85,7 @@ def check_value_counts(ds, df, col):
 # ---- the taxi sample ---------------------------------------------------------------------------
 
 def test_taxi_reductions_group_bys_and_value_counts_as_pandas(store, taxi):
-    parts, df = taxi
+    parts, df = taxi.parts, taxi.parts_df
     t = store.ingest("Trip", parts, batch_rows=7_000, parse_dates=DATES)
     assert t.num_batches > 10
     for col in ("fare_amount", "passenger_count"):
@@ -278,7 +203,7 @@ def test_batches_yields_each_batch_in_order(store):
     assert list(next(t.batches(["s"]))) == ["s"]
 
 
-def test_bad_requests_are_clear_errors_and_the_server_keeps_running(store, ak):
+def test_bad_requests_are_clear_errors_and_the_server_keeps_running(store, fam_ak):
     t = store.ingest("Z", {"x": np.arange(3), "s": np.array(["a", "b", "c"])})
     with pytest.raises(KeyError, match="no column 'nope'"):
         t.sum("nope")
@@ -318,7 +243,7 @@ def test_four_times_the_memory_limit_gives_the_answers_of_pandas(nranks):
     """A dataset of 4x what all ranks together may hold: every aggregation
     as pandas, and a whole column is a MemoryError that says to aggregate
     or iterate; the server keeps running."""
-    c = Cluster(nranks, 1, args=["--memory-limit", str(LIMIT)])
+    c = FamCluster(nranks, 1, args=["--memory-limit", str(LIMIT)])
     try:
         connect(kodiak, c.server)
         rows = 4 * LIMIT * nranks // 24 + 1000  # three 8-byte columns
