@@ -233,6 +233,147 @@ def test_bad_requests_are_clear_errors_and_the_server_keeps_running(store, fam_a
     assert t.sum("x") == 3
 
 
+# ---- the direct-indexed table for small keys -------------------------------------------------
+
+def test_direct_indexed_keys_equal_the_hash_table(store):
+    """Group-bys on small integer, bool, date-time and text keys (one and
+    two of them, with missing keys, and a key whose range is small in some
+    batches and huge in others) give exactly, bit for bit and in the same
+    group order, what the hash table alone gives; and both are pandas'."""
+    from kodiak.ds_agg import _agg
+    rng = np.random.default_rng(14)
+    n = 20_000
+    df = random_frame(rng, n)
+    df["t"] = pd.to_datetime(1_600_000_000 + rng.integers(0, 500, n), unit="s")
+    df.loc[rng.random(n) < 0.05, "t"] = pd.NaT
+    mixed = rng.integers(0, 40, n)
+    mixed[n // 2:] = rng.integers(-2**62, 2**62, n - n // 2)  # later batches: a huge range
+    df["m"] = mixed
+    t = store.ingest("D", df, batch_rows=3_000)
+    ops = ["size", "count", "sum", "mean", "min", "max", "std", "var", "nunique"]
+    for keys in (["k"], ["s"], ["b"], ["t"], ["k", "s"], ["s", "b", "k"], ["m"], ["i"],
+                 ["u"], ["fk"]):
+        for value in ("f", "i"):
+            kh, oh = _agg(t, keys, value, ops, table="hash")
+            kd, od = _agg(t, keys, value, ops)
+            for k in keys:
+                np.testing.assert_array_equal(kd[k], kh[k], err_msg=f"{keys} {value}")
+            for op in ops:
+                assert od[op].dtype == oh[op].dtype, (keys, value, op)
+                np.testing.assert_array_equal(od[op].view(np.uint8), oh[op].view(np.uint8),
+                                              err_msg=f"{keys} {value} {op}")
+    # the direct table is used where the keys are small (rank 0's windows)
+    def direct(keys):
+        res, _ = kodiak.client.generic_msg("ds_agg", {"store": store.name, "dataset": "D",
+                                                      "keys": keys, "value": "f",
+                                                      "ops": ["sum"]})
+        return res["direct_windows"]
+    mine = len(range(0, t.num_batches, kodiak.get_config()["numLocales"]))  # rank 0's batches
+    assert direct(["k", "s"]) > 0 and direct(["i"]) == 0 and direct(["f"]) == 0
+    assert 0 < direct(["m"]) < mine
+    for keys in ("k", "s", "t", ["k", "s"], "m"):
+        check_groupby(t, df, keys, "f")
+    check_value_counts(t, df, "t")
+    with pytest.raises(ValueError, match="table"):
+        _agg(t, ["k"], "f", ["sum"], table="dense")
+
+
+# ---- derived datasets: filter indices, gathered and derived columns --------------------------
+
+def seconds(a, b):
+    """b - a of two date-time Series in whole seconds (as a derived column)."""
+    return ((b.values.astype("datetime64[s]").astype(np.int64)
+             - a.values.astype("datetime64[s]").astype(np.int64)))
+
+
+def check_derived(ds, sel, tag):
+    """The aggregations of the issue's workflow on a derived dataset `ds`
+    whose rows are pandas' `sel` (with a `duration` column)."""
+    check_column(ds, sel, "fare_amount")
+    check_column(ds, sel, "duration")
+    check_column(ds, sel, "store_and_fwd_flag", ops=("min", "max", "count", "nunique"))
+    check_column(ds, sel, "pickup_datetime", ops=("min", "max", "count", "nunique"))
+    check_groupby(ds, sel, "pickup_location_id", "duration",
+                  ops=("count", "sum", "mean", "min", "max", "std", "nunique", "size"))
+    check_groupby(ds, sel, ["payment_type", "store_and_fwd_flag"], "tip_amount")
+    check_groupby(ds, sel, "store_and_fwd_flag", "duration", ops=("mean", "max"))
+    check_groupby(ds, sel, "vendor_id", "store_and_fwd_flag", ops=("nunique", "min", "max"))
+    for col in ("payment_type", "store_and_fwd_flag", "duration"):
+        check_value_counts(ds, sel, col)
+    same_scalar(ds.var("duration"), sel["duration"].var(), f"{tag}: var(duration)")
+
+
+def test_derived_datasets_aggregate_as_pandas(store, taxi):
+    """ak.filter -> gathered columns -> ds.derive -> groupby, on the taxi
+    sample, as pandas; columns gathered on the fly and kept in FAM give the
+    same; a chain of filters and a derived column of the base dataset too;
+    after an ingest the aggregations are current (only the new batches
+    computed)."""
+    parts, df = taxi.parts, taxi.parts_df
+    t = store.ingest("Trip", parts[:2], batch_rows=9_000, parse_dates=DATES)
+    n0 = len(t)
+    big = kodiak.filter(t, "fare_amount", "gt", 20)
+    big.derive("duration", big["dropoff_datetime"] - big["pickup_datetime"])
+    assert "Trip.fare_amount_gt_20[store_and_fwd_flag]" not in store.list()
+    d = df.iloc[:n0].copy()
+    d["duration"] = seconds(d.pickup_datetime, d.dropoff_datetime)
+    sel = d[d.fare_amount > 20].reset_index(drop=True)
+    check_derived(big, sel, "gathered on the fly")
+    assert "Trip.fare_amount_gt_20[store_and_fwd_flag]" not in store.list()
+    # the same once gathered columns are kept in FAM
+    for k in ("store_and_fwd_flag", "pickup_location_id", "tip_amount"):
+        big[k]
+    assert "Trip.fare_amount_gt_20[store_and_fwd_flag]" in store.list()
+    check_derived(big, sel, "kept")
+    # a chain: a filter of the derived dataset, its columns through both
+    two = big.filter("passenger_count", "ge", 2)
+    check_derived(two, sel[sel.passenger_count >= 2].reset_index(drop=True), "chain")
+    # a derived column of the base dataset, grouped by a base column
+    t.derive("tip_frac", t["tip_amount"] * 0.01 - t["fare_amount"])
+    d["tip_frac"] = d.tip_amount * 0.01 - d.fare_amount
+    check_column(t, d, "tip_frac", ops=("sum", "mean", "min", "max", "count", "std"))
+    check_groupby(t, d, "payment_type", "tip_frac", ops=("count", "mean", "max"))
+    check_groupby(big, sel.assign(tip_frac=sel.tip_amount * 0.01 - sel.fare_amount),
+                  "pickup_location_id", "tip_frac", ops=("mean", "min"))
+    # new batches: the next aggregation is current, computing only them
+    before, nb0 = big.stats(), t.num_batches
+    store.ingest("Trip", parts[2], parse_dates=DATES, batch_rows=9_000)
+    new = store["Trip"].num_batches - nb0
+    d = df.copy()
+    d["duration"] = seconds(d.pickup_datetime, d.dropoff_datetime)
+    sel = d[d.fare_amount > 20].reset_index(drop=True)
+    check_groupby(big, sel, "pickup_location_id", "duration", ops=("mean", "count"))
+    after = big.stats()
+    assert new > 0 and after["base_batches"] == nb0 + new, (before, after)
+    assert after["last"] == new and after["batches"] - before["batches"] == new, (before, after)
+    check_derived(big, sel, "after an ingest")
+    assert store.verify(codes=True) > 0
+
+
+@pytest.mark.parametrize("n,batch", [(3_000, 333), (7, 2)])
+def test_random_derived_datasets_as_pandas(store, n, batch):
+    """Filters where nothing, some or everything of a batch passes, over
+    the awkward values of random_frame, and a derived float column with
+    NaN and -0.0: every aggregation as pandas."""
+    rng = np.random.default_rng(n * 7 + batch)
+    df = random_frame(rng, n)
+    t = store.ingest("R", df, batch_rows=batch)
+    for op, v, m in [("ge", -1, df.k >= -1), ("gt", 10, df.k > 10), ("ne", 99, df.k != 99)]:
+        f = t.filter("k", op, v)
+        f.derive("g", f["f"] * 2.0 - f["fk"])
+        sel = df[m].reset_index(drop=True)
+        sel = sel.assign(g=sel.f * 2.0 - sel.fk)
+        for col in ("f", "i", "g"):
+            check_column(f, sel, col)
+        check_column(f, sel, "s", ops=("min", "max", "count", "nunique"))
+        for keys in ("k", "s", ["k", "s"], "b", "fk"):
+            check_groupby(f, sel, keys, "g")
+            check_groupby(f, sel, keys, "i", ops=("sum", "min", "max", "nunique"))
+        check_groupby(f, sel, "k", "s", ops=("count", "nunique", "size"))
+        for col in ("s", "k", "b"):
+            check_value_counts(f, sel, col)
+
+
 # ---- larger than compute memory ------------------------------------------------------------------
 
 LIMIT = 1 << 20  # --memory-limit per rank
@@ -266,6 +407,17 @@ def test_four_times_the_memory_limit_gives_the_answers_of_pandas(nranks):
             check_groupby(t, df, ["k", "s"], "f", ops=("sum",))
             check_groupby(t, df, "k", "s", ops=("nunique",))
             check_value_counts(t, df, "s")
+            # a derived dataset of it, its columns gathered batch by batch
+            # through the index, and a derived column of that
+            big = t.filter("k", "lt", 30)
+            big.derive("g", big.col("f") * 2.0 + big.col("k"))  # reads nothing
+            sel = df[df.k < 30].reset_index(drop=True)
+            sel = sel.assign(g=sel.f * 2.0 + sel.k)
+            check_column(big, sel, "g")
+            check_column(big, sel, "s", ops=("count", "nunique", "min", "max"))
+            check_groupby(big, sel, "s", "g", ops=("count", "mean", "std", "max"))
+            check_groupby(big, sel, ["k", "s"], "f", ops=("sum",))
+            check_value_counts(big, sel, "k")
             with pytest.raises(MemoryError) as e:
                 t["f"]
             msg = str(e.value)
