@@ -305,6 +305,8 @@ static void agg_fold(agg_state *g, uint64_t v, ds_dtype_t t, unsigned ops)
             g->m2 += d * (x - g->mean);
         }
     }
+    if (!(ops & (AGG_MIN | AGG_MAX)))
+        return;
     if (g->count == 1 || agg_less(v, g->min, t))
         g->min = v;
     if (g->count == 1 || agg_less(g->max, v, t))
@@ -1067,14 +1069,16 @@ static int cmd_ds_agg(kd_cmd *c)
 
     /* the direct-indexed table for small integer and text keys (see
      * agg_direct_plan), unless the request asks for the hash table only */
-    ds_dtype_t kt[AGG_MAX_KEYS];
-    for (int u = 0; u < nk; u++)
+    ds_dtype_t kt[AGG_MAX_KEYS + 1]; /* the keys' dtypes, then the value's */
+    for (int u = 0; u < nu; u++)
         kt[u] = agg_ci(&src, u)->dtype;
-    int32_t *dmap = NULL;
-    size_t dbytes = 0;
+    int32_t *dmap = NULL, *pmap = NULL; /* groups; (key tuple, value) pairs seen */
+    size_t dbytes = 0, pbytes = 0;
     int64_t ndirect = 0; /* windows of this rank that were direct-indexed */
     if (!rc && nk && !hash_only && agg_direct_keys(kt, nk))
         dmap = agg_direct_alloc(&dbytes);
+    if (!rc && (ops & AGG_NUNIQUE) && !hash_only && agg_direct_keys(kt, nk + 1))
+        pmap = agg_direct_alloc(&pbytes);
 
     /* with no keys there is one group, present even over no rows (sum 0, mean NaN) */
     uint64_t k[AGG_MAX_KEYS + 1] = {0}, lastk[AGG_MAX_KEYS + 1] = {0};
@@ -1094,6 +1098,11 @@ static int cmd_ds_agg(kd_cmd *c)
             ndirect += direct;
             if (direct) /* every slot used: no entry yet */
                 memset(dmap, 0xff, sizeof *dmap * (size_t)nslots);
+            uint64_t plo[AGG_MAX_KEYS + 1], pstride[AGG_MAX_KEYS + 1], npslots = 0;
+            bool pdirect = !rc && pmap && agg_direct_plan(buf, window, m, kt, nk + 1, plo,
+                                                          pstride, &npslots);
+            if (pdirect) /* no pair seen yet */
+                memset(pmap, 0, sizeof *pmap * (size_t)npslots);
             for (uint64_t i = 0; !rc && i < m; i++) {
                 bool skip = false;
                 for (int u = 0; u < nk; u++) {
@@ -1139,6 +1148,14 @@ static int cmd_ds_agg(kd_cmd *c)
                 agg_fold(g, v, vt, ops);
                 if (ops & AGG_NUNIQUE) {
                     k[nk] = vt == DS_BOOL ? v != 0 : v;
+                    if (pdirect) { /* the pair's slot: to the hash set once a window */
+                        uint64_t sl = 0;
+                        for (int u = 0; u <= nk; u++)
+                            sl += (k[u] - plo[u]) * pstride[u];
+                        if (pmap[sl])
+                            continue;
+                        pmap[sl] = 1;
+                    }
                     if (agg_table_get(&pairs, k) < 0)
                         rc = kd_fail(c, "MemoryError", "ds_agg: rank %d is out of memory "
                                      "for %lld distinct values", c->rank, (long long)pairs.n);
@@ -1147,6 +1164,7 @@ static int cmd_ds_agg(kd_cmd *c)
         }
     }
     agg_direct_free(dmap, dbytes);
+    agg_direct_free(pmap, pbytes);
     if (kd_agree(c, rc))
         goto out;
     if (gather_merge(c, &t, (ops & AGG_NUNIQUE) ? &pairs : NULL, vt))

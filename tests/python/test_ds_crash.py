@@ -132,8 +132,15 @@ def test_kill9_in_the_middle_leaves_the_store_consistent(what, victim):
         df = frame(1, ROWS)
         t = s.ingest("T", df, batch_rows=BATCH)
         f = t.filter("k", "lt", 60)
+        # how long the operation takes here and now: the same one, timed
+        t0 = time.perf_counter()
+        f.derive("h", (f.col("v") * 3.0 - f.col("w")) * (f.col("k") + 1) + f.col("w") / 7.0)
+        took = time.perf_counter() - t0
         if what == "agg":  # g exists; new base batches: the aggregation brings f and g current
             f.derive("g", (f.col("v") * 3.0 - f.col("w")) * (f.col("k") + 1) + f.col("w") / 7.0)
+            t0 = time.perf_counter()
+            f.groupby(["k", "s"])["g"].agg(["mean", "std", "nunique"])
+            took = time.perf_counter() - t0
             extra = frame(2, ROWS // 2)
             s.ingest("T", extra, batch_rows=BATCH)
         before = c_list(famd)
@@ -146,7 +153,7 @@ def test_kill9_in_the_middle_leaves_the_store_consistent(what, victim):
         client = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True, env=mpi_env())
         assert client.stdout.readline().strip() == "start"
-        time.sleep(1.5)
+        time.sleep(0.4 * took)  # derive: as long as h took; agg: a refresh, then longer
         assert client.poll() is None, "the operation ended before the kill: make it longer"
         crash(a, victim)
         try:
@@ -166,6 +173,7 @@ def test_kill9_in_the_middle_leaves_the_store_consistent(what, victim):
         nb = full.shape[0] // BATCH
         if what == "derive":
             assert set(after) - set(before) <= {DERIVED}, (before, after)
+            assert f"{FILTER}[h]" in before
             assert {k: v for k, v in after.items() if k != DERIVED} == before
         else:  # f and g cover the old batches or the new ones, each whole
             assert set(after) == set(before)
