@@ -340,6 +340,86 @@ static void agg_merge(agg_state *a, const agg_state *b, ds_dtype_t t)
         a->max = b->max;
 }
 
+/* The m values x of one window, all of one group, into g: summed in
+ * registers (the same Neumaier sum, the same exact integer sums), the
+ * variance by two passes over the window (its mean, then the squared
+ * deviations from it) merged into g as agg_merge merges two ranks'. For
+ * the group of a request without keys: the rows one at a time through g
+ * in memory cost a store and a load per value. */
+static void agg_fold_run(agg_state *g, const uint64_t *x, uint64_t m, ds_dtype_t t,
+                         unsigned ops)
+{
+    agg_state w;
+    memset(&w, 0, sizeof w);
+    int64_t cnt = 0;
+    uint64_t isum = 0, mn = 0, mx = 0;
+    agg_i128 wsum = 0;
+    double s = 0, comp = 0;
+    bool fl = (ops & (AGG_SUM | AGG_MEAN | AGG_STD | AGG_VAR)) != 0;
+    bool mm = (ops & (AGG_MIN | AGG_MAX)) != 0;
+    if (t == DS_FLOAT64) {
+        for (uint64_t i = 0; i < m; i++) {
+            double d = word_f64(x[i]);
+            if (isnan(d))
+                continue;
+            cnt++;
+            if (fl)
+                agg_fadd(&s, &comp, d);
+            if (mm) {
+                if (cnt == 1 || d < word_f64(mn))
+                    mn = x[i];
+                if (cnt == 1 || word_f64(mx) < d)
+                    mx = x[i];
+            }
+        }
+    } else {
+        for (uint64_t i = 0; i < m; i++) {
+            uint64_t v = x[i];
+            if (agg_missing(v, t))
+                continue;
+            if (t == DS_BOOL)
+                v = v != 0;
+            cnt++;
+            isum += v;
+            wsum += t == DS_UINT64 || t == DS_BOOL ? (agg_i128)v : (agg_i128)(int64_t)v;
+            if (fl)
+                agg_fadd(&s, &comp, agg_as_f64(v, t));
+            if (mm) {
+                if (cnt == 1 || agg_less(v, mn, t))
+                    mn = v;
+                if (cnt == 1 || agg_less(mx, v, t))
+                    mx = v;
+            }
+        }
+    }
+    if (!cnt)
+        return;
+    w.count = cnt;
+    w.isum = isum;
+    w.wsum = wsum;
+    w.fsum = s;
+    w.fcomp = comp;
+    w.min = mn;
+    w.max = mx;
+    if (ops & (AGG_STD | AGG_VAR)) {
+        double mean = t == DS_FLOAT64 ? (s + comp) / (double)cnt
+                                      : (double)((long double)wsum / (long double)cnt);
+        double m2 = 0;
+        if (isfinite(mean))
+            for (uint64_t i = 0; i < m; i++) {
+                if (agg_missing(x[i], t))
+                    continue;
+                double d = agg_as_f64(t == DS_BOOL ? x[i] != 0 : x[i], t) - mean;
+                m2 += d * d;
+            }
+        else
+            m2 = NAN;
+        w.mean = mean;
+        w.m2 = m2;
+    }
+    agg_merge(g, &w, t);
+}
+
 /* ---- reading ------------------------------------------------------------------------- */
 
 /* Gathered column u: batch b whole in src->c[u].cur (charged to the
@@ -536,19 +616,38 @@ static bool agg_direct_plan(const uint64_t *buf, uint64_t window, uint64_t m,
         const uint64_t *x = buf + (size_t)u * window;
         bool uns = kt[u] == DS_UINT64 || kt[u] == DS_BOOL;
         uint64_t a = 0, z = 0;
-        bool any = false;
-        for (uint64_t i = 0; i < m; i++) {
-            if (agg_missing(x[i], kt[u]))
-                continue;
-            if (!any) {
-                a = z = x[i];
-                any = true;
-            } else if (uns ? x[i] < a : (int64_t)x[i] < (int64_t)a) {
-                a = x[i];
-            } else if (uns ? x[i] > z : (int64_t)x[i] > (int64_t)z) {
-                z = x[i];
+        if (uns) { /* no missing values: a plain pass */
+            a = UINT64_MAX;
+            for (uint64_t i = 0; i < m; i++) {
+                a = x[i] < a ? x[i] : a;
+                z = x[i] > z ? x[i] : z;
+            }
+        } else if (kt[u] == DS_INT64) {
+            int64_t sa = INT64_MAX, sz = INT64_MIN;
+            for (uint64_t i = 0; i < m; i++) {
+                int64_t y = (int64_t)x[i];
+                sa = y < sa ? y : sa;
+                sz = y > sz ? y : sz;
+            }
+            a = (uint64_t)sa;
+            z = (uint64_t)sz;
+        } else { /* text codes (-1 missing), times (INT64_MIN missing) */
+            bool any = false;
+            for (uint64_t i = 0; i < m; i++) {
+                if (agg_missing(x[i], kt[u]))
+                    continue;
+                if (!any) {
+                    a = z = x[i];
+                    any = true;
+                } else if ((int64_t)x[i] < (int64_t)a) {
+                    a = x[i];
+                } else if ((int64_t)x[i] > (int64_t)z) {
+                    z = x[i];
+                }
             }
         }
+        if (m == 0) /* no rows (else a <= z; all missing keys: 0, 0) */
+            a = z = 0;
         uint64_t span = z - a; /* modulo 2^64: right for both orders */
         if (span >= AGG_DIRECT_SLOTS || (span + 1) * slots > AGG_DIRECT_SLOTS)
             return false;
@@ -1103,7 +1202,12 @@ static int cmd_ds_agg(kd_cmd *c)
                                                           pstride, &npslots);
             if (pdirect) /* no pair seen yet */
                 memset(pmap, 0, sizeof *pmap * (size_t)npslots);
-            for (uint64_t i = 0; !rc && i < m; i++) {
+            bool run = nk == 0 && with_value; /* one group: the value folded in a run */
+            if (run) {
+                t.st[0].size += (int64_t)m;
+                agg_fold_run(&t.st[0], buf, m, vt, ops);
+            }
+            for (uint64_t i = 0; !rc && i < m && !(run && !(ops & AGG_NUNIQUE)); i++) {
                 bool skip = false;
                 for (int u = 0; u < nk; u++) {
                     k[u] = buf[(size_t)u * window + i];
@@ -1139,13 +1243,15 @@ static int cmd_ds_agg(kd_cmd *c)
                     break;
                 }
                 agg_state *g = &t.st[e];
-                g->size++;
+                if (!run)
+                    g->size++;
                 if (!with_value)
                     continue;
                 uint64_t v = buf[(size_t)nk * window + i];
                 if (agg_missing(v, vt))
                     continue;
-                agg_fold(g, v, vt, ops);
+                if (!run)
+                    agg_fold(g, v, vt, ops);
                 if (ops & AGG_NUNIQUE) {
                     k[nk] = vt == DS_BOOL ? v != 0 : v;
                     if (pdirect) { /* the pair's slot: to the hash set once a window */
