@@ -229,7 +229,8 @@ plt.close(fig)
 out = os.environ.get("KODIAK_TAXI_RESULTS")
 if out:
     with open(out, "w") as f:
-        json.dump({"trip_rows": len(trip), "trip_batches": trip.num_batches,
+        json.dump({"python": sys.executable, "notebook": IN_NOTEBOOK,
+                   "trip_rows": len(trip), "trip_batches": trip.num_batches,
                    "big_name": big.name, "big_before": before, "big_after": after,
                    "zone_rows": len(zones),
                    "table": {str(k): [int(r.trips), float(r.mean_min), r.Borough, r.Zone]
