@@ -59,7 +59,32 @@ QUERIES = [
     ("groupby(zone,flag) count+mean+max", lambda t: t.groupby(["zone", "flag"])["fare"]
      .agg(["count", "mean", "max"]),
      lambda df: df.groupby(["zone", "flag"])["fare"].agg(["count", "mean", "max"])),
+    # the same two group-bys with the server's hash table alone (no direct-indexed
+    # table for the small keys): what the direct table saves, in the same run
+    ("  the same, hash table only", lambda t: hash_only(
+        lambda: t.groupby("zone").mean("fare")),
+     lambda df: df.groupby("zone")["fare"].mean()),
+    ("  the same, hash table only ", lambda t: hash_only(
+        lambda: t.groupby(["zone", "flag"])["fare"].agg(["count", "mean", "max"])),
+     lambda df: df.groupby(["zone", "flag"])["fare"].agg(["count", "mean", "max"])),
+    # a derived dataset: rows with fare > 20 (an index), f2 = fare * 2 derived on it,
+    # grouped by zone gathered through the index (pandas: on the derived frame, made
+    # beforehand, so the query alone)
+    ("filtered: groupby(zone).mean(f2)", lambda t: t.store[BIG].groupby("zone").mean("f2"),
+     lambda df: DERIVED["big"].groupby("zone")["f2"].mean()),
 ]
+BIG = "Trip.fare_gt_20"
+DERIVED = {}
+
+
+def hash_only(fn):
+    """fn() with kodiakd's group-by on its hash table alone."""
+    from kodiak import ds_agg
+    ds_agg._table = "hash"
+    try:
+        return fn()
+    finally:
+        ds_agg._table = "auto"
 
 
 def main():
@@ -100,6 +125,12 @@ def main():
                              progress=False)
         ti = time.perf_counter() - t0
         print(f"ingest (from a DataFrame): {ti:.2f} s, {t.num_batches} batches", flush=True)
+        t0 = time.perf_counter()
+        big = t.filter("fare", "gt", 20)
+        big.derive("f2", big.col("fare") * 2.0)
+        sel = df[df.fare > 20]
+        DERIVED["big"] = sel.assign(f2=sel.fare * 2.0)
+        print(f"filter + derive: {time.perf_counter() - t0:.2f} s", flush=True)
         res = {}
         for label, srv in (("A", a), ("B", b)):
             ak.disconnect()

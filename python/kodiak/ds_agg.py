@@ -63,11 +63,18 @@ def _cats(offs, text):
     return [b[o[i]:o[i + 1]].decode("utf-8", "surrogateescape") for i in range(len(o) - 1)]
 
 
-def _agg(ds: Dataset, keys: List[str], value: Optional[str], ops: List[str], ddof: int = 1):
+_table = "auto"  # the default `table` of _agg (bench/ds_agg_bench.py sets "hash")
+
+
+def _agg(ds: Dataset, keys: List[str], value: Optional[str], ops: List[str], ddof: int = 1,
+         table: Optional[str] = None):
     """One ds_agg request: ({key: values}, {op: values}) in the server's
-    (unsorted) group order."""
+    (unsorted) group order. table="hash" keeps the server from its
+    direct-indexed table for small keys (the tests and the benchmark
+    compare the two); None: _table."""
+    table = _table if table is None else table
     args = {"store": ds.store.name, "dataset": ds.name, "keys": list(keys),
-            "value": value, "ops": list(ops), "ddof": int(ddof)}
+            "value": value, "ops": list(ops), "ddof": int(ddof), "table": table}
     try:
         res, frames = client.generic_msg("ds_agg", args)
     except MemoryError as e:

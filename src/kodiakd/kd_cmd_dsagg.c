@@ -26,10 +26,18 @@
  * with a missing key belongs to no group (groupby(dropna=True)), a missing
  * value counts in `size` only.
  *
+ * Small keys (text codes, bools, integers of a short range in a window)
+ * find their hash-table entry through a direct-indexed array instead of
+ * hashing every row (agg_direct_plan): the same entries, the same results.
+ *
  * The only place that reads column data is agg_read(): rows of one column
- * of one batch into the window. Derived datasets (ak.filter, ds.derive)
- * plug in there. The window itself is kd_ds_window_alloc() (kd.h), for
- * every command that streams batches (filters, gathers, derives).
+ * of one batch into the window. Any dataset aggregates: the derived ones
+ * are brought current first (kd_ds_refresh), then each column is read
+ * from where it is (resolve_column): stored in the dataset or in its
+ * derived column dataset "D[x]" (paged from FAM), or gathered through an
+ * index one batch at a time (kd_ds_read_batch). The window itself is
+ * kd_ds_window_alloc() (kd.h), for every command that streams batches
+ * (filters, gathers, derives).
  *
  * Command (docs/PROTOCOL.md):
  *   ds_agg {store, dataset, keys: [col...], value: col | null, ops: [op...], ddof?}
@@ -40,6 +48,7 @@
  *        value's category offsets and bytes. */
 #define _GNU_SOURCE
 #include "kd.h"
+#include "kd_ds.h"
 
 #include <fam/fam.h>
 #include <kodiak/dataset.h>
@@ -53,6 +62,7 @@
 #define AGG_MAX_KEYS 8            /* key columns of one group-by */
 #define AGG_WINDOW_MAX (1 << 20)  /* rows per column paged in at once, at most */
 #define AGG_WINDOW_MIN 1024       /* ... and at least (else MemoryError) */
+#define AGG_DEPTH 32              /* longest lineage followed to a column */
 
 /* What a request asks for, one bit per op. */
 enum {
@@ -96,13 +106,29 @@ typedef struct {
     agg_state *st;      /* room states (with_state) */
 } agg_table;
 
+/* Where one used column's values come from. Batch b of a derived dataset
+ * stands for batch b of its root base dataset, so every source below has
+ * its batch b aligned with the dataset's batch b. */
+typedef struct {
+    ds_info_t *leaf;     /* the dataset that stores the values (== the request's, or owned) */
+    size_t col;          /* their column number in leaf */
+    bool owned;          /* leaf is this column's own ds_info (freed at the end) */
+    size_t leaf_nb;      /* ... and its own nbatches (cut to the request's meanwhile) */
+    bool gathered;       /* through an index: read batch by batch (kd_ds_read_batch) */
+    const char *name;    /* the column's name */
+    kd_ds_col cur;       /* gathered: the current batch of it, whole */
+    int64_t cur_b;       /* ... which batch that is (-1: none) */
+    size_t charged;      /* ... bytes of it charged to --memory-limit */
+} agg_col;
+
 /* The column sources of one request: the store, the dataset's info at one
  * version, and for each text column its unified categories. */
 typedef struct {
     ds_store_t *s;
     ds_info_t *in;
+    const char *store;                      /* the store's name */
     ds_categories_t *cat[AGG_MAX_KEYS + 1]; /* per used column (keys, then value) */
-    size_t col[AGG_MAX_KEYS + 1];           /* their column numbers in `in` */
+    agg_col c[AGG_MAX_KEYS + 1];            /* per used column */
 } agg_src;
 
 static uint64_t agg_mix(uint64_t x)
@@ -314,22 +340,70 @@ static void agg_merge(agg_state *a, const agg_state *b, ds_dtype_t t)
 
 /* ---- reading ------------------------------------------------------------------------- */
 
+/* Gathered column u: batch b whole in src->c[u].cur (charged to the
+ * memory limit while it is held). Local. */
+static int agg_load_batch(kd_cmd *c, agg_src *src, int u, size_t b)
+{
+    agg_col *a = &src->c[u];
+    if (a->cur_b == (int64_t)b)
+        return 0;
+    kd_srv.mem_used -= a->charged;
+    a->charged = 0;
+    kd_ds_col_free(&a->cur);
+    a->cur_b = -1;
+    /* what reading it holds at once: the root batch, the index, the result */
+    uint64_t need = 8 * (a->leaf->batches[b].rows + 2 * src->in->batches[b].rows);
+    uint64_t free_bytes = kd_srv.mem_limit > kd_srv.mem_used ? kd_srv.mem_limit - kd_srv.mem_used
+                                                              : 0;
+    if (need > free_bytes)
+        return kd_fail(c, "MemoryError", "ds_agg: batch %zu of column '%.200s' of dataset "
+                       "'%.200s' needs %llu bytes to gather, rank %d has %llu free under its "
+                       "memory limit (--memory-limit %llu); free some arrays, or ingest smaller "
+                       "batches", b, a->name, src->in->name, (unsigned long long)need, c->rank,
+                       (unsigned long long)free_bytes, (unsigned long long)kd_srv.mem_limit);
+    if (kd_ds_read_batch(c, src->s, src->in->name, a->name, b, &a->cur))
+        return -1;
+    ds_dtype_t t = a->leaf->cols[a->col].dtype;
+    if (a->cur.dtype != t || a->cur.n != src->in->batches[b].rows ||
+        (t == DS_TEXT && a->cur.ncats != a->leaf->batches[b].ncat[a->col])) {
+        kd_ds_col_free(&a->cur);
+        return kd_fail(c, "RuntimeError", "ds_agg: batch %zu of column '%.200s' of dataset "
+                       "'%.200s' changed while it was read; read it again", b, a->name,
+                       src->in->name);
+    }
+    a->charged = (size_t)a->cur.n * fa_dtype_size(ds_dtype_storage(t));
+    kd_srv.mem_used += a->charged;
+    a->cur_b = (int64_t)b;
+    return 0;
+}
+
 /* Rows [off, off + n) of used column u of batch b into dst as 64-bit
  * words: text codes mapped into the unified categories, bools widened,
- * -0.0 made 0.0 when `fold_zero`. The one function that reads column data
- * (derived datasets: gather through the index here). Local. */
-static int agg_read(kd_cmd *c, const agg_src *src, int u, size_t b, uint64_t off, uint64_t n,
+ * -0.0 made 0.0 when `fold_zero`. The one function that reads column data:
+ * a stored column (of the dataset, or the derived column dataset "D[x]")
+ * is paged straight from FAM; a column of an index dataset that is not
+ * stored is gathered batch by batch through the index (kd_ds_read_batch).
+ * Local. */
+static int agg_read(kd_cmd *c, agg_src *src, int u, size_t b, uint64_t off, uint64_t n,
                     uint64_t *dst, bool fold_zero)
 {
-    const ds_info_t *in = src->in;
-    size_t col = src->col[u];
+    agg_col *a = &src->c[u];
+    const ds_info_t *in = a->leaf;
+    size_t col = a->col;
     ds_dtype_t t = in->cols[col].dtype;
-    int rc = ds_read(src->s, in, b, col, off, n, dst);
-    if (rc) {
-        char what[512];
-        snprintf(what, sizeof what, "read column '%.200s' of dataset '%.200s' (rank %d)",
-                 in->cols[col].name, in->name, c->rank);
-        return kd_ds_fail(c, rc, what);
+    if (a->gathered) {
+        if (agg_load_batch(c, src, u, b))
+            return -1;
+        size_t w = fa_dtype_size(ds_dtype_storage(t));
+        memcpy(dst, (const char *)a->cur.data + off * w, n * w);
+    } else {
+        int rc = ds_read(src->s, in, b, col, off, n, dst);
+        if (rc) {
+            char what[512];
+            snprintf(what, sizeof what, "read column '%.200s' of dataset '%.200s' (rank %d)",
+                     in->cols[col].name, in->name, c->rank);
+            return kd_ds_fail(c, rc, what);
+        }
     }
     if (t == DS_BOOL) { /* one byte per value, stored at the front: widen backwards */
         const uint8_t *p = (const uint8_t *)dst;
@@ -359,7 +433,9 @@ static int agg_read(kd_cmd *c, const agg_src *src, int u, size_t b, uint64_t off
 
 /* ---- the window (for every command that streams batches) ----------------------------- */
 
-uint64_t *kd_ds_window_alloc(kd_cmd *c, int ncols, uint64_t *rows, size_t *bytes)
+/* kd_ds_window_alloc, of at most max_rows rows (more would never be used). */
+static uint64_t *window_alloc(kd_cmd *c, int ncols, uint64_t max_rows, uint64_t *rows,
+                              size_t *bytes)
 {
     uint64_t free_bytes = kd_srv.mem_limit > kd_srv.mem_used ? kd_srv.mem_limit - kd_srv.mem_used
                                                               : 0;
@@ -367,9 +443,12 @@ uint64_t *kd_ds_window_alloc(kd_cmd *c, int ncols, uint64_t *rows, size_t *bytes
     uint64_t window = free_bytes / 2 / per_row;
     if (window > AGG_WINDOW_MAX)
         window = AGG_WINDOW_MAX;
+    uint64_t least = max_rows < AGG_WINDOW_MIN ? (max_rows ? max_rows : 1) : AGG_WINDOW_MIN;
+    if (window > max_rows && max_rows >= least)
+        window = max_rows;
     *rows = 0;
     *bytes = 0;
-    if (window < AGG_WINDOW_MIN) {
+    if (window < least) {
         kd_fail(c, "MemoryError", "%s: rank %d has %llu bytes free under its memory limit "
                 "(%llu bytes, --memory-limit): too few to page %d rows of %d column(s) "
                 "through; free some arrays", c->cmd, c->rank, (unsigned long long)free_bytes,
@@ -389,6 +468,11 @@ uint64_t *kd_ds_window_alloc(kd_cmd *c, int ncols, uint64_t *rows, size_t *bytes
     return buf;
 }
 
+uint64_t *kd_ds_window_alloc(kd_cmd *c, int ncols, uint64_t *rows, size_t *bytes)
+{
+    return window_alloc(c, ncols, UINT64_MAX, rows, bytes);
+}
+
 void kd_ds_window_free(uint64_t *buf, size_t bytes)
 {
     if (buf) {
@@ -397,16 +481,165 @@ void kd_ds_window_free(uint64_t *buf, size_t bytes)
     }
 }
 
+/* ---- the direct-indexed table ------------------------------------------------------- */
+
+/* When every key of a window of rows is a small integer — text codes, bools,
+ * or integers and times whose values in the window span a short range — a
+ * key tuple maps straight to a slot of an array (the row-major position of
+ * its offsets from each key's least value), and the slot holds the tuple's
+ * entry in the hash table, found by hashing once per window and tuple. The
+ * entries, their order and every fold are those of the hash table alone
+ * (the "hash" request option: tests compare the two), only found faster. */
+#define AGG_DIRECT_SLOTS (1 << 16) /* slots of the array, at most */
+
+/* Whether keys of these dtypes may be direct-indexed at all. */
+static bool agg_direct_keys(const ds_dtype_t *kt, int nk)
+{
+    for (int u = 0; u < nk; u++)
+        if (kt[u] == DS_FLOAT64)
+            return false;
+    return true;
+}
+
+/* The array (charged to --memory-limit), or NULL when it does not fit well:
+ * then the hash table does it all. */
+static int32_t *agg_direct_alloc(size_t *bytes)
+{
+    size_t b = sizeof(int32_t) * AGG_DIRECT_SLOTS;
+    uint64_t free_bytes = kd_srv.mem_limit > kd_srv.mem_used ? kd_srv.mem_limit - kd_srv.mem_used
+                                                              : 0;
+    int32_t *m = free_bytes >= 4 * (uint64_t)b ? malloc(b) : NULL;
+    *bytes = m ? b : 0;
+    kd_srv.mem_used += *bytes;
+    return m;
+}
+
+static void agg_direct_free(int32_t *m, size_t bytes)
+{
+    if (m) {
+        kd_srv.mem_used -= bytes;
+        free(m);
+    }
+}
+
+/* For the m rows of a window (key u at buf + u * window): each key's least
+ * value lo[u] and the slot stride[u], when the tuples' ranges multiply to
+ * *nslots <= AGG_DIRECT_SLOTS (missing keys aside: those rows are skipped). */
+static bool agg_direct_plan(const uint64_t *buf, uint64_t window, uint64_t m,
+                            const ds_dtype_t *kt, int nk, uint64_t *lo, uint64_t *stride,
+                            uint64_t *nslots)
+{
+    uint64_t slots = 1;
+    for (int u = nk - 1; u >= 0; u--) {
+        const uint64_t *x = buf + (size_t)u * window;
+        bool uns = kt[u] == DS_UINT64 || kt[u] == DS_BOOL;
+        uint64_t a = 0, z = 0;
+        bool any = false;
+        for (uint64_t i = 0; i < m; i++) {
+            if (agg_missing(x[i], kt[u]))
+                continue;
+            if (!any) {
+                a = z = x[i];
+                any = true;
+            } else if (uns ? x[i] < a : (int64_t)x[i] < (int64_t)a) {
+                a = x[i];
+            } else if (uns ? x[i] > z : (int64_t)x[i] > (int64_t)z) {
+                z = x[i];
+            }
+        }
+        uint64_t span = z - a; /* modulo 2^64: right for both orders */
+        if (span >= AGG_DIRECT_SLOTS || (span + 1) * slots > AGG_DIRECT_SLOTS)
+            return false;
+        lo[u] = a;
+        stride[u] = slots;
+        slots *= span + 1;
+    }
+    *nslots = slots;
+    return true;
+}
+
 /* ---- the command --------------------------------------------------------------------- */
 
-static int find_column(kd_cmd *c, const ds_info_t *in, const char *name, size_t *col)
+/* The column info of used column u. */
+static const ds_column_info_t *agg_ci(const agg_src *src, int u)
 {
-    for (size_t k = 0; k < in->ncols; k++)
-        if (strcmp(in->cols[k].name, name) == 0) {
-            *col = k;
-            return 0;
+    return &src->c[u].leaf->cols[src->c[u].col];
+}
+
+/* Where column `name` of the request's dataset D comes from (agg_col):
+ * a column D stores; else the derived column dataset "D[name]" when it
+ * covers D's batches; else, for an index dataset D, the same question of
+ * D's base, the values then gathered through D's index. The catalog as
+ * this rank sees it, so call it once the derived datasets are current
+ * (kd_ds_refresh): then every rank finds the same. Local. */
+static int resolve_column(kd_cmd *c, agg_src *src, const char *name, agg_col *a)
+{
+    memset(a, 0, sizeof *a);
+    a->name = name;
+    a->cur_b = -1;
+    size_t need = src->in->nbatches;
+    ds_info_t *at = src->in, *owned = NULL;
+    for (int depth = 0; depth <= AGG_DEPTH; depth++) {
+        for (size_t k = 0; k < at->ncols; k++)
+            if (strcmp(at->cols[k].name, name) == 0) {
+                a->leaf = at;
+                a->col = k;
+                goto found;
+            }
+        char dn[2 * DS_NAME_MAX + 4];
+        snprintf(dn, sizeof dn, "%s[%s]", at->name, name);
+        ds_info_t *d = NULL;
+        if (strlen(dn) <= DS_NAME_MAX && ds_info(src->s, dn, &d) == 0 &&
+            d->kind == DS_KIND_COLUMN && d->ncols == 1 && d->nbatches >= need) {
+            ds_free_info(owned);
+            owned = a->leaf = d;
+            a->col = 0;
+            goto found;
         }
-    return kd_fail(c, "KeyError", "dataset '%.200s' has no column '%.200s'", in->name, name);
+        ds_free_info(d);
+        if (at->kind != DS_KIND_INDEX || at->ncols != 1 || !at->base || !at->base[0])
+            break;
+        ds_info_t *b = NULL;
+        int rc = ds_info(src->s, at->base, &b);
+        if (!rc && b->nbatches < need)
+            rc = kd_fail(c, "RuntimeError", "dataset '%.200s' has %zu batches, more than its "
+                         "base '%.200s' (%zu): a damaged store", at->name, need, b->name,
+                         b->nbatches);
+        else if (rc == FAM_ENOTFOUND)
+            rc = kd_fail(c, "KeyError", "dataset '%.200s': its base '%.200s' is not in the "
+                         "store", at->name, at->base);
+        else if (rc)
+            rc = kd_ds_fail(c, rc, "dataset info of a base");
+        ds_free_info(owned);
+        owned = at = b;
+        if (rc) {
+            ds_free_info(owned);
+            return -1;
+        }
+        a->gathered = true;
+    }
+    ds_free_info(owned);
+    return kd_fail(c, "KeyError", "dataset '%.200s' has no column '%.200s'", src->in->name,
+                   name);
+found:
+    if (a->leaf != src->in) { /* its batches as the request's: the same on every rank */
+        a->owned = true;
+        a->leaf_nb = a->leaf->nbatches;
+        a->leaf->nbatches = need;
+    }
+    return 0;
+}
+
+static void agg_col_free(agg_col *a)
+{
+    kd_srv.mem_used -= a->charged;
+    a->charged = 0;
+    kd_ds_col_free(&a->cur);
+    if (a->owned) {
+        a->leaf->nbatches = a->leaf_nb;
+        ds_free_info(a->leaf);
+    }
+    memset(a, 0, sizeof *a);
 }
 
 /* Which ops may apply to a value column of dtype t. */
@@ -555,7 +788,7 @@ static int reply(kd_cmd *c, const agg_src *src, int nk, const agg_table *t,
     size_t w = (size_t)nk;
     json_object *keys = json_object_new_array();
     for (int u = 0; u < nk; u++) {
-        const ds_column_info_t *ci = &in->cols[src->col[u]];
+        const ds_column_info_t *ci = agg_ci(src, u);
         uint64_t *v = malloc(8 * (size_t)(n ? n : 1));
         if (!v) {
             json_object_put(keys);
@@ -578,7 +811,7 @@ static int reply(kd_cmd *c, const agg_src *src, int nk, const agg_table *t,
         json_object_array_add(keys, o);
     }
     kd_result_set(c, "keys", keys);
-    ds_dtype_t vt = with_value ? in->cols[src->col[nk]].dtype : DS_INT64;
+    ds_dtype_t vt = with_value ? agg_ci(src, nk)->dtype : DS_INT64;
     int64_t *nuniq = NULL;
     if (ops & AGG_NUNIQUE) {
         nuniq = calloc((size_t)(n ? n : 1), sizeof *nuniq);
@@ -655,7 +888,24 @@ static int reply(kd_cmd *c, const agg_src *src, int nk, const agg_table *t,
                 break;
             }
         }
-        if (op & (AGG_MEAN | AGG_STD | AGG_VAR))
+        bool as_float = false;
+        if ((op & (AGG_MIN | AGG_MAX)) && vt != DS_FLOAT64 && vt != DS_TEXT &&
+            vt != DS_DATETIME) {
+            /* integers with a group of no values (the one group of an empty
+             * dataset, or of an index that passes nothing): NaN, so float64
+             * as pandas gives */
+            bool none = false;
+            for (int64_t i = 0; i < n && !none; i++)
+                none = t->st[i].count == 0;
+            if (none) {
+                for (int64_t i = 0; i < n; i++) {
+                    double f = t->st[i].count == 0 ? NAN : agg_as_f64(v[i], vt);
+                    memcpy(&v[i], &f, 8);
+                }
+                as_float = true;
+            }
+        }
+        if (as_float || (op & (AGG_MEAN | AGG_STD | AGG_VAR)))
             dt = "float64";
         else if (op == AGG_SUM)
             dt = vt == DS_FLOAT64 ? "float64" : vt == DS_UINT64 ? "uint64" : "int64";
@@ -714,6 +964,15 @@ static int cmd_ds_agg(kd_cmd *c)
     bool with_value = json_object_object_get_ex(c->args, "value", &jval) && jval;
     if (with_value && !json_object_is_type(jval, json_type_string))
         return kd_fail(c, "TypeError", "ds_agg: 'value' must be a column name or null");
+    bool hash_only = false; /* "table": "hash" — no direct-indexed table (tests) */
+    json_object *jtab = NULL;
+    if (json_object_object_get_ex(c->args, "table", &jtab) && jtab) {
+        const char *tn = json_object_is_type(jtab, json_type_string)
+                             ? json_object_get_string(jtab) : "";
+        if (strcmp(tn, "hash") && strcmp(tn, "auto"))
+            return kd_fail(c, "ValueError", "ds_agg: 'table' must be \"auto\" or \"hash\"");
+        hash_only = strcmp(tn, "hash") == 0;
+    }
     int64_t ddof = 1;
     if (kd_has_arg(c, "ddof") && kd_arg_i64(c, "ddof", &ddof))
         return -1;
@@ -727,32 +986,76 @@ static int cmd_ds_agg(kd_cmd *c)
     size_t saved = 0;
     if (kd_ds_attach(c, &store, &dataset, &src.s, &src.in, &saved))
         return -1;
-    const ds_info_t *in = src.in;
+    src.store = store;
     int nu = nk + (with_value ? 1 : 0); /* used columns: keys, then the value */
+    const char *names[AGG_MAX_KEYS + 1];
+    for (int u = 0; u < nu; u++)
+        names[u] = u < nk ? json_object_get_string(json_object_array_get_idx(jkeys, u))
+                          : json_object_get_string(jval);
+    /* a derived dataset, or a column the dataset does not store (a derived
+     * column, or one gathered through an index): bring the store's derived
+     * datasets current first, then read the dataset again (the same on
+     * every rank: the catalog's definition of the dataset decides) */
+    bool derived = src.in->kind != DS_KIND_BASE;
+    for (int u = 0; u < nu && !derived; u++) {
+        size_t k = 0;
+        while (k < src.in->ncols && strcmp(src.in->cols[k].name, names[u]) != 0)
+            k++;
+        derived = k == src.in->ncols;
+    }
+    if (derived) {
+        kd_ds_detach(src.in, saved);
+        src.in = NULL;
+        if (kd_ds_refresh(c, src.s, store, NULL) ||
+            kd_ds_attach(c, &store, &dataset, &src.s, &src.in, &saved))
+            return -1;
+        src.store = store;
+    }
+    const ds_info_t *in = src.in;
     int rc = 0;
     for (int u = 0; u < nu && !rc; u++)
-        rc = find_column(c, in, u < nk ? json_object_get_string(json_object_array_get_idx(jkeys, u))
-                                       : json_object_get_string(jval), &src.col[u]);
-    ds_dtype_t vt = with_value ? in->cols[src.col[nk]].dtype : DS_INT64;
-    if (!rc)
-        rc = check_ops(c, ops, with_value ? &in->cols[src.col[nk]] : NULL);
-    if (rc) { /* the same on every rank */
+        rc = resolve_column(c, &src, names[u], &src.c[u]);
+    if (kd_agree(c, rc)) {
+        for (int u = 0; u < nu; u++)
+            agg_col_free(&src.c[u]);
         kd_ds_detach(src.in, saved);
         return -1;
     }
+    ds_dtype_t vt = with_value ? agg_ci(&src, nk)->dtype : DS_INT64;
+    rc = check_ops(c, ops, with_value ? agg_ci(&src, nk) : NULL);
     /* text columns: every rank unifies the batches' categories (metadata only) */
     for (int u = 0; u < nu && !rc; u++)
-        if (in->cols[src.col[u]].dtype == DS_TEXT) {
-            int lrc = ds_unify_categories(src.s, in, src.col[u], &src.cat[u]);
+        if (agg_ci(&src, u)->dtype == DS_TEXT) {
+            int lrc = ds_unify_categories(src.s, src.c[u].leaf, src.c[u].col, &src.cat[u]);
             if (lrc)
                 rc = kd_ds_fail(c, lrc, "categories of a text column");
         }
     /* the window: rows of every used column paged in at once */
     uint64_t window = 0;
     size_t wbytes = 0;
-    uint64_t *buf = rc ? NULL : kd_ds_window_alloc(c, nu ? nu : 1, &window, &wbytes);
-    if (!buf)
-        rc = -1;
+    uint64_t *buf = NULL;
+    if (!rc) {
+        /* this rank's largest batch bounds the window; gathered columns hold
+         * a batch each while it is read (agg_load_batch): keep room for them */
+        uint64_t most = 0, reserve = 0;
+        for (size_t b = (size_t)c->rank; b < in->nbatches; b += (size_t)c->nranks) {
+            uint64_t r = 0, most_read = 0; /* each held batch; the largest read */
+            for (int u = 0; u < nu; u++)
+                if (src.c[u].gathered) {
+                    uint64_t rd = 8 * (src.c[u].leaf->batches[b].rows + in->batches[b].rows);
+                    r += 8 * in->batches[b].rows;
+                    most_read = rd > most_read ? rd : most_read;
+                }
+            r += most_read;
+            most = in->batches[b].rows > most ? in->batches[b].rows : most;
+            reserve = r > reserve ? r : reserve;
+        }
+        kd_srv.mem_used += reserve;
+        buf = window_alloc(c, nu ? nu : 1, most ? most : 1, &window, &wbytes);
+        kd_srv.mem_used -= reserve;
+        if (!buf)
+            rc = -1;
+    }
     agg_table t, pairs;
     memset(&t, 0, sizeof t);
     memset(&pairs, 0, sizeof pairs);
@@ -761,6 +1064,17 @@ static int cmd_ds_agg(kd_cmd *c)
         rc = kd_fail(c, "MemoryError", "ds_agg: out of memory");
     if (kd_agree(c, rc))
         goto out;
+
+    /* the direct-indexed table for small integer and text keys (see
+     * agg_direct_plan), unless the request asks for the hash table only */
+    ds_dtype_t kt[AGG_MAX_KEYS];
+    for (int u = 0; u < nk; u++)
+        kt[u] = agg_ci(&src, u)->dtype;
+    int32_t *dmap = NULL;
+    size_t dbytes = 0;
+    int64_t ndirect = 0; /* windows of this rank that were direct-indexed */
+    if (!rc && nk && !hash_only && agg_direct_keys(kt, nk))
+        dmap = agg_direct_alloc(&dbytes);
 
     /* with no keys there is one group, present even over no rows (sum 0, mean NaN) */
     uint64_t k[AGG_MAX_KEYS + 1] = {0}, lastk[AGG_MAX_KEYS + 1] = {0};
@@ -774,22 +1088,41 @@ static int cmd_ds_agg(kd_cmd *c)
             for (int u = 0; u < nu && !rc; u++)
                 rc = agg_read(c, &src, u, b, off, m, buf + (size_t)u * window,
                               u < nk || (ops & AGG_NUNIQUE));
+            uint64_t lo[AGG_MAX_KEYS], stride[AGG_MAX_KEYS], nslots = 0;
+            bool direct = !rc && dmap && t.n < INT32_MAX - AGG_DIRECT_SLOTS &&
+                          agg_direct_plan(buf, window, m, kt, nk, lo, stride, &nslots);
+            ndirect += direct;
+            if (direct) /* every slot used: no entry yet */
+                memset(dmap, 0xff, sizeof *dmap * (size_t)nslots);
             for (uint64_t i = 0; !rc && i < m; i++) {
                 bool skip = false;
                 for (int u = 0; u < nk; u++) {
                     k[u] = buf[(size_t)u * window + i];
-                    if (agg_missing(k[u], in->cols[src.col[u]].dtype))
+                    if (agg_missing(k[u], kt[u]))
                         skip = true;
                 }
                 if (skip)
                     continue;
-                /* no keys: the one group; else the table (the last key's entry
-                 * first: rows of one group often come together) */
-                int64_t e = nk == 0 ? 0 : last >= 0 && memcmp(k, lastk, 8 * (size_t)nk) == 0
-                                              ? last : agg_table_get(&t, k);
-                if (nk && e >= 0) {
-                    last = e;
-                    memcpy(lastk, k, 8 * (size_t)nk);
+                int64_t e;
+                if (nk == 0) { /* the one group */
+                    e = 0;
+                } else if (direct) { /* the slot of the key tuple, then its entry */
+                    uint64_t sl = 0;
+                    for (int u = 0; u < nk; u++)
+                        sl += (k[u] - lo[u]) * stride[u];
+                    e = dmap[sl];
+                    if (e < 0) {
+                        e = agg_table_get(&t, k);
+                        dmap[sl] = (int32_t)e;
+                    }
+                } else { /* the hash table (the last key's entry first: rows of one
+                          * group often come together) */
+                    e = last >= 0 && memcmp(k, lastk, 8 * (size_t)nk) == 0 ? last
+                                                                           : agg_table_get(&t, k);
+                    if (e >= 0) {
+                        last = e;
+                        memcpy(lastk, k, 8 * (size_t)nk);
+                    }
                 }
                 if (e < 0) {
                     rc = kd_fail(c, "MemoryError", "ds_agg: rank %d is out of memory for "
@@ -813,6 +1146,7 @@ static int cmd_ds_agg(kd_cmd *c)
             }
         }
     }
+    agg_direct_free(dmap, dbytes);
     if (kd_agree(c, rc))
         goto out;
     if (gather_merge(c, &t, (ops & AGG_NUNIQUE) ? &pairs : NULL, vt))
@@ -820,13 +1154,17 @@ static int cmd_ds_agg(kd_cmd *c)
     rc = c->rank == 0 ? reply(c, &src, nk, &t, (ops & AGG_NUNIQUE) ? &pairs : NULL, ops, ddof,
                               with_value)
                       : 0;
+    if (c->rank == 0)
+        kd_result_i64(c, "direct_windows", ndirect); /* rank 0's (tests) */
     rc = kd_agree(c, rc);
 out:
     kd_ds_window_free(buf, wbytes);
     agg_table_free(&t);
     agg_table_free(&pairs);
-    for (int u = 0; u <= AGG_MAX_KEYS; u++)
+    for (int u = 0; u <= AGG_MAX_KEYS; u++) {
         ds_free_categories(src.cat[u]);
+        agg_col_free(&src.c[u]);
+    }
     kd_ds_detach(src.in, saved);
     return c->failed ? -1 : rc;
 }

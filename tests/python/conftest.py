@@ -3,7 +3,14 @@
 
 `server` is session-scoped and parametrised over 1, 2 and 3 ranks (3 is
 oversubscribed on this 2-core machine), so every test that uses `ak` runs
-once per rank count. The server is stopped at the end even when tests fail."""
+once per rank count. The server is stopped at the end even when tests fail.
+
+The dataset tests (test_dataset, test_ds_agg, test_ds_derived) share
+`cluster` (famd + kodiakd at 1 rank/1 famd, 2/2 and 3/1, per module),
+`fam_ak` (kodiak connected to it), `store` (a DatasetStore per test,
+destroyed after) and `taxi` (the shipped sample decompressed, and split by
+pickup month into three files)."""
+import gzip
 import json
 import os
 import shutil
@@ -13,6 +20,8 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+import pandas as pd
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -108,3 +117,78 @@ def ak(server):
         kodiak.connect(connect_file=server.connect_file)  # over its Unix socket
     yield kodiak
     assert server.alive(), f"kodiakd died: {server.output()}"
+
+
+# ---- the dataset tests: famd + kodiakd, a store per test, the taxi sample -------------------
+
+TAXI_DATES = ["pickup_datetime", "dropoff_datetime"]
+
+
+@pytest.fixture(scope="module", params=[(1, 1), (2, 2), (3, 1)],
+                ids=lambda p: f"{p[0]}rank-{p[1]}famd")
+def cluster(request):
+    """famd x nfamd + kodiakd x nranks, for one test module."""
+    from fam_fixtures import FamCluster  # it imports this module
+    c = FamCluster(*request.param)
+    try:
+        yield c
+    finally:
+        kodiak.disconnect()
+        c.stop()
+
+
+@pytest.fixture
+def fam_ak(cluster):
+    """The kodiak module, connected to the module's cluster."""
+    if kodiak.client._conn.endpoint != f"tcp://127.0.0.1:{cluster.server.port}":
+        kodiak.connect(connect_file=cluster.server.connect_file)
+    yield kodiak
+    assert cluster.server.alive(), f"kodiakd died: {cluster.server.output()[-3000:]}"
+
+
+@pytest.fixture
+def store(fam_ak, request):
+    """A DatasetStore named after the test (and its module), destroyed after."""
+    mod = request.module.__name__.rsplit(".", 1)[-1].replace("test_", "")[:4]
+    s = fam_ak.DatasetStore(f"{mod}_" + request.node.name.split("[")[0][5:40])
+    yield s
+    s.destroy()
+
+
+class Taxi:
+    """The shipped taxi sample: `path` (the whole file), `parts` (three
+    files of its own lines, split by pickup month: 1-5, 6, 7-12), `df`
+    (pandas' reading of `path`) and `parts_df` (of the parts, in order),
+    both with the two times parsed and floats read round trip."""
+
+    def __init__(self, d):
+        from test_csv import REPO_TAXI
+        self.path = os.path.join(d, "taxi.csv")
+        with gzip.open(REPO_TAXI, "rb") as f, open(self.path, "wb") as g:
+            g.write(f.read())
+        os.chmod(self.path, 0o644)
+        with open(self.path) as f:
+            lines = f.read().splitlines(keepends=True)
+        self.df = pd.read_csv(self.path, float_precision="round_trip", parse_dates=TAXI_DATES)
+        month = self.df["pickup_datetime"].dt.month.values
+        self.parts = []
+        for k, months in enumerate([(1, 2, 3, 4, 5), (6,), (7, 8, 9, 10, 11, 12)]):
+            p = os.path.join(d, f"taxi_part{k}.csv")
+            with open(p, "w") as g:
+                g.write(lines[0])
+                g.writelines(lines[i + 1] for i in np.flatnonzero(np.isin(month, months)))
+            os.chmod(p, 0o644)
+            self.parts.append(p)
+        self.parts_df = pd.concat([pd.read_csv(p, float_precision="round_trip",
+                                               parse_dates=TAXI_DATES) for p in self.parts],
+                                  ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def taxi():
+    d = tempfile.mkdtemp(prefix="kodiak-taxi-")
+    os.chmod(d, 0o755)  # the server may read the files as another user
+    try:
+        yield Taxi(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

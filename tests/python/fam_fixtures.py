@@ -82,9 +82,10 @@ class FamServers:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def start_kodiakd(nranks, fam_servers, provider=None, env=None):
+def start_kodiakd(nranks, fam_servers, provider=None, env=None, args=()):
     """A kodiakd (conftest.Server) whose ranks reach `fam_servers` (None:
-    no FAM_SERVERS at all); `env` adds to mpirun's environment."""
+    no FAM_SERVERS at all); `env` adds to mpirun's environment, `args` to
+    kodiakd's command line."""
     saved = {k: os.environ.get(k) for k in ("FAM_SERVERS", "FAM_PROVIDER")}
     try:
         os.environ.pop("FAM_SERVERS", None)
@@ -92,7 +93,7 @@ def start_kodiakd(nranks, fam_servers, provider=None, env=None):
             os.environ["FAM_SERVERS"] = fam_servers
         if provider:
             os.environ["FAM_PROVIDER"] = provider
-        return Server(nranks, env=env)  # mpirun passes its environment to the ranks
+        return Server(nranks, args=args, env=env)  # mpirun passes its environment to the ranks
     finally:
         for k, v in saved.items():
             if v is None:
@@ -102,13 +103,14 @@ def start_kodiakd(nranks, fam_servers, provider=None, env=None):
 
 
 class FamCluster:
-    """famd x nfamd + kodiakd x nranks."""
+    """famd x nfamd (pools of pool_size) + kodiakd x nranks (with extra
+    kodiakd arguments `args`, e.g. ["--memory-limit", "1048576"])."""
 
-    def __init__(self, nranks, nfamd):
+    def __init__(self, nranks, nfamd, args=(), pool_size="256M"):
         self.nranks, self.nfamd = nranks, nfamd
-        self.famd = FamServers(nfamd)
+        self.famd = FamServers(nfamd, pool_size=pool_size)
         try:
-            self.server = start_kodiakd(nranks, self.famd.servers)
+            self.server = start_kodiakd(nranks, self.famd.servers, args=args)
         except BaseException:
             self.famd.stop()
             raise

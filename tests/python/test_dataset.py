@@ -5,7 +5,6 @@ data ingested into FAM as batches and read back whole, by batch and by
 head(), at 1, 2 and 3 ranks with 1 and 2 memory servers; appends; schema
 mismatches and bad input refused with nothing of the ingest visible and
 nothing left in FAM (ds_reclaim finds no orphan)."""
-import gzip
 import os
 import random
 import shutil
@@ -17,35 +16,10 @@ import pandas as pd
 import pytest
 
 import kodiak
-from fam_fixtures import FamCluster, connect
-from test_csv import REPO_TAXI, quote, random_rows, table, write
+from fam_fixtures import connect
+from test_csv import quote, random_rows, table, write
 
 DATES = ["pickup_datetime", "dropoff_datetime"]
-
-
-@pytest.fixture(scope="module", params=[(1, 1), (2, 2), (3, 1)],
-                ids=lambda p: f"{p[0]}rank-{p[1]}famd")
-def cluster(request):
-    c = FamCluster(*request.param)
-    try:
-        yield c
-    finally:
-        kodiak.disconnect()
-        c.stop()
-
-
-@pytest.fixture
-def ak(cluster):
-    connect(kodiak, cluster.server)
-    yield kodiak
-    assert cluster.server.alive(), f"kodiakd died: {cluster.server.output()[-3000:]}"
-
-
-@pytest.fixture
-def store(ak, request):
-    s = ak.DatasetStore("t_" + request.node.name.split("[")[0][5:40])
-    yield s
-    s.destroy()
 
 
 @pytest.fixture(scope="module")
@@ -54,26 +28,6 @@ def tmp():
     os.chmod(d, 0o755)
     yield d
     shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def taxi(tmp):
-    """The shipped sample, decompressed, and split by month into 3 files."""
-    path = os.path.join(tmp, "taxi.csv")
-    with gzip.open(REPO_TAXI, "rb") as f, open(path, "wb") as g:
-        g.write(f.read())
-    df = pd.read_csv(path)
-    parts = []
-    for k, months in enumerate([(1, 2, 3, 4, 5), (6,), (7, 8, 9, 10, 11, 12)]):
-        m = pd.to_datetime(df["pickup_datetime"]).dt.month.isin(months)
-        p = os.path.join(tmp, f"taxi_part{k}.csv")
-        with open(path) as f:  # the file's own lines, not pandas' rewriting
-            lines = f.read().splitlines(keepends=True)
-        with open(p, "w") as g:
-            g.write(lines[0])
-            g.writelines(lines[i + 1] for i in np.flatnonzero(m.values))
-        parts.append(p)
-    return path, parts
 
 
 def pandas_read(paths, **kw):
@@ -127,7 +81,7 @@ def no_orphans(store):
 # ---- the taxi sample -----------------------------------------------------------------------
 
 def test_taxi_sample_as_pandas_one_file_many_batches(store, taxi):
-    path, _ = taxi
+    path = taxi.path
     t = store.ingest("Trip", path, batch_rows=25_000, parse_dates=DATES)
     assert t.num_batches == 5 and t.batch_rows == [25_000] * 4 + [20_000]
     df = pandas_read([path], parse_dates=DATES)
@@ -141,7 +95,7 @@ def test_taxi_sample_as_pandas_one_file_many_batches(store, taxi):
 
 
 def test_taxi_months_as_files_in_order_with_dtypes_and_usecols(store, taxi):
-    _, parts = taxi
+    parts = taxi.parts
     cols = ["pickup_datetime", "passenger_count", "store_and_fwd_flag", "fare_amount",
             "pickup_location_id"]
     dt = {"passenger_count": "float64", "pickup_location_id": "str"}
@@ -216,7 +170,8 @@ def test_negative_nan_and_quoted_values(store, tmp):
 
 # ---- Python data ---------------------------------------------------------------------------
 
-def test_dataframe_numpy_and_pdarrays(store, ak):
+def test_dataframe_numpy_and_pdarrays(store, fam_ak):
+    ak = fam_ak
     rng = np.random.default_rng(5)
     n = 1003
     df = pd.DataFrame({
@@ -346,7 +301,8 @@ def test_progress_bar_follows_the_files(store, tmp, capsys):
     assert "kodiak: ingest" not in capsys.readouterr().err
 
 
-def test_list_contains_getitem_and_drop(store, ak):
+def test_list_contains_getitem_and_drop(store, fam_ak):
+    ak = fam_ak
     assert store.list() == [] and "A" not in store
     store.ingest("A", {"x": np.arange(3)})
     store.ingest("B", {"y": np.array([True, False])})
@@ -367,7 +323,8 @@ def test_list_contains_getitem_and_drop(store, ak):
     assert ak.DatasetStore(store.name).list() == ["B"]
 
 
-def test_list_shows_what_users_made_and_all_shows_the_internal_datasets_too(store, ak):
+def test_list_shows_what_users_made_and_all_shows_the_internal_datasets_too(store, fam_ak):
+    ak = fam_ak
     t = store.ingest("T", {"x": np.arange(6), "y": np.arange(6) * 2}, batch_rows=4)
     big = ak.filter(t, "x", "gt", 2)
     big["y"]  # gathered and kept: the internal dataset "T.x_gt_2[y]"
@@ -387,7 +344,8 @@ def test_list_shows_what_users_made_and_all_shows_the_internal_datasets_too(stor
     assert t.columns == ["x", "y", "w"] and big.columns == ["x", "y", "w", "z"]
 
 
-def test_a_name_dropped_and_made_again_as_another_kind_is_read_as_it_is_now(store, ak):
+def test_a_name_dropped_and_made_again_as_another_kind_is_read_as_it_is_now(store, fam_ak):
+    ak = fam_ak
     t = store.ingest("T", {"x": np.arange(6)}, batch_rows=4)
     old = store.ingest("T.x_gt_3", {"index": np.array([7, 8])})  # a base dataset of that name
     assert old.kind == "base" and old["index"].to_ndarray().tolist() == [7, 8]

@@ -7,89 +7,14 @@ text, two keys, one batch, more ranks than batches, no rows), at 1, 2 and
 3 ranks. A dataset four times larger than the compute server's
 --memory-limit aggregates to the same answers, and reading one of its
 columns whole is a MemoryError that says what to do instead."""
-import gzip
-import os
-import shutil
-import tempfile
-
 import numpy as np
 import pandas as pd
 import pytest
 
 import kodiak
-from conftest import Server
-from fam_fixtures import FamServers, connect
-from test_csv import REPO_TAXI
+from fam_fixtures import FamCluster, connect
 
 DATES = ["pickup_datetime", "dropoff_datetime"]
-
-
-class Cluster:
-    """famd x nfamd + kodiakd x nranks (with extra kodiakd arguments)."""
-
-    def __init__(self, nranks, nfamd, args=(), pool_size="256M"):
-        self.famd = FamServers(nfamd, pool_size=pool_size)
-        try:
-            self.server = Server(nranks, args=args, env={"FAM_SERVERS": self.famd.servers})
-        except BaseException:
-            self.famd.stop()
-            raise
-
-    def stop(self):
-        try:
-            self.server.stop()
-        finally:
-            self.famd.stop()
-
-
-@pytest.fixture(scope="module", params=[(1, 1), (2, 2), (3, 1)],
-                ids=lambda p: f"{p[0]}rank-{p[1]}famd")
-def cluster(request):
-    c = Cluster(*request.param)
-    try:
-        yield c
-    finally:
-        kodiak.disconnect()
-        c.stop()
-
-
-@pytest.fixture
-def ak(cluster):
-    connect(kodiak, cluster.server)
-    yield kodiak
-    assert cluster.server.alive(), f"kodiakd died: {cluster.server.output()[-3000:]}"
-
-
-@pytest.fixture
-def store(ak, request):
-    s = ak.DatasetStore("a_" + request.node.name.split("[")[0][5:40])
-    yield s
-    s.destroy()
-
-
-@pytest.fixture(scope="module")
-def taxi():
-    """The shipped sample, decompressed, split into three files by month."""
-    d = tempfile.mkdtemp(prefix="kodiak-agg-")
-    os.chmod(d, 0o755)
-    path = os.path.join(d, "taxi.csv")
-    with gzip.open(REPO_TAXI, "rb") as f, open(path, "wb") as g:
-        g.write(f.read())
-    with open(path) as f:
-        lines = f.read().splitlines(keepends=True)
-    month = pd.to_datetime(pd.read_csv(path, usecols=["pickup_datetime"])["pickup_datetime"]
-                           ).dt.month.values
-    parts = []
-    for k, months in enumerate([(1, 2, 3, 4, 5), (6,), (7, 8, 9, 10, 11, 12)]):
-        p = os.path.join(d, f"taxi_part{k}.csv")
-        with open(p, "w") as g:
-            g.write(lines[0])
-            g.writelines(lines[i + 1] for i in np.flatnonzero(np.isin(month, months)))
-        parts.append(p)
-    df = pd.concat([pd.read_csv(p, float_precision="round_trip", parse_dates=DATES)
-                    for p in parts], ignore_index=True)
-    yield parts, df
-    shutil.rmtree(d, ignore_errors=True)
 
 
 # ---- comparing with pandas -------------------------------------------------------------------
@@ -160,7 +85,7 @@ def check_value_counts(ds, df, col):
 # ---- the taxi sample ---------------------------------------------------------------------------
 
 def test_taxi_reductions_group_bys_and_value_counts_as_pandas(store, taxi):
-    parts, df = taxi
+    parts, df = taxi.parts, taxi.parts_df
     t = store.ingest("Trip", parts, batch_rows=7_000, parse_dates=DATES)
     assert t.num_batches > 10
     for col in ("fare_amount", "passenger_count"):
@@ -278,7 +203,7 @@ def test_batches_yields_each_batch_in_order(store):
     assert list(next(t.batches(["s"]))) == ["s"]
 
 
-def test_bad_requests_are_clear_errors_and_the_server_keeps_running(store, ak):
+def test_bad_requests_are_clear_errors_and_the_server_keeps_running(store, fam_ak):
     t = store.ingest("Z", {"x": np.arange(3), "s": np.array(["a", "b", "c"])})
     with pytest.raises(KeyError, match="no column 'nope'"):
         t.sum("nope")
@@ -308,6 +233,147 @@ def test_bad_requests_are_clear_errors_and_the_server_keeps_running(store, ak):
     assert t.sum("x") == 3
 
 
+# ---- the direct-indexed table for small keys -------------------------------------------------
+
+def test_direct_indexed_keys_equal_the_hash_table(store):
+    """Group-bys on small integer, bool, date-time and text keys (one and
+    two of them, with missing keys, and a key whose range is small in some
+    batches and huge in others) give exactly, bit for bit and in the same
+    group order, what the hash table alone gives; and both are pandas'."""
+    from kodiak.ds_agg import _agg
+    rng = np.random.default_rng(14)
+    n = 20_000
+    df = random_frame(rng, n)
+    df["t"] = pd.to_datetime(1_600_000_000 + rng.integers(0, 500, n), unit="s")
+    df.loc[rng.random(n) < 0.05, "t"] = pd.NaT
+    mixed = rng.integers(0, 40, n)
+    mixed[n // 2:] = rng.integers(-2**62, 2**62, n - n // 2)  # later batches: a huge range
+    df["m"] = mixed
+    t = store.ingest("D", df, batch_rows=3_000)
+    ops = ["size", "count", "sum", "mean", "min", "max", "std", "var", "nunique"]
+    for keys in (["k"], ["s"], ["b"], ["t"], ["k", "s"], ["s", "b", "k"], ["m"], ["i"],
+                 ["u"], ["fk"]):
+        for value in ("f", "i"):
+            kh, oh = _agg(t, keys, value, ops, table="hash")
+            kd, od = _agg(t, keys, value, ops)
+            for k in keys:
+                np.testing.assert_array_equal(kd[k], kh[k], err_msg=f"{keys} {value}")
+            for op in ops:
+                assert od[op].dtype == oh[op].dtype, (keys, value, op)
+                np.testing.assert_array_equal(od[op].view(np.uint8), oh[op].view(np.uint8),
+                                              err_msg=f"{keys} {value} {op}")
+    # the direct table is used where the keys are small (rank 0's windows)
+    def direct(keys):
+        res, _ = kodiak.client.generic_msg("ds_agg", {"store": store.name, "dataset": "D",
+                                                      "keys": keys, "value": "f",
+                                                      "ops": ["sum"]})
+        return res["direct_windows"]
+    mine = len(range(0, t.num_batches, kodiak.get_config()["numLocales"]))  # rank 0's batches
+    assert direct(["k", "s"]) > 0 and direct(["i"]) == 0 and direct(["f"]) == 0
+    assert 0 < direct(["m"]) < mine
+    for keys in ("k", "s", "t", ["k", "s"], "m"):
+        check_groupby(t, df, keys, "f")
+    check_value_counts(t, df, "t")
+    with pytest.raises(ValueError, match="table"):
+        _agg(t, ["k"], "f", ["sum"], table="dense")
+
+
+# ---- derived datasets: filter indices, gathered and derived columns --------------------------
+
+def seconds(a, b):
+    """b - a of two date-time Series in whole seconds (as a derived column)."""
+    return ((b.values.astype("datetime64[s]").astype(np.int64)
+             - a.values.astype("datetime64[s]").astype(np.int64)))
+
+
+def check_derived(ds, sel, tag):
+    """The aggregations of the issue's workflow on a derived dataset `ds`
+    whose rows are pandas' `sel` (with a `duration` column)."""
+    check_column(ds, sel, "fare_amount")
+    check_column(ds, sel, "duration")
+    check_column(ds, sel, "store_and_fwd_flag", ops=("min", "max", "count", "nunique"))
+    check_column(ds, sel, "pickup_datetime", ops=("min", "max", "count", "nunique"))
+    check_groupby(ds, sel, "pickup_location_id", "duration",
+                  ops=("count", "sum", "mean", "min", "max", "std", "nunique", "size"))
+    check_groupby(ds, sel, ["payment_type", "store_and_fwd_flag"], "tip_amount")
+    check_groupby(ds, sel, "store_and_fwd_flag", "duration", ops=("mean", "max"))
+    check_groupby(ds, sel, "vendor_id", "store_and_fwd_flag", ops=("nunique", "min", "max"))
+    for col in ("payment_type", "store_and_fwd_flag", "duration"):
+        check_value_counts(ds, sel, col)
+    same_scalar(ds.var("duration"), sel["duration"].var(), f"{tag}: var(duration)")
+
+
+def test_derived_datasets_aggregate_as_pandas(store, taxi):
+    """ak.filter -> gathered columns -> ds.derive -> groupby, on the taxi
+    sample, as pandas; columns gathered on the fly and kept in FAM give the
+    same; a chain of filters and a derived column of the base dataset too;
+    after an ingest the aggregations are current (only the new batches
+    computed)."""
+    parts, df = taxi.parts, taxi.parts_df
+    t = store.ingest("Trip", parts[:2], batch_rows=9_000, parse_dates=DATES)
+    n0 = len(t)
+    big = kodiak.filter(t, "fare_amount", "gt", 20)
+    big.derive("duration", big["dropoff_datetime"] - big["pickup_datetime"])
+    assert "Trip.fare_amount_gt_20[store_and_fwd_flag]" not in store.list()
+    d = df.iloc[:n0].copy()
+    d["duration"] = seconds(d.pickup_datetime, d.dropoff_datetime)
+    sel = d[d.fare_amount > 20].reset_index(drop=True)
+    check_derived(big, sel, "gathered on the fly")
+    assert "Trip.fare_amount_gt_20[store_and_fwd_flag]" not in store.list()
+    # the same once gathered columns are kept in FAM
+    for k in ("store_and_fwd_flag", "pickup_location_id", "tip_amount"):
+        big[k]
+    assert "Trip.fare_amount_gt_20[store_and_fwd_flag]" in store.list()
+    check_derived(big, sel, "kept")
+    # a chain: a filter of the derived dataset, its columns through both
+    two = big.filter("passenger_count", "ge", 2)
+    check_derived(two, sel[sel.passenger_count >= 2].reset_index(drop=True), "chain")
+    # a derived column of the base dataset, grouped by a base column
+    t.derive("tip_frac", t["tip_amount"] * 0.01 - t["fare_amount"])
+    d["tip_frac"] = d.tip_amount * 0.01 - d.fare_amount
+    check_column(t, d, "tip_frac", ops=("sum", "mean", "min", "max", "count", "std"))
+    check_groupby(t, d, "payment_type", "tip_frac", ops=("count", "mean", "max"))
+    check_groupby(big, sel.assign(tip_frac=sel.tip_amount * 0.01 - sel.fare_amount),
+                  "pickup_location_id", "tip_frac", ops=("mean", "min"))
+    # new batches: the next aggregation is current, computing only them
+    before, nb0 = big.stats(), t.num_batches
+    store.ingest("Trip", parts[2], parse_dates=DATES, batch_rows=9_000)
+    new = store["Trip"].num_batches - nb0
+    d = df.copy()
+    d["duration"] = seconds(d.pickup_datetime, d.dropoff_datetime)
+    sel = d[d.fare_amount > 20].reset_index(drop=True)
+    check_groupby(big, sel, "pickup_location_id", "duration", ops=("mean", "count"))
+    after = big.stats()
+    assert new > 0 and after["base_batches"] == nb0 + new, (before, after)
+    assert after["last"] == new and after["batches"] - before["batches"] == new, (before, after)
+    check_derived(big, sel, "after an ingest")
+    assert store.verify(codes=True) > 0
+
+
+@pytest.mark.parametrize("n,batch", [(3_000, 333), (7, 2)])
+def test_random_derived_datasets_as_pandas(store, n, batch):
+    """Filters where nothing, some or everything of a batch passes, over
+    the awkward values of random_frame, and a derived float column with
+    NaN and -0.0: every aggregation as pandas."""
+    rng = np.random.default_rng(n * 7 + batch)
+    df = random_frame(rng, n)
+    t = store.ingest("R", df, batch_rows=batch)
+    for op, v, m in [("ge", -1, df.k >= -1), ("gt", 10, df.k > 10), ("ne", 99, df.k != 99)]:
+        f = t.filter("k", op, v)
+        f.derive("g", f["f"] * 2.0 - f["fk"])
+        sel = df[m].reset_index(drop=True)
+        sel = sel.assign(g=sel.f * 2.0 - sel.fk)
+        for col in ("f", "i", "g"):
+            check_column(f, sel, col)
+        check_column(f, sel, "s", ops=("min", "max", "count", "nunique"))
+        for keys in ("k", "s", ["k", "s"], "b", "fk"):
+            check_groupby(f, sel, keys, "g")
+            check_groupby(f, sel, keys, "i", ops=("sum", "min", "max", "nunique"))
+        check_groupby(f, sel, "k", "s", ops=("count", "nunique", "size"))
+        for col in ("s", "k", "b"):
+            check_value_counts(f, sel, col)
+
+
 # ---- larger than compute memory ------------------------------------------------------------------
 
 LIMIT = 1 << 20  # --memory-limit per rank
@@ -318,7 +384,7 @@ def test_four_times_the_memory_limit_gives_the_answers_of_pandas(nranks):
     """A dataset of 4x what all ranks together may hold: every aggregation
     as pandas, and a whole column is a MemoryError that says to aggregate
     or iterate; the server keeps running."""
-    c = Cluster(nranks, 1, args=["--memory-limit", str(LIMIT)])
+    c = FamCluster(nranks, 1, args=["--memory-limit", str(LIMIT)])
     try:
         connect(kodiak, c.server)
         rows = 4 * LIMIT * nranks // 24 + 1000  # three 8-byte columns
@@ -341,6 +407,17 @@ def test_four_times_the_memory_limit_gives_the_answers_of_pandas(nranks):
             check_groupby(t, df, ["k", "s"], "f", ops=("sum",))
             check_groupby(t, df, "k", "s", ops=("nunique",))
             check_value_counts(t, df, "s")
+            # a derived dataset of it, its columns gathered batch by batch
+            # through the index, and a derived column of that
+            big = t.filter("k", "lt", 30)
+            big.derive("g", big.col("f") * 2.0 + big.col("k"))  # reads nothing
+            sel = df[df.k < 30].reset_index(drop=True)
+            sel = sel.assign(g=sel.f * 2.0 + sel.k)
+            check_column(big, sel, "g")
+            check_column(big, sel, "s", ops=("count", "nunique", "min", "max"))
+            check_groupby(big, sel, "s", "g", ops=("count", "mean", "std", "max"))
+            check_groupby(big, sel, ["k", "s"], "f", ops=("sum",))
+            check_value_counts(big, sel, "k")
             with pytest.raises(MemoryError) as e:
                 t["f"]
             msg = str(e.value)

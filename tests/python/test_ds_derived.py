@@ -8,7 +8,6 @@ and on random data; incremental updates equal a full recompute and process
 exactly the new batches; bad input is a clear error and the server lives;
 two kodiakd and a C program share derived datasets, and two servers
 bringing one up to date at once leave one result."""
-import gzip
 import os
 import subprocess
 import sys
@@ -20,45 +19,9 @@ import pytest
 
 import kodiak
 from conftest import BUILD, REPO, mpi_env
-from fam_fixtures import FamCluster, FamServers, connect, start_kodiakd
-from test_csv import REPO_TAXI
+from fam_fixtures import FamServers, connect, start_kodiakd
 
 DATES = ["pickup_datetime", "dropoff_datetime"]
-
-
-@pytest.fixture(scope="module", params=[1, 2, 3], ids=lambda n: f"{n}rank")
-def cluster(request):
-    c = FamCluster(request.param, 1)
-    try:
-        yield c
-    finally:
-        kodiak.disconnect()
-        c.stop()
-
-
-@pytest.fixture
-def ak(cluster):
-    connect(kodiak, cluster.server)
-    yield kodiak
-    assert cluster.server.alive(), f"kodiakd died: {cluster.server.output()[-3000:]}"
-
-
-@pytest.fixture
-def store(ak, request):
-    s = ak.DatasetStore("d_" + request.node.name.split("[")[0][5:40])
-    yield s
-    s.destroy()
-
-
-@pytest.fixture(scope="module")
-def taxi(tmp_path_factory):
-    d = tmp_path_factory.mktemp("taxi")
-    os.chmod(d, 0o755)
-    path = str(d / "taxi.csv")
-    with gzip.open(REPO_TAXI, "rb") as f, open(path, "wb") as g:
-        g.write(f.read())
-    os.chmod(path, 0o644)
-    return path, pd.read_csv(path, parse_dates=DATES, float_precision="round_trip")
 
 
 def values(col):
@@ -93,7 +56,7 @@ def reclaim_clean(store):
 # ---- the taxi sample -----------------------------------------------------------------------
 
 def test_taxi_filter_gather_derive_as_pandas(store, taxi):
-    path, df = taxi
+    path, df = taxi.path, taxi.df
     t = store.ingest("Trip", path, batch_rows=30_000, parse_dates=DATES)
     big = kodiak.filter(t, "fare_amount", "gt", 10)
     assert big.name == "Trip.fare_amount_gt_10"
