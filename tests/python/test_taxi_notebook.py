@@ -113,9 +113,14 @@ def test_the_notebook_is_made_from_the_script():
     assert kinds[0] == "markdown" and kinds.count("code") >= 8
 
 
-def test_the_notebook_runs_in_a_jupyter_kernel_and_agrees_with_pandas(tmp_path, want):
+def test_the_notebook_runs_in_a_jupyter_kernel_and_agrees_with_pandas(tmp_path, want,
+                                                                     monkeypatch):
     results = tmp_path / "results.json"
     env = run_env(tmp_path, results)
+    # Jupyter's and IPython's files (connection file, history) in the test's
+    # folder, not in a home directory that may be missing or shared
+    env["IPYTHONDIR"] = str(tmp_path / "ipython")
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
     # a kernel spec of our own: whatever kernels this machine lists, the
     # kernel is ipykernel on /usr/bin/python3 (which has numpy, pandas, zmq)
     spec_dir = tmp_path / "kernels" / "kodiak-python3"
@@ -123,7 +128,7 @@ def test_the_notebook_runs_in_a_jupyter_kernel_and_agrees_with_pandas(tmp_path, 
     spec = {"argv": [PYTHON, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": "Python 3 (/usr/bin/python3)", "language": "python",
             "env": {k: env[k] for k in ("KODIAK_BUILD", "PYTHONPATH", "KODIAK_TAXI_RESULTS",
-                                        "TMPDIR", "KODIAK_PROGRESS",
+                                        "TMPDIR", "KODIAK_PROGRESS", "IPYTHONDIR",
                                         "PYDEVD_DISABLE_FILE_VALIDATION")}}
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
     km = KernelManager(kernel_name="kodiak-python3",
