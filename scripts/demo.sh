@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# demo.sh — two demos, each stopping what it started whatever happens:
+# demo.sh — three demos, each stopping what it started whatever happens:
 #   1. C: start two famd processes and run fam_demo (libfam) against them;
 #   2. Python: examples/demo.py starts a local cluster with the launcher
 #      (two famd, kodiakd with two MPI ranks), computes on distributed
-#      arrays, checks the results against NumPy, and stops the cluster.
+#      arrays, checks the results against NumPy, and stops the cluster;
+#   3. the taxi workflow of examples/taxi.ipynb as a script
+#      (examples/taxi_demo.py, the notebook is made from it): a dataset
+#      store, a filter, gathered and derived columns, a group-by, one more
+#      month and the derived datasets caught up; it prints its tables.
 set -euo pipefail
 build=${1:-build}
 tmp=$(mktemp -d)
@@ -37,3 +41,7 @@ trap - EXIT
 echo
 echo "=== Python demo (import kodiak as ak) ==="
 KODIAK_BUILD=$(cd "$build" && pwd) /usr/bin/python3 "$(dirname "$0")/../examples/demo.py"
+
+echo
+echo "=== The taxi notebook as a script (examples/taxi.ipynb, examples/taxi_demo.py) ==="
+KODIAK_BUILD=$(cd "$build" && pwd) /usr/bin/python3 "$(dirname "$0")/../examples/taxi_demo.py"

@@ -19,6 +19,8 @@ packages=(
   munge libmunge-dev                     # identity of TCP clients (famd --auth munge)
   python3 python3-numpy python3-pandas python3-zmq python3-pytest python3-tqdm
   python3-dask                           # bench/ds_bench.py: dask.dataframe.read_csv beside ingest
+  python3-nbclient python3-ipykernel     # examples/taxi.ipynb run in a real Jupyter kernel by its test
+  python3-matplotlib                     # the notebook's plot (inline; scripts draw with Agg)
   valgrind util-linux procps iproute2
 )
 

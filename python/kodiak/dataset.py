@@ -122,12 +122,21 @@ class DatasetStore:
     def __repr__(self) -> str:
         return f"DatasetStore({self.name!r})"
 
-    def _info_all(self):
+    def _info_all(self, all: bool = True):  # noqa: A002 — list(all=True)'s name
+        """The catalog's datasets; all=False: the user's only (see list)."""
         res, _ = _msg("ds_list", {"store": self.name})
-        return res["datasets"]
+        return [d for d in res["datasets"] if all or d["kind"] != "column"]
 
-    def list(self) -> List[str]:
-        """The datasets' names, in creation order.
+    def list(self, all: bool = False) -> List[str]:  # noqa: A002 — a flag, as `ls --all`
+        """The datasets' names, in creation order: those ingested and the
+        filters (index datasets); with all=True also the store's internal
+        datasets, one per gathered or derived column ("<dataset>[<column>]",
+        kind "column"), which a user reads as columns of their dataset.
+
+        Parameters
+        ----------
+        all : bool
+            Include the internal datasets.
 
         Returns
         -------
@@ -135,14 +144,23 @@ class DatasetStore:
 
         Examples
         --------
-        >>> ak.DatasetStore("doc_list").list()
-        []
-        >>> ak.DatasetStore("doc_list").destroy()
+        >>> s = ak.DatasetStore("doc_list")
+        >>> t = s.ingest("T", {"a": np.arange(4)})
+        >>> _ = t.derive("b", t.col("a") * 2)
+        >>> s.list(), s.list(all=True)
+        (['T'], ['T', 'T[b]'])
+        >>> s.destroy()
         """
-        return [d["name"] for d in self._info_all()]
+        return [d["name"] for d in self._info_all(all)]
 
-    def describe(self) -> "pandas.DataFrame":
-        """One row per dataset: name, kind, rows, batches, columns.
+    def describe(self, all: bool = False) -> "pandas.DataFrame":  # noqa: A002 — as list
+        """One row per dataset: name, kind, rows, batches, columns (the
+        datasets list(all) names).
+
+        Parameters
+        ----------
+        all : bool
+            Include the internal datasets (see list).
 
         Returns
         -------
@@ -159,7 +177,7 @@ class DatasetStore:
         import pandas as pd
         return pd.DataFrame([{"name": d["name"], "kind": d["kind"], "rows": d["rows"],
                               "batches": len(d["batches"]),
-                              "columns": len(d["columns"])} for d in self._info_all()],
+                              "columns": len(d["columns"])} for d in self._info_all(all)],
                             columns=["name", "kind", "rows", "batches", "columns"])
 
     def __getitem__(self, name: str) -> "Dataset":
@@ -194,7 +212,8 @@ class DatasetStore:
         return ds
 
     def __contains__(self, name: str) -> bool:
-        return isinstance(name, str) and name in self.list()
+        # every name store[name] opens, the internal datasets' too
+        return isinstance(name, str) and name in self.list(all=True)
 
     def __iter__(self):
         return iter(self.list())
@@ -682,12 +701,14 @@ class Dataset:
     def __init__(self, store: DatasetStore, name: str) -> None:
         self.store = store
         self.name = name
-        self._kind = None  # "base", "index" or "column" once _info has read it
+        # "base", "index" or "column" as last seen: only a hint (a name may be
+        # dropped and made again as another kind), checked by each read
+        self._kind = None
 
     def _info(self):
         args = {"store": self.store.name, "dataset": self.name}
         res, _ = _msg("ds_info", args)
-        self._kind = res["kind"]  # a name's kind never changes (short of drop and create)
+        self._kind = res["kind"]
         if res["kind"] != "base":  # derived: brought up to date first (derived.py)
             done, _ = _msg("ds_refresh", {"store": self.store.name})
             if done["processed"]:
@@ -774,7 +795,10 @@ class Dataset:
     def _read(self, columns=None, start=None, stop=None):
         if columns is not None and self._kind == "base":
             try:  # columns a base dataset stores: one command, as before issue 14
-                return self._read_from(self.name, columns, start, stop)
+                got = self._read_from(self.name, columns, start, stop, kind="base")
+                if got is not None:
+                    return got
+                # dropped and made again as a derived dataset: from the catalog, below
             except KeyError:
                 pass  # a gathered or derived column, or no such dataset: below
         cat = self._catalog()
@@ -791,7 +815,10 @@ class Dataset:
             out.update(self._read_from(srcs[c], [c], start, stop))
         return out
 
-    def _read_from(self, dataset, columns=None, start=None, stop=None):
+    def _read_from(self, dataset, columns=None, start=None, stop=None, kind=None):
+        """{column: pdarray} of `dataset` as stored; with `kind`, None (and
+        nothing kept) if the dataset is not of that kind at the version
+        read."""
         args = {"store": self.store.name, "dataset": dataset}
         if columns is not None:
             args["columns"] = list(columns)
@@ -808,7 +835,12 @@ class Dataset:
                 f"memory: aggregate on the server instead (ds.sum(col), ds.mean(col), "
                 f"ds.groupby(key).mean(col), ds.value_counts(col)) or iterate batch by batch "
                 f"(for b in ds.batches(): ...)") from None
-        return _columns_from_reply(res, frames)
+        out = _columns_from_reply(res, frames)  # owns the arrays: freed if dropped below
+        if kind is not None and res.get("dataset_kind") != kind:
+            if dataset == self.name:
+                self._kind = res.get("dataset_kind")
+            return None
+        return out
 
     def __getitem__(self, key: Union[str, List[str]]) -> Union[pdarray, Categorical, dict]:
         """ds["col"]: the whole column, as a pdarray (text: Categorical,

@@ -38,7 +38,8 @@
  *   ds_list          {store}                         -> {version, datasets: [...]}
  *   ds_info          {store, dataset}                -> {name, kind, rows, columns, batches...}
  *   ds_drop          {store, dataset}
- *   ds_read          {store, dataset, columns?, start?, stop?} -> columns as read_csv's
+ *   ds_read          {store, dataset, columns?, start?, stop?} -> columns as read_csv's,
+ *                                                       rows, version, batches, dataset_kind
  *   ds_ingest_begin  {store, dataset}                -> {token, exists, columns}
  *   ds_ingest_csv    {token, files, batch_rows, dtypes?, usecols?, parse_dates?,
  *                     on_bad_lines?}                 -> {rows, batches, skipped, columns}
@@ -772,6 +773,9 @@ static int cmd_ds_read(kd_cmd *c)
         kd_result_i64(c, "rows", stop - start);
         kd_result_i64(c, "version", (int64_t)in->version);
         kd_result_i64(c, "batches", (int64_t)in->nbatches);
+        /* the kind at the version read: a client that took the name for a
+         * base dataset learns that it was dropped and made again as another */
+        kd_result_set(c, "dataset_kind", json_object_new_string(ds_kind_name(in->kind)));
         if (c->rank == 0) {
             kd_result_frame(c, offs ? offs : calloc(1, 8), offs ? noffs * 8 : 0);
             kd_result_frame(c, bytes ? bytes : calloc(1, 1), nbytes);

@@ -323,6 +323,51 @@ def test_list_contains_getitem_and_drop(store, fam_ak):
     assert ak.DatasetStore(store.name).list() == ["B"]
 
 
+def test_list_shows_what_users_made_and_all_shows_the_internal_datasets_too(store, fam_ak):
+    ak = fam_ak
+    t = store.ingest("T", {"x": np.arange(6), "y": np.arange(6) * 2}, batch_rows=4)
+    big = ak.filter(t, "x", "gt", 2)
+    big["y"]  # gathered and kept: the internal dataset "T.x_gt_2[y]"
+    big.derive("z", big["y"] * 10)  # "T.x_gt_2[z]"
+    t.derive("w", t["x"] + 1)  # "T[w]"
+    internal = {"T.x_gt_2[y]", "T.x_gt_2[z]", "T[w]"}
+    assert store.list() == ["T", "T.x_gt_2"] and list(store) == store.list() and len(store) == 2
+    every = store.list(all=True)
+    assert [n for n in every if n not in internal] == ["T", "T.x_gt_2"]
+    assert internal <= set(every)
+    assert all(store[n].kind == "column" for n in set(every) - {"T", "T.x_gt_2"})
+    assert store.describe().name.tolist() == ["T", "T.x_gt_2"]
+    assert store.describe(all=True).name.tolist() == every
+    # an internal dataset is still there to open by name; its data is a column of its dataset
+    assert "T.x_gt_2[z]" in store and "T[w]" in store
+    assert store["T.x_gt_2[z]"]["z"].to_ndarray().tolist() == [60, 80, 100]
+    assert t.columns == ["x", "y", "w"] and big.columns == ["x", "y", "w", "z"]
+
+
+def test_a_name_dropped_and_made_again_as_another_kind_is_read_as_it_is_now(store, fam_ak):
+    ak = fam_ak
+    t = store.ingest("T", {"x": np.arange(6)}, batch_rows=4)
+    old = store.ingest("T.x_gt_3", {"index": np.array([7, 8])})  # a base dataset of that name
+    assert old.kind == "base" and old["index"].to_ndarray().tolist() == [7, 8]
+    store.drop("T.x_gt_3")
+    new = ak.filter(t, "x", "gt", 3)  # the same name, now an index dataset
+    assert new.name == old.name
+    store.ingest("T", {"x": np.array([10, 1])})  # a new batch of the base: brought up to date
+    # the object made for the base dataset reads the filter as it is now
+    assert old["x"].to_ndarray().tolist() == [4, 5, 10]
+    with pytest.raises(KeyError, match="no column 'index'"):
+        old["index"]  # the filter's own column is not one a user reads
+    assert old.kind == "index" and len(old) == 3 and old.columns == ["x"]
+    # and back: dropped (with what was gathered through it) and made again as a base dataset
+    for n in store.list(all=True):
+        if n.startswith(new.name + "["):
+            store.drop(n)
+    store.drop(new.name)
+    store.ingest(new.name, {"x": np.array([42]), "index": np.array([1])})
+    assert new["x"].to_ndarray().tolist() == [42] and new["index"].to_ndarray().tolist() == [1]
+    assert new.kind == "base" and old["index"].to_ndarray().tolist() == [1]
+
+
 def test_a_full_pool_fails_the_ingest_on_every_rank():
     """The memory servers run out of space while rank 0 begins a batch: the
     other ranks must fail with it (a rank that went on alone hung the

@@ -319,16 +319,16 @@ def test_derived_datasets_aggregate_as_pandas(store, taxi):
     n0 = len(t)
     big = kodiak.filter(t, "fare_amount", "gt", 20)
     big.derive("duration", big["dropoff_datetime"] - big["pickup_datetime"])
-    assert "Trip.fare_amount_gt_20[store_and_fwd_flag]" not in store.list()
+    assert "Trip.fare_amount_gt_20[store_and_fwd_flag]" not in store.list(all=True)
     d = df.iloc[:n0].copy()
     d["duration"] = seconds(d.pickup_datetime, d.dropoff_datetime)
     sel = d[d.fare_amount > 20].reset_index(drop=True)
     check_derived(big, sel, "gathered on the fly")
-    assert "Trip.fare_amount_gt_20[store_and_fwd_flag]" not in store.list()
+    assert "Trip.fare_amount_gt_20[store_and_fwd_flag]" not in store.list(all=True)
     # the same once gathered columns are kept in FAM
     for k in ("store_and_fwd_flag", "pickup_location_id", "tip_amount"):
         big[k]
-    assert "Trip.fare_amount_gt_20[store_and_fwd_flag]" in store.list()
+    assert "Trip.fare_amount_gt_20[store_and_fwd_flag]" in store.list(all=True)
     check_derived(big, sel, "kept")
     # a chain: a filter of the derived dataset, its columns through both
     two = big.filter("passenger_count", "ge", 2)

@@ -168,7 +168,7 @@ def test_kill9_in_the_middle_leaves_the_store_consistent(what, victim):
         kodiak.connect(connect_file=b.connect_file)
         s = kodiak.DatasetStore(STORE, create=False)
         after = c_list(famd)
-        assert sorted(s.list()) == sorted(after)
+        assert sorted(s.list(all=True)) == sorted(after)
         full = df if what == "derive" else pd.concat([df, extra], ignore_index=True)
         nb = full.shape[0] // BATCH
         if what == "derive":
@@ -194,7 +194,7 @@ def test_kill9_in_the_middle_leaves_the_store_consistent(what, victim):
 
         # bringing it current afterwards works
         f = s[FILTER]
-        if DERIVED not in s.list():  # the derive that was killed, again
+        if DERIVED not in s.list(all=True):  # the derive that was killed, again
             f.derive("g", (f.col("v") * 3.0 - f.col("w")) * (f.col("k") + 1) + f.col("w") / 7.0)
         sel = full[full.k < 60].reset_index(drop=True)
         sel = sel.assign(g=expected_g(sel))

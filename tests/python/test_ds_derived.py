@@ -71,7 +71,7 @@ def test_taxi_filter_gather_derive_as_pandas(store, taxi):
         same(big[k], sel[k], k)
     assert big.columns == list(df.columns)
     # gathered once, kept in FAM, reused
-    assert "Trip.fare_amount_gt_10[fare_amount]" in store.list()
+    assert "Trip.fare_amount_gt_10[fare_amount]" in store.list(all=True)
     before = big.stats()
     same(big["fare_amount"], sel["fare_amount"])
     assert big.stats() == before
@@ -82,9 +82,9 @@ def test_taxi_filter_gather_derive_as_pandas(store, taxi):
     assert big.dtypes["duration"] == "int64" and big.columns[-1] == "duration"
     assert big.lineage == "filter of 'Trip': fare_amount gt 10"
     # the same call again: the stored dataset, nothing computed
-    n = len(store.list())
+    n = len(store.list(all=True))
     again = t.filter("fare_amount", "gt", 10)
-    assert again.name == big.name and len(store.list()) == n
+    assert again.name == big.name and len(store.list(all=True)) == n
     # a filter on text and on date-times
     cash = t.filter("payment_type", "eq", 2)
     same(cash["tip_amount"], df[df.payment_type == 2].tip_amount)
