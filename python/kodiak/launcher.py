@@ -958,5 +958,8 @@ def _status_hosts(state, out, timeout):
         rc, _ = _remote(launcher, f.get("host"), f"kill -0 {int(f.get('pid') or 0)}",
                         timeout=timeout)
         out["famd"].append({"host": f.get("host"), "address": f.get("address"),
-                            "pid": f.get("pid"), "alive": None if rc is None else rc == 0})
+                            "pid": f.get("pid"),
+                            # kill -0: 0 runs, 1 no such process; else
+                            # (ssh's 255, no answer) the host is unreachable
+                            "alive": {0: True, 1: False}.get(rc)})
     out["compute"] = state.get("compute")
