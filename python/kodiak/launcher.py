@@ -864,7 +864,7 @@ def _same_host(pid):
 
 def _stop_remote_famd(launcher, i, f, timeout):
     """Stop one famd of a hostfile cluster through the launcher; the line
-    saying what happened. Never waits longer than about 2 x timeout + 5 s."""
+    saying what happened. Takes at most about 4 x timeout."""
     host, pid = f.get("host"), int(f.get("pid") or 0)
     what = f"famd #{i} on {host} (pid {pid})"
     rc, out = _remote(launcher, host, f"kill -TERM {pid}", timeout=min(10.0, timeout))
@@ -895,7 +895,7 @@ def _stop_remote_famd(launcher, i, f, timeout):
 def _stop_hosts(state, timeout):
     """Stop what a hostfile cluster started, reachable or not; lines saying
     what was done (an unreachable host is said so, never waited on past the
-    timeouts: `kodiak down` takes at most about 3 x timeout + 10 s a host)."""
+    deadlines: docs/DEPLOY.md says how long `kodiak down` can take)."""
     done = []
     m = state.get("mpirun") or {}
     mpid, mstart = m.get("pid"), m.get("start")
