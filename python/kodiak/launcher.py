@@ -879,10 +879,10 @@ def _stop_remote_famd(launcher, i, f, timeout):
     end = time.monotonic() + timeout
     while True:
         rc, _ = _remote(launcher, host, f"kill -0 {pid}", timeout=min(5.0, timeout))
-        if rc is None:
-            return f"{what}: asked to stop (SIGTERM), then the host stopped answering"
-        if rc != 0:
+        if rc == 1:  # no such process
             return f"stopped {what} by SIGTERM"
+        if rc != 0:  # no answer in time, or the launcher's own failure (ssh: 255)
+            return f"{what}: asked to stop (SIGTERM), then the host stopped answering"
         if time.monotonic() >= end:
             break
         time.sleep(0.2)
@@ -899,7 +899,8 @@ def _stop_hosts(state, timeout):
     done = []
     m = state.get("mpirun") or {}
     mpid, mstart = m.get("pid"), m.get("start")
-    if mpid and _alive(mpid, mstart):
+    ours = mpid and _alive(mpid, mstart)  # mpirun's session is ours to clean
+    if ours:
         how = None
         if state.get("port"):
             try:
@@ -919,7 +920,7 @@ def _stop_hosts(state, timeout):
                     f"mpirun pid {mpid}) by {how}")
     elif mpid:
         done.append(f"kodiakd (mpirun pid {mpid}) was not running")
-    if mpid:
+    if ours:
         # what mpirun started here and left behind (its launcher commands,
         # e.g. ssh to a host that vanished): same session, this host only
         left = [q for q in session_pids(mpid) if q != os.getpid() and _same_host(q)]
