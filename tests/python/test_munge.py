@@ -14,11 +14,12 @@ credentials made with the `munge` command.
 
 The memory servers listen on KODIAK_TEST_FAMD_HOST (default 127.0.0.1), run
 under the command in KODIAK_TEST_FAMD_PREFIX if set (e.g. `ip netns exec
-h1`; under tests/netns/netns.py, with KDK_NETNS_HOSTS set, famd runs on
-host 1 and everything else on host 0), and the libfam and kodiakd clients under KODIAK_TEST_CLIENT_PREFIX
+h1`), and the libfam and kodiakd clients under KODIAK_TEST_CLIENT_PREFIX
 (e.g. `ip netns exec h2`): the same tests then run with famd on another
 (namespace) host. The raw client runs in pytest's own process, which must
-reach KODIAK_TEST_FAMD_HOST."""
+reach KODIAK_TEST_FAMD_HOST. Run by tests/netns/netns.py (KDK_NETNS_HOSTS
+set; ctest netns.python.test_munge), famd runs on host 1 and everything
+else on host 0."""
 import json
 import os
 import secrets
