@@ -923,7 +923,8 @@ def _stop_hosts(state, timeout):
     if ours:
         # what mpirun started here and left behind (its launcher commands,
         # e.g. ssh to a host that vanished): same session, this host only
-        left = [q for q in session_pids(mpid) if q != os.getpid() and _same_host(q)]
+        left = [q for q in session_pids(mpid)
+                if q not in (mpid, os.getpid()) and _same_host(q)]
         for q in left:
             try:
                 os.kill(q, signal.SIGKILL)
