@@ -36,6 +36,9 @@ def print_status(st, out=sys.stdout):
     if st.get("compute"):  # a hostfile cluster: where the ranks run
         print("    on compute hosts " + ", ".join(f"{c['host']} ({c['ranks']} ranks)"
                                                   for c in st["compute"]), file=out)
+    if st.get("auth") == "munge":
+        print(f"  famd --auth munge (munged socket "
+              f"{st.get('munge_socket') or launcher.MUNGE_SOCKET})", file=out)
     for i, f in enumerate(st["famd"]):
         where = f"on host {f['host']}  " if f.get("host") else ""
         print(f"  famd #{i}   {f['address']}  {where}pid {f['pid']} {_alive(f['alive'])}  "
@@ -80,6 +83,14 @@ def main(argv=None):
                    help="with --hostfile: command that runs `CMD HOST 'shell command'` on a "
                         "host, to start and stop famd and as mpirun's rsh agent "
                         "(default ssh)")
+    u.add_argument("--auth", choices=("none", "munge"), default=None,
+                   help="with --hostfile: 'munge' starts famd with --auth munge, so that "
+                        "kodiakd's ranks (and every libfam client) are who their MUNGE "
+                        "credential says, not nobody; every host needs munged with the "
+                        "cluster's key (docs/SECURITY.md). Default none")
+    u.add_argument("--munge-socket", metavar="PATH",
+                   help="with --auth munge: munged's socket on every host, when not "
+                        "/run/munge/munge.socket.2")
     s = sub.add_parser("status", help="what runs; exit 1 if nothing, 2 if unhealthy")
     s.add_argument("--json", action="store_true", help="print the status as JSON")
     d = sub.add_parser("down", help="stop the cluster (safe when nothing runs)")
@@ -93,7 +104,11 @@ def main(argv=None):
                 launcher.up_hosts(a.hostfile, launcher=a.launcher, provider=a.provider or "tcp",
                                   port=a.port, timeout=max(a.timeout, 120.0),
                                   memory_limit=a.memory_limit,
-                                  request_timeout=a.request_timeout)
+                                  request_timeout=a.request_timeout, auth=a.auth or "none",
+                                  munge_socket=a.munge_socket)
+            elif a.auth or a.munge_socket:
+                raise ValueError("--auth and --munge-socket go with --hostfile (on one host "
+                                 "famd takes each client's identity from its Unix socket)")
             else:
                 launcher.up(fam_servers=a.fam_servers, ranks=a.ranks, memory_limit=a.memory_limit,
                             pool_size=a.pool_size, provider=a.provider or "shm",

@@ -609,6 +609,8 @@ def cluster_status(timeout=5.0):
                 e.update(used=memory[r]["used"], limit=memory[r]["limit"])
             out["kodiakd"].append(e)
         _status_hosts(state, out, timeout)
+        out["auth"] = state.get("auth") or "none"
+        out["munge_socket"] = state.get("munge_socket")
         out["running"] = out["answering"] and all(f["alive"] for f in out["famd"])
         return out
     pids = state.get("kodiakd") or []
@@ -725,14 +727,45 @@ def _wait_remote_famd(p, log_path, deadline):
         time.sleep(0.05)
 
 
+MUNGE_SOCKET = "/run/munge/munge.socket.2"  # munged's (and libmunge's) default
+
+
+def _check_munged(launcher, hosts, socket_path, timeout):
+    """LaunchError unless every host has munged's socket (famd and libfam
+    need it there for --auth munge)."""
+    import shlex
+    for h in hosts:
+        rc, out = _remote(launcher, h, f"test -S {shlex.quote(socket_path)}", timeout=timeout)
+        if rc is None:
+            raise LaunchError(f"cannot check munged on {h}: {out}")
+        if rc != 0:
+            raise LaunchError(
+                f"--auth munge: munged is not running on {h} (no socket {socket_path}; "
+                f"start munged there with the cluster's key, docs/SECURITY.md, or name its "
+                f"socket with --munge-socket)")
+
+
 def up_hosts(hostfile, launcher="ssh", provider="tcp", port=0, timeout=120.0,
-             memory_limit=None, request_timeout=None):
+             memory_limit=None, request_timeout=None, auth="none", munge_socket=None):
     """Start famd on every memory host and kodiakd on the compute hosts of
-    `hostfile` (see parse_hostfile); return the state (cluster.json)."""
+    `hostfile` (see parse_hostfile); return the state (cluster.json).
+
+    auth: "none" (a client on another host is nobody to famd) or "munge"
+    (famd --auth munge: a client is the uid and gid of the MUNGE credential
+    libfam sends, so kodiakd's ranks act as the user who runs them; every
+    host needs munged with the cluster's key; munge_socket: its socket when
+    not munged's default, also given to kodiakd as FAM_MUNGE_SOCKET)."""
     import shlex
     if provider not in ("tcp", "sockets"):
         raise ValueError(f"provider across hosts must be tcp (or sockets), not {provider!r}: "
                          f"shm reaches one host only (docs/DEPLOY.md: RDMA providers)")
+    if auth not in ("none", "munge"):
+        raise ValueError(f"auth must be 'none' or 'munge', not {auth!r}")
+    if munge_socket is not None and auth != "munge":
+        raise ValueError("munge_socket is for auth='munge'")
+    if munge_socket is not None and (not isinstance(munge_socket, str) or
+                                     not munge_socket.startswith("/")):
+        raise ValueError(f"munge_socket must be an absolute path, not {munge_socket!r}")
     hosts = parse_hostfile(hostfile)
     limit = parse_size(memory_limit, "memory_limit") if memory_limit is not None else None
     kodiakd = find_binary("kodiakd")
@@ -750,17 +783,27 @@ def up_hosts(hostfile, launcher="ssh", provider="tcp", port=0, timeout=120.0,
                  "connect_file": cf_path, "host": rank0, "port": None, "ranks": nranks,
                  "memory_limit": limit, "provider": provider, "hostfile": hostfile,
                  "launcher": launcher, "compute": hosts["compute"], "famd": [],
+                 "auth": auth, "munge_socket": munge_socket,
                  "pool_size": hosts["memory"][0]["pool"] if hosts["memory"] else None,
                  "mpirun": None, "kodiakd": []}
         procs = []
         deadline = time.monotonic() + timeout
         try:
+            if auth == "munge":
+                every = dict.fromkeys([m["host"] for m in hosts["memory"]] +
+                                      [c["host"] for c in hosts["compute"]])
+                _check_munged(launcher, every, munge_socket or MUNGE_SOCKET,
+                              min(15.0, timeout))
             for i, m in enumerate(hosts["memory"]):
                 log = os.path.join(sdir, f"famd{i}.log")
                 cmd = [famd, "--host", m["host"], "--port", "0", "--pool-size",
                        str(m["pool"]), "--provider", provider]
                 if m["data"]:
                     cmd += ["--data-dir", m["data"]]
+                if auth == "munge":
+                    cmd += ["--auth", "munge"]
+                    if munge_socket:
+                        cmd += ["--munge-socket", munge_socket]
                 line = "echo kodiak-pid $$; exec " + " ".join(shlex.quote(c) for c in cmd)
                 p = _spawn([*shlex.split(launcher), m["host"], line], log)
                 procs.append(p)
@@ -776,6 +819,10 @@ def up_hosts(hostfile, launcher="ssh", provider="tcp", port=0, timeout=120.0,
             log = os.path.join(sdir, "kodiakd.log")
             cmd = [mpirun, "--hostfile", hf, "-np", str(nranks), "--bind-to", "none",
                    "-x", "FAM_SERVERS", "-x", "FAM_PROVIDER", "-x", "PATH"]
+            env = _mpi_env(addrs, provider)
+            if munge_socket:  # libfam in each rank asks this munged for credentials
+                cmd += ["-x", "FAM_MUNGE_SOCKET"]
+                env["FAM_MUNGE_SOCKET"] = munge_socket
             if shlex.split(launcher)[0] != "ssh":
                 cmd += ["--mca", "plm_rsh_agent", launcher]
             cmd += [kodiakd, "--host", rank0, "--port", str(port), "--connect-file", cf_path]
@@ -783,7 +830,7 @@ def up_hosts(hostfile, launcher="ssh", provider="tcp", port=0, timeout=120.0,
                 cmd += ["--memory-limit", str(limit)]
             if request_timeout is not None:
                 cmd += ["--request-timeout", repr(float(request_timeout))]
-            p = _spawn(cmd, log, env=_mpi_env(addrs, provider))
+            p = _spawn(cmd, log, env=env)
             procs.append(p)
             state["mpirun"] = {"pid": p.pid, "start": _start_time(p.pid), "log": log}
             cf, info = _wait_kodiakd(p, cf_path, log, deadline)
@@ -804,13 +851,56 @@ def up_hosts(hostfile, launcher="ssh", provider="tcp", port=0, timeout=120.0,
     return state
 
 
+def _same_host(pid):
+    """Is pid in this process's network namespace (on this host)? A
+    process that mpirun's launcher left here is; one on another host (on a
+    real cluster never in /proc here; on namespace test hosts, in another
+    network namespace) is not ours to kill from here."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net")
+    except OSError:
+        return False
+
+
+def _stop_remote_famd(launcher, i, f, timeout):
+    """Stop one famd of a hostfile cluster through the launcher; the line
+    saying what happened. Takes at most about 4 x timeout."""
+    host, pid = f.get("host"), int(f.get("pid") or 0)
+    what = f"famd #{i} on {host} (pid {pid})"
+    rc, out = _remote(launcher, host, f"kill -TERM {pid}", timeout=min(10.0, timeout))
+    if rc is None:
+        return f"{what}: host unreachable ({out.strip()}); left as it is"
+    if rc != 0:
+        if "no such process" in out.lower():
+            return f"{what} was not running"
+        return (f"{what}: could not be stopped (launcher status {rc}: "
+                f"{' '.join(out.split())[:200] or 'no output'}); host gone or unreachable, "
+                f"left as it is")
+    end = time.monotonic() + timeout
+    while True:
+        rc, _ = _remote(launcher, host, f"kill -0 {pid}", timeout=min(5.0, timeout))
+        if rc == 1:  # no such process
+            return f"stopped {what} by SIGTERM"
+        if rc != 0:  # no answer in time, or the launcher's own failure (ssh: 255)
+            return f"{what}: asked to stop (SIGTERM), then the host stopped answering"
+        if time.monotonic() >= end:
+            break
+        time.sleep(0.2)
+    rc, _ = _remote(launcher, host, f"kill -KILL {pid}", timeout=min(5.0, timeout))
+    if rc == 0:
+        return f"stopped {what} by SIGKILL"
+    return f"{what}: did not stop on SIGTERM and SIGKILL could not be sent; left as it is"
+
+
 def _stop_hosts(state, timeout):
     """Stop what a hostfile cluster started, reachable or not; lines saying
-    what was done (an unreachable host is said so, never waited on)."""
+    what was done (an unreachable host is said so, never waited on past the
+    deadlines: docs/DEPLOY.md says how long `kodiak down` can take)."""
     done = []
     m = state.get("mpirun") or {}
     mpid, mstart = m.get("pid"), m.get("start")
-    if mpid and _alive(mpid, mstart):
+    ours = mpid and _alive(mpid, mstart)  # mpirun's session is ours to clean
+    if ours:
         how = None
         if state.get("port"):
             try:
@@ -830,30 +920,34 @@ def _stop_hosts(state, timeout):
                     f"mpirun pid {mpid}) by {how}")
     elif mpid:
         done.append(f"kodiakd (mpirun pid {mpid}) was not running")
+    if ours:
+        # what mpirun started here and left behind (its launcher commands,
+        # e.g. ssh to a host that vanished): same session, this host only
+        left = [q for q in session_pids(mpid)
+                if q not in (mpid, os.getpid()) and _same_host(q)]
+        for q in left:
+            try:
+                os.kill(q, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if left:
+            done.append(f"killed {len(left)} process(es) mpirun left on this host "
+                        f"(pids {', '.join(map(str, left))})")
     launcher = state.get("launcher") or "ssh"
     for i, f in enumerate(state.get("famd") or []):
-        host, pid = f.get("host"), f.get("pid")
-        if pid:
-            rc, out = _remote(launcher, host, f"kill -TERM {int(pid)}", timeout=min(10.0, timeout))
-            if rc is None:
-                done.append(f"famd #{i} on {host}: host unreachable ({out.strip()}); "
-                            f"left as it is")
-            else:
-                gone = False
-                end = time.monotonic() + timeout
-                while time.monotonic() < end:
-                    rc, _ = _remote(launcher, host, f"kill -0 {int(pid)}", timeout=5.0)
-                    if rc not in (0,):
-                        gone = rc is not None
-                        break
-                    time.sleep(0.2)
-                if not gone:
-                    _remote(launcher, host, f"kill -KILL {int(pid)}", timeout=5.0)
-                done.append(f"stopped famd #{i} on {host} (pid {pid}) by "
-                            f"{'SIGTERM' if gone else 'SIGKILL'}")
+        if f.get("pid"):
+            done.append(_stop_remote_famd(launcher, i, f, timeout))
         lp = f.get("launcher_pid")
         if lp and _alive(lp, f.get("launcher_start")):
             _terminate(lp, f.get("launcher_start"), 2.0)
+    # compute hosts that do not answer: ranks there could not be told to stop
+    for c in state.get("compute") or []:
+        rc, out = _remote(launcher, c["host"], "true", timeout=min(5.0, timeout))
+        if rc != 0:
+            done.append(f"compute host {c['host']} unreachable "
+                        f"({' '.join(out.split())[:200] or f'launcher status {rc}'}): its "
+                        f"{c['ranks']} kodiakd rank(s) could not be told to stop; they may "
+                        f"still run there until the host is back")
     _reap()
     return done
 
@@ -866,5 +960,8 @@ def _status_hosts(state, out, timeout):
         rc, _ = _remote(launcher, f.get("host"), f"kill -0 {int(f.get('pid') or 0)}",
                         timeout=timeout)
         out["famd"].append({"host": f.get("host"), "address": f.get("address"),
-                            "pid": f.get("pid"), "alive": None if rc is None else rc == 0})
+                            "pid": f.get("pid"),
+                            # kill -0: 0 runs, 1 no such process; else
+                            # (ssh's 255, no answer) the host is unreachable
+                            "alive": {0: True, 1: False}.get(rc)})
     out["compute"] = state.get("compute")

@@ -15,7 +15,8 @@ def start(fam_servers: int = 2, ranks: int = 2, memory_limit: Union[int, str, No
           pool_size: Union[int, str] = "1G", provider: str = "shm", port: int = 0,
           timeout: float = 60.0, persistent: bool = False,
           request_timeout: Optional[float] = None, hostfile: Optional[str] = None,
-          launcher_cmd: str = "ssh") -> dict:
+          launcher_cmd: str = "ssh", auth: str = "none",
+          munge_socket: Optional[str] = None) -> dict:
     """Start a local cluster (as `kodiak up`) and connect to it.
 
     Parameters
@@ -48,6 +49,13 @@ def start(fam_servers: int = 2, ranks: int = 2, memory_limit: Union[int, str, No
     launcher_cmd : str
         With hostfile: the command that runs a shell command on a host
         (`CMD HOST 'command'`; default "ssh").
+    auth : str
+        With hostfile: "none" (famd takes a client on another host for
+        nobody) or "munge" (famd --auth munge: kodiakd's ranks are the user
+        who runs them, by MUNGE credential; munged must run on every host).
+    munge_socket : str, optional
+        With auth="munge": munged's socket on every host, when not
+        /run/munge/munge.socket.2.
 
     Returns
     -------
@@ -71,12 +79,16 @@ def start(fam_servers: int = 2, ranks: int = 2, memory_limit: Union[int, str, No
         state = launcher.up_hosts(hostfile, launcher=launcher_cmd,
                                   provider="tcp" if provider == "shm" else provider,
                                   port=port, timeout=max(timeout, 120.0),
-                                  memory_limit=memory_limit, request_timeout=request_timeout)
+                                  memory_limit=memory_limit, request_timeout=request_timeout,
+                                  auth=auth, munge_socket=munge_socket)
         try:
             return client.connect(connect_file=state["connect_file"])
         except BaseException:
             launcher.down()
             raise
+    if auth != "none" or munge_socket is not None:
+        raise ValueError("auth and munge_socket go with hostfile (on one host famd takes "
+                         "each client's identity from its Unix socket)")
     state = launcher.up(fam_servers=fam_servers, ranks=ranks, memory_limit=memory_limit,
                         pool_size=pool_size, provider=provider, port=port, timeout=timeout,
                         persistent=persistent, request_timeout=request_timeout)

@@ -103,7 +103,7 @@ static int spawn(struct famd_proc *p, uint64_t pool_size)
         setenv("ASAN_OPTIONS", "detect_leaks=1", 1);
         dup2(fds[1], 1);
         close(fds[0]);
-        const char *argv[24];
+        const char *argv[32];
         int n = 0;
         if (p->ns[0]) { /* ip execs famd: its pid stays the one we wait for */
             argv[n++] = "/usr/sbin/ip"; argv[n++] = "netns";
@@ -117,6 +117,14 @@ static int spawn(struct famd_proc *p, uint64_t pool_size)
         if (p->pool_file[0]) { argv[n++] = "--pool-file"; argv[n++] = p->pool_file; }
         if (p->data_dir[0]) { argv[n++] = "--data-dir"; argv[n++] = p->data_dir; }
         if (getenv("FAMD_TEST_VERBOSE")) argv[n++] = "--verbose"; /* debugging */
+        /* FAM_TEST_AUTH=munge (the many-hosts runs under
+         * tests/netns/with_munged.py): remote clients are who their MUNGE
+         * credential says, made by the munged at $FAM_MUNGE_SOCKET */
+        const char *auth = getenv("FAM_TEST_AUTH"), *msock = getenv("FAM_MUNGE_SOCKET");
+        if (auth && *auth) { argv[n++] = "--auth"; argv[n++] = auth; }
+        if (auth && *auth && msock && *msock) {
+            argv[n++] = "--munge-socket"; argv[n++] = msock;
+        }
         argv[n] = NULL;
         execv(argv[0], (char **)argv);
         _exit(127);

@@ -6,7 +6,9 @@
  * unset). A famd started here dies with the test process (PR_SET_PDEATHSIG),
  * so a crashed test never leaves one behind. With KDK_NETNS_HOSTS set (a
  * test run by tests/netns/netns.py), famd runs on the other namespace
- * hosts instead, and clients reach it over the bridge (see fixture.c). */
+ * hosts instead, and clients reach it over the bridge (see fixture.c).
+ * With FAM_TEST_AUTH=munge famd runs with --auth munge (and
+ * --munge-socket $FAM_MUNGE_SOCKET; tests/netns/with_munged.py). */
 #ifndef TEST_FIXTURE_H
 #define TEST_FIXTURE_H
 

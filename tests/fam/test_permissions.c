@@ -12,7 +12,13 @@
  * and widening famd's would let any local user forge the commands famd
  * acts on (docs/SECURITY.md). There the test proves that refusal, and
  * sends the same control requests raw; famd must judge them alike. The
- * data path of another user (get, put, RMA atomics) is checked on tcp. */
+ * data path of another user (get, put, RMA atomics) is checked on tcp.
+ *
+ * The same runs with famd on another (namespace) host and --auth munge
+ * (ctest netns.munge.test_permissions, FAM_TEST_AUTH=munge): the raw
+ * connections then reach famd at its address and present a MUNGE
+ * credential (from the munged at $FAM_MUNGE_SOCKET) before anything else,
+ * and famd must take root for root and the other user for 65534. */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -40,6 +46,7 @@
 /* the wire format, to send requests libfam would never send, and the
  * descriptor layout, to play a client that ignores its read-only flag */
 #include "../../src/fam/fam_internal.h"
+#include <munge.h>
 
 #define NOBODY 65534u
 
@@ -224,10 +231,11 @@ static int raw_io(int fd, void *p, size_t n, int sending)
 
 /* One request; returns the reply's status (0 or FAM_E*), or 1 if the
  * connection failed. */
+static uint32_t seq; /* of the raw requests */
+
 static int raw_req(int fd, uint16_t op, const struct famp_req *q,
                    struct famp_info *o)
 {
-    static uint32_t seq;
     struct famp_hdr h = {FAMP_MAGIC, FAMP_VERSION, op, ++seq, 0, sizeof *q};
     struct famp_hdr r;
     if (raw_io(fd, &h, sizeof h, 1) || raw_io(fd, (void *)q, sizeof *q, 1) ||
@@ -242,12 +250,39 @@ static int raw_req(int fd, uint16_t op, const struct famp_req *q,
     return r.status;
 }
 
+/* famd --auth munge answered HELLO with o: send AUTH with a credential of
+ * ours for this connection's nonce; famd's answer says who we are now. */
+static int raw_auth(int fd, const struct famp_info *o, struct famp_info *who)
+{
+    char ident[FAM_NAME_MAX + 1], payload[512], *cred = NULL;
+    memcpy(ident, o->name, sizeof ident);
+    ident[FAM_NAME_MAX] = '\0';
+    uint64_t nonce[2] = {o->arg[0], o->arg[1]};
+    famp_auth_payload(payload, sizeof payload, ident, nonce);
+    munge_ctx_t ctx = munge_ctx_create();
+    if (!ctx) return 1;
+    const char *sock = getenv("FAM_MUNGE_SOCKET");
+    munge_err_t e = sock && *sock ? munge_ctx_set(ctx, MUNGE_OPT_SOCKET, sock)
+                                  : EMUNGE_SUCCESS;
+    if (e == EMUNGE_SUCCESS) e = munge_encode(&cred, ctx, payload, (int)strlen(payload));
+    munge_ctx_destroy(ctx);
+    if (e != EMUNGE_SUCCESS) return 1;
+    struct famp_hdr h = {FAMP_MAGIC, FAMP_VERSION, FAMP_AUTH, ++seq, 0, strlen(cred)};
+    struct famp_hdr r;
+    int rc = raw_io(fd, &h, sizeof h, 1) || raw_io(fd, cred, strlen(cred), 1) ||
+             raw_io(fd, &r, sizeof r, 0) || r.status != 0 || r.len != sizeof *who ||
+             raw_io(fd, who, sizeof *who, 0);
+    free(cred);
+    return rc;
+}
+
 static int raw_open(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     EXPECT(fd >= 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (srv.host[0]) EXPECT(inet_pton(AF_INET, srv.host, &a.sin_addr) == 1); /* many hosts */
     EXPECT(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
     struct timeval tv = {10, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -256,6 +291,13 @@ static int raw_open(void)
     snprintf(q.provider, sizeof q.provider, "%s", test_provider());
     q.addrlen = test_fabric_addr(q.addr, sizeof q.addr, 9); /* fixture.h */
     EXPECT(raw_req(fd, FAMP_HELLO, &q, &o) == 0);
+    if (o.flags & FAMP_F_AUTH) { /* famd --auth munge: who we are, by credential */
+        EXPECT(getenv("FAM_TEST_AUTH") && !strcmp(getenv("FAM_TEST_AUTH"), "munge"));
+        struct famp_info who;
+        EXPECT(raw_auth(fd, &o, &who) == 0);
+        EXPECT(who.uid == NOBODY && who.gid == NOBODY);
+        EXPECT(raw_req(fd, FAMP_HELLO, &q, &o) == 0); /* then HELLO, as libfam does */
+    }
     EXPECT(o.uid == NOBODY && o.gid == NOBODY); /* famd knows who we are */
     return fd;
 }

@@ -21,7 +21,8 @@ Used three ways:
     (also when CMD fails or the runner is interrupted); exit status of CMD,
     or 77 (ctest SKIP_RETURN_CODE) when namespaces cannot be made here.
   - as an exec agent: `netns.py exec HOST CMD...` (HOST a namespace name or
-    one of the hosts' addresses) — rsh_agent.sh wraps it for mpirun.
+    one of the hosts' addresses) — rsh_agent.sh wraps it for mpirun. A
+    host whose link is cut is unreachable to it too (status 255, as ssh).
 
 Environment given to the command run in host 0:
   KDK_NETNS_HOSTS  "ns0=10.77.0.1,ns1=10.77.0.2,..." (host i = entry i)
@@ -194,9 +195,21 @@ def resolve(host):
     raise SystemExit(f"netns.py: unknown host '{host}' (not in KDK_NETNS_HOSTS)")
 
 
+def link_cut(ns):
+    """Is host ns's link to the bridge cut (Cluster.link(i, False))? Its
+    eth0 then has no carrier. The exec agent treats such a host as
+    unreachable, as ssh would, though `ip netns exec` could still enter it."""
+    r = _ip("-n", ns, "-o", "link", "show", "eth0", check=False)
+    return r.returncode == 0 and "NO-CARRIER" in r.stdout
+
+
 def main(argv):
     if len(argv) >= 3 and argv[0] == "exec":
         ns = resolve(argv[1])
+        if link_cut(ns):
+            # as ssh to a host that vanished: nothing runs there, status 255
+            print(f"netns.py: host {argv[1]} unreachable (its link is cut)", file=sys.stderr)
+            return 255
         os.execvp("ip", ["ip", "netns", "exec", ns, *argv[2:]])
     if len(argv) >= 1 and argv[0] == "sweep":
         sweep()

@@ -406,3 +406,19 @@ def test_persistent_pools_keep_fam_arrays_across_down_and_up(home):
     kodiak.connect()
     got = kodiak.fam_region("keep").lookup("kept").to_ndarray()
     np.testing.assert_array_equal(got, np.arange(100_003) * 3)
+
+
+def test_auth_options_are_checked_before_anything_starts(home, tmp_path):
+    hf = tmp_path / "hosts"
+    hf.write_text("memory 127.0.0.1 pool=16M\ncompute 127.0.0.1 ranks=1\n")
+    with pytest.raises(ValueError, match="auth and munge_socket go with hostfile"):
+        kodiak.start(fam_servers=0, ranks=1, auth="munge")
+    with pytest.raises(ValueError, match="auth must be 'none' or 'munge'"):
+        launcher.up_hosts(str(hf), auth="kerberos")
+    with pytest.raises(ValueError, match="munge_socket is for auth='munge'"):
+        launcher.up_hosts(str(hf), munge_socket="/run/munge/munge.socket.2")
+    with pytest.raises(ValueError, match="absolute path"):
+        launcher.up_hosts(str(hf), auth="munge", munge_socket="munge.socket")
+    r = run("up", "--munge-socket", "/x")
+    assert r.returncode == 1 and "go with --hostfile" in r.stderr, r.stderr
+    assert not (home / "cluster.json").exists()

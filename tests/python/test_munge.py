@@ -17,7 +17,9 @@ under the command in KODIAK_TEST_FAMD_PREFIX if set (e.g. `ip netns exec
 h1`), and the libfam and kodiakd clients under KODIAK_TEST_CLIENT_PREFIX
 (e.g. `ip netns exec h2`): the same tests then run with famd on another
 (namespace) host. The raw client runs in pytest's own process, which must
-reach KODIAK_TEST_FAMD_HOST."""
+reach KODIAK_TEST_FAMD_HOST. Run by tests/netns/netns.py (KDK_NETNS_HOSTS
+set; ctest netns.python.test_munge), famd runs on host 1 and everything
+else on host 0."""
 import json
 import os
 import secrets
@@ -43,6 +45,12 @@ import kodiak
 
 HOST = os.environ.get("KODIAK_TEST_FAMD_HOST", "127.0.0.1")
 PREFIX = shlex.split(os.environ.get("KODIAK_TEST_FAMD_PREFIX", ""))
+# run by tests/netns/netns.py (ctest netns.python.test_munge): this process
+# and every client on host 0, famd on host 1, reached over the bridge
+_NETNS = [h.split("=", 1) for h in os.environ.get("KDK_NETNS_HOSTS", "").split(",") if "=" in h]
+if len(_NETNS) >= 2 and "KODIAK_TEST_FAMD_HOST" not in os.environ:
+    HOST = _NETNS[1][1]
+    PREFIX = ["ip", "netns", "exec", _NETNS[1][0]]
 CLIENT_PREFIX = shlex.split(os.environ.get("KODIAK_TEST_CLIENT_PREFIX", ""))
 NOBODY = 65534
 
