@@ -153,7 +153,7 @@ def test_kill9_in_the_middle_leaves_the_store_consistent(what, victim):
         client = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True, env=mpi_env())
         assert client.stdout.readline().strip() == "start"
-        time.sleep(0.4 * took)  # derive: as long as h took; agg: a refresh, then longer
+        time.sleep(0.2 * took)  # a fifth of the timed run: well inside it, whatever the load
         assert client.poll() is None, "the operation ended before the kill: make it longer"
         crash(a, victim)
         try:
