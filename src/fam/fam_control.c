@@ -246,11 +246,25 @@ static int rpc_body(fam_t *f, int server, uint16_t op, const void *q,
     }
     if (++s->seq == 0) s->seq = 1; /* seq 0 is famd's goodbye (below) */
     struct famp_hdr h = {FAMP_MAGIC, FAMP_VERSION, op, s->seq, 0, blen};
+    int sent = 0; /* the request went out whole */
     if ((rc = io_all(s->fd, &h, sizeof h, 1, f->timeout_ms)) ||
-        (rc = io_all(s->fd, (void *)q, blen, 1, f->timeout_ms)))
-        goto broken;
+        (rc = io_all(s->fd, (void *)q, blen, 1, f->timeout_ms))) {
+        /* famd may have refused the connection (a limit, out of
+         * descriptors) before the request went out: its goodbye waits
+         * unread behind the close that failed the send; read it below */
+        if (rc != FAM_EUNREACHABLE) goto broken;
+    } else {
+        sent = 1;
+    }
     struct famp_hdr r;
-    if ((rc = io_all(s->fd, &r, sizeof r, 0, f->timeout_ms))) goto broken;
+    if ((rc = io_all(s->fd, &r, sizeof r, 0, sent ? f->timeout_ms : 100))) {
+        if (!sent) rc = FAM_EUNREACHABLE;
+        goto broken;
+    }
+    if (!sent && !(r.magic == FAMP_MAGIC && r.seq == 0 && r.status < 0)) {
+        rc = FAM_EUNREACHABLE;
+        goto broken;
+    }
     /* an error with seq 0 answers no request: famd refuses the connection
      * (a limit, no HELLO in time) and closes it after this message */
     int goodbye = r.magic == FAMP_MAGIC && r.seq == 0 && r.status < 0;

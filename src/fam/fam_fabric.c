@@ -229,7 +229,7 @@ void fam_note_failure(fam_t *f, int server, int err)
         return;
     }
     for (int i = 0; i < f->neps; i++) /* not known: any tcp one */
-        if (f->eps[i].ep && strcmp(f->eps[i].provider, "shm")) f->broken = 1;
+        if (f->eps[i].ep && strcmp(f->eps[i].provider, "tcp") == 0) f->broken = 1;
 }
 
 static void complete(fam_t *f, struct fam_op *op, int err)

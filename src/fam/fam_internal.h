@@ -186,12 +186,12 @@ void fam_clear_error(void);
 
 /* The endpoint that reaches server i (valid once it said HELLO). */
 #define FAM_EP(f, i) (&(f)->eps[(f)->srv[i].ep])
-/* Does server i's traffic go over tcp (a socket provider, which wakes famd
- * by itself and closes the connection after an error)? */
+/* Does server i's traffic go over tcp (tcp;ofi_rxm, which wakes famd by
+ * itself and closes the connection after an error)? */
 static inline int fam_srv_tcp(const fam_t *f, int i)
 {
     int e = f->srv[i].ep;
-    return e >= 0 && strcmp(f->eps[e].provider, "shm") != 0;
+    return e >= 0 && strcmp(f->eps[e].provider, "tcp") == 0;
 }
 
 /* fam_fabric.c (with flock held) */
