@@ -551,12 +551,6 @@ int fam_fabric_reset(fam_t *f)
         s->inflight = 0;
         pthread_mutex_unlock(&s->lock);
     }
-    /* every endpoint in use is rebuilt in its slot, so that a server whose
-     * HELLO fails below still names an open one (fam_server.ep) */
-    int nopen = 0, orc = 0;
-    for (int e = 0; e < f->neps; e++) nopen += f->eps[e].ep != NULL;
-    int was[FAM_MAX_EPS];
-    for (int e = 0; e < f->neps; e++) was[e] = f->eps[e].ep != NULL;
     fam_fabric_close_all(f);
     /* non-blocking operations of calls that returned success are lost:
      * the next fam_quiet says so (those of failed calls were reported) */
@@ -568,8 +562,11 @@ int fam_fabric_reset(fam_t *f)
     }
     f->outstanding = 0;
     f->orphans = 0;
+    /* every endpoint is rebuilt in its slot, so that a server whose HELLO
+     * fails below still names an open one (fam_server.ep) */
+    int orc = 0;
     for (int e = 0, idx; e < f->neps && !orc; e++)
-        if (was[e] || !nopen) orc = fam_fabric_open(f, f->eps[e].provider, &idx);
+        orc = fam_fabric_open(f, f->eps[e].provider, &idx);
     int rc = orc ? orc : fam_hello_all(f, 0);
     f->broken = orc != 0; /* a famd that is down is retried later */
     if (rc) {
