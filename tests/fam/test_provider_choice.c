@@ -185,6 +185,62 @@ static void forced_provider_is_used_for_every_server(void **state)
     unsetenv("FAM_PROVIDER");
 }
 
+/* Both endpoints survive a famd restart: with an item striped over a
+ * persistent shm famd and a persistent tcp famd, each famd in turn is
+ * killed (kill -9) mid-use and restarted on its port and pool; the same
+ * client and descriptor carry on (the first call after may report the
+ * loss), over the same provider for each, with the data intact. */
+static void both_endpoints_outlive_a_famd_restart(void **state)
+{
+    (void)state;
+    struct famd_proc a, b;
+    char pa[300], pb[300], list[256];
+    snprintf(pa, sizeof pa, "%s/restart-shm.pool", test_tmpdir());
+    snprintf(pb, sizeof pb, "%s/restart-tcp.pool", test_tmpdir());
+    assert_int_equal(famd_start_at(&a, 16 << 20, pa, NULL, NULL, "shm"), 0);
+    assert_int_equal(famd_start_at(&b, 16 << 20, pb, NULL, NULL, "tcp"), 0);
+    snprintf(list, sizeof list, "%s,%s", a.addr, b.addr);
+    fam_options_t o = {.servers = list, .timeout_ms = 3000};
+    fam_t *f = NULL;
+    CHECK_OK(fam_initialize(&o, &f));
+    fam_region_attr_t at = {.memory_type = FAM_MEMORY_PERSISTENT,
+                            .interleave = FAM_INTERLEAVE_ENABLE,
+                            .stripe_size = 4096};
+    fam_region_t *r;
+    fam_item_t *d;
+    CHECK_OK(fam_create_region(f, "again", 4 << 20, 0600, &at, &r));
+    enum { N = 1 << 14 }; /* int64: 128 KiB, 32 stripes */
+    static int64_t ref[N], got[N];
+    for (int i = 0; i < N; i++) ref[i] = 7 * (int64_t)i - 3;
+    CHECK_OK(fam_allocate(f, "v", sizeof ref, 0600, r, &d));
+    CHECK_OK(fam_put_blocking(f, ref, d, 0, sizeof ref));
+    struct famd_proc *which[2] = {&b, &a};
+    for (int k = 0; k < 2; k++) {
+        famd_kill9(which[k]);
+        assert_int_equal(famd_restart(which[k], 16 << 20), 0);
+        int rc, tries = 0;
+        while ((rc = fam_get_blocking(f, got, d, 0, sizeof got)) != 0 && ++tries < 3) {}
+        CHECK_OK(rc);
+        assert_memory_equal(ref, got, sizeof ref);
+        uint64_t idx[4] = {1, 513, 1025, 1537}; /* stripes 0..3: both famds */
+        int64_t add[4] = {10, 20, 30, 40};
+        CHECK_OK(fam_atomic_index(f, d, FAM_AOP_ADD, FAM_INT64, 4, idx, add, NULL));
+        for (int i = 0; i < 4; i++) ref[idx[i]] += add[i];
+        CHECK_OK(fam_get_blocking(f, got, d, 0, sizeof got));
+        assert_memory_equal(ref, got, sizeof ref);
+        for (int i = 0; i < 2; i++) {
+            fam_server_info_t si;
+            CHECK_OK(fam_server_info(f, i, &si));
+            assert_string_equal(si.provider, si.port == a.port ? "shm" : "tcp");
+        }
+    }
+    fam_release(d);
+    fam_destroy_region(f, r);
+    fam_finalize(f);
+    famd_stop(&a);
+    famd_stop(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -192,6 +248,7 @@ int main(void)
         cmocka_unit_test(local_famd_serving_tcp_is_reached_over_tcp),
         cmocka_unit_test(one_client_both_providers),
         cmocka_unit_test(forced_provider_is_used_for_every_server),
+        cmocka_unit_test(both_endpoints_outlive_a_famd_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
