@@ -50,7 +50,11 @@ typedef struct fam_item fam_item_t;     /* a data item descriptor */
 /* How to connect. Zeroed fields take their defaults. */
 typedef struct fam_options {
     const char *servers;  /* "host:port[,host:port...]"; NULL: $FAM_SERVERS */
-    const char *provider; /* "shm" or "tcp"; NULL: $FAM_PROVIDER, else "shm" */
+    /* "shm", "tcp" or "sockets" for every server; NULL: $FAM_PROVIDER; unset,
+     * "" or "auto": per server, shm for a famd proven to be on this host
+     * and tcp for the others (one client may use both; docs/DEPLOY.md).
+     * Forcing shm with a server on another host is an error (FAM_EINVAL). */
+    const char *provider;
     int timeout_ms;       /* control request timeout; 0: 30000 */
     /* "memory_server" (default): all data moves over the fabric.
      * "shared_memory": where a memory server's pool is a file on this host
@@ -120,6 +124,19 @@ int fam_num_servers(const fam_t *f);
 /* How many memory servers this client reaches through the same-host fast
  * path (their pools mapped into this process). */
 int fam_num_local_servers(const fam_t *f);
+/* Memory server i (0..fam_num_servers-1, numbered as every client numbers
+ * them: sorted by host, then port) as this client reaches it. */
+typedef struct fam_server_info {
+    char host[256];    /* as given in the server list */
+    int port;
+    char provider[16]; /* libfabric provider its data goes over: "shm",
+                        * "tcp" or "sockets" */
+    int local;         /* 1: famd proven to run on this host */
+    int mapped;        /* 1: its pool is mapped here (fast path) */
+} fam_server_info_t;
+int fam_server_info(const fam_t *f, int i, fam_server_info_t *out);
+/* Just the provider of server i, or NULL for no such server. */
+const char *fam_server_provider(const fam_t *f, int i);
 
 /* ---- regions ---------------------------------------------------------- */
 int fam_create_region(fam_t *f, const char *name, uint64_t size, mode_t perm,

@@ -5,7 +5,8 @@
  * and link with -lfam unchanged. Types, enumerators and prototypes follow
  * OpenFAM's C API; the behaviour is libfam's:
  *   - memory servers come from $FAM_SERVERS (host:port,...), the provider
- *     from Fam_Options.libfabricProvider, else $FAM_PROVIDER, else "shm";
+ *     from Fam_Options.libfabricProvider, else $FAM_PROVIDER, else chosen
+ *     per server (shm for one on this host, tcp for the others: fam.h);
  *   - int functions return 0 or -1, pointer functions a pointer or NULL;
  *     after a failure c_fam_error() gives a Fam_Error number and
  *     c_fam_error_msg() a message (both per thread, kept until the next

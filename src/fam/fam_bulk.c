@@ -109,6 +109,7 @@ int fam_breq_post_by(fam_t *f, struct breq *r, int server, uint8_t *msg, size_t 
                      void *reply, size_t reply_len, uint64_t deadline_us)
 {
     struct fam_server *s = &f->srv[server];
+    struct fid_ep *ep = FAM_EP(f, server)->ep;
     struct famp_bulk *h = (struct famp_bulk *)(void *)msg;
     memset(r, 0, sizeof *r);
     r->also_wake = -1;
@@ -128,16 +129,16 @@ int fam_breq_post_by(fam_t *f, struct breq *r, int server, uint8_t *msg, size_t 
         return fam_fail(FAM_ENOMEM, "out of memory");
     }
     if (reply_len) {
-        while ((rc = fi_trecv(f->ep, reply, reply_len, NULL, s->addr, r->seq, 0,
+        while ((rc = fi_trecv(ep, reply, reply_len, NULL, s->addr, r->seq, 0,
                               r->data)) == -FI_EAGAIN)
             if (post_stuck(f, spins++, &since, deadline_us)) { rc = -FI_ETIMEDOUT; break; }
         if (rc) goto fail;
     }
-    while ((rc = fi_trecv(f->ep, &r->st, sizeof r->st, NULL, s->addr,
+    while ((rc = fi_trecv(ep, &r->st, sizeof r->st, NULL, s->addr,
                           FAMP_TAG_STATUS | r->seq, 0, r->status)) == -FI_EAGAIN)
         if (post_stuck(f, spins++, &since, deadline_us)) { rc = -FI_ETIMEDOUT; break; }
     if (rc) goto fail;
-    while ((rc = fi_tsend(f->ep, msg, len, NULL, s->addr, FAMP_TAG_REQ,
+    while ((rc = fi_tsend(ep, msg, len, NULL, s->addr, FAMP_TAG_REQ,
                           r->send)) == -FI_EAGAIN)
         if (post_stuck(f, spins++, &since, deadline_us)) { rc = -FI_ETIMEDOUT; break; }
     if (rc) goto fail;
@@ -145,9 +146,9 @@ int fam_breq_post_by(fam_t *f, struct breq *r, int server, uint8_t *msg, size_t 
 fail:
     f->broken = 1;
     /* a receive already posted is cancelled and left to complete */
-    if (r->data && rc) { fi_cancel(&f->ep->fid, r->data); r->data->abandoned = 1; }
+    if (r->data && rc) { fi_cancel(&ep->fid, r->data); r->data->abandoned = 1; }
     r->status->abandoned = 1;
-    fi_cancel(&f->ep->fid, r->status);
+    fi_cancel(&ep->fid, r->status);
     free(r->send);
     r->send = r->data = r->status = NULL;
     return fam_fail(FAM_EFABRIC, "bulk request to memory server %s:%d could "
@@ -160,6 +161,7 @@ int fam_breq_wait(fam_t *f, struct breq *r)
 {
     uint64_t deadline = r->deadline_us ? r->deadline_us
                         : fam_now_us() + (uint64_t)f->timeout_ms * 1000u, since = 0;
+    struct fid_ep *ep = FAM_EP(f, r->server)->ep;
     r->failed_how = FAM_BREQ_ANSWERED;
     for (unsigned spins = 0;; spins++) {
         int n = fam_drain(f);
@@ -176,10 +178,10 @@ int fam_breq_wait(fam_t *f, struct breq *r)
              * and rebuild the endpoint before the next operation */
             f->broken = 1;
             r->status->abandoned = r->send->abandoned = 1;
-            fi_cancel(&f->ep->fid, r->status);
+            fi_cancel(&ep->fid, r->status);
             if (r->data) {
                 r->data->abandoned = 1;
-                fi_cancel(&f->ep->fid, r->data);
+                fi_cancel(&ep->fid, r->data);
             }
             struct fam_server *s = &f->srv[r->server];
             r->failed_how = FAM_BREQ_TIMEOUT;
@@ -202,7 +204,7 @@ int fam_breq_wait(fam_t *f, struct breq *r)
     }
     if (r->data && !r->data->done) { /* famd failed before sending data */
         r->data->abandoned = 1;
-        fi_cancel(&f->ep->fid, r->data);
+        fi_cancel(&ep->fid, r->data);
     } else if (r->data) {
         if (!rc && r->data->err)
             rc = fam_fail(FAM_EFABRIC, "bulk reply failed: %s",

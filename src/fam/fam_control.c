@@ -185,7 +185,7 @@ static void reconnect_others(fam_t *f, int except)
             o->fd = -1;
         }
         pthread_mutex_unlock(&o->lock);
-        if (closed && f->ep) {
+        if (closed && f->neps) {
             char keep[1024]; /* not this request's error: keep the caller's */
             snprintf(keep, sizeof keep, "%s", fam_last_error());
             hello_server(f, i);
@@ -231,7 +231,7 @@ static int rpc_body(fam_t *f, int server, uint16_t op, const void *q,
     if (s->fd < 0 && op != FAMP_HELLO && op != FAMP_AUTH) {
         /* the connection was lost (famd restarted?): connect again */
         pthread_mutex_lock(&f->flock);
-        if (s->fd < 0 && f->ep && hello_server(f, server))
+        if (s->fd < 0 && f->neps && hello_server(f, server))
             snprintf(why, sizeof why, ": %s", fam_last_error());
         pthread_mutex_unlock(&f->flock);
     }
@@ -246,11 +246,25 @@ static int rpc_body(fam_t *f, int server, uint16_t op, const void *q,
     }
     if (++s->seq == 0) s->seq = 1; /* seq 0 is famd's goodbye (below) */
     struct famp_hdr h = {FAMP_MAGIC, FAMP_VERSION, op, s->seq, 0, blen};
+    int sent = 0; /* the request went out whole */
     if ((rc = io_all(s->fd, &h, sizeof h, 1, f->timeout_ms)) ||
-        (rc = io_all(s->fd, (void *)q, blen, 1, f->timeout_ms)))
-        goto broken;
+        (rc = io_all(s->fd, (void *)q, blen, 1, f->timeout_ms))) {
+        /* famd may have refused the connection (a limit, out of
+         * descriptors) before the request went out: its goodbye waits
+         * unread behind the close that failed the send; read it below */
+        if (rc != FAM_EUNREACHABLE) goto broken;
+    } else {
+        sent = 1;
+    }
     struct famp_hdr r;
-    if ((rc = io_all(s->fd, &r, sizeof r, 0, f->timeout_ms))) goto broken;
+    if ((rc = io_all(s->fd, &r, sizeof r, 0, sent ? f->timeout_ms : 100))) {
+        if (!sent) rc = FAM_EUNREACHABLE;
+        goto broken;
+    }
+    if (!sent && !(r.magic == FAMP_MAGIC && r.seq == 0 && r.status < 0)) {
+        rc = FAM_EUNREACHABLE;
+        goto broken;
+    }
     /* an error with seq 0 answers no request: famd refuses the connection
      * (a limit, no HELLO in time) and closes it after this message */
     int goodbye = r.magic == FAMP_MAGIC && r.seq == 0 && r.status < 0;
@@ -322,7 +336,7 @@ static void wake(fam_t *f, int server, int tcp_too)
     struct fam_server *s = &f->srv[server];
     uint64_t now = fam_now_us();
     s->last_active = now;
-    if (!tcp_too && strcmp(f->provider, "tcp") == 0) return;
+    if (!tcp_too && fam_srv_tcp(f, server)) return;
     if (now - s->last_wake < s->spin_us / 2) return;
     pthread_mutex_lock(&s->lock);
     if (s->fd >= 0) {
@@ -453,18 +467,35 @@ static int hello_server(fam_t *f, int i)
         return fam_fail(FAM_EUNREACHABLE, "cannot connect to memory server "
                         "%s:%d: %s", s->host, s->port, why);
     int here = server_is_here(fd);
-    if (!here && strcmp(f->provider, "shm") == 0)
+    s->here = here;
+    /* the provider: the one forced (shm must not leave this host), else
+     * shm for a famd here and tcp for the others; a famd here that serves
+     * tcp says so (FAM_ENOTSUP) and we take tcp */
+    const char *cand[2] = {f->provider, NULL};
+    if (!f->provider[0]) {
+        cand[0] = here ? "shm" : "tcp";
+        cand[1] = here ? "tcp" : NULL;
+    } else if (!here && strcmp(f->provider, "shm") == 0) {
         return fam_fail(FAM_EINVAL, "memory server %s:%d is on another host: "
                         "the shm provider reaches only this one (use the tcp "
-                        "provider, FAM_PROVIDER=tcp)", s->host, s->port);
-    struct famp_req q = {0};
+                        "provider, FAM_PROVIDER=tcp, or leave the provider "
+                        "unset to choose per server)", s->host, s->port);
+    }
+    struct famp_req q;
     struct famp_info o;
-    snprintf(q.provider, sizeof q.provider, "%s", f->provider);
-    size_t alen = sizeof q.addr;
-    int rc = fam_fabric_getname(f, q.addr, &alen);
+    int rc = FAM_ENOTSUP;
+    for (int c = 0; c < 2 && cand[c] && rc == FAM_ENOTSUP; c++) {
+        int idx;
+        if ((rc = fam_fabric_open(f, cand[c], &idx))) return rc;
+        memset(&q, 0, sizeof q);
+        snprintf(q.provider, sizeof q.provider, "%s", cand[c]);
+        size_t alen = sizeof q.addr;
+        if ((rc = fam_fabric_getname(f, idx, q.addr, &alen))) return rc;
+        q.addrlen = (uint32_t)alen;
+        rc = fam_rpc(f, i, FAMP_HELLO, &q, &o);
+        if (!rc) s->ep = idx;
+    }
     if (rc) return rc;
-    q.addrlen = (uint32_t)alen;
-    if ((rc = fam_rpc(f, i, FAMP_HELLO, &q, &o))) return rc;
     if (o.flags & FAMP_F_AUTH) {
         /* famd --auth munge over TCP: prove who we are, then HELLO again */
         if ((rc = auth_munge(f, i, &o)) ||
@@ -520,7 +551,7 @@ int fam_fabric_reset(fam_t *f)
         s->inflight = 0;
         pthread_mutex_unlock(&s->lock);
     }
-    fam_fabric_close(f);
+    fam_fabric_close_all(f);
     /* non-blocking operations of calls that returned success are lost:
      * the next fam_quiet says so (those of failed calls were reported) */
     if (f->outstanding > f->orphans && !f->nb_error) {
@@ -531,9 +562,13 @@ int fam_fabric_reset(fam_t *f)
     }
     f->outstanding = 0;
     f->orphans = 0;
-    int rc = fam_fabric_open(f);
-    if (!rc) rc = fam_hello_all(f, 0);
-    f->broken = f->ep == NULL; /* a famd that is down is retried later */
+    /* every endpoint is rebuilt in its slot, so that a server whose HELLO
+     * fails below still names an open one (fam_server.ep) */
+    int orc = 0;
+    for (int e = 0, idx; e < f->neps && !orc; e++)
+        orc = fam_fabric_open(f, f->eps[e].provider, &idx);
+    int rc = orc ? orc : fam_hello_all(f, 0);
+    f->broken = orc != 0; /* a famd that is down is retried later */
     if (rc) {
         char keep[1024];
         snprintf(keep, sizeof keep, "%s", fam_last_error());

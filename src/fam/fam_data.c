@@ -193,15 +193,16 @@ again:
         return fam_fail(FAM_ENOMEM, "out of memory");
     }
     size_t waited = 0; /* blocking: ops[0..waited) are complete */
-    int werr = 0, post_timeout = 0;
+    int werr = 0, wsrv = -1, post_timeout = 0; /* first failure, its server */
     for (uint64_t at = 0; at < n && !rc;) {
         /* blocking: at most RMA_WINDOW pieces in flight. Posting every
          * piece of a large striped transfer at once overfills the shm
          * provider's queues with two or more servers (80 MiB over two
          * famds read at 0.45 GB/s instead of 6) */
         if (blocking && posted - waited >= RMA_WINDOW) {
+            int es = ops[waited]->server;
             int e = wait_op(f, ops[waited++]);
-            if (e && !werr) werr = e;
+            if (e && !werr) { werr = e; wsrv = es; }
         }
         uint64_t local, run;
         struct fam_part *p = &d->part[fam_locate(d, off + at, &local, &run)];
@@ -214,7 +215,7 @@ again:
             at += len;
             continue;
         }
-        if (len > f->max_msg) len = f->max_msg;
+        if (len > FAM_EP(f, p->server)->max_msg) len = FAM_EP(f, p->server)->max_msg;
         struct fam_op *op = fam_op_new(!blocking);
         if (op && blocking && posted == cap) {
             /* on failure ops stays as it was: the posted pieces are waited for */
@@ -235,9 +236,9 @@ again:
         fi_addr_t dest = f->srv[p->server].addr;
         ssize_t r;
         if (write)
-            POST(f, r, fi_write(f->ep, b, len, NULL, dest, raddr(f, p, local), p->key, op));
+            POST(f, r, fi_write(FAM_EP(f, p->server)->ep, b, len, NULL, dest, raddr(f, p, local), p->key, op));
         else
-            POST(f, r, fi_read(f->ep, b, len, NULL, dest, raddr(f, p, local), p->key, op));
+            POST(f, r, fi_read(FAM_EP(f, p->server)->ep, b, len, NULL, dest, raddr(f, p, local), p->key, op));
         if (r) {
             free(op);
             f->broken = 1;
@@ -259,11 +260,12 @@ again:
     if (blocking) {
         int err = werr;
         for (size_t i = waited; i < posted; i++) {
+            int es = ops[i]->server;
             int e = wait_op(f, ops[i]);
-            if (e && !err) err = e;
+            if (e && !err) { err = e; wsrv = es; }
         }
         free(ops);
-        if (err) fam_note_failure(f, err);
+        if (err) fam_note_failure(f, wsrv, err);
         if (!rc && post_timeout) err = -1;
         if (!rc && err) {
             if (rma_failed(f, d, err, &retried, what, &rc)) goto again;
@@ -426,6 +428,7 @@ again:;
     }
     o->server = p->server;
     fi_addr_t dest = f->srv[p->server].addr;
+    struct fid_ep *ep = FAM_EP(f, p->server)->ep;
     uint64_t a = raddr(f, p, local);
     uint8_t scratch[16];
     ssize_t r;
@@ -435,13 +438,13 @@ again:;
          * from two or more processes wrongly (lost and garbled updates) and
          * could crash famd in fi_cq_read; fetching atomics are right. We
          * wait for the completion either way, so it costs nothing more. */
-        POST(f, r, fi_fetch_atomic(f->ep, val, 1, NULL, scratch, NULL, dest, a, p->key,
+        POST(f, r, fi_fetch_atomic(ep, val, 1, NULL, scratch, NULL, dest, a, p->key,
                                    dt, op, o));
     else if (kind == 1)
-        POST(f, r, fi_fetch_atomic(f->ep, reads_only ? scratch : val, 1, NULL,
+        POST(f, r, fi_fetch_atomic(ep, reads_only ? scratch : val, 1, NULL,
                                    old, NULL, dest, a, p->key, dt, op, o));
     else
-        POST(f, r, fi_compare_atomic(f->ep, val, 1, NULL, cmp, NULL, old, NULL,
+        POST(f, r, fi_compare_atomic(ep, val, 1, NULL, cmp, NULL, old, NULL,
                                      dest, a, p->key, dt, op, o));
     if (r) {
         free(o);
@@ -452,7 +455,7 @@ again:;
     }
     f->srv[p->server].inflight++;
     int err = wait_op(f, o);
-    if (err) fam_note_failure(f, err);
+    if (err) fam_note_failure(f, p->server, err);
     if (err && rma_failed(f, d, err, &retried, what, &rc)) goto again;
     pthread_mutex_unlock(&f->flock);
     return err ? rc : 0;

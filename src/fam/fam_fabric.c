@@ -4,7 +4,9 @@
  * completion means for its operation, and how a waiter backs off between
  * polls.
  *
- * One RDM endpoint per fam_t reaches every memory server. Everything here
+ * One RDM endpoint per provider in use (a fam_t may reach the famds on its
+ * own host over shm and the others over tcp at once); each server's
+ * traffic goes through its own (fam_server.ep). Everything here
  * runs with f->flock held. The lowest layer of libfam: it calls nothing in
  * the others (rebuilding a broken endpoint, which needs the control
  * connections too, is fam_fabric_reset in fam_control.c). */
@@ -44,13 +46,13 @@ struct fam_op *fam_op_new(int nb) { return op_new(nb); }
 int fam_shm_sweep(void) { return fam_shm_clean(); }
 
 /* shm: a unique endpoint name (fam_shm_name.h). */
-static int shm_name(fam_t *f)
+static int shm_name(struct fam_ep *e)
 {
-    if (strcmp(f->provider, "shm")) return 0;
+    if (strcmp(e->provider, "shm")) return 0;
     fam_shm_clean();
     char name[64];
     fam_shm_name(name, sizeof name);
-    return fi_setname(&f->ep->fid, name, strlen(name) + 1);
+    return fi_setname(&e->ep->fid, name, strlen(name) + 1);
 }
 
 /* The local IPv4 address this host sends from to reach the memory
@@ -88,7 +90,9 @@ int fam_fabric_source(fam_t *f, char *out, size_t outlen)
     return 0;
 }
 
-int fam_fabric_open(fam_t *f)
+/* Open slot e (its provider named) as an RDM endpoint with its own
+ * fabric, domain, address vector and completion queue. */
+static int ep_open(fam_t *f, struct fam_ep *e)
 {
     /* tcp binds the endpoint to one source address, and ofi_rxm connects
      * from it to every server: it must be one that reaches them (bound to
@@ -97,7 +101,7 @@ int fam_fabric_open(fam_t *f)
      * the servers from */
     char src[INET_ADDRSTRLEN];
     const char *node = NULL;
-    if (strcmp(f->provider, "shm")) {
+    if (strcmp(e->provider, "shm")) {
         int rc = fam_fabric_source(f, src, sizeof src);
         if (rc) return rc;
         node = src;
@@ -113,59 +117,90 @@ int fam_fabric_open(fam_t *f)
     hints->domain_attr->threading = FI_THREAD_DOMAIN; /* we hold flock */
     hints->tx_attr->op_flags = FI_DELIVERY_COMPLETE;
     hints->fabric_attr->prov_name =
-        strdup(strcmp(f->provider, "tcp") == 0 ? "tcp;ofi_rxm" : f->provider);
+        strdup(strcmp(e->provider, "tcp") == 0 ? "tcp;ofi_rxm" : e->provider);
     int rc = fi_getinfo(FI_VERSION(1, 17), node, NULL, node ? FI_SOURCE : 0,
-                        hints, &f->info);
+                        hints, &e->info);
     if (rc == -FI_ENODATA) { /* provider without delivery-complete */
         hints->tx_attr->op_flags = 0;
         rc = fi_getinfo(FI_VERSION(1, 17), node, NULL, node ? FI_SOURCE : 0,
-                        hints, &f->info);
+                        hints, &e->info);
     }
     fi_freeinfo(hints);
-    if (rc)
+    if (rc) {
+        e->info = NULL;
         return fam_fail(FAM_EFABRIC, "no libfabric provider '%s' with RMA and "
-                        "atomics: %s", f->provider, fi_strerror(-rc));
-    f->max_msg = f->info->ep_attr->max_msg_size;
-    if (f->max_msg > (1ull << 30)) f->max_msg = 1ull << 30;
+                        "atomics: %s", e->provider, fi_strerror(-rc));
+    }
+    e->max_msg = e->info->ep_attr->max_msg_size;
+    if (e->max_msg > (1ull << 30)) e->max_msg = 1ull << 30;
     struct fi_av_attr av_attr = {.type = FI_AV_TABLE};
     struct fi_cq_attr cq_attr = {.format = FI_CQ_FORMAT_CONTEXT, .size = 4096};
-    if ((rc = fi_fabric(f->info->fabric_attr, &f->fabric, NULL)) ||
-        (rc = fi_domain(f->fabric, f->info, &f->domain, NULL)) ||
-        (rc = fi_av_open(f->domain, &av_attr, &f->av, NULL)) ||
-        (rc = fi_cq_open(f->domain, &cq_attr, &f->cq, NULL)) ||
-        (rc = fi_endpoint(f->domain, f->info, &f->ep, NULL)) ||
-        (rc = fi_ep_bind(f->ep, &f->av->fid, 0)) ||
-        (rc = fi_ep_bind(f->ep, &f->cq->fid, FI_TRANSMIT | FI_RECV)) ||
-        (rc = shm_name(f)) ||
-        (rc = fi_enable(f->ep)))
-        return fam_fail(FAM_EFABRIC, "cannot open a '%s' fabric endpoint: %s",
-                        f->provider, fi_strerror(-rc));
+    if ((rc = fi_fabric(e->info->fabric_attr, &e->fabric, NULL)) ||
+        (rc = fi_domain(e->fabric, e->info, &e->domain, NULL)) ||
+        (rc = fi_av_open(e->domain, &av_attr, &e->av, NULL)) ||
+        (rc = fi_cq_open(e->domain, &cq_attr, &e->cq, NULL)) ||
+        (rc = fi_endpoint(e->domain, e->info, &e->ep, NULL)) ||
+        (rc = fi_ep_bind(e->ep, &e->av->fid, 0)) ||
+        (rc = fi_ep_bind(e->ep, &e->cq->fid, FI_TRANSMIT | FI_RECV)) ||
+        (rc = shm_name(e)) ||
+        (rc = fi_enable(e->ep))) {
+        int code = fam_fail(FAM_EFABRIC, "cannot open a '%s' fabric endpoint: "
+                            "%s", e->provider, fi_strerror(-rc));
+        fam_fabric_close(f, (int)(e - f->eps));
+        return code;
+    }
     return 0;
 }
 
-void fam_fabric_close(fam_t *f)
+int fam_fabric_open(fam_t *f, const char *prov, int *idx)
 {
-    if (f->ep) fi_close(&f->ep->fid);
-    if (f->cq) fi_close(&f->cq->fid);
-    if (f->av) fi_close(&f->av->fid);
-    if (f->domain) fi_close(&f->domain->fid);
-    if (f->fabric) fi_close(&f->fabric->fid);
-    if (f->info) fi_freeinfo(f->info);
-    f->ep = NULL;
+    int i = 0;
+    while (i < f->neps && strcmp(f->eps[i].provider, prov)) i++;
+    if (i == f->neps) {
+        if (f->neps == FAM_MAX_EPS)
+            return fam_fail(FAM_EINVAL, "too many fabric providers at once");
+        struct fam_ep *e = &f->eps[f->neps++];
+        memset(e, 0, sizeof *e);
+        snprintf(e->provider, sizeof e->provider, "%s", prov);
+    }
+    *idx = i;
+    return f->eps[i].ep ? 0 : ep_open(f, &f->eps[i]);
 }
 
-int fam_fabric_getname(fam_t *f, void *addr, size_t *len)
+void fam_fabric_close(fam_t *f, int idx)
 {
-    int rc = fi_getname(&f->ep->fid, addr, len);
+    struct fam_ep *e = &f->eps[idx];
+    if (e->ep) fi_close(&e->ep->fid);
+    if (e->cq) fi_close(&e->cq->fid);
+    if (e->av) fi_close(&e->av->fid);
+    if (e->domain) fi_close(&e->domain->fid);
+    if (e->fabric) fi_close(&e->fabric->fid);
+    if (e->info) fi_freeinfo(e->info);
+    char prov[sizeof e->provider];
+    memcpy(prov, e->provider, sizeof prov);
+    memset(e, 0, sizeof *e);
+    memcpy(e->provider, prov, sizeof prov);
+}
+
+void fam_fabric_close_all(fam_t *f)
+{
+    for (int i = 0; i < f->neps; i++) fam_fabric_close(f, i);
+}
+
+int fam_fabric_getname(fam_t *f, int idx, void *addr, size_t *len)
+{
+    int rc = fi_getname(&f->eps[idx].ep->fid, addr, len);
     return rc ? fam_fail(FAM_EFABRIC, "fi_getname: %s", fi_strerror(-rc)) : 0;
 }
 
+/* Put s's fabric address in the address vector of its endpoint (s->ep). */
 int fam_fabric_add_server(fam_t *f, struct fam_server *s, const void *addr,
                           size_t len)
 {
     (void)len;
-    int n = fi_av_insert(f->av, addr, 1, &s->addr, 0, NULL);
-    if (n != 1 && strcmp(f->provider, "shm") == 0)
+    struct fam_ep *e = &f->eps[s->ep];
+    int n = fi_av_insert(e->av, addr, 1, &s->addr, 0, NULL);
+    if (n != 1 && strcmp(e->provider, "shm") == 0)
         return fam_fail(FAM_EFABRIC, "cannot reach memory server %s:%d over "
                         "shm: the shm provider only connects processes of the "
                         "same user (or root); use the tcp provider",
@@ -183,9 +218,18 @@ int fam_fabric_add_server(fam_t *f, struct fam_server *s, const void *addr,
  * (every later operation then fails with "not connected"), and over shm a
  * timed-out operation stays queued ahead of everything else. Either way
  * the endpoint is rebuilt before the next operation (fam_fabric_ready). */
-void fam_note_failure(fam_t *f, int err)
+void fam_note_failure(fam_t *f, int server, int err)
 {
-    if (err < 0 || strcmp(f->provider, "tcp") == 0) f->broken = 1;
+    if (err < 0) {
+        f->broken = 1;
+        return;
+    }
+    if (server >= 0) {
+        if (fam_srv_tcp(f, server)) f->broken = 1;
+        return;
+    }
+    for (int i = 0; i < f->neps; i++) /* not known: any tcp one */
+        if (f->eps[i].ep && strcmp(f->eps[i].provider, "tcp") == 0) f->broken = 1;
 }
 
 static void complete(fam_t *f, struct fam_op *op, int err)
@@ -194,7 +238,7 @@ static void complete(fam_t *f, struct fam_op *op, int err)
     if (op->abandoned) {
         free(op);
     } else if (op->nb) {
-        if (err) fam_note_failure(f, err);
+        if (err) fam_note_failure(f, op->server, err);
         if (err && !f->nb_error) {
             f->nb_error = FAM_EFABRIC;
             snprintf(f->nb_msg, sizeof f->nb_msg, "%s", fi_strerror(err));
@@ -208,21 +252,29 @@ static void complete(fam_t *f, struct fam_op *op, int err)
     }
 }
 
-static int drain(fam_t *f)
+static int drain_cq(fam_t *f, struct fid_cq *cq)
 {
     struct fi_cq_entry e[16];
-    ssize_t n = fi_cq_read(f->cq, e, 16);
+    ssize_t n = fi_cq_read(cq, e, 16);
     if (n > 0) {
         for (ssize_t i = 0; i < n; i++) complete(f, e[i].op_context, 0);
         return (int)n;
     }
     if (n == -FI_EAVAIL) {
         struct fi_cq_err_entry err = {0};
-        if (fi_cq_readerr(f->cq, &err, 0) == 1 && err.op_context)
+        if (fi_cq_readerr(cq, &err, 0) == 1 && err.op_context)
             complete(f, err.op_context, err.err ? err.err : FI_EIO);
         return 1;
     }
     return 0;
+}
+
+static int drain(fam_t *f)
+{
+    int n = 0;
+    for (int i = 0; i < f->neps; i++)
+        if (f->eps[i].cq) n += drain_cq(f, f->eps[i].cq);
+    return n;
 }
 
 /* Between polls of a completion that has not come: spin a little (it is

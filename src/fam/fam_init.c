@@ -45,6 +45,7 @@ static int parse_servers(fam_t *f, const char *list)
         memcpy(s->host, t, (size_t)(colon - t));
         s->port = (int)port;
         s->fd = -1;
+        s->ep = -1;
         pthread_mutex_init(&s->lock, NULL);
     }
     free(copy);
@@ -70,9 +71,12 @@ int fam_initialize(const fam_options_t *opts, fam_t **out)
     if (!servers || !*servers)
         return fam_fail(FAM_EINVAL, "no memory servers: pass them in the "
                         "options or set FAM_SERVERS=host:port[,host:port]");
-    if (!prov || !*prov) prov = "shm";
-    if (strcmp(prov, "shm") && strcmp(prov, "tcp") && strcmp(prov, "sockets"))
-        return fam_fail(FAM_EINVAL, "unknown provider '%s' (use shm or tcp)", prov);
+    /* unset, "" or "auto": chosen per server (fam_control.c, hello_server) */
+    if (!prov || !strcmp(prov, "auto")) prov = "";
+    if (*prov && strcmp(prov, "shm") && strcmp(prov, "tcp") &&
+        strcmp(prov, "sockets"))
+        return fam_fail(FAM_EINVAL, "unknown provider '%s' (use shm, tcp, or "
+                        "auto to choose per server)", prov);
     fam_t *f = calloc(1, sizeof *f);
     if (!f) return fam_fail(FAM_ENOMEM, "out of memory");
     snprintf(f->provider, sizeof f->provider, "%s", prov);
@@ -87,8 +91,7 @@ int fam_initialize(const fam_options_t *opts, fam_t **out)
     }
     f->shared = shared;
     int rc = parse_servers(f, servers);
-    if (!rc) rc = fam_fabric_open(f);
-    if (!rc) rc = fam_hello_all(f, 1);
+    if (!rc) rc = fam_hello_all(f, 1); /* opens the endpoints it needs */
     if (rc) {
         char keep[1024];
         snprintf(keep, sizeof keep, "%s", fam_last_error());
@@ -102,8 +105,8 @@ int fam_initialize(const fam_options_t *opts, fam_t **out)
 int fam_finalize(fam_t *f)
 {
     if (!f) return 0;
-    if (f->ep) fam_quiet(f);
-    fam_fabric_close(f);
+    if (f->neps) fam_quiet(f);
+    fam_fabric_close_all(f);
     for (int i = 0; i < f->nservers; i++) {
         if (f->srv[i].fd >= 0) close(f->srv[i].fd);
         if (f->srv[i].map) munmap(f->srv[i].map, f->srv[i].map_size);
@@ -116,6 +119,30 @@ int fam_finalize(fam_t *f)
 }
 
 int fam_num_servers(const fam_t *f) { return f ? f->nservers : 0; }
+
+const char *fam_server_provider(const fam_t *f, int i)
+{
+    if (!f || i < 0 || i >= f->nservers || f->srv[i].ep < 0) return NULL;
+    return f->eps[f->srv[i].ep].provider;
+}
+
+int fam_server_info(const fam_t *f, int i, fam_server_info_t *out)
+{
+    fam_clear_error();
+    if (!f || !out) return fam_fail(FAM_EINVAL, "fam_server_info: NULL argument");
+    if (i < 0 || i >= f->nservers)
+        return fam_fail(FAM_EINVAL, "no memory server %d (this client has %d)",
+                        i, f->nservers);
+    const struct fam_server *s = &f->srv[i];
+    memset(out, 0, sizeof *out);
+    snprintf(out->host, sizeof out->host, "%s", s->host);
+    out->port = s->port;
+    snprintf(out->provider, sizeof out->provider, "%s",
+             s->ep >= 0 ? f->eps[s->ep].provider : "");
+    out->local = s->here;
+    out->mapped = s->map != NULL;
+    return 0;
+}
 
 int fam_num_local_servers(const fam_t *f)
 {

@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <rdma/fabric.h>
 #include <rdma/fi_domain.h>
@@ -37,23 +38,37 @@ struct fam_server {
     uint32_t epoch;       /* +1 each time that instance changed (a restart) */
     uint8_t *map;         /* fast path: famd's pool mapped here, or NULL */
     uint64_t map_size;
+    int ep;               /* index in fam.eps of the endpoint that reaches
+                           * it (its provider); -1 before its first HELLO */
+    int here;             /* famd proven on this host (server_is_here) */
 };
 
-/* A connection to all memory servers (fam_t). */
-struct fam {
-    int nservers;
-    struct fam_server *srv;
-    char provider[16];     /* "shm" or "tcp" */
-    int timeout_ms;        /* control request timeout */
-    /* fabric */
+/* One libfabric endpoint of a fam_t, for one provider. A client keeps one
+ * per provider in use: shm for the famds on its own host, tcp for the
+ * others (fam_control.c chooses per server). */
+struct fam_ep {
+    char provider[16];     /* "shm", "tcp" or "sockets"; "" for a free slot */
     struct fi_info *info;
     struct fid_fabric *fabric;
     struct fid_domain *domain;
     struct fid_av *av;
     struct fid_cq *cq;
-    struct fid_ep *ep;
+    struct fid_ep *ep;     /* NULL while closed */
     size_t max_msg;        /* largest single RMA transfer */
-    pthread_mutex_t flock; /* serializes use of the endpoint and CQ */
+};
+#define FAM_MAX_EPS 3      /* shm, tcp, sockets */
+
+/* A connection to all memory servers (fam_t). */
+struct fam {
+    int nservers;
+    struct fam_server *srv;
+    char provider[16];     /* forced for every server ("shm", "tcp",
+                            * "sockets"), or "" to choose per server */
+    int timeout_ms;        /* control request timeout */
+    struct fam_ep eps[FAM_MAX_EPS]; /* endpoints; a slot keeps its provider
+                            * (and its index) when rebuilt */
+    int neps;              /* slots in use */
+    pthread_mutex_t flock; /* serializes use of the endpoints and CQs */
     int64_t outstanding;   /* non-blocking operations in flight */
     int64_t orphans;       /* of those, pieces of calls that failed */
     int nb_error;          /* first error of a non-blocking operation */
@@ -169,22 +184,36 @@ void fam_clear_error(void);
         if (!(x)) return fam_fail(FAM_EINVAL, "%s is NULL", what);        \
     } while (0)
 
+/* The endpoint that reaches server i (valid once it said HELLO). */
+#define FAM_EP(f, i) (&(f)->eps[(f)->srv[i].ep])
+/* Does server i's traffic go over tcp (tcp;ofi_rxm, which wakes famd by
+ * itself and closes the connection after an error)? */
+static inline int fam_srv_tcp(const fam_t *f, int i)
+{
+    int e = f->srv[i].ep;
+    return e >= 0 && strcmp(f->eps[e].provider, "tcp") == 0;
+}
+
 /* fam_fabric.c (with flock held) */
-int fam_fabric_open(fam_t *f);
+/* Open the endpoint for provider prov (its slot's, if it has one; else a
+ * new slot) unless it is open; *idx gets its slot. */
+int fam_fabric_open(fam_t *f, const char *prov, int *idx);
 /* tcp: the local address to bind the endpoint to (reaches the servers) */
 int fam_fabric_source(fam_t *f, char *out, size_t outlen);
-void fam_fabric_close(fam_t *f);
+void fam_fabric_close(fam_t *f, int idx); /* the slot keeps its provider */
+void fam_fabric_close_all(fam_t *f);
 int fam_fabric_add_server(fam_t *f, struct fam_server *s, const void *addr,
                           size_t len);
-int fam_fabric_getname(fam_t *f, void *addr, size_t *len);
+int fam_fabric_getname(fam_t *f, int idx, void *addr, size_t *len);
 struct fam_op *fam_op_new(int nb);
-int fam_drain(fam_t *f);   /* read completions; returns how many */
+int fam_drain(fam_t *f);   /* read every endpoint's completions; how many */
 /* Wait a little before polling again; *since (0 at first) tracks how long
  * the caller has been waiting. */
 void fam_backoff(unsigned spins, uint64_t *since);
-/* An operation failed (err > 0, libfabric) or timed out (err < 0): mark the
- * endpoint for rebuilding where that breaks it. */
-void fam_note_failure(fam_t *f, int err);
+/* An operation with server (-1: not known) failed (err > 0, libfabric) or
+ * timed out (err < 0): mark the endpoints for rebuilding where that breaks
+ * them. */
+void fam_note_failure(fam_t *f, int server, int err);
 
 /* fam_control.c */
 int fam_rpc(fam_t *f, int server, uint16_t op, const struct famp_req *q,

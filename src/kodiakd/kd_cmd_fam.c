@@ -4,11 +4,11 @@
  * pdarrays.
  *
  * Every rank has its own libfam connection, opened on the first FAM command
- * (servers from $FAM_SERVERS, provider from $FAM_PROVIDER, default shm), and
- * its own small cache of open FAM array handles. A data command runs on
- * every rank for that rank's share only: its block of the index and value
- * pdarrays, or its block of a slice's elements. Each rank talks to the
- * memory servers itself with libfamarray's bulk calls; rank 0 does not
+ * (servers from $FAM_SERVERS, provider from $FAM_PROVIDER, else chosen
+ * per famd: fam.h), and its own small cache of open FAM array handles. A
+ * data command runs on every rank for that rank's share only: its block of
+ * the index and value pdarrays, or its block of a slice's elements. Each
+ * rank talks to the memory servers itself with libfamarray's bulk calls; rank 0 does not
  * funnel data. Metadata changes (create, delete, regions) are made once, by
  * rank 0, and then every rank (re)opens what it needs.
  *
@@ -213,6 +213,17 @@ static int fam_init_rank(kd_cmd *c)
                 kd_fam = NULL;
                 rc = kd_fail(c, fam_pytype(r), "rank %d cannot reach the memory servers "
                              "(FAM_SERVERS=%.200s): %s", c->rank, servers, fam_last_error());
+            } else {
+                /* which provider libfam took for each famd (docs/DEPLOY.md):
+                 * one line per server, once per connection, in the log */
+                for (int i = 0; i < fam_num_servers(kd_fam); i++) {
+                    fam_server_info_t si;
+                    if (fam_server_info(kd_fam, i, &si) == 0)
+                        fprintf(stderr, "kodiakd rank %d: memory server %s:%d over "
+                                "%s%s%s\n", c->rank, si.host, si.port, si.provider,
+                                si.local ? " (this host)" : "",
+                                si.mapped ? " (pool mapped)" : "");
+                }
             }
         }
     }

@@ -169,6 +169,17 @@ int famd_start_dir(struct famd_proc *p, uint64_t pool_size, const char *pool_fil
     return spawn(p, pool_size);
 }
 
+int famd_start_at(struct famd_proc *p, uint64_t pool_size, const char *pool_file,
+                  const char *ns, const char *host, const char *provider)
+{
+    memset(p, 0, sizeof *p);
+    if (pool_file) snprintf(p->pool_file, sizeof p->pool_file, "%s", pool_file);
+    snprintf(p->provider, sizeof p->provider, "%s", provider);
+    snprintf(p->ns, sizeof p->ns, "%s", ns ? ns : "");
+    snprintf(p->host, sizeof p->host, "%s", host ? host : "");
+    return spawn(p, pool_size);
+}
+
 int famd_restart(struct famd_proc *p, uint64_t pool_size)
 {
     /* the old port may linger in TIME_WAIT for a moment: retry briefly */

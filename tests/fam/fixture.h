@@ -36,6 +36,13 @@ int famd_restart(struct famd_proc *p, uint64_t pool_size);
 /* Start with a --data-dir for backups (and optionally a pool file). */
 int famd_start_dir(struct famd_proc *p, uint64_t pool_size, const char *pool_file,
                    const char *data_dir);
+/* Start famd with the given provider ("shm", "tcp") and pool file (NULL:
+ * volatile), in network namespace
+ * ns ("" or NULL: this one) serving on address host (NULL: famd's
+ * default, 127.0.0.1), whatever the test provider and KDK_NETNS_HOSTS
+ * say: tests that place each famd themselves. Returns 0 or -1. */
+int famd_start_at(struct famd_proc *p, uint64_t pool_size, const char *pool_file,
+                  const char *ns, const char *host, const char *provider);
 void famd_stop(struct famd_proc *p);  /* SIGTERM, then wait */
 void famd_kill9(struct famd_proc *p); /* SIGKILL, then wait */
 /* Connect a client to the given servers ("a,b"), with the test provider. */
