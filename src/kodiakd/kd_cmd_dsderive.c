@@ -54,6 +54,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define DSD_CHUNK (1 << 20) /* elements per ds_read / fa_put call */
 #define DSD_DEPTH 32        /* longest lineage followed */
@@ -244,8 +245,31 @@ typedef struct {
     char *base;    /* the window */
     size_t cap;    /* its bytes */
     size_t used;   /* bytes handed out since the last reset */
+    size_t ready;  /* bytes from base whose pages are mapped in */
     uint64_t rows; /* rows per chunk: what one slot holds */
 } dsd_arena;
+
+/* Map in the window's pages up to `end` with one call, not a page fault
+ * per page (page faults are costly in virtual machines); best effort. */
+static void arena_ready(dsd_arena *a, size_t end)
+{
+    if (end <= a->ready)
+        return;
+    size_t pg = 4096, want = end - a->ready < ((size_t)8 << 20) ? a->ready + ((size_t)8 << 20)
+                                                                 : end;
+    if (want > a->cap)
+        want = a->cap;
+    uintptr_t lo = ((uintptr_t)(a->base + a->ready) + pg - 1) & ~(uintptr_t)(pg - 1);
+    uintptr_t hi = (uintptr_t)(a->base + want) & ~(uintptr_t)(pg - 1);
+#ifdef MADV_POPULATE_WRITE
+    if (hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+#else
+    (void)lo;
+    (void)hi;
+#endif
+    a->ready = want;
+}
 
 static void *arena_get(kd_cmd *c, dsd_arena *a, uint64_t n, size_t w)
 {
@@ -257,6 +281,7 @@ static void *arena_get(kd_cmd *c, dsd_arena *a, uint64_t n, size_t w)
     }
     void *p = a->base + a->used;
     a->used += need;
+    arena_ready(a, a->used);
     return p;
 }
 
@@ -1008,6 +1033,111 @@ typedef struct {
     ds_batch_ref_t ref; /* the new batch */
 } dsd_done;
 
+/* Collective: batch b computed by every rank at once, each on its share
+ * of the base batch's rows (an update of fewer new batches than ranks
+ * would otherwise leave ranks idle). Rank 0 begins the batch once the
+ * sizes are known, every rank writes its part at its offset, and rank 0
+ * gets the handle (*out) to commit. Filters, gathers and derives; each
+ * rank's share fits in its window (refresh_one checks). */
+static int compute_split(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t *in,
+                         json_object *e, ds_dtype_t t, size_t b, ds_batch_t **out)
+{
+    json_object *f = jget(e, "filter"), *g = jget(e, "gather"), *d = jget(e, "derive");
+    uint64_t n = 0, np = 0;
+    int rc = base_rows(c, s, in->base, b, &n);
+    uint64_t P = (uint64_t)c->nranks, r = (uint64_t)c->rank;
+    uint64_t lo = n / P * r + (r < n % P ? r : n % P);
+    uint64_t m = n / P + (r < n % P ? 1 : 0);
+    dsd_piece p = {0};
+    void *data = NULL;
+    a->used = 0;
+    if (rc) {
+    } else if (f) {
+        int64_t *rows = arena_get(c, a, m, 8);
+        rc = rows ? filter_chunk(c, s, a, in->base, b, lo, m, f, rows, &np) : -1;
+        data = rows;
+    } else if (g) {
+        rc = json_object_is_type(g, json_type_string)
+                 ? read_rows(c, s, a, in->base, json_object_get_string(g), b, lo, m, &p, 0)
+                 : kd_fail(c, "ValueError", "gather needs a column name");
+        if (!rc && p.dtype != t && !(t == DS_DATETIME && p.dtype == DS_INT64) &&
+            !(t == DS_INT64 && p.dtype == DS_DATETIME))
+            rc = kd_fail(c, "RuntimeError", "derived dataset '%.200s': batch %zu came out %s, "
+                         "not %s", in->name, b, ds_dtype_name(p.dtype), ds_dtype_name(t));
+        data = p.data;
+        np = m;
+    } else if (d) {
+        dsd_rows rr = {.s = s, .a = a, .base = in->base, .b = b, .off = lo, .n = m};
+        ev x;
+        rc = eval(c, &rr, d, &x, 0);
+        ds_dtype_t xt = rc ? t : ds_of(x.t);
+        if (!rc && xt != t && !(t == DS_DATETIME && xt == DS_INT64))
+            rc = kd_fail(c, "RuntimeError", "derived dataset '%.200s': batch %zu came out %s, "
+                         "not %s", in->name, b, ds_dtype_name(xt), ds_dtype_name(t));
+        if (!rc && !(data = as_dtype(c, a, &x, x.t, m)))
+            rc = -1;
+        np = m;
+    } else {
+        rc = kd_fail(c, "ValueError", "dataset '%.200s': its expression is not one this server "
+                     "knows", in->name);
+    }
+    kd_quiet_barrier(c->comm);
+    if (kd_agree(c, rc)) {
+        piece_free(&p);
+        return -1;
+    }
+    /* where each rank's part goes */
+    uint64_t *cnt = calloc((size_t)P, sizeof *cnt), total = 0, at = 0;
+    if (!cnt)
+        abort();
+    MPI_Allgather(&np, 1, MPI_UINT64_T, cnt, 1, MPI_UINT64_T, c->comm);
+    for (uint64_t q = 0; q < P; q++) {
+        if (q < r)
+            at += cnt[q];
+        total += cnt[q];
+    }
+    free(cnt);
+    ds_batch_t *bh = NULL;
+    ds_batch_ref_t ref;
+    memset(&ref, 0, sizeof ref);
+    if (r == 0) {
+        rc = begin_batch(c, s, t, total, &bh);
+        if (!rc && t == DS_TEXT) {
+            int lrc = ds_batch_set_categories(bh, 0, p.ncats, (const char *const *)p.cats);
+            if (lrc)
+                rc = kd_ds_fail(c, lrc, "write a derived batch's categories");
+        }
+        if (!rc)
+            ds_batch_ref(bh, &ref);
+    }
+    if (kd_agree(c, rc)) {
+        if (bh)
+            ds_batch_abort(bh);
+        piece_free(&p);
+        return -1;
+    }
+    MPI_Bcast(&ref, sizeof ref, MPI_BYTE, 0, c->comm);
+    if (r != 0) {
+        int lrc = ds_batch_attach_dtypes(s, 1, &t, &ref, &bh);
+        if (lrc)
+            rc = kd_ds_fail(c, lrc, "open a derived batch another rank began");
+    }
+    if (!rc)
+        rc = put_rows(c, bh, at, np, data);
+    piece_free(&p);
+    kd_quiet_barrier(c->comm);
+    rc = kd_agree(c, rc);
+    if (r != 0) {
+        if (bh)
+            ds_batch_close(bh);
+    } else if (rc) {
+        ds_batch_abort(bh);
+    } else {
+        *out = bh;
+    }
+    return rc;
+}
+
 /* Window slots (rows-sized, 8 bytes a row) one chunk of `e` may need at
  * most: per expression node its result and two casts, per column read its
  * rows, an index and a span at every step of a lineage. */
@@ -1089,16 +1219,41 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
         rc = -1;
     arena.base = (char *)wbuf;
     arena.cap = wbytes;
+    /* fewer new batches than ranks (an update): all ranks on each batch,
+     * when every rank's share fits its window; else each rank its own */
+    uint64_t nb = plan.want - plan.have, wrows = arena.rows, most = 0;
+    bool split = false;
+    if (c->nranks > 1 && nb < (uint64_t)c->nranks && !jget(e, "and") && !jget(e, "or")) {
+        for (uint64_t b = plan.have; !rc && b < plan.want; b++) {
+            uint64_t n = 0;
+            rc = base_rows(c, s, in->base, (size_t)b, &n);
+            most = n > most ? n : most;
+        }
+        if (!rc && !wbuf)
+            wrows = 0;
+        MPI_Allreduce(MPI_IN_PLACE, &wrows, 1, MPI_UINT64_T, MPI_MIN, c->comm);
+        split = wrows > 0 && most / (uint64_t)c->nranks + 1 <= wrows;
+    }
     /* my batches, one at a time: read, compute, write */
     uint64_t mine = 0;
     for (uint64_t b = plan.have; b < plan.want; b++)
-        mine += (b % (uint64_t)c->nranks) == (uint64_t)c->rank;
+        mine += split || (b % (uint64_t)c->nranks) == (uint64_t)c->rank;
     ds_batch_t **hs = calloc(mine + 1, sizeof *hs);
     dsd_done *dn = calloc(mine + 1, sizeof *dn);
     if (!rc && (!hs || !dn))
         rc = kd_fail(c, "MemoryError", "out of memory");
     uint64_t nh = 0;
-    for (uint64_t b = plan.have; !rc && b < plan.want; b++) {
+    for (uint64_t b = plan.have; split && b < plan.want; b++) {
+        /* collective: every rank takes part, failed or not */
+        if (kd_agree(c, rc) || (rc = compute_split(c, s, &arena, in, e, t, (size_t)b, &hs[nh])))
+            break;
+        if (c->rank == 0) {
+            dn[nh].b = b;
+            ds_batch_ref(hs[nh], &dn[nh].ref);
+            nh++;
+        }
+    }
+    for (uint64_t b = plan.have; !split && !rc && b < plan.want; b++) {
         if ((b % (uint64_t)c->nranks) != (uint64_t)c->rank)
             continue;
         if (!(rc = compute_batch(c, s, &arena, in, e, t, (size_t)b, &hs[nh]))) {
@@ -1158,6 +1313,7 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
     free(all);
     free(cnts);
     free(dsp);
+    kd_quiet_barrier(c->comm); /* the others sleep while rank 0 commits */
     MPI_Bcast(&result, 1, MPI_INT32_T, 0, c->comm);
     for (uint64_t i = 0; i < nh; i++) {
         if (ok && result == 0)
@@ -1182,26 +1338,25 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
     return 0; /* result 1: another server brought it up to date first */
 }
 
-/* Rank 0: the derived datasets of one catalog version that are behind,
- * in creation order, as a JSON array of names. A derived dataset has one
- * batch per batch of the base at the root of its lineage, so it is behind
- * when it has fewer than the root has now. */
+/* Rank 0: the derived datasets that are behind, in creation order, as a
+ * JSON array of names. A derived dataset has one batch per batch of the
+ * base at the root of its lineage, so it is behind when it has fewer than
+ * the root has now. Read from libdataset's cached catalog (one read of
+ * the version word when nothing changed), not a snapshot copy: what it
+ * finds is only a plan, which refresh_one checks against the catalog of
+ * its own time (a dataset found behind that is not any more: nothing
+ * done; one dropped meanwhile: skipped). */
 static int behind(kd_cmd *c, ds_store_t *s, json_object **out)
 {
-    ds_snapshot_t *snap = NULL;
     char **names = NULL;
     size_t n = 0;
-    int rc = ds_snapshot(s, &snap);
-    if (!rc)
-        rc = ds_snapshot_list(snap, &names, &n);
-    if (rc) {
-        ds_snapshot_free(snap);
+    int rc = ds_list(s, &names, &n);
+    if (rc)
         return kd_ds_fail(c, rc, "list the store's datasets");
-    }
     ds_info_t **in = calloc(n + 1, sizeof *in);
     json_object *list = json_object_new_array();
     for (size_t i = 0; in && i < n; i++)
-        if (ds_snapshot_info(snap, names[i], &in[i]))
+        if (ds_info(s, names[i], &in[i]))
             in[i] = NULL;
     for (size_t i = 0; in && i < n; i++) {
         if (!in[i] || in[i]->kind == DS_KIND_BASE)
@@ -1222,7 +1377,6 @@ static int behind(kd_cmd *c, ds_store_t *s, json_object **out)
         ds_free_info(in[i]);
     free(in);
     ds_free_names(names, n);
-    ds_snapshot_free(snap);
     *out = list;
     return 0;
 }
@@ -1231,6 +1385,7 @@ int kd_ds_refresh(kd_cmd *c, ds_store_t *s, const char *store, uint64_t *process
 {
     json_object *list = NULL;
     int rc = c->rank == 0 ? behind(c, s, &list) : 0;
+    kd_quiet_barrier(c->comm);
     if (kd_agree(c, rc)) {
         json_object_put(list);
         return -1;
@@ -1279,11 +1434,31 @@ static int cmd_ds_refresh(kd_cmd *c)
 {
     const char *store;
     ds_store_t *s;
-    uint64_t n = 0;
+    uint64_t n = 0, v = 0;
     if (store_arg(c, &store, &s) || kd_ds_refresh(c, s, store, &n))
         return -1;
+    /* the version it left the catalog at: a client that has listed this
+     * version needs no new list */
+    int rc = c->rank == 0 ? ds_version(s, &v) : 0;
+    if (rc)
+        kd_ds_fail(c, rc, "read the catalog version");
+    if (kd_agree(c, rc ? -1 : 0))
+        return -1;
     kd_result_i64(c, "processed", (int64_t)n);
+    kd_result_i64(c, "version", (int64_t)v);
     return 0;
+}
+
+/* Rank 0: does the store hold `def`'s dataset exactly so already? */
+static bool exists_alike(ds_store_t *s, const ds_dataset_def_t *def)
+{
+    ds_info_t *in = NULL;
+    bool same = ds_info(s, def->name, &in) == 0 && in->kind == def->kind &&
+                !strcmp(in->base, def->base) && !strcmp(in->expr, def->expr) &&
+                in->ncols == 1 && !strcmp(in->cols[0].name, def->cols[0].name) &&
+                in->cols[0].dtype == def->cols[0].dtype;
+    ds_free_info(in);
+    return same;
 }
 
 static int cmd_ds_derive(kd_cmd *c)
@@ -1322,6 +1497,8 @@ static int cmd_ds_derive(kd_cmd *c)
         ds_dataset_def_t def = {.name = name, .kind = k, .base = base, .expr = expr,
                                 .ncols = 1, .cols = &col};
         ds_txn_t *tx = NULL;
+        if (!rc && exists_alike(s, &def))
+            rc = 1; /* nothing to create (not an error: reset below) */
         int lrc = rc ? 0 : ds_txn_begin(s, &tx);
         if (!rc && !lrc && !(lrc = ds_txn_create(tx, &def)))
             lrc = ds_txn_commit(tx, NULL);
@@ -1333,7 +1510,10 @@ static int cmd_ds_derive(kd_cmd *c)
                          "drop it or choose another name", name);
         else if (lrc)
             rc = kd_ds_fail(c, lrc, "create the derived dataset");
+        if (rc == 1)
+            rc = 0;
     }
+    kd_quiet_barrier(c->comm);
     if (kd_agree(c, rc))
         return -1;
     if (kd_ds_refresh(c, s, store, &n1)) {
