@@ -29,18 +29,27 @@
  * ingest: every command here, and the client before it reads a derived
  * dataset, refreshes the store's derived datasets in creation order (a
  * chain from its root). For each one whose base has batches it has not
- * processed, rank r computes the new batches b with b % nranks == r,
- * streaming one batch at a time (read the batch's inputs from FAM, compute,
- * write a new batch), and rank 0 commits all of them in ONE transaction:
+ * processed, rank r computes the new batches b with b % nranks == r, and
+ * rank 0 commits all of them in ONE transaction:
  * append in batch order + set_progress + expect_batches(previous count).
  * Two servers doing the same at once: one commit wins, the other fails with
  * FAM_EBUSY, deletes its batches and takes the winner's. Nothing is ever
  * seen half done, and nothing stale: a read comes after a refresh.
  *
+ * Paging. A batch is computed a chunk of rows at a time through the
+ * bounded window (kd_ds_window_alloc, charged to --memory-limit): every
+ * temporary of a chunk (the column rows read, an index's rows, the span of
+ * a base batch a gather picks from, an expression's intermediate values)
+ * is carved from it and the result written to FAM at its offset, so a
+ * dataset many times the limit works. A filter whose batch is larger than
+ * the window counts its rows first, then compares again and writes. An
+ * update of fewer new batches than ranks splits each batch's rows over
+ * all ranks instead (compute_split), so no rank sits idle.
+ *
  * Commands (docs/PROTOCOL.md):
  *   ds_derive   {store, name, kind: index|column, base, expr, column, dtype}
  *               -> {created, processed, info}  (an existing one alike: reused)
- *   ds_refresh  {store}                 -> {processed}
+ *   ds_refresh  {store}                 -> {processed, version}
  *   ds_derive_stats {store}             -> {datasets: {name: {updates, batches, last}}} */
 #define _GNU_SOURCE
 #include "kd.h"
