@@ -30,6 +30,13 @@ shared machine they say more than the wall times.
                                      [--batch-rows 1048576] [--parse-dates]
                                      [--provider shm|tcp] [--skip-dask]
 
+Then (unless --skip-pipeline) the derived-dataset pipeline of issue 14 on
+the same files: ingest -> filter (fare > 50) -> gather the times -> derive
+duration -> mean duration per pickup zone, beside pandas and dask; the
+queries alone on ingested data beside pandas on an in-memory DataFrame;
+the update after one new batch of ten (a file per batch) beside the same
+queries from scratch on all eleven.
+
 --parse-dates: every reader turns pickup_datetime and dropoff_datetime into
 date-times. Not part of `make test`."""
 import argparse
@@ -298,6 +305,26 @@ def pipeline(args, paths, n, store):
     tk2, _ = best_of(args.trials, lambda i: kodiak_queries(tds[i]))
     print(f"{'queries: kodiak (ingested)':<40}{tk2:>8.2f}s{'':>21}   {tq / tk2:.2f}", flush=True)
     del df
+    # the update after one new batch of ten (a file is a batch here) beside
+    # the same queries from scratch on all eleven
+    if len(paths) >= 11:
+        ups, fulls = [], []
+        for i in range(args.trials):
+            k[0] += 1
+            t = store.ingest(f"U{k[0]}", paths[:10], batch_rows=args.batch_rows, **kw)
+            kodiak_queries(t)
+            store.ingest(t.name, paths[10:11], batch_rows=args.batch_rows, **kw)
+            t0 = time.perf_counter()
+            kodiak_queries(t)
+            ups.append(time.perf_counter() - t0)
+            k[0] += 1
+            f = store.ingest(f"F{k[0]}", paths[:11], batch_rows=args.batch_rows, **kw)
+            t0 = time.perf_counter()
+            kodiak_queries(f)
+            fulls.append(time.perf_counter() - t0)
+        up, full = min(ups), min(fulls)
+        print(f"{'update: 1 new batch of 10 (kodiak)':<40}{up:>8.2f}s{'':>21}   "
+              f"{up / full:.2f} of a full recompute ({full:.2f}s)", flush=True)
 
 
 def check(got, ref):
