@@ -304,7 +304,7 @@ def pipeline(args, paths, n, store):
     tds = [fresh(i) for i in range(args.trials)]
     tk2, _ = best_of(args.trials, lambda i: kodiak_queries(tds[i]))
     print(f"{'queries: kodiak (ingested)':<40}{tk2:>8.2f}s{'':>21}   {tq / tk2:.2f}", flush=True)
-    del df
+    df = None  # free it before the update runs
     # the update after one new batch of ten (a file is a batch here) beside
     # the same queries from scratch on all eleven
     if len(paths) >= 11:
