@@ -117,6 +117,7 @@ class DatasetStore:
         if not isinstance(name, str):
             raise TypeError(f"a dataset store's name is a str, not {type(name).__name__}")
         self.name = name
+        self._cat_cache = None  # (catalog version, ds_list's datasets): Dataset._catalog
         _msg("ds_open", {"store": name, "create": bool(create), "mode": int(mode)})
 
     def __repr__(self) -> str:
@@ -309,6 +310,7 @@ class DatasetStore:
         --------
         >>> ak.DatasetStore("doc_destroy").destroy()
         """
+        self._cat_cache = None
         _msg("ds_destroy", {"store": self.name})
 
     def ingest(self, name: str, data: Any, batch_rows: Optional[int] = None,
@@ -716,12 +718,19 @@ class Dataset:
         return res
 
     def _catalog(self):
-        """{name: info} of every dataset of the store, derived ones up to date."""
-        infos = self.store._info_all()
-        if any(d["kind"] != "base" for d in infos):
-            done, _ = _msg("ds_refresh", {"store": self.store.name})
-            if done["processed"]:
-                infos = self.store._info_all()
+        """{name: info} of every dataset of the store, derived ones up to date.
+        One round trip when the catalog has not changed since this store
+        object last listed it: ds_refresh brings everything derived current
+        and says the catalog version it left, and a version's catalog never
+        changes (a new list only when the version moved)."""
+        done, _ = _msg("ds_refresh", {"store": self.store.name})
+        cached = self.store._cat_cache
+        if cached is not None and "version" in done and cached[0] == done["version"]:
+            infos = cached[1]
+        else:
+            res, _ = _msg("ds_list", {"store": self.store.name})
+            infos = res["datasets"]
+            self.store._cat_cache = (res.get("version"), infos)
         cat = {d["name"]: d for d in infos}
         if self.name not in cat:
             raise KeyError(f"dataset store '{self.store.name}' has no dataset '{self.name}'")

@@ -368,7 +368,8 @@ def filter(ds: "Dataset", column: str, op: str, value: Any = None, value2: Any =
         raise TypeError(f"ak.filter needs a Dataset, not {type(ds).__name__}")
     if op not in OPS:
         raise ValueError(f"unknown filter op {op!r}: one of {', '.join(OPS)}")
-    dtypes = ds.dtypes
+    cat = ds._catalog()
+    dtypes = ds._columns(cat)
     if column not in dtypes:
         raise KeyError(f"dataset '{ds.name}' has no column '{column}' (it has "
                        f"{', '.join(dtypes)})")
@@ -402,7 +403,7 @@ def filter(ds: "Dataset", column: str, op: str, value: Any = None, value2: Any =
         f.update(_value_args(value, dt, column))
         spelled = spell(value, dt)
     name = _short(f"{ds.name}.{column}_{op}_{spelled}")
-    return _derive_dataset(ds, name, "index", {"filter": f}, "index", "int64")
+    return _derive_dataset(ds, name, "index", {"filter": f}, "index", "int64", cat)
 
 
 def combine(a: "Dataset", b: "Dataset", how: str) -> "Dataset":
@@ -428,11 +429,18 @@ def combine(a: "Dataset", b: "Dataset", how: str) -> "Dataset":
 
 
 def _derive_dataset(base: "Dataset", name: str, kind: str, expr: dict, column: str,
-                    dtype: str) -> "Dataset":
+                    dtype: str, cat: dict = None) -> "Dataset":
+    """Make (or reuse) derived dataset `name`. `cat`: a catalog just read
+    by Dataset._catalog (everything derived current then): a dataset of
+    that name made alike in it needs no ds_derive (its batches are
+    current, and the server would only find so)."""
     from .dataset import Dataset
-    _msg("ds_derive", {"store": base.store.name, "name": name, "kind": kind,
-                       "base": base.name, "expr": json.dumps(expr, sort_keys=True),
-                       "column": column, "dtype": dtype})
+    text = json.dumps(expr, sort_keys=True)
+    d = (cat or {}).get(name)
+    if not (d and d["kind"] == kind and d["base"] == base.name and d["expr"] == text and
+            [(c["name"], c["dtype"]) for c in d["columns"]] == [(column, dtype)]):
+        _msg("ds_derive", {"store": base.store.name, "name": name, "kind": kind,
+                           "base": base.name, "expr": text, "column": column, "dtype": dtype})
     return Dataset(base.store, name)
 
 

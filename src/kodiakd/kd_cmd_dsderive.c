@@ -29,18 +29,27 @@
  * ingest: every command here, and the client before it reads a derived
  * dataset, refreshes the store's derived datasets in creation order (a
  * chain from its root). For each one whose base has batches it has not
- * processed, rank r computes the new batches b with b % nranks == r,
- * streaming one batch at a time (read the batch's inputs from FAM, compute,
- * write a new batch), and rank 0 commits all of them in ONE transaction:
+ * processed, rank r computes the new batches b with b % nranks == r, and
+ * rank 0 commits all of them in ONE transaction:
  * append in batch order + set_progress + expect_batches(previous count).
  * Two servers doing the same at once: one commit wins, the other fails with
  * FAM_EBUSY, deletes its batches and takes the winner's. Nothing is ever
  * seen half done, and nothing stale: a read comes after a refresh.
  *
+ * Paging. A batch is computed a chunk of rows at a time through the
+ * bounded window (kd_ds_window_alloc, charged to --memory-limit): every
+ * temporary of a chunk (the column rows read, an index's rows, the span of
+ * a base batch a gather picks from, an expression's intermediate values)
+ * is carved from it and the result written to FAM at its offset, so a
+ * dataset many times the limit works. A filter whose batch is larger than
+ * the window counts its rows first, then compares again and writes. An
+ * update of fewer new batches than ranks splits each batch's rows over
+ * all ranks instead (compute_split), so no rank sits idle.
+ *
  * Commands (docs/PROTOCOL.md):
  *   ds_derive   {store, name, kind: index|column, base, expr, column, dtype}
  *               -> {created, processed, info}  (an existing one alike: reused)
- *   ds_refresh  {store}                 -> {processed}
+ *   ds_refresh  {store}                 -> {processed, version}
  *   ds_derive_stats {store}             -> {datasets: {name: {updates, batches, last}}} */
 #define _GNU_SOURCE
 #include "kd.h"
@@ -54,6 +63,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define DSD_CHUNK (1 << 20) /* elements per ds_read / fa_put call */
 #define DSD_DEPTH 32        /* longest lineage followed */
@@ -234,6 +244,259 @@ int kd_ds_read_batch(kd_cmd *c, ds_store_t *s, const char *dataset, const char *
     return read_batch(c, s, dataset, column, batch, out, 0);
 }
 
+/* ---- the window: scratch memory for one chunk of rows -------------------------------- */
+
+/* Everything a refresh computes lives in one window (kd_ds_window_alloc,
+ * charged to --memory-limit), handed out by a bump allocator and reset
+ * after every chunk, so no buffer is allocated (or page-faulted in) per
+ * batch and nothing larger than the window is ever in memory. */
+typedef struct {
+    char *base;    /* the window */
+    size_t cap;    /* its bytes */
+    size_t used;   /* bytes handed out since the last reset */
+    size_t ready;  /* bytes from base whose pages are mapped in */
+    uint64_t rows; /* rows per chunk: what one slot holds */
+} dsd_arena;
+
+/* Map in the window's pages up to `end` with one call, not a page fault
+ * per page (page faults are costly in virtual machines); best effort. */
+static void arena_ready(dsd_arena *a, size_t end)
+{
+    if (end <= a->ready)
+        return;
+    size_t pg = 4096, want = end - a->ready < ((size_t)8 << 20) ? a->ready + ((size_t)8 << 20)
+                                                                 : end;
+    if (want > a->cap)
+        want = a->cap;
+    uintptr_t lo = ((uintptr_t)(a->base + a->ready) + pg - 1) & ~(uintptr_t)(pg - 1);
+    uintptr_t hi = (uintptr_t)(a->base + want) & ~(uintptr_t)(pg - 1);
+#ifdef MADV_POPULATE_WRITE
+    if (hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+#else
+    (void)lo;
+    (void)hi;
+#endif
+    a->ready = want;
+}
+
+static void *arena_get(kd_cmd *c, dsd_arena *a, uint64_t n, size_t w)
+{
+    size_t need = ((size_t)(n ? n : 1) * w + 63) & ~(size_t)63;
+    if (need > a->cap - a->used) {
+        kd_fail(c, "MemoryError", "%s: the window of %zu bytes (--memory-limit) is too small "
+                "for this expression's temporaries", c->cmd, a->cap);
+        return NULL;
+    }
+    void *p = a->base + a->used;
+    a->used += need;
+    arena_ready(a, a->used);
+    return p;
+}
+
+/* ---- reading rows of a column --------------------------------------------------------- */
+
+/* Some rows of one column: n values (storage width) in the window, and
+ * for text the batch's categories. */
+typedef struct {
+    ds_dtype_t dtype;
+    uint64_t n;
+    void *data;   /* in the arena */
+    char **cats;  /* text: the batch's categories (malloc'd), else NULL */
+    size_t ncats;
+} dsd_piece;
+
+static void piece_free(dsd_piece *p)
+{
+    if (p->cats)
+        ds_free_names(p->cats, p->ncats);
+    p->cats = NULL;
+    p->ncats = 0;
+}
+
+/* text: the batch's categories, and every code checked against them */
+static int piece_cats(kd_cmd *c, ds_store_t *s, const ds_info_t *in, size_t k, size_t b,
+                      dsd_piece *out)
+{
+    int rc = ds_read_categories(s, in, b, k, &out->cats, &out->ncats);
+    if (rc) {
+        out->cats = NULL;
+        return kd_ds_fail(c, rc, "read categories of a batch");
+    }
+    const int64_t *p = out->data;
+    for (uint64_t i = 0; i < out->n; i++)
+        if (p[i] < -1 || (p[i] >= 0 && (uint64_t)p[i] >= out->ncats)) {
+            piece_free(out);
+            return kd_fail(c, "RuntimeError", "dataset '%.200s', batch %zu: a code is not one "
+                           "of its categories (a damaged store: run store.verify())", in->name,
+                           b);
+        }
+    return 0;
+}
+
+static int read_fail(kd_cmd *c, int rc, const ds_info_t *in, size_t k, size_t b)
+{
+    char what[600];
+    snprintf(what, sizeof what, "read column '%.200s' of batch %zu of '%.200s'",
+             in->cols[k].name, b, in->name);
+    return kd_ds_fail(c, rc, what);
+}
+
+/* rows [off, off + m) of stored column k of batch b of `in` */
+static int stored_rows(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t *in, size_t k,
+                       size_t b, uint64_t off, uint64_t m, dsd_piece *out)
+{
+    ds_dtype_t t = in->cols[k].dtype;
+    size_t w = fa_dtype_size(ds_dtype_storage(t));
+    memset(out, 0, sizeof *out);
+    out->dtype = t;
+    out->n = m;
+    if (!(out->data = arena_get(c, a, m, w)))
+        return -1;
+    int rc = m ? ds_read(s, in, b, k, off, m, out->data) : 0;
+    if (rc)
+        return read_fail(c, rc, in, k, b);
+    return t == DS_TEXT ? piece_cats(c, s, in, k, b, out) : 0;
+}
+
+/* the values of stored column k of batch b of `in` at rows pos[0..m)
+ * (ascending, as index datasets hold them): the span they cover is read
+ * a window slot at a time and the rows picked out */
+static int stored_at(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t *in, size_t k,
+                     size_t b, const int64_t *pos, uint64_t m, dsd_piece *out)
+{
+    ds_dtype_t t = in->cols[k].dtype;
+    size_t w = fa_dtype_size(ds_dtype_storage(t));
+    uint64_t rows = in->batches[b].rows;
+    memset(out, 0, sizeof *out);
+    out->dtype = t;
+    out->n = m;
+    char *dst = arena_get(c, a, m, w), *span = dst ? arena_get(c, a, a->rows, w) : NULL;
+    if (!span)
+        return -1;
+    out->data = dst;
+    for (uint64_t i = 0; i < m;) {
+        if (pos[i] < 0 || (uint64_t)pos[i] >= rows || (i && pos[i] < pos[i - 1]))
+            return kd_fail(c, "RuntimeError", "dataset '%.200s', batch %zu: row %lld is not "
+                           "in its batch of %llu rows, or out of order (a damaged store)",
+                           in->name, b, (long long)pos[i], (unsigned long long)rows);
+        uint64_t first = (uint64_t)pos[i];
+        uint64_t len = rows - first < a->rows ? rows - first : a->rows;
+        /* only as far as the last row wanted from this span */
+        uint64_t j = i;
+        while (j < m && pos[j] >= pos[i] && (uint64_t)pos[j] < first + len)
+            j++;
+        uint64_t need = (uint64_t)pos[j - 1] - first + 1;
+        int rc = ds_read(s, in, b, k, first, need, span);
+        if (rc)
+            return read_fail(c, rc, in, k, b);
+        if (w == 8) {
+            const uint64_t *sp = (const uint64_t *)(void *)span;
+            uint64_t *dp = (uint64_t *)(void *)dst;
+            for (uint64_t q = i; q < j; q++)
+                dp[q] = sp[(uint64_t)pos[q] - first];
+        } else {
+            for (uint64_t q = i; q < j; q++)
+                memcpy(dst + q * w, span + ((uint64_t)pos[q] - first) * w, w);
+        }
+        i = j;
+    }
+    return t == DS_TEXT ? piece_cats(c, s, in, k, b, out) : 0;
+}
+
+/* Where column `column` of `dataset` is: a column it stores (*k >= 0 in
+ * *in), the derived column dataset "<dataset>[<column>]" covering batch b
+ * (*k == 0 in *in), or, for an index dataset, gathered from its base
+ * (*k == -1, *in the index dataset). *in: release with ds_free_info. */
+static int locate(kd_cmd *c, ds_store_t *s, const char *dataset, const char *column, size_t b,
+                  ds_info_t **in, int *k)
+{
+    if (info_of(c, s, dataset, in))
+        return -1;
+    if (b >= (*in)->nbatches) {
+        int rc = kd_fail(c, "IndexError", "dataset '%.200s' has %zu batches, not %zu", dataset,
+                         (*in)->nbatches, b + 1);
+        ds_free_info(*in);
+        *in = NULL;
+        return rc;
+    }
+    if ((*k = col_index(*in, column)) >= 0)
+        return 0;
+    char dn[2 * DS_NAME_MAX + 4];
+    snprintf(dn, sizeof dn, "%s[%s]", dataset, column);
+    ds_info_t *d = NULL;
+    if (strlen(dn) <= DS_NAME_MAX && ds_info(s, dn, &d) == 0 && d->kind == DS_KIND_COLUMN &&
+        d->ncols == 1 && b < d->nbatches) {
+        ds_free_info(*in);
+        *in = d;
+        *k = 0;
+        return 0;
+    }
+    ds_free_info(d);
+    if ((*in)->kind == DS_KIND_INDEX && (*in)->ncols == 1) {
+        *k = -1;
+        return 0;
+    }
+    int rc = kd_fail(c, "KeyError", "dataset '%.200s' has no column '%.200s'", dataset, column);
+    ds_free_info(*in);
+    *in = NULL;
+    return rc;
+}
+
+static int rows_at(kd_cmd *c, ds_store_t *s, dsd_arena *a, const char *dataset,
+                   const char *column, size_t b, const int64_t *pos, uint64_t m,
+                   dsd_piece *out, int depth);
+
+/* rows [off, off + m) of batch b of column `column` of `dataset`, where
+ * ever the column is (locate) */
+static int read_rows(kd_cmd *c, ds_store_t *s, dsd_arena *a, const char *dataset,
+                     const char *column, size_t b, uint64_t off, uint64_t m, dsd_piece *out,
+                     int depth)
+{
+    if (depth > DSD_DEPTH)
+        return kd_fail(c, "RuntimeError", "dataset '%.200s': a lineage longer than %d (a loop?)",
+                       dataset, DSD_DEPTH);
+    ds_info_t *in = NULL;
+    int k, rc = locate(c, s, dataset, column, b, &in, &k);
+    if (rc)
+        return rc;
+    if (k >= 0) {
+        rc = stored_rows(c, s, a, in, (size_t)k, b, off, m, out);
+    } else { /* through the index: its rows [off, off + m), then the base's rows there */
+        dsd_piece idx;
+        rc = stored_rows(c, s, a, in, 0, b, off, m, &idx);
+        if (!rc)
+            rc = rows_at(c, s, a, in->base, column, b, idx.data, m, out, depth + 1);
+    }
+    ds_free_info(in);
+    return rc;
+}
+
+/* the values at rows pos[0..m) (ascending) of batch b of column `column`
+ * of `dataset` */
+static int rows_at(kd_cmd *c, ds_store_t *s, dsd_arena *a, const char *dataset,
+                   const char *column, size_t b, const int64_t *pos, uint64_t m,
+                   dsd_piece *out, int depth)
+{
+    if (depth > DSD_DEPTH)
+        return kd_fail(c, "RuntimeError", "dataset '%.200s': a lineage longer than %d (a loop?)",
+                       dataset, DSD_DEPTH);
+    ds_info_t *in = NULL;
+    int k, rc = locate(c, s, dataset, column, b, &in, &k);
+    if (rc)
+        return rc;
+    if (k >= 0) {
+        rc = stored_at(c, s, a, in, (size_t)k, b, pos, m, out);
+    } else { /* an index of an index: its values there, then the base's rows at those */
+        dsd_piece idx;
+        rc = stored_at(c, s, a, in, 0, b, pos, m, &idx);
+        if (!rc)
+            rc = rows_at(c, s, a, in->base, column, b, idx.data, m, out, depth + 1);
+    }
+    ds_free_info(in);
+    return rc;
+}
+
 /* ---- expressions -------------------------------------------------------------------- */
 
 static json_object *jget(json_object *o, const char *key)
@@ -281,117 +544,113 @@ static ds_dtype_t ds_of(kd_dtype t)
                                                                                     : DS_INT64;
 }
 
-/* A value of an expression over one batch: n elements, or a scalar. */
+/* A value of an expression over one chunk: n elements, or a scalar. */
 typedef struct {
     kd_dtype t;
     bool scalar;
     kd_scalar s;
-    void *data; /* n elements of t (malloc'd) when not a scalar */
+    void *data; /* n elements of t (in the arena) when not a scalar */
 } ev;
 
-/* v as n elements of dtype t in a new buffer */
-static void *as_dtype(const ev *v, kd_dtype t, uint64_t n)
+/* v as n elements of dtype t: v's own buffer when it already is (callers
+ * may then overwrite it: every value is a temporary), else a new one */
+static void *as_dtype(kd_cmd *c, dsd_arena *a, const ev *v, kd_dtype t, uint64_t n)
 {
+    if (!v->scalar && v->t == t)
+        return v->data;
     size_t w = kd_dtype_size(t);
-    char *p = malloc(n ? n * w : 1);
+    char *p = arena_get(c, a, n, w);
     if (!p)
         return NULL;
     if (v->scalar) {
-        char one[8];
-        kd_scalar_cast(&v->s, t, one);
-        for (uint64_t i = 0; i < n; i++)
-            memcpy(p + i * w, one, w);
+        uint64_t one = 0;
+        kd_scalar_cast(&v->s, t, &one);
+        if (w == 8) {
+            uint64_t *q = (uint64_t *)(void *)p;
+            for (uint64_t i = 0; i < n; i++)
+                q[i] = one;
+        } else {
+            uint8_t byte;
+            memcpy(&byte, &one, 1);
+            memset(p, byte, n);
+        }
     } else {
         kd_cast(v->data, v->t, p, t, (int64_t)n);
     }
     return p;
 }
 
-static int eval(kd_cmd *c, ds_store_t *s, const char *base, size_t b, json_object *e, uint64_t n,
-                ev *out, int depth);
+/* Where an expression reads its columns: batch b of `base`, rows [off, off + n). */
+typedef struct {
+    ds_store_t *s;
+    dsd_arena *a;
+    const char *base;
+    size_t b;
+    uint64_t off, n;
+} dsd_rows;
 
-static int eval_binop(kd_cmd *c, ds_store_t *s, const char *base, size_t b, json_object *e,
-                      uint64_t n, ev *out, int depth)
+static int eval(kd_cmd *c, const dsd_rows *r, json_object *e, ev *out, int depth);
+
+static int eval_binop(kd_cmd *c, const dsd_rows *r, json_object *e, ev *out, int depth)
 {
     const char *op = jstr(e, "binop");
     kd_dtype ct, rt;
+    uint64_t n = r->n;
     if (jdtype(c, e, "ct", &ct) || jdtype(c, e, "rt", &rt))
         return -1;
     ev x = {0}, y = {0};
-    if (eval(c, s, base, b, jget(e, "a"), n, &x, depth + 1))
+    if (eval(c, r, jget(e, "a"), &x, depth + 1) || eval(c, r, jget(e, "b"), &y, depth + 1))
         return -1;
-    if (eval(c, s, base, b, jget(e, "b"), n, &y, depth + 1)) {
-        free(x.data);
-        return -1;
-    }
     bool half = false;
     if (y.scalar && !x.scalar && x.t == KD_FLOAT64) {
         double h;
         kd_scalar_cast(&y.s, KD_FLOAT64, &h);
         half = h == 0.5;
     }
-    void *xp = as_dtype(&x, ct, n), *yp = as_dtype(&y, ct, n);
     bool cmp = !strcmp(op, "<") || !strcmp(op, "<=") || !strcmp(op, ">") || !strcmp(op, ">=") ||
                !strcmp(op, "==") || !strcmp(op, "!=");
+    if (cmp && rt != KD_BOOL)
+        return kd_fail(c, "TypeError", "comparison '%s' gives bool, not %s", op,
+                       kd_dtype_name(rt));
     kd_dtype kt = cmp ? KD_BOOL : ct;
-    void *r = malloc(n ? n * 8 : 1);
-    int rc = 0;
-    if (!xp || !yp || !r)
-        rc = kd_fail(c, "MemoryError", "out of memory evaluating a derived column");
-    if (!rc && cmp && rt != KD_BOOL)
-        rc = kd_fail(c, "TypeError", "comparison '%s' gives bool, not %s", op, kd_dtype_name(rt));
-    const char *why = rc ? NULL : kd_ew_binop(op, ct, xp, yp, half, r, (int64_t)n);
-    if (why)
-        rc = kd_fail(c, strstr(why, "negative integer") ? "ValueError" : "TypeError",
-                     "operator '%s' %s", op, why);
-    free(xp);
-    free(yp);
-    free(x.data);
-    free(y.data);
-    if (!rc && kt != rt) {
-        void *r2 = malloc(n ? n * 8 : 1);
-        if (!r2)
-            rc = kd_fail(c, "MemoryError", "out of memory evaluating a derived column");
-        else
-            kd_cast(r, kt, r2, rt, (int64_t)n);
-        free(r);
-        r = r2;
-    }
-    if (rc) {
-        free(r);
+    void *xp = as_dtype(c, r->a, &x, ct, n), *yp = xp ? as_dtype(c, r->a, &y, ct, n) : NULL;
+    void *res = yp ? arena_get(c, r->a, n, 8) : NULL;
+    if (!res)
         return -1;
+    const char *why = kd_ew_binop(op, ct, xp, yp, half, res, (int64_t)n);
+    if (why)
+        return kd_fail(c, strstr(why, "negative integer") ? "ValueError" : "TypeError",
+                       "operator '%s' %s", op, why);
+    if (kt != rt) {
+        void *r2 = arena_get(c, r->a, n, 8);
+        if (!r2)
+            return -1;
+        kd_cast(res, kt, r2, rt, (int64_t)n);
+        res = r2;
     }
     out->t = rt;
-    out->data = r;
+    out->data = res;
     return 0;
 }
 
-static int eval(kd_cmd *c, ds_store_t *s, const char *base, size_t b, json_object *e, uint64_t n,
-                ev *out, int depth)
+static int eval(kd_cmd *c, const dsd_rows *r, json_object *e, ev *out, int depth)
 {
     memset(out, 0, sizeof *out);
     if (depth > 256 || !e || !json_object_is_type(e, json_type_object))
         return kd_fail(c, "ValueError", "a derived column's expression is not valid");
     const char *col = jstr(e, "col"), *un = jstr(e, "unop"), *cast = jstr(e, "astype");
+    uint64_t n = r->n;
     if (col) {
-        kd_ds_col v;
-        if (kd_ds_read_batch(c, s, base, col, b, &v))
+        dsd_piece v;
+        if (read_rows(c, r->s, r->a, r->base, col, r->b, r->off, n, &v, 0))
             return -1;
         if (v.dtype == DS_TEXT) {
-            kd_ds_col_free(&v);
+            piece_free(&v);
             return kd_fail(c, "TypeError", "column '%.200s' is text: expressions take numbers, "
                            "bool and datetime columns", col);
         }
-        if (v.n != n) {
-            kd_ds_col_free(&v);
-            return kd_fail(c, "RuntimeError", "column '%.200s' has %llu rows in batch %zu, "
-                           "expected %llu", col, (unsigned long long)v.n, b,
-                           (unsigned long long)n);
-        }
         out->t = kd_of(v.dtype);
         out->data = v.data;
-        v.data = NULL;
-        kd_ds_col_free(&v);
         return 0;
     }
     if (jget(e, "scalar")) {
@@ -402,27 +661,23 @@ static int eval(kd_cmd *c, ds_store_t *s, const char *base, size_t b, json_objec
         return 0;
     }
     if (jstr(e, "binop"))
-        return eval_binop(c, s, base, b, e, n, out, depth);
+        return eval_binop(c, r, e, out, depth);
     if (un || cast) {
         kd_dtype t = 0;
         if (cast && jdtype(c, e, "astype", &t))
             return -1;
         ev x;
-        if (eval(c, s, base, b, jget(e, "a"), n, &x, depth + 1))
+        if (eval(c, r, jget(e, "a"), &x, depth + 1))
             return -1;
-        void *xp = as_dtype(&x, cast ? t : x.t, n);
-        free(x.data);
+        void *xp = as_dtype(c, r->a, &x, cast ? t : x.t, n);
         if (!xp)
-            return kd_fail(c, "MemoryError", "out of memory evaluating a derived column");
+            return -1;
         out->t = cast ? t : x.t;
         out->data = xp;
         if (un) {
             const char *why = kd_ew_unop(un, x.t, xp, xp, (int64_t)n);
-            if (why) {
-                free(xp);
-                out->data = NULL;
+            if (why)
                 return kd_fail(c, "TypeError", "%s: %s", un, why);
-            }
         }
         return 0;
     }
@@ -431,34 +686,18 @@ static int eval(kd_cmd *c, ds_store_t *s, const char *base, size_t b, json_objec
         if (jdtype(c, e, "rt", &rt))
             return -1;
         ev k, x, y;
-        if (eval(c, s, base, b, jget(e, "where"), n, &k, depth + 1))
+        if (eval(c, r, jget(e, "where"), &k, depth + 1) || eval(c, r, jget(e, "a"), &x, depth + 1) ||
+            eval(c, r, jget(e, "b"), &y, depth + 1))
             return -1;
-        if (eval(c, s, base, b, jget(e, "a"), n, &x, depth + 1)) {
-            free(k.data);
+        uint8_t *kp = as_dtype(c, r->a, &k, KD_BOOL, n);
+        char *xp = kp ? as_dtype(c, r->a, &x, rt, n) : NULL;
+        char *yp = xp ? as_dtype(c, r->a, &y, rt, n) : NULL;
+        if (!yp)
             return -1;
-        }
-        if (eval(c, s, base, b, jget(e, "b"), n, &y, depth + 1)) {
-            free(k.data);
-            free(x.data);
-            return -1;
-        }
-        uint8_t *kp = as_dtype(&k, KD_BOOL, n);
-        char *xp = as_dtype(&x, rt, n), *yp = as_dtype(&y, rt, n);
-        free(k.data);
-        free(x.data);
-        free(y.data);
-        if (!kp || !xp || !yp) {
-            free(kp);
-            free(xp);
-            free(yp);
-            return kd_fail(c, "MemoryError", "out of memory evaluating a derived column");
-        }
         size_t w = kd_dtype_size(rt);
         for (uint64_t i = 0; i < n; i++)
             if (!kp[i])
                 memcpy(xp + i * w, yp + i * w, w);
-        free(kp);
-        free(yp);
         out->t = rt;
         out->data = xp;
         return 0;
@@ -480,36 +719,38 @@ static const char *cmp_op(const char *op)
 
 /* mask |= (or &= when and_into) (col OP scalar o[key]) computed in ct, as
  * binop; `isin`: NaN among the values finds NaN, as pandas' isin does */
-static int num_cmp(kd_cmd *c, const kd_ds_col *v, const char *op, json_object *o,
+static int num_cmp(kd_cmd *c, dsd_arena *a, const dsd_piece *v, const char *op, json_object *o,
                    const char *key, kd_dtype ct, uint8_t *mask, bool and_into, bool isin)
 {
     kd_scalar sc;
     if (jscalar(c, o, key, &sc))
         return -1;
+    size_t mark = a->used; /* this comparison's temporaries go after it */
     ev x = {.t = kd_of(v->dtype), .data = v->data}, y = {.t = sc.dtype, .scalar = true, .s = sc};
-    void *xp = as_dtype(&x, ct, v->n), *yp = as_dtype(&y, ct, v->n);
-    uint8_t *r = malloc(v->n ? v->n : 1);
-    int rc = 0;
-    if (!xp || !yp || !r)
-        rc = kd_fail(c, "MemoryError", "out of memory evaluating a filter");
-    const char *why = rc ? NULL : kd_ew_binop(op, ct, xp, yp, false, r, (int64_t)v->n);
+    /* x is the column piece itself when no cast is needed: read, never written */
+    void *xp = as_dtype(c, a, &x, ct, v->n), *yp = xp ? as_dtype(c, a, &y, ct, v->n) : NULL;
+    uint8_t *r = yp ? arena_get(c, a, v->n, 1) : NULL;
+    if (!r)
+        return -1;
+    const char *why = kd_ew_binop(op, ct, xp, yp, false, r, (int64_t)v->n);
     if (why)
-        rc = kd_fail(c, "TypeError", "filter '%s': %s", op, why);
-    for (uint64_t i = 0; !rc && i < v->n; i++)
-        mask[i] = and_into ? (mask[i] & r[i]) : (mask[i] | r[i]);
+        return kd_fail(c, "TypeError", "filter '%s': %s", op, why);
+    if (and_into)
+        for (uint64_t i = 0; i < v->n; i++)
+            mask[i] &= r[i];
+    else
+        for (uint64_t i = 0; i < v->n; i++)
+            mask[i] |= r[i];
     /* pandas' isin finds NaN among the values (a hash lookup, not ==) */
-    if (!rc && isin && ct == KD_FLOAT64 && sc.dtype == KD_FLOAT64 &&
-        isnan(sc.v.f))
+    if (isin && ct == KD_FLOAT64 && sc.dtype == KD_FLOAT64 && isnan(sc.v.f))
         for (uint64_t i = 0; i < v->n; i++)
             mask[i] |= isnan(((const double *)xp)[i]);
-    free(xp);
-    free(yp);
-    free(r);
-    return rc;
+    a->used = mark;
+    return 0;
 }
 
 /* text: which categories pass, then which rows */
-static int text_filter(kd_cmd *c, const kd_ds_col *v, const char *op, json_object *f,
+static int text_filter(kd_cmd *c, const dsd_piece *v, const char *op, json_object *f,
                        uint8_t *mask)
 {
     uint8_t *pass = calloc(v->ncats + 1, 1);
@@ -547,86 +788,95 @@ static int text_filter(kd_cmd *c, const kd_ds_col *v, const char *op, json_objec
     return 0;
 }
 
-/* the rows of batch b of `base` that pass filter f */
-static int eval_filter(kd_cmd *c, ds_store_t *s, const char *base, size_t b, json_object *f,
-                       kd_ds_col *out)
+/* The rows among [off, off + m) of batch b of `base` that pass filter f,
+ * as row numbers within the batch into rows[] (room for m); *np gets how
+ * many. The column is read into the window and compared there. */
+static int filter_chunk(kd_cmd *c, ds_store_t *s, dsd_arena *a, const char *base, size_t b,
+                        uint64_t off, uint64_t m, json_object *f, int64_t *rows, uint64_t *np)
 {
     const char *column = jstr(f, "column"), *op = jstr(f, "op");
     if (!column || !op)
         return kd_fail(c, "ValueError", "a filter needs a column and an op");
-    kd_ds_col v;
-    if (kd_ds_read_batch(c, s, base, column, b, &v))
+    size_t mark = a->used;
+    dsd_piece v;
+    if (read_rows(c, s, a, base, column, b, off, m, &v, 0))
         return -1;
-    uint8_t *mask = calloc(v.n ? v.n : 1, 1);
-    int rc = mask ? 0 : kd_fail(c, "MemoryError", "out of memory evaluating a filter");
+    uint8_t *mask = arena_get(c, a, m, 1);
+    int rc = mask ? 0 : -1;
+    if (!rc)
+        memset(mask, 0, m);
     kd_dtype ct = KD_FLOAT64;
     if (!rc && v.dtype == DS_TEXT)
         rc = text_filter(c, &v, op, f, mask);
     else if (!rc && strcmp(op, "isin") && jdtype(c, f, "ct", &ct))
         rc = -1;
     else if (!rc && cmp_op(op))
-        rc = num_cmp(c, &v, cmp_op(op), f, "value", ct, mask, false, false);
+        rc = num_cmp(c, a, &v, cmp_op(op), f, "value", ct, mask, false, false);
     else if (!rc && !strcmp(op, "between")) {
-        memset(mask, 1, v.n);
-        rc = num_cmp(c, &v, ">=", f, "lo", ct, mask, true, false);
+        memset(mask, 1, m);
+        rc = num_cmp(c, a, &v, ">=", f, "lo", ct, mask, true, false);
         if (!rc)
-            rc = num_cmp(c, &v, "<=", f, "hi", ct, mask, true, false);
+            rc = num_cmp(c, a, &v, "<=", f, "hi", ct, mask, true, false);
     } else if (!rc && !strcmp(op, "isin")) {
         json_object *vals = jget(f, "values");
         if (!vals || !json_object_is_type(vals, json_type_array))
             rc = kd_fail(c, "ValueError", "isin needs a list of values");
         for (size_t j = 0; !rc && j < json_object_array_length(vals); j++) {
             json_object *o = json_object_array_get_idx(vals, j);
-            if (jdtype(c, o, "ct", &ct) || num_cmp(c, &v, "==", o, "value", ct, mask, false, true))
+            if (jdtype(c, o, "ct", &ct) ||
+                num_cmp(c, a, &v, "==", o, "value", ct, mask, false, true))
                 rc = -1;
         }
     } else if (!rc) {
         rc = kd_fail(c, "ValueError", "unknown filter op '%.20s' (eq ne lt le gt ge between "
                      "isin)", op);
     }
-    uint64_t np = 0;
-    for (uint64_t i = 0; !rc && i < v.n; i++)
-        np += mask[i];
-    int64_t *rows = rc ? NULL : malloc(np ? np * 8 : 1);
-    if (!rc && !rows)
-        rc = kd_fail(c, "MemoryError", "out of memory evaluating a filter");
-    for (uint64_t i = 0, k = 0; !rc && i < v.n; i++)
-        if (mask[i])
-            rows[k++] = (int64_t)i;
-    free(mask);
-    kd_ds_col_free(&v);
-    if (rc)
-        return -1;
-    memset(out, 0, sizeof *out);
-    out->dtype = DS_INT64;
-    out->n = np;
-    out->data = rows;
-    return 0;
+    piece_free(&v);
+    uint64_t k = 0;
+    if (!rc && rows) /* branch-free: write every row, advance on the passing ones */
+        for (uint64_t i = 0; i < m; i++) {
+            rows[k] = (int64_t)(off + i);
+            k += mask[i] != 0;
+        }
+    else if (!rc)
+        for (uint64_t i = 0; i < m; i++)
+            k += mask[i] != 0;
+    *np = k;
+    a->used = mark;
+    return rc;
 }
 
-/* and/or of two index datasets on one base: sorted intersection or union */
-static int eval_combine(kd_cmd *c, ds_store_t *s, size_t b, json_object *pair, bool and_,
-                        kd_ds_col *out)
+/* and/or of two index datasets on one base, batch b: sorted intersection
+ * or union (both whole index batches in the window) */
+static int eval_combine(kd_cmd *c, ds_store_t *s, dsd_arena *a, size_t b, json_object *pair,
+                        bool and_, int64_t **out, uint64_t *nout)
 {
-    const char *a = pair && json_object_is_type(pair, json_type_array) &&
-                            json_object_array_length(pair) == 2
-                        ? json_object_get_string(json_object_array_get_idx(pair, 0)) : NULL;
-    const char *z = a ? json_object_get_string(json_object_array_get_idx(pair, 1)) : NULL;
-    if (!a || !z)
+    const char *x_ = pair && json_object_is_type(pair, json_type_array) &&
+                             json_object_array_length(pair) == 2
+                         ? json_object_get_string(json_object_array_get_idx(pair, 0)) : NULL;
+    const char *z = x_ ? json_object_get_string(json_object_array_get_idx(pair, 1)) : NULL;
+    if (!x_ || !z)
         return kd_fail(c, "ValueError", "and/or needs two index datasets");
-    kd_ds_col x, y;
-    if (kd_ds_read_batch(c, s, a, "index", b, &x))
-        return -1;
-    if (kd_ds_read_batch(c, s, z, "index", b, &y)) {
-        kd_ds_col_free(&x);
-        return -1;
+    ds_info_t *ix = NULL, *iz = NULL;
+    int rc = info_of(c, s, x_, &ix);
+    if (!rc)
+        rc = info_of(c, s, z, &iz);
+    uint64_t nx = 0, nz = 0;
+    if (!rc && (b >= ix->nbatches || b >= iz->nbatches))
+        rc = kd_fail(c, "IndexError", "'%.200s' or '%.200s' has no batch %zu", x_, z, b);
+    if (!rc) {
+        nx = ix->batches[b].rows;
+        nz = iz->batches[b].rows;
     }
-    int64_t *r = malloc((x.n + y.n) ? (x.n + y.n) * 8 : 1);
-    if (!r) {
-        kd_ds_col_free(&x);
-        kd_ds_col_free(&y);
-        return kd_fail(c, "MemoryError", "out of memory combining filters");
-    }
+    ds_free_info(ix);
+    ds_free_info(iz);
+    dsd_piece x, y;
+    if (rc || read_rows(c, s, a, x_, "index", b, 0, nx, &x, 0) ||
+        read_rows(c, s, a, z, "index", b, 0, nz, &y, 0))
+        return -1;
+    int64_t *r = arena_get(c, a, x.n + y.n, 8);
+    if (!r)
+        return -1;
     const int64_t *p = x.data, *q = y.data;
     uint64_t i = 0, j = 0, k = 0;
     while (i < x.n || j < y.n) {
@@ -644,49 +894,144 @@ static int eval_combine(kd_cmd *c, ds_store_t *s, size_t b, json_object *pair, b
             j++;
         }
     }
-    kd_ds_col_free(&x);
-    kd_ds_col_free(&y);
-    memset(out, 0, sizeof *out);
-    out->dtype = DS_INT64;
-    out->n = k;
-    out->data = r;
+    *out = r;
+    *nout = k;
     return 0;
 }
 
-/* batch b of derived dataset `in` (its base current) */
-static int compute_batch(kd_cmd *c, ds_store_t *s, const ds_info_t *in, json_object *e,
-                         size_t b, kd_ds_col *out)
+/* ---- computing one batch ------------------------------------------------------------------ */
+
+static int put_rows(kd_cmd *c, ds_batch_t *bh, uint64_t off, uint64_t m, const void *data)
+{
+    int rc = m ? fa_put(ds_batch_array(bh, 0), off, m, data) : 0;
+    return rc ? kd_ds_fail(c, rc, "write a derived batch") : 0;
+}
+
+static int begin_batch(kd_cmd *c, ds_store_t *s, ds_dtype_t t, uint64_t n, ds_batch_t **bh)
+{
+    int rc = ds_batch_begin_dtypes(s, 1, &t, n, bh);
+    return rc ? kd_ds_fail(c, rc, "begin a derived batch") : 0;
+}
+
+static int base_rows(kd_cmd *c, ds_store_t *s, const char *base, size_t b, uint64_t *n)
+{
+    ds_info_t *bi;
+    if (info_of(c, s, base, &bi))
+        return -1;
+    int rc = b < bi->nbatches ? 0 : kd_fail(c, "IndexError", "dataset '%.200s' has no batch "
+                                              "%zu", base, b);
+    *n = rc ? 0 : bi->batches[b].rows;
+    ds_free_info(bi);
+    return rc;
+}
+
+/* Batch b of derived dataset `in` (its base current), of dtype t, written
+ * as a new uncommitted batch *out, the base's rows paged through the
+ * window a chunk (a->rows rows) at a time. */
+static int compute_batch(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t *in,
+                         json_object *e, ds_dtype_t t, size_t b, ds_batch_t **out)
 {
     json_object *v;
-    if ((v = jget(e, "filter")))
-        return eval_filter(c, s, in->base, b, v, out);
-    if ((v = jget(e, "and")) || (v = jget(e, "or")))
-        return eval_combine(c, s, b, v, jget(e, "and") != NULL, out);
-    if ((v = jget(e, "gather"))) {
-        if (!json_object_is_type(v, json_type_string))
+    ds_batch_t *bh = NULL;
+    uint64_t n = 0;
+    int rc = 0;
+    a->used = 0;
+    if ((v = jget(e, "filter"))) {
+        if (base_rows(c, s, in->base, b, &n))
+            return -1;
+        if (n <= a->rows) { /* one chunk: compare, then write what passed */
+            int64_t *rows = arena_get(c, a, n, 8);
+            uint64_t np = 0;
+            if (!rows || filter_chunk(c, s, a, in->base, b, 0, n, v, rows, &np) ||
+                begin_batch(c, s, t, np, &bh))
+                return -1;
+            rc = put_rows(c, bh, 0, np, rows);
+        } else { /* larger than the window: count, then compare again and write */
+            uint64_t total = 0, np = 0;
+            for (uint64_t off = 0; off < n; off += a->rows) {
+                uint64_t m = n - off < a->rows ? n - off : a->rows;
+                if (filter_chunk(c, s, a, in->base, b, off, m, v, NULL, &np))
+                    return -1;
+                total += np;
+            }
+            if (begin_batch(c, s, t, total, &bh))
+                return -1;
+            int64_t *rows = arena_get(c, a, a->rows, 8);
+            rc = rows ? 0 : -1;
+            for (uint64_t off = 0, at = 0; !rc && off < n; off += a->rows) {
+                uint64_t m = n - off < a->rows ? n - off : a->rows;
+                size_t mark = a->used;
+                rc = filter_chunk(c, s, a, in->base, b, off, m, v, rows, &np);
+                if (!rc && at + np > total)
+                    rc = kd_fail(c, "RuntimeError", "dataset '%.200s' changed while a filter "
+                                 "read it", in->base);
+                if (!rc)
+                    rc = put_rows(c, bh, at, np, rows);
+                at += np;
+                a->used = mark;
+            }
+        }
+    } else if ((v = jget(e, "and")) || (v = jget(e, "or"))) {
+        int64_t *rows;
+        if (eval_combine(c, s, a, b, v, jget(e, "and") != NULL, &rows, &n) ||
+            begin_batch(c, s, t, n, &bh))
+            return -1;
+        rc = put_rows(c, bh, 0, n, rows);
+    } else if ((v = jget(e, "gather")) || (v = jget(e, "derive"))) {
+        bool gather = jget(e, "gather") != NULL;
+        if (gather && !json_object_is_type(v, json_type_string))
             return kd_fail(c, "ValueError", "gather needs a column name");
-        return kd_ds_read_batch(c, s, in->base, json_object_get_string(v), b, out);
-    }
-    if ((v = jget(e, "derive"))) {
-        /* the batch's rows: those of the base's batch */
-        ds_info_t *bi;
-        if (info_of(c, s, in->base, &bi))
+        if (base_rows(c, s, in->base, b, &n) || begin_batch(c, s, t, n, &bh))
             return -1;
-        uint64_t n = b < bi->nbatches ? bi->batches[b].rows : 0;
-        ds_free_info(bi);
-        ev r;
-        if (eval(c, s, in->base, b, v, n, &r, 0))
-            return -1;
-        memset(out, 0, sizeof *out);
-        out->n = n;
-        out->dtype = ds_of(r.t);
-        out->data = r.scalar ? as_dtype(&r, r.t, n) : r.data;
-        if (!out->data)
-            return kd_fail(c, "MemoryError", "out of memory evaluating a derived column");
-        return 0;
+        /* at least one pass, so that a text column's categories are read */
+        for (uint64_t off = 0; !rc && (off < n || off == 0); off += a->rows) {
+            uint64_t m = n - off < a->rows ? n - off : a->rows;
+            a->used = 0;
+            if (gather) {
+                dsd_piece p;
+                rc = read_rows(c, s, a, in->base, json_object_get_string(v), b, off, m, &p, 0);
+                if (!rc && p.dtype != t && !(t == DS_DATETIME && p.dtype == DS_INT64) &&
+                    !(t == DS_INT64 && p.dtype == DS_DATETIME))
+                    rc = kd_fail(c, "RuntimeError", "derived dataset '%.200s': batch %zu came "
+                                 "out %s, not %s", in->name, b, ds_dtype_name(p.dtype),
+                                 ds_dtype_name(t));
+                if (!rc)
+                    rc = put_rows(c, bh, off, m, p.data);
+                if (!rc && t == DS_TEXT && off == 0) {
+                    int lrc = ds_batch_set_categories(bh, 0, p.ncats,
+                                                      (const char *const *)p.cats);
+                    if (lrc)
+                        rc = kd_ds_fail(c, lrc, "write a derived batch's categories");
+                }
+                piece_free(&p);
+            } else {
+                dsd_rows r = {.s = s, .a = a, .base = in->base, .b = b, .off = off, .n = m};
+                ev x;
+                rc = eval(c, &r, v, &x, 0);
+                ds_dtype_t xt = rc ? t : ds_of(x.t);
+                if (!rc && xt != t && !(t == DS_DATETIME && xt == DS_INT64))
+                    rc = kd_fail(c, "RuntimeError", "derived dataset '%.200s': batch %zu came "
+                                 "out %s, not %s", in->name, b, ds_dtype_name(xt),
+                                 ds_dtype_name(t));
+                void *d = rc ? NULL : as_dtype(c, a, &x, x.t, m);
+                if (!rc && !d)
+                    rc = -1;
+                if (!rc)
+                    rc = put_rows(c, bh, off, m, d);
+            }
+            if (n == 0)
+                break;
+        }
+    } else {
+        return kd_fail(c, "ValueError", "dataset '%.200s': its expression is not one this "
+                       "server knows", in->name);
     }
-    return kd_fail(c, "ValueError", "dataset '%.200s': its expression is not one this server "
-                   "knows", in->name);
+    if (rc) {
+        ds_batch_abort(bh);
+        return -1;
+    }
+    *out = bh;
+    return 0;
 }
 
 /* ---- bringing up to date -------------------------------------------------------------- */
@@ -697,28 +1042,130 @@ typedef struct {
     ds_batch_ref_t ref; /* the new batch */
 } dsd_done;
 
-/* Write col as a new (uncommitted) batch of one column of dtype t. */
-static int write_batch(kd_cmd *c, ds_store_t *s, ds_dtype_t t, const kd_ds_col *col,
-                       ds_batch_t **out)
+/* Collective: batch b computed by every rank at once, each on its share
+ * of the base batch's rows (an update of fewer new batches than ranks
+ * would otherwise leave ranks idle). Rank 0 begins the batch once the
+ * sizes are known, every rank writes its part at its offset, and rank 0
+ * gets the handle (*out) to commit. Filters, gathers and derives; each
+ * rank's share fits in its window (refresh_one checks). */
+static int compute_split(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t *in,
+                         json_object *e, ds_dtype_t t, size_t b, ds_batch_t **out)
 {
-    ds_batch_t *bh;
-    int rc = ds_batch_begin_dtypes(s, 1, &t, col->n, &bh);
-    if (rc)
-        return kd_ds_fail(c, rc, "begin a derived batch");
-    size_t w = fa_dtype_size(ds_dtype_storage(t));
-    for (uint64_t at = 0; !rc && at < col->n; at += DSD_CHUNK) {
-        uint64_t m = col->n - at < DSD_CHUNK ? col->n - at : DSD_CHUNK;
-        rc = fa_put(ds_batch_array(bh, 0), at, m, (const char *)col->data + at * w);
-    }
-    if (!rc && t == DS_TEXT)
-        rc = ds_batch_set_categories(bh, 0, col->ncats, (const char *const *)col->cats);
+    json_object *f = jget(e, "filter"), *g = jget(e, "gather"), *d = jget(e, "derive");
+    uint64_t n = 0, np = 0;
+    int rc = base_rows(c, s, in->base, b, &n);
+    uint64_t P = (uint64_t)c->nranks, r = (uint64_t)c->rank;
+    uint64_t lo = n / P * r + (r < n % P ? r : n % P);
+    uint64_t m = n / P + (r < n % P ? 1 : 0);
+    dsd_piece p = {0};
+    void *data = NULL;
+    a->used = 0;
     if (rc) {
-        kd_ds_fail(c, rc, "write a derived batch");
-        ds_batch_abort(bh);
+    } else if (f) {
+        int64_t *rows = arena_get(c, a, m, 8);
+        rc = rows ? filter_chunk(c, s, a, in->base, b, lo, m, f, rows, &np) : -1;
+        data = rows;
+    } else if (g) {
+        rc = json_object_is_type(g, json_type_string)
+                 ? read_rows(c, s, a, in->base, json_object_get_string(g), b, lo, m, &p, 0)
+                 : kd_fail(c, "ValueError", "gather needs a column name");
+        if (!rc && p.dtype != t && !(t == DS_DATETIME && p.dtype == DS_INT64) &&
+            !(t == DS_INT64 && p.dtype == DS_DATETIME))
+            rc = kd_fail(c, "RuntimeError", "derived dataset '%.200s': batch %zu came out %s, "
+                         "not %s", in->name, b, ds_dtype_name(p.dtype), ds_dtype_name(t));
+        data = p.data;
+        np = m;
+    } else if (d) {
+        dsd_rows rr = {.s = s, .a = a, .base = in->base, .b = b, .off = lo, .n = m};
+        ev x;
+        rc = eval(c, &rr, d, &x, 0);
+        ds_dtype_t xt = rc ? t : ds_of(x.t);
+        if (!rc && xt != t && !(t == DS_DATETIME && xt == DS_INT64))
+            rc = kd_fail(c, "RuntimeError", "derived dataset '%.200s': batch %zu came out %s, "
+                         "not %s", in->name, b, ds_dtype_name(xt), ds_dtype_name(t));
+        if (!rc && !(data = as_dtype(c, a, &x, x.t, m)))
+            rc = -1;
+        np = m;
+    } else {
+        rc = kd_fail(c, "ValueError", "dataset '%.200s': its expression is not one this server "
+                     "knows", in->name);
+    }
+    kd_quiet_barrier(c->comm);
+    if (kd_agree(c, rc)) {
+        piece_free(&p);
         return -1;
     }
-    *out = bh;
-    return 0;
+    /* where each rank's part goes */
+    uint64_t *cnt = calloc((size_t)P, sizeof *cnt), total = 0, at = 0;
+    if (!cnt)
+        abort();
+    MPI_Allgather(&np, 1, MPI_UINT64_T, cnt, 1, MPI_UINT64_T, c->comm);
+    for (uint64_t q = 0; q < P; q++) {
+        if (q < r)
+            at += cnt[q];
+        total += cnt[q];
+    }
+    free(cnt);
+    ds_batch_t *bh = NULL;
+    ds_batch_ref_t ref;
+    memset(&ref, 0, sizeof ref);
+    if (r == 0) {
+        rc = begin_batch(c, s, t, total, &bh);
+        if (!rc && t == DS_TEXT) {
+            int lrc = ds_batch_set_categories(bh, 0, p.ncats, (const char *const *)p.cats);
+            if (lrc)
+                rc = kd_ds_fail(c, lrc, "write a derived batch's categories");
+        }
+        if (!rc)
+            ds_batch_ref(bh, &ref);
+    }
+    if (kd_agree(c, rc)) {
+        if (bh)
+            ds_batch_abort(bh);
+        piece_free(&p);
+        return -1;
+    }
+    MPI_Bcast(&ref, sizeof ref, MPI_BYTE, 0, c->comm);
+    if (r != 0) {
+        int lrc = ds_batch_attach_dtypes(s, 1, &t, &ref, &bh);
+        if (lrc)
+            rc = kd_ds_fail(c, lrc, "open a derived batch another rank began");
+    }
+    if (!rc)
+        rc = put_rows(c, bh, at, np, data);
+    piece_free(&p);
+    kd_quiet_barrier(c->comm);
+    rc = kd_agree(c, rc);
+    if (r != 0) {
+        if (bh)
+            ds_batch_close(bh);
+    } else if (rc) {
+        ds_batch_abort(bh);
+    } else {
+        *out = bh;
+    }
+    return rc;
+}
+
+/* Window slots (rows-sized, 8 bytes a row) one chunk of `e` may need at
+ * most: per expression node its result and two casts, per column read its
+ * rows, an index and a span at every step of a lineage. */
+static int slots_of(json_object *e)
+{
+    int n = 0;
+    if (!e)
+        return 0;
+    if (json_object_is_type(e, json_type_object)) {
+        n = 4;
+        json_object_object_foreach(e, key, val) {
+            (void)key;
+            n += slots_of(val);
+        }
+    } else if (json_object_is_type(e, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(e); i++)
+            n += slots_of(json_object_array_get_idx(e, i));
+    }
+    return n;
 }
 
 /* Collective: bring derived dataset `name` up to date with its base (whose
@@ -759,32 +1206,74 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
     if (!e || !t)
         rc = kd_fail(c, "ValueError", "derived dataset '%.200s' has an expression this server "
                      "cannot read", name);
+    /* the window: every chunk's temporaries (a lineage's indices and
+     * spans too), so nothing is allocated per batch */
+    int depth = 0;
+    for (ds_info_t *li = NULL; !rc && depth <= DSD_DEPTH; depth++) {
+        const char *nm = li ? li->base : in->base;
+        ds_info_t *nx = NULL;
+        if (ds_info(s, nm, &nx) != 0 || nx->kind == DS_KIND_BASE) {
+            ds_free_info(nx);
+            ds_free_info(li);
+            break;
+        }
+        ds_free_info(li);
+        li = nx;
+    }
+    dsd_arena arena = {0};
+    size_t wbytes = 0;
+    uint64_t *wbuf = rc ? NULL : kd_ds_window_alloc(c, slots_of(e) + 3 * depth + 6, &arena.rows,
+                                                    &wbytes);
+    if (!rc && !wbuf)
+        rc = -1;
+    arena.base = (char *)wbuf;
+    arena.cap = wbytes;
+    /* fewer new batches than ranks (an update): all ranks on each batch,
+     * when every rank's share fits its window; else each rank its own */
+    uint64_t nb = plan.want - plan.have, wrows = arena.rows, most = 0;
+    bool split = false;
+    if (c->nranks > 1 && nb < (uint64_t)c->nranks && !jget(e, "and") && !jget(e, "or")) {
+        for (uint64_t b = plan.have; !rc && b < plan.want; b++) {
+            uint64_t n = 0;
+            rc = base_rows(c, s, in->base, (size_t)b, &n);
+            most = n > most ? n : most;
+        }
+        if (!rc && !wbuf)
+            wrows = 0;
+        MPI_Allreduce(MPI_IN_PLACE, &wrows, 1, MPI_UINT64_T, MPI_MIN, c->comm);
+        split = wrows > 0 && most / (uint64_t)c->nranks + 1 <= wrows;
+    }
     /* my batches, one at a time: read, compute, write */
     uint64_t mine = 0;
     for (uint64_t b = plan.have; b < plan.want; b++)
-        mine += (b % (uint64_t)c->nranks) == (uint64_t)c->rank;
+        mine += split || (b % (uint64_t)c->nranks) == (uint64_t)c->rank;
     ds_batch_t **hs = calloc(mine + 1, sizeof *hs);
     dsd_done *dn = calloc(mine + 1, sizeof *dn);
     if (!rc && (!hs || !dn))
         rc = kd_fail(c, "MemoryError", "out of memory");
     uint64_t nh = 0;
-    for (uint64_t b = plan.have; !rc && b < plan.want; b++) {
-        if ((b % (uint64_t)c->nranks) != (uint64_t)c->rank)
-            continue;
-        kd_ds_col col = {0};
-        rc = compute_batch(c, s, in, e, (size_t)b, &col);
-        if (!rc && col.dtype != t && !(t == DS_DATETIME && col.dtype == DS_INT64) &&
-            !(t == DS_INT64 && col.dtype == DS_DATETIME))
-            rc = kd_fail(c, "RuntimeError", "derived dataset '%.200s': batch %llu came out %s, "
-                         "not %s", name, (unsigned long long)b, ds_dtype_name(col.dtype),
-                         ds_dtype_name(t));
-        if (!rc && !(rc = write_batch(c, s, t, &col, &hs[nh]))) {
+    for (uint64_t b = plan.have; split && b < plan.want; b++) {
+        /* collective: every rank takes part, failed or not */
+        if (kd_agree(c, rc) || (rc = compute_split(c, s, &arena, in, e, t, (size_t)b, &hs[nh])))
+            break;
+        if (c->rank == 0) {
             dn[nh].b = b;
             ds_batch_ref(hs[nh], &dn[nh].ref);
             nh++;
         }
-        kd_ds_col_free(&col);
     }
+    for (uint64_t b = plan.have; !split && !rc && b < plan.want; b++) {
+        if ((b % (uint64_t)c->nranks) != (uint64_t)c->rank)
+            continue;
+        if (!(rc = compute_batch(c, s, &arena, in, e, t, (size_t)b, &hs[nh]))) {
+            dn[nh].b = b;
+            ds_batch_ref(hs[nh], &dn[nh].ref);
+            nh++;
+        }
+    }
+    kd_ds_window_free(wbuf, wbytes);
+    /* a rank done first sleeps instead of spinning on the others' cores */
+    kd_quiet_barrier(c->comm);
     json_object_put(e);
     /* every rank's refs to rank 0 */
     int ok = kd_agree(c, rc) == 0;
@@ -833,6 +1322,7 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
     free(all);
     free(cnts);
     free(dsp);
+    kd_quiet_barrier(c->comm); /* the others sleep while rank 0 commits */
     MPI_Bcast(&result, 1, MPI_INT32_T, 0, c->comm);
     for (uint64_t i = 0; i < nh; i++) {
         if (ok && result == 0)
@@ -857,26 +1347,25 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
     return 0; /* result 1: another server brought it up to date first */
 }
 
-/* Rank 0: the derived datasets of one catalog version that are behind,
- * in creation order, as a JSON array of names. A derived dataset has one
- * batch per batch of the base at the root of its lineage, so it is behind
- * when it has fewer than the root has now. */
+/* Rank 0: the derived datasets that are behind, in creation order, as a
+ * JSON array of names. A derived dataset has one batch per batch of the
+ * base at the root of its lineage, so it is behind when it has fewer than
+ * the root has now. Read from libdataset's cached catalog (one read of
+ * the version word when nothing changed), not a snapshot copy: what it
+ * finds is only a plan, which refresh_one checks against the catalog of
+ * its own time (a dataset found behind that is not any more: nothing
+ * done; one dropped meanwhile: skipped). */
 static int behind(kd_cmd *c, ds_store_t *s, json_object **out)
 {
-    ds_snapshot_t *snap = NULL;
     char **names = NULL;
     size_t n = 0;
-    int rc = ds_snapshot(s, &snap);
-    if (!rc)
-        rc = ds_snapshot_list(snap, &names, &n);
-    if (rc) {
-        ds_snapshot_free(snap);
+    int rc = ds_list(s, &names, &n);
+    if (rc)
         return kd_ds_fail(c, rc, "list the store's datasets");
-    }
     ds_info_t **in = calloc(n + 1, sizeof *in);
     json_object *list = json_object_new_array();
     for (size_t i = 0; in && i < n; i++)
-        if (ds_snapshot_info(snap, names[i], &in[i]))
+        if (ds_info(s, names[i], &in[i]))
             in[i] = NULL;
     for (size_t i = 0; in && i < n; i++) {
         if (!in[i] || in[i]->kind == DS_KIND_BASE)
@@ -897,7 +1386,6 @@ static int behind(kd_cmd *c, ds_store_t *s, json_object **out)
         ds_free_info(in[i]);
     free(in);
     ds_free_names(names, n);
-    ds_snapshot_free(snap);
     *out = list;
     return 0;
 }
@@ -906,6 +1394,7 @@ int kd_ds_refresh(kd_cmd *c, ds_store_t *s, const char *store, uint64_t *process
 {
     json_object *list = NULL;
     int rc = c->rank == 0 ? behind(c, s, &list) : 0;
+    kd_quiet_barrier(c->comm);
     if (kd_agree(c, rc)) {
         json_object_put(list);
         return -1;
@@ -954,11 +1443,31 @@ static int cmd_ds_refresh(kd_cmd *c)
 {
     const char *store;
     ds_store_t *s;
-    uint64_t n = 0;
+    uint64_t n = 0, v = 0;
     if (store_arg(c, &store, &s) || kd_ds_refresh(c, s, store, &n))
         return -1;
+    /* the version it left the catalog at: a client that has listed this
+     * version needs no new list */
+    int rc = c->rank == 0 ? ds_version(s, &v) : 0;
+    if (rc)
+        kd_ds_fail(c, rc, "read the catalog version");
+    if (kd_agree(c, rc ? -1 : 0))
+        return -1;
     kd_result_i64(c, "processed", (int64_t)n);
+    kd_result_i64(c, "version", (int64_t)v);
     return 0;
+}
+
+/* Rank 0: does the store hold `def`'s dataset exactly so already? */
+static bool exists_alike(ds_store_t *s, const ds_dataset_def_t *def)
+{
+    ds_info_t *in = NULL;
+    bool same = ds_info(s, def->name, &in) == 0 && in->kind == def->kind &&
+                !strcmp(in->base, def->base) && !strcmp(in->expr, def->expr) &&
+                in->ncols == 1 && !strcmp(in->cols[0].name, def->cols[0].name) &&
+                in->cols[0].dtype == def->cols[0].dtype;
+    ds_free_info(in);
+    return same;
 }
 
 static int cmd_ds_derive(kd_cmd *c)
@@ -997,6 +1506,8 @@ static int cmd_ds_derive(kd_cmd *c)
         ds_dataset_def_t def = {.name = name, .kind = k, .base = base, .expr = expr,
                                 .ncols = 1, .cols = &col};
         ds_txn_t *tx = NULL;
+        if (!rc && exists_alike(s, &def))
+            rc = 1; /* nothing to create (not an error: reset below) */
         int lrc = rc ? 0 : ds_txn_begin(s, &tx);
         if (!rc && !lrc && !(lrc = ds_txn_create(tx, &def)))
             lrc = ds_txn_commit(tx, NULL);
@@ -1008,7 +1519,10 @@ static int cmd_ds_derive(kd_cmd *c)
                          "drop it or choose another name", name);
         else if (lrc)
             rc = kd_ds_fail(c, lrc, "create the derived dataset");
+        if (rc == 1)
+            rc = 0;
     }
+    kd_quiet_barrier(c->comm);
     if (kd_agree(c, rc))
         return -1;
     if (kd_ds_refresh(c, s, store, &n1)) {

@@ -1,0 +1,131 @@
+# SPDX-License-Identifier: Apache-2.0
+"""test_ds_paging.py — derived datasets larger than compute memory (issue
+14): filters, gathers and derives stream the base's batches through the
+bounded window (charged to --memory-limit), so on a dataset 4x what all
+ranks together may hold they give the answers of an unlimited server and
+of pandas, at 1 and 2 ranks. The batches are larger than the window, so
+every batch is paged in several chunks (a filter counts, then writes).
+Then one new batch: fewer new batches than ranks, so every rank computes
+a share of it (the split update), and the results are pandas' again."""
+import numpy as np
+import pandas as pd
+import pytest
+
+import kodiak
+from conftest import Server
+from fam_fixtures import FamServers, connect
+
+LIMIT = 1 << 20  # --memory-limit per rank
+TEXTS = np.array([f"zone{i:03d}" for i in range(120)], dtype=object)
+PICK = ["zone001", "zone007", "zone100"]
+
+
+def frame(rows, seed):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"x": rng.normal(0, 1, rows), "k": rng.integers(-50, 50, rows),
+                       "s": TEXTS[rng.integers(0, len(TEXTS), rows)]})
+    df.loc[rng.random(rows) < 0.01, "x"] = np.nan
+    return df
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=lambda n: f"{n}rank")
+def servers(request):
+    """One famd; a kodiakd with a 1 MiB --memory-limit per rank and an
+    unlimited one, both attached to it."""
+    fam = FamServers(1, pool_size="512M")
+    small = big = None
+    try:
+        env = {"FAM_SERVERS": fam.servers}
+        small = Server(request.param, args=["--memory-limit", str(LIMIT)], env=env)
+        big = Server(request.param, env=env)
+        yield request.param, small, big
+    finally:
+        kodiak.disconnect()
+        for s in (small, big):
+            if s:
+                s.stop()
+        fam.stop()
+
+
+def column(ds, c):
+    """Column c of ds batch by batch (each batch fits; the whole may not)."""
+    parts = []
+    for b in ds.batches([c]):
+        v = b[c].to_ndarray()
+        parts.append(np.asarray(v, dtype=object) if c == "s" else v)
+    return np.concatenate(parts) if parts else np.array([])
+
+
+def derived(t):
+    """The pipeline: filters (number, text, a chain), gathers, derives on
+    a base and on an index dataset."""
+    f = t.filter("x", "gt", 0.25)
+    g = t.filter("s", "isin", PICK)
+    h = f.filter("k", "lt", 10)
+    if "w" not in f.columns:  # made once, then kept current
+        f.derive("w", f.col("x") * 2 + f.col("k"))
+        t.derive("q", kodiak.where(t.col("x") > 0, t.col("k"), -t.col("k")))
+    return {"f.x": column(f, "x"), "f.k": column(f, "k"), "f.s": column(f, "s"),
+            "f.w": column(f, "w"), "g.s": column(g, "s"), "g.k": column(g, "k"),
+            "h.k": column(h, "k"), "h.x": column(h, "x"), "t.q": column(t, "q")}
+
+
+def expected(df):
+    f = df[df.x > 0.25]
+    g = df[df.s.isin(PICK)]
+    h = f[f.k < 10]
+    return {"f.x": f.x.values, "f.k": f.k.values, "f.s": f.s.values,
+            "f.w": (f.x * 2 + f.k).values, "g.s": g.s.values, "g.k": g.k.values,
+            "h.k": h.k.values, "h.x": h.x.values,
+            "t.q": np.where(df.x > 0, df.k, -df.k)}
+
+
+def same(got, want):
+    assert got.keys() == want.keys()
+    for k in want:
+        assert len(got[k]) == len(want[k]), k
+        if want[k].dtype == object:
+            assert list(got[k]) == list(want[k]), k
+        else:
+            np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
+
+def ingest(store, name, df, batch_rows, step):
+    t = None
+    for at in range(0, len(df), step):
+        t = store.ingest(name, {c: df[c].values[at:at + step] for c in df.columns},
+                         batch_rows=batch_rows)
+    return t
+
+
+def test_four_times_the_memory_limit_gives_the_answers_in_memory_and_of_pandas(servers):
+    nranks, small, big = servers
+    rows = 4 * LIMIT * nranks // 24 + 1000  # three 8-byte columns
+    df, more = frame(rows, nranks), frame(9000, 10 + nranks)
+    step = LIMIT * nranks // 48  # each ingest call well inside the limit
+    batch = 9000  # more rows than the limited server's window holds
+    results = {}
+    for name, srv in (("small", small), ("big", big)):
+        connect(kodiak, srv)
+        s = kodiak.DatasetStore("paging_" + name)
+        try:
+            t = ingest(s, "T", df, batch, step)
+            assert len(t) == rows and rows * 24 > 4 * LIMIT * nranks
+            if name == "small":  # the whole does not fit: the limit is real
+                with pytest.raises(MemoryError):
+                    t["x"]
+            got = derived(t)
+            same(got, expected(df))
+            results[name] = got
+            # one new batch: fewer than the ranks, all ranks share it
+            s.ingest("T", {c: more[c].values for c in more.columns}, batch_rows=len(more))
+            both = pd.concat([df, more], ignore_index=True)
+            f = t.filter("x", "gt", 0.25)
+            same({"f.w": column(f, "w")}, {"f.w": expected(both)["f.w"]})
+            assert f.stats()["last"] == 1
+            assert t.filter("x", "gt", 0.25).stats()["base_batches"] == t.num_batches
+            same(derived(t), expected(both))
+            assert srv.alive(), srv.output()[-3000:]
+        finally:
+            s.destroy()
+    same(results["small"], results["big"])
