@@ -538,7 +538,9 @@ static uint64_t *window_alloc(kd_cmd *c, int ncols, uint64_t max_rows, uint64_t 
         return NULL;
     }
     size_t wb = (size_t)(window * per_row);
-    uint64_t *buf = malloc(wb);
+    /* from kd_alloc_bytes: huge pages, and a window freed by the last
+     * command is taken again already mapped in (page faults are slow here) */
+    uint64_t *buf = kd_alloc_bytes(wb);
     if (!buf) {
         kd_fail(c, "MemoryError", "%s: rank %d is out of memory for its window of %zu bytes",
                 c->cmd, c->rank, wb);
@@ -559,7 +561,7 @@ void kd_ds_window_free(uint64_t *buf, size_t bytes)
 {
     if (buf) {
         kd_srv.mem_used -= bytes;
-        free(buf);
+        kd_free_bytes(buf, bytes);
     }
 }
 

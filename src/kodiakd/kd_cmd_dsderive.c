@@ -102,6 +102,22 @@ static void stat_add(const char *store, const char *name, uint64_t n)
     stats[i].last = n;
 }
 
+/* KD_DSD_TRACE=1 in the environment: each rank prints the time of each
+ * phase of bringing a derived dataset up to date (a debugging aid) */
+static void trace(kd_cmd *c, const char *what)
+{
+    static int on = -1;
+    static double t0;
+    if (on < 0)
+        on = getenv("KD_DSD_TRACE") != NULL;
+    if (!on)
+        return;
+    double t = MPI_Wtime();
+    if (what[0] == '[')
+        t0 = t;
+    fprintf(stderr, "dsd r%d %8.3f ms  %s\n", c->rank, (t - t0) * 1e3, what);
+}
+
 /* ---- reading one batch of a column ---------------------------------------------------- */
 
 void kd_ds_col_free(kd_ds_col *col)
@@ -942,10 +958,14 @@ static int compute_batch(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t
         if (n <= a->rows) { /* one chunk: compare, then write what passed */
             int64_t *rows = arena_get(c, a, n, 8);
             uint64_t np = 0;
-            if (!rows || filter_chunk(c, s, a, in->base, b, 0, n, v, rows, &np) ||
-                begin_batch(c, s, t, np, &bh))
+            if (!rows || filter_chunk(c, s, a, in->base, b, 0, n, v, rows, &np))
                 return -1;
+            trace(c, " filtered");
+            if (begin_batch(c, s, t, np, &bh))
+                return -1;
+            trace(c, " begun");
             rc = put_rows(c, bh, 0, np, rows);
+            trace(c, " put");
         } else { /* larger than the window: count, then compare again and write */
             uint64_t total = 0, np = 0;
             for (uint64_t off = 0; off < n; off += a->rows) {
@@ -983,6 +1003,7 @@ static int compute_batch(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t
             return kd_fail(c, "ValueError", "gather needs a column name");
         if (base_rows(c, s, in->base, b, &n) || begin_batch(c, s, t, n, &bh))
             return -1;
+        trace(c, " begun");
         /* at least one pass, so that a text column's categories are read */
         for (uint64_t off = 0; !rc && (off < n || off == 0); off += a->rows) {
             uint64_t m = n - off < a->rows ? n - off : a->rows;
@@ -1013,11 +1034,14 @@ static int compute_batch(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t
                     rc = kd_fail(c, "RuntimeError", "derived dataset '%.200s': batch %zu came "
                                  "out %s, not %s", in->name, b, ds_dtype_name(xt),
                                  ds_dtype_name(t));
+                trace(c, " evaluated");
                 void *d = rc ? NULL : as_dtype(c, a, &x, x.t, m);
                 if (!rc && !d)
                     rc = -1;
+                trace(c, " as_dtype");
                 if (!rc)
                     rc = put_rows(c, bh, off, m, d);
+                trace(c, " put");
             }
             if (n == 0)
                 break;
@@ -1176,7 +1200,9 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
     /* rank 0 decides what to do: {have, want}; want == have: nothing */
     struct { uint64_t have, want; int32_t ok; } plan = {0, 0, 1};
     ds_info_t *in = NULL, *bi = NULL;
+    trace(c, "[refresh_one");
     int rc = info_of(c, s, name, &in);
+    trace(c, "info");
     if (!rc && c->rank == 0) {
         if (in->kind == DS_KIND_BASE || ds_info(s, in->base, &bi) != 0)
             plan.ok = 0; /* a base dataset, or a lineage whose base is gone: nothing to do */
@@ -1191,6 +1217,7 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
         }
     }
     ds_free_info(bi);
+    trace(c, "base info");
     if (kd_agree(c, rc)) {
         ds_free_info(in);
         return -1;
@@ -1201,6 +1228,7 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
         ds_free_info(in);
         return 0;
     }
+    trace(c, "planned");
     json_object *e = json_tokener_parse(in->expr);
     ds_dtype_t t = in->ncols == 1 ? in->cols[0].dtype : 0;
     if (!e || !t)
@@ -1220,6 +1248,7 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
         ds_free_info(li);
         li = nx;
     }
+    trace(c, "depth");
     dsd_arena arena = {0};
     size_t wbytes = 0;
     uint64_t *wbuf = rc ? NULL : kd_ds_window_alloc(c, slots_of(e) + 3 * depth + 6, &arena.rows,
@@ -1243,6 +1272,7 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
         MPI_Allreduce(MPI_IN_PLACE, &wrows, 1, MPI_UINT64_T, MPI_MIN, c->comm);
         split = wrows > 0 && most / (uint64_t)c->nranks + 1 <= wrows;
     }
+    trace(c, "split?");
     /* my batches, one at a time: read, compute, write */
     uint64_t mine = 0;
     for (uint64_t b = plan.have; b < plan.want; b++)
@@ -1252,6 +1282,7 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
     if (!rc && (!hs || !dn))
         rc = kd_fail(c, "MemoryError", "out of memory");
     uint64_t nh = 0;
+    trace(c, "window");
     for (uint64_t b = plan.have; split && b < plan.want; b++) {
         /* collective: every rank takes part, failed or not */
         if (kd_agree(c, rc) || (rc = compute_split(c, s, &arena, in, e, t, (size_t)b, &hs[nh])))
@@ -1270,10 +1301,13 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
             ds_batch_ref(hs[nh], &dn[nh].ref);
             nh++;
         }
+        trace(c, "batch computed");
     }
     kd_ds_window_free(wbuf, wbytes);
+    trace(c, "window freed");
     /* a rank done first sleeps instead of spinning on the others' cores */
     kd_quiet_barrier(c->comm);
+    trace(c, "barrier");
     json_object_put(e);
     /* every rank's refs to rank 0 */
     int ok = kd_agree(c, rc) == 0;
@@ -1291,6 +1325,7 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
         all = malloc((size_t)tot + 1);
     }
     MPI_Gatherv(dn, cnt, MPI_BYTE, all, cnts, dsp, MPI_BYTE, 0, c->comm);
+    trace(c, "gathered");
     int32_t result = 0; /* 0 committed, 1 lost to another server, -1 failed */
     if (ok && c->rank == 0) {
         uint64_t n = plan.want - plan.have;
@@ -1322,6 +1357,7 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
     free(all);
     free(cnts);
     free(dsp);
+    trace(c, "committed");
     kd_quiet_barrier(c->comm); /* the others sleep while rank 0 commits */
     MPI_Bcast(&result, 1, MPI_INT32_T, 0, c->comm);
     for (uint64_t i = 0; i < nh; i++) {
@@ -1333,6 +1369,7 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
     free(hs);
     free(dn);
     ds_free_info(in);
+    trace(c, "closed");
     if (!ok)
         return -1;
     if (result < 0) {
