@@ -193,6 +193,12 @@ void ds_snapshot_free(ds_snapshot_t *snap);
  * storage dtype). FAM_EOUTOFRANGE past the batch's rows. */
 int ds_read(ds_store_t *s, const ds_info_t *info, size_t batch, size_t col,
             uint64_t start, uint64_t count, void *buf);
+/* The elements at rows[0..n) of column `col` of batch `batch`, into buf
+ * (n elements of the storage dtype): an indexed read, cheaper than a
+ * range when the rows are few and far apart. FAM_EOUTOFRANGE for a row
+ * past the batch's end. */
+int ds_gather(ds_store_t *s, const ds_info_t *info, size_t batch, size_t col, uint64_t n,
+              const uint64_t *rows, void *buf);
 /* Rows [first, first + count) of the whole dataset (counted over its
  * batches in order) of column `col`, into buf: a read that may span
  * batches (head(n), a slice). Text columns give each batch's own codes. */

@@ -719,13 +719,19 @@ class Dataset:
 
     def _catalog(self):
         """{name: info} of every dataset of the store, derived ones up to date.
-        One round trip when the catalog has not changed since this store
-        object last listed it: ds_refresh brings everything derived current
-        and says the catalog version it left, and a version's catalog never
-        changes (a new list only when the version moved)."""
-        done, _ = _msg("ds_refresh", {"store": self.store.name})
+        One round trip: ds_refresh brings everything derived current and
+        says the catalog version it left, with that version's list when it
+        is not the one this store object last listed (a version's catalog
+        never changes)."""
         cached = self.store._cat_cache
-        if cached is not None and "version" in done and cached[0] == done["version"]:
+        # the list comes back only if it is not the version known (-1: none)
+        known = int(cached[0]) if cached is not None and cached[0] is not None else -1
+        args = {"store": self.store.name, "known": known}
+        done, _ = _msg("ds_refresh", args)
+        if "datasets" in done:
+            infos = done["datasets"]
+            self.store._cat_cache = (done.get("version"), infos)
+        elif cached is not None and "version" in done and cached[0] == done["version"]:
             infos = cached[1]
         else:
             res, _ = _msg("ds_list", {"store": self.store.name})

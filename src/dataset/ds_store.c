@@ -527,22 +527,15 @@ static int batch_listed(ds_store_t *s, const char *name, const char *id)
     return 0;
 }
 
-int ds_read(ds_store_t *s, const ds_info_t *info, size_t batch, size_t col,
-            uint64_t start, uint64_t count, void *buf)
+/* The open array of column `col` of batch `batch` (from the store's cache
+ * of open handles, else opened and cached), checked against the catalog
+ * entry; *slot is its place in the cache. */
+static int cell_array(ds_store_t *s, const ds_info_t *info, size_t batch, size_t col,
+                      fa_array_t **out, int *slot_out)
 {
-    fam_set_error(0, NULL);
-    if (!s || !info || (!buf && count)) return fam_set_error(FAM_EINVAL, "ds_read: NULL argument");
-    int rc = check_cell(info, batch, col, "ds_read");
-    if (rc) return rc;
     const ds_batch_info_t *b = &info->batches[batch];
-    if (start > b->rows || count > b->rows - start)
-        return fam_set_error(FAM_EOUTOFRANGE, "ds_read: rows [%llu, %llu) are past "
-                             "the end of batch %zu of dataset '%s' (%llu rows)",
-                             (unsigned long long)start,
-                             (unsigned long long)(start + count), batch, info->name,
-                             (unsigned long long)b->rows);
     fa_array_t *a = NULL;
-    int slot = -1;
+    int slot = -1, rc;
     for (int i = 0; i < DS_OPEN_CACHE && !a; i++)
         if (s->open[i] && strcmp(fa_name(s->open[i]), b->arrays[col]) == 0) {
             a = s->open[i];
@@ -579,12 +572,61 @@ int ds_read(ds_store_t *s, const ds_info_t *info, size_t batch, size_t col,
         return fam_set_error(FAM_EIO, "array '%s' of dataset '%s' does not match its "
                              "catalog entry", b->arrays[col], info->name);
     }
-    rc = count ? fa_get(a, start, count, buf) : 0;
-    if (rc == FAM_ENOTFOUND) { /* dropped meanwhile: forget it */
-        fa_close(a);
+    *out = a;
+    *slot_out = slot;
+    return 0;
+}
+
+/* rc of a read from the cached handle in `slot`: one whose array was
+ * dropped meanwhile is forgotten */
+static int read_done(ds_store_t *s, int slot, int rc)
+{
+    if (rc == FAM_ENOTFOUND) {
+        fa_close(s->open[slot]);
         s->open[slot] = NULL;
     }
     return rc;
+}
+
+int ds_read(ds_store_t *s, const ds_info_t *info, size_t batch, size_t col,
+            uint64_t start, uint64_t count, void *buf)
+{
+    fam_set_error(0, NULL);
+    if (!s || !info || (!buf && count)) return fam_set_error(FAM_EINVAL, "ds_read: NULL argument");
+    int rc = check_cell(info, batch, col, "ds_read");
+    if (rc) return rc;
+    const ds_batch_info_t *b = &info->batches[batch];
+    if (start > b->rows || count > b->rows - start)
+        return fam_set_error(FAM_EOUTOFRANGE, "ds_read: rows [%llu, %llu) are past "
+                             "the end of batch %zu of dataset '%s' (%llu rows)",
+                             (unsigned long long)start,
+                             (unsigned long long)(start + count), batch, info->name,
+                             (unsigned long long)b->rows);
+    fa_array_t *a;
+    int slot;
+    if ((rc = cell_array(s, info, batch, col, &a, &slot))) return rc;
+    return read_done(s, slot, count ? fa_get(a, start, count, buf) : 0);
+}
+
+int ds_gather(ds_store_t *s, const ds_info_t *info, size_t batch, size_t col, uint64_t n,
+              const uint64_t *rows, void *buf)
+{
+    fam_set_error(0, NULL);
+    if (!s || !info || (n && (!buf || !rows)))
+        return fam_set_error(FAM_EINVAL, "ds_gather: NULL argument");
+    int rc = check_cell(info, batch, col, "ds_gather");
+    if (rc) return rc;
+    const ds_batch_info_t *b = &info->batches[batch];
+    for (uint64_t i = 0; i < n; i++)
+        if (rows[i] >= b->rows)
+            return fam_set_error(FAM_EOUTOFRANGE, "ds_gather: row %llu is past the end of "
+                                 "batch %zu of dataset '%s' (%llu rows)",
+                                 (unsigned long long)rows[i], batch, info->name,
+                                 (unsigned long long)b->rows);
+    fa_array_t *a;
+    int slot;
+    if ((rc = cell_array(s, info, batch, col, &a, &slot))) return rc;
+    return read_done(s, slot, n ? fa_gather(a, n, rows, buf) : 0);
 }
 
 int ds_read_rows(ds_store_t *s, const ds_info_t *info, size_t col, uint64_t first,

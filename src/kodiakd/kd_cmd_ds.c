@@ -376,40 +376,50 @@ static int cmd_ds_open(kd_cmd *c)
     return kd_agree(c, rc);
 }
 
+int kd_ds_list_result(kd_cmd *c, ds_store_t *s, const char *name, bool if_not,
+                      uint64_t known)
+{
+    ds_snapshot_t *snap = NULL;
+    char **names = NULL;
+    size_t n = 0;
+    int rc = ds_snapshot(s, &snap);
+    if (!rc && if_not && ds_snapshot_version(snap) == known) {
+        ds_snapshot_free(snap); /* the caller has this version's list */
+        kd_result_i64(c, "version", (int64_t)known);
+        return 0;
+    }
+    if (rc || (rc = ds_snapshot_list(snap, &names, &n))) {
+        store_forget(name);
+        rc = ds_fail(c, rc, "dataset store '%s'", name);
+    }
+    json_object *arr = json_object_new_array();
+    for (size_t i = 0; !rc && i < n; i++) {
+        ds_info_t *in;
+        if ((rc = ds_snapshot_info(snap, names[i], &in))) {
+            rc = ds_fail(c, rc, "dataset '%s' of store '%s'", names[i], name);
+            break;
+        }
+        json_object_array_add(arr, info_json(in));
+        ds_free_info(in);
+    }
+    if (!rc) {
+        kd_result_i64(c, "version", (int64_t)ds_snapshot_version(snap));
+        kd_result_set(c, "datasets", arr);
+    } else {
+        json_object_put(arr);
+    }
+    ds_free_names(names, n);
+    ds_snapshot_free(snap);
+    return rc;
+}
+
 static int cmd_ds_list(kd_cmd *c)
 {
     const char *name;
     ds_store_t *s;
     if (store_name_arg(c, &name) || get_store(c, name, false, KD_DS_MODE, &s))
         return -1;
-    int rc = 0;
-    if (c->rank == 0) {
-        ds_snapshot_t *snap = NULL;
-        char **names = NULL;
-        size_t n = 0;
-        if ((rc = ds_snapshot(s, &snap)) || (rc = ds_snapshot_list(snap, &names, &n))) {
-            store_forget(name);
-            rc = ds_fail(c, rc, "dataset store '%s'", name);
-        }
-        json_object *arr = json_object_new_array();
-        for (size_t i = 0; !rc && i < n; i++) {
-            ds_info_t *in;
-            if ((rc = ds_snapshot_info(snap, names[i], &in))) {
-                rc = ds_fail(c, rc, "dataset '%s' of store '%s'", names[i], name);
-                break;
-            }
-            json_object_array_add(arr, info_json(in));
-            ds_free_info(in);
-        }
-        if (!rc) {
-            kd_result_i64(c, "version", (int64_t)ds_snapshot_version(snap));
-            kd_result_set(c, "datasets", arr);
-        } else {
-            json_object_put(arr);
-        }
-        ds_free_names(names, n);
-        ds_snapshot_free(snap);
-    }
+    int rc = c->rank == 0 ? kd_ds_list_result(c, s, name, false, 0) : 0;
     return kd_agree(c, rc);
 }
 

@@ -49,7 +49,8 @@
  * Commands (docs/PROTOCOL.md):
  *   ds_derive   {store, name, kind: index|column, base, expr, column, dtype}
  *               -> {created, processed, info}  (an existing one alike: reused)
- *   ds_refresh  {store}                 -> {processed, version}
+ *   ds_refresh  {store[, known]}        -> {processed, version[, datasets]}
+ *               (datasets: ds_list's, when the version is not `known`)
  *   ds_derive_stats {store}             -> {datasets: {name: {updates, batches, last}}} */
 #define _GNU_SOURCE
 #include "kd.h"
@@ -68,6 +69,7 @@
 #define DSD_CHUNK (1 << 20) /* elements per ds_read / fa_put call */
 #define DSD_DEPTH 32        /* longest lineage followed */
 #define DSD_STATS 256       /* datasets this server keeps counters for */
+#define DSD_SPARSE 4        /* rows at most one in this many of their span: gathered */
 
 /* ---- counters (rank 0): batches each update computed -------------------------------- */
 
@@ -375,9 +377,25 @@ static int stored_rows(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t *
     return t == DS_TEXT ? piece_cats(c, s, in, k, b, out) : 0;
 }
 
+/* Whether m rows spread over a span of `span` rows are read by index.
+ * KD_DSD_GATHER=span or =index in the environment forces one way (the
+ * tests compare both). */
+static bool gather_sparse(uint64_t span, uint64_t m)
+{
+    static int force = -1; /* 0 span, 1 index, 2 by density */
+    if (force < 0) {
+        const char *e = getenv("KD_DSD_GATHER");
+        force = e && !strcmp(e, "span") ? 0 : e && !strcmp(e, "index") ? 1 : 2;
+    }
+    return force == 2 ? span / DSD_SPARSE >= m : force == 1;
+}
+
 /* the values of stored column k of batch b of `in` at rows pos[0..m)
- * (ascending, as index datasets hold them): the span they cover is read
- * a window slot at a time and the rows picked out */
+ * (ascending, as index datasets hold them): when they are dense, the span
+ * they cover is read a window slot at a time and the rows picked out;
+ * when they are sparse (fewer than one row in DSD_SPARSE of the span), an
+ * indexed read (ds_gather) fetches only them. Both give the same values
+ * (tests/python/test_ds_derived.py, test_gather_sparse_dense). */
 static int stored_at(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t *in, size_t k,
                      size_t b, const int64_t *pos, uint64_t m, dsd_piece *out)
 {
@@ -387,15 +405,25 @@ static int stored_at(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t *in
     memset(out, 0, sizeof *out);
     out->dtype = t;
     out->n = m;
-    char *dst = arena_get(c, a, m, w), *span = dst ? arena_get(c, a, a->rows, w) : NULL;
-    if (!span)
-        return -1;
-    out->data = dst;
-    for (uint64_t i = 0; i < m;) {
+    for (uint64_t i = 0; i < m; i++)
         if (pos[i] < 0 || (uint64_t)pos[i] >= rows || (i && pos[i] < pos[i - 1]))
             return kd_fail(c, "RuntimeError", "dataset '%.200s', batch %zu: row %lld is not "
                            "in its batch of %llu rows, or out of order (a damaged store)",
                            in->name, b, (long long)pos[i], (unsigned long long)rows);
+    char *dst = arena_get(c, a, m, w);
+    if (!dst)
+        return -1;
+    out->data = dst;
+    if (m && gather_sparse((uint64_t)(pos[m - 1] - pos[0]) + 1, m)) {
+        int rc = ds_gather(s, in, b, k, m, (const uint64_t *)(const void *)pos, dst);
+        if (rc)
+            return read_fail(c, rc, in, k, b);
+        return t == DS_TEXT ? piece_cats(c, s, in, k, b, out) : 0;
+    }
+    char *span = arena_get(c, a, a->rows, w);
+    if (!span)
+        return -1;
+    for (uint64_t i = 0; i < m;) {
         uint64_t first = (uint64_t)pos[i];
         uint64_t len = rows - first < a->rows ? rows - first : a->rows;
         /* only as far as the last row wanted from this span */
@@ -1484,14 +1512,23 @@ static int cmd_ds_refresh(kd_cmd *c)
     if (store_arg(c, &store, &s) || kd_ds_refresh(c, s, store, &n))
         return -1;
     /* the version it left the catalog at: a client that has listed this
-     * version needs no new list */
-    int rc = c->rank == 0 ? ds_version(s, &v) : 0;
-    if (rc)
+     * version needs no new list; with {"known": version} the list of the
+     * version now when it is another (ds_list's reply), in the same trip */
+    int rc = 0;
+    if (kd_has_arg(c, "known")) {
+        int64_t known = 0;
+        if (kd_arg_i64(c, "known", &known))
+            rc = -1;
+        else if (c->rank == 0)
+            rc = kd_ds_list_result(c, s, store, true, (uint64_t)known);
+    } else if (c->rank == 0 && (rc = ds_version(s, &v)) != 0) {
         kd_ds_fail(c, rc, "read the catalog version");
+    } else if (c->rank == 0) {
+        kd_result_i64(c, "version", (int64_t)v);
+    }
     if (kd_agree(c, rc ? -1 : 0))
         return -1;
     kd_result_i64(c, "processed", (int64_t)n);
-    kd_result_i64(c, "version", (int64_t)v);
     return 0;
 }
 

@@ -22,6 +22,11 @@
 int kd_ds_store(kd_cmd *c, const char *name, ds_store_t **out);
 /* After a failed libdataset call on a store: forget the handle. */
 void kd_ds_store_forget(const char *name);
+/* Rank 0: the reply of ds_list, {version, datasets: [info...]}, read from
+ * one catalog version; with if_not, only {version} when that version is
+ * `known` (the caller has its list). 0, or -1 with the error set. */
+int kd_ds_list_result(kd_cmd *c, ds_store_t *s, const char *name, bool if_not,
+                      uint64_t known);
 
 /* One column of one batch, in memory on the calling rank. */
 typedef struct kd_ds_col {

@@ -293,6 +293,18 @@ static void every_dtype_round_trips_through_create_append_info_read_drop(void **
             CHECK_OK(ds_read(s, in, k, 0, 5, 3, i64));
             assert_int_equal(i64[0], 5 * (k + 1) - 500);
             assert_int_equal(i64[2], 7 * (k + 1) - 500);
+            /* an indexed read: the same values as the range read, any order */
+            uint64_t at[4] = {m - 1, 0, 7, 7};
+            CHECK_OK(ds_gather(s, in, k, 0, 4, at, i64));
+            for (int j = 0; j < 4; j++)
+                assert_int_equal(i64[j], (int64_t)at[j] * (k + 1) - 500);
+            CHECK_OK(ds_gather(s, in, k, 3, 4, at, b8)); /* bool: 1-byte elements */
+            for (int j = 0; j < 4; j++)
+                assert_int_equal(b8[j], (at[j] + (uint64_t)k) % 3 == 0);
+            uint64_t past[2] = {1, m};
+            assert_int_equal(ds_gather(s, in, k, 0, 2, past, i64), FAM_EOUTOFRANGE);
+            assert_non_null(strstr(fam_last_error(), "past the end"));
+            assert_int_equal(ds_gather(s, in, k, 9, 1, at, i64), FAM_EOUTOFRANGE);
         }
         free(i64); free(codes); free(when); free(u64); free(f64); free(b8);
         char **cats;

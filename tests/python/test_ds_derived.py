@@ -378,3 +378,40 @@ def test_shared_by_two_servers_and_c(two):
     finally:
         connect(kodiak, srv["A"])
         kodiak.DatasetStore("dshare").destroy()
+
+
+# ---- a gather reads by index when the rows are sparse: both ways give one result ----------
+
+@pytest.mark.parametrize("how", ["span", "index"])
+def test_gather_sparse_dense(how):
+    """kodiakd gathers rows through an index either by reading the span
+    they cover or, when they are sparse, by an indexed read (ds_gather).
+    KD_DSD_GATHER forces one way: each must give pandas' values for sparse
+    and dense filters, text, a chain and a derived column, on 2 ranks."""
+    df = random_frame(3000, 7)
+    f = FamServers(1)
+    srv = None
+    try:
+        srv = start_kodiakd(2, f.servers, env={"KD_DSD_GATHER": how})
+        connect(kodiak, srv)
+        s = kodiak.DatasetStore(f"gather_{how}")
+        t = s.ingest("R", {k: df[k].values for k in df.columns}, batch_rows=700)
+        sparse, dense = t.filter("i", "eq", 3), t.filter("i", "ge", -15)
+        ms, md = (df.i == 3).values, (df.i >= -15).values
+        assert 0 < ms.mean() < 0.1 and md.mean() > 0.8
+        for d, m in ((sparse, ms), (dense, md)):
+            for k in ("f", "u", "s", "b"):
+                same(d[k], df[m][k], f"{how} {d.name} {k}")
+        chain = dense.filter("u", "lt", 5)  # an index of an index: sparse rows of dense ones
+        sub = df[md]
+        same(chain["f"], sub[(sub.u < 5).values]["f"], f"{how} chain")
+        same(chain["s"], sub[(sub.u < 5).values]["s"], f"{how} chain text")
+        sparse.derive("g", sparse.col("f") * 2 - sparse.col("i"))
+        same(sparse["g"], (df.f * 2 - df.i)[ms], f"{how} derive")
+        s.destroy()
+        assert srv.alive()
+    finally:
+        kodiak.disconnect()
+        if srv:
+            srv.stop()
+        f.stop()
