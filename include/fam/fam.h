@@ -178,6 +178,14 @@ int fam_put_blocking(fam_t *f, const void *src, fam_item_t *d, uint64_t off,
                      uint64_t n);
 int fam_get_blocking(fam_t *f, void *dst, fam_item_t *d, uint64_t off,
                      uint64_t n);
+/* Same-host fast path for reading in place: *ptr gets where byte `off` of
+ * d is in this process (its famd's pool is mapped here) and *run how many
+ * of the n bytes from there are contiguous (to the end of the stripe).
+ * FAM_ENOTSUP when that pool is not mapped here (famd on another host or
+ * run by another user): use fam_get_blocking then. The pointer stays
+ * valid while the item exists. */
+int fam_local_ptr(fam_t *f, fam_item_t *d, uint64_t off, uint64_t n, void **ptr,
+                  uint64_t *run);
 /* Non-blocking: buffers must stay untouched until fam_quiet() returns. */
 int fam_put_nonblocking(fam_t *f, const void *src, fam_item_t *d, uint64_t off,
                         uint64_t n);

@@ -199,6 +199,12 @@ int ds_read(ds_store_t *s, const ds_info_t *info, size_t batch, size_t col,
  * past the batch's end. */
 int ds_gather(ds_store_t *s, const ds_info_t *info, size_t batch, size_t col, uint64_t n,
               const uint64_t *rows, void *buf);
+/* Reading in place when the store's memory server is on this host:
+ * *ptr gets where row `start` of column `col` of batch `batch` is in this
+ * process (storage dtype) and *run how many of the count rows from there
+ * are contiguous. FAM_ENOTSUP when they are not mapped here: ds_read. */
+int ds_local(ds_store_t *s, const ds_info_t *info, size_t batch, size_t col, uint64_t start,
+             uint64_t count, const void **ptr, uint64_t *run);
 /* Rows [first, first + count) of the whole dataset (counted over its
  * batches in order) of column `col`, into buf: a read that may span
  * batches (head(n), a slice). Text columns give each batch's own codes. */

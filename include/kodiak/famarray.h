@@ -63,6 +63,11 @@ fam_item_t *fa_item(const fa_array_t *a);    /* the underlying data item */
 /* Elements [start, start + count) to or from buf (count elements). */
 int fa_put(fa_array_t *a, uint64_t start, uint64_t count, const void *buf);
 int fa_get(fa_array_t *a, uint64_t start, uint64_t count, void *buf);
+/* Reading in place on the memory server's host: *ptr gets where element
+ * `start` is in this process and *run how many of the count elements
+ * from there are contiguous (a stripe's). FAM_ENOTSUP when the array's
+ * pool is not mapped here: use fa_get then. */
+int fa_local(fa_array_t *a, uint64_t start, uint64_t count, const void **ptr, uint64_t *run);
 
 /* Indexed: element idx[i] <-> values[i], i < n (duplicates in a scatter:
  * the last in index order wins when one process scatters them; concurrent

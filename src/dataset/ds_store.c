@@ -608,6 +608,26 @@ int ds_read(ds_store_t *s, const ds_info_t *info, size_t batch, size_t col,
     return read_done(s, slot, count ? fa_get(a, start, count, buf) : 0);
 }
 
+int ds_local(ds_store_t *s, const ds_info_t *info, size_t batch, size_t col, uint64_t start,
+             uint64_t count, const void **ptr, uint64_t *run)
+{
+    fam_set_error(0, NULL);
+    if (!s || !info || !ptr || !run) return fam_set_error(FAM_EINVAL, "ds_local: NULL argument");
+    int rc = check_cell(info, batch, col, "ds_local");
+    if (rc) return rc;
+    const ds_batch_info_t *b = &info->batches[batch];
+    if (start > b->rows || count > b->rows - start)
+        return fam_set_error(FAM_EOUTOFRANGE, "ds_local: rows [%llu, %llu) are past "
+                             "the end of batch %zu of dataset '%s' (%llu rows)",
+                             (unsigned long long)start,
+                             (unsigned long long)(start + count), batch, info->name,
+                             (unsigned long long)b->rows);
+    fa_array_t *a;
+    int slot;
+    if ((rc = cell_array(s, info, batch, col, &a, &slot))) return rc;
+    return read_done(s, slot, fa_local(a, start, count, ptr, run));
+}
+
 int ds_gather(ds_store_t *s, const ds_info_t *info, size_t batch, size_t col, uint64_t n,
               const uint64_t *rows, void *buf)
 {

@@ -292,6 +292,26 @@ int fam_get_blocking(fam_t *f, void *dst, fam_item_t *d, uint64_t off, uint64_t 
     return rma(f, 0, dst, d, off, n, 1);
 }
 
+int fam_local_ptr(fam_t *f, fam_item_t *d, uint64_t off, uint64_t n, void **ptr,
+                  uint64_t *run)
+{
+    if (!ptr || !run) return fam_fail(FAM_EINVAL, "fam_local_ptr: NULL argument");
+    int rc = check_range(f, d, off, n, ptr, "fam_local_ptr");
+    if (rc) return rc;
+    pthread_mutex_lock(&f->flock);
+    if ((rc = ready_for(f, d))) return rc; /* unlocked on failure */
+    uint64_t local, len;
+    struct fam_part *p = &d->part[fam_locate(d, off, &local, &len)];
+    uint8_t *lp = FAM_LOCAL(f, p, local);
+    pthread_mutex_unlock(&f->flock);
+    if (!lp)
+        return fam_fail(FAM_ENOTSUP, "'%s' is not in a pool mapped here (its memory "
+                        "server is on another host, or run by another user)", d->name);
+    *ptr = lp;
+    *run = len < n ? len : n;
+    return 0;
+}
+
 int fam_put_nonblocking(fam_t *f, const void *src, fam_item_t *d, uint64_t off,
                         uint64_t n)
 {

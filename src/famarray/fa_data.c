@@ -45,6 +45,24 @@ int fa_get(fa_array_t *a, uint64_t start, uint64_t count, void *buf)
                             count * a->esize);
 }
 
+int fa_local(fa_array_t *a, uint64_t start, uint64_t count, const void **ptr, uint64_t *run)
+{
+    int rc = check_range(a, start, count, ptr, "fa_local");
+    if (rc) return rc;
+    if (!run) return fam_set_error(FAM_EINVAL, "fa_local: NULL argument");
+    void *p = NULL;
+    uint64_t bytes = 0;
+    rc = fam_local_ptr(a->f, a->item, FA_HEADER_BYTES + start * a->esize, count * a->esize,
+                       &p, &bytes);
+    if (rc) return rc;
+    if (count && bytes < a->esize)
+        return fam_set_error(FAM_ENOTSUP, "fa_local: an element of '%s' straddles a stripe",
+                             a->name);
+    *ptr = p;
+    *run = bytes / a->esize;
+    return 0;
+}
+
 /* Every index below the array's size, before anything moves. */
 static int check_indices(const fa_array_t *a, uint64_t n, const uint64_t *idx,
                          const void *values, const char *what)

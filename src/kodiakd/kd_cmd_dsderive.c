@@ -395,7 +395,7 @@ static bool gather_sparse(uint64_t span, uint64_t m)
  * they cover is read a window slot at a time and the rows picked out;
  * when they are sparse (fewer than one row in DSD_SPARSE of the span), an
  * indexed read (ds_gather) fetches only them. Both give the same values
- * (tests/python/test_ds_derived.py, test_gather_sparse_dense). */
+ * (tests/python/test_ds_derived.py, test_fast_paths_as_general). */
 static int stored_at(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t *in, size_t k,
                      size_t b, const int64_t *pos, uint64_t m, dsd_piece *out)
 {
@@ -832,6 +832,107 @@ static int text_filter(kd_cmd *c, const dsd_piece *v, const char *op, json_objec
     return 0;
 }
 
+/* Whether the fused filter may run: KD_DSD_FILTER=generic in the
+ * environment turns it off (the tests compare both ways). */
+static bool fused_on(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("KD_DSD_FILTER");
+        on = !(e && !strcmp(e, "generic"));
+    }
+    return on;
+}
+
+/* One run of the fused filter: x[0..n) (row numbers from `at`) against lo
+ * (and hi), the passing row numbers appended at rows[*k]. Branch-free:
+ * every row number is written, and *k moves on the passing ones. */
+#define FUSED_RUN(T, COND)                                                        \
+    do {                                                                          \
+        const T *x = (const T *)p;                                                \
+        T lo, hi;                                                                 \
+        memcpy(&lo, &lob, sizeof lo);                                             \
+        memcpy(&hi, &hib, sizeof hi);                                             \
+        (void)hi;                                                                 \
+        for (uint64_t i = 0; i < n; i++) {                                        \
+            rows[k] = (int64_t)(at + i);                                          \
+            k += (COND);                                                          \
+        }                                                                         \
+    } while (0)
+#define FUSED_TYPE(T)                                                             \
+    switch (which) {                                                              \
+    case 0: FUSED_RUN(T, x[i] == lo); break;                                      \
+    case 1: FUSED_RUN(T, x[i] != lo); break;                                      \
+    case 2: FUSED_RUN(T, x[i] < lo); break;                                       \
+    case 3: FUSED_RUN(T, x[i] <= lo); break;                                      \
+    case 4: FUSED_RUN(T, x[i] > lo); break;                                       \
+    case 5: FUSED_RUN(T, x[i] >= lo); break;                                      \
+    default: FUSED_RUN(T, x[i] >= lo && x[i] <= hi); break;                       \
+    }
+
+/* The fused filter, for the common case: a numeric column that `base`
+ * stores, compared with one value (eq ... ge) or two (between) in the
+ * column's own dtype, read in place from the pool mapped here (ds_local):
+ * each row compared once and its number written if it passes; no copy,
+ * no broadcast value, no mask. The comparisons are binop's (C's operators
+ * on the same values), so the rows are those of the general path below
+ * (tests/python/test_ds_derived.py, test_fast_paths_as_general).
+ * 1 if it ran, 0 if this case is not one it does (nothing done), -1 on
+ * error. */
+static int filter_fused(kd_cmd *c, ds_store_t *s, const char *base, size_t b, uint64_t off,
+                        uint64_t m, json_object *f, const char *column, const char *op,
+                        int64_t *rows, uint64_t *np)
+{
+    static const char *const ops[] = {"eq", "ne", "lt", "le", "gt", "ge", "between"};
+    int which = -1;
+    for (int i = 0; i < 7; i++)
+        if (!strcmp(op, ops[i]))
+            which = i;
+    kd_dtype ct;
+    const char *cts = jstr(f, "ct");
+    if (!rows || which < 0 || !fused_on() || !cts || kd_dtype_parse(cts, &ct))
+        return 0;
+    ds_info_t *in = NULL;
+    int col, rc = locate(c, s, base, column, b, &in, &col);
+    if (rc)
+        return -1;
+    ds_dtype_t t = col >= 0 ? in->cols[col].dtype : DS_TEXT;
+    if (col < 0 || t == DS_TEXT || t == DS_BOOL || kd_of(t) != ct) {
+        ds_free_info(in);
+        return 0;
+    }
+    kd_scalar a, z;
+    uint64_t lob = 0, hib = 0;
+    if (which < 6 ? jscalar(c, f, "value", &a) : (jscalar(c, f, "lo", &a) ||
+                                                    jscalar(c, f, "hi", &z))) {
+        ds_free_info(in);
+        return -1;
+    }
+    kd_scalar_cast(&a, ct, &lob);
+    if (which == 6)
+        kd_scalar_cast(&z, ct, &hib);
+    uint64_t k = 0;
+    for (uint64_t at = off; at < off + m;) {
+        const void *p;
+        uint64_t n;
+        int lrc = ds_local(s, in, b, (size_t)col, at, off + m - at, &p, &n);
+        if (lrc || n == 0) { /* not mapped here (or not all of it): the general path */
+            ds_free_info(in);
+            return 0;
+        }
+        if (ct == KD_FLOAT64)
+            FUSED_TYPE(double)
+        else if (ct == KD_UINT64)
+            FUSED_TYPE(uint64_t)
+        else
+            FUSED_TYPE(int64_t)
+        at += n;
+    }
+    ds_free_info(in);
+    *np = k;
+    return 1;
+}
+
 /* The rows among [off, off + m) of batch b of `base` that pass filter f,
  * as row numbers within the batch into rows[] (room for m); *np gets how
  * many. The column is read into the window and compared there. */
@@ -841,6 +942,9 @@ static int filter_chunk(kd_cmd *c, ds_store_t *s, dsd_arena *a, const char *base
     const char *column = jstr(f, "column"), *op = jstr(f, "op");
     if (!column || !op)
         return kd_fail(c, "ValueError", "a filter needs a column and an op");
+    int fused = filter_fused(c, s, base, b, off, m, f, column, op, rows, np);
+    if (fused)
+        return fused < 0 ? -1 : 0;
     size_t mark = a->used;
     dsd_piece v;
     if (read_rows(c, s, a, base, column, b, off, m, &v, 0))

@@ -380,34 +380,53 @@ def test_shared_by_two_servers_and_c(two):
         kodiak.DatasetStore("dshare").destroy()
 
 
-# ---- a gather reads by index when the rows are sparse: both ways give one result ----------
+# ---- the fast paths against the general ones -----------------------------------------------
 
-@pytest.mark.parametrize("how", ["span", "index"])
-def test_gather_sparse_dense(how):
-    """kodiakd gathers rows through an index either by reading the span
-    they cover or, when they are sparse, by an indexed read (ds_gather).
-    KD_DSD_GATHER forces one way: each must give pandas' values for sparse
-    and dense filters, text, a chain and a derived column, on 2 ranks."""
+@pytest.mark.parametrize("gather,filt,mapped", [("span", "generic", False),
+                                                ("index", "fused", False),
+                                                ("index", "fused", True)])
+def test_fast_paths_as_general(gather, filt, mapped, tmp_path):
+    """kodiakd gathers rows through an index by reading the span they
+    cover or, when they are sparse, by an indexed read (ds_gather); it
+    filters a stored numeric column in place (fused: compare and write the
+    row numbers in one pass) or through the window (generic).
+    KD_DSD_GATHER / KD_DSD_FILTER force one way: each must give pandas'
+    rows and values for every filter op and edge case, sparse and dense
+    gathers, text, a chain and a derived column, on 2 ranks. The fused
+    filter runs only on a pool mapped here (a pool file and
+    FAM_MODEL=shared_memory); elsewhere it falls back to the general way,
+    and an indexed read is done by famd."""
     df = random_frame(3000, 7)
-    f = FamServers(1)
+    f = FamServers(1, pool_files=[str(tmp_path / "pool")] if mapped else None)
     srv = None
+    env = {"KD_DSD_GATHER": gather, "KD_DSD_FILTER": filt}
+    if mapped:
+        env["FAM_MODEL"] = "shared_memory"
     try:
-        srv = start_kodiakd(2, f.servers, env={"KD_DSD_GATHER": how})
+        srv = start_kodiakd(2, f.servers, env=env)
         connect(kodiak, srv)
-        s = kodiak.DatasetStore(f"gather_{how}")
+        s = kodiak.DatasetStore(f"fast_{gather}")
         t = s.ingest("R", {k: df[k].values for k in df.columns}, batch_rows=700)
+        for case in CASES + [("i", "between", 3, -3), ("u", "le", 2**63), ("f", "ge", -np.inf),
+                             ("i", "lt", -2**62), ("u", "between", 10, 10.5)]:
+            col, op, v = case[:3]
+            v2 = case[3] if len(case) > 3 else None
+            d = kodiak.filter(t, col, op, v, v2)
+            want = df[pandas_op(df[col], op, v, v2).values]
+            assert len(d) == len(want), case
+            same(d["i"], want["i"], f"{filt} {case}")
         sparse, dense = t.filter("i", "eq", 3), t.filter("i", "ge", -15)
         ms, md = (df.i == 3).values, (df.i >= -15).values
         assert 0 < ms.mean() < 0.1 and md.mean() > 0.8
         for d, m in ((sparse, ms), (dense, md)):
             for k in ("f", "u", "s", "b"):
-                same(d[k], df[m][k], f"{how} {d.name} {k}")
+                same(d[k], df[m][k], f"{gather} {d.name} {k}")
         chain = dense.filter("u", "lt", 5)  # an index of an index: sparse rows of dense ones
         sub = df[md]
-        same(chain["f"], sub[(sub.u < 5).values]["f"], f"{how} chain")
-        same(chain["s"], sub[(sub.u < 5).values]["s"], f"{how} chain text")
+        same(chain["f"], sub[(sub.u < 5).values]["f"], f"{gather} chain")
+        same(chain["s"], sub[(sub.u < 5).values]["s"], f"{gather} chain text")
         sparse.derive("g", sparse.col("f") * 2 - sparse.col("i"))
-        same(sparse["g"], (df.f * 2 - df.i)[ms], f"{how} derive")
+        same(sparse["g"], (df.f * 2 - df.i)[ms], f"{gather} derive")
         s.destroy()
         assert srv.alive()
     finally:
