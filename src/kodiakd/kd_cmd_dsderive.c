@@ -872,16 +872,16 @@ static bool fused_on(void)
 
 /* The fused filter, for the common case: a numeric column that `base`
  * stores, compared with one value (eq ... ge) or two (between) in the
- * column's own dtype, read in place from the pool mapped here (ds_local):
- * each row compared once and its number written if it passes; no copy,
- * no broadcast value, no mask. The comparisons are binop's (C's operators
- * on the same values), so the rows are those of the general path below
- * (tests/python/test_ds_derived.py, test_fast_paths_as_general).
- * 1 if it ran, 0 if this case is not one it does (nothing done), -1 on
- * error. */
-static int filter_fused(kd_cmd *c, ds_store_t *s, const char *base, size_t b, uint64_t off,
-                        uint64_t m, json_object *f, const char *column, const char *op,
-                        int64_t *rows, uint64_t *np)
+ * column's own dtype, read in place from the pool mapped here (ds_local)
+ * or else into the window: each row compared once and its number written
+ * if it passes; no broadcast value, no mask (and no copy when mapped).
+ * The comparisons are binop's (C's operators on the same values), so the
+ * rows are those of the general path below (tests/python/
+ * test_ds_derived.py, test_fast_paths_as_general). 1 if it ran, 0 if this
+ * case is not one it does (nothing done), -1 on error. */
+static int filter_fused(kd_cmd *c, ds_store_t *s, dsd_arena *a, const char *base, size_t b,
+                        uint64_t off, uint64_t m, json_object *f, const char *column,
+                        const char *op, int64_t *rows, uint64_t *np)
 {
     static const char *const ops[] = {"eq", "ne", "lt", "le", "gt", "ge", "between"};
     int which = -1;
@@ -901,24 +901,31 @@ static int filter_fused(kd_cmd *c, ds_store_t *s, const char *base, size_t b, ui
         ds_free_info(in);
         return 0;
     }
-    kd_scalar a, z;
+    kd_scalar sa, sz;
     uint64_t lob = 0, hib = 0;
-    if (which < 6 ? jscalar(c, f, "value", &a) : (jscalar(c, f, "lo", &a) ||
-                                                    jscalar(c, f, "hi", &z))) {
+    if (which < 6 ? jscalar(c, f, "value", &sa) : (jscalar(c, f, "lo", &sa) ||
+                                                     jscalar(c, f, "hi", &sz))) {
         ds_free_info(in);
         return -1;
     }
-    kd_scalar_cast(&a, ct, &lob);
+    kd_scalar_cast(&sa, ct, &lob);
     if (which == 6)
-        kd_scalar_cast(&z, ct, &hib);
+        kd_scalar_cast(&sz, ct, &hib);
     uint64_t k = 0;
+    size_t mark = a->used;
     for (uint64_t at = off; at < off + m;) {
         const void *p;
         uint64_t n;
         int lrc = ds_local(s, in, b, (size_t)col, at, off + m - at, &p, &n);
-        if (lrc || n == 0) { /* not mapped here (or not all of it): the general path */
-            ds_free_info(in);
-            return 0;
+        if (lrc || n == 0) {
+            /* not mapped here: the rows left read into the window */
+            dsd_piece v;
+            n = off + m - at;
+            if (stored_rows(c, s, a, in, (size_t)col, b, at, n, &v)) {
+                ds_free_info(in);
+                return -1;
+            }
+            p = v.data;
         }
         if (ct == KD_FLOAT64)
             FUSED_TYPE(double)
@@ -928,6 +935,7 @@ static int filter_fused(kd_cmd *c, ds_store_t *s, const char *base, size_t b, ui
             FUSED_TYPE(int64_t)
         at += n;
     }
+    a->used = mark;
     ds_free_info(in);
     *np = k;
     return 1;
@@ -942,7 +950,7 @@ static int filter_chunk(kd_cmd *c, ds_store_t *s, dsd_arena *a, const char *base
     const char *column = jstr(f, "column"), *op = jstr(f, "op");
     if (!column || !op)
         return kd_fail(c, "ValueError", "a filter needs a column and an op");
-    int fused = filter_fused(c, s, base, b, off, m, f, column, op, rows, np);
+    int fused = filter_fused(c, s, a, base, b, off, m, f, column, op, rows, np);
     if (fused)
         return fused < 0 ? -1 : 0;
     size_t mark = a->used;
