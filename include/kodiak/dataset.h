@@ -178,6 +178,15 @@ void ds_free_names(char **names, size_t n);
  * the dataset is dropped. Free with ds_free_info. */
 int ds_info(ds_store_t *s, const char *name, ds_info_t **out);
 void ds_free_info(ds_info_t *info);
+/* Hold this process's view of the catalog steady: until ds_unpin,
+ * ds_info answers from the version this handle read last, without a round
+ * trip to FAM each time to ask whether it changed (many lookups while
+ * computing batches of one plan). Everything else (reads' checks,
+ * commits, aborts, reclaims, snapshots) still reads the current version.
+ * A dataset dropped meanwhile by another process may still be listed:
+ * reading its batches then fails. */
+void ds_pin(ds_store_t *s);
+void ds_unpin(ds_store_t *s);
 /* One catalog version, held, to read several datasets consistently (a
  * derived dataset and its base at the same version): ds_snapshot_list and
  * ds_snapshot_info work as ds_list and ds_info on that version, whatever

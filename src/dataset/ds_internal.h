@@ -94,6 +94,7 @@ struct ds_store {
     char name[DS_STORE_NAME_MAX + 1];
     char region[DS_STORE_NAME_MAX + sizeof DS_REGION_PREFIX];
     struct ds_cat *cache;     /* the last catalog read (owned), or NULL */
+    int pinned;               /* ds_pin: ds_info answers from cache, unasked */
     /* arrays ds_read opened lately, reused by name (names are never
      * reused: a dropped array fails its next read with FAM_ENOTFOUND) */
     fa_array_t *open[DS_OPEN_CACHE];

@@ -451,9 +451,19 @@ int ds_info(ds_store_t *s, const char *name, ds_info_t **out)
 {
     fam_set_error(0, NULL);
     if (!s || !out) return fam_set_error(FAM_EINVAL, "ds_info: NULL argument");
-    const struct ds_cat *c;
-    int rc = ds_cat_current(s, &c);
+    const struct ds_cat *c = s->cache;
+    int rc = s->pinned && c ? 0 : ds_cat_current(s, &c);
     return rc ? rc : info_of(c, s->name, name, out);
+}
+
+void ds_pin(ds_store_t *s)
+{
+    if (s) s->pinned = 1;
+}
+
+void ds_unpin(ds_store_t *s)
+{
+    if (s) s->pinned = 0;
 }
 
 /* ---- snapshots: one catalog version, held ---------------------------------------------- */

@@ -1369,6 +1369,9 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
         return 0;
     }
     trace(c, "planned");
+    /* the plan is made: its lookups answer from this catalog version,
+     * without a round trip each (ds_pin), until the commit */
+    ds_pin(s);
     json_object *e = json_tokener_parse(in->expr);
     ds_dtype_t t = in->ncols == 1 ? in->cols[0].dtype : 0;
     if (!e || !t)
@@ -1444,6 +1447,7 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
         trace(c, "batch computed");
     }
     kd_ds_window_free(wbuf, wbytes);
+    ds_unpin(s);
     trace(c, "window freed");
     /* a rank done first sleeps instead of spinning on the others' cores */
     kd_quiet_barrier(c->comm);
