@@ -35,7 +35,11 @@ the same files: ingest -> filter (fare > 50) -> gather the times -> derive
 duration -> mean duration per pickup zone, beside pandas and dask; the
 queries alone on ingested data beside pandas on an in-memory DataFrame;
 the update after one new batch of ten (a file per batch) beside the same
-queries from scratch on all eleven.
+queries from scratch on all eleven; the queries alone again from a second
+kodiakd (same ranks, same famd) whose --memory-limit per rank is a quarter
+of the pipeline dataset's bytes over the ranks (the dataset is 4x what all
+its ranks may hold: the batches pass through its bounded window), beside
+the first, unlimited one; its answers must equal the first's and pandas'.
 
 --parse-dates: every reader turns pickup_datetime and dropoff_datetime into
 date-times. Not part of `make test`."""
@@ -219,7 +223,7 @@ def main():
                     store.destroy()
                     if not args.skip_pipeline:
                         store = ak.DatasetStore("bench_pipe")
-                        pipeline(args, paths, n, store)
+                        pipeline(args, paths, n, store, famd, r, srv)
                         store.destroy()
                     steps(srv.output(), args.trials)
                 finally:
@@ -245,23 +249,21 @@ def pandas_queries(df):
 
 
 def kodiak_queries(t):
-    """The same on a kodiak dataset: a filter index dataset, the times
-    gathered through it, a derived column, a batch-wise group-by."""
+    """The same on a kodiak dataset: a filter index dataset, the times read
+    through it by the derive, a derived column, a group-by computed batch
+    by batch by the server (ds.groupby: the key gathered through the index
+    a batch at a time, no column materialised), a pandas Series."""
     big = t.filter("fare_amount", "gt", PIPE_FARE)
     if "duration" not in big.columns:
         big.derive("duration", big.col("dropoff_datetime") - big.col("pickup_datetime"))
-    # ds.groupby does not reach a derived index dataset's gathered columns
-    # yet (ds_agg reads stored columns): group the gathered pdarrays
-    cols = big[["pickup_location_id", "duration"]]
-    k, v = ak.GroupBy(cols["pickup_location_id"]).mean(cols["duration"])
-    import pandas as pd
-    return pd.Series(v.to_ndarray(), index=k.to_ndarray())
+    return big.groupby("pickup_location_id").mean("duration")
 
 
-def pipeline(args, paths, n, store):
+def pipeline(args, paths, n, store, famd, ranks, srv):
     """Rows: the whole pipeline (ingest -> filter -> gather -> derive ->
     group-by) beside pandas and dask, and the queries alone beside pandas
-    on an in-memory DataFrame; results checked against pandas'."""
+    on an in-memory DataFrame, and at 4x --memory-limit (a second kodiakd
+    on famd) beside in memory (srv); results checked against pandas'."""
     import pandas as pd
     kw = {"usecols": PIPE_COLS, "parse_dates": DATES}
 
@@ -305,6 +307,10 @@ def pipeline(args, paths, n, store):
     tk2, _ = best_of(args.trials, lambda i: kodiak_queries(tds[i]))
     print(f"{'queries: kodiak (ingested)':<40}{tk2:>8.2f}s{'':>21}   {tq / tk2:.2f}", flush=True)
     df = None  # free it before the update runs
+    mem = kodiak_queries(tds[0])  # the in-memory server's answer (its derived items kept)
+    check(mem, ref, "queries (in memory)")
+    four_x(args, store, [fresh(i) for i in range(args.trials)], famd, ranks, srv, tk2, tq,
+           mem, ref)
     # the update after one new batch of ten (a file is a batch here) beside
     # the same queries from scratch on all eleven
     if len(paths) >= 11:
@@ -327,14 +333,55 @@ def pipeline(args, paths, n, store):
               f"{up / full:.2f} of a full recompute ({full:.2f}s)", flush=True)
 
 
-def check(got, ref):
+def four_x(args, store, tds, famd, ranks, srv, tmem, tq, mem, ref):
+    """The queries alone on the datasets `tds` (ingested, nothing derived
+    yet) from a second kodiakd whose ranks together may hold a quarter of
+    one dataset, beside the in-memory server's time `tmem`; its answer must
+    equal the in-memory server's `mem` and pandas' `ref`. Reconnects to
+    `srv` before returning."""
+    nbytes = len(tds[0]) * 8 * len(PIPE_COLS)  # int64, float64 and datetime64[s] columns
+    limit = max(1 << 20, nbytes // 4 // ranks)
+    small = start_kodiakd(ranks, famd.servers, provider=args.provider,
+                          args=["--memory-limit", str(limit)])
+    try:
+        ak.disconnect()
+        ak.connect(connect_file=small.connect_file)
+        on_b = ak.DatasetStore(store.name, create=False)
+        names = [t.name for t in tds]
+        try:  # the limit is real: half the dataset's columns do not fit
+            on_b[names[0]][["pickup_datetime", "fare_amount"]]
+            raise AssertionError("the limited kodiakd materialised a whole column")
+        except MemoryError:
+            pass
+        tb, _ = best_of(args.trials, lambda i: kodiak_queries(on_b[names[i]]))
+        got = kodiak_queries(on_b[names[0]])
+        assert small.alive(), small.output()[-3000:]
+    finally:
+        ak.disconnect()
+        small.stop()
+        ak.connect(connect_file=srv.connect_file)
+    import numpy as np
+    exact = got.index.equals(mem.index) and np.array_equal(got.values, mem.values)
+    assert exact or (got.index.equals(mem.index) and
+                     np.allclose(got.values, mem.values, rtol=1e-12)), (got, mem)
+    check(got, ref, "queries at 4x --memory-limit")
+    print(f"    ... and {'is exactly' if exact else 'within 1e-12 of'} the in-memory server's "
+          f"({nbytes / 1e6:.0f} MB dataset, --memory-limit {limit / 1e6:.1f} MB x {ranks} "
+          f"rank(s))", flush=True)
+    print(f"{'queries: kodiak at 4x --memory-limit':<40}{tb:>8.2f}s{'':>21}   {tq / tb:.2f}"
+          f"   {tmem / tb:.2f} of the in-memory throughput (target >= 0.5)", flush=True)
+
+
+def check(got, ref, what="pipeline result"):
     """kodiak's group-by means against pandas'."""
     import numpy as np
     got = got.sort_index() if hasattr(got, "sort_index") else got
     g = np.asarray(got).ravel().astype(float)
     r = ref.sort_index().values.astype(float)
     assert len(g) == len(r) and np.allclose(g, r, rtol=1e-9), (got, ref)
-    print(f"    pipeline result equals pandas' ({len(r)} zones)", flush=True)
+    if hasattr(got, "index"):
+        assert np.array_equal(np.asarray(got.index), np.asarray(ref.sort_index().index))
+    print(f"    {what} equals pandas' ({len(r)} zones)", flush=True)
 
 
 if __name__ == "__main__":
