@@ -993,14 +993,15 @@ class Dataset:
         if depth > _LINEAGE_MAX:
             raise RuntimeError(f"dataset '{self.name}': a lineage longer than {_LINEAGE_MAX}")
         info = cat[name]
-        stored = {c["name"] for c in info["columns"]} if info["kind"] != "index" else set()
+        through = info["kind"] == "index" and info["base"] in cat
+        stored = set() if through else {c["name"] for c in info["columns"]}
         where, via = {}, []
         for c in columns:
             if c in stored:
                 where.setdefault(name, []).append(c)
             elif f"{name}[{c}]" in cat:  # a derived column, or one gathered before
                 where.setdefault(f"{name}[{c}]", []).append(c)
-            elif info["kind"] == "index" and info["base"] in cat:
+            elif through:
                 via.append(c)
             else:
                 raise KeyError(f"dataset '{self.name}' has no column '{c}'")
@@ -1019,6 +1020,13 @@ class Dataset:
         """{column: NumPy array} of stored `columns` of `dataset` at rows
         `pos` (ascending): one ds_read per span of at most _HEAD_SPAN rows
         holding rows wanted, the rows picked out of it."""
+        order = None
+        if len(pos) > 1 and np.any(pos[1:] < pos[:-1]):  # index rows are ascending; be sure
+            order = np.argsort(pos, kind="stable")
+            pos = pos[order]
+        if len(pos) and pos[0] < 0:
+            raise RuntimeError(f"dataset '{dataset}': row {int(pos[0])} of an index is "
+                               f"negative (a damaged store: run store.verify())")
         parts = {c: [] for c in columns}
         i = 0
         while True:
@@ -1032,7 +1040,13 @@ class Dataset:
             i = j
             if i >= len(pos):
                 break
-        return {c: np.concatenate(v) if len(v) > 1 else v[0] for c, v in parts.items()}
+        out = {c: np.concatenate(v) if len(v) > 1 else v[0] for c, v in parts.items()}
+        if order is not None:
+            for c, v in out.items():
+                back = np.empty_like(v)
+                back[order] = v
+                out[c] = back
+        return out
 
     def to_pandas(self) -> "pandas.DataFrame":
         """The whole dataset as a pandas DataFrame (it must fit in the
