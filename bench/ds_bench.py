@@ -194,8 +194,12 @@ def main():
             print(f"{'dask.dataframe.read_csv (threads)':<40}{td:>8.2f}s{n / td / 1e6:>10.2f} M"
                   f"{size / td / 1e6:>9.0f}   {tp / td:.2f}   {cd:6.2f} (this process)",
                   flush=True)
-        # each trial keeps its dataset: pools for all of them (2 famd)
-        gib = max(1, int(args.trials * n * 18 * 8 * 1.3 / 2 / (1 << 30)) + 1)
+        # each trial keeps its dataset: pools for all of them (2 famd); the
+        # pipeline keeps 6 datasets of 4 columns per trial (P, Q, two for
+        # the 4x --memory-limit row, U and F), with what is derived from them
+        need = max(args.trials * n * 18 * 8, 0 if args.skip_pipeline else
+                   6 * args.trials * n * len(PIPE_COLS) * 8)
+        gib = max(1, int(need * 1.3 / 2 / (1 << 30)) + 1)
         for r in [int(x) for x in args.ranks.split(",")]:
             famd = FamServers(2, pool_size=f"{gib}G", provider=args.provider)
             try:
