@@ -35,7 +35,13 @@ the same files: ingest -> filter (fare > 50) -> gather the times -> derive
 duration -> mean duration per pickup zone, beside pandas and dask; the
 queries alone on ingested data beside pandas on an in-memory DataFrame;
 the update after one new batch of ten (a file per batch) beside the same
-queries from scratch on all eleven.
+queries from scratch on all eleven; the queries alone again from a second
+kodiakd (same ranks, same famd) whose --memory-limit per rank is a quarter
+of the pipeline dataset's bytes over the ranks (the dataset is 4x what all
+its ranks may hold: the batches pass through its bounded window), beside
+a third started alike without a limit (both on datasets they have not
+opened yet, trials alternating between them); its answers must equal the
+first server's and pandas'.
 
 --parse-dates: every reader turns pickup_datetime and dropoff_datetime into
 date-times. Not part of `make test`."""
@@ -188,8 +194,12 @@ def main():
             print(f"{'dask.dataframe.read_csv (threads)':<40}{td:>8.2f}s{n / td / 1e6:>10.2f} M"
                   f"{size / td / 1e6:>9.0f}   {tp / td:.2f}   {cd:6.2f} (this process)",
                   flush=True)
-        # each trial keeps its dataset: pools for all of them (2 famd)
-        gib = max(1, int(args.trials * n * 18 * 8 * 1.3 / 2 / (1 << 30)) + 1)
+        # each trial keeps its dataset: pools for all of them (2 famd); the
+        # pipeline keeps 6 datasets of 4 columns per trial (P, Q, two for
+        # the 4x --memory-limit row, U and F), with what is derived from them
+        need = max(args.trials * n * 18 * 8, 0 if args.skip_pipeline else
+                   6 * args.trials * n * len(PIPE_COLS) * 8)
+        gib = max(1, int(need * 1.3 / 2 / (1 << 30)) + 1)
         for r in [int(x) for x in args.ranks.split(",")]:
             famd = FamServers(2, pool_size=f"{gib}G", provider=args.provider)
             try:
@@ -219,7 +229,7 @@ def main():
                     store.destroy()
                     if not args.skip_pipeline:
                         store = ak.DatasetStore("bench_pipe")
-                        pipeline(args, paths, n, store)
+                        pipeline(args, paths, n, store, famd, r, srv)
                         store.destroy()
                     steps(srv.output(), args.trials)
                 finally:
@@ -245,23 +255,21 @@ def pandas_queries(df):
 
 
 def kodiak_queries(t):
-    """The same on a kodiak dataset: a filter index dataset, the times
-    gathered through it, a derived column, a batch-wise group-by."""
+    """The same on a kodiak dataset: a filter index dataset, the times read
+    through it by the derive, a derived column, a group-by computed batch
+    by batch by the server (ds.groupby: the key gathered through the index
+    a batch at a time, no column materialised), a pandas Series."""
     big = t.filter("fare_amount", "gt", PIPE_FARE)
     if "duration" not in big.columns:
         big.derive("duration", big.col("dropoff_datetime") - big.col("pickup_datetime"))
-    # ds.groupby does not reach a derived index dataset's gathered columns
-    # yet (ds_agg reads stored columns): group the gathered pdarrays
-    cols = big[["pickup_location_id", "duration"]]
-    k, v = ak.GroupBy(cols["pickup_location_id"]).mean(cols["duration"])
-    import pandas as pd
-    return pd.Series(v.to_ndarray(), index=k.to_ndarray())
+    return big.groupby("pickup_location_id").mean("duration")
 
 
-def pipeline(args, paths, n, store):
+def pipeline(args, paths, n, store, famd, ranks, srv):
     """Rows: the whole pipeline (ingest -> filter -> gather -> derive ->
     group-by) beside pandas and dask, and the queries alone beside pandas
-    on an in-memory DataFrame; results checked against pandas'."""
+    on an in-memory DataFrame, and at 4x --memory-limit (a second kodiakd
+    on famd) beside in memory (srv); results checked against pandas'."""
     import pandas as pd
     kw = {"usecols": PIPE_COLS, "parse_dates": DATES}
 
@@ -305,6 +313,10 @@ def pipeline(args, paths, n, store):
     tk2, _ = best_of(args.trials, lambda i: kodiak_queries(tds[i]))
     print(f"{'queries: kodiak (ingested)':<40}{tk2:>8.2f}s{'':>21}   {tq / tk2:.2f}", flush=True)
     df = None  # free it before the update runs
+    mem = kodiak_queries(tds[0])  # the in-memory server's answer (its derived items kept)
+    check(mem, ref, "queries (in memory)")
+    four_x(args, store, [fresh(i) for i in range(2 * args.trials)], famd, ranks, srv, tk2, tq,
+           mem, ref)
     # the update after one new batch of ten (a file is a batch here) beside
     # the same queries from scratch on all eleven
     if len(paths) >= 11:
@@ -327,14 +339,83 @@ def pipeline(args, paths, n, store):
               f"{up / full:.2f} of a full recompute ({full:.2f}s)", flush=True)
 
 
-def check(got, ref):
+def four_x(args, store, tds, famd, ranks, srv, tmem, tq, mem, ref):
+    """The queries alone from two more kodiakd of `ranks` ranks on famd,
+    started alike: one whose ranks together may hold a quarter of a
+    dataset (--memory-limit), one without a limit. Neither has opened the
+    datasets `tds` (2 x trials, ingested by `srv`, nothing derived yet):
+    trial i runs the limited one on tds[2i] and the other on tds[2i + 1]
+    (alternating, so a change of load hits both), best of the trials each.
+    The limited one's answer must equal the in-memory servers' (`mem`:
+    srv's) and pandas' `ref`. `tmem`: srv's time on the datasets it had
+    just ingested (the "queries: kodiak (ingested)" row). Reconnects to
+    `srv` before returning."""
+    import numpy as np
+    nbytes = len(tds[0]) * 8 * len(PIPE_COLS)  # int64, float64 and datetime64[s] columns
+    limit = max(1 << 20, nbytes // 4 // ranks)
+    servers = []
+    try:
+        small = start_kodiakd(ranks, famd.servers, provider=args.provider,
+                              args=["--memory-limit", str(limit)])
+        servers.append(small)
+        big = start_kodiakd(ranks, famd.servers, provider=args.provider)
+        servers.append(big)
+        names = [t.name for t in tds]
+
+        def on(server):
+            ak.disconnect()
+            ak.connect(connect_file=server.connect_file)
+            return ak.DatasetStore(store.name, create=False)
+        times, got = {small: [], big: []}, {}
+        on_s = on(small)
+        try:  # the limit is real: half the dataset's columns do not fit
+            on_s[names[-1]][["pickup_datetime", "fare_amount"]]
+            raise AssertionError("the limited kodiakd materialised two whole columns")
+        except MemoryError:
+            pass
+        for i in range(args.trials):
+            for server, name in ((small, names[2 * i]), (big, names[2 * i + 1])):
+                on_x = on(server)
+                gc.collect()
+                t0 = time.perf_counter()
+                res = kodiak_queries(on_x[name])
+                times[server].append(time.perf_counter() - t0)
+                got.setdefault(server, res)
+        for server in servers:
+            assert server.alive(), server.output()[-3000:]
+    finally:
+        ak.disconnect()
+        for server in servers:
+            server.stop()
+        ak.connect(connect_file=srv.connect_file)
+    for server, what in ((big, "queries (a second server, in memory)"),
+                         (small, "queries at 4x --memory-limit")):
+        g = got[server]
+        exact = g.index.equals(mem.index) and np.array_equal(g.values, mem.values)
+        assert exact or (g.index.equals(mem.index) and
+                         np.allclose(g.values, mem.values, rtol=1e-12)), (g, mem)
+        check(g, ref, what)
+        print(f"    ... and {'is exactly' if exact else 'within 1e-12 of'} the first server's",
+              flush=True)
+    tb, tc = min(times[small]), min(times[big])
+    print(f"{'queries: kodiak, a fresh server':<40}{tc:>8.2f}s{'':>21}   {tq / tc:.2f}"
+          f"   (its first look at the dataset; the ingesting server: {tmem:.2f}s)", flush=True)
+    print(f"{'queries: kodiak at 4x --memory-limit':<40}{tb:>8.2f}s{'':>21}   {tq / tb:.2f}"
+          f"   {tc / tb:.2f} of the in-memory throughput (target >= 0.5; "
+          f"{nbytes / 1e6:.0f} MB dataset, --memory-limit {limit / 1e6:.1f} MB x {ranks})",
+          flush=True)
+
+
+def check(got, ref, what="pipeline result"):
     """kodiak's group-by means against pandas'."""
     import numpy as np
     got = got.sort_index() if hasattr(got, "sort_index") else got
     g = np.asarray(got).ravel().astype(float)
     r = ref.sort_index().values.astype(float)
     assert len(g) == len(r) and np.allclose(g, r, rtol=1e-9), (got, ref)
-    print(f"    pipeline result equals pandas' ({len(r)} zones)", flush=True)
+    if hasattr(got, "index"):
+        assert np.array_equal(np.asarray(got.index), np.asarray(ref.sort_index().index))
+    print(f"    {what} equals pandas' ({len(r)} zones)", flush=True)
 
 
 if __name__ == "__main__":

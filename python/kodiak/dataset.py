@@ -47,6 +47,12 @@ _NP = {"int64": np.dtype(np.int64), "uint64": np.dtype(np.uint64),
 
 _FRAME = 1 << 20  # bytes per request frame (KD_FRAME_MAX)
 
+# head() and repr read the rows they show a span at a time: one ds_read
+# covers at most this many rows of a dataset (times its columns' 8 bytes
+# in the compute server's memory), however far apart an index's rows are
+_HEAD_SPAN = 4096
+_LINEAGE_MAX = 32  # index datasets followed down a chain (as the server's DSD_DEPTH)
+
 
 def _msg(cmd, args, frames=()):
     return client.generic_msg(cmd, args, frames)
@@ -973,7 +979,80 @@ class Dataset:
         1  1  b
         >>> s.destroy()
         """
-        return self._frame(self._read(None, 0, max(0, int(n))))
+        cat = self._catalog()
+        return self._head(cat, self._columns(cat), n)
+
+    def _head(self, cat, cols, n):
+        """head(n) from a catalog just read and this dataset's columns in it."""
+        k = min(max(0, int(n)), int(cat[self.name]["rows"]))
+        got = self._rows_at(cat, self.name, list(cols), np.arange(k, dtype=np.int64))
+        return self._frame(got, cols)
+
+    def _rows_at(self, cat, name, columns, pos, depth=0):
+        """{column: NumPy array} of `columns` of dataset `name` at its rows
+        `pos` (int64, ascending), reading only spans of at most _HEAD_SPAN
+        rows around them. A column an index dataset does not hold (nor
+        "<name>[<column>]") is its base's at the base rows the index picks
+        there, and so on down a chain: nothing is gathered whole, so head()
+        and repr work on a derived dataset far larger than the compute
+        server's memory."""
+        if depth > _LINEAGE_MAX:
+            raise RuntimeError(f"dataset '{self.name}': a lineage longer than {_LINEAGE_MAX}")
+        info = cat[name]
+        through = info["kind"] == "index" and info["base"] in cat
+        stored = set() if through else {c["name"] for c in info["columns"]}
+        where, via = {}, []
+        for c in columns:
+            if c in stored:
+                where.setdefault(name, []).append(c)
+            elif f"{name}[{c}]" in cat:  # a derived column, or one gathered before
+                where.setdefault(f"{name}[{c}]", []).append(c)
+            elif through:
+                via.append(c)
+            else:
+                raise KeyError(f"dataset '{self.name}' has no column '{c}'")
+        out = {}
+        for src, cs in where.items():
+            out.update(self._spans(src, cs, pos))
+        if via:  # index rows -> row numbers within the base's batch -> the base's rows
+            local = self._spans(name, ["index"], pos)["index"]
+            mine = np.cumsum([0] + [int(r) for r in info["batches"]])
+            b = np.searchsorted(mine, pos, side="right") - 1
+            first = np.cumsum([0] + [int(r) for r in cat[info["base"]]["batches"]])
+            out.update(self._rows_at(cat, info["base"], via, first[b] + local, depth + 1))
+        return {c: out[c] for c in columns}
+
+    def _spans(self, dataset, columns, pos):
+        """{column: NumPy array} of stored `columns` of `dataset` at rows
+        `pos` (ascending): one ds_read per span of at most _HEAD_SPAN rows
+        holding rows wanted, the rows picked out of it."""
+        order = None
+        if len(pos) > 1 and np.any(pos[1:] < pos[:-1]):  # index rows are ascending; be sure
+            order = np.argsort(pos, kind="stable")
+            pos = pos[order]
+        if len(pos) and pos[0] < 0:
+            raise RuntimeError(f"dataset '{dataset}': row {int(pos[0])} of an index is "
+                               f"negative (a damaged store: run store.verify())")
+        parts = {c: [] for c in columns}
+        i = 0
+        while True:
+            lo = int(pos[i]) if i < len(pos) else 0
+            j = int(np.searchsorted(pos, lo + _HEAD_SPAN, side="left")) if i < len(pos) else i
+            hi = int(pos[j - 1]) + 1 if j > i else lo
+            got = self._read_from(dataset, columns, lo, hi)
+            for c in columns:
+                parts[c].append(got[c].to_ndarray()[pos[i:j] - lo])
+            del got
+            i = j
+            if i >= len(pos):
+                break
+        out = {c: np.concatenate(v) if len(v) > 1 else v[0] for c, v in parts.items()}
+        if order is not None:
+            for c, v in out.items():
+                back = np.empty_like(v)
+                back[order] = v
+                out[c] = back
+        return out
 
     def to_pandas(self) -> "pandas.DataFrame":
         """The whole dataset as a pandas DataFrame (it must fit in the
@@ -995,34 +1074,33 @@ class Dataset:
         """
         return self._frame(self._read())
 
-    def _frame(self, cols):
+    def _frame(self, cols, dtypes=None):
+        """{column: pdarray | Categorical | NumPy array} -> a DataFrame
+        (date-times as datetime64[ns])."""
         import pandas as pd
-        dtypes = self.dtypes
+        dtypes = self.dtypes if dtypes is None else dtypes
         data = {}
         for k, v in cols.items():
-            if isinstance(v, Categorical):
-                data[k] = v.to_ndarray()
-            elif dtypes.get(k) == "datetime64[s]":
-                data[k] = v.to_ndarray().astype("datetime64[s]").astype("datetime64[ns]")
-            else:
-                data[k] = v.to_ndarray()
+            v = v if isinstance(v, np.ndarray) else v.to_ndarray()
+            if dtypes.get(k) == "datetime64[s]":
+                v = v.astype("datetime64[s]").astype("datetime64[ns]")
+            data[k] = v
         return pd.DataFrame(data, columns=list(cols))
 
     def __repr__(self) -> str:
-        info = self._info()
+        cat = self._catalog()
+        info = cat[self.name]
         rows, nb = int(info["rows"]), len(info["batches"])
-        if not info["columns"]:
+        cols = self._columns(cat)
+        if not info["columns"] or not cols:
             return f"Dataset({self.name!r}: no columns)"
         import pandas as pd
         k = 5
-        df = self._frame(self._read(None, 0, k))
+        df = self._head(cat, cols, k)  # the rows shown only (head)
         with pd.option_context("display.max_columns", 20, "display.width", 100):
             body = repr(df)
         if rows > k:
             body += "\n..."
-        cols = self._columns()
-        if not cols:
-            return f"Dataset({self.name!r}: no columns)"
         if info["kind"] != "base":
             body = f"{_derived.lineage(info)}, {info['base_batches']} base batches\n{body}"
         return (f"Dataset '{self.name}' of store '{self.store.name}'\n{body}\n\n"
