@@ -1167,7 +1167,14 @@ class Dataset:
         dtype('float64')
         >>> s.destroy()
         """
-        dt = self.dtypes
+        # the store's last catalog list answers without a round trip when it
+        # knows the column (only its dtype is needed here: the server checks
+        # the expression when it computes it); else the catalog now
+        cached = self.store._cat_cache
+        cat = {d["name"]: d for d in cached[1]} if cached is not None else {}
+        dt = self._columns(cat) if self.name in cat else {}
+        if column not in dt:
+            dt = self.dtypes
         if column not in dt:
             raise KeyError(f"dataset '{self.name}' has no column '{column}'")
         return _derived.ColumnExpr(self, {"col": column}, _derived._np_dtype(dt[column], column))

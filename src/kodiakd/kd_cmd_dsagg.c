@@ -1124,6 +1124,9 @@ static int cmd_ds_agg(kd_cmd *c)
         kd_ds_detach(src.in, saved);
         return -1;
     }
+    /* the columns are found: the batch loop's lookups answer from this
+     * catalog version, without a round trip each (ds_pin) */
+    ds_pin(src.s);
     ds_dtype_t vt = with_value ? agg_ci(&src, nk)->dtype : DS_INT64;
     rc = check_ops(c, ops, with_value ? agg_ci(&src, nk) : NULL);
     /* text columns: every rank unifies the batches' categories (metadata only) */
@@ -1284,6 +1287,7 @@ static int cmd_ds_agg(kd_cmd *c)
         kd_result_i64(c, "direct_windows", ndirect); /* rank 0's (tests) */
     rc = kd_agree(c, rc);
 out:
+    ds_unpin(src.s);
     kd_ds_window_free(buf, wbytes);
     agg_table_free(&t);
     agg_table_free(&pairs);

@@ -193,6 +193,69 @@ static int info_of(kd_cmd *c, ds_store_t *s, const char *name, ds_info_t **out)
     return 0;
 }
 
+static bool gather_sparse(uint64_t span, uint64_t m);
+
+/* For read_batch: the values of `column` of batch `batch` of `base` at
+ * the rows idx holds, by an indexed read, when base stores the column and
+ * the rows are sparse in the batch (*k >= 0: done into *out); else *k =
+ * -1 and nothing done. */
+static int read_sparse(kd_cmd *c, ds_store_t *s, const char *base, const char *column,
+                       size_t batch, const kd_ds_col *idx, kd_ds_col *out, int *k)
+{
+    *k = -1;
+    ds_info_t *bi = NULL;
+    if (ds_info(s, base, &bi) != 0 || batch >= bi->nbatches) {
+        ds_free_info(bi); /* read_batch says what is wrong */
+        return 0;
+    }
+    int col = col_index(bi, column);
+    uint64_t rows = bi->batches[batch].rows;
+    if (col < 0 || !gather_sparse(rows, idx->n)) {
+        ds_free_info(bi);
+        return 0;
+    }
+    const int64_t *ix = idx->data;
+    for (uint64_t i = 0; i < idx->n; i++)
+        if (ix[i] < 0 || (uint64_t)ix[i] >= rows) {
+            ds_free_info(bi);
+            return kd_fail(c, "RuntimeError", "an index of '%.200s', batch %zu: row %lld is "
+                           "not in its base's batch of %llu rows (a damaged store)", base,
+                           batch, (long long)ix[i], (unsigned long long)rows);
+        }
+    ds_dtype_t t = bi->cols[col].dtype;
+    size_t w = fa_dtype_size(ds_dtype_storage(t));
+    memset(out, 0, sizeof *out);
+    out->dtype = t;
+    out->n = idx->n;
+    out->data = malloc(idx->n ? idx->n * w : 1);
+    int rc = out->data ? 0 : kd_fail(c, "MemoryError", "out of memory gathering '%.200s'",
+                                     column);
+    if (!rc && (rc = ds_gather(s, bi, batch, (size_t)col, idx->n,
+                               (const uint64_t *)(const void *)ix, out->data)) != 0) {
+        char what[600];
+        snprintf(what, sizeof what, "gather column '%.200s' of batch %zu of '%.200s'", column,
+                 batch, base);
+        rc = kd_ds_fail(c, rc, what);
+    }
+    if (!rc && t == DS_TEXT) {
+        int lrc = ds_read_categories(s, bi, batch, (size_t)col, &out->cats, &out->ncats);
+        if (lrc)
+            rc = kd_ds_fail(c, lrc, "read categories of a batch");
+        const int64_t *p = out->data;
+        for (uint64_t i = 0; !rc && i < out->n; i++)
+            if (p[i] < -1 || (p[i] >= 0 && (uint64_t)p[i] >= out->ncats))
+                rc = kd_fail(c, "RuntimeError", "dataset '%.200s', batch %zu: a code is not "
+                             "one of its categories (a damaged store: run store.verify())",
+                             base, batch);
+    }
+    if (rc)
+        kd_ds_col_free(out);
+    else
+        *k = col;
+    ds_free_info(bi);
+    return rc;
+}
+
 static int read_batch(kd_cmd *c, ds_store_t *s, const char *dataset, const char *column,
                       size_t batch, kd_ds_col *out, int depth)
 {
@@ -217,12 +280,19 @@ static int read_batch(kd_cmd *c, ds_store_t *s, const char *dataset, const char 
             d->ncols == 1 && batch < d->nbatches) {
             rc = read_stored(c, s, d, 0, batch, out);
         } else if (in->kind == DS_KIND_INDEX && in->ncols == 1) {
-            /* gathered from the base through the index */
+            /* gathered from the base through the index: only the rows
+             * wanted when they are sparse in a column the base stores,
+             * else the base's whole batch and the rows picked out */
             kd_ds_col idx, src;
+            int gk = -1;
             rc = read_stored(c, s, in, 0, batch, &idx);
-            if (!rc && (rc = read_batch(c, s, in->base, column, batch, &src, depth + 1)))
+            if (!rc && (rc = read_sparse(c, s, in->base, column, batch, &idx, out, &gk)))
                 kd_ds_col_free(&idx);
-            if (!rc) {
+            if (!rc && gk >= 0) {
+                kd_ds_col_free(&idx);
+            } else if (!rc && (rc = read_batch(c, s, in->base, column, batch, &src, depth + 1))) {
+                kd_ds_col_free(&idx);
+            } else if (!rc) {
                 size_t w = fa_dtype_size(ds_dtype_storage(src.dtype));
                 *out = src;
                 out->n = idx.n;
@@ -1340,7 +1410,7 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
     /* rank 0 decides what to do: {have, want}; want == have: nothing */
     struct { uint64_t have, want; int32_t ok; } plan = {0, 0, 1};
     ds_info_t *in = NULL, *bi = NULL;
-    trace(c, "[refresh_one");
+    trace(c, " refresh_one");
     int rc = info_of(c, s, name, &in);
     trace(c, "info");
     if (!rc && c->rank == 0) {
@@ -1575,7 +1645,9 @@ int kd_ds_refresh(kd_cmd *c, ds_store_t *s, const char *store, uint64_t *process
 {
     json_object *list = NULL;
     int rc = c->rank == 0 ? behind(c, s, &list) : 0;
+    trace(c, " behind");
     kd_quiet_barrier(c->comm);
+    trace(c, " behind barrier");
     if (kd_agree(c, rc)) {
         json_object_put(list);
         return -1;
@@ -1625,8 +1697,10 @@ static int cmd_ds_refresh(kd_cmd *c)
     const char *store;
     ds_store_t *s;
     uint64_t n = 0, v = 0;
+    trace(c, "[ds_refresh");
     if (store_arg(c, &store, &s) || kd_ds_refresh(c, s, store, &n))
         return -1;
+    trace(c, "refreshed");
     /* the version it left the catalog at: a client that has listed this
      * version needs no new list; with {"known": version} the list of the
      * version now when it is another (ds_list's reply), in the same trip */
@@ -1680,13 +1754,16 @@ static int cmd_ds_derive(kd_cmd *c)
     json_object_put(e);
     if (!valid)
         return kd_fail(c, "ValueError", "ds_derive: the expression is not JSON");
+    trace(c, "[ds_derive");
     if (store_arg(c, &store, &s))
         return -1;
+    trace(c, "store");
     /* the base (and its lineage) current first, so that errors in the
      * expression show on the first batches */
     uint64_t n0 = 0, n1 = 0;
     if (kd_ds_refresh(c, s, store, &n0))
         return -1;
+    trace(c, "refreshed");
     int rc = 0;
     if (c->rank == 0) {
         ds_info_t *bi = NULL;
@@ -1712,9 +1789,11 @@ static int cmd_ds_derive(kd_cmd *c)
         if (rc == 1)
             rc = 0;
     }
+    trace(c, "created");
     kd_quiet_barrier(c->comm);
     if (kd_agree(c, rc))
         return -1;
+    trace(c, "agreed");
     if (kd_ds_refresh(c, s, store, &n1)) {
         /* a failed first computation leaves no dataset behind */
         if (c->rank == 0) {
@@ -1726,6 +1805,7 @@ static int cmd_ds_derive(kd_cmd *c)
         return -1;
     }
     kd_result_i64(c, "processed", (int64_t)(n0 + n1));
+    trace(c, "ds_derive done");
     return 0;
 }
 
