@@ -1402,18 +1402,56 @@ static int slots_of(json_object *e)
     return n;
 }
 
+/* The info of a derived dataset not created yet (refresh_one with def):
+ * no batches, none of its base processed. NULL when out of memory. */
+static ds_info_t *info_to_be(const ds_dataset_def_t *def)
+{
+    ds_info_t *in = calloc(1, sizeof *in);
+    if (!in)
+        return NULL;
+    in->kind = def->kind;
+    in->name = strdup(def->name);
+    in->base = strdup(def->base);
+    in->expr = strdup(def->expr);
+    in->cols = calloc(1, sizeof *in->cols);
+    if (in->cols) {
+        in->ncols = 1;
+        in->cols[0].dtype = def->cols[0].dtype;
+        in->cols[0].name = strdup(def->cols[0].name);
+    }
+    if (!in->name || !in->base || !in->expr || !in->cols || !in->cols[0].name) {
+        ds_free_info(in);
+        return NULL;
+    }
+    return in;
+}
+
 /* Collective: bring derived dataset `name` up to date with its base (whose
- * own lineage is current). *done gets the batches computed here. */
+ * own lineage is current). *done gets the batches computed here. With
+ * `def` (every rank the same), the dataset is made as def says, its first
+ * batches in the same commit (no one ever sees it without them); *lost
+ * then says another server made it first (nothing done here). */
 static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *name,
-                       uint64_t *done)
+                       uint64_t *done, const ds_dataset_def_t *def, bool *lost)
 {
     /* rank 0 decides what to do: {have, want}; want == have: nothing */
     struct { uint64_t have, want; int32_t ok; } plan = {0, 0, 1};
     ds_info_t *in = NULL, *bi = NULL;
     trace(c, " refresh_one");
-    int rc = info_of(c, s, name, &in);
+    int rc = 0;
+    if (!def)
+        rc = info_of(c, s, name, &in);
+    else if (!(in = info_to_be(def)))
+        rc = kd_fail(c, "MemoryError", "out of memory");
     trace(c, "info");
-    if (!rc && c->rank == 0) {
+    if (!rc && def) {
+        /* every rank: this read also brings its catalog current before
+         * the pin below (the other path's info_of(name) does that) */
+        if (info_of(c, s, in->base, &bi) == 0)
+            plan.want = bi->nbatches;
+        else
+            rc = -1;
+    } else if (!rc && c->rank == 0) {
         if (in->kind == DS_KIND_BASE || ds_info(s, in->base, &bi) != 0)
             plan.ok = 0; /* a base dataset, or a lineage whose base is gone: nothing to do */
         else if (bi->nbatches < in->base_batches || in->nbatches != in->base_batches)
@@ -1434,7 +1472,9 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
     }
     MPI_Bcast(&plan, sizeof plan, MPI_BYTE, 0, c->comm);
     *done = 0;
-    if (!plan.ok || plan.want == plan.have) {
+    if (lost)
+        *lost = false;
+    if (!plan.ok || (plan.want == plan.have && !def)) {
         ds_free_info(in);
         return 0;
     }
@@ -1549,10 +1589,12 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
             refs[d->b - plan.have] = d->ref; /* in batch order */
         }
         ds_txn_t *tx = NULL;
-        int lrc = refs ? ds_txn_begin(s, &tx) : FAM_ENOMEM;
-        if (!lrc)
+        int lrc = refs || n == 0 ? ds_txn_begin(s, &tx) : FAM_ENOMEM;
+        if (!lrc && def)
+            lrc = ds_txn_create(tx, def);
+        else if (!lrc)
             lrc = ds_txn_expect_batches(tx, name, plan.have);
-        if (!lrc)
+        if (!lrc && n)
             lrc = ds_txn_append(tx, name, (size_t)n, refs);
         if (!lrc)
             lrc = ds_txn_set_progress(tx, name, plan.want);
@@ -1561,7 +1603,7 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
         else
             ds_txn_abort(tx);
         free(refs);
-        if (lrc == FAM_EBUSY)
+        if (lrc == FAM_EBUSY || (def && lrc == FAM_EEXIST))
             result = 1;
         else if (lrc) {
             result = -1;
@@ -1595,7 +1637,9 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
         if (c->rank == 0)
             stat_add(store, name, *done);
     }
-    return 0; /* result 1: another server brought it up to date first */
+    if (lost)
+        *lost = result == 1;
+    return 0; /* result 1: another server brought it up to date (or made it) first */
 }
 
 /* Rank 0: the derived datasets that are behind, in creation order, as a
@@ -1671,7 +1715,7 @@ int kd_ds_refresh(kd_cmd *c, ds_store_t *s, const char *store, uint64_t *process
     for (size_t i = 0; list && i < json_object_array_length(list); i++) {
         const char *nm = json_object_get_string(json_object_array_get_idx(list, i));
         uint64_t d = 0;
-        if (refresh_one(c, s, store, nm, &d)) {
+        if (refresh_one(c, s, store, nm, &d, NULL, NULL)) {
             json_object_put(list);
             return -1;
         }
@@ -1722,6 +1766,13 @@ static int cmd_ds_refresh(kd_cmd *c)
     return 0;
 }
 
+static int made_otherwise(kd_cmd *c, const char *name)
+{
+    return kd_fail(c, "ValueError", "the store has a dataset '%.200s' made otherwise (a base "
+                   "dataset, or another expression whose name is spelled the same): drop it or "
+                   "choose another name", name);
+}
+
 /* Rank 0: does the store hold `def`'s dataset exactly so already? */
 static bool exists_alike(ds_store_t *s, const ds_dataset_def_t *def)
 {
@@ -1764,46 +1815,40 @@ static int cmd_ds_derive(kd_cmd *c)
     if (kd_ds_refresh(c, s, store, &n0))
         return -1;
     trace(c, "refreshed");
+    /* rank 0: is it there already, alike (reused) or made otherwise (an
+     * error)? If not, every rank computes its first batches and rank 0
+     * creates it with them in one commit */
+    ds_column_def_t col = {.name = column, .dtype = t};
+    ds_dataset_def_t def = {.name = name, .kind = k, .base = base, .expr = expr,
+                            .ncols = 1, .cols = &col};
+    int32_t have = 0; /* 1: there alike */
     int rc = 0;
     if (c->rank == 0) {
-        ds_info_t *bi = NULL;
+        ds_info_t *bi = NULL, *in = NULL;
         rc = info_of(c, s, base, &bi);
         ds_free_info(bi);
-        ds_column_def_t col = {.name = column, .dtype = t};
-        ds_dataset_def_t def = {.name = name, .kind = k, .base = base, .expr = expr,
-                                .ncols = 1, .cols = &col};
-        ds_txn_t *tx = NULL;
         if (!rc && exists_alike(s, &def))
-            rc = 1; /* nothing to create (not an error: reset below) */
-        int lrc = rc ? 0 : ds_txn_begin(s, &tx);
-        if (!rc && !lrc && !(lrc = ds_txn_create(tx, &def)))
-            lrc = ds_txn_commit(tx, NULL);
-        else if (tx)
-            ds_txn_abort(tx);
-        if (lrc == FAM_EEXIST)
-            rc = kd_fail(c, "ValueError", "the store has a dataset '%.200s' made otherwise (a "
-                         "base dataset, or another expression whose name is spelled the same): "
-                         "drop it or choose another name", name);
-        else if (lrc)
-            rc = kd_ds_fail(c, lrc, "create the derived dataset");
-        if (rc == 1)
-            rc = 0;
+            have = 1;
+        else if (!rc && ds_info(s, name, &in) == 0)
+            rc = made_otherwise(c, name);
+        ds_free_info(in);
     }
-    trace(c, "created");
-    kd_quiet_barrier(c->comm);
     if (kd_agree(c, rc))
         return -1;
-    trace(c, "agreed");
-    if (kd_ds_refresh(c, s, store, &n1)) {
-        /* a failed first computation leaves no dataset behind */
-        if (c->rank == 0) {
-            ds_info_t *in = NULL;
-            if (ds_info(s, name, &in) == 0 && in->nbatches == 0)
-                ds_drop(s, name);
-            ds_free_info(in);
-        }
+    MPI_Bcast(&have, 1, MPI_INT32_T, 0, c->comm);
+    trace(c, "planned create");
+    bool lost = false;
+    if (!have && refresh_one(c, s, store, name, &n1, &def, &lost))
         return -1;
-    }
+    /* another server made it first: alike (taken) or otherwise (an error) */
+    rc = lost && c->rank == 0 && !exists_alike(s, &def) ? made_otherwise(c, name) : 0;
+    if (kd_agree(c, rc))
+        return -1;
+    trace(c, "created");
+    uint64_t n2 = 0;
+    if (kd_ds_refresh(c, s, store, &n2))
+        return -1;
+    n1 += n2;
     kd_result_i64(c, "processed", (int64_t)(n0 + n1));
     trace(c, "ds_derive done");
     return 0;
