@@ -261,6 +261,26 @@ def test_errors_are_clear_and_the_server_lives(store, cluster):
     assert len(t.filter("x", "gt", 2)) == 2
 
 
+def test_refresh_sends_the_list_only_when_it_changed(store):
+    """ds_refresh {known}: the catalog list comes back only when the
+    version is not the one the client knows (one round trip per access)."""
+    t = store.ingest("R", {"x": np.arange(5)})
+    msg = kodiak.client.generic_msg
+    first, _ = msg("ds_refresh", {"store": store.name, "known": -1})
+    assert [d["name"] for d in first["datasets"]] == ["R"]
+    same_v, _ = msg("ds_refresh", {"store": store.name, "known": first["version"]})
+    assert "datasets" not in same_v and same_v["version"] == first["version"]
+    t.filter("x", "gt", 2)  # a commit: the version moves
+    moved, _ = msg("ds_refresh", {"store": store.name, "known": first["version"]})
+    assert moved["version"] > first["version"]
+    assert [d["name"] for d in moved["datasets"]] == ["R", "R.x_gt_2"]
+    with pytest.raises(TypeError):
+        msg("ds_refresh", {"store": store.name, "known": "new"})
+    # a new derived dataset is never listed without its batches
+    assert [d["nbatches"] if "nbatches" in d else len(d["batches"])
+            for d in moved["datasets"]] == [1, 1]
+
+
 # ---- incremental updates ---------------------------------------------------------------
 
 def test_incremental_update_equals_recompute_and_counts_new_batches(store):
