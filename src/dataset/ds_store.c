@@ -598,23 +598,32 @@ static int read_done(ds_store_t *s, int slot, int rc)
     return rc;
 }
 
+/* The open array of rows [start, start + count) of column `col` of batch
+ * `batch`, all checked (for ds_read and ds_local). */
+static int range_array(ds_store_t *s, const ds_info_t *info, size_t batch, size_t col,
+                       uint64_t start, uint64_t count, const char *what, fa_array_t **a,
+                       int *slot)
+{
+    int rc = check_cell(info, batch, col, what);
+    if (rc) return rc;
+    const ds_batch_info_t *b = &info->batches[batch];
+    if (start > b->rows || count > b->rows - start)
+        return fam_set_error(FAM_EOUTOFRANGE, "%s: rows [%llu, %llu) are past "
+                             "the end of batch %zu of dataset '%s' (%llu rows)", what,
+                             (unsigned long long)start,
+                             (unsigned long long)(start + count), batch, info->name,
+                             (unsigned long long)b->rows);
+    return cell_array(s, info, batch, col, a, slot);
+}
+
 int ds_read(ds_store_t *s, const ds_info_t *info, size_t batch, size_t col,
             uint64_t start, uint64_t count, void *buf)
 {
     fam_set_error(0, NULL);
     if (!s || !info || (!buf && count)) return fam_set_error(FAM_EINVAL, "ds_read: NULL argument");
-    int rc = check_cell(info, batch, col, "ds_read");
-    if (rc) return rc;
-    const ds_batch_info_t *b = &info->batches[batch];
-    if (start > b->rows || count > b->rows - start)
-        return fam_set_error(FAM_EOUTOFRANGE, "ds_read: rows [%llu, %llu) are past "
-                             "the end of batch %zu of dataset '%s' (%llu rows)",
-                             (unsigned long long)start,
-                             (unsigned long long)(start + count), batch, info->name,
-                             (unsigned long long)b->rows);
     fa_array_t *a;
-    int slot;
-    if ((rc = cell_array(s, info, batch, col, &a, &slot))) return rc;
+    int slot, rc = range_array(s, info, batch, col, start, count, "ds_read", &a, &slot);
+    if (rc) return rc;
     return read_done(s, slot, count ? fa_get(a, start, count, buf) : 0);
 }
 
@@ -623,18 +632,9 @@ int ds_local(ds_store_t *s, const ds_info_t *info, size_t batch, size_t col, uin
 {
     fam_set_error(0, NULL);
     if (!s || !info || !ptr || !run) return fam_set_error(FAM_EINVAL, "ds_local: NULL argument");
-    int rc = check_cell(info, batch, col, "ds_local");
-    if (rc) return rc;
-    const ds_batch_info_t *b = &info->batches[batch];
-    if (start > b->rows || count > b->rows - start)
-        return fam_set_error(FAM_EOUTOFRANGE, "ds_local: rows [%llu, %llu) are past "
-                             "the end of batch %zu of dataset '%s' (%llu rows)",
-                             (unsigned long long)start,
-                             (unsigned long long)(start + count), batch, info->name,
-                             (unsigned long long)b->rows);
     fa_array_t *a;
-    int slot;
-    if ((rc = cell_array(s, info, batch, col, &a, &slot))) return rc;
+    int slot, rc = range_array(s, info, batch, col, start, count, "ds_local", &a, &slot);
+    if (rc) return rc;
     return read_done(s, slot, fa_local(a, start, count, ptr, run));
 }
 

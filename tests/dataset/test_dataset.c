@@ -305,6 +305,18 @@ static void every_dtype_round_trips_through_create_append_info_read_drop(void **
             assert_int_equal(ds_gather(s, in, k, 0, 2, past, i64), FAM_EOUTOFRANGE);
             assert_non_null(strstr(fam_last_error(), "past the end"));
             assert_int_equal(ds_gather(s, in, k, 9, 1, at, i64), FAM_EOUTOFRANGE);
+            /* in place: the same values where the pool is mapped here, else
+             * FAM_ENOTSUP (never a wrong pointer) */
+            const void *lp = NULL;
+            uint64_t run = 0;
+            int lrc = ds_local(s, in, k, 0, 5, m - 5, &lp, &run);
+            assert_true(lrc == 0 || lrc == FAM_ENOTSUP);
+            if (lrc == 0) {
+                assert_true(run >= 1 && run <= m - 5);
+                for (uint64_t r = 0; r < run; r++)
+                    assert_int_equal(((const int64_t *)lp)[r], (int64_t)(r + 5) * (k + 1) - 500);
+            }
+            assert_int_equal(ds_local(s, in, k, 0, m, 1, &lp, &run), FAM_EOUTOFRANGE);
         }
         free(i64); free(codes); free(when); free(u64); free(f64); free(b8);
         char **cats;
