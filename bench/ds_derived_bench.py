@@ -70,8 +70,9 @@ def main():
     a = ap.parse_args()
     n = int(a.rows)
     df, extra = frame(n, 1), frame(n // 10, 2)
-    # every trial keeps its datasets: about 40 bytes a row each, six of them
-    fam = FamServers(1, pool_size=f"{max(2, -(-n * 320 // 2**30))}G")
+    # every trial keeps its datasets: three bases of about 35 bytes a row
+    # (queries, update, full recompute) and what is derived from them
+    fam = FamServers(1, pool_size=f"{max(2, -(-n * 130 * a.trials // 2**30))}G")
     srv = None
     try:
         srv = start_kodiakd(a.ranks, fam.servers)
