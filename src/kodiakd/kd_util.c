@@ -366,11 +366,13 @@ void kd_cast(const void *src, kd_dtype st, void *dst, kd_dtype dt, int64_t n)
 /* ---- memory ------------------------------------------------------------------------------ */
 
 #define KD_BIG (2u << 20)
-#define KD_CACHE 8
+#define KD_CACHE 16
 
-/* freed big buffers kept for reuse: size (a multiple of 2 MiB) and address */
-static struct { void *p; size_t bytes; } cache[KD_CACHE];
+/* freed big buffers kept for reuse: size (a multiple of 2 MiB), address,
+ * and when it was freed (the oldest gives way to a newer one) */
+static struct { void *p; size_t bytes; uint64_t stamp; } cache[KD_CACHE];
 static size_t cache_bytes;
+static uint64_t cache_clock;
 
 static size_t round_big(size_t bytes)
 {
@@ -409,17 +411,32 @@ void kd_free_bytes(void *p, size_t bytes)
         return;
     }
     size_t have = round_big(bytes);
-    /* keep it if the cache has room and stays under a quarter of the limit */
-    if (cache_bytes + have <= kd_srv.mem_limit / 4) {
-        for (int i = 0; i < KD_CACHE; i++)
-            if (!cache[i].p) {
-                cache[i].p = p;
-                cache[i].bytes = have;
-                cache_bytes += have;
-                return;
-            }
+    /* keep it, under a quarter of the limit: the oldest kept buffers give
+     * way (a command's window, freed last, is the likeliest to be asked
+     * for again: an ingest's many small buffers must not lock it out) */
+    if (have > kd_srv.mem_limit / 4) {
+        munmap(p, have);
+        return;
     }
-    munmap(p, have);
+    for (;;) {
+        int free_slot = -1, oldest = -1;
+        for (int i = 0; i < KD_CACHE; i++) {
+            if (!cache[i].p)
+                free_slot = i;
+            else if (oldest < 0 || cache[i].stamp < cache[oldest].stamp)
+                oldest = i;
+        }
+        if (free_slot >= 0 && cache_bytes + have <= kd_srv.mem_limit / 4) {
+            cache[free_slot].p = p;
+            cache[free_slot].bytes = have;
+            cache[free_slot].stamp = ++cache_clock;
+            cache_bytes += have;
+            return;
+        }
+        munmap(cache[oldest].p, cache[oldest].bytes); /* oldest >= 0: the cache is not empty */
+        cache_bytes -= cache[oldest].bytes;
+        cache[oldest].p = NULL;
+    }
 }
 
 static void cache_drop(void)
