@@ -9,12 +9,15 @@
  * window: at most `window` rows of each column it needs are in its memory
  * at once (a budget of half of what --memory-limit leaves free, charged to
  * the limit while the command runs), so a dataset many times larger than
- * the limit aggregates. Each rank folds its rows into a hash table: key
- * tuple -> partial state (rows, non-missing values, integer and
- * compensated float sums, min, max, Welford mean and M2); for nunique, a
- * second table of distinct (key tuple, value) pairs. Rank 0 gathers every
- * rank's tables and merges them (sums and counts add exactly, min/max
- * compare, variances combine by Chan et al.'s parallel formula), then sends
+ * the limit aggregates. Each batch's rows are folded into a hash table of
+ * its own: key tuple -> partial state (rows, non-missing values, integer
+ * and compensated float sums, min, max, Welford mean and M2); for nunique,
+ * a second table of distinct (key tuple, value) pairs. A rank merges its
+ * batches' tables in batch order and keeps them (the cache below: the
+ * same request later folds only the batches it has not seen, and gets the
+ * same bits). Rank 0 gathers every rank's tables and merges them (sums
+ * and counts add exactly, min/max compare, variances combine by Chan et
+ * al.'s parallel formula), then sends
  * one row per group; the client sorts them as pandas does.
  *
  * Keys and values are 64-bit words: int64, uint64, float64 bits (-0.0 is
@@ -684,8 +687,9 @@ static bool agg_direct_plan(const uint64_t *buf, uint64_t window, uint64_t m,
  * each used column, the batch ids of batch b of every dataset its values
  * come through. Committed batches never change and a dropped and recreated
  * dataset has new batch ids, so a partial found is never stale. Text
- * columns are not cached: their codes are positions in the union of all
- * batches' categories, which changes as batches arrive.
+ * codes are positions in the union of all batches' categories, which
+ * changes as batches arrive: a partial keeps them as codes of its batch's
+ * own categories instead (recode), mapped to the union when merged.
  *
  * The partials are charged to --memory-limit and kept under a share of it
  * (AGG_CACHE_SHARE), the least recently used evicted first; a new array
@@ -928,6 +932,71 @@ static int agg_merge_into(agg_table *t, agg_table *pairs, const uint64_t *keys,
             return -1;
     }
     return 0;
+}
+
+/* Text columns in a kept partial: the codes of batch b's own categories,
+ * which never change (the union's positions change as batches arrive).
+ * recode() turns the text words of a batch's groups (keys, and min/max of
+ * a text value) and pairs from the union's codes to the batch's
+ * (to_batch; inv[u] is a scratch array of the union's size, all -1) or
+ * back. 0, or -1 for a code with no counterpart (a damaged store). */
+typedef struct {
+    const agg_src *src;
+    int nk;            /* key columns */
+    bool text[AGG_MAX_KEYS + 1]; /* per used column: text */
+    bool minmax;       /* the states' min/max are text codes */
+    int64_t *inv[AGG_MAX_KEYS + 1]; /* per text column: union code -> batch code */
+} agg_recoder;
+
+static int recode_word(const agg_recoder *r, int u, size_t b, bool to_batch, uint64_t *w)
+{
+    int64_t x = (int64_t)*w;
+    if (to_batch) {
+        if (x < 0 || (size_t)x >= r->src->cat[u]->n || r->inv[u][x] < 0)
+            return -1;
+        *w = (uint64_t)r->inv[u][x];
+    } else {
+        const agg_col *a = &r->src->c[u];
+        if (x < 0 || (uint64_t)x >= a->leaf->batches[b].ncat[a->col] ||
+            !r->src->cat[u]->maps[b])
+            return -1;
+        *w = (uint64_t)r->src->cat[u]->maps[b][x];
+    }
+    return 0;
+}
+
+static int recode(agg_recoder *r, size_t b, bool to_batch, uint64_t *keys, agg_state *st,
+                  int64_t n, uint64_t *pkeys, int64_t np)
+{
+    int nk = r->nk, rc = 0;
+    for (int u = 0; u <= nk; u++) /* the inverse maps of batch b */
+        if (r->text[u] && to_batch) {
+            const agg_col *a = &r->src->c[u];
+            for (uint64_t l = 0; l < a->leaf->batches[b].ncat[a->col]; l++)
+                if (r->src->cat[u]->maps[b])
+                    r->inv[u][r->src->cat[u]->maps[b][l]] = (int64_t)l;
+        }
+    for (int64_t i = 0; i < n && !rc; i++) {
+        for (int u = 0; u < nk && !rc; u++)
+            if (r->text[u])
+                rc = recode_word(r, u, b, to_batch, &keys[(size_t)i * (size_t)nk + (size_t)u]);
+        if (r->minmax && st[i].count > 0 && !rc)
+            rc = recode_word(r, nk, b, to_batch, &st[i].min) ||
+                 recode_word(r, nk, b, to_batch, &st[i].max);
+    }
+    for (int64_t i = 0; i < np && !rc; i++)
+        for (int u = 0; u <= nk && !rc; u++)
+            if (r->text[u])
+                rc = recode_word(r, u, b, to_batch,
+                                 &pkeys[(size_t)i * (size_t)(nk + 1) + (size_t)u]);
+    for (int u = 0; u <= nk; u++) /* the scratch arrays all -1 again */
+        if (r->text[u] && to_batch) {
+            const agg_col *a = &r->src->c[u];
+            for (uint64_t l = 0; l < a->leaf->batches[b].ncat[a->col]; l++)
+                if (r->src->cat[u]->maps[b])
+                    r->inv[u][r->src->cat[u]->maps[b][l]] = -1;
+        }
+    return rc ? -1 : 0;
 }
 
 /* ---- the command --------------------------------------------------------------------- */
@@ -1503,8 +1572,21 @@ static int cmd_ds_agg(kd_cmd *c)
         rc = kd_fail(c, "MemoryError", "ds_agg: out of memory");
     /* the cache (see agg_cache_put): the request's part of every identity */
     bool cacheable = !no_cache && agg_cache_limit() > 0;
-    for (int u = 0; u < nu; u++)
-        cacheable = cacheable && kt[u] != DS_TEXT;
+    agg_recoder rec; /* text columns: kept in the batch's own codes */
+    memset(&rec, 0, sizeof rec);
+    rec.src = &src;
+    rec.nk = nk;
+    bool any_text = false;
+    for (int u = 0; u < nu && cacheable; u++)
+        if (kt[u] == DS_TEXT) {
+            any_text = rec.text[u] = true;
+            size_t nc = src.cat[u] ? src.cat[u]->n : 0;
+            if (!src.cat[u] || !(rec.inv[u] = malloc(sizeof(int64_t) * (nc ? nc : 1))))
+                cacheable = false; /* (out of memory: folded, not kept) */
+            else
+                memset(rec.inv[u], 0xff, sizeof(int64_t) * nc);
+        }
+    rec.minmax = with_value && kt[nk] == DS_TEXT && (ops & (AGG_MIN | AGG_MAX));
     agg_ident id;
     memset(&id, 0, sizeof id);
     size_t id_req = 0;
@@ -1529,10 +1611,35 @@ static int cmd_ds_agg(kd_cmd *c)
             ident_batch(&id, &src, nu, b);
             agg_part *hit = id.oom ? NULL : agg_cache_find(id.p, id.n);
             if (hit) {
-                if (agg_merge_into(&t, (ops & AGG_NUNIQUE) ? &pairs : NULL, hit->keys, hit->st,
-                                   hit->n, hit->pkeys, hit->np, vt))
+                uint64_t *hk = hit->keys, *hp = hit->pkeys;
+                agg_state *hs = hit->st;
+                if (any_text) { /* a copy, from the batch's codes to the union's */
+                    size_t kb = 8 * (size_t)hit->n * (size_t)nk, sb = sizeof *hs * (size_t)hit->n;
+                    size_t pb = 8 * (size_t)hit->np * (size_t)(nk + 1);
+                    hk = malloc(kb ? kb : 1);
+                    hs = malloc(sb ? sb : sizeof *hs);
+                    hp = malloc(pb ? pb : 1);
+                    if (!hk || !hs || !hp) {
+                        rc = kd_fail(c, "MemoryError", "ds_agg: out of memory");
+                    } else {
+                        memcpy(hk, hit->keys, kb);
+                        memcpy(hs, hit->st, sb);
+                        if (pb)
+                            memcpy(hp, hit->pkeys, pb);
+                        if (recode(&rec, b, false, hk, hs, hit->n, hp, hit->np))
+                            rc = kd_fail(c, "RuntimeError", "ds_agg: a kept partial result "
+                                         "of batch %zu does not match its categories", b);
+                    }
+                }
+                if (!rc && agg_merge_into(&t, (ops & AGG_NUNIQUE) ? &pairs : NULL, hk, hs,
+                                          hit->n, hp, hit->np, vt))
                     rc = kd_fail(c, "MemoryError", "ds_agg: rank %d is out of memory merging "
                                  "%lld groups", c->rank, (long long)t.n);
+                if (any_text) {
+                    free(hk);
+                    free(hs);
+                    free(hp);
+                }
                 counts[1]++;
                 continue;
             }
@@ -1638,7 +1745,8 @@ static int cmd_ds_agg(kd_cmd *c)
             rc = kd_fail(c, "MemoryError", "ds_agg: rank %d is out of memory merging %lld "
                          "groups", c->rank, (long long)t.n);
         counts[0]++;
-        if (!rc && cacheable && !id.oom)
+        if (!rc && cacheable && !id.oom &&
+            (!any_text || recode(&rec, b, true, bt.keys, bt.st, bt.n, bp.keys, bp.n) == 0))
             agg_cache_put(id.p, id.n, &bt, (ops & AGG_NUNIQUE) ? &bp : NULL);
         agg_table_free(&bt);
         agg_table_free(&bp);
@@ -1646,6 +1754,8 @@ static int cmd_ds_agg(kd_cmd *c)
     agg_table_free(&bt);
     agg_table_free(&bp);
     free(id.p);
+    for (int u = 0; u <= AGG_MAX_KEYS; u++)
+        free(rec.inv[u]);
     agg_direct_free(dmap, dbytes);
     agg_direct_free(pmap, pbytes);
     if (kd_agree(c, rc))

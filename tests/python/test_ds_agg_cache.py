@@ -22,9 +22,14 @@ OPS = ["size", "count", "sum", "mean", "min", "max", "std", "nunique"]
 WHOLE = ["count", "sum", "mean", "min", "max", "std", "nunique"]
 
 
-def frame(rows, seed):
+def frame(rows, seed, names=tuple("zone%03d" % i for i in range(0, 100, 2))):
+    """Random columns; s is text from `names` (the new batch of the update
+    test brings names that sort between the old ones: every union code
+    moves)."""
     rng = np.random.default_rng(seed)
+    names = np.array(list(names), dtype=object)
     df = pd.DataFrame({"k": rng.integers(-20, 20, rows),  # small keys: direct table
+                       "s": names[rng.integers(0, len(names), rows)],
                        "g": rng.integers(0, 1 << 40, rows),  # large keys: hash table
                        "x": rng.normal(0, 1e3, rows),
                        "i": rng.integers(-1000, 1000, rows)})
@@ -43,16 +48,34 @@ def fam(request):
         f.stop()
 
 
+def _cats(offs, text):
+    o, b = np.frombuffer(offs, dtype=np.int64), bytes(text)
+    return [b[o[i]:o[i + 1]].decode() for i in range(len(o) - 1)]
+
+
 def raw(store, ds, keys, value, ops):
     """One ds_agg request: the reply, and its groups sorted by key as
-    {name: uint64 words} (keys, then each op) to compare bit for bit."""
+    {name: uint64 words} (keys, then each op, in the server's order) to
+    compare bit for bit, with {name: categories} of text keys and a text
+    value's min/max (the words are codes into them, in sorted order)."""
     res, frames = kodiak.client.generic_msg(
         "ds_agg", {"store": store, "dataset": ds, "keys": keys, "value": value, "ops": ops})
-    words = [np.frombuffer(f, dtype=np.uint64) for f in frames[:len(keys) + len(ops)]]
-    order = np.lexsort([w.view(np.int64) for w in reversed(words[:len(keys)])]) \
-        if keys else np.arange(len(words[0]) if words else 0)
-    names = keys + [o["op"] for o in res["ops"]]  # the ops in the server's order
-    return res, {n: w[order] for n, w in zip(names, words)}
+    words, cats, at = {}, {}, 0
+    for k in res["keys"]:
+        words[k["name"]] = np.frombuffer(frames[at], dtype=np.uint64)
+        at += 1
+        if k["dtype"] == "text":
+            cats[k["name"]] = _cats(frames[at], frames[at + 1])
+            at += 2
+    for o in res["ops"]:
+        words[o["op"]] = np.frombuffer(frames[at], dtype=np.uint64)
+        at += 1
+    if res.get("value_dtype") == "text":
+        vc = _cats(frames[at], frames[at + 1])
+        cats.update({op: vc for op in ("min", "max") if op in words})
+    order = np.lexsort([words[k].view(np.int64) for k in reversed(keys)]) if keys else \
+        np.arange(res["groups"])
+    return res, ({n: w[order] for n, w in words.items()}, cats)
 
 
 def requests(with_filter):
@@ -65,6 +88,10 @@ def requests(with_filter):
             out.append((ds, [], value, WHOLE))
         out.append((ds, ["g"], "x", ["sum", "mean", "std", "nunique"]))
         out.append((ds, ["k", "i"], "x", ["sum", "count"]))
+        out.append((ds, ["s"], "x", OPS))  # text: kept in the batch's own codes
+        out.append((ds, ["k", "s"], "i", ["sum", "nunique"]))
+        out.append((ds, ["k"], "s", ["count", "min", "max", "nunique"]))
+        out.append((ds, [], "s", ["count", "min", "max", "nunique"]))
     return out
 
 
@@ -83,9 +110,12 @@ def pandas_of(df, keys, value, ops):
 
 
 def same_as_pandas(got, exp, what):
+    got, cats = got
     for name, e in exp.items():
         w = got[name]
-        if name in ("sum", "mean", "std", "min", "max") and \
+        if name in cats:  # text: codes into sorted categories
+            assert [cats[name][c] for c in w.view(np.int64)] == list(e), f"{what} {name}"
+        elif name in ("sum", "mean", "std", "min", "max") and \
                 (e.dtype == np.float64 or name in ("mean", "std")):
             g = w.view(np.float64)
             np.testing.assert_allclose(g, e.astype(np.float64), rtol=1e-9, atol=1e-6,
@@ -93,6 +123,13 @@ def same_as_pandas(got, exp, what):
         else:
             np.testing.assert_array_equal(w.view(np.int64), e.astype(np.int64),
                                           err_msg=f"{what} {name}")
+
+
+def same_bits(a, b, what):
+    """Two raw() answers are the same bits (and the same categories)."""
+    assert a[0].keys() == b[0].keys() and a[1] == b[1], what
+    for n in a[0]:
+        np.testing.assert_array_equal(a[0][n], b[0][n], err_msg=f"{what} {n}")
 
 
 def filtered(df):
@@ -109,7 +146,8 @@ def test_update_folds_only_the_new_batch_and_equals_a_fresh_server_and_pandas(fa
     try:
         connect(kodiak, a)
         s = kodiak.DatasetStore("aggc_update")
-        df, more = frame(24000, nranks), frame(3000, 10 + nranks)
+        df = frame(24000, nranks)
+        more = frame(3000, 10 + nranks, ("zone%03d" % i for i in range(1, 100, 3)))
         t = s.ingest("T", {c: df[c].values for c in df.columns}, batch_rows=4000)
         nb = t.num_batches
         assert nb == 6
@@ -123,8 +161,7 @@ def test_update_folds_only_the_new_batch_and_equals_a_fresh_server_and_pandas(fa
         again = {(ds, tuple(k), v): raw(s.name, ds, k, v, ops) for ds, k, v, ops in req}
         for key, (res, words) in again.items():
             assert (res["batches_folded"], res["batches_cached"]) == (0, nb), key
-            for n in words:  # from the cache: the same bits
-                np.testing.assert_array_equal(words[n], first[key][1][n], err_msg=str(key))
+            same_bits(words, first[key][1], str(key))  # from the cache: the same bits
         # one new batch: only it is folded, on the base and through the filter
         s.ingest("T", {c: more[c].values for c in more.columns}, batch_rows=4000)
         upd = {(ds, tuple(k), v): raw(s.name, ds, k, v, ops) for ds, k, v, ops in req}
@@ -141,10 +178,7 @@ def test_update_folds_only_the_new_batch_and_equals_a_fresh_server_and_pandas(fa
             res, words = raw(s.name, ds, k, v, ops)
             assert (res["batches_folded"], res["batches_cached"]) == (nb + 1, 0)
             key = (ds, tuple(k), v)
-            assert words.keys() == upd[key][1].keys()
-            for n in words:
-                np.testing.assert_array_equal(words[n], upd[key][1][n],
-                                              err_msg=f"{key} {n}: cached != fresh")
+            same_bits(words, upd[key][1], f"{key}: cached != fresh")
         assert a.alive() and fresh.alive()
         s.destroy()
     finally:
@@ -208,9 +242,7 @@ def test_the_cache_stays_in_its_share_of_a_small_memory_limit_and_gives_way(fam)
                 assert 0 <= res["cache_bytes"] <= res["cache_limit"] == LIMIT // 16
                 same_as_pandas(words, pandas_of(df, k, v, ops), f"{k} {v}")
                 if rnd:
-                    for n in words:
-                        np.testing.assert_array_equal(words[n], got[(tuple(k), v, tuple(ops))][n],
-                                                      err_msg=f"{k} {v} {n}")
+                    same_bits(words, got[(tuple(k), v, tuple(ops))], f"{k} {v}")
                 got[(tuple(k), v, tuple(ops))] = words
             if "nunique" in ops:  # the pairs: kept as far as they fit
                 assert res["batches_folded"] + res["batches_cached"] == 6
@@ -225,9 +257,7 @@ def test_the_cache_stays_in_its_share_of_a_small_memory_limit_and_gives_way(fam)
         for ds, k, v, ops in req:
             res, words = raw(s.name, ds, k, v, ops)
             assert (res["batches_folded"], res["batches_cached"]) == (6, 0)
-            for n in words:
-                np.testing.assert_array_equal(words[n], got[(tuple(k), v, tuple(ops))][n],
-                                              err_msg=f"{k} {v} {n}: small != big")
+            same_bits(words, got[(tuple(k), v, tuple(ops))], f"{k} {v}: small != big")
         # the cache gives way to an array that needs every byte of the limit
         connect(kodiak, small)
         assert sum(r["used"] for r in kodiak.get_mem_status()) > 0  # the cache's
@@ -236,8 +266,7 @@ def test_the_cache_stays_in_its_share_of_a_small_memory_limit_and_gives_way(fam)
         del z
         res, words = raw(s.name, "T", ["k"], "x", OPS)
         assert (res["batches_folded"], res["batches_cached"]) == (6, 0)  # evicted
-        for n in words:
-            np.testing.assert_array_equal(words[n], got[(("k",), "x", tuple(OPS))][n])
+        same_bits(words, got[(("k",), "x", tuple(OPS))], "after the eviction")
         assert small.alive(), small.output()[-3000:]
         s.destroy()
     finally:
