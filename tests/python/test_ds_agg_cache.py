@@ -53,13 +53,14 @@ def _cats(offs, text):
     return [b[o[i]:o[i + 1]].decode() for i in range(len(o) - 1)]
 
 
-def raw(store, ds, keys, value, ops):
+def raw(store, ds, keys, value, ops, **extra):
     """One ds_agg request: the reply, and its groups sorted by key as
     {name: uint64 words} (keys, then each op, in the server's order) to
     compare bit for bit, with {name: categories} of text keys and a text
     value's min/max (the words are codes into them, in sorted order)."""
     res, frames = kodiak.client.generic_msg(
-        "ds_agg", {"store": store, "dataset": ds, "keys": keys, "value": value, "ops": ops})
+        "ds_agg", {"store": store, "dataset": ds, "keys": keys, "value": value, "ops": ops,
+                   **extra})
     words, cats, at = {}, {}, 0
     for k in res["keys"]:
         words[k["name"]] = np.frombuffer(frames[at], dtype=np.uint64)
@@ -179,6 +180,12 @@ def test_update_folds_only_the_new_batch_and_equals_a_fresh_server_and_pandas(fa
             assert (res["batches_folded"], res["batches_cached"]) == (nb + 1, 0)
             key = (ds, tuple(k), v)
             same_bits(words, upd[key][1], f"{key}: cached != fresh")
+        # cache: false folds every batch, keeps nothing: the same bits again
+        connect(kodiak, a)
+        for ds, k, v, ops in req[:4]:
+            res, words = raw(s.name, ds, k, v, ops, cache=False)
+            assert (res["batches_folded"], res["batches_cached"]) == (nb + 1, 0)
+            same_bits(words, upd[(ds, tuple(k), v)][1], f"{ds} {k} {v}: cache false")
         assert a.alive() and fresh.alive()
         s.destroy()
     finally:
