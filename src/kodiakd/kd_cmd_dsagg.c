@@ -711,6 +711,7 @@ typedef struct agg_part {
     int64_t np;                     /* nunique: distinct (key tuple, value) pairs */
     uint64_t *pkeys;                /* np tuples of w + 1 words */
     size_t bytes;                   /* all of it, charged to --memory-limit */
+    uint64_t stamp;                 /* the request that last used or kept it */
 } agg_part;
 
 static struct {
@@ -719,6 +720,7 @@ static struct {
     uint64_t bytes;                      /* held (and charged) */
     int64_t entries;                     /* partials held */
     int64_t evicted;                     /* partials evicted since the start */
+    uint64_t stamp;                      /* requests so far (agg_part.stamp) */
 } agg_cache;
 
 static uint64_t agg_cache_limit(void)
@@ -780,6 +782,8 @@ static agg_part *agg_cache_find(const char *ident, size_t ilen)
     agg_part *p = agg_cache.bucket[h % AGG_CACHE_BUCKETS];
     while (p && !(p->hash == h && p->ilen == ilen && memcmp(p->ident, ident, ilen) == 0))
         p = p->chain;
+    if (p)
+        p->stamp = agg_cache.stamp;
     if (!p || !p->newer)
         return p;
     p->newer->older = p->older; /* to the front */
@@ -796,7 +800,11 @@ static agg_part *agg_cache_find(const char *ident, size_t ilen)
 
 /* Keep batch table t (and pairs, may be NULL) under ident: their arrays
  * move into the cache (t and pairs are left empty, to be freed as usual).
- * Nothing happens when it does not fit under the cache's share. */
+ * Nothing happens when it does not fit under the cache's share, or only
+ * by evicting a partial this same request used or kept: a request over
+ * more batches than fit keeps its first ones instead of evicting each
+ * before the next request could use it (the least recently used order
+ * would otherwise keep none of a scan). */
 static void agg_cache_put(const char *ident, size_t ilen, agg_table *t, agg_table *pairs)
 {
     size_t kb = sizeof(uint64_t) * (size_t)t->n * (size_t)t->w;
@@ -807,6 +815,8 @@ static void agg_cache_put(const char *ident, size_t ilen, agg_table *t, agg_tabl
         return;
     while (agg_cache.oldest && (agg_cache.bytes + bytes > agg_cache_limit() ||
                                 kd_srv.mem_used + bytes > kd_srv.mem_limit)) {
+        if (agg_cache.oldest->stamp == agg_cache.stamp)
+            return;
         agg_part_unlink(agg_cache.oldest);
         agg_cache.evicted++;
     }
@@ -844,6 +854,7 @@ static void agg_cache_put(const char *ident, size_t ilen, agg_table *t, agg_tabl
         pairs->keys = NULL;
     }
     p->bytes = bytes;
+    p->stamp = agg_cache.stamp;
     agg_part **head = &agg_cache.bucket[p->hash % AGG_CACHE_BUCKETS];
     p->chain = *head;
     *head = p;
@@ -1571,6 +1582,7 @@ static int cmd_ds_agg(kd_cmd *c)
     if (nk == 0 && agg_table_get(&t, zero) < 0)
         rc = kd_fail(c, "MemoryError", "ds_agg: out of memory");
     /* the cache (see agg_cache_put): the request's part of every identity */
+    agg_cache.stamp++;
     bool cacheable = !no_cache && agg_cache_limit() > 0;
     agg_recoder rec; /* text columns: kept in the batch's own codes */
     memset(&rec, 0, sizeof rec);
