@@ -64,6 +64,8 @@ def _cats(offs, text):
 
 
 _table = "auto"  # the default `table` of _agg (bench/ds_agg_bench.py sets "hash")
+_cache = True  # False: the server neither uses nor keeps per-batch partial results
+               # (bench/ds_agg_bench.py times the folding itself)
 
 
 def _agg(ds: Dataset, keys: List[str], value: Optional[str], ops: List[str], ddof: int = 1,
@@ -75,6 +77,8 @@ def _agg(ds: Dataset, keys: List[str], value: Optional[str], ops: List[str], ddo
     table = _table if table is None else table
     args = {"store": ds.store.name, "dataset": ds.name, "keys": list(keys),
             "value": value, "ops": list(ops), "ddof": int(ddof), "table": table}
+    if not _cache:
+        args["cache"] = False
     try:
         res, frames = client.generic_msg("ds_agg", args)
     except MemoryError as e:

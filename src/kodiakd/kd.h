@@ -212,6 +212,11 @@ void kd_register_dsagg(void);
  * when fewer than 1024 rows fit (pass the result through kd_agree). */
 uint64_t *kd_ds_window_alloc(kd_cmd *c, int ncols, uint64_t *rows, size_t *bytes);
 void kd_ds_window_free(uint64_t *buf, size_t bytes);
+/* kd_cmd_dsagg.c — ds_agg's cache of per-batch partial results (charged
+ * to --memory-limit): evict the least recently used until `need` more
+ * bytes fit under the limit (UINT64_MAX: evict all); free everything. */
+void kd_dsagg_cache_trim(uint64_t need);
+void kd_dsagg_cache_clear(void);
 
 /* ---- errors ---------------------------------------------------------------- */
 

@@ -9,12 +9,15 @@
  * window: at most `window` rows of each column it needs are in its memory
  * at once (a budget of half of what --memory-limit leaves free, charged to
  * the limit while the command runs), so a dataset many times larger than
- * the limit aggregates. Each rank folds its rows into a hash table: key
- * tuple -> partial state (rows, non-missing values, integer and
- * compensated float sums, min, max, Welford mean and M2); for nunique, a
- * second table of distinct (key tuple, value) pairs. Rank 0 gathers every
- * rank's tables and merges them (sums and counts add exactly, min/max
- * compare, variances combine by Chan et al.'s parallel formula), then sends
+ * the limit aggregates. Each batch's rows are folded into a hash table of
+ * its own: key tuple -> partial state (rows, non-missing values, integer
+ * and compensated float sums, min, max, Welford mean and M2); for nunique,
+ * a second table of distinct (key tuple, value) pairs. A rank merges its
+ * batches' tables in batch order and keeps them (the cache below: the
+ * same request later folds only the batches it has not seen, and gets the
+ * same bits). Rank 0 gathers every rank's tables and merges them (sums
+ * and counts add exactly, min/max compare, variances combine by Chan et
+ * al.'s parallel formula), then sends
  * one row per group; the client sorts them as pandas does.
  *
  * Keys and values are 64-bit words: int64, uint64, float64 bits (-0.0 is
@@ -63,6 +66,9 @@
 #define AGG_WINDOW_MAX (1 << 20)  /* rows per column paged in at once, at most */
 #define AGG_WINDOW_MIN 1024       /* ... and at least (else MemoryError) */
 #define AGG_DEPTH 32              /* longest lineage followed to a column */
+#define AGG_PATH_MAX (2 * AGG_DEPTH + 4) /* datasets a column's values come through */
+#define AGG_RUN AGG_WINDOW_MIN    /* rows folded at once by agg_fold_run: a batch's
+                                   * partial result never depends on the window */
 
 /* What a request asks for, one bit per op. */
 enum {
@@ -119,6 +125,12 @@ typedef struct {
     kd_ds_col cur;       /* gathered: the current batch of it, whole */
     int64_t cur_b;       /* ... which batch that is (-1: none) */
     size_t charged;      /* ... bytes of it charged to --memory-limit */
+    int npath;           /* datasets in path */
+    ds_info_t *path[AGG_PATH_MAX]; /* every dataset batch b's values come through (the
+                                    * request's, derived column datasets, the bases an
+                                    * index leads to): their batch ids name the batch's
+                                    * partial result in the cache */
+    bool path_owned[AGG_PATH_MAX]; /* path[i] is this column's own (freed at the end) */
 } agg_col;
 
 /* The column sources of one request: the store, the dataset's info at one
@@ -528,6 +540,8 @@ static uint64_t *window_alloc(kd_cmd *c, int ncols, uint64_t max_rows, uint64_t 
     uint64_t least = max_rows < AGG_WINDOW_MIN ? (max_rows ? max_rows : 1) : AGG_WINDOW_MIN;
     if (window > max_rows && max_rows >= least)
         window = max_rows;
+    else if (window >= AGG_WINDOW_MIN) /* whole runs of AGG_RUN rows (agg_fold_run) */
+        window -= window % AGG_RUN;
     *rows = 0;
     *bytes = 0;
     if (window < least) {
@@ -661,6 +675,341 @@ static bool agg_direct_plan(const uint64_t *buf, uint64_t window, uint64_t m,
     return true;
 }
 
+/* ---- the cache of per-batch partial results ------------------------------------------ */
+
+/* Every batch is folded into its own partial result (its groups' states,
+ * and for nunique its distinct (key tuple, value) pairs), and a rank's
+ * partials are merged in batch order. Each rank keeps the partials of the
+ * batches it folded, so a later request for the same aggregation merges
+ * them again and folds only the batches it has not seen (the update after
+ * new batches arrive). A partial is found by its identity (agg_ident):
+ * the request (store, dataset, key and value column names, ops) and, for
+ * each used column, the batch ids of batch b of every dataset its values
+ * come through. Committed batches never change and a dropped and recreated
+ * dataset has new batch ids, so a partial found is never stale. Text
+ * codes are positions in the union of all batches' categories, which
+ * changes as batches arrive: a partial keeps them as codes of its batch's
+ * own categories instead (recode), mapped to the union when merged.
+ *
+ * The partials are charged to --memory-limit and kept under a share of it
+ * (AGG_CACHE_SHARE), the least recently used evicted first; a new array
+ * that would not fit evicts them too (kd_dsagg_cache_trim), so the cache
+ * never makes another command fail. A dropped dataset's partials are no
+ * longer found and age out the same way. */
+#define AGG_CACHE_SHARE 16      /* the cache holds at most 1/16 of --memory-limit */
+#define AGG_CACHE_BUCKETS 4096  /* hash chains */
+
+typedef struct agg_part {
+    struct agg_part *newer, *older; /* the LRU list */
+    struct agg_part *chain;         /* next in its hash bucket */
+    uint64_t hash;                  /* of ident */
+    size_t ilen;                    /* bytes of ident */
+    char *ident;                    /* what was folded (agg_ident) */
+    int64_t n;                      /* groups */
+    uint64_t *keys;                 /* n key tuples (w words each) */
+    agg_state *st;                  /* n states */
+    int64_t np;                     /* nunique: distinct (key tuple, value) pairs */
+    uint64_t *pkeys;                /* np tuples of w + 1 words */
+    size_t bytes;                   /* all of it, charged to --memory-limit */
+    uint64_t stamp;                 /* the request that last used or kept it */
+} agg_part;
+
+static struct {
+    agg_part *bucket[AGG_CACHE_BUCKETS]; /* hash chains */
+    agg_part *newest, *oldest;           /* the LRU list's ends */
+    uint64_t bytes;                      /* held (and charged) */
+    int64_t entries;                     /* partials held */
+    int64_t evicted;                     /* partials evicted since the start */
+    uint64_t stamp;                      /* requests so far (agg_part.stamp) */
+} agg_cache;
+
+static uint64_t agg_cache_limit(void)
+{
+    return kd_srv.mem_limit / AGG_CACHE_SHARE;
+}
+
+static uint64_t agg_bytes_hash(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+    return h;
+}
+
+static void agg_part_unlink(agg_part *p)
+{
+    agg_part **pp = &agg_cache.bucket[p->hash % AGG_CACHE_BUCKETS];
+    while (*pp != p)
+        pp = &(*pp)->chain;
+    *pp = p->chain;
+    if (p->newer)
+        p->newer->older = p->older;
+    else
+        agg_cache.newest = p->older;
+    if (p->older)
+        p->older->newer = p->newer;
+    else
+        agg_cache.oldest = p->newer;
+    agg_cache.bytes -= p->bytes;
+    agg_cache.entries--;
+    kd_srv.mem_used -= p->bytes;
+    free(p->ident);
+    free(p->keys);
+    free(p->st);
+    free(p->pkeys);
+    free(p);
+}
+
+void kd_dsagg_cache_trim(uint64_t need)
+{
+    while (agg_cache.oldest &&
+           (need == UINT64_MAX || kd_srv.mem_used + need > kd_srv.mem_limit)) {
+        agg_part_unlink(agg_cache.oldest);
+        agg_cache.evicted++;
+    }
+}
+
+void kd_dsagg_cache_clear(void)
+{
+    while (agg_cache.oldest)
+        agg_part_unlink(agg_cache.oldest);
+}
+
+/* The partial named ident, made the most recently used; NULL if none. */
+static agg_part *agg_cache_find(const char *ident, size_t ilen)
+{
+    uint64_t h = agg_bytes_hash(ident, ilen);
+    agg_part *p = agg_cache.bucket[h % AGG_CACHE_BUCKETS];
+    while (p && !(p->hash == h && p->ilen == ilen && memcmp(p->ident, ident, ilen) == 0))
+        p = p->chain;
+    if (p)
+        p->stamp = agg_cache.stamp;
+    if (!p || !p->newer)
+        return p;
+    p->newer->older = p->older; /* to the front */
+    if (p->older)
+        p->older->newer = p->newer;
+    else
+        agg_cache.oldest = p->newer;
+    p->older = agg_cache.newest;
+    p->newer = NULL;
+    agg_cache.newest->newer = p;
+    agg_cache.newest = p;
+    return p;
+}
+
+/* Keep batch table t (and pairs, may be NULL) under ident: their arrays
+ * move into the cache (t and pairs are left empty, to be freed as usual).
+ * Nothing happens when it does not fit under the cache's share, or only
+ * by evicting a partial this same request used or kept: a request over
+ * more batches than fit keeps its first ones instead of evicting each
+ * before the next request could use it (the least recently used order
+ * would otherwise keep none of a scan). */
+static void agg_cache_put(const char *ident, size_t ilen, agg_table *t, agg_table *pairs)
+{
+    size_t kb = sizeof(uint64_t) * (size_t)t->n * (size_t)t->w;
+    size_t sb = sizeof(agg_state) * (size_t)t->n;
+    size_t pb = pairs ? sizeof(uint64_t) * (size_t)pairs->n * (size_t)pairs->w : 0;
+    size_t bytes = sizeof(agg_part) + ilen + kb + sb + pb;
+    if (bytes > agg_cache_limit() || agg_cache_find(ident, ilen))
+        return;
+    while (agg_cache.oldest && (agg_cache.bytes + bytes > agg_cache_limit() ||
+                                kd_srv.mem_used + bytes > kd_srv.mem_limit)) {
+        if (agg_cache.oldest->stamp == agg_cache.stamp)
+            return;
+        agg_part_unlink(agg_cache.oldest);
+        agg_cache.evicted++;
+    }
+    if (kd_srv.mem_used + bytes > kd_srv.mem_limit)
+        return;
+    agg_part *p = calloc(1, sizeof *p);
+    char *id = malloc(ilen);
+    if (!p || !id) {
+        free(p);
+        free(id);
+        return;
+    }
+    memcpy(id, ident, ilen);
+    p->ident = id;
+    p->ilen = ilen;
+    p->hash = agg_bytes_hash(ident, ilen);
+    p->n = t->n;
+    /* the tables' arrays, cut to what they hold */
+    uint64_t *k = kb ? realloc(t->keys, kb) : NULL;
+    p->keys = k ? k : kb ? t->keys : NULL;
+    if (!kb)
+        free(t->keys);
+    t->keys = NULL;
+    agg_state *st = sb ? realloc(t->st, sb) : NULL;
+    p->st = st ? st : sb ? t->st : NULL;
+    if (!sb)
+        free(t->st);
+    t->st = NULL;
+    if (pairs) {
+        p->np = pairs->n;
+        uint64_t *pk = pb ? realloc(pairs->keys, pb) : NULL;
+        p->pkeys = pk ? pk : pb ? pairs->keys : NULL;
+        if (!pb)
+            free(pairs->keys);
+        pairs->keys = NULL;
+    }
+    p->bytes = bytes;
+    p->stamp = agg_cache.stamp;
+    agg_part **head = &agg_cache.bucket[p->hash % AGG_CACHE_BUCKETS];
+    p->chain = *head;
+    *head = p;
+    p->older = agg_cache.newest;
+    if (agg_cache.newest)
+        agg_cache.newest->newer = p;
+    else
+        agg_cache.oldest = p;
+    agg_cache.newest = p;
+    agg_cache.bytes += bytes;
+    agg_cache.entries++;
+    kd_srv.mem_used += bytes;
+}
+
+/* A growing byte string: the identity of a batch's partial result. */
+typedef struct {
+    char *p;    /* the bytes */
+    size_t n;   /* used */
+    size_t cap; /* allocated */
+    bool oom;   /* a growth failed: the identity is unusable */
+} agg_ident;
+
+static void ident_put(agg_ident *d, const void *x, size_t n)
+{
+    if (d->oom)
+        return;
+    if (d->n + n > d->cap) {
+        size_t cap = d->cap ? d->cap : 256;
+        while (cap < d->n + n)
+            cap *= 2;
+        char *p = realloc(d->p, cap);
+        if (!p) {
+            d->oom = true;
+            return;
+        }
+        d->p = p;
+        d->cap = cap;
+    }
+    memcpy(d->p + d->n, x, n);
+    d->n += n;
+}
+
+static void ident_str(agg_ident *d, const char *s)
+{
+    uint32_t l = (uint32_t)strlen(s); /* length first: no two lists read alike */
+    ident_put(d, &l, sizeof l);
+    ident_put(d, s, l);
+}
+
+/* The part of batch b's identity after the request's: b, then per used
+ * column the name and batch b's id of every dataset on its path. */
+static void ident_batch(agg_ident *d, const agg_src *src, int nu, size_t b)
+{
+    uint64_t bb = b;
+    ident_put(d, &bb, sizeof bb);
+    for (int u = 0; u < nu; u++) {
+        const agg_col *a = &src->c[u];
+        uint32_t np = (uint32_t)a->npath;
+        ident_put(d, &np, sizeof np);
+        for (int i = 0; i < a->npath; i++) {
+            const ds_info_t *x = a->path[i];
+            ident_str(d, x->name);
+            ident_str(d, b < x->nbatches ? x->batches[b].id : "-");
+        }
+    }
+}
+
+/* Merge n groups (keys, states) into t in their order, and np pairs into
+ * pairs. 0, or -1 out of memory. Local. */
+static int agg_merge_into(agg_table *t, agg_table *pairs, const uint64_t *keys,
+                          const agg_state *st, int64_t n, const uint64_t *pkeys, int64_t np,
+                          ds_dtype_t vt)
+{
+    size_t w = (size_t)t->w;
+    uint64_t k[AGG_MAX_KEYS + 1];
+    for (int64_t i = 0; i < n; i++) {
+        memcpy(k, keys + (size_t)i * w, w * 8);
+        int64_t e = agg_table_get(t, k);
+        if (e < 0)
+            return -1;
+        agg_merge(&t->st[e], &st[i], vt);
+    }
+    for (int64_t i = 0; pairs && i < np; i++) {
+        memcpy(k, pkeys + (size_t)i * (w + 1), (w + 1) * 8);
+        if (agg_table_get(pairs, k) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Text columns in a kept partial: the codes of batch b's own categories,
+ * which never change (the union's positions change as batches arrive).
+ * recode() turns the text words of a batch's groups (keys, and min/max of
+ * a text value) and pairs from the union's codes to the batch's
+ * (to_batch; inv[u] is a scratch array of the union's size, all -1) or
+ * back. 0, or -1 for a code with no counterpart (a damaged store). */
+typedef struct {
+    const agg_src *src;
+    int nk;            /* key columns */
+    bool text[AGG_MAX_KEYS + 1]; /* per used column: text */
+    bool minmax;       /* the states' min/max are text codes */
+    int64_t *inv[AGG_MAX_KEYS + 1]; /* per text column: union code -> batch code */
+} agg_recoder;
+
+static int recode_word(const agg_recoder *r, int u, size_t b, bool to_batch, uint64_t *w)
+{
+    int64_t x = (int64_t)*w;
+    if (to_batch) {
+        if (x < 0 || (size_t)x >= r->src->cat[u]->n || r->inv[u][x] < 0)
+            return -1;
+        *w = (uint64_t)r->inv[u][x];
+    } else {
+        const agg_col *a = &r->src->c[u];
+        if (x < 0 || (uint64_t)x >= a->leaf->batches[b].ncat[a->col] ||
+            !r->src->cat[u]->maps[b])
+            return -1;
+        *w = (uint64_t)r->src->cat[u]->maps[b][x];
+    }
+    return 0;
+}
+
+static int recode(agg_recoder *r, size_t b, bool to_batch, uint64_t *keys, agg_state *st,
+                  int64_t n, uint64_t *pkeys, int64_t np)
+{
+    int nk = r->nk, rc = 0;
+    for (int u = 0; u <= nk; u++) /* the inverse maps of batch b */
+        if (r->text[u] && to_batch) {
+            const agg_col *a = &r->src->c[u];
+            for (uint64_t l = 0; l < a->leaf->batches[b].ncat[a->col]; l++)
+                if (r->src->cat[u]->maps[b])
+                    r->inv[u][r->src->cat[u]->maps[b][l]] = (int64_t)l;
+        }
+    for (int64_t i = 0; i < n && !rc; i++) {
+        for (int u = 0; u < nk && !rc; u++)
+            if (r->text[u])
+                rc = recode_word(r, u, b, to_batch, &keys[(size_t)i * (size_t)nk + (size_t)u]);
+        if (r->minmax && st[i].count > 0 && !rc)
+            rc = recode_word(r, nk, b, to_batch, &st[i].min) ||
+                 recode_word(r, nk, b, to_batch, &st[i].max);
+    }
+    for (int64_t i = 0; i < np && !rc; i++)
+        for (int u = 0; u <= nk && !rc; u++)
+            if (r->text[u])
+                rc = recode_word(r, u, b, to_batch,
+                                 &pkeys[(size_t)i * (size_t)(nk + 1) + (size_t)u]);
+    for (int u = 0; u <= nk; u++) /* the scratch arrays all -1 again */
+        if (r->text[u] && to_batch) {
+            const agg_col *a = &r->src->c[u];
+            for (uint64_t l = 0; l < a->leaf->batches[b].ncat[a->col]; l++)
+                if (r->src->cat[u]->maps[b])
+                    r->inv[u][r->src->cat[u]->maps[b][l]] = -1;
+        }
+    return rc ? -1 : 0;
+}
+
 /* ---- the command --------------------------------------------------------------------- */
 
 /* The column info of used column u. */
@@ -669,19 +1018,36 @@ static const ds_column_info_t *agg_ci(const agg_src *src, int u)
     return &src->c[u].leaf->cols[src->c[u].col];
 }
 
+/* Add d to a's path (owned: freed with a). */
+static int path_add(kd_cmd *c, agg_col *a, ds_info_t *d, bool owned)
+{
+    if (a->npath == AGG_PATH_MAX) {
+        if (owned)
+            ds_free_info(d);
+        return kd_fail(c, "RuntimeError", "column '%.200s': a lineage longer than %d (a loop?)",
+                       a->name, AGG_DEPTH);
+    }
+    a->path[a->npath] = d;
+    a->path_owned[a->npath++] = owned;
+    return 0;
+}
+
 /* Where column `name` of the request's dataset D comes from (agg_col):
  * a column D stores; else the derived column dataset "D[name]" when it
  * covers D's batches; else, for an index dataset D, the same question of
  * D's base, the values then gathered through D's index. The catalog as
  * this rank sees it, so call it once the derived datasets are current
- * (kd_ds_refresh): then every rank finds the same. Local. */
+ * (kd_ds_refresh): then every rank finds the same. Every dataset on the
+ * way goes into a->path. Local. */
 static int resolve_column(kd_cmd *c, agg_src *src, const char *name, agg_col *a)
 {
     memset(a, 0, sizeof *a);
     a->name = name;
     a->cur_b = -1;
     size_t need = src->in->nbatches;
-    ds_info_t *at = src->in, *owned = NULL;
+    ds_info_t *at = src->in;
+    if (path_add(c, a, at, false))
+        return -1;
     for (int depth = 0; depth <= AGG_DEPTH; depth++) {
         for (size_t k = 0; k < at->ncols; k++)
             if (strcmp(at->cols[k].name, name) == 0) {
@@ -694,12 +1060,20 @@ static int resolve_column(kd_cmd *c, agg_src *src, const char *name, agg_col *a)
         ds_info_t *d = NULL;
         if (strlen(dn) <= DS_NAME_MAX && ds_info(src->s, dn, &d) == 0 &&
             d->kind == DS_KIND_COLUMN && d->ncols == 1 && d->nbatches >= need) {
-            ds_free_info(owned);
-            owned = a->leaf = d;
+            if (path_add(c, a, d, true))
+                return -1;
+            a->leaf = d;
             a->col = 0;
             goto found;
         }
-        ds_free_info(d);
+        /* one with fewer batches may still be read for the ones it has
+         * (kd_ds_read_batch): its batch ids name the values too */
+        if (d && d->kind == DS_KIND_COLUMN && d->nbatches > 0) {
+            if (path_add(c, a, d, true))
+                return -1;
+        } else {
+            ds_free_info(d);
+        }
         if (at->kind != DS_KIND_INDEX || at->ncols != 1 || !at->base || !at->base[0])
             break;
         ds_info_t *b = NULL;
@@ -713,15 +1087,15 @@ static int resolve_column(kd_cmd *c, agg_src *src, const char *name, agg_col *a)
                          "store", at->name, at->base);
         else if (rc)
             rc = kd_ds_fail(c, rc, "dataset info of a base");
-        ds_free_info(owned);
-        owned = at = b;
         if (rc) {
-            ds_free_info(owned);
+            ds_free_info(b);
             return -1;
         }
+        if (path_add(c, a, b, true))
+            return -1;
+        at = b;
         a->gathered = true;
     }
-    ds_free_info(owned);
     return kd_fail(c, "KeyError", "dataset '%.200s' has no column '%.200s'", src->in->name,
                    name);
 found:
@@ -738,10 +1112,11 @@ static void agg_col_free(agg_col *a)
     kd_srv.mem_used -= a->charged;
     a->charged = 0;
     kd_ds_col_free(&a->cur);
-    if (a->owned) {
+    if (a->owned)
         a->leaf->nbatches = a->leaf_nb;
-        ds_free_info(a->leaf);
-    }
+    for (int i = 0; i < a->npath; i++)
+        if (a->path_owned[i])
+            ds_free_info(a->path[i]);
     memset(a, 0, sizeof *a);
 }
 
@@ -787,13 +1162,17 @@ static int send_categories(kd_cmd *c, const ds_categories_t *cat)
     return 0;
 }
 
-/* Every rank's table (and pairs) gathered into rank 0's and merged. */
-static int gather_merge(kd_cmd *c, agg_table *t, agg_table *pairs, ds_dtype_t vt)
+/* Every rank's table (and pairs) gathered into rank 0's and merged, in
+ * rank order; counts[0..2) (batches folded, batches from the cache) summed
+ * into rank 0's. */
+static int gather_merge(kd_cmd *c, agg_table *t, agg_table *pairs, ds_dtype_t vt,
+                        int64_t counts[2])
 {
     int rc = 0;
-    /* one buffer per rank: [n][keys n*w words][states n], then [np][pairs np*(w+1)] */
+    /* one buffer per rank: [folded][cached][n][keys n*w words][states n], then
+     * [np][pairs np*(w+1)] */
     size_t w = (size_t)t->w;
-    size_t bytes = 16 + (size_t)t->n * (w * 8 + sizeof(agg_state)) +
+    size_t bytes = 32 + (size_t)t->n * (w * 8 + sizeof(agg_state)) +
                    (pairs ? (size_t)pairs->n * (size_t)pairs->w * 8 : 0);
     if (bytes > (size_t)INT_MAX)
         rc = kd_fail(c, "MemoryError", "ds_agg: rank %d has %lld groups, too many to gather "
@@ -812,6 +1191,8 @@ static int gather_merge(kd_cmd *c, agg_table *t, agg_table *pairs, ds_dtype_t vt
     if (mine) {
         char *p = mine;
         int64_t n = t->n, np = pairs ? pairs->n : 0;
+        memcpy(p, counts, 16);
+        p += 16;
         memcpy(p, &n, 8);
         p += 8;
         memcpy(p, t->keys, (size_t)n * w * 8);
@@ -845,7 +1226,11 @@ static int gather_merge(kd_cmd *c, agg_table *t, agg_table *pairs, ds_dtype_t vt
     if (c->rank == 0) {
         for (int r = 1; r < c->nranks && !rc; r++) { /* rank order: deterministic sums */
             const char *p = all + dsp[r];
-            int64_t n, np;
+            int64_t n, np, cnt[2];
+            memcpy(cnt, p, 16);
+            p += 16;
+            counts[0] += cnt[0];
+            counts[1] += cnt[1];
             memcpy(&n, p, 8);
             p += 8;
             const char *keys = p;
@@ -1076,6 +1461,13 @@ static int cmd_ds_agg(kd_cmd *c)
             return kd_fail(c, "ValueError", "ds_agg: 'table' must be \"auto\" or \"hash\"");
         hash_only = strcmp(tn, "hash") == 0;
     }
+    bool no_cache = false; /* "cache": false — fold every batch, keep nothing (tests) */
+    if (kd_has_arg(c, "cache")) {
+        bool use = true;
+        if (kd_arg_bool(c, "cache", &use))
+            return -1;
+        no_cache = !use;
+    }
     int64_t ddof = 1;
     if (kd_has_arg(c, "ddof") && kd_arg_i64(c, "ddof", &ddof))
         return -1;
@@ -1186,10 +1578,91 @@ static int cmd_ds_agg(kd_cmd *c)
 
     /* with no keys there is one group, present even over no rows (sum 0, mean NaN) */
     uint64_t k[AGG_MAX_KEYS + 1] = {0}, lastk[AGG_MAX_KEYS + 1] = {0};
-    int64_t last = -1;
-    if (nk == 0 && agg_table_get(&t, k) < 0)
+    const uint64_t zero[AGG_MAX_KEYS + 1] = {0};
+    if (nk == 0 && agg_table_get(&t, zero) < 0)
         rc = kd_fail(c, "MemoryError", "ds_agg: out of memory");
+    /* the cache (see agg_cache_put): the request's part of every identity */
+    agg_cache.stamp++;
+    bool cacheable = !no_cache && agg_cache_limit() > 0;
+    agg_recoder rec; /* text columns: kept in the batch's own codes */
+    memset(&rec, 0, sizeof rec);
+    rec.src = &src;
+    rec.nk = nk;
+    bool any_text = false;
+    for (int u = 0; u < nu && cacheable; u++)
+        if (kt[u] == DS_TEXT) {
+            any_text = rec.text[u] = true;
+            size_t nc = src.cat[u] ? src.cat[u]->n : 0;
+            if (!src.cat[u] || !(rec.inv[u] = malloc(sizeof(int64_t) * (nc ? nc : 1))))
+                cacheable = false; /* (out of memory: folded, not kept) */
+            else
+                memset(rec.inv[u], 0xff, sizeof(int64_t) * nc);
+        }
+    rec.minmax = with_value && kt[nk] == DS_TEXT && (ops & (AGG_MIN | AGG_MAX));
+    agg_ident id;
+    memset(&id, 0, sizeof id);
+    size_t id_req = 0;
+    if (cacheable) {
+        ident_str(&id, "ds_agg/1");
+        ident_str(&id, store);
+        ident_str(&id, in->name);
+        uint32_t x[2] = {(uint32_t)nk, ops};
+        ident_put(&id, x, sizeof x);
+        for (int u = 0; u < nu; u++)
+            ident_str(&id, names[u]);
+        ident_str(&id, with_value ? "+" : "-");
+        id_req = id.n;
+    }
+    int64_t counts[2] = {0, 0}; /* batches folded, batches taken from the cache */
+    agg_table bt, bp;           /* the batch's partial result */
+    memset(&bt, 0, sizeof bt);
+    memset(&bp, 0, sizeof bp);
     for (size_t b = (size_t)c->rank; !rc && b < in->nbatches; b += (size_t)c->nranks) {
+        if (cacheable) {
+            id.n = id_req;
+            ident_batch(&id, &src, nu, b);
+            agg_part *hit = id.oom ? NULL : agg_cache_find(id.p, id.n);
+            if (hit) {
+                uint64_t *hk = hit->keys, *hp = hit->pkeys;
+                agg_state *hs = hit->st;
+                if (any_text) { /* a copy, from the batch's codes to the union's */
+                    size_t kb = 8 * (size_t)hit->n * (size_t)nk, sb = sizeof *hs * (size_t)hit->n;
+                    size_t pb = 8 * (size_t)hit->np * (size_t)(nk + 1);
+                    hk = malloc(kb ? kb : 1);
+                    hs = malloc(sb ? sb : sizeof *hs);
+                    hp = malloc(pb ? pb : 1);
+                    if (!hk || !hs || !hp) {
+                        rc = kd_fail(c, "MemoryError", "ds_agg: out of memory");
+                    } else {
+                        memcpy(hk, hit->keys, kb);
+                        memcpy(hs, hit->st, sb);
+                        if (pb)
+                            memcpy(hp, hit->pkeys, pb);
+                        if (recode(&rec, b, false, hk, hs, hit->n, hp, hit->np))
+                            rc = kd_fail(c, "RuntimeError", "ds_agg: a kept partial result "
+                                         "of batch %zu does not match its categories", b);
+                    }
+                }
+                if (!rc && agg_merge_into(&t, (ops & AGG_NUNIQUE) ? &pairs : NULL, hk, hs,
+                                          hit->n, hp, hit->np, vt))
+                    rc = kd_fail(c, "MemoryError", "ds_agg: rank %d is out of memory merging "
+                                 "%lld groups", c->rank, (long long)t.n);
+                if (any_text) {
+                    free(hk);
+                    free(hs);
+                    free(hp);
+                }
+                counts[1]++;
+                continue;
+            }
+        }
+        if (agg_table_init(&bt, nk, true) ||
+            ((ops & AGG_NUNIQUE) && agg_table_init(&bp, nk + 1, false)) ||
+            (nk == 0 && agg_table_get(&bt, zero) < 0)) {
+            rc = kd_fail(c, "MemoryError", "ds_agg: out of memory");
+            break;
+        }
+        int64_t last = -1;
         uint64_t rows = in->batches[b].rows;
         for (uint64_t off = 0; !rc && off < rows; off += window) {
             uint64_t m = rows - off < window ? rows - off : window;
@@ -1197,7 +1670,7 @@ static int cmd_ds_agg(kd_cmd *c)
                 rc = agg_read(c, &src, u, b, off, m, buf + (size_t)u * window,
                               u < nk || (ops & AGG_NUNIQUE));
             uint64_t lo[AGG_MAX_KEYS], stride[AGG_MAX_KEYS], nslots = 0;
-            bool direct = !rc && dmap && t.n < INT32_MAX - AGG_DIRECT_SLOTS &&
+            bool direct = !rc && dmap && bt.n < INT32_MAX - AGG_DIRECT_SLOTS &&
                           agg_direct_plan(buf, window, m, kt, nk, lo, stride, &nslots);
             ndirect += direct;
             if (direct) /* every slot used: no entry yet */
@@ -1207,10 +1680,15 @@ static int cmd_ds_agg(kd_cmd *c)
                                                           pstride, &npslots);
             if (pdirect) /* no pair seen yet */
                 memset(pmap, 0, sizeof *pmap * (size_t)npslots);
-            bool run = nk == 0 && with_value; /* one group: the value folded in a run */
-            if (run) {
-                t.st[0].size += (int64_t)m;
-                agg_fold_run(&t.st[0], buf, m, vt, ops);
+            bool run = nk == 0 && with_value; /* one group: the value folded in runs */
+            if (run && !rc) {
+                bt.st[0].size += (int64_t)m;
+                /* runs of AGG_RUN rows from the batch's start (the window
+                 * holds a whole number of them): the same sums whatever
+                 * the window */
+                for (uint64_t r0 = 0; r0 < m; r0 += AGG_RUN)
+                    agg_fold_run(&bt.st[0], buf + r0, m - r0 < AGG_RUN ? m - r0 : AGG_RUN, vt,
+                                 ops);
             }
             for (uint64_t i = 0; !rc && i < m && !(run && !(ops & AGG_NUNIQUE)); i++) {
                 bool skip = false;
@@ -1230,13 +1708,13 @@ static int cmd_ds_agg(kd_cmd *c)
                         sl += (k[u] - lo[u]) * stride[u];
                     e = dmap[sl];
                     if (e < 0) {
-                        e = agg_table_get(&t, k);
+                        e = agg_table_get(&bt, k);
                         dmap[sl] = (int32_t)e;
                     }
                 } else { /* the hash table (the last key's entry first: rows of one
                           * group often come together) */
                     e = last >= 0 && memcmp(k, lastk, 8 * (size_t)nk) == 0 ? last
-                                                                           : agg_table_get(&t, k);
+                                                                           : agg_table_get(&bt, k);
                     if (e >= 0) {
                         last = e;
                         memcpy(lastk, k, 8 * (size_t)nk);
@@ -1244,10 +1722,10 @@ static int cmd_ds_agg(kd_cmd *c)
                 }
                 if (e < 0) {
                     rc = kd_fail(c, "MemoryError", "ds_agg: rank %d is out of memory for "
-                                 "%lld groups", c->rank, (long long)t.n);
+                                 "%lld groups", c->rank, (long long)bt.n);
                     break;
                 }
-                agg_state *g = &t.st[e];
+                agg_state *g = &bt.st[e];
                 if (!run)
                     g->size++;
                 if (!with_value)
@@ -1267,24 +1745,47 @@ static int cmd_ds_agg(kd_cmd *c)
                             continue;
                         pmap[sl] = 1;
                     }
-                    if (agg_table_get(&pairs, k) < 0)
+                    if (agg_table_get(&bp, k) < 0)
                         rc = kd_fail(c, "MemoryError", "ds_agg: rank %d is out of memory "
-                                     "for %lld distinct values", c->rank, (long long)pairs.n);
+                                     "for %lld distinct values", c->rank, (long long)bp.n);
                 }
             }
         }
+        /* the batch's partial into the rank's, then kept for the next request */
+        if (!rc && agg_merge_into(&t, (ops & AGG_NUNIQUE) ? &pairs : NULL, bt.keys, bt.st, bt.n,
+                                  bp.keys, bp.n, vt))
+            rc = kd_fail(c, "MemoryError", "ds_agg: rank %d is out of memory merging %lld "
+                         "groups", c->rank, (long long)t.n);
+        counts[0]++;
+        if (!rc && cacheable && !id.oom &&
+            (!any_text || recode(&rec, b, true, bt.keys, bt.st, bt.n, bp.keys, bp.n) == 0))
+            agg_cache_put(id.p, id.n, &bt, (ops & AGG_NUNIQUE) ? &bp : NULL);
+        agg_table_free(&bt);
+        agg_table_free(&bp);
     }
+    agg_table_free(&bt);
+    agg_table_free(&bp);
+    free(id.p);
+    for (int u = 0; u <= AGG_MAX_KEYS; u++)
+        free(rec.inv[u]);
     agg_direct_free(dmap, dbytes);
     agg_direct_free(pmap, pbytes);
     if (kd_agree(c, rc))
         goto out;
-    if (gather_merge(c, &t, (ops & AGG_NUNIQUE) ? &pairs : NULL, vt))
+    if (gather_merge(c, &t, (ops & AGG_NUNIQUE) ? &pairs : NULL, vt, counts))
         goto out;
     rc = c->rank == 0 ? reply(c, &src, nk, &t, (ops & AGG_NUNIQUE) ? &pairs : NULL, ops, ddof,
                               with_value)
                       : 0;
     if (c->rank == 0)
+    if (c->rank == 0) {
         kd_result_i64(c, "direct_windows", ndirect); /* rank 0's (tests) */
+        kd_result_i64(c, "batches_folded", counts[0]); /* over the ranks */
+        kd_result_i64(c, "batches_cached", counts[1]);
+        kd_result_i64(c, "cache_bytes", (int64_t)agg_cache.bytes); /* rank 0's */
+        kd_result_i64(c, "cache_limit", (int64_t)agg_cache_limit());
+        kd_result_i64(c, "cache_evicted", agg_cache.evicted);
+    }
     rc = kd_agree(c, rc);
 out:
     ds_unpin(src.s);

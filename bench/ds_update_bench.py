@@ -1,0 +1,93 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""ds_update_bench.py — the update after one new batch of ten (issue 14):
+ds_bench's queries (filter fare > 50 -> derive duration -> mean duration
+per pickup zone) on a dataset of ten batches, one more batch ingested, the
+queries again; timed with kodiakd's kept per-batch aggregation results
+(the default) and without them (ds_agg's cache: false; the filter and the
+derived column are brought current incrementally either way), beside the
+same queries from scratch on a dataset of all eleven batches, in the same
+run. Also the group-by alone just after the update, both ways.
+
+The files are ds_bench's (the shipped taxi sample repeated, a month per
+file, one batch per file); 2 famd, kodiakd with --ranks ranks.
+
+  /usr/bin/python3 bench/ds_update_bench.py [--rows 2e6] [--ranks 2] [--trials 3]
+
+Not part of `make test`."""
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import ds_bench as B  # noqa: E402  (sets up the paths and KODIAK_BUILD)
+
+import kodiak as ak  # noqa: E402
+from kodiak import ds_agg  # noqa: E402
+from fam_fixtures import FamServers, start_kodiakd  # noqa: E402
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--rows", type=float, default=2e6)
+    p.add_argument("--ranks", type=int, default=2)
+    p.add_argument("--trials", type=int, default=3)
+    args = p.parse_args()
+    tmp = tempfile.mkdtemp(prefix="kodiak-upd-")
+    paths, n = B.make_files(tmp, int(args.rows))
+    kw = {"usecols": B.PIPE_COLS, "parse_dates": B.DATES}
+    print(f"# ds_update_bench: {n} rows in {len(paths)} files (10 + 1 used), {args.ranks} "
+          f"rank(s); best of {args.trials}; load average at start {os.getloadavg()[0]:.2f}")
+    import pandas as pd
+    ref = B.pandas_queries(pd.concat([pd.read_csv(x, **kw) for x in paths[:11]],
+                                     ignore_index=True))
+    famd = FamServers(2, pool_size="2G")
+    srv = start_kodiakd(args.ranks, famd.servers)
+    times = {k: [] for k in ("kept", "folded", "full", "agg kept", "agg folded")}
+    try:
+        ak.connect(connect_file=srv.connect_file)
+        store = ak.DatasetStore("bench_update")
+        for trial in range(args.trials):
+            for how in ("kept", "folded"):
+                ds_agg._cache = how == "kept"
+                t = store.ingest(f"U{trial}{how}", paths[:10], batch_rows=1 << 20, **kw)
+                B.kodiak_queries(t)
+                store.ingest(t.name, paths[10:11], batch_rows=1 << 20, **kw)
+                t0 = time.perf_counter()
+                got = B.kodiak_queries(t)
+                times[how].append(time.perf_counter() - t0)
+                B.check(got, ref, f"the update ({how})")
+                big = t.filter("fare_amount", "gt", B.PIPE_FARE)
+                t0 = time.perf_counter()
+                big.groupby("pickup_location_id").mean("duration")
+                times["agg " + how].append(time.perf_counter() - t0)
+            ds_agg._cache = True
+            f = store.ingest(f"F{trial}", paths[:11], batch_rows=1 << 20, **kw)
+            t0 = time.perf_counter()
+            full = B.kodiak_queries(f)
+            times["full"].append(time.perf_counter() - t0)
+            B.check(full, ref, "from scratch")
+        store.destroy()
+    finally:
+        ak.disconnect()
+        srv.stop()
+        famd.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    full = min(times["full"])
+    print(f"{'what':<44}{'time':>8}   vs full recompute (same run)")
+    for k, label in (("full", "queries from scratch, 11 batches"),
+                     ("kept", "update: 1 new batch, partials kept"),
+                     ("folded", "update: 1 new batch, every batch folded"),
+                     ("agg kept", "  its group-by alone, partials kept"),
+                     ("agg folded", "  its group-by alone, every batch folded")):
+        print(f"{label:<44}{min(times[k]):>7.3f}s   {min(times[k]) / full:.2f}")
+    print(f"# load average at end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
