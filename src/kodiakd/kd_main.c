@@ -378,9 +378,10 @@ static void kd_bell_setup(void)
     }
 }
 
-/* Rank 0, with each command: ring every rank that waits for its bell. A
- * rank still in its short sleeps finds the signal pending at its next long
- * wait, which then returns at once and looks again: harmless. */
+/* Rank 0, with each command: ring every rank that waits for its bell (in
+ * its short sleeps or its long wait, which then return at once). A rank
+ * still spinning finds the signal pending at its next wait, which then
+ * returns at once and looks again: harmless. */
 static void ring_bells(void)
 {
     for (int r = 1; r < kd_srv.nranks; r++)
@@ -414,8 +415,14 @@ static int64_t wait_for_length(void)
             sigtimedwait(&bell, NULL, &ts);
             continue;
         }
+        /* short sleeps end at the bell too: a command that comes while
+         * this rank sleeps starts at once, not up to a sleep later (every
+         * command of a busy client paid that on the ranks but rank 0) */
         struct timespec ts = {0, sleep_ns};
-        nanosleep(&ts, NULL);
+        if (my_bell)
+            sigtimedwait(&bell, NULL, &ts);
+        else
+            nanosleep(&ts, NULL);
         if (sleep_ns < 2000000)
             sleep_ns *= 2;
     }
