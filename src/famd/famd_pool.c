@@ -288,13 +288,20 @@ static uint64_t extent_take(struct famd *d, uint64_t len)
     return 0;
 }
 
-/* Make [off, off+len) read as zeros again, cheaply where the kernel can. */
+/* Make [off, off+len) read as zeros again, cheaply where the kernel can.
+ * Anonymous memory gives back only whole huge pages (2 MiB, aligned) and
+ * zeroes the rest by hand: giving back part of one splits it into 4 KiB
+ * pages for good, and a pool cut up so (after a dataset store is dropped,
+ * say) reads several times slower here (every later item in it pays:
+ * docs/PERFORMANCE.md, "famd: huge pages kept"). */
+#define FAMD_HUGE ((uint64_t)2 << 20)
 static void zero_range(struct famd *d, uint64_t off, uint64_t len)
 {
     if (len == 0) return;
     if (d->fd < 0) { /* anonymous memory: give the pages back, they read 0 */
-        uint64_t a = (off + FAMD_PAGE - 1) / FAMD_PAGE * FAMD_PAGE;
-        uint64_t b = (off + len) / FAMD_PAGE * FAMD_PAGE;
+        uint64_t at = (uint64_t)(uintptr_t)d->base; /* huge pages align in addresses */
+        uint64_t a = (at + off + FAMD_HUGE - 1) / FAMD_HUGE * FAMD_HUGE - at;
+        uint64_t b = (at + off + len) / FAMD_HUGE * FAMD_HUGE - at;
         if (b > a && madvise(d->base + a, b - a, MADV_DONTNEED) == 0) {
             memset(d->base + off, 0, a - off);
             memset(d->base + b, 0, off + len - b);
