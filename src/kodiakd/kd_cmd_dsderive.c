@@ -557,39 +557,12 @@ static int locate(kd_cmd *c, ds_store_t *s, const char *dataset, const char *col
     return rc;
 }
 
-static int rows_at(kd_cmd *c, ds_store_t *s, dsd_arena *a, const char *dataset,
-                   const char *column, size_t b, const int64_t *pos, uint64_t m,
-                   dsd_piece *out, int depth);
-
-/* rows [off, off + m) of batch b of column `column` of `dataset`, where
- * ever the column is (locate) */
-static int read_rows(kd_cmd *c, ds_store_t *s, dsd_arena *a, const char *dataset,
-                     const char *column, size_t b, uint64_t off, uint64_t m, dsd_piece *out,
-                     int depth)
-{
-    if (depth > DSD_DEPTH)
-        return kd_fail(c, "RuntimeError", "dataset '%.200s': a lineage longer than %d (a loop?)",
-                       dataset, DSD_DEPTH);
-    ds_info_t *in = NULL;
-    int k, rc = locate(c, s, dataset, column, b, &in, &k);
-    if (rc)
-        return rc;
-    if (k >= 0) {
-        rc = stored_rows(c, s, a, in, (size_t)k, b, off, m, out);
-    } else { /* through the index: its rows [off, off + m), then the base's rows there */
-        dsd_piece idx;
-        rc = stored_rows(c, s, a, in, 0, b, off, m, &idx);
-        if (!rc)
-            rc = rows_at(c, s, a, in->base, column, b, idx.data, m, out, depth + 1);
-    }
-    ds_free_info(in);
-    return rc;
-}
-
-/* the values at rows pos[0..m) (ascending) of batch b of column `column`
- * of `dataset` */
-static int rows_at(kd_cmd *c, ds_store_t *s, dsd_arena *a, const char *dataset,
-                   const char *column, size_t b, const int64_t *pos, uint64_t m,
+/* The m values of batch b of column `column` of `dataset`, where ever the
+ * column is (locate): at rows pos[0..m) (ascending), or with pos NULL rows
+ * [off, off + m). Through an index: the index's values there, then the
+ * base's rows at those, down the lineage. */
+static int rows_of(kd_cmd *c, ds_store_t *s, dsd_arena *a, const char *dataset,
+                   const char *column, size_t b, uint64_t off, const int64_t *pos, uint64_t m,
                    dsd_piece *out, int depth)
 {
     if (depth > DSD_DEPTH)
@@ -599,16 +572,22 @@ static int rows_at(kd_cmd *c, ds_store_t *s, dsd_arena *a, const char *dataset,
     int k, rc = locate(c, s, dataset, column, b, &in, &k);
     if (rc)
         return rc;
-    if (k >= 0) {
-        rc = stored_at(c, s, a, in, (size_t)k, b, pos, m, out);
-    } else { /* an index of an index: its values there, then the base's rows at those */
-        dsd_piece idx;
-        rc = stored_at(c, s, a, in, 0, b, pos, m, &idx);
-        if (!rc)
-            rc = rows_at(c, s, a, in->base, column, b, idx.data, m, out, depth + 1);
-    }
+    dsd_piece idx, *into = k >= 0 ? out : &idx;
+    size_t col = k >= 0 ? (size_t)k : 0;
+    rc = pos ? stored_at(c, s, a, in, col, b, pos, m, into)
+             : stored_rows(c, s, a, in, col, b, off, m, into);
+    if (!rc && k < 0)
+        rc = rows_of(c, s, a, in->base, column, b, 0, idx.data, m, out, depth + 1);
     ds_free_info(in);
     return rc;
+}
+
+/* rows [off, off + m) of batch b of column `column` of `dataset` */
+static int read_rows(kd_cmd *c, ds_store_t *s, dsd_arena *a, const char *dataset,
+                     const char *column, size_t b, uint64_t off, uint64_t m, dsd_piece *out,
+                     int depth)
+{
+    return rows_of(c, s, a, dataset, column, b, off, NULL, m, out, depth);
 }
 
 /* ---- expressions -------------------------------------------------------------------- */
