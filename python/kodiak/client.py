@@ -395,6 +395,39 @@ def _reset_socket():
     _open_socket()
 
 
+def _hand_over(cmd, parts, timeout):
+    """Give the request to the socket. A REQ socket with no connection to
+    queue on blocks in send for ever, and the connection can go between a
+    poll that says "ready" and the send: the server has just refused our
+    token (libzmq drops the connection, then tries again) or went away. So
+    the first frame is offered without blocking, again and again, reading
+    the monitor meanwhile (a refused token raises PermissionError) and
+    keeping the request's deadline; the frames after it follow it on the
+    connection that took it (or are dropped with it: no wait either)."""
+    more = zmq.SNDMORE if len(parts) > 1 else 0
+    start = time.monotonic()
+    while True:
+        try:
+            _conn.sock.send(parts[0], zmq.NOBLOCK | more, copy=False)
+            break
+        except zmq.Again:
+            pass
+        left = None if timeout is None else start + timeout - time.monotonic()
+        if left is not None and left <= 0:
+            _reset_socket()
+            raise RequestTimeoutError(
+                f"kodiak server at {_conn.endpoint} did not take '{cmd}' within "
+                f"{round(timeout, 3):g} s (no connection to it was up: the request was not "
+                f"sent); the server may be gone or refusing connections")
+        _conn.monitor.poll(int(1000 * (0.05 if left is None else min(0.05, left))))
+        _peer_events()
+        if time.monotonic() - start >= UNREACHABLE_AFTER:
+            _lost(f"the kodiak server at {_conn.endpoint} cannot be reached (no connection "
+                  f"to it for {UNREACHABLE_AFTER:g} s): '{cmd}' was not sent")
+    if more:
+        _conn.sock.send_multipart(parts[1:], copy=False)
+
+
 def generic_msg(cmd, args=None, frames=(), timeout=None):
     """Send one command; return (result dict, list of reply frames as
     memoryviews). Raises the server's error as a Python exception.
@@ -460,7 +493,7 @@ def _exchange(cmd, args, frames, timeout):
         parts.extend(frames)
         _check_size(cmd, parts)
         _peer_events()
-        _conn.sock.send_multipart(parts, copy=False)
+        _hand_over(cmd, parts, timeout)
         waited = 0.0
         down_for = 0.0
         bar = None
