@@ -9,7 +9,10 @@ dataset (the data pass through its bounded window) beside the first.
 The data: --rows rows of a taxi-like table, `zone` int64 (263 values),
 `fare` float64 (1% NaN), `flag` text (3 values), made with NumPy (seeded),
 ingested once into a store on 2 famd (volatile pools) by kodiakd A (no
-memory limit) in batches of --batch-rows. Kodiakd B (same rank count) is
+memory limit) in batches of --batch-rows (default: 1048576, or an eighth of
+the rows when that is less, so a batch is at most half of what B's ranks
+may hold: a batch gathered through an index is held whole). Kodiakd B (same
+rank count) is
 attached to the same famd with --memory-limit = (dataset bytes / 4) / ranks,
 so the dataset is 4x what all its ranks may hold. Each figure is the best
 of --trials wall times; the pandas time is the query alone on a DataFrame
@@ -18,7 +21,7 @@ request option cache: false): a repeated query would otherwise merge the
 per-batch partial results it kept the first time; the last row shows that.
 
   /usr/bin/python3 bench/ds_agg_bench.py [--rows 1e7] [--ranks 2] [--trials 3]
-                                         [--batch-rows 1048576]
+                                         [--batch-rows N]
 
 Not part of `make test`."""
 import argparse
@@ -111,10 +114,12 @@ def main():
     p.add_argument("--rows", type=float, default=1e7)
     p.add_argument("--ranks", type=int, default=2)
     p.add_argument("--trials", type=int, default=3)
-    p.add_argument("--batch-rows", type=int, default=1 << 20)
+    p.add_argument("--batch-rows", type=int, default=None)
     args = p.parse_args()
     import pandas as pd
     n = int(args.rows)
+    if args.batch_rows is None:
+        args.batch_rows = min(1 << 20, max(1024, n // 8))
     rng = np.random.default_rng(14)
     fare = rng.gamma(2.0, 7.0, n)
     fare[rng.random(n) < 0.01] = np.nan
