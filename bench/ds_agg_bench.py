@@ -12,9 +12,8 @@ ingested once into a store on 2 famd (volatile pools) by kodiakd A (no
 memory limit) in batches of --batch-rows (default: 1048576, or an eighth of
 the rows when that is less, so a batch is at most half of what B's ranks
 may hold: a batch gathered through an index is held whole). Kodiakd B (same
-rank count) is
-attached to the same famd with --memory-limit = (dataset bytes / 4) / ranks,
-so the dataset is 4x what all its ranks may hold. Each figure is the best
+rank count) is attached to the same famd with --memory-limit = (dataset
+bytes / 4) / ranks, so the dataset is 4x what all its ranks may hold. Each figure is the best
 of --trials wall times; the pandas time is the query alone on a DataFrame
 already in memory (no read). kodiakd folds every batch each time (the
 request option cache: false): a repeated query would otherwise merge the
