@@ -234,20 +234,36 @@ def _request(host, port, cmd, args=None, timeout=5.0, token=None):
     sock.setsockopt(zmq.LINGER, 0)
     wire.set_credentials(sock, token)
     monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+    def refused():
+        why = "none was recorded" if not token else "the one recorded is not its own"
+        return RuntimeError(f"PermissionError: kodiakd at {host}:{port} refused the "
+                            f"access token ({why})")
+
+    def no_answer():
+        return TimeoutError(f"kodiakd at {host}:{port} did not answer '{cmd}' within "
+                            f"{timeout:g} s")
+    end = time.monotonic() + timeout
     try:
         sock.connect(f"tcp://{host}:{port}")
-        sock.send(wire.request_header(cmd, args))
+        # a refusal can drop the connection before the request is taken:
+        # a blocking send would then wait for good
+        while True:
+            try:
+                sock.send(wire.request_header(cmd, args), zmq.NOBLOCK)
+                break
+            except zmq.Again:
+                if monitor.poll(50):
+                    raise refused() from None
+                if time.monotonic() >= end:
+                    raise no_answer() from None
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(monitor, zmq.POLLIN)
-        ready = dict(poller.poll(int(timeout * 1000)))
+        ready = dict(poller.poll(max(1, int((end - time.monotonic()) * 1000))))
         if monitor in ready and sock not in ready:
-            why = "none was recorded" if not token else "the one recorded is not its own"
-            raise RuntimeError(f"PermissionError: kodiakd at {host}:{port} refused the "
-                               f"access token ({why})")
+            raise refused()
         if sock not in ready:
-            raise TimeoutError(f"kodiakd at {host}:{port} did not answer '{cmd}' within "
-                               f"{timeout:g} s")
+            raise no_answer()
         head = wire.parse_header(sock.recv())
     finally:
         sock.disable_monitor()
