@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .pdarrayclass import pdarray
+from .pdarrayclass import _check_pdarray, pdarray
 
 __all__ = ["quantile", "percentile", "median", "cov", "corr"]
 
@@ -40,12 +40,6 @@ def quiet():
         return importlib.import_module(".fpe", __package__).errstate(all="ignore")
     except (ImportError, AttributeError):
         return contextlib.nullcontext()
-
-
-def _need(x, what="a"):
-    if not isinstance(x, pdarray):
-        raise TypeError(f"{what} must be a pdarray, not {type(x).__name__}")
-    return x
 
 
 def _discrete(index, take_previous):
@@ -123,7 +117,7 @@ def _order_stats(s: pdarray, idx: np.ndarray) -> np.ndarray:
 
 
 def _quantile(a, q, method, what, scale):
-    _need(a)
+    _check_pdarray(a, "a")
     if method not in METHODS:
         raise ValueError(f"{method!r} is not a valid method. Use one of: {METHODS}")
     if isinstance(q, pdarray):
@@ -291,7 +285,7 @@ def median(pda: pdarray) -> np.float64:
     """
     import warnings
     from .sorting import sort
-    _need(pda, "pda")
+    _check_pdarray(pda, "pda")
     n = pda.size
     if n == 0:
         warnings.warn("Mean of empty slice.", RuntimeWarning, stacklevel=3)
@@ -308,8 +302,8 @@ def _moments(x, y, fn):
     """What cov and corr (named fn in errors) share: x and y checked, as
     float64, and their deviations from their means: (n, dx, dy), or
     (n, None, None) with NumPy's warning when n < 2."""
-    _need(x, "x")
-    _need(y, "y")
+    _check_pdarray(x, "x")
+    _check_pdarray(y, "y")
     if x.size != y.size:
         raise ValueError(f"{fn}: x and y must have the same size ({x.size} != {y.size})")
     fx = x.astype(np.float64) if x.dtype != np.float64 else x
