@@ -14,6 +14,7 @@ import textwrap
 import time
 
 from conftest import BUILD, REPO
+from fam_fixtures import FamServers
 
 sys.path.insert(0, os.path.join(REPO, "tests", "netns"))
 import netns  # noqa: E402
@@ -36,16 +37,7 @@ class NetnsHosts:
                              self.c.addr[h], "--port", "0", "--pool-size", pool_size],
                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(p)
-        deadline = time.time() + 30
-        while True:
-            log.seek(0)
-            for line in log.read().splitlines():
-                if line.startswith("famd ready "):
-                    return line.split()[2]
-            if p.poll() is not None or time.time() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"famd did not start on host {h}: {log.read()}")
-            time.sleep(0.05)
+        return FamServers._ready(p, log)
 
     def wait_kodiakd(self, mpirun, output):
         """Wait until `mpirun` (kodiakd) has written self.connect_file;
