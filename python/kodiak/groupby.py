@@ -14,7 +14,7 @@ import numpy as np
 
 from . import client
 from .dtypes import bool_
-from .pdarrayclass import create_pdarray, pdarray
+from .pdarrayclass import _check_pdarray, create_pdarray, pdarray
 
 if TYPE_CHECKING:
     # what the reductions return: (unique_keys, one value per group)
@@ -108,8 +108,7 @@ class GroupBy:
 
     # ---- reductions ----------------------------------------------------------------
     def _reduce(self, values, op):
-        if not isinstance(values, pdarray):
-            raise TypeError(f"values must be a pdarray, not {type(values).__name__}")
+        _check_pdarray(values, "values")
         if values.size != self.length:
             raise ValueError("Attempt to group array using key array of different length")
         res, _ = client.generic_msg("groupby_reduce", {
@@ -450,8 +449,7 @@ class GroupBy:
         return self._reduce(self._truth(values), "min")
 
     def _truth(self, values):
-        if not isinstance(values, pdarray):
-            raise TypeError(f"values must be a pdarray, not {type(values).__name__}")
+        _check_pdarray(values, "values")
         return values if values.dtype == bool_ else values != 0
 
     def var(self, values: pdarray, ddof: int = 1) -> GroupResult:
@@ -649,8 +647,7 @@ class GroupBy:
         return self.unique_keys, where(first == self.length, -1, first)
 
     def _float(self, values):
-        if not isinstance(values, pdarray):
-            raise TypeError(f"values must be a pdarray, not {type(values).__name__}")
+        _check_pdarray(values, "values")
         if values.dtype == bool_:
             raise TypeError("var/std/median of bool values is not supported")
         return values.astype(np.float64)
@@ -732,8 +729,7 @@ class GroupBy:
         >>> g.broadcast(ak.array([100, 200, 300]), permute=False)
         array([100, 100, 200, 200, 300])
         """
-        if not isinstance(values, pdarray):
-            raise TypeError(f"values must be a pdarray, not {type(values).__name__}")
+        _check_pdarray(values, "values")
         if values.size != self.ngroups:
             raise ValueError(f"broadcast needs one value per group ({self.ngroups}), "
                              f"not {values.size}")

@@ -254,6 +254,14 @@ def keep(value, keepdims):
     return array(np.array([value]))
 
 
+def reduce_axis(x, op, axis, keepdims):
+    """x.<op>(axis=axis, keepdims=keepdims) for a reduction the server does
+    in one command: the arguments checked as NumPy checks them, then the
+    reduction, then keepdims."""
+    check_axis(op, axis, keepdims)
+    return keep(reduce(x, op), keepdims)
+
+
 def _scalar_fpe(kind, ufunc="scalar divide"):
     """NumPy's warning of a division done on the result of a reduction."""
     from .fpe import report
@@ -454,8 +462,7 @@ class _OpsMixin:
         >>> ak.zeros(0).sum()
         0.0
         """
-        check_axis("sum", axis, keepdims)
-        return keep(reduce(self, "sum"), keepdims)
+        return reduce_axis(self, "sum", axis, keepdims)
 
     def prod(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Product of the elements, as ndarray.prod (NumPy's dtype; 1 for
@@ -480,8 +487,7 @@ class _OpsMixin:
         >>> ak.array([0.5, 4.0]).prod()
         2.0
         """
-        check_axis("prod", axis, keepdims)
-        return keep(reduce(self, "prod"), keepdims)
+        return reduce_axis(self, "prod", axis, keepdims)
 
     def min(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Smallest element, as ndarray.min (NaN if any element is NaN).
@@ -511,8 +517,7 @@ class _OpsMixin:
         >>> ak.array([1.0, np.nan]).min()
         nan
         """
-        check_axis("min", axis, keepdims)
-        return keep(reduce(self, "min"), keepdims)
+        return reduce_axis(self, "min", axis, keepdims)
 
     def max(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Largest element, as ndarray.max (NaN if any element is NaN).
@@ -540,8 +545,7 @@ class _OpsMixin:
         >>> ak.array([3, -1, 2]).max()
         3
         """
-        check_axis("max", axis, keepdims)
-        return keep(reduce(self, "max"), keepdims)
+        return reduce_axis(self, "max", axis, keepdims)
 
     def argmin(self, axis: int | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Position of the first smallest element, as ndarray.argmin (of the
@@ -569,8 +573,7 @@ class _OpsMixin:
         >>> ak.array([3, -1, 2, -1]).argmin()
         1
         """
-        check_axis("argmin", axis, keepdims)
-        return keep(reduce(self, "argmin"), keepdims)
+        return reduce_axis(self, "argmin", axis, keepdims)
 
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Position of the first largest element, as ndarray.argmax (of the
@@ -598,8 +601,7 @@ class _OpsMixin:
         >>> ak.array([3, 5, 2, 5]).argmax()
         1
         """
-        check_axis("argmax", axis, keepdims)
-        return keep(reduce(self, "argmax"), keepdims)
+        return reduce_axis(self, "argmax", axis, keepdims)
 
     def any(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Whether any element is nonzero (True, NaN count), as ndarray.any;
@@ -624,8 +626,7 @@ class _OpsMixin:
         >>> ak.zeros(0).any()
         False
         """
-        check_axis("any", axis, keepdims)
-        return keep(reduce(self, "any"), keepdims)
+        return reduce_axis(self, "any", axis, keepdims)
 
     def all(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.generic | pdarray:
         """Whether every element is nonzero, as ndarray.all; True for an
@@ -648,8 +649,7 @@ class _OpsMixin:
         >>> ak.array([1, 2, 0]).all()
         False
         """
-        check_axis("all", axis, keepdims)
-        return keep(reduce(self, "all"), keepdims)
+        return reduce_axis(self, "all", axis, keepdims)
 
     def mean(self, axis: int | tuple | None = None, keepdims: bool = False) -> np.float64 | pdarray:
         """Arithmetic mean as float64, as ndarray.mean (NaN, with NumPy's

@@ -165,6 +165,14 @@ class pdarray(_OpsMixin, _IndexMixin):
         return f"pdarray '{self.name}': {self.size} x {dtype_name(self.dtype)}"
 
 
+def _check_pdarray(x, what: str):
+    """x, when it is a pdarray; else TypeError "<what> must be a pdarray, not
+    <its type>" (the check search, sorting and stats make of arguments)."""
+    if not isinstance(x, pdarray):
+        raise TypeError(f"{what} must be a pdarray, not {type(x).__name__}")
+    return x
+
+
 def create_pdarray(result: dict, key: str = "array") -> pdarray:
     """The pdarray a command's result names.
 

@@ -51,6 +51,13 @@ def _check_size(size):
     return creation._size(size)
 
 
+def _draw_count(size):
+    """How many values to draw for `size` (checked): 1 for None (one value,
+    given back as a scalar by _scalar_or_array), else the size."""
+    n = _check_size(size)
+    return 1 if n is None else n
+
+
 def _scalar_or_array(arr: pdarray, size):
     """A NumPy scalar when size was None (NumPy's result), else arr."""
     if size is None:
@@ -152,12 +159,11 @@ class Generator:
             raise ValueError(f"low is out of bounds for {np.dtype(dt).name}")
         if high > hi_ok:
             raise ValueError(f"high is out of bounds for {np.dtype(dt).name}")
-        n = _check_size(size)
+        k = _draw_count(size)
+        # bool: drawn as int64 in [low, high), then cast
+        r = creation.randint(low, high, k, int64 if dt == bool_ else dt, seed=self._stream())
         if dt == bool_:
-            r = creation.randint(low, high, 1 if n is None else n, int64, seed=self._stream())
             r = r.astype(bool_)
-        else:
-            r = creation.randint(low, high, 1 if n is None else n, dt, seed=self._stream())
         return _scalar_or_array(r, size)
 
     def random(self, size: Optional[int] = None) -> pdarray | np.float64:
@@ -183,8 +189,7 @@ class Generator:
         >>> bool((x >= 0).all() and (x < 1).all())
         True
         """
-        n = _check_size(size)
-        r = creation.uniform(1 if n is None else n, 0.0, 1.0, seed=self._stream())
+        r = creation.uniform(_draw_count(size), 0.0, 1.0, seed=self._stream())
         return _scalar_or_array(r, size)
 
     def uniform(self, low: float = 0.0, high: float = 1.0,
@@ -213,10 +218,10 @@ class Generator:
         >>> bool((u >= -1).all() and (u < 1).all())
         True
         """
-        n = _check_size(size)
+        k = _draw_count(size)
         if not np.isfinite(float(high) - float(low)):
             raise OverflowError("Range exceeds valid bounds")
-        r = creation.uniform(1 if n is None else n, float(low), float(high), seed=self._stream())
+        r = creation.uniform(k, float(low), float(high), seed=self._stream())
         return _scalar_or_array(r, size)
 
     def standard_normal(self, size: Optional[int] = None) -> pdarray | np.float64:
@@ -243,8 +248,7 @@ class Generator:
         >>> bool(abs(z.mean()) < 0.02)
         True
         """
-        n = _check_size(size)
-        r = creation.standard_normal(1 if n is None else n, seed=self._stream())
+        r = creation.standard_normal(_draw_count(size), seed=self._stream())
         return _scalar_or_array(r, size)
 
     def normal(self, loc: float = 0.0, scale: float = 1.0,
@@ -277,8 +281,7 @@ class Generator:
         True
         """
         _check_scale(scale)
-        n = _check_size(size)
-        z = creation.standard_normal(1 if n is None else n, seed=self._stream())
+        z = creation.standard_normal(_draw_count(size), seed=self._stream())
         with quiet():
             return _scalar_or_array(z * float(scale) + float(loc), size)
 
@@ -312,8 +315,7 @@ class Generator:
         """
         _check_scale(scale)
         from .numeric import log1p  # noqa: F401 — one of numeric's EFUNCS
-        n = _check_size(size)
-        u = creation.uniform(1 if n is None else n, 0.0, 1.0, seed=self._stream())
+        u = creation.uniform(_draw_count(size), 0.0, 1.0, seed=self._stream())
         with quiet():
             return _scalar_or_array(log1p(-u) * -float(scale), size)
 
@@ -440,8 +442,7 @@ class Generator:
             pop = int(a)
             if pop < 0:
                 raise ValueError("a must be a positive integer unless no samples are taken")
-        n = _check_size(size)
-        k = 1 if n is None else n
+        k = _draw_count(size)
         if pop == 0 and k > 0:
             raise ValueError("a cannot be empty unless no samples are taken")
         pw = None

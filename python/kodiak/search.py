@@ -14,16 +14,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .pdarrayclass import pdarray
+from .pdarrayclass import _check_pdarray, pdarray
 
 __all__ = ["searchsorted", "search_intervals", "is_cosorted", "mink", "maxk", "argmink",
            "argmaxk"]
-
-
-def _need(x, what):
-    if not isinstance(x, pdarray):
-        raise TypeError(f"{what} must be a pdarray, not {type(x).__name__}")
-    return x
 
 
 def searchsorted(a: pdarray, v: pdarray | int | float, side: str = "left",
@@ -64,7 +58,7 @@ def searchsorted(a: pdarray, v: pdarray | int | float, side: str = "left",
     from .creation import array, ones, zeros
     from .numeric import concatenate, cumsum
     from .sorting import coargsort
-    _need(a, "a")
+    _check_pdarray(a, "a")
     if side not in ("left", "right"):
         raise ValueError(f"side must be 'left' or 'right' (got {side!r})")
     scalar = not isinstance(v, pdarray)
@@ -143,10 +137,11 @@ def search_intervals(vals: pdarray, intervals: tuple[pdarray, pdarray],
     if isinstance(vals, (list, tuple)):
         raise NotImplementedError("search_intervals: multi-dimensional values are not "
                                   "supported; pass one pdarray")
-    _need(vals, "vals")
+    _check_pdarray(vals, "vals")
     if not isinstance(intervals, (tuple, list)) or len(intervals) != 2:
         raise ValueError("intervals must be a tuple of two pdarrays (lower and upper bounds)")
-    lo, hi = _need(intervals[0], "lower bounds"), _need(intervals[1], "upper bounds")
+    lo = _check_pdarray(intervals[0], "lower bounds")
+    hi = _check_pdarray(intervals[1], "upper bounds")
     if lo.size != hi.size:
         raise ValueError("lower and upper bounds must have the same size")
     if lo.size and bool((lo > hi).any()):
@@ -194,7 +189,7 @@ def is_cosorted(arrays: Sequence[pdarray]) -> np.bool_:
     if not arrays:
         raise ValueError("is_cosorted needs at least one array")
     for x in arrays:
-        _need(x, "every array")
+        _check_pdarray(x, "every array")
     if any(x.size != arrays[0].size for x in arrays):
         raise ValueError("All arrays must have the same size")
     if arrays[0].size < 2:
@@ -207,7 +202,7 @@ def is_cosorted(arrays: Sequence[pdarray]) -> np.bool_:
 
 
 def _check_k(pda, k, fn):
-    _need(pda, "pda")
+    _check_pdarray(pda, "pda")
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"{fn}: k must be an integer, not {type(k).__name__}")
     if k < 1:

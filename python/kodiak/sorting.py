@@ -16,7 +16,7 @@ import numpy as np
 
 from . import client
 from .dtypes import dtype_name
-from .pdarrayclass import create_pdarray, pdarray
+from .pdarrayclass import _check_pdarray, create_pdarray, pdarray
 from . import rowsets
 
 if TYPE_CHECKING:
@@ -59,12 +59,6 @@ def _flip(perm):
     return perm[::-1]
 
 
-def _check(a, what="argument"):
-    if not isinstance(a, pdarray):
-        raise TypeError(f"{what} must be a pdarray, not {type(a).__name__}")
-    return a
-
-
 def sort(pda: pdarray, algorithm: SortingAlgorithm | str = SortingAlgorithm.RadixSortLSD,
          axis: int = -1) -> pdarray:
     """A sorted copy of `pda`, ascending, NaN last, as numpy.sort.
@@ -101,7 +95,8 @@ def sort(pda: pdarray, algorithm: SortingAlgorithm | str = SortingAlgorithm.Radi
     _check_algorithm(algorithm)
     if axis not in (0, -1):
         raise np.AxisError(axis, 1)
-    res, _ = client.generic_msg("sort", {"array": _check(pda, "pda").name})
+    _check_pdarray(pda, "pda")
+    res, _ = client.generic_msg("sort", {"array": pda.name})
     return create_pdarray(res)
 
 
@@ -141,7 +136,8 @@ def argsort(pda: pdarray, algorithm: Optional[str] = None,
     array([0, 2, 3, 1])
     """
     _check_algorithm(algorithm)
-    res, _ = client.generic_msg("argsort", {"array": _check(pda, "pda").name})
+    _check_pdarray(pda, "pda")
+    res, _ = client.generic_msg("argsort", {"array": pda.name})
     perm = create_pdarray(res)
     return perm if ascending else _flip(perm)
 
@@ -188,7 +184,7 @@ def coargsort(arrays: Sequence[pdarray] | pdarray, algorithm: Optional[str] = No
     if not arrays:
         raise ValueError("coargsort needs at least one array")
     for a in arrays:
-        _check(a, "every key")
+        _check_pdarray(a, "every key")
     if any(a.size != arrays[0].size for a in arrays):
         raise ValueError("coargsort: all arrays must have the same size")
     res, _ = client.generic_msg("coargsort", {"arrays": [a.name for a in arrays]})
@@ -232,7 +228,8 @@ def unique(pda: pdarray | Sequence[pdarray],
     """
     if rowsets.is_rows(pda):
         return rowsets.unique(pda, return_counts)
-    res, _ = client.generic_msg("unique", {"array": _check(pda, "pda").name,
+    _check_pdarray(pda, "pda")
+    res, _ = client.generic_msg("unique", {"array": pda.name,
                                            "return_counts": bool(return_counts)})
     u = create_pdarray(res)
     if return_counts:
@@ -308,7 +305,7 @@ def in1d(pda1: pdarray | Sequence[pdarray], pda2: pdarray | ArrayLike | Sequence
         if not isinstance(pda2, (list, tuple)):
             raise TypeError("in1d: with a list of columns, pda2 must be a list of columns too")
         return rowsets.in1d(pda1, pda2, invert=bool(invert))
-    _check(pda1, "pda1")
+    _check_pdarray(pda1, "pda1")
     if not isinstance(pda2, pdarray):
         from .creation import array
         pda2 = array(pda2)
@@ -545,7 +542,7 @@ def histogram(pda: pdarray, bins: int = 10) -> tuple[pdarray, pdarray]:
     >>> ak.histogram(ak.array([1.0, 2.0, 2.5, 4.0]), bins=3)
     (array([1, 2, 1]), array([1., 2., 3., 4.]))
     """
-    _check(pda, "pda")
+    _check_pdarray(pda, "pda")
     if isinstance(bins, (bool, np.bool_)) or not isinstance(bins, (int, np.integer)):
         raise TypeError("histogram: bins must be an integer number of equal-width bins")
     if bins < 1:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .pdarrayclass import pdarray
+from .pdarrayclass import _check_pdarray, pdarray
 
 __all__ = ["quantile", "percentile", "median", "cov", "corr"]
 
@@ -40,12 +40,6 @@ def quiet():
         return importlib.import_module(".fpe", __package__).errstate(all="ignore")
     except (ImportError, AttributeError):
         return contextlib.nullcontext()
-
-
-def _need(x, what="a"):
-    if not isinstance(x, pdarray):
-        raise TypeError(f"{what} must be a pdarray, not {type(x).__name__}")
-    return x
 
 
 def _discrete(index, take_previous):
@@ -123,7 +117,7 @@ def _order_stats(s: pdarray, idx: np.ndarray) -> np.ndarray:
 
 
 def _quantile(a, q, method, what, scale):
-    _need(a)
+    _check_pdarray(a, "a")
     if method not in METHODS:
         raise ValueError(f"{method!r} is not a valid method. Use one of: {METHODS}")
     if isinstance(q, pdarray):
@@ -173,6 +167,15 @@ def _quantile(a, q, method, what, scale):
     return result
 
 
+def _quantile_api(a, q, axis, method, keepdims, what, scale):
+    """quantile and percentile once their arguments are named: the axis
+    checked, then _quantile, then keepdims."""
+    if axis not in (None, 0, -1):
+        raise np.AxisError(axis, 1)
+    r = _quantile(a, q, method, what, scale)
+    return np.atleast_1d(r) if keepdims else r
+
+
 def quantile(a: pdarray, q: Any = 0.5, axis: int | None = None, method: str = "linear",
              keepdims: bool = False) -> Any:
     """The q-th quantiles of the values of `a`, as numpy.quantile (every
@@ -217,10 +220,7 @@ def quantile(a: pdarray, q: Any = 0.5, axis: int | None = None, method: str = "l
     >>> ak.quantile(a, [0.25, 0.75], method="lower")
     array([1., 3.])
     """
-    if axis not in (None, 0, -1):
-        raise np.AxisError(axis, 1)
-    r = _quantile(a, q, method, "Quantile", 1)
-    return np.atleast_1d(r) if keepdims else r
+    return _quantile_api(a, q, axis, method, keepdims, "Quantile", 1)
 
 
 def percentile(a: pdarray, q: Any = 50, axis: int | None = None, method: str = "linear",
@@ -257,10 +257,7 @@ def percentile(a: pdarray, q: Any = 50, axis: int | None = None, method: str = "
     >>> ak.percentile(ak.arange(11), [10, 90])
     array([1., 9.])
     """
-    if axis not in (None, 0, -1):
-        raise np.AxisError(axis, 1)
-    r = _quantile(a, q, method, "Percentile", 100)
-    return np.atleast_1d(r) if keepdims else r
+    return _quantile_api(a, q, axis, method, keepdims, "Percentile", 100)
 
 
 def median(pda: pdarray) -> np.float64:
@@ -288,10 +285,10 @@ def median(pda: pdarray) -> np.float64:
     """
     import warnings
     from .sorting import sort
-    _need(pda, "pda")
+    _check_pdarray(pda, "pda")
     n = pda.size
     if n == 0:
-        warnings.warn("Mean of empty slice.", RuntimeWarning, stacklevel=2)
+        warnings.warn("Mean of empty slice.", RuntimeWarning, stacklevel=3)
         return np.float64(np.nan)
     data = pda.astype(np.int64) if pda.dtype == np.bool_ else pda
     s = sort(data)
@@ -302,13 +299,23 @@ def median(pda: pdarray) -> np.float64:
 
 
 def _moments(x, y, fn):
-    _need(x, "x")
-    _need(y, "y")
+    """What cov and corr (named fn in errors) share: x and y checked, as
+    float64, and their deviations from their means: (n, dx, dy), or
+    (n, None, None) with NumPy's warning when n < 2."""
+    _check_pdarray(x, "x")
+    _check_pdarray(y, "y")
     if x.size != y.size:
         raise ValueError(f"{fn}: x and y must have the same size ({x.size} != {y.size})")
     fx = x.astype(np.float64) if x.dtype != np.float64 else x
     fy = y.astype(np.float64) if y.dtype != np.float64 else y
-    return fx, fy
+    n = fx.size
+    if n < 2:
+        import warnings
+        # stacklevel 3: the warning names the line that called cov or corr
+        warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=3)
+        return n, None, None
+    with quiet():
+        return n, fx - fx.mean(), fy - fy.mean()
 
 
 def cov(x: pdarray, y: pdarray) -> np.float64:
@@ -338,14 +345,10 @@ def cov(x: pdarray, y: pdarray) -> np.float64:
     >>> ak.cov(ak.array([1.0, 2.0, 3.0]), ak.array([1.0, 0.0, -1.0]))
     -1.0
     """
-    import warnings
-    fx, fy = _moments(x, y, "cov")
-    n = fx.size
-    if n < 2:
-        warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
+    n, dx, dy = _moments(x, y, "cov")
+    if dx is None:
         return np.float64(np.nan)
     with quiet():
-        dx, dy = fx - fx.mean(), fy - fy.mean()
         return np.float64((dx * dy).sum() / (n - 1))
 
 
@@ -375,14 +378,10 @@ def corr(x: pdarray, y: pdarray) -> np.float64:
     >>> ak.corr(ak.array([1.0, 2.0, 3.0]), ak.array([2.0, 4.0, 6.5]))
     0.99...
     """
-    import warnings
-    fx, fy = _moments(x, y, "corr")
-    n = fx.size
-    if n < 2:
-        warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
+    _, dx, dy = _moments(x, y, "corr")
+    if dx is None:
         return np.float64(np.nan)
     with quiet():
-        dx, dy = fx - fx.mean(), fy - fy.mean()
         sxy, sxx, syy = (dx * dy).sum(), (dx * dx).sum(), (dy * dy).sum()
     with np.errstate(divide="ignore", invalid="ignore"):
         c = np.float64(sxy) / np.sqrt(np.float64(sxx)) / np.sqrt(np.float64(syy))

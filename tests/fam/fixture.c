@@ -255,3 +255,16 @@ uint32_t test_fabric_addr(uint8_t *addr, size_t max, unsigned n)
     }
     return (uint32_t)snprintf((char *)addr, max, "%s", name) + 1;
 }
+
+int test_striped_region(fam_t *f, const char *name, uint64_t size, fam_region_t **r)
+{
+    fam_region_attr_t a = {.interleave = FAM_INTERLEAVE_ENABLE, .stripe_size = 4096};
+    return fam_create_region(f, name, size, 0600, &a, r);
+}
+
+void test_teardown(fam_t *f, fam_region_t *r, struct famd_proc *srv, int n)
+{
+    if (r) fam_destroy_region(f, r);
+    fam_finalize(f);
+    for (int i = 0; i < n; i++) famd_stop(&srv[i]);
+}

@@ -53,6 +53,12 @@ fam_t *client(const char *servers);
  * an existing Kodiak endpoint of this test (famd takes no other), so call
  * it once after client() made one, before any fork. Returns the length. */
 uint32_t test_fabric_addr(uint8_t *addr, size_t max, unsigned n);
+/* Create region `name` (mode 0600) of `size` bytes, interleaved over all
+ * of f's servers in 4 KiB stripes, into *r. Returns 0 or a negative code. */
+int test_striped_region(fam_t *f, const char *name, uint64_t size, fam_region_t **r);
+/* The teardown of a test with one client: destroy r (when not NULL),
+ * finalize f, then stop the n famds srv[0..n-1]. */
+void test_teardown(fam_t *f, fam_region_t *r, struct famd_proc *srv, int n);
 /* A fresh temporary directory for this test, removed at exit. */
 const char *test_tmpdir(void);
 

@@ -66,18 +66,13 @@ static int setup(void **state)
         fprintf(stderr, "fam_initialize(%s): %s\n", list, fam_last_error());
         return -1;
     }
-    fam_region_attr_t at = {.interleave = FAM_INTERLEAVE_ENABLE,
-                            .stripe_size = 4096};
-    return fam_create_region(f, "mixed", 8 << 20, 0600, &at, &r);
+    return test_striped_region(f, "mixed", 8 << 20, &r);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    if (r) fam_destroy_region(f, r);
-    fam_finalize(f);
-    famd_stop(&srv[0]);
-    famd_stop(&srv[1]);
+    test_teardown(f, r, srv, 2);
     return 0;
 }
 

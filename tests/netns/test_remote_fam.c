@@ -32,18 +32,13 @@ static int setup(void **state)
         if (famd_start(&srv[i], 64 << 20, NULL) != 0) return -1;
     snprintf(list, sizeof list, "%s,%s", srv[0].addr, srv[1].addr);
     if (!(f = client(list))) return -1;
-    fam_region_attr_t a = {.interleave = FAM_INTERLEAVE_ENABLE,
-                           .stripe_size = 4096};
-    return fam_create_region(f, "remote", 8 << 20, 0600, &a, &r);
+    return test_striped_region(f, "remote", 8 << 20, &r);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    if (r) fam_destroy_region(f, r);
-    fam_finalize(f);
-    famd_stop(&srv[0]);
-    famd_stop(&srv[1]);
+    test_teardown(f, r, srv, 2);
     return 0;
 }
 

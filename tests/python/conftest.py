@@ -98,14 +98,28 @@ def plain(sock, token):
     return sock
 
 
-@pytest.fixture(scope="session", params=[1, 2, 3], ids=lambda n: f"{n}rank")
-def server(request):
-    s = Server(request.param)
+def owned(s):
+    """The body of a fixture that owns `s` (a Server or a FamCluster): yield
+    it, then disconnect the client and stop it."""
     try:
         yield s
     finally:
         kodiak.disconnect()
         s.stop()
+
+
+def connected_to(s):
+    """The body of a fixture giving the kodiak module connected to Server `s`
+    by port and token: afterwards disconnect, and check `s` still runs."""
+    kodiak.connect("127.0.0.1", s.port, access_token=s.token)
+    yield kodiak
+    kodiak.disconnect()
+    assert s.alive(), s.output()
+
+
+@pytest.fixture(scope="session", params=[1, 2, 3], ids=lambda n: f"{n}rank")
+def server(request):
+    yield from owned(Server(request.param))
 
 
 @pytest.fixture
@@ -129,12 +143,7 @@ TAXI_DATES = ["pickup_datetime", "dropoff_datetime"]
 def cluster(request):
     """famd x nfamd + kodiakd x nranks, for one test module."""
     from fam_fixtures import FamCluster  # it imports this module
-    c = FamCluster(*request.param)
-    try:
-        yield c
-    finally:
-        kodiak.disconnect()
-        c.stop()
+    yield from owned(FamCluster(*request.param))
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import Server
+from conftest import Server, owned
 
 import kodiak
 
@@ -119,12 +119,7 @@ def test_all_equal_int64_keys_are_the_identity(ak):
 @pytest.fixture(scope="module")
 def traced():
     """2 ranks with KD_SORT_TRACE: rank 0 prints each phase of a sort."""
-    s = Server(2, env={"KD_SORT_TRACE": "1"})
-    try:
-        yield s
-    finally:
-        kodiak.disconnect()
-        s.stop()
+    yield from owned(Server(2, env={"KD_SORT_TRACE": "1"}))
 
 
 def test_a_full_range_key_crosses_the_ranks_once(traced):

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 import kodiak
-from conftest import Server
+from conftest import Server, owned
 
 REPO_TAXI = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "data", "taxi", "yellow_tripdata_2017_sample.csv.gz")
@@ -28,12 +28,7 @@ REPO_TAXI = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
 
 @pytest.fixture(scope="module", params=[1, 2, 3], ids=lambda n: f"{n}rank")
 def server(request):
-    s = Server(request.param)
-    try:
-        yield s
-    finally:
-        kodiak.disconnect()
-        s.stop()
+    yield from owned(Server(request.param))
 
 
 @pytest.fixture(scope="module")

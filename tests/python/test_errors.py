@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import zmq
 
-from conftest import Server, plain
+from conftest import Server, connected_to, owned, plain
 
 import kodiak
 from kodiak import client
@@ -459,20 +459,12 @@ def test_a_frame_claiming_an_absurd_length_closes_the_connection(ak, server, kep
 @pytest.fixture(scope="module")
 def small():
     """kodiakd with 2 ranks of 1 MiB each: messages over 2 MiB are dropped."""
-    s = Server(2, ("--memory-limit", "1M"))
-    try:
-        yield s
-    finally:
-        kodiak.disconnect()
-        s.stop()
+    yield from owned(Server(2, ("--memory-limit", "1M")))
 
 
 @pytest.fixture
 def small_ak(small):
-    kodiak.connect("127.0.0.1", small.port, access_token=small.token)
-    yield kodiak
-    kodiak.disconnect()
-    assert small.alive(), small.output()
+    yield from connected_to(small)
 
 
 def test_an_array_as_big_as_all_ranks_together_can_hold_arrives(small_ak):

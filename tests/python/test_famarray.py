@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import kodiak
+from conftest import owned
 from fam_fixtures import FamCluster, connect, start_kodiakd
 
 N = 100_003  # > 3 stripes of int64, not divisible by 2 or 3
@@ -21,12 +22,7 @@ _regions = itertools.count()
 @pytest.fixture(scope="session", params=[(1, 2), (2, 1), (3, 2)],
                 ids=lambda p: f"{p[0]}rank-{p[1]}famd")
 def fam_cluster(request):
-    c = FamCluster(*request.param)
-    try:
-        yield c
-    finally:
-        kodiak.disconnect()
-        c.stop()
+    yield from owned(FamCluster(*request.param))
 
 
 @pytest.fixture
@@ -454,12 +450,7 @@ def _minor_faults(pid):
 def fresh():
     """A cluster of its own (1 rank, 1 famd), so that no earlier test has
     left free memory in rank 0's heap that would hide an allocation."""
-    c = FamCluster(1, 1)
-    try:
-        yield c
-    finally:
-        kodiak.disconnect()
-        c.stop()
+    yield from owned(FamCluster(1, 1))
 
 
 def test_writing_one_element_touches_little_memory(fresh):

@@ -8,10 +8,7 @@ namespace; results are checked against NumPy here. Skipped, with the
 reason, where this process cannot make network namespaces (not root)."""
 import json
 import os
-import signal
 import subprocess
-import sys
-import tempfile
 import textwrap
 import time
 
@@ -19,9 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import BUILD, REPO, mpi_env
-
-sys.path.insert(0, os.path.join(REPO, "tests", "netns"))
-import netns  # noqa: E402
+from netns_hosts import NetnsHosts, netns, serve
 
 WHY = netns.available()
 pytestmark = pytest.mark.skipif(bool(WHY), reason=WHY or "")
@@ -29,15 +24,13 @@ pytestmark = pytest.mark.skipif(bool(WHY), reason=WHY or "")
 CLIENT, MEM, COMPUTE, CPROG = 0, (1, 2), (3, 4), 5
 
 
-class Hosts:
+class Hosts(NetnsHosts):
     """The namespace hosts with famd and kodiakd running on them."""
 
     def __init__(self):
-        self.c = netns.Cluster(6).create()
-        self.dir = tempfile.mkdtemp(prefix="kodiak-netns-")
-        self.procs = []
+        super().__init__(6, "kodiak-netns-")
         try:
-            self.servers = ",".join(self._famd(h) for h in MEM)
+            self.servers = ",".join(self.famd(h, "tcp", "128M") for h in MEM)
             self.connect_file = os.path.join(self.dir, "connect.json")
             hostfile = os.path.join(self.dir, "hosts")
             with open(hostfile, "w") as f:
@@ -53,73 +46,27 @@ class Hosts:
                 os.path.join(BUILD, "kodiakd"), "--host", self.c.addr[COMPUTE[0]],
                 "--port", "0", "--connect-file", self.connect_file],
                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-            self.procs.append(self.mpirun)
-            deadline = time.time() + 90
-            while not os.path.exists(self.connect_file):
-                if self.mpirun.poll() is not None or time.time() > deadline:
-                    log.seek(0)
-                    raise RuntimeError(f"kodiakd did not start: {log.read()}")
-                time.sleep(0.1)
-            time.sleep(0.2)  # written whole (kodiakd renames it into place)
+
+            def output():
+                log.seek(0)
+                return log.read()
+            self.wait_kodiakd(self.mpirun, output)
         except BaseException:
             self.stop()
             raise
-
-    def _famd(self, h):
-        log = open(os.path.join(self.dir, f"famd{h}.log"), "w+")
-        p = self.c.popen(h, [os.path.join(BUILD, "famd"), "--provider", "tcp", "--host",
-                             self.c.addr[h], "--port", "0", "--pool-size", "128M"],
-                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs.append(p)
-        deadline = time.time() + 30
-        while True:
-            log.seek(0)
-            for line in log.read().splitlines():
-                if line.startswith("famd ready "):
-                    return line.split()[2]
-            if p.poll() is not None or time.time() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"famd did not start on host {h}: {log.read()}")
-            time.sleep(0.05)
 
     def python(self, code, timeout=120):
         """Run `code` in the client's host after `import kodiak as ak` (and
         `connect()`, which connects with a 20 s request deadline); returns
         its stdout."""
-        script = "import kodiak as ak, numpy as np, json, sys\n" \
-                 "def connect():\n" \
-                 f"    ak.connect(connect_file={self.connect_file!r}, timeout=20)\n" + \
-                 textwrap.dedent(code)
-        env = {**os.environ, "PYTHONPATH": os.path.join(REPO, "python")}
-        r = self.c.run(CLIENT, ["/usr/bin/python3", "-c", script], env=env,
-                       capture_output=True, text=True, timeout=timeout)
-        assert r.returncode == 0, r.stderr
-        return r.stdout
-
-    def stop(self):
-        for p in self.procs:
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for p in self.procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-        self.c.destroy()  # also kills what is left in the namespaces
-        subprocess.run(["rm", "-rf", self.dir])
+        prelude = "def connect():\n" \
+                  f"    ak.connect(connect_file={self.connect_file!r}, timeout=20)\n"
+        return self.run_python(CLIENT, prelude, code, self.client_env(), timeout)
 
 
 @pytest.fixture(scope="module")
 def hosts():
-    h = Hosts()
-    try:
-        yield h
-    finally:
-        h.stop()
+    yield from serve(Hosts)
 
 
 def test_the_servers_are_on_other_hosts(hosts):

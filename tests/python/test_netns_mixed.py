@@ -7,23 +7,15 @@ says which (one line per rank and server), and a FAM array (striped over
 all memory servers, python/kodiak/famarray.py) is checked against NumPy: scatter with duplicate indices,
 gather, atomic adds and fetch-adds. Skipped, with the reason, where this
 process cannot make network namespaces (not root)."""
-import json
 import os
 import re
-import signal
 import subprocess
-import sys
-import tempfile
-import textwrap
-import time
 
 import numpy as np
 import pytest
 
-from conftest import BUILD, REPO, mpi_env
-
-sys.path.insert(0, os.path.join(REPO, "tests", "netns"))
-import netns  # noqa: E402
+from conftest import BUILD, mpi_env
+from netns_hosts import NetnsHosts, netns, serve
 
 WHY = netns.available()
 pytestmark = pytest.mark.skipif(bool(WHY), reason=WHY or "")
@@ -31,17 +23,15 @@ pytestmark = pytest.mark.skipif(bool(WHY), reason=WHY or "")
 HERE, THERE = 0, 1
 
 
-class Hosts:
+class Hosts(NetnsHosts):
     """Host 0: famd (shm), kodiakd ranks, the Python client; host 1: famd
     (tcp)."""
 
     def __init__(self):
-        self.c = netns.Cluster(2).create()
-        self.dir = tempfile.mkdtemp(prefix="kodiak-netns-mixed-")
-        self.procs = []
+        super().__init__(2, "kodiak-netns-mixed-")
         try:
-            self.local = self._famd(HERE, "shm")
-            self.remote = self._famd(THERE, "tcp")
+            self.local = self.famd(HERE, "shm", "64M")
+            self.remote = self.famd(THERE, "tcp", "64M")
             self.servers = f"{self.local},{self.remote}"
             self.connect_file = os.path.join(self.dir, "connect.json")
             env = {k: v for k, v in mpi_env().items() if k != "FAM_PROVIDER"}
@@ -52,33 +42,10 @@ class Hosts:
                 os.path.join(BUILD, "kodiakd"), "--host", self.c.addr[HERE],
                 "--port", "0", "--connect-file", self.connect_file],
                 stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-            self.procs.append(self.mpirun)
-            deadline = time.time() + 90
-            while not os.path.exists(self.connect_file):
-                if self.mpirun.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"kodiakd did not start: {self.output()}")
-                time.sleep(0.1)
-            time.sleep(0.2)  # written whole (kodiakd renames it into place)
+            self.wait_kodiakd(self.mpirun, self.output)
         except BaseException:
             self.stop()
             raise
-
-    def _famd(self, h, provider):
-        log = open(os.path.join(self.dir, f"famd{h}.log"), "w+")
-        p = self.c.popen(h, [os.path.join(BUILD, "famd"), "--provider", provider, "--host",
-                             self.c.addr[h], "--port", "0", "--pool-size", "64M"],
-                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs.append(p)
-        deadline = time.time() + 30
-        while True:
-            log.seek(0)
-            for line in log.read().splitlines():
-                if line.startswith("famd ready "):
-                    return line.split()[2]
-            if p.poll() is not None or time.time() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"famd did not start on host {h}: {log.read()}")
-            time.sleep(0.05)
 
     def output(self):
         self.log.flush()
@@ -88,40 +55,15 @@ class Hosts:
     def python(self, code, timeout=120):
         """Run `code` on host 0 after `import kodiak as ak` and connecting;
         returns its stdout."""
-        script = "import kodiak as ak, numpy as np, json, sys\n" \
-                 f"ak.connect(connect_file={self.connect_file!r}, timeout=20)\n" + \
-                 textwrap.dedent(code)
-        env = {**os.environ, "PYTHONPATH": os.path.join(REPO, "python")}
+        prelude = f"ak.connect(connect_file={self.connect_file!r}, timeout=20)\n"
+        env = self.client_env()
         env.pop("FAM_PROVIDER", None)
-        r = self.c.run(HERE, ["/usr/bin/python3", "-c", script], env=env,
-                       capture_output=True, text=True, timeout=timeout)
-        assert r.returncode == 0, r.stderr
-        return r.stdout
-
-    def stop(self):
-        for p in self.procs:
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for p in self.procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-        self.c.destroy()  # also kills what is left in the namespaces
-        subprocess.run(["rm", "-rf", self.dir])
+        return self.run_python(HERE, prelude, code, env, timeout)
 
 
 @pytest.fixture(scope="module")
 def hosts():
-    h = Hosts()
-    try:
-        yield h
-    finally:
-        h.stop()
+    yield from serve(Hosts)
 
 
 def test_fam_arrays_over_shm_here_and_tcp_there(hosts, tmp_path):

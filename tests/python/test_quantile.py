@@ -160,3 +160,12 @@ def test_cov_corr_nan_constant_and_errors(ak):
         ak.corr([1, 2], ak.arange(2))
     with pytest.warns(RuntimeWarning):
         assert np.isnan(ak.cov(ak.arange(1), ak.arange(1)))
+
+
+def test_cov_corr_of_fewer_than_two_warn_at_the_callers_line(ak):
+    # cov and corr share their checks (stats._moments): the warning must
+    # still name the user's line, as NumPy's does
+    for fn in (ak.cov, ak.corr):
+        with pytest.warns(RuntimeWarning, match="Degrees of freedom") as rec:
+            assert np.isnan(fn(ak.arange(1), ak.arange(1)))
+        assert rec[0].filename == __file__, fn.__name__

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import zmq
 
-from conftest import Server, plain
+from conftest import Server, connected_to, owned, plain
 
 import kodiak
 from kodiak import launcher
@@ -116,20 +116,12 @@ def test_get_config_says_ranks_port_and_limit_as_arkouda_keys(ak, server):
 @pytest.fixture(scope="module")
 def limited():
     """kodiakd with 2 ranks and --memory-limit 1M."""
-    s = Server(2, ("--memory-limit", "1M"))
-    try:
-        yield s
-    finally:
-        kodiak.disconnect()
-        s.stop()
+    yield from owned(Server(2, ("--memory-limit", "1M")))
 
 
 @pytest.fixture
 def lak(limited):
-    kodiak.connect("127.0.0.1", limited.port, access_token=limited.token)
-    yield kodiak
-    kodiak.disconnect()
-    assert limited.alive(), limited.output()
+    yield from connected_to(limited)
 
 
 def test_the_limit_is_the_one_given_on_the_command_line(lak):

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import zmq
 
-from conftest import BUILD, REPO, Server, plain
+from conftest import BUILD, REPO, Server, owned, plain
 
 import kodiak
 from kodiak import client, launcher
@@ -34,12 +34,7 @@ from kodiak import client, launcher
 
 @pytest.fixture(scope="module")
 def srv():
-    s = Server(2)
-    try:
-        yield s
-    finally:
-        kodiak.disconnect()
-        s.stop()
+    yield from owned(Server(2))
 
 
 @pytest.fixture
