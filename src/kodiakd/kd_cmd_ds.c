@@ -616,7 +616,7 @@ static int read_block(kd_cmd *c, ds_store_t *s, const ds_info_t *in, size_t col,
         for (uint64_t at = from; at < to; at += KD_DS_CHUNK) {
             uint64_t m = to - at < KD_DS_CHUNK ? to - at : KD_DS_CHUNK;
             char *dst = (char *)a->data + (size_t)(at - start - (uint64_t)a->lo) * w;
-            int rc = ds_read(s, in, b, col, at - f, m, dst);
+            int rc = kd_dsc_read(s, in, b, col, at - f, m, dst);
             if (rc)
                 return ds_fail(c, rc, "read column '%.200s' of dataset '%.200s' (rank %d)",
                                in->cols[col].name, in->name, c->rank);
@@ -1001,6 +1001,10 @@ static int write_batches(kd_cmd *c, ds_ingest *g, ds_store_t *s, kd_array **a,
                     if (e)
                         rc = ds_fail(c, e, "ingest into '%.200s': write column '%.200s' "
                                      "(rank %d)", g->dataset, g->names[k], c->rank);
+                    else /* kept: the queries after an ingest read no FAM (kd_dscache.c) */
+                        kd_dsc_wrote(s, ds_batch_array_name(h, k),
+                                     fa_dtype_size(fa_dtype(fa)), (uint64_t)(at - f),
+                                     (uint64_t)m, src);
                 }
                 ds_tick(2, &tick);
             }
