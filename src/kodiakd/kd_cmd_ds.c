@@ -1658,6 +1658,16 @@ static int cmd_ds_ingest_commit(kd_cmd *c)
         ingest_failed(c, g);
         return -1;
     }
+    /* Each rank wrote its block of the rows; the derived items and the
+     * aggregations of batch b are computed by rank b % nranks: it reads
+     * the rest of its new batches now, into its column cache (the queries
+     * after an ingest then read no FAM; kd_dscache.c). */
+    ds_info_t *in = NULL;
+    if (c->nranks > 1 && g->nb && ds_info(s, g->dataset, &in) == 0 && in->nbatches >= g->nb)
+        for (size_t b = in->nbatches - g->nb; b < in->nbatches; b++)
+            if (b % (size_t)c->nranks == (size_t)c->rank)
+                kd_dsc_warm(s, in, b);
+    ds_free_info(in);
     ingest_free(g, false); /* committed: the handles are closed, nothing deleted */
     return 0;
 }

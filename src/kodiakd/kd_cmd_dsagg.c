@@ -829,6 +829,7 @@ static void agg_cache_put(const char *ident, size_t ilen, agg_table *t, agg_tabl
     size_t bytes = sizeof(agg_part) + ilen + kb + sb + pb;
     if (bytes > agg_cache_limit() || agg_cache_find(ident, ilen))
         return;
+    take_room(bytes); /* kept column rows give way to a partial (far smaller, kept longer) */
     while (agg_cache.oldest && (agg_cache.bytes + bytes > agg_cache_limit() ||
                                 kd_srv.mem_used + bytes > kd_srv.mem_limit)) {
         if (agg_cache.oldest->stamp == agg_cache.stamp)

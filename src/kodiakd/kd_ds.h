@@ -89,6 +89,10 @@ int kd_dsc_gather(ds_store_t *s, const ds_info_t *in, size_t b, size_t k, uint64
  * batch array named `array` of store s: keep them */
 void kd_dsc_wrote(ds_store_t *s, const char *array, size_t w, uint64_t off, uint64_t n,
                   const void *data);
+/* batch b of `in`: its rows this rank does not hold read from FAM and kept
+ * (after an ingest, the batches this rank will compute derived items of:
+ * another rank wrote part of them). Nothing on any failure. */
+void kd_dsc_warm(ds_store_t *s, const ds_info_t *in, size_t b);
 uint64_t kd_dsc_limit(void);
 void kd_dsc_get_stats(kd_dsc_stats *out);
 

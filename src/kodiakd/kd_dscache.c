@@ -364,3 +364,37 @@ int kd_dsc_gather(ds_store_t *s, const ds_info_t *in, size_t b, size_t k, uint64
     free(where);
     return rc;
 }
+
+void kd_dsc_warm(ds_store_t *s, const ds_info_t *in, size_t b)
+{
+    char key[1024];
+    if (!dsc_on() || b >= in->nbatches)
+        return;
+    uint64_t rows = in->batches[b].rows;
+    for (size_t k = 0; k < in->ncols; k++) {
+        size_t w = 0, klen = cell_key(s, in, b, k, key, sizeof key, &w);
+        if (!klen)
+            continue;
+        uint64_t h = dsc_hash(key, klen);
+        for (uint64_t at = 0; at < rows;) {
+            uint64_t next, end;
+            kd_dsc_piece *p = dsc_find(key, klen, h, at, &next);
+            if (p) {
+                at = p->off + p->n;
+                continue;
+            }
+            end = next < rows ? next : rows;
+            if ((end - at) * w + sizeof(kd_dsc_piece) + klen > kd_dsc_limit())
+                return; /* would not be kept */
+            char *buf = malloc((size_t)(end - at) * w);
+            if (!buf || ds_read(s, in, b, k, at, end - at, buf)) {
+                free(buf);
+                return; /* (a cache: nothing is wrong, the rows are read when needed) */
+            }
+            dsc.st.read_rows += end - at;
+            dsc_put(key, klen, w, at, end - at, buf, true);
+            free(buf);
+            at = end;
+        }
+    }
+}
