@@ -130,9 +130,9 @@ def test_never_stale_drop_recreate_and_another_server_appending():
         t = put(s, "T", d1, 4000)
         assert_same(queries(t), pandas_queries(d1), "first")
         # the same name and shape, other values: never the old rows
-        for n in sorted(s.list(), key=len, reverse=True):  # derived ones first
+        for n in sorted(s.list(all=True), key=len, reverse=True):  # derived ones first
             s.drop(n)
-        assert s.list() == []
+        assert s.list(all=True) == []
         d2 = frame(12000, 2)
         d2["x"] = -d2["x"]  # other values in every batch and column it reads
         t = put(s, "T", d2, 4000)
