@@ -194,11 +194,6 @@ int fam_get_nonblocking(fam_t *f, void *dst, fam_item_t *d, uint64_t off,
 int fam_quiet(fam_t *f);    /* wait for all outstanding operations */
 int fam_fence(fam_t *f);    /* order operations before it before those after */
 int64_t fam_progress(fam_t *f); /* drive progress; returns ops outstanding */
-/* A hint: requests to every memory server follow soon (within famd's
- * --spin-us). Sends each famd that may be asleep a one-way wake (as before
- * RMA), so it is polling when they come instead of being woken by them;
- * no reply is waited for. Nothing on tcp (a request wakes famd there). */
-void fam_wake_servers(fam_t *f);
 
 /* ---- gather and scatter -------------------------------------------------
  * Elements of `esize` bytes. Strided: elements first, first+stride, ... (in

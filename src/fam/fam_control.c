@@ -324,12 +324,6 @@ out:
 static void wake(fam_t *f, int server, int tcp_too);
 void fam_wake(fam_t *f, int server) { wake(f, server, 0); }
 
-void fam_wake_servers(fam_t *f)
-{
-    for (int i = 0; f && i < f->nservers; i++)
-        if (f->srv[i].fd >= 0) wake(f, i, 0);
-}
-
 /* The same, with tcp too: for a request famd must see at once because
  * it counts time from its arrival (a copy's deadline); over tcp a famd
  * asleep in poll() saw a bulk request only at its next 1 s wake-up now

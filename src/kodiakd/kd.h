@@ -184,9 +184,6 @@ void kd_fam_shutdown(void);
  * Collective: every rank connected, or NULL on every rank with the error
  * recorded. The type is libfam's fam_t. */
 struct fam *kd_fam_connect(kd_cmd *c);
-/* Local: FAM requests follow soon on this rank: wake the memory servers
- * that may be asleep (fam_wake_servers; nothing before a connection). */
-void kd_fam_wake(void);
 /* A libfam / libfamarray / libdataset error code as kd_fail with the
  * matching Python exception and `what` before the library's message; a
  * transport error makes the rank reconnect at the next FAM command. */

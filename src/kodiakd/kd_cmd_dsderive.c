@@ -1152,11 +1152,6 @@ static int compute_batch(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t
         if (base_rows(c, s, in->base, b, &n))
             return -1;
         if (n <= a->rows) { /* one chunk: compare, then write what passed */
-            /* the batch's array is made after the comparison: famd, asleep
-             * by then (the rows come from the column cache, not from it),
-             * took 2 ms to answer under load; woken now, it polls when the
-             * request comes */
-            kd_fam_wake();
             int64_t *rows = arena_get(c, a, n, 8);
             uint64_t np = 0;
             if (!rows || filter_chunk(c, s, a, in->base, b, 0, n, v, rows, &np))

@@ -62,11 +62,6 @@
 
 static fam_t *kd_fam; /* this rank's connection; NULL until the first command */
 
-void kd_fam_wake(void)
-{
-    fam_wake_servers(kd_fam);
-}
-
 /* One open FAM array. The cache is tiny and searched linearly: a command
  * names one array, and opening one costs a round trip to a memory server. */
 struct fam_slot {
