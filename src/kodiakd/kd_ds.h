@@ -64,7 +64,7 @@ const char *kd_ew_binop(const char *op, kd_dtype ct, const void *x, const void *
 const char *kd_ew_unop(const char *op, kd_dtype t, const void *in, void *out, int64_t n);
 
 /* kd_dscache.c — the rows of batches' column arrays this rank has just
- * written or read, kept in its memory (bounded by a share of
+ * written (and read, with KD_DS_COLCACHE=reads), kept in its memory (bounded by a share of
  * --memory-limit and charged to it, least recently used first out):
  * found by the store's region and the array's name, which carries the
  * batch id, so what is kept is what FAM holds (committed batches never

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* kd_dscache.c — kodiakd's cache of column data of dataset batches: the
  * rows a rank has just written to a batch's FAM array (an ingest, a
- * derived batch it computed) or read from one are kept in its memory, so
+ * derived batch it computed) are kept in its memory, so
  * the next command on them (a filter on the ingested data, a derive
  * through the index it just wrote, a group-by of the column it just
  * derived) reads no FAM for them.
@@ -21,10 +21,11 @@
  * 1/KD_DSC_SHARE of --memory-limit, charged to it (kd_srv.mem_used), the
  * least recently used piece evicted first, and gives way to arrays and
  * windows (kd_dsc_trim). Pieces written are kept evicting older ones;
- * pieces read are kept only when they fit without evicting (a scan over
- * more than fits would otherwise evict each piece before it is used).
- * KD_DS_COLCACHE=0 in kodiakd's environment turns it off (the tests
- * compare both ways). Local to each rank; no collectives. */
+ * pieces read from FAM only with KD_DS_COLCACHE=reads, and only when they
+ * fit without evicting (a scan over more than fits would otherwise evict
+ * each piece before it is used). KD_DS_COLCACHE=0 in kodiakd's
+ * environment turns it off (the tests compare both ways). Local to each
+ * rank; no collectives. */
 #include "kd_ds.h"
 
 #include <stdlib.h>
@@ -61,6 +62,20 @@ static bool dsc_on(void)
         dsc.on = !(e && !strcmp(e, "0"));
     }
     return dsc.on && kd_dsc_limit() > 0;
+}
+
+/* Whether rows read from FAM are kept too (KD_DS_COLCACHE=reads): off by
+ * default, since keeping them costs a fresh buffer (page faults) and a
+ * copy on every read: a server reading a dataset it did not write ran
+ * ds_bench's queries 1.4x slower with it (docs/PERFORMANCE.md, colc14). */
+static bool dsc_keep_reads(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("KD_DS_COLCACHE");
+        on = e && !strcmp(e, "reads");
+    }
+    return on;
 }
 
 uint64_t kd_dsc_limit(void)
@@ -285,7 +300,8 @@ int kd_dsc_read(ds_store_t *s, const ds_info_t *in, size_t b, size_t k, uint64_t
             if (rc)
                 return rc;
             dsc.st.read_rows += end - at;
-            dsc_put(key, klen, w, at, end - at, out + (at - off) * w, false);
+            if (dsc_keep_reads())
+                dsc_put(key, klen, w, at, end - at, out + (at - off) * w, false);
         }
         at = end;
     }
@@ -320,6 +336,11 @@ int kd_dsc_gather(ds_store_t *s, const ds_info_t *in, size_t b, size_t k, uint64
         if (rows[i] >= nb)
             return ds_gather(s, in, b, k, n, rows, dst); /* (its error) */
     uint64_t h = dsc_hash(key, klen);
+    uint64_t first;
+    if (!dsc_find(key, klen, h, 0, &first) && first == UINT64_MAX) {
+        dsc.st.read_rows += n; /* nothing kept of this array */
+        return ds_gather(s, in, b, k, n, rows, dst);
+    }
     /* the rows the cache holds, from it; the others by one indexed read */
     uint64_t *miss = NULL, *where = NULL, nm = 0;
     char *out = dst;

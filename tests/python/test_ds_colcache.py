@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """test_ds_colcache.py — kodiakd's cache of batches' column rows
 (src/kodiakd/kd_dscache.c, issue 14): a rank keeps the rows it has just
-written to a batch (ingest, derived batches) or read from one, so the
+written to a batch (ingest, derived batches; with KD_DS_COLCACHE=reads,
+also those it read), so the
 queries after an ingest read no FAM for them. Proven equal to the
 uncached way (a kodiakd with KD_DS_COLCACHE=0 on the same famd: the same
 values bit for bit, and pandas'), at 1 and 2 ranks, through the span and
@@ -78,14 +79,16 @@ def colcache():
     return res["colcache"]
 
 
-@pytest.mark.parametrize("nranks,gather", [(1, "index"), (2, "index"), (2, "span")])
-def test_cached_equals_uncached_and_pandas(nranks, gather):
+@pytest.mark.parametrize("nranks,gather,mode", [(1, "index", "1"), (2, "index", "1"),
+                                               (2, "span", "reads")])
+def test_cached_equals_uncached_and_pandas(nranks, gather, mode):
+    """mode "reads": rows read from FAM are kept too (KD_DS_COLCACHE=reads)."""
     df = frame(24000, nranks)
     f = FamServers(1, pool_size="256M")
     on = off = None
     try:
         env = {"KD_DSD_GATHER": gather}
-        on = start_kodiakd(nranks, f.servers, env=env)
+        on = start_kodiakd(nranks, f.servers, env={**env, "KD_DS_COLCACHE": mode})
         off = start_kodiakd(nranks, f.servers, env={**env, "KD_DS_COLCACHE": "0"})
         got = {}
         for name, srv in (("on", on), ("off", off)):
@@ -122,7 +125,7 @@ def test_never_stale_drop_recreate_and_another_server_appending():
     f = FamServers(1, pool_size="256M")
     a = b = None
     try:
-        a = start_kodiakd(2, f.servers)
+        a = start_kodiakd(2, f.servers, env={"KD_DS_COLCACHE": "reads"})  # reads kept too
         b = start_kodiakd(1, f.servers)
         connect(kodiak, a)
         s = kodiak.DatasetStore("cc_stale")
@@ -151,6 +154,10 @@ def test_never_stale_drop_recreate_and_another_server_appending():
         after = colcache()
         assert after["read_rows"] > before["read_rows"], (before, after)
         assert after["hit_rows"] > before["hit_rows"], (before, after)
+        # the rows it read are kept: again, the same answers, from the cache
+        assert_same(queries(s["T"]), pandas_queries(both), "again")
+        again = colcache()
+        assert again["hit_rows"] - after["hit_rows"] > len(both), (after, again)
         s.destroy()
         assert a.alive() and b.alive()
     finally:
