@@ -46,6 +46,13 @@ uint64_t fa_dtype_size(fa_dtype_t t);
  * is taken, FAM_ENOSPACE if the region is full. */
 int fa_create(fam_t *f, const char *region, const char *name, fa_dtype_t dtype,
               uint64_t size, mode_t mode, fa_array_t **out);
+/* The same in region r, a descriptor the caller looked up (fam_lookup_region)
+ * and keeps: one lookup for many arrays (each lookup is a request to every
+ * memory server of an interleaved region). `region` is r's name. A
+ * descriptor of a region destroyed since fails (famd's ids are not reused):
+ * look it up again. */
+int fa_create_in(fam_t *f, fam_region_t *r, const char *region, const char *name,
+                 fa_dtype_t dtype, uint64_t size, mode_t mode, fa_array_t **out);
 /* Open an existing array; FAM_ENOTFOUND if there is none, FAM_EINVAL if
  * the item is not a FAM array (no valid header). */
 int fa_open(fam_t *f, const char *region, const char *name, fa_array_t **out);

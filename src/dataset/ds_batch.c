@@ -83,6 +83,29 @@ static int dataset_dtypes(ds_store_t *s, const char *dataset, ds_dtype_t **dtype
     return 0;
 }
 
+/* A batch's array in the store's region, through the region descriptor
+ * the store keeps (one lookup for every batch, not one per array: a lookup
+ * asks every memory server). A failure with a kept descriptor may come
+ * from a region destroyed and made again since: looked up again, tried
+ * once more. */
+static int create_array(ds_store_t *s, const char *name, fa_dtype_t t, uint64_t rows,
+                        fa_array_t **out)
+{
+    int rc;
+    for (int tries = 0; tries < 2; tries++) {
+        int kept = s->rgn != NULL;
+        if (!s->rgn && (rc = fam_lookup_region(s->f, s->region, &s->rgn))) {
+            s->rgn = NULL;
+            return rc;
+        }
+        rc = fa_create_in(s->f, s->rgn, s->region, name, t, rows, s->mode, out);
+        if (!rc || rc == FAM_EEXIST || !kept) return rc;
+        fam_release_region(s->rgn);
+        s->rgn = NULL;
+    }
+    return rc;
+}
+
 int ds_batch_begin_dtypes(ds_store_t *s, size_t ncols, const ds_dtype_t *dtypes,
                           uint64_t rows, ds_batch_t **out)
 {
@@ -97,8 +120,8 @@ int ds_batch_begin_dtypes(ds_store_t *s, size_t ncols, const ds_dtype_t *dtypes,
     int rc = batch_of(s, ncols, dtypes, id, rows, &b);
     if (rc) return rc;
     for (size_t i = 0; i < b->ncols; i++) {
-        rc = fa_create(s->f, s->region, b->names[i], ds_dtype_storage(b->dtypes[i]),
-                       rows, s->mode, &b->arrays[i]);
+        rc = create_array(s, b->names[i], ds_dtype_storage(b->dtypes[i]), rows,
+                          &b->arrays[i]);
         if (rc) {
             char keep[600];
             snprintf(keep, sizeof keep, "%s", fam_last_error());

@@ -303,6 +303,7 @@ void ds_close(ds_store_t *s)
     if (s->head) fam_release(s->head);
     ds_cat_free(s->cache);
     for (int i = 0; i < DS_OPEN_CACHE; i++) fa_close(s->open[i]);
+    if (s->rgn) fam_release_region(s->rgn);
     free(s);
 }
 

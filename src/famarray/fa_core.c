@@ -108,6 +108,9 @@ static fa_array_t *handle_new(fam_t *f, fam_item_t *item, const char *region,
     return a;
 }
 
+static int create_in(fam_t *f, fam_region_t *r, const char *region, const char *name,
+                     fa_dtype_t dtype, uint64_t size, mode_t mode, fa_array_t **out);
+
 int fa_create(fam_t *f, const char *region, const char *name, fa_dtype_t dtype,
               uint64_t size, mode_t mode, fa_array_t **out)
 {
@@ -115,6 +118,28 @@ int fa_create(fam_t *f, const char *region, const char *name, fa_dtype_t dtype,
     if (!f || !out) return fam_set_error(FAM_EINVAL, "fa_create: NULL argument");
     int rc = check_names(region, name, "fa_create");
     if (rc) return rc;
+    fam_region_t *r;
+    if ((rc = fam_lookup_region(f, region, &r))) return rc;
+    rc = create_in(f, r, region, name, dtype, size, mode, out);
+    fam_release_region(r);
+    return rc;
+}
+
+int fa_create_in(fam_t *f, fam_region_t *r, const char *region, const char *name,
+                 fa_dtype_t dtype, uint64_t size, mode_t mode, fa_array_t **out)
+{
+    fam_set_error(0, NULL);
+    if (!f || !r || !out) return fam_set_error(FAM_EINVAL, "fa_create_in: NULL argument");
+    int rc = check_names(region, name, "fa_create");
+    if (rc) return rc;
+    return create_in(f, r, region, name, dtype, size, mode, out);
+}
+
+/* fa_create's work once the region is known (names checked) */
+static int create_in(fam_t *f, fam_region_t *r, const char *region, const char *name,
+                     fa_dtype_t dtype, uint64_t size, mode_t mode, fa_array_t **out)
+{
+    int rc;
     uint64_t es = fa_dtype_size(dtype);
     if (!es)
         return fam_set_error(FAM_EINVAL, "fa_create: unknown dtype %d (FAM arrays "
@@ -127,11 +152,8 @@ int fa_create(fam_t *f, const char *region, const char *name, fa_dtype_t dtype,
         return fam_set_error(FAM_EINVAL, "fa_create: %llu elements of %s are too "
                              "many (the size in bytes overflows 64 bits)",
                              (unsigned long long)size, fa_dtype_name(dtype));
-    fam_region_t *r;
-    if ((rc = fam_lookup_region(f, region, &r))) return rc;
     fam_item_t *item;
     rc = fam_allocate(f, name, bytes, mode, r, &item);
-    fam_release_region(r);
     if (rc == FAM_EEXIST)
         return fam_set_error(rc, "FAM array name '%s' is already taken in region "
                              "'%s'", name, region);

@@ -217,6 +217,12 @@ void kd_ds_window_free(uint64_t *buf, size_t bytes);
  * bytes fit under the limit (UINT64_MAX: evict all); free everything. */
 void kd_dsagg_cache_trim(uint64_t need);
 void kd_dsagg_cache_clear(void);
+/* kd_dscache.c — the cache of batches' column rows (kd_ds.h), charged to
+ * --memory-limit: evict until `need` more bytes fit under the limit
+ * (UINT64_MAX: all), free everything; what it holds (it gives way). */
+void kd_dsc_trim(uint64_t need);
+void kd_dsc_clear(void);
+uint64_t kd_dsc_bytes(void);
 
 /* ---- errors ---------------------------------------------------------------- */
 

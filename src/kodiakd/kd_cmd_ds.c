@@ -616,7 +616,7 @@ static int read_block(kd_cmd *c, ds_store_t *s, const ds_info_t *in, size_t col,
         for (uint64_t at = from; at < to; at += KD_DS_CHUNK) {
             uint64_t m = to - at < KD_DS_CHUNK ? to - at : KD_DS_CHUNK;
             char *dst = (char *)a->data + (size_t)(at - start - (uint64_t)a->lo) * w;
-            int rc = ds_read(s, in, b, col, at - f, m, dst);
+            int rc = kd_dsc_read(s, in, b, col, at - f, m, dst);
             if (rc)
                 return ds_fail(c, rc, "read column '%.200s' of dataset '%.200s' (rank %d)",
                                in->cols[col].name, in->name, c->rank);
@@ -1001,6 +1001,10 @@ static int write_batches(kd_cmd *c, ds_ingest *g, ds_store_t *s, kd_array **a,
                     if (e)
                         rc = ds_fail(c, e, "ingest into '%.200s': write column '%.200s' "
                                      "(rank %d)", g->dataset, g->names[k], c->rank);
+                    else /* kept: the queries after an ingest read no FAM (kd_dscache.c) */
+                        kd_dsc_wrote(s, ds_batch_array_name(h, k),
+                                     fa_dtype_size(fa_dtype(fa)), (uint64_t)(at - f),
+                                     (uint64_t)m, src);
                 }
                 ds_tick(2, &tick);
             }
@@ -1654,6 +1658,16 @@ static int cmd_ds_ingest_commit(kd_cmd *c)
         ingest_failed(c, g);
         return -1;
     }
+    /* Each rank wrote its block of the rows; the derived items and the
+     * aggregations of batch b are computed by rank b % nranks: it reads
+     * the rest of its new batches now, into its column cache (the queries
+     * after an ingest then read no FAM; kd_dscache.c). */
+    ds_info_t *in = NULL;
+    if (c->nranks > 1 && g->nb && ds_info(s, g->dataset, &in) == 0 && in->nbatches >= g->nb)
+        for (size_t b = in->nbatches - g->nb; b < in->nbatches; b++)
+            if (b % (size_t)c->nranks == (size_t)c->rank)
+                kd_dsc_warm(s, in, b);
+    ds_free_info(in);
     ingest_free(g, false); /* committed: the handles are closed, nothing deleted */
     return 0;
 }

@@ -434,6 +434,22 @@ static void agg_fold_run(agg_state *g, const uint64_t *x, uint64_t m, ds_dtype_t
 
 /* ---- reading ------------------------------------------------------------------------- */
 
+/* What --memory-limit leaves free on this rank, counting the column
+ * cache's rows as free (they give way: take_room). */
+static uint64_t mem_free(void)
+{
+    uint64_t used = kd_srv.mem_used - kd_dsc_bytes();
+    return kd_srv.mem_limit > used ? kd_srv.mem_limit - used : 0;
+}
+
+/* Before charging `bytes` that mem_free() allowed: the column cache gives
+ * way. */
+static void take_room(uint64_t bytes)
+{
+    if (kd_srv.mem_used + bytes > kd_srv.mem_limit)
+        kd_dsc_trim(bytes);
+}
+
 /* Gathered column u: batch b whole in src->c[u].cur (charged to the
  * memory limit while it is held). Local. */
 static int agg_load_batch(kd_cmd *c, agg_src *src, int u, size_t b)
@@ -447,8 +463,7 @@ static int agg_load_batch(kd_cmd *c, agg_src *src, int u, size_t b)
     a->cur_b = -1;
     /* what reading it holds at once: the root batch, the index, the result */
     uint64_t need = 8 * (a->leaf->batches[b].rows + 2 * src->in->batches[b].rows);
-    uint64_t free_bytes = kd_srv.mem_limit > kd_srv.mem_used ? kd_srv.mem_limit - kd_srv.mem_used
-                                                              : 0;
+    uint64_t free_bytes = mem_free();
     if (need > free_bytes)
         return kd_fail(c, "MemoryError", "ds_agg: batch %zu of column '%.200s' of dataset "
                        "'%.200s' needs %llu bytes to gather, rank %d has %llu free under its "
@@ -466,6 +481,7 @@ static int agg_load_batch(kd_cmd *c, agg_src *src, int u, size_t b)
                        src->in->name);
     }
     a->charged = (size_t)a->cur.n * fa_dtype_size(ds_dtype_storage(t));
+    take_room(a->charged);
     kd_srv.mem_used += a->charged;
     a->cur_b = (int64_t)b;
     return 0;
@@ -491,7 +507,7 @@ static int agg_read(kd_cmd *c, agg_src *src, int u, size_t b, uint64_t off, uint
         size_t w = fa_dtype_size(ds_dtype_storage(t));
         memcpy(dst, (const char *)a->cur.data + off * w, n * w);
     } else {
-        int rc = ds_read(src->s, in, b, col, off, n, dst);
+        int rc = kd_dsc_read(src->s, in, b, col, off, n, dst);
         if (rc) {
             char what[512];
             snprintf(what, sizeof what, "read column '%.200s' of dataset '%.200s' (rank %d)",
@@ -531,8 +547,7 @@ static int agg_read(kd_cmd *c, agg_src *src, int u, size_t b, uint64_t off, uint
 static uint64_t *window_alloc(kd_cmd *c, int ncols, uint64_t max_rows, uint64_t *rows,
                               size_t *bytes)
 {
-    uint64_t free_bytes = kd_srv.mem_limit > kd_srv.mem_used ? kd_srv.mem_limit - kd_srv.mem_used
-                                                              : 0;
+    uint64_t free_bytes = mem_free();
     uint64_t per_row = 8 * (uint64_t)(ncols > 0 ? ncols : 1);
     uint64_t window = free_bytes / 2 / per_row;
     if (window > AGG_WINDOW_MAX)
@@ -560,6 +575,7 @@ static uint64_t *window_alloc(kd_cmd *c, int ncols, uint64_t max_rows, uint64_t 
                 c->cmd, c->rank, wb);
         return NULL;
     }
+    take_room(wb);
     kd_srv.mem_used += wb; /* charged while the command runs */
     *rows = window;
     *bytes = wb;
@@ -604,10 +620,10 @@ static bool agg_direct_keys(const ds_dtype_t *kt, int nk)
 static int32_t *agg_direct_alloc(size_t *bytes)
 {
     size_t b = sizeof(int32_t) * AGG_DIRECT_SLOTS;
-    uint64_t free_bytes = kd_srv.mem_limit > kd_srv.mem_used ? kd_srv.mem_limit - kd_srv.mem_used
-                                                              : 0;
+    uint64_t free_bytes = mem_free();
     int32_t *m = free_bytes >= 4 * (uint64_t)b ? malloc(b) : NULL;
     *bytes = m ? b : 0;
+    take_room(*bytes);
     kd_srv.mem_used += *bytes;
     return m;
 }
@@ -813,6 +829,7 @@ static void agg_cache_put(const char *ident, size_t ilen, agg_table *t, agg_tabl
     size_t bytes = sizeof(agg_part) + ilen + kb + sb + pb;
     if (bytes > agg_cache_limit() || agg_cache_find(ident, ilen))
         return;
+    take_room(bytes); /* kept column rows give way to a partial (far smaller, kept longer) */
     while (agg_cache.oldest && (agg_cache.bytes + bytes > agg_cache_limit() ||
                                 kd_srv.mem_used + bytes > kd_srv.mem_limit)) {
         if (agg_cache.oldest->stamp == agg_cache.stamp)

@@ -156,7 +156,7 @@ static int read_stored(kd_cmd *c, ds_store_t *s, const ds_info_t *in, size_t k, 
                        b, in->name, (unsigned long long)bi->rows);
     for (uint64_t at = 0; at < bi->rows; at += DSD_CHUNK) {
         uint64_t m = bi->rows - at < DSD_CHUNK ? bi->rows - at : DSD_CHUNK;
-        int rc = ds_read(s, in, b, k, at, m, (char *)out->data + at * w);
+        int rc = kd_dsc_read(s, in, b, k, at, m, (char *)out->data + at * w);
         if (rc) {
             char what[600];
             snprintf(what, sizeof what, "read column '%.200s' of batch %zu of '%.200s'",
@@ -230,7 +230,7 @@ static int read_sparse(kd_cmd *c, ds_store_t *s, const char *base, const char *c
     out->data = malloc(idx->n ? idx->n * w : 1);
     int rc = out->data ? 0 : kd_fail(c, "MemoryError", "out of memory gathering '%.200s'",
                                      column);
-    if (!rc && (rc = ds_gather(s, bi, batch, (size_t)col, idx->n,
+    if (!rc && (rc = kd_dsc_gather(s, bi, batch, (size_t)col, idx->n,
                                (const uint64_t *)(const void *)ix, out->data)) != 0) {
         char what[600];
         snprintf(what, sizeof what, "gather column '%.200s' of batch %zu of '%.200s'", column,
@@ -441,7 +441,7 @@ static int stored_rows(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t *
     out->n = m;
     if (!(out->data = arena_get(c, a, m, w)))
         return -1;
-    int rc = m ? ds_read(s, in, b, k, off, m, out->data) : 0;
+    int rc = m ? kd_dsc_read(s, in, b, k, off, m, out->data) : 0;
     if (rc)
         return read_fail(c, rc, in, k, b);
     return t == DS_TEXT ? piece_cats(c, s, in, k, b, out) : 0;
@@ -485,7 +485,7 @@ static int stored_at(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t *in
         return -1;
     out->data = dst;
     if (m && gather_sparse((uint64_t)(pos[m - 1] - pos[0]) + 1, m)) {
-        int rc = ds_gather(s, in, b, k, m, (const uint64_t *)(const void *)pos, dst);
+        int rc = kd_dsc_gather(s, in, b, k, m, (const uint64_t *)(const void *)pos, dst);
         if (rc)
             return read_fail(c, rc, in, k, b);
         return t == DS_TEXT ? piece_cats(c, s, in, k, b, out) : 0;
@@ -501,7 +501,7 @@ static int stored_at(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t *in
         while (j < m && pos[j] >= pos[i] && (uint64_t)pos[j] < first + len)
             j++;
         uint64_t need = (uint64_t)pos[j - 1] - first + 1;
-        int rc = ds_read(s, in, b, k, first, need, span);
+        int rc = kd_dsc_read(s, in, b, k, first, need, span);
         if (rc)
             return read_fail(c, rc, in, k, b);
         if (w == 8) {
@@ -965,7 +965,7 @@ static int filter_fused(kd_cmd *c, ds_store_t *s, dsd_arena *a, const char *base
     for (uint64_t at = off; at < off + m;) {
         const void *p;
         uint64_t n;
-        int lrc = ds_local(s, in, b, (size_t)col, at, off + m - at, &p, &n);
+        int lrc = kd_dsc_local(s, in, b, (size_t)col, at, off + m - at, &p, &n);
         if (lrc || n == 0) {
             /* not mapped here: the rows left read into the window */
             dsd_piece v;
@@ -1106,10 +1106,17 @@ static int eval_combine(kd_cmd *c, ds_store_t *s, dsd_arena *a, size_t b, json_o
 
 /* ---- computing one batch ------------------------------------------------------------------ */
 
-static int put_rows(kd_cmd *c, ds_batch_t *bh, uint64_t off, uint64_t m, const void *data)
+/* rows [off, off + m) of the derived batch bh, also kept in kodiakd's
+ * column cache (the next command reads them from there, kd_dscache.c) */
+static int put_rows(kd_cmd *c, ds_store_t *s, ds_batch_t *bh, uint64_t off, uint64_t m,
+                    const void *data)
 {
-    int rc = m ? fa_put(ds_batch_array(bh, 0), off, m, data) : 0;
-    return rc ? kd_ds_fail(c, rc, "write a derived batch") : 0;
+    fa_array_t *fa = ds_batch_array(bh, 0);
+    int rc = m ? fa_put(fa, off, m, data) : 0;
+    if (rc)
+        return kd_ds_fail(c, rc, "write a derived batch");
+    kd_dsc_wrote(s, ds_batch_array_name(bh, 0), fa_dtype_size(fa_dtype(fa)), off, m, data);
+    return 0;
 }
 
 static int begin_batch(kd_cmd *c, ds_store_t *s, ds_dtype_t t, uint64_t n, ds_batch_t **bh)
@@ -1153,7 +1160,7 @@ static int compute_batch(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t
             if (begin_batch(c, s, t, np, &bh))
                 return -1;
             trace(c, " begun");
-            rc = put_rows(c, bh, 0, np, rows);
+            rc = put_rows(c, s, bh, 0, np, rows);
             trace(c, " put");
         } else { /* larger than the window: count, then compare again and write */
             uint64_t total = 0, np = 0;
@@ -1175,17 +1182,17 @@ static int compute_batch(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t
                     rc = kd_fail(c, "RuntimeError", "dataset '%.200s' changed while a filter "
                                  "read it", in->base);
                 if (!rc)
-                    rc = put_rows(c, bh, at, np, rows);
+                    rc = put_rows(c, s, bh, at, np, rows);
                 at += np;
                 a->used = mark;
             }
         }
     } else if ((v = jget(e, "and")) || (v = jget(e, "or"))) {
-        int64_t *rows;
+        int64_t *rows = NULL;
         if (eval_combine(c, s, a, b, v, jget(e, "and") != NULL, &rows, &n) ||
             begin_batch(c, s, t, n, &bh))
             return -1;
-        rc = put_rows(c, bh, 0, n, rows);
+        rc = put_rows(c, s, bh, 0, n, rows);
     } else if ((v = jget(e, "gather")) || (v = jget(e, "derive"))) {
         bool gather = jget(e, "gather") != NULL;
         if (gather && !json_object_is_type(v, json_type_string))
@@ -1206,7 +1213,7 @@ static int compute_batch(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t
                                  "out %s, not %s", in->name, b, ds_dtype_name(p.dtype),
                                  ds_dtype_name(t));
                 if (!rc)
-                    rc = put_rows(c, bh, off, m, p.data);
+                    rc = put_rows(c, s, bh, off, m, p.data);
                 if (!rc && t == DS_TEXT && off == 0) {
                     int lrc = ds_batch_set_categories(bh, 0, p.ncats,
                                                       (const char *const *)p.cats);
@@ -1229,7 +1236,7 @@ static int compute_batch(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t
                     rc = -1;
                 trace(c, " as_dtype");
                 if (!rc)
-                    rc = put_rows(c, bh, off, m, d);
+                    rc = put_rows(c, s, bh, off, m, d);
                 trace(c, " put");
             }
             if (n == 0)
@@ -1345,7 +1352,7 @@ static int compute_split(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t
             rc = kd_ds_fail(c, lrc, "open a derived batch another rank began");
     }
     if (!rc)
-        rc = put_rows(c, bh, at, np, data);
+        rc = put_rows(c, s, bh, at, np, data);
     piece_free(&p);
     kd_quiet_barrier(c->comm);
     rc = kd_agree(c, rc);
@@ -1849,6 +1856,20 @@ static int cmd_ds_derive_stats(kd_cmd *c)
         json_object_object_add(o, stats[i].name, d);
     }
     kd_result_set(c, "datasets", o);
+    /* the column cache's counters, summed over the ranks (kd_dscache.c) */
+    kd_dsc_stats st;
+    kd_dsc_get_stats(&st);
+    uint64_t v[6] = {st.hit_rows, st.read_rows, st.kept_rows, st.evicted, st.bytes,
+                     kd_dsc_limit()};
+    MPI_Allreduce(MPI_IN_PLACE, v, 6, MPI_UINT64_T, MPI_SUM, c->comm);
+    if (c->rank == 0) {
+        static const char *const names[6] = {"hit_rows", "read_rows", "kept_rows", "evicted",
+                                             "bytes", "limit"};
+        json_object *cc = json_object_new_object();
+        for (int i = 0; i < 6; i++)
+            json_object_object_add(cc, names[i], json_object_new_int64((int64_t)v[i]));
+        kd_result_set(c, "colcache", cc);
+    }
     return 0;
 }
 

@@ -63,6 +63,39 @@ const char *kd_ew_binop(const char *op, kd_dtype ct, const void *x, const void *
                         bool y_half, void *out, int64_t n);
 const char *kd_ew_unop(const char *op, kd_dtype t, const void *in, void *out, int64_t n);
 
+/* kd_dscache.c — the rows of batches' column arrays this rank has just
+ * written (and read, with KD_DS_COLCACHE=reads), kept in its memory (bounded by a share of
+ * --memory-limit and charged to it, least recently used first out):
+ * found by the store's region and the array's name, which carries the
+ * batch id, so what is kept is what FAM holds (committed batches never
+ * change). KD_DS_COLCACHE=0 in the environment turns it off. */
+typedef struct kd_dsc_stats {
+    uint64_t hit_rows;  /* rows read from the cache */
+    uint64_t read_rows; /* rows read from FAM through it */
+    uint64_t kept_rows; /* rows kept (written or read) */
+    uint64_t evicted;   /* pieces evicted */
+    uint64_t bytes;     /* held now */
+} kd_dsc_stats;
+/* as ds_read / ds_local / ds_gather, answered from the cache where it
+ * holds the rows (ds_local's *ptr: valid until the next call into the
+ * cache or into libdataset) */
+int kd_dsc_read(ds_store_t *s, const ds_info_t *in, size_t b, size_t k, uint64_t off,
+                uint64_t m, void *dst);
+int kd_dsc_local(ds_store_t *s, const ds_info_t *in, size_t b, size_t k, uint64_t at,
+                 uint64_t m, const void **ptr, uint64_t *run);
+int kd_dsc_gather(ds_store_t *s, const ds_info_t *in, size_t b, size_t k, uint64_t n,
+                  const uint64_t *rows, void *dst);
+/* after a successful write of rows [off, off + n) (w bytes each) of the
+ * batch array named `array` of store s: keep them */
+void kd_dsc_wrote(ds_store_t *s, const char *array, size_t w, uint64_t off, uint64_t n,
+                  const void *data);
+/* batch b of `in`: its rows this rank does not hold read from FAM and kept
+ * (after an ingest, the batches this rank will compute derived items of:
+ * another rank wrote part of them). Nothing on any failure. */
+void kd_dsc_warm(ds_store_t *s, const ds_info_t *in, size_t b);
+uint64_t kd_dsc_limit(void);
+void kd_dsc_get_stats(kd_dsc_stats *out);
+
 /* kd_cmd_dsderive.c */
 void kd_register_dsderive(void);
 

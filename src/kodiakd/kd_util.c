@@ -507,6 +507,7 @@ void kd_symtab_clear(void)
     kd_srv.narrays = 0;
     cache_drop();
     kd_dsagg_cache_clear();
+    kd_dsc_clear();
 }
 
 static int by_name(const void *x, const void *y)
@@ -546,6 +547,8 @@ kd_array *kd_new_array(kd_cmd *c, kd_dtype t, int64_t size)
         size_t bytes = (size_t)(hi - lo) * kd_dtype_size(t);
         if (kd_srv.mem_used + bytes > kd_srv.mem_limit)
             kd_dsagg_cache_trim(bytes); /* cached partial results give way to arrays */
+        if (kd_srv.mem_used + bytes > kd_srv.mem_limit)
+            kd_dsc_trim(bytes); /* and so do cached column rows */
         if (kd_srv.mem_used + bytes > kd_srv.mem_limit) {
             rc = kd_fail(c, "MemoryError",
                          "cannot allocate %lld %s elements: rank %d would hold %llu bytes "

@@ -1530,6 +1530,44 @@ static void names_limits_and_arguments_are_checked(void **state)
     ds_close(s);
 }
 
+/* ds_batch_begin makes a batch's arrays through the region descriptor the
+ * store handle keeps (one lookup for every batch). When the store is
+ * destroyed and made again under the same name (a new region), a handle
+ * opened before still begins batches in the new region: its descriptor
+ * fails (famd never reuses ids), is looked up again, and the arrays land
+ * where the new store's readers find them. */
+static void a_kept_region_descriptor_of_a_remade_store_is_looked_up_again(void **state)
+{
+    (void)state;
+    ds_store_t *old, *s;
+    ds_column_def_t col = {"x", DS_INT64};
+    CHECK_OK(ds_open(f, "remade", DS_CREATE, 0600, &old));
+    CHECK_OK(ds_create_dataset(old, "D", 1, &col));
+    ds_batch_t *b;
+    CHECK_OK(ds_batch_begin(old, "D", 4, &b)); /* the descriptor is kept from here */
+    ds_batch_close(b);
+    CHECK_OK(ds_destroy_store(f, "remade"));
+    CHECK_OK(ds_open(f, "remade", DS_CREATE, 0600, &s));
+    CHECK_OK(ds_create_dataset(s, "D", 1, &col));
+    ds_dtype_t t = DS_INT64;
+    CHECK_OK(ds_batch_begin_dtypes(old, 1, &t, 4, &b)); /* old handle, stale descriptor */
+    int64_t v[4] = {1, 2, 3, 4};
+    CHECK_OK(fa_put(ds_batch_array(b, 0), 0, 4, v));
+    ds_batch_ref_t ref;
+    ds_batch_ref(b, &ref);
+    ds_batch_close(b);
+    ds_close(old);
+    CHECK_OK(ds_commit_refs(s, "D", 1, &ref)); /* the arrays are in the new region */
+    ds_info_t *in;
+    CHECK_OK(ds_info(s, "D", &in));
+    int64_t got[4] = {0};
+    CHECK_OK(ds_read(s, in, 0, 0, 0, 4, got));
+    assert_memory_equal(got, v, sizeof v);
+    ds_free_info(in);
+    CHECK_OK(ds_destroy_store(f, "remade"));
+    ds_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1547,6 +1585,7 @@ int main(void)
         cmocka_unit_test(names_limits_and_arguments_are_checked),
         cmocka_unit_test(a_snapshot_reads_several_datasets_at_one_version),
         cmocka_unit_test(a_store_outlives_kill9_and_restart_of_its_memory_servers),
+        cmocka_unit_test(a_kept_region_descriptor_of_a_remade_store_is_looked_up_again),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

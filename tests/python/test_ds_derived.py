@@ -402,10 +402,12 @@ def test_shared_by_two_servers_and_c(two):
 
 # ---- the fast paths against the general ones -----------------------------------------------
 
-@pytest.mark.parametrize("gather,filt,mapped", [("span", "generic", False),
-                                                ("index", "fused", False),
-                                                ("index", "fused", True)])
-def test_fast_paths_as_general(gather, filt, mapped, tmp_path):
+@pytest.mark.parametrize("gather,filt,mapped,colcache", [("span", "generic", False, "1"),
+                                                         ("index", "fused", False, "1"),
+                                                         ("index", "fused", True, "1"),
+                                                         ("index", "fused", False, "0"),
+                                                         ("span", "generic", False, "0")])
+def test_fast_paths_as_general(gather, filt, mapped, colcache, tmp_path):
     """kodiakd gathers rows through an index by reading the span they
     cover or, when they are sparse, by an indexed read (ds_gather); it
     filters a stored numeric column in place (fused: compare and write the
@@ -415,11 +417,13 @@ def test_fast_paths_as_general(gather, filt, mapped, tmp_path):
     gathers, text, a chain and a derived column, on 2 ranks. The fused
     filter runs only on a pool mapped here (a pool file and
     FAM_MODEL=shared_memory); elsewhere it falls back to the general way,
-    and an indexed read is done by famd."""
+    and an indexed read is done by famd. KD_DS_COLCACHE=0: every row read
+    from FAM, none from kodiakd's column cache (kd_dscache.c), which else
+    holds what the ingest wrote."""
     df = random_frame(3000, 7)
     f = FamServers(1, pool_files=[str(tmp_path / "pool")] if mapped else None)
     srv = None
-    env = {"KD_DSD_GATHER": gather, "KD_DSD_FILTER": filt}
+    env = {"KD_DSD_GATHER": gather, "KD_DSD_FILTER": filt, "KD_DS_COLCACHE": colcache}
     if mapped:
         env["FAM_MODEL"] = "shared_memory"
     try:
