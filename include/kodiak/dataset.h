@@ -246,9 +246,12 @@ void ds_free_categories(ds_categories_t *c);
  * that changes nothing; with others, FAM_EEXIST. */
 int ds_create_dataset(ds_store_t *s, const char *name, size_t ncols,
                       const ds_column_def_t *cols);
-/* Remove dataset `name` from the catalog (atomically), then free its
- * arrays. FAM_ENOTFOUND if there is none. Datasets derived from it are
- * not dropped (their lineage names a base that is gone). */
+/* Remove dataset `name` from the catalog, with every dataset derived from
+ * it (directly or down a chain: filters, their gathered and derived
+ * columns), in one commit, then free their arrays. FAM_ENOTFOUND if there
+ * is none. (Lineage is by name and batch count: a derived dataset left
+ * behind would look current over a dataset made again under the name.)
+ * ds_txn_drop does the same within a transaction. */
 int ds_drop(ds_store_t *s, const char *name);
 
 /* Begin a batch of `rows` rows of dataset `dataset`: creates one array per

@@ -230,7 +230,8 @@ class DatasetStore:
 
     def drop(self, name: str) -> None:
         """Remove dataset `name` from the catalog (atomically) and free its
-        batches.
+        batches, with every dataset derived from it (filters of it, and
+        columns gathered or derived on it, down the chain), in one commit.
 
         Parameters
         ----------

@@ -401,6 +401,47 @@ static int apply_append(ds_store_t *s, struct ds_cat *c, struct ds_op *o)
     return 0;
 }
 
+/* Take d out of c; its batch ids go to *drops (their arrays are freed
+ * once the commit is in). Then every dataset derived from it, directly or
+ * down a chain, the same way: lineage is by name and batch count, so one
+ * left behind would look current again over a dataset recreated under the
+ * dropped one's name (a filter's old rows, a column gathered before). */
+static int drop_set(struct ds_cat *c, struct ds_cset *d, struct dropped **drops, size_t *ndrops)
+{
+    struct dropped *nd = realloc(*drops, (*ndrops + 1) * sizeof *nd);
+    if (!nd) return fam_set_error(FAM_ENOMEM, "out of memory");
+    *drops = nd;
+    struct dropped *x = &nd[(*ndrops)++];
+    memset(x, 0, sizeof *x);
+    x->n = d->nb;
+    x->ncols = d->ncols;
+    x->ids = d->nb ? malloc(d->nb * sizeof *x->ids) : NULL;
+    x->dtypes = malloc(d->ncols * sizeof *x->dtypes);
+    char *name = strdup(d->name);
+    if ((d->nb && !x->ids) || !x->dtypes || !name) {
+        free(name);
+        return fam_set_error(FAM_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < d->nb; i++) memcpy(x->ids[i], d->b[i].id, sizeof x->ids[i]);
+    for (size_t i = 0; i < d->ncols; i++) x->dtypes[i] = d->cols[i].dtype;
+    size_t at = (size_t)(d - c->ds);
+    ds_cset_clear(d);
+    memmove(&c->ds[at], &c->ds[at + 1], (c->nds - at - 1) * sizeof *c->ds);
+    c->nds--;
+    /* each call takes one set out: this ends even on a damaged catalog */
+    int rc = 0;
+    for (size_t i = 0; !rc && i < c->nds;) {
+        if (c->ds[i].kind != DS_KIND_BASE && !strcmp(c->ds[i].base, name)) {
+            rc = drop_set(c, &c->ds[i], drops, ndrops);
+            i = 0; /* sets before i may have gone too: look again from the start */
+        } else {
+            i++;
+        }
+    }
+    free(name);
+    return rc;
+}
+
 /* Apply o to c; *changed is set when c changed (an expectation, or a
  * create of what exists already, changes nothing). */
 static int apply(ds_store_t *s, struct ds_cat *c, struct ds_op *o, struct dropped **drops,
@@ -439,26 +480,7 @@ static int apply(ds_store_t *s, struct ds_cat *c, struct ds_op *o, struct droppe
                                      o->name, d->nb, (unsigned long long)o->value);
             return 0;
         }
-        {
-            struct dropped *nd = realloc(*drops, (*ndrops + 1) * sizeof *nd);
-            if (!nd) return fam_set_error(FAM_ENOMEM, "out of memory");
-            *drops = nd;
-            struct dropped *x = &nd[(*ndrops)++];
-            memset(x, 0, sizeof *x);
-            x->n = d->nb;
-            x->ncols = d->ncols;
-            x->ids = d->nb ? malloc(d->nb * sizeof *x->ids) : NULL;
-            x->dtypes = malloc(d->ncols * sizeof *x->dtypes);
-            if ((d->nb && !x->ids) || !x->dtypes)
-                return fam_set_error(FAM_ENOMEM, "out of memory");
-            for (size_t i = 0; i < d->nb; i++) memcpy(x->ids[i], d->b[i].id, sizeof x->ids[i]);
-            for (size_t i = 0; i < d->ncols; i++) x->dtypes[i] = d->cols[i].dtype;
-            size_t at = (size_t)(d - c->ds);
-            ds_cset_clear(d);
-            memmove(&c->ds[at], &c->ds[at + 1], (c->nds - at - 1) * sizeof *c->ds);
-            c->nds--;
-            return 0;
-        }
+        return drop_set(c, d, drops, ndrops);
     }
     return fam_set_error(FAM_EINVAL, "unknown catalog operation %d", (int)o->type);
 }

@@ -344,6 +344,42 @@ def test_list_shows_what_users_made_and_all_shows_the_internal_datasets_too(stor
     assert t.columns == ["x", "y", "w"] and big.columns == ["x", "y", "w", "z"]
 
 
+def test_a_drop_takes_everything_derived_from_it_so_nothing_stale_comes_back(store, fam_ak):
+    """Lineage is by name and batch count: a filter (or a gathered column)
+    left behind by a drop looked current again over a dataset made anew
+    under the same name, and gave the old rows. A drop takes every dataset
+    derived from the dropped one, down the chain, in the same commit."""
+    ak = fam_ak
+    d1 = pd.DataFrame({"k": np.arange(100), "v": np.arange(100) * 3})
+    t = store.ingest("T", d1, batch_rows=40)
+    f = ak.filter(t, "k", "gt", 22)
+    g = ak.filter(f, "v", "lt", 200)  # a chain
+    assert f["v"].to_ndarray().tolist() == d1.v[d1.k > 22].tolist()  # gathered: "T.k_gt_22[v]"
+    g.derive("w", g["k"] * 2)
+    t.derive("u", t["k"] + 1)
+    other = store.ingest("O", {"z": np.arange(3)})
+    assert len(store.list(all=True)) > 4
+    # dropping the filter takes its chain and columns, leaves the base and its own column
+    store.drop(f.name)
+    assert sorted(store.list(all=True)) == ["O", "T", "T[u]"]
+    # dropping the base takes the rest; a store's other datasets stay
+    f = ak.filter(t, "k", "gt", 22)
+    f["v"]
+    store.drop("T")
+    assert store.list(all=True) == ["O"]
+    assert other["z"].to_ndarray().tolist() == [0, 1, 2]
+    # made again under the same names, with other rows: never the old ones
+    d2 = pd.DataFrame({"k": np.arange(30, 60), "v": -np.arange(30)})
+    t = store.ingest("T", d2, batch_rows=40)
+    f = ak.filter(t, "k", "gt", 22)
+    want = d2[d2.k > 22]
+    assert len(f) == len(want)
+    assert f["v"].to_ndarray().tolist() == want.v.tolist()
+    assert f["k"].to_ndarray().tolist() == want.k.tolist()
+    g = ak.filter(f, "v", "lt", 200)
+    assert g["k"].to_ndarray().tolist() == want.k[want.v < 200].tolist()
+
+
 def test_a_name_dropped_and_made_again_as_another_kind_is_read_as_it_is_now(store, fam_ak):
     ak = fam_ak
     t = store.ingest("T", {"x": np.arange(6)}, batch_rows=4)
@@ -359,10 +395,9 @@ def test_a_name_dropped_and_made_again_as_another_kind_is_read_as_it_is_now(stor
         old["index"]  # the filter's own column is not one a user reads
     assert old.kind == "index" and len(old) == 3 and old.columns == ["x"]
     # and back: dropped (with what was gathered through it) and made again as a base dataset
-    for n in store.list(all=True):
-        if n.startswith(new.name + "["):
-            store.drop(n)
+    assert any(n.startswith(new.name + "[") for n in store.list(all=True))
     store.drop(new.name)
+    assert store.list(all=True) == ["T"]
     store.ingest(new.name, {"x": np.array([42]), "index": np.array([1])})
     assert new["x"].to_ndarray().tolist() == [42] and new["index"].to_ndarray().tolist() == [1]
     assert new.kind == "base" and old["index"].to_ndarray().tolist() == [1]
