@@ -554,6 +554,30 @@ static void a_transaction_creates_appends_and_records_lineage_at_once(void **sta
     ds_dataset_def_t basewithexpr = {.name = "B", .expr = "x", .ncols = 1, .cols = ic};
     assert_int_equal(ds_txn_create(t, &basewithexpr), FAM_EINVAL);
     ds_txn_abort(t);
+    /* a drop takes what is derived from the dropped dataset, down the
+     * chain, and nothing else (lineage is by name: one left behind would
+     * look current over a "T" made again) */
+    const ds_column_def_t wc[] = {{"w", DS_FLOAT64}};
+    ds_dataset_def_t chain = {.name = "T.v_gt_5.v_lt_9", .kind = DS_KIND_INDEX,
+                              .base = "T.v_gt_5", .expr = "v lt 9", .ncols = 1, .cols = ic};
+    ds_dataset_def_t col = {.name = "T.v_gt_5[w]", .kind = DS_KIND_COLUMN, .base = "T.v_gt_5",
+                            .expr = "v * 2", .ncols = 1, .cols = wc};
+    ds_dataset_def_t ofnew = {.name = "New[w]", .kind = DS_KIND_COLUMN, .base = "New",
+                              .expr = "v * 2", .ncols = 1, .cols = wc};
+    CHECK_OK(ds_txn_begin(s, &t));
+    CHECK_OK(ds_txn_create(t, &chain));
+    CHECK_OK(ds_txn_create(t, &col));
+    CHECK_OK(ds_txn_create(t, &ofnew));
+    CHECK_OK(ds_txn_commit(t, NULL));
+    CHECK_OK(ds_drop(s, "T"));
+    const char *gone[] = {"T", "T.v_gt_5", "T.v_gt_5.v_lt_9", "T.v_gt_5[w]"};
+    for (size_t i = 0; i < sizeof gone / sizeof *gone; i++)
+        assert_int_equal(ds_info(s, gone[i], &in), FAM_ENOTFOUND);
+    CHECK_OK(ds_info(s, "New", &in));
+    ds_free_info(in);
+    CHECK_OK(ds_info(s, "New[w]", &in));
+    ds_free_info(in);
+    assert_int_equal(ds_drop(s, "T.v_gt_5"), FAM_ENOTFOUND);
     ds_close(s);
 }
 
