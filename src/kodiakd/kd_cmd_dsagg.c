@@ -1565,11 +1565,22 @@ static int cmd_ds_agg(kd_cmd *c)
             most = in->batches[b].rows > most ? in->batches[b].rows : most;
             reserve = r > reserve ? r : reserve;
         }
-        kd_srv.mem_used += reserve;
-        buf = window_alloc(c, nu ? nu : 1, most ? most : 1, &window, &wbytes);
-        kd_srv.mem_used -= reserve;
-        if (!buf)
-            rc = -1;
+        uint64_t free_bytes = kd_srv.mem_limit > kd_srv.mem_used
+                                  ? kd_srv.mem_limit - kd_srv.mem_used : 0;
+        if (reserve && reserve >= free_bytes) {
+            rc = kd_fail(c, "MemoryError", "ds_agg: dataset '%.200s' has a batch whose columns "
+                         "gathered through its index need %llu bytes at once (a gathered batch "
+                         "is held whole), rank %d has %llu free under its memory limit "
+                         "(--memory-limit %llu); ingest smaller batches, or free some arrays",
+                         in->name, (unsigned long long)reserve, c->rank,
+                         (unsigned long long)free_bytes, (unsigned long long)kd_srv.mem_limit);
+        } else {
+            kd_srv.mem_used += reserve;
+            buf = window_alloc(c, nu ? nu : 1, most ? most : 1, &window, &wbytes);
+            kd_srv.mem_used -= reserve;
+            if (!buf)
+                rc = -1;
+        }
     }
     agg_table t, pairs;
     memset(&t, 0, sizeof t);
