@@ -304,6 +304,8 @@ int kd_symtab_list(kd_array ***out, int64_t *n);
  * where the kernel allows. NULL when out of memory. Never charged. */
 void *kd_alloc_bytes(size_t bytes);
 void kd_free_bytes(void *p, size_t bytes);
+/* FNV-1a of n bytes: the caches' hash-table key (kd_dscache.c, kd_cmd_dsagg.c). */
+uint64_t kd_hash_bytes(const char *p, size_t n);
 
 /* ---- reply ------------------------------------------------------------------ */
 

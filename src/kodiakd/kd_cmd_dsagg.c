@@ -744,14 +744,6 @@ static uint64_t agg_cache_limit(void)
     return kd_srv.mem_limit / AGG_CACHE_SHARE;
 }
 
-static uint64_t agg_bytes_hash(const char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
-    return h;
-}
-
 static void agg_part_unlink(agg_part *p)
 {
     agg_part **pp = &agg_cache.bucket[p->hash % AGG_CACHE_BUCKETS];
@@ -794,7 +786,7 @@ void kd_dsagg_cache_clear(void)
 /* The partial named ident, made the most recently used; NULL if none. */
 static agg_part *agg_cache_find(const char *ident, size_t ilen)
 {
-    uint64_t h = agg_bytes_hash(ident, ilen);
+    uint64_t h = kd_hash_bytes(ident, ilen);
     agg_part *p = agg_cache.bucket[h % AGG_CACHE_BUCKETS];
     while (p && !(p->hash == h && p->ilen == ilen && memcmp(p->ident, ident, ilen) == 0))
         p = p->chain;
@@ -849,7 +841,7 @@ static void agg_cache_put(const char *ident, size_t ilen, agg_table *t, agg_tabl
     memcpy(id, ident, ilen);
     p->ident = id;
     p->ilen = ilen;
-    p->hash = agg_bytes_hash(ident, ilen);
+    p->hash = kd_hash_bytes(ident, ilen);
     p->n = t->n;
     /* the tables' arrays, cut to what they hold */
     uint64_t *k = kb ? realloc(t->keys, kb) : NULL;

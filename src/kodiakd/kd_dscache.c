@@ -107,14 +107,6 @@ static size_t dsc_key(ds_store_t *s, const char *array, char *buf, size_t cap)
     return lr + 1 + la;
 }
 
-static uint64_t dsc_hash(const char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
-    return h;
-}
-
 static void dsc_unlink(kd_dsc_piece *p)
 {
     kd_dsc_piece **pp = &dsc.bucket[p->hash % KD_DSC_BUCKETS];
@@ -198,7 +190,7 @@ static void dsc_put(const char *key, size_t klen, size_t w, uint64_t off, uint64
     if (!n || !dsc_on())
         return;
     size_t db = (size_t)n * w, bytes = sizeof(kd_dsc_piece) + klen + db;
-    uint64_t h = dsc_hash(key, klen);
+    uint64_t h = kd_hash_bytes(key, klen);
     if (bytes > kd_dsc_limit())
         return;
     /* a piece that already holds all of it: nothing to add; pieces the
@@ -284,7 +276,7 @@ int kd_dsc_read(ds_store_t *s, const ds_info_t *in, size_t b, size_t k, uint64_t
     if (!klen || b >= in->nbatches || off > in->batches[b].rows ||
         m > in->batches[b].rows - off)
         return m ? ds_read(s, in, b, k, off, m, dst) : 0; /* (its checks and errors) */
-    uint64_t h = dsc_hash(key, klen);
+    uint64_t h = kd_hash_bytes(key, klen);
     char *out = dst;
     for (uint64_t at = off; at < off + m;) {
         uint64_t next, end;
@@ -313,7 +305,7 @@ int kd_dsc_local(ds_store_t *s, const ds_info_t *in, size_t b, size_t k, uint64_
 {
     char key[1024];
     size_t w = 0, klen = cell_key(s, in, b, k, key, sizeof key, &w);
-    kd_dsc_piece *p = klen && m ? dsc_find(key, klen, dsc_hash(key, klen), at, NULL) : NULL;
+    kd_dsc_piece *p = klen && m ? dsc_find(key, klen, kd_hash_bytes(key, klen), at, NULL) : NULL;
     if (!p)
         return ds_local(s, in, b, k, at, m, ptr, run);
     uint64_t end = p->off + p->n < at + m ? p->off + p->n : at + m;
@@ -335,7 +327,7 @@ int kd_dsc_gather(ds_store_t *s, const ds_info_t *in, size_t b, size_t k, uint64
     for (uint64_t i = 0; i < n; i++)
         if (rows[i] >= nb)
             return ds_gather(s, in, b, k, n, rows, dst); /* (its error) */
-    uint64_t h = dsc_hash(key, klen);
+    uint64_t h = kd_hash_bytes(key, klen);
     uint64_t first;
     if (!dsc_find(key, klen, h, 0, &first) && first == UINT64_MAX) {
         dsc.st.read_rows += n; /* nothing kept of this array */
@@ -396,7 +388,7 @@ void kd_dsc_warm(ds_store_t *s, const ds_info_t *in, size_t b)
         size_t w = 0, klen = cell_key(s, in, b, k, key, sizeof key, &w);
         if (!klen)
             continue;
-        uint64_t h = dsc_hash(key, klen);
+        uint64_t h = kd_hash_bytes(key, klen);
         for (uint64_t at = 0; at < rows;) {
             uint64_t next, end;
             kd_dsc_piece *p = dsc_find(key, klen, h, at, &next);

@@ -839,3 +839,11 @@ int64_t kd_exchange_counts(MPI_Comm comm, int p, const int *scnt, int *sdsp, int
     }
     return ro;
 }
+
+uint64_t kd_hash_bytes(const char *p, size_t n)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+    return h;
+}
