@@ -7,6 +7,7 @@ or persistent ones in given files) and reads each one's ready line
 ("famd ready ADDR ..."). FamCluster is those famds plus a kodiakd under
 mpirun whose ranks get FAM_SERVERS in their environment. Everything is
 stopped at the end, also when a test fails."""
+import contextlib
 import os
 import shutil
 import signal
@@ -127,3 +128,24 @@ def connect(kodiak, server):
     if kodiak.client._conn.endpoint != f"tcp://127.0.0.1:{server.port}":
         kodiak.connect(connect_file=server.connect_file)
     return kodiak
+
+
+@contextlib.contextmanager
+def famd_and_kodiakds(**famd_args):
+    """One famd (FamServers(1, **famd_args)) and a function that starts a
+    kodiakd on it (start_kodiakd's nranks, env=, args=); at the end, even
+    on failure, the client disconnects and every one of them stops."""
+    import kodiak
+    f = FamServers(1, **famd_args)
+    started = []
+
+    def kodiakd(nranks, env=None, args=()):
+        started.append(start_kodiakd(nranks, f.servers, env=env, args=args))
+        return started[-1]
+    try:
+        yield kodiakd
+    finally:
+        kodiak.disconnect()
+        for srv in started:
+            srv.stop()
+        f.stop()

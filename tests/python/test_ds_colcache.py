@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import kodiak
-from fam_fixtures import FamServers, connect, start_kodiakd
+from fam_fixtures import connect, famd_and_kodiakds
 
 
 def frame(rows, seed):
@@ -84,12 +84,10 @@ def colcache():
 def test_cached_equals_uncached_and_pandas(nranks, gather, mode):
     """mode "reads": rows read from FAM are kept too (KD_DS_COLCACHE=reads)."""
     df = frame(24000, nranks)
-    f = FamServers(1, pool_size="256M")
-    on = off = None
-    try:
+    with famd_and_kodiakds(pool_size="256M") as kodiakd:
         env = {"KD_DSD_GATHER": gather}
-        on = start_kodiakd(nranks, f.servers, env={**env, "KD_DS_COLCACHE": mode})
-        off = start_kodiakd(nranks, f.servers, env={**env, "KD_DS_COLCACHE": "0"})
+        on = kodiakd(nranks, env={**env, "KD_DS_COLCACHE": mode})
+        off = kodiakd(nranks, env={**env, "KD_DS_COLCACHE": "0"})
         got = {}
         for name, srv in (("on", on), ("off", off)):
             connect(kodiak, srv)
@@ -113,20 +111,12 @@ def test_cached_equals_uncached_and_pandas(nranks, gather, mode):
             assert v.tolist() == w.tolist() if v.dtype == object else v.tobytes() == w.tobytes(), k
         assert_same(got["on"], pandas_queries(df), "pandas")
         assert on.alive() and off.alive()
-    finally:
-        kodiak.disconnect()
-        for srv in (on, off):
-            if srv:
-                srv.stop()
-        f.stop()
 
 
 def test_never_stale_drop_recreate_and_another_server_appending():
-    f = FamServers(1, pool_size="256M")
-    a = b = None
-    try:
-        a = start_kodiakd(2, f.servers, env={"KD_DS_COLCACHE": "reads"})  # reads kept too
-        b = start_kodiakd(1, f.servers)
+    with famd_and_kodiakds(pool_size="256M") as kodiakd:
+        a = kodiakd(2, env={"KD_DS_COLCACHE": "reads"})  # reads kept too
+        b = kodiakd(1)
         connect(kodiak, a)
         s = kodiak.DatasetStore("cc_stale")
         d1 = frame(12000, 1)
@@ -160,20 +150,12 @@ def test_never_stale_drop_recreate_and_another_server_appending():
         assert again["hit_rows"] - after["hit_rows"] > len(both), (after, again)
         s.destroy()
         assert a.alive() and b.alive()
-    finally:
-        kodiak.disconnect()
-        for srv in (a, b):
-            if srv:
-                srv.stop()
-        f.stop()
 
 
 def test_small_memory_limit_share_eviction_and_giving_way():
     limit = 4 << 20  # per rank; the cache: 512 KiB of it
-    f = FamServers(1, pool_size="256M")
-    srv = None
-    try:
-        srv = start_kodiakd(2, f.servers, args=["--memory-limit", str(limit)])
+    with famd_and_kodiakds(pool_size="256M") as kodiakd:
+        srv = kodiakd(2, args=["--memory-limit", str(limit)])
         connect(kodiak, srv)
         s = kodiak.DatasetStore("cc_small")
         df = frame(60000, 4)  # 2.4 MB of columns, 12 batches of 5000 rows (40 KB a column)
@@ -191,8 +173,3 @@ def test_small_memory_limit_share_eviction_and_giving_way():
         assert_same(queries(t), pandas_queries(df), "after giving way")
         s.destroy()
         assert srv.alive()
-    finally:
-        kodiak.disconnect()
-        if srv:
-            srv.stop()
-        f.stop()

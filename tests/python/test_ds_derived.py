@@ -19,7 +19,7 @@ import pytest
 
 import kodiak
 from conftest import BUILD, REPO, mpi_env
-from fam_fixtures import FamServers, connect, start_kodiakd
+from fam_fixtures import FamServers, connect, famd_and_kodiakds, start_kodiakd
 
 DATES = ["pickup_datetime", "dropoff_datetime"]
 
@@ -421,13 +421,11 @@ def test_fast_paths_as_general(gather, filt, mapped, colcache, tmp_path):
     from FAM, none from kodiakd's column cache (kd_dscache.c), which else
     holds what the ingest wrote."""
     df = random_frame(3000, 7)
-    f = FamServers(1, pool_files=[str(tmp_path / "pool")] if mapped else None)
-    srv = None
     env = {"KD_DSD_GATHER": gather, "KD_DSD_FILTER": filt, "KD_DS_COLCACHE": colcache}
     if mapped:
         env["FAM_MODEL"] = "shared_memory"
-    try:
-        srv = start_kodiakd(2, f.servers, env=env)
+    with famd_and_kodiakds(pool_files=[str(tmp_path / "pool")] if mapped else None) as kodiakd:
+        srv = kodiakd(2, env=env)
         connect(kodiak, srv)
         s = kodiak.DatasetStore(f"fast_{gather}")
         t = s.ingest("R", {k: df[k].values for k in df.columns}, batch_rows=700)
@@ -453,8 +451,3 @@ def test_fast_paths_as_general(gather, filt, mapped, colcache, tmp_path):
         same(sparse["g"], (df.f * 2 - df.i)[ms], f"{gather} derive")
         s.destroy()
         assert srv.alive()
-    finally:
-        kodiak.disconnect()
-        if srv:
-            srv.stop()
-        f.stop()
