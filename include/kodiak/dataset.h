@@ -310,6 +310,18 @@ int ds_commit_refs(ds_store_t *s, const char *dataset, size_t n,
 int ds_txn_begin(ds_store_t *s, ds_txn_t **out);
 int ds_txn_create(ds_txn_t *t, const ds_dataset_def_t *def);
 int ds_txn_append(ds_txn_t *t, const char *dataset, size_t n, const ds_batch_ref_t *refs);
+/* The same for batches the caller began itself, or a process of the same
+ * program did (kodiakd's ranks): each with ds_batch_begin_dtypes (or
+ * ds_batch_begin) for these `ncols` dtypes, with refs[i].rows rows, all
+ * written, categories set, not aborted. ds_txn_append looks every array
+ * of every batch up in FAM at commit (two requests to a memory server per
+ * column per batch, most of a commit's time); this one does not: the
+ * commit checks that the dataset's columns then have these dtypes (it may
+ * have been dropped and made again meanwhile), the batches' ages and the
+ * text columns' categories, and trusts the rest. Vouching for a batch that
+ * is not as described commits a dataset whose reads of it fail. */
+int ds_txn_append_begun(ds_txn_t *t, const char *dataset, size_t ncols,
+                        const ds_dtype_t *dtypes, size_t n, const ds_batch_ref_t *refs);
 /* Record that derived dataset `dataset` has processed `base_batches`
  * batches of its base. */
 int ds_txn_set_progress(ds_txn_t *t, const char *dataset, uint64_t base_batches);

@@ -35,6 +35,8 @@ struct ds_op {
     uint64_t *ncat;           /* n * nchecked: category counts found by the check */
     size_t nchecked;          /* columns the check was made for (0: not yet) */
     ds_dtype_t *checked;      /* the dtypes the check was made for */
+    size_t nbegun;            /* ds_txn_append_begun: the columns and dtypes the */
+    ds_dtype_t *begun;        /* batches were begun with (NULL: look the arrays up) */
     /* OP_PROGRESS, OP_EXPECT */
     uint64_t value;
 };
@@ -57,6 +59,7 @@ static void op_clear(struct ds_op *o)
     free(o->refs);
     free(o->ncat);
     free(o->checked);
+    free(o->begun);
 }
 
 void ds_txn_abort(ds_txn_t *t)
@@ -166,7 +169,8 @@ static int cmp_id(const void *a, const void *b)
     return strcmp((const char *)a, (const char *)b);
 }
 
-int ds_txn_append(ds_txn_t *t, const char *dataset, size_t n, const ds_batch_ref_t *refs)
+static int append(ds_txn_t *t, const char *dataset, size_t n, const ds_batch_ref_t *refs,
+                  size_t nbegun, const ds_dtype_t *begun)
 {
     fam_set_error(0, NULL);
     if (!t || (n && !refs)) return fam_set_error(FAM_EINVAL, "ds_txn_append: NULL argument");
@@ -181,6 +185,12 @@ int ds_txn_append(ds_txn_t *t, const char *dataset, size_t n, const ds_batch_ref
     int rc = op_add(t, OP_APPEND, dataset, &o);
     if (rc) return rc;
     o->n = n;
+    if (begun) {
+        if (!(o->begun = malloc(nbegun * sizeof *o->begun)))
+            return op_undo(t, fam_set_error(FAM_ENOMEM, "out of memory"));
+        memcpy(o->begun, begun, nbegun * sizeof *begun);
+        o->nbegun = nbegun;
+    }
     if (n && !(o->refs = malloc(n * sizeof *o->refs)))
         return op_undo(t, fam_set_error(FAM_ENOMEM, "out of memory"));
     if (n) memcpy(o->refs, refs, n * sizeof *refs);
@@ -197,6 +207,25 @@ int ds_txn_append(ds_txn_t *t, const char *dataset, size_t n, const ds_batch_ref
         }
     free(ids);
     return 0;
+}
+
+int ds_txn_append(ds_txn_t *t, const char *dataset, size_t n, const ds_batch_ref_t *refs)
+{
+    return append(t, dataset, n, refs, 0, NULL);
+}
+
+int ds_txn_append_begun(ds_txn_t *t, const char *dataset, size_t ncols,
+                        const ds_dtype_t *dtypes, size_t n, const ds_batch_ref_t *refs)
+{
+    fam_set_error(0, NULL);
+    if (!dtypes || ncols < 1 || ncols > DS_MAX_COLUMNS)
+        return fam_set_error(FAM_EINVAL, "ds_txn_append_begun: %zu dtypes (1 to %d)", ncols,
+                             DS_MAX_COLUMNS);
+    for (size_t i = 0; i < ncols; i++)
+        if (!ds_dtype_name(dtypes[i]))
+            return fam_set_error(FAM_EINVAL, "ds_txn_append_begun: unknown dtype %d",
+                                 (int)dtypes[i]);
+    return append(t, dataset, n, refs, ncols, dtypes);
 }
 
 int ds_txn_set_progress(ds_txn_t *t, const char *dataset, uint64_t base_batches)
@@ -232,6 +261,33 @@ int ds_txn_drop(ds_txn_t *t, const char *dataset)
 
 /* ---- checking an append's batches in FAM ------------------------------------------------ */
 
+/* Column c of batch r is an array of the column's dtype and the batch's
+ * rows (two requests to famd: the lookup and the header). */
+static int check_array(ds_store_t *s, const struct ds_cset *d, size_t c,
+                       const ds_batch_ref_t *r)
+{
+    char name[64];
+    ds_array_name(name, sizeof name, r->id, c);
+    fa_array_t *a;
+    int rc = fa_open(s->f, s->region, name, &a);
+    if (rc == FAM_ENOTFOUND || rc == FAM_EINVAL)
+        return fam_set_error(FAM_EINVAL, "batch %s has no valid array for column "
+                             "'%s' of dataset '%s' (never begun, aborted or "
+                             "reclaimed?): %s", r->id, d->cols[c].name, d->name,
+                             fam_last_error());
+    if (rc) return rc;
+    fa_dtype_t want = ds_dtype_storage(d->cols[c].dtype);
+    if (fa_dtype(a) != want || fa_size(a) != r->rows) {
+        rc = fam_set_error(FAM_EINVAL, "array '%s' holds %llu %s; column '%s' "
+                           "of dataset '%s' needs %llu %s", name,
+                           (unsigned long long)fa_size(a),
+                           fa_dtype_name(fa_dtype(a)), d->cols[c].name, d->name,
+                           (unsigned long long)r->rows, fa_dtype_name(want));
+    }
+    fa_close(a);
+    return rc;
+}
+
 static int check_batches(ds_store_t *s, struct ds_op *o, const struct ds_cset *d)
 {
     if (o->nchecked == d->ncols && o->checked) {
@@ -245,6 +301,17 @@ static int check_batches(ds_store_t *s, struct ds_op *o, const struct ds_cset *d
     o->ncat = calloc(o->n * d->ncols + 1, sizeof *o->ncat);
     o->checked = calloc(d->ncols, sizeof *o->checked);
     if (!o->ncat || !o->checked) return fam_set_error(FAM_ENOMEM, "out of memory");
+    /* batches begun with other columns than the dataset's now (it was
+     * dropped and made again meanwhile) are not its batches */
+    if (o->begun) {
+        int same = o->nbegun == d->ncols;
+        for (size_t c = 0; c < d->ncols && same; c++)
+            same = ds_dtype_storage(o->begun[c]) == ds_dtype_storage(d->cols[c].dtype);
+        if (!same)
+            return fam_set_error(FAM_EINVAL, "the batches were begun for %zu columns "
+                                 "of other dtypes than the %zu of dataset '%s'",
+                                 o->nbegun, d->ncols, d->name);
+    }
     uint64_t now = ds_now();
     for (size_t b = 0; b < o->n; b++) {
         const ds_batch_ref_t *r = &o->refs[b];
@@ -260,26 +327,8 @@ static int check_batches(ds_store_t *s, struct ds_op *o, const struct ds_cset *d
                                  (unsigned long long)(born - now));
         for (size_t c = 0; c < d->ncols; c++) {
             char name[64];
-            ds_array_name(name, sizeof name, r->id, c);
-            fa_array_t *a;
-            int rc = fa_open(s->f, s->region, name, &a);
-            if (rc == FAM_ENOTFOUND || rc == FAM_EINVAL)
-                return fam_set_error(FAM_EINVAL, "batch %s has no valid array for column "
-                                     "'%s' of dataset '%s' (never begun, aborted or "
-                                     "reclaimed?): %s", r->id, d->cols[c].name, d->name,
-                                     fam_last_error());
-            if (rc) return rc;
-            fa_dtype_t want = ds_dtype_storage(d->cols[c].dtype);
-            if (fa_dtype(a) != want || fa_size(a) != r->rows) {
-                rc = fam_set_error(FAM_EINVAL, "array '%s' holds %llu %s; column '%s' "
-                                   "of dataset '%s' needs %llu %s", name,
-                                   (unsigned long long)fa_size(a),
-                                   fa_dtype_name(fa_dtype(a)), d->cols[c].name, d->name,
-                                   (unsigned long long)r->rows, fa_dtype_name(want));
-                fa_close(a);
-                return rc;
-            }
-            fa_close(a);
+            int rc;
+            if (!o->begun && (rc = check_array(s, d, c, r))) return rc;
             if (d->cols[c].dtype != DS_TEXT) continue;
             ds_cats_name(name, sizeof name, r->id, c);
             fam_item_t *it;
@@ -304,6 +353,7 @@ static int check_batches(ds_store_t *s, struct ds_op *o, const struct ds_cset *d
             o->ncat[b * d->ncols + c] = cnt;
         }
         /* a batch of a wider dataset is not one of this dataset's */
+        if (o->begun) continue; /* begun with d->ncols columns */
         char extra[64];
         fam_item_t *it;
         ds_array_name(extra, sizeof extra, r->id, d->ncols);

@@ -1637,7 +1637,7 @@ static int cmd_ds_ingest_commit(kd_cmd *c)
         if (!e && !rc)
             e = ds_txn_create(t, &def);
         if (!e && !rc && g->nb)
-            e = ds_txn_append(t, g->dataset, g->nb, g->refs);
+            e = ds_txn_append_begun(t, g->dataset, g->ncols, g->dtypes, g->nb, g->refs);
         if (!e && !rc) {
             e = ds_txn_commit(t, &version);
             t = NULL;

@@ -1581,7 +1581,7 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
         else if (!lrc)
             lrc = ds_txn_expect_batches(tx, name, plan.have);
         if (!lrc && n)
-            lrc = ds_txn_append(tx, name, (size_t)n, refs);
+            lrc = ds_txn_append_begun(tx, name, 1, &t, (size_t)n, refs); /* begin_batch */
         if (!lrc)
             lrc = ds_txn_set_progress(tx, name, plan.want);
         if (!lrc)

@@ -458,6 +458,67 @@ static void a_commit_with_one_bad_batch_changes_nothing(void **state)
     ds_close(s);
 }
 
+/* ds_txn_append_begun commits batches without looking their arrays up;
+ * it still refuses batches begun for other dtypes than the dataset has at
+ * commit time, and text columns without categories. */
+static void vouched_batches_commit_and_other_dtypes_are_refused(void **state)
+{
+    (void)state;
+    ds_store_t *s = open_store("vouch");
+    make_T(s);
+    const ds_dtype_t dts[TNCOLS] = {DS_INT64, DS_INT64, DS_FLOAT64, DS_TEXT};
+    ds_batch_t *b = fill_batch(s, "T", 3, 9);
+    assert_non_null(b);
+    ds_batch_ref_t ref;
+    ds_batch_ref(b, &ref);
+    ds_txn_t *t;
+    CHECK_OK(ds_txn_begin(s, &t));
+    CHECK_OK(ds_txn_append_begun(t, "T", TNCOLS, dts, 1, &ref));
+    CHECK_OK(ds_txn_commit(t, NULL));
+    ds_batch_close(b);
+    ds_info_t *in;
+    CHECK_OK(ds_info(s, "T", &in));
+    assert_int_equal(in->nbatches, 1);
+    assert_int_equal(in->batches[0].rows, 9);
+    int64_t got[9];
+    CHECK_OK(ds_read(s, in, 0, 1, 0, 9, got));
+    for (int r = 0; r < 9; r++) assert_int_equal(got[r], 3 * 1000000 + r);
+    ds_free_info(in);
+    /* begun for other dtypes than T's: refused, nothing committed */
+    const ds_dtype_t wrong[TNCOLS] = {DS_INT64, DS_FLOAT64, DS_FLOAT64, DS_TEXT};
+    b = fill_batch(s, "T", 4, 5);
+    assert_non_null(b);
+    ds_batch_ref(b, &ref);
+    uint64_t v0, v1;
+    CHECK_OK(ds_version(s, &v0));
+    CHECK_OK(ds_txn_begin(s, &t));
+    CHECK_OK(ds_txn_append_begun(t, "T", TNCOLS, wrong, 1, &ref));
+    assert_int_equal(ds_txn_commit(t, NULL), FAM_EINVAL);
+    assert_non_null(strstr(ds_last_error(), "other dtypes"));
+    CHECK_OK(ds_txn_begin(s, &t));
+    CHECK_OK(ds_txn_append_begun(t, "T", TNCOLS - 1, dts, 1, &ref));
+    assert_int_equal(ds_txn_commit(t, NULL), FAM_EINVAL);
+    CHECK_OK(ds_version(s, &v1));
+    assert_int_equal(v1, v0);
+    ds_batch_abort(b);
+    /* a text column still needs its categories */
+    ds_batch_t *nb;
+    CHECK_OK(ds_batch_begin_dtypes(s, TNCOLS, dts, 2, &nb));
+    ds_batch_ref(nb, &ref);
+    CHECK_OK(ds_txn_begin(s, &t));
+    CHECK_OK(ds_txn_append_begun(t, "T", TNCOLS, dts, 1, &ref));
+    assert_int_equal(ds_txn_commit(t, NULL), FAM_EINVAL);
+    assert_non_null(strstr(ds_last_error(), "categories"));
+    ds_batch_abort(nb);
+    /* arguments */
+    CHECK_OK(ds_txn_begin(s, &t));
+    assert_int_equal(ds_txn_append_begun(t, "T", 0, dts, 1, &ref), FAM_EINVAL);
+    const ds_dtype_t bad[1] = {(ds_dtype_t)99};
+    assert_int_equal(ds_txn_append_begun(t, "T", 1, bad, 1, &ref), FAM_EINVAL);
+    ds_txn_abort(t);
+    ds_close(s);
+}
+
 static void a_transaction_creates_appends_and_records_lineage_at_once(void **state)
 {
     (void)state;
@@ -1598,6 +1659,7 @@ int main(void)
         cmocka_unit_test(every_dtype_round_trips_through_create_append_info_read_drop),
         cmocka_unit_test(a_commit_with_one_bad_batch_changes_nothing),
         cmocka_unit_test(a_transaction_creates_appends_and_records_lineage_at_once),
+        cmocka_unit_test(vouched_batches_commit_and_other_dtypes_are_refused),
         cmocka_unit_test(per_batch_categories_unify_into_one_sorted_list),
         cmocka_unit_test(concurrent_appends_lose_nothing_and_readers_see_whole_batches),
         cmocka_unit_test(concurrent_creators_of_one_store_all_succeed),
