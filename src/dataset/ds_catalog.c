@@ -579,8 +579,6 @@ int ds_cat_current(ds_store_t *s, const struct ds_cat **out)
     return 0;
 }
 
-/* Deep copy through the JSON form (the same checks; simple, and cheaper
- * than the FAM read that preceded it). */
 /* A deep copy of dataset d into e (zeroed first); 0 or FAM_ENOMEM (e cleared). */
 static int cset_copy(struct ds_cset *e, const struct ds_cset *d)
 {

@@ -382,12 +382,12 @@ int kd_ds_list_result(kd_cmd *c, ds_store_t *s, const char *name, bool if_not,
     ds_snapshot_t *snap = NULL;
     char **names = NULL;
     size_t n = 0;
-    int rc = ds_snapshot(s, &snap);
-    if (!rc && if_not && ds_snapshot_version(snap) == known) {
-        ds_snapshot_free(snap); /* the caller has this version's list */
-        kd_result_i64(c, "version", (int64_t)known);
+    uint64_t v = 0;
+    if (if_not && ds_version(s, &v) == 0 && v == known) {
+        kd_result_i64(c, "version", (int64_t)known); /* the caller has this version's list */
         return 0;
     }
+    int rc = ds_snapshot(s, &snap);
     if (rc || (rc = ds_snapshot_list(snap, &names, &n))) {
         store_forget(name);
         rc = ds_fail(c, rc, "dataset store '%s'", name);

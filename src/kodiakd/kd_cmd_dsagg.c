@@ -1517,17 +1517,18 @@ static int cmd_ds_agg(kd_cmd *c)
     }
     const ds_info_t *in = src.in;
     int rc = 0;
+    /* the columns' lookups and the batch loop's answer from the catalog
+     * version just read, without a round trip each (ds_pin) */
+    ds_pin(src.s);
     for (int u = 0; u < nu && !rc; u++)
         rc = resolve_column(c, &src, names[u], &src.c[u]);
     if (kd_agree(c, rc)) {
+        ds_unpin(src.s);
         for (int u = 0; u < nu; u++)
             agg_col_free(&src.c[u]);
         kd_ds_detach(src.in, saved);
         return -1;
     }
-    /* the columns are found: the batch loop's lookups answer from this
-     * catalog version, without a round trip each (ds_pin) */
-    ds_pin(src.s);
     ds_dtype_t vt = with_value ? agg_ci(&src, nk)->dtype : DS_INT64;
     rc = check_ops(c, ops, with_value ? agg_ci(&src, nk) : NULL);
     /* text columns: every rank unifies the batches' categories (metadata only) */

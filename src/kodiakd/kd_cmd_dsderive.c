@@ -1645,9 +1645,11 @@ static int behind(kd_cmd *c, ds_store_t *s, json_object **out)
         return kd_ds_fail(c, rc, "list the store's datasets");
     ds_info_t **in = calloc(n + 1, sizeof *in);
     json_object *list = json_object_new_array();
+    ds_pin(s); /* the version ds_list read: no round trip per dataset */
     for (size_t i = 0; in && i < n; i++)
         if (ds_info(s, names[i], &in[i]))
             in[i] = NULL;
+    ds_unpin(s);
     for (size_t i = 0; in && i < n; i++) {
         if (!in[i] || in[i]->kind == DS_KIND_BASE)
             continue;
