@@ -98,6 +98,12 @@ typedef struct {
     size_t nb, cap;              /* batches written; entries allocated */
     ds_batch_ref_t *refs;        /* nb batches, in order */
     ds_batch_t **handles;        /* rank 0: nb open handles (for commit/abort) */
+    ds_store_t *s;               /* this ingest's own handle on the store (every rank):
+                                  * its batches are begun, written and committed
+                                  * through it, so a store closed or opened afresh
+                                  * for other commands meanwhile never takes the
+                                  * handles' store away, and a store destroyed and
+                                  * made again under the ingest fails its commit */
     int64_t rows;                /* rows written */
     double last_used;            /* rank 0's clock at the last command */
 } ds_ingest;
@@ -136,6 +142,7 @@ static void ingest_free(ds_ingest *g, bool abort)
     free(g->dtypes);
     free(g->refs);
     free(g->handles);
+    ds_close(g->s);
     memset(g, 0, sizeof *g);
 }
 
@@ -214,6 +221,14 @@ static int store_local(kd_cmd *c, fam_t *f, const char *name, int flags, mode_t 
 {
     for (int i = 0; i < KD_DS_STORES; i++)
         if (slots[i].s && strcmp(slots[i].name, name) == 0) {
+            /* a store destroyed since (and perhaps made again) by another
+             * program: its head is gone; open the store afresh (the check:
+             * one 16-byte read per command) */
+            uint64_t v;
+            if (ds_version(slots[i].s, &v) != 0) {
+                slot_close(&slots[i]);
+                break;
+            }
             slots[i].used = ++slot_tick;
             *out = slots[i].s;
             return 0;
@@ -1196,6 +1211,15 @@ static int cmd_ds_ingest_begin(kd_cmd *c)
         json_object_put(all);
         return -1;
     }
+    /* this ingest's own handle (s, the shared one, may be closed or
+     * opened afresh by other commands before the commit) */
+    int e = ds_open(kd_fam_connect(c), store, 0, KD_DS_MODE, &g->s);
+    if (kd_agree(c, e ? ds_fail(c, e, "ingest into '%.200s' of store '%s'", dataset, store)
+                      : 0)) {
+        ingest_free(g, false);
+        json_object_put(all);
+        return -1;
+    }
     kd_result_set(c, "token", json_object_get(jt));
     kd_result_set(c, "exists", json_object_new_boolean(g->exists));
     if (g->exists)
@@ -1425,11 +1449,7 @@ static int cmd_ds_ingest_csv(kd_cmd *c)
         if (!json_object_is_type(json_object_array_get_idx(files, i), json_type_string))
             return kd_fail(c, "TypeError", "ds_ingest_csv: 'files' must be a list of file "
                            "names");
-    ds_store_t *s;
-    if (get_store(c, g->store, false, KD_DS_MODE, &s)) {
-        ingest_failed(c, g);
-        return -1;
-    }
+    ds_store_t *s = g->s;
     g->last_used = shared_now(c);
     int64_t rows0 = g->rows, skipped = 0;
     size_t nb0 = g->nb;
@@ -1576,8 +1596,8 @@ static int cmd_ds_ingest_arrays(kd_cmd *c)
         rc = kd_agree(c, 0);
     else
         rc = kd_agree(c, rc);
-    if (!rc && get_store(c, g->store, false, KD_DS_MODE, &s))
-        rc = -1;
+    if (!rc)
+        s = g->s;
     if (!rc)
         rc = match_schema(c, g, n, names, dt, "these arrays");
     int64_t rows0 = g->rows;
@@ -1612,11 +1632,7 @@ static int cmd_ds_ingest_commit(kd_cmd *c)
     ds_ingest *g = ingest_arg(c);
     if (!g)
         return -1;
-    ds_store_t *s;
-    if (get_store(c, g->store, false, KD_DS_MODE, &s)) {
-        ingest_failed(c, g);
-        return -1;
-    }
+    ds_store_t *s = g->s;
     int rc = 0;
     if (c->rank == 0) {
         if (g->ncols == 0)
@@ -1648,6 +1664,10 @@ static int cmd_ds_ingest_commit(kd_cmd *c)
         if (e == FAM_EEXIST)
             rc = kd_fail(c, "ValueError", "ingest into '%.200s': %s (every batch of a dataset "
                          "has the same columns and dtypes)", g->dataset, ds_last_error());
+        else if (e == FAM_ENOTFOUND && ds_version(s, &(uint64_t){0}) != 0)
+            rc = kd_fail(c, "KeyError", "ingest into '%.200s': the dataset store '%s' was "
+                         "destroyed while the ingest was open (its batches went with it); "
+                         "ingest again", g->dataset, g->store);
         else if (e)
             rc = ds_fail(c, e, "ingest into '%.200s': commit", g->dataset);
         kd_result_i64(c, "version", (int64_t)version);

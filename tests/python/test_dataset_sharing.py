@@ -362,3 +362,40 @@ def test_store_survives_a_restart_of_both_famd(famds, servers, pools):
         assert st.verify(codes=True) > 0
     st.ingest("Trip", {"id": np.arange(3), "fare": np.ones(3), "zone": np.array(["q"] * 3)})
     assert len(on(servers["A"])["Trip"]) == 5003
+
+
+def test_a_store_destroyed_and_made_again_by_another_server(famds, servers):
+    """B has store 'remade' open; A destroys it and makes it again: B's
+    next access reads the new store (no error first). An ingest B had open
+    into the destroyed store fails its commit and puts nothing into the new
+    one. Once A destroys the store for good, B's access is a KeyError that
+    says so."""
+    from kodiak import client
+    connect(kodiak, servers["A"])
+    a = kodiak.DatasetStore("remade")
+    a.ingest("T", {"x": np.arange(5)})
+    connect(kodiak, servers["B"])
+    b = kodiak.DatasetStore("remade", create=False)
+    assert b["T"]["x"].to_ndarray().tolist() == list(range(5))
+    r, _ = client.generic_msg("ds_ingest_begin", {"store": "remade", "dataset": "U"})
+    x = kodiak.array(np.arange(7))
+    client.generic_msg("ds_ingest_arrays", {"token": r["token"], "columns": [
+        {"name": "x", "array": x.name, "dtype": "int64"}]})
+    connect(kodiak, servers["A"])
+    a.destroy()
+    a = kodiak.DatasetStore("remade")
+    a.ingest("T", {"x": np.arange(3) + 100})
+    connect(kodiak, servers["B"])
+    b = kodiak.DatasetStore("remade", create=False)
+    assert b["T"]["x"].to_ndarray().tolist() == [100, 101, 102]
+    with pytest.raises(KeyError, match="'remade' was destroyed while the ingest was open"):
+        client.generic_msg("ds_ingest_commit", {"token": r["token"]})
+    assert b.list() == ["T"] and len(b["T"]) == 3
+    connect(kodiak, servers["A"])
+    assert a.list() == ["T"]
+    a.destroy()
+    connect(kodiak, servers["B"])
+    with pytest.raises(KeyError, match="no dataset store 'remade'"):
+        b["T"]
+    with pytest.raises(KeyError, match="no dataset store 'remade'"):
+        kodiak.DatasetStore("remade", create=False)
