@@ -54,6 +54,7 @@
 #define _GNU_SOURCE
 #include "kd.h"
 #include "kd_ds.h"
+#include "kd_lru.h"
 
 #include <fam/fam.h>
 #include <kodiak/dataset.h>
@@ -815,7 +816,7 @@ static bool agg_direct_plan(const uint64_t *buf, uint64_t window, uint64_t m,
 #define AGG_CACHE_BUCKETS 4096  /* hash chains */
 
 typedef struct agg_part {
-    struct agg_part *newer, *older; /* the LRU list */
+    kd_lru_node lru;                /* its place in the LRU list */
     struct agg_part *chain;         /* next in its hash bucket */
     uint64_t hash;                  /* of ident */
     size_t ilen;                    /* bytes of ident */
@@ -831,7 +832,7 @@ typedef struct agg_part {
 
 static struct {
     agg_part *bucket[AGG_CACHE_BUCKETS]; /* hash chains */
-    agg_part *newest, *oldest;           /* the LRU list's ends */
+    kd_lru lru;                          /* every partial, most recently used first */
     uint64_t bytes;                      /* held (and charged) */
     int64_t entries;                     /* partials held */
     int64_t evicted;                     /* partials evicted since the start */
@@ -843,20 +844,19 @@ static uint64_t agg_cache_limit(void)
     return kd_srv.mem_limit / AGG_CACHE_SHARE;
 }
 
+/* The least recently used partial, NULL if none. */
+static agg_part *agg_cache_oldest(void)
+{
+    return KD_LRU_ENTRY(agg_cache.lru.oldest, agg_part, lru);
+}
+
 static void agg_part_unlink(agg_part *p)
 {
     agg_part **pp = &agg_cache.bucket[p->hash % AGG_CACHE_BUCKETS];
     while (*pp != p)
         pp = &(*pp)->chain;
     *pp = p->chain;
-    if (p->newer)
-        p->newer->older = p->older;
-    else
-        agg_cache.newest = p->older;
-    if (p->older)
-        p->older->newer = p->newer;
-    else
-        agg_cache.oldest = p->newer;
+    kd_lru_remove(&agg_cache.lru, &p->lru);
     agg_cache.bytes -= p->bytes;
     agg_cache.entries--;
     kd_srv.mem_used -= p->bytes;
@@ -869,17 +869,17 @@ static void agg_part_unlink(agg_part *p)
 
 void kd_dsagg_cache_trim(uint64_t need)
 {
-    while (agg_cache.oldest &&
+    while (agg_cache_oldest() &&
            (need == UINT64_MAX || kd_srv.mem_used + need > kd_srv.mem_limit)) {
-        agg_part_unlink(agg_cache.oldest);
+        agg_part_unlink(agg_cache_oldest());
         agg_cache.evicted++;
     }
 }
 
 void kd_dsagg_cache_clear(void)
 {
-    while (agg_cache.oldest)
-        agg_part_unlink(agg_cache.oldest);
+    while (agg_cache_oldest())
+        agg_part_unlink(agg_cache_oldest());
 }
 
 /* The partial named ident, made the most recently used; NULL if none. */
@@ -889,19 +889,10 @@ static agg_part *agg_cache_find(const char *ident, size_t ilen)
     agg_part *p = agg_cache.bucket[h % AGG_CACHE_BUCKETS];
     while (p && !(p->hash == h && p->ilen == ilen && memcmp(p->ident, ident, ilen) == 0))
         p = p->chain;
-    if (p)
+    if (p) {
         p->stamp = agg_cache.stamp;
-    if (!p || !p->newer)
-        return p;
-    p->newer->older = p->older; /* to the front */
-    if (p->older)
-        p->older->newer = p->newer;
-    else
-        agg_cache.oldest = p->newer;
-    p->older = agg_cache.newest;
-    p->newer = NULL;
-    agg_cache.newest->newer = p;
-    agg_cache.newest = p;
+        kd_lru_touch(&agg_cache.lru, &p->lru);
+    }
     return p;
 }
 
@@ -921,11 +912,11 @@ static void agg_cache_put(const char *ident, size_t ilen, agg_table *t, agg_tabl
     if (bytes > agg_cache_limit() || agg_cache_find(ident, ilen))
         return;
     take_room(bytes); /* kept column rows give way to a partial (far smaller, kept longer) */
-    while (agg_cache.oldest && (agg_cache.bytes + bytes > agg_cache_limit() ||
-                                kd_srv.mem_used + bytes > kd_srv.mem_limit)) {
-        if (agg_cache.oldest->stamp == agg_cache.stamp)
+    while (agg_cache_oldest() && (agg_cache.bytes + bytes > agg_cache_limit() ||
+                                  kd_srv.mem_used + bytes > kd_srv.mem_limit)) {
+        if (agg_cache_oldest()->stamp == agg_cache.stamp)
             return;
-        agg_part_unlink(agg_cache.oldest);
+        agg_part_unlink(agg_cache_oldest());
         agg_cache.evicted++;
     }
     if (kd_srv.mem_used + bytes > kd_srv.mem_limit)
@@ -966,12 +957,7 @@ static void agg_cache_put(const char *ident, size_t ilen, agg_table *t, agg_tabl
     agg_part **head = &agg_cache.bucket[p->hash % AGG_CACHE_BUCKETS];
     p->chain = *head;
     *head = p;
-    p->older = agg_cache.newest;
-    if (agg_cache.newest)
-        agg_cache.newest->newer = p;
-    else
-        agg_cache.oldest = p;
-    agg_cache.newest = p;
+    kd_lru_push(&agg_cache.lru, &p->lru);
     agg_cache.bytes += bytes;
     agg_cache.entries++;
     kd_srv.mem_used += bytes;
