@@ -155,6 +155,11 @@ typedef struct {
     uint64_t window;                        /* rows of each slot of the window */
     uint64_t *scratch[2];                   /* gathered columns: two more slots of the
                                              * window, for row numbers and spans */
+    bool idx_held;                          /* scratch[0] holds the request's index
+                                             * rows [idx_off, + idx_m) of batch idx_b:
+                                             * the next gathered column reuses them */
+    size_t idx_b;
+    uint64_t idx_off, idx_m;
 } agg_src;
 
 static uint64_t agg_mix(uint64_t x)
@@ -509,9 +514,9 @@ static int agg_rows_at(kd_cmd *c, ds_store_t *s, const ds_info_t *in, size_t k, 
     bool sorted = true;
     for (uint64_t i = 0; i < m; i++) {
         if (pos[i] >= rows)
-            return kd_fail(c, "RuntimeError", "an index of dataset '%.200s', batch %zu: row "
-                           "%lld is not in its batch of %llu rows (a damaged store)", in->name,
-                           b, (long long)pos[i], (unsigned long long)rows);
+            return kd_fail(c, "RuntimeError", "dataset '%.200s', batch %zu: row %lld, which "
+                           "an index picks, is not in its batch of %llu rows (a damaged store)",
+                           in->name, b, (long long)pos[i], (unsigned long long)rows);
         lo = pos[i] < lo ? pos[i] : lo;
         hi = pos[i] > hi ? pos[i] : hi;
         sorted = sorted && (i == 0 || pos[i] >= pos[i - 1]);
@@ -553,9 +558,11 @@ static int agg_rows_at(kd_cmd *c, ds_store_t *s, const ds_info_t *in, size_t k, 
  * a step's derived column dataset has batch b, the values are read from
  * it there instead, as kd_ds_read_batch reads them). Row numbers go back
  * and forth between the window's two scratch slots, and whichever one (or
- * dst, before the values arrive) is free holds the spans read. A batch of
- * any size is thus gathered a window at a time; the values, and so every
- * partial result, are those of the batch gathered whole. Local. */
+ * dst, before the values arrive) is free holds the spans read; the
+ * request's index rows of a window, read for one column through a single
+ * index, stay for the next (src->idx_held). A batch of any size is thus
+ * gathered a window at a time; the values, and so every partial result,
+ * are those of the batch gathered whole. Local. */
 static int agg_gather(kd_cmd *c, agg_src *src, int u, size_t b, uint64_t off, uint64_t m,
                       void *dst)
 {
@@ -564,6 +571,8 @@ static int agg_gather(kd_cmd *c, agg_src *src, int u, size_t b, uint64_t off, ui
     int slot = 0;               /* the scratch slot that is free (pos is in the other) */
     const ds_info_t *from = a->leaf;
     size_t col = a->col;
+    if (a->nhop > 1) /* its rows and spans take both slots */
+        src->idx_held = false;
     for (int h = 0; h < a->nhop; h++) {
         const agg_hop *hp = &a->hop[h];
         if (hp->part && b < hp->part->nbatches) {
@@ -571,9 +580,21 @@ static int agg_gather(kd_cmd *c, agg_src *src, int u, size_t b, uint64_t off, ui
             col = 0;
             break;
         }
-        if (agg_rows_at(c, src->s, hp->idx, 0, b, off, pos, m, src->scratch[slot], dst,
-                        src->window))
-            return -1;
+        bool held = h == 0 && src->idx_held && src->idx_b == b && src->idx_off == off &&
+                    src->idx_m == m; /* the request's index rows, read for another column */
+        if (!held) {
+            if (h == 0)
+                src->idx_held = false; /* (until read whole) */
+            if (agg_rows_at(c, src->s, hp->idx, 0, b, off, pos, m, src->scratch[slot], dst,
+                            src->window))
+                return -1;
+        }
+        if (h == 0 && a->nhop == 1) {
+            src->idx_held = true;
+            src->idx_b = b;
+            src->idx_off = off;
+            src->idx_m = m;
+        }
         pos = src->scratch[slot];
         slot ^= 1;
     }
@@ -1870,7 +1891,6 @@ static int cmd_ds_agg(kd_cmd *c)
     rc = c->rank == 0 ? reply(c, &src, nk, &t, (ops & AGG_NUNIQUE) ? &pairs : NULL, ops, ddof,
                               with_value)
                       : 0;
-    if (c->rank == 0)
     if (c->rank == 0) {
         kd_result_i64(c, "direct_windows", ndirect); /* rank 0's (tests) */
         kd_result_i64(c, "batches_folded", counts[0]); /* over the ranks */
