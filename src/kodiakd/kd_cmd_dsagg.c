@@ -40,9 +40,9 @@
  * derived column dataset "D[x]" (paged from FAM), or gathered through an
  * index the same window of rows at a time (agg_gather: the index's rows,
  * then the base's values at them), so no batch is ever held whole and a
- * filter whose one batch is larger than the limit aggregates. The window itself is
- * kd_ds_window_alloc() (kd.h), for every command that streams batches
- * (filters, gathers, derives).
+ * filter whose one batch is larger than the limit aggregates. The window
+ * itself is kd_ds_window_alloc() (kd.h), for every command that streams
+ * batches (filters, gathers, derives).
  *
  * Command (docs/PROTOCOL.md):
  *   ds_agg {store, dataset, keys: [col...], value: col | null, ops: [op...], ddof?}
