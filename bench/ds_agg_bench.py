@@ -10,8 +10,8 @@ The data: --rows rows of a taxi-like table, `zone` int64 (263 values),
 `fare` float64 (1% NaN), `flag` text (3 values), made with NumPy (seeded),
 ingested once into a store on 2 famd (volatile pools) by kodiakd A (no
 memory limit) in batches of --batch-rows (default: 1048576, or an eighth of
-the rows when that is less, so a batch is at most half of what B's ranks
-may hold: a batch gathered through an index is held whole). Kodiakd B (same
+the rows when that is less; any size works: B gathers a column through an
+index a window of rows at a time, never a batch whole). Kodiakd B (same
 rank count) is attached to the same famd with --memory-limit = (dataset
 bytes / 4) / ranks, so the dataset is 4x what all its ranks may hold. Each figure is the best
 of --trials wall times; the pandas time is the query alone on a DataFrame

@@ -38,9 +38,11 @@
  * are brought current first (kd_ds_refresh), then each column is read
  * from where it is (resolve_column): stored in the dataset or in its
  * derived column dataset "D[x]" (paged from FAM), or gathered through an
- * index one batch at a time (kd_ds_read_batch). The window itself is
- * kd_ds_window_alloc() (kd.h), for every command that streams batches
- * (filters, gathers, derives).
+ * index the same window of rows at a time (agg_gather: the index's rows,
+ * then the base's values at them), so no batch is ever held whole and a
+ * filter whose one batch is larger than the limit aggregates. The window
+ * itself is kd_ds_window_alloc() (kd.h), for every command that streams
+ * batches (filters, gathers, derives).
  *
  * Command (docs/PROTOCOL.md):
  *   ds_agg {store, dataset, keys: [col...], value: col | null, ops: [op...], ddof?}
@@ -52,6 +54,7 @@
 #define _GNU_SOURCE
 #include "kd.h"
 #include "kd_ds.h"
+#include "kd_lru.h"
 
 #include <fam/fam.h>
 #include <kodiak/dataset.h>
@@ -112,6 +115,15 @@ typedef struct {
     agg_state *st;      /* room states (with_state) */
 } agg_table;
 
+/* One step of a gathered column's lineage: an index dataset, whose batch
+ * b holds row numbers (ascending) of batch b of the next step. */
+typedef struct {
+    const ds_info_t *idx;  /* the index dataset (column 0: int64 rows of its base's batch) */
+    const ds_info_t *part; /* its derived column dataset "idx[name]" when that has fewer
+                            * batches than the request (NULL if none): a batch it has is
+                            * read from it, as kd_ds_read_batch does */
+} agg_hop;
+
 /* Where one used column's values come from. Batch b of a derived dataset
  * stands for batch b of its root base dataset, so every source below has
  * its batch b aligned with the dataset's batch b. */
@@ -120,11 +132,10 @@ typedef struct {
     size_t col;          /* their column number in leaf */
     bool owned;          /* leaf is this column's own ds_info (freed at the end) */
     size_t leaf_nb;      /* ... and its own nbatches (cut to the request's meanwhile) */
-    bool gathered;       /* through an index: read batch by batch (kd_ds_read_batch) */
+    bool gathered;       /* through an index: a window of rows at a time (agg_gather) */
     const char *name;    /* the column's name */
-    kd_ds_col cur;       /* gathered: the current batch of it, whole */
-    int64_t cur_b;       /* ... which batch that is (-1: none) */
-    size_t charged;      /* ... bytes of it charged to --memory-limit */
+    int nhop;            /* gathered: index datasets on the way, the request's first */
+    agg_hop hop[AGG_DEPTH + 1]; /* ... each (not owned: they are in path) */
     int npath;           /* datasets in path */
     ds_info_t *path[AGG_PATH_MAX]; /* every dataset batch b's values come through (the
                                     * request's, derived column datasets, the bases an
@@ -141,6 +152,14 @@ typedef struct {
     const char *store;                      /* the store's name */
     ds_categories_t *cat[AGG_MAX_KEYS + 1]; /* per used column (keys, then value) */
     agg_col c[AGG_MAX_KEYS + 1];            /* per used column */
+    uint64_t window;                        /* rows of each slot of the window */
+    uint64_t *scratch[2];                   /* gathered columns: two more slots of the
+                                             * window, for row numbers and spans */
+    bool idx_held;                          /* scratch[0] holds the request's index
+                                             * rows [idx_off, + idx_m) of batch idx_b:
+                                             * the next gathered column reuses them */
+    size_t idx_b;
+    uint64_t idx_off, idx_m;
 } agg_src;
 
 static uint64_t agg_mix(uint64_t x)
@@ -450,41 +469,145 @@ static void take_room(uint64_t bytes)
         kd_dsc_trim(bytes);
 }
 
-/* Gathered column u: batch b whole in src->c[u].cur (charged to the
- * memory limit while it is held). Local. */
-static int agg_load_batch(kd_cmd *c, agg_src *src, int u, size_t b)
+/* Whether m rows spread over a span of `span` rows are read by index
+ * (ds_gather) rather than by reading the span and picking them out: when
+ * fewer than one row in AGG_SPARSE of the span is wanted. The same rule
+ * and the same environment switch as the derived datasets' gathers
+ * (kd_cmd_dsderive.c): KD_DSD_GATHER=span or =index forces one way.
+ * test_ds_paging aggregates a dense filter (spans) and a sparse one (by
+ * index) against pandas. */
+#define AGG_SPARSE 4
+static bool agg_gather_sparse(uint64_t span, uint64_t m)
+{
+    static int force = -1; /* 0 span, 1 index, 2 by density */
+    if (force < 0) {
+        const char *e = getenv("KD_DSD_GATHER");
+        force = e && !strcmp(e, "span") ? 0 : e && !strcmp(e, "index") ? 1 : 2;
+    }
+    return force == 2 ? span / AGG_SPARSE >= m : force == 1;
+}
+
+static int agg_read_fail(kd_cmd *c, int rc, const ds_info_t *in, size_t k, size_t b)
+{
+    char what[600];
+    snprintf(what, sizeof what, "read column '%.200s' of batch %zu of dataset '%.200s' "
+             "(rank %d)", in->cols[k].name, b, in->name, c->rank);
+    return kd_ds_fail(c, rc, what);
+}
+
+/* The values of stored column k of batch b of `in` into dst (storage
+ * width): rows [off, off + m) when pos is NULL, else the rows pos[0..m)
+ * (as an index holds them: ascending). Sparse rows are fetched by an
+ * indexed read; dense ones by reading the span they cover, at most
+ * `span_rows` rows at a time into `span`, and picking them out. Both give
+ * the same values. Local. */
+static int agg_rows_at(kd_cmd *c, ds_store_t *s, const ds_info_t *in, size_t k, size_t b,
+                       uint64_t off, const uint64_t *pos, uint64_t m, void *dst, void *span,
+                       uint64_t span_rows)
+{
+    int rc;
+    if (!pos) {
+        rc = m ? kd_dsc_read(s, in, b, k, off, m, dst) : 0;
+        return rc ? agg_read_fail(c, rc, in, k, b) : 0;
+    }
+    uint64_t rows = in->batches[b].rows, lo = UINT64_MAX, hi = 0;
+    bool sorted = true;
+    for (uint64_t i = 0; i < m; i++) {
+        if (pos[i] >= rows)
+            return kd_fail(c, "RuntimeError", "dataset '%.200s', batch %zu: row %lld, which "
+                           "an index picks, is not in its batch of %llu rows (a damaged store)",
+                           in->name, b, (long long)pos[i], (unsigned long long)rows);
+        lo = pos[i] < lo ? pos[i] : lo;
+        hi = pos[i] > hi ? pos[i] : hi;
+        sorted = sorted && (i == 0 || pos[i] >= pos[i - 1]);
+    }
+    if (!m)
+        return 0;
+    if (!sorted || span_rows == 0 || agg_gather_sparse(hi - lo + 1, m)) {
+        rc = kd_dsc_gather(s, in, b, k, m, pos, dst);
+        return rc ? agg_read_fail(c, rc, in, k, b) : 0;
+    }
+    size_t w = fa_dtype_size(ds_dtype_storage(in->cols[k].dtype));
+    for (uint64_t i = 0; i < m;) {
+        uint64_t first = pos[i];
+        uint64_t len = rows - first < span_rows ? rows - first : span_rows;
+        uint64_t j = i; /* the rows wanted from this span */
+        while (j < m && pos[j] < first + len)
+            j++;
+        rc = kd_dsc_read(s, in, b, k, first, pos[j - 1] - first + 1, span);
+        if (rc)
+            return agg_read_fail(c, rc, in, k, b);
+        if (w == 8) {
+            const uint64_t *sp = span;
+            uint64_t *dp = dst;
+            for (uint64_t q = i; q < j; q++)
+                dp[q] = sp[pos[q] - first];
+        } else {
+            for (uint64_t q = i; q < j; q++)
+                memcpy((char *)dst + q * w, (const char *)span + (pos[q] - first) * w, w);
+        }
+        i = j;
+    }
+    return 0;
+}
+
+/* Rows [off, off + m) of batch b of gathered column u into dst (storage
+ * width), with no more memory than the window: the request's index rows
+ * there, then at each index on the way its rows at those, down to the
+ * dataset that stores the values, which are read at the last rows (where
+ * a step's derived column dataset has batch b, the values are read from
+ * it there instead, as kd_ds_read_batch reads them). Row numbers go back
+ * and forth between the window's two scratch slots, and whichever one (or
+ * dst, before the values arrive) is free holds the spans read; the
+ * request's index rows of a window, read for one column through a single
+ * index, stay for the next (src->idx_held). A batch of any size is thus
+ * gathered a window at a time; the values, and so every partial result,
+ * are those of the batch gathered whole. Local. */
+static int agg_gather(kd_cmd *c, agg_src *src, int u, size_t b, uint64_t off, uint64_t m,
+                      void *dst)
 {
     agg_col *a = &src->c[u];
-    if (a->cur_b == (int64_t)b)
-        return 0;
-    kd_srv.mem_used -= a->charged;
-    a->charged = 0;
-    kd_ds_col_free(&a->cur);
-    a->cur_b = -1;
-    /* what reading it holds at once: the root batch, the index, the result */
-    uint64_t need = 8 * (a->leaf->batches[b].rows + 2 * src->in->batches[b].rows);
-    uint64_t free_bytes = mem_free();
-    if (need > free_bytes)
-        return kd_fail(c, "MemoryError", "ds_agg: batch %zu of column '%.200s' of dataset "
-                       "'%.200s' needs %llu bytes to gather, rank %d has %llu free under its "
-                       "memory limit (--memory-limit %llu); free some arrays, or ingest smaller "
-                       "batches", b, a->name, src->in->name, (unsigned long long)need, c->rank,
-                       (unsigned long long)free_bytes, (unsigned long long)kd_srv.mem_limit);
-    if (kd_ds_read_batch(c, src->s, src->in->name, a->name, b, &a->cur))
-        return -1;
-    ds_dtype_t t = a->leaf->cols[a->col].dtype;
-    if (a->cur.dtype != t || a->cur.n != src->in->batches[b].rows ||
-        (t == DS_TEXT && a->cur.ncats != a->leaf->batches[b].ncat[a->col])) {
-        kd_ds_col_free(&a->cur);
-        return kd_fail(c, "RuntimeError", "ds_agg: batch %zu of column '%.200s' of dataset "
-                       "'%.200s' changed while it was read; read it again", b, a->name,
-                       src->in->name);
+    const uint64_t *pos = NULL; /* the rows of this step: NULL for [off, off + m) */
+    int slot = 0;               /* the scratch slot that is free (pos is in the other) */
+    const ds_info_t *from = a->leaf;
+    size_t col = a->col;
+    if (a->nhop > 1) /* its rows and spans take both slots */
+        src->idx_held = false;
+    for (int h = 0; h < a->nhop; h++) {
+        const agg_hop *hp = &a->hop[h];
+        if (hp->part && b < hp->part->nbatches) {
+            from = hp->part;
+            col = 0;
+            break;
+        }
+        bool held = h == 0 && src->idx_held && src->idx_b == b && src->idx_off == off &&
+                    src->idx_m == m; /* the request's index rows, read for another column */
+        if (!held) {
+            if (h == 0)
+                src->idx_held = false; /* (until read whole) */
+            if (agg_rows_at(c, src->s, hp->idx, 0, b, off, pos, m, src->scratch[slot], dst,
+                            src->window))
+                return -1;
+        }
+        if (h == 0 && a->nhop == 1) {
+            src->idx_held = true;
+            src->idx_b = b;
+            src->idx_off = off;
+            src->idx_m = m;
+        }
+        pos = src->scratch[slot];
+        slot ^= 1;
     }
-    a->charged = (size_t)a->cur.n * fa_dtype_size(ds_dtype_storage(t));
-    take_room(a->charged);
-    kd_srv.mem_used += a->charged;
-    a->cur_b = (int64_t)b;
-    return 0;
+    ds_dtype_t t = a->leaf->cols[a->col].dtype;
+    if (from != a->leaf &&
+        (from->cols[col].dtype != t ||
+         (t == DS_TEXT && from->batches[b].ncat[col] != a->leaf->batches[b].ncat[a->col])))
+        return kd_fail(c, "RuntimeError", "ds_agg: batch %zu of column '%.200s' of dataset "
+                       "'%.200s' is stored in '%.200s' with another dtype or categories than "
+                       "in '%.200s' (a damaged store)", b, a->name, src->in->name, from->name,
+                       a->leaf->name);
+    return agg_rows_at(c, src->s, from, col, b, off, pos, m, dst, src->scratch[slot],
+                       src->window);
 }
 
 /* Rows [off, off + n) of used column u of batch b into dst as 64-bit
@@ -492,8 +615,8 @@ static int agg_load_batch(kd_cmd *c, agg_src *src, int u, size_t b)
  * -0.0 made 0.0 when `fold_zero`. The one function that reads column data:
  * a stored column (of the dataset, or the derived column dataset "D[x]")
  * is paged straight from FAM; a column of an index dataset that is not
- * stored is gathered batch by batch through the index (kd_ds_read_batch).
- * Local. */
+ * stored is gathered through the index the same rows at a time
+ * (agg_gather). Local. */
 static int agg_read(kd_cmd *c, agg_src *src, int u, size_t b, uint64_t off, uint64_t n,
                     uint64_t *dst, bool fold_zero)
 {
@@ -502,10 +625,8 @@ static int agg_read(kd_cmd *c, agg_src *src, int u, size_t b, uint64_t off, uint
     size_t col = a->col;
     ds_dtype_t t = in->cols[col].dtype;
     if (a->gathered) {
-        if (agg_load_batch(c, src, u, b))
+        if (agg_gather(c, src, u, b, off, n, dst))
             return -1;
-        size_t w = fa_dtype_size(ds_dtype_storage(t));
-        memcpy(dst, (const char *)a->cur.data + off * w, n * w);
     } else {
         int rc = kd_dsc_read(src->s, in, b, col, off, n, dst);
         if (rc) {
@@ -716,7 +837,7 @@ static bool agg_direct_plan(const uint64_t *buf, uint64_t window, uint64_t m,
 #define AGG_CACHE_BUCKETS 4096  /* hash chains */
 
 typedef struct agg_part {
-    struct agg_part *newer, *older; /* the LRU list */
+    kd_lru_node lru;                /* its place in the LRU list */
     struct agg_part *chain;         /* next in its hash bucket */
     uint64_t hash;                  /* of ident */
     size_t ilen;                    /* bytes of ident */
@@ -732,7 +853,7 @@ typedef struct agg_part {
 
 static struct {
     agg_part *bucket[AGG_CACHE_BUCKETS]; /* hash chains */
-    agg_part *newest, *oldest;           /* the LRU list's ends */
+    kd_lru lru;                          /* every partial, most recently used first */
     uint64_t bytes;                      /* held (and charged) */
     int64_t entries;                     /* partials held */
     int64_t evicted;                     /* partials evicted since the start */
@@ -744,20 +865,19 @@ static uint64_t agg_cache_limit(void)
     return kd_srv.mem_limit / AGG_CACHE_SHARE;
 }
 
+/* The least recently used partial, NULL if none. */
+static agg_part *agg_cache_oldest(void)
+{
+    return KD_LRU_ENTRY(agg_cache.lru.oldest, agg_part, lru);
+}
+
 static void agg_part_unlink(agg_part *p)
 {
     agg_part **pp = &agg_cache.bucket[p->hash % AGG_CACHE_BUCKETS];
     while (*pp != p)
         pp = &(*pp)->chain;
     *pp = p->chain;
-    if (p->newer)
-        p->newer->older = p->older;
-    else
-        agg_cache.newest = p->older;
-    if (p->older)
-        p->older->newer = p->newer;
-    else
-        agg_cache.oldest = p->newer;
+    kd_lru_remove(&agg_cache.lru, &p->lru);
     agg_cache.bytes -= p->bytes;
     agg_cache.entries--;
     kd_srv.mem_used -= p->bytes;
@@ -770,17 +890,17 @@ static void agg_part_unlink(agg_part *p)
 
 void kd_dsagg_cache_trim(uint64_t need)
 {
-    while (agg_cache.oldest &&
+    while (agg_cache_oldest() &&
            (need == UINT64_MAX || kd_srv.mem_used + need > kd_srv.mem_limit)) {
-        agg_part_unlink(agg_cache.oldest);
+        agg_part_unlink(agg_cache_oldest());
         agg_cache.evicted++;
     }
 }
 
 void kd_dsagg_cache_clear(void)
 {
-    while (agg_cache.oldest)
-        agg_part_unlink(agg_cache.oldest);
+    while (agg_cache_oldest())
+        agg_part_unlink(agg_cache_oldest());
 }
 
 /* The partial named ident, made the most recently used; NULL if none. */
@@ -790,19 +910,10 @@ static agg_part *agg_cache_find(const char *ident, size_t ilen)
     agg_part *p = agg_cache.bucket[h % AGG_CACHE_BUCKETS];
     while (p && !(p->hash == h && p->ilen == ilen && memcmp(p->ident, ident, ilen) == 0))
         p = p->chain;
-    if (p)
+    if (p) {
         p->stamp = agg_cache.stamp;
-    if (!p || !p->newer)
-        return p;
-    p->newer->older = p->older; /* to the front */
-    if (p->older)
-        p->older->newer = p->newer;
-    else
-        agg_cache.oldest = p->newer;
-    p->older = agg_cache.newest;
-    p->newer = NULL;
-    agg_cache.newest->newer = p;
-    agg_cache.newest = p;
+        kd_lru_touch(&agg_cache.lru, &p->lru);
+    }
     return p;
 }
 
@@ -822,11 +933,11 @@ static void agg_cache_put(const char *ident, size_t ilen, agg_table *t, agg_tabl
     if (bytes > agg_cache_limit() || agg_cache_find(ident, ilen))
         return;
     take_room(bytes); /* kept column rows give way to a partial (far smaller, kept longer) */
-    while (agg_cache.oldest && (agg_cache.bytes + bytes > agg_cache_limit() ||
-                                kd_srv.mem_used + bytes > kd_srv.mem_limit)) {
-        if (agg_cache.oldest->stamp == agg_cache.stamp)
+    while (agg_cache_oldest() && (agg_cache.bytes + bytes > agg_cache_limit() ||
+                                  kd_srv.mem_used + bytes > kd_srv.mem_limit)) {
+        if (agg_cache_oldest()->stamp == agg_cache.stamp)
             return;
-        agg_part_unlink(agg_cache.oldest);
+        agg_part_unlink(agg_cache_oldest());
         agg_cache.evicted++;
     }
     if (kd_srv.mem_used + bytes > kd_srv.mem_limit)
@@ -867,12 +978,7 @@ static void agg_cache_put(const char *ident, size_t ilen, agg_table *t, agg_tabl
     agg_part **head = &agg_cache.bucket[p->hash % AGG_CACHE_BUCKETS];
     p->chain = *head;
     *head = p;
-    p->older = agg_cache.newest;
-    if (agg_cache.newest)
-        agg_cache.newest->newer = p;
-    else
-        agg_cache.oldest = p;
-    agg_cache.newest = p;
+    kd_lru_push(&agg_cache.lru, &p->lru);
     agg_cache.bytes += bytes;
     agg_cache.entries++;
     kd_srv.mem_used += bytes;
@@ -1052,7 +1158,6 @@ static int resolve_column(kd_cmd *c, agg_src *src, const char *name, agg_col *a)
 {
     memset(a, 0, sizeof *a);
     a->name = name;
-    a->cur_b = -1;
     size_t need = src->in->nbatches;
     ds_info_t *at = src->in;
     if (path_add(c, a, at, false))
@@ -1077,14 +1182,18 @@ static int resolve_column(kd_cmd *c, agg_src *src, const char *name, agg_col *a)
         }
         /* one with fewer batches may still be read for the ones it has
          * (kd_ds_read_batch): its batch ids name the values too */
+        const ds_info_t *part = NULL;
         if (d && d->kind == DS_KIND_COLUMN && d->nbatches > 0) {
             if (path_add(c, a, d, true))
                 return -1;
+            part = d->ncols == 1 ? d : NULL;
         } else {
             ds_free_info(d);
         }
         if (at->kind != DS_KIND_INDEX || at->ncols != 1 || !at->base || !at->base[0])
             break;
+        a->hop[a->nhop].idx = at; /* depth <= AGG_DEPTH: there is room */
+        a->hop[a->nhop++].part = part;
         ds_info_t *b = NULL;
         int rc = ds_info(src->s, at->base, &b);
         if (!rc && b->nbatches < need)
@@ -1118,9 +1227,6 @@ found:
 
 static void agg_col_free(agg_col *a)
 {
-    kd_srv.mem_used -= a->charged;
-    a->charged = 0;
-    kd_ds_col_free(&a->cur);
     if (a->owned)
         a->leaf->nbatches = a->leaf_nb;
     for (int i = 0; i < a->npath; i++)
@@ -1543,36 +1649,23 @@ static int cmd_ds_agg(kd_cmd *c)
     size_t wbytes = 0;
     uint64_t *buf = NULL;
     if (!rc) {
-        /* this rank's largest batch bounds the window; gathered columns hold
-         * a batch each while it is read (agg_load_batch): keep room for them */
-        uint64_t most = 0, reserve = 0;
-        for (size_t b = (size_t)c->rank; b < in->nbatches; b += (size_t)c->nranks) {
-            uint64_t r = 0, most_read = 0; /* each held batch; the largest read */
-            for (int u = 0; u < nu; u++)
-                if (src.c[u].gathered) {
-                    uint64_t rd = 8 * (src.c[u].leaf->batches[b].rows + in->batches[b].rows);
-                    r += 8 * in->batches[b].rows;
-                    most_read = rd > most_read ? rd : most_read;
-                }
-            r += most_read;
+        /* this rank's largest batch bounds the window; gathered columns
+         * take two more slots of it (row numbers down the lineage, spans
+         * of the rows they pick: agg_gather), never a whole batch */
+        uint64_t most = 0;
+        for (size_t b = (size_t)c->rank; b < in->nbatches; b += (size_t)c->nranks)
             most = in->batches[b].rows > most ? in->batches[b].rows : most;
-            reserve = r > reserve ? r : reserve;
-        }
-        uint64_t free_bytes = kd_srv.mem_limit > kd_srv.mem_used
-                                  ? kd_srv.mem_limit - kd_srv.mem_used : 0;
-        if (reserve && reserve >= free_bytes) {
-            rc = kd_fail(c, "MemoryError", "ds_agg: dataset '%.200s' has a batch whose columns "
-                         "gathered through its index need %llu bytes at once (a gathered batch "
-                         "is held whole), rank %d has %llu free under its memory limit "
-                         "(--memory-limit %llu); ingest smaller batches, or free some arrays",
-                         in->name, (unsigned long long)reserve, c->rank,
-                         (unsigned long long)free_bytes, (unsigned long long)kd_srv.mem_limit);
+        bool any_gathered = false;
+        for (int u = 0; u < nu; u++)
+            any_gathered = any_gathered || src.c[u].gathered;
+        int slots = (nu ? nu : 1) + (any_gathered ? 2 : 0);
+        buf = window_alloc(c, slots, most ? most : 1, &window, &wbytes);
+        if (!buf) {
+            rc = -1;
         } else {
-            kd_srv.mem_used += reserve;
-            buf = window_alloc(c, nu ? nu : 1, most ? most : 1, &window, &wbytes);
-            kd_srv.mem_used -= reserve;
-            if (!buf)
-                rc = -1;
+            src.window = window;
+            src.scratch[0] = buf + (size_t)(slots - 2) * window;
+            src.scratch[1] = buf + (size_t)(slots - 1) * window;
         }
     }
     agg_table t, pairs;
@@ -1798,7 +1891,6 @@ static int cmd_ds_agg(kd_cmd *c)
     rc = c->rank == 0 ? reply(c, &src, nk, &t, (ops & AGG_NUNIQUE) ? &pairs : NULL, ops, ddof,
                               with_value)
                       : 0;
-    if (c->rank == 0)
     if (c->rank == 0) {
         kd_result_i64(c, "direct_windows", ndirect); /* rank 0's (tests) */
         kd_result_i64(c, "batches_folded", counts[0]); /* over the ranks */

@@ -27,6 +27,7 @@
  * environment turns it off (the tests compare both ways). Local to each
  * rank; no collectives. */
 #include "kd_ds.h"
+#include "kd_lru.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,7 @@
 #define KD_DSC_BUCKETS 4096   /* hash chains (by array) */
 
 typedef struct kd_dsc_piece {
-    struct kd_dsc_piece *newer, *older; /* the LRU list */
+    kd_lru_node lru;                    /* its place in the LRU list */
     struct kd_dsc_piece *chain;         /* next in its hash bucket */
     uint64_t hash;                      /* of key */
     size_t klen;                        /* bytes of key */
@@ -49,7 +50,7 @@ typedef struct kd_dsc_piece {
 
 static struct {
     kd_dsc_piece *bucket[KD_DSC_BUCKETS]; /* hash chains */
-    kd_dsc_piece *newest, *oldest;        /* the LRU list's ends */
+    kd_lru lru;                           /* every piece, most recently used first */
     uint64_t bytes;                       /* held (and charged) */
     kd_dsc_stats st;                      /* counters */
     int on;                               /* -1 not yet read from the environment */
@@ -107,20 +108,19 @@ static size_t dsc_key(ds_store_t *s, const char *array, char *buf, size_t cap)
     return lr + 1 + la;
 }
 
+/* the least recently used piece, NULL if none */
+static kd_dsc_piece *dsc_oldest(void)
+{
+    return KD_LRU_ENTRY(dsc.lru.oldest, kd_dsc_piece, lru);
+}
+
 static void dsc_unlink(kd_dsc_piece *p)
 {
     kd_dsc_piece **pp = &dsc.bucket[p->hash % KD_DSC_BUCKETS];
     while (*pp != p)
         pp = &(*pp)->chain;
     *pp = p->chain;
-    if (p->newer)
-        p->newer->older = p->older;
-    else
-        dsc.newest = p->older;
-    if (p->older)
-        p->older->newer = p->newer;
-    else
-        dsc.oldest = p->newer;
+    kd_lru_remove(&dsc.lru, &p->lru);
     dsc.bytes -= p->bytes;
     kd_srv.mem_used -= p->bytes;
     free(p->key);
@@ -130,17 +130,17 @@ static void dsc_unlink(kd_dsc_piece *p)
 
 void kd_dsc_trim(uint64_t need)
 {
-    while (dsc.oldest &&
+    while (dsc_oldest() &&
            (need == UINT64_MAX || kd_srv.mem_used + need > kd_srv.mem_limit)) {
-        dsc_unlink(dsc.oldest);
+        dsc_unlink(dsc_oldest());
         dsc.st.evicted++;
     }
 }
 
 void kd_dsc_clear(void)
 {
-    while (dsc.oldest)
-        dsc_unlink(dsc.oldest);
+    while (dsc_oldest())
+        dsc_unlink(dsc_oldest());
 }
 
 static bool same_key(const kd_dsc_piece *p, uint64_t h, const char *key, size_t klen)
@@ -150,17 +150,7 @@ static bool same_key(const kd_dsc_piece *p, uint64_t h, const char *key, size_t 
 
 static void dsc_touch(kd_dsc_piece *p)
 {
-    if (!p->newer)
-        return;
-    p->newer->older = p->older; /* to the front */
-    if (p->older)
-        p->older->newer = p->newer;
-    else
-        dsc.oldest = p->newer;
-    p->older = dsc.newest;
-    p->newer = NULL;
-    dsc.newest->newer = p;
-    dsc.newest = p;
+    kd_lru_touch(&dsc.lru, &p->lru);
 }
 
 /* The piece of key holding row r, or NULL; *next (may be NULL) gets the
@@ -206,11 +196,11 @@ static void dsc_put(const char *key, size_t klen, size_t w, uint64_t off, uint64
         if (p->off >= off && p->off + p->n <= off + n)
             dsc_unlink(p);
     }
-    while (dsc.oldest && (dsc.bytes + bytes > kd_dsc_limit() ||
-                          kd_srv.mem_used + bytes > kd_srv.mem_limit)) {
+    while (dsc_oldest() && (dsc.bytes + bytes > kd_dsc_limit() ||
+                            kd_srv.mem_used + bytes > kd_srv.mem_limit)) {
         if (!evict)
             return;
-        dsc_unlink(dsc.oldest);
+        dsc_unlink(dsc_oldest());
         dsc.st.evicted++;
     }
     if (dsc.bytes + bytes > kd_dsc_limit() || kd_srv.mem_used + bytes > kd_srv.mem_limit)
@@ -237,12 +227,7 @@ static void dsc_put(const char *key, size_t klen, size_t w, uint64_t off, uint64
     kd_dsc_piece **head = &dsc.bucket[h % KD_DSC_BUCKETS];
     p->chain = *head;
     *head = p;
-    p->older = dsc.newest;
-    if (dsc.newest)
-        dsc.newest->newer = p;
-    else
-        dsc.oldest = p;
-    dsc.newest = p;
+    kd_lru_push(&dsc.lru, &p->lru);
     dsc.bytes += bytes;
     kd_srv.mem_used += bytes;
     dsc.st.kept_rows += n;
