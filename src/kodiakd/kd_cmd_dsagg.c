@@ -306,14 +306,19 @@ static bool agg_less(uint64_t a, uint64_t b, ds_dtype_t t)
 }
 
 /* Neumaier's compensated sum: s + c holds the exact running sum far better
- * than s alone (pandas' group-by sums use Kahan's, NumPy's pairwise). */
+ * than s alone (pandas' group-by sums use Kahan's, NumPy's pairwise). Once
+ * the sum is infinite (or NaN) the compensation stops: inf - inf would
+ * make it NaN, and a sum of 2, -inf and 3 NaN instead of NumPy's -inf,
+ * and the answer would hang on where batches and windows begin. */
 static void agg_fadd(double *s, double *c, double x)
 {
     double t = *s + x;
-    if (fabs(*s) >= fabs(x))
-        *c += (*s - t) + x;
-    else
-        *c += (x - t) + *s;
+    if (isfinite(t)) {
+        if (fabs(*s) >= fabs(x))
+            *c += (*s - t) + x;
+        else
+            *c += (x - t) + *s;
+    }
     *s = t;
 }
 

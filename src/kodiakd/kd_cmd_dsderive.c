@@ -447,6 +447,19 @@ static int stored_rows(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t *
     return t == DS_TEXT ? piece_cats(c, s, in, k, b, out) : 0;
 }
 
+/* Whether an update of fewer new batches than ranks may split each batch's
+ * rows over all ranks (compute_split). KD_DSD_SPLIT=0 in the environment:
+ * never, each batch on the rank that owns it (the tests compare both). */
+static bool split_on(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("KD_DSD_SPLIT");
+        on = !(e && !strcmp(e, "0"));
+    }
+    return on;
+}
+
 /* Whether m rows spread over a span of `span` rows are read by index.
  * KD_DSD_GATHER=span or =index in the environment forces one way (the
  * tests compare both). */
@@ -1500,7 +1513,8 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
      * when every rank's share fits its window; else each rank its own */
     uint64_t nb = plan.want - plan.have, wrows = arena.rows, most = 0;
     bool split = false;
-    if (c->nranks > 1 && nb < (uint64_t)c->nranks && !jget(e, "and") && !jget(e, "or")) {
+    if (c->nranks > 1 && nb < (uint64_t)c->nranks && !jget(e, "and") && !jget(e, "or") &&
+        split_on()) {
         for (uint64_t b = plan.have; !rc && b < plan.want; b++) {
             uint64_t n = 0;
             rc = base_rows(c, s, in->base, (size_t)b, &n);

@@ -171,6 +171,25 @@ def test_int64_extremes_wrap_as_numpy_and_inf_nan_as_pandas(store):
         same_series(getattr(t.groupby("k"), op)("f"), exp, f"inf {op}")
 
 
+@pytest.mark.parametrize("batch", [1, 2, 4, 7])
+def test_sums_with_infinities_do_not_hang_on_the_batching(store, batch):
+    """An infinity after finite values in one batch, window or group made
+    the compensated sum's correction inf - inf (NaN): 2, -inf, 3 summed to
+    NaN or -inf depending on where batches began. The reference is NumPy's
+    sum and mean of each group, whatever the batch size."""
+    df = pd.DataFrame({"k": np.array([1, 1, 1, 2, 2, 2, 3], dtype=np.int64),
+                       "f": np.array([2.0, -np.inf, 3.0, np.inf, 1.0, -np.inf, 5.0])})
+    t = store.ingest(f"Inf{batch}", df, batch_rows=batch)
+    for op in ("sum", "mean"):
+        got = getattr(t.groupby("k"), op)("f")
+        exp = {k: getattr(np, op)(df.f.values[df.k.values == k]) for k in (1, 2, 3)}
+        assert list(got.index) == [1, 2, 3], got
+        np.testing.assert_array_equal(np.asarray(got.values, dtype=float),
+                                      np.array(list(exp.values())), err_msg=op)
+        assert np.array_equal(getattr(t, op)("f"), getattr(np, op)(df.f.values), equal_nan=True)
+    store.drop(f"Inf{batch}")
+
+
 def test_float_sums_stay_accurate_over_many_batches(store):
     """1e6 values of mixed magnitude: the compensated sum is as close to
     the exact sum (math.fsum) as pandas'."""

@@ -318,6 +318,40 @@ def test_incremental_update_equals_recompute_and_counts_new_batches(store):
     reclaim_clean(store)
 
 
+@pytest.mark.parametrize("split", ["1", "0"])
+def test_an_update_of_one_batch_on_three_ranks_split_or_not(split):
+    """An update of fewer new batches than ranks splits each new batch's
+    rows over all ranks (compute_split), unless KD_DSD_SPLIT=0: then the
+    rank that owns the batch computes it alone. Either way the filter, the
+    column derived through it and a group-by of it equal pandas' after the
+    new batch, and only the new batch is processed."""
+    df = random_frame(1200, 11)
+    cols = list(df.columns)
+    with famd_and_kodiakds() as kodiakd:
+        connect(kodiak, kodiakd(3, env={"KD_DSD_SPLIT": split}))
+        s = kodiak.DatasetStore(f"split{split}")
+        t = s.ingest("R", {k: df[k].values[:1000] for k in cols}, batch_rows=250)
+        big = t.filter("f", "gt", -1)
+        big.derive("d", big["i"] * 3 - big["f"])
+        _ = big["d"], big.groupby("s").mean("d")
+        s.ingest("R", {k: df[k].values[1000:] for k in cols}, batch_rows=200)
+        m = (df.f > -1).values
+        same(big["d"], pd.Series(df.i.values[m] * 3 - df.f.values[m]))
+        same(big["u"], df[m]["u"])
+        got = big.groupby("s").mean("d")
+        # NumPy's mean of each group (pandas' Kahan sum makes a group
+        # holding an infinity NaN: 2, -inf, 3 has the mean -inf)
+        d, keys = df.i.values[m] * 3 - df.f.values[m], df.s.values[m]
+        want = {k: np.mean(d[keys == k]) for k in sorted(set(keys[~pd.isna(keys)]))}
+        assert list(got.index) == list(want)
+        np.testing.assert_allclose(np.asarray(got.values, dtype=float),
+                                   np.array(list(want.values())), rtol=1e-12)
+        for name in (big.name, f"{big.name}[d]"):
+            st = s[name].stats()
+            assert st["base_batches"] == 5 and st["last"] == 1, (name, st)
+        s.destroy()
+
+
 # ---- sharing: two servers and a C program ------------------------------------------------
 
 @pytest.fixture(scope="module")
