@@ -221,14 +221,6 @@ static int store_local(kd_cmd *c, fam_t *f, const char *name, int flags, mode_t 
 {
     for (int i = 0; i < KD_DS_STORES; i++)
         if (slots[i].s && strcmp(slots[i].name, name) == 0) {
-            /* a store destroyed since (and perhaps made again) by another
-             * program: its head is gone; open the store afresh (the check:
-             * one 16-byte read per command) */
-            uint64_t v;
-            if (ds_version(slots[i].s, &v) != 0) {
-                slot_close(&slots[i]);
-                break;
-            }
             slots[i].used = ++slot_tick;
             *out = slots[i].s;
             return 0;
@@ -258,22 +250,6 @@ static int store_local(kd_cmd *c, fam_t *f, const char *name, int flags, mode_t 
     return 0;
 }
 
-/* Collective: store `name` attached on every rank (created by rank 0 first
- * when `create`). */
-static int get_store(kd_cmd *c, const char *name, bool create, mode_t mode, ds_store_t **out)
-{
-    fam_t *f = kd_fam_connect(c);
-    if (!f)
-        return -1;
-    *out = NULL;
-    if (create) {
-        int rc = c->rank == 0 ? store_local(c, f, name, DS_CREATE, mode, out) : 0;
-        if (kd_agree(c, rc))
-            return -1;
-    }
-    return kd_agree(c, *out ? 0 : store_local(c, f, name, 0, mode, out));
-}
-
 /* After a failed libdataset call on a store: drop the handle, so the next
  * command opens the store afresh (it may have been destroyed and made
  * again by another program). */
@@ -282,6 +258,34 @@ static void store_forget(const char *name)
     for (int i = 0; i < KD_DS_STORES; i++)
         if (slots[i].s && strcmp(slots[i].name, name) == 0)
             slot_close(&slots[i]);
+}
+
+/* Collective: store `name` attached on every rank (created by rank 0 first
+ * when `create`). */
+static int get_store(kd_cmd *c, const char *name, bool create, mode_t mode, ds_store_t **out)
+{
+    fam_t *f = kd_fam_connect(c);
+    if (!f)
+        return -1;
+    *out = NULL;
+    /* a store destroyed since (and perhaps made again) by another program:
+     * the head of rank 0's handle is gone; every rank opens it afresh. One
+     * 16-byte read on rank 0 and a broadcast per command (a read on every
+     * rank made the commands of 2 ranks slower). */
+    int gone = 0;
+    for (int i = 0; c->rank == 0 && i < KD_DS_STORES; i++)
+        if (slots[i].s && strcmp(slots[i].name, name) == 0)
+            gone = ds_version(slots[i].s, &(uint64_t){0}) != 0;
+    if (c->nranks > 1)
+        MPI_Bcast(&gone, 1, MPI_INT, 0, c->comm);
+    if (gone)
+        store_forget(name);
+    if (create) {
+        int rc = c->rank == 0 ? store_local(c, f, name, DS_CREATE, mode, out) : 0;
+        if (kd_agree(c, rc))
+            return -1;
+    }
+    return kd_agree(c, *out ? 0 : store_local(c, f, name, 0, mode, out));
 }
 
 /* kd_ds.h: the handles and errors for the other dataset command files */
