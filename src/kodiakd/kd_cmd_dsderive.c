@@ -1757,6 +1757,7 @@ static int cmd_ds_refresh(kd_cmd *c)
             rc = -1;
         else if (c->rank == 0)
             rc = kd_ds_list_result(c, s, store, true, (uint64_t)known);
+        trace(c, "listed");
     } else if (c->rank == 0 && (rc = ds_version(s, &v)) != 0) {
         kd_ds_fail(c, rc, "read the catalog version");
     } else if (c->rank == 0) {
