@@ -167,6 +167,11 @@ const char *ds_store_region(const ds_store_t *s);
 fam_t *ds_store_fam(const ds_store_t *s);
 /* The current catalog version (0: nothing committed yet). */
 int ds_version(ds_store_t *s, uint64_t *version);
+/* 0 if the store this handle was opened on still exists; FAM_ENOTFOUND if
+ * it was destroyed since (and perhaps made again under its name: open it
+ * afresh then). One request to a memory server, answered at once (a read
+ * of a destroyed store's head waits for libfam's timeout). */
+int ds_check(ds_store_t *s);
 
 /* ---- reading the catalog ----------------------------------------------------- */
 /* Dataset names, in creation order, from one catalog version; free with

@@ -339,6 +339,18 @@ int ds_version(ds_store_t *s, uint64_t *version)
     return ds_head_read(s, version, &n);
 }
 
+int ds_check(ds_store_t *s)
+{
+    fam_set_error(0, NULL);
+    if (!s) return fam_set_error(FAM_EINVAL, "ds_check: NULL store");
+    fam_stat_t st;
+    int rc = fam_stat(s->f, s->head, &st);
+    if (rc == FAM_ENOTFOUND)
+        return fam_set_error(rc, "dataset store '%s' was destroyed since this handle "
+                             "opened it", s->name);
+    return rc ? fam_set_error(rc, "dataset store '%s': %s", s->name, fam_last_error()) : 0;
+}
+
 /* ---- reading ---------------------------------------------------------------------------- */
 
 void ds_free_names(char **names, size_t n)

@@ -126,6 +126,10 @@ static void slot_close(ds_slot *sl)
 
 static void ingest_free(ds_ingest *g, bool abort)
 {
+    /* a store destroyed meanwhile took the batches with it (and reading
+     * its catalog to abort them would wait for libfam's timeout) */
+    if (abort && g->nb && g->s && ds_check(g->s) == FAM_ENOTFOUND)
+        abort = false;
     for (size_t i = 0; i < g->nb; i++)
         if (g->handles && g->handles[i]) {
             /* ds_batch_abort frees the handle whatever it returns (on an
@@ -269,13 +273,13 @@ static int get_store(kd_cmd *c, const char *name, bool create, mode_t mode, ds_s
         return -1;
     *out = NULL;
     /* a store destroyed since (and perhaps made again) by another program:
-     * the head of rank 0's handle is gone; every rank opens it afresh. One
-     * 16-byte read on rank 0 and a broadcast per command (a read on every
-     * rank made the commands of 2 ranks slower). */
+     * the head item of rank 0's handle is gone; every rank opens it
+     * afresh. One request to famd on rank 0 and a broadcast per command
+     * (a request on every rank made the commands of 2 ranks slower). */
     int gone = 0;
     for (int i = 0; c->rank == 0 && i < KD_DS_STORES; i++)
         if (slots[i].s && strcmp(slots[i].name, name) == 0)
-            gone = ds_version(slots[i].s, &(uint64_t){0}) != 0;
+            gone = ds_check(slots[i].s) == FAM_ENOTFOUND;
     if (c->nranks > 1)
         MPI_Bcast(&gone, 1, MPI_INT, 0, c->comm);
     if (gone)
@@ -1653,7 +1657,9 @@ static int cmd_ds_ingest_commit(kd_cmd *c)
         uint64_t version = 0;
         ds_dataset_def_t def = {.name = g->dataset, .kind = DS_KIND_BASE, .ncols = g->ncols,
                                 .cols = defs};
-        int e = rc ? 0 : ds_txn_begin(s, &t);
+        /* the store destroyed under the ingest: said at once (a commit
+         * would wait for libfam's timeout reading its head first) */
+        int e = rc ? 0 : ds_check(s) == FAM_ENOTFOUND ? FAM_ENOTFOUND : ds_txn_begin(s, &t);
         if (!e && !rc)
             e = ds_txn_create(t, &def);
         if (!e && !rc && g->nb)
@@ -1668,7 +1674,7 @@ static int cmd_ds_ingest_commit(kd_cmd *c)
         if (e == FAM_EEXIST)
             rc = kd_fail(c, "ValueError", "ingest into '%.200s': %s (every batch of a dataset "
                          "has the same columns and dtypes)", g->dataset, ds_last_error());
-        else if (e == FAM_ENOTFOUND && ds_version(s, &(uint64_t){0}) != 0)
+        else if (e && ds_check(s) == FAM_ENOTFOUND)
             rc = kd_fail(c, "KeyError", "ingest into '%.200s': the dataset store '%s' was "
                          "destroyed while the ingest was open (its batches went with it); "
                          "ingest again", g->dataset, g->store);

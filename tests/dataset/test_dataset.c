@@ -1631,8 +1631,13 @@ static void a_kept_region_descriptor_of_a_remade_store_is_looked_up_again(void *
     ds_batch_t *b;
     CHECK_OK(ds_batch_begin(old, "D", 4, &b)); /* the descriptor is kept from here */
     ds_batch_close(b);
+    CHECK_OK(ds_check(old));
     CHECK_OK(ds_destroy_store(f, "remade"));
+    assert_int_equal(ds_check(old), FAM_ENOTFOUND); /* at once, not after a timeout */
+    assert_non_null(strstr(ds_last_error(), "was destroyed"));
     CHECK_OK(ds_open(f, "remade", DS_CREATE, 0600, &s));
+    assert_int_equal(ds_check(old), FAM_ENOTFOUND); /* made again: still not old's */
+    CHECK_OK(ds_check(s));
     CHECK_OK(ds_create_dataset(s, "D", 1, &col));
     ds_dtype_t t = DS_INT64;
     CHECK_OK(ds_batch_begin_dtypes(old, 1, &t, 4, &b)); /* old handle, stale descriptor */

@@ -386,16 +386,20 @@ def test_a_store_destroyed_and_made_again_by_another_server(famds, servers):
     a = kodiak.DatasetStore("remade")
     a.ingest("T", {"x": np.arange(3) + 100})
     connect(kodiak, servers["B"])
+    t0 = time.monotonic()  # each said at once, not after libfam's timeout (30 s)
     b = kodiak.DatasetStore("remade", create=False)
     assert b["T"]["x"].to_ndarray().tolist() == [100, 101, 102]
     with pytest.raises(KeyError, match="'remade' was destroyed while the ingest was open"):
         client.generic_msg("ds_ingest_commit", {"token": r["token"]})
+    assert time.monotonic() - t0 < 10
     assert b.list() == ["T"] and len(b["T"]) == 3
     connect(kodiak, servers["A"])
     assert a.list() == ["T"]
     a.destroy()
     connect(kodiak, servers["B"])
+    t0 = time.monotonic()
     with pytest.raises(KeyError, match="no dataset store 'remade'"):
         b["T"]
     with pytest.raises(KeyError, match="no dataset store 'remade'"):
         kodiak.DatasetStore("remade", create=False)
+    assert time.monotonic() - t0 < 10
