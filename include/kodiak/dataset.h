@@ -178,6 +178,13 @@ int ds_check(ds_store_t *s);
  * ds_free_names. */
 int ds_list(ds_store_t *s, char ***names, size_t *n);
 void ds_free_names(char **names, size_t n);
+/* The derived datasets that are behind, in creation order, from one
+ * catalog version: those whose base_batches differ from the batches of
+ * the base dataset at the root of their lineage (followed through at most
+ * `depth` bases; a lineage that does not reach a base dataset by then, or
+ * whose root is gone, is left out). Free with ds_free_names. Cheaper than
+ * ds_info of every dataset: nothing is copied but the names returned. */
+int ds_list_behind(ds_store_t *s, unsigned depth, char ***names, size_t *n);
 /* One consistent read of dataset `name`. FAM_ENOTFOUND if there is none.
  * The info stays valid (its arrays are never changed once committed) until
  * the dataset is dropped. Free with ds_free_info. */

@@ -388,6 +388,34 @@ int ds_list(ds_store_t *s, char ***names, size_t *n)
     return rc ? rc : list_of(c, names, n);
 }
 
+int ds_list_behind(ds_store_t *s, unsigned depth, char ***names, size_t *n)
+{
+    fam_set_error(0, NULL);
+    if (!s || !names || !n) return fam_set_error(FAM_EINVAL, "ds_list_behind: NULL argument");
+    *names = NULL;
+    *n = 0;
+    const struct ds_cat *c;
+    int rc = ds_cat_current(s, &c);
+    if (rc || !c->nds) return rc;
+    char **v = calloc(c->nds, sizeof *v);
+    if (!v) return fam_set_error(FAM_ENOMEM, "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < c->nds; i++) {
+        const struct ds_cset *d = &c->ds[i], *r = d;
+        if (d->kind == DS_KIND_BASE) continue;
+        for (unsigned hop = 0; r && r->kind != DS_KIND_BASE && hop <= depth; hop++)
+            r = ds_cat_find(c, r->base);
+        if (!r || r->kind != DS_KIND_BASE || r->nb == d->base_batches) continue;
+        if (!(v[k++] = strdup(d->name))) {
+            ds_free_names(v, k);
+            return fam_set_error(FAM_ENOMEM, "out of memory");
+        }
+    }
+    *names = v;
+    *n = k;
+    return 0;
+}
+
 void ds_free_info(ds_info_t *info)
 {
     if (!info) return;

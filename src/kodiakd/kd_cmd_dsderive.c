@@ -1654,34 +1654,12 @@ static int behind(kd_cmd *c, ds_store_t *s, json_object **out)
 {
     char **names = NULL;
     size_t n = 0;
-    int rc = ds_list(s, &names, &n);
+    int rc = ds_list_behind(s, DSD_DEPTH, &names, &n);
     if (rc)
         return kd_ds_fail(c, rc, "list the store's datasets");
-    ds_info_t **in = calloc(n + 1, sizeof *in);
     json_object *list = json_object_new_array();
-    ds_pin(s); /* the version ds_list read: no round trip per dataset */
-    for (size_t i = 0; in && i < n; i++)
-        if (ds_info(s, names[i], &in[i]))
-            in[i] = NULL;
-    ds_unpin(s);
-    for (size_t i = 0; in && i < n; i++) {
-        if (!in[i] || in[i]->kind == DS_KIND_BASE)
-            continue;
-        /* follow the lineage to its root */
-        const ds_info_t *r = in[i];
-        for (int d = 0; r && r->kind != DS_KIND_BASE && d <= DSD_DEPTH; d++) {
-            const ds_info_t *next = NULL;
-            for (size_t k = 0; k < n && !next; k++)
-                if (in[k] && strcmp(in[k]->name, r->base) == 0)
-                    next = in[k];
-            r = next;
-        }
-        if (r && r->kind == DS_KIND_BASE && r->nbatches != in[i]->base_batches)
-            json_object_array_add(list, json_object_new_string(in[i]->name));
-    }
-    for (size_t i = 0; in && i < n; i++)
-        ds_free_info(in[i]);
-    free(in);
+    for (size_t i = 0; i < n; i++)
+        json_object_array_add(list, json_object_new_string(names[i]));
     ds_free_names(names, n);
     *out = list;
     return 0;

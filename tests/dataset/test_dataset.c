@@ -519,6 +519,50 @@ static void vouched_batches_commit_and_other_dtypes_are_refused(void **state)
     ds_close(s);
 }
 
+/* ds_list_behind: the derived datasets whose progress differs from the
+ * batches of the base at the root of their lineage, in creation order. */
+static void derived_datasets_behind_their_root_are_listed(void **state)
+{
+    (void)state;
+    ds_store_t *s = open_store("behind");
+    make_T(s);
+    for (int k = 0; k < 2; k++) {
+        ds_batch_t *b = fill_batch(s, "T", k, 5);
+        assert_non_null(b);
+        CHECK_OK(ds_commit(s, "T", 1, &b));
+        ds_batch_close(b);
+    }
+    const ds_column_def_t ic[] = {{"index", DS_INT64}};
+    struct { const char *name, *base; uint64_t done; } defs[] = {
+        {"T.a", "T", 1},        /* behind: T has 2 */
+        {"T.b", "T", 2},        /* current */
+        {"T.b.c", "T.b", 1},    /* behind its root T, though its base is current */
+        {"T.b.d", "T.b", 2},    /* current */
+        {"orphan", "gone", 0},  /* no root: left out */
+    };
+    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
+        ds_dataset_def_t def = {.name = defs[i].name, .kind = DS_KIND_INDEX,
+                                .base = defs[i].base, .expr = "x", .ncols = 1, .cols = ic};
+        ds_txn_t *t;
+        CHECK_OK(ds_txn_begin(s, &t));
+        CHECK_OK(ds_txn_create(t, &def));
+        CHECK_OK(ds_txn_set_progress(t, defs[i].name, defs[i].done));
+        CHECK_OK(ds_txn_commit(t, NULL));
+    }
+    char **names;
+    size_t n;
+    CHECK_OK(ds_list_behind(s, 32, &names, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(names[0], "T.a");
+    assert_string_equal(names[1], "T.b.c");
+    ds_free_names(names, n);
+    CHECK_OK(ds_list_behind(s, 0, &names, &n)); /* T.b.c's root is 2 bases away */
+    assert_int_equal(n, 1);
+    assert_string_equal(names[0], "T.a");
+    ds_free_names(names, n);
+    ds_close(s);
+}
+
 static void a_transaction_creates_appends_and_records_lineage_at_once(void **state)
 {
     (void)state;
@@ -1665,6 +1709,7 @@ int main(void)
         cmocka_unit_test(a_commit_with_one_bad_batch_changes_nothing),
         cmocka_unit_test(a_transaction_creates_appends_and_records_lineage_at_once),
         cmocka_unit_test(vouched_batches_commit_and_other_dtypes_are_refused),
+        cmocka_unit_test(derived_datasets_behind_their_root_are_listed),
         cmocka_unit_test(per_batch_categories_unify_into_one_sorted_list),
         cmocka_unit_test(concurrent_appends_lose_nothing_and_readers_see_whole_batches),
         cmocka_unit_test(concurrent_creators_of_one_store_all_succeed),
