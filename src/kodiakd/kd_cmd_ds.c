@@ -117,6 +117,15 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* The slot holding store `name`, or NULL. */
+static ds_slot *slot_of(const char *name)
+{
+    for (int i = 0; i < KD_DS_STORES; i++)
+        if (slots[i].s && strcmp(slots[i].name, name) == 0)
+            return &slots[i];
+    return NULL;
+}
+
 static void slot_close(ds_slot *sl)
 {
     ds_close(sl->s);
@@ -223,12 +232,12 @@ static int dataset_arg(kd_cmd *c, const char *key, const char **name)
 static int store_local(kd_cmd *c, fam_t *f, const char *name, int flags, mode_t mode,
                        ds_store_t **out)
 {
-    for (int i = 0; i < KD_DS_STORES; i++)
-        if (slots[i].s && strcmp(slots[i].name, name) == 0) {
-            slots[i].used = ++slot_tick;
-            *out = slots[i].s;
-            return 0;
-        }
+    ds_slot *have = slot_of(name);
+    if (have) {
+        have->used = ++slot_tick;
+        *out = have->s;
+        return 0;
+    }
     ds_store_t *s;
     int rc = ds_open(f, name, flags, mode, &s);
     if (rc == FAM_ENOTFOUND)
@@ -259,9 +268,9 @@ static int store_local(kd_cmd *c, fam_t *f, const char *name, int flags, mode_t 
  * again by another program). */
 static void store_forget(const char *name)
 {
-    for (int i = 0; i < KD_DS_STORES; i++)
-        if (slots[i].s && strcmp(slots[i].name, name) == 0)
-            slot_close(&slots[i]);
+    ds_slot *sl = slot_of(name);
+    if (sl)
+        slot_close(sl);
 }
 
 /* Collective: store `name` attached on every rank (created by rank 0 first
@@ -276,10 +285,8 @@ static int get_store(kd_cmd *c, const char *name, bool create, mode_t mode, ds_s
      * the head item of rank 0's handle is gone; every rank opens it
      * afresh. One request to famd on rank 0 and a broadcast per command
      * (a request on every rank made the commands of 2 ranks slower). */
-    int gone = 0;
-    for (int i = 0; c->rank == 0 && i < KD_DS_STORES; i++)
-        if (slots[i].s && strcmp(slots[i].name, name) == 0)
-            gone = ds_check(slots[i].s) == FAM_ENOTFOUND;
+    ds_slot *have = c->rank == 0 ? slot_of(name) : NULL;
+    int gone = have && ds_check(have->s) == FAM_ENOTFOUND;
     if (c->nranks > 1)
         MPI_Bcast(&gone, 1, MPI_INT, 0, c->comm);
     if (gone)
@@ -1599,13 +1606,11 @@ static int cmd_ds_ingest_arrays(kd_cmd *c)
         free(off);
         free(txt);
     }
-    ds_store_t *s = NULL;
+    ds_store_t *s = g->s;
     if (!rc)
         rc = kd_agree(c, 0);
     else
         rc = kd_agree(c, rc);
-    if (!rc)
-        s = g->s;
     if (!rc)
         rc = match_schema(c, g, n, names, dt, "these arrays");
     int64_t rows0 = g->rows;

@@ -474,24 +474,6 @@ static void take_room(uint64_t bytes)
         kd_dsc_trim(bytes);
 }
 
-/* Whether m rows spread over a span of `span` rows are read by index
- * (ds_gather) rather than by reading the span and picking them out: when
- * fewer than one row in AGG_SPARSE of the span is wanted. The same rule
- * and the same environment switch as the derived datasets' gathers
- * (kd_cmd_dsderive.c): KD_DSD_GATHER=span or =index forces one way.
- * test_ds_paging aggregates a dense filter (spans) and a sparse one (by
- * index) against pandas. */
-#define AGG_SPARSE 4
-static bool agg_gather_sparse(uint64_t span, uint64_t m)
-{
-    static int force = -1; /* 0 span, 1 index, 2 by density */
-    if (force < 0) {
-        const char *e = getenv("KD_DSD_GATHER");
-        force = e && !strcmp(e, "span") ? 0 : e && !strcmp(e, "index") ? 1 : 2;
-    }
-    return force == 2 ? span / AGG_SPARSE >= m : force == 1;
-}
-
 static int agg_read_fail(kd_cmd *c, int rc, const ds_info_t *in, size_t k, size_t b)
 {
     char what[600];
@@ -528,7 +510,7 @@ static int agg_rows_at(kd_cmd *c, ds_store_t *s, const ds_info_t *in, size_t k, 
     }
     if (!m)
         return 0;
-    if (!sorted || span_rows == 0 || agg_gather_sparse(hi - lo + 1, m)) {
+    if (!sorted || span_rows == 0 || kd_ds_gather_sparse(hi - lo + 1, m)) {
         rc = kd_dsc_gather(s, in, b, k, m, pos, dst);
         return rc ? agg_read_fail(c, rc, in, k, b) : 0;
     }

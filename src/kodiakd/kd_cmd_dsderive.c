@@ -193,7 +193,6 @@ static int info_of(kd_cmd *c, ds_store_t *s, const char *name, ds_info_t **out)
     return 0;
 }
 
-static bool gather_sparse(uint64_t span, uint64_t m);
 
 /* For read_batch: the values of `column` of batch `batch` of `base` at
  * the rows idx holds, by an indexed read, when base stores the column and
@@ -210,7 +209,7 @@ static int read_sparse(kd_cmd *c, ds_store_t *s, const char *base, const char *c
     }
     int col = col_index(bi, column);
     uint64_t rows = bi->batches[batch].rows;
-    if (col < 0 || !gather_sparse(rows, idx->n)) {
+    if (col < 0 || !kd_ds_gather_sparse(rows, idx->n)) {
         ds_free_info(bi);
         return 0;
     }
@@ -460,10 +459,8 @@ static bool split_on(void)
     return on;
 }
 
-/* Whether m rows spread over a span of `span` rows are read by index.
- * KD_DSD_GATHER=span or =index in the environment forces one way (the
- * tests compare both). */
-static bool gather_sparse(uint64_t span, uint64_t m)
+/* kd_ds.h */
+bool kd_ds_gather_sparse(uint64_t span, uint64_t m)
 {
     static int force = -1; /* 0 span, 1 index, 2 by density */
     if (force < 0) {
@@ -497,7 +494,7 @@ static int stored_at(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t *in
     if (!dst)
         return -1;
     out->data = dst;
-    if (m && gather_sparse((uint64_t)(pos[m - 1] - pos[0]) + 1, m)) {
+    if (m && kd_ds_gather_sparse((uint64_t)(pos[m - 1] - pos[0]) + 1, m)) {
         int rc = kd_dsc_gather(s, in, b, k, m, (const uint64_t *)(const void *)pos, dst);
         if (rc)
             return read_fail(c, rc, in, k, b);

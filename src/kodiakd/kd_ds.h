@@ -56,6 +56,12 @@ void kd_ds_col_free(kd_ds_col *col);
  * *processed (may be NULL) gets the number of batches computed by this
  * call. 0, or -1 on every rank with the error set. */
 int kd_ds_refresh(kd_cmd *c, ds_store_t *s, const char *store, uint64_t *processed);
+/* Whether m rows spread over a span of `span` rows are read by index
+ * (ds_gather) rather than by reading the span and picking them out: when
+ * fewer than one in 4 of the span are wanted. KD_DSD_GATHER=span or
+ * =index in kodiakd's environment forces one way (the tests compare
+ * both). The derives' and the aggregations' gathers (kd_cmd_dsderive.c). */
+bool kd_ds_gather_sparse(uint64_t span, uint64_t m);
 
 /* kd_cmd_ops.c: binop's and unop's element-wise kernels on plain buffers
  * (derived columns evaluate with them). NULL, or why NumPy has no such loop. */
