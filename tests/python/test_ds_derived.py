@@ -436,12 +436,11 @@ def test_shared_by_two_servers_and_c(two):
 
 # ---- the fast paths against the general ones -----------------------------------------------
 
-@pytest.mark.parametrize("gather,filt,mapped,colcache", [("span", "generic", False, "1"),
-                                                         ("index", "fused", False, "1"),
-                                                         ("index", "fused", True, "1"),
-                                                         ("index", "fused", False, "0"),
-                                                         ("span", "generic", False, "0")])
-def test_fast_paths_as_general(gather, filt, mapped, colcache, tmp_path):
+@pytest.mark.parametrize("gather,filt,mapped,colcache,simd", [
+    ("span", "generic", False, "1", "1"), ("index", "fused", False, "1", "1"),
+    ("index", "fused", False, "1", "0"), ("index", "fused", True, "1", "1"),
+    ("index", "fused", False, "0", "1"), ("span", "generic", False, "0", "1")])
+def test_fast_paths_as_general(gather, filt, mapped, colcache, simd, tmp_path):
     """kodiakd gathers rows through an index by reading the span they
     cover or, when they are sparse, by an indexed read (ds_gather); it
     filters a stored numeric column in place (fused: compare and write the
@@ -453,9 +452,13 @@ def test_fast_paths_as_general(gather, filt, mapped, colcache, tmp_path):
     FAM_MODEL=shared_memory); elsewhere it falls back to the general way,
     and an indexed read is done by famd. KD_DS_COLCACHE=0: every row read
     from FAM, none from kodiakd's column cache (kd_dscache.c), which else
-    holds what the ingest wrote."""
+    holds what the ingest wrote. KD_DSD_SIMD=0: the fused filter of a
+    float64 column compares one row at a time, else 16 at a time (AVX2,
+    where the CPU has it), with every op, NaN and infinities, sparse and
+    dense passes, batches not a multiple of 16 rows."""
     df = random_frame(3000, 7)
-    env = {"KD_DSD_GATHER": gather, "KD_DSD_FILTER": filt, "KD_DS_COLCACHE": colcache}
+    env = {"KD_DSD_GATHER": gather, "KD_DSD_FILTER": filt, "KD_DS_COLCACHE": colcache,
+           "KD_DSD_SIMD": simd}
     if mapped:
         env["FAM_MODEL"] = "shared_memory"
     with famd_and_kodiakds(pool_files=[str(tmp_path / "pool")] if mapped else None) as kodiakd:
@@ -464,7 +467,12 @@ def test_fast_paths_as_general(gather, filt, mapped, colcache, tmp_path):
         s = kodiak.DatasetStore(f"fast_{gather}")
         t = s.ingest("R", {k: df[k].values for k in df.columns}, batch_rows=700)
         for case in CASES + [("i", "between", 3, -3), ("u", "le", 2**63), ("f", "ge", -np.inf),
-                             ("i", "lt", -2**62), ("u", "between", 10, 10.5)]:
+                             ("i", "lt", -2**62), ("u", "between", 10, 10.5),
+                             ("f", "eq", 0.0), ("f", "eq", 1.5), ("f", "ne", 1.5),
+                             ("f", "lt", 3), ("f", "le", 2.5), ("f", "ge", 0.0), ("f", "gt", 25),
+                             ("f", "gt", np.nan), ("f", "ge", np.inf), ("f", "le", np.inf),
+                             ("f", "between", np.nan, 3), ("f", "between", -np.inf, np.inf),
+                             ("f", "between", 2, 2.0)]:
             col, op, v = case[:3]
             v2 = case[3] if len(case) > 3 else None
             d = kodiak.filter(t, col, op, v, v2)
