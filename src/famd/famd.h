@@ -128,6 +128,8 @@ struct famd {
     struct famd_extent *freelist; /* sorted by offset, merged */
     size_t nfree, capfree;
     uint64_t free_bytes;
+    struct famd_prefault *pf; /* maps in the next items' pages, or NULL
+                                 (famd_prefault.c) */
     /* fabric */
     struct famd_fabric *fab;
     struct famd_bulk *bulk; /* bulk requests over fabric messages */
@@ -178,6 +180,11 @@ int famd_fail(struct famd *d, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int famd_pool_open(struct famd *d, const char *path, uint64_t size);
 void famd_pool_close(struct famd *d);
+/* famd_prefault.c: keep the first `ahead` free bytes of a volatile pool
+ * mapped in from a thread; note after every change of the free list */
+int famd_prefault_start(struct famd *d, uint64_t ahead);
+void famd_prefault_note(struct famd *d);
+void famd_prefault_stop(struct famd *d);
 int32_t famd_find(struct famd *d, uint32_t kind, uint64_t region_id,
                   const char *name);
 int32_t famd_lookup(struct famd *d, uint32_t kind, uint64_t region_id,

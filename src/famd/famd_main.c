@@ -701,6 +701,8 @@ static void usage(FILE *f)
         "  --host ADDR       address to serve on (default 127.0.0.1)\n"
         "  --data-dir DIR    directory for backups\n"
         "  --spin-us N       busy-poll N us after activity (default 2000)\n"
+        "  --prefault-mb N   keep the next N MiB of a volatile pool's free\n"
+        "                    space mapped in, on an idle core (default 64; 0: off)\n"
         "  --quota-objects N|P%%  regions + items one uid may hold here\n"
         "                    (root and famd's own uid: no limit): a count,\n"
         "                    or a share of the metadata slots\n"
@@ -734,6 +736,7 @@ int main(int argc, char **argv)
         {"host", required_argument, 0, 'H'},
         {"data-dir", required_argument, 0, 'd'},
         {"spin-us", required_argument, 0, 'S'},
+        {"prefault-mb", required_argument, 0, 'F'},
         {"max-conns", required_argument, 0, 'C'},
         {"max-conns-per-user", required_argument, 0, 'U'},
         {"conn-buffer", required_argument, 0, 'B'},
@@ -748,7 +751,7 @@ int main(int argc, char **argv)
         {"auth-cache", required_argument, 0, 'K'},
         {0, 0, 0, 0}};
     int port = -1, verbose = 0;
-    uint64_t pool_size = 0, spin_us = 2000;
+    uint64_t pool_size = 0, spin_us = 2000, prefault_mb = 64;
     const char *pool_file = NULL, *provider = "shm", *host = "127.0.0.1";
     const char *data_dir = NULL;
     /* per-uid quotas (famd_pool.c): an absolute value, or a percentage of
@@ -766,7 +769,7 @@ int main(int argc, char **argv)
     int auth_munge = 0, auth_max_age = 60;
     long auth_cache = 65536;
     const char *munge_socket = NULL;
-    for (int ch; (ch = getopt_long(argc, argv, "p:s:f:P:H:d:S:C:U:B:T:vhQ:q:A:M:G:K:", opts, NULL)) != -1;) {
+    for (int ch; (ch = getopt_long(argc, argv, "p:s:f:P:H:d:S:F:C:U:B:T:vhQ:q:A:M:G:K:", opts, NULL)) != -1;) {
         switch (ch) {
         case 'p': port = atoi(optarg); break;
         case 's':
@@ -780,6 +783,7 @@ int main(int argc, char **argv)
         case 'H': host = optarg; break;
         case 'd': data_dir = optarg; break;
         case 'S': spin_us = strtoull(optarg, NULL, 10); break;
+        case 'F': prefault_mb = strtoull(optarg, NULL, 10); break;
         case 'C': case 'U':
             errno = 0;
             long v = strtol(optarg, &end, 10);
@@ -893,6 +897,8 @@ int main(int argc, char **argv)
     d.spin_us = spin_us;
     d.data_dir = data_dir;
     if (famd_pool_open(&d, pool_file, pool_size) ||
+        famd_prefault_start(&d, prefault_mb > d.size / 8 >> 20 ? d.size / 8
+                                                               : prefault_mb << 20) ||
         famd_fabric_open(&d, provider, host) || famd_bulk_open(&d)) {
         fprintf(stderr, "famd: %s\n", d.err);
         return 1;
@@ -1055,6 +1061,7 @@ int main(int argc, char **argv)
     close(lfd);
     famd_fabric_close(&d);
     famd_bulk_close(&d);
+    famd_prefault_stop(&d);
     famd_pool_close(&d);
     famd_auth_close(&d);
     if (verbose) fprintf(stderr, "famd: stopped\n");

@@ -620,7 +620,9 @@ int famd_item_free(struct famd *d, int32_t slot)
     usage_add(d, r->uid, len, -1);
     if (rs >= 0) d->live[rs].used -= r->size;
     zero_range(d, r->offset, len);
-    return extent_insert(d, r->offset, len);
+    int rc = extent_insert(d, r->offset, len);
+    famd_prefault_note(d);
+    return rc;
 }
 
 int famd_region_destroy(struct famd *d, int32_t slot)
@@ -710,6 +712,7 @@ int famd_item_alloc(struct famd *d, int32_t region_slot, const char *name,
     d->live[s].next = -1;
     if (!r->unnamed) index_add(d, s);
     *slot = s;
+    famd_prefault_note(d);
     return 0;
 }
 

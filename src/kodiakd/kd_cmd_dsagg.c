@@ -1536,6 +1536,7 @@ static int reply(kd_cmd *c, const agg_src *src, int nk, const agg_table *t,
 
 static int cmd_ds_agg(kd_cmd *c)
 {
+    kd_ds_trace(c, "[ds_agg");
     /* arguments: checked the same on every rank */
     json_object *jkeys = NULL, *jops = NULL, *jval = NULL;
     if (!c->args || !json_object_object_get_ex(c->args, "keys", &jkeys) ||
@@ -1621,6 +1622,7 @@ static int cmd_ds_agg(kd_cmd *c)
     }
     const ds_info_t *in = src.in;
     int rc = 0;
+    kd_ds_trace(c, "attached");
     /* the columns' lookups and the batch loop's answer from the catalog
      * version just read, without a round trip each (ds_pin) */
     ds_pin(src.s);
@@ -1674,6 +1676,7 @@ static int cmd_ds_agg(kd_cmd *c)
         rc = kd_fail(c, "MemoryError", "ds_agg: out of memory");
     if (kd_agree(c, rc))
         goto out;
+    kd_ds_trace(c, "resolved");
 
     /* the direct-indexed table for small integer and text keys (see
      * agg_direct_plan), unless the request asks for the hash table only */
@@ -1882,10 +1885,13 @@ static int cmd_ds_agg(kd_cmd *c)
         free(rec.inv[u]);
     agg_direct_free(dmap, dbytes);
     agg_direct_free(pmap, pbytes);
+    kd_ds_trace(c, "folded");
     if (kd_agree(c, rc))
         goto out;
+    kd_ds_trace(c, "agreed");
     if (gather_merge(c, &t, (ops & AGG_NUNIQUE) ? &pairs : NULL, vt, counts))
         goto out;
+    kd_ds_trace(c, "merged");
     rc = c->rank == 0 ? reply(c, &src, nk, &t, (ops & AGG_NUNIQUE) ? &pairs : NULL, ops, ddof,
                               with_value)
                       : 0;
@@ -1898,6 +1904,7 @@ static int cmd_ds_agg(kd_cmd *c)
         kd_result_i64(c, "cache_evicted", agg_cache.evicted);
     }
     rc = kd_agree(c, rc);
+    kd_ds_trace(c, "replied");
 out:
     ds_unpin(src.s);
     kd_ds_window_free(buf, wbytes);

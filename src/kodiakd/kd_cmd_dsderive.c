@@ -108,8 +108,9 @@ static void stat_add(const char *store, const char *name, uint64_t n)
 }
 
 /* KD_DSD_TRACE=1 in the environment: each rank prints the time of each
- * phase of bringing a derived dataset up to date (a debugging aid) */
-static void trace(kd_cmd *c, const char *what)
+ * phase of bringing a derived dataset up to date, and of ds_agg (a
+ * debugging aid); a phase named "[..." starts the clock */
+void kd_ds_trace(kd_cmd *c, const char *what)
 {
     static int on = -1;
     static double t0;
@@ -121,6 +122,11 @@ static void trace(kd_cmd *c, const char *what)
     if (what[0] == '[')
         t0 = t;
     fprintf(stderr, "dsd r%d %8.3f ms  %s\n", c->rank, (t - t0) * 1e3, what);
+}
+
+static void trace(kd_cmd *c, const char *what)
+{
+    kd_ds_trace(c, what);
 }
 
 /* ---- reading one batch of a column ---------------------------------------------------- */

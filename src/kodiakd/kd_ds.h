@@ -63,6 +63,10 @@ int kd_ds_refresh(kd_cmd *c, ds_store_t *s, const char *store, uint64_t *process
  * both). The derives' and the aggregations' gathers (kd_cmd_dsderive.c). */
 bool kd_ds_gather_sparse(uint64_t span, uint64_t m);
 
+/* KD_DSD_TRACE=1: the time of a phase of a dataset command, on stderr
+ * (kd_cmd_dsderive.c; "[name" starts the clock) */
+void kd_ds_trace(kd_cmd *c, const char *what);
+
 /* kd_cmd_ops.c: binop's and unop's element-wise kernels on plain buffers
  * (derived columns evaluate with them). NULL, or why NumPy has no such loop. */
 const char *kd_ew_binop(const char *op, kd_dtype ct, const void *x, const void *y,

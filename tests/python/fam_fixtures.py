@@ -21,9 +21,11 @@ FAMD = os.path.join(BUILD, "famd")
 
 
 class FamServers:
-    """famd x n. pool_files: one path per famd for persistent pools."""
+    """famd x n. pool_files: one path per famd for persistent pools; args:
+    more famd options, the same for each."""
 
-    def __init__(self, n, pool_size="256M", pool_files=None, ports=None, provider=None):
+    def __init__(self, n, pool_size="256M", pool_files=None, ports=None, provider=None,
+                 args=()):
         self.dir = tempfile.mkdtemp(prefix="kodiak-famd-")
         self.procs, self.addresses, self.logs = [], [], []
         try:
@@ -34,6 +36,7 @@ class FamServers:
                     cmd += ["--provider", provider]
                 if pool_files:
                     cmd += ["--pool-file", pool_files[i]]
+                cmd += list(args)
                 log = open(os.path.join(self.dir, f"famd{i}.log"), "w+")
                 self.logs.append(log)
                 self.procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,

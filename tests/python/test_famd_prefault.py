@@ -1,0 +1,90 @@
+# SPDX-License-Identifier: Apache-2.0
+"""famd --prefault-mb: a thread of famd keeps the next N MiB of a volatile
+pool's free space mapped in (famd_prefault.c), so that a client's put
+into a new item does not wait for the kernel to make its pages (5 ms per
+2 MiB page on this machine). It must map in what it says, no more, and
+change no data: items written, freed and made again while it works read
+back what was written, and zeros where nothing was."""
+import os
+import time
+
+import numpy as np
+
+from fam_fixtures import FamServers, connect, start_kodiakd
+
+import kodiak
+
+MIB = 1 << 20
+
+
+def rss_anon(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no RssAnon")
+
+
+def settled_rss(pid, at_least=0, deadline=20.0):
+    """famd's anonymous memory once it stops growing (and has reached
+    at_least), within the deadline."""
+    end = time.time() + deadline
+    last = -1
+    while time.time() < end:
+        r = rss_anon(pid)
+        if r == last and r >= at_least:
+            return r
+        last = r
+        time.sleep(0.3)
+    return rss_anon(pid)
+
+
+def test_the_pool_is_mapped_in_ahead_by_as_much_as_asked():
+    on = FamServers(1, pool_size="1G", args=["--prefault-mb", "48"])
+    off = FamServers(1, pool_size="1G", args=["--prefault-mb", "0"])
+    try:
+        base = settled_rss(off.procs[0].pid)
+        ahead = settled_rss(on.procs[0].pid, at_least=base + 40 * MIB)
+        # all of the 48 MiB asked for (the pool's first free bytes), and not
+        # much more: its huge pages, the rest as with no thread
+        assert ahead - base >= 44 * MIB, (ahead, base)
+        assert ahead - base <= 48 * MIB + 8 * MIB, (ahead, base)
+        assert on.procs[0].poll() is None and off.procs[0].poll() is None
+    finally:
+        on.stop()
+        off.stop()
+
+
+def test_items_made_freed_and_made_again_keep_their_data():
+    famd = FamServers(2, pool_size="512M", args=["--prefault-mb", "16"])
+    try:
+        srv = start_kodiakd(2, famd.servers)
+        try:
+            connect(kodiak, srv)
+            reg = kodiak.fam_region("prefault", size=256 * MIB)
+            rng = np.random.default_rng(5)
+            kept = {}
+            for round_ in range(4):
+                # arrays larger and smaller than what is mapped ahead, made
+                # where the last round freed some (first fit) while the
+                # thread maps that space in again
+                for i, n in enumerate((3 * MIB, 100_000, 5 * MIB // 2)):
+                    name = f"a{i}r{round_}"
+                    fa = reg.create(name, kodiak.int64, n)
+                    assert not fa[0:n].to_ndarray().any(), f"{name}: a new item reads as zeros"
+                    want = rng.integers(-2**62, 2**62, n)
+                    fa[0:n] = kodiak.array(want)
+                    kept[name] = want
+                for name, want in kept.items():
+                    np.testing.assert_array_equal(reg[name][0:len(want)].to_ndarray(), want,
+                                                  err_msg=name)
+                for i in (0, 2):  # free two of this round's three
+                    reg[f"a{i}r{round_}"].delete()
+                    del kept[f"a{i}r{round_}"]
+            reg.destroy()
+            assert all(p.poll() is None for p in famd.procs)
+        finally:
+            kodiak.disconnect()
+            srv.stop()
+    finally:
+        famd.stop()
