@@ -1032,6 +1032,14 @@ int main(int argc, char **argv)
 {
     struct kd_options opt;
     int provided;
+    /* A rank waiting in an MPI call (a collective another rank is late
+     * to) yields its core between polls, unless the user chose otherwise:
+     * the memory servers, the client and the other ranks often share the
+     * ranks' cores, and a rank spinning in MPI kept famd from answering the
+     * late rank's FAM reads (ds_bench's queries on 2 ranks of this 2-core
+     * machine: 72-93 ms spinning, 41-56 ms yielding; docs/PERFORMANCE.md).
+     * OpenMPI reads it in MPI_Init. */
+    setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     MPI_Comm_dup(MPI_COMM_WORLD, &kd_srv.comm);
     MPI_Comm_rank(kd_srv.comm, &kd_srv.rank);
