@@ -1417,11 +1417,13 @@ static int compute_split(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t
         rc = kd_fail(c, "ValueError", "dataset '%.200s': its expression is not one this server "
                      "knows", in->name);
     }
+    trace(c, "  split computed");
     kd_quiet_barrier(c->comm);
     if (kd_agree(c, rc)) {
         piece_free(&p);
         return -1;
     }
+    trace(c, "  split barrier");
     /* where each rank's part goes */
     uint64_t *cnt = calloc((size_t)P, sizeof *cnt), total = 0, at = 0;
     if (!cnt)
@@ -1433,6 +1435,7 @@ static int compute_split(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t
         total += cnt[q];
     }
     free(cnt);
+    trace(c, "  split counted");
     ds_batch_t *bh = NULL;
     ds_batch_ref_t ref;
     memset(&ref, 0, sizeof ref);
@@ -1452,17 +1455,21 @@ static int compute_split(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t
         piece_free(&p);
         return -1;
     }
+    trace(c, "  split begun");
     MPI_Bcast(&ref, sizeof ref, MPI_BYTE, 0, c->comm);
     if (r != 0) {
         int lrc = ds_batch_attach_dtypes(s, 1, &t, &ref, &bh);
         if (lrc)
             rc = kd_ds_fail(c, lrc, "open a derived batch another rank began");
     }
+    trace(c, "  split attached");
     if (!rc)
         rc = put_rows(c, s, bh, at, np, data);
     piece_free(&p);
+    trace(c, "  split put");
     kd_quiet_barrier(c->comm);
     rc = kd_agree(c, rc);
+    trace(c, "  split done");
     if (r != 0) {
         if (bh)
             ds_batch_close(bh);
