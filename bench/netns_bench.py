@@ -100,6 +100,7 @@ class Setup:
         self.cf = os.path.join(d, f"{name}-connect.json")
         env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                    FAM_SERVERS=",".join(addrs), FAM_PROVIDER="tcp", **c.env())
+        env.setdefault("OMPI_MCA_rtc_hwloc_vmhole", "none")  # as launcher.py's _mpi_env
         mpi = ["mpirun", "--bind-to", "none", "-x", "FAM_SERVERS", "-x", "FAM_PROVIDER",
                "-x", "PATH"]
         if name == "loopback":

@@ -280,6 +280,12 @@ def _mpi_env(fam_servers, provider):
     if os.geteuid() == 0:  # Open MPI refuses root without these
         env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
         env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    # Open MPI 4.1's orted (the daemon mpirun starts on every other host)
+    # maps hwloc's topology at an address picked from a hole in its memory
+    # and at times crashes doing so (SIGSEGV in hwloc_shmem_topology_write:
+    # `kodiak up --hostfile` failed 1 time in 3 on namespace hosts here);
+    # without the shared topology each process reads its own
+    env.setdefault("OMPI_MCA_rtc_hwloc_vmhole", "none")
     # the memory servers, for kodiakd's libfam (FAM arrays)
     env["FAM_SERVERS"] = ",".join(fam_servers)
     env["FAM_PROVIDER"] = provider

@@ -681,20 +681,28 @@ int ds_cat_publish(ds_store_t *s, struct ds_cat *c, uint64_t *version)
     memset(buf, 0, DS_SNAP_HEADER);
     memcpy(buf + DS_SNAP_HEADER, body, len);
     free(body);
-    fam_region_t *r;
-    if ((rc = fam_lookup_region(s->f, s->region, &r))) {
-        free(buf);
-        return rc;
-    }
+    /* in the region descriptor the store keeps (a lookup asks every
+     * memory server); one kept from before a store destroyed and made
+     * again fails: looked up again, tried once more (as ds_batch.c) */
     fam_item_t *it = NULL;
     char name[64];
-    for (int i = 0; i < 8; i++) { /* a nonce clash is rare; try another */
-        next.nonce = new_nonce();
-        ds_snap_name(name, sizeof name, next.version, next.nonce);
-        rc = fam_allocate(s->f, name, DS_SNAP_HEADER + len, s->mode, r, &it);
-        if (rc != FAM_EEXIST) break;
+    for (int tries = 0; tries < 2; tries++) {
+        int kept = s->rgn != NULL;
+        if (!s->rgn && (rc = fam_lookup_region(s->f, s->region, &s->rgn))) {
+            s->rgn = NULL;
+            free(buf);
+            return rc;
+        }
+        for (int i = 0; i < 8; i++) { /* a nonce clash is rare; try another */
+            next.nonce = new_nonce();
+            ds_snap_name(name, sizeof name, next.version, next.nonce);
+            rc = fam_allocate(s->f, name, DS_SNAP_HEADER + len, s->mode, s->rgn, &it);
+            if (rc != FAM_EEXIST) break;
+        }
+        if (!rc || !kept) break;
+        fam_release_region(s->rgn);
+        s->rgn = NULL;
     }
-    fam_release_region(r);
     if (rc) {
         free(buf);
         return fam_set_error(rc, "cannot write a catalog snapshot of dataset store "

@@ -100,7 +100,8 @@ struct ds_store {
     fa_array_t *open[DS_OPEN_CACHE];
     unsigned next_open;       /* the slot the next opened array takes */
     fam_region_t *rgn;        /* the region, looked up once for ds_batch_begin
-                               * (NULL until then, or after a failure) */
+                               * and catalog snapshots (NULL until then, or
+                               * after a failure) */
 };
 
 /* A batch being written (ds_batch_t). */

@@ -38,6 +38,8 @@ def mpi_env():
     if os.geteuid() == 0:
         env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
         env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    # orted's shared hwloc topology crashes it at times (as launcher.py)
+    env.setdefault("OMPI_MCA_rtc_hwloc_vmhole", "none")
     return env
 
 
