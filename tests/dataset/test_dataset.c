@@ -389,6 +389,100 @@ static void every_dtype_round_trips_through_create_append_info_read_drop(void **
     assert_int_equal(ds_open(f, "rt", 0, 0, &s), FAM_ENOTFOUND);
 }
 
+/* The handle that commits keeps what it published as its catalog (no
+ * fetch and parse of the snapshot it just wrote): every dataset's info,
+ * text columns' category counts and a derived dataset's lineage included,
+ * must be what a handle that reads the snapshot afresh parses. */
+static void same_info_on_a_fresh_handle(ds_store_t *s, const char *store)
+{
+    ds_store_t *s2;
+    CHECK_OK(ds_open(f, store, 0, 0, &s2));
+    char **names, **names2;
+    size_t n, n2;
+    CHECK_OK(ds_list(s, &names, &n));
+    CHECK_OK(ds_list(s2, &names2, &n2));
+    assert_int_equal(n, n2);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(names[i], names2[i]);
+        ds_info_t *a, *b;
+        CHECK_OK(ds_info(s, names[i], &a));
+        CHECK_OK(ds_info(s2, names[i], &b));
+        assert_int_equal(a->kind, b->kind);
+        assert_string_equal(a->base, b->base);
+        assert_string_equal(a->expr, b->expr);
+        assert_int_equal(a->base_batches, b->base_batches);
+        assert_int_equal(a->version, b->version);
+        assert_int_equal(a->rows, b->rows);
+        assert_int_equal(a->ncols, b->ncols);
+        for (size_t k = 0; k < a->ncols; k++) {
+            assert_string_equal(a->cols[k].name, b->cols[k].name);
+            assert_int_equal(a->cols[k].dtype, b->cols[k].dtype);
+        }
+        assert_int_equal(a->nbatches, b->nbatches);
+        for (size_t j = 0; j < a->nbatches; j++) {
+            assert_string_equal(a->batches[j].id, b->batches[j].id);
+            assert_int_equal(a->batches[j].rows, b->batches[j].rows);
+            assert_int_equal(a->batches[j].first_row, b->batches[j].first_row);
+            for (size_t k = 0; k < a->ncols; k++) {
+                assert_string_equal(a->batches[j].arrays[k], b->batches[j].arrays[k]);
+                assert_int_equal(a->batches[j].ncat[k], b->batches[j].ncat[k]);
+            }
+        }
+        ds_free_info(a);
+        ds_free_info(b);
+    }
+    ds_free_names(names, n);
+    ds_free_names(names2, n2);
+    ds_close(s2);
+}
+
+static void a_committing_handle_keeps_what_a_fresh_one_reads(void **state)
+{
+    (void)state;
+    ds_store_t *s = open_store("kept");
+    make_T(s);
+    for (int64_t tag = 1; tag <= 3; tag++) { /* text columns with their categories */
+        ds_batch_t *b = fill_batch(s, "T", tag, 50 + (uint64_t)tag);
+        assert_non_null(b);
+        CHECK_OK(ds_commit(s, "T", 1, &b));
+        ds_batch_close(b);
+        same_info_on_a_fresh_handle(s, "kept");
+    }
+    const ds_column_def_t ic[] = {{"index", DS_INT64}};
+    ds_dataset_def_t def = {.name = "T.v_gt_5", .kind = DS_KIND_INDEX, .base = "T",
+                            .expr = "{\"filter\": \"v gt 5\"}", .ncols = 1, .cols = ic};
+    ds_batch_t *ib;
+    ds_txn_t *t;
+    CHECK_OK(ds_txn_begin(s, &t));
+    CHECK_OK(ds_txn_create(t, &def));
+    CHECK_OK(ds_txn_commit(t, NULL));
+    CHECK_OK(ds_batch_begin(s, "T.v_gt_5", 2, &ib));
+    int64_t idx[2] = {6, 9};
+    CHECK_OK(fa_put(ds_batch_array(ib, 0), 0, 2, idx));
+    ds_batch_ref_t ref;
+    ds_batch_ref(ib, &ref);
+    CHECK_OK(ds_txn_begin(s, &t));
+    CHECK_OK(ds_txn_expect_batches(t, "T.v_gt_5", 0));
+    CHECK_OK(ds_txn_append(t, "T.v_gt_5", 1, &ref));
+    CHECK_OK(ds_txn_set_progress(t, "T.v_gt_5", 1));
+    CHECK_OK(ds_txn_commit(t, NULL));
+    ds_batch_close(ib);
+    same_info_on_a_fresh_handle(s, "kept");
+    /* another handle commits: this one reads the new snapshot as before */
+    ds_store_t *s2;
+    CHECK_OK(ds_open(f, "kept", 0, 0, &s2));
+    CHECK_OK(ds_create_dataset(s2, "U", TNCOLS, tcols));
+    ds_close(s2);
+    ds_info_t *in;
+    CHECK_OK(ds_info(s, "U", &in));
+    ds_free_info(in);
+    CHECK_OK(ds_drop(s, "T.v_gt_5"));
+    assert_int_equal(ds_info(s, "T.v_gt_5", &in), FAM_ENOTFOUND);
+    same_info_on_a_fresh_handle(s, "kept");
+    ds_close(s);
+    CHECK_OK(ds_destroy_store(f, "kept"));
+}
+
 /* ---- atomic, all-or-nothing commits ---------------------------------------------------- */
 
 static void a_commit_with_one_bad_batch_changes_nothing(void **state)
@@ -1722,6 +1816,7 @@ int main(void)
         cmocka_unit_test(a_snapshot_reads_several_datasets_at_one_version),
         cmocka_unit_test(a_store_outlives_kill9_and_restart_of_its_memory_servers),
         cmocka_unit_test(a_kept_region_descriptor_of_a_remade_store_is_looked_up_again),
+        cmocka_unit_test(a_committing_handle_keeps_what_a_fresh_one_reads),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
