@@ -83,27 +83,26 @@ static int dataset_dtypes(ds_store_t *s, const char *dataset, ds_dtype_t **dtype
     return 0;
 }
 
-/* A batch's array in the store's region, through the region descriptor
- * the store keeps (one lookup for every batch, not one per array: a lookup
- * asks every memory server). A failure with a kept descriptor may come
- * from a region destroyed and made again since: looked up again, tried
- * once more. */
+/* A batch's array in the store's region (ds_in_region: one region lookup
+ * for every batch, not one per array). */
+struct new_array {
+    const char *name;
+    fa_dtype_t t;
+    uint64_t rows;
+    fa_array_t **out;
+};
+
+static int new_array_in(ds_store_t *s, fam_region_t *r, void *arg)
+{
+    struct new_array *a = arg;
+    return fa_create_in(s->f, r, s->region, a->name, a->t, a->rows, s->mode, a->out);
+}
+
 static int create_array(ds_store_t *s, const char *name, fa_dtype_t t, uint64_t rows,
                         fa_array_t **out)
 {
-    int rc;
-    for (int tries = 0; tries < 2; tries++) {
-        int kept = s->rgn != NULL;
-        if (!s->rgn && (rc = fam_lookup_region(s->f, s->region, &s->rgn))) {
-            s->rgn = NULL;
-            return rc;
-        }
-        rc = fa_create_in(s->f, s->rgn, s->region, name, t, rows, s->mode, out);
-        if (!rc || rc == FAM_EEXIST || !kept) return rc;
-        fam_release_region(s->rgn);
-        s->rgn = NULL;
-    }
-    return rc;
+    struct new_array a = {name, t, rows, out};
+    return ds_in_region(s, new_array_in, &a);
 }
 
 int ds_batch_begin_dtypes(ds_store_t *s, size_t ncols, const ds_dtype_t *dtypes,

@@ -646,6 +646,29 @@ static uint64_t new_nonce(void)
     return (ds_now() & 0xffffffffu) << 32 | (r ? r : 1);
 }
 
+/* A new snapshot item for catalog *next, named after its version and a
+ * nonce drawn here (set in next), in region r (through ds_in_region). */
+struct new_snap {
+    struct ds_cat *next;
+    uint64_t size;
+    char *name;
+    size_t name_len;
+    fam_item_t **it;
+};
+
+static int new_snap_in(ds_store_t *s, fam_region_t *r, void *arg)
+{
+    struct new_snap *a = arg;
+    int rc = 0;
+    for (int i = 0; i < 8; i++) { /* a nonce clash is rare; try another */
+        a->next->nonce = new_nonce();
+        ds_snap_name(a->name, a->name_len, a->next->version, a->next->nonce);
+        rc = fam_allocate(s->f, a->name, a->size, s->mode, r, a->it);
+        if (rc != FAM_EEXIST) break;
+    }
+    return rc;
+}
+
 int ds_cat_publish(ds_store_t *s, struct ds_cat *c, uint64_t *version)
 {
     uint64_t ov = c->version, on = c->nonce;
@@ -681,28 +704,11 @@ int ds_cat_publish(ds_store_t *s, struct ds_cat *c, uint64_t *version)
     memset(buf, 0, DS_SNAP_HEADER);
     memcpy(buf + DS_SNAP_HEADER, body, len);
     free(body);
-    /* in the region descriptor the store keeps (a lookup asks every
-     * memory server); one kept from before a store destroyed and made
-     * again fails: looked up again, tried once more (as ds_batch.c) */
+    /* in the region descriptor the store keeps (ds_in_region) */
     fam_item_t *it = NULL;
     char name[64];
-    for (int tries = 0; tries < 2; tries++) {
-        int kept = s->rgn != NULL;
-        if (!s->rgn && (rc = fam_lookup_region(s->f, s->region, &s->rgn))) {
-            s->rgn = NULL;
-            free(buf);
-            return rc;
-        }
-        for (int i = 0; i < 8; i++) { /* a nonce clash is rare; try another */
-            next.nonce = new_nonce();
-            ds_snap_name(name, sizeof name, next.version, next.nonce);
-            rc = fam_allocate(s->f, name, DS_SNAP_HEADER + len, s->mode, s->rgn, &it);
-            if (rc != FAM_EEXIST) break;
-        }
-        if (!rc || !kept) break;
-        fam_release_region(s->rgn);
-        s->rgn = NULL;
-    }
+    struct new_snap ns = {&next, DS_SNAP_HEADER + len, name, sizeof name, &it};
+    rc = ds_in_region(s, new_snap_in, &ns);
     if (rc) {
         free(buf);
         return fam_set_error(rc, "cannot write a catalog snapshot of dataset store "

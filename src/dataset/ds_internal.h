@@ -151,5 +151,12 @@ uint32_t ds_get_u32(const uint8_t *p);
 uint64_t ds_get_u64(const uint8_t *p);
 /* Delete item `name` of the store's region; ENOTFOUND counts as done. */
 int ds_delete_item(ds_store_t *s, const char *name);
+/* op(s, region, arg) in the store's region, through the descriptor the
+ * handle keeps (s->rgn: one lookup per handle, not one per call; a lookup
+ * asks every memory server). A failure other than FAM_EEXIST with a kept
+ * descriptor may come from a store destroyed and made again since: looked
+ * up again and tried once more. op's result. */
+int ds_in_region(ds_store_t *s, int (*op)(ds_store_t *s, fam_region_t *r, void *arg),
+                 void *arg);
 
 #endif

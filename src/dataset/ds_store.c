@@ -307,6 +307,24 @@ void ds_close(ds_store_t *s)
     free(s);
 }
 
+int ds_in_region(ds_store_t *s, int (*op)(ds_store_t *s, fam_region_t *r, void *arg),
+                 void *arg)
+{
+    int rc = 0;
+    for (int tries = 0; tries < 2; tries++) {
+        int kept = s->rgn != NULL;
+        if (!s->rgn && (rc = fam_lookup_region(s->f, s->region, &s->rgn))) {
+            s->rgn = NULL;
+            return rc;
+        }
+        rc = op(s, s->rgn, arg);
+        if (!rc || rc == FAM_EEXIST || !kept) return rc;
+        fam_release_region(s->rgn);
+        s->rgn = NULL;
+    }
+    return rc;
+}
+
 int ds_destroy_store(fam_t *f, const char *store)
 {
     fam_set_error(0, NULL);

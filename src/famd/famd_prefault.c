@@ -134,6 +134,7 @@ void famd_prefault_stop(struct famd *d)
     if (!p) return;
     pthread_mutex_lock(&p->mu);
     p->stop = 1;
+    p->gen++; /* a pass under way ends at its next step, not its last */
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
     pthread_join(p->thread, NULL);
