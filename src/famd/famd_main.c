@@ -752,6 +752,16 @@ int main(int argc, char **argv)
         {0, 0, 0, 0}};
     int port = -1, verbose = 0;
     uint64_t pool_size = 0, spin_us = 2000, prefault_mb = 64;
+    /* SIGTERM and SIGINT wait until famd's own handlers are in: libfabric's
+     * providers (libinfinipath) install handlers that call exit(), which
+     * deadlocked in malloc when a stop came while famd was starting; the
+     * threads started meanwhile keep them blocked, so the main thread
+     * takes them */
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stops, NULL);
     const char *pool_file = NULL, *provider = "shm", *host = "127.0.0.1";
     const char *data_dir = NULL;
     /* per-uid quotas (famd_pool.c): an absolute value, or a percentage of
@@ -939,6 +949,7 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    pthread_sigmask(SIG_UNBLOCK, &stops, NULL);
 
     printf("famd ready %s:%d provider=%s pool=%llu persistent=%d pid=%d "
            "local=@" FAMP_UNIX_NAME " auth=%s\n",

@@ -35,12 +35,12 @@
 
 struct famd_prefault {
     pthread_t thread;
-    pthread_mutex_t mu;        /* guards want, nwant, gen, stop */
+    pthread_mutex_t mu;        /* guards want, nwant, stop; gen's writes */
     pthread_cond_t cv;         /* signalled when gen or stop changes */
     struct famd_extent want[FAMD_PF_RANGES]; /* what to map in (offsets) */
     size_t nwant;
-    uint64_t gen;              /* bumped when want changes */
-    atomic_uint_fast64_t seen; /* the gen the thread is working on */
+    atomic_uint_fast64_t gen;  /* bumped when want or stop changes; the
+                                  thread reads it between steps unlocked */
     int stop;                  /* 1: the thread returns */
     uint8_t *base;             /* the pool */
     uint64_t ahead;            /* free bytes to keep mapped in */
@@ -54,16 +54,16 @@ static void *prefault_main(void *arg)
      * prefault thread of normal priority) */
     struct sched_param sp = {0};
     pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    uint64_t seen = 0; /* the gen of the list last taken up */
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stop && p->gen == atomic_load(&p->seen))
+        while (!p->stop && atomic_load(&p->gen) == seen)
             pthread_cond_wait(&p->cv, &p->mu);
         if (p->stop) break;
         struct famd_extent want[FAMD_PF_RANGES];
         size_t n = p->nwant;
         memcpy(want, p->want, n * sizeof *want);
-        uint64_t gen = p->gen;
-        atomic_store(&p->seen, gen);
+        uint64_t gen = seen = atomic_load(&p->gen);
         pthread_mutex_unlock(&p->mu);
         /* a step at a time: a newer list (the free list changed) is taken
          * up at once instead of after the whole of this one */
@@ -72,13 +72,14 @@ static void *prefault_main(void *arg)
                 uint64_t len = want[i].len - at < FAMD_PF_STEP ? want[i].len - at
                                                                : FAMD_PF_STEP;
                 if (madvise(p->base + want[i].off + at, len, MADV_POPULATE_WRITE))
-                    goto out; /* not on this kernel: stop trying */
-                if (atomic_load_explicit(&p->seen, memory_order_relaxed) != gen)
-                    break;
+                    return NULL; /* not on this kernel, or out of memory:
+                                    stop trying (unlocked here) */
+                if (atomic_load_explicit(&p->gen, memory_order_relaxed) != gen)
+                    goto next; /* a newer list, or stop */
             }
+    next:
         pthread_mutex_lock(&p->mu);
     }
-out:
     pthread_mutex_unlock(&p->mu);
     return NULL;
 }
@@ -106,6 +107,12 @@ int famd_prefault_start(struct famd *d, uint64_t ahead)
     return 0;
 }
 
+/* Called by the event loop after the free list changed. It never waits
+ * for the thread: the thread may hold the lock and, at SCHED_IDLE on a
+ * busy machine, not run again for a long time. When the lock is busy this
+ * list is skipped; the thread goes on with the one it has (mapping in
+ * pages that are no longer free changes nothing) and the next change
+ * brings the list up to date. */
 void famd_prefault_note(struct famd *d)
 {
     struct famd_prefault *p = d->pf;
@@ -118,11 +125,11 @@ void famd_prefault_note(struct famd *d)
         want[n++] = (struct famd_extent){d->freelist[i].off, len};
         left -= len;
     }
-    pthread_mutex_lock(&p->mu);
+    if (pthread_mutex_trylock(&p->mu) != 0) return;
     if (n != p->nwant || memcmp(want, p->want, n * sizeof *want)) {
         memcpy(p->want, want, n * sizeof *want);
         p->nwant = n;
-        p->gen++;
+        atomic_fetch_add(&p->gen, 1);
         pthread_cond_signal(&p->cv);
     }
     pthread_mutex_unlock(&p->mu);
@@ -132,9 +139,13 @@ void famd_prefault_stop(struct famd *d)
 {
     struct famd_prefault *p = d->pf;
     if (!p) return;
+    /* back to normal priority, so that on a busy machine the thread gets
+     * the core to finish its step and see stop (at SCHED_IDLE, seconds) */
+    struct sched_param sp = {0};
+    pthread_setschedparam(p->thread, SCHED_OTHER, &sp);
     pthread_mutex_lock(&p->mu);
     p->stop = 1;
-    p->gen++; /* a pass under way ends at its next step, not its last */
+    atomic_fetch_add(&p->gen, 1); /* a pass under way ends at its next step */
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
     pthread_join(p->thread, NULL);
