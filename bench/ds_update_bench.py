@@ -13,6 +13,12 @@ The files are ds_bench's (the shipped taxi sample repeated, a month per
 file, one batch per file); 2 famd, kodiakd with --ranks ranks.
 
   /usr/bin/python3 bench/ds_update_bench.py [--rows 2e6] [--ranks 2] [--trials 3]
+                                            [--env K=V ...] [--trace]
+
+--env K=V adds to kodiakd's environment (e.g. KD_DSD_SIMD=0); --trace
+prints, for every "kept" update, each client call's command and wall time,
+and kodiakd's phases of it (KD_DSD_TRACE=1, each rank's clock): where an
+update's fixed costs go.
 
 Not part of `make test`."""
 import argparse
@@ -37,7 +43,24 @@ def main():
     p.add_argument("--rows", type=float, default=2e6)
     p.add_argument("--ranks", type=int, default=2)
     p.add_argument("--trials", type=int, default=3)
+    p.add_argument("--env", action="append", default=[], metavar="K=V")
+    p.add_argument("--trace", action="store_true")
     args = p.parse_args()
+    env = dict(kv.split("=", 1) for kv in args.env)
+    if args.trace:
+        env["KD_DSD_TRACE"] = "1"
+    from kodiak import client
+    calls = []
+    plain = client.generic_msg
+
+    def timed(cmd, *a, **k):
+        t0 = time.perf_counter()
+        try:
+            return plain(cmd, *a, **k)
+        finally:
+            calls.append((cmd, time.perf_counter() - t0))
+    if args.trace:
+        client.generic_msg = timed
     tmp = tempfile.mkdtemp(prefix="kodiak-upd-")
     paths, n = B.make_files(tmp, int(args.rows))
     kw = {"usecols": B.PIPE_COLS, "parse_dates": B.DATES}
@@ -47,7 +70,7 @@ def main():
     ref = B.pandas_queries(pd.concat([pd.read_csv(x, **kw) for x in paths[:11]],
                                      ignore_index=True))
     famd = FamServers(2, pool_size="2G")
-    srv = start_kodiakd(args.ranks, famd.servers)
+    srv = start_kodiakd(args.ranks, famd.servers, env=env)
     times = {k: [] for k in ("kept", "folded", "full", "agg kept", "agg folded")}
     try:
         ak.connect(connect_file=srv.connect_file)
@@ -58,9 +81,18 @@ def main():
                 t = store.ingest(f"U{trial}{how}", paths[:10], batch_rows=1 << 20, **kw)
                 B.kodiak_queries(t)
                 store.ingest(t.name, paths[10:11], batch_rows=1 << 20, **kw)
+                seen = len(srv.output())
+                calls.clear()
                 t0 = time.perf_counter()
                 got = B.kodiak_queries(t)
                 times[how].append(time.perf_counter() - t0)
+                if args.trace and how == "kept":
+                    print(f"## trial {trial}: the update took "
+                          f"{times[how][-1] * 1e3:.1f} ms; client calls: " +
+                          ", ".join(f"{c} {s * 1e3:.1f} ms" for c, s in calls))
+                    for ln in srv.output()[seen:].splitlines():
+                        if ln.startswith("dsd "):
+                            print("   ", ln)
                 B.check(got, ref, f"the update ({how})")
                 big = t.filter("fare_amount", "gt", B.PIPE_FARE)
                 t0 = time.perf_counter()

@@ -1691,6 +1691,7 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
         }
         ds_txn_t *tx = NULL;
         int lrc = refs || n == 0 ? ds_txn_begin(s, &tx) : FAM_ENOMEM;
+        trace(c, " txn begun");
         if (!lrc && def)
             lrc = ds_txn_create(tx, def);
         else if (!lrc)
@@ -1699,6 +1700,7 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
             lrc = ds_txn_append_begun(tx, name, 1, &t, (size_t)n, refs); /* begin_batch */
         if (!lrc)
             lrc = ds_txn_set_progress(tx, name, plan.want);
+        trace(c, " txn staged");
         if (!lrc)
             lrc = ds_txn_commit(tx, NULL);
         else
