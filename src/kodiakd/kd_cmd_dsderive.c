@@ -468,6 +468,22 @@ static bool split_on(void)
     return on;
 }
 
+/* The fewest rows of a batch worth splitting over the ranks: below, one
+ * rank computes it while the others wait (the split's exchanges of counts
+ * and the arrays' attaching cost more than the work saved). KD_DSD_SPLIT_MIN
+ * in the environment sets it (for benchmarks). */
+static uint64_t split_min(void)
+{
+    static int64_t min = -1;
+    if (min < 0) {
+        const char *e = getenv("KD_DSD_SPLIT_MIN");
+        min = e ? strtoll(e, NULL, 10) : 1 << 17;
+        if (min < 0)
+            min = 0;
+    }
+    return (uint64_t)min;
+}
+
 /* kd_ds.h */
 bool kd_ds_gather_sparse(uint64_t span, uint64_t m)
 {
@@ -1624,7 +1640,7 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
         if (!rc && !wbuf)
             wrows = 0;
         MPI_Allreduce(MPI_IN_PLACE, &wrows, 1, MPI_UINT64_T, MPI_MIN, c->comm);
-        split = wrows > 0 && most / (uint64_t)c->nranks + 1 <= wrows;
+        split = wrows > 0 && most / (uint64_t)c->nranks + 1 <= wrows && most >= split_min();
     }
     trace(c, "split?");
     /* my batches, one at a time: read, compute, write */

@@ -318,17 +318,20 @@ def test_incremental_update_equals_recompute_and_counts_new_batches(store):
     reclaim_clean(store)
 
 
-@pytest.mark.parametrize("split", ["1", "0"])
+@pytest.mark.parametrize("split", ["1", "0", "default"])
 def test_an_update_of_one_batch_on_three_ranks_split_or_not(split):
     """An update of fewer new batches than ranks splits each new batch's
-    rows over all ranks (compute_split), unless KD_DSD_SPLIT=0: then the
-    rank that owns the batch computes it alone. Either way the filter, the
-    column derived through it and a group-by of it equal pandas' after the
-    new batch, and only the new batch is processed."""
+    rows over all ranks (compute_split) when the batch has at least
+    KD_DSD_SPLIT_MIN rows (set to 0 here: every batch), unless
+    KD_DSD_SPLIT=0: then the rank that owns the batch computes it alone,
+    as it does by default for batches this small. Either way the filter,
+    the column derived through it and a group-by of it equal pandas' after
+    the new batch, and only the new batch is processed."""
     df = random_frame(1200, 11)
     cols = list(df.columns)
+    env = {"1": {"KD_DSD_SPLIT_MIN": "0"}, "0": {"KD_DSD_SPLIT": "0"}, "default": {}}[split]
     with famd_and_kodiakds() as kodiakd:
-        connect(kodiak, kodiakd(3, env={"KD_DSD_SPLIT": split}))
+        connect(kodiak, kodiakd(3, env=env))
         s = kodiak.DatasetStore(f"split{split}")
         t = s.ingest("R", {k: df[k].values[:1000] for k in cols}, batch_rows=250)
         big = t.filter("f", "gt", -1)
