@@ -88,3 +88,46 @@ def test_items_made_freed_and_made_again_keep_their_data():
             srv.stop()
     finally:
         famd.stop()
+
+
+def test_famd_stops_at_once_whenever_asked_on_a_busy_machine():
+    """SIGTERM at any moment, from famd's start on, while two busy loops
+    hold both cores: famd exits within seconds. The prefault thread runs
+    at SCHED_IDLE and gets almost no CPU then; famd's stop must not wait
+    for its pass over the 128 MiB asked (minutes at that priority). A
+    SIGTERM during famd's start must not hang it either (a provider's
+    handler that called exit() deadlocked in malloc); once famd has said
+    it is ready, it stops cleanly (status 0)."""
+    import signal
+    import subprocess
+    from fam_fixtures import FAMD
+    hogs = [subprocess.Popen(["/usr/bin/python3", "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        for delay in (0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.5, 2.5):
+            p = subprocess.Popen([FAMD, "--port", "0", "--pool-size", "1G", "--prefault-mb",
+                                  "128", "--provider", "shm"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT)
+            try:
+                time.sleep(delay)
+                os.set_blocking(p.stdout.fileno(), False)
+                head = p.stdout.read() or b""
+                ready_before = b"famd ready" in head
+                t0 = time.monotonic()
+                p.send_signal(signal.SIGTERM)
+                try:
+                    rc = p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    raise AssertionError(f"famd did not stop within 10 s of a SIGTERM sent "
+                                         f"{delay} s after its start")
+                took = time.monotonic() - t0
+                assert took < 5, (delay, took)
+                if ready_before:
+                    assert rc == 0, (delay, rc, head)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
