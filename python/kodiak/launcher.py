@@ -286,6 +286,11 @@ def _mpi_env(fam_servers, provider):
     # `kodiak up --hostfile` failed 1 time in 3 on namespace hosts here);
     # without the shared topology each process reads its own
     env.setdefault("OMPI_MCA_rtc_hwloc_vmhole", "none")
+    # every orted reports to mpirun itself, not through a tree of orteds: a
+    # daemon's connection to its parent daemon failed at times on namespace
+    # hosts ("unable to complete a TCP connection", Open MPI's own advice:
+    # routed=direct); a tree only pays at hundreds of hosts
+    env.setdefault("OMPI_MCA_routed", "direct")
     # the memory servers, for kodiakd's libfam (FAM arrays)
     env["FAM_SERVERS"] = ",".join(fam_servers)
     env["FAM_PROVIDER"] = provider

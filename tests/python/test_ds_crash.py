@@ -91,11 +91,11 @@ def rank_pid(server, rank):
     raise RuntimeError(f"no rank {rank} under mpirun {server.proc.pid}")
 
 
-def crash(server, victim, nranks=2):
+def crash(server, victim, ranks):
     """kill -9 the victim (rank 1, or mpirun); then, once mpirun has had
-    time to notice, whatever is left of the job (the ranks run in sessions
-    of their own, so by their pids)."""
-    ranks = [rank_pid(server, r) for r in range(nranks)]
+    time to notice, whatever is left of the job (the ranks, found by
+    rank_pid before the operation began, run in sessions of their own, so
+    by their pids)."""
     os.kill(ranks[1] if victim == "rank" else server.proc.pid, signal.SIGKILL)
     try:
         server.proc.wait(15 if victim == "rank" else 2)
@@ -151,6 +151,9 @@ def test_kill9_in_the_middle_leaves_the_store_consistent(what, victim):
         assert before["T"][2] == old_batches * (1.5 if what == "agg" else 1)
         kodiak.disconnect()
 
+        # found now: a scan of /proc at the kill took long enough on a
+        # loaded machine for the operation to end first
+        ranks = [rank_pid(a, r) for r in range(2)]
         code = CLIENT.format(python=os.path.join(REPO, "python"), cf=a.connect_file,
                              store=STORE, filter=FILTER, what=what)
         client = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
@@ -158,7 +161,7 @@ def test_kill9_in_the_middle_leaves_the_store_consistent(what, victim):
         assert client.stdout.readline().strip() == "start"
         time.sleep(0.2 * took)  # a fifth of the timed run: well inside it, whatever the load
         assert client.poll() is None, "the operation ended before the kill: make it longer"
-        crash(a, victim)
+        crash(a, victim, ranks)
         try:
             out, _ = client.communicate(timeout=60)
         except subprocess.TimeoutExpired:
