@@ -44,6 +44,9 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "netns"))
 import netns  # noqa: E402
 
+sys.path.insert(0, os.path.join(REPO, "python"))
+from kodiak.launcher import mpi_defaults  # noqa: E402
+
 BUILD = os.environ.get("KODIAK_BUILD", os.path.join(REPO, "build"))
 
 CLIENT = r"""
@@ -98,9 +101,8 @@ class Setup:
             self.procs.append(p)
             addrs.append(self._ready(p, log))
         self.cf = os.path.join(d, f"{name}-connect.json")
-        env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-                   FAM_SERVERS=",".join(addrs), FAM_PROVIDER="tcp", **c.env())
-        env.setdefault("OMPI_MCA_rtc_hwloc_vmhole", "none")  # as launcher.py's _mpi_env
+        env = mpi_defaults(dict(os.environ, FAM_SERVERS=",".join(addrs), FAM_PROVIDER="tcp",
+                                **c.env()))
         mpi = ["mpirun", "--bind-to", "none", "-x", "FAM_SERVERS", "-x", "FAM_PROVIDER",
                "-x", "PATH"]
         if name == "loopback":

@@ -275,8 +275,10 @@ def _request(host, port, cmd, args=None, timeout=5.0, token=None):
     return head.get("result") or {}
 
 
-def _mpi_env(fam_servers, provider):
-    env = dict(os.environ)
+def mpi_defaults(env):
+    """Set, where the caller has not, what Open MPI needs here in `env`
+    (a dict, changed in place and returned): the launcher's, the tests'
+    and the benchmarks' mpirun all take it from here."""
     if os.geteuid() == 0:  # Open MPI refuses root without these
         env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
         env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
@@ -291,6 +293,11 @@ def _mpi_env(fam_servers, provider):
     # hosts ("unable to complete a TCP connection", Open MPI's own advice:
     # routed=direct); a tree only pays at hundreds of hosts
     env.setdefault("OMPI_MCA_routed", "direct")
+    return env
+
+
+def _mpi_env(fam_servers, provider):
+    env = mpi_defaults(dict(os.environ))
     # the memory servers, for kodiakd's libfam (FAM arrays)
     env["FAM_SERVERS"] = ",".join(fam_servers)
     env["FAM_PROVIDER"] = provider

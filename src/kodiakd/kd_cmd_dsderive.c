@@ -455,29 +455,18 @@ static int stored_rows(kd_cmd *c, ds_store_t *s, dsd_arena *a, const ds_info_t *
     return t == DS_TEXT ? piece_cats(c, s, in, k, b, out) : 0;
 }
 
-/* Whether an update of fewer new batches than ranks may split each batch's
- * rows over all ranks (compute_split). KD_DSD_SPLIT=0 in the environment:
- * never, each batch on the rank that owns it (the tests compare both). */
-static bool split_on(void)
-{
-    static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("KD_DSD_SPLIT");
-        on = !(e && !strcmp(e, "0"));
-    }
-    return on;
-}
-
-/* The fewest rows of a batch worth splitting over the ranks: below, one
- * rank computes it while the others wait (the split's exchanges of counts
- * and the arrays' attaching cost more than the work saved). KD_DSD_SPLIT_MIN
- * in the environment sets it (for benchmarks). */
+/* The fewest rows of a batch an update of fewer new batches than ranks
+ * splits over all ranks (compute_split); a smaller one is computed by the
+ * rank that owns it while the others wait (the split's exchanges of counts
+ * and the arrays' attaching cost more than the work saved). From the
+ * environment (the tests force each way): KD_DSD_SPLIT_MIN=<rows>, or
+ * KD_DSD_SPLIT=0 for never. */
 static uint64_t split_min(void)
 {
     static int64_t min = -1;
     if (min < 0) {
-        const char *e = getenv("KD_DSD_SPLIT_MIN");
-        min = e ? strtoll(e, NULL, 10) : 1 << 17;
+        const char *off = getenv("KD_DSD_SPLIT"), *e = getenv("KD_DSD_SPLIT_MIN");
+        min = off && !strcmp(off, "0") ? INT64_MAX : e ? strtoll(e, NULL, 10) : 1 << 17;
         if (min < 0)
             min = 0;
     }
@@ -1627,11 +1616,12 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
     arena.base = (char *)wbuf;
     arena.cap = wbytes;
     /* fewer new batches than ranks (an update): all ranks on each batch,
-     * when every rank's share fits its window; else each rank its own */
+     * when it has split_min() rows and every rank's share fits its
+     * window; else each rank its own */
     uint64_t nb = plan.want - plan.have, wrows = arena.rows, most = 0;
     bool split = false;
     if (c->nranks > 1 && nb < (uint64_t)c->nranks && !jget(e, "and") && !jget(e, "or") &&
-        split_on()) {
+        split_min() != (uint64_t)INT64_MAX) {
         for (uint64_t b = plan.have; !rc && b < plan.want; b++) {
             uint64_t n = 0;
             rc = base_rows(c, s, in->base, (size_t)b, &n);

@@ -111,6 +111,15 @@ static ds_batch_t *fill_batch(ds_store_t *s, const char *dataset, int64_t tag, u
     return b;
 }
 
+/* fill_batch(s, "T", tag, rows), committed as T's next batch. */
+static void commit_filled(ds_store_t *s, int64_t tag, uint64_t rows)
+{
+    ds_batch_t *b = fill_batch(s, "T", tag, rows);
+    assert_non_null(b);
+    CHECK_OK(ds_commit(s, "T", 1, &b));
+    ds_batch_close(b);
+}
+
 /* Check batch i of info against what fill_batch writes; its tag in *tag.
  * 0 if all is right, else a reason (also for children). */
 static const char *check_batch(ds_store_t *s, const ds_info_t *in, size_t i, int64_t *tag)
@@ -442,10 +451,7 @@ static void a_committing_handle_keeps_what_a_fresh_one_reads(void **state)
     ds_store_t *s = open_store("kept");
     make_T(s);
     for (int64_t tag = 1; tag <= 3; tag++) { /* text columns with their categories */
-        ds_batch_t *b = fill_batch(s, "T", tag, 50 + (uint64_t)tag);
-        assert_non_null(b);
-        CHECK_OK(ds_commit(s, "T", 1, &b));
-        ds_batch_close(b);
+        commit_filled(s, tag, 50 + (uint64_t)tag);
         same_info_on_a_fresh_handle(s, "kept");
     }
     const ds_column_def_t ic[] = {{"index", DS_INT64}};
@@ -621,10 +627,7 @@ static void derived_datasets_behind_their_root_are_listed(void **state)
     ds_store_t *s = open_store("behind");
     make_T(s);
     for (int k = 0; k < 2; k++) {
-        ds_batch_t *b = fill_batch(s, "T", k, 5);
-        assert_non_null(b);
-        CHECK_OK(ds_commit(s, "T", 1, &b));
-        ds_batch_close(b);
+        commit_filled(s, k, 5);
     }
     const ds_column_def_t ic[] = {{"index", DS_INT64}};
     struct { const char *name, *base; uint64_t done; } defs[] = {
@@ -662,10 +665,7 @@ static void a_transaction_creates_appends_and_records_lineage_at_once(void **sta
     (void)state;
     ds_store_t *s = open_store("txn");
     make_T(s);
-    ds_batch_t *b = fill_batch(s, "T", 7, 10);
-    assert_non_null(b);
-    CHECK_OK(ds_commit(s, "T", 1, &b));
-    ds_batch_close(b);
+    commit_filled(s, 7, 10);
     /* a derived index dataset: created, one batch, progress, in one commit */
     const ds_column_def_t ic[] = {{"index", DS_INT64}};
     ds_dataset_def_t def = {.name = "T.v_gt_5", .kind = DS_KIND_INDEX, .base = "T",

@@ -34,13 +34,8 @@ import kodiak  # noqa: E402
 
 
 def mpi_env():
-    env = dict(os.environ)
-    if os.geteuid() == 0:
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-    # orted's shared hwloc topology crashes it at times (as launcher.py)
-    env.setdefault("OMPI_MCA_rtc_hwloc_vmhole", "none")
-    return env
+    from kodiak.launcher import mpi_defaults
+    return mpi_defaults(dict(os.environ))
 
 
 class Server:

@@ -6,11 +6,13 @@ into a new item does not wait for the kernel to make its pages (5 ms per
 change no data: items written, freed and made again while it works read
 back what was written, and zeros where nothing was."""
 import os
+import signal
+import subprocess
 import time
 
 import numpy as np
 
-from fam_fixtures import FamServers, connect, start_kodiakd
+from fam_fixtures import FAMD, FamServers, connect, start_kodiakd
 
 import kodiak
 
@@ -98,9 +100,6 @@ def test_famd_stops_at_once_whenever_asked_on_a_busy_machine():
     SIGTERM during famd's start must not hang it either (a provider's
     handler that called exit() deadlocked in malloc); once famd has said
     it is ready, it stops cleanly (status 0)."""
-    import signal
-    import subprocess
-    from fam_fixtures import FAMD
     hogs = [subprocess.Popen(["/usr/bin/python3", "-c", "while True: pass"]) for _ in range(2)]
     try:
         for delay in (0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.5, 2.5):
