@@ -8,21 +8,33 @@
  * 5 ms to make (a virtual machine's memory is first made by its host), and
  * a client writing a new item waited that long in the middle of a put.
  * famd_prefault keeps the first --prefault-mb bytes of the free list
- * (first fit gives those out next) mapped in from a thread of its own at
- * the lowest priority (SCHED_IDLE), so the cost is paid on a core nothing
- * else wants, not while a client waits.
+ * (first fit gives those out next) mapped in ahead, only while a core has
+ * nothing else to do, so the cost is not paid while a client waits.
+ *
+ * Two threads share the work. The worker maps in one 2 MiB step at a time
+ * at normal priority; before each step it asks the pacer, a thread at the
+ * lowest priority (SCHED_IDLE), which answers only when it gets a core,
+ * that is when nothing else wants one. The step itself must not run at
+ * SCHED_IDLE: mapping pages in holds the process's memory-map lock, and
+ * every mmap or munmap in famd (malloc of a large buffer, a provider's
+ * setup, the exit) waits for that lock. A thread at SCHED_IDLE preempted
+ * in the middle of a step on a busy machine held famd up for seconds
+ * (famd took 12 s to start beside six busy loops). The pacer holds no lock
+ * at all, so nothing ever waits for it; it is never joined (it may not get
+ * a core for seconds) and its state is never freed.
  *
  * It changes no data: MADV_POPULATE_WRITE maps a page in as a write would
  * but writes nothing, and a page already there is left as it is, so a
  * range allocated (and written by a client) between the event loop's note
- * and the thread's pass keeps its contents, and a freed range given back
+ * and the worker's pass keeps its contents, and a freed range given back
  * to the kernel (zero_range) reads as zeros again either way. Pool files
  * (--pool-file) are left alone: mapping them in would allocate their
- * blocks on disk. Nothing but MADV_POPULATE_WRITE is done from the thread;
+ * blocks on disk. Nothing but MADV_POPULATE_WRITE is done from the worker;
  * the free list is read by the event loop only (famd_prefault_note). */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,32 +46,55 @@
 #define FAMD_PF_STEP ((uint64_t)2 << 20) /* bytes mapped in per call */
 
 struct famd_prefault {
-    pthread_t thread;
-    pthread_mutex_t mu;        /* guards want, nwant, stop; gen's writes */
+    pthread_t worker;          /* maps in, a step per go */
+    pthread_t pacer;           /* at SCHED_IDLE: turns each ask into a go */
+    pthread_mutex_t mu;        /* guards want, nwant, stop; gen's writes
+                                  (never taken by the pacer) */
     pthread_cond_t cv;         /* signalled when gen or stop changes */
+    sem_t ask;                 /* posted by the worker before a step */
+    sem_t go;                  /* posted by the pacer (and by stop) */
     struct famd_extent want[FAMD_PF_RANGES]; /* what to map in (offsets) */
     size_t nwant;
     atomic_uint_fast64_t gen;  /* bumped when want or stop changes; the
-                                  thread reads it between steps unlocked */
-    int stop;                  /* 1: the thread returns */
+                                  worker reads it between steps unlocked */
+    atomic_int stop;           /* 1: the worker returns */
     uint8_t *base;             /* the pool */
     uint64_t ahead;            /* free bytes to keep mapped in */
 };
 
-static void *prefault_main(void *arg)
+/* The pacer: it runs only when a core has nothing else to do. It owns no
+ * lock and touches only the two semaphores, so famd never waits for it. */
+static void *pacer_main(void *arg)
 {
     struct famd_prefault *p = arg;
-    /* only on a core nothing else wants: famd's event loop, its clients
-     * and everyone else go first (a query's commands ran slower beside a
-     * prefault thread of normal priority) */
     struct sched_param sp = {0};
     pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    for (;;) {
+        while (sem_wait(&p->ask) != 0) {
+        }
+        sem_post(&p->go);
+    }
+    return NULL;
+}
+
+/* Waits for the pacer's go; 0 when the worker is to stop instead. */
+static int wait_idle_core(struct famd_prefault *p)
+{
+    sem_post(&p->ask);
+    while (sem_wait(&p->go) != 0) {
+    }
+    return !atomic_load(&p->stop);
+}
+
+static void *worker_main(void *arg)
+{
+    struct famd_prefault *p = arg;
     uint64_t seen = 0; /* the gen of the list last taken up */
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stop && atomic_load(&p->gen) == seen)
+        while (!atomic_load(&p->stop) && atomic_load(&p->gen) == seen)
             pthread_cond_wait(&p->cv, &p->mu);
-        if (p->stop) break;
+        if (atomic_load(&p->stop)) break;
         struct famd_extent want[FAMD_PF_RANGES];
         size_t n = p->nwant;
         memcpy(want, p->want, n * sizeof *want);
@@ -71,11 +106,12 @@ static void *prefault_main(void *arg)
             for (uint64_t at = 0; at < want[i].len; at += FAMD_PF_STEP) {
                 uint64_t len = want[i].len - at < FAMD_PF_STEP ? want[i].len - at
                                                                : FAMD_PF_STEP;
+                if (!wait_idle_core(p)) return NULL; /* stop (unlocked here) */
+                if (atomic_load_explicit(&p->gen, memory_order_relaxed) != gen)
+                    goto next; /* a newer list */
                 if (madvise(p->base + want[i].off + at, len, MADV_POPULATE_WRITE))
                     return NULL; /* not on this kernel, or out of memory:
                                     stop trying (unlocked here) */
-                if (atomic_load_explicit(&p->gen, memory_order_relaxed) != gen)
-                    goto next; /* a newer list, or stop */
             }
     next:
         pthread_mutex_lock(&p->mu);
@@ -88,15 +124,21 @@ int famd_prefault_start(struct famd *d, uint64_t ahead)
 {
 #ifdef MADV_POPULATE_WRITE
     if (d->fd >= 0 || ahead == 0) return 0;
-    struct famd_prefault *p = calloc(1, sizeof *p);
-    if (!p) return famd_fail(d, FAM_ENOMEM, "out of memory");
+    /* never freed: the pacer, never joined, may still be using it */
+    static struct famd_prefault pf;
+    struct famd_prefault *p = &pf;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    sem_init(&p->ask, 0, 0);
+    sem_init(&p->go, 0, 0);
     p->base = d->base;
     p->ahead = ahead;
-    if (pthread_create(&p->thread, NULL, prefault_main, p)) {
-        free(p);
+    if (pthread_create(&p->pacer, NULL, pacer_main, p))
         return 0; /* an optimisation: famd works without it */
+    pthread_detach(p->pacer);
+    if (pthread_create(&p->worker, NULL, worker_main, p)) {
+        /* the pacer waits on ask for ever, harmlessly */
+        return 0;
     }
     d->pf = p;
     famd_prefault_note(d);
@@ -108,11 +150,10 @@ int famd_prefault_start(struct famd *d, uint64_t ahead)
 }
 
 /* Called by the event loop after the free list changed. It never waits
- * for the thread: the thread may hold the lock and, at SCHED_IDLE on a
- * busy machine, not run again for a long time. When the lock is busy this
- * list is skipped; the thread goes on with the one it has (mapping in
- * pages that are no longer free changes nothing) and the next change
- * brings the list up to date. */
+ * for the worker (which holds the lock only to take up a list, but may be
+ * preempted there): when the lock is busy this list is skipped; the worker
+ * goes on with the one it has (mapping in pages that are no longer free
+ * changes nothing) and the next change brings the list up to date. */
 void famd_prefault_note(struct famd *d)
 {
     struct famd_prefault *p = d->pf;
@@ -139,18 +180,12 @@ void famd_prefault_stop(struct famd *d)
 {
     struct famd_prefault *p = d->pf;
     if (!p) return;
-    /* back to normal priority, so that on a busy machine the thread gets
-     * the core to finish its step and see stop (at SCHED_IDLE, seconds) */
-    struct sched_param sp = {0};
-    pthread_setschedparam(p->thread, SCHED_OTHER, &sp);
     pthread_mutex_lock(&p->mu);
-    p->stop = 1;
-    atomic_fetch_add(&p->gen, 1); /* a pass under way ends at its next step */
+    atomic_store(&p->stop, 1);
+    atomic_fetch_add(&p->gen, 1);
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    pthread_join(p->thread, NULL);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
-    free(p);
+    sem_post(&p->go); /* a worker waiting for the pacer stops at once */
+    pthread_join(p->worker, NULL); /* at most the end of one step */
     d->pf = NULL;
 }
