@@ -17,11 +17,13 @@ file, one batch per file); 2 famd, kodiakd with --ranks ranks.
 
 --env K=V adds to kodiakd's environment (e.g. KD_DSD_SIMD=0); --trace
 prints, for every "kept" update, each client call's command and wall time,
-and kodiakd's phases of it (KD_DSD_TRACE=1, each rank's clock): where an
-update's fixed costs go.
+then one timeline of the client's calls and every rank's phases
+(KD_DSD_TRACE=1; all on the machine's monotonic clock): where an update's
+fixed costs go. $FAMD_ARGS adds to famd's command line (--spin-us 20).
 
 Not part of `make test`."""
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -36,6 +38,25 @@ import ds_bench as B  # noqa: E402  (sets up the paths and KODIAK_BUILD)
 import kodiak as ak  # noqa: E402
 from kodiak import ds_agg  # noqa: E402
 from fam_fixtures import FamServers, start_kodiakd  # noqa: E402
+
+
+def timeline(calls, output):
+    """The client's calls and kodiakd's phases (each trace line ends in
+    "@<CLOCK_MONOTONIC seconds>", the clock of Python's perf_counter) in
+    the order they happened: ms since the first call, ms since the line
+    before, what."""
+    ev = []
+    for cmd, t0, t1, _ in calls:
+        ev += [(t0, f"client sends {cmd}"), (t1, f"client has the reply to {cmd}")]
+    for ln in output.splitlines():
+        if ln.startswith("dsd ") and " @" in ln:
+            what, _, at = ln.rpartition(" @")
+            ev.append((float(at), what[4:]))
+    ev.sort()
+    prev = ev[0][0] if ev else 0
+    for t, what in ev:
+        print(f"    {(t - ev[0][0]) * 1e3:8.3f} {(t - prev) * 1e3:+7.3f}  {what}")
+        prev = t
 
 
 def main():
@@ -55,10 +76,13 @@ def main():
 
     def timed(cmd, *a, **k):
         t0 = time.perf_counter()
+        out = None
         try:
-            return plain(cmd, *a, **k)
+            out = plain(cmd, *a, **k)
+            return out
         finally:
-            calls.append((cmd, time.perf_counter() - t0))
+            size = len(json.dumps(out[0])) if out else 0
+            calls.append((cmd, t0, time.perf_counter(), size))
     if args.trace:
         client.generic_msg = timed
     tmp = tempfile.mkdtemp(prefix="kodiak-upd-")
@@ -69,7 +93,7 @@ def main():
     import pandas as pd
     ref = B.pandas_queries(pd.concat([pd.read_csv(x, **kw) for x in paths[:11]],
                                      ignore_index=True))
-    famd = FamServers(2, pool_size="2G")
+    famd = FamServers(2, pool_size="2G", args=os.environ.get("FAMD_ARGS", "").split())
     srv = start_kodiakd(args.ranks, famd.servers, env=env)
     times = {k: [] for k in ("kept", "folded", "full", "agg kept", "agg folded")}
     try:
@@ -89,10 +113,9 @@ def main():
                 if args.trace and how == "kept":
                     print(f"## trial {trial}: the update took "
                           f"{times[how][-1] * 1e3:.1f} ms; client calls: " +
-                          ", ".join(f"{c} {s * 1e3:.1f} ms" for c, s in calls))
-                    for ln in srv.output()[seen:].splitlines():
-                        if ln.startswith("dsd "):
-                            print("   ", ln)
+                          ", ".join(f"{c} {(e - b) * 1e3:.1f} ms ({n} B)"
+                                    for c, b, e, n in calls))
+                    timeline(calls, srv.output()[seen:])
                 B.check(got, ref, f"the update ({how})")
                 big = t.filter("fare_amount", "gt", B.PIPE_FARE)
                 t0 = time.perf_counter()

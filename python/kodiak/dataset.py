@@ -1228,7 +1228,9 @@ class Dataset:
         """How current this dataset is and what this server did to keep it
         so: base_batches (base batches it covers), updates and batches
         (updates of it that computed batches, and batches computed, by the
-        connected server), last (batches the latest update computed).
+        connected server), last (batches the latest update computed), solo
+        (updates of them that the server's rank 0 did alone: an update of
+        few new rows, docs/DATASET.md).
 
         Returns
         -------
@@ -1246,7 +1248,7 @@ class Dataset:
         """
         info = self._info()
         res, _ = _msg("ds_derive_stats", {"store": self.store.name})
-        st = res["datasets"].get(self.name, {"updates": 0, "batches": 0, "last": 0})
+        st = res["datasets"].get(self.name, {"updates": 0, "batches": 0, "last": 0, "solo": 0})
         return {"base_batches": int(info["base_batches"]), **{k: int(v) for k, v in st.items()}}
 
 

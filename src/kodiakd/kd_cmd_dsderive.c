@@ -65,6 +65,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #endif
@@ -83,12 +84,13 @@ typedef struct {
     uint64_t updates; /* updates that computed at least one batch */
     uint64_t batches; /* batches computed over all updates */
     uint64_t last;    /* batches computed by the latest update */
+    uint64_t solo;    /* updates that rank 0 did alone (refresh_solo) */
 } dsd_stat;
 
 static dsd_stat stats[DSD_STATS];
 static size_t nstats;
 
-static void stat_add(const char *store, const char *name, uint64_t n)
+static void stat_add(const char *store, const char *name, uint64_t n, bool solo)
 {
     size_t i = 0;
     while (i < nstats && (strcmp(stats[i].store, store) || strcmp(stats[i].name, name)))
@@ -105,11 +107,22 @@ static void stat_add(const char *store, const char *name, uint64_t n)
     stats[i].updates++;
     stats[i].batches += n;
     stats[i].last = n;
+    stats[i].solo += solo;
 }
 
 /* KD_DSD_TRACE=1 in the environment: each rank prints the time of each
  * phase of bringing a derived dataset up to date, and of ds_agg (a
- * debugging aid); a phase named "[..." starts the clock */
+ * debugging aid); a phase named "[..." starts the clock. Each line ends in
+ * "@" and the machine's monotonic clock in seconds (Python's perf_counter),
+ * so that bench/ds_update_bench.py --trace lays the ranks' lines and the
+ * client's calls on one timeline. */
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 void kd_ds_trace(kd_cmd *c, const char *what)
 {
     static int on = -1;
@@ -121,7 +134,8 @@ void kd_ds_trace(kd_cmd *c, const char *what)
     double t = MPI_Wtime();
     if (what[0] == '[')
         t0 = t;
-    fprintf(stderr, "dsd r%d %8.3f ms  %s\n", c->rank, (t - t0) * 1e3, what);
+    fprintf(stderr, "dsd r%d %8.3f ms  %s @%.6f\n", c->rank, (t - t0) * 1e3, what,
+            mono_now());
 }
 
 static void trace(kd_cmd *c, const char *what)
@@ -1744,7 +1758,7 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
     if (result == 0) {
         *done = plan.want - plan.have;
         if (c->rank == 0)
-            stat_add(store, name, *done);
+            stat_add(store, name, *done, c->nranks < kd_srv.nranks);
     }
     if (lost)
         *lost = result == 1;
@@ -1774,6 +1788,108 @@ static int behind(kd_cmd *c, ds_store_t *s, json_object **out)
     return 0;
 }
 
+/* The most new rows an update may bring in on rank 0 alone while the
+ * other ranks wait (kd_ds_refresh). An update of a batch or two is a few
+ * milliseconds of work, and on several ranks each of its steps (the plan,
+ * the catalog read, the window, the batches' attaching, the commit) waits
+ * for every rank: 2 ranks took 12-14 ms for the update that 1 rank did in
+ * 7-9 ms (bench/ds_update_bench.py, 10^7 rows). Counted in the rows of the
+ * lineage roots' new batches, summed over the datasets behind. From the
+ * environment (the tests force each way): KD_DSD_SOLO_ROWS=<rows>, 0 for
+ * never. */
+static uint64_t solo_max(void)
+{
+    static int64_t max = -1;
+    if (max < 0) {
+        const char *e = getenv("KD_DSD_SOLO_ROWS");
+        max = e ? strtoll(e, NULL, 10) : 1 << 22;
+        if (max < 0)
+            max = 0;
+    }
+    return (uint64_t)max;
+}
+
+/* Rank 0: the rows an update of the derived datasets in `list` reads from
+ * the new batches of their lineages' roots; UINT64_MAX when a lineage
+ * cannot be followed (refresh_one then decides on every rank). */
+static uint64_t new_rows(ds_store_t *s, json_object *list)
+{
+    uint64_t total = 0;
+    ds_pin(s); /* every lookup from the catalog version just read */
+    for (size_t i = 0; i < json_object_array_length(list) && total != UINT64_MAX; i++) {
+        ds_info_t *in = NULL, *r = NULL;
+        if (ds_info(s, json_object_get_string(json_object_array_get_idx(list, i)), &in)) {
+            total = UINT64_MAX;
+            break;
+        }
+        const char *up = in->base;
+        for (int hop = 0; hop <= DSD_DEPTH && in->kind != DS_KIND_BASE; hop++) {
+            ds_info_t *nx = NULL;
+            if (ds_info(s, up, &nx)) {
+                ds_free_info(r);
+                r = NULL;
+                break;
+            }
+            ds_free_info(r);
+            r = nx;
+            if (r->kind == DS_KIND_BASE)
+                break;
+            up = r->base;
+        }
+        if (!r || r->kind != DS_KIND_BASE) {
+            total = UINT64_MAX;
+        } else {
+            for (size_t b = in->base_batches; b < r->nbatches; b++)
+                total += r->batches[b].rows;
+        }
+        ds_free_info(r);
+        ds_free_info(in);
+    }
+    ds_unpin(s);
+    return total;
+}
+
+static int refresh_list(kd_cmd *c, ds_store_t *s, const char *store, json_object *list,
+                        uint64_t *total)
+{
+    *total = 0;
+    for (size_t i = 0; list && i < json_object_array_length(list); i++) {
+        const char *nm = json_object_get_string(json_object_array_get_idx(list, i));
+        uint64_t d = 0;
+        if (refresh_one(c, s, store, nm, &d, NULL, NULL))
+            return -1;
+        *total += d;
+    }
+    return 0;
+}
+
+/* Rank 0 alone brings `list` current, as a server of one rank would (its
+ * own communicator: every collective of refresh_one is its own), while the
+ * others wait without a core; then every rank agrees on the outcome. */
+static int refresh_solo(kd_cmd *c, ds_store_t *s, const char *store, json_object *list,
+                        uint64_t *total)
+{
+    int rc = 0;
+    uint64_t n = 0;
+    if (c->rank == 0) {
+        kd_cmd one = *c;
+        one.comm = MPI_COMM_SELF;
+        one.nranks = 1;
+        rc = refresh_list(&one, s, store, list, &n);
+        /* what the command keeps: its error, arrays it made */
+        c->failed = one.failed;
+        memcpy(c->err_type, one.err_type, sizeof c->err_type);
+        memcpy(c->err_msg, one.err_msg, sizeof c->err_msg);
+        c->temps = one.temps;
+        c->result = one.result;
+    }
+    trace(c, "solo");
+    kd_quiet_barrier(c->comm);
+    MPI_Bcast(&n, 1, MPI_UINT64_T, 0, c->comm);
+    *total = n;
+    return kd_agree(c, rc);
+}
+
 int kd_ds_refresh(kd_cmd *c, ds_store_t *s, const char *store, uint64_t *processed)
 {
     json_object *list = NULL;
@@ -1785,11 +1901,14 @@ int kd_ds_refresh(kd_cmd *c, ds_store_t *s, const char *store, uint64_t *process
         json_object_put(list);
         return -1;
     }
-    /* broadcast it */
+    /* broadcast it, and whether rank 0 does it alone */
     const char *txt = c->rank == 0 ? json_object_to_json_string_ext(list, JSON_C_TO_STRING_PLAIN)
                                    : NULL;
-    long long len = txt ? (long long)strlen(txt) : 0;
-    MPI_Bcast(&len, 1, MPI_LONG_LONG, 0, c->comm);
+    long long hdr[2] = {txt ? (long long)strlen(txt) : 0, 0};
+    if (c->rank == 0 && c->nranks > 1 && json_object_array_length(list))
+        hdr[1] = new_rows(s, list) <= solo_max();
+    MPI_Bcast(hdr, 2, MPI_LONG_LONG, 0, c->comm);
+    long long len = hdr[0];
     char *buf = malloc((size_t)len + 1);
     if (!buf)
         abort();
@@ -1801,16 +1920,11 @@ int kd_ds_refresh(kd_cmd *c, ds_store_t *s, const char *store, uint64_t *process
     list = json_tokener_parse(buf);
     free(buf);
     uint64_t total = 0;
-    for (size_t i = 0; list && i < json_object_array_length(list); i++) {
-        const char *nm = json_object_get_string(json_object_array_get_idx(list, i));
-        uint64_t d = 0;
-        if (refresh_one(c, s, store, nm, &d, NULL, NULL)) {
-            json_object_put(list);
-            return -1;
-        }
-        total += d;
-    }
+    rc = hdr[1] ? refresh_solo(c, s, store, list, &total)
+                : refresh_list(c, s, store, list, &total);
     json_object_put(list);
+    if (rc)
+        return -1;
     if (processed)
         *processed = total;
     return 0;
@@ -1957,6 +2071,7 @@ static int cmd_ds_derive_stats(kd_cmd *c)
         json_object_object_add(d, "updates", json_object_new_int64((int64_t)stats[i].updates));
         json_object_object_add(d, "batches", json_object_new_int64((int64_t)stats[i].batches));
         json_object_object_add(d, "last", json_object_new_int64((int64_t)stats[i].last));
+        json_object_object_add(d, "solo", json_object_new_int64((int64_t)stats[i].solo));
         json_object_object_add(o, stats[i].name, d);
     }
     kd_result_set(c, "datasets", o);

@@ -659,6 +659,11 @@ static bool dispatch(void *sock, zmq_msg_t *ident, const char *hdr, size_t len,
                      zmq_msg_t *frames, int nframes, const char *name, kd_req_id id,
                      zmq_msg_t *from)
 {
+    static int trace = -1; /* KD_DSD_TRACE: a command's start and reply */
+    if (trace < 0)
+        trace = getenv("KD_DSD_TRACE") != NULL;
+    if (trace)
+        fprintf(stderr, "dsd r0 received %s @%.6f\n", name, now_s());
     watch_start(name);
     send_length((int64_t)len);
     MPI_Bcast((void *)hdr, (int)len, MPI_CHAR, 0, kd_srv.comm);
@@ -682,6 +687,8 @@ static bool dispatch(void *sock, zmq_msg_t *ident, const char *hdr, size_t len,
     free(fp);
     free(fl);
     watch_end();
+    if (trace)
+        fprintf(stderr, "dsd r0 replies to %s @%.6f\n", name, now_s());
     if (ident)
         send_reply(sock, ident, reply, &c, id);
     else

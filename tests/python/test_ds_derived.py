@@ -318,40 +318,52 @@ def test_incremental_update_equals_recompute_and_counts_new_batches(store):
     reclaim_clean(store)
 
 
-@pytest.mark.parametrize("split", ["1", "0", "default"])
-def test_an_update_of_one_batch_on_three_ranks_split_or_not(split):
-    """An update of fewer new batches than ranks splits each new batch's
-    rows over all ranks (compute_split) when the batch has at least
-    KD_DSD_SPLIT_MIN rows (set to 0 here: every batch), unless
+@pytest.mark.parametrize("how", ["split", "owner", "owner-default", "solo"])
+def test_an_update_of_new_batches_on_three_ranks_every_way(how):
+    """An update (kd_ds_refresh) of few new rows is done by rank 0 alone
+    while the others wait (solo: up to KD_DSD_SOLO_ROWS new rows, the
+    default for rows this few). With KD_DSD_SOLO_ROWS=0 every rank takes
+    part: an update of fewer new batches than ranks splits each new
+    batch's rows over all ranks (compute_split) when the batch has at
+    least KD_DSD_SPLIT_MIN rows (0 here: every batch), unless
     KD_DSD_SPLIT=0: then the rank that owns the batch computes it alone,
-    as it does by default for batches this small. Either way the filter,
-    the column derived through it and a group-by of it equal pandas' after
-    the new batch, and only the new batch is processed."""
-    df = random_frame(1200, 11)
+    as it does by default for batches this small. Every way, the filter,
+    the column derived through it, a column gathered through it and a
+    group-by of it equal pandas' after one new batch and after five more
+    (more than ranks), and only the new batches are processed."""
+    df = random_frame(1700, 11)
     cols = list(df.columns)
-    env = {"1": {"KD_DSD_SPLIT_MIN": "0"}, "0": {"KD_DSD_SPLIT": "0"}, "default": {}}[split]
+    env = {"split": {"KD_DSD_SOLO_ROWS": "0", "KD_DSD_SPLIT_MIN": "0"},
+           "owner": {"KD_DSD_SOLO_ROWS": "0", "KD_DSD_SPLIT": "0"},
+           "owner-default": {"KD_DSD_SOLO_ROWS": "0"}, "solo": {}}[how]
     with famd_and_kodiakds() as kodiakd:
         connect(kodiak, kodiakd(3, env=env))
-        s = kodiak.DatasetStore(f"split{split}")
+        s = kodiak.DatasetStore(f"upd_{how.replace('-', '_')}")
         t = s.ingest("R", {k: df[k].values[:1000] for k in cols}, batch_rows=250)
         big = t.filter("f", "gt", -1)
         big.derive("d", big["i"] * 3 - big["f"])
-        _ = big["d"], big.groupby("s").mean("d")
-        s.ingest("R", {k: df[k].values[1000:] for k in cols}, batch_rows=200)
-        m = (df.f > -1).values
-        same(big["d"], pd.Series(df.i.values[m] * 3 - df.f.values[m]))
-        same(big["u"], df[m]["u"])
-        got = big.groupby("s").mean("d")
-        # NumPy's mean of each group (pandas' Kahan sum makes a group
-        # holding an infinity NaN: 2, -inf, 3 has the mean -inf)
-        d, keys = df.i.values[m] * 3 - df.f.values[m], df.s.values[m]
-        want = {k: np.mean(d[keys == k]) for k in sorted(set(keys[~pd.isna(keys)]))}
-        assert list(got.index) == list(want)
-        np.testing.assert_allclose(np.asarray(got.values, dtype=float),
-                                   np.array(list(want.values())), rtol=1e-12)
-        for name in (big.name, f"{big.name}[d]"):
-            st = s[name].stats()
-            assert st["base_batches"] == 5 and st["last"] == 1, (name, st)
+        _ = big["d"], big["u"], big.groupby("s").mean("d")
+        # rows [lo, hi) in batches of `rows`: `new` batches, `nb` in all
+        for lo, hi, rows, new, nb in ((1000, 1200, 200, 1, 5), (1200, 1700, 100, 5, 10)):
+            s.ingest("R", {k: df[k].values[lo:hi] for k in cols}, batch_rows=rows)
+            upto = hi
+            part = df[:upto]
+            m = (part.f > -1).values
+            same(big["d"], pd.Series(part.i.values[m] * 3 - part.f.values[m]), f"{how} {upto}")
+            same(big["u"], part[m]["u"], f"{how} {upto}")
+            got = big.groupby("s").mean("d")
+            # NumPy's mean of each group (pandas' Kahan sum makes a group
+            # holding an infinity NaN: 2, -inf, 3 has the mean -inf)
+            d, keys = part.i.values[m] * 3 - part.f.values[m], part.s.values[m]
+            want = {k: np.mean(d[keys == k]) for k in sorted(set(keys[~pd.isna(keys)]))}
+            assert list(got.index) == list(want)
+            np.testing.assert_allclose(np.asarray(got.values, dtype=float),
+                                       np.array(list(want.values())), rtol=1e-12)
+            for name in (big.name, f"{big.name}[d]", f"{big.name}[u]"):
+                st = s[name].stats()
+                assert st["base_batches"] == nb and st["last"] == new, (how, name, st)
+                # the way asked for: by rank 0 alone, or not once
+                assert st["solo"] == (st["updates"] - 1 if how == "solo" else 0), (how, st)
         s.destroy()
 
 
