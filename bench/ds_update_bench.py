@@ -123,9 +123,15 @@ def main():
                 times["agg " + how].append(time.perf_counter() - t0)
             ds_agg._cache = True
             f = store.ingest(f"F{trial}", paths[:11], batch_rows=1 << 20, **kw)
+            seen = len(srv.output())
+            calls.clear()
             t0 = time.perf_counter()
             full = B.kodiak_queries(f)
             times["full"].append(time.perf_counter() - t0)
+            if args.trace and trial == args.trials - 1:
+                print(f"## the last trial's queries from scratch took "
+                      f"{times['full'][-1] * 1e3:.1f} ms")
+                timeline(calls, srv.output()[seen:])
             B.check(full, ref, "from scratch")
         store.destroy()
     finally:

@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "famd.h"
 
@@ -77,6 +78,27 @@ static void *pacer_main(void *arg)
     return NULL;
 }
 
+/* 1 if every page of [p, p + len) is in memory already: a step with
+ * nothing to do, which needs no core (a pass starts over from the first
+ * free byte after every allocation, and most of what it looks at was
+ * mapped in by the pass before). mincore reads the page tables only. */
+static int resident(uint8_t *p, uint64_t len)
+{
+    static long page;
+    if (!page)
+        page = sysconf(_SC_PAGESIZE);
+    unsigned char vec[1024];
+    uintptr_t start = (uintptr_t)p & ~(uintptr_t)(page - 1);
+    uint64_t span = (uint64_t)((uintptr_t)p - start) + len;
+    uint64_t pages = (span + (uint64_t)page - 1) / (uint64_t)page;
+    if (page <= 0 || pages > sizeof vec || mincore((void *)start, span, vec))
+        return 0;
+    for (uint64_t i = 0; i < pages; i++)
+        if (!(vec[i] & 1))
+            return 0;
+    return 1;
+}
+
 /* Waits for the pacer's go; 0 when the worker is to stop instead. */
 static int wait_idle_core(struct famd_prefault *p)
 {
@@ -106,6 +128,8 @@ static void *worker_main(void *arg)
             for (uint64_t at = 0; at < want[i].len; at += FAMD_PF_STEP) {
                 uint64_t len = want[i].len - at < FAMD_PF_STEP ? want[i].len - at
                                                                : FAMD_PF_STEP;
+                if (resident(p->base + want[i].off + at, len))
+                    continue;
                 if (!wait_idle_core(p)) return NULL; /* stop (unlocked here) */
                 if (atomic_load_explicit(&p->gen, memory_order_relaxed) != gen)
                     goto next; /* a newer list */
