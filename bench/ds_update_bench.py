@@ -13,7 +13,7 @@ The files are ds_bench's (the shipped taxi sample repeated, a month per
 file, one batch per file); 2 famd, kodiakd with --ranks ranks.
 
   /usr/bin/python3 bench/ds_update_bench.py [--rows 2e6] [--ranks 2] [--trials 3]
-                                            [--env K=V ...] [--trace]
+                                            [--env K=V ...] [--trace] [--others N]
 
 --env K=V adds to kodiakd's environment (e.g. KD_DSD_SIMD=0); --trace
 prints, for every "kept" update, each client call's command and wall time,
@@ -66,6 +66,9 @@ def main():
     p.add_argument("--trials", type=int, default=3)
     p.add_argument("--env", action="append", default=[], metavar="K=V")
     p.add_argument("--trace", action="store_true")
+    p.add_argument("--others", type=int, default=0,
+                   help="datasets of one file each, with the queries' derived datasets, "
+                        "made first: a store the size of ds_bench's (some 30)")
     args = p.parse_args()
     env = dict(kv.split("=", 1) for kv in args.env)
     if args.trace:
@@ -99,6 +102,8 @@ def main():
     try:
         ak.connect(connect_file=srv.connect_file)
         store = ak.DatasetStore("bench_update")
+        for k in range(args.others):
+            B.kodiak_queries(store.ingest(f"O{k}", paths[:1], batch_rows=1 << 20, **kw))
         for trial in range(args.trials):
             for how in ("kept", "folded"):
                 ds_agg._cache = how == "kept"
