@@ -194,6 +194,15 @@ int fam_get_nonblocking(fam_t *f, void *dst, fam_item_t *d, uint64_t off,
 int fam_quiet(fam_t *f);    /* wait for all outstanding operations */
 int fam_fence(fam_t *f);    /* order operations before it before those after */
 int64_t fam_progress(fam_t *f); /* drive progress; returns ops outstanding */
+/* Kodiak's extension: a hint that this process will not touch FAM for a
+ * while (a server between two commands). A memory server this process
+ * woke for RMA (shm) polls for it until --spin-us after its last
+ * operation; after fam_rest it may go to sleep at once, unless another
+ * client still counts on it, and leave its core to the others. The next
+ * operation wakes it again first (one control round trip). A server with
+ * operations of ours still in flight is left awake. Changes no data and
+ * no result; returns 0 (or FAM_EINVAL for a NULL f). */
+int fam_rest(fam_t *f);
 
 /* ---- gather and scatter -------------------------------------------------
  * Elements of `esize` bytes. Strided: elements first, first+stride, ... (in

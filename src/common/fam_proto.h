@@ -116,6 +116,9 @@ enum famp_op {
                            bytes, not a famp_req) whose payload is
                            famp_auth_payload(); reply: famp_info with the
                            uid and gid famd now takes the client for */
+    FAMP_REST,          /* no body, no reply: "no RMA from me for a while":
+                           famd need not stay awake for this client's last
+                           WAKE (fam_rest) */
     FAMP_OP_END
 };
 

@@ -347,6 +347,34 @@ static void wake(fam_t *f, int server, int tcp_too)
     pthread_mutex_unlock(&s->lock);
 }
 
+int fam_rest(fam_t *f)
+{
+    if (!f) return fam_fail(FAM_EINVAL, "fam_rest: NULL fam_t");
+    uint64_t now = fam_now_us();
+    for (int i = 0; i < f->nservers; i++) {
+        struct fam_server *s = &f->srv[i];
+        /* only a famd we promised to keep busy: a WAKE within spin_us */
+        if (fam_srv_tcp(f, i) || !s->last_wake || now - s->last_wake >= s->spin_us)
+            continue;
+        pthread_mutex_lock(&f->flock);
+        int busy = s->inflight > 0;
+        pthread_mutex_unlock(&f->flock);
+        if (busy) continue; /* it must go on serving those */
+        pthread_mutex_lock(&s->lock);
+        if (s->fd >= 0) {
+            struct famp_hdr h = {FAMP_MAGIC, FAMP_VERSION, FAMP_REST, 0, 0, 0};
+            if (send(s->fd, &h, sizeof h, MSG_NOSIGNAL | MSG_DONTWAIT) == sizeof h) {
+                /* famd may sleep now: the next operation wakes it first
+                 * and waits for it (fam_wake_first's WAKE_SYNC) */
+                s->last_wake = 0;
+                s->last_active = 0;
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    return 0;
+}
+
 /* Before an operation on server's memory (RMA, atomics, bulk requests),
  * called without f->flock held. An idle famd blocks in poll() and its
  * fabric cannot wake it on shm; on tcp the request wakes it, but the

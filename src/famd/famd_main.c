@@ -98,6 +98,9 @@ struct conn {
     uint64_t nonce[2];      /* what this connection's credential must carry */
     uint64_t token;         /* its secret for bulk messages (0: none yet) */
     int woke;               /* 1 after a WAKE: it does RMA or bulk with us */
+    uint64_t wake_at;       /* its last WAKE or WAKE_SYNC (us), famd then
+                               promised to poll until wake_at + spin_us;
+                               0 after its REST */
 };
 
 static struct limits lim;  /* set once from the command line */
@@ -109,6 +112,27 @@ static void on_signal(int sig) { (void)sig; stop = 1; }
 /* After a WAKE_SYNC reply, famd's spin loop yields its core between polls
  * until then (monotonic us), crowded machine or not. */
 static uint64_t yield_until;
+
+/* Set by a REST that no other client's WAKE stands against: the event loop
+ * ends its spin now instead of --spin-us after the last activity. */
+static int rest_now;
+
+/* A client says it will do no RMA for a while (fam_rest). famd stops
+ * polling at once unless another client woke it within spin_us and so may
+ * still count on it (a client skips WAKE_SYNC while famd is promised
+ * awake). Nothing else changes: a REST from anyone can only end a spin no
+ * one else is owed. */
+static void on_rest(struct famd *d, struct conn *c)
+{
+    c->wake_at = 0;
+    uint64_t now = fam_now_us();
+    for (int i = 0; i < lim.max_conns; i++) {
+        const struct conn *o = &conns[i];
+        if (o != c && o->fd >= 0 && o->wake_at && now - o->wake_at < d->spin_us)
+            return;
+    }
+    rest_now = 1;
+}
 
 /* fam_parse_size, with 0 for an error (every caller but --quota-bytes
  * refuses 0 anyway). */
@@ -318,7 +342,12 @@ static void handle(struct famd *d, struct conn *c, const struct famp_hdr *h,
     struct famp_info o;
     if (h->op == FAMP_WAKE && h->len == 0) {
         c->woke = 1;
+        c->wake_at = fam_now_us();
         return; /* its arrival already counted as activity */
+    }
+    if (h->op == FAMP_REST && h->len == 0) {
+        on_rest(d, c);
+        return;
     }
     if (h->op == FAMP_AUTH) {
         handle_auth(d, c, h, body);
@@ -396,7 +425,8 @@ static void handle(struct famd *d, struct conn *c, const struct famp_hdr *h,
          * where the writer runs): famd yields between polls for a while so
          * that the client gets to post its operation */
         c->woke = 1;
-        yield_until = fam_now_us() + 2000;
+        c->wake_at = fam_now_us();
+        yield_until = c->wake_at + 2000;
         memset(&o, 0, sizeof o);
         reply(c, h, 0, &o, sizeof o);
         return;
@@ -435,11 +465,11 @@ static void handle_input(struct famd *d, struct conn *c)
             c->closing = 1;
             break;
         }
-        /* every request has a body of one fixed size (WAKE: none), so a
+        /* every request has a body of one fixed size (WAKE, REST: none), so a
          * wrong length is refused now: waiting for the body would let any
          * client make famd buffer up to FAMP_MAX_BODY bytes per connection */
         if (h.op == FAMP_AUTH ? h.len == 0 || h.len > FAMP_MAX_CRED
-            : h.len != (h.op == FAMP_WAKE ? 0 : sizeof(struct famp_req))) {
+            : h.len != (h.op == FAMP_WAKE || h.op == FAMP_REST ? 0 : sizeof(struct famp_req))) {
             reply_error(c, &h, FAM_EPROTO, "request body has the wrong size");
             c->closing = 1;
             break;
@@ -1060,6 +1090,11 @@ int main(int argc, char **argv)
                 flush_out(c);
             }
             if (c->closing && c->outlen == 0) conn_close(&d, c);
+        }
+        if (rest_now) { /* after the activity counted above */
+            rest_now = 0;
+            last = fam_now_us() - d.spin_us;
+            yield_until = 0;
         }
     }
     for (int i = 0; i < lim.max_conns; i++)

@@ -184,6 +184,9 @@ void kd_fam_shutdown(void);
  * Collective: every rank connected, or NULL on every rank with the error
  * recorded. The type is libfam's fam_t. */
 struct fam *kd_fam_connect(kd_cmd *c);
+/* After each command: the memory servers this rank woke need not keep
+ * polling for it (fam_rest); no-op without a connection. */
+void kd_fam_rest(void);
 /* A libfam / libfamarray / libdataset error code as kd_fail with the
  * matching Python exception and `what` before the library's message; a
  * transport error makes the rank reconnect at the next FAM command. */

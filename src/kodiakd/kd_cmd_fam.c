@@ -62,6 +62,18 @@
 
 static fam_t *kd_fam; /* this rank's connection; NULL until the first command */
 
+/* KD_FAM_REST=0 in the environment: no fam_rest after commands (the
+ * benchmarks' A/B) */
+static int getenv_rest_off(void)
+{
+    static int off = -1;
+    if (off < 0) {
+        const char *e = getenv("KD_FAM_REST");
+        off = e && !strcmp(e, "0");
+    }
+    return off;
+}
+
 /* One open FAM array. The cache is tiny and searched linearly: a command
  * names one array, and opening one costs a round trip to a memory server. */
 struct fam_slot {
@@ -239,6 +251,12 @@ static int fam_ready(kd_cmd *c)
 fam_t *kd_fam_connect(kd_cmd *c)
 {
     return fam_ready(c) ? NULL : kd_fam;
+}
+
+void kd_fam_rest(void)
+{
+    if (kd_fam && !getenv_rest_off())
+        fam_rest(kd_fam);
 }
 
 int kd_fam_error(kd_cmd *c, int rc, const char *what)

@@ -300,6 +300,10 @@ static json_object *run_command(kd_cmd *c, const char *hdr, size_t len)
     int rc = fn(c);
     rc = kd_agree(c, rc);
     free_temps(c, rc == 0);
+    /* the memory servers may stop polling for this rank until its next
+     * command: on a small machine their spinning delayed the reply and
+     * the client's next request (docs/PERFORMANCE.md, s9) */
+    kd_fam_rest();
 
     json_object *reply = NULL;
     if (c->rank == 0) {

@@ -117,6 +117,8 @@ static int spawn(struct famd_proc *p, uint64_t pool_size)
         if (p->pool_file[0]) { argv[n++] = "--pool-file"; argv[n++] = p->pool_file; }
         if (p->data_dir[0]) { argv[n++] = "--data-dir"; argv[n++] = p->data_dir; }
         if (getenv("FAMD_TEST_VERBOSE")) argv[n++] = "--verbose"; /* debugging */
+        const char *spin = getenv("FAMD_TEST_SPIN_US"); /* test_rest */
+        if (spin && *spin) { argv[n++] = "--spin-us"; argv[n++] = spin; }
         /* FAM_TEST_AUTH=munge (the many-hosts runs under
          * tests/netns/with_munged.py): remote clients are who their MUNGE
          * credential says, made by the munged at $FAM_MUNGE_SOCKET */

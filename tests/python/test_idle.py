@@ -97,3 +97,47 @@ def test_an_idle_cluster_sleeps_and_answers_right_after(cluster):
     fa[ak.array(np.array([5]))] = ak.array(np.array([-7]))
     assert fa.to_pdarray().to_ndarray()[5] == -7
     reg.destroy()
+
+
+@pytest.mark.parametrize("rest", ["on", "off"])
+def test_the_memory_servers_stop_polling_after_each_command(rest):
+    """After each command kodiakd's ranks tell the memory servers they woke
+    over shm that they will do no RMA for a while (fam_rest), and famd
+    stops polling at once instead of --spin-us later (on a small machine
+    two polling famds held both cores while the reply and the client's
+    next request waited). With a spin of 400 ms, five commands that write
+    FAM half a second apart leave the two famds almost idle in between;
+    with KD_FAM_REST=0 (the same server without the REST) they poll for
+    0.4 s after each, which shows the measure can tell. The data written
+    reads back either way."""
+    famd = FamServers(2, pool_size="64M", provider="shm", args=["--spin-us", "400000"])
+    try:
+        server = start_kodiakd(2, famd.servers, provider="shm",
+                               env={} if rest == "on" else {"KD_FAM_REST": "0"})
+        try:
+            kodiak.connect(connect_file=server.connect_file)
+            reg = kodiak.fam_region("rest", size=32 << 20)
+            n = 200_000
+            fa = reg.create("x", kodiak.int64, n)
+            polled = []
+            for i in range(5):
+                want = np.arange(n) * (i + 3)
+                src = kodiak.array(want)
+                fa[0:n] = src  # a command writing FAM from both ranks
+                c0 = sum(threads_stat(p.pid)[1] for p in famd.procs)
+                time.sleep(0.5)
+                polled.append(sum(threads_stat(p.pid)[1] for p in famd.procs) - c0)
+                np.testing.assert_array_equal(fa[0:n].to_ndarray(), want)
+            print(f"famd CPU s in the 0.5 s after each command (REST {rest}):",
+                  [round(x, 3) for x in polled])
+            if rest == "on":
+                assert sum(polled) < 0.4, polled
+            else:
+                assert sum(polled) > 0.8, polled
+            reg.destroy()
+            assert all(p.poll() is None for p in famd.procs) and server.alive()
+        finally:
+            kodiak.disconnect()
+            server.stop()
+    finally:
+        famd.stop()
