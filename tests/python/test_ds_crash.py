@@ -126,24 +126,20 @@ def test_kill9_in_the_middle_leaves_the_store_consistent(what, victim):
     famd = FamServers(1, pool_size="1G")
     a = b = client = None
     try:
-        a = start_kodiakd(2, famd.servers)
+        # KD_DSD_TRACE: each rank prints "batch computed" as it goes, so
+        # the kill can wait until the operation is surely under way
+        a = start_kodiakd(2, famd.servers, env={"KD_DSD_TRACE": "1"})
         kodiak.connect(connect_file=a.connect_file)
         s = kodiak.DatasetStore(STORE)
         df = frame(1, ROWS)
         t = s.ingest("T", df, batch_rows=BATCH)
         f = t.filter("k", "lt", 60)
-        # how long the operation takes here and now: the same one, timed on
-        # a warm server (the first derive also maps kodiakd's windows in,
-        # and took several times as long as the client's derive below)
+        # a derive first: the first one also maps kodiakd's windows in
         f.derive("h0", (f.col("v") * 3.0 - f.col("w")) * (f.col("k") + 1) + f.col("w") / 7.0)
-        t0 = time.perf_counter()
         f.derive("h", (f.col("v") * 3.0 - f.col("w")) * (f.col("k") + 1) + f.col("w") / 7.0)
-        took = time.perf_counter() - t0
         if what == "agg":  # g exists; new base batches: the aggregation brings f and g current
             f.derive("g", (f.col("v") * 3.0 - f.col("w")) * (f.col("k") + 1) + f.col("w") / 7.0)
-            t0 = time.perf_counter()
             f.groupby(["k", "s"])["g"].agg(["mean", "std", "nunique"])
-            took = time.perf_counter() - t0
             extra = frame(2, ROWS // 2)
             s.ingest("T", extra, batch_rows=BATCH)
         before = c_list(famd)
@@ -158,8 +154,22 @@ def test_kill9_in_the_middle_leaves_the_store_consistent(what, victim):
                              store=STORE, filter=FILTER, what=what)
         client = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True, env=mpi_env())
+        # read through a handle of its own (a.output() seeks the handle
+        # mpirun writes through), from its end now
+        log = open(os.path.join(a.dir, "kodiakd.log"), errors="replace")
+        log.seek(0, os.SEEK_END)
+        traced = ""
         assert client.stdout.readline().strip() == "start"
-        time.sleep(0.2 * took)  # a fifth of the timed run: well inside it, whatever the load
+        # the kill lands once the ranks have computed two of the operation's
+        # 20-40 new batches: inside it whatever the load (a kill timed as a
+        # fifth of the operation's time came after its end on a loaded CI)
+        deadline = time.time() + 60
+        while traced.count("batch computed") < 2:
+            assert client.poll() is None and time.time() < deadline, \
+                "the operation ended, or never began, before the kill"
+            time.sleep(0.002)
+            traced += log.read()
+        log.close()
         assert client.poll() is None, "the operation ended before the kill: make it longer"
         crash(a, victim, ranks)
         try:
