@@ -270,3 +270,20 @@ void test_teardown(fam_t *f, fam_region_t *r, struct famd_proc *srv, int n)
     fam_finalize(f);
     for (int i = 0; i < n; i++) famd_stop(&srv[i]);
 }
+
+double proc_cpu_s(pid_t pid)
+{
+    char path[64], text[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *fp = fopen(path, "r");
+    if (!fp) fail_msg("cannot open %s", path);
+    size_t n = fread(text, 1, sizeof text - 1, fp);
+    fclose(fp);
+    text[n] = '\0';
+    char *p = strrchr(text, ')'); /* the name may hold spaces */
+    unsigned long long ut, st;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+                            "%llu %llu", &ut, &st) != 2)
+        fail_msg("cannot parse %s", path);
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}

@@ -44,6 +44,9 @@ int famd_start_dir(struct famd_proc *p, uint64_t pool_size, const char *pool_fil
 int famd_start_at(struct famd_proc *p, uint64_t pool_size, const char *pool_file,
                   const char *ns, const char *host, const char *provider);
 void famd_stop(struct famd_proc *p);  /* SIGTERM, then wait */
+/* utime + stime of process pid (all its threads), in seconds; fails the
+ * test when /proc cannot tell. */
+double proc_cpu_s(pid_t pid);
 void famd_kill9(struct famd_proc *p); /* SIGKILL, then wait */
 /* Connect a client to the given servers ("a,b"), with the test provider. */
 fam_t *client(const char *servers);

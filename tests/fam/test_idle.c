@@ -52,24 +52,6 @@ static void sleep_s(double s)
     }
 }
 
-/* utime + stime of pid, in clock ticks. */
-static long long cpu_ticks(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *fp = fopen(path, "r");
-    if (!fp) fail_msg("cannot open %s", path);
-    size_t n = fread(buf, 1, sizeof buf - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    unsigned long long ut, st;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
-                            "%llu %llu", &ut, &st) != 2)
-        fail_msg("cannot parse %s", path);
-    return (long long)(ut + st);
-}
-
 /* Times any thread of pid went to sleep of its own accord. */
 static long long wakeups(pid_t pid)
 {
@@ -136,20 +118,20 @@ static void test_idle_famd_sleeps(void **state)
         CHECK_OK(fam_put_blocking(f, &v, d, off, sizeof v));
     sleep_s(0.3); /* past the spin window */
     const double secs = 3.0;
-    long long w0[2], c0[2], w1[2], c1[2];
+    long long w0[2], w1[2];
+    double c0[2], c1[2];
     for (int i = 0; i < 2; i++) {
         w0[i] = wakeups(srv[i].pid);
-        c0[i] = cpu_ticks(srv[i].pid);
+        c0[i] = proc_cpu_s(srv[i].pid);
     }
     double t0 = now_s();
     sleep_s(secs);
     double el = now_s() - t0;
-    double hz = (double)sysconf(_SC_CLK_TCK);
     for (int i = 0; i < 2; i++) {
         w1[i] = wakeups(srv[i].pid);
-        c1[i] = cpu_ticks(srv[i].pid);
+        c1[i] = proc_cpu_s(srv[i].pid);
         double per_s = (double)(w1[i] - w0[i]) / el;
-        double core = 100.0 * (double)(c1[i] - c0[i]) / hz / el;
+        double core = 100.0 * (c1[i] - c0[i]) / el;
         printf("famd %d (%s) idle: %.1f wake-ups/s, %.2f%% of a core\n", i,
                test_provider(), per_s, core);
         if (per_s >= 50)

@@ -42,30 +42,12 @@ static void sleep_s(double s)
     }
 }
 
-/* utime + stime of pid, in seconds. */
-static double cpu_s(pid_t pid)
-{
-    char path[64], text[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *fp = fopen(path, "r");
-    if (!fp) fail_msg("cannot open %s", path);
-    size_t n = fread(text, 1, sizeof text - 1, fp);
-    fclose(fp);
-    text[n] = '\0';
-    char *p = strrchr(text, ')');
-    unsigned long long ut, st;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
-                            "%llu %llu", &ut, &st) != 2)
-        fail_msg("cannot parse %s", path);
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 /* famd's CPU seconds over the next `secs` seconds. */
 static double famd_cpu_over(double secs)
 {
-    double c0 = cpu_s(srv.pid);
+    double c0 = proc_cpu_s(srv.pid);
     sleep_s(secs);
-    return cpu_s(srv.pid) - c0;
+    return proc_cpu_s(srv.pid) - c0;
 }
 
 static void rma(fam_t *f, fam_item_t *d, uint8_t seed)
