@@ -3,12 +3,16 @@
 them, for the FAM array tests.
 
 FamServers starts N famd processes on free loopback ports (volatile pools,
-or persistent ones in given files) and reads each one's ready line
+or persistent ones in given files). The ports are chosen below the kernel's
+ephemeral range, so that a famd restarted on its old port never finds it
+taken by some other test's outgoing connection and reads each one's ready line
 ("famd ready ADDR ..."). FamCluster is those famds plus a kodiakd under
 mpirun whose ranks get FAM_SERVERS in their environment. Everything is
 stopped at the end, also when a test fails."""
 import contextlib
 import os
+import random
+import socket
 import shutil
 import signal
 import subprocess
@@ -28,24 +32,41 @@ class FamServers:
                  args=()):
         self.dir = tempfile.mkdtemp(prefix="kodiak-famd-")
         self.procs, self.addresses, self.logs = [], [], []
+        self._start = (pool_size, pool_files, provider, list(args))
         try:
+            chosen = list(ports) if ports else [free_fixed_port() for _ in range(n)]
             for i in range(n):
-                port = str(ports[i]) if ports else "0"
-                cmd = [FAMD, "--port", port, "--pool-size", pool_size]
-                if provider:
-                    cmd += ["--provider", provider]
-                if pool_files:
-                    cmd += ["--pool-file", pool_files[i]]
-                cmd += list(args)
-                log = open(os.path.join(self.dir, f"famd{i}.log"), "w+")
-                self.logs.append(log)
-                self.procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                                   start_new_session=True))
-            for i, p in enumerate(self.procs):
-                self.addresses.append(self._ready(p, self.logs[i]))
+                self.procs.append(self._spawn(i, chosen[i]))
+            for i in range(n):
+                for attempt in range(5):
+                    try:
+                        self.addresses.append(self._ready(self.procs[i], self.logs[i]))
+                        break
+                    except RuntimeError as e:
+                        # a port of our choosing taken meanwhile: another one
+                        if ports or "Address already in use" not in str(e) or attempt == 4:
+                            raise
+                        self.procs[i] = self._spawn(i, free_fixed_port())
         except BaseException:
             self.stop()
             raise
+
+    def _spawn(self, i, port):
+        pool_size, pool_files, provider, args = self._start
+        cmd = [FAMD, "--port", str(port), "--pool-size", pool_size]
+        if provider:
+            cmd += ["--provider", provider]
+        if pool_files:
+            cmd += ["--pool-file", pool_files[i]]
+        cmd += args
+        log = open(os.path.join(self.dir, f"famd{i}.log"), "w+")
+        if i < len(self.logs):
+            self.logs[i].close()
+            self.logs[i] = log
+        else:
+            self.logs.append(log)
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
 
     @staticmethod
     def _ready(p, log):
@@ -84,6 +105,22 @@ class FamServers:
             log.close()
         self.procs = []
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def free_fixed_port():
+    """A loopback TCP port free now and below the ephemeral range
+    (/proc/sys/net/ipv4/ip_local_port_range), so that only an explicit bind
+    can take it: a server stopped and started again on it finds it free."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    while True:
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
 
 
 def start_kodiakd(nranks, fam_servers, provider=None, env=None, args=()):
