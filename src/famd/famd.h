@@ -19,6 +19,9 @@
 #include "fam_proto.h"
 
 #define FAMD_PAGE 4096u
+/* items smaller than this are placed from the top of the pool, larger ones
+ * from the bottom (famd_pool.c, extent_take) */
+#define FAMD_SMALL ((uint64_t)2 << 20)
 #define FAMD_REC_SIZE 512u
 #define FAMD_MIN_POOL (16ull << 20)
 #define FAMD_SLOT_BITS 24 /* ids carry the record slot in their low bits */
@@ -180,10 +183,13 @@ int famd_fail(struct famd *d, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int famd_pool_open(struct famd *d, const char *path, uint64_t size);
 void famd_pool_close(struct famd *d);
-/* famd_prefault.c: keep the first `ahead` free bytes of a volatile pool
- * mapped in from a thread; note after every change of the free list */
+/* famd_prefault.c: keep `ahead` free bytes of a volatile pool mapped in
+ * from a thread, where the next small and large items go; note after
+ * every change of the free list, and tell it of every request or
+ * completion (it maps pages in only once famd has been quiet a while) */
 int famd_prefault_start(struct famd *d, uint64_t ahead);
 void famd_prefault_note(struct famd *d);
+void famd_prefault_busy(void);
 void famd_prefault_stop(struct famd *d);
 int32_t famd_find(struct famd *d, uint32_t kind, uint64_t region_id,
                   const char *name);

@@ -731,8 +731,9 @@ static void usage(FILE *f)
         "  --host ADDR       address to serve on (default 127.0.0.1)\n"
         "  --data-dir DIR    directory for backups\n"
         "  --spin-us N       busy-poll N us after activity (default 2000)\n"
-        "  --prefault-mb N   keep the next N MiB of a volatile pool's free\n"
-        "                    space mapped in, on an idle core (default 64; 0: off)\n"
+        "  --prefault-mb N   keep N MiB of a volatile pool's free space mapped\n"
+        "                    in where the next items go (a quarter for small\n"
+        "                    ones), while famd is quiet (default 64; 0: off)\n"
         "  --quota-objects N|P%%  regions + items one uid may hold here\n"
         "                    (root and famd's own uid: no limit): a count,\n"
         "                    or a share of the metadata slots\n"
@@ -1004,6 +1005,7 @@ int main(int argc, char **argv)
     while (!stop) {
         if (famd_fabric_progress(&d) > 0 || famd_bulk_poll(&d)) {
             last = fam_now_us();
+            famd_prefault_busy();
             refused = 0;
         }
         if (fam_now_us() - last < d.spin_us) {
@@ -1021,6 +1023,7 @@ int main(int argc, char **argv)
             do {
                 if (famd_fabric_progress(&d) > 0) {
                     last = fam_now_us();
+                    famd_prefault_busy();
                     empty = 0;
                 } else if (++empty >= 32 && (fam_now_us() < yield_until ||
                                              fam_crowded(&crowd, fam_now_us()))) {
@@ -1075,6 +1078,7 @@ int main(int argc, char **argv)
         }
         if (n == 0) continue;
         last = fam_now_us();
+        famd_prefault_busy();
         if (wslot >= 0 && pfd[wslot].revents) famd_fabric_progress(&d);
         if (pfd[0].revents & POLLIN) accept_all(&d, lfd, 0);
         if (pfd[1].revents & POLLIN) accept_all(&d, ufd, 1);

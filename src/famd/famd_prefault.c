@@ -7,9 +7,18 @@
  * which is a client's put landing in famd. Here a fresh 2 MiB page took
  * 5 ms to make (a virtual machine's memory is first made by its host), and
  * a client writing a new item waited that long in the middle of a put.
- * famd_prefault keeps the first --prefault-mb bytes of the free list
- * (first fit gives those out next) mapped in ahead, only while a core has
- * nothing else to do, so the cost is not paid while a client waits.
+ * famd_prefault keeps --prefault-mb bytes of free space mapped in ahead,
+ * where first fit gives out the next items: a quarter below the top of the
+ * pool, where small items go (walked down from the top, nearest first),
+ * the rest at the bottom, where large ones go (famd_pool.c, extent_take).
+ *
+ * A step is taken only when famd has served nothing for FAMD_PF_QUIET_US
+ * and a core is idle. On a virtual machine mapping a fresh page in stalls
+ * the core for its whole length whatever the thread's priority: steps
+ * taken while clients worked (the window moving with each new item) cost
+ * a query of ten commands 3-6 ms per step. Between commands, or once an
+ * ingest is over, there is time enough: a query makes some 5 MiB of small
+ * items, the top window holds 16 MiB by default.
  *
  * Two threads share the work. The worker maps in one 2 MiB step at a time
  * at normal priority; before each step it asks the pacer, a thread at the
@@ -39,12 +48,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "famd.h"
 
 #define FAMD_PF_RANGES 16 /* free extents looked ahead into, at most */
 #define FAMD_PF_STEP ((uint64_t)2 << 20) /* bytes mapped in per call */
+#define FAMD_PF_QUIET_US 20000 /* famd idle this long before a step */
 
 struct famd_prefault {
     pthread_t worker;          /* maps in, a step per go */
@@ -56,12 +67,36 @@ struct famd_prefault {
     sem_t go;                  /* posted by the pacer (and by stop) */
     struct famd_extent want[FAMD_PF_RANGES]; /* what to map in (offsets) */
     size_t nwant;
+    size_t ntop;               /* want[0..ntop) are below the top: walked down */
     atomic_uint_fast64_t gen;  /* bumped when want or stop changes; the
                                   worker reads it between steps unlocked */
     atomic_int stop;           /* 1: the worker returns */
     uint8_t *base;             /* the pool */
     uint64_t ahead;            /* free bytes to keep mapped in */
 };
+
+/* The last request or completion famd saw (fam_now_us), or 0. */
+static atomic_uint_fast64_t busy_at;
+
+void famd_prefault_busy(void)
+{
+    atomic_store_explicit(&busy_at, fam_now_us(), memory_order_relaxed);
+}
+
+/* Waits until famd has been quiet FAMD_PF_QUIET_US; 0 when the worker is
+ * to stop instead. */
+static int wait_quiet(struct famd_prefault *p)
+{
+    for (;;) {
+        if (atomic_load(&p->stop)) return 0;
+        uint64_t now = fam_now_us(),
+                 at = atomic_load_explicit(&busy_at, memory_order_relaxed);
+        if (now - at >= FAMD_PF_QUIET_US || at > now) return 1;
+        uint64_t us = FAMD_PF_QUIET_US - (now - at);
+        struct timespec ts = {0, (long)us * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
 
 /* The pacer: it runs only when a core has nothing else to do. It owns no
  * lock and touches only the two semaphores, so famd never waits for it. */
@@ -118,19 +153,22 @@ static void *worker_main(void *arg)
             pthread_cond_wait(&p->cv, &p->mu);
         if (atomic_load(&p->stop)) break;
         struct famd_extent want[FAMD_PF_RANGES];
-        size_t n = p->nwant;
+        size_t n = p->nwant, ntop = p->ntop;
         memcpy(want, p->want, n * sizeof *want);
         uint64_t gen = seen = atomic_load(&p->gen);
         pthread_mutex_unlock(&p->mu);
         /* a step at a time: a newer list (the free list changed) is taken
          * up at once instead of after the whole of this one */
         for (size_t i = 0; i < n; i++)
-            for (uint64_t at = 0; at < want[i].len; at += FAMD_PF_STEP) {
-                uint64_t len = want[i].len - at < FAMD_PF_STEP ? want[i].len - at
-                                                               : FAMD_PF_STEP;
+            for (uint64_t done = 0; done < want[i].len; done += FAMD_PF_STEP) {
+                uint64_t len = want[i].len - done < FAMD_PF_STEP ? want[i].len - done
+                                                                 : FAMD_PF_STEP;
+                /* below the top: the step nearest the top first */
+                uint64_t at = i < ntop ? want[i].len - done - len : done;
                 if (resident(p->base + want[i].off + at, len))
                     continue;
-                if (!wait_idle_core(p)) return NULL; /* stop (unlocked here) */
+                if (!wait_quiet(p) || !wait_idle_core(p))
+                    return NULL; /* stop (unlocked here) */
                 if (atomic_load_explicit(&p->gen, memory_order_relaxed) != gen)
                     goto next; /* a newer list */
                 if (madvise(p->base + want[i].off + at, len, MADV_POPULATE_WRITE))
@@ -184,16 +222,33 @@ void famd_prefault_note(struct famd *d)
     if (!p) return;
     struct famd_extent want[FAMD_PF_RANGES];
     size_t n = 0;
-    uint64_t left = p->ahead;
+    /* Below the top: the small items' frontier; at the bottom: the large
+     * items'. Holes shorter than a step are passed over: they are what
+     * freed items left, and famd zeroed them by hand, so they are mapped
+     * in (zero_range gives back only whole huge pages); counted, the
+     * freed catalog snapshots near the top took up every range. */
+    uint64_t left = p->ahead / 4;
+    for (size_t i = d->nfree; i-- > 0 && n < FAMD_PF_RANGES / 4 && left;) {
+        const struct famd_extent *e = &d->freelist[i];
+        if (e->len < FAMD_PF_STEP) continue;
+        uint64_t len = e->len < left ? e->len : left;
+        want[n++] = (struct famd_extent){e->off + e->len - len, len};
+        left -= len;
+    }
+    size_t ntop = n;
+    left = p->ahead - p->ahead / 4;
     for (size_t i = 0; i < d->nfree && n < FAMD_PF_RANGES && left; i++) {
-        uint64_t len = d->freelist[i].len < left ? d->freelist[i].len : left;
-        want[n++] = (struct famd_extent){d->freelist[i].off, len};
+        const struct famd_extent *e = &d->freelist[i];
+        if (e->len < FAMD_PF_STEP) continue;
+        uint64_t len = e->len < left ? e->len : left;
+        want[n++] = (struct famd_extent){e->off, len};
         left -= len;
     }
     if (pthread_mutex_trylock(&p->mu) != 0) return;
-    if (n != p->nwant || memcmp(want, p->want, n * sizeof *want)) {
+    if (n != p->nwant || ntop != p->ntop || memcmp(want, p->want, n * sizeof *want)) {
         memcpy(p->want, want, n * sizeof *want);
         p->nwant = n;
+        p->ntop = ntop;
         atomic_fetch_add(&p->gen, 1);
         pthread_cond_signal(&p->cv);
     }
