@@ -123,11 +123,22 @@ class DatasetStore:
         if not isinstance(name, str):
             raise TypeError(f"a dataset store's name is a str, not {type(name).__name__}")
         self.name = name
-        self._cat_cache = None  # (catalog version, ds_list's datasets): Dataset._catalog
+        # dataset name -> (catalog version, its family's infos): Dataset._catalog
+        self._cat_cache = {}
         _msg("ds_open", {"store": name, "create": bool(create), "mode": int(mode)})
 
     def __repr__(self) -> str:
         return f"DatasetStore({self.name!r})"
+
+    _CAT_CACHE_NAMES = 64  # families' lists kept (Dataset._catalog), the last used
+
+    def _remember(self, name: str, version, infos) -> None:
+        """Keep `name`'s family list of catalog `version`; the least recently
+        listed name goes when more than _CAT_CACHE_NAMES are kept."""
+        self._cat_cache.pop(name, None)
+        self._cat_cache[name] = (version, infos)
+        while len(self._cat_cache) > self._CAT_CACHE_NAMES:
+            del self._cat_cache[next(iter(self._cat_cache))]
 
     def _info_all(self, all: bool = True):  # noqa: A002 — list(all=True)'s name
         """The catalog's datasets; all=False: the user's only (see list)."""
@@ -317,7 +328,7 @@ class DatasetStore:
         --------
         >>> ak.DatasetStore("doc_destroy").destroy()
         """
-        self._cat_cache = None
+        self._cat_cache = {}
         _msg("ds_destroy", {"store": self.name})
 
     def ingest(self, name: str, data: Any, batch_rows: Optional[int] = None,
@@ -725,25 +736,28 @@ class Dataset:
         return res
 
     def _catalog(self):
-        """{name: info} of every dataset of the store, derived ones up to date.
-        One round trip: ds_refresh brings everything derived current and
-        says the catalog version it left, with that version's list when it
-        is not the one this store object last listed (a version's catalog
-        never changes)."""
-        cached = self.store._cat_cache
+        """{name: info} of this dataset's family (every dataset of the store
+        whose lineage tops out where this one's does: its base, the base's
+        other filters and columns, its own), derived ones up to date. One
+        round trip: ds_refresh brings everything derived current and says
+        the catalog version it left, with that version's list of the family
+        when it is not the one this store object last listed for this name
+        (a version's catalog never changes). The reply does not grow with
+        the rest of the store."""
+        cached = self.store._cat_cache.get(self.name)
         # the list comes back only if it is not the version known (-1: none)
         known = int(cached[0]) if cached is not None and cached[0] is not None else -1
-        args = {"store": self.store.name, "known": known}
+        args = {"store": self.store.name, "known": known, "dataset": self.name}
         done, _ = _msg("ds_refresh", args)
         if "datasets" in done:
             infos = done["datasets"]
-            self.store._cat_cache = (done.get("version"), infos)
+            self.store._remember(self.name, done.get("version"), infos)
         elif cached is not None and "version" in done and cached[0] == done["version"]:
             infos = cached[1]
         else:
             res, _ = _msg("ds_list", {"store": self.store.name})
             infos = res["datasets"]
-            self.store._cat_cache = (res.get("version"), infos)
+            self.store._remember(self.name, res.get("version"), infos)
         cat = {d["name"]: d for d in infos}
         if self.name not in cat:
             raise KeyError(f"dataset store '{self.store.name}' has no dataset '{self.name}'")
@@ -1171,7 +1185,7 @@ class Dataset:
         # the store's last catalog list answers without a round trip when it
         # knows the column (only its dtype is needed here: the server checks
         # the expression when it computes it); else the catalog now
-        cached = self.store._cat_cache
+        cached = self.store._cat_cache.get(self.name)
         cat = {d["name"]: d for d in cached[1]} if cached is not None else {}
         dt = self._columns(cat) if self.name in cat else {}
         if column not in dt:

@@ -1950,14 +1950,20 @@ static int cmd_ds_refresh(kd_cmd *c)
     trace(c, "refreshed");
     /* the version it left the catalog at: a client that has listed this
      * version needs no new list; with {"known": version} the list of the
-     * version now when it is another (ds_list's reply), in the same trip */
+     * version now when it is another (ds_list's reply), in the same trip;
+     * with {"dataset": name} too, only that dataset's family (a client
+     * working on one dataset then gets a reply that does not grow with the
+     * store: 40 KB for a store of 100 datasets took 1-2 ms to send and
+     * read) */
     int rc = 0;
     if (kd_has_arg(c, "known")) {
         int64_t known = 0;
-        if (kd_arg_i64(c, "known", &known))
+        const char *family = NULL;
+        if (kd_arg_i64(c, "known", &known) ||
+            (kd_has_arg(c, "dataset") && kd_arg_str(c, "dataset", &family)))
             rc = -1;
         else if (c->rank == 0)
-            rc = kd_ds_list_result(c, s, store, true, (uint64_t)known);
+            rc = kd_ds_list_result(c, s, store, true, (uint64_t)known, family);
         trace(c, "listed");
     } else if (c->rank == 0 && (rc = ds_version(s, &v)) != 0) {
         kd_ds_fail(c, rc, "read the catalog version");

@@ -24,9 +24,11 @@ int kd_ds_store(kd_cmd *c, const char *name, ds_store_t **out);
 void kd_ds_store_forget(const char *name);
 /* Rank 0: the reply of ds_list, {version, datasets: [info...]}, read from
  * one catalog version; with if_not, only {version} when that version is
- * `known` (the caller has its list). 0, or -1 with the error set. */
+ * `known` (the caller has its list); with family_of (else NULL), only the
+ * datasets whose lineage tops out where that dataset's does (its base, the
+ * base's other derived datasets, its own). 0, or -1 with the error set. */
 int kd_ds_list_result(kd_cmd *c, ds_store_t *s, const char *name, bool if_not,
-                      uint64_t known);
+                      uint64_t known, const char *family_of);
 
 /* One column of one batch, in memory on the calling rank. */
 typedef struct kd_ds_col {

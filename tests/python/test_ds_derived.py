@@ -281,6 +281,41 @@ def test_refresh_sends_the_list_only_when_it_changed(store):
             for d in moved["datasets"]] == [1, 1]
 
 
+def test_refresh_lists_only_the_family_of_the_dataset_asked_about(store):
+    """ds_refresh {known, dataset}: the list holds the datasets whose
+    lineage tops out where that dataset's does, whatever else the store
+    holds (the reply does not grow with the store), and nothing for a
+    name the store does not have. Datasets of two families read through
+    one store object keep their own columns (the client keeps one list
+    per name)."""
+    a = store.ingest("FamA", {"x": np.arange(6), "y": np.arange(6) * 2.0})
+    b = store.ingest("FamB", {"x": np.arange(4)})
+    fa = a.filter("x", "gt", 1)
+    fa.derive("z", fa.col("y") * 3)
+    fb = b.filter("x", "lt", 3)
+    fb.derive("w", fb.col("x") + 1)
+    msg = kodiak.client.generic_msg
+    everything = {d["name"] for d in msg("ds_refresh", {"store": store.name,
+                                                       "known": -1})[0]["datasets"]}
+    family_a = {"FamA", "FamA.x_gt_1", "FamA.x_gt_1[z]"} | \
+        {n for n in everything if n.startswith("FamA.x_gt_1[")}
+    family_b = {n for n in everything if n.startswith("FamB")}
+    assert family_a & family_b == set() and len(family_b) >= 3
+    for name, family in ((fa.name, family_a), ("FamA", family_a),
+                         (fb.name + "[w]", family_b)):
+        got, _ = msg("ds_refresh", {"store": store.name, "known": -1, "dataset": name})
+        assert {d["name"] for d in got["datasets"]} == family, name
+    none, _ = msg("ds_refresh", {"store": store.name, "known": -1, "dataset": "NoSuch"})
+    assert none["datasets"] == []
+    with pytest.raises(KeyError, match="NoSuch"):
+        store["NoSuch"].columns
+    for _ in range(2):  # each name's own list, also when the version moved in between
+        assert fa.columns == ["x", "y", "z"] and fb.columns == ["x", "w"]
+        same(fa["z"], pd.Series(np.arange(2, 6) * 6.0))
+        same(fb["w"], pd.Series(np.arange(0, 3) + 1))
+        b.filter("x", "gt", 0)
+
+
 # ---- incremental updates ---------------------------------------------------------------
 
 def test_incremental_update_equals_recompute_and_counts_new_batches(store):
