@@ -130,13 +130,17 @@ class DatasetStore:
     def __repr__(self) -> str:
         return f"DatasetStore({self.name!r})"
 
-    _CAT_CACHE_NAMES = 64  # families' lists kept (Dataset._catalog), the last used
+    _CAT_CACHE_NAMES = 256  # names whose family list is kept (Dataset._catalog)
 
-    def _remember(self, name: str, version, infos) -> None:
-        """Keep `name`'s family list of catalog `version`; the least recently
-        listed name goes when more than _CAT_CACHE_NAMES are kept."""
-        self._cat_cache.pop(name, None)
-        self._cat_cache[name] = (version, infos)
+    def _remember(self, version, infos) -> None:
+        """Keep a family's list of catalog `version` (ds_refresh {dataset}),
+        under the name of each of its datasets (each one's family is that
+        same list); the least recently listed names go when more than
+        _CAT_CACHE_NAMES are kept."""
+        entry = (version, infos)
+        for d in infos:
+            self._cat_cache.pop(d["name"], None)
+            self._cat_cache[d["name"]] = entry
         while len(self._cat_cache) > self._CAT_CACHE_NAMES:
             del self._cat_cache[next(iter(self._cat_cache))]
 
@@ -751,13 +755,14 @@ class Dataset:
         done, _ = _msg("ds_refresh", args)
         if "datasets" in done:
             infos = done["datasets"]
-            self.store._remember(self.name, done.get("version"), infos)
+            self.store._remember(done.get("version"), infos)
         elif cached is not None and "version" in done and cached[0] == done["version"]:
             infos = cached[1]
         else:
             res, _ = _msg("ds_list", {"store": self.store.name})
-            infos = res["datasets"]
-            self.store._remember(self.name, res.get("version"), infos)
+            infos = res["datasets"]  # the whole store's: kept under this name only
+            self.store._cat_cache.pop(self.name, None)
+            self.store._cat_cache[self.name] = (res.get("version"), infos)
         cat = {d["name"]: d for d in infos}
         if self.name not in cat:
             raise KeyError(f"dataset store '{self.store.name}' has no dataset '{self.name}'")
