@@ -199,6 +199,13 @@ void ds_free_info(ds_info_t *info);
  * reading its batches then fails. */
 void ds_pin(ds_store_t *s);
 void ds_unpin(ds_store_t *s);
+/* Give `dst`, another handle of this process on the same store, the
+ * catalog `src` read or committed last (a copy), when it is newer than
+ * dst's: dst's next read then needs no fetch and parse while the head
+ * still names that version (a handle uses its catalog only then, so this
+ * never makes a read stale). A pinned dst is left as it is. 0, FAM_EINVAL
+ * (not one store by name) or FAM_ENOMEM. */
+int ds_share_catalog(ds_store_t *dst, const ds_store_t *src);
 /* One catalog version, held, to read several datasets consistently (a
  * derived dataset and its base at the same version): ds_snapshot_list and
  * ds_snapshot_info work as ds_list and ds_info on that version, whatever

@@ -613,11 +613,9 @@ fail:
     return oom();
 }
 
-int ds_cat_load_copy(ds_store_t *s, struct ds_cat **out)
+/* A deep copy of catalog c into *out; 0 or FAM_ENOMEM. */
+static int cat_copy(const struct ds_cat *c, struct ds_cat **out)
 {
-    const struct ds_cat *c;
-    int rc = ds_cat_current(s, &c);
-    if (rc) return rc;
     struct ds_cat *n = calloc(1, sizeof *n);
     if (!n || !(n->ds = calloc(c->nds + 1, sizeof *n->ds))) {
         free(n);
@@ -635,6 +633,32 @@ int ds_cat_load_copy(ds_store_t *s, struct ds_cat **out)
     memcpy(n->hist_n, c->hist_n, sizeof c->hist_n);
     n->nhist = c->nhist;
     *out = n;
+    return 0;
+}
+
+int ds_cat_load_copy(ds_store_t *s, struct ds_cat **out)
+{
+    const struct ds_cat *c;
+    int rc = ds_cat_current(s, &c);
+    return rc ? rc : cat_copy(c, out);
+}
+
+int ds_share_catalog(ds_store_t *dst, const ds_store_t *src)
+{
+    fam_set_error(0, NULL);
+    if (!dst || !src) return fam_set_error(FAM_EINVAL, "ds_share_catalog: NULL store");
+    if (strcmp(dst->name, src->name))
+        return fam_set_error(FAM_EINVAL, "ds_share_catalog: '%s' and '%s' are not one store",
+                             dst->name, src->name);
+    /* a pinned handle answers from its catalog until ds_unpin: left as is */
+    if (dst == src || !src->cache || dst->pinned ||
+        (dst->cache && dst->cache->version >= src->cache->version))
+        return 0;
+    struct ds_cat *c;
+    int rc = cat_copy(src->cache, &c);
+    if (rc) return rc;
+    ds_cat_free(dst->cache);
+    dst->cache = c;
     return 0;
 }
 

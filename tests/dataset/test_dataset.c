@@ -489,6 +489,70 @@ static void a_committing_handle_keeps_what_a_fresh_one_reads(void **state)
     CHECK_OK(ds_destroy_store(f, "kept"));
 }
 
+/* ds_share_catalog: a handle given another's catalog answers from it while
+ * the head names it (no fetch: it reads even a snapshot damaged since,
+ * which a fresh handle refuses), reads anew once the head moves, and a
+ * pinned handle or another store's is left alone. */
+static void a_catalog_shared_between_handles_is_used_while_current(void **state)
+{
+    (void)state;
+    ds_store_t *s = open_store("share"), *s2, *s3;
+    make_T(s);
+    CHECK_OK(ds_open(f, "share", 0, 0, &s2));
+    ds_info_t *in;
+    CHECK_OK(ds_info(s2, "T", &in)); /* s2 has read this version */
+    ds_free_info(in);
+    const ds_column_def_t c1[] = {{"a", DS_INT64}};
+    CHECK_OK(ds_create_dataset(s, "U", 1, c1));
+    CHECK_OK(ds_share_catalog(s2, s));
+    /* the snapshot now current damaged: s2 does not read it */
+    fam_item_t *head, *snap;
+    CHECK_OK(fam_lookup(f, "head", "ds.share", &head));
+    uint64_t h[2];
+    CHECK_OK(fam_get_blocking(f, h, head, 0, 16));
+    fam_release(head);
+    char name[64];
+    snprintf(name, sizeof name, "c.%016" PRIx64 ".%016" PRIx64, h[0], h[1]);
+    CHECK_OK(fam_lookup(f, name, "ds.share", &snap));
+    uint8_t keep[16], junk[16];
+    memset(junk, 0x5a, sizeof junk);
+    CHECK_OK(fam_get_blocking(f, keep, snap, 80, 16));
+    CHECK_OK(fam_put_blocking(f, junk, snap, 80, 16));
+    CHECK_OK(ds_open(f, "share", 0, 0, &s3));
+    assert_int_equal(ds_info(s3, "U", &in), FAM_EIO);
+    ds_close(s3);
+    CHECK_OK(ds_info(s2, "U", &in));
+    assert_string_equal(in->name, "U");
+    assert_int_equal(in->version, h[0]);
+    ds_free_info(in);
+    CHECK_OK(fam_put_blocking(f, keep, snap, 80, 16));
+    fam_release(snap);
+    /* another handle commits: s2 reads the new version */
+    CHECK_OK(ds_open(f, "share", 0, 0, &s3));
+    CHECK_OK(ds_create_dataset(s3, "V", 1, c1));
+    CHECK_OK(ds_info(s2, "V", &in));
+    ds_free_info(in);
+    /* pinned: left as it is until ds_unpin */
+    ds_pin(s2);
+    CHECK_OK(ds_create_dataset(s, "W", 1, c1));
+    CHECK_OK(ds_share_catalog(s2, s));
+    assert_int_equal(ds_info(s2, "W", &in), FAM_ENOTFOUND);
+    ds_unpin(s2);
+    CHECK_OK(ds_info(s2, "W", &in));
+    ds_free_info(in);
+    /* not one store */
+    ds_store_t *o = open_store("share_other");
+    assert_int_equal(ds_share_catalog(o, s), FAM_EINVAL);
+    assert_non_null(strstr(ds_last_error(), "not one store"));
+    assert_int_equal(ds_share_catalog(NULL, s), FAM_EINVAL);
+    ds_close(o);
+    CHECK_OK(ds_destroy_store(f, "share_other"));
+    ds_close(s3);
+    ds_close(s2);
+    ds_close(s);
+    CHECK_OK(ds_destroy_store(f, "share"));
+}
+
 /* ---- atomic, all-or-nothing commits ---------------------------------------------------- */
 
 static void a_commit_with_one_bad_batch_changes_nothing(void **state)
@@ -1817,6 +1881,7 @@ int main(void)
         cmocka_unit_test(a_store_outlives_kill9_and_restart_of_its_memory_servers),
         cmocka_unit_test(a_kept_region_descriptor_of_a_remade_store_is_looked_up_again),
         cmocka_unit_test(a_committing_handle_keeps_what_a_fresh_one_reads),
+        cmocka_unit_test(a_catalog_shared_between_handles_is_used_while_current),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
