@@ -41,6 +41,8 @@ static fam_t *f;
 static int setup(void **state)
 {
     (void)state;
+    /* every catalog written also through json-c's objects, and compared */
+    setenv("DS_JSON_CHECK", "1", 1);
     const char *e = getenv("DS_TEST_FAMDS");
     nsrv = e && *e == '1' ? 1 : 2;
     servers[0] = '\0';

@@ -33,6 +33,13 @@ KODIAKD = os.path.join(BUILD, "kodiakd")
 import kodiak  # noqa: E402
 
 
+def pytest_configure(config):
+    """Under pytest only (the benchmarks import this module too): every
+    dataset catalog a kodiakd writes is also written through json-c's
+    objects and the two compared (libdataset's DS_JSON_CHECK)."""
+    os.environ.setdefault("DS_JSON_CHECK", "1")
+
+
 def mpi_env():
     from kodiak.launcher import mpi_defaults
     return mpi_defaults(dict(os.environ))
