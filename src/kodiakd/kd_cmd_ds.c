@@ -1578,7 +1578,7 @@ static int cmd_ds_ingest_arrays(kd_cmd *c)
         for (size_t j = 0; !rc && j < k; j++)
             if (strcmp(names[j], names[k]) == 0)
                 rc = kd_fail(c, "ValueError", "ds_ingest_arrays: column '%.200s' is named "
-                             "twice", names[k]);
+                             "twice", names[j]);
         if (rc || dt[k] != DS_TEXT)
             continue;
         /* categories: n; offsets (n + 1 int64) in frames [f0, f1), bytes in [f1, f2) */
