@@ -167,6 +167,9 @@ const char *ds_store_region(const ds_store_t *s);
 fam_t *ds_store_fam(const ds_store_t *s);
 /* The current catalog version (0: nothing committed yet). */
 int ds_version(ds_store_t *s, uint64_t *version);
+/* The version of the catalog this handle read or committed last, without
+ * asking FAM (0: none yet): what ds_version said at that moment. */
+uint64_t ds_version_seen(const ds_store_t *s);
 /* 0 if the store this handle was opened on still exists; FAM_ENOTFOUND if
  * it was destroyed since (and perhaps made again under its name: open it
  * afresh then). One request to a memory server, answered at once (a read

@@ -357,6 +357,11 @@ int ds_version(ds_store_t *s, uint64_t *version)
     return ds_head_read(s, version, &n);
 }
 
+uint64_t ds_version_seen(const ds_store_t *s)
+{
+    return s && s->cache ? s->cache->version : 0;
+}
+
 int ds_check(ds_store_t *s)
 {
     fam_set_error(0, NULL);

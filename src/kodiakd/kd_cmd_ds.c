@@ -434,7 +434,11 @@ int kd_ds_list_result(kd_cmd *c, ds_store_t *s, const char *name, bool if_not,
     char **names = NULL;
     size_t n = 0;
     uint64_t v = 0;
-    if (if_not && ds_version(s, &v) == 0 && v == known) {
+    /* the version the handle read last (ds_refresh has just read the
+     * head): a request to famd fewer for every refresh that changes
+     * nothing; a commit after that read is seen by the next command */
+    v = ds_version_seen(s);
+    if (if_not && (v || ds_version(s, &v) == 0) && v == known) {
         kd_result_i64(c, "version", (int64_t)known); /* the caller has this version's list */
         return 0;
     }

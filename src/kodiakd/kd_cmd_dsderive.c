@@ -1965,7 +1965,7 @@ static int cmd_ds_refresh(kd_cmd *c)
         else if (c->rank == 0)
             rc = kd_ds_list_result(c, s, store, true, (uint64_t)known, family);
         trace(c, "listed");
-    } else if (c->rank == 0 && (rc = ds_version(s, &v)) != 0) {
+    } else if (c->rank == 0 && !(v = ds_version_seen(s)) && (rc = ds_version(s, &v)) != 0) {
         kd_ds_fail(c, rc, "read the catalog version");
     } else if (c->rank == 0) {
         kd_result_i64(c, "version", (int64_t)v);

@@ -529,11 +529,20 @@ static void a_catalog_shared_between_handles_is_used_while_current(void **state)
     ds_free_info(in);
     CHECK_OK(fam_put_blocking(f, keep, snap, 80, 16));
     fam_release(snap);
-    /* another handle commits: s2 reads the new version */
+    /* another handle commits: s2 reads the new version; ds_version_seen
+     * says the version a handle last read or committed, without a read */
     CHECK_OK(ds_open(f, "share", 0, 0, &s3));
+    uint64_t seen = ds_version_seen(s2), now;
+    assert_int_equal(seen, h[0]);
     CHECK_OK(ds_create_dataset(s3, "V", 1, c1));
+    CHECK_OK(ds_version(s3, &now));
+    assert_int_equal(ds_version_seen(s3), now);
+    assert_int_equal(ds_version_seen(s2), seen); /* not read since */
+    assert_true(now > seen);
     CHECK_OK(ds_info(s2, "V", &in));
     ds_free_info(in);
+    assert_int_equal(ds_version_seen(s2), now);
+    assert_int_equal(ds_version_seen(NULL), 0);
     /* pinned: left as it is until ds_unpin */
     ds_pin(s2);
     CHECK_OK(ds_create_dataset(s, "W", 1, c1));
