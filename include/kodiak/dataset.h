@@ -209,6 +209,24 @@ void ds_unpin(ds_store_t *s);
  * never makes a read stale). A pinned dst is left as it is. 0, FAM_EINVAL
  * (not one store by name) or FAM_ENOMEM. */
 int ds_share_catalog(ds_store_t *dst, const ds_store_t *src);
+/* A catalog handed between processes that each hold a handle on this
+ * store (an MPI job's ranks): one reads it from FAM and hands it to the
+ * others over the job's own channel, instead of each reading it.
+ * ds_catalog_export packs the version the handle holds (with `fresh`,
+ * brought current first: one read of the head, the snapshot only when it
+ * changed; without, what the handle read or committed last, no request at
+ * all) into *buf (malloc'd, the caller frees; buf NULL: only the version
+ * and nonce naming it). ds_catalog_held says which version a handle holds
+ * ({0, 0}: none). ds_catalog_import makes the handle hold the version in
+ * buf, checked as it is unpacked: FAM_EINVAL when buf is not an export of
+ * this store or is damaged, FAM_EBUSY when the handle is pinned; either
+ * way the handle keeps what it held. An import never makes a read stale:
+ * an unpinned handle still reads the head before a lookup and fetches the
+ * snapshot when the head names another version. */
+int ds_catalog_export(ds_store_t *s, int fresh, void **buf, size_t *len, uint64_t *version,
+                      uint64_t *nonce);
+void ds_catalog_held(const ds_store_t *s, uint64_t *version, uint64_t *nonce);
+int ds_catalog_import(ds_store_t *s, const void *buf, size_t len);
 /* One catalog version, held, to read several datasets consistently (a
  * derived dataset and its base at the same version): ds_snapshot_list and
  * ds_snapshot_info work as ds_list and ds_info on that version, whatever

@@ -404,10 +404,9 @@ static void every_dtype_round_trips_through_create_append_info_read_drop(void **
  * fetch and parse of the snapshot it just wrote): every dataset's info,
  * text columns' category counts and a derived dataset's lineage included,
  * must be what a handle that reads the snapshot afresh parses. */
-static void same_info_on_a_fresh_handle(ds_store_t *s, const char *store)
+/* Every dataset as handle s2 answers equals what s answers. */
+static void same_info(ds_store_t *s, ds_store_t *s2)
 {
-    ds_store_t *s2;
-    CHECK_OK(ds_open(f, store, 0, 0, &s2));
     char **names, **names2;
     size_t n, n2;
     CHECK_OK(ds_list(s, &names, &n));
@@ -444,6 +443,13 @@ static void same_info_on_a_fresh_handle(ds_store_t *s, const char *store)
     }
     ds_free_names(names, n);
     ds_free_names(names2, n2);
+}
+
+static void same_info_on_a_fresh_handle(ds_store_t *s, const char *store)
+{
+    ds_store_t *s2;
+    CHECK_OK(ds_open(f, store, 0, 0, &s2));
+    same_info(s, s2);
     ds_close(s2);
 }
 
@@ -562,6 +568,118 @@ static void a_catalog_shared_between_handles_is_used_while_current(void **state)
     ds_close(s2);
     ds_close(s);
     CHECK_OK(ds_destroy_store(f, "share"));
+}
+
+/* ds_catalog_export/import: a handle given another's export answers from
+ * it exactly as the exporting handle does, even while the snapshot in FAM
+ * is damaged (which a fresh handle refuses: nothing was fetched), and its
+ * own export is the same bytes; a cut, altered or other store's export,
+ * or a pinned handle, is refused and the handle keeps what it held; an
+ * imported catalog never makes a read stale. */
+static void a_catalog_exported_to_another_handle_answers_as_the_exporter(void **state)
+{
+    (void)state;
+    ds_store_t *s = open_store("xcat"), *s2, *s3;
+    make_T(s); /* text columns: batches carry category counts */
+    for (int64_t tag = 1; tag <= 2; tag++) commit_filled(s, tag, 40 + (uint64_t)tag);
+    const ds_column_def_t ic[] = {{"index", DS_INT64}};
+    ds_dataset_def_t def = {.name = "T.v_gt_5", .kind = DS_KIND_INDEX, .base = "T",
+                            .expr = "{\"filter\": \"v gt 5\"}", .ncols = 1, .cols = ic};
+    ds_txn_t *t;
+    CHECK_OK(ds_txn_begin(s, &t));
+    CHECK_OK(ds_txn_create(t, &def));
+    CHECK_OK(ds_txn_set_progress(t, "T.v_gt_5", 0));
+    CHECK_OK(ds_txn_commit(t, NULL));
+    CHECK_OK(ds_open(f, "xcat", 0, 0, &s2));
+    uint64_t v, n, v2, n2;
+    ds_catalog_held(s2, &v2, &n2);
+    assert_true(v2 == 0 && n2 == 0); /* read nothing yet */
+    void *buf, *buf2;
+    size_t len, len2;
+    CHECK_OK(ds_catalog_export(s, 1, &buf, &len, &v, &n));
+    assert_true(v > 0 && n != 0);
+    /* the snapshot the head names damaged: s2 must not need it */
+    fam_item_t *head, *snap;
+    CHECK_OK(fam_lookup(f, "head", "ds.xcat", &head));
+    uint64_t h[2];
+    CHECK_OK(fam_get_blocking(f, h, head, 0, 16));
+    fam_release(head);
+    assert_true(h[0] == v && h[1] == n);
+    char name[64];
+    snprintf(name, sizeof name, "c.%016" PRIx64 ".%016" PRIx64, h[0], h[1]);
+    CHECK_OK(fam_lookup(f, name, "ds.xcat", &snap));
+    uint8_t keep[16], junk[16];
+    memset(junk, 0x5a, sizeof junk);
+    CHECK_OK(fam_get_blocking(f, keep, snap, 80, 16));
+    CHECK_OK(fam_put_blocking(f, junk, snap, 80, 16));
+    CHECK_OK(ds_catalog_import(s2, buf, len));
+    ds_catalog_held(s2, &v2, &n2);
+    assert_true(v2 == v && n2 == n);
+    CHECK_OK(ds_open(f, "xcat", 0, 0, &s3));
+    ds_info_t *in;
+    assert_int_equal(ds_info(s3, "T", &in), FAM_EIO);
+    ds_close(s3);
+    same_info(s, s2);
+    CHECK_OK(ds_catalog_export(s2, 0, &buf2, &len2, &v2, &n2));
+    assert_int_equal(len2, len);
+    assert_memory_equal(buf2, buf, len);
+    free(buf2);
+    CHECK_OK(fam_put_blocking(f, keep, snap, 80, 16));
+    fam_release(snap);
+    /* refused: every cut (with and without a checksum made to fit), every
+     * byte altered; the handle keeps what it held (nothing) */
+    ds_store_t *s4;
+    CHECK_OK(ds_open(f, "xcat", 0, 0, &s4));
+    uint8_t *cut = malloc(len + 8);
+    assert_non_null(cut);
+    for (size_t k = 0; k < len; k++) {
+        assert_int_equal(ds_catalog_import(s4, buf, k), FAM_EINVAL);
+        if (k < 8) continue;
+        memcpy(cut, buf, k - 8);
+        uint8_t w[8];
+        uint64_t crc = (uint32_t)crc32_z(0L, cut, k - 8);
+        for (int i = 0; i < 8; i++) w[i] = (uint8_t)(crc >> (8 * i));
+        memcpy(cut + k - 8, w, 8);
+        assert_int_equal(ds_catalog_import(s4, cut, k), FAM_EINVAL);
+    }
+    memcpy(cut, buf, len);
+    for (size_t k = 0; k < len; k++) {
+        cut[k] ^= 0x41;
+        assert_int_equal(ds_catalog_import(s4, cut, len), FAM_EINVAL);
+        cut[k] ^= 0x41;
+    }
+    free(cut);
+    ds_catalog_held(s4, &v2, &n2);
+    assert_true(v2 == 0 && n2 == 0);
+    ds_store_t *o = open_store("xcat_other");
+    make_T(o);
+    void *ob;
+    size_t olen;
+    CHECK_OK(ds_catalog_export(o, 1, &ob, &olen, &v2, &n2));
+    assert_int_equal(ds_catalog_import(s4, ob, olen), FAM_EINVAL);
+    assert_non_null(strstr(ds_last_error(), "another store"));
+    free(ob);
+    ds_close(o);
+    CHECK_OK(ds_destroy_store(f, "xcat_other"));
+    ds_pin(s4);
+    assert_int_equal(ds_catalog_import(s4, buf, len), FAM_EBUSY);
+    ds_unpin(s4);
+    CHECK_OK(ds_catalog_import(s4, buf, len));
+    /* another commit: the importer, unpinned, reads it */
+    const ds_column_def_t c1[] = {{"a", DS_INT64}};
+    CHECK_OK(ds_create_dataset(s, "U", 1, c1));
+    CHECK_OK(ds_info(s4, "U", &in));
+    ds_free_info(in);
+    same_info(s, s4);
+    /* only the version: no buffer */
+    CHECK_OK(ds_catalog_export(s4, 0, NULL, NULL, &v2, &n2));
+    CHECK_OK(ds_version(s, &v));
+    assert_int_equal(v2, v);
+    free(buf);
+    ds_close(s4);
+    ds_close(s2);
+    ds_close(s);
+    CHECK_OK(ds_destroy_store(f, "xcat"));
 }
 
 /* ---- atomic, all-or-nothing commits ---------------------------------------------------- */
@@ -1893,6 +2011,7 @@ int main(void)
         cmocka_unit_test(a_kept_region_descriptor_of_a_remade_store_is_looked_up_again),
         cmocka_unit_test(a_committing_handle_keeps_what_a_fresh_one_reads),
         cmocka_unit_test(a_catalog_shared_between_handles_is_used_while_current),
+        cmocka_unit_test(a_catalog_exported_to_another_handle_answers_as_the_exporter),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
