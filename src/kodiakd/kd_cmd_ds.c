@@ -60,6 +60,7 @@
 #include <kodiak/famarray.h>
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -296,7 +297,76 @@ static int get_store(kd_cmd *c, const char *name, bool create, mode_t mode, ds_s
         if (kd_agree(c, rc))
             return -1;
     }
-    return kd_agree(c, *out ? 0 : store_local(c, f, name, 0, mode, out));
+    if (kd_agree(c, *out ? 0 : store_local(c, f, name, 0, mode, out)))
+        return -1;
+    kd_ds_sync(c, *out, false); /* rank 0's latest commit, if the others lack it */
+    return 0;
+}
+
+/* ---- the catalog handed from rank 0 to the others ------------------------------------ */
+
+/* Why: after rank 0 commits (an ingest, a derived dataset's new batches)
+ * every other rank's next lookup found the head moved and fetched and
+ * parsed the new snapshot itself, 1-2 ms on the critical path of each
+ * command of 2 ranks (bench/ds_update_bench.py --trace). A packed catalog
+ * over MPI is copied, not parsed, and asks nothing of famd. */
+static uint64_t sync_imports, sync_exports;
+
+static bool sync_on(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("KD_DS_CATSYNC");
+        on = !(e && !strcmp(e, "0"));
+    }
+    return on;
+}
+
+void kd_ds_sync_counts(uint64_t *imports, uint64_t *exports)
+{
+    *imports = sync_imports;
+    *exports = sync_exports;
+}
+
+void kd_ds_sync(kd_cmd *c, ds_store_t *s, bool fresh)
+{
+    if (c->nranks < 2 || !sync_on())
+        return;
+    uint64_t h[3] = {0, 0, 1}; /* version, nonce, 1: rank 0 cannot say */
+    if (c->rank == 0 && s && ds_catalog_export(s, fresh, NULL, NULL, &h[0], &h[1]) == 0)
+        h[2] = 0;
+    MPI_Bcast(h, 3, MPI_UINT64_T, 0, c->comm);
+    if (h[2])
+        return;
+    uint64_t v = 0, n = 0;
+    ds_catalog_held(s, &v, &n);
+    int need = c->rank != 0 && s && (v != h[0] || n != h[1]) && v <= h[0], any = 0;
+    MPI_Allreduce(&need, &any, 1, MPI_INT, MPI_MAX, c->comm);
+    if (!any)
+        return;
+    void *buf = NULL;
+    size_t len = 0;
+    uint64_t size = UINT64_MAX; /* UINT64_MAX: rank 0 has no buffer to give */
+    if (c->rank == 0 && ds_catalog_export(s, 0, &buf, &len, &v, &n) == 0 && v == h[0] &&
+        n == h[1] && len <= INT_MAX)
+        size = len;
+    MPI_Bcast(&size, 1, MPI_UINT64_T, 0, c->comm);
+    if (size == UINT64_MAX) {
+        free(buf);
+        return;
+    }
+    if (c->rank != 0)
+        buf = malloc(size ? size : 1);
+    int ok = buf != NULL, all = 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, c->comm);
+    if (all) {
+        MPI_Bcast(buf, (int)size, MPI_BYTE, 0, c->comm);
+        if (c->rank == 0)
+            sync_exports++;
+        else if (need && ds_catalog_import(s, buf, size) == 0)
+            sync_imports++;
+    }
+    free(buf);
 }
 
 /* kd_ds.h: the handles and errors for the other dataset command files */

@@ -1756,6 +1756,8 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
         return kd_agree(c, c->rank == 0 ? -1 : 0);
     }
     if (result == 0) {
+        kd_ds_sync(c, s, false); /* what rank 0 committed, to the others */
+        trace(c, "synced");
         *done = plan.want - plan.have;
         if (c->rank == 0)
             stat_add(store, name, *done, c->nranks < kd_srv.nranks);
@@ -1887,7 +1889,11 @@ static int refresh_solo(kd_cmd *c, ds_store_t *s, const char *store, json_object
     kd_quiet_barrier(c->comm);
     MPI_Bcast(&n, 1, MPI_UINT64_T, 0, c->comm);
     *total = n;
-    return kd_agree(c, rc);
+    if (kd_agree(c, rc))
+        return -1;
+    kd_ds_sync(c, s, false); /* what rank 0 committed, to the others */
+    trace(c, "synced");
+    return 0;
 }
 
 int kd_ds_refresh(kd_cmd *c, ds_store_t *s, const char *store, uint64_t *processed)
@@ -2094,6 +2100,16 @@ static int cmd_ds_derive_stats(kd_cmd *c)
         for (int i = 0; i < 6; i++)
             json_object_object_add(cc, names[i], json_object_new_int64((int64_t)v[i]));
         kd_result_set(c, "colcache", cc);
+    }
+    /* catalogs handed from rank 0 to the others (kd_ds_sync), all ranks' */
+    uint64_t x[2];
+    kd_ds_sync_counts(&x[0], &x[1]);
+    MPI_Allreduce(MPI_IN_PLACE, x, 2, MPI_UINT64_T, MPI_SUM, c->comm);
+    if (c->rank == 0) {
+        json_object *cs = json_object_new_object();
+        json_object_object_add(cs, "imports", json_object_new_int64((int64_t)x[0]));
+        json_object_object_add(cs, "exports", json_object_new_int64((int64_t)x[1]));
+        kd_result_set(c, "catalog", cs);
     }
     return 0;
 }

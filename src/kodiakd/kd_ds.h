@@ -22,6 +22,16 @@
 int kd_ds_store(kd_cmd *c, const char *name, ds_store_t **out);
 /* After a failed libdataset call on a store: forget the handle. */
 void kd_ds_store_forget(const char *name);
+/* Collective: every rank's handle s holds the catalog version rank 0's
+ * holds (with `fresh`, rank 0 reads the head first), handed over MPI as a
+ * ds_catalog_export buffer, not read from FAM by each rank. A rank whose
+ * handle holds a newer version keeps it. Never fails: on any trouble a
+ * rank reads for itself at its next lookup, as without it.
+ * KD_DS_CATSYNC=0 in kodiakd's environment turns it off (the tests
+ * compare both ways). */
+void kd_ds_sync(kd_cmd *c, ds_store_t *s, bool fresh);
+/* This rank's catalogs imported and exported by kd_ds_sync since start. */
+void kd_ds_sync_counts(uint64_t *imports, uint64_t *exports);
 /* Rank 0: the reply of ds_list, {version, datasets: [info...]}, read from
  * one catalog version; with if_not, only {version} when that version is
  * `known` (the caller has its list); with family_of (else NULL), only the

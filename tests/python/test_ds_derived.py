@@ -353,7 +353,8 @@ def test_incremental_update_equals_recompute_and_counts_new_batches(store):
     reclaim_clean(store)
 
 
-@pytest.mark.parametrize("how", ["split", "owner", "owner-default", "solo"])
+@pytest.mark.parametrize("how", ["split", "owner", "owner-default", "solo", "solo-nosync",
+                                 "owner-nosync"])
 def test_an_update_of_new_batches_on_three_ranks_every_way(how):
     """An update (kd_ds_refresh) of few new rows is done by rank 0 alone
     while the others wait (solo: up to KD_DSD_SOLO_ROWS new rows, the
@@ -365,12 +366,19 @@ def test_an_update_of_new_batches_on_three_ranks_every_way(how):
     as it does by default for batches this small. Every way, the filter,
     the column derived through it, a column gathered through it and a
     group-by of it equal pandas' after one new batch and after five more
-    (more than ranks), and only the new batches are processed."""
+    (more than ranks), and only the new batches are processed. After each
+    commit of rank 0 the other ranks take its catalog from it over MPI
+    (kd_ds_sync: a packed ds_catalog_export, none read from FAM); with
+    KD_DS_CATSYNC=0 (-nosync) each rank reads it from FAM: the same
+    results, and no catalog handed over."""
     df = random_frame(1700, 11)
     cols = list(df.columns)
     env = {"split": {"KD_DSD_SOLO_ROWS": "0", "KD_DSD_SPLIT_MIN": "0"},
            "owner": {"KD_DSD_SOLO_ROWS": "0", "KD_DSD_SPLIT": "0"},
-           "owner-default": {"KD_DSD_SOLO_ROWS": "0"}, "solo": {}}[how]
+           "owner-default": {"KD_DSD_SOLO_ROWS": "0"}, "solo": {},
+           "solo-nosync": {"KD_DS_CATSYNC": "0"},
+           "owner-nosync": {"KD_DSD_SOLO_ROWS": "0", "KD_DSD_SPLIT": "0",
+                            "KD_DS_CATSYNC": "0"}}[how]
     with famd_and_kodiakds() as kodiakd:
         connect(kodiak, kodiakd(3, env=env))
         s = kodiak.DatasetStore(f"upd_{how.replace('-', '_')}")
@@ -398,7 +406,13 @@ def test_an_update_of_new_batches_on_three_ranks_every_way(how):
                 st = s[name].stats()
                 assert st["base_batches"] == nb and st["last"] == new, (how, name, st)
                 # the way asked for: by rank 0 alone, or not once
-                assert st["solo"] == (st["updates"] - 1 if how == "solo" else 0), (how, st)
+                assert st["solo"] == (st["updates"] - 1 if how.startswith("solo") else 0), \
+                    (how, st)
+        cat = kodiak.client.generic_msg("ds_derive_stats", {"store": s.name})[0]["catalog"]
+        if how.endswith("nosync"):
+            assert cat == {"imports": 0, "exports": 0}, cat
+        else:  # each commit of rank 0 (ingests, creations, updates) to both other ranks
+            assert cat["exports"] >= 6 and cat["imports"] == 2 * cat["exports"], cat
         s.destroy()
 
 
