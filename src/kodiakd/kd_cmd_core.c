@@ -74,22 +74,26 @@ static int cmd_delete(kd_cmd *c)
 /* bytes used and limit of every rank: [{rank, used, limit, available}] */
 static int cmd_memory(kd_cmd *c)
 {
-    uint64_t mine[3] = {kd_srv.mem_used, kd_srv.mem_limit, 0};
+    uint64_t mine[5] = {kd_srv.mem_used, kd_srv.mem_limit, 0, 0, 0};
     long av = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
     mine[2] = av > 0 ? (uint64_t)av * (uint64_t)psz : 0;
+    kd_ahead_counts(&mine[3], &mine[4]);
     uint64_t *all = c->rank == 0 ? malloc(sizeof mine * (size_t)c->nranks) : NULL;
     int rc = (c->rank == 0 && !all) ? kd_fail(c, "MemoryError", "out of memory") : 0;
     if (kd_agree(c, rc))
         return -1;
-    MPI_Gather(mine, 3, MPI_UINT64_T, all, 3, MPI_UINT64_T, 0, c->comm);
+    MPI_Gather(mine, 5, MPI_UINT64_T, all, 5, MPI_UINT64_T, 0, c->comm);
     if (c->rank == 0) {
         json_object *list = json_object_new_array();
         for (int r = 0; r < c->nranks; r++) {
             json_object *o = json_object_new_object();
             json_object_object_add(o, "rank", json_object_new_int(r));
-            json_object_object_add(o, "used", json_object_new_int64((int64_t)all[3 * r]));
-            json_object_object_add(o, "limit", json_object_new_int64((int64_t)all[3 * r + 1]));
-            json_object_object_add(o, "available", json_object_new_int64((int64_t)all[3 * r + 2]));
+            json_object_object_add(o, "used", json_object_new_int64((int64_t)all[5 * r]));
+            json_object_object_add(o, "limit", json_object_new_int64((int64_t)all[5 * r + 1]));
+            json_object_object_add(o, "available", json_object_new_int64((int64_t)all[5 * r + 2]));
+            /* big buffers made ahead by the rank's thread, and of them taken */
+            json_object_object_add(o, "ahead_made", json_object_new_int64((int64_t)all[5 * r + 3]));
+            json_object_object_add(o, "ahead_taken", json_object_new_int64((int64_t)all[5 * r + 4]));
             json_object_array_add(list, o);
         }
         kd_result_set(c, "ranks", list);

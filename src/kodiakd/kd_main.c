@@ -1089,6 +1089,16 @@ int main(int argc, char **argv)
         long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
         kd_srv.mem_limit = (uint64_t)pages * (uint64_t)psz / (uint64_t)kd_srv.nranks;
     }
+    {   /* big buffers made ahead where this host has a core to spare */
+        MPI_Comm here;
+        int nhere = 1;
+        if (MPI_Comm_split_type(kd_srv.comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &here) ==
+            MPI_SUCCESS) {
+            MPI_Comm_size(here, &nhere);
+            MPI_Comm_free(&here);
+        }
+        kd_ahead_start(nhere);
+    }
     /* files a kill -9'd rank (of any Kodiak program of ours) left there */
     fam_shm_sweep();
     kd_register_core();

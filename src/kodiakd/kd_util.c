@@ -11,6 +11,7 @@
 #include "kd.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fenv.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 kd_server kd_srv;
 
@@ -372,16 +374,130 @@ void kd_cast(const void *src, kd_dtype st, void *dst, kd_dtype dt, int64_t n)
 
 #define KD_BIG (2u << 20)
 #define KD_CACHE 16
+#define KD_AHEAD 4                   /* buffers of one size made ahead at most */
+#define KD_AHEAD_BYTES (64u << 20)   /* bytes made ahead and not yet taken, at most */
 
-/* freed big buffers kept for reuse: size (a multiple of 2 MiB), address,
- * and when it was freed (the oldest gives way to a newer one) */
-static struct { void *p; size_t bytes; uint64_t stamp; } cache[KD_CACHE];
+/* freed big buffers kept for reuse, and buffers made ahead: size (a
+ * multiple of 2 MiB), address, when it was freed or made (the oldest gives
+ * way to a newer one), whether it was made ahead and not yet taken. Shared
+ * by the rank's thread and its ahead thread, under cache_mu. */
+static struct { void *p; size_t bytes; uint64_t stamp; int ahead; } cache[KD_CACHE];
 static size_t cache_bytes;
 static uint64_t cache_clock;
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Big buffers made ahead. Memory new to the process costs about 3 ms per
+ * MiB on this machine (the virtual machine's host backs each page at its
+ * first touch: docs/PERFORMANCE.md, s10), and an ingest of 1 rank spent a
+ * quarter of its time faulting in the buffers its column cache keeps
+ * (s11). Where this host has more cores than kodiakd ranks, each rank runs
+ * a thread that, after kd_alloc_bytes had to map a buffer of a size the
+ * cache did not have, maps and faults in up to KD_AHEAD more of that size
+ * into the cache on the spare core, KD_AHEAD_BYTES at most, uncharged as
+ * the cache is. It only ever adds ready buffers to the cache: what a
+ * buffer holds is never read before it is written (a buffer from the
+ * cache may hold anything already). KD_AHEAD=0 / 1 in kodiakd's
+ * environment: never / whatever the cores. */
+static struct {
+    pthread_cond_t cv;       /* kd_alloc_bytes missed: the thread looks */
+    size_t size;             /* the size to make ahead (0: none yet) */
+    int on;                  /* the thread runs */
+    uint64_t made, taken;    /* buffers made ahead; of them, taken */
+} ahead = {.cv = PTHREAD_COND_INITIALIZER};
 
 static size_t round_big(size_t bytes)
 {
     return (bytes + KD_BIG - 1) / KD_BIG * KD_BIG;
+}
+
+/* Under cache_mu: whether the thread should make a buffer of ahead.size. */
+static bool ahead_wanted(void)
+{
+    if (!ahead.size)
+        return false;
+    int same = 0, free_slot = 0;
+    size_t pending = 0;
+    for (int i = 0; i < KD_CACHE; i++) {
+        if (!cache[i].p)
+            free_slot = 1;
+        else if (cache[i].ahead)
+            pending += cache[i].bytes;
+        same += cache[i].p && cache[i].bytes == ahead.size;
+    }
+    return free_slot && same < KD_AHEAD && pending + ahead.size <= KD_AHEAD_BYTES &&
+           cache_bytes + ahead.size <= kd_srv.mem_limit / 4;
+}
+
+/* Fault in [p, p + n) 2 MiB at a time (the address-space lock is held for
+ * one step at most, so the rank's own mmap waits little). */
+static void populate(char *p, size_t n)
+{
+    for (size_t at = 0; at < n; at += KD_BIG) {
+#ifdef MADV_POPULATE_WRITE
+        if (madvise(p + at, KD_BIG, MADV_POPULATE_WRITE) == 0)
+            continue;
+#endif
+        for (size_t k = 0; k < KD_BIG; k += 4096)
+            ((volatile char *)p)[at + k] = 0;
+    }
+}
+
+static void *ahead_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&cache_mu);
+    for (;;) {
+        while (!ahead_wanted())
+            pthread_cond_wait(&ahead.cv, &cache_mu);
+        size_t n = ahead.size;
+        pthread_mutex_unlock(&cache_mu);
+        void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p != MAP_FAILED) {
+            madvise(p, n, MADV_HUGEPAGE);
+            populate(p, n);
+        }
+        pthread_mutex_lock(&cache_mu);
+        int slot = -1;
+        for (int i = 0; p != MAP_FAILED && slot < 0 && i < KD_CACHE; i++)
+            if (!cache[i].p)
+                slot = i;
+        if (slot >= 0 && cache_bytes + n <= kd_srv.mem_limit / 4) {
+            cache[slot].p = p;
+            cache[slot].bytes = n;
+            cache[slot].stamp = ++cache_clock;
+            cache[slot].ahead = 1;
+            cache_bytes += n;
+            ahead.made++;
+        } else if (p != MAP_FAILED) {
+            munmap(p, n);
+        }
+        if (p == MAP_FAILED) { /* out of memory: until the next miss */
+            ahead.size = 0;
+        }
+    }
+    return NULL;
+}
+
+void kd_ahead_start(int ranks_here)
+{
+    const char *e = getenv("KD_AHEAD");
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    bool on = e ? strcmp(e, "0") != 0 : cpus > ranks_here;
+    pthread_t t;
+    if (!on || pthread_create(&t, NULL, ahead_main, NULL) != 0)
+        return;
+    pthread_detach(t);
+    pthread_mutex_lock(&cache_mu);
+    ahead.on = 1;
+    pthread_mutex_unlock(&cache_mu);
+}
+
+void kd_ahead_counts(uint64_t *made, uint64_t *taken)
+{
+    pthread_mutex_lock(&cache_mu);
+    *made = ahead.made;
+    *taken = ahead.taken;
+    pthread_mutex_unlock(&cache_mu);
 }
 
 void *kd_alloc_bytes(size_t bytes)
@@ -393,13 +509,24 @@ void *kd_alloc_bytes(size_t bytes)
         return p;
     }
     size_t want = round_big(bytes);
+    pthread_mutex_lock(&cache_mu);
     for (int i = 0; i < KD_CACHE; i++)
         if (cache[i].p && cache[i].bytes == want) {
             void *p = cache[i].p;
+            ahead.taken += cache[i].ahead;
             cache[i].p = NULL;
+            cache[i].ahead = 0;
             cache_bytes -= want;
+            if (ahead.on && ahead.size == want)
+                pthread_cond_signal(&ahead.cv); /* one fewer ready */
+            pthread_mutex_unlock(&cache_mu);
             return p;
         }
+    if (ahead.on) { /* a miss: make buffers of this size ahead from now on */
+        ahead.size = want;
+        pthread_cond_signal(&ahead.cv);
+    }
+    pthread_mutex_unlock(&cache_mu);
     void *p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
@@ -423,6 +550,9 @@ void kd_free_bytes(void *p, size_t bytes)
         munmap(p, have);
         return;
     }
+    void *drop = NULL;
+    size_t drop_bytes = 0;
+    pthread_mutex_lock(&cache_mu);
     for (;;) {
         int free_slot = -1, oldest = -1;
         for (int i = 0; i < KD_CACHE; i++) {
@@ -435,23 +565,37 @@ void kd_free_bytes(void *p, size_t bytes)
             cache[free_slot].p = p;
             cache[free_slot].bytes = have;
             cache[free_slot].stamp = ++cache_clock;
+            cache[free_slot].ahead = 0;
             cache_bytes += have;
-            return;
+            break;
         }
-        munmap(cache[oldest].p, cache[oldest].bytes); /* oldest >= 0: the cache is not empty */
+        /* oldest >= 0: the cache is not empty; at most one unmapped
+         * outside the lock, the rest (rare) inside */
+        if (drop)
+            munmap(drop, drop_bytes);
+        drop = cache[oldest].p;
+        drop_bytes = cache[oldest].bytes;
         cache_bytes -= cache[oldest].bytes;
         cache[oldest].p = NULL;
+        cache[oldest].ahead = 0;
     }
+    pthread_mutex_unlock(&cache_mu);
+    if (drop)
+        munmap(drop, drop_bytes);
 }
 
 static void cache_drop(void)
 {
+    pthread_mutex_lock(&cache_mu);
     for (int i = 0; i < KD_CACHE; i++)
         if (cache[i].p) {
             munmap(cache[i].p, cache[i].bytes);
             cache[i].p = NULL;
+            cache[i].ahead = 0;
         }
     cache_bytes = 0;
+    ahead.size = 0; /* nothing made ahead until the next miss */
+    pthread_mutex_unlock(&cache_mu);
 }
 
 /* ---- arrays and the symbol table ---------------------------------------------------------- */

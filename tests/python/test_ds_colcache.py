@@ -10,6 +10,8 @@ the indexed gathers; never stale: a dropped and recreated dataset of the
 same name and shape, batches appended by another server, a small
 --memory-limit (the cache stays in its share, evicts, gives way to an
 array of the whole limit, answers stay right)."""
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -173,3 +175,26 @@ def test_small_memory_limit_share_eviction_and_giving_way():
         assert_same(queries(t), pandas_queries(df), "after giving way")
         s.destroy()
         assert srv.alive()
+
+
+@pytest.mark.parametrize("ahead", ["1", "0"])
+def test_big_buffers_made_ahead_give_the_same_answers(ahead):
+    """A rank with a core to spare (the default where the host has more
+    cores than kodiakd ranks; KD_AHEAD=1 forces it) has a thread map and
+    fault in big buffers ahead, of the size it last had to map fresh
+    (kd_util.c): the column cache's pieces of the next ingests take them.
+    The answers equal pandas' either way; with KD_AHEAD=0 none is made."""
+    df = frame(3 * 300_000, 7)  # pieces of 300,000 rows: 2.4 MB, big buffers
+    with famd_and_kodiakds(pool_size="512M") as kodiakd:
+        connect(kodiak, kodiakd(1, env={"KD_AHEAD": ahead}))
+        s = kodiak.DatasetStore(f"ahead{ahead}")
+        for i in range(3):
+            t = put(s, f"T{i}", df, 300_000)
+            time.sleep(0.3)  # the thread's time to make buffers
+        assert_same(queries(t), pandas_queries(df), f"KD_AHEAD={ahead}")
+        m = kodiak.client.generic_msg("memory", {})[0]["ranks"][0]
+        if ahead == "1":
+            assert m["ahead_taken"] >= 4 and m["ahead_made"] >= m["ahead_taken"], m
+        else:
+            assert m["ahead_made"] == 0 and m["ahead_taken"] == 0, m
+        s.destroy()
