@@ -307,10 +307,13 @@ int kd_symtab_list(kd_array ***out, int64_t *n);
  * where the kernel allows. NULL when out of memory. Never charged. */
 void *kd_alloc_bytes(size_t bytes);
 void kd_free_bytes(void *p, size_t bytes);
-/* Start the rank's thread that makes big buffers ahead (kd_util.c), where
- * this host has more cores than ranks_here (kodiakd's ranks on it), or as
- * KD_AHEAD says; its counters: buffers made ahead, and of them taken. */
+/* Start the rank's thread that makes big buffers ahead while a command
+ * keeps mapping fresh ones (kd_util.c), where this host has more cores
+ * than ranks_here (kodiakd's ranks on it), or as KD_AHEAD says; its
+ * counters: buffers made ahead, and of them taken. */
 void kd_ahead_start(int ranks_here);
+/* A command ended: the thread makes no more until a command misses again. */
+void kd_ahead_idle(void);
 void kd_ahead_counts(uint64_t *made, uint64_t *taken);
 /* FNV-1a of n bytes: the caches' hash-table key (kd_dscache.c, kd_cmd_dsagg.c). */
 uint64_t kd_hash_bytes(const char *p, size_t n);

@@ -304,6 +304,7 @@ static json_object *run_command(kd_cmd *c, const char *hdr, size_t len)
      * command: on a small machine their spinning delayed the reply and
      * the client's next request (docs/PERFORMANCE.md, s9) */
     kd_fam_rest();
+    kd_ahead_idle(); /* no buffers made ahead for the next command's time */
 
     json_object *reply = NULL;
     if (c->rank == 0) {

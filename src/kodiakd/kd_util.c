@@ -391,16 +391,23 @@ static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
  * first touch: docs/PERFORMANCE.md, s10), and an ingest of 1 rank spent a
  * quarter of its time faulting in the buffers its column cache keeps
  * (s11). Where this host has more cores than kodiakd ranks, each rank runs
- * a thread that, after kd_alloc_bytes had to map a buffer of a size the
- * cache did not have, maps and faults in up to KD_AHEAD more of that size
- * into the cache on the spare core, KD_AHEAD_BYTES at most, uncharged as
- * the cache is. It only ever adds ready buffers to the cache: what a
- * buffer holds is never read before it is written (a buffer from the
- * cache may hold anything already). KD_AHEAD=0 / 1 in kodiakd's
- * environment: never / whatever the cores. */
+ * a thread that, once kd_alloc_bytes has had to map a buffer of one size
+ * fresh twice running (a program that keeps asking for new memory of one
+ * size: an ingest, file after file), maps and faults in up to KD_AHEAD
+ * more of that size into the cache on the spare core, KD_AHEAD_BYTES at
+ * most, uncharged as the cache is. It stops when the command ends
+ * (kd_ahead_idle), and starts again at the next miss of that size: the
+ * commands after an ingest, often short ones that take no fresh memory,
+ * have that core to themselves and the memory servers (with the thread
+ * going on, ds_update_bench's queries from scratch after an ingest took
+ * 36-39 ms instead of 28-29). It only ever adds ready
+ * buffers to the cache: what a buffer holds is never read before it is
+ * written (a buffer from the cache may hold anything already).
+ * KD_AHEAD=0 / 1 in kodiakd's environment: never / whatever the cores. */
 static struct {
     pthread_cond_t cv;       /* kd_alloc_bytes missed: the thread looks */
-    size_t size;             /* the size to make ahead (0: none yet) */
+    size_t size;             /* the size to make ahead (0: none now) */
+    size_t missed;           /* the size of the last miss */
     int on;                  /* the thread runs */
     uint64_t made, taken;    /* buffers made ahead; of them, taken */
 } ahead = {.cv = PTHREAD_COND_INITIALIZER};
@@ -415,16 +422,17 @@ static bool ahead_wanted(void)
 {
     if (!ahead.size)
         return false;
-    int same = 0, free_slot = 0;
+    int ready = 0, free_slot = 0;
     size_t pending = 0;
     for (int i = 0; i < KD_CACHE; i++) {
         if (!cache[i].p)
             free_slot = 1;
-        else if (cache[i].ahead)
+        else if (cache[i].ahead) {
             pending += cache[i].bytes;
-        same += cache[i].p && cache[i].bytes == ahead.size;
+            ready += cache[i].bytes == ahead.size;
+        }
     }
-    return free_slot && same < KD_AHEAD && pending + ahead.size <= KD_AHEAD_BYTES &&
+    return free_slot && ready < KD_AHEAD && pending + ahead.size <= KD_AHEAD_BYTES &&
            cache_bytes + ahead.size <= kd_srv.mem_limit / 4;
 }
 
@@ -492,6 +500,14 @@ void kd_ahead_start(int ranks_here)
     pthread_mutex_unlock(&cache_mu);
 }
 
+void kd_ahead_idle(void)
+{
+    pthread_mutex_lock(&cache_mu);
+    ahead.size = 0; /* the buffer being made is the last, until the next
+                       command takes one made ahead or misses that size */
+    pthread_mutex_unlock(&cache_mu);
+}
+
 void kd_ahead_counts(uint64_t *made, uint64_t *taken)
 {
     pthread_mutex_lock(&cache_mu);
@@ -517,15 +533,14 @@ void *kd_alloc_bytes(size_t bytes)
             cache[i].p = NULL;
             cache[i].ahead = 0;
             cache_bytes -= want;
-            if (ahead.on && ahead.size == want)
-                pthread_cond_signal(&ahead.cv); /* one fewer ready */
             pthread_mutex_unlock(&cache_mu);
             return p;
         }
-    if (ahead.on) { /* a miss: make buffers of this size ahead from now on */
+    if (ahead.on && ahead.missed == want) { /* missed again: make them ahead */
         ahead.size = want;
         pthread_cond_signal(&ahead.cv);
     }
+    ahead.missed = want;
     pthread_mutex_unlock(&cache_mu);
     void *p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
