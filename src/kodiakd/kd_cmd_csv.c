@@ -1210,6 +1210,12 @@ static void redistribute(csv_read *rd, csv_col *col, int *cnt, int64_t *piece)
 
 int kd_csv_read(kd_cmd *c, kd_csv_table *t)
 {
+    static bool env_read;
+    if (!env_read) { /* KD_CSV_SIMD=0: the tokenizer's scalar way (kd_csv.h) */
+        const char *e = getenv("KD_CSV_SIMD");
+        kd_csv_scalar = e && !strcmp(e, "0");
+        env_read = true;
+    }
     memset(t, 0, sizeof *t);
     csv_read rd = {.c = c, .err_file = -1};
     double clock[2] = {0, 0};

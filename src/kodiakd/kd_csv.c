@@ -19,6 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* bytes that end an unquoted field's plain run: separator, row ends,
  * quote, NUL */
@@ -102,6 +105,57 @@ static inline const char *plain_run(const char *p, const char *end)
     while (p < end && !special[(uint8_t)*p])
         p++;
     return p;
+}
+
+/* 1: plain_run only, not the 64-byte windows below (KD_CSV_SIMD=0 in
+ * kodiakd's environment; the tests compare both ways). */
+bool kd_csv_scalar;
+
+#if defined(__SSE2__)
+/* Bit i set where p[i] (i < 64) ends a plain run: 16 bytes at a time. */
+static inline uint64_t special_mask64(const char *p)
+{
+    const __m128i comma = _mm_set1_epi8(','), lf = _mm_set1_epi8('\n'),
+                  cr = _mm_set1_epi8('\r'), quote = _mm_set1_epi8('"'), zero = _mm_setzero_si128();
+    uint64_t m = 0;
+    for (int i = 0; i < 4; i++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * i));
+        __m128i x = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, comma), _mm_cmpeq_epi8(v, lf)),
+                                 _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, cr),
+                                                           _mm_cmpeq_epi8(v, quote)),
+                                              _mm_cmpeq_epi8(v, zero)));
+        m |= (uint64_t)(uint32_t)_mm_movemask_epi8(x) << (16 * i);
+    }
+    return m;
+}
+#endif
+
+/* plain_run's answer, from a window of 64 bytes at *wb whose run-ending
+ * bytes are the set bits of *wm (a row's fields are a few bytes each:
+ * one window serves several of them; *wb NULL: none yet). The window is
+ * the caller's, for one row of one text: never kept across texts. */
+static inline const char *plain_run_w(const char *p, const char *end, const char **wb,
+                                      uint64_t *wm)
+{
+#if defined(__SSE2__)
+    if (!kd_csv_scalar)
+        for (;;) {
+            if (*wb && p >= *wb && p < *wb + 64) {
+                uint64_t m = *wm >> (p - *wb);
+                if (m)
+                    return p + __builtin_ctzll(m);
+                p = *wb + 64;
+            }
+            if (end - p < 64)
+                break;
+            *wb = p;
+            *wm = special_mask64(p);
+        }
+#else
+    (void)wb;
+    (void)wm;
+#endif
+    return plain_run(p, end);
 }
 
 static int scratch_put(kd_csv_reader *r, char c)
@@ -197,6 +251,8 @@ int kd_csv_next(kd_csv_reader *r)
     r->row_line = r->line;
     r->scratch_len = 0;
     int nf = 0;
+    const char *wb = NULL; /* plain_run_w's window, for this row */
+    uint64_t wm = 0;
     for (;;) {
         const char *fs = p;
         size_t flen;
@@ -225,7 +281,7 @@ int kd_csv_next(kd_csv_reader *r)
         } else {
             const char *nul = NULL;
             for (;;) {
-                p = plain_run(p, end);
+                p = plain_run_w(p, end, &wb, &wm);
                 if (p < end && (*p == '"' || *p == '\0')) {
                     if (*p == '"')
                         r->stray_quote = true;

@@ -73,6 +73,10 @@ void kd_csv_free(kd_csv_reader *r);
 /* The next row: its number of fields (>= 1; only the first maxfields are in
  * r->fields), or one of KD_CSV_END, KD_CSV_ERR_*. */
 int kd_csv_next(kd_csv_reader *r);
+/* true: kd_csv_next finds the ends of unquoted fields 8 bytes at a time
+ * only, not through 64-byte windows of SSE2 compares (the same answers:
+ * the tests run both ways; KD_CSV_SIMD=0 in kodiakd's environment). */
+extern bool kd_csv_scalar;
 
 /* ---- rows of a file, read in chunks ------------------------------------------------ */
 
