@@ -373,8 +373,8 @@ void kd_cast(const void *src, kd_dtype st, void *dst, kd_dtype dt, int64_t n)
 /* ---- memory ------------------------------------------------------------------------------ */
 
 #define KD_BIG (2u << 20)
-#define KD_CACHE 16
-#define KD_AHEAD 4                   /* buffers of one size made ahead at most */
+#define KD_CACHE 32
+#define KD_AHEAD 8                   /* buffers of one size made ahead at most */
 #define KD_AHEAD_BYTES (64u << 20)   /* bytes made ahead and not yet taken, at most */
 
 /* freed big buffers kept for reuse, and buffers made ahead: size (a
@@ -391,23 +391,24 @@ static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
  * first touch: docs/PERFORMANCE.md, s10), and an ingest of 1 rank spent a
  * quarter of its time faulting in the buffers its column cache keeps
  * (s11). Where this host has more cores than kodiakd ranks, each rank runs
- * a thread that, once kd_alloc_bytes has had to map a buffer of one size
- * fresh twice running (a program that keeps asking for new memory of one
- * size: an ingest, file after file), maps and faults in up to KD_AHEAD
- * more of that size into the cache on the spare core, KD_AHEAD_BYTES at
- * most, uncharged as the cache is. It stops when the command ends
- * (kd_ahead_idle), and starts again at the next miss of that size: the
- * commands after an ingest, often short ones that take no fresh memory,
- * have that core to themselves and the memory servers (with the thread
- * going on, ds_update_bench's queries from scratch after an ingest took
- * 36-39 ms instead of 28-29). It only ever adds ready
+ * a thread that, once a command has needed a fresh buffer of one size
+ * twice running (kd_alloc_bytes mapped one, or took one made ahead: a
+ * command that keeps asking for new memory of one size, as an ingest of a
+ * file does), maps and faults in up to KD_AHEAD more of that size into
+ * the cache on the spare core, KD_AHEAD_BYTES at most, uncharged as the
+ * cache is. It stops when the command ends (kd_ahead_idle): the commands
+ * after an ingest, often short ones that take one buffer or none, have
+ * that core to themselves and the memory servers (with the thread going
+ * on, ds_update_bench's queries from scratch after an ingest took 36-39
+ * ms instead of 28-29). It only ever adds ready
  * buffers to the cache: what a buffer holds is never read before it is
  * written (a buffer from the cache may hold anything already).
  * KD_AHEAD=0 / 1 in kodiakd's environment: never / whatever the cores. */
 static struct {
     pthread_cond_t cv;       /* kd_alloc_bytes missed: the thread looks */
     size_t size;             /* the size to make ahead (0: none now) */
-    size_t missed;           /* the size of the last miss */
+    size_t ev_size;          /* this command: the size it last needed fresh */
+    int events;              /* how many times running (kd_alloc_bytes) */
     int on;                  /* the thread runs */
     uint64_t made, taken;    /* buffers made ahead; of them, taken */
 } ahead = {.cv = PTHREAD_COND_INITIALIZER};
@@ -486,6 +487,25 @@ static void *ahead_main(void *arg)
     return NULL;
 }
 
+/* Under cache_mu: kd_alloc_bytes needed a fresh buffer of `size` (it
+ * missed, or took one made ahead); the second such need of one size in a
+ * command sets the thread making them. */
+static void ahead_event(size_t size)
+{
+    if (!ahead.on)
+        return;
+    if (ahead.ev_size != size) {
+        ahead.ev_size = size;
+        ahead.events = 0;
+    }
+    if (++ahead.events >= 2 && ahead.size != size) {
+        ahead.size = size;
+        pthread_cond_signal(&ahead.cv);
+    } else if (ahead.size == size) {
+        pthread_cond_signal(&ahead.cv); /* one fewer ready */
+    }
+}
+
 void kd_ahead_start(int ranks_here)
 {
     const char *e = getenv("KD_AHEAD");
@@ -504,7 +524,9 @@ void kd_ahead_idle(void)
 {
     pthread_mutex_lock(&cache_mu);
     ahead.size = 0; /* the buffer being made is the last, until the next
-                       command takes one made ahead or misses that size */
+                       command needs two fresh ones of a size */
+    ahead.ev_size = 0;
+    ahead.events = 0;
     pthread_mutex_unlock(&cache_mu);
 }
 
@@ -529,18 +551,17 @@ void *kd_alloc_bytes(size_t bytes)
     for (int i = 0; i < KD_CACHE; i++)
         if (cache[i].p && cache[i].bytes == want) {
             void *p = cache[i].p;
-            ahead.taken += cache[i].ahead;
+            if (cache[i].ahead) {
+                ahead.taken++;
+                ahead_event(want);
+            }
             cache[i].p = NULL;
             cache[i].ahead = 0;
             cache_bytes -= want;
             pthread_mutex_unlock(&cache_mu);
             return p;
         }
-    if (ahead.on && ahead.missed == want) { /* missed again: make them ahead */
-        ahead.size = want;
-        pthread_cond_signal(&ahead.cv);
-    }
-    ahead.missed = want;
+    ahead_event(want);
     pthread_mutex_unlock(&cache_mu);
     void *p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
