@@ -418,6 +418,16 @@ static size_t round_big(size_t bytes)
     return (bytes + KD_BIG - 1) / KD_BIG * KD_BIG;
 }
 
+/* Under cache_mu: keep buffer p of n bytes in slot i (free). */
+static void cache_put(int i, void *p, size_t n, int made_ahead)
+{
+    cache[i].p = p;
+    cache[i].bytes = n;
+    cache[i].stamp = ++cache_clock;
+    cache[i].ahead = made_ahead;
+    cache_bytes += n;
+}
+
 /* Under cache_mu: whether the thread should make a buffer of ahead.size. */
 static bool ahead_wanted(void)
 {
@@ -471,11 +481,7 @@ static void *ahead_main(void *arg)
             if (!cache[i].p)
                 slot = i;
         if (slot >= 0 && cache_bytes + n <= kd_srv.mem_limit / 4) {
-            cache[slot].p = p;
-            cache[slot].bytes = n;
-            cache[slot].stamp = ++cache_clock;
-            cache[slot].ahead = 1;
-            cache_bytes += n;
+            cache_put(slot, p, n, 1);
             ahead.made++;
         } else if (p != MAP_FAILED) {
             munmap(p, n);
@@ -598,11 +604,7 @@ void kd_free_bytes(void *p, size_t bytes)
                 oldest = i;
         }
         if (free_slot >= 0 && cache_bytes + have <= kd_srv.mem_limit / 4) {
-            cache[free_slot].p = p;
-            cache[free_slot].bytes = have;
-            cache[free_slot].stamp = ++cache_clock;
-            cache[free_slot].ahead = 0;
-            cache_bytes += have;
+            cache_put(free_slot, p, have, 0);
             break;
         }
         /* oldest >= 0: the cache is not empty; at most one unmapped

@@ -497,6 +497,39 @@ static void a_committing_handle_keeps_what_a_fresh_one_reads(void **state)
     CHECK_OK(ds_destroy_store(f, "kept"));
 }
 
+/* The catalog snapshot the head of store region `region` names, damaged
+ * (16 bytes at offset 80 overwritten: a fresh read fails its checksum);
+ * mend_head_snapshot puts them back. */
+typedef struct {
+    fam_item_t *snap;
+    uint8_t keep[16];
+    uint64_t v, n; /* the head's version and nonce */
+} damaged_t;
+
+static void damage_head_snapshot(const char *region, damaged_t *d)
+{
+    fam_item_t *head;
+    CHECK_OK(fam_lookup(f, "head", region, &head));
+    uint64_t h[2];
+    CHECK_OK(fam_get_blocking(f, h, head, 0, 16));
+    fam_release(head);
+    d->v = h[0];
+    d->n = h[1];
+    char name[64];
+    snprintf(name, sizeof name, "c.%016" PRIx64 ".%016" PRIx64, h[0], h[1]);
+    CHECK_OK(fam_lookup(f, name, region, &d->snap));
+    uint8_t junk[16];
+    memset(junk, 0x5a, sizeof junk);
+    CHECK_OK(fam_get_blocking(f, d->keep, d->snap, 80, 16));
+    CHECK_OK(fam_put_blocking(f, junk, d->snap, 80, 16));
+}
+
+static void mend_head_snapshot(damaged_t *d)
+{
+    CHECK_OK(fam_put_blocking(f, d->keep, d->snap, 80, 16));
+    fam_release(d->snap);
+}
+
 /* ds_share_catalog: a handle given another's catalog answers from it while
  * the head names it (no fetch: it reads even a snapshot damaged since,
  * which a fresh handle refuses), reads anew once the head moves, and a
@@ -514,32 +547,21 @@ static void a_catalog_shared_between_handles_is_used_while_current(void **state)
     CHECK_OK(ds_create_dataset(s, "U", 1, c1));
     CHECK_OK(ds_share_catalog(s2, s));
     /* the snapshot now current damaged: s2 does not read it */
-    fam_item_t *head, *snap;
-    CHECK_OK(fam_lookup(f, "head", "ds.share", &head));
-    uint64_t h[2];
-    CHECK_OK(fam_get_blocking(f, h, head, 0, 16));
-    fam_release(head);
-    char name[64];
-    snprintf(name, sizeof name, "c.%016" PRIx64 ".%016" PRIx64, h[0], h[1]);
-    CHECK_OK(fam_lookup(f, name, "ds.share", &snap));
-    uint8_t keep[16], junk[16];
-    memset(junk, 0x5a, sizeof junk);
-    CHECK_OK(fam_get_blocking(f, keep, snap, 80, 16));
-    CHECK_OK(fam_put_blocking(f, junk, snap, 80, 16));
+    damaged_t d;
+    damage_head_snapshot("ds.share", &d);
     CHECK_OK(ds_open(f, "share", 0, 0, &s3));
     assert_int_equal(ds_info(s3, "U", &in), FAM_EIO);
     ds_close(s3);
     CHECK_OK(ds_info(s2, "U", &in));
     assert_string_equal(in->name, "U");
-    assert_int_equal(in->version, h[0]);
+    assert_int_equal(in->version, d.v);
     ds_free_info(in);
-    CHECK_OK(fam_put_blocking(f, keep, snap, 80, 16));
-    fam_release(snap);
+    mend_head_snapshot(&d);
     /* another handle commits: s2 reads the new version; ds_version_seen
      * says the version a handle last read or committed, without a read */
     CHECK_OK(ds_open(f, "share", 0, 0, &s3));
     uint64_t seen = ds_version_seen(s2), now;
-    assert_int_equal(seen, h[0]);
+    assert_int_equal(seen, d.v);
     CHECK_OK(ds_create_dataset(s3, "V", 1, c1));
     CHECK_OK(ds_version(s3, &now));
     assert_int_equal(ds_version_seen(s3), now);
@@ -599,19 +621,9 @@ static void a_catalog_exported_to_another_handle_answers_as_the_exporter(void **
     CHECK_OK(ds_catalog_export(s, 1, &buf, &len, &v, &n));
     assert_true(v > 0 && n != 0);
     /* the snapshot the head names damaged: s2 must not need it */
-    fam_item_t *head, *snap;
-    CHECK_OK(fam_lookup(f, "head", "ds.xcat", &head));
-    uint64_t h[2];
-    CHECK_OK(fam_get_blocking(f, h, head, 0, 16));
-    fam_release(head);
-    assert_true(h[0] == v && h[1] == n);
-    char name[64];
-    snprintf(name, sizeof name, "c.%016" PRIx64 ".%016" PRIx64, h[0], h[1]);
-    CHECK_OK(fam_lookup(f, name, "ds.xcat", &snap));
-    uint8_t keep[16], junk[16];
-    memset(junk, 0x5a, sizeof junk);
-    CHECK_OK(fam_get_blocking(f, keep, snap, 80, 16));
-    CHECK_OK(fam_put_blocking(f, junk, snap, 80, 16));
+    damaged_t d;
+    damage_head_snapshot("ds.xcat", &d);
+    assert_true(d.v == v && d.n == n);
     CHECK_OK(ds_catalog_import(s2, buf, len));
     ds_catalog_held(s2, &v2, &n2);
     assert_true(v2 == v && n2 == n);
@@ -624,8 +636,7 @@ static void a_catalog_exported_to_another_handle_answers_as_the_exporter(void **
     assert_int_equal(len2, len);
     assert_memory_equal(buf2, buf, len);
     free(buf2);
-    CHECK_OK(fam_put_blocking(f, keep, snap, 80, 16));
-    fam_release(snap);
+    mend_head_snapshot(&d);
     /* refused: every cut (with and without a checksum made to fit), every
      * byte altered; the handle keeps what it held (nothing) */
     ds_store_t *s4;
