@@ -191,13 +191,8 @@ nomem:
 
 /* A growing output buffer for the direct writer; err set once out of
  * memory (later writes do nothing). */
-struct jbuf {
-    char *p;
-    size_t n, cap;
-    int err;
-};
-
-static void jput(struct jbuf *b, const char *s, size_t n)
+/* (struct jbuf and ds_jput: ds_internal.h) */
+void ds_jput(struct jbuf *b, const char *s, size_t n)
 {
     if (b->err) return;
     if (b->n + n + 1 > b->cap) {
@@ -216,36 +211,36 @@ static void jput(struct jbuf *b, const char *s, size_t n)
     b->p[b->n] = '\0';
 }
 
-static void jlit(struct jbuf *b, const char *s) { jput(b, s, strlen(s)); }
+static void jlit(struct jbuf *b, const char *s) { ds_jput(b, s, strlen(s)); }
 
 static void ju64(struct jbuf *b, uint64_t v)
 {
     char t[24];
-    jput(b, t, (size_t)snprintf(t, sizeof t, "%" PRIu64, v));
+    ds_jput(b, t, (size_t)snprintf(t, sizeof t, "%" PRIu64, v));
 }
 
 /* A JSON string: '"', '\\' and control bytes escaped, every other byte as
  * it is (as json-c writes them). */
 static void jw_str(struct jbuf *b, const char *s)
 {
-    jput(b, "\"", 1);
+    ds_jput(b, "\"", 1);
     const char *run = s;
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
         if (ch >= 0x20 && ch != '"' && ch != '\\') continue;
-        jput(b, run, (size_t)(s - run));
+        ds_jput(b, run, (size_t)(s - run));
         char e[8];
         if (ch == '"' || ch == '\\') {
             e[0] = '\\';
             e[1] = (char)ch;
-            jput(b, e, 2);
+            ds_jput(b, e, 2);
         } else {
-            jput(b, e, (size_t)snprintf(e, sizeof e, "\\u%04x", ch));
+            ds_jput(b, e, (size_t)snprintf(e, sizeof e, "\\u%04x", ch));
         }
         run = s + 1;
     }
-    jput(b, run, (size_t)(s - run));
-    jput(b, "\"", 1);
+    ds_jput(b, run, (size_t)(s - run));
+    ds_jput(b, "\"", 1);
 }
 
 /* The body of c, written directly: the same JSON as cat_to_json_tree (the
@@ -263,7 +258,7 @@ static int cat_to_json(const struct ds_cat *c, char **out, size_t *len)
     jlit(&b, ",\"history\":[");
     for (size_t i = 0; i < c->nhist; i++) {
         char h[48];
-        jput(&b, h, (size_t)snprintf(h, sizeof h, "%s[\"%016" PRIx64 "\",\"%016" PRIx64 "\"]",
+        ds_jput(&b, h, (size_t)snprintf(h, sizeof h, "%s[\"%016" PRIx64 "\",\"%016" PRIx64 "\"]",
                                       i ? "," : "", c->hist_v[i], c->hist_n[i]));
     }
     jlit(&b, "],\"datasets\":[");

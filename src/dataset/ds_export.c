@@ -29,49 +29,24 @@
 #define XMAGIC "KDDSXCAT"
 #define XFORMAT 1
 
-/* A growing output buffer; ok turns 0 on the first failed allocation. */
-struct xbuf {
-    uint8_t *p;
-    size_t len, cap;
-    int ok;
-};
-
-static void xput(struct xbuf *b, const void *s, size_t n)
-{
-    if (!b->ok) return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n) cap *= 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) {
-            b->ok = 0;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static void xu64(struct xbuf *b, uint64_t v)
+static void xu64(struct jbuf *b, uint64_t v)
 {
     uint8_t w[8];
     ds_put_u64(w, v);
-    xput(b, w, 8);
+    ds_jput(b, (const char *)w, 8);
 }
 
-static void xstr(struct xbuf *b, const char *s)
+static void xstr(struct jbuf *b, const char *s)
 {
     size_t n = strlen(s);
     xu64(b, n);
-    xput(b, s, n);
+    ds_jput(b, s, n);
 }
 
-static int pack(const char *store, const struct ds_cat *c, struct xbuf *b)
+static int pack(const char *store, const struct ds_cat *c, struct jbuf *b)
 {
-    *b = (struct xbuf){.ok = 1};
-    xput(b, XMAGIC, 8);
+    *b = (struct jbuf){0};
+    ds_jput(b, XMAGIC, 8);
     xu64(b, XFORMAT);
     xstr(b, store);
     xu64(b, c->version);
@@ -96,13 +71,13 @@ static int pack(const char *store, const struct ds_cat *c, struct xbuf *b)
         }
         xu64(b, d->nb);
         for (size_t j = 0; j < d->nb; j++) {
-            xput(b, d->b[j].id, DS_BATCH_ID_LEN);
+            ds_jput(b, d->b[j].id, DS_BATCH_ID_LEN);
             xu64(b, d->b[j].rows);
             for (size_t k = 0; d->has_text && k < d->ncols; k++) xu64(b, d->b[j].ncat[k]);
         }
     }
-    xu64(b, (uint32_t)crc32_z(0L, b->p ? b->p : (const uint8_t *)"", b->len));
-    if (!b->ok) {
+    xu64(b, (uint32_t)crc32_z(0L, (const Bytef *)(b->p ? b->p : ""), b->n));
+    if (b->err) {
         free(b->p);
         b->p = NULL;
         return fam_set_error(FAM_ENOMEM, "out of memory");
@@ -124,11 +99,11 @@ int ds_catalog_export(ds_store_t *s, int fresh, void **buf, size_t *len, uint64_
     *version = c->version;
     *nonce = c->nonce;
     if (!buf) return 0;
-    struct xbuf b;
+    struct jbuf b;
     int rc = pack(s->name, c, &b);
     if (rc) return rc;
     *buf = b.p;
-    *len = b.len;
+    *len = b.n;
     return 0;
 }
 

@@ -145,6 +145,15 @@ void ds_cats_name(char *buf, size_t len, const char *id, size_t col);
 void ds_snap_name(char *buf, size_t len, uint64_t version, uint64_t nonce);
 uint64_t ds_random64(void);
 uint64_t ds_now(void);         /* seconds since 1970 */
+/* A growing output buffer (catalog JSON, catalog exports): ds_jput appends
+ * n bytes and keeps a NUL after them; err turns 1 on the first failed
+ * allocation, after which nothing more is appended. */
+struct jbuf {
+    char *p;
+    size_t n, cap;
+    int err;
+};
+void ds_jput(struct jbuf *b, const char *s, size_t n);
 void ds_put_u32(uint8_t *p, uint32_t v);
 void ds_put_u64(uint8_t *p, uint64_t v);
 uint32_t ds_get_u32(const uint8_t *p);
