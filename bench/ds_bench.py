@@ -201,7 +201,8 @@ def main():
                    6 * args.trials * n * len(PIPE_COLS) * 8)
         gib = max(1, int(need * 1.3 / 2 / (1 << 30)) + 1)
         for r in [int(x) for x in args.ranks.split(",")]:
-            famd = FamServers(2, pool_size=f"{gib}G", provider=args.provider)
+            famd = FamServers(2, pool_size=f"{gib}G", provider=args.provider,
+                              args=os.environ.get("FAMD_ARGS", "").split())
             try:
                 srv = start_kodiakd(r, famd.servers, provider=args.provider,
                                     env={"KODIAK_DS_TIMES": "1"})

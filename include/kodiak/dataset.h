@@ -370,6 +370,18 @@ int ds_txn_set_progress(ds_txn_t *t, const char *dataset, uint64_t base_batches)
  * up to date at once leave one result. */
 int ds_txn_expect_batches(ds_txn_t *t, const char *dataset, uint64_t nbatches);
 int ds_txn_drop(ds_txn_t *t, const char *dataset);
+/* Let t's handle answer ds_info as if t were committed, until t is
+ * committed or aborted: t's operations applied to the catalog ds_info
+ * would answer from now (a pinned handle's, or the current one). A caller
+ * making a derived dataset from another one whose new batches t holds
+ * computes it from them and commits both at once. Only ds_info is
+ * answered so; everything else (reads' checks, commits, aborts,
+ * reclaims, snapshots, exports) still sees what is committed. Staging
+ * again after more operations shows them too. A transaction with a drop
+ * is not staged (FAM_EINVAL). 0; FAM_EBUSY while the handle shows another
+ * transaction; or what an operation fails with against that catalog (the
+ * handle is then left as it was). */
+int ds_txn_stage(ds_txn_t *t);
 /* Commit and free t (whatever happens). *version (may be NULL) gets the
  * catalog version made (or the current one, when nothing changed: a
  * create of what exists alike, expectations only). */

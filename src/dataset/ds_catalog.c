@@ -771,8 +771,21 @@ fail:
     return oom();
 }
 
-/* A deep copy of catalog c into *out; 0 or FAM_ENOMEM. */
-static int cat_copy(const struct ds_cat *c, struct ds_cat **out)
+int ds_cat_add_copy(struct ds_cat *c, const struct ds_cset *d)
+{
+    if (c->nds == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 4;
+        struct ds_cset *n = realloc(c->ds, cap * sizeof *n);
+        if (!n) return oom();
+        c->ds = n;
+        c->cap = cap;
+    }
+    int rc = cset_copy(&c->ds[c->nds], d);
+    if (!rc) c->nds++;
+    return rc;
+}
+
+int ds_cat_copy(const struct ds_cat *c, struct ds_cat **out)
 {
     struct ds_cat *n = calloc(1, sizeof *n);
     if (!n || !(n->ds = calloc(c->nds + 1, sizeof *n->ds))) {
@@ -798,7 +811,7 @@ int ds_cat_load_copy(ds_store_t *s, struct ds_cat **out)
 {
     const struct ds_cat *c;
     int rc = ds_cat_current(s, &c);
-    return rc ? rc : cat_copy(c, out);
+    return rc ? rc : ds_cat_copy(c, out);
 }
 
 int ds_share_catalog(ds_store_t *dst, const ds_store_t *src)
@@ -813,7 +826,7 @@ int ds_share_catalog(ds_store_t *dst, const ds_store_t *src)
         (dst->cache && dst->cache->version >= src->cache->version))
         return 0;
     struct ds_cat *c;
-    int rc = cat_copy(src->cache, &c);
+    int rc = ds_cat_copy(src->cache, &c);
     if (rc) return rc;
     ds_cat_free(dst->cache);
     dst->cache = c;

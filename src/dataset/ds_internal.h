@@ -95,6 +95,10 @@ struct ds_store {
     char region[DS_STORE_NAME_MAX + sizeof DS_REGION_PREFIX];
     struct ds_cat *cache;     /* the last catalog read (owned), or NULL */
     int pinned;               /* ds_pin: ds_info answers from cache, unasked */
+    struct ds_cat *staged;    /* ds_txn_stage: the datasets its transaction
+                               * touches, as it leaves them; ds_info answers
+                               * from here first (owned) */
+    const struct ds_txn *staged_by; /* the transaction it shows, until its end */
     /* arrays ds_read opened lately, reused by name (names are never
      * reused: a dropped array fails its next read with FAM_ENOTFOUND) */
     fa_array_t *open[DS_OPEN_CACHE];
@@ -122,6 +126,8 @@ struct ds_cset *ds_cat_find(const struct ds_cat *c, const char *name);
 int ds_cat_current(ds_store_t *s, const struct ds_cat **out);
 /* A private copy of the current catalog, to change and commit. */
 int ds_cat_load_copy(ds_store_t *s, struct ds_cat **out);
+int ds_cat_copy(const struct ds_cat *c, struct ds_cat **out); /* deep; 0 or FAM_ENOMEM */
+int ds_cat_add_copy(struct ds_cat *c, const struct ds_cset *d); /* deep; 0 or FAM_ENOMEM */
 /* Write c as version (base->version + 1) and swing the head from
  * base's word to it. 0, 1 if the head moved (nothing changed: try
  * again), or an error. On success the snapshot that fell off the kept history is

@@ -302,6 +302,7 @@ void ds_close(ds_store_t *s)
     if (!s) return;
     if (s->head) fam_release(s->head);
     ds_cat_free(s->cache);
+    ds_cat_free(s->staged);
     for (int i = 0; i < DS_OPEN_CACHE; i++) fa_close(s->open[i]);
     if (s->rgn) fam_release_region(s->rgn);
     free(s);
@@ -515,6 +516,8 @@ int ds_info(ds_store_t *s, const char *name, ds_info_t **out)
 {
     fam_set_error(0, NULL);
     if (!s || !out) return fam_set_error(FAM_EINVAL, "ds_info: NULL argument");
+    if (s->staged && ds_cat_find(s->staged, name)) /* ds_txn_stage */
+        return info_of(s->staged, s->name, name, out);
     const struct ds_cat *c = s->cache;
     int rc = s->pinned && c ? 0 : ds_cat_current(s, &c);
     return rc ? rc : info_of(c, s->name, name, out);

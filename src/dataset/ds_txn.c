@@ -62,9 +62,21 @@ static void op_clear(struct ds_op *o)
     free(o->begun);
 }
 
+/* The end of t: the view ds_txn_stage showed of it goes. */
+static void unstage(ds_txn_t *t)
+{
+    ds_store_t *s = t->s;
+    if (s->staged_by == t) {
+        ds_cat_free(s->staged);
+        s->staged = NULL;
+        s->staged_by = NULL;
+    }
+}
+
 void ds_txn_abort(ds_txn_t *t)
 {
     if (!t) return;
+    unstage(t);
     for (size_t i = 0; i < t->nops; i++) op_clear(&t->ops[i]);
     free(t->ops);
     free(t);
@@ -549,10 +561,57 @@ static void free_dropped_arrays(ds_store_t *s, const struct dropped *x)
         }
 }
 
+int ds_txn_stage(ds_txn_t *t)
+{
+    fam_set_error(0, NULL);
+    if (!t) return fam_set_error(FAM_EINVAL, "ds_txn_stage: NULL transaction");
+    ds_store_t *s = t->s;
+    if (s->staged_by && s->staged_by != t)
+        return fam_set_error(FAM_EBUSY, "ds_txn_stage: the handle shows another "
+                             "transaction's changes until it ends");
+    for (size_t i = 0; i < t->nops; i++)
+        if (t->ops[i].type == OP_DROP)
+            return fam_set_error(FAM_EINVAL, "ds_txn_stage: a transaction that drops "
+                                 "'%s' is not staged", t->ops[i].name);
+    /* the catalog the handle answers from: as ds_info would read it */
+    const struct ds_cat *from = s->cache;
+    int rc = s->pinned && from ? 0 : ds_cat_current(s, &from);
+    if (rc) return rc;
+    /* only the datasets t touches, copied and changed (a copy of the
+     * whole catalog of some 40 datasets took 0.15-0.2 ms) */
+    struct ds_cat *c = calloc(1, sizeof *c);
+    if (!c) return fam_set_error(FAM_ENOMEM, "out of memory");
+    c->version = from->version;
+    c->nonce = from->nonce;
+    for (size_t i = 0; i < t->nops && !rc; i++) {
+        const struct ds_cset *d = ds_cat_find(from, t->ops[i].name);
+        if (d && !ds_cat_find(c, d->name)) rc = ds_cat_add_copy(c, d);
+    }
+    if (rc) {
+        ds_cat_free(c);
+        return rc;
+    }
+    struct dropped *drops = NULL;
+    size_t ndrops = 0;
+    int changed = 0;
+    for (size_t i = 0; i < t->nops && !rc; i++)
+        rc = apply(s, c, &t->ops[i], &drops, &ndrops, &changed);
+    dropped_free(drops, ndrops); /* nothing is freed before the commit */
+    if (rc) {
+        ds_cat_free(c);
+        return rc == 1 ? fam_set_error(FAM_EIO, "ds_txn_stage: unexpected retry") : rc;
+    }
+    ds_cat_free(s->staged);
+    s->staged = c;
+    s->staged_by = t;
+    return 0;
+}
+
 int ds_txn_commit(ds_txn_t *t, uint64_t *version)
 {
     fam_set_error(0, NULL);
     if (!t) return fam_set_error(FAM_EINVAL, "ds_txn_commit: NULL transaction");
+    unstage(t);
     ds_store_t *s = t->s;
     int64_t deadline = ds_now_ms() + DS_COMMIT_DEADLINE_MS;
     int rc;

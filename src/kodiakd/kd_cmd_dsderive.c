@@ -1550,8 +1550,99 @@ static ds_info_t *info_to_be(const ds_dataset_def_t *def)
  * `def` (every rank the same), the dataset is made as def says, its first
  * batches in the same commit (no one ever sees it without them); *lost
  * then says another server made it first (nothing done here). */
+/* An update of several derived datasets on one rank (a server of one, or
+ * rank 0 alone: refresh_solo), committed at once. Each dataset's new
+ * batches go into one transaction, which the handle then shows as if it
+ * were committed (ds_txn_stage): a column derived from a filter is
+ * computed from the filter's new, uncommitted batches. One commit then
+ * writes one catalog instead of one per dataset (0.4-0.5 ms each on one
+ * rank, up to 1.4 ms on two, for a store of some 40 datasets:
+ * bench/ds_update_bench.py --trace). */
+typedef struct {
+    ds_txn_t *tx;       /* NULL until a dataset has new batches */
+    bool stage;         /* shown to the next lookups (not for the last one) */
+    ds_batch_t **hs;    /* their handles: closed once committed */
+    size_t nh, caph;
+    char **names;       /* the datasets updated, and how many batches each */
+    uint64_t *counts;
+    size_t nn, capn;
+} dsd_pending;
+
+/* Whether an update of several derived datasets on one rank commits
+ * once (dsd_pending). From the environment (the tests compare both ways):
+ * KD_DSD_ONE_COMMIT=0 commits each dataset by itself. */
+static bool one_commit(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("KD_DSD_ONE_COMMIT");
+        on = !(e && strcmp(e, "0") == 0);
+    }
+    return on;
+}
+
+/* Keep batch handle h until the commit; -1 if out of memory. */
+static int pend_batch(dsd_pending *p, ds_batch_t *h)
+{
+    if (p->nh == p->caph) {
+        size_t cap = p->caph ? 2 * p->caph : 8;
+        ds_batch_t **n = realloc(p->hs, cap * sizeof *n);
+        if (!n)
+            return -1;
+        p->hs = n;
+        p->caph = cap;
+    }
+    p->hs[p->nh++] = h;
+    return 0;
+}
+
+/* Record that dataset `name` gets `n` new batches in the commit. */
+static int pend_done(dsd_pending *p, const char *name, uint64_t n)
+{
+    if (p->nn == p->capn) {
+        size_t cap = p->capn ? 2 * p->capn : 4;
+        char **nn = realloc(p->names, cap * sizeof *nn);
+        if (!nn)
+            return -1;
+        p->names = nn;
+        uint64_t *nc = realloc(p->counts, cap * sizeof *nc);
+        if (!nc)
+            return -1;
+        p->counts = nc;
+        p->capn = cap;
+    }
+    if (!(p->names[p->nn] = strdup(name)))
+        return -1;
+    p->counts[p->nn++] = n;
+    return 0;
+}
+
+/* The end of a pending update: its batches closed (committed) or deleted,
+ * its transaction aborted if still open, everything freed. */
+static void pend_end(dsd_pending *p, bool committed)
+{
+    ds_txn_abort(p->tx);
+    for (size_t i = 0; i < p->nh; i++) {
+        if (committed)
+            ds_batch_close(p->hs[i]);
+        else
+            ds_batch_abort(p->hs[i]); /* not committed: deleted */
+    }
+    for (size_t i = 0; i < p->nn; i++)
+        free(p->names[i]);
+    free(p->hs);
+    free(p->names);
+    free(p->counts);
+    memset(p, 0, sizeof *p);
+}
+
+/* Bring derived dataset `name` up to date (or, with `def`, make it), every
+ * rank together; *done: the base batches processed. With `pend` (on one
+ * rank only, def NULL) the new batches go into pend's transaction, shown
+ * to the next lookups, instead of a commit of their own. */
 static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *name,
-                       uint64_t *done, const ds_dataset_def_t *def, bool *lost)
+                       uint64_t *done, const ds_dataset_def_t *def, bool *lost,
+                       dsd_pending *pend)
 {
     /* rank 0 decides what to do: {have, want}; want == have: nothing */
     struct { uint64_t have, want; int32_t ok; } plan = {0, 0, 1};
@@ -1709,8 +1800,10 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
             dsd_done *d = &all[i];
             refs[d->b - plan.have] = d->ref; /* in batch order */
         }
-        ds_txn_t *tx = NULL;
-        int lrc = refs || n == 0 ? ds_txn_begin(s, &tx) : FAM_ENOMEM;
+        ds_txn_t *tx = pend ? pend->tx : NULL;
+        int lrc = !refs && n ? FAM_ENOMEM : tx ? 0 : ds_txn_begin(s, &tx);
+        if (pend && !lrc)
+            pend->tx = tx;
         trace(c, " txn begun");
         if (!lrc && def)
             lrc = ds_txn_create(tx, def);
@@ -1721,10 +1814,17 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
         if (!lrc)
             lrc = ds_txn_set_progress(tx, name, plan.want);
         trace(c, " txn staged");
-        if (!lrc)
+        if (pend) {
+            /* the next datasets see these batches; the caller commits */
+            if (!lrc && pend->stage)
+                lrc = ds_txn_stage(tx);
+            if (!lrc && pend_done(pend, name, n))
+                lrc = FAM_ENOMEM;
+        } else if (!lrc) {
             lrc = ds_txn_commit(tx, NULL);
-        else
+        } else {
             ds_txn_abort(tx);
+        }
         free(refs);
         if (lrc == FAM_EBUSY || (def && lrc == FAM_EEXIST))
             result = 1;
@@ -1740,10 +1840,17 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
     kd_quiet_barrier(c->comm); /* the others sleep while rank 0 commits */
     MPI_Bcast(&result, 1, MPI_INT32_T, 0, c->comm);
     for (uint64_t i = 0; i < nh; i++) {
-        if (ok && result == 0)
+        if (ok && result == 0 && pend) {
+            if (pend_batch(pend, hs[i])) {
+                ds_batch_abort(hs[i]);
+                result = -1;
+                kd_fail(c, "MemoryError", "out of memory");
+            }
+        } else if (ok && result == 0) {
             ds_batch_close(hs[i]);
-        else
+        } else {
             ds_batch_abort(hs[i]); /* not committed: deleted */
+        }
     }
     free(hs);
     free(dn);
@@ -1752,10 +1859,13 @@ static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *
     if (!ok)
         return -1;
     if (result < 0) {
-        kd_ds_store_forget(store);
+        if (!pend)
+            kd_ds_store_forget(store);
         return kd_agree(c, c->rank == 0 ? -1 : 0);
     }
-    if (result == 0) {
+    if (result == 0 && pend) {
+        *done = plan.want - plan.have; /* committed, counted and synced by the caller */
+    } else if (result == 0) {
         kd_ds_sync(c, s, false); /* what rank 0 committed, to the others */
         trace(c, "synced");
         *done = plan.want - plan.have;
@@ -1851,18 +1961,55 @@ static uint64_t new_rows(ds_store_t *s, json_object *list)
     return total;
 }
 
+/* Bring the derived datasets of `list` up to date, in its order (each
+ * after what it derives from). On one rank, several of them commit at
+ * once (dsd_pending); if another server brought one of them up to date
+ * meanwhile, that commit fails as a whole and they go again one by one. */
 static int refresh_list(kd_cmd *c, ds_store_t *s, const char *store, json_object *list,
                         uint64_t *total)
 {
     *total = 0;
-    for (size_t i = 0; list && i < json_object_array_length(list); i++) {
+    size_t n = list ? json_object_array_length(list) : 0;
+    dsd_pending pend = {0};
+    dsd_pending *p = c->nranks == 1 && n > 1 && one_commit() ? &pend : NULL;
+    for (size_t i = 0; i < n; i++) {
         const char *nm = json_object_get_string(json_object_array_get_idx(list, i));
         uint64_t d = 0;
-        if (refresh_one(c, s, store, nm, &d, NULL, NULL))
+        pend.stage = i + 1 < n;
+        if (refresh_one(c, s, store, nm, &d, NULL, NULL, p)) {
+            if (p)
+                pend_end(p, false);
             return -1;
+        }
         *total += d;
     }
-    return 0;
+    if (!p || !pend.tx)
+        return 0;
+    int lrc = ds_txn_commit(pend.tx, NULL);
+    pend.tx = NULL;
+    trace(c, "committed all");
+    if (lrc == 0) {
+        for (size_t i = 0; i < pend.nn; i++)
+            stat_add(store, pend.names[i], pend.counts[i], c->nranks < kd_srv.nranks);
+        pend_end(&pend, true);
+        return 0;
+    }
+    pend_end(&pend, false);
+    if (lrc == FAM_EBUSY) { /* another server was first with one of them */
+        uint64_t again = 0;
+        for (size_t i = 0; i < n; i++) {
+            const char *nm = json_object_get_string(json_object_array_get_idx(list, i));
+            uint64_t d = 0;
+            if (refresh_one(c, s, store, nm, &d, NULL, NULL, NULL))
+                return -1;
+            again += d;
+        }
+        *total = again;
+        return 0;
+    }
+    kd_ds_fail(c, lrc, "commit the new batches of derived datasets");
+    kd_ds_store_forget(store);
+    return -1;
 }
 
 /* Rank 0 alone brings `list` current, as a server of one rank would (its
@@ -2054,7 +2201,7 @@ static int cmd_ds_derive(kd_cmd *c)
     MPI_Bcast(&have, 1, MPI_INT32_T, 0, c->comm);
     trace(c, "planned create");
     bool lost = false;
-    if (!have && refresh_one(c, s, store, name, &n1, &def, &lost))
+    if (!have && refresh_one(c, s, store, name, &n1, &def, &lost, NULL))
         return -1;
     /* another server made it first: alike (taken) or otherwise (an error) */
     rc = lost && c->rank == 0 && !exists_alike(s, &def) ? made_otherwise(c, name) : 0;

@@ -984,6 +984,115 @@ static void a_transaction_creates_appends_and_records_lineage_at_once(void **sta
     ds_close(s);
 }
 
+/* ds_txn_stage: the handle answers ds_info as if the transaction were
+ * committed (a derived dataset computed from another one's uncommitted
+ * batches), nobody else sees it, and it goes with the transaction: on
+ * abort nothing is left, on commit it is what everyone reads. */
+static void a_staged_transaction_is_seen_by_its_handle_alone_until_it_ends(void **state)
+{
+    (void)state;
+    ds_store_t *s = open_store("stage"), *s2 = open_store("stage");
+    make_T(s);
+    commit_filled(s, 7, 10);
+    const ds_column_def_t ic[] = {{"index", DS_INT64}}, wc[] = {{"w", DS_FLOAT64}};
+    ds_dataset_def_t def = {.name = "T.v_gt_5", .kind = DS_KIND_INDEX, .base = "T",
+                            .expr = "v gt 5", .ncols = 1, .cols = ic};
+    ds_dataset_def_t col = {.name = "T.v_gt_5[w]", .kind = DS_KIND_COLUMN, .base = "T.v_gt_5",
+                            .expr = "v * 2", .ncols = 1, .cols = wc};
+    ds_txn_t *t, *t2;
+    CHECK_OK(ds_txn_begin(s, &t));
+    CHECK_OK(ds_txn_create(t, &def));
+    uint64_t v0, v;
+    CHECK_OK(ds_txn_commit(t, &v0));
+    ds_batch_t *ib;
+    CHECK_OK(ds_batch_begin(s, "T.v_gt_5", 4, &ib));
+    int64_t idx[4] = {6, 7, 8, 9}, got[4];
+    CHECK_OK(fa_put(ds_batch_array(ib, 0), 0, 4, idx));
+    ds_batch_ref_t ref;
+    ds_batch_ref(ib, &ref);
+    ds_info_t *in;
+    for (int end = 0; end < 2; end++) { /* 0: aborted, 1: committed */
+        CHECK_OK(ds_txn_begin(s, &t));
+        CHECK_OK(ds_txn_expect_batches(t, "T.v_gt_5", 0));
+        CHECK_OK(ds_txn_append(t, "T.v_gt_5", 1, &ref));
+        CHECK_OK(ds_txn_set_progress(t, "T.v_gt_5", 1));
+        CHECK_OK(ds_txn_stage(t));
+        CHECK_OK(ds_info(s, "T.v_gt_5", &in));
+        assert_int_equal(in->nbatches, 1);
+        assert_int_equal(in->base_batches, 1);
+        assert_int_equal(in->rows, 4);
+        memset(got, 0, sizeof got);
+        CHECK_OK(ds_read(s, in, 0, 0, 0, 4, got)); /* through the staged info */
+        assert_memory_equal(got, idx, sizeof idx);
+        ds_free_info(in);
+        assert_int_equal(ds_info(s, "T.v_gt_5[w]", &in), FAM_ENOTFOUND);
+        /* more operations, staged again: shown too */
+        CHECK_OK(ds_txn_create(t, &col));
+        CHECK_OK(ds_txn_stage(t));
+        CHECK_OK(ds_info(s, "T.v_gt_5[w]", &in));
+        assert_string_equal(in->base, "T.v_gt_5");
+        ds_free_info(in);
+        /* another transaction may not show itself meanwhile */
+        CHECK_OK(ds_txn_begin(s, &t2));
+        CHECK_OK(ds_txn_set_progress(t2, "T.v_gt_5", 7));
+        assert_int_equal(ds_txn_stage(t2), FAM_EBUSY);
+        ds_txn_abort(t2);
+        CHECK_OK(ds_info(s, "T.v_gt_5", &in));
+        assert_int_equal(in->base_batches, 1);
+        ds_free_info(in);
+        CHECK_OK(ds_info(s, "T", &in));
+        ds_free_info(in);
+        /* nothing committed: the catalog and another handle are as they were */
+        CHECK_OK(ds_version(s, &v));
+        assert_int_equal(v, v0);
+        CHECK_OK(ds_info(s2, "T.v_gt_5", &in));
+        assert_int_equal(in->nbatches, 0);
+        ds_free_info(in);
+        assert_int_equal(ds_info(s2, "T.v_gt_5[w]", &in), FAM_ENOTFOUND);
+        if (end == 0) {
+            ds_txn_abort(t);
+            CHECK_OK(ds_info(s, "T.v_gt_5", &in));
+            assert_int_equal(in->nbatches, 0);
+            assert_int_equal(in->base_batches, 0);
+            ds_free_info(in);
+            assert_int_equal(ds_info(s, "T.v_gt_5[w]", &in), FAM_ENOTFOUND);
+        } else {
+            CHECK_OK(ds_txn_commit(t, &v));
+            assert_int_equal(v, v0 + 1);
+            ds_store_t *hs[2] = {s, s2};
+            for (int h = 0; h < 2; h++) {
+                CHECK_OK(ds_info(hs[h], "T.v_gt_5", &in));
+                assert_int_equal(in->nbatches, 1);
+                assert_int_equal(in->base_batches, 1);
+                ds_free_info(in);
+                CHECK_OK(ds_info(hs[h], "T.v_gt_5[w]", &in));
+                ds_free_info(in);
+            }
+        }
+    }
+    ds_batch_close(ib);
+    /* an operation that fails against the catalog: refused, the handle
+     * keeps answering from what is committed; and a drop is not staged */
+    CHECK_OK(ds_txn_begin(s, &t));
+    CHECK_OK(ds_txn_set_progress(t, "T.v_gt_5", 9));
+    CHECK_OK(ds_txn_expect_batches(t, "T.v_gt_5", 5));
+    assert_int_equal(ds_txn_stage(t), FAM_EBUSY);
+    CHECK_OK(ds_info(s, "T.v_gt_5", &in));
+    assert_int_equal(in->nbatches, 1);
+    assert_int_equal(in->base_batches, 1);
+    ds_free_info(in);
+    ds_txn_abort(t);
+    CHECK_OK(ds_txn_begin(s, &t));
+    CHECK_OK(ds_txn_drop(t, "T.v_gt_5[w]"));
+    assert_int_equal(ds_txn_stage(t), FAM_EINVAL);
+    ds_txn_abort(t);
+    CHECK_OK(ds_info(s, "T.v_gt_5[w]", &in));
+    ds_free_info(in);
+    assert_int_equal(ds_txn_stage(NULL), FAM_EINVAL);
+    ds_close(s2);
+    ds_close(s);
+}
+
 /* Batches with their own category lists read as one categorical column:
  * the union sorted, each batch's codes mapped into it. */
 static void per_batch_categories_unify_into_one_sorted_list(void **state)
@@ -2023,6 +2132,7 @@ int main(void)
         cmocka_unit_test(a_committing_handle_keeps_what_a_fresh_one_reads),
         cmocka_unit_test(a_catalog_shared_between_handles_is_used_while_current),
         cmocka_unit_test(a_catalog_exported_to_another_handle_answers_as_the_exporter),
+        cmocka_unit_test(a_staged_transaction_is_seen_by_its_handle_alone_until_it_ends),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

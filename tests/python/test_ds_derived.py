@@ -416,6 +416,48 @@ def test_an_update_of_new_batches_on_three_ranks_every_way(how):
         s.destroy()
 
 
+@pytest.mark.parametrize("ranks,once", [(1, True), (3, True), (1, False)])
+def test_an_update_of_a_chain_on_one_rank_commits_once(ranks, once):
+    """An update of several derived datasets on one rank (a server of one,
+    or rank 0 alone for few new rows) commits them all at once: each is
+    computed from the new batches of the one it derives from before those
+    are committed (ds_txn_stage), and the catalog goes up one version
+    however many datasets catch up. With KD_DSD_ONE_COMMIT=0 each commits
+    by itself, a version each. The same results both ways, pandas'."""
+    df = random_frame(1300, 12)
+    cols = list(df.columns)
+    env = {} if once else {"KD_DSD_ONE_COMMIT": "0"}
+    with famd_and_kodiakds() as kodiakd:
+        connect(kodiak, kodiakd(ranks, env=env))
+        s = kodiak.DatasetStore(f"once_{ranks}_{int(once)}")
+        t = s.ingest("R", {k: df[k].values[:1000] for k in cols}, batch_rows=250)
+        big = t.filter("f", "gt", -1)
+        big.derive("d", big.col("i") * 3 - big.col("f"))
+        chain = big.filter("d", "lt", 2)
+        _ = big["u"], chain["s"]
+        derived = [big.name, f"{big.name}[d]", chain.name, f"{big.name}[u]", f"{chain.name}[s]"]
+        assert sorted(s.list(all=True)) == sorted(["R"] + derived), s.list(all=True)
+        msg = kodiak.client.generic_msg
+        for lo, hi, nb in ((1000, 1100, 5), (1100, 1300, 6)):
+            s.ingest("R", {k: df[k].values[lo:hi] for k in cols}, batch_rows=250)
+            v0 = msg("ds_list", {"store": s.name})[0]["version"]
+            done = msg("ds_refresh", {"store": s.name})[0]
+            v1 = msg("ds_list", {"store": s.name})[0]["version"]
+            assert done["processed"] == len(derived), done  # a new batch each
+            assert v1 - v0 == (1 if once else len(derived)), (v0, v1)
+            part = df[:hi]
+            m = (part.f > -1).values
+            d = part.i.values[m] * 3 - part.f.values[m]
+            same(big["d"], pd.Series(d), f"{ranks} {hi} d")
+            same(big["u"], part[m]["u"], f"{ranks} {hi} u")
+            same(chain["s"], part[m][d < 2]["s"], f"{ranks} {hi} s")
+            for name in derived:
+                st = s[name].stats()
+                assert st["base_batches"] == nb and st["last"] == 1, (name, st)
+                assert st["solo"] == (st["updates"] - 1 if ranks > 1 else 0), (name, st)
+        s.destroy()
+
+
 # ---- sharing: two servers and a C program ------------------------------------------------
 
 @pytest.fixture(scope="module")
