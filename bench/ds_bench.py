@@ -44,7 +44,8 @@ opened yet, trials alternating between them); its answers must equal the
 first server's and pandas'.
 
 --parse-dates: every reader turns pickup_datetime and dropoff_datetime into
-date-times. Not part of `make test`."""
+date-times. $FAMD_ARGS adds to famd's command line (--spin-us 200), and the
+ranks take $FAM_SPIN_US from the environment. Not part of `make test`."""
 import argparse
 import gc
 import gzip

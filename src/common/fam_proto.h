@@ -129,7 +129,10 @@ struct famp_req {
     uint64_t size;      /* bytes */
     uint64_t off;       /* byte offset inside an item */
     uint64_t stripe;    /* stripe size of a new region (0: default) */
-    uint64_t arg[4];    /* operands (128-bit compare-and-swap) */
+    uint64_t arg[4];    /* operands (128-bit compare-and-swap); HELLO:
+                           arg[0] = the longest famd should poll after this
+                           client's activity, in us (FAM_SPIN_US; 0: famd's
+                           --spin-us, which is also the most it grants) */
     uint32_t mode;      /* permission bits */
     uint32_t memtype;   /* fam_memory_type_t */
     uint32_t interleave;/* fam_interleave_t */
@@ -196,7 +199,8 @@ struct famp_info {
     uint32_t interleave;
     uint32_t flags;     /* FAMP_F_* */
     uint32_t addrlen;   /* HELLO: bytes of addr used */
-    uint32_t spin_us;   /* HELLO: how long famd stays awake after a WAKE */
+    uint32_t spin_us;   /* HELLO: how long famd stays awake after a WAKE
+                           of this client (what it asked, or --spin-us) */
     char name[FAM_NAME_MAX + 1]; /* HELLO: the pool file ("" if none) */
     uint8_t addr[FAMP_ADDR_MAX]; /* HELLO: famd's fabric address */
 };

@@ -81,6 +81,15 @@ int fam_initialize(const fam_options_t *opts, fam_t **out)
     if (!f) return fam_fail(FAM_ENOMEM, "out of memory");
     snprintf(f->provider, sizeof f->provider, "%s", prov);
     f->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 30000;
+    /* FAM_SPIN_US=N: ask each famd to poll for N us (at most its
+     * --spin-us) after our activity instead of its --spin-us; unset, 0 or
+     * not a number: famd's own */
+    const char *spin = getenv("FAM_SPIN_US");
+    if (spin && *spin) {
+        char *end;
+        unsigned long long v = strtoull(spin, &end, 10);
+        if (*end == '\0' && v <= 10000000ULL) f->spin_ask = (uint32_t)v;
+    }
     pthread_mutex_init(&f->flock, NULL);
     const char *model = opts && opts->model ? opts->model : getenv("FAM_MODEL");
     int shared = model && !strcmp(model, "shared_memory");
@@ -141,6 +150,7 @@ int fam_server_info(const fam_t *f, int i, fam_server_info_t *out)
              s->ep >= 0 ? f->eps[s->ep].provider : "");
     out->local = s->here;
     out->mapped = s->map != NULL;
+    out->spin_us = s->spin_us;
     return 0;
 }
 

@@ -65,6 +65,8 @@ struct fam {
     char provider[16];     /* forced for every server ("shm", "tcp",
                             * "sockets"), or "" to choose per server */
     int timeout_ms;        /* control request timeout */
+    uint32_t spin_ask;     /* FAM_SPIN_US: how long famd should poll after
+                            * our activity (0: famd's --spin-us) */
     struct fam_ep eps[FAM_MAX_EPS]; /* endpoints; a slot keeps its provider
                             * (and its index) when rebuilt */
     int neps;              /* slots in use */

@@ -138,7 +138,9 @@ struct famd {
     struct famd_bulk *bulk; /* bulk requests over fabric messages */
     /* last error of the request being handled */
     char err[FAMP_MAX_ERRMSG];
-    uint64_t spin_us;       /* busy-poll this long after activity */
+    uint64_t spin_us;       /* --spin-us: the most any client gets */
+    uint64_t spin_now;      /* busy-poll this long after activity: the
+                               longest a connected client asked for */
     const char *data_dir;   /* --data-dir: where backups go, or NULL */
     int verbose;
     /* durability (famd_pool.c, famd_backup.c) */

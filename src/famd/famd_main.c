@@ -101,6 +101,8 @@ struct conn {
     uint64_t wake_at;       /* its last WAKE or WAKE_SYNC (us), famd then
                                promised to poll until wake_at + spin_us;
                                0 after its REST */
+    uint64_t spin_us;       /* that promise: what it asked in HELLO
+                               (FAM_SPIN_US), --spin-us at most */
 };
 
 static struct limits lim;  /* set once from the command line */
@@ -118,17 +120,17 @@ static uint64_t yield_until;
 static int rest_now;
 
 /* A client says it will do no RMA for a while (fam_rest). famd stops
- * polling at once unless another client woke it within spin_us and so may
+ * polling at once unless another client woke it within its spin_us and so may
  * still count on it (a client skips WAKE_SYNC while famd is promised
  * awake). Nothing else changes: a REST from anyone can only end a spin no
  * one else is owed. */
-static void on_rest(struct famd *d, struct conn *c)
+static void on_rest(struct conn *c)
 {
     c->wake_at = 0;
     uint64_t now = fam_now_us();
     for (int i = 0; i < lim.max_conns; i++) {
         const struct conn *o = &conns[i];
-        if (o != c && o->fd >= 0 && o->wake_at && now - o->wake_at < d->spin_us)
+        if (o != c && o->fd >= 0 && o->wake_at && now - o->wake_at < o->spin_us)
             return;
     }
     rest_now = 1;
@@ -211,6 +213,29 @@ static int learn_identity(struct famd *d, struct conn *c)
 
 /* ---- connections ------------------------------------------------------- */
 
+/* How long famd polls after activity: the longest promise a client that
+ * said HELLO asked for (--spin-us when none is connected). Activity cannot
+ * be told apart by client (one-sided RMA), so one client asking for the
+ * whole --spin-us keeps it for everyone; clients that all ask for less
+ * (kodiakd's ranks: a core given back to the ranks' own work, or to
+ * another famd, on a crowded machine) get less. */
+static void spin_recompute(struct famd *d)
+{
+    uint64_t most = 0;
+    int any = 0;
+    for (int i = 0; i < lim.max_conns; i++) {
+        const struct conn *o = &conns[i];
+        if (o->fd < 0 || !o->hello) continue;
+        any = 1;
+        if (o->spin_us > most) most = o->spin_us;
+    }
+    uint64_t was = d->spin_now;
+    d->spin_now = any ? most : d->spin_us;
+    if (d->verbose && d->spin_now != was)
+        fprintf(stderr, "famd: polls %llu us after activity now\n",
+                (unsigned long long)d->spin_now);
+}
+
 static void conn_close(struct famd *d, struct conn *c)
 {
     famd_conn_gone(d, c->token); /* roll back what it left uncommitted */
@@ -218,8 +243,10 @@ static void conn_close(struct famd *d, struct conn *c)
     close(c->fd);
     free(c->in);
     free(c->out);
+    int had_hello = c->hello;
     memset(c, 0, sizeof *c);
     c->fd = -1;
+    if (had_hello) spin_recompute(d);
 }
 
 static int out_append(struct conn *c, const void *p, size_t n)
@@ -346,7 +373,7 @@ static void handle(struct famd *d, struct conn *c, const struct famp_hdr *h,
         return; /* its arrival already counted as activity */
     }
     if (h->op == FAMP_REST && h->len == 0) {
-        on_rest(d, c);
+        on_rest(c);
         return;
     }
     if (h->op == FAMP_AUTH) {
@@ -404,10 +431,14 @@ static void handle(struct famd *d, struct conn *c, const struct famp_hdr *h,
         snprintf(o.name, sizeof o.name, "%s", d->path);
         o.uid = c->cred.uid;
         o.gid = c->cred.gid;
-        o.spin_us = (uint32_t)d->spin_us;
+        /* a client may ask famd to poll for less than --spin-us after
+         * its activity, never for more */
+        c->spin_us = q.arg[0] && q.arg[0] < d->spin_us ? q.arg[0] : d->spin_us;
+        o.spin_us = (uint32_t)c->spin_us;
         o.flags = (d->persistent ? FAMP_F_PERSISTENT : 0) |
                   (famd_fabric_virt_addr(d) ? FAMP_F_VIRT_ADDR : 0);
         c->hello = 1;
+        spin_recompute(d);
         c->hello_by = 0; /* no deadline any more */
         reply(c, h, 0, &o, sizeof o);
         return;
@@ -730,7 +761,8 @@ static void usage(FILE *f)
         "  --provider NAME   libfabric provider: shm (one host) or tcp\n"
         "  --host ADDR       address to serve on (default 127.0.0.1)\n"
         "  --data-dir DIR    directory for backups\n"
-        "  --spin-us N       busy-poll N us after activity (default 2000)\n"
+        "  --spin-us N       busy-poll N us after activity (default 2000);\n"
+        "                    clients may ask for less (FAM_SPIN_US)\n"
         "  --prefault-mb N   keep N MiB of a volatile pool's free space mapped\n"
         "                    in where the next items go (a quarter for small\n"
         "                    ones), while famd is quiet (default 64; 0: off)\n"
@@ -936,6 +968,7 @@ int main(int argc, char **argv)
     static struct famd d;
     d.verbose = verbose;
     d.spin_us = spin_us;
+    d.spin_now = spin_us;
     d.data_dir = data_dir;
     if (famd_pool_open(&d, pool_file, pool_size) ||
         famd_prefault_start(&d, prefault_mb > d.size / 8 >> 20 ? d.size / 8
@@ -1008,7 +1041,7 @@ int main(int argc, char **argv)
             famd_prefault_busy();
             refused = 0;
         }
-        if (fam_now_us() - last < d.spin_us) {
+        if (fam_now_us() - last < d.spin_now) {
             /* busy: drive the fabric for ~20 us between two poll() calls
              * on the sockets; a system call per turn would add its cost to
              * every client RMA waiting on us. tcp too: a 1 MiB blocking put
@@ -1050,7 +1083,7 @@ int main(int argc, char **argv)
         }
         int timeout = 0;
         uint64_t idle_us = fam_now_us() - last;
-        if (idle_us >= d.spin_us) {
+        if (idle_us >= d.spin_now) {
             /* idle: block until a socket or the fabric wakes us */
             if (wfd >= 0 && famd_fabric_trywait(&d) == 0) {
                 pfd[np].fd = wfd; pfd[np].events = POLLIN; wslot = np;
@@ -1097,7 +1130,7 @@ int main(int argc, char **argv)
         }
         if (rest_now) { /* after the activity counted above */
             rest_now = 0;
-            last = fam_now_us() - d.spin_us;
+            last = fam_now_us() - d.spin_now;
             yield_until = 0;
         }
     }

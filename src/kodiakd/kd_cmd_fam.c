@@ -192,6 +192,10 @@ static void fam_reset(void)
     kd_fam_broken = false;
 }
 
+/* What kodiakd's ranks ask famd to poll for after their activity, in us
+ * (FAM_SPIN_US, when the environment does not set it). */
+#define KD_FAM_SPIN_US "100"
+
 /* At kodiakd's exit: close this rank's handles and its libfam connection,
  * which also removes its shm endpoint's 16 MiB file under /dev/shm. */
 void kd_fam_shutdown(void)
@@ -220,6 +224,12 @@ static int fam_init_rank(kd_cmd *c)
         } else {
             fam_options_t o;
             memset(&o, 0, sizeof o);
+            /* famd polls this long after the ranks' activity, not its
+             * 2 ms --spin-us, unless the user chose (FAM_SPIN_US): two famds
+             * spinning 2 ms after every request took the cores that the
+             * ranks' collectives and the next commands needed on a small
+             * host (docs/PERFORMANCE.md, s12) */
+            setenv("FAM_SPIN_US", KD_FAM_SPIN_US, 0);
             int r = fam_initialize(&o, &kd_fam);
             if (r) {
                 kd_fam = NULL;

@@ -11,6 +11,8 @@
  *     and the next operations (which wake it first) give the right data;
  *   - a REST from one client while another woke famd within the spin
  *     leaves famd polling, and the other client's data path works.
+ *   - a client may ask for a shorter spin (FAM_SPIN_US), never a longer
+ *     one; famd polls for the longest any connected client asked for.
  * shm only (CMake sets the provider and the spin): a tcp client never
  * makes famd that promise, and fam_rest sends nothing for it. */
 #define _GNU_SOURCE
@@ -72,9 +74,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    fam_release(db);
-    fam_deallocate(a, da);
-    fam_destroy_region(a, region);
+    if (db) fam_release(db); /* the last test leaves none of them */
+    if (a && da) fam_deallocate(a, da);
+    if (a && region) fam_destroy_region(a, region);
     fam_finalize(b);
     fam_finalize(a);
     famd_stop(&srv);
@@ -129,11 +131,86 @@ static void test_a_rest_leaves_famd_polling_for_another_client(void **state)
     assert_int_equal(fam_rest(NULL), FAM_EINVAL);
 }
 
+/* A client of srv asking FAM_SPIN_US=ask (NULL: unset); the spin famd
+ * granted it in *granted. */
+static fam_t *client_asking(const char *ask, unsigned *granted)
+{
+    if (ask)
+        setenv("FAM_SPIN_US", ask, 1);
+    else
+        unsetenv("FAM_SPIN_US");
+    fam_t *f = client(srv.addr);
+    unsetenv("FAM_SPIN_US");
+    assert_non_null(f);
+    fam_server_info_t si;
+    CHECK_OK(fam_server_info(f, 0, &si));
+    *granted = si.spin_us;
+    return f;
+}
+
+static void test_a_client_may_ask_famd_to_poll_for_less(void **state)
+{
+    (void)state;
+    /* a and b (famd's 400 ms) go: famd polls for what the clients left ask */
+    fam_release(db);
+    db = NULL;
+    fam_finalize(b);
+    b = NULL;
+    CHECK_OK(fam_rest(a));
+    unsigned got;
+    fam_t *quick = client_asking("20000", &got);
+    assert_int_equal(got, 20000);
+    fam_t *greedy = client_asking("10000000", &got);
+    assert_int_equal(got, 400000); /* never more than --spin-us */
+    fam_finalize(greedy);
+    fam_t *plain = client_asking(NULL, &got);
+    assert_int_equal(got, 400000);
+    fam_finalize(plain);
+    plain = client_asking("0", &got);
+    assert_int_equal(got, 400000);
+    fam_finalize(plain);
+    plain = client_asking("nonsense", &got);
+    assert_int_equal(got, 400000);
+    fam_finalize(plain);
+    /* only a (400 ms) and quick (20 ms) are left: a's promise holds */
+    fam_item_t *dq;
+    CHECK_OK(fam_lookup(quick, "x", "rest", &dq));
+    rma(quick, dq, 8);
+    double with_a = famd_cpu_over(0.3);
+    /* a gone: famd polls 20 ms after quick's RMA, and the data path works */
+    fam_deallocate(a, da);
+    da = NULL;
+    fam_destroy_region(a, region);
+    region = NULL;
+    fam_finalize(a);
+    a = NULL;
+    CHECK_OK(fam_create_region(quick, "rest2", 16ull << 20, 0700, NULL, &region));
+    CHECK_OK(fam_allocate(quick, "y", BYTES, 0600, region, &da));
+    rma(quick, da, 9);
+    double alone = famd_cpu_over(0.3);
+    printf("famd CPU over 0.3 s after RMA of a client asking 20 ms: %.2f s with a "
+           "400 ms client connected, %.2f s alone\n", with_a, alone);
+    if (with_a < 0.15)
+        fail_msg("famd used %.2f s of CPU in the 0.3 s after RMA while a client that "
+                 "asked for its 400 ms spin was connected: it should poll", with_a);
+    if (alone > 0.1)
+        fail_msg("famd used %.2f s of CPU in the 0.3 s after RMA of its only client, "
+                 "which asked for a 20 ms spin", alone);
+    rma(quick, da, 10); /* after the gap: woken first, right data */
+    fam_release(dq);
+    fam_deallocate(quick, da);
+    fam_destroy_region(quick, region);
+    fam_finalize(quick);
+    da = NULL;
+    region = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_rest_lets_famd_sleep_at_once),
         cmocka_unit_test(test_a_rest_leaves_famd_polling_for_another_client),
+        cmocka_unit_test(test_a_client_may_ask_famd_to_poll_for_less),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
