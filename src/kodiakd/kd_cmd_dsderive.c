@@ -1964,14 +1964,15 @@ static uint64_t new_rows(ds_store_t *s, json_object *list)
 /* Bring the derived datasets of `list` up to date, in its order (each
  * after what it derives from). On one rank, several of them commit at
  * once (dsd_pending); if another server brought one of them up to date
- * meanwhile, that commit fails as a whole and they go again one by one. */
+ * meanwhile, that commit fails as a whole and they go again one by one
+ * (once false: each commits by itself). */
 static int refresh_list(kd_cmd *c, ds_store_t *s, const char *store, json_object *list,
-                        uint64_t *total)
+                        uint64_t *total, bool once)
 {
     *total = 0;
     size_t n = list ? json_object_array_length(list) : 0;
     dsd_pending pend = {0};
-    dsd_pending *p = c->nranks == 1 && n > 1 && one_commit() ? &pend : NULL;
+    dsd_pending *p = once && c->nranks == 1 && n > 1 && one_commit() ? &pend : NULL;
     for (size_t i = 0; i < n; i++) {
         const char *nm = json_object_get_string(json_object_array_get_idx(list, i));
         uint64_t d = 0;
@@ -1995,18 +1996,8 @@ static int refresh_list(kd_cmd *c, ds_store_t *s, const char *store, json_object
         return 0;
     }
     pend_end(&pend, false);
-    if (lrc == FAM_EBUSY) { /* another server was first with one of them */
-        uint64_t again = 0;
-        for (size_t i = 0; i < n; i++) {
-            const char *nm = json_object_get_string(json_object_array_get_idx(list, i));
-            uint64_t d = 0;
-            if (refresh_one(c, s, store, nm, &d, NULL, NULL, NULL))
-                return -1;
-            again += d;
-        }
-        *total = again;
-        return 0;
-    }
+    if (lrc == FAM_EBUSY) /* another server was first with one of them */
+        return refresh_list(c, s, store, list, total, false);
     kd_ds_fail(c, lrc, "commit the new batches of derived datasets");
     kd_ds_store_forget(store);
     return -1;
@@ -2024,7 +2015,7 @@ static int refresh_solo(kd_cmd *c, ds_store_t *s, const char *store, json_object
         kd_cmd one = *c;
         one.comm = MPI_COMM_SELF;
         one.nranks = 1;
-        rc = refresh_list(&one, s, store, list, &n);
+        rc = refresh_list(&one, s, store, list, &n, true);
         /* what the command keeps: its error, arrays it made */
         c->failed = one.failed;
         memcpy(c->err_type, one.err_type, sizeof c->err_type);
@@ -2074,7 +2065,7 @@ int kd_ds_refresh(kd_cmd *c, ds_store_t *s, const char *store, uint64_t *process
     free(buf);
     uint64_t total = 0;
     rc = hdr[1] ? refresh_solo(c, s, store, list, &total)
-                : refresh_list(c, s, store, list, &total);
+                : refresh_list(c, s, store, list, &total, true);
     json_object_put(list);
     if (rc)
         return -1;
