@@ -134,7 +134,8 @@ typedef struct fam_server_info {
     int local;         /* 1: famd proven to run on this host */
     int mapped;        /* 1: its pool is mapped here (fast path) */
     unsigned spin_us;  /* how long it polls after this client's activity:
-                        * what FAM_SPIN_US asked, its --spin-us at most */
+                        * what FAM_SPIN_US asked (over shm; its --spin-us
+                        * over tcp), its --spin-us at most */
 } fam_server_info_t;
 int fam_server_info(const fam_t *f, int i, fam_server_info_t *out);
 /* Just the provider of server i, or NULL for no such server. */

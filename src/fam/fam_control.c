@@ -520,7 +520,10 @@ static int hello_server(fam_t *f, int i)
         size_t alen = sizeof q.addr;
         if ((rc = fam_fabric_getname(f, idx, q.addr, &alen))) return rc;
         q.addrlen = (uint32_t)alen;
-        q.arg[0] = f->spin_ask; /* famd grants what it will (o.spin_us) */
+        /* over shm only, as WAKE and REST: a tcp famd is woken by our
+         * requests themselves, and its spin serves large transfers (famd
+         * grants what it will: o.spin_us) */
+        q.arg[0] = strcmp(cand[c], "shm") == 0 ? f->spin_ask : 0;
         rc = fam_rpc(f, i, FAMP_HELLO, &q, &o);
         if (!rc) s->ep = idx;
     }

@@ -81,9 +81,9 @@ int fam_initialize(const fam_options_t *opts, fam_t **out)
     if (!f) return fam_fail(FAM_ENOMEM, "out of memory");
     snprintf(f->provider, sizeof f->provider, "%s", prov);
     f->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 30000;
-    /* FAM_SPIN_US=N: ask each famd to poll for N us (at most its
-     * --spin-us) after our activity instead of its --spin-us; unset, 0 or
-     * not a number: famd's own */
+    /* FAM_SPIN_US=N: ask each famd reached over shm to poll for N us (at
+     * most its --spin-us) after our activity instead of its --spin-us;
+     * unset, 0 or not a number: famd's own */
     const char *spin = getenv("FAM_SPIN_US");
     if (spin && *spin) {
         char *end;
