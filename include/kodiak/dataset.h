@@ -370,6 +370,16 @@ int ds_txn_set_progress(ds_txn_t *t, const char *dataset, uint64_t base_batches)
  * up to date at once leave one result. */
 int ds_txn_expect_batches(ds_txn_t *t, const char *dataset, uint64_t nbatches);
 int ds_txn_drop(ds_txn_t *t, const char *dataset);
+/* Each commit retires the oldest catalog snapshot kept (DS_KEEP behind
+ * the head) and deletes it: one or two requests to a memory server. With
+ * ds_defer_cleanup(s, 1) this handle's commits leave the deletions (up to
+ * 8; more are done at once) for ds_cleanup, which a server calls after it
+ * has answered (kodiakd: after each reply). Meanwhile the retired snapshot
+ * stays readable; if the process dies first, ds_reclaim frees it. Off by
+ * default; turning it off cleans up. ds_cleanup returns how many it
+ * deleted; ds_close cleans up too. */
+void ds_defer_cleanup(ds_store_t *s, int on);
+size_t ds_cleanup(ds_store_t *s);
 /* Let t's handle answer ds_info as if t were committed, until t is
  * committed or aborted: t's operations applied to the catalog ds_info
  * would answer from now (a pinned handle's, or the current one). A caller

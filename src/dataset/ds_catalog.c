@@ -951,7 +951,10 @@ int ds_cat_publish(ds_store_t *s, struct ds_cat *c, uint64_t *version)
     if (drop) { /* best effort: ds_reclaim finds it otherwise */
         char old_name[64];
         ds_snap_name(old_name, sizeof old_name, drop_v, drop_n);
-        ds_delete_item(s, old_name);
+        if (s->defer && s->nretired < DS_RETIRED_MAX) /* ds_defer_cleanup */
+            snprintf(s->retired[s->nretired++], sizeof s->retired[0], "%s", old_name);
+        else
+            ds_delete_item(s, old_name);
     }
     fam_set_error(0, NULL);
     return 0;

@@ -40,6 +40,7 @@
 #define DS_CATS_MAGIC "KDDSCATG"
 #define DS_CATS_HEADER 32
 #define DS_KEEP 8                /* snapshots kept behind the head for slow readers */
+#define DS_RETIRED_MAX 8         /* retired snapshots a handle holds for ds_cleanup */
 #define DS_REGION_PREFIX "ds."
 /* The region's size is a limit, not a reservation (famd): make it large,
  * so that the pools, not the region, bound the store. */
@@ -95,6 +96,9 @@ struct ds_store {
     char region[DS_STORE_NAME_MAX + sizeof DS_REGION_PREFIX];
     struct ds_cat *cache;     /* the last catalog read (owned), or NULL */
     int pinned;               /* ds_pin: ds_info answers from cache, unasked */
+    int defer;                /* ds_defer_cleanup: retired snapshots wait */
+    size_t nretired;          /* for ds_cleanup: their names */
+    char retired[DS_RETIRED_MAX][64];
     struct ds_cat *staged;    /* ds_txn_stage: the datasets its transaction
                                * touches, as it leaves them; ds_info answers
                                * from here first (owned) */

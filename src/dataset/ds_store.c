@@ -297,9 +297,26 @@ fail:
     return rc;
 }
 
+void ds_defer_cleanup(ds_store_t *s, int on)
+{
+    if (!s) return;
+    s->defer = on != 0;
+    if (!on) ds_cleanup(s);
+}
+
+size_t ds_cleanup(ds_store_t *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; s && i < s->nretired; i++)
+        n += ds_delete_item(s, s->retired[i]) == 0; /* best effort, as in the commit */
+    if (s) s->nretired = 0;
+    return n;
+}
+
 void ds_close(ds_store_t *s)
 {
     if (!s) return;
+    ds_cleanup(s);
     if (s->head) fam_release(s->head);
     ds_cat_free(s->cache);
     ds_cat_free(s->staged);

@@ -257,11 +257,21 @@ static int store_local(kd_cmd *c, fam_t *f, const char *name, int flags, mode_t 
     }
     if (sl->s)
         slot_close(sl);
+    /* a commit's deletion of the snapshot it retires waits for
+     * kd_ds_cleanup, after the reply */
+    ds_defer_cleanup(s, 1);
     snprintf(sl->name, sizeof sl->name, "%s", name);
     sl->s = s;
     sl->used = ++slot_tick;
     *out = s;
     return 0;
+}
+
+void kd_ds_cleanup(void)
+{
+    for (int i = 0; i < KD_DS_STORES; i++)
+        if (slots[i].s)
+            ds_cleanup(slots[i].s);
 }
 
 /* After a failed libdataset call on a store: drop the handle, so the next

@@ -22,6 +22,9 @@
 int kd_ds_store(kd_cmd *c, const char *name, ds_store_t **out);
 /* After a failed libdataset call on a store: forget the handle. */
 void kd_ds_store_forget(const char *name);
+/* Delete the catalog snapshots this rank's commits retired (libdataset's
+ * ds_defer_cleanup), after a command: rank 0 once its reply is sent. */
+void kd_ds_cleanup(void);
 /* Collective: every rank's handle s holds the catalog version rank 0's
  * holds (with `fresh`, rank 0 reads the head first), handed over MPI as a
  * ds_catalog_export buffer, not read from FAM by each rank. A rank whose

@@ -44,6 +44,7 @@
  * the same-host memory path may read and write. */
 #define _GNU_SOURCE
 #include "kd.h"
+#include "kd_ds.h"
 
 #include "fam/fam.h"
 #include "fam_common.h" /* fam_now_us, fam_parse_size */
@@ -458,6 +459,7 @@ static void worker_loop(void)
         c.peer_uid = (unsigned)peer[1];
         run_command(&c, hdr, (size_t)len);
         free(hdr);
+        kd_ds_cleanup(); /* what this rank's commits left, if any */
         if (c.shutdown)
             return;
     }
@@ -698,6 +700,9 @@ static bool dispatch(void *sock, zmq_msg_t *ident, const char *hdr, size_t len,
         send_reply(sock, ident, reply, &c, id);
     else
         json_object_put(reply);
+    /* the catalog snapshots the command's commits retired, deleted now
+     * that the client has its answer (0.1-0.4 ms a commit, s12) */
+    kd_ds_cleanup();
     return c.shutdown;
 }
 

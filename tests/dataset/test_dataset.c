@@ -1583,6 +1583,47 @@ static void old_snapshots_above_the_head_are_freed_unless_they_are_the_head(void
     ds_close(s);
 }
 
+/* ds_defer_cleanup: a commit leaves the snapshot it retires (the oldest
+ * of those kept behind the head) for ds_cleanup, which deletes exactly
+ * those; readers meanwhile read the new version; at most 8 wait (more are
+ * deleted at once); turning it off, and ds_close, clean up. */
+static void retired_snapshots_wait_for_ds_cleanup_when_deferred(void **state)
+{
+    (void)state;
+    ds_store_t *s = open_store("defer");
+    make_T(s);
+    for (int i = 0; i < 10; i++) commit_filled(s, i, 3); /* every kept slot in use */
+    size_t steady = count_items(s, "c.");
+    commit_filled(s, 10, 3);
+    assert_int_equal(count_items(s, "c."), steady); /* one made, one deleted */
+    ds_defer_cleanup(s, 1);
+    commit_filled(s, 11, 3);
+    commit_filled(s, 12, 3);
+    assert_int_equal(count_items(s, "c."), steady + 2);
+    ds_store_t *s2 = open_store("defer");
+    ds_info_t *in;
+    CHECK_OK(ds_info(s2, "T", &in));
+    assert_int_equal(in->nbatches, 13);
+    ds_free_info(in);
+    assert_int_equal(ds_cleanup(s), 2);
+    assert_int_equal(count_items(s, "c."), steady);
+    assert_int_equal(ds_cleanup(s), 0);
+    for (int i = 0; i < 9; i++) commit_filled(s, 20 + i, 2);
+    assert_int_equal(count_items(s, "c."), steady + 8); /* the ninth went at once */
+    ds_defer_cleanup(s, 0);
+    assert_int_equal(count_items(s, "c."), steady);
+    ds_defer_cleanup(s, 1);
+    commit_filled(s, 40, 2);
+    assert_int_equal(count_items(s2, "c."), steady + 1);
+    ds_close(s);
+    assert_int_equal(count_items(s2, "c."), steady);
+    CHECK_OK(ds_info(s2, "T", &in));
+    assert_int_equal(in->nbatches, 23);
+    ds_free_info(in);
+    assert_int_equal(ds_cleanup(NULL), 0);
+    ds_close(s2);
+}
+
 /* ---- damaged and hostile catalogs -------------------------------------------------------- */
 
 /* Write a snapshot with this body (correct header and checksum) as the
@@ -2133,6 +2174,7 @@ int main(void)
         cmocka_unit_test(a_catalog_shared_between_handles_is_used_while_current),
         cmocka_unit_test(a_catalog_exported_to_another_handle_answers_as_the_exporter),
         cmocka_unit_test(a_staged_transaction_is_seen_by_its_handle_alone_until_it_ends),
+        cmocka_unit_test(retired_snapshots_wait_for_ds_cleanup_when_deferred),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
