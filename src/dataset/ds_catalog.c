@@ -68,18 +68,24 @@ struct ds_cset *ds_cat_find(const struct ds_cat *c, const char *name)
 
 static int oom(void) { return fam_set_error(FAM_ENOMEM, "out of memory"); }
 
+/* Room in c for one more dataset (doubling); -1 if out of memory. */
+static int cat_room(struct ds_cat *c)
+{
+    if (c->nds < c->cap) return 0;
+    size_t cap = c->cap ? 2 * c->cap : 8;
+    struct ds_cset *n = realloc(c->ds, cap * sizeof *n);
+    if (!n) return -1;
+    c->ds = n;
+    c->cap = cap;
+    return 0;
+}
+
 int ds_cat_add(struct ds_cat *c, const ds_dataset_def_t *def)
 {
     if (c->nds >= DS_MAX_DATASETS)
         return fam_set_error(FAM_ENOSPACE, "the store holds %d datasets, the "
                              "most it can (DS_MAX_DATASETS)", DS_MAX_DATASETS);
-    if (c->nds == c->cap) {
-        size_t cap = c->cap ? 2 * c->cap : 8;
-        struct ds_cset *n = realloc(c->ds, cap * sizeof *n);
-        if (!n) return oom();
-        c->ds = n;
-        c->cap = cap;
-    }
+    if (cat_room(c)) return oom();
     struct ds_cset *d = &c->ds[c->nds];
     memset(d, 0, sizeof *d);
     d->kind = def->kind ? def->kind : DS_KIND_BASE;
@@ -773,13 +779,7 @@ fail:
 
 int ds_cat_add_copy(struct ds_cat *c, const struct ds_cset *d)
 {
-    if (c->nds == c->cap) {
-        size_t cap = c->cap ? 2 * c->cap : 4;
-        struct ds_cset *n = realloc(c->ds, cap * sizeof *n);
-        if (!n) return oom();
-        c->ds = n;
-        c->cap = cap;
-    }
+    if (cat_room(c)) return oom();
     int rc = cset_copy(&c->ds[c->nds], d);
     if (!rc) c->nds++;
     return rc;

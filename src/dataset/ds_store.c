@@ -306,10 +306,11 @@ void ds_defer_cleanup(ds_store_t *s, int on)
 
 size_t ds_cleanup(ds_store_t *s)
 {
+    if (!s) return 0;
     size_t n = 0;
-    for (size_t i = 0; s && i < s->nretired; i++)
+    for (size_t i = 0; i < s->nretired; i++)
         n += ds_delete_item(s, s->retired[i]) == 0; /* best effort, as in the commit */
-    if (s) s->nretired = 0;
+    s->nretired = 0;
     return n;
 }
 

@@ -599,7 +599,7 @@ int ds_txn_stage(ds_txn_t *t)
     dropped_free(drops, ndrops); /* nothing is freed before the commit */
     if (rc) {
         ds_cat_free(c);
-        return rc == 1 ? fam_set_error(FAM_EIO, "ds_txn_stage: unexpected retry") : rc;
+        return rc;
     }
     ds_cat_free(s->staged);
     s->staged = c;

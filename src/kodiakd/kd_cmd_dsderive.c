@@ -1545,11 +1545,6 @@ static ds_info_t *info_to_be(const ds_dataset_def_t *def)
     return in;
 }
 
-/* Collective: bring derived dataset `name` up to date with its base (whose
- * own lineage is current). *done gets the batches computed here. With
- * `def` (every rank the same), the dataset is made as def says, its first
- * batches in the same commit (no one ever sees it without them); *lost
- * then says another server made it first (nothing done here). */
 /* An update of several derived datasets on one rank (a server of one, or
  * rank 0 alone: refresh_solo), committed at once. Each dataset's new
  * batches go into one transaction, which the handle then shows as if it
@@ -1563,10 +1558,25 @@ typedef struct {
     bool stage;         /* shown to the next lookups (not for the last one) */
     ds_batch_t **hs;    /* their handles: closed once committed */
     size_t nh, caph;
-    char **names;       /* the datasets updated, and how many batches each */
-    uint64_t *counts;
-    size_t nn, capn;
+    struct {
+        char *name;     /* a dataset updated */
+        uint64_t n;     /* how many batches it gets */
+    } *done;
+    size_t nd, capd;
 } dsd_pending;
+
+/* arr (of *cap elements of `size` bytes, `used` in use) with room for one
+ * more, doubled when full; NULL if out of memory (arr is then kept). */
+static void *pend_room(void *arr, size_t *cap, size_t used, size_t size)
+{
+    if (used < *cap)
+        return arr;
+    size_t ncap = *cap ? 2 * *cap : 8;
+    void *n = realloc(arr, ncap * size);
+    if (n)
+        *cap = ncap;
+    return n;
+}
 
 /* Whether an update of several derived datasets on one rank commits
  * once (dsd_pending). From the environment (the tests compare both ways):
@@ -1584,14 +1594,10 @@ static bool one_commit(void)
 /* Keep batch handle h until the commit; -1 if out of memory. */
 static int pend_batch(dsd_pending *p, ds_batch_t *h)
 {
-    if (p->nh == p->caph) {
-        size_t cap = p->caph ? 2 * p->caph : 8;
-        ds_batch_t **n = realloc(p->hs, cap * sizeof *n);
-        if (!n)
-            return -1;
-        p->hs = n;
-        p->caph = cap;
-    }
+    void *n = pend_room(p->hs, &p->caph, p->nh, sizeof *p->hs);
+    if (!n)
+        return -1;
+    p->hs = n;
     p->hs[p->nh++] = h;
     return 0;
 }
@@ -1599,21 +1605,13 @@ static int pend_batch(dsd_pending *p, ds_batch_t *h)
 /* Record that dataset `name` gets `n` new batches in the commit. */
 static int pend_done(dsd_pending *p, const char *name, uint64_t n)
 {
-    if (p->nn == p->capn) {
-        size_t cap = p->capn ? 2 * p->capn : 4;
-        char **nn = realloc(p->names, cap * sizeof *nn);
-        if (!nn)
-            return -1;
-        p->names = nn;
-        uint64_t *nc = realloc(p->counts, cap * sizeof *nc);
-        if (!nc)
-            return -1;
-        p->counts = nc;
-        p->capn = cap;
-    }
-    if (!(p->names[p->nn] = strdup(name)))
+    void *more = pend_room(p->done, &p->capd, p->nd, sizeof *p->done);
+    if (!more)
         return -1;
-    p->counts[p->nn++] = n;
+    p->done = more;
+    if (!(p->done[p->nd].name = strdup(name)))
+        return -1;
+    p->done[p->nd++].n = n;
     return 0;
 }
 
@@ -1628,18 +1626,20 @@ static void pend_end(dsd_pending *p, bool committed)
         else
             ds_batch_abort(p->hs[i]); /* not committed: deleted */
     }
-    for (size_t i = 0; i < p->nn; i++)
-        free(p->names[i]);
+    for (size_t i = 0; i < p->nd; i++)
+        free(p->done[i].name);
     free(p->hs);
-    free(p->names);
-    free(p->counts);
+    free(p->done);
     memset(p, 0, sizeof *p);
 }
 
-/* Bring derived dataset `name` up to date (or, with `def`, make it), every
- * rank together; *done: the base batches processed. With `pend` (on one
- * rank only, def NULL) the new batches go into pend's transaction, shown
- * to the next lookups, instead of a commit of their own. */
+/* Collective: bring derived dataset `name` up to date with its base (whose
+ * own lineage is current). *done gets the batches computed here. With
+ * `def` (every rank the same), the dataset is made as def says, its first
+ * batches in the same commit (no one ever sees it without them); *lost
+ * then says another server made it first (nothing done here). With `pend`
+ * (one rank only, def NULL) the new batches go into pend's transaction,
+ * shown to the next lookups, instead of a commit of their own. */
 static int refresh_one(kd_cmd *c, ds_store_t *s, const char *store, const char *name,
                        uint64_t *done, const ds_dataset_def_t *def, bool *lost,
                        dsd_pending *pend)
@@ -1990,8 +1990,8 @@ static int refresh_list(kd_cmd *c, ds_store_t *s, const char *store, json_object
     pend.tx = NULL;
     trace(c, "committed all");
     if (lrc == 0) {
-        for (size_t i = 0; i < pend.nn; i++)
-            stat_add(store, pend.names[i], pend.counts[i], c->nranks < kd_srv.nranks);
+        for (size_t i = 0; i < pend.nd; i++)
+            stat_add(store, pend.done[i].name, pend.done[i].n, c->nranks < kd_srv.nranks);
         pend_end(&pend, true);
         return 0;
     }
