@@ -271,6 +271,19 @@ void test_teardown(fam_t *f, fam_region_t *r, struct famd_proc *srv, int n)
     for (int i = 0; i < n; i++) famd_stop(&srv[i]);
 }
 
+char proc_state(pid_t pid)
+{
+    char path[64], text[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *fp = fopen(path, "r");
+    if (!fp) return '?';
+    size_t n = fread(text, 1, sizeof text - 1, fp);
+    fclose(fp);
+    text[n] = '\0';
+    char *p = strrchr(text, ')'); /* the name may hold spaces */
+    return p && p[1] == ' ' && p[2] ? p[2] : '?';
+}
+
 double proc_cpu_s(pid_t pid)
 {
     char path[64], text[1024];

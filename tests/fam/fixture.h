@@ -47,6 +47,9 @@ void famd_stop(struct famd_proc *p);  /* SIGTERM, then wait */
 /* utime + stime of process pid (all its threads), in seconds; fails the
  * test when /proc cannot tell. */
 double proc_cpu_s(pid_t pid);
+/* The state letter of pid's main thread in /proc/PID/stat: 'R' running
+ * or waiting for a core, 'S' asleep... ('?' when it cannot be read). */
+char proc_state(pid_t pid);
 void famd_kill9(struct famd_proc *p); /* SIGKILL, then wait */
 /* Connect a client to the given servers ("a,b"), with the test provider. */
 fam_t *client(const char *servers);
