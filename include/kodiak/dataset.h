@@ -188,6 +188,13 @@ void ds_free_names(char **names, size_t n);
  * whose root is gone, is left out). Free with ds_free_names. Cheaper than
  * ds_info of every dataset: nothing is copied but the names returned. */
 int ds_list_behind(ds_store_t *s, unsigned depth, char ***names, size_t *n);
+/* The datasets of `name`'s family, in creation order, from one catalog
+ * version: those whose lineage tops out where `name`'s does (following
+ * bases up to a base dataset, or to the last one whose base is not in the
+ * catalog, as after a drop). Only the names are copied: with ds_pin, then
+ * ds_info of each, a family is read without copying the rest of the
+ * store. FAM_ENOTFOUND if there is no `name`. Free with ds_free_names. */
+int ds_list_family(ds_store_t *s, const char *name, char ***names, size_t *n);
 /* One consistent read of dataset `name`. FAM_ENOTFOUND if there is none.
  * The info stays valid (its arrays are never changed once committed) until
  * the dataset is dropped. Free with ds_free_info. */

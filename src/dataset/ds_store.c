@@ -458,6 +458,74 @@ int ds_list_behind(ds_store_t *s, unsigned depth, char ***names, size_t *n)
     return 0;
 }
 
+/* The datasets of c sorted by name (by index into c->ds), for root_in. */
+static int by_name_cmp(const void *a, const void *b, void *c)
+{
+    const struct ds_cat *cat = c;
+    return strcmp(cat->ds[*(const size_t *)a].name, cat->ds[*(const size_t *)b].name);
+}
+
+/* The dataset at the top of d's lineage in c: its base's base ... up to a
+ * base dataset, or the last one found whose base is not in c (a dropped
+ * base). order: c's datasets sorted by name (by_name_cmp). */
+static const struct ds_cset *root_in(const struct ds_cat *c, const size_t *order,
+                                     const struct ds_cset *d)
+{
+    for (size_t steps = 0; steps < c->nds && d->kind != DS_KIND_BASE && d->kind != 0;
+         steps++) {
+        size_t lo = 0, hi = c->nds;
+        while (lo < hi) { /* the first at or after d->base */
+            size_t mid = lo + (hi - lo) / 2;
+            if (strcmp(c->ds[order[mid]].name, d->base) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == c->nds || strcmp(c->ds[order[lo]].name, d->base)) break;
+        d = &c->ds[order[lo]];
+    }
+    return d;
+}
+
+int ds_list_family(ds_store_t *s, const char *name, char ***names, size_t *n)
+{
+    fam_set_error(0, NULL);
+    if (!s || !name || !names || !n)
+        return fam_set_error(FAM_EINVAL, "ds_list_family: NULL argument");
+    *names = NULL;
+    *n = 0;
+    const struct ds_cat *c;
+    int rc = ds_cat_current(s, &c);
+    if (rc) return rc;
+    const struct ds_cset *me = ds_cat_find(c, name);
+    if (!me)
+        return fam_set_error(FAM_ENOTFOUND, "dataset store '%s' has no dataset '%s'",
+                             s->name, name);
+    size_t *order = malloc(c->nds * sizeof *order);
+    char **v = calloc(c->nds, sizeof *v);
+    if (!order || !v) {
+        free(order);
+        free(v);
+        return fam_set_error(FAM_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < c->nds; i++) order[i] = i;
+    qsort_r(order, c->nds, sizeof *order, by_name_cmp, (void *)c);
+    const struct ds_cset *top = root_in(c, order, me);
+    size_t k = 0;
+    for (size_t i = 0; i < c->nds && !rc; i++) {
+        if (root_in(c, order, &c->ds[i]) != top) continue;
+        if (!(v[k++] = strdup(c->ds[i].name))) rc = fam_set_error(FAM_ENOMEM, "out of memory");
+    }
+    free(order);
+    if (rc) {
+        ds_free_names(v, k);
+        return rc;
+    }
+    *names = v;
+    *n = k;
+    return 0;
+}
+
 void ds_free_info(ds_info_t *info)
 {
     if (!info) return;

@@ -487,24 +487,40 @@ static int cmd_ds_open(kd_cmd *c)
 }
 
 /* For family listings: infos sorted by name, to find a base by name. */
-static int info_name_cmp(const void *a, const void *b)
+/* kd_ds_list_result of the family of `family_of` (its lineage's top's):
+ * only those datasets are copied from the catalog, one version of it. */
+static int list_family(kd_cmd *c, ds_store_t *s, const char *name, const char *family_of)
 {
-    return strcmp((*(ds_info_t *const *)a)->name, (*(ds_info_t *const *)b)->name);
-}
-
-/* The name at the top of `in`'s lineage (its base's base ...): a base
- * dataset's, or the last one found whose base is not in the catalog (a
- * dropped base). byname: the n infos sorted by name. */
-static const char *root_of(ds_info_t *const *byname, size_t n, const ds_info_t *in)
-{
-    for (size_t steps = 0; steps < n && in->kind != DS_KIND_BASE && in->kind != 0; steps++) {
-        ds_info_t key = {.name = in->base}, *k = &key;
-        ds_info_t *const *up = bsearch(&k, byname, n, sizeof *byname, info_name_cmp);
-        if (!up)
-            break;
-        in = *up;
+    char **names = NULL;
+    size_t n = 0;
+    int rc = ds_list_family(s, family_of, &names, &n);
+    if (rc == FAM_ENOTFOUND) { /* none if it is not there */
+        rc = 0;
+    } else if (rc) {
+        store_forget(name);
+        return ds_fail(c, rc, "dataset store '%s'", name);
     }
-    return in->name;
+    uint64_t v = ds_version_seen(s);
+    json_object *arr = json_object_new_array();
+    ds_pin(s); /* each ds_info from the version just listed */
+    for (size_t i = 0; !rc && i < n; i++) {
+        ds_info_t *in;
+        if ((rc = ds_info(s, names[i], &in))) {
+            rc = ds_fail(c, rc, "dataset '%s' of store '%s'", names[i], name);
+        } else {
+            json_object_array_add(arr, info_json(in));
+            ds_free_info(in);
+        }
+    }
+    ds_unpin(s);
+    ds_free_names(names, n);
+    if (rc) {
+        json_object_put(arr);
+        return rc;
+    }
+    kd_result_i64(c, "version", (int64_t)v);
+    kd_result_set(c, "datasets", arr);
+    return 0;
 }
 
 int kd_ds_list_result(kd_cmd *c, ds_store_t *s, const char *name, bool if_not,
@@ -522,46 +538,29 @@ int kd_ds_list_result(kd_cmd *c, ds_store_t *s, const char *name, bool if_not,
         kd_result_i64(c, "version", (int64_t)known); /* the caller has this version's list */
         return 0;
     }
+    if (family_of)
+        return list_family(c, s, name, family_of);
     int rc = ds_snapshot(s, &snap);
     if (rc || (rc = ds_snapshot_list(snap, &names, &n))) {
         store_forget(name);
         rc = ds_fail(c, rc, "dataset store '%s'", name);
     }
-    ds_info_t **infos = rc ? NULL : calloc(n + 1, sizeof *infos);
-    if (!rc && !infos)
-        rc = kd_fail(c, "MemoryError", "out of memory listing dataset store '%s'", name);
-    for (size_t i = 0; !rc && i < n; i++)
-        if ((rc = ds_snapshot_info(snap, names[i], &infos[i])))
+    json_object *arr = json_object_new_array();
+    for (size_t i = 0; !rc && i < n; i++) {
+        ds_info_t *in;
+        if ((rc = ds_snapshot_info(snap, names[i], &in))) {
             rc = ds_fail(c, rc, "dataset '%s' of store '%s'", names[i], name);
-    /* family_of: only the datasets whose lineage tops out where that
-     * one's does (none if it is not there) */
-    ds_info_t **byname = NULL;
-    const char *top = NULL;
-    if (!rc && family_of) {
-        if (!(byname = malloc((n + 1) * sizeof *byname))) {
-            rc = kd_fail(c, "MemoryError", "out of memory listing dataset store '%s'", name);
         } else {
-            memcpy(byname, infos, n * sizeof *byname);
-            qsort(byname, n, sizeof *byname, info_name_cmp);
-            for (size_t i = 0; i < n && !top; i++)
-                if (!strcmp(infos[i]->name, family_of))
-                    top = root_of(byname, n, infos[i]);
+            json_object_array_add(arr, info_json(in));
+            ds_free_info(in);
         }
     }
-    json_object *arr = json_object_new_array();
-    for (size_t i = 0; !rc && i < n; i++)
-        if (!family_of || (top && !strcmp(root_of(byname, n, infos[i]), top)))
-            json_object_array_add(arr, info_json(infos[i]));
-    free(byname);
     if (!rc) {
         kd_result_i64(c, "version", (int64_t)ds_snapshot_version(snap));
         kd_result_set(c, "datasets", arr);
     } else {
         json_object_put(arr);
     }
-    for (size_t i = 0; infos && i < n; i++)
-        ds_free_info(infos[i]);
-    free(infos);
     ds_free_names(names, n);
     ds_snapshot_free(snap);
     return rc;

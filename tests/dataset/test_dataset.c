@@ -864,6 +864,77 @@ static void derived_datasets_behind_their_root_are_listed(void **state)
     ds_close(s);
 }
 
+/* Names, in order, as one string ("a b c"), for comparing lists. */
+static void joined(char **names, size_t n, char *out, size_t max)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + strlen(out), max - strlen(out), "%s%s", i ? " " : "", names[i]);
+}
+
+/* ds_list_family: the datasets whose lineage tops out where one's does,
+ * in creation order, whichever member is asked; a dataset whose base is
+ * not in the store tops out at itself. */
+static void a_family_is_listed_from_any_of_its_members(void **state)
+{
+    (void)state;
+    ds_store_t *s = open_store("family");
+    make_T(s);
+    commit_filled(s, 0, 5);
+    const ds_column_def_t ic[] = {{"index", DS_INT64}};
+    struct { const char *name, *base; } defs[] = {
+        {"T.a", "T"}, {"orphan", "gone"}, {"T.b", "T"}, {"orphan.y", "orphan"},
+        {"T.b.c", "T.b"}, {"T.b.d", "T.b"},
+    };
+    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
+        ds_dataset_def_t def = {.name = defs[i].name, .kind = DS_KIND_INDEX,
+                                .base = defs[i].base, .expr = "x", .ncols = 1, .cols = ic};
+        ds_txn_t *t;
+        CHECK_OK(ds_txn_begin(s, &t));
+        CHECK_OK(ds_txn_create(t, &def));
+        CHECK_OK(ds_txn_commit(t, NULL));
+    }
+    struct { const char *ask, *want; } cases[] = {
+        {"T", "T T.a T.b T.b.c T.b.d"},
+        {"T.b.d", "T T.a T.b T.b.c T.b.d"},
+        {"orphan.y", "orphan orphan.y"},
+        {"orphan", "orphan orphan.y"},
+    };
+    char **names;
+    size_t n;
+    char got[256];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK_OK(ds_list_family(s, cases[i].ask, &names, &n));
+        joined(names, n, got, sizeof got);
+        ds_free_names(names, n);
+        assert_string_equal(got, cases[i].want);
+    }
+    /* T.b dropped (and what derives from it) */
+    CHECK_OK(ds_drop(s, "T.b"));
+    assert_int_equal(ds_list_family(s, "T.b.c", &names, &n), FAM_ENOTFOUND);
+    CHECK_OK(ds_list_family(s, "T.a", &names, &n));
+    joined(names, n, got, sizeof got);
+    ds_free_names(names, n);
+    assert_string_equal(got, "T T.a");
+    /* another handle's commit is seen: the catalog is read, not kept */
+    ds_store_t *other;
+    CHECK_OK(ds_open(f, "family", 0, 0600, &other));
+    ds_dataset_def_t def = {.name = "T.e", .kind = DS_KIND_INDEX, .base = "T.a", .expr = "x",
+                            .ncols = 1, .cols = ic};
+    ds_txn_t *t;
+    CHECK_OK(ds_txn_begin(other, &t));
+    CHECK_OK(ds_txn_create(t, &def));
+    CHECK_OK(ds_txn_commit(t, NULL));
+    ds_close(other);
+    CHECK_OK(ds_list_family(s, "T", &names, &n));
+    joined(names, n, got, sizeof got);
+    ds_free_names(names, n);
+    assert_string_equal(got, "T T.a T.e");
+    assert_int_equal(ds_list_family(s, "nobody", &names, &n), FAM_ENOTFOUND);
+    assert_int_equal(ds_list_family(s, NULL, &names, &n), FAM_EINVAL);
+    ds_close(s);
+}
+
 static void a_transaction_creates_appends_and_records_lineage_at_once(void **state)
 {
     (void)state;
@@ -2158,6 +2229,7 @@ int main(void)
         cmocka_unit_test(a_transaction_creates_appends_and_records_lineage_at_once),
         cmocka_unit_test(vouched_batches_commit_and_other_dtypes_are_refused),
         cmocka_unit_test(derived_datasets_behind_their_root_are_listed),
+        cmocka_unit_test(a_family_is_listed_from_any_of_its_members),
         cmocka_unit_test(per_batch_categories_unify_into_one_sorted_list),
         cmocka_unit_test(concurrent_appends_lose_nothing_and_readers_see_whole_batches),
         cmocka_unit_test(concurrent_creators_of_one_store_all_succeed),
