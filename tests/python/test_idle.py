@@ -38,6 +38,24 @@ def threads_stat(pid):
     return switches, ns / 1e9
 
 
+def polling_share(pids, secs, step=0.005):
+    """The share of samples, one every `step` s over `secs` s, in which
+    each of pids' main threads was running or waiting for a core (state R
+    in /proc/PID/stat) rather than asleep, averaged over pids: a polling
+    famd is R even when the machine is too busy to give it a core, so this
+    tells polling from resting on a loaded machine, as CPU time cannot."""
+    running = samples = 0
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            running += state == "R"
+            samples += 1
+        time.sleep(step)
+    return running / max(samples, 1)
+
+
 @pytest.fixture(params=["shm", "tcp"])
 def cluster(request):
     famd = FamServers(2, pool_size="64M", provider=request.param)
@@ -108,7 +126,9 @@ def test_the_memory_servers_stop_polling_after_each_command(rest):
     next request waited). With a spin of 400 ms, five commands that write
     FAM half a second apart leave the two famds almost idle in between;
     with KD_FAM_REST=0 (the same server without the REST) they poll for
-    0.4 s after each, which shows the measure can tell. (The ranks ask
+    0.4 s after each, which shows the measure can tell (there read from
+    famd's state, R or asleep, sampled: its CPU time falls short of a
+    poller's when other work shares the cores). (The ranks ask
     famd for its whole spin here, FAM_SPIN_US=400000.) By default the ranks
     ask famd to poll for only 100 us after their activity (FAM_SPIN_US,
     famd's --spin-us at most): without the REST too (short-spin) famd is
@@ -131,15 +151,18 @@ def test_the_memory_servers_stop_polling_after_each_command(rest):
                 src = kodiak.array(want)
                 fa[0:n] = src  # a command writing FAM from both ranks
                 c0 = sum(threads_stat(p.pid)[1] for p in famd.procs)
-                time.sleep(0.5)
-                polled.append(sum(threads_stat(p.pid)[1] for p in famd.procs) - c0)
+                if rest == "off":  # the share of the 0.5 s famd polled
+                    polled.append(polling_share([p.pid for p in famd.procs], 0.5))
+                else:  # famd's CPU seconds in the 0.5 s
+                    time.sleep(0.5)
+                    polled.append(sum(threads_stat(p.pid)[1] for p in famd.procs) - c0)
                 np.testing.assert_array_equal(fa[0:n].to_ndarray(), want)
-            print(f"famd CPU s in the 0.5 s after each command (REST {rest}):",
-                  [round(x, 3) for x in polled])
+            print(f"famd {'polling share' if rest == 'off' else 'CPU s'} in the 0.5 s after "
+                  f"each command (REST {rest}):", [round(x, 3) for x in polled])
             if rest != "off":
                 assert sum(polled) < 0.4, polled
-            else:
-                assert sum(polled) > 0.8, polled
+            else:  # 0.4 s of 0.5 s each: 0.72-0.78 alone, 0.5-0.65 beside 3 busy loops
+                assert sum(polled) / len(polled) > 0.3, polled
             reg.destroy()
             assert all(p.poll() is None for p in famd.procs) and server.alive()
         finally:
