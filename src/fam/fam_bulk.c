@@ -97,7 +97,7 @@ int fam_breq_post(fam_t *f, struct breq *r, int server, uint8_t *msg,
  * fam_now_us's clock), or for timeout_ms of no progress when it is 0. */
 static int post_stuck(fam_t *f, unsigned spins, uint64_t *since, uint64_t deadline_us)
 {
-    if (fam_post_full(f, spins, since)) return 1;
+    if (fam_post_full(f, spins, since, NULL, NULL)) return 1;
     if (deadline_us && fam_now_us() > deadline_us) {
         f->broken = 1;
         return 1;

@@ -620,7 +620,20 @@ int fam_fabric_reset(fam_t *f)
  * cores: a 64 MiB get striped over two famds over shm stalled for 20-640
  * ms in one transfer out of ten (0.1-1.3 GB/s instead of 7-8). Returns 1
  * when the queue has stayed full for the timeout. */
-int fam_post_full(fam_t *f, unsigned spins, uint64_t *since)
+int fam_item_gone(fam_t *f, const struct fam_op *op)
+{
+    if (!op || op->server < 0 || op->server >= f->nservers || !op->item_id) return 0;
+    struct famp_req q = {0};
+    struct famp_info o;
+    q.id = op->item_id;
+    pthread_mutex_unlock(&f->flock);
+    int rc = fam_rpc(f, op->server, FAMP_ITEM_STAT, &q, &o);
+    pthread_mutex_lock(&f->flock);
+    return rc == FAM_ENOTFOUND || rc == FAM_EPERM;
+}
+
+int fam_post_full(fam_t *f, unsigned spins, uint64_t *since, const struct fam_op *op,
+                  uint64_t *stall_at)
 {
     if (fam_drain(f)) {
         *since = 0;
@@ -635,6 +648,19 @@ int fam_post_full(fam_t *f, unsigned spins, uint64_t *since)
     if (*since && fam_now_us() - *since > (uint64_t)f->timeout_ms * 1000u) {
         f->broken = 1;
         return 1;
+    }
+    /* full for a while: is the item we post for gone (an RMA of ours with
+     * its dead key stuck ahead of this one)? */
+    if (op && stall_at && *since) {
+        uint64_t now = fam_now_us();
+        if (!*stall_at) *stall_at = *since + FAM_STALL_FIRST_US;
+        if (now > *stall_at) {
+            *stall_at = now + FAM_STALL_EVERY_US;
+            if (fam_item_gone(f, op)) {
+                f->broken = 1;
+                return 1;
+            }
+        }
     }
     return 0;
 }

@@ -31,18 +31,18 @@
 #include "fam_internal.h"
 #include "fam_cpu_atomic.h"
 
-/* Post an operation; while the provider's queue is full (-FI_EAGAIN), drain
- * completions, keep the memory servers we wait on awake and back off
- * (fam_post_full). */
-#define POST(f, r, call)                                 \
-    do {                                                 \
-        unsigned spins_ = 0;                             \
-        uint64_t since_ = 0;                             \
-        while (((r) = (call)) == -FI_EAGAIN)             \
-            if (fam_post_full(f, spins_++, &since_)) {   \
-                (r) = -FI_ETIMEDOUT;                     \
-                break;                                   \
-            }                                            \
+/* Post an operation `op` (its server and item_id set); while the
+ * provider's queue is full (-FI_EAGAIN), drain completions, keep the
+ * memory servers we wait on awake and back off (fam_post_full). */
+#define POST(f, r, op, call)                                         \
+    do {                                                             \
+        unsigned spins_ = 0;                                         \
+        uint64_t since_ = 0, stall_ = 0;                             \
+        while (((r) = (call)) == -FI_EAGAIN)                         \
+            if (fam_post_full(f, spins_++, &since_, (op), &stall_)) { \
+                (r) = -FI_ETIMEDOUT;                                 \
+                break;                                               \
+            }                                                        \
     } while (0)
 
 /* Wait for a blocking operation. Spin while the answer is likely
@@ -61,7 +61,7 @@
  * 1-server one). Between two WAKEs, fam_wake costs one clock reading. */
 static int wait_op(fam_t *f, struct fam_op *op)
 {
-    uint64_t deadline = 0, since = 0;
+    uint64_t deadline = 0, since = 0, stall_at = 0;
     for (unsigned spins = 0; !op->done; spins++) {
         if (f->broken) { /* lost with the endpoint: do not wait for it */
             op->abandoned = 1;
@@ -78,11 +78,21 @@ static int wait_op(fam_t *f, struct fam_op *op)
         fam_backoff(spins, &since);
         if ((spins & 1023) == 0) {
             uint64_t now = fam_now_us();
-            if (!deadline) deadline = now + (uint64_t)f->timeout_ms * 1000u;
-            else if (now > deadline) {
+            if (!deadline) {
+                deadline = now + (uint64_t)f->timeout_ms * 1000u;
+                stall_at = now + FAM_STALL_FIRST_US;
+            } else if (now > deadline) {
                 op->abandoned = 1;
                 f->broken = 1; /* shm lets nothing pass a stuck operation */
                 return -1;
+            } else if (now > stall_at) {
+                stall_at = now + FAM_STALL_EVERY_US;
+                if (!op->done && fam_item_gone(f, op) && !op->done) {
+                    /* as a timeout: the caller asks again and says why */
+                    op->abandoned = 1;
+                    f->broken = 1;
+                    return -1;
+                }
             }
         }
     }
@@ -234,11 +244,13 @@ again:
         }
         char *b = (char *)buf + at;
         fi_addr_t dest = f->srv[p->server].addr;
+        op->server = p->server;
+        op->item_id = p->id;
         ssize_t r;
         if (write)
-            POST(f, r, fi_write(FAM_EP(f, p->server)->ep, b, len, NULL, dest, raddr(f, p, local), p->key, op));
+            POST(f, r, op, fi_write(FAM_EP(f, p->server)->ep, b, len, NULL, dest, raddr(f, p, local), p->key, op));
         else
-            POST(f, r, fi_read(FAM_EP(f, p->server)->ep, b, len, NULL, dest, raddr(f, p, local), p->key, op));
+            POST(f, r, op, fi_read(FAM_EP(f, p->server)->ep, b, len, NULL, dest, raddr(f, p, local), p->key, op));
         if (r) {
             free(op);
             f->broken = 1;
@@ -250,7 +262,6 @@ again:
                           what, d->name, fi_strerror((int)-r));
             break;
         }
-        op->server = p->server;
         f->srv[p->server].inflight++;
         if (blocking) ops[posted] = op;
         else f->outstanding++;
@@ -447,6 +458,7 @@ again:;
         return fam_fail(FAM_ENOMEM, "out of memory");
     }
     o->server = p->server;
+    o->item_id = p->id;
     fi_addr_t dest = f->srv[p->server].addr;
     struct fid_ep *ep = FAM_EP(f, p->server)->ep;
     uint64_t a = raddr(f, p, local);
@@ -458,13 +470,13 @@ again:;
          * from two or more processes wrongly (lost and garbled updates) and
          * could crash famd in fi_cq_read; fetching atomics are right. We
          * wait for the completion either way, so it costs nothing more. */
-        POST(f, r, fi_fetch_atomic(ep, val, 1, NULL, scratch, NULL, dest, a, p->key,
+        POST(f, r, o, fi_fetch_atomic(ep, val, 1, NULL, scratch, NULL, dest, a, p->key,
                                    dt, op, o));
     else if (kind == 1)
-        POST(f, r, fi_fetch_atomic(ep, reads_only ? scratch : val, 1, NULL,
+        POST(f, r, o, fi_fetch_atomic(ep, reads_only ? scratch : val, 1, NULL,
                                    old, NULL, dest, a, p->key, dt, op, o));
     else
-        POST(f, r, fi_compare_atomic(ep, val, 1, NULL, cmp, NULL, old, NULL,
+        POST(f, r, o, fi_compare_atomic(ep, val, 1, NULL, cmp, NULL, old, NULL,
                                      dest, a, p->key, dt, op, o));
     if (r) {
         free(o);

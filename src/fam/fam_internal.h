@@ -93,6 +93,8 @@ struct fam_op {
     int err;               /* libfabric error (positive), 0 if none */
     int server;            /* memory server it targets, kept awake while we
                             * wait; -1 when the waiter wakes it itself */
+    uint64_t item_id;      /* the id there of the item part it reaches (0:
+                            * none): a stalled wait asks famd if it is gone */
 };
 
 #define FAM_DEFAULT_STRIPE (256u << 10) /* interleaved regions */
@@ -236,7 +238,23 @@ static inline int fam_fabric_ready(fam_t *f)
 /* A post was refused with -FI_EAGAIN for the spins-th time in a row: make
  * room (drain, wake famds) and back off; since as for fam_backoff. Returns
  * 1 (and marks the endpoint broken) once that has lasted the timeout. */
-int fam_post_full(fam_t *f, unsigned spins, uint64_t *since); /* 1: timed out */
+/* The provider's queue is full while posting op (NULL: a bulk request);
+ * *since and *stall_at start at 0 for each post. 1: give up (timed out,
+ * or op's item is gone: fam_item_gone). */
+int fam_post_full(fam_t *f, unsigned spins, uint64_t *since, const struct fam_op *op,
+                  uint64_t *stall_at);
+/* An operation waited on this long asks famd whether its item is still
+ * there (then every FAM_STALL_EVERY_US): over shm an RMA with the key of a
+ * deallocated item never completes (and blocks what follows it to that
+ * famd), and its caller would wait the whole timeout (30 s by default) to
+ * learn what famd can say at once. */
+#define FAM_STALL_FIRST_US 100000u
+#define FAM_STALL_EVERY_US 1000000u
+/* With f->flock held (released around the request): is op's item part
+ * gone from its server, or no longer ours to reach (FAM_ENOTFOUND or
+ * FAM_EPERM from an ITEM_STAT)? Any other answer, a failure to ask
+ * included, is no: the wait goes on to its timeout. */
+int fam_item_gone(fam_t *f, const struct fam_op *op);
 
 /* fam_meta.c */
 int fam_item_refresh(fam_t *f, fam_item_t *d);

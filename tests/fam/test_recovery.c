@@ -170,12 +170,50 @@ static void stale_nonblocking_get_fails_at_quiet_and_b_keeps_working(void **stat
     fam_release(bx);
 }
 
+/* With the default timeout (30 s), a stale RMA fails as soon as famd can
+ * say the item is gone: after 0.1 s of waiting libfam asks it on the
+ * control connection, instead of waiting out the timeout (over shm the RMA
+ * never completes). A put, a get and an atomic, then the client works on. */
+static void with_the_default_timeout_a_stale_rma_fails_within_a_second(void **state)
+{
+    (void)state;
+    fam_options_t o = {.servers = servers, .provider = test_provider()};
+    fam_t *keep = b, *slow = NULL;
+    CHECK_OK(fam_initialize(&o, &slow));
+    b = slow; /* shared_item and b_still_works use b */
+    const char *names[3] = {"x4-get", "x4-put", "x4-atomic"};
+    for (int k = 0; k < 3; k++) {
+        fam_item_t *bx, *x = shared_item(names[k], 4, &bx);
+        uint8_t buf[N];
+        CHECK_OK(fam_get_blocking(b, buf, bx, 0, N)); /* it worked before */
+        CHECK_OK(fam_deallocate(a, x));
+        double t0 = now_s();
+        int64_t old;
+        int rc = k == 0 ? fam_get_blocking(b, buf, bx, 0, N)
+               : k == 1 ? fam_put_blocking(b, buf, bx, 0, N)
+                        : fam_fetch_add_int64(b, bx, 0, 1, &old);
+        double took = now_s() - t0;
+        printf("%s (%s) of a deallocated item failed after %.3f s: %s\n", names[k],
+               test_provider(), took, fam_last_error());
+        assert_int_equal(rc, FAM_ENOTFOUND);
+        assert_non_null(strstr(fam_last_error(), "deallocated"));
+        if (took > 1.0)
+            fail_msg("%s of a deallocated item took %.3f s to fail (the timeout is 30 s; "
+                     "famd answers at once)", names[k], took);
+        fam_release(bx);
+    }
+    b_still_works("default-timeout");
+    b = keep;
+    fam_finalize(slow);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(stale_put_fails_with_not_found_and_b_keeps_working),
         cmocka_unit_test(stale_atomic_fails_and_b_keeps_working),
         cmocka_unit_test(stale_nonblocking_get_fails_at_quiet_and_b_keeps_working),
+        cmocka_unit_test(with_the_default_timeout_a_stale_rma_fails_within_a_second),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
