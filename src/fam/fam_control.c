@@ -629,7 +629,7 @@ int fam_item_gone(fam_t *f, const struct fam_op *op)
     pthread_mutex_unlock(&f->flock);
     int rc = fam_rpc(f, op->server, FAMP_ITEM_STAT, &q, &o);
     pthread_mutex_lock(&f->flock);
-    return rc == FAM_ENOTFOUND || rc == FAM_EPERM;
+    return rc == FAM_ENOTFOUND;
 }
 
 int fam_post_full(fam_t *f, unsigned spins, uint64_t *since, const struct fam_op *op,

@@ -251,9 +251,10 @@ int fam_post_full(fam_t *f, unsigned spins, uint64_t *since, const struct fam_op
 #define FAM_STALL_FIRST_US 100000u
 #define FAM_STALL_EVERY_US 1000000u
 /* With f->flock held (released around the request): is op's item part
- * gone from its server, or no longer ours to reach (FAM_ENOTFOUND or
- * FAM_EPERM from an ITEM_STAT)? Any other answer, a failure to ask
- * included, is no: the wait goes on to its timeout. */
+ * gone from its server (FAM_ENOTFOUND from an ITEM_STAT)? Any other
+ * answer is no, FAM_EPERM included (a descriptor keeps the access it was
+ * opened with, as an open file does after chmod), and so is a failure to
+ * ask: the wait goes on to its timeout. */
 int fam_item_gone(fam_t *f, const struct fam_op *op);
 
 /* fam_meta.c */

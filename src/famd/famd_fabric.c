@@ -12,7 +12,9 @@
  * allows remote reads and writes, one that allows reads only. A client gets
  * the key matching what famd's permission check allowed; keys are random
  * 64-bit numbers, so they cannot be guessed, and they are revoked (the
- * registration closed) when the item is freed or its permissions change. */
+ * registration closed) when the item is freed. A permission change does
+ * not revoke them: keys handed out earlier keep their access, as an open
+ * file does after chmod (rq_item_chmod). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <ctype.h>
