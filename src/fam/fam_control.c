@@ -612,14 +612,7 @@ int fam_fabric_reset(fam_t *f)
 
 /* ---- a full provider queue --------------------------------------------- */
 
-/* The provider's queue is full: what frees it is famd serving our earlier
- * operations, so drain, keep every famd with work of ours awake (shm
- * cannot wake a sleeping famd by itself: a striped get of 80 MiB over two
- * servers waited ~0.1 s here on a full queue to one of them), and back off
- * as a waiter does. Spinning here without yielding starved the famds on 2
- * cores: a 64 MiB get striped over two famds over shm stalled for 20-640
- * ms in one transfer out of ten (0.1-1.3 GB/s instead of 7-8). Returns 1
- * when the queue has stayed full for the timeout. */
+/* A stalled operation's question to famd (fam_internal.h). */
 int fam_item_gone(fam_t *f, const struct fam_op *op)
 {
     if (!op || op->server < 0 || op->server >= f->nservers || !op->item_id) return 0;
@@ -632,6 +625,15 @@ int fam_item_gone(fam_t *f, const struct fam_op *op)
     return rc == FAM_ENOTFOUND;
 }
 
+/* The provider's queue is full: what frees it is famd serving our earlier
+ * operations, so drain, keep every famd with work of ours awake (shm
+ * cannot wake a sleeping famd by itself: a striped get of 80 MiB over two
+ * servers waited ~0.1 s here on a full queue to one of them), and back off
+ * as a waiter does. Spinning here without yielding starved the famds on 2
+ * cores: a 64 MiB get striped over two famds over shm stalled for 20-640
+ * ms in one transfer out of ten (0.1-1.3 GB/s instead of 7-8). Returns 1
+ * when the queue has stayed full for the timeout, or for 0.1 s while
+ * op's item is gone. */
 int fam_post_full(fam_t *f, unsigned spins, uint64_t *since, const struct fam_op *op,
                   uint64_t *stall_at)
 {

@@ -51,7 +51,8 @@
  *               -> {created, processed, info}  (an existing one alike: reused)
  *   ds_refresh  {store[, known]}        -> {processed, version[, datasets]}
  *               (datasets: ds_list's, when the version is not `known`)
- *   ds_derive_stats {store}             -> {datasets: {name: {updates, batches, last}}} */
+ *   ds_derive_stats {store}             -> {datasets: {name: {updates, batches, last}},
+ *                                           colcache, catalog, one_commit: {commits, lost}} */
 #define _GNU_SOURCE
 #include "kd.h"
 #include "kd_ds.h"
@@ -1591,6 +1592,27 @@ static bool one_commit(void)
     return on;
 }
 
+/* One-commit updates made, and lost to another server (which committed
+ * one of their datasets first: they went again one by one), since start;
+ * ds_derive_stats reports them. */
+static uint64_t one_commits, one_commits_lost;
+
+/* Tests only: KD_DSD_TEST_HOLD_MS=<ms> holds each one-commit update back
+ * that long before its commit, after saying so on stderr, so that a test
+ * can have another server commit first (the race this one then loses). */
+static void test_hold(void)
+{
+    const char *e = getenv("KD_DSD_TEST_HOLD_MS");
+    long ms = e ? strtol(e, NULL, 10) : 0;
+    if (ms <= 0 || ms > 60000)
+        return;
+    fprintf(stderr, "kodiakd: test hold: one commit held back %ld ms\n", ms);
+    fflush(stderr);
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts)) {
+    }
+}
+
 /* Keep batch handle h until the commit; -1 if out of memory. */
 static int pend_batch(dsd_pending *p, ds_batch_t *h)
 {
@@ -1986,9 +2008,12 @@ static int refresh_list(kd_cmd *c, ds_store_t *s, const char *store, json_object
     }
     if (!p || !pend.tx)
         return 0;
+    test_hold();
     int lrc = ds_txn_commit(pend.tx, NULL);
     pend.tx = NULL;
     trace(c, "committed all");
+    one_commits++;
+    one_commits_lost += lrc == FAM_EBUSY;
     if (lrc == 0) {
         for (size_t i = 0; i < pend.nd; i++)
             stat_add(store, pend.done[i].name, pend.done[i].n, c->nranks < kd_srv.nranks);
@@ -2238,6 +2263,12 @@ static int cmd_ds_derive_stats(kd_cmd *c)
         for (int i = 0; i < 6; i++)
             json_object_object_add(cc, names[i], json_object_new_int64((int64_t)v[i]));
         kd_result_set(c, "colcache", cc);
+    }
+    if (c->rank == 0) { /* updates committed at once (refresh_list), rank 0's */
+        json_object *oc = json_object_new_object();
+        json_object_object_add(oc, "commits", json_object_new_int64((int64_t)one_commits));
+        json_object_object_add(oc, "lost", json_object_new_int64((int64_t)one_commits_lost));
+        kd_result_set(c, "one_commit", oc);
     }
     /* catalogs handed from rank 0 to the others (kd_ds_sync), all ranks' */
     uint64_t x[2];

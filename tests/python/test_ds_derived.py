@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pandas as pd
@@ -458,6 +459,60 @@ def test_an_update_of_a_chain_on_one_rank_commits_once(ranks, once):
                 st = s[name].stats()
                 assert st["base_batches"] == nb and st["last"] == 1, (name, st)
                 assert st["solo"] == (st["updates"] - 1 if ranks > 1 else 0), (name, st)
+        s.destroy()
+
+
+def test_an_update_that_loses_the_race_goes_again_one_by_one():
+    """A one-commit update (one rank) whose datasets another server brought
+    current first fails as a whole and goes again dataset by dataset,
+    which finds each current: pandas' results on both servers, each new
+    batch committed by one server only, the loser's batches deleted.
+    kodiakd holds server A's commit back (KD_DSD_TEST_HOLD_MS, a hook for
+    tests) until server B has committed the same update."""
+    df = random_frame(1300, 21)
+    cols = list(df.columns)
+    with famd_and_kodiakds() as kodiakd:
+        a = kodiakd(1, env={"KD_DSD_TEST_HOLD_MS": "5000"})
+        b = kodiakd(1)
+        connect(kodiak, a)
+        s = kodiak.DatasetStore("lost_race")
+        t = s.ingest("R", {k: df[k].values[:1000] for k in cols}, batch_rows=250)
+        big = t.filter("f", "gt", -1)
+        big.derive("d", big.col("i") * 3 - big.col("f"))
+        assert "test hold" not in a.output()  # making them was no update
+        s.ingest("R", {k: df[k].values[1000:] for k in cols}, batch_rows=250)  # 2 batches
+        racer = subprocess.Popen([sys.executable, "-c", RACER.format(
+            python=os.path.join(REPO, "python"), cf=a.connect_file, store=s.name,
+            ds=f"{big.name}[d]")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while "test hold" not in a.output():  # A computed both, holds its commit
+                assert racer.poll() is None and time.monotonic() < deadline, a.output()
+                time.sleep(0.02)
+            connect(kodiak, b)
+            done = kodiak.client.generic_msg("ds_refresh", {"store": s.name})[0]
+            assert done["processed"] == 4, done  # 2 batches of 2 datasets
+            out = racer.communicate(timeout=120)[0]
+        finally:
+            if racer.poll() is None:
+                racer.kill()
+        m = (df.f > -1).values
+        assert racer.returncode == 0 and int(out.split()[-1]) == int(m.sum()), out
+        stats = {}
+        for k, srv in (("A", a), ("B", b)):
+            connect(kodiak, srv)
+            stats[k] = kodiak.client.generic_msg("ds_derive_stats", {"store": s.name})[0]
+            sk = kodiak.DatasetStore(s.name)
+            bk = sk[big.name]
+            same(bk["d"], pd.Series(df.i.values[m] * 3 - df.f.values[m]), f"{k} d")
+            same(bk["u"], df[m]["u"], f"{k} u")
+        assert stats["A"]["one_commit"] == {"commits": 1, "lost": 1}, stats["A"]
+        assert stats["B"]["one_commit"] == {"commits": 1, "lost": 0}, stats["B"]
+        for name in (big.name, f"{big.name}[d]"):  # the new batches: B's only
+            assert stats["B"]["datasets"][name]["batches"] == 2, stats["B"]
+            assert stats["A"]["datasets"][name]["batches"] == 4, stats["A"]  # its first 4
+        r = kodiak.DatasetStore(s.name).reclaim(0)
+        assert r["arrays"] == 0, r  # A's uncommitted batches were deleted
         s.destroy()
 
 
