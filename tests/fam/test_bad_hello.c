@@ -286,6 +286,63 @@ static void hundreds_of_bad_hellos_leave_nothing_behind(void **state)
     assert_famd_serves();
 }
 
+/* HELLO asking famd (arg[0], FAM_SPIN_US) to poll for `ask` us after this
+ * connection's activity, with a good address; returns the spin granted. */
+static uint32_t hello_asking(int fd, const void *addr, uint32_t len, uint64_t ask)
+{
+    struct {
+        struct famp_hdr h;
+        struct famp_req q;
+    } m;
+    memset(&m, 0, sizeof m);
+    m.h = (struct famp_hdr){FAMP_MAGIC, FAMP_VERSION, FAMP_HELLO, 9, 0, sizeof m.q};
+    snprintf(m.q.provider, sizeof m.q.provider, "%s", test_provider());
+    m.q.addrlen = len;
+    memcpy(m.q.addr, addr, len);
+    m.q.arg[0] = ask;
+    assert_int_equal(send(fd, &m, sizeof m, MSG_NOSIGNAL), (ssize_t)sizeof m);
+    struct famp_hdr r;
+    recv_all(fd, &r, sizeof r);
+    assert_int_equal(r.magic, FAMP_MAGIC);
+    assert_true(r.len <= sizeof(struct famp_info));
+    struct famp_info o;
+    memset(&o, 0, sizeof o);
+    recv_all(fd, &o, r.len);
+    if (r.status != 0)
+        fail_msg("HELLO asking a spin of %llu us failed (%d): %.200s",
+                 (unsigned long long)ask, r.status, (const char *)&o);
+    assert_int_equal(r.len, sizeof o);
+    return o.spin_us;
+}
+
+/* Whatever a raw client asks in HELLO's arg[0] (the largest number, one
+ * past 32 bits, 1, 0), famd grants at most its own --spin-us (2000 us
+ * here), says so, and serves on. */
+static void any_spin_asked_in_hello_is_granted_within_famds_own(void **state)
+{
+    (void)state;
+    fam_t *g = client(srv.addr); /* an endpoint for test_fabric_addr */
+    assert_non_null(g);
+    uint8_t addr[FAMP_ADDR_MAX];
+    uint32_t len = test_fabric_addr(addr, sizeof addr, 3);
+    const struct { uint64_t ask; uint32_t want; } cases[] = {
+        {UINT64_MAX, 2000}, {(1ull << 32) + 5, 2000}, {2001, 2000}, {1999, 1999},
+        {1, 1}, {0, 2000},
+    };
+    for (int tcp = 0; tcp < 2; tcp++)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            int fd = raw_connect(tcp);
+            uint32_t got = hello_asking(fd, addr, len, cases[i].ask);
+            if (got != cases[i].want)
+                fail_msg("asked %llu us over %s: granted %u, not %u",
+                         (unsigned long long)cases[i].ask, tcp ? "tcp" : "unix", got,
+                         cases[i].want);
+            close(fd);
+        }
+    fam_finalize(g);
+    assert_famd_serves();
+}
+
 /* A copy request's destination famd address is checked the same way:
  * famd refuses the copy, and serves on. */
 static void a_copy_to_a_malformed_server_address_is_refused(void **state)
@@ -326,6 +383,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(each_malformed_address_fails_only_its_connection),
         cmocka_unit_test(hundreds_of_bad_hellos_leave_nothing_behind),
+        cmocka_unit_test(any_spin_asked_in_hello_is_granted_within_famds_own),
         cmocka_unit_test(a_copy_to_a_malformed_server_address_is_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
