@@ -855,7 +855,16 @@ int main(int argc, char **argv)
         case 'P': provider = optarg; break;
         case 'H': host = optarg; break;
         case 'd': data_dir = optarg; break;
-        case 'S': spin_us = strtoull(optarg, NULL, 10); break;
+        case 'S':
+            errno = 0;
+            spin_us = strtoull(optarg, &end, 10);
+            /* HELLO's reply carries the spin granted in 32 bits */
+            if (errno || *end || !*optarg || *optarg == '-' || spin_us > UINT32_MAX) {
+                fprintf(stderr, "famd: bad --spin-us '%s' (want 0 to %u)\n", optarg,
+                        UINT32_MAX);
+                return 2;
+            }
+            break;
         case 'F': prefault_mb = strtoull(optarg, NULL, 10); break;
         case 'C': case 'U':
             errno = 0;
