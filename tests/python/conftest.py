@@ -33,6 +33,15 @@ KODIAKD = os.path.join(BUILD, "kodiakd")
 import kodiak  # noqa: E402
 
 
+def die_with_us():
+    """A Popen preexec_fn: the child (a famd, an mpirun) gets SIGTERM when
+    the process that started it dies (PR_SET_PDEATHSIG), so the servers of
+    a test run killed with -9 do not outlive it (mpirun stops its ranks on
+    SIGTERM; a rank's death signal would not survive its fork)."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def pytest_configure(config):
     """Under pytest only (the benchmarks import this module too): every
     dataset catalog a kodiakd writes is also written through json-c's
@@ -60,7 +69,8 @@ class Server:
                KODIAKD, "--port", "0", "--connect-file", self.connect_file, *args]
         self.log = open(os.path.join(self.dir, "kodiakd.log"), "w+")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env={**mpi_env(), **(env or {})}, start_new_session=True)
+                                     env={**mpi_env(), **(env or {})}, start_new_session=True,
+                                     preexec_fn=die_with_us)
         deadline = time.time() + 60
         while not os.path.exists(self.connect_file):
             if self.proc.poll() is not None or time.time() > deadline:

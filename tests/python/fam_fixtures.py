@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 
-from conftest import BUILD, Server
+from conftest import BUILD, Server, die_with_us
 
 FAMD = os.path.join(BUILD, "famd")
 
@@ -66,7 +66,7 @@ class FamServers:
         else:
             self.logs.append(log)
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=die_with_us)
 
     @staticmethod
     def _ready(p, log):
