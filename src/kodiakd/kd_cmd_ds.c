@@ -487,22 +487,32 @@ static int cmd_ds_open(kd_cmd *c)
 }
 
 /* For family listings: infos sorted by name, to find a base by name. */
-/* kd_ds_list_result of the family of `family_of` (its lineage's top's):
- * only those datasets are copied from the catalog, one version of it. */
-static int list_family(kd_cmd *c, ds_store_t *s, const char *name, const char *family_of)
+int kd_ds_list_result(kd_cmd *c, ds_store_t *s, const char *name, bool if_not,
+                      uint64_t known, const char *family_of)
 {
+    /* the version the handle read last (ds_refresh has just read the
+     * head): a request to famd fewer for every refresh that changes
+     * nothing; a commit after that read is seen by the next command */
+    uint64_t v = ds_version_seen(s);
+    if (if_not && (v || ds_version(s, &v) == 0) && v == known) {
+        kd_result_i64(c, "version", (int64_t)known); /* the caller has this version's list */
+        return 0;
+    }
+    /* the names from one catalog version (read now), then each dataset's
+     * info from that version (ds_pin): only the datasets listed are
+     * copied out of the catalog */
     char **names = NULL;
     size_t n = 0;
-    int rc = ds_list_family(s, family_of, &names, &n);
-    if (rc == FAM_ENOTFOUND) { /* none if it is not there */
+    int rc = family_of ? ds_list_family(s, family_of, &names, &n) : ds_list(s, &names, &n);
+    if (rc == FAM_ENOTFOUND && family_of) { /* none if it is not there */
         rc = 0;
     } else if (rc) {
         store_forget(name);
         return ds_fail(c, rc, "dataset store '%s'", name);
     }
-    uint64_t v = ds_version_seen(s);
+    v = ds_version_seen(s);
     json_object *arr = json_object_new_array();
-    ds_pin(s); /* each ds_info from the version just listed */
+    ds_pin(s);
     for (size_t i = 0; !rc && i < n; i++) {
         ds_info_t *in;
         if ((rc = ds_info(s, names[i], &in))) {
@@ -521,49 +531,6 @@ static int list_family(kd_cmd *c, ds_store_t *s, const char *name, const char *f
     kd_result_i64(c, "version", (int64_t)v);
     kd_result_set(c, "datasets", arr);
     return 0;
-}
-
-int kd_ds_list_result(kd_cmd *c, ds_store_t *s, const char *name, bool if_not,
-                      uint64_t known, const char *family_of)
-{
-    ds_snapshot_t *snap = NULL;
-    char **names = NULL;
-    size_t n = 0;
-    uint64_t v = 0;
-    /* the version the handle read last (ds_refresh has just read the
-     * head): a request to famd fewer for every refresh that changes
-     * nothing; a commit after that read is seen by the next command */
-    v = ds_version_seen(s);
-    if (if_not && (v || ds_version(s, &v) == 0) && v == known) {
-        kd_result_i64(c, "version", (int64_t)known); /* the caller has this version's list */
-        return 0;
-    }
-    if (family_of)
-        return list_family(c, s, name, family_of);
-    int rc = ds_snapshot(s, &snap);
-    if (rc || (rc = ds_snapshot_list(snap, &names, &n))) {
-        store_forget(name);
-        rc = ds_fail(c, rc, "dataset store '%s'", name);
-    }
-    json_object *arr = json_object_new_array();
-    for (size_t i = 0; !rc && i < n; i++) {
-        ds_info_t *in;
-        if ((rc = ds_snapshot_info(snap, names[i], &in))) {
-            rc = ds_fail(c, rc, "dataset '%s' of store '%s'", names[i], name);
-        } else {
-            json_object_array_add(arr, info_json(in));
-            ds_free_info(in);
-        }
-    }
-    if (!rc) {
-        kd_result_i64(c, "version", (int64_t)ds_snapshot_version(snap));
-        kd_result_set(c, "datasets", arr);
-    } else {
-        json_object_put(arr);
-    }
-    ds_free_names(names, n);
-    ds_snapshot_free(snap);
-    return rc;
 }
 
 static int cmd_ds_list(kd_cmd *c)

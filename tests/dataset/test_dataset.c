@@ -864,12 +864,28 @@ static void derived_datasets_behind_their_root_are_listed(void **state)
     ds_close(s);
 }
 
-/* Names, in order, as one string ("a b c"), for comparing lists. */
-static void joined(char **names, size_t n, char *out, size_t max)
+/* Commit an index dataset `name` derived from `base` through handle s. */
+static void create_index(ds_store_t *s, const char *name, const char *base)
 {
+    const ds_column_def_t ic[] = {{"index", DS_INT64}};
+    ds_dataset_def_t def = {.name = name, .kind = DS_KIND_INDEX, .base = base, .expr = "x",
+                            .ncols = 1, .cols = ic};
+    ds_txn_t *t;
+    CHECK_OK(ds_txn_begin(s, &t));
+    CHECK_OK(ds_txn_create(t, &def));
+    CHECK_OK(ds_txn_commit(t, NULL));
+}
+
+/* ds_list_family of `name`, its names in order as one string ("a b c"). */
+static void family_of(ds_store_t *s, const char *name, char *out, size_t max)
+{
+    char **names;
+    size_t n;
+    CHECK_OK(ds_list_family(s, name, &names, &n));
     out[0] = '\0';
     for (size_t i = 0; i < n; i++)
         snprintf(out + strlen(out), max - strlen(out), "%s%s", i ? " " : "", names[i]);
+    ds_free_names(names, n);
 }
 
 /* ds_list_family: the datasets whose lineage tops out where one's does,
@@ -881,54 +897,36 @@ static void a_family_is_listed_from_any_of_its_members(void **state)
     ds_store_t *s = open_store("family");
     make_T(s);
     commit_filled(s, 0, 5);
-    const ds_column_def_t ic[] = {{"index", DS_INT64}};
     struct { const char *name, *base; } defs[] = {
         {"T.a", "T"}, {"orphan", "gone"}, {"T.b", "T"}, {"orphan.y", "orphan"},
         {"T.b.c", "T.b"}, {"T.b.d", "T.b"},
     };
-    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
-        ds_dataset_def_t def = {.name = defs[i].name, .kind = DS_KIND_INDEX,
-                                .base = defs[i].base, .expr = "x", .ncols = 1, .cols = ic};
-        ds_txn_t *t;
-        CHECK_OK(ds_txn_begin(s, &t));
-        CHECK_OK(ds_txn_create(t, &def));
-        CHECK_OK(ds_txn_commit(t, NULL));
-    }
+    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++)
+        create_index(s, defs[i].name, defs[i].base);
     struct { const char *ask, *want; } cases[] = {
         {"T", "T T.a T.b T.b.c T.b.d"},
         {"T.b.d", "T T.a T.b T.b.c T.b.d"},
         {"orphan.y", "orphan orphan.y"},
         {"orphan", "orphan orphan.y"},
     };
-    char **names;
-    size_t n;
     char got[256];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        CHECK_OK(ds_list_family(s, cases[i].ask, &names, &n));
-        joined(names, n, got, sizeof got);
-        ds_free_names(names, n);
+        family_of(s, cases[i].ask, got, sizeof got);
         assert_string_equal(got, cases[i].want);
     }
     /* T.b dropped (and what derives from it) */
     CHECK_OK(ds_drop(s, "T.b"));
+    char **names;
+    size_t n;
     assert_int_equal(ds_list_family(s, "T.b.c", &names, &n), FAM_ENOTFOUND);
-    CHECK_OK(ds_list_family(s, "T.a", &names, &n));
-    joined(names, n, got, sizeof got);
-    ds_free_names(names, n);
+    family_of(s, "T.a", got, sizeof got);
     assert_string_equal(got, "T T.a");
     /* another handle's commit is seen: the catalog is read, not kept */
     ds_store_t *other;
     CHECK_OK(ds_open(f, "family", 0, 0600, &other));
-    ds_dataset_def_t def = {.name = "T.e", .kind = DS_KIND_INDEX, .base = "T.a", .expr = "x",
-                            .ncols = 1, .cols = ic};
-    ds_txn_t *t;
-    CHECK_OK(ds_txn_begin(other, &t));
-    CHECK_OK(ds_txn_create(t, &def));
-    CHECK_OK(ds_txn_commit(t, NULL));
+    create_index(other, "T.e", "T.a");
     ds_close(other);
-    CHECK_OK(ds_list_family(s, "T", &names, &n));
-    joined(names, n, got, sizeof got);
-    ds_free_names(names, n);
+    family_of(s, "T", got, sizeof got);
     assert_string_equal(got, "T T.a T.e");
     assert_int_equal(ds_list_family(s, "nobody", &names, &n), FAM_ENOTFOUND);
     assert_int_equal(ds_list_family(s, NULL, &names, &n), FAM_EINVAL);
