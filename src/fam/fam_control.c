@@ -593,7 +593,7 @@ int fam_fabric_reset(fam_t *f)
                  (long long)(f->outstanding - f->orphans));
     }
     f->outstanding = 0;
-    f->orphans = 0;
+    f->orphans = 0; /* (nb_items stay for fam_quiet to say why) */
     /* every endpoint is rebuilt in its slot, so that a server whose HELLO
      * fails below still names an open one (fam_server.ep) */
     int orc = 0;
@@ -613,14 +613,14 @@ int fam_fabric_reset(fam_t *f)
 /* ---- a full provider queue --------------------------------------------- */
 
 /* A stalled operation's question to famd (fam_internal.h). */
-int fam_item_gone(fam_t *f, const struct fam_op *op)
+int fam_item_gone(fam_t *f, int server, uint64_t item_id)
 {
-    if (!op || op->server < 0 || op->server >= f->nservers || !op->item_id) return 0;
+    if (server < 0 || server >= f->nservers || !item_id) return 0;
     struct famp_req q = {0};
     struct famp_info o;
-    q.id = op->item_id;
+    q.id = item_id;
     pthread_mutex_unlock(&f->flock);
-    int rc = fam_rpc(f, op->server, FAMP_ITEM_STAT, &q, &o);
+    int rc = fam_rpc(f, server, FAMP_ITEM_STAT, &q, &o);
     pthread_mutex_lock(&f->flock);
     return rc == FAM_ENOTFOUND;
 }
@@ -658,7 +658,7 @@ int fam_post_full(fam_t *f, unsigned spins, uint64_t *since, const struct fam_op
         if (!*stall_at) *stall_at = *since + FAM_STALL_FIRST_US;
         if (now > *stall_at) {
             *stall_at = now + FAM_STALL_EVERY_US;
-            if (fam_item_gone(f, op)) {
+            if (fam_item_gone(f, op->server, op->item_id)) {
                 f->broken = 1;
                 return 1;
             }

@@ -87,7 +87,7 @@ static int wait_op(fam_t *f, struct fam_op *op)
                 return -1;
             } else if (now > stall_at) {
                 stall_at = now + FAM_STALL_EVERY_US;
-                if (!op->done && fam_item_gone(f, op) && !op->done) {
+                if (!op->done && fam_item_gone(f, op->server, op->item_id) && !op->done) {
                     /* as a timeout: the caller asks again and says why */
                     op->abandoned = 1;
                     f->broken = 1;
@@ -179,6 +179,19 @@ static int rma_failed(fam_t *f, fam_item_t *d, int err, int *retried,
 
 #define RMA_WINDOW 16
 
+/* A non-blocking operation on item part `id` of `server` is in flight:
+ * remember the part (the first 8 distinct) for a stalled fam_quiet. */
+static void nb_note(fam_t *f, int server, uint64_t id)
+{
+    int n = f->nb_nitems, max = (int)(sizeof f->nb_items / sizeof f->nb_items[0]);
+    for (int i = 0; i < n; i++)
+        if (f->nb_items[i].server == server && f->nb_items[i].id == id) return;
+    if (n == max) return;
+    f->nb_items[n].server = server;
+    f->nb_items[n].id = id;
+    f->nb_nitems = n + 1;
+}
+
 static int rma(fam_t *f, int write, void *buf, fam_item_t *d, uint64_t off,
                uint64_t n, int blocking)
 {
@@ -263,8 +276,12 @@ again:
             break;
         }
         f->srv[p->server].inflight++;
-        if (blocking) ops[posted] = op;
-        else f->outstanding++;
+        if (blocking) {
+            ops[posted] = op;
+        } else {
+            f->outstanding++;
+            nb_note(f, p->server, p->id);
+        }
         posted++;
         at += len;
     }
@@ -335,23 +352,54 @@ int fam_get_nonblocking(fam_t *f, void *dst, fam_item_t *d, uint64_t off,
     return rma(f, 0, dst, d, off, n, 0);
 }
 
+/* With flock held: the first item part nb_note kept that famd says is
+ * gone (fam_item_gone), or -1. */
+static int nb_gone(fam_t *f)
+{
+    for (int i = 0; i < f->nb_nitems; i++)
+        if (fam_item_gone(f, f->nb_items[i].server, f->nb_items[i].id)) return i;
+    return -1;
+}
+
 int fam_quiet(fam_t *f)
 {
     fam_clear_error();
     if (!f) return fam_fail(FAM_EINVAL, "fam_t is NULL");
     pthread_mutex_lock(&f->flock);
-    uint64_t since = 0, idle_from = fam_now_us();
+    uint64_t since = 0, idle_from = fam_now_us(), stall_at = idle_from + FAM_STALL_FIRST_US;
     int rc = 0;
     for (unsigned spins = 0; f->outstanding > 0; spins++) {
         if (f->broken) { /* what is in flight is lost with the endpoint */
             rc = fam_fabric_reset(f);
             break;
         }
-        if (fam_drain(f)) { spins = since = 0; idle_from = fam_now_us(); continue; }
+        if (fam_drain(f)) {
+            spins = since = 0;
+            idle_from = fam_now_us();
+            stall_at = idle_from + FAM_STALL_FIRST_US;
+            continue;
+        }
         if (spins >= 64) /* keep their famd awake, as in wait_op */
             for (int i = 0; i < f->nservers; i++)
                 if (f->srv[i].inflight > 0) fam_wake(f, i);
         fam_backoff(spins, &since);
+        if ((spins & 1023) == 0 && fam_now_us() > stall_at) {
+            /* nothing completed for a while: is an item they reach gone?
+             * (over shm its RMA never completes, and holds up the rest) */
+            stall_at = fam_now_us() + FAM_STALL_EVERY_US;
+            int gone = nb_gone(f);
+            if (gone >= 0 && f->outstanding > 0) {
+                rc = fam_fail(FAM_ENOTFOUND, "%lld non-blocking operations cannot "
+                              "complete: data item id %llu on memory server %d is gone "
+                              "(was it deallocated?)", (long long)f->outstanding,
+                              (unsigned long long)f->nb_items[gone].id,
+                              f->nb_items[gone].server);
+                f->outstanding = 0;
+                f->nb_error = 0;
+                f->broken = 1;
+                break;
+            }
+        }
         if ((spins & 1023) == 0 &&
             fam_now_us() - idle_from > (uint64_t)f->timeout_ms * 1000u) {
             /* nothing completed for the whole timeout: give them up */
@@ -365,10 +413,18 @@ int fam_quiet(fam_t *f)
         }
     }
     if (!rc && f->nb_error) {
-        rc = fam_fail(f->nb_error, "a non-blocking operation failed: %s",
-                      f->nb_msg);
+        /* over tcp a revoked key fails the operation: say why if we can */
+        int gone = f->nb_error == FAM_EFABRIC ? nb_gone(f) : -1;
+        if (gone >= 0)
+            rc = fam_fail(FAM_ENOTFOUND, "a non-blocking operation failed (%s): data "
+                          "item id %llu on memory server %d is gone (was it "
+                          "deallocated?)", f->nb_msg,
+                          (unsigned long long)f->nb_items[gone].id, f->nb_items[gone].server);
+        else
+            rc = fam_fail(f->nb_error, "a non-blocking operation failed: %s", f->nb_msg);
         f->nb_error = 0;
     }
+    if (f->outstanding <= 0) f->nb_nitems = 0;
     pthread_mutex_unlock(&f->flock);
     return rc;
 }

@@ -72,6 +72,10 @@ struct fam {
     int neps;              /* slots in use */
     pthread_mutex_t flock; /* serializes use of the endpoints and CQs */
     int64_t outstanding;   /* non-blocking operations in flight */
+    struct { int server; uint64_t id; } nb_items[8]; /* the first item parts
+                              they reach (distinct), asked about by a
+                              stalled fam_quiet (fam_item_gone) */
+    int nb_nitems;         /* used of nb_items; 0 again when none is in flight */
     int64_t orphans;       /* of those, pieces of calls that failed */
     int nb_error;          /* first error of a non-blocking operation */
     char nb_msg[256];      /* its message */
@@ -250,12 +254,12 @@ int fam_post_full(fam_t *f, unsigned spins, uint64_t *since, const struct fam_op
  * learn what famd can say at once. */
 #define FAM_STALL_FIRST_US 100000u
 #define FAM_STALL_EVERY_US 1000000u
-/* With f->flock held (released around the request): is op's item part
- * gone from its server (FAM_ENOTFOUND from an ITEM_STAT)? Any other
+/* With f->flock held (released around the request): is item part
+ * item_id gone from server (FAM_ENOTFOUND from an ITEM_STAT)? Any other
  * answer is no, FAM_EPERM included (a descriptor keeps the access it was
  * opened with, as an open file does after chmod), and so is a failure to
  * ask: the wait goes on to its timeout. */
-int fam_item_gone(fam_t *f, const struct fam_op *op);
+int fam_item_gone(fam_t *f, int server, uint64_t item_id);
 
 /* fam_meta.c */
 int fam_item_refresh(fam_t *f, fam_item_t *d);

@@ -173,7 +173,8 @@ static void stale_nonblocking_get_fails_at_quiet_and_b_keeps_working(void **stat
 /* With the default timeout (30 s), a stale RMA fails as soon as famd can
  * say the item is gone: after 0.1 s of waiting libfam asks it on the
  * control connection, instead of waiting out the timeout (over shm the RMA
- * never completes). A put, a get and an atomic, then the client works on. */
+ * never completes). A get, a put, an atomic and a non-blocking get (found
+ * by fam_quiet), then the client works on. */
 static void with_the_default_timeout_a_stale_rma_fails_within_a_second(void **state)
 {
     (void)state;
@@ -181,8 +182,8 @@ static void with_the_default_timeout_a_stale_rma_fails_within_a_second(void **st
     fam_t *keep = b, *slow = NULL;
     CHECK_OK(fam_initialize(&o, &slow));
     b = slow; /* shared_item and b_still_works use b */
-    const char *names[3] = {"x4-get", "x4-put", "x4-atomic"};
-    for (int k = 0; k < 3; k++) {
+    const char *names[4] = {"x4-get", "x4-put", "x4-atomic", "x4-quiet"};
+    for (int k = 0; k < 4; k++) {
         fam_item_t *bx, *x = shared_item(names[k], 4, &bx);
         uint8_t buf[N];
         CHECK_OK(fam_get_blocking(b, buf, bx, 0, N)); /* it worked before */
@@ -191,7 +192,9 @@ static void with_the_default_timeout_a_stale_rma_fails_within_a_second(void **st
         int64_t old;
         int rc = k == 0 ? fam_get_blocking(b, buf, bx, 0, N)
                : k == 1 ? fam_put_blocking(b, buf, bx, 0, N)
-                        : fam_fetch_add_int64(b, bx, 0, 1, &old);
+               : k == 2 ? fam_fetch_add_int64(b, bx, 0, 1, &old)
+                        : fam_get_nonblocking(b, buf, bx, 0, 64); /* posted: one piece */
+        if (k == 3 && rc == 0) rc = fam_quiet(b);
         double took = now_s() - t0;
         printf("%s (%s) of a deallocated item failed after %.3f s: %s\n", names[k],
                test_provider(), took, fam_last_error());
