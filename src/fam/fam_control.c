@@ -654,14 +654,11 @@ int fam_post_full(fam_t *f, unsigned spins, uint64_t *since, const struct fam_op
     /* full for a while: is the item we post for gone (an RMA of ours with
      * its dead key stuck ahead of this one)? */
     if (op && stall_at && *since) {
-        uint64_t now = fam_now_us();
         if (!*stall_at) *stall_at = *since + FAM_STALL_FIRST_US;
-        if (now > *stall_at) {
-            *stall_at = now + FAM_STALL_EVERY_US;
-            if (fam_item_gone(f, op->server, op->item_id)) {
-                f->broken = 1;
-                return 1;
-            }
+        if (fam_stall_due(stall_at, fam_now_us()) &&
+            fam_item_gone(f, op->server, op->item_id)) {
+            f->broken = 1;
+            return 1;
         }
     }
     return 0;

@@ -85,14 +85,12 @@ static int wait_op(fam_t *f, struct fam_op *op)
                 op->abandoned = 1;
                 f->broken = 1; /* shm lets nothing pass a stuck operation */
                 return -1;
-            } else if (now > stall_at) {
-                stall_at = now + FAM_STALL_EVERY_US;
-                if (!op->done && fam_item_gone(f, op->server, op->item_id) && !op->done) {
-                    /* as a timeout: the caller asks again and says why */
-                    op->abandoned = 1;
-                    f->broken = 1;
-                    return -1;
-                }
+            } else if (fam_stall_due(&stall_at, now) &&
+                       fam_item_gone(f, op->server, op->item_id) && !op->done) {
+                /* as a timeout: the caller asks again and says why */
+                op->abandoned = 1;
+                f->broken = 1;
+                return -1;
             }
         }
     }
@@ -352,6 +350,15 @@ int fam_get_nonblocking(fam_t *f, void *dst, fam_item_t *d, uint64_t off,
     return rma(f, 0, dst, d, off, n, 0);
 }
 
+/* With flock held: give up every non-blocking operation in flight (the
+ * endpoint is rebuilt before the next one). */
+static void nb_give_up(fam_t *f)
+{
+    f->outstanding = 0;
+    f->nb_error = 0;
+    f->broken = 1;
+}
+
 /* With flock held: the first item part nb_note kept that famd says is
  * gone (fam_item_gone), or -1. */
 static int nb_gone(fam_t *f)
@@ -383,32 +390,25 @@ int fam_quiet(fam_t *f)
             for (int i = 0; i < f->nservers; i++)
                 if (f->srv[i].inflight > 0) fam_wake(f, i);
         fam_backoff(spins, &since);
-        if ((spins & 1023) == 0 && fam_now_us() > stall_at) {
-            /* nothing completed for a while: is an item they reach gone?
-             * (over shm its RMA never completes, and holds up the rest) */
-            stall_at = fam_now_us() + FAM_STALL_EVERY_US;
-            int gone = nb_gone(f);
-            if (gone >= 0 && f->outstanding > 0) {
-                rc = fam_fail(FAM_ENOTFOUND, "%lld non-blocking operations cannot "
-                              "complete: data item id %llu on memory server %d is gone "
-                              "(was it deallocated?)", (long long)f->outstanding,
-                              (unsigned long long)f->nb_items[gone].id,
-                              f->nb_items[gone].server);
-                f->outstanding = 0;
-                f->nb_error = 0;
-                f->broken = 1;
-                break;
-            }
+        if ((spins & 1023) != 0) continue;
+        /* nothing completed for a while: is an item they reach gone? (over
+         * shm its RMA never completes, and holds up the rest) */
+        int gone = fam_stall_due(&stall_at, fam_now_us()) ? nb_gone(f) : -1;
+        if (gone >= 0 && f->outstanding > 0) {
+            rc = fam_fail(FAM_ENOTFOUND, "%lld non-blocking operations cannot "
+                          "complete: data item id %llu on memory server %d is gone "
+                          "(was it deallocated?)", (long long)f->outstanding,
+                          (unsigned long long)f->nb_items[gone].id,
+                          f->nb_items[gone].server);
+            nb_give_up(f);
+            break;
         }
-        if ((spins & 1023) == 0 &&
-            fam_now_us() - idle_from > (uint64_t)f->timeout_ms * 1000u) {
+        if (fam_now_us() - idle_from > (uint64_t)f->timeout_ms * 1000u) {
             /* nothing completed for the whole timeout: give them up */
             rc = fam_fail(FAM_ETIMEOUT, "%lld non-blocking operations did not "
                           "complete within %d ms", (long long)f->outstanding,
                           f->timeout_ms);
-            f->outstanding = 0;
-            f->nb_error = 0;
-            f->broken = 1;
+            nb_give_up(f);
             break;
         }
     }

@@ -254,6 +254,14 @@ int fam_post_full(fam_t *f, unsigned spins, uint64_t *since, const struct fam_op
  * learn what famd can say at once. */
 #define FAM_STALL_FIRST_US 100000u
 #define FAM_STALL_EVERY_US 1000000u
+/* Is it time (now) to ask? *at: when next (the caller sets the first); a
+ * yes sets the one after. */
+static inline int fam_stall_due(uint64_t *at, uint64_t now)
+{
+    if (now <= *at) return 0;
+    *at = now + FAM_STALL_EVERY_US;
+    return 1;
+}
 /* With f->flock held (released around the request): is item part
  * item_id gone from server (FAM_ENOTFOUND from an ITEM_STAT)? Any other
  * answer is no, FAM_EPERM included (a descriptor keeps the access it was
