@@ -529,25 +529,35 @@ static void peer_of(zmq_msg_t *m, int *pid, unsigned *uid)
 /* A command running longer than this has the watcher answer for rank 0. */
 #define KD_BUSY_AFTER_MS 200
 
-/* Who uses the ROUTER socket: the main thread holds watch.mu all the time
- * except while a command runs; then the watcher thread may take it (after
- * KD_BUSY_AFTER_MS). To take the socket back the main thread sets
- * want_back and writes to the wake pipe, which the watcher's zmq_poll
- * watches, then locks mu. ZeroMQ allows a socket to move between threads
- * across a full memory barrier, which the mutex is. */
+/* Who uses the ROUTER socket: the main thread, except while a command has
+ * run longer than KD_BUSY_AFTER_MS; then the watcher thread takes it
+ * (taken) and answers busy until the main thread, at the command's end,
+ * writes to the wake pipe (which the watcher's zmq_poll watches) and waits
+ * for it back. A short command does not wake the watcher: it sleeps until
+ * the deadline of the command it last saw, and finds there the same
+ * command (it takes the socket), a later one (it sleeps until that one's
+ * deadline) or none (it waits, idle, for the next command, which signals
+ * it). Before, every command woke it twice, the second time on the
+ * reply's path (the main thread waited for it to let go of a mutex). ZeroMQ
+ * allows a socket to move between threads across a full memory barrier,
+ * which the mutex is. */
 static struct {
-    pthread_mutex_t mu;        /* held by the thread that may use the socket */
-    pthread_cond_t cv;         /* signalled when a command starts, and at exit */
+    pthread_mutex_t mu;        /* guards the fields below, up to thread */
+    pthread_cond_t cv;         /* to the watcher (monotonic clock): a command
+                                  started while it was idle; quit */
+    pthread_cond_t back;       /* to the main thread: the socket is given back */
     void *sock;                /* rank 0's ROUTER socket */
     int wake[2];               /* pipe: main thread -> watcher, "give it back" */
-    _Atomic bool want_back;    /* the main thread waits for mu: release it */
-    bool running;              /* a command runs on the ranks (under mu) */
+    bool running;              /* a command runs on the ranks */
+    bool idle;                 /* the watcher waits for a command, no deadline */
+    bool taken;                /* the watcher has the socket */
     bool quit;                 /* the front end stops: the watcher ends */
     double since;              /* monotonic time the running command started */
     char cmd[64];              /* the running command's name */
     pthread_t thread;          /* the watcher */
     bool started;              /* the watcher thread exists */
-} watch = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .wake = {-1, -1}};
+} watch = {.mu = PTHREAD_MUTEX_INITIALIZER, .back = PTHREAD_COND_INITIALIZER,
+           .wake = {-1, -1}};
 
 static double now_s(void);
 /* A request's parts, in an array grown as they arrive (recv_request). */
@@ -587,61 +597,91 @@ static void *watcher(void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&watch.mu);
-    for (;;) {
-        while ((!watch.running || watch.want_back) && !watch.quit)
+    while (!watch.quit) {
+        if (!watch.running) {
+            watch.idle = true;
             pthread_cond_wait(&watch.cv, &watch.mu);
-        if (watch.quit)
-            break;
-        double left = watch.since + KD_BUSY_AFTER_MS * 1e-3 - now_s();
-        zmq_pollitem_t items[2] = {{NULL, watch.wake[0], ZMQ_POLLIN, 0},
-                                   {watch.sock, 0, ZMQ_POLLIN, 0}};
-        /* before KD_BUSY_AFTER_MS only the wake pipe, with a timeout */
-        int r = zmq_poll(items, left > 0 ? 1 : 2, left > 0 ? (long)(left * 1e3) + 1 : -1);
-        if (r > 0 && left <= 0 && (items[1].revents & ZMQ_POLLIN) && !watch.want_back)
-            answer_busy(watch.sock);
+            watch.idle = false;
+            continue;
+        }
+        double due = watch.since + KD_BUSY_AFTER_MS * 1e-3, now = now_s();
+        if (now < due) {
+            double at = due + 1e-4; /* just past it: no early wake to sleep again */
+            struct timespec ts = {(time_t)at, (long)((at - (double)(time_t)at) * 1e9)};
+            pthread_cond_timedwait(&watch.cv, &watch.mu, &ts);
+            continue; /* look again: the same command, a later one, or none */
+        }
+        /* one command has run KD_BUSY_AFTER_MS: answer for rank 0 */
+        watch.taken = true;
+        pthread_mutex_unlock(&watch.mu);
+        for (;;) {
+            zmq_pollitem_t items[2] = {{NULL, watch.wake[0], ZMQ_POLLIN, 0},
+                                       {watch.sock, 0, ZMQ_POLLIN, 0}};
+            int r = zmq_poll(items, 2, -1);
+            if (r > 0 && (items[0].revents & ZMQ_POLLIN))
+                break; /* the main thread wants it back (or we quit) */
+            if (r > 0 && (items[1].revents & ZMQ_POLLIN))
+                answer_busy(watch.sock);
+        }
+        pthread_mutex_lock(&watch.mu);
+        watch.taken = false;
+        pthread_cond_signal(&watch.back);
+        /* the main thread cleared running before it asked: idle next */
     }
     pthread_mutex_unlock(&watch.mu);
     return NULL;
 }
 
-/* The main thread, holding mu: hand the socket to the watcher while `cmd`
- * runs. */
+/* The main thread: `cmd` starts running (the watcher may take the socket
+ * after KD_BUSY_AFTER_MS). */
 static void watch_start(const char *cmd)
 {
     if (!watch.started)
         return;
+    pthread_mutex_lock(&watch.mu);
     watch.running = true;
     watch.since = now_s();
     snprintf(watch.cmd, sizeof watch.cmd, "%s", cmd);
-    pthread_cond_signal(&watch.cv);
+    if (watch.idle)
+        pthread_cond_signal(&watch.cv);
     pthread_mutex_unlock(&watch.mu);
 }
 
-/* The command ended: take the socket back. */
+/* The command ended: the socket is the main thread's again (taken back if
+ * the watcher has it). */
 static void watch_end(void)
 {
     if (!watch.started)
         return;
-    watch.want_back = true;
-    char b = 1;
-    ssize_t w = write(watch.wake[1], &b, 1);
-    (void)w; /* a full pipe wakes the watcher as well */
     pthread_mutex_lock(&watch.mu);
     watch.running = false;
-    watch.want_back = false;
-    char junk[64];
-    while (read(watch.wake[0], junk, sizeof junk) > 0) {}
+    if (watch.taken) {
+        char b = 1;
+        ssize_t w = write(watch.wake[1], &b, 1);
+        (void)w; /* a full pipe wakes the watcher as well */
+        while (watch.taken)
+            pthread_cond_wait(&watch.back, &watch.mu);
+        char junk[64];
+        while (read(watch.wake[0], junk, sizeof junk) > 0) {}
+    }
+    pthread_mutex_unlock(&watch.mu);
 }
 
-/* Start the watcher; the calling (main) thread then holds mu. Without it
- * (no thread, no pipe) the server works as before, without busy answers. */
+/* Start the watcher. Without it (no thread, no pipe) the server works as
+ * before, without busy answers. */
 static void watch_init(void *sock)
 {
-    pthread_mutex_lock(&watch.mu);
     watch.sock = sock;
-    if (pipe2(watch.wake, O_CLOEXEC | O_NONBLOCK) != 0)
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0)
         return;
-    watch.started = pthread_create(&watch.thread, NULL, watcher, NULL) == 0;
+    int ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+             pthread_cond_init(&watch.cv, &ca) == 0;
+    pthread_condattr_destroy(&ca);
+    if (ok && pipe2(watch.wake, O_CLOEXEC | O_NONBLOCK) == 0)
+        watch.started = pthread_create(&watch.thread, NULL, watcher, NULL) == 0;
+    if (watch.started)
+        pthread_setname_np(watch.thread, "kd-watch"); /* tests find it by name */
     if (!watch.started)
         fprintf(stderr, "kodiakd: no watcher thread: requests during a long command "
                         "wait for it instead of being answered busy\n");
@@ -649,15 +689,19 @@ static void watch_init(void *sock)
 
 static void watch_stop(void)
 {
-    if (watch.started) {
-        watch.quit = true;
-        pthread_cond_signal(&watch.cv);
-        pthread_mutex_unlock(&watch.mu);
-        pthread_join(watch.thread, NULL);
-        watch.started = false;
-    } else {
-        pthread_mutex_unlock(&watch.mu);
+    if (!watch.started)
+        return;
+    pthread_mutex_lock(&watch.mu);
+    watch.quit = true;
+    pthread_cond_signal(&watch.cv);
+    if (watch.taken) {
+        char b = 1;
+        ssize_t w = write(watch.wake[1], &b, 1);
+        (void)w;
     }
+    pthread_mutex_unlock(&watch.mu);
+    pthread_join(watch.thread, NULL);
+    watch.started = false;
 }
 
 /* Broadcast `hdr` and run it everywhere; returns true if the server stops.

@@ -97,6 +97,37 @@ def until_not_busy(fn, within=30.0):
             time.sleep(0.1)
 
 
+def thread_switches(pid, name):
+    """Context switches (voluntary + not) of pid's thread called `name`."""
+    for t in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{t}/comm") as f:
+            if f.read().strip() != name:
+                continue
+        with open(f"/proc/{pid}/task/{t}/status") as f:
+            return sum(int(ln.split()[1]) for ln in f if "ctxt_switches" in ln)
+    raise AssertionError(f"pid {pid} has no thread named {name!r}")
+
+
+def test_short_commands_do_not_wake_the_watcher(two_ranks):
+    """The watcher sleeps until the deadline of the command it last saw, so
+    a run of short commands wakes it a few times, not twice per command on
+    the replies' path; it still answers busy (the tests above)."""
+    server, _ = two_ranks
+    ak = kodiak
+    ak.connect(connect_file=server.connect_file)
+    a = ak.arange(0, 100, 1)
+    r0 = server.info["pid"]
+    before = thread_switches(r0, "kd-watch")
+    t0 = time.monotonic()
+    for i in range(300):
+        assert a[i % 100] == i % 100
+    took = time.monotonic() - t0
+    woke = thread_switches(r0, "kd-watch") - before
+    # at most one wake at each 0.2 s deadline, one signal after each quiet
+    # spell between them, and a few to spare: 600 or more before
+    assert woke <= 2 * (took / 0.2 + 1) + 10, (woke, took)
+
+
 def test_connect_timeout_covers_every_request_and_a_stopped_rank_recovers(two_ranks):
     server, stopped = two_ranks
     ak = kodiak
