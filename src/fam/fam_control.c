@@ -298,6 +298,12 @@ static int rpc_body(fam_t *f, int server, uint16_t op, const void *q,
     if ((rc = io_all(s->fd, o, sizeof *o, 0, f->timeout_ms))) goto broken;
     o->name[FAM_NAME_MAX] = '\0';
     rc = 0;
+    /* famd answered: it is awake and polls for its spin from now (every
+     * request starts one), so an RMA that follows within half our spin
+     * sends a one-way WAKE, not a WAKE_SYNC round trip (fam_wake_first):
+     * each kodiakd command's store check then its catalog read, an
+     * allocation then its first write, took two round trips */
+    s->last_active = fam_now_us();
     goto out;
 broken:
     close(s->fd);

@@ -125,6 +125,10 @@ typedef struct {
     size_t out_len[KD_MAX_FRAMES];
     bool shutdown;                /* the server stops after replying */
     kd_array *temps;              /* arrays created but not (yet) registered */
+    char ds_checked[65];          /* the dataset store this command has already
+                                     checked is still there (kd_cmd_ds.c's
+                                     get_store: once per command, not per
+                                     attach); "" none yet */
 } kd_cmd;
 
 typedef int (*kd_handler)(kd_cmd *c);
