@@ -129,6 +129,30 @@ def _reduce(ds: Dataset, col: str, op: str, ddof: int = 1):
     return _scalar(out[op][0])
 
 
+def _by_key(r):
+    """r sorted by its index, as r.sort_index()."""
+    return r if r.index.is_monotonic_increasing else r.sort_index()
+
+
+def _in_key_order(k: Dict[str, np.ndarray], o: Dict[str, np.ndarray]):
+    """The groups (keys k, results o) in key order, as sort_index would put
+    them, by NumPy's stable argsort where that is the same order: one
+    numeric or date-time key (NaN and NaT last in both). pandas' own
+    sort_index took 0.28 ms of a 1 ms group-by of 260 groups. Otherwise
+    (several keys, text) k and o as they are, for _by_key."""
+    if len(k) != 1:
+        return k, o
+    key = next(iter(k.values()))
+    if not isinstance(key, np.ndarray) or key.dtype.kind not in "iufbM":
+        return k, o
+    order = np.argsort(key, kind="stable")
+    if (order == np.arange(len(order))).all():
+        return k, o
+    return ({n: v[order] for n, v in k.items()},
+            {n: (v[order] if isinstance(v, np.ndarray) and len(v) == len(order) else v)
+             for n, v in o.items()})
+
+
 def _index(kv: Dict[str, np.ndarray]):
     import pandas as pd
     names = list(kv)
@@ -367,7 +391,7 @@ def _ds_value_counts(self, column: str, ascending: bool = False) -> "pandas.Seri
     if not isinstance(column, str):
         raise TypeError(f"value_counts: a column name, not {type(column).__name__}")
     k, o = _agg(self, [column], None, ["size"])
-    r = pd.Series(o["size"], index=_index(k)).sort_index()
+    r = _by_key(pd.Series(o["size"], index=_index(k)))
     r = r.sort_values(ascending=bool(ascending), kind="stable")
     if int(pd.__version__.split(".")[0]) >= 2:
         r.name = "count"
@@ -519,8 +543,8 @@ class DatasetGroupBy:
         >>> s.destroy()
         """
         import pandas as pd
-        k, o = _agg(self.dataset, self.keys, None, ["size"])
-        return pd.Series(o["size"], index=_index(k)).sort_index()
+        k, o = _in_key_order(*_agg(self.dataset, self.keys, None, ["size"]))
+        return _by_key(pd.Series(o["size"], index=_index(k)))
 
     def count(self, column: Union[str, List[str]]) -> "pandas.Series":
         """Non-missing values of a column per group (a list of columns: a
@@ -730,9 +754,10 @@ class DatasetSeriesGroupBy:
 
     def _ops(self, ops, ddof=1):
         import pandas as pd
-        k, o = _agg(self.grouped.dataset, self.grouped.keys, self.column, ops, ddof)
+        k, o = _in_key_order(*_agg(self.grouped.dataset, self.grouped.keys, self.column,
+                                   ops, ddof))
         idx = _index(k)
-        return {op: pd.Series(o[op], index=idx, name=self.column).sort_index() for op in ops}
+        return {op: _by_key(pd.Series(o[op], index=idx, name=self.column)) for op in ops}
 
     def agg(self, ops: Union[str, List[str]], ddof: int = 1) -> "pandas.DataFrame":
         """Several aggregations of the column in one pass over the data: a

@@ -23,8 +23,9 @@
  * does not read the socket. If a rank is stopped (SIGSTOP, a debugger) the
  * command never ends, and a client would wait for good. So rank 0 has a
  * watcher thread: once a command has run for KD_BUSY_AFTER_MS, it takes the
- * socket (the main thread hands it over under sock_mu, and takes it back
- * when the command ends) and answers every request that arrives with a
+ * socket (under watch.mu; the main thread takes it back when the command
+ * ends, and a shorter command does not wake the watcher at all) and
+ * answers every request that arrives with a
  * ServerBusyError naming the command and how long it has run. The client
  * has a deadline per request (docs/PROTOCOL.md, "Deadlines"); after it, its
  * next request gets this answer at once instead of hanging. Every reply

@@ -461,3 +461,37 @@ def test_four_times_the_memory_limit_gives_the_answers_of_pandas(nranks):
     finally:
         kodiak.disconnect()
         c.stop()
+
+
+# ---- the client's key order: NumPy's argsort where it is pandas' sort_index -------------------
+
+@pytest.mark.parametrize("kind", ["int64", "uint64", "float64", "bool", "datetime64[s]"])
+def test_groups_put_in_key_order_by_numpy_as_pandas_sort_index_would(kind):
+    """ds_agg's groups come in the server's order; the client orders them
+    by one numeric or date-time key with NumPy (a fast path for pandas'
+    sort_index): the same Series as sort_index on shuffled keys with NaN,
+    NaT, negatives and the extremes, and on keys already in order."""
+    from kodiak.ds_agg import _in_key_order, _index
+    rng = np.random.default_rng(7)
+    if kind == "int64":
+        key = np.concatenate([rng.integers(-10**6, 10**6, 300),
+                              [np.iinfo(np.int64).min, np.iinfo(np.int64).max]])
+    elif kind == "uint64":
+        key = np.concatenate([rng.integers(0, 10**6, 300).astype(np.uint64),
+                              np.array([np.iinfo(np.uint64).max, 2**63], dtype=np.uint64)])
+    elif kind == "float64":
+        key = np.concatenate([rng.normal(size=300), [np.nan, -np.inf, np.inf, -0.5e-300]])
+    elif kind == "bool":
+        key = np.array([True, False])
+    else:
+        key = np.concatenate([rng.integers(0, 2 * 10**9, 300).astype("datetime64[s]"),
+                              np.array(["NaT"], dtype="datetime64[s]")])
+    key = np.unique(key) if kind != "float64" else key  # groups: distinct keys
+    for shuffled in (rng.permutation(len(key)), np.arange(len(key))):
+        k = {"g": key[shuffled]}
+        o = {"mean": rng.normal(size=len(key)), "size": rng.integers(0, 9, len(key))}
+        exp = {op: pd.Series(v, index=_index(k), name="x").sort_index() for op, v in o.items()}
+        k2, o2 = _in_key_order(k, o)
+        for op in o:
+            got = pd.Series(o2[op], index=_index(k2), name="x")
+            pd.testing.assert_series_equal(got, exp[op])
