@@ -128,6 +128,35 @@ static void on_signal(int sig, siginfo_t *info, void *uctx)
     errno = saved;
 }
 
+/* SIGTERM and SIGINT to on_signal. Before MPI_Init, so that a stop asked
+ * while the ranks start (MPI_Init takes a few hundred ms) is not the
+ * default action, a rank dead without MPI_Finalize and its launcher
+ * reporting a crash: the flag waits until rank 0's front end looks at it.
+ * Again after MPI_Init, in case the MPI library put its own in place. */
+static void catch_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_signal;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+/* Tests only: KD_TEST_START_HOLD_MS=<ms> waits that long before MPI_Init
+ * (signals do not cut the wait short), so that a test can stop a rank
+ * while it starts; it says so on stderr. */
+static void test_start_hold(void)
+{
+    const char *e = getenv("KD_TEST_START_HOLD_MS");
+    long ms = e ? strtol(e, NULL, 10) : 0;
+    if (ms <= 0 || ms > 60000)
+        return;
+    fprintf(stderr, "kodiakd: holding start for %ld ms (KD_TEST_START_HOLD_MS)\n", ms);
+    struct timespec left = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&left, &left) != 0 && errno == EINTR) {}
+}
+
 /* ---- options ------------------------------------------------------------------ */
 
 struct kd_options {
@@ -1102,6 +1131,8 @@ int main(int argc, char **argv)
      * machine: 72-93 ms spinning, 41-56 ms yielding; docs/PERFORMANCE.md).
      * OpenMPI reads it in MPI_Init. */
     setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
+    catch_stop_signals();
+    test_start_hold();
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     MPI_Comm_dup(MPI_COMM_WORLD, &kd_srv.comm);
     MPI_Comm_rank(kd_srv.comm, &kd_srv.rank);
@@ -1110,12 +1141,7 @@ int main(int argc, char **argv)
     int ok = parse_options(argc, argv, &opt) == 0;
     if (kd_srv.rank == 0 && pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
         stop_pipe[0] = stop_pipe[1] = -1; /* fall back to a 1 s poll timeout */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_signal;
-    sa.sa_flags = SA_SIGINFO;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    catch_stop_signals();
 
     /* the access token, and a random name for rank 0's Unix socket (so no
      * one can take it first): only rank 0 needs them */

@@ -217,6 +217,48 @@ def test_sigterm_to_rank_0_alone_stops_the_server_with_exit_code_0():
         s.stop()
 
 
+def test_sigterm_to_the_ranks_while_they_start_stops_the_server_with_exit_code_0(tmp_path):
+    """A SIGTERM that comes before MPI_Init is done is not the default
+    action (ranks dead without MPI_Finalize, mpirun reporting a crash): the
+    ranks start, rank 0 sees the stop asked and stops them all cleanly.
+    KD_TEST_START_HOLD_MS holds each rank before MPI_Init so that the
+    signal surely lands there; rank 0 is not known yet, so every rank gets
+    it (the others ignore it, as after the start)."""
+    import subprocess
+    from conftest import KODIAKD, die_with_us, mpi_env
+    connect_file = tmp_path / "connect.json"
+    log = open(tmp_path / "kodiakd.log", "w+")
+    proc = subprocess.Popen(
+        ["mpirun", "-np", "2", "--oversubscribe", "--bind-to", "none", KODIAKD, "--port", "0",
+         "--connect-file", str(connect_file)], stdout=log, stderr=subprocess.STDOUT,
+        env={**mpi_env(), "KD_TEST_START_HOLD_MS": "1500"}, start_new_session=True,
+        preexec_fn=die_with_us)
+    try:
+        deadline = time.time() + 30
+        out = ""
+        while out.count("holding start") < 2:  # both ranks hold before MPI_Init
+            assert time.time() < deadline and proc.poll() is None, f"ranks did not start: {out}"
+            time.sleep(0.02)
+            log.seek(0)
+            out = log.read()
+        ranks = launcher.rank_pids(proc.pid)
+        assert len(ranks) == 2, ranks
+        for p in ranks:
+            os.kill(p, signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert wait_gone(ranks)
+        log.seek(0)
+        out = log.read()
+        assert out.count("holding start") == 2, out  # the signal came during the hold
+        assert "kodiakd stopped\n" in out, out
+        assert not connect_file.exists()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
 # ---- idle is idle -----------------------------------------------------------------------------
 
 def test_an_idle_two_rank_server_uses_under_5_percent_of_a_core():
