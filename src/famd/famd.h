@@ -154,6 +154,8 @@ struct famd {
     /* per-uid quotas (0: no limit; root is exempt, docs/SECURITY.md) */
     uint64_t quota_objects; /* regions + items one uid may hold */
     uint64_t quota_bytes;   /* item bytes one uid may hold */
+    uint64_t quota_backup_bytes; /* bytes of backup files (and parts being
+                                    staged) one uid may hold in data_dir */
     struct famd_usage *usage; /* one entry per uid holding something */
     size_t nusage, capusage;
     /* identity of TCP clients (famd_auth.c) */

@@ -208,6 +208,61 @@ static void stage_unlink(struct famd *d, const struct famd_stage *st)
     unlink(tmp);
 }
 
+/* Bytes of backups uid holds in data_dir: its backup files (by the
+ * owner in each header) and the parts it is staging, less the backup
+ * `replacing` (the name being written again, if it is uid's: it goes when
+ * the new one is put in place). Read from the directory each time, so
+ * nothing to keep in step with files made, replaced or deleted, or left
+ * by an earlier famd. */
+static uint64_t backup_bytes_of(struct famd *d, uint32_t uid, const char *replacing)
+{
+    uint64_t used = 0;
+    DIR *dir = opendir(d->data_dir);
+    if (!dir) return 0;
+    size_t sl = strlen(BAK_SUFFIX);
+    for (struct dirent *e; (e = readdir(dir));) {
+        size_t l = strlen(e->d_name);
+        if (l <= sl || strcmp(e->d_name + l - sl, BAK_SUFFIX) || l - sl > FAM_NAME_MAX)
+            continue;
+        char name[FAM_NAME_MAX + 1];
+        snprintf(name, sizeof name, "%.*s", (int)(l - sl), e->d_name);
+        if (!strcmp(name, replacing)) continue;
+        struct famd_bak h;
+        int fd;
+        if (bak_open_hdr(d, name, &h, &fd)) continue; /* damaged: root deletes it */
+        struct stat st;
+        if (h.uid == uid && fstat(fd, &st) == 0) used += (uint64_t)st.st_size;
+        close(fd);
+    }
+    closedir(dir);
+    for (int i = 0; d->stage && i < FAMD_MAX_STAGED; i++) {
+        char tmp[4400];
+        struct stat st;
+        snprintf(tmp, sizeof tmp, "%s/%s", d->data_dir, d->stage[i].tmp);
+        if (d->stage[i].conn && d->stage[i].uid == uid && stat(tmp, &st) == 0)
+            used += (uint64_t)st.st_size;
+    }
+    d->err[0] = '\0';
+    return used;
+}
+
+/* May c write a backup of `bytes` bytes called `name`? (--quota-backup-bytes;
+ * root and famd's own uid are not held to it, as to the pool's quotas) */
+static int backup_quota_check(struct famd *d, const struct famd_cred *c, const char *name,
+                              uint64_t bytes)
+{
+    uint64_t q = d->quota_backup_bytes;
+    if (!q || c->uid == 0 || c->uid == (uint32_t)geteuid()) return 0;
+    uint64_t used = backup_bytes_of(d, c->uid, name);
+    if (bytes > q || used > q - bytes)
+        return famd_fail(d, FAM_ENOSPACE, "cannot write backup '%s' of %llu bytes: "
+                         "uid %u holds %llu bytes of backups on this memory server "
+                         "and its quota is %llu (famd --quota-backup-bytes)", name,
+                         (unsigned long long)bytes, c->uid, (unsigned long long)used,
+                         (unsigned long long)q);
+    return 0;
+}
+
 int famd_backup_write(struct famd *d, int32_t slot, const char *name,
                       const struct famd_cred *c, int staged)
 {
@@ -223,6 +278,7 @@ int famd_backup_write(struct famd *d, int32_t slot, const char *name,
         if ((rc = bak_may(d, &old, c, FAMD_W, name))) return rc;
     }
     d->err[0] = '\0';
+    if ((rc = backup_quota_check(d, c, name, sizeof h + atomic_load(&r->size)))) return rc;
     memcpy(h.magic, BAK_MAGIC, 8);
     h.version = 1;
     h.size = atomic_load(&r->size);

@@ -4,6 +4,7 @@
  *   famd --port P --pool-size SIZE [--pool-file PATH] [--provider shm|tcp]
  *        [--host ADDR] [--data-dir DIR] [--spin-us N] [--verbose]
  *        [--quota-objects N|P%] [--quota-bytes SIZE|P%]
+ *        [--quota-backup-bytes SIZE|P%]
  *        [--max-conns N] [--max-conns-per-user N] [--conn-buffer SIZE]
  *        [--hello-timeout SEC] [--auth none|munge] [--munge-socket PATH]
  *        [--auth-max-age SEC] [--auth-cache N]
@@ -48,6 +49,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/statvfs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -772,6 +774,9 @@ static void usage(FILE *f)
         "                    (default 50%%; 0: no limit)\n"
         "  --quota-bytes SIZE|P%%  item bytes one uid may hold\n"
         "                    here (default 50%% of the pool; 0: no limit)\n"
+        "  --quota-backup-bytes SIZE|P%%  bytes of backups one uid may\n"
+        "                    keep in --data-dir (default 50%% of its file\n"
+        "                    system; 0: no limit)\n"
         "  --max-conns N     client connections at once (default 1024)\n"
         "  --max-conns-per-user N\n"
         "                    of those, per uid, or per client host over TCP\n"
@@ -807,6 +812,7 @@ int main(int argc, char **argv)
         {"verbose", no_argument, 0, 'v'},
         {"quota-objects", required_argument, 0, 'Q'},
         {"quota-bytes", required_argument, 0, 'q'},
+        {"quota-backup-bytes", required_argument, 0, 'Y'},
         {"help", no_argument, 0, 'h'},
         {"auth", required_argument, 0, 'A'},
         {"munge-socket", required_argument, 0, 'M'},
@@ -829,8 +835,8 @@ int main(int argc, char **argv)
     const char *data_dir = NULL;
     /* per-uid quotas (famd_pool.c): an absolute value, or a percentage of
      * the metadata slots / pool bytes, known once the pool is open */
-    uint64_t q_objs = 50, q_bytes = 50;
-    int q_objs_pct = 1, q_bytes_pct = 1;
+    uint64_t q_objs = 50, q_bytes = 50, q_bak = 50;
+    int q_objs_pct = 1, q_bytes_pct = 1, q_bak_pct = 1;
     /* limits: 1024 connections as before, a quarter per user (a kodiakd
      * opens one per rank and famd); 64 KiB holds ~70 pipelined requests,
      * where libfam sends one at a time; an honest client says HELLO in
@@ -842,7 +848,7 @@ int main(int argc, char **argv)
     int auth_munge = 0, auth_max_age = 60;
     long auth_cache = 65536;
     const char *munge_socket = NULL;
-    for (int ch; (ch = getopt_long(argc, argv, "p:s:f:P:H:d:S:F:C:U:B:T:vhQ:q:A:M:G:K:", opts, NULL)) != -1;) {
+    for (int ch; (ch = getopt_long(argc, argv, "p:s:f:P:H:d:S:F:C:U:B:T:vhQ:q:Y:A:M:G:K:", opts, NULL)) != -1;) {
         switch (ch) {
         case 'p': port = atoi(optarg); break;
         case 's':
@@ -898,7 +904,8 @@ int main(int argc, char **argv)
             break;
         case 'v': verbose = 1; break;
         case 'Q':
-        case 'q': { /* a count (Q) or a size (q), or a percentage P% */
+        case 'Y':
+        case 'q': { /* a count (Q) or a size (q, Y), or a percentage P% */
             size_t l = strlen(optarg);
             int pct = l > 1 && optarg[l - 1] == '%', ok;
             char *end;
@@ -914,10 +921,12 @@ int main(int argc, char **argv)
             }
             if (!ok) {
                 fprintf(stderr, "famd: bad --quota-%s '%s'\n",
-                        ch == 'Q' ? "objects" : "bytes", optarg);
+                        ch == 'Q' ? "objects" : ch == 'Y' ? "backup-bytes" : "bytes",
+                        optarg);
                 return 2;
             }
             if (ch == 'Q') { q_objs = v; q_objs_pct = pct; }
+            else if (ch == 'Y') { q_bak = v; q_bak_pct = pct; }
             else { q_bytes = v; q_bytes_pct = pct; }
             break;
         }
@@ -991,6 +1000,14 @@ int main(int argc, char **argv)
                                 : q_bytes;
     if (q_objs_pct && q_objs && !d.quota_objects) d.quota_objects = 1;
     if (q_bytes_pct && q_bytes && !d.quota_bytes) d.quota_bytes = FAMD_PAGE;
+    d.quota_backup_bytes = q_bak;
+    if (q_bak_pct && data_dir) { /* a share of the data directory's file system */
+        struct statvfs fs;
+        d.quota_backup_bytes = 0;
+        if (q_bak && statvfs(data_dir, &fs) == 0)
+            d.quota_backup_bytes = (uint64_t)fs.f_blocks * fs.f_frsize / 100 * q_bak;
+        if (q_bak && !d.quota_backup_bytes) d.quota_backup_bytes = FAMD_PAGE;
+    }
     /* TCP first (port 0 picks one), then the Unix socket of that port; a
      * port picked for us whose Unix name is taken (a famd on another
      * address of this host has that port) is given back for another */

@@ -599,6 +599,79 @@ static void quotas_set_on_the_command_line_are_exact(void **state)
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* --quota-backup-bytes: uid 65534 may keep 3 MiB of backups (two of a
+ * 1 MiB item, with their headers, and not a third); writing one of them
+ * again is no more; deleting one gives room back; root is not held. */
+static void nobody_hits_the_backup_quota(const char *addr)
+{
+    fam_t *g = client(addr);
+    CEXPECT(g != NULL);
+    fam_region_t *pub;
+    fam_item_t *d;
+    fam_backup_info_t info;
+    CEXPECT(fam_lookup_region(g, "pub", &pub) == 0);
+    CEXPECT(fam_allocate(g, "src", 1 << 20, 0600, pub, &d) == 0);
+    static char buf[1 << 20];
+    memset(buf, 0x5a, sizeof buf);
+    CEXPECT(fam_put_blocking(g, buf, d, 0, sizeof buf) == 0);
+    CEXPECT(fam_backup(g, d, "n0") == 0);
+    CEXPECT(fam_backup(g, d, "n1") == 0);
+    CEXPECT(fam_backup(g, d, "n2") == FAM_ENOSPACE);
+    CEXPECT(strstr(fam_last_error(), "--quota-backup-bytes") != NULL);
+    CEXPECT(strstr(fam_last_error(), "uid 65534") != NULL);
+    CEXPECT(fam_stat_backup(g, "n2", &info) == FAM_ENOTFOUND); /* nothing left behind */
+    CEXPECT(fam_backup(g, d, "n1") == 0);                   /* replacing: no more bytes */
+    CEXPECT(fam_delete_backup(g, "n0") == 0);               /* gives room back */
+    CEXPECT(fam_backup(g, d, "n2") == 0);
+    CEXPECT(fam_backup(g, d, "n3") == FAM_ENOSPACE);
+    CEXPECT(fam_stat_backup(g, "n1", &info) == 0 && info.size == 1 << 20);
+    _exit(0);
+}
+
+static void backups_stop_at_the_uid_backup_quota(void **state)
+{
+    (void)state;
+    if (strcmp(test_provider(), "tcp") != 0) {
+        print_message("another uid cannot use libfam over shm: tcp only\n");
+        skip();
+    }
+    char dir[] = "/tmp/kodiak-bakquota-XXXXXX", opt[96], addr[96];
+    assert_non_null(mkdtemp(dir));
+    snprintf(opt, sizeof opt, "--data-dir=%s", dir);
+    pid_t famd = spawn_with(opt, "--quota-backup-bytes=3M", addr, sizeof addr);
+    fam_t *f = client(addr);
+    assert_non_null(f);
+    fam_region_t *pub;
+    CHECK_OK(fam_create_region(f, "pub", 32 << 20, 0777, NULL, &pub));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
+            setresuid(NOBODY, NOBODY, NOBODY))
+            _exit(2);
+        nobody_hits_the_backup_quota(addr);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("the other user's checks failed (status 0x%x)", st);
+    /* root: four backups of 1 MiB, past the quota */
+    fam_item_t *d;
+    CHECK_OK(fam_allocate(f, "rootsrc", 1 << 20, 0600, pub, &d));
+    for (int i = 0; i < 4; i++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "r%d", i);
+        CHECK_OK(fam_backup(f, d, nm));
+    }
+    const char *left[] = {"n1", "n2", "r0", "r1", "r2", "r3"};
+    for (size_t i = 0; i < sizeof left / sizeof *left; i++) CHECK_OK(fam_delete_backup(f, left[i]));
+    fam_finalize(f);
+    kill(famd, SIGTERM);
+    assert_int_equal(waitpid(famd, &st, 0), famd);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(rmdir(dir), 0); /* every backup file was deleted */
+}
+
 int main(void)
 {
     if (getuid() != 0) {
@@ -613,6 +686,7 @@ int main(void)
         cmocka_unit_test(famds_killed_while_a_create_is_half_done),
         cmocka_unit_test(per_uid_quotas_stop_one_user_and_not_the_others),
         cmocka_unit_test(quotas_set_on_the_command_line_are_exact),
+        cmocka_unit_test(backups_stop_at_the_uid_backup_quota),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     unmount_tmpfs();

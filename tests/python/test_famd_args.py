@@ -27,6 +27,8 @@ def run_famd(*args):
     ("--max-conns", "0", "want 1 to 1000000"),
     ("--max-conns", "lots", "want 1 to 1000000"),
     ("--pool-size", "big", "bad --pool-size"),
+    ("--quota-backup-bytes", "lots", "bad --quota-backup-bytes"),
+    ("--quota-backup-bytes", "120%", "bad --quota-backup-bytes"),
 ])
 def test_a_bad_value_is_refused_at_start(opt, value, want):
     r = run_famd(opt, value)
