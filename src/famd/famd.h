@@ -151,6 +151,8 @@ struct famd {
     size_t npend, cappend;
     struct famd_stage *stage; /* staged backup parts, FAMD_MAX_STAGED */
     uint64_t stage_serial;  /* makes staged file names unique */
+    uint64_t backup_gen;    /* +1 each time famd changes what data_dir lists */
+    struct famd_baklist *baklist; /* the last listing (famd_backup_list) */
     /* per-uid quotas (0: no limit; root is exempt, docs/SECURITY.md) */
     uint64_t quota_objects; /* regions + items one uid may hold */
     uint64_t quota_bytes;   /* item bytes one uid may hold */

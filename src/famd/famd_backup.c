@@ -349,6 +349,7 @@ int famd_backup_write(struct famd *d, int32_t slot, const char *name,
         snprintf(st->tmp, sizeof st->tmp, "%s", leaf);
         return 0;
     }
+    d->backup_gen++;
     if (rename(tmp, path)) {
         rc = famd_fail(d, FAM_EIO, "cannot write backup '%s': %s", name,
                        strerror(errno));
@@ -394,6 +395,7 @@ int famd_backup_commit(struct famd *d, const char *name,
     char path[4200], tmp[4400];
     bak_path(d, name, path, sizeof path);
     snprintf(tmp, sizeof tmp, "%s/%s", d->data_dir, st->tmp);
+    d->backup_gen++;
     if (rename(tmp, path)) {
         rc = famd_fail(d, FAM_EIO, "cannot put backup '%s' in place: %s", name,
                        strerror(errno));
@@ -403,6 +405,8 @@ int famd_backup_commit(struct famd *d, const char *name,
     sync_dir(d);
     return 0;
 }
+
+static void list_drop(struct famd *d);
 
 /* A control connection closed: its staged parts go. */
 void famd_backup_conn_gone(struct famd *d, uint64_t conn)
@@ -422,6 +426,7 @@ void famd_backup_clean(struct famd *d)
 {
     free(d->stage);
     d->stage = NULL;
+    list_drop(d);
     if (!d->data_dir) return;
     DIR *dir = opendir(d->data_dir);
     if (!dir) return;
@@ -452,6 +457,7 @@ int famd_backup_delete(struct famd *d, const char *name, const struct famd_cred 
     }
     char path[4200];
     bak_path(d, name, path, sizeof path);
+    d->backup_gen++;
     if (unlink(path))
         return famd_fail(d, FAM_EIO, "cannot delete backup '%s': %s", name,
                          strerror(errno));
@@ -463,44 +469,97 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The backups one client may read, by name, as a listing made for the
+ * last BACKUP_LIST: a client lists with one request per backup (index 0,
+ * 1, ...), and each request used to read the directory and the header of
+ * every backup before the one asked for, O(n^2) header reads for a whole
+ * listing of n. The listing is kept until famd changes the directory
+ * (backup_gen: a backup written, put in place or deleted) or another
+ * identity lists. */
+struct famd_baklist {
+    uint64_t gen;          /* backup_gen it was made at */
+    struct famd_cred who;  /* whose listing it is */
+    char **names;          /* the backups `who` may read, sorted */
+    size_t n;
+};
+
+static void list_drop(struct famd *d)
+{
+    struct famd_baklist *l = d->baklist;
+    if (!l) return;
+    for (size_t i = 0; i < l->n; i++) free(l->names[i]);
+    free(l->names);
+    free(l);
+    d->baklist = NULL;
+}
+
+static int list_make(struct famd *d, const struct famd_cred *c)
+{
+    list_drop(d);
+    DIR *dir = opendir(d->data_dir);
+    if (!dir)
+        return famd_fail(d, FAM_EIO, "cannot read %s: %s", d->data_dir,
+                         strerror(errno));
+    struct famd_baklist *l = calloc(1, sizeof *l);
+    if (!l) {
+        closedir(dir);
+        return famd_fail(d, FAM_ENOMEM, "out of memory");
+    }
+    size_t cap = 0, sl = strlen(BAK_SUFFIX);
+    int rc = 0;
+    for (struct dirent *e; !rc && (e = readdir(dir));) {
+        size_t len = strlen(e->d_name);
+        if (len <= sl || strcmp(e->d_name + len - sl, BAK_SUFFIX)) continue;
+        if (l->n == cap) {
+            char **nn = realloc(l->names, (cap = cap ? 2 * cap : 64) * sizeof *nn);
+            if (!nn) { rc = famd_fail(d, FAM_ENOMEM, "out of memory"); break; }
+            l->names = nn;
+        }
+        if (!(l->names[l->n] = strndup(e->d_name, len - sl)))
+            rc = famd_fail(d, FAM_ENOMEM, "out of memory");
+        else
+            l->n++;
+    }
+    closedir(dir);
+    if (l->n) qsort(l->names, l->n, sizeof *l->names, cmp_str);
+    size_t k = 0; /* keep those c may read (and intact) */
+    for (size_t i = 0; i < l->n; i++) {
+        struct famd_bak b;
+        if (famd_backup_stat(d, l->names[i], c, &b) == 0)
+            l->names[k++] = l->names[i];
+        else
+            free(l->names[i]);
+    }
+    l->n = k;
+    l->gen = d->backup_gen;
+    l->who = *c;
+    d->baklist = l;
+    d->err[0] = '\0';
+    if (rc) list_drop(d);
+    return rc;
+}
+
 /* The index-th backup (by name) that c may read, in *h and *name_out. */
 int famd_backup_list(struct famd *d, uint64_t index, const struct famd_cred *c,
                      struct famd_bak *h, char *name_out, size_t name_len)
 {
     int rc = need_dir(d);
     if (rc) return rc;
-    DIR *dir = opendir(d->data_dir);
-    if (!dir)
-        return famd_fail(d, FAM_EIO, "cannot read %s: %s", d->data_dir,
-                         strerror(errno));
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    for (struct dirent *e; (e = readdir(dir));) {
-        size_t l = strlen(e->d_name), sl = strlen(BAK_SUFFIX);
-        if (l <= sl || strcmp(e->d_name + l - sl, BAK_SUFFIX)) continue;
-        if (n == cap) {
-            char **nn = realloc(names, (cap = cap ? 2 * cap : 64) * sizeof *nn);
-            if (!nn) break;
-            names = nn;
-        }
-        if ((names[n] = strndup(e->d_name, l - sl))) n++;
+    struct famd_baklist *l = d->baklist;
+    if (!l || l->gen != d->backup_gen || memcmp(&l->who, c, sizeof *c) != 0 ||
+        (index == 0)) { /* a new listing starts: the directory afresh */
+        if ((rc = list_make(d, c))) return rc;
+        l = d->baklist;
     }
-    closedir(dir);
-    qsort(names, n, sizeof *names, cmp_str);
-    rc = famd_fail(d, FAM_ENOTFOUND, "no more backups");
-    uint64_t seen = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct famd_bak b;
-        if (famd_backup_stat(d, names[i], c, &b)) continue; /* damaged or not ours */
-        if (seen++ == index) {
-            *h = b;
-            snprintf(name_out, name_len, "%s", names[i]);
+    for (int tries = 0;; tries++) {
+        if (index >= l->n) return famd_fail(d, FAM_ENOTFOUND, "no more backups");
+        if ((rc = famd_backup_stat(d, l->names[index], c, h)) == 0) {
+            snprintf(name_out, name_len, "%s", l->names[index]);
             d->err[0] = '\0';
-            rc = 0;
-            break;
+            return 0;
         }
+        /* changed behind famd's back (by hand in data_dir)? list once more */
+        if (tries || (rc = list_make(d, c))) return rc;
+        l = d->baklist;
     }
-    for (size_t i = 0; i < n; i++) free(names[i]);
-    free(names);
-    return rc;
 }

@@ -420,12 +420,79 @@ static void test_openfam_c_backup_calls(void **state)
     c_fam_delete(c);
 }
 
+/* A listing is one request per backup; famd keeps the listing it made
+ * between them (until it changes the directory itself). Whatever changed
+ * between two listings, the next one is exactly the backups there are, in
+ * name order. */
+static int names_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void assert_listed(fam_t *c, char **want, size_t nwant)
+{
+    fam_backup_info_t *list;
+    size_t n, k = 0;
+    CHECK_OK(fam_list_backups(c, &list, &n));
+    qsort(want, nwant, sizeof *want, names_cmp);
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(list[i].name, "lst-", 4)) continue; /* other tests' */
+        assert_true(k < nwant);
+        assert_string_equal(list[i].name, want[k]);
+        assert_int_equal(list[i].size, 100 + (strtol(list[i].name + 4, NULL, 10) % 7));
+        k++;
+    }
+    assert_int_equal(k, nwant);
+    free(list);
+}
+
+static void test_a_listing_follows_every_change(void **state)
+{
+    (void)state;
+    static char names[80][16];
+    char *want[80];
+    size_t n = 0;
+    fam_region_t *r;
+    CHECK_OK(fam_create_region(one, "blst", 1 << 20, 0777, NULL, &r));
+    fam_item_t *d[7];
+    for (int s = 0; s < 7; s++) {
+        char nm[16];
+        uint8_t *bytes;
+        snprintf(nm, sizeof nm, "lsrc%d", s);
+        d[s] = filled(one, r, nm, 100 + (uint64_t)s, 0600, &bytes);
+        free(bytes);
+    }
+    for (int i = 0; i < 40; i++) { /* made out of name order */
+        int k = (i * 17) % 40;
+        snprintf(names[k], sizeof names[k], "lst-%02d", k);
+        CHECK_OK(fam_backup(one, d[k % 7], names[k]));
+    }
+    for (int k = 0; k < 40; k++) want[n++] = names[k];
+    assert_listed(one, want, n);
+    assert_listed(one, want, n); /* again, nothing changed */
+    for (int k = 0; k < 40; k += 8) CHECK_OK(fam_delete_backup(one, names[k]));
+    n = 0;
+    for (int k = 0; k < 40; k++)
+        if (k % 8) want[n++] = names[k];
+    for (int k = 40; k < 43; k++) {
+        snprintf(names[k], sizeof names[k], "lst-%02d", k);
+        CHECK_OK(fam_backup(one, d[k % 7], names[k]));
+        want[n++] = names[k];
+    }
+    assert_listed(one, want, n);
+    for (size_t i = 0; i < n; i++) CHECK_OK(fam_delete_backup(one, want[i]));
+    assert_listed(one, want, 0);
+    for (int s = 0; s < 7; s++) CHECK_OK(fam_deallocate(one, d[s]));
+    CHECK_OK(fam_destroy_region(one, r));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backup_destroy_restore_gives_identical_bytes_and_metadata),
         cmocka_unit_test(test_damaged_backup_is_an_error_and_changes_nothing),
         cmocka_unit_test(test_backups_survive_a_restart_and_are_listed),
+        cmocka_unit_test(test_a_listing_follows_every_change),
         cmocka_unit_test(test_bad_names_and_missing_backups),
         cmocka_unit_test(test_restore_into_an_item_on_another_server),
         cmocka_unit_test(test_striped_item_backup_and_restore),
