@@ -533,6 +533,33 @@ static pid_t spawn_with(const char *opt1, const char *opt2, char *addr, size_t n
     return pid;
 }
 
+/* A famd started with opt1 and opt2, root's open region "pub" (32 MiB) in
+ * it, and `checks` run in a child as uid 65534 (which must exit 0); root's
+ * client and region for what follows. Returns famd's pid. */
+static pid_t nobody_on_famd_with(const char *opt1, const char *opt2, char *addr, size_t n,
+                                 void (*checks)(const char *addr), fam_t **f,
+                                 fam_region_t **pub)
+{
+    pid_t famd = spawn_with(opt1, opt2, addr, n);
+    *f = client(addr);
+    assert_non_null(*f);
+    CHECK_OK(fam_create_region(*f, "pub", 32 << 20, 0777, NULL, pub));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
+            setresuid(NOBODY, NOBODY, NOBODY))
+            _exit(2);
+        checks(addr);
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("the other user's checks failed (status 0x%x)", st);
+    return famd;
+}
+
 static void nobody_hits_explicit_quotas(const char *addr)
 {
     fam_t *g = client(addr);
@@ -567,24 +594,11 @@ static void quotas_set_on_the_command_line_are_exact(void **state)
         skip();
     }
     char addr[96];
-    pid_t famd = spawn_with("--quota-objects=5", "--quota-bytes=3M", addr,
-                            sizeof addr);
-    fam_t *f = client(addr);
-    assert_non_null(f);
+    fam_t *f;
     fam_region_t *pub;
-    CHECK_OK(fam_create_region(f, "pub", 32 << 20, 0777, NULL, &pub));
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
-            setresuid(NOBODY, NOBODY, NOBODY))
-            _exit(2);
-        nobody_hits_explicit_quotas(addr);
-    }
+    pid_t famd = nobody_on_famd_with("--quota-objects=5", "--quota-bytes=3M", addr,
+                                     sizeof addr, nobody_hits_explicit_quotas, &f, &pub);
     int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fail_msg("the other user's checks failed (status 0x%x)", st);
     /* root: past both quotas */
     fam_item_t *d[6];
     for (int i = 0; i < 6; i++) {
@@ -638,23 +652,11 @@ static void backups_stop_at_the_uid_backup_quota(void **state)
     char dir[] = "/tmp/kodiak-bakquota-XXXXXX", opt[96], addr[96];
     assert_non_null(mkdtemp(dir));
     snprintf(opt, sizeof opt, "--data-dir=%s", dir);
-    pid_t famd = spawn_with(opt, "--quota-backup-bytes=3M", addr, sizeof addr);
-    fam_t *f = client(addr);
-    assert_non_null(f);
+    fam_t *f;
     fam_region_t *pub;
-    CHECK_OK(fam_create_region(f, "pub", 32 << 20, 0777, NULL, &pub));
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
-            setresuid(NOBODY, NOBODY, NOBODY))
-            _exit(2);
-        nobody_hits_the_backup_quota(addr);
-    }
+    pid_t famd = nobody_on_famd_with(opt, "--quota-backup-bytes=3M", addr, sizeof addr,
+                                     nobody_hits_the_backup_quota, &f, &pub);
     int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fail_msg("the other user's checks failed (status 0x%x)", st);
     /* root: four backups of 1 MiB, past the quota */
     fam_item_t *d;
     CHECK_OK(fam_allocate(f, "rootsrc", 1 << 20, 0600, pub, &d));
