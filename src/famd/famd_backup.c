@@ -208,6 +208,17 @@ static void stage_unlink(struct famd *d, const struct famd_stage *st)
     unlink(tmp);
 }
 
+/* Is directory entry `leaf` a backup, NAME.fambak? Then NAME in name
+ * (FAM_NAME_MAX + 1 bytes). */
+static int backup_leaf(const char *leaf, char *name)
+{
+    size_t l = strlen(leaf), sl = strlen(BAK_SUFFIX);
+    if (l <= sl || strcmp(leaf + l - sl, BAK_SUFFIX) || l - sl > FAM_NAME_MAX) return 0;
+    memcpy(name, leaf, l - sl);
+    name[l - sl] = '\0';
+    return 1;
+}
+
 /* Bytes of backups uid holds in data_dir: its backup files (by the
  * owner in each header) and the parts it is staging, less the backup
  * `replacing` (the name being written again, if it is uid's: it goes when
@@ -219,14 +230,9 @@ static uint64_t backup_bytes_of(struct famd *d, uint32_t uid, const char *replac
     uint64_t used = 0;
     DIR *dir = opendir(d->data_dir);
     if (!dir) return 0;
-    size_t sl = strlen(BAK_SUFFIX);
+    char name[FAM_NAME_MAX + 1];
     for (struct dirent *e; (e = readdir(dir));) {
-        size_t l = strlen(e->d_name);
-        if (l <= sl || strcmp(e->d_name + l - sl, BAK_SUFFIX) || l - sl > FAM_NAME_MAX)
-            continue;
-        char name[FAM_NAME_MAX + 1];
-        snprintf(name, sizeof name, "%.*s", (int)(l - sl), e->d_name);
-        if (!strcmp(name, replacing)) continue;
+        if (!backup_leaf(e->d_name, name) || !strcmp(name, replacing)) continue;
         struct famd_bak h;
         int fd;
         if (bak_open_hdr(d, name, &h, &fd)) continue; /* damaged: root deletes it */
@@ -505,17 +511,17 @@ static int list_make(struct famd *d, const struct famd_cred *c)
         closedir(dir);
         return famd_fail(d, FAM_ENOMEM, "out of memory");
     }
-    size_t cap = 0, sl = strlen(BAK_SUFFIX);
+    size_t cap = 0;
     int rc = 0;
+    char name[FAM_NAME_MAX + 1];
     for (struct dirent *e; !rc && (e = readdir(dir));) {
-        size_t len = strlen(e->d_name);
-        if (len <= sl || strcmp(e->d_name + len - sl, BAK_SUFFIX)) continue;
+        if (!backup_leaf(e->d_name, name)) continue;
         if (l->n == cap) {
             char **nn = realloc(l->names, (cap = cap ? 2 * cap : 64) * sizeof *nn);
             if (!nn) { rc = famd_fail(d, FAM_ENOMEM, "out of memory"); break; }
             l->names = nn;
         }
-        if (!(l->names[l->n] = strndup(e->d_name, len - sl)))
+        if (!(l->names[l->n] = strdup(name)))
             rc = famd_fail(d, FAM_ENOMEM, "out of memory");
         else
             l->n++;

@@ -245,6 +245,10 @@ int kd_agree(kd_cmd *c, int rc);
  * waiting for its turn must leave the cores to the ranks and memory
  * servers doing the work). */
 void kd_quiet_barrier(MPI_Comm comm);
+/* Tests only: when $env holds a number of ms (1 to 60000), say on stderr
+ * "kodiakd: test hold: <what>, <ms> ms" and wait that long (signals do not
+ * cut the wait short), so that a test can act at that moment. */
+void kd_test_hold(const char *env, const char *what);
 
 /* ---- arguments (missing or wrong-typed arguments fail with a TypeError) ---- */
 

@@ -1598,19 +1598,11 @@ static bool one_commit(void)
 static uint64_t one_commits, one_commits_lost;
 
 /* Tests only: KD_DSD_TEST_HOLD_MS=<ms> holds each one-commit update back
- * that long before its commit, after saying so on stderr, so that a test
- * can have another server commit first (the race this one then loses). */
+ * that long before its commit, so that a test can have another server
+ * commit first (the race this one then loses). */
 static void test_hold(void)
 {
-    const char *e = getenv("KD_DSD_TEST_HOLD_MS");
-    long ms = e ? strtol(e, NULL, 10) : 0;
-    if (ms <= 0 || ms > 60000)
-        return;
-    fprintf(stderr, "kodiakd: test hold: one commit held back %ld ms\n", ms);
-    fflush(stderr);
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts)) {
-    }
+    kd_test_hold("KD_DSD_TEST_HOLD_MS", "one commit held back");
 }
 
 /* Keep batch handle h until the commit; -1 if out of memory. */

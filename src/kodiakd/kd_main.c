@@ -143,20 +143,6 @@ static void catch_stop_signals(void)
     sigaction(SIGINT, &sa, NULL);
 }
 
-/* Tests only: KD_TEST_START_HOLD_MS=<ms> waits that long before MPI_Init
- * (signals do not cut the wait short), so that a test can stop a rank
- * while it starts; it says so on stderr. */
-static void test_start_hold(void)
-{
-    const char *e = getenv("KD_TEST_START_HOLD_MS");
-    long ms = e ? strtol(e, NULL, 10) : 0;
-    if (ms <= 0 || ms > 60000)
-        return;
-    fprintf(stderr, "kodiakd: holding start for %ld ms (KD_TEST_START_HOLD_MS)\n", ms);
-    struct timespec left = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&left, &left) != 0 && errno == EINTR) {}
-}
-
 /* ---- options ------------------------------------------------------------------ */
 
 struct kd_options {
@@ -1132,7 +1118,8 @@ int main(int argc, char **argv)
      * OpenMPI reads it in MPI_Init. */
     setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
     catch_stop_signals();
-    test_start_hold();
+    /* tests: a stop asked while the ranks start (test_server.py) */
+    kd_test_hold("KD_TEST_START_HOLD_MS", "start held back before MPI_Init");
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     MPI_Comm_dup(MPI_COMM_WORLD, &kd_srv.comm);
     MPI_Comm_rank(kd_srv.comm, &kd_srv.rank);

@@ -121,6 +121,18 @@ void kd_quiet_barrier(MPI_Comm comm)
     }
 }
 
+void kd_test_hold(const char *env, const char *what)
+{
+    const char *e = getenv(env);
+    long ms = e ? strtol(e, NULL, 10) : 0;
+    if (ms <= 0 || ms > 60000)
+        return;
+    fprintf(stderr, "kodiakd: test hold: %s, %ld ms (%s)\n", what, ms, env);
+    fflush(stderr);
+    struct timespec left = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&left, &left) != 0 && errno == EINTR) {}
+}
+
 int kd_agree(kd_cmd *c, int rc)
 {
     int mine = rc ? c->rank : c->nranks, first;

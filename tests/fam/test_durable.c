@@ -425,8 +425,28 @@ static void famds_killed_while_a_create_is_half_done(void **state)
         }                                                                 \
     } while (0)
 
-static void nobody_fills_its_quota(const char *addr, int expect_objects)
+/* Run checks(addr) in a child as uid 65534; it must exit 0. */
+static void as_nobody(void (*checks)(const char *addr), const char *addr)
 {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
+            setresuid(NOBODY, NOBODY, NOBODY))
+            _exit(2);
+        checks(addr);
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("the other user's checks failed (status 0x%x)", st);
+}
+
+/* a 64 MiB pool has 2048 metadata slots: half is 1024 for one uid */
+static void nobody_fills_its_quota(const char *addr)
+{
+    const int expect_objects = 1024;
     fam_t *g = client(addr);
     CEXPECT(g != NULL);
     static fam_region_t *regs[4096];
@@ -477,19 +497,7 @@ static void per_uid_quotas_stop_one_user_and_not_the_others(void **state)
     assert_non_null(f);
     fam_region_t *pub;
     CHECK_OK(fam_create_region(f, "pub", 60 << 20, 0777, NULL, &pub));
-    /* a 64 MiB pool has 2048 metadata slots: half is 1024 for one uid */
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
-            setresuid(NOBODY, NOBODY, NOBODY))
-            _exit(2);
-        nobody_fills_its_quota(p.addr, 1024);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fail_msg("the other user's checks failed (status 0x%x)", st);
+    as_nobody(nobody_fills_its_quota, p.addr);
     /* root is not held to quotas: it can still create regions and items */
     fam_region_t *mine;
     fam_item_t *d;
@@ -544,19 +552,7 @@ static pid_t nobody_on_famd_with(const char *opt1, const char *opt2, char *addr,
     *f = client(addr);
     assert_non_null(*f);
     CHECK_OK(fam_create_region(*f, "pub", 32 << 20, 0777, NULL, pub));
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
-            setresuid(NOBODY, NOBODY, NOBODY))
-            _exit(2);
-        checks(addr);
-        _exit(0);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fail_msg("the other user's checks failed (status 0x%x)", st);
+    as_nobody(checks, addr);
     return famd;
 }
 

@@ -236,7 +236,7 @@ def test_sigterm_to_the_ranks_while_they_start_stops_the_server_with_exit_code_0
     try:
         deadline = time.time() + 30
         out = ""
-        while out.count("holding start") < 2:  # both ranks hold before MPI_Init
+        while out.count("test hold: start held back") < 2:  # both ranks hold before MPI_Init
             assert time.time() < deadline and proc.poll() is None, f"ranks did not start: {out}"
             time.sleep(0.02)
             log.seek(0)
@@ -249,7 +249,7 @@ def test_sigterm_to_the_ranks_while_they_start_stops_the_server_with_exit_code_0
         assert wait_gone(ranks)
         log.seek(0)
         out = log.read()
-        assert out.count("holding start") == 2, out  # the signal came during the hold
+        assert out.count("test hold: start held back") == 2, out  # the signal came during the hold
         assert "kodiakd stopped\n" in out, out
         assert not connect_file.exists()
     finally:
